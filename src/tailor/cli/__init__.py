@@ -11,6 +11,7 @@ import sys
 import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from tailor.exceptions import TailorError
 
@@ -30,6 +31,11 @@ EXIT_INPUT_ERROR = 2
 
 def _register() -> None:
     """Attach each sub-command module's Typer app (one module per command group)."""
+    from tailor.cli import demo_cmd, protocol_cmd, randomize_cmd
+
+    app.add_typer(protocol_cmd.app, name="protocol")
+    app.add_typer(randomize_cmd.app, name="randomize")
+    app.command("demo")(demo_cmd.demo)
 
 
 _register()
@@ -41,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, standalone_mode=False)
     except TailorError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return EXIT_INPUT_ERROR
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)

@@ -1,0 +1,617 @@
+"""A SMART protocol as validated data: arms, fields, eligibility, stages, randomization, outcomes.
+
+A protocol is a YAML file (``protocols/best.yaml`` is the built-in BEST trial) parsed into the
+frozen pydantic models below. Nothing in a protocol is ever evaluated as code: criteria and factor
+derivations are structured predicates (:mod:`tailor.rules`). ``load_protocol`` validates the schema
+and then the cross-references (every arm, field, visit and action a rule names must exist) and
+reports every problem with its YAML path, e.g. ``stages[1].options.medium: unknown action 'swap'``.
+
+A protocol version is identified by :attr:`Protocol.content_hash`, the SHA-256 of its canonical
+JSON form, so reformatting or re-commenting the file does not change the version while any change
+of meaning does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from fractions import Fraction
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+)
+
+from tailor.exceptions import ProtocolError
+
+__all__ = [
+    "ACTIONS",
+    "AllOf",
+    "AnyOf",
+    "Arm",
+    "Compare",
+    "Criterion",
+    "Factor",
+    "FieldSpec",
+    "NotOf",
+    "Predicate",
+    "Protocol",
+    "RandomizationSpec",
+    "ResponderDefinition",
+    "ResponseSpec",
+    "RunIn",
+    "Stage",
+    "StageTwoRules",
+    "Visit",
+    "builtin_protocols",
+    "load_protocol",
+    "parse_protocol",
+]
+
+ACTIONS = ("continue", "augment", "switch")
+Phase = Literal["prescreen", "screening", "run_in", "visit0"]
+PHASES: tuple[str, ...] = ("prescreen", "screening", "run_in", "visit0")
+Tagged = Literal["confirmed", "design", "assumed"]
+
+
+def _fraction(value: Any) -> Any:
+    """Accept ``"2/3"`` (as the BEST randomization package writes theta) as well as numbers."""
+    if isinstance(value, str) and "/" in value:
+        try:
+            return float(Fraction(value.strip()))
+        except (ValueError, ZeroDivisionError) as exc:
+            raise ValueError(f"not a fraction: {value!r}") from exc
+    return value
+
+
+Probability = Annotated[float, BeforeValidator(_fraction), Field(ge=0.0, le=1.0)]
+PositiveWeight = Annotated[float, BeforeValidator(_fraction), Field(gt=0.0)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- predicates
+Scalar = float | bool | str
+
+
+class Compare(_Model):
+    """``field op value``: the leaf predicate. ``op`` is a comparison or set membership."""
+
+    field: str
+    op: Literal[">=", ">", "<=", "<", "==", "!=", "in", "not_in"]
+    value: Scalar | list[Scalar]
+
+    @field_validator("value")
+    @classmethod
+    def _list_only_for_membership(cls, v: Any, info: Any) -> Any:
+        op = info.data.get("op")
+        if op in ("in", "not_in") and not isinstance(v, list):
+            raise ValueError(f"op '{op}' needs a list value")
+        if op not in ("in", "not_in") and isinstance(v, list):
+            raise ValueError(f"op '{op}' needs a single value, not a list")
+        return v
+
+
+class AllOf(_Model):
+    all: list[Predicate] = Field(min_length=1)
+
+
+class AnyOf(_Model):
+    any: list[Predicate] = Field(min_length=1)
+
+
+class NotOf(_Model):
+    not_: Predicate = Field(alias="not")
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _predicate_kind(v: Any) -> str:
+    if isinstance(v, dict):
+        for key in ("all", "any", "not"):
+            if key in v:
+                return key
+        return "compare"
+    if isinstance(v, AllOf):
+        return "all"
+    if isinstance(v, AnyOf):
+        return "any"
+    if isinstance(v, NotOf):
+        return "not"
+    return "compare"
+
+
+Predicate = Annotated[
+    Annotated[Compare, Tag("compare")]
+    | Annotated[AllOf, Tag("all")]
+    | Annotated[AnyOf, Tag("any")]
+    | Annotated[NotOf, Tag("not")],
+    Discriminator(_predicate_kind),
+]
+AllOf.model_rebuild()
+AnyOf.model_rebuild()
+NotOf.model_rebuild()
+
+
+def predicate_fields(p: Compare | AllOf | AnyOf | NotOf) -> Iterator[str]:
+    """Every field name a predicate reads, in order of appearance."""
+    if isinstance(p, Compare):
+        yield p.field
+    elif isinstance(p, AllOf):
+        for q in p.all:
+            yield from predicate_fields(q)
+    elif isinstance(p, AnyOf):
+        for q in p.any:
+            yield from predicate_fields(q)
+    else:
+        yield from predicate_fields(p.not_)
+
+
+# --------------------------------------------------------------------------- building blocks
+class Arm(_Model):
+    """A stage-1 treatment arm."""
+
+    code: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
+    name: str
+    kind: str
+    description: str = ""
+
+
+class FieldSpec(_Model):
+    """A named field of a participant record, with its type and valid range."""
+
+    label: str
+    type: Literal["number", "integer", "boolean", "category", "date"]
+    min: float | None = None
+    max: float | None = None
+    unit: str | None = None
+    categories: list[str] | None = None
+    phase: Phase | None = None
+    tag: Tagged = "confirmed"
+
+
+class Criterion(_Model):
+    """An inclusion criterion (must hold) or exclusion criterion (must not hold)."""
+
+    id: str
+    label: str
+    phase: Phase
+    rule: Predicate
+    tag: Tagged = "confirmed"
+
+
+class Contraindication(_Model):
+    """A condition that makes one arm unavailable to a participant."""
+
+    id: str
+    label: str
+    rule: Predicate
+    tag: Tagged = "assumed"
+
+
+class RunIn(_Model):
+    """Run-in engagement required before Visit 0."""
+
+    length_days: int = Field(gt=0)
+    modules_field: str
+    modules_required: int = Field(ge=0)
+    messages_field: str
+    messages_sent: int = Field(gt=0)
+    messages_required: int = Field(ge=0)
+    tag: Tagged = "confirmed"
+
+
+class Eligibility(_Model):
+    inclusion: list[Criterion]
+    exclusion: list[Criterion] = []
+    contraindications: dict[str, list[Contraindication]] = {}
+    max_contraindicated_arms: int = Field(default=1, ge=0)
+
+
+class Window(_Model):
+    """Visit window around the target date, in days; both edges inclusive."""
+
+    before_days: int = Field(ge=0)
+    after_days: int = Field(ge=0)
+    tag: Tagged = "assumed"
+
+
+class Visit(_Model):
+    code: str
+    label: str
+    week: int = Field(ge=0)
+    window: Window
+    assessments: list[str] = []
+    phenotyping: bool = False
+    primary_endpoint: bool = False
+
+
+class Factor(_Model):
+    """A minimization factor: binary from a predicate (``rule``) or categorical from a field."""
+
+    name: str
+    label: str
+    rule: Predicate | None = None
+    field: str | None = None
+    levels: list[str] | None = None
+    tag: Tagged = "confirmed"
+
+
+class RandomizationSpec(_Model):
+    """How one stage allocates: restricted minimization, permuted blocks or simple."""
+
+    method: Literal["minimization", "permuted_block", "simple"]
+    factors: list[Factor] = []
+    theta: Probability | dict[str, Probability] = 2.0 / 3.0
+    omega: PositiveWeight | dict[str, PositiveWeight] = 1.0
+    block_sizes: list[int] = []
+    algorithm_version: str = "tailor-minimization/1"
+    tag: Tagged = "confirmed"
+
+    def theta_for(self, option: str) -> float:
+        if isinstance(self.theta, dict):
+            return float(self.theta.get(option, self.theta.get("default", 2.0 / 3.0)))
+        return float(self.theta)
+
+    def omega_for(self, option: str) -> float:
+        if isinstance(self.omega, dict):
+            return float(self.omega.get(option, self.omega.get("default", 1.0)))
+        return float(self.omega)
+
+
+class ResponseSpec(_Model):
+    """The week-12 response category from PGIC (conventional 1-7 coding, 1 = very much improved)."""
+
+    visit: str
+    measure: str = "pgic"
+    coding: Literal["guy_1_7"] = "guy_1_7"
+    categories: dict[str, list[int]]
+    intolerance_category: str
+    tag: Tagged = "assumed"
+
+
+class StageTwoRules(_Model):
+    """Which stage-2 options exist for a stage-1 arm (contraindicated arms are never offered)."""
+
+    no_switch_to: list[str] = []
+    augment_only_from: list[str] = []
+    augment_partner_excludes: list[str] = []
+    tag: Tagged = "design"
+
+
+class Stage(_Model):
+    number: int = Field(ge=1)
+    label: str
+    start_week: int = Field(ge=0)
+    length_weeks: int = Field(gt=0)
+    decision_visit: str
+    randomization: RandomizationSpec
+    response: ResponseSpec | None = None
+    options: dict[str, list[str]] | None = None
+    rules: StageTwoRules | None = None
+
+
+class ResponderDefinition(_Model):
+    id: str
+    label: str
+    measure: Literal["peg", "pgic"]
+    kind: Literal["relative_reduction", "absolute_reduction", "at_most"]
+    threshold: float
+    default: bool = False
+
+
+class Protocol(_Model):
+    """A validated SMART protocol. Build with :func:`load_protocol` or :func:`parse_protocol`.
+
+    References
+    ----------
+    Murphy SA (2005). An experimental design for the development of adaptive treatment
+    strategies. Stat Med 24:1455-81. BEST: ClinicalTrials.gov NCT05396014.
+    """
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    title: str
+    version: str
+    registry: str = ""
+    arms: list[Arm] = Field(min_length=2)
+    allocation_order: list[str]
+    fields: dict[str, FieldSpec]
+    run_in: RunIn | None = None
+    eligibility: Eligibility
+    visits: list[Visit]
+    stages: list[Stage] = Field(min_length=1)
+    responders: list[ResponderDefinition] = []
+    source_text: str | None = Field(default=None, exclude=True, repr=False)
+
+    # ----------------------------------------------------------------- derived views
+    @cached_property
+    def arm_codes(self) -> tuple[str, ...]:
+        return tuple(a.code for a in self.arms)
+
+    @cached_property
+    def content_hash(self) -> str:
+        """SHA-256 of the canonical JSON form of the protocol (its version identity)."""
+        canonical = json.dumps(
+            self.model_dump(mode="json", by_alias=True, exclude={"source_text"}),
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def stage(self, number: int) -> Stage:
+        for s in self.stages:
+            if s.number == number:
+                return s
+        raise ProtocolError([("stages", f"protocol '{self.name}' has no stage {number}")])
+
+    def visit(self, code: str) -> Visit:
+        for v in self.visits:
+            if v.code == code:
+                return v
+        raise ProtocolError([("visits", f"protocol '{self.name}' has no visit '{code}'")])
+
+    def option_code(self, arms: Iterable[str]) -> str:
+        """Canonical code of a treatment set: its arms in protocol order joined by '+'."""
+        wanted = set(arms)
+        return "+".join(a for a in self.arm_codes if a in wanted)
+
+    def option_arms(self, option: str) -> tuple[str, ...]:
+        return tuple(option.split("+"))
+
+    @property
+    def default_responder(self) -> ResponderDefinition | None:
+        for r in self.responders:
+            if r.default:
+                return r
+        return self.responders[0] if self.responders else None
+
+
+# --------------------------------------------------------------------------- loading
+def _format_loc(loc: Iterable[Any]) -> str:
+    out = ""
+    parts = list(loc)
+    for k, part in enumerate(parts):
+        nxt = parts[k + 1] if k + 1 < len(parts) else None
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part == "compare" or (part in ("all", "any", "not") and nxt == part):
+            continue  # the predicate union's tag; the field name itself follows
+        elif str(part).startswith(("function-", "float", "dict[", "list[", "str", "bool", "int")):
+            continue  # type names pydantic inserts for union members; not part of the YAML path
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _schema_errors(exc: ValidationError) -> list[tuple[str, str]]:
+    seen: set[tuple[str, str]] = set()
+    errors: list[tuple[str, str]] = []
+    for err in exc.errors():
+        path = _format_loc(err["loc"])
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        if "input" in err and err["type"] not in ("missing", "extra_forbidden"):
+            shown = err["input"]
+            if not isinstance(shown, dict | list):
+                msg += f" (got {shown!r})"
+        if (path, msg) not in seen:
+            seen.add((path, msg))
+            errors.append((path, msg))
+    return errors
+
+
+def _check_references(p: Protocol) -> list[tuple[str, str]]:
+    """Cross-reference checks pydantic cannot express; each error carries its YAML path."""
+    errors: list[tuple[str, str]] = []
+    arms = set(p.arm_codes)
+    visits = {v.code for v in p.visits}
+
+    def known_field(path: str, name: str) -> None:
+        if name not in p.fields:
+            errors.append((path, f"unknown field '{name}' (declare it under 'fields')"))
+
+    def check_predicate(path: str, pred: Any) -> None:
+        for name in predicate_fields(pred):
+            known_field(path, name)
+        _check_compare_values(path, pred)
+
+    def _check_compare_values(path: str, pred: Any) -> None:
+        if isinstance(pred, Compare) and pred.field in p.fields:
+            spec = p.fields[pred.field]
+            values = pred.value if isinstance(pred.value, list) else [pred.value]
+            for v in values:
+                if spec.type == "category" and spec.categories and v not in spec.categories:
+                    errors.append((path, f"'{v}' is not a category of field '{pred.field}' "
+                                         f"(allowed: {', '.join(spec.categories)})"))
+                if spec.type in ("number", "integer") and (
+                    isinstance(v, bool) or not isinstance(v, int | float)
+                ):
+                    errors.append((path, f"field '{pred.field}' is numeric; got {v!r}"))
+                if spec.type == "boolean" and not isinstance(v, bool):
+                    errors.append((path, f"field '{pred.field}' is boolean; got {v!r}"))
+        elif isinstance(pred, AllOf | AnyOf):
+            for q in pred.all if isinstance(pred, AllOf) else pred.any:
+                _check_compare_values(path, q)
+        elif isinstance(pred, NotOf):
+            _check_compare_values(path, pred.not_)
+
+    if len(arms) != len(p.arms):
+        errors.append(("arms", "arm codes must be unique"))
+    if sorted(p.allocation_order) != sorted(arms):
+        errors.append(("allocation_order", f"must list every arm exactly once: {sorted(arms)}"))
+    for name, spec in p.fields.items():
+        if spec.type == "category" and not spec.categories:
+            errors.append((f"fields.{name}", "a category field needs 'categories'"))
+        if spec.min is not None and spec.max is not None and spec.min > spec.max:
+            errors.append((f"fields.{name}", f"min {spec.min} > max {spec.max}"))
+    for section in ("inclusion", "exclusion"):
+        ids: set[str] = set()
+        for i, c in enumerate(getattr(p.eligibility, section)):
+            check_predicate(f"eligibility.{section}[{i}].rule", c.rule)
+            if c.id in ids:
+                errors.append((f"eligibility.{section}[{i}].id", f"duplicate id '{c.id}'"))
+            ids.add(c.id)
+    for arm, items in p.eligibility.contraindications.items():
+        if arm not in arms:
+            errors.append((f"eligibility.contraindications.{arm}", f"unknown arm '{arm}'"))
+        for i, c in enumerate(items):
+            check_predicate(f"eligibility.contraindications.{arm}[{i}].rule", c.rule)
+    if p.run_in is not None:
+        known_field("run_in.modules_field", p.run_in.modules_field)
+        known_field("run_in.messages_field", p.run_in.messages_field)
+        if p.run_in.messages_required > p.run_in.messages_sent:
+            errors.append(("run_in.messages_required", "cannot exceed messages_sent"))
+    codes = [v.code for v in p.visits]
+    if len(set(codes)) != len(codes):
+        errors.append(("visits", "visit codes must be unique"))
+    numbers = [s.number for s in p.stages]
+    if numbers != list(range(1, len(numbers) + 1)):
+        errors.append(("stages", f"stages must be numbered 1..{len(numbers)} in order"))
+    for i, s in enumerate(p.stages):
+        base = f"stages[{i}]"
+        if s.decision_visit not in visits:
+            errors.append((f"{base}.decision_visit", f"unknown visit '{s.decision_visit}'"))
+        r = s.randomization
+        for j, f in enumerate(r.factors):
+            fpath = f"{base}.randomization.factors[{j}]"
+            if (f.rule is None) == (f.field is None):
+                errors.append((fpath, "give exactly one of 'rule' (binary) or 'field' (levels)"))
+            if f.rule is not None:
+                check_predicate(f"{fpath}.rule", f.rule)
+            if f.field is not None and f.field not in ("stage1_arm", "response_category"):
+                known_field(f"{fpath}.field", f.field)
+        if r.method == "minimization" and not r.factors:
+            errors.append((f"{base}.randomization.factors", "minimization needs factors"))
+        if r.method == "permuted_block" and not r.block_sizes:
+            errors.append((f"{base}.randomization.block_sizes", "permuted blocks need sizes"))
+        for key in ("theta", "omega"):
+            val = getattr(r, key)
+            if isinstance(val, dict) and s.number == 1:
+                for arm in val:
+                    if arm not in arms and arm != "default":
+                        errors.append((f"{base}.randomization.{key}.{arm}", f"unknown arm '{arm}'"))
+        if s.number == 1:
+            if s.options is not None or s.response is not None:
+                errors.append((base, "stage 1 takes no 'options' or 'response'"))
+            continue
+        if s.response is None or s.options is None or s.rules is None:
+            errors.append((base, "a later stage needs 'response', 'options' and 'rules'"))
+            continue
+        if s.response.visit not in visits:
+            errors.append((f"{base}.response.visit", f"unknown visit '{s.response.visit}'"))
+        cats = set(s.response.categories)
+        for cat, actions in s.options.items():
+            if cat not in cats:
+                errors.append((f"{base}.options.{cat}", f"unknown response category '{cat}'"))
+            if not actions:
+                errors.append((f"{base}.options.{cat}", "needs at least one action"))
+            for a in actions:
+                if a not in ACTIONS:
+                    errors.append((f"{base}.options.{cat}",
+                                   f"unknown action '{a}' (allowed: {', '.join(ACTIONS)})"))
+        for cat in cats - set(s.options):
+            errors.append((f"{base}.options", f"no options for response category '{cat}'"))
+        if s.response.intolerance_category not in cats:
+            errors.append((f"{base}.response.intolerance_category",
+                           f"unknown response category '{s.response.intolerance_category}'"))
+        codes_seen: dict[int, str] = {}
+        for cat, pgic_codes in s.response.categories.items():
+            for c in pgic_codes:
+                if not 1 <= c <= 7:
+                    errors.append((f"{base}.response.categories.{cat}",
+                                   f"PGIC code {c} outside 1-7"))
+                if c in codes_seen:
+                    errors.append((f"{base}.response.categories.{cat}",
+                                   f"PGIC code {c} already maps to '{codes_seen[c]}'"))
+                codes_seen[c] = cat
+        missing = sorted(set(range(1, 8)) - set(codes_seen))
+        if missing:
+            errors.append((f"{base}.response.categories", f"PGIC codes {missing} map to no category"))
+        for key in ("no_switch_to", "augment_only_from", "augment_partner_excludes"):
+            for arm in getattr(s.rules, key):
+                if arm not in arms:
+                    errors.append((f"{base}.rules.{key}", f"unknown arm '{arm}'"))
+    for i, v in enumerate(p.visits):
+        if v.week < 0:
+            errors.append((f"visits[{i}].week", "must be >= 0"))
+    if sum(r.default for r in p.responders) > 1:
+        errors.append(("responders", "at most one responder definition may be the default"))
+    return errors
+
+
+def parse_protocol(data: Mapping[str, Any] | str, *, source: str | None = None) -> Protocol:
+    """Validate a protocol given as a mapping or YAML text; raise :class:`ProtocolError`."""
+    text: str | None = None
+    if isinstance(data, str):
+        text = data
+        try:
+            data = yaml.safe_load(data)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise ProtocolError([(where, f"not valid YAML: {exc}")], source) from exc
+    if not isinstance(data, Mapping):
+        raise ProtocolError([("", "a protocol must be a YAML mapping at the top level")], source)
+    try:
+        protocol = Protocol.model_validate({**data, "source_text": text})
+    except ValidationError as exc:
+        raise ProtocolError(_schema_errors(exc), source) from None
+    errors = _check_references(protocol)
+    if errors:
+        raise ProtocolError(errors, source)
+    return protocol
+
+
+def _builtin_dir() -> Path | None:
+    """Where built-in protocols live: inside the installed wheel, else the source checkout."""
+    packaged = resources.files("tailor").joinpath("_data", "protocols")
+    if packaged.is_dir():
+        return Path(str(packaged))
+    checkout = Path(__file__).resolve().parents[2] / "protocols"
+    return checkout if checkout.is_dir() else None
+
+
+def builtin_protocols() -> dict[str, Path]:
+    """Names and paths of the protocols shipped with tailor."""
+    folder = _builtin_dir()
+    if folder is None:
+        return {}
+    return {p.stem: p for p in sorted(folder.glob("*.yaml"))}
+
+
+def load_protocol(name_or_path: str | Path) -> Protocol:
+    """Load a protocol by built-in name (``"best"``) or by file path.
+
+    Raises
+    ------
+    ProtocolError
+        When the file does not exist, is not YAML, or breaks the schema or a rule; the message
+        lists every problem with its YAML path.
+    """
+    candidate = Path(name_or_path)
+    builtins = builtin_protocols()
+    if candidate.suffix not in (".yaml", ".yml") and str(name_or_path) in builtins:
+        candidate = builtins[str(name_or_path)]
+    if not candidate.is_file():
+        known = ", ".join(builtins) or "none"
+        raise ProtocolError(
+            [("", f"no protocol file or built-in protocol named '{name_or_path}' "
+                  f"(built-in: {known})")]
+        )
+    return parse_protocol(candidate.read_text(encoding="utf-8"), source=str(candidate))
