@@ -1,0 +1,473 @@
+"""A generative model of chronic low back pain for SMART simulation ("amplifier vs guitar").
+
+Vectorized in numpy; every equation and default is in ``docs/simulation.md``. Two latent
+standardized factors drive the baseline picture: ``C`` (central sensitization, the "amplifier":
+body-region count, symptom severity, sleep, fatigue, mood, catastrophizing, pressure-pain
+threshold) and ``P`` (peripheral/mechanical, the "guitar": Modic changes, disc degeneration,
+lumbar range of motion). Treatment effects are relative PEG improvements that depend on ``C`` and
+``P`` as the scenario says; outcomes are generated with common random numbers so every
+participant's outcome under every arm and stage-2 option is known (see :mod:`tailor.stats.truth`).
+
+The module has three parts: the candidate population (the protocol's fields, so the protocol's
+own rules decide eligibility), the outcome model (:class:`OutcomeModel`), and item-level
+responses (PEG, PGIC, FM 2016 body map and symptom items).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tailor.protocol import AllOf, AnyOf, Compare, NotOf, Protocol
+from tailor.stats.allocation import stage_option_sets
+from tailor.stats.scenarios import Scenario
+
+__all__ = [
+    "CATEGORIES",
+    "FM_AREAS",
+    "PEG_WEEKS",
+    "OutcomeModel",
+    "draw_candidates",
+    "draw_noise",
+    "evaluate_vec",
+    "fm2016_items",
+    "peg_items",
+    "phenotype_vec",
+]
+
+CATEGORIES = ("excellent", "good", "medium", "bad")
+PEG_WEEKS = (6, 12, 18, 24, 36)
+
+# FM 2016 / 19-area body map: code, intercept of logit P(pain), loading on C, loading on P,
+# counted for generalized pain, region (1-5)
+FM_AREAS: tuple[tuple[str, float, float, float, bool, int], ...] = (
+    ("WPIJAWL", -3.3, 1.0, 0.0, False, 1), ("WPISHLL", -2.1, 1.1, 0.0, True, 1),
+    ("WPIUARML", -3.0, 1.1, 0.0, True, 1), ("WPILARML", -3.2, 1.1, 0.0, True, 1),
+    ("WPIJAWR", -3.3, 1.0, 0.0, False, 2), ("WPISHLR", -2.1, 1.1, 0.0, True, 2),
+    ("WPIUARMR", -3.0, 1.1, 0.0, True, 2), ("WPILARMR", -3.2, 1.1, 0.0, True, 2),
+    ("WPIHIPL", -0.7, 0.8, 0.3, True, 3), ("WPIULEGL", -1.6, 0.9, 0.3, True, 3),
+    ("WPILLEGL", -2.3, 0.9, 0.2, True, 3),
+    ("WPIHIPR", -0.7, 0.8, 0.3, True, 4), ("WPIULEGR", -1.6, 0.9, 0.3, True, 4),
+    ("WPILLEGR", -2.3, 0.9, 0.2, True, 4),
+    ("WPINECK", -1.5, 1.0, 0.0, True, 5), ("WPIUBACK", -1.7, 1.0, 0.0, True, 5),
+    ("WPILBACK", 9.0, 0.0, 0.0, True, 5), ("WPICHEST", -3.4, 1.0, 0.0, False, 5),
+    ("WPIABDOM", -3.0, 1.0, 0.0, False, 5),
+)
+SSS_SEVERITY = ("SSSFATIG", "SSSWAKE", "SSSCOG")
+SSS_COUNT = ("SSSHEAD", "SSSABDO", "SSSDEPR")
+
+# PROMIS T-score ranges of the 4a short forms (raw 4 and raw 20)
+PROMIS_RANGE = {"promis_depression_t": (41.0, 79.4), "promis_anxiety_t": (40.3, 81.6),
+                "promis_fatigue_t": (33.7, 75.8), "promis_sleep_t": (32.0, 73.3)}
+# (mean T among candidates, SD, loading on C)
+PROMIS_MODEL = {"promis_depression_t": (53.0, 9.0, 0.55), "promis_anxiety_t": (55.0, 9.0, 0.55),
+                "promis_fatigue_t": (55.0, 9.5, 0.65), "promis_sleep_t": (54.0, 8.5, 0.60)}
+# amplifier index anchors (as tailor.instruments.phenotype: 0 anchor, 1 anchor, weight)
+AMPLIFIER_ANCHORS = {"fibromyalgianess": (4.0, 20.0, 0.30), "promis_sleep_t": (50.0, 70.0, 0.10),
+                     "promis_fatigue_t": (50.0, 70.0, 0.10),
+                     "promis_depression_t": (50.0, 70.0, 0.10),
+                     "promis_anxiety_t": (50.0, 70.0, 0.10), "pcs_total": (10.0, 50.0, 0.15)}
+DUL_CAUSES = (("dul_serotonergic_drug", 0.52), ("dul_prior_intolerance", 0.16),
+              ("heavy_alcohol_use", 0.12), ("liver_disease", 0.09),
+              ("pregnant_or_breastfeeding", 0.06), ("narrow_angle_glaucoma", 0.05))
+EXCLUSIONS = ("neurodegenerative_disease", "spine_infection_or_tumour", "inflammatory_arthritis",
+              "recent_spine_surgery", "recent_vertebral_fracture", "active_cancer",
+              "pending_litigation")
+
+
+def _logistic(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _thirds(x: np.ndarray) -> np.ndarray:
+    """A PEG value as the mean of three 0-10 items: a multiple of 1/3 in [0, 10]."""
+    return np.clip(np.round(x * 3.0), 0, 30) / 3.0
+
+
+# --------------------------------------------------------------------------- population
+def draw_candidates(scenario: Scenario, shape: tuple[int, ...],
+                    rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Candidates in arrival order: the protocol's fields, baseline features and latent factors.
+
+    Every array has ``shape`` (e.g. ``(trials, candidates)``). Latent columns start with ``_``.
+    """
+    pop = scenario.population
+    scr = pop.screening
+    n = int(np.prod(shape))
+    col: dict[str, np.ndarray] = {}
+    w = np.asarray(pop.enrolment_weights, dtype=float)
+    col["site"] = np.searchsorted(np.cumsum(w / w.sum()), rng.random(n), side="right").clip(
+        0, pop.sites - 1).astype(np.int16)
+    female = rng.random(n) < pop.female
+    col["female"] = female
+    age = np.round(rng.normal(pop.age_mean, pop.age_sd, n)).clip(16, 95)
+    col["age"] = age
+    c = rng.standard_normal(n) + pop.amplifier_female * (female - pop.female)
+    p = rng.standard_normal(n) * 0.95 + 0.3 * (age - pop.age_mean) / pop.age_sd
+    col["_C"], col["_P"] = c, p
+    # 19-area body map (lower back always painful) and FM 2016 symptom items
+    areas = np.empty((n, len(FM_AREAS)), dtype=np.int8)
+    for j, (_code, a0, ac, ap, _g, _r) in enumerate(FM_AREAS):
+        areas[:, j] = rng.random(n) < _logistic(a0 + ac * c + ap * p)
+    col["_areas"] = areas
+    sev = np.empty((n, 3), dtype=np.int8)
+    for j, shift in enumerate((0.0, 0.1, 0.5)):
+        z = 0.85 * c + 0.6 * rng.standard_normal(n) - shift
+        sev[:, j] = np.searchsorted(np.array([-0.6, 0.5, 1.5]), z)
+    cnt = np.empty((n, 3), dtype=np.int8)
+    for j, a0 in enumerate((-1.0, -1.6, -1.2)):
+        cnt[:, j] = rng.random(n) < _logistic(a0 + 0.9 * c)
+    col["_sss_items"] = np.concatenate([sev, cnt], axis=1)
+    col["_fmdur"] = np.ones(n, dtype=np.int8)
+    wpi = areas.sum(axis=1)
+    sss = col["_sss_items"].sum(axis=1)
+    col["body_regions"] = wpi
+    col["wpi"] = wpi
+    col["sss"] = sss
+    col["fibromyalgianess"] = wpi + sss
+    regions = np.zeros(n, dtype=np.int8)
+    for r in range(1, 6):
+        idx = [j for j, a in enumerate(FM_AREAS) if a[5] == r and a[4]]
+        regions += areas[:, idx].max(axis=1)
+    col["_regions"] = regions
+    # PROMIS T-scores (4a ranges), catastrophizing, pressure-pain threshold
+    mood = rng.standard_normal(n)
+    for name, (m, sd, load) in PROMIS_MODEL.items():
+        w_mood = 0.35 if name in ("promis_depression_t", "promis_anxiety_t") else 0.0
+        z = (load * c + w_mood * mood
+             + np.sqrt(max(1 - load**2 - w_mood**2, 0.05)) * rng.standard_normal(n))
+        lo, hi = PROMIS_RANGE[name]
+        col[name] = np.round(np.clip(m + sd * z, lo, hi), 1)
+    col["pcs_total"] = np.clip(np.round(17 + 10 * (0.55 * c + 0.2 * mood
+                                                     + 0.8 * rng.standard_normal(n))), 0, 52)
+    col["ppt"] = np.round(380 * np.exp(-0.18 * c + 0.3 * rng.standard_normal(n)))
+    col["modic"] = (rng.random(n) < _logistic(-1.1 + 0.9 * p)).astype(np.int8)
+    col["pfirrmann_max"] = np.clip(np.round(3.1 + 0.7 * p + 0.6 * rng.standard_normal(n)), 1, 5)
+    col["lumbar_rom"] = np.round(np.clip(55 - 7 * p - 0.2 * (age - pop.age_mean)
+                                         + 8 * rng.standard_normal(n), 10, 100), 1)
+    short = rng.random(n) < scr.lbp_short
+    duration = np.exp(np.log(60) + 0.25 * p + 0.15 * c + 0.9 * rng.standard_normal(n))
+    col["lbp_duration_months"] = np.round(np.where(
+        short, rng.uniform(0.5, 2.9, n), np.clip(duration, 3, 600)), 1)
+    col["pain_duration_months"] = col["lbp_duration_months"]
+    # PEG: a true level and two noisy readings (screening, Visit 0)
+    rest = np.sqrt(max(1 - pop.peg_amplifier**2 - pop.peg_peripheral**2, 0.05))
+    level = pop.peg_mean + pop.peg_sd * (pop.peg_amplifier * c + pop.peg_peripheral * p
+                                         + rest * rng.standard_normal(n))
+    col["peg_screening"] = _thirds(level + pop.peg_reading_sd * rng.standard_normal(n))
+    col["peg_visit0"] = _thirds(level + pop.peg_reading_sd * rng.standard_normal(n))
+    col["opioid_use"] = rng.random(n) < _logistic(
+        pop.opioid_intercept + pop.opioid_amplifier * c + pop.opioid_peripheral * p)
+    # screening questions (True = passes unless named as a failure)
+    col["reads_english"] = rng.random(n) >= scr.not_english
+    col["lbp_half_days_6m"] = rng.random(n) >= scr.lbp_not_half_days
+    col["lbp_worse_than_elsewhere"] = rng.random(n) >= scr.lbp_not_worse * np.exp(
+        0.4 * c) / np.exp(0.08)
+    col["consented"] = rng.random(n) >= scr.no_consent
+    col["reachable_email_phone"] = rng.random(n) >= scr.unreachable
+    col["has_internet_device"] = rng.random(n) >= scr.no_internet
+    col["willing_phenotyping"] = rng.random(n) >= scr.unwilling_phenotyping
+    col["available_9_months"] = rng.random(n) >= scr.unavailable
+    col["willing_any_eligible_treatment"] = rng.random(n) >= scr.unwilling_treatment
+    for name in EXCLUSIONS:
+        col[name] = rng.random(n) < scr.exclusion_condition
+    # contraindications: DUL through one of its causes; ACT, EBEM independently
+    dul = rng.random(n) < pop.dul_contraindicated * np.exp(0.25 * mood) / np.exp(0.03)
+    probs = np.array([q for _, q in DUL_CAUSES])
+    cause = np.searchsorted(np.cumsum(probs / probs.sum()), rng.random(n), side="right")
+    cause = cause.clip(0, len(DUL_CAUSES) - 1)
+    young_female = female & (age < 50)
+    cause = np.where((cause == 4) & ~young_female, 0, cause)  # pregnancy needs a woman < 50
+    for j, (name, _) in enumerate(DUL_CAUSES):
+        col[name] = dul & (cause == j)
+    col["severe_untreated_psychiatric"] = rng.random(n) < pop.act_contraindicated
+    col["unable_to_exercise_safely"] = rng.random(n) < pop.ebem_contraindicated
+    disengaged = rng.random(n) < scr.runin_disengaged
+    modules = np.where(disengaged & (rng.random(n) < 0.5), rng.integers(0, 2, n), 2)
+    messages = np.where(disengaged & (modules == 2), rng.integers(0, 10, n),
+                        rng.integers(10, 15, n))
+    col["runin_modules_completed"] = modules
+    col["runin_messages_answered"] = messages
+    col["pregnant_visit0"] = young_female & (rng.random(n) < scr.pregnant_visit0 * 4)
+    col["sex"] = np.where(female, "F", "M")
+    label, index = phenotype_vec(col)
+    col["phenotype_label"] = label
+    col["amplifier_index"] = index
+    return {k: v.reshape(shape + v.shape[1:]) for k, v in col.items()}
+
+
+def phenotype_vec(col: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Phenotype label and amplifier index, by the rules of ``tailor.instruments.phenotype``.
+
+    Label: nociplastic-predominant when the FM 2016 criteria are met, or when pain is not
+    discrete (WPI >= 4), fibromyalgianess >= 12 and a comorbidity (sleep or fatigue T >= 60, or
+    the cognitive item >= 2) hold; mixed when WPI >= 4 with one of the last two; else
+    nociceptive-predominant. Index: the weighted, anchored mean of the components (0-100).
+    """
+    wpi, sss, fs = col["wpi"], col["sss"], col["fibromyalgianess"]
+    generalized = col["_regions"] >= 4
+    severity = ((wpi >= 7) & (sss >= 5)) | ((wpi >= 4) & (wpi <= 6) & (sss >= 9))
+    met = generalized & (col["_fmdur"] == 1) & severity
+    col["fm2016_met"] = met
+    cognitive = col["_sss_items"][..., 2]
+    step2 = wpi >= 4
+    step6 = fs >= 12
+    step7 = (col["promis_sleep_t"] >= 60) | (col["promis_fatigue_t"] >= 60) | (cognitive >= 2)
+    label = np.where(met | (step2 & step6 & step7), "nociplastic-predominant",
+                     np.where(step2 & (step6 | step7), "mixed", "nociceptive-predominant"))
+    total = sum(wt for _, _, wt in AMPLIFIER_ANCHORS.values())
+    index = np.zeros(np.shape(wpi))
+    for name, (lo, hi, wt) in AMPLIFIER_ANCHORS.items():
+        index = index + 100.0 * wt * np.clip((col[name] - lo) / (hi - lo), 0, 1) / total
+    return label, np.round(index, 6)
+
+
+def evaluate_vec(protocol: Protocol, predicate: Compare | AllOf | AnyOf | NotOf,
+                 col: dict[str, np.ndarray]) -> np.ndarray:
+    """A protocol predicate evaluated on columns (the vector form of ``tailor.rules.evaluate``)."""
+    if isinstance(predicate, Compare):
+        x = col[predicate.field]
+        v: Any = predicate.value
+        op = predicate.op
+        if op in ("in", "not_in"):
+            hit = np.isin(x, np.asarray(v))
+            return hit if op == "in" else ~hit
+        ops = {"==": np.equal, "!=": np.not_equal, ">=": np.greater_equal, ">": np.greater,
+               "<=": np.less_equal, "<": np.less}
+        return np.asarray(ops[op](x, v), dtype=bool)
+    if isinstance(predicate, AllOf):
+        res = [evaluate_vec(protocol, q, col) for q in predicate.all]
+        return np.logical_and.reduce(res)
+    if isinstance(predicate, AnyOf):
+        res = [evaluate_vec(protocol, q, col) for q in predicate.any]
+        return np.logical_or.reduce(res)
+    return ~evaluate_vec(protocol, predicate.not_, col)
+
+
+# --------------------------------------------------------------------------- noise
+NOISE_NAMES = ("b", "e1", "e2", "e6", "e18", "e36", "m6", "m12", "m18", "m24", "m36", "nu",
+               "h6", "h12", "h18", "h24", "h36", "u_intol1", "u_intol2")
+
+
+def draw_noise(scenario: Scenario, shape: tuple[int, ...],
+               rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Every random number an outcome needs, drawn once per participant (common random numbers)."""
+    ns = scenario.noise
+    sd = {"b": ns.responsiveness_sd, "e1": ns.stage1_sd, "e2": ns.stage2_sd,
+          "e6": ns.interim_sd, "e18": ns.interim_sd, "e36": ns.interim_sd,
+          "nu": scenario.pgic.generosity_sd}
+    for w in PEG_WEEKS:
+        sd[f"m{w}"] = ns.peg_measurement_sd
+        sd[f"h{w}"] = scenario.pgic.noise_sd
+    out: dict[str, np.ndarray] = {}
+    for name in NOISE_NAMES:
+        if name.startswith("u_"):
+            out[name] = rng.random(shape)
+        else:
+            out[name] = sd[name] * rng.standard_normal(shape)
+    return out
+
+
+# --------------------------------------------------------------------------- outcome model
+@dataclass(frozen=True)
+class OutcomeModel:
+    """The scenario's treatment-effect model compiled against a protocol into arrays.
+
+    Arms are in protocol order (``arms``); stage-2 options in ``options`` (every code
+    :func:`~tailor.stats.allocation.stage_option_sets` can produce, in allocation order).
+    ``candidates[a, c, k]`` and ``eligible[a, c, k]`` are option masks for stage-1 arm ``a``,
+    category ``c`` (:data:`CATEGORIES`) and contraindicated arm ``k - 1`` (``k = 0``: none).
+    """
+
+    scenario: Scenario
+    arms: tuple[str, ...]
+    options: tuple[str, ...]
+    mu: np.ndarray
+    beta: np.ndarray
+    gamma: np.ndarray
+    q_intol: np.ndarray
+    option_arms: np.ndarray  # (O, K) membership
+    action: np.ndarray  # (K, O): 0 continue, 1 augment, 2 switch, -1 impossible
+    partner: np.ndarray  # (K, O): the arm added or switched to, -1 for continue
+    adj: np.ndarray  # (K, 4, O, 3): effect, amplifier, peripheral
+    candidates: np.ndarray
+    eligible: np.ndarray
+
+    @classmethod
+    def build(cls, protocol: Protocol, scenario: Scenario) -> OutcomeModel:
+        scenario.check_protocol(protocol)
+        arms = protocol.arm_codes
+        k = len(arms)
+        order = protocol.allocation_order
+        sets: dict[tuple[int, int, int], Any] = {}
+        universe: list[str] = []
+        for ai, arm in enumerate(arms):
+            for ci, cat in enumerate(CATEGORIES):
+                for kk in range(k + 1):
+                    contra = None if kk == 0 else arms[kk - 1]
+                    if contra == arm:
+                        continue
+                    elig = [a for a in arms if a != contra]
+                    os_ = stage_option_sets(protocol, 2, eligible_arms=elig, stage1_arm=arm,
+                                            category=cat)
+                    sets[(ai, ci, kk)] = os_
+                    universe.extend(o for o in os_.options if o not in universe)
+        universe.sort(key=lambda code: tuple(sorted(order.index(a) for a in code.split("+"))))
+        n_opt = len(universe)
+        cand = np.zeros((k, len(CATEGORIES), k + 1, n_opt), dtype=bool)
+        elig_m = np.zeros_like(cand)
+        for (ai, ci, kk), os_ in sets.items():
+            for o in os_.balance_over:
+                cand[ai, ci, kk, universe.index(o)] = True
+            for o in os_.eligible:
+                elig_m[ai, ci, kk, universe.index(o)] = True
+        members = np.array([[a in code.split("+") for a in arms] for code in universe])
+        action = np.full((k, n_opt), -1, dtype=np.int8)
+        partner = np.full((k, n_opt), -1, dtype=np.int8)
+        for ai, arm in enumerate(arms):
+            for oi, code in enumerate(universe):
+                parts = code.split("+")
+                if parts == [arm]:
+                    action[ai, oi] = 0
+                elif arm in parts and len(parts) == 2:
+                    action[ai, oi] = 1
+                    partner[ai, oi] = arms.index(next(p for p in parts if p != arm))
+                elif len(parts) == 1:
+                    action[ai, oi] = 2
+                    partner[ai, oi] = arms.index(parts[0])
+        eff = scenario.effects
+        adj = np.zeros((k, len(CATEGORIES), n_opt, 3))
+        names = ("continue", "augment", "switch")
+        for spec in eff.stage2.adjustments:
+            for ai, arm in enumerate(arms):
+                if spec.stage1_arm not in (None, arm):
+                    continue
+                for ci, cat in enumerate(CATEGORIES):
+                    if spec.category not in (None, cat):
+                        continue
+                    for oi, code in enumerate(universe):
+                        if action[ai, oi] < 0 or spec.option not in (None, code):
+                            continue
+                        if spec.action not in (None, names[action[ai, oi]]):
+                            continue
+                        if spec.adds is not None and (partner[ai, oi] < 0
+                                                      or arms[partner[ai, oi]] != spec.adds):
+                            continue
+                        adj[ai, ci, oi] += (spec.effect, spec.amplifier, spec.peripheral)
+        return cls(
+            scenario=scenario, arms=arms, options=tuple(universe),
+            mu=np.array([eff.stage1[a].mean for a in arms]),
+            beta=np.array([eff.stage1[a].amplifier for a in arms]),
+            gamma=np.array([eff.stage1[a].peripheral for a in arms]),
+            q_intol=np.array([eff.intolerance.get(a, 0.0) for a in arms]),
+            option_arms=members, action=action, partner=partner, adj=adj,
+            candidates=cand, eligible=elig_m)
+
+    # -- stage 1 -------------------------------------------------------------------------
+    def tau(self, c: np.ndarray, p: np.ndarray) -> np.ndarray:
+        """Arm effects (..., K): mean + amplifier * C + peripheral * P."""
+        return self.mu + self.beta * c[..., None] + self.gamma * p[..., None]
+
+    def common(self, base: dict[str, np.ndarray], noise: dict[str, np.ndarray],
+               site_effect: np.ndarray) -> np.ndarray:
+        eff = self.scenario.effects
+        return (eff.prognostic_amplifier * base["_C"] + eff.prognostic_peripheral * base["_P"]
+                + eff.prognostic_opioid * base["opioid_use"] + site_effect + noise["b"])
+
+    def stage1(self, tau: np.ndarray, common: np.ndarray, noise: dict[str, np.ndarray]
+               ) -> dict[str, np.ndarray]:
+        """Latent improvement at weeks 6 and 12 under every arm (..., K)."""
+        eff = self.scenario.effects
+        intol = noise["u_intol1"][..., None] < self.q_intol
+        t_eff = np.where(intol, eff.intolerance_retained * tau, tau)
+        r12 = t_eff + common[..., None] + noise["e1"][..., None]
+        r6 = eff.onset_w6 * (t_eff + common[..., None]) + noise["e6"][..., None]
+        return {"intol": intol, "tau_eff": t_eff, "r6": r6, "r12": r12}
+
+    # -- stage 2 -------------------------------------------------------------------------
+    def stage2_all(self, tau: np.ndarray, tau_eff1: np.ndarray, cat: np.ndarray,
+                   u_intol2: np.ndarray | float, c: np.ndarray, p: np.ndarray) -> np.ndarray:
+        """Effect of weeks 12-24 after every stage-1 arm and under every option (..., K, O).
+
+        ``tau`` (..., K) arm effects; ``tau_eff1`` (..., K) each arm's realized stage-1 effect
+        (intolerance applied); ``cat`` (..., K) the week-12 category index under each arm;
+        ``u_intol2`` (...) the uniform deciding intolerance of a newly added arm. Options
+        impossible after an arm are NaN.
+        """
+        s2 = self.scenario.effects.stage2
+        retained = self.scenario.effects.intolerance_retained
+        part = np.maximum(self.partner, 0)  # (K, O)
+        tx = tau[..., part]  # (..., K, O)
+        u = np.asarray(u_intol2, dtype=float)[..., None, None]
+        tx = np.where(u < self.q_intol[part], retained * tx, tx)
+        t1 = tau_eff1[..., :, None]
+        out = np.where(self.action == 0, t1 + s2.continue_gain,
+                       np.where(self.action == 1,
+                                t1 + s2.augment_share * np.maximum(tx, 0.0) + s2.augment_gain,
+                                tx + s2.switch_carryover * t1 + s2.switch_gain))
+        if self.adj.any():
+            a = self.adj[np.arange(len(self.arms)), cat]  # (..., K, O, 3)
+            out = out + a[..., 0] + a[..., 1] * c[..., None, None] + a[..., 2] * p[..., None, None]
+        return np.where(self.action < 0, np.nan, out)
+
+    def later_weeks(self, r12: np.ndarray, tau2: np.ndarray, common: np.ndarray,
+                    noise: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Latent improvement at weeks 18, 24, 36 (shapes of ``tau2``)."""
+        ns = self.scenario.noise
+        extra = tau2.ndim - common.ndim
+
+        def widen(x: np.ndarray) -> np.ndarray:
+            return x.reshape(x.shape + (1,) * extra)
+
+        r24 = tau2 + widen(common + ns.persistence * noise["e1"] + noise["e2"])
+        r12w = r12.reshape(r12.shape + (1,) * (tau2.ndim - r12.ndim))
+        r18 = 0.5 * r12w + 0.5 * r24 + widen(noise["e18"])
+        r36 = self.scenario.effects.durability_w36 * r24 + widen(noise["e36"])
+        return {"r18": r18, "r24": r24, "r36": r36}
+
+
+def peg_at(peg0: np.ndarray, r: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Observed PEG from baseline, latent relative improvement and measurement noise."""
+    return _thirds(peg0 * (1.0 - r) + m)
+
+
+def pgic_at(scenario: Scenario, r: np.ndarray, nu: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """PGIC (Guy 1-7) from the latent improvement with a personal bias and noise."""
+    g = r + nu + h
+    cuts = np.asarray(scenario.pgic.cutpoints)
+    return (1 + (g[..., None] < cuts).sum(axis=-1)).astype(np.int8)
+
+
+def category_of(pgic: np.ndarray, intol: np.ndarray) -> np.ndarray:
+    """Response-category index (:data:`CATEGORIES`) from PGIC; intolerance -> bad.
+
+    This is the BEST mapping (1 excellent, 2 good, 3 medium, 4-7 bad); the simulator checks it
+    against ``tailor.rules.response_category`` for the protocol in use.
+    """
+    cat = np.where(pgic == 1, 0, np.where(pgic == 2, 1, np.where(pgic == 3, 2, 3)))
+    return np.where(intol, 3, cat).astype(np.int8)
+
+
+# --------------------------------------------------------------------------- items
+def peg_items(peg: float, rng: np.random.Generator) -> tuple[int, int, int]:
+    """Three PEG items (0-10) whose mean is ``peg`` (a multiple of 1/3)."""
+    total = round(peg * 3)
+    items = [total // 3] * 3
+    for j in rng.permutation(3)[: total % 3]:
+        items[j] += 1
+    src, dst = rng.permutation(3)[:2]
+    if rng.random() < 0.6 and items[src] > 0 and items[dst] < 10:
+        items[src] -= 1
+        items[dst] += 1
+    return items[0], items[1], items[2]
+
+
+def fm2016_items(areas: np.ndarray, sss_items: np.ndarray, fmdur: int) -> dict[str, int]:
+    """FM 2016 item responses (19 body areas, 6 symptom items, duration) for one participant."""
+    out = {code: int(areas[j]) for j, (code, *_rest) in enumerate(FM_AREAS)}
+    for j, code in enumerate(SSS_SEVERITY + SSS_COUNT):
+        out[code] = int(sss_items[j])
+    out["FMDUR3M"] = int(fmdur)
+    return out

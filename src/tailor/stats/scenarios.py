@@ -1,0 +1,328 @@
+"""Simulation scenarios as validated data: the generative model's settings and treatment effects.
+
+A scenario is a YAML file (``scenarios/*.yaml``; built-in: ``null``, ``amplifier-guitar``,
+``weak``, ``stage2-matters``) parsed into the frozen pydantic models below. A file may start from
+another with ``extends: <name>``; its keys are merged into the parent's recursively (mappings
+merge, everything else replaces). Every setting has a default documented in
+``docs/simulation.md``; the treatment effects (``effects.stage1``) must be given.
+
+Errors name the YAML path, e.g. ``effects.stage1.DUL.mean: Input should be a valid number``,
+and raise :class:`~tailor.exceptions.ScenarioError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from tailor.exceptions import ScenarioError
+from tailor.protocol import Protocol
+
+__all__ = [
+    "ArmEffect",
+    "Dropout",
+    "Effects",
+    "Noise",
+    "PGICModel",
+    "Population",
+    "Scenario",
+    "Screening",
+    "StageTwoAdjustment",
+    "StageTwoEffects",
+    "builtin_scenarios",
+    "load_scenario",
+    "parse_scenario",
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Share = float  # documented as a probability; ranges checked by Field(ge, le) where used
+
+ENROLMENT_WEIGHTS = (0.12, 0.10, 0.10, 0.09, 0.09, 0.08, 0.08, 0.07, 0.07, 0.06, 0.06, 0.05,
+                     0.03)
+
+
+class Screening(_Model):
+    """Probabilities of each screening-funnel failure among candidates (before the PEG rules).
+
+    The PEG >= 4 rules, age, contraindications (> 1 arm) and the run-in engagement rules act
+    through the protocol's own criteria on the generated fields.
+    """
+
+    not_english: float = Field(0.02, ge=0, le=1)
+    lbp_short: float = Field(0.06, ge=0, le=1)
+    lbp_not_half_days: float = Field(0.05, ge=0, le=1)
+    lbp_not_worse: float = Field(0.08, ge=0, le=1)
+    no_consent: float = Field(0.08, ge=0, le=1)
+    unreachable: float = Field(0.02, ge=0, le=1)
+    no_internet: float = Field(0.02, ge=0, le=1)
+    unwilling_phenotyping: float = Field(0.04, ge=0, le=1)
+    unavailable: float = Field(0.04, ge=0, le=1)
+    unwilling_treatment: float = Field(0.04, ge=0, le=1)
+    exclusion_condition: float = Field(0.012, ge=0, le=1)
+    runin_disengaged: float = Field(0.15, ge=0, le=1)
+    pregnant_visit0: float = Field(0.003, ge=0, le=1)
+
+
+class Population(_Model):
+    """The candidate population: sites, demographics, latent factors and contraindications."""
+
+    sites: int = Field(13, ge=1)
+    enrolment_weights: tuple[float, ...] = ENROLMENT_WEIGHTS
+    site_effect_sd: float = Field(0.03, ge=0)
+    age_mean: float = 52.0
+    age_sd: float = Field(14.0, gt=0)
+    female: float = Field(0.58, ge=0, le=1)
+    peg_mean: float = 5.6
+    peg_sd: float = Field(1.6, gt=0)
+    peg_amplifier: float = 0.55
+    peg_peripheral: float = 0.30
+    peg_reading_sd: float = Field(0.7, ge=0)
+    amplifier_female: float = 0.15
+    opioid_intercept: float = -1.55
+    opioid_amplifier: float = 0.35
+    opioid_peripheral: float = 0.25
+    # per-arm contraindications; DUL has several causes (the protocol's fields)
+    dul_contraindicated: float = Field(0.50, ge=0, le=1)
+    act_contraindicated: float = Field(0.015, ge=0, le=1)
+    ebem_contraindicated: float = Field(0.015, ge=0, le=1)
+    screening: Screening = Screening()
+
+    @model_validator(mode="after")
+    def _weights(self) -> Population:
+        if len(self.enrolment_weights) != self.sites:
+            raise ValueError(f"enrolment_weights needs {self.sites} entries (one per site); got "
+                             f"{len(self.enrolment_weights)}")
+        if any(w < 0 for w in self.enrolment_weights) or sum(self.enrolment_weights) <= 0:
+            raise ValueError("enrolment_weights must be >= 0 and not all 0")
+        return self
+
+
+class ArmEffect(_Model):
+    """Mean relative PEG improvement at week 12 on one arm, and its phenotype interactions.
+
+    improvement = mean + amplifier * C + peripheral * P (C, P: standardized latent factors).
+    """
+
+    mean: float
+    amplifier: float = 0.0
+    peripheral: float = 0.0
+
+
+class StageTwoAdjustment(_Model):
+    """An extra stage-2 effect for options matching every given key (option, action, arms ...)."""
+
+    option: str | None = None
+    action: Literal["continue", "augment", "switch"] | None = None
+    stage1_arm: str | None = None
+    adds: str | None = None
+    category: Literal["excellent", "good", "medium", "bad"] | None = None
+    effect: float = 0.0
+    amplifier: float = 0.0
+    peripheral: float = 0.0
+
+
+class StageTwoEffects(_Model):
+    """How the treatment package of weeks 12-24 acts (see docs/simulation.md)."""
+
+    continue_gain: float = 0.03
+    augment_share: float = Field(0.5, ge=0, le=1)
+    augment_gain: float = 0.0
+    switch_carryover: float = Field(0.2, ge=0, le=1)
+    switch_gain: float = 0.0
+    adjustments: tuple[StageTwoAdjustment, ...] = ()
+
+
+class Effects(_Model):
+    stage1: dict[str, ArmEffect]
+    intolerance: dict[str, float] = Field(
+        default_factory=lambda: {"ESC": 0.01, "ACT": 0.02, "EBEM": 0.04, "DUL": 0.15})
+    intolerance_retained: float = Field(0.25, ge=0, le=1)
+    prognostic_amplifier: float = -0.02
+    prognostic_peripheral: float = 0.0
+    prognostic_opioid: float = -0.04
+    onset_w6: float = Field(0.7, ge=0, le=1.5)
+    durability_w36: float = Field(0.85, ge=0, le=1.5)
+    stage2: StageTwoEffects = StageTwoEffects()
+
+
+class Noise(_Model):
+    responsiveness_sd: float = Field(0.13, ge=0)
+    stage1_sd: float = Field(0.13, ge=0)
+    stage2_sd: float = Field(0.10, ge=0)
+    persistence: float = Field(0.6, ge=0, le=1)
+    interim_sd: float = Field(0.05, ge=0)
+    peg_measurement_sd: float = Field(0.55, ge=0)
+
+
+class PGICModel(_Model):
+    """PGIC (Guy 1-7) from the latent improvement: code k where the latent lies in band k."""
+
+    cutpoints: tuple[float, float, float, float, float, float] = (
+        0.48, 0.24, 0.10, -0.12, -0.25, -0.40)
+    generosity_sd: float = Field(0.10, ge=0)
+    noise_sd: float = Field(0.08, ge=0)
+
+    @model_validator(mode="after")
+    def _decreasing(self) -> PGICModel:
+        c = self.cutpoints
+        if any(c[i] <= c[i + 1] for i in range(len(c) - 1)):
+            raise ValueError("cutpoints must decrease (code 1 'very much improved' is highest)")
+        return self
+
+
+class Dropout(_Model):
+    """Monotone dropout, missing at random: per-interval logit hazard from observed history."""
+
+    intercept: float = -3.2
+    worse_peg: float = 0.35
+    bad_response: float = 0.5
+    intolerance: float = 0.8
+    age10: float = -0.1
+
+
+class Scenario(_Model):
+    """A simulation scenario: population, effects, noise, PGIC and dropout settings."""
+
+    name: str
+    title: str = ""
+    description: str = ""
+    population: Population = Population()
+    effects: Effects
+    noise: Noise = Noise()
+    pgic: PGICModel = PGICModel()
+    dropout: Dropout = Dropout()
+    source: str | None = Field(default=None, exclude=True)
+
+    def check_protocol(self, protocol: Protocol) -> None:
+        """Every arm of the protocol has an effect; every named arm/option exists."""
+        errors: list[tuple[str, str]] = []
+        arms = set(protocol.arm_codes)
+        for arm in arms - set(self.effects.stage1):
+            errors.append((f"effects.stage1.{arm}", f"no effect for protocol arm '{arm}'"))
+        for key in ("stage1", "intolerance"):
+            for arm in getattr(self.effects, key):
+                if arm not in arms:
+                    errors.append((f"effects.{key}.{arm}", f"unknown arm '{arm}' (protocol "
+                                   f"'{protocol.name}' arms: {', '.join(protocol.arm_codes)})"))
+        for i, adj in enumerate(self.effects.stage2.adjustments):
+            for key in ("stage1_arm", "adds"):
+                value = getattr(adj, key)
+                if value is not None and value not in arms:
+                    errors.append((f"effects.stage2.adjustments[{i}].{key}",
+                                   f"unknown arm '{value}'"))
+            if adj.option is not None and any(a not in arms for a in adj.option.split("+")):
+                errors.append((f"effects.stage2.adjustments[{i}].option",
+                               f"unknown option '{adj.option}'"))
+        for arm, q in self.effects.intolerance.items():
+            if not 0 <= q <= 1:
+                errors.append((f"effects.intolerance.{arm}", f"must be in [0, 1]; got {q}"))
+        if errors:
+            raise ScenarioError(_message(errors, self.source))
+
+
+# --------------------------------------------------------------------------- loading
+def _message(errors: list[tuple[str, str]], source: str | None) -> str:
+    head = f"invalid scenario {source}" if source else "invalid scenario"
+    return head + ":\n  " + "\n  ".join(f"{p}: {m}" if p else m for p, m in errors)
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif str(part).startswith(("function-", "literal[", "float", "str", "int", "tuple[")):
+            continue
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _builtin_dir() -> Path | None:
+    """Where built-in scenarios live: inside the installed wheel, else the source checkout."""
+    packaged = resources.files("tailor").joinpath("_data", "scenarios")
+    if packaged.is_dir():
+        return Path(str(packaged))
+    checkout = Path(__file__).resolve().parents[3] / "scenarios"
+    return checkout if checkout.is_dir() else None
+
+
+def builtin_scenarios() -> dict[str, Path]:
+    """Names and paths of the scenarios shipped with tailor."""
+    folder = _builtin_dir()
+    if folder is None:
+        return {}
+    return {p.stem: p for p in sorted(folder.glob("*.yaml"))}
+
+
+def _read(name_or_path: str | Path, seen: tuple[str, ...] = ()) -> tuple[dict[str, Any], str]:
+    candidate = Path(name_or_path)
+    builtins = builtin_scenarios()
+    if candidate.suffix not in (".yaml", ".yml") and str(name_or_path) in builtins:
+        candidate = builtins[str(name_or_path)]
+    if not candidate.is_file():
+        known = ", ".join(builtins) or "none"
+        raise ScenarioError(f"no scenario file or built-in scenario named '{name_or_path}' "
+                            f"(built-in: {known})")
+    source = str(candidate)
+    try:
+        data = yaml.safe_load(candidate.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ScenarioError(_message([("", f"not valid YAML: {exc}")], source)) from None
+    if not isinstance(data, dict):
+        raise ScenarioError(_message([("", "a scenario must be a YAML mapping")], source))
+    parent = data.pop("extends", None)
+    if parent is not None:
+        if str(parent) in seen:
+            raise ScenarioError(_message([("extends", f"circular 'extends' via '{parent}'")],
+                                         source))
+        if not Path(str(parent)).suffix and not Path(str(parent)).is_absolute():
+            sibling = candidate.parent / f"{parent}.yaml"
+            parent = sibling if sibling.is_file() else parent
+        base, _ = _read(parent, (*seen, str(name_or_path)))
+        data = _merge(base, data)
+    return data, source
+
+
+def parse_scenario(data: Mapping[str, Any], *, source: str | None = None) -> Scenario:
+    """Validate a scenario given as a mapping; raise :class:`ScenarioError` naming YAML paths."""
+    try:
+        return Scenario.model_validate({**data, "source": source})
+    except ValidationError as exc:
+        errors = []
+        for err in exc.errors():
+            msg = "unknown key" if err["type"] == "extra_forbidden" else (
+                "required key is missing" if err["type"] == "missing" else err["msg"])
+            errors.append((_loc(err["loc"]), msg))
+        raise ScenarioError(_message(errors, source)) from None
+
+
+def load_scenario(name_or_path: str | Path) -> Scenario:
+    """Load a scenario by built-in name (``"amplifier-guitar"``) or by file path.
+
+    Raises
+    ------
+    ScenarioError
+        When the file is missing, not YAML, or breaks the schema (each error has its YAML path).
+    """
+    data, source = _read(name_or_path)
+    return parse_scenario(data, source=source)

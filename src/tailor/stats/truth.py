@@ -1,0 +1,309 @@
+"""The truth of a simulated trial: potential outcomes, the oracle regime and regime values.
+
+Every participant's outcome is generated under every stage-1 arm and every stage-2 option with
+common random numbers (:mod:`tailor.stats.generative`), so the value of any regime on a simulated
+cohort is exact: follow the regime's choices through the potential outcomes and average.
+
+The oracle knows the latent factors. At week 12, with the participant's realized state (latent
+responsiveness and stage-1 noise), it picks the permissible option with the highest probability
+of a week-24 response (PEG reduced >= 30%; normal approximation over the noise still to come).
+At baseline it picks the eligible arm with the highest expected week-24 response under that
+stage-2 rule, the expectation taken by an inner Monte Carlo over the noise of weeks 0-12
+(``inner`` common draws, default 64). The "oracle first treatment" maximizes the week-12
+response probability instead (closed form).
+
+References
+----------
+Murphy SA (2003). Optimal dynamic treatment regimes. JRSS-B 65:331-355 (regimes and their
+values); Rubin DB (1974) (potential outcomes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.special import ndtr
+
+from tailor.exceptions import ScenarioError
+from tailor.stats.generative import CATEGORIES, OutcomeModel, peg_at, pgic_at
+
+__all__ = [
+    "Regime",
+    "Truth",
+    "evaluate_regime",
+    "fixed_regime",
+    "oracle_regime",
+    "potential_outcomes",
+    "random_regime",
+]
+
+RESPONSE = 0.30  # PEG reduction defining response (the protocol's default responder rule)
+
+
+# --------------------------------------------------------------------------- outcomes
+def potential_outcomes(model: OutcomeModel, base: Mapping[str, np.ndarray],
+                       noise: Mapping[str, np.ndarray], site_effect: np.ndarray,
+                       cat_of_pgic: np.ndarray, intol_cat: int, contra: np.ndarray
+                       ) -> dict[str, np.ndarray]:
+    """Outcomes of every participant (n) under every arm (K) and option (O).
+
+    ``cat_of_pgic[code]`` is the category index of PGIC ``code`` (1-7); ``contra`` the
+    contraindicated arm index + 1 (0 = none). Returns stage-1 arrays (n, K) and stage-2 arrays
+    (n, K, O) with NaN where an option is impossible; ``permissible`` (n, K, O) marks the
+    options the protocol allows after each arm given the week-12 category under it.
+    """
+    sc = model.scenario
+    c, p = base["_C"], base["_P"]
+    peg0 = base["peg_visit0"]
+    tau = model.tau(c, p)
+    common = model.common(dict(base), dict(noise), site_effect)
+    s1 = model.stage1(tau, common, dict(noise))
+    out: dict[str, np.ndarray] = {"tau": tau, "common": common, "intol": s1["intol"],
+                                  "tau_eff": s1["tau_eff"], "r12": s1["r12"]}
+    for w, r in ((6, s1["r6"]), (12, s1["r12"])):
+        out[f"peg_w{w}"] = peg_at(peg0[:, None], r, noise[f"m{w}"][:, None])
+        out[f"pgic_w{w}"] = pgic_at(sc, r, noise["nu"][:, None], noise[f"h{w}"][:, None])
+    cat = cat_of_pgic[out["pgic_w12"]]
+    cat = np.where(s1["intol"], intol_cat, cat).astype(np.int8)
+    out["cat"] = cat
+    n, k = tau.shape
+    arm = np.broadcast_to(np.arange(k), (n, k))
+    tau2 = model.stage2_all(tau, s1["tau_eff"], cat, noise["u_intol2"], c, p)
+    later = model.later_weeks(s1["r12"], tau2, common, dict(noise))
+    for w in (18, 24, 36):
+        r = later[f"r{w}"]
+        out[f"peg_w{w}"] = peg_at(peg0[:, None, None], r, noise[f"m{w}"][:, None, None])
+        out[f"pgic_w{w}"] = pgic_at(sc, r, noise["nu"][:, None, None],
+                                    noise[f"h{w}"][:, None, None])
+    out["tau2"] = tau2
+    out["permissible"] = model.eligible[arm, cat, contra[:, None]]
+    out["eligible1"] = np.arange(k)[None, :] != (contra[:, None] - 1)
+    return out
+
+
+def _resp(peg0: np.ndarray, peg: np.ndarray) -> np.ndarray:
+    return (peg0 - peg >= RESPONSE * peg0 - 1e-9) & (peg0 > 0)
+
+
+# --------------------------------------------------------------------------- oracle
+def _p_stage2(model: OutcomeModel, mean_no_intol: np.ndarray, mean_intol: np.ndarray,
+              q: np.ndarray, peg0: np.ndarray) -> np.ndarray:
+    ns = model.scenario.noise
+    s = np.sqrt(ns.stage2_sd**2 + (ns.peg_measurement_sd / np.maximum(peg0, 0.5))**2)
+    return ((1 - q) * ndtr((mean_no_intol - RESPONSE) / s) + q * ndtr((mean_intol - RESPONSE) / s))
+
+
+def _stage2_probabilities(model: OutcomeModel, tau: np.ndarray, tau_eff1: np.ndarray,
+                          cat: np.ndarray, c: np.ndarray, p: np.ndarray, known: np.ndarray,
+                          peg0: np.ndarray) -> np.ndarray:
+    """P(week-24 response) after every arm, of every option (..., K, O), given the week-12
+    state ``known`` (..., K) (the latent improvement carried into stage 2)."""
+    t_ok = model.stage2_all(tau, tau_eff1, cat, 1.0, c, p)
+    t_bad = model.stage2_all(tau, tau_eff1, cat, 0.0, c, p)
+    q = model.q_intol[np.maximum(model.partner, 0)] * (model.partner >= 0)
+    return _p_stage2(model, t_ok + known[..., None], t_bad + known[..., None], q,
+                     peg0[..., None, None])
+
+
+def oracle(model: OutcomeModel, base: Mapping[str, np.ndarray], noise: Mapping[str, np.ndarray],
+           site_effect: np.ndarray, po: Mapping[str, np.ndarray], cat_of_pgic: np.ndarray,
+           intol_cat: int, contra: np.ndarray, *, inner: int = 64, seed: int = 20240607
+           ) -> dict[str, np.ndarray]:
+    """Oracle choices: first treatment (week 12), two-stage first treatment, stage-2 options.
+
+    Returns ``a1_w12`` and ``a1`` (n) arm indices and ``a2`` (n, K) option indices after each
+    arm, and the expected response probabilities behind them.
+    """
+    sc = model.scenario
+    ns = sc.noise
+    eff = sc.effects
+    c, p = base["_C"], base["_P"]
+    peg0 = base["peg_visit0"]
+    n, k = po["tau"].shape
+    tau = po["tau"]
+    known_common = po["common"] - noise["b"]  # prognostic + site: known to the oracle
+    elig1 = po["eligible1"]
+    # first treatment, week-12 criterion (closed form)
+    s12 = np.sqrt(ns.responsiveness_sd**2 + ns.stage1_sd**2
+                  + (ns.peg_measurement_sd / np.maximum(peg0, 0.5))[:, None]**2)
+    m = known_common[:, None]
+    p12 = ((1 - model.q_intol) * ndtr((tau + m - RESPONSE) / s12)
+           + model.q_intol * ndtr((eff.intolerance_retained * tau + m - RESPONSE) / s12))
+    a1_w12 = np.argmax(np.where(elig1, p12, -np.inf), axis=1)
+    # stage 2 given the realized week-12 state
+    known = (po["common"] + ns.persistence * noise["e1"])[:, None] * np.ones((1, k))
+    p24 = _stage2_probabilities(model, tau, po["tau_eff"], po["cat"], c, p, known, peg0)
+    p24 = np.where(po["permissible"], p24, -np.inf)
+    a2 = np.argmax(p24, axis=2)
+    # two-stage first treatment: inner Monte Carlo over weeks 0-12 (common draws)
+    rng = np.random.default_rng(seed)
+    zb = ns.responsiveness_sd * rng.standard_normal(inner)
+    z1 = ns.stage1_sd * rng.standard_normal(inner)
+    zg = np.sqrt(sc.pgic.generosity_sd**2 + sc.pgic.noise_sd**2) * rng.standard_normal(inner)
+    ui = rng.random(inner)
+    value = np.zeros((n, k))
+    chunk = max(1, 200_000 // (inner * k))
+    cuts = np.asarray(sc.pgic.cutpoints)
+    for lo in range(0, n, chunk):
+        sl = slice(lo, min(n, lo + chunk))
+        m_ = len(range(*sl.indices(n)))
+        t = tau[sl][:, None, :]  # (m, 1, K)
+        intol = ui[None, :, None] < model.q_intol  # (1, I, K)
+        t_eff = np.where(intol, eff.intolerance_retained * t, t)  # (m, I, K)
+        com = known_common[sl][:, None, None] + zb[None, :, None]
+        r12 = t_eff + com + z1[None, :, None]
+        g = r12 + zg[None, :, None]
+        code = 1 + (g[..., None] < cuts).sum(axis=-1)
+        cat = np.where(intol, intol_cat, cat_of_pgic[code])
+        armm = np.arange(k)
+        kn = np.broadcast_to(com + ns.persistence * z1[None, :, None], (m_, inner, k))
+        pr = _stage2_probabilities(model, t, t_eff, cat, c[sl][:, None], p[sl][:, None], kn,
+                                   peg0[sl][:, None])
+        perm = model.eligible[armm, cat, contra[sl][:, None, None]]
+        value[sl] = np.where(perm, pr, -np.inf).max(axis=-1).mean(axis=1)
+    a1 = np.argmax(np.where(elig1, value, -np.inf), axis=1)
+    return {"a1_w12": a1_w12, "a1": a1, "a2": a2, "p12": p12, "v24": value}
+
+
+# --------------------------------------------------------------------------- regimes
+Chooser = Callable[[pd.DataFrame], Any]
+
+
+@dataclass(frozen=True)
+class Regime:
+    """A two-stage regime: ``stage1(baseline) -> arm`` and ``stage2(history) -> option``.
+
+    ``baseline`` has one row per participant (the wide table's baseline columns, ``eligible_*``
+    and the oracle's ``oracle_A1`` / ``oracle_A1_w12``); ``history`` one row per participant and
+    stage-1 arm (baseline plus ``A1``, ``peg_w12``, ``pgic_w12``, ``intolerance_s1``,
+    ``response_category``, ``options2`` and ``oracle_A2``). A chooser returns option codes, or a
+    DataFrame of probabilities with option codes as columns (e.g. uniform randomization).
+    Choices must be permissible (eligible arm; an option in ``options2``).
+    """
+
+    name: str
+    stage1: Chooser
+    stage2: Chooser
+
+
+def _uniform(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    dummies = frame[column].astype(str).str.get_dummies(sep=";").astype(float)
+    return dummies.div(dummies.sum(axis=1), axis=0)
+
+
+def random_regime() -> Regime:
+    """Uniform randomization among eligible arms, then among permissible options."""
+    return Regime("randomized", lambda b: _uniform(b, "eligible_arms"),
+                  lambda h: _uniform(h, "options2"))
+
+
+def oracle_regime(kind: str = "two-stage") -> Regime:
+    """The oracle: ``two-stage`` (both stages), or ``stage1`` (oracle first treatment for
+    week-12 response, then uniform randomization at stage 2)."""
+    if kind == "two-stage":
+        return Regime("oracle", lambda b: b["oracle_A1"], lambda h: h["oracle_A2"])
+    if kind == "stage1":
+        return Regime("oracle first treatment", lambda b: b["oracle_A1_w12"],
+                      lambda h: _uniform(h, "options2"))
+    raise ScenarioError(f"oracle kind must be 'two-stage' or 'stage1'; got {kind!r}")
+
+
+def fixed_regime(preference: tuple[str, ...] | str, stage2: str = "oracle") -> Regime:
+    """The first eligible arm of ``preference``; then ``stage2`` = ``oracle`` or ``random``."""
+    pref = (preference,) if isinstance(preference, str) else tuple(preference)
+
+    def first(b: pd.DataFrame) -> pd.Series:
+        sets = b["eligible_arms"].str.split(";")
+        return pd.Series([next((a for a in pref if a in s), s[0]) for s in sets], index=b.index)
+
+    second: Chooser = ((lambda h: h["oracle_A2"]) if stage2 == "oracle"
+                       else (lambda h: _uniform(h, "options2")))
+    return Regime(f"always {'/'.join(pref)} (stage 2: {stage2})", first, second)
+
+
+def _as_probs(choice: Any, frame: pd.DataFrame, codes: tuple[str, ...], allowed: np.ndarray,
+              what: str, regime: str) -> np.ndarray:
+    if isinstance(choice, pd.DataFrame):
+        unknown = [c for c in choice.columns if c not in codes]
+        if unknown:
+            raise ScenarioError(f"regime '{regime}': unknown {what} code(s) {unknown}")
+        out = np.zeros((len(frame), len(codes)))
+        for c in choice.columns:
+            out[:, codes.index(c)] = choice[c].to_numpy(dtype=float)
+    else:
+        values = list(choice)
+        if len(values) != len(frame):
+            raise ScenarioError(f"regime '{regime}': {what} chooser returned {len(values)} "
+                                f"choices for {len(frame)} rows")
+        out = np.zeros((len(frame), len(codes)))
+        for i, v in enumerate(values):
+            if v not in codes:
+                raise ScenarioError(f"regime '{regime}': unknown {what} code {v!r}")
+            out[i, codes.index(v)] = 1.0
+    bad = (out > 0) & ~allowed
+    if bad.any():
+        i = int(np.argwhere(bad)[0][0])
+        raise ScenarioError(f"regime '{regime}' chose a non-permissible {what} for row {i} "
+                            f"({frame.index[i]}): only eligible arms / permissible options may "
+                            "be recommended")
+    if not np.allclose(out.sum(axis=1), 1.0):
+        raise ScenarioError(f"regime '{regime}': {what} probabilities must sum to 1 per row")
+    return out
+
+
+@dataclass(frozen=True)
+class Truth:
+    """Potential outcomes of a simulated cohort and the oracle; regime values exact.
+
+    ``paths``: one row per participant x stage-1 arm (eligible) x permissible stage-2 option,
+    with the outcomes along that path; ``participants``: latent factors, arm effects and oracle
+    choices; ``values``: the values of the standard regimes on this cohort.
+    """
+
+    paths: pd.DataFrame
+    participants: pd.DataFrame
+    values: pd.DataFrame
+    baseline: pd.DataFrame
+    history: pd.DataFrame
+    arrays: Mapping[str, np.ndarray]
+    arms: tuple[str, ...]
+    options: tuple[str, ...]
+
+    def value(self, regime: Regime) -> dict[str, float]:
+        """Exact value of ``regime`` on this cohort (see :func:`evaluate_regime`)."""
+        return evaluate_regime(self, regime)
+
+
+def evaluate_regime(truth: Truth, regime: Regime) -> dict[str, float]:
+    """Mean week-12/24/36 PEG and response rates when everyone follows ``regime``."""
+    a = truth.arrays
+    n, k = a["peg_w12"].shape
+    w1 = _as_probs(regime.stage1(truth.baseline), truth.baseline, truth.arms, a["eligible1"],
+                   "stage-1 arm", regime.name)
+    hist = truth.history  # rows ordered participant-major, arm-minor, eligible arms only
+    rows = hist["_row"].to_numpy()
+    w2_rows = _as_probs(regime.stage2(hist), hist, truth.options,
+                        a["permissible"].reshape(n * k, -1)[rows], "stage-2 option", regime.name)
+    w2 = np.zeros((n * k, len(truth.options)))
+    w2[rows] = w2_rows
+    w2 = w2.reshape(n, k, -1)
+    peg0 = a["peg0"]
+    out = {"regime": regime.name}
+    for w in (12,):
+        out[f"mean_peg_w{w}"] = float((w1 * a[f"peg_w{w}"]).sum(axis=1).mean())
+        out[f"responder_w{w}"] = float((w1 * _resp(peg0[:, None], a[f"peg_w{w}"])).sum(1).mean())
+    for w in (24, 36):
+        peg = np.nan_to_num(a[f"peg_w{w}"])
+        joint = w1[:, :, None] * w2
+        out[f"mean_peg_w{w}"] = float((joint * peg).sum(axis=(1, 2)).mean())
+        out[f"responder_w{w}"] = float((joint * _resp(peg0[:, None, None], peg)).sum(
+            axis=(1, 2)).mean())
+    share = np.zeros(len(CATEGORIES))
+    for ci in range(len(CATEGORIES)):
+        share[ci] = (w1 * (a["cat"] == ci)).sum(axis=1).mean()
+        out[f"share_{CATEGORIES[ci]}"] = float(share[ci])
+    return out  # type: ignore[return-value]
