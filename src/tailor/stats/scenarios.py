@@ -58,9 +58,9 @@ class Screening(_Model):
     """
 
     not_english: float = Field(0.02, ge=0, le=1)
-    lbp_short: float = Field(0.06, ge=0, le=1)
+    lbp_short: float = Field(0.09, ge=0, le=1)
     lbp_not_half_days: float = Field(0.05, ge=0, le=1)
-    lbp_not_worse: float = Field(0.08, ge=0, le=1)
+    lbp_not_worse: float = Field(0.14, ge=0, le=1)
     no_consent: float = Field(0.08, ge=0, le=1)
     unreachable: float = Field(0.02, ge=0, le=1)
     no_internet: float = Field(0.02, ge=0, le=1)
@@ -81,17 +81,17 @@ class Population(_Model):
     age_mean: float = 52.0
     age_sd: float = Field(14.0, gt=0)
     female: float = Field(0.58, ge=0, le=1)
-    peg_mean: float = 5.6
-    peg_sd: float = Field(1.6, gt=0)
+    peg_mean: float = 4.6
+    peg_sd: float = Field(1.7, gt=0)
     peg_amplifier: float = 0.55
     peg_peripheral: float = 0.30
-    peg_reading_sd: float = Field(0.7, ge=0)
+    peg_reading_sd: float = Field(0.55, ge=0)
     amplifier_female: float = 0.15
     opioid_intercept: float = -1.55
     opioid_amplifier: float = 0.35
     opioid_peripheral: float = 0.25
     # per-arm contraindications; DUL has several causes (the protocol's fields)
-    dul_contraindicated: float = Field(0.50, ge=0, le=1)
+    dul_contraindicated: float = Field(0.45, ge=0, le=1)
     act_contraindicated: float = Field(0.015, ge=0, le=1)
     ebem_contraindicated: float = Field(0.015, ge=0, le=1)
     screening: Screening = Screening()
@@ -133,10 +133,10 @@ class StageTwoAdjustment(_Model):
 class StageTwoEffects(_Model):
     """How the treatment package of weeks 12-24 acts (see docs/simulation.md)."""
 
-    continue_gain: float = 0.03
-    augment_share: float = Field(0.5, ge=0, le=1)
+    continue_gain: float = 0.05
+    augment_share: float = Field(0.7, ge=0, le=1)
     augment_gain: float = 0.0
-    switch_carryover: float = Field(0.2, ge=0, le=1)
+    switch_carryover: float = Field(0.3, ge=0, le=1)
     switch_gain: float = 0.0
     adjustments: tuple[StageTwoAdjustment, ...] = ()
 
@@ -167,7 +167,7 @@ class PGICModel(_Model):
     """PGIC (Guy 1-7) from the latent improvement: code k where the latent lies in band k."""
 
     cutpoints: tuple[float, float, float, float, float, float] = (
-        0.48, 0.24, 0.10, -0.12, -0.25, -0.40)
+        0.48, 0.20, 0.01, -0.15, -0.28, -0.42)
     generosity_sd: float = Field(0.10, ge=0)
     noise_sd: float = Field(0.08, ge=0)
 
@@ -182,7 +182,7 @@ class PGICModel(_Model):
 class Dropout(_Model):
     """Monotone dropout, missing at random: per-interval logit hazard from observed history."""
 
-    intercept: float = -3.2
+    intercept: float = -2.75
     worse_peg: float = 0.35
     bad_response: float = 0.5
     intolerance: float = 0.8

@@ -41,10 +41,18 @@ from tailor.stats.generative import (
 )
 from tailor.stats.randomization import Draws, _minimization_core
 from tailor.stats.scenarios import Scenario, load_scenario
-from tailor.stats.tables import build_long, build_truth, build_wide
-from tailor.stats.truth import Truth, oracle, potential_outcomes
+from tailor.stats.tables import build_long, build_truth, build_wide, standard_regimes
+from tailor.stats.truth import Regime, Truth, oracle, potential_outcomes, regime_outcomes
 
-__all__ = ["Cohort", "SimulationResult", "TrialBatch", "simulate_trial", "simulate_trials"]
+__all__ = [
+    "Cohort",
+    "SimulationResult",
+    "TrialBatch",
+    "population_truth",
+    "regime_value",
+    "simulate_trial",
+    "simulate_trials",
+]
 
 STREAMS = ("population", "sites", "noise", "allocation", "dropout", "timing", "items")
 
@@ -587,3 +595,56 @@ def simulate_trials(protocol: Protocol | str = "best",
             "phenotype": run["cohort"].base["phenotype_label"], "contra": run["cohort"].contra})
     cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     return TrialBatch(arms=proto.arm_codes, options=st.model.options, **cat)
+
+
+# --------------------------------------------------------------------------- population truth
+def population_truth(protocol: Protocol | str = "best",
+                     scenario: Scenario | str = "amplifier-guitar", *, n: int = 50_000,
+                     seed: int | np.random.SeedSequence = 0, oracle_inner: int = 64) -> Truth:
+    """The truth (no allocation, no tables, no paths) of ``n`` randomized-eligible participants
+    drawn from the scenario's population (site effects drawn afresh)."""
+    proto, scen = _resolve(protocol, scenario)
+    st = _setup(proto, scen)
+    rng = _streams(seed)
+    cohort = draw_cohort(proto, scen, 1, n, rng["population"])
+    site_effect = scen.population.site_effect_sd * rng["sites"].standard_normal(
+        scen.population.sites)
+    base = {k: v[0] for k, v in cohort.base.items()}
+    s_eff = site_effect[base["site"].astype(np.int64)]
+    noise = draw_noise(scen, (n,), rng["noise"])
+    contra = cohort.contra[0]
+    po = potential_outcomes(st.model, base, noise, s_eff, st.cat_of_pgic, st.intol_cat, contra)
+    orc = oracle(st.model, base, noise, s_eff, po, st.cat_of_pgic, st.intol_cat, contra,
+                 inner=oracle_inner)
+    ids = np.char.add("Q", np.arange(n).astype(str))
+    return build_truth(st, base, cohort.levels[0], noise, s_eff, contra, ids, po, orc,
+                       paths=False)
+
+
+def regime_value(scenario: Scenario | str, regime: Regime | None = None, *, n: int = 200_000,
+                 protocol: Protocol | str = "best", seed: int = 0, chunk: int = 50_000,
+                 oracle_inner: int = 64) -> pd.DataFrame:
+    """Population value of ``regime`` (default: the standard regimes) by a large Monte Carlo.
+
+    Returns one row per regime with each measure and its Monte Carlo standard error
+    (``<measure>_se``), over ``n`` participants in chunks with seeds spawned from ``seed``.
+    """
+    proto, scen = _resolve(protocol, scenario)
+    regimes = [regime] if regime is not None else standard_regimes(proto)
+    sums: dict[str, dict[str, list[np.ndarray]]] = {r.name: {} for r in regimes}
+    n_chunks = (n + chunk - 1) // chunk
+    for j, ss in enumerate(np.random.SeedSequence(seed).spawn(n_chunks)):
+        m = min(chunk, n - j * chunk)
+        truth = population_truth(proto, scen, n=m, seed=ss, oracle_inner=oracle_inner)
+        for r in regimes:
+            for key, v in regime_outcomes(truth, r).items():
+                sums[r.name].setdefault(key, []).append(v)
+    rows = []
+    for name, parts in sums.items():
+        row: dict[str, Any] = {"regime": name, "n": n}
+        for key, vs in parts.items():
+            v = np.concatenate(vs)
+            row[key] = float(v.mean())
+            row[f"{key}_se"] = float(v.std(ddof=1) / np.sqrt(len(v)))
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -278,8 +278,10 @@ class Truth:
         return evaluate_regime(self, regime)
 
 
-def evaluate_regime(truth: Truth, regime: Regime) -> dict[str, float]:
-    """Mean week-12/24/36 PEG and response rates when everyone follows ``regime``."""
+def regime_outcomes(truth: Truth, regime: Regime) -> dict[str, np.ndarray]:
+    """Each participant's expected outcome under ``regime`` (n,): PEG and response at weeks
+    12, 24, 36 and the week-12 category shares (exact: averaged over the regime's own
+    randomization, if any, through the potential outcomes)."""
     a = truth.arrays
     n, k = a["peg_w12"].shape
     w1 = _as_probs(regime.stage1(truth.baseline), truth.baseline, truth.arms, a["eligible1"],
@@ -292,18 +294,21 @@ def evaluate_regime(truth: Truth, regime: Regime) -> dict[str, float]:
     w2[rows] = w2_rows
     w2 = w2.reshape(n, k, -1)
     peg0 = a["peg0"]
-    out = {"regime": regime.name}
-    for w in (12,):
-        out[f"mean_peg_w{w}"] = float((w1 * a[f"peg_w{w}"]).sum(axis=1).mean())
-        out[f"responder_w{w}"] = float((w1 * _resp(peg0[:, None], a[f"peg_w{w}"])).sum(1).mean())
+    out: dict[str, np.ndarray] = {
+        "mean_peg_w12": (w1 * a["peg_w12"]).sum(axis=1),
+        "responder_w12": (w1 * _resp(peg0[:, None], a["peg_w12"])).sum(axis=1)}
+    joint = w1[:, :, None] * w2
     for w in (24, 36):
         peg = np.nan_to_num(a[f"peg_w{w}"])
-        joint = w1[:, :, None] * w2
-        out[f"mean_peg_w{w}"] = float((joint * peg).sum(axis=(1, 2)).mean())
-        out[f"responder_w{w}"] = float((joint * _resp(peg0[:, None, None], peg)).sum(
-            axis=(1, 2)).mean())
-    share = np.zeros(len(CATEGORIES))
-    for ci in range(len(CATEGORIES)):
-        share[ci] = (w1 * (a["cat"] == ci)).sum(axis=1).mean()
-        out[f"share_{CATEGORIES[ci]}"] = float(share[ci])
-    return out  # type: ignore[return-value]
+        out[f"mean_peg_w{w}"] = (joint * peg).sum(axis=(1, 2))
+        out[f"responder_w{w}"] = (joint * _resp(peg0[:, None, None], peg)).sum(axis=(1, 2))
+    for ci, name in enumerate(CATEGORIES):
+        out[f"share_{name}"] = (w1 * (a["cat"] == ci)).sum(axis=1)
+    return out
+
+
+def evaluate_regime(truth: Truth, regime: Regime) -> dict[str, Any]:
+    """Mean week-12/24/36 PEG, response rates and week-12 category shares when everyone
+    follows ``regime`` (exact on the cohort)."""
+    per = regime_outcomes(truth, regime)
+    return {"regime": regime.name, **{k: float(v.mean()) for k, v in per.items()}}
