@@ -31,6 +31,7 @@ __all__ = [
     "OutcomeModel",
     "draw_candidates",
     "draw_noise",
+    "draw_phenotyping",
     "evaluate_vec",
     "fm2016_items",
     "peg_items",
@@ -89,9 +90,10 @@ def _thirds(x: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- population
 def draw_candidates(scenario: Scenario, shape: tuple[int, ...],
                     rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Candidates in arrival order: the protocol's fields, baseline features and latent factors.
+    """Candidates in arrival order: the fields screening reads, and the latent factors.
 
-    Every array has ``shape`` (e.g. ``(trials, candidates)``). Latent columns start with ``_``.
+    Every array has ``shape`` (e.g. ``(trials, candidates)``); latent columns start with ``_``.
+    Baseline phenotyping (:func:`draw_phenotyping`) is added for those who are randomized.
     """
     pop = scenario.population
     scr = pop.screening
@@ -106,47 +108,8 @@ def draw_candidates(scenario: Scenario, shape: tuple[int, ...],
     col["age"] = age
     c = rng.standard_normal(n) + pop.amplifier_female * (female - pop.female)
     p = rng.standard_normal(n) * 0.95 + 0.3 * (age - pop.age_mean) / pop.age_sd
-    col["_C"], col["_P"] = c, p
-    # 19-area body map (lower back always painful) and FM 2016 symptom items
-    areas = np.empty((n, len(FM_AREAS)), dtype=np.int8)
-    for j, (_code, a0, ac, ap, _g, _r) in enumerate(FM_AREAS):
-        areas[:, j] = rng.random(n) < _logistic(a0 + ac * c + ap * p)
-    col["_areas"] = areas
-    sev = np.empty((n, 3), dtype=np.int8)
-    for j, shift in enumerate((0.0, 0.1, 0.5)):
-        z = 0.85 * c + 0.6 * rng.standard_normal(n) - shift
-        sev[:, j] = np.searchsorted(np.array([-0.6, 0.5, 1.5]), z)
-    cnt = np.empty((n, 3), dtype=np.int8)
-    for j, a0 in enumerate((-1.0, -1.6, -1.2)):
-        cnt[:, j] = rng.random(n) < _logistic(a0 + 0.9 * c)
-    col["_sss_items"] = np.concatenate([sev, cnt], axis=1)
-    col["_fmdur"] = np.ones(n, dtype=np.int8)
-    wpi = areas.sum(axis=1)
-    sss = col["_sss_items"].sum(axis=1)
-    col["body_regions"] = wpi
-    col["wpi"] = wpi
-    col["sss"] = sss
-    col["fibromyalgianess"] = wpi + sss
-    regions = np.zeros(n, dtype=np.int8)
-    for r in range(1, 6):
-        idx = [j for j, a in enumerate(FM_AREAS) if a[5] == r and a[4]]
-        regions += areas[:, idx].max(axis=1)
-    col["_regions"] = regions
-    # PROMIS T-scores (4a ranges), catastrophizing, pressure-pain threshold
     mood = rng.standard_normal(n)
-    for name, (m, sd, load) in PROMIS_MODEL.items():
-        w_mood = 0.35 if name in ("promis_depression_t", "promis_anxiety_t") else 0.0
-        z = (load * c + w_mood * mood
-             + np.sqrt(max(1 - load**2 - w_mood**2, 0.05)) * rng.standard_normal(n))
-        lo, hi = PROMIS_RANGE[name]
-        col[name] = np.round(np.clip(m + sd * z, lo, hi), 1)
-    col["pcs_total"] = np.clip(np.round(17 + 10 * (0.55 * c + 0.2 * mood
-                                                     + 0.8 * rng.standard_normal(n))), 0, 52)
-    col["ppt"] = np.round(380 * np.exp(-0.18 * c + 0.3 * rng.standard_normal(n)))
-    col["modic"] = (rng.random(n) < _logistic(-1.1 + 0.9 * p)).astype(np.int8)
-    col["pfirrmann_max"] = np.clip(np.round(3.1 + 0.7 * p + 0.6 * rng.standard_normal(n)), 1, 5)
-    col["lumbar_rom"] = np.round(np.clip(55 - 7 * p - 0.2 * (age - pop.age_mean)
-                                         + 8 * rng.standard_normal(n), 10, 100), 1)
+    col["_C"], col["_P"], col["_mood"] = c, p, mood
     short = rng.random(n) < scr.lbp_short
     duration = np.exp(np.log(60) + 0.25 * p + 0.15 * c + 0.9 * rng.standard_normal(n))
     col["lbp_duration_months"] = np.round(np.where(
@@ -161,20 +124,21 @@ def draw_candidates(scenario: Scenario, shape: tuple[int, ...],
     col["opioid_use"] = rng.random(n) < _logistic(
         pop.opioid_intercept + pop.opioid_amplifier * c + pop.opioid_peripheral * p)
     # screening questions (True = passes unless named as a failure)
-    col["reads_english"] = rng.random(n) >= scr.not_english
-    col["lbp_half_days_6m"] = rng.random(n) >= scr.lbp_not_half_days
-    col["lbp_worse_than_elsewhere"] = rng.random(n) >= scr.lbp_not_worse * np.exp(
-        0.4 * c) / np.exp(0.08)
-    col["consented"] = rng.random(n) >= scr.no_consent
-    col["reachable_email_phone"] = rng.random(n) >= scr.unreachable
-    col["has_internet_device"] = rng.random(n) >= scr.no_internet
-    col["willing_phenotyping"] = rng.random(n) >= scr.unwilling_phenotyping
-    col["available_9_months"] = rng.random(n) >= scr.unavailable
-    col["willing_any_eligible_treatment"] = rng.random(n) >= scr.unwilling_treatment
-    for name in EXCLUSIONS:
-        col[name] = rng.random(n) < scr.exclusion_condition
+    u = rng.random((n, 9))
+    col["reads_english"] = u[:, 0] >= scr.not_english
+    col["lbp_half_days_6m"] = u[:, 1] >= scr.lbp_not_half_days
+    col["lbp_worse_than_elsewhere"] = u[:, 2] >= scr.lbp_not_worse * np.exp(0.4 * c - 0.08)
+    col["consented"] = u[:, 3] >= scr.no_consent
+    col["reachable_email_phone"] = u[:, 4] >= scr.unreachable
+    col["has_internet_device"] = u[:, 5] >= scr.no_internet
+    col["willing_phenotyping"] = u[:, 6] >= scr.unwilling_phenotyping
+    col["available_9_months"] = u[:, 7] >= scr.unavailable
+    col["willing_any_eligible_treatment"] = u[:, 8] >= scr.unwilling_treatment
+    ux = rng.random((n, len(EXCLUSIONS)))
+    for j, name in enumerate(EXCLUSIONS):
+        col[name] = ux[:, j] < scr.exclusion_condition
     # contraindications: DUL through one of its causes; ACT, EBEM independently
-    dul = rng.random(n) < pop.dul_contraindicated * np.exp(0.25 * mood) / np.exp(0.03)
+    dul = rng.random(n) < pop.dul_contraindicated * np.exp(0.25 * mood - 0.03)
     probs = np.array([q for _, q in DUL_CAUSES])
     cause = np.searchsorted(np.cumsum(probs / probs.sum()), rng.random(n), side="right")
     cause = cause.clip(0, len(DUL_CAUSES) - 1)
@@ -192,6 +156,57 @@ def draw_candidates(scenario: Scenario, shape: tuple[int, ...],
     col["runin_messages_answered"] = messages
     col["pregnant_visit0"] = young_female & (rng.random(n) < scr.pregnant_visit0 * 4)
     col["sex"] = np.where(female, "F", "M")
+    return {k: v.reshape(shape + v.shape[1:]) for k, v in col.items()}
+
+
+def draw_phenotyping(scenario: Scenario, cand: dict[str, np.ndarray],
+                     rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Baseline phenotyping from the latent factors: the 19-area body map and FM 2016 symptom
+    items, PROMIS T-scores, catastrophizing, pressure-pain threshold, Modic changes, disc
+    degeneration, lumbar range of motion, the phenotype label and amplifier index."""
+    shape = cand["_C"].shape
+    c = cand["_C"].reshape(-1)
+    p = cand["_P"].reshape(-1)
+    mood = cand["_mood"].reshape(-1)
+    age = cand["age"].reshape(-1)
+    pop = scenario.population
+    n = c.shape[0]
+    col: dict[str, np.ndarray] = {}
+    # 19-area body map (lower back always painful) and FM 2016 symptom items
+    coef = np.array([(a0, ac, ap) for _code, a0, ac, ap, _g, _r in FM_AREAS])
+    eta = coef[:, 0] + np.outer(c, coef[:, 1]) + np.outer(p, coef[:, 2])
+    areas = (rng.random((n, len(FM_AREAS))) < _logistic(eta)).astype(np.int8)
+    col["_areas"] = areas
+    z = 0.85 * c[:, None] + 0.6 * rng.standard_normal((n, 3)) - np.array([0.0, 0.1, 0.5])
+    sev = np.searchsorted(np.array([-0.6, 0.5, 1.5]), z).astype(np.int8)
+    cnt = (rng.random((n, 3)) < _logistic(np.array([-1.0, -1.6, -1.2]) + 0.9 * c[:, None]))
+    col["_sss_items"] = np.concatenate([sev, cnt.astype(np.int8)], axis=1)
+    col["_fmdur"] = np.ones(n, dtype=np.int8)
+    wpi = areas.sum(axis=1)
+    sss = col["_sss_items"].sum(axis=1)
+    col["body_regions"] = wpi
+    col["wpi"] = wpi
+    col["sss"] = sss
+    col["fibromyalgianess"] = wpi + sss
+    regions = np.zeros(n, dtype=np.int8)
+    for r in range(1, 6):
+        idx = [j for j, a in enumerate(FM_AREAS) if a[5] == r and a[4]]
+        regions += areas[:, idx].max(axis=1)
+    col["_regions"] = regions
+    # PROMIS T-scores (4a ranges), catastrophizing, pressure-pain threshold
+    for name, (m, sd, load) in PROMIS_MODEL.items():
+        w_mood = 0.35 if name in ("promis_depression_t", "promis_anxiety_t") else 0.0
+        zt = (load * c + w_mood * mood
+              + np.sqrt(max(1 - load**2 - w_mood**2, 0.05)) * rng.standard_normal(n))
+        lo, hi = PROMIS_RANGE[name]
+        col[name] = np.round(np.clip(m + sd * zt, lo, hi), 1)
+    col["pcs_total"] = np.clip(np.round(17 + 10 * (0.55 * c + 0.2 * mood
+                                                     + 0.8 * rng.standard_normal(n))), 0, 52)
+    col["ppt"] = np.round(380 * np.exp(-0.18 * c + 0.3 * rng.standard_normal(n)))
+    col["modic"] = (rng.random(n) < _logistic(-1.1 + 0.9 * p)).astype(np.int8)
+    col["pfirrmann_max"] = np.clip(np.round(3.1 + 0.7 * p + 0.6 * rng.standard_normal(n)), 1, 5)
+    col["lumbar_rom"] = np.round(np.clip(55 - 7 * p - 0.2 * (age - pop.age_mean)
+                                         + 8 * rng.standard_normal(n), 10, 100), 1)
     label, index = phenotype_vec(col)
     col["phenotype_label"] = label
     col["amplifier_index"] = index
@@ -412,6 +427,26 @@ class OutcomeModel:
             out = out + a[..., 0] + a[..., 1] * c[..., None, None] + a[..., 2] * p[..., None, None]
         return np.where(self.action < 0, np.nan, out)
 
+    def stage2_one(self, tau: np.ndarray, tau_eff1: np.ndarray, arm: np.ndarray,
+                   cat: np.ndarray, u_intol2: np.ndarray, c: np.ndarray, p: np.ndarray
+                   ) -> np.ndarray:
+        """As :meth:`stage2_all` for one stage-1 arm per participant: (n, O)."""
+        s2 = self.scenario.effects.stage2
+        retained = self.scenario.effects.intolerance_retained
+        act = self.action[arm]
+        part = np.maximum(self.partner[arm], 0)
+        tx = np.take_along_axis(tau, part, axis=-1)
+        tx = np.where(u_intol2[:, None] < self.q_intol[part], retained * tx, tx)
+        t1 = tau_eff1[:, None]
+        out = np.where(act == 0, t1 + s2.continue_gain,
+                       np.where(act == 1,
+                                t1 + s2.augment_share * np.maximum(tx, 0.0) + s2.augment_gain,
+                                tx + s2.switch_carryover * t1 + s2.switch_gain))
+        if self.adj.any():
+            a = self.adj[arm, cat]
+            out = out + a[..., 0] + a[..., 1] * c[:, None] + a[..., 2] * p[:, None]
+        return np.where(act < 0, np.nan, out)
+
     def later_weeks(self, r12: np.ndarray, tau2: np.ndarray, common: np.ndarray,
                     noise: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Latent improvement at weeks 18, 24, 36 (shapes of ``tau2``)."""
@@ -436,8 +471,9 @@ def peg_at(peg0: np.ndarray, r: np.ndarray, m: np.ndarray) -> np.ndarray:
 def pgic_at(scenario: Scenario, r: np.ndarray, nu: np.ndarray, h: np.ndarray) -> np.ndarray:
     """PGIC (Guy 1-7) from the latent improvement with a personal bias and noise."""
     g = r + nu + h
-    cuts = np.asarray(scenario.pgic.cutpoints)
-    return (1 + (g[..., None] < cuts).sum(axis=-1)).astype(np.int8)
+    ascending = np.asarray(scenario.pgic.cutpoints)[::-1]
+    below = len(ascending) - np.searchsorted(ascending, g, side="right")  # cut-points above g
+    return (1 + below).astype(np.int8)
 
 
 def category_of(pgic: np.ndarray, intol: np.ndarray) -> np.ndarray:

@@ -37,6 +37,7 @@ from tailor.stats.generative import (
     OutcomeModel,
     draw_candidates,
     draw_noise,
+    draw_phenotyping,
     evaluate_vec,
 )
 from tailor.stats.randomization import Draws, _minimization_core
@@ -117,7 +118,11 @@ def draw_cohort(protocol: Protocol, scenario: Scenario, trials: int, participant
     while True:
         blocks.append(draw_candidates(scenario, (trials, m), rng))
         cand = {k: np.concatenate([b[k] for b in blocks], axis=1) for k in blocks[0]}
-        ok, fails, contra = _phase_pass(protocol, cand)
+        try:
+            ok, fails, contra = _phase_pass(protocol, cand)
+        except KeyError:  # a rule reads a phenotyping field: phenotype every candidate
+            cand.update(draw_phenotyping(scenario, cand, rng))
+            ok, fails, contra = _phase_pass(protocol, cand)
         eligible = ok["prescreen"] & ok["screening"] & ok["run_in"] & ok["visit0"]
         if eligible.sum(axis=1).min() >= participants:
             break
@@ -125,6 +130,8 @@ def draw_cohort(protocol: Protocol, scenario: Scenario, trials: int, participant
     order = np.argsort(~eligible, axis=1, kind="stable")[:, :participants]
     base = {k: np.take_along_axis(v, order.reshape(order.shape + (1,) * (v.ndim - 2)), axis=1)
             for k, v in cand.items()}
+    if "phenotype_label" not in base:
+        base.update(draw_phenotyping(scenario, base, rng))
     spec = protocol.stage(1).randomization
     levels = np.stack([evaluate_vec(protocol, f.rule, base) for f in spec.factors
                        if f.rule is not None], axis=-1).astype(np.int8)
@@ -373,7 +380,7 @@ def _dropout(st: _Setup, u: np.ndarray, peg0: np.ndarray, age: np.ndarray,
 
 
 def _run(st: _Setup, trials: int, participants: int, seed: int | np.random.SeedSequence,
-         engine: bool) -> dict[str, Any]:
+         engine: bool, truth: bool = True) -> dict[str, Any]:
     rng = _streams(seed)
     sc = st.scenario
     model = st.model
@@ -398,7 +405,8 @@ def _run(st: _Setup, trials: int, participants: int, seed: int | np.random.SeedS
     flat = {k: v.reshape((-1,) + v.shape[2:]) for k, v in base.items()}
     nflat = {k: v.reshape(-1) for k, v in noise.items()}
     po = potential_outcomes(model, flat, nflat, s_eff.reshape(-1), st.cat_of_pgic,
-                            st.intol_cat, cohort.contra.reshape(-1))
+                            st.intol_cat, cohort.contra.reshape(-1),
+                            only_arm=None if engine or truth else arm1.reshape(-1))
     n_all = trials * participants
     idx = np.arange(n_all)
     a1 = arm1.reshape(-1)
@@ -423,9 +431,10 @@ def _run(st: _Setup, trials: int, participants: int, seed: int | np.random.SeedS
         opt, prob2 = _stage2_fast(st, order2, arm1, cat, cohort.contra, u2)
     o = opt.reshape(-1)
     has2 = o >= 0
+    path = (idx, a1, np.maximum(o, 0)) if po["peg_w24"].ndim == 3 else (idx, np.maximum(o, 0))
     for w in (18, 24, 36):
-        obs[f"peg_w{w}"] = np.where(has2, po[f"peg_w{w}"][idx, a1, np.maximum(o, 0)], np.nan)
-        obs[f"pgic_w{w}"] = np.where(has2, po[f"pgic_w{w}"][idx, a1, np.maximum(o, 0)], 0)
+        obs[f"peg_w{w}"] = np.where(has2, po[f"peg_w{w}"][path], np.nan)
+        obs[f"pgic_w{w}"] = np.where(has2, po[f"pgic_w{w}"][path], 0)
     pegs = [obs[f"peg_w{w}"] for w in PEG_WEEKS]
     alive = _dropout(st, ud, peg0, age, pegs, seen12 & (cat_true == 3), intol, 2,
                      len(PEG_WEEKS), alive)
@@ -582,7 +591,7 @@ def simulate_trials(protocol: Protocol | str = "best",
     n_chunks = (trials + chunk - 1) // chunk
     for j, ss in enumerate(np.random.SeedSequence(seed).spawn(n_chunks)):
         m = min(chunk, trials - j * chunk)
-        run = _run(st, m, participants, ss, engine=False)
+        run = _run(st, m, participants, ss, engine=False, truth=False)
         obs, alive = run["obs"], run["alive"]
         peg = np.stack([np.where(alive[..., k].reshape(-1), obs[f"peg_w{w}"], np.nan)
                         for k, w in enumerate(PEG_WEEKS)], axis=-1)

@@ -47,14 +47,15 @@ RESPONSE = 0.30  # PEG reduction defining response (the protocol's default respo
 # --------------------------------------------------------------------------- outcomes
 def potential_outcomes(model: OutcomeModel, base: Mapping[str, np.ndarray],
                        noise: Mapping[str, np.ndarray], site_effect: np.ndarray,
-                       cat_of_pgic: np.ndarray, intol_cat: int, contra: np.ndarray
-                       ) -> dict[str, np.ndarray]:
+                       cat_of_pgic: np.ndarray, intol_cat: int, contra: np.ndarray,
+                       only_arm: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Outcomes of every participant (n) under every arm (K) and option (O).
 
     ``cat_of_pgic[code]`` is the category index of PGIC ``code`` (1-7); ``contra`` the
     contraindicated arm index + 1 (0 = none). Returns stage-1 arrays (n, K) and stage-2 arrays
     (n, K, O) with NaN where an option is impossible; ``permissible`` (n, K, O) marks the
     options the protocol allows after each arm given the week-12 category under it.
+    With ``only_arm`` (n,) the stage-2 arrays are (n, O), after that arm only (the fast path).
     """
     sc = model.scenario
     c, p = base["_C"], base["_P"]
@@ -71,15 +72,22 @@ def potential_outcomes(model: OutcomeModel, base: Mapping[str, np.ndarray],
     cat = np.where(s1["intol"], intol_cat, cat).astype(np.int8)
     out["cat"] = cat
     n, k = tau.shape
-    arm = np.broadcast_to(np.arange(k), (n, k))
-    tau2 = model.stage2_all(tau, s1["tau_eff"], cat, noise["u_intol2"], c, p)
-    later = model.later_weeks(s1["r12"], tau2, common, dict(noise))
+    if only_arm is not None:
+        rows = np.arange(n)
+        tau2 = model.stage2_one(tau, s1["tau_eff"][rows, only_arm], only_arm,
+                                cat[rows, only_arm], noise["u_intol2"], c, p)
+        later = model.later_weeks(s1["r12"][rows, only_arm], tau2, common, dict(noise))
+        ex: tuple[Any, ...] = (slice(None), None)
+    else:
+        tau2 = model.stage2_all(tau, s1["tau_eff"], cat, noise["u_intol2"], c, p)
+        later = model.later_weeks(s1["r12"], tau2, common, dict(noise))
+        ex = (slice(None), None, None)
     for w in (18, 24, 36):
         r = later[f"r{w}"]
-        out[f"peg_w{w}"] = peg_at(peg0[:, None, None], r, noise[f"m{w}"][:, None, None])
-        out[f"pgic_w{w}"] = pgic_at(sc, r, noise["nu"][:, None, None],
-                                    noise[f"h{w}"][:, None, None])
+        out[f"peg_w{w}"] = peg_at(peg0[ex], r, noise[f"m{w}"][ex])
+        out[f"pgic_w{w}"] = pgic_at(sc, r, noise["nu"][ex], noise[f"h{w}"][ex])
     out["tau2"] = tau2
+    arm = np.broadcast_to(np.arange(k), (n, k))
     out["permissible"] = model.eligible[arm, cat, contra[:, None]]
     out["eligible1"] = np.arange(k)[None, :] != (contra[:, None] - 1)
     return out
