@@ -305,8 +305,8 @@ def simulate_allocations(protocol: Protocol, *, participants: int = 805, trials:
     for ss in seqs:
         m = min(chunk, trials - done)
         rng = np.random.default_rng(ss)
-        levels = (rng.random((m, participants, len(factors))) < prev).astype(np.int8)
-        r = rng.random((m, participants))
+        levels = (rng.random((m, participants, len(factors)), dtype=np.float32) < prev).astype(np.int8)
+        r = rng.random((m, participants), dtype=np.float32)
         contra = (np.searchsorted(contra_cdf, r, side="right")).astype(np.int8)
         contra[contra >= k] = -1
         site = rng.integers(0, cohort.sites, (m, participants)).astype(np.int8)
@@ -328,8 +328,7 @@ def simulate_allocations(protocol: Protocol, *, participants: int = 805, trials:
         share_all += (totals / participants).sum(axis=0)
         if dul >= 0:
             dul_ok = contra != dul
-            onehot = np.eye(k)[out_arm]  # (m, n, k)
-            share_dul += (onehot * dul_ok[..., None]).sum(axis=1).sum(axis=0)
+            share_dul += np.bincount(out_arm[dul_ok], minlength=k)
             n_dul += dul_ok.sum()
         if 2 in stages:
             cat = np.searchsorted(share_cdf, rng.random((m, participants)), side="right")
