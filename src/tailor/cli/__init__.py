@@ -30,6 +30,11 @@ EXIT_INPUT_ERROR = 2
 
 def _register() -> None:
     """Attach each sub-command module's Typer app (one module per command group)."""
+    from tailor.cli import instruments_cmd
+
+    app.add_typer(instruments_cmd.instruments_app, name="instruments",
+                  invoke_without_command=True)
+    app.command("score")(instruments_cmd.score)
 
 
 _register()
