@@ -55,7 +55,7 @@ def test_pgic_coding_mismatch() -> None:
     with pytest.raises(InstrumentError, match="declare coding='bacpac'") as exc:
         instruments.score("pgic", {"PGIC1": 0})
     assert (exc.value.instrument, exc.value.item, exc.value.value) == ("pgic", "PGIC1", 0)
-    with pytest.raises(InstrumentError, match="in coding 'bacpac'.*valid in the default"):
+    with pytest.raises(InstrumentError, match=r"in coding 'bacpac'.*valid in the default"):
         instruments.score("pgic", {"PGIC1": 7}, coding="bacpac")
     with pytest.raises(InstrumentError, match="unknown coding 'guy2'"):
         instruments.score("pgic", {"PGIC1": 1}, coding="guy2")

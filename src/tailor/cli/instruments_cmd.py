@@ -76,7 +76,7 @@ def _tables(specs: list[str], instrument: str | None) -> dict[str, ConversionTab
         name, sep, path = spec.partition("=")
         if not sep:
             if instrument is None:
-                raise typer.BadParameter(f"--table {spec}: with --all write NAME=PATH")
+                raise InputFileError(f"--table {spec}: with --all write NAME=PATH", path=spec)
             name, path = get(instrument).name, spec
         out[get(name).name] = ConversionTable.from_csv(path, version=f"user table {Path(path).name}")
     return out
@@ -118,7 +118,7 @@ def score(
 ) -> None:
     """Score questionnaire responses in a CSV; bad rows are reported, exit 1 if any failed."""
     if (instrument is None) == (not all_):
-        raise typer.BadParameter("give exactly one of --instrument NAME or --all")
+        raise InputFileError("give exactly one of --instrument NAME or --all", path=str(input))
     tables = _tables(table or [], instrument)
     if instrument is not None:
         df, errors = score_wide(input, instrument, coding=coding,
