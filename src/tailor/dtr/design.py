@@ -175,11 +175,11 @@ class _Variable:
     name: str
     levels: tuple[str, ...] | None  # None: numeric
 
-    def columns(self, data: pd.DataFrame, rows: np.ndarray | None = None) -> tuple[list[str], np.ndarray]:
+    def columns(self, data: pd.DataFrame, strict: bool = True) -> tuple[list[str], np.ndarray]:
         if self.name not in data.columns:
             raise InputFileError(f"the model needs column '{self.name}', which is absent",
                                  column=self.name)
-        series = data[self.name] if rows is None else data[self.name].iloc[rows]
+        series = data[self.name]
         if self.levels is None:
             try:
                 values = pd.to_numeric(series, errors="raise").to_numpy(dtype=float)
@@ -188,7 +188,9 @@ class _Variable:
             return [self.name], values[:, None]
         labels = series.map(lambda v: None if _is_missing(v) else option_label(v))
         unknown = set(labels.dropna()) - set(self.levels)
-        if unknown:
+        if unknown and not strict:
+            labels = labels.where(~labels.isin(unknown), None)
+        elif unknown:
             raise RecordError(
                 f"column '{self.name}' has level(s) {sorted(unknown)} not seen when the model was "
                 f"fitted (known: {list(self.levels)})", field=self.name, value=sorted(unknown))
@@ -221,7 +223,7 @@ class _TermBlock:
     def from_data(cls, formula: Formula, data: pd.DataFrame) -> _TermBlock:
         return cls(formula, {v: _variable_from(data, v) for v in formula.variables})
 
-    def build(self, data: pd.DataFrame) -> tuple[list[str], np.ndarray]:
+    def build(self, data: pd.DataFrame, strict: bool = True) -> tuple[list[str], np.ndarray]:
         names: list[str] = []
         blocks: list[np.ndarray] = []
         cache: dict[str, tuple[list[str], np.ndarray]] = {}
@@ -230,7 +232,7 @@ class _TermBlock:
             cols = np.ones((len(data), 1))
             for var in term:
                 if var not in cache:
-                    cache[var] = self.variables[var].columns(data)
+                    cache[var] = self.variables[var].columns(data, strict)
                 vn, vx = cache[var]
                 cols = (cols[:, :, None] * vx[:, None, :]).reshape(len(data), -1)
                 cols_names = [f"{a}:{b}" if a else b for a in cols_names for b in vn]
@@ -354,12 +356,16 @@ class StageSpec:
         return tuple(seen)
 
     # -- matrices ---------------------------------------------------------------------------
-    def history(self, data: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """Main-effect block (with intercept) and tailoring block (with leading 1)."""
-        _, main = self.main.build(data)
+    def history(self, data: pd.DataFrame, strict: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Main-effect block (with intercept) and tailoring block (with leading 1).
+
+        With ``strict=False`` a categorical level unseen in training gives NaN instead of an
+        error (used for rows outside a stage's regression).
+        """
+        _, main = self.main.build(data, strict)
         if self.has_intercept:
             main = np.hstack([np.ones((len(data), 1)), main])
-        _, tail = self.tailoring.build(data)
+        _, tail = self.tailoring.build(data, strict)
         tail = np.hstack([np.ones((len(data), 1)), tail])
         return main, tail
 

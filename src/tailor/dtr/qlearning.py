@@ -220,7 +220,7 @@ def fit_stages(stages: Sequence[Mapping[str, Any]], data: pd.DataFrame, y: np.nd
         index = {o: j for j, o in enumerate(spec.options)}
         observed = np.array([index.get(lab, -1) if lab is not None else -1 for lab in labels])
         _check_observed(spec, rows, labels, observed, mask, sets)
-        main, tail = spec.history(data)
+        main, tail = spec.history(data, strict=False)
         x_options = spec.option_designs(main, tail)
         x_options[:, ~decision, :] = np.nan
         x_obs = x_options[observed[rows], rows, :]
@@ -480,7 +480,7 @@ class QLearningResult:
         return pd.DataFrame(q, columns=list(fit.spec.options), index=data.index)
 
     def _q(self, fit: StageFit, data: pd.DataFrame) -> np.ndarray:
-        main, tail = fit.spec.history(data)
+        main, tail = fit.spec.history(data, strict=False)
         return fit.predict_designs(fit.spec.option_designs(main, tail))
 
     def _mask(self, fit: StageFit, data: pd.DataFrame, *, require: bool) -> np.ndarray | None:
@@ -526,8 +526,11 @@ class QLearningResult:
                         raise RecordError(f"row {i + 1}: option(s) {unknown} cannot be scored at "
                                           f"stage {spec.stage}", field=str(spec.feasible))
                     vals = self.sign * q[i, js]
-                    if np.isnan(vals).all():
-                        col.append(None)
+                    if np.isnan(vals).any():
+                        raise RecordError(
+                            f"row {i + 1}: stage-{spec.stage} Q-values cannot be computed (a "
+                            f"covariate among {list(spec.variables)} is missing or has a level "
+                            "unseen in training)", field=spec.treatment)
                     else:
                         col.append(spec.options[js[int(np.nanargmax(vals))]])
             out[spec.treatment] = col
