@@ -147,7 +147,7 @@ def adaptive_m(result: QLearningResult, *, tuning: float = 0.1, nu: float = 0.00
     stat = np.where(var > 0, diff**2 / np.maximum(var, 1e-300), np.inf)
     nonreg = (stat <= tau) & ok
     p = float(nonreg.sum() / n)
-    m = int(math.ceil(n ** ((1 + tuning * (1 - p)) / (1 + tuning))))
+    m = math.ceil(n ** ((1 + tuning * (1 - p)) / (1 + tuning)))
     return min(m, n), p
 
 

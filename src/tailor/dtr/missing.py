@@ -24,8 +24,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
-
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -38,7 +36,7 @@ __all__ = ["MultipleImputation", "PooledEstimate", "ipcw_weights", "pool_tables"
 
 def _logistic_probabilities(x: np.ndarray, y: np.ndarray, where: str) -> np.ndarray:
     """Maximum-likelihood logistic regression by Newton-Raphson (ridge 1e-8 for stability)."""
-    n, p = x.shape
+    p = x.shape[1]
     beta = np.zeros(p)
     for _ in range(100):
         eta = np.clip(x @ beta, -30, 30)
@@ -251,7 +249,3 @@ class MultipleImputation:
         data set and pool the results by Rubin's rules."""
         tables = [analysis(d) for d in datasets]
         return pool_tables(tables, key=key, n=n, alpha=alpha)
-
-
-def _unused(*_: Any) -> None:  # pragma: no cover - keeps the import list honest for mypy
-    return None

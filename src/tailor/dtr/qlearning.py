@@ -70,7 +70,7 @@ def weighted_least_squares(x: np.ndarray, y: np.ndarray, w: np.ndarray, *,
     diag = np.abs(np.diag(r))
     tol = diag.max() * max(n, p) * np.finfo(float).eps if p else 0.0
     if p and (diag <= tol).any():
-        bad = [names[j] if j < len(names) else str(j) for j in np.flatnonzero(diag <= tol)]
+        bad = [names[int(j)] if j < len(names) else str(j) for j in np.flatnonzero(diag <= tol)]
         raise EstimationError(f"{where}: the design is rank deficient (aliased term(s): {bad}); "
                               "drop or merge terms, or check that every option was received")
     coef = np.linalg.solve(r, q.T @ yw)

@@ -240,7 +240,7 @@ def _evaluate_backward(ql: QLearning, data: pd.DataFrame, y: np.ndarray, w: np.n
         index = {o: j for j, o in enumerate(fit.spec.options)}
         chosen = np.full(len(q), -1)
         for i in np.flatnonzero(fit.decision):
-            rec = recs[k - 1][i]
+            rec = recs[k - 1][int(i)]
             if rec is not None and rec in index and fit.mask[i, index[rec]]:
                 chosen[i] = index[rec]
         return chosen
