@@ -431,7 +431,9 @@ def dr_scores(data: pd.DataFrame, qlearning: QLearning, *, outcome: str, stage: 
     rng = np.random.default_rng(random_state)
     fold = _folds(len(data), folds, rng)
     full = qlearning.fit(data, outcome=outcome, weights=w)
-    options = full.stages[stage - 1].spec.options
+    spec = full.stages[stage - 1].spec
+    extra = sorted({s[0] for s in spec.feasible_sets(data) if len(s) == 1} - set(spec.options))
+    options = (*spec.options, *extra)  # continuation-only options (e.g. excellent responders)
     n = len(data)
     scores = np.full((n, len(options)), np.nan)
     feasible = np.zeros((n, len(options)), dtype=bool)
@@ -464,13 +466,16 @@ def dr_scores(data: pd.DataFrame, qlearning: QLearning, *, outcome: str, stage: 
             if w[i] <= 0:
                 continue
             for o in sets[j] if sets[j] else ((a[j],) if a[j] is not None else ()):
-                if o not in col_index or o not in options:
+                if o not in options:
                     continue
                 c = options.index(o)
-                qv = q[j, col_index[o]]
-                score = qv + ((target[j] - qv) / p[j] if a[j] == o else 0.0)
-                if len(sets[j]) == 1:  # no decision: the observed (pseudo-)outcome
+                if len(sets[j]) <= 1:  # no decision: the observed (pseudo-)outcome
                     score = target[j]
+                elif o in col_index:
+                    qv = q[j, col_index[o]]
+                    score = qv + ((target[j] - qv) / p[j] if a[j] == o else 0.0)
+                else:
+                    continue
                 scores[i, c] = score
                 feasible[i, c] = True
     return DRScores(scores, feasible, tuple(options), qlearning.maximize)
