@@ -230,12 +230,12 @@ class MultipleImputation:
                                   "as 0/1 columns first)", field=col)
         rng = np.random.default_rng(self.random_state)
         seeds = rng.integers(0, 2**31 - 1, size=self.n_imputations)
-        matrix = data[use].to_numpy(dtype=float)
+        matrix = np.array(data[use].to_numpy(dtype=float), copy=True)
         out = []
         for seed in seeds:
             imp = IterativeImputer(max_iter=self.max_iter, sample_posterior=True,
                                    random_state=int(seed), keep_empty_features=True)
-            filled = imp.fit_transform(matrix)
+            filled = imp.fit_transform(matrix.copy())
             copy = data.copy()
             for j, col in enumerate(use):
                 if col in columns:
