@@ -213,7 +213,6 @@ def bootstrap_qlearning(result: QLearningResult, *, replicates: int = 1000,
         raise EstimationError("bootstrap needs at least 2 replicates")
     rng = np.random.default_rng(random_state)
     w = result.weights
-    n_all = result.n
     used = w > 0
     n = int(used.sum())
     p_nonreg: float | None = None
@@ -241,7 +240,6 @@ def bootstrap_qlearning(result: QLearningResult, *, replicates: int = 1000,
                                            result.sign)
         last_reps = coef_last[~f_last]
     keep = ~failed_any
-    del n_all
     return BootstrapResult(
         estimates=tuple(f.coef for f in result.stages if f.coef is not None),
         terms=tuple(f.spec.term_names for f in result.stages),

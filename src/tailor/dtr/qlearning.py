@@ -474,7 +474,7 @@ class QLearningResult:
         """
         fit = self.stage(stage)
         q = self._q(fit, data)
-        mask = self._mask(fit, data, require=False)
+        mask = self._mask(fit, data)
         if mask is not None:
             q = np.where(mask, q, np.nan)
         return pd.DataFrame(q, columns=list(fit.spec.options), index=data.index)
@@ -483,20 +483,14 @@ class QLearningResult:
         main, tail = fit.spec.history(data, strict=False)
         return fit.predict_designs(fit.spec.option_designs(main, tail))
 
-    def _mask(self, fit: StageFit, data: pd.DataFrame, *, require: bool) -> np.ndarray | None:
-        spec = fit.spec
-        feas = spec.feasible
-        present = (feas is None and spec.treatment in data.columns) or (
-            isinstance(feas, str) and feas in data.columns) or (
+    def _mask(self, fit: StageFit, data: pd.DataFrame) -> np.ndarray | None:
+        """Feasibility mask from ``data`` when it carries the declared feasibility columns."""
+        feas = fit.spec.feasible
+        present = (isinstance(feas, str) and feas in data.columns) or (
             isinstance(feas, Mapping) and all(c in data.columns for c in feas.values()))
-        if feas is None:
-            return None
         if not present:
-            if require:
-                return None
             return None
-        sets = spec.feasible_sets(data)
-        return spec.feasible_mask(sets)
+        return fit.spec.feasible_mask(fit.spec.feasible_sets(data))
 
     def recommend(self, data: pd.DataFrame) -> pd.DataFrame:
         """Recommended option per stage (one column per stage's treatment name).
@@ -508,7 +502,7 @@ class QLearningResult:
         for fit in self.stages:
             spec = fit.spec
             q = self._q(fit, data)
-            if spec.feasible is None or self._mask(fit, data, require=True) is None:
+            if self._mask(fit, data) is None:
                 sets = [spec.options] * len(data)
             else:
                 sets = spec.feasible_sets(data)
@@ -544,7 +538,6 @@ class QLearningResult:
     def summary(self, alpha: float = 0.05) -> Summary:
         """Coefficient tables of all stages with Wald intervals (text, HTML or DataFrame)."""
         frames = []
-        z = stats.norm.ppf(1 - alpha / 2)
         for fit in self.stages:
             tab = fit.coefficients()
             tab.insert(0, "stage", fit.spec.stage)
@@ -555,7 +548,6 @@ class QLearningResult:
             else:
                 tab["lower"] = tab["upper"] = np.nan
             frames.append(tab)
-        del z
         lines = [f"outcome: {self.outcome} ({'higher' if self.maximize else 'lower'} is better)",
                  f"participants: {self.n}; missing data: {self.missing_note}"]
         for fit in self.stages:
