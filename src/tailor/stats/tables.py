@@ -220,7 +220,10 @@ def build_long(st: Any, run: dict[str, Any], wide: pd.DataFrame, *, items: bool 
                 for f in ("response_category", "options2", "A2", "action2", "p_A2"):
                     put(vis, w, f, row[f])
         if not pd.isna(row["dropout_week"]):
-            put("disposition", int(row["dropout_week"]), "dropout_week", int(row["dropout_week"]))
+            week = int(row["dropout_week"])
+            put("disposition", week, "dropout_week", week)
+            if not (alive[i, 0] or alive[i, 1]):  # the safety checks never happened
+                put("disposition", week, "intolerance_s1", row["intolerance_s1"])
     long = pd.DataFrame(rows, columns=["participant_id", "site", "visit", "week", "field",
                                        "value"])
     long["week"] = long["week"].astype("Int64")
