@@ -247,7 +247,7 @@ def test_scenario_errors_name_the_yaml_path(tmp_path):
     odd = tmp_path / "odd.yaml"
     odd.write_text("extends: amplifier-guitar\nname: odd\neffects:\n  stage1:\n"
                    "    XYZ: {mean: 0.1}\n")
-    with pytest.raises(ScenarioError, match="effects.stage1.XYZ"):
+    with pytest.raises(ScenarioError, match=r"effects\.stage1\.XYZ"):
         simulate_trial("best", load_scenario(odd), participants=10)
     with pytest.raises(ScenarioError, match="built-in"):
         load_scenario("no-such-scenario")

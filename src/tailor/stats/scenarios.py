@@ -44,7 +44,6 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-Share = float  # documented as a probability; ranges checked by Field(ge, le) where used
 
 ENROLMENT_WEIGHTS = (0.12, 0.10, 0.10, 0.09, 0.09, 0.08, 0.08, 0.07, 0.07, 0.06, 0.06, 0.05,
                      0.03)
@@ -57,43 +56,43 @@ class Screening(_Model):
     through the protocol's own criteria on the generated fields.
     """
 
-    not_english: float = Field(0.02, ge=0, le=1)
-    lbp_short: float = Field(0.09, ge=0, le=1)
-    lbp_not_half_days: float = Field(0.05, ge=0, le=1)
-    lbp_not_worse: float = Field(0.14, ge=0, le=1)
-    no_consent: float = Field(0.08, ge=0, le=1)
-    unreachable: float = Field(0.02, ge=0, le=1)
-    no_internet: float = Field(0.02, ge=0, le=1)
-    unwilling_phenotyping: float = Field(0.04, ge=0, le=1)
-    unavailable: float = Field(0.04, ge=0, le=1)
-    unwilling_treatment: float = Field(0.04, ge=0, le=1)
-    exclusion_condition: float = Field(0.012, ge=0, le=1)
-    runin_disengaged: float = Field(0.15, ge=0, le=1)
-    pregnant_visit0: float = Field(0.003, ge=0, le=1)
+    not_english: float = Field(default=0.02, ge=0, le=1)
+    lbp_short: float = Field(default=0.09, ge=0, le=1)
+    lbp_not_half_days: float = Field(default=0.05, ge=0, le=1)
+    lbp_not_worse: float = Field(default=0.14, ge=0, le=1)
+    no_consent: float = Field(default=0.08, ge=0, le=1)
+    unreachable: float = Field(default=0.02, ge=0, le=1)
+    no_internet: float = Field(default=0.02, ge=0, le=1)
+    unwilling_phenotyping: float = Field(default=0.04, ge=0, le=1)
+    unavailable: float = Field(default=0.04, ge=0, le=1)
+    unwilling_treatment: float = Field(default=0.04, ge=0, le=1)
+    exclusion_condition: float = Field(default=0.012, ge=0, le=1)
+    runin_disengaged: float = Field(default=0.15, ge=0, le=1)
+    pregnant_visit0: float = Field(default=0.003, ge=0, le=1)
 
 
 class Population(_Model):
     """The candidate population: sites, demographics, latent factors and contraindications."""
 
-    sites: int = Field(13, ge=1)
+    sites: int = Field(default=13, ge=1)
     enrolment_weights: tuple[float, ...] = ENROLMENT_WEIGHTS
-    site_effect_sd: float = Field(0.03, ge=0)
+    site_effect_sd: float = Field(default=0.03, ge=0)
     age_mean: float = 52.0
-    age_sd: float = Field(14.0, gt=0)
-    female: float = Field(0.58, ge=0, le=1)
+    age_sd: float = Field(default=14.0, gt=0)
+    female: float = Field(default=0.58, ge=0, le=1)
     peg_mean: float = 4.6
-    peg_sd: float = Field(1.7, gt=0)
+    peg_sd: float = Field(default=1.7, gt=0)
     peg_amplifier: float = 0.55
     peg_peripheral: float = 0.30
-    peg_reading_sd: float = Field(0.55, ge=0)
+    peg_reading_sd: float = Field(default=0.55, ge=0)
     amplifier_female: float = 0.15
     opioid_intercept: float = -1.55
     opioid_amplifier: float = 0.35
     opioid_peripheral: float = 0.25
     # per-arm contraindications; DUL has several causes (the protocol's fields)
-    dul_contraindicated: float = Field(0.45, ge=0, le=1)
-    act_contraindicated: float = Field(0.015, ge=0, le=1)
-    ebem_contraindicated: float = Field(0.015, ge=0, le=1)
+    dul_contraindicated: float = Field(default=0.45, ge=0, le=1)
+    act_contraindicated: float = Field(default=0.015, ge=0, le=1)
+    ebem_contraindicated: float = Field(default=0.015, ge=0, le=1)
     screening: Screening = Screening()
 
     @model_validator(mode="after")
@@ -134,9 +133,9 @@ class StageTwoEffects(_Model):
     """How the treatment package of weeks 12-24 acts (see docs/simulation.md)."""
 
     continue_gain: float = 0.05
-    augment_share: float = Field(0.7, ge=0, le=1)
+    augment_share: float = Field(default=0.7, ge=0, le=1)
     augment_gain: float = 0.0
-    switch_carryover: float = Field(0.3, ge=0, le=1)
+    switch_carryover: float = Field(default=0.3, ge=0, le=1)
     switch_gain: float = 0.0
     adjustments: tuple[StageTwoAdjustment, ...] = ()
 
@@ -145,22 +144,22 @@ class Effects(_Model):
     stage1: dict[str, ArmEffect]
     intolerance: dict[str, float] = Field(
         default_factory=lambda: {"ESC": 0.01, "ACT": 0.02, "EBEM": 0.04, "DUL": 0.15})
-    intolerance_retained: float = Field(0.25, ge=0, le=1)
+    intolerance_retained: float = Field(default=0.25, ge=0, le=1)
     prognostic_amplifier: float = -0.02
     prognostic_peripheral: float = 0.0
     prognostic_opioid: float = -0.04
-    onset_w6: float = Field(0.7, ge=0, le=1.5)
-    durability_w36: float = Field(0.85, ge=0, le=1.5)
+    onset_w6: float = Field(default=0.7, ge=0, le=1.5)
+    durability_w36: float = Field(default=0.85, ge=0, le=1.5)
     stage2: StageTwoEffects = StageTwoEffects()
 
 
 class Noise(_Model):
-    responsiveness_sd: float = Field(0.13, ge=0)
-    stage1_sd: float = Field(0.13, ge=0)
-    stage2_sd: float = Field(0.10, ge=0)
-    persistence: float = Field(0.6, ge=0, le=1)
-    interim_sd: float = Field(0.05, ge=0)
-    peg_measurement_sd: float = Field(0.55, ge=0)
+    responsiveness_sd: float = Field(default=0.13, ge=0)
+    stage1_sd: float = Field(default=0.13, ge=0)
+    stage2_sd: float = Field(default=0.10, ge=0)
+    persistence: float = Field(default=0.6, ge=0, le=1)
+    interim_sd: float = Field(default=0.05, ge=0)
+    peg_measurement_sd: float = Field(default=0.55, ge=0)
 
 
 class PGICModel(_Model):
@@ -168,8 +167,8 @@ class PGICModel(_Model):
 
     cutpoints: tuple[float, float, float, float, float, float] = (
         0.48, 0.20, 0.01, -0.15, -0.28, -0.42)
-    generosity_sd: float = Field(0.10, ge=0)
-    noise_sd: float = Field(0.08, ge=0)
+    generosity_sd: float = Field(default=0.10, ge=0)
+    noise_sd: float = Field(default=0.08, ge=0)
 
     @model_validator(mode="after")
     def _decreasing(self) -> PGICModel:

@@ -277,7 +277,7 @@ def _stage1_fast(st: _Setup, cohort: Cohort, u: np.ndarray) -> tuple[np.ndarray,
     """Stage-1 arms (protocol arm index) and probabilities (protocol order) by the kernel."""
     contra_alloc = cohort.contra[..., None] - 1 == st.alloc_idx  # (T, n, K) in alloc order
     arm = np.zeros(cohort.contra.shape, dtype=np.int64)
-    prob = np.zeros(cohort.contra.shape + (len(st.alloc_idx),))
+    prob = np.zeros((*cohort.contra.shape, len(st.alloc_idx)))
     _alloc_stage1(cohort.levels, ~contra_alloc, u, st.theta1, st.omega1, arm, prob)
     back = np.empty_like(prob)
     back[..., st.alloc_idx] = prob
@@ -287,7 +287,7 @@ def _stage1_fast(st: _Setup, cohort: Cohort, u: np.ndarray) -> tuple[np.ndarray,
 def _stage2_fast(st: _Setup, order: np.ndarray, arm1: np.ndarray, cat: np.ndarray,
                  contra: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     opt = np.full(arm1.shape, -1, dtype=np.int64)
-    prob = np.zeros(arm1.shape + (len(st.model.options),))
+    prob = np.zeros((*arm1.shape, len(st.model.options)))
     _alloc_stage2(order, arm1, cat.astype(np.int64), contra.astype(np.int64), u,
                   st.model.candidates, st.model.eligible, st.theta2, st.omega2, opt, prob)
     return opt, prob
@@ -390,9 +390,9 @@ def _run(st: _Setup, trials: int, participants: int, seed: int | np.random.SeedS
         (trials, sc.population.sites))
     s_eff = np.take_along_axis(site_effect, cohort.base["site"].astype(np.int64), axis=1)
     noise = draw_noise(sc, shape, rng["noise"])
-    u1 = rng["allocation"].random(shape + (3,))
-    u2 = rng["allocation"].random(shape + (3,))
-    u_drop = rng["dropout"].random(shape + (len(PEG_WEEKS),))
+    u1 = rng["allocation"].random((*shape, 3))
+    u2 = rng["allocation"].random((*shape, 3))
+    u_drop = rng["dropout"].random((*shape, len(PEG_WEEKS)))
     enrol = np.cumsum(rng["timing"].exponential(1.0, shape), axis=1)
     visit12 = enrol + 84 + rng["timing"].integers(-7, 8, shape)
     order2 = np.argsort(visit12, axis=1, kind="stable")
@@ -402,7 +402,7 @@ def _run(st: _Setup, trials: int, participants: int, seed: int | np.random.SeedS
     else:
         arm1, prob1 = _stage1_fast(st, cohort, u1)
     base = cohort.base
-    flat = {k: v.reshape((-1,) + v.shape[2:]) for k, v in base.items()}
+    flat = {k: v.reshape((-1, *v.shape[2:])) for k, v in base.items()}
     nflat = {k: v.reshape(-1) for k, v in noise.items()}
     po = potential_outcomes(model, flat, nflat, s_eff.reshape(-1), st.cat_of_pgic,
                             st.intol_cat, cohort.contra.reshape(-1),
@@ -439,7 +439,7 @@ def _run(st: _Setup, trials: int, participants: int, seed: int | np.random.SeedS
     alive = _dropout(st, ud, peg0, age, pegs, seen12 & (cat_true == 3), intol, 2,
                      len(PEG_WEEKS), alive)
     return {"cohort": cohort, "arm1": arm1, "prob1": prob1, "opt": opt, "prob2": prob2,
-            "obs": obs, "alive": alive.reshape(shape + (-1,)), "intol": intol.reshape(shape),
+            "obs": obs, "alive": alive.reshape((*shape, -1)), "intol": intol.reshape(shape),
             "cat": cat, "po": po, "noise": noise, "site_effect": site_effect,
             "s_eff": s_eff, "records": records, "u1": u1, "u2": u2, "order2": order2,
             "enrol": enrol, "visit12": visit12, "items_rng": rng["items"]}

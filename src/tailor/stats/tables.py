@@ -117,7 +117,10 @@ def build_wide(st: Any, run: dict[str, Any], ids: np.ndarray) -> tuple[pd.DataFr
     intol = run["intol"][0] & (alive[:, 0] | alive[:, 1])
     d["intolerance_s1"] = intol.astype(int)
     d["response_category"] = np.where(cat >= 0, np.array(CATEGORIES)[np.maximum(cat, 0)], None)
-    opts2, a2, act2, p2 = [], [], [], []
+    opts2: list[str | None] = []
+    a2: list[str | None] = []
+    act2: list[str | None] = []
+    p2: list[float] = []
     for i in range(n):
         if opt[i] < 0:
             opts2.append(None)
@@ -180,7 +183,7 @@ def build_long(st: Any, run: dict[str, Any], wide: pd.DataFrame, *, items: bool 
     records = run["records"]
     alive = run["alive"][0]
     for i, r in enumerate(wide.itertuples(index=False)):
-        pid, site = r.participant_id, r.site
+        pid, site = str(r.participant_id), str(r.site)
         row = wide.iloc[i]
         v0 = visit_of.get(0, "week0")
 
