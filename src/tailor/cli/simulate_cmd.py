@@ -8,6 +8,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tailor import instruments
+from tailor.instruments.phenotype import derive_phenotype
+from tailor.stats.generative import InstrumentScoring
 from tailor.stats.scenarios import builtin_scenarios, load_scenario
 from tailor.stats.simulation import regime_value, simulate_trial
 
@@ -24,12 +27,17 @@ def trial(
     out: Path = typer.Option(..., "--out", help="Output folder for the tables."),
     format: str = typer.Option("csv", help="csv or parquet."),
     items: bool = typer.Option(True, help="Item-level responses in the long table."),
+    score_items: bool = typer.Option(True, "--score-items/--summary-scores",
+                                     help="Score baseline items with tailor.instruments."),
 ) -> None:
     """Simulate one trial; write wide, long, truth and allocation tables."""
     console = Console()
+    scoring = None
+    if score_items:
+        scoring = InstrumentScoring(instruments.score, instruments.get, derive_phenotype)
     with console.status(f"simulating {participants} participants ..."):
         result = simulate_trial(protocol, scenario, participants=participants, seed=seed,
-                                items=items)
+                                items=items, scoring=scoring)
     paths = result.to_files(out, format=format)
     console.print(result.summary(), highlight=False)
     console.print("written: " + ", ".join(str(p) for p in paths), highlight=False)

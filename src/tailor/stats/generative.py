@@ -15,6 +15,7 @@ responses (PEG, PGIC, FM 2016 body map and symptom items).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,15 +28,19 @@ from tailor.stats.scenarios import Scenario
 __all__ = [
     "CATEGORIES",
     "FM_AREAS",
+    "INSTRUMENT_FORMS",
     "PEG_WEEKS",
+    "InstrumentScoring",
     "OutcomeModel",
     "draw_candidates",
     "draw_noise",
     "draw_phenotyping",
     "evaluate_vec",
     "fm2016_items",
+    "item_responses",
     "peg_items",
     "phenotype_vec",
+    "score_phenotyping",
 ]
 
 CATEGORIES = ("excellent", "good", "medium", "bad")
@@ -65,6 +70,7 @@ PROMIS_RANGE = {"promis_depression_t": (41.0, 79.4), "promis_anxiety_t": (40.3, 
 # (mean T among candidates, SD, loading on C)
 PROMIS_MODEL = {"promis_depression_t": (53.0, 9.0, 0.55), "promis_anxiety_t": (55.0, 9.0, 0.55),
                 "promis_fatigue_t": (55.0, 9.5, 0.65), "promis_sleep_t": (54.0, 8.5, 0.60)}
+PROMIS_THRESHOLDS = np.array([-0.3, 0.4, 1.1, 1.8])  # latent (T - 50) / 10 -> item code 1-5
 # amplifier index anchors (as tailor.instruments.phenotype: 0 anchor, 1 anchor, weight)
 AMPLIFIER_ANCHORS = {"fibromyalgianess": (4.0, 20.0, 0.30), "promis_sleep_t": (50.0, 70.0, 0.10),
                      "promis_fatigue_t": (50.0, 70.0, 0.10),
@@ -193,15 +199,21 @@ def draw_phenotyping(scenario: Scenario, cand: dict[str, np.ndarray],
         idx = [j for j, a in enumerate(FM_AREAS) if a[5] == r and a[4]]
         regions += areas[:, idx].max(axis=1)
     col["_regions"] = regions
-    # PROMIS T-scores (4a ranges), catastrophizing, pressure-pain threshold
+    # PROMIS T-scores (4a ranges) with 4a item responses (1-5, higher = worse) from the same
+    # latent trait; catastrophizing as the sum of 13 PCS items (0-4)
     for name, (m, sd, load) in PROMIS_MODEL.items():
         w_mood = 0.35 if name in ("promis_depression_t", "promis_anxiety_t") else 0.0
         zt = (load * c + w_mood * mood
               + np.sqrt(max(1 - load**2 - w_mood**2, 0.05)) * rng.standard_normal(n))
         lo, hi = PROMIS_RANGE[name]
         col[name] = np.round(np.clip(m + sd * zt, lo, hi), 1)
-    col["pcs_total"] = np.clip(np.round(17 + 10 * (0.55 * c + 0.2 * mood
-                                                     + 0.8 * rng.standard_normal(n))), 0, 52)
+        zi = (m - 50.0) / 10.0 + zt * sd / 10.0
+        latent = zi[:, None] + 0.55 * rng.standard_normal((n, 4))
+        col[f"_items_{name}"] = (1 + np.searchsorted(PROMIS_THRESHOLDS, latent)).astype(np.int8)
+    zp = 0.55 * c + 0.2 * mood + 0.8 * rng.standard_normal(n)
+    pcs = np.clip(np.round(1.3 + 0.77 * zp[:, None] + 0.5 * rng.standard_normal((n, 13))), 0, 4)
+    col["_items_pcs"] = pcs.astype(np.int8)
+    col["pcs_total"] = pcs.sum(axis=1)
     col["ppt"] = np.round(380 * np.exp(-0.18 * c + 0.3 * rng.standard_normal(n)))
     col["modic"] = (rng.random(n) < _logistic(-1.1 + 0.9 * p)).astype(np.int8)
     col["pfirrmann_max"] = np.clip(np.round(3.1 + 0.7 * p + 0.6 * rng.standard_normal(n)), 1, 5)
@@ -506,4 +518,60 @@ def fm2016_items(areas: np.ndarray, sss_items: np.ndarray, fmdur: int) -> dict[s
     for j, code in enumerate(SSS_SEVERITY + SSS_COUNT):
         out[code] = int(sss_items[j])
     out["FMDUR3M"] = int(fmdur)
+    return out
+
+
+# --------------------------------------------------------------------------- instrument scoring
+INSTRUMENT_FORMS = {"promis_depression_t": "promis_depression_4a",
+                    "promis_anxiety_t": "promis_anxiety_4a",
+                    "promis_fatigue_t": "promis_fatigue_4a", "promis_sleep_t": "promis_sleep_4a"}
+PHENOTYPE_FIELDS = ("body_regions", "wpi", "sss", "fm2016_met", "fibromyalgianess",
+                    "promis_sleep_t", "promis_fatigue_t", "promis_depression_t",
+                    "promis_anxiety_t", "pcs_total", "amplifier_index", "phenotype_label")
+
+
+@dataclass(frozen=True)
+class InstrumentScoring:
+    """The scoring functions of ``tailor.instruments``, passed in (``tailor.stats`` does not
+    import ``tailor.instruments``; the import contract keeps the two independent)::
+
+        from tailor import instruments
+        from tailor.instruments.phenotype import derive_phenotype
+        scoring = InstrumentScoring(instruments.score, instruments.get, derive_phenotype)
+    """
+
+    score: Callable[..., Any]
+    get: Callable[[str], Any]
+    derive_phenotype: Callable[..., Any]
+
+    def codes(self, name: str) -> list[str]:
+        return [it.code for it in self.get(name).items]
+
+
+def item_responses(col: Mapping[str, np.ndarray], i: int, scoring: InstrumentScoring
+                   ) -> dict[str, dict[str, int]]:
+    """Participant ``i``'s baseline item responses per instrument (fm2016, pcs13, PROMIS 4a)."""
+    out = {"fm2016": fm2016_items(col["_areas"][i], col["_sss_items"][i], int(col["_fmdur"][i])),
+           "pcs13": dict(zip(scoring.codes("pcs13"), col["_items_pcs"][i].tolist(),
+                             strict=True))}
+    for field_name, form in INSTRUMENT_FORMS.items():
+        out[form] = dict(zip(scoring.codes(form), col[f"_items_{field_name}"][i].tolist(),
+                             strict=True))
+    return out
+
+
+def score_phenotyping(col: dict[str, np.ndarray], scoring: InstrumentScoring
+                      ) -> dict[str, np.ndarray]:
+    """The phenotyping fields re-derived from the item responses by the instruments' own
+    scoring and ``derive_phenotype`` (for flat arrays of one cohort)."""
+    n = col["_C"].shape[0]
+    values: dict[str, list[Any]] = {f: [] for f in PHENOTYPE_FIELDS}
+    for i in range(n):
+        results = [scoring.score(name, resp)
+                   for name, resp in item_responses(col, i, scoring).items()]
+        fields = scoring.derive_phenotype(results).as_fields()
+        for f in PHENOTYPE_FIELDS:
+            values[f].append(fields[f])
+    out = {f: np.asarray(v) for f, v in values.items()}
+    out["fm2016_met"] = out["fm2016_met"].astype(bool)
     return out

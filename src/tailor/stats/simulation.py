@@ -34,11 +34,13 @@ from tailor.stats.allocation import allocate, new_stage_state, stage_option_sets
 from tailor.stats.generative import (
     CATEGORIES,
     PEG_WEEKS,
+    InstrumentScoring,
     OutcomeModel,
     draw_candidates,
     draw_noise,
     draw_phenotyping,
     evaluate_vec,
+    score_phenotyping,
 )
 from tailor.stats.randomization import Draws, _minimization_core
 from tailor.stats.scenarios import Scenario, load_scenario
@@ -110,8 +112,11 @@ def _phase_pass(protocol: Protocol, cand: dict[str, np.ndarray]
 
 
 def draw_cohort(protocol: Protocol, scenario: Scenario, trials: int, participants: int,
-                rng: np.random.Generator) -> Cohort:
-    """Candidates in arrival order until ``participants`` per trial pass every rule."""
+                rng: np.random.Generator, scoring: InstrumentScoring | None = None) -> Cohort:
+    """Candidates in arrival order until ``participants`` per trial pass every rule.
+
+    With ``scoring`` the phenotyping fields are the instruments' scores of the item responses.
+    """
     pass_rate = 0.2
     m = int(participants / pass_rate * 1.25) + 100
     blocks: list[dict[str, np.ndarray]] = []
@@ -132,6 +137,11 @@ def draw_cohort(protocol: Protocol, scenario: Scenario, trials: int, participant
             for k, v in cand.items()}
     if "phenotype_label" not in base:
         base.update(draw_phenotyping(scenario, base, rng))
+    if scoring is not None:
+        if trials != 1:
+            raise ScenarioError("instrument scoring is for single trials (simulate_trial)")
+        scored = score_phenotyping({k: v[0] for k, v in base.items()}, scoring)
+        base.update({k: v[None] for k, v in scored.items()})
     spec = protocol.stage(1).randomization
     levels = np.stack([evaluate_vec(protocol, f.rule, base) for f in spec.factors
                        if f.rule is not None], axis=-1).astype(np.int8)
@@ -380,11 +390,12 @@ def _dropout(st: _Setup, u: np.ndarray, peg0: np.ndarray, age: np.ndarray,
 
 
 def _run(st: _Setup, trials: int, participants: int, seed: int | np.random.SeedSequence,
-         engine: bool, truth: bool = True) -> dict[str, Any]:
+         engine: bool, truth: bool = True, scoring: InstrumentScoring | None = None
+         ) -> dict[str, Any]:
     rng = _streams(seed)
     sc = st.scenario
     model = st.model
-    cohort = draw_cohort(st.protocol, sc, trials, participants, rng["population"])
+    cohort = draw_cohort(st.protocol, sc, trials, participants, rng["population"], scoring)
     shape = (trials, participants)
     site_effect = sc.population.site_effect_sd * rng["sites"].standard_normal(
         (trials, sc.population.sites))
@@ -512,7 +523,8 @@ class SimulationResult:
 def simulate_trial(protocol: Protocol | str = "best",
                    scenario: Scenario | str = "amplifier-guitar", *, participants: int = 805,
                    seed: int = 1, items: bool = True, engine: bool = True,
-                   oracle_inner: int = 64) -> SimulationResult:
+                   oracle_inner: int = 64, scoring: InstrumentScoring | None = None
+                   ) -> SimulationResult:
     """Simulate one SMART trial and its truth.
 
     Parameters
@@ -524,6 +536,12 @@ def simulate_trial(protocol: Protocol | str = "best",
     engine : allocate with ``tailor.stats.allocation.allocate`` (True, the service's path) or
         the compiled fast path (False; identical results)
     oracle_inner : inner Monte Carlo draws of the two-stage oracle
+    scoring : the scoring functions of ``tailor.instruments``
+        (:class:`~tailor.stats.generative.InstrumentScoring`): the baseline PROMIS 4a, PCS-13
+        and FM 2016 items are scored by the instruments and the phenotype derived by
+        ``derive_phenotype``, and the long table carries those items. Without it the same
+        summary scores come straight from the generative model (PEG, PGIC and FM 2016 items are
+        still given; their scoring rules are sums and means).
 
     Returns
     -------
@@ -533,7 +551,7 @@ def simulate_trial(protocol: Protocol | str = "best",
         raise ScenarioError(f"participants must be >= 1; got {participants}")
     proto, scen = _resolve(protocol, scenario)
     st = _setup(proto, scen)
-    run = _run(st, 1, participants, seed, engine)
+    run = _run(st, 1, participants, seed, engine, scoring=scoring)
     ids = np.array([f"P{seed % 10_000:04d}-{i + 1:04d}" for i in range(participants)])
     wide, log = build_wide(st, run, ids)
     po = run["po"]
@@ -543,7 +561,7 @@ def simulate_trial(protocol: Protocol | str = "best",
                  run["cohort"].contra[0], inner=oracle_inner)
     truth = build_truth(st, flat, run["cohort"].levels[0], noise, run["s_eff"][0],
                         run["cohort"].contra[0], ids, po, orc)
-    long = build_long(st, run, wide, items=items)
+    long = build_long(st, run, wide, items=items, scoring=scoring)
     sites = {f"S{j + 1:02d}": float(v) for j, v in enumerate(run["site_effect"][0])}
     return SimulationResult(protocol=proto, scenario=scen, seed=seed, wide=wide, long=long,
                             truth=truth, funnel=run["cohort"].funnel,

@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from tailor.stats.generative import CATEGORIES, PEG_WEEKS, fm2016_items, peg_items
+from tailor.stats.generative import (
+    CATEGORIES,
+    PEG_WEEKS,
+    InstrumentScoring,
+    fm2016_items,
+    item_responses,
+    peg_items,
+)
 from tailor.stats.truth import (
     Regime,
     Truth,
@@ -166,8 +173,8 @@ def _text(v: Any) -> str:
     return str(v)
 
 
-def build_long(st: Any, run: dict[str, Any], wide: pd.DataFrame, *, items: bool = True
-               ) -> pd.DataFrame:
+def build_long(st: Any, run: dict[str, Any], wide: pd.DataFrame, *, items: bool = True,
+               scoring: InstrumentScoring | None = None) -> pd.DataFrame:
     """The long table: record fields, item responses and derived scores per visit."""
     protocol = st.protocol
     cohort = run["cohort"]
@@ -202,9 +209,14 @@ def build_long(st: Any, run: dict[str, Any], wide: pd.DataFrame, *, items: bool 
             for code, val in zip(("PEG1", "PEG2", "PEG3"), peg_items(row["peg_baseline"], rng),
                                  strict=True):
                 put(v0, 0, code, val)
-            for code, val in fm2016_items(b["_areas"][i], b["_sss_items"][i],
-                                          int(b["_fmdur"][i])).items():
-                put(v0, 0, code, val)
+            if scoring is None:
+                responses = {"fm2016": fm2016_items(b["_areas"][i], b["_sss_items"][i],
+                                                    int(b["_fmdur"][i]))}
+            else:
+                responses = item_responses(b, i, scoring)
+            for form in responses.values():
+                for code, val in form.items():
+                    put(v0, 0, code, val)
         for k, w in enumerate(PEG_WEEKS):
             if not alive[i, k]:
                 break
