@@ -132,10 +132,10 @@ class StageTwoAdjustment(_Model):
 class StageTwoEffects(_Model):
     """How the treatment package of weeks 12-24 acts (see docs/simulation.md)."""
 
-    continue_gain: float = 0.05
-    augment_share: float = Field(default=0.7, ge=0, le=1)
+    continue_gain: float = 0.04
+    augment_share: float = Field(default=0.55, ge=0, le=1)
     augment_gain: float = 0.0
-    switch_carryover: float = Field(default=0.3, ge=0, le=1)
+    switch_carryover: float = Field(default=0.25, ge=0, le=1)
     switch_gain: float = 0.0
     adjustments: tuple[StageTwoAdjustment, ...] = ()
 
