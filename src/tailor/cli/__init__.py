@@ -31,11 +31,12 @@ EXIT_INPUT_ERROR = 2
 
 def _register() -> None:
     """Attach each sub-command module's Typer app (one module per command group)."""
-    from tailor.cli import demo_cmd, protocol_cmd, randomize_cmd
+    from tailor.cli import demo_cmd, design_cmd, protocol_cmd, randomize_cmd
 
     app.add_typer(protocol_cmd.app, name="protocol")
     app.add_typer(randomize_cmd.app, name="randomize")
     app.command("demo")(demo_cmd.demo)
+    app.add_typer(design_cmd.app, name="design")
 
 
 _register()

@@ -144,7 +144,7 @@ def best_stage1(params: Mapping[str, Any], seed: np.random.SeedSequence) -> dict
     if scenario not in MAIN:
         raise ScenarioError(f"scenario '{scenario}' is not known to the stage-1 planning model "
                             f"(known: {', '.join(MAIN)})")
-    effect = _num(params, "effect", 1.0, 0, 10)
+    effect = _num(params, "effect", 0.5, 0, 10)
     c_dul = _num(params, "contraindication", 0.45, 0, 0.9)
     dropout = _num(params, "dropout", 0.15, 0, 0.9)
     pname = str(params.get("protocol", "best"))
