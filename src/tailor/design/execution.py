@@ -223,9 +223,16 @@ class Checkpoint:
     def append(self, records: Sequence[Record]) -> None:
         if self._fh is None:
             new = not self.path.exists() or self.path.stat().st_size == 0
+            torn = False
+            if not new:
+                with self.path.open("rb") as fh:
+                    fh.seek(-1, os.SEEK_END)
+                    torn = fh.read(1) != b"\n"
             self._fh = self.path.open("a", encoding="utf-8")
             if new:
                 self._fh.write(json.dumps({"study": self.study}) + "\n")
+            elif torn:  # end the torn line so the next record starts on its own
+                self._fh.write("\n")
         for rec in records:
             self._fh.write(json.dumps(rec, separators=(",", ":")) + "\n")
             self._fh.flush()
