@@ -12,6 +12,7 @@ import pytest
 
 from tailor.design.execution import DaskBackend, SerialBackend, run_study
 from tailor.design.grid import expand_grid
+from tailor.exceptions import ScenarioError
 from tests.design.helpers import noisy, slow
 
 distributed = pytest.importorskip("distributed")
@@ -64,3 +65,8 @@ def test_worker_killed_mid_study(cluster, tmp_path: Path) -> None:
     cols = [c for c in ref.columns if c != "sleep"]
     pd.testing.assert_frame_equal(study.results[cols], ref[cols])
     assert time.perf_counter() - t0 < 60
+
+
+def test_unreachable_scheduler_is_a_clear_error() -> None:
+    with pytest.raises(ScenarioError, match="cannot reach the Dask scheduler"):
+        DaskBackend("tcp://127.0.0.1:9", timeout="1s")

@@ -146,14 +146,15 @@ class DaskBackend:
     rescheduled by the scheduler on another worker.
     """
 
-    def __init__(self, address: str | None = None, *, client: Any = None) -> None:
+    def __init__(self, address: str | None = None, *, client: Any = None,
+                 timeout: str = "10s") -> None:
         if (address is None) == (client is None):
             raise ScenarioError("give exactly one of a scheduler address and a client")
         from distributed import Client
 
         self._own = client is None
         try:
-            self.client = client if client is not None else Client(address, timeout="20s")
+            self.client = client if client is not None else Client(address, timeout=timeout)
         except OSError as exc:
             raise ScenarioError(f"cannot reach the Dask scheduler at {address!r} ({exc}); "
                                 "check --dask-scheduler") from None

@@ -114,7 +114,7 @@ def _fit_crossing(ev: pd.DataFrame, prob: float) -> float | None:
 
     res = optimize.minimize(nll, np.zeros(2), method="BFGS")
     a, b = res.x
-    if not res.success and not np.isfinite(res.fun) or b <= 1e-9:
+    if not np.all(np.isfinite(res.x)) or b <= 1e-9:
         return None
     return float(math.exp((special.logit(prob) - a) / b))
 
