@@ -29,7 +29,7 @@ def rng() -> np.random.Generator:
 
 
 @pytest.fixture(scope="session")
-def best() -> pd.DataFrame:
+def best_data() -> pd.DataFrame:
     return best_like(600, seed=SEED)
 
 

@@ -14,23 +14,23 @@ from tests.dtr.results import catie2023_qlaci as ref
 from tests.dtr.test_qlearning import CATIE_STAGES
 
 
-def test_vectorized_replicates_equal_refits(best, rng):
+def test_vectorized_replicates_equal_refits(best_data, rng):
     """Each replicate equals a weighted refit with the replicate's multinomial counts."""
     ql = QLearning(stages=STAGES, maximize=False)
-    fit = ql.fit(best, outcome="peg_w24")
-    counts = rng.multinomial(len(best), np.full(len(best), 1 / len(best)), size=4).astype(float)
+    fit = ql.fit(best_data, outcome="peg_w24")
+    counts = rng.multinomial(len(best_data), np.full(len(best_data), 1 / len(best_data)), size=4).astype(float)
     coefs, failed, values = _run(fit, counts)
     assert not failed.any()
     for b in range(len(counts)):
-        refit = ql.fit(best, outcome="peg_w24", weights=counts[b])
+        refit = ql.fit(best_data, outcome="peg_w24", weights=counts[b])
         for k in (1, 2):
             np.testing.assert_allclose(coefs[k - 1][b], refit.coefficients(k).estimate,
                                        rtol=1e-7, atol=1e-9)
         assert values[b] == pytest.approx(refit.value(), rel=1e-9)
 
 
-def test_percentile_intervals_shape_and_determinism(best):
-    fit = QLearning(stages=STAGES, maximize=False).fit(best, outcome="peg_w24")
+def test_percentile_intervals_shape_and_determinism(best_data):
+    fit = QLearning(stages=STAGES, maximize=False).fit(best_data, outcome="peg_w24")
     a = fit.bootstrap(replicates=200, random_state=1)
     b = fit.bootstrap(replicates=200, random_state=1)
     pd.testing.assert_frame_equal(a.summary(), b.summary())

@@ -29,33 +29,33 @@ def test_enumeration_follows_the_rules_given_as_data(regimes):
     assert [r.name for r in only] == ["A -> r: A, n: A+X", "B -> r: B, n: B+X"]
 
 
-def test_each_mean_is_the_hajek_ipw_of_its_regime(best, regimes):
-    res = WeightedReplicated().fit(best, regimes, outcome="peg_w24")
+def test_each_mean_is_the_hajek_ipw_of_its_regime(best_data, regimes):
+    res = WeightedReplicated().fit(best_data, regimes, outcome="peg_w24")
     for j in (0, 40, 100):
-        rec = regimes[j].recommend(best)
-        ipw = ipw_value(best, rec, outcome="peg_w24", treatments=["A1", "A2"],
+        rec = regimes[j].recommend(best_data)
+        ipw = ipw_value(best_data, rec, outcome="peg_w24", treatments=["A1", "A2"],
                         propensities=["p_A1", "p_A2"])
         assert res.estimate[j] == pytest.approx(ipw.estimate, rel=1e-12)
         assert np.sqrt(res.covariance[j, j]) == pytest.approx(ipw.std_error, rel=1e-10)
 
 
-def test_equals_replicated_data_with_cluster_robust_wls(best, regimes):
+def test_equals_replicated_data_with_cluster_robust_wls(best_data, regimes):
     """Literally replicate each participant once per consistent regime, fit the saturated
     weighted model, cluster by participant: same means and same covariance."""
     sub = regimes[:12]
-    res = WeightedReplicated().fit(best, sub, outcome="peg_w24")
+    res = WeightedReplicated().fit(best_data, sub, outcome="peg_w24")
     rows, ys, ws, groups = [], [], [], []
     for j, reg in enumerate(sub):
-        rec = reg.recommend(best)
-        for i in range(len(best)):
-            if best.A1.iloc[i] != reg.a1:
+        rec = reg.recommend(best_data)
+        for i in range(len(best_data)):
+            if best_data.A1.iloc[i] != reg.a1:
                 continue
             r2 = rec["A2"][i]
-            if r2 is not None and best.A2.iloc[i] != r2:
+            if r2 is not None and best_data.A2.iloc[i] != r2:
                 continue
-            w = 1 / best.p_A1.iloc[i] / (best.p_A2.iloc[i] if r2 is not None else 1.0)
+            w = 1 / best_data.p_A1.iloc[i] / (best_data.p_A2.iloc[i] if r2 is not None else 1.0)
             rows.append(j)
-            ys.append(best.peg_w24.iloc[i])
+            ys.append(best_data.peg_w24.iloc[i])
             ws.append(w)
             groups.append(i)
     x = np.zeros((len(rows), len(sub)))
@@ -66,8 +66,8 @@ def test_equals_replicated_data_with_cluster_robust_wls(best, regimes):
     np.testing.assert_allclose(res.covariance, fit.cov_params(), rtol=1e-8)
 
 
-def test_pairwise_contrasts(best, regimes):
-    res = WeightedReplicated().fit(best, regimes[:10], outcome="peg_w24")
+def test_pairwise_contrasts(best_data, regimes):
+    res = WeightedReplicated().fit(best_data, regimes[:10], outcome="peg_w24")
     pw = res.pairwise()
     assert len(pw) == 45
     first = pw.iloc[0]

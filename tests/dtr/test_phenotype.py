@@ -17,16 +17,16 @@ from tests.dtr.best_like import STAGES
 
 
 @pytest.fixture(scope="module")
-def fitted(best):
+def fitted(best_data):
     stages = [dict(STAGES[0], tailoring="amplifier_index + x1"), STAGES[1]]
-    return QLearning(stages=stages, maximize=False).fit(best, outcome="peg_w24")
+    return QLearning(stages=stages, maximize=False).fit(best_data, outcome="peg_w24")
 
 
-def test_profiles(best, fitted):
+def test_profiles(best_data, fitted):
     boot = fitted.bootstrap(replicates=200, random_state=0)
-    prof = phenotype_profiles(fitted, best, covariates=["amplifier_index", "sex"],
+    prof = phenotype_profiles(fitted, best_data, covariates=["amplifier_index", "sex"],
                               bootstrap=boot).set_index("option")
-    assert prof.n.sum() == len(best)
+    assert prof.n.sum() == len(best_data)
     assert prof.share.sum() == pytest.approx(1.0)
     assert (prof.benefit.dropna() >= 0).all()
     ok = prof.n > 5
@@ -36,24 +36,24 @@ def test_profiles(best, fitted):
     assert prof.loc["EBEM", "mean_amplifier_index"] < 0
 
 
-def test_modifier_importance_ranks_true_modifier_first(best, fitted):
-    imp = modifier_importance(fitted, best, n_repeats=5, random_state=0)
+def test_modifier_importance_ranks_true_modifier_first(best_data, fitted):
+    imp = modifier_importance(fitted, best_data, n_repeats=5, random_state=0)
     assert list(imp.variable) == ["amplifier_index", "x1"]
     assert imp.importance.iloc[0] > 5 * max(imp.importance.iloc[1], 1e-6)
     assert 0 <= imp.changed.iloc[0] <= 1
 
 
-def test_subgroup_effects(best):
-    tab = subgroup_effects(best, subgroups=["sex", "amplifier_index"], outcome="peg_w24",
+def test_subgroup_effects(best_data):
+    tab = subgroup_effects(best_data, subgroups=["sex", "amplifier_index"], outcome="peg_w24",
                            reference="ESC")
     ref = tab[tab.option == "ESC"]
     assert (ref.difference == 0).all()
     row = tab[(tab.variable == "sex") & (tab.level == "F") & (tab.option == "EBEM")].iloc[0]
-    inside = (best.sex == "F") & (best.A1 == "EBEM")
-    w = 1 / best.p_A1[inside]
-    assert row["mean"] == pytest.approx(np.average(best.peg_w24[inside], weights=w))
+    inside = (best_data.sex == "F") & (best_data.A1 == "EBEM")
+    w = 1 / best_data.p_A1[inside]
+    assert row["mean"] == pytest.approx(np.average(best_data.peg_w24[inside], weights=w))
     assert set(tab.level[tab.variable == "amplifier_index"]) == {
-        f"<= {best.amplifier_index.median():.3g}", f"> {best.amplifier_index.median():.3g}"}
+        f"<= {best_data.amplifier_index.median():.3g}", f"> {best_data.amplifier_index.median():.3g}"}
 
 
 def test_responder_indicator():

@@ -48,18 +48,18 @@ def _design_from_frame(df: pd.DataFrame, names: list[str]) -> np.ndarray:
 
 
 class TestEqualsStatsmodels:
-    def test_multi_arm_dummy_coding(self, best):
-        fit = QLearning(stages=STAGES, maximize=False).fit(best, outcome="peg_w24")
+    def test_multi_arm_dummy_coding(self, best_data):
+        fit = QLearning(stages=STAGES, maximize=False).fit(best_data, outcome="peg_w24")
         for stage in (1, 2):
             ours = fit.coefficients(stage)
             sm_fit = _statsmodels_stage(fit, stage)
             np.testing.assert_allclose(ours.estimate, sm_fit.params, rtol=1e-8)
             np.testing.assert_allclose(ours.std_error, sm_fit.bse, rtol=1e-8)
 
-    def test_stage2_design_built_independently(self, best):
-        fit = QLearning(stages=STAGES, maximize=False).fit(best, outcome="peg_w24")
+    def test_stage2_design_built_independently(self, best_data):
+        fit = QLearning(stages=STAGES, maximize=False).fit(best_data, outcome="peg_w24")
         s2 = fit.stage(2)
-        rows = best.iloc[s2.rows]
+        rows = best_data.iloc[s2.rows]
         assert set(rows.response_category) == {"good", "medium", "bad"}
         names = list(fit.coefficients(2).term)
         x = _design_from_frame(rows, names)
@@ -67,25 +67,25 @@ class TestEqualsStatsmodels:
         np.testing.assert_allclose(fit.coefficients(2).estimate, res.params, rtol=1e-8)
         np.testing.assert_allclose(fit.coefficients(2).std_error, res.bse, rtol=1e-8)
 
-    def test_stage1_pseudo_outcome_is_min_over_feasible(self, best):
-        fit = QLearning(stages=STAGES, maximize=False).fit(best, outcome="peg_w24")
+    def test_stage1_pseudo_outcome_is_min_over_feasible(self, best_data):
+        fit = QLearning(stages=STAGES, maximize=False).fit(best_data, outcome="peg_w24")
         s2 = fit.stage(2)
         target1 = fit.stage(1).target
-        q = fit.q_values(best, stage=2).to_numpy()
-        for i in range(len(best)):
-            opts = best.options2.iloc[i].split(";")
+        q = fit.q_values(best_data, stage=2).to_numpy()
+        for i in range(len(best_data)):
+            opts = best_data.options2.iloc[i].split(";")
             if len(opts) == 1:  # excellent responders pass their own outcome back
-                assert target1[i] == best.peg_w24.iloc[i]
+                assert target1[i] == best_data.peg_w24.iloc[i]
                 assert i not in set(s2.rows)
             else:
                 cols = [s2.spec.options.index(o) for o in opts]
                 assert target1[i] == pytest.approx(np.nanmin(q[i, cols]), rel=1e-12)
 
     @pytest.mark.parametrize("cov_type", ["HC0", "HC1", "HC3"])
-    def test_weighted_and_robust(self, best, rng, cov_type):
-        w = rng.uniform(0.5, 2.0, size=len(best))
+    def test_weighted_and_robust(self, best_data, rng, cov_type):
+        w = rng.uniform(0.5, 2.0, size=len(best_data))
         fit = QLearning(stages=STAGES, maximize=False, cov_type=cov_type).fit(
-            best, outcome="peg_w24", weights=w)
+            best_data, outcome="peg_w24", weights=w)
         for stage in (1, 2):
             sm_fit = _statsmodels_stage(fit, stage, weights=w, cov_type=cov_type)
             np.testing.assert_allclose(fit.coefficients(stage).estimate, sm_fit.params,
@@ -155,11 +155,11 @@ class TestBmiData:
 
 
 class TestBehaviour:
-    def test_lower_is_better_equals_negated_outcome(self, best):
-        neg = best.assign(neg=-best.peg_w24)
-        low = QLearning(stages=STAGES, maximize=False).fit(best, outcome="peg_w24")
+    def test_lower_is_better_equals_negated_outcome(self, best_data):
+        neg = best_data.assign(neg=-best_data.peg_w24)
+        low = QLearning(stages=STAGES, maximize=False).fit(best_data, outcome="peg_w24")
         high = QLearning(stages=STAGES, maximize=True).fit(neg, outcome="neg")
-        pd.testing.assert_frame_equal(low.recommend(best), high.recommend(best))
+        pd.testing.assert_frame_equal(low.recommend(best_data), high.recommend(best_data))
         np.testing.assert_allclose(low.coefficients(1).estimate, -high.coefficients(1).estimate,
                                    rtol=1e-10, atol=1e-12)
 
@@ -169,30 +169,30 @@ class TestBehaviour:
         np.testing.assert_allclose(eff.q_values(catie, 2), dum.q_values(catie, 2), rtol=1e-9)
         assert "A2[1]:adherence" in set(dum.coefficients(2).term)
 
-    def test_ridge_with_tiny_penalty_matches_least_squares(self, best):
+    def test_ridge_with_tiny_penalty_matches_least_squares(self, best_data):
         from sklearn.linear_model import Ridge
 
-        ls = QLearning(stages=STAGES, maximize=False).fit(best, outcome="peg_w24")
+        ls = QLearning(stages=STAGES, maximize=False).fit(best_data, outcome="peg_w24")
         ridge = QLearning(stages=STAGES, maximize=False,
                           regressor=Ridge(alpha=1e-10, fit_intercept=False)).fit(
-            best, outcome="peg_w24")
+            best_data, outcome="peg_w24")
         np.testing.assert_allclose(ridge.coefficients(1).estimate, ls.coefficients(1).estimate,
                                    atol=1e-6)
         assert ridge.coefficients(1).std_error.isna().all()
 
-    def test_random_forest_runs_and_recommends_feasibly(self, best):
+    def test_random_forest_runs_and_recommends_feasibly(self, best_data):
         from sklearn.ensemble import RandomForestRegressor
 
         fit = QLearning(stages=STAGES, maximize=False,
                         regressor=RandomForestRegressor(n_estimators=20, random_state=0)).fit(
-            best, outcome="peg_w24")
-        rec = fit.recommend(best)
-        assert all(o in s.split(";") for o, s in zip(rec.A2, best.options2, strict=True))
+            best_data, outcome="peg_w24")
+        rec = fit.recommend(best_data)
+        assert all(o in s.split(";") for o, s in zip(rec.A2, best_data.options2, strict=True))
         with pytest.raises(EstimationError, match="no coefficients"):
             fit.coefficients(1)
 
-    def test_summary_renders(self, best):
-        summ = QLearning(stages=STAGES, maximize=False).fit(best, outcome="peg_w24").summary()
+    def test_summary_renders(self, best_data):
+        summ = QLearning(stages=STAGES, maximize=False).fit(best_data, outcome="peg_w24").summary()
         text = str(summ)
         assert "lower is better" in text and "A2[EBEM]:amplifier_index" in text
         assert {"stage", "term", "estimate", "std_error", "lower", "upper"} <= set(
@@ -210,36 +210,36 @@ class TestBehaviour:
 
 
 class TestErrors:
-    def test_infeasible_observed_treatment_names_the_column(self, best):
-        bad = best.copy()
+    def test_infeasible_observed_treatment_names_the_column(self, best_data):
+        bad = best_data.copy()
         i = int(np.flatnonzero(bad.options2.str.contains(";"))[0])
         bad.loc[i, "A2"] = "ESC"
         with pytest.raises(RecordError, match="options2") as err:
             QLearning(stages=STAGES).fit(bad, outcome="peg_w24")
         assert err.value.field == "A2"
 
-    def test_effect_coding_needs_two_options(self, best):
+    def test_effect_coding_needs_two_options(self, best_data):
         with pytest.raises(EstimationError, match="coding='dummy'"):
-            QLearning(stages=STAGES, coding="effect").fit(best, outcome="peg_w24")
+            QLearning(stages=STAGES, coding="effect").fit(best_data, outcome="peg_w24")
 
-    def test_absent_column(self, best):
+    def test_absent_column(self, best_data):
         with pytest.raises(InputFileError, match="nope"):
             QLearning(stages=[dict(treatment="A1", main="nope", tailoring="")]).fit(
-                best, outcome="peg_w24")
+                best_data, outcome="peg_w24")
 
-    def test_formula_is_never_evaluated(self, best):
+    def test_formula_is_never_evaluated(self, best_data):
         with pytest.raises(EstimationError, match="cannot read term"):
             QLearning(stages=[dict(treatment="A1", main="__import__('os').getcwd()")]).fit(
-                best, outcome="peg_w24")
+                best_data, outcome="peg_w24")
 
-    def test_rank_deficient_design(self, best):
-        df = best.assign(dup=best.amplifier_index * 2)
+    def test_rank_deficient_design(self, best_data):
+        df = best_data.assign(dup=best_data.amplifier_index * 2)
         with pytest.raises(EstimationError, match="rank deficient"):
             QLearning(stages=[dict(treatment="A1", main="amplifier_index + dup")]).fit(
                 df, outcome="peg_w24")
 
-    def test_missing_covariate_names_it(self, best):
-        df = best.copy()
+    def test_missing_covariate_names_it(self, best_data):
+        df = best_data.copy()
         df.loc[3, "x1"] = np.nan
         with pytest.raises(RecordError, match="'x1'"):
             QLearning(stages=STAGES).fit(df, outcome="peg_w24")

@@ -22,17 +22,17 @@ P = ["p_A1", "p_A2"]
 
 
 @pytest.fixture(scope="module")
-def learned(best):
+def learned(best_data):
     ql = QLearning(stages=STAGES, maximize=False)
-    return ql, ql.fit(best, outcome="peg_w24").recommend(best)
+    return ql, ql.fit(best_data, outcome="peg_w24").recommend(best_data)
 
 
 @pytest.mark.parametrize("normalize", [True, False])
-def test_aipw_with_zero_outcome_model_equals_ipw(best, learned, normalize):
+def test_aipw_with_zero_outcome_model_equals_ipw(best_data, learned, normalize):
     ql, rec = learned
-    ipw = ipw_value(best, rec, outcome="peg_w24", treatments=["A1", "A2"], propensities=P,
+    ipw = ipw_value(best_data, rec, outcome="peg_w24", treatments=["A1", "A2"], propensities=P,
                     normalize=normalize)
-    aipw = aipw_value(best, rec, outcome="peg_w24", qlearning=ql, propensities=P,
+    aipw = aipw_value(best_data, rec, outcome="peg_w24", qlearning=ql, propensities=P,
                       normalize=normalize, outcome_model="zero")
     assert aipw.estimate == pytest.approx(ipw.estimate, rel=1e-12)
     assert aipw.std_error == pytest.approx(ipw.std_error, rel=1e-12)
@@ -64,55 +64,55 @@ def test_hand_computable_example():
                      normalize=False).estimate != pytest.approx(2.5)
 
 
-def test_as_randomized_is_the_mean(best):
+def test_as_randomized_is_the_mean(best_data):
     ql = QLearning(stages=STAGES, maximize=False)
-    none = {"A1": [None] * len(best), "A2": [None] * len(best)}
-    est = aipw_value(best, none, outcome="peg_w24", qlearning=ql, propensities=P)
-    assert est.estimate == pytest.approx(best.peg_w24.mean())
-    assert est.std_error == pytest.approx(best.peg_w24.std(ddof=0) / np.sqrt(len(best)))
+    none = {"A1": [None] * len(best_data), "A2": [None] * len(best_data)}
+    est = aipw_value(best_data, none, outcome="peg_w24", qlearning=ql, propensities=P)
+    assert est.estimate == pytest.approx(best_data.peg_w24.mean())
+    assert est.std_error == pytest.approx(best_data.peg_w24.std(ddof=0) / np.sqrt(len(best_data)))
 
 
-def test_static_regime_respects_eligibility(best):
-    reg = static_regime(best, "DUL", treatment="A1",
+def test_static_regime_respects_eligibility(best_data):
+    reg = static_regime(best_data, "DUL", treatment="A1",
                         feasible={a: f"eligible_{a}" for a in ARMS})
-    assert [r is None for r in reg["A1"]] == list(best.eligible_DUL == 0)
+    assert [r is None for r in reg["A1"]] == list(best_data.eligible_DUL == 0)
 
 
-def test_crossfit_value_is_reproducible_and_sensible(best):
+def test_crossfit_value_is_reproducible_and_sensible(best_data):
     ql = QLearning(stages=STAGES, maximize=False)
-    a = crossfit_value(best, ql, outcome="peg_w24", propensities=P, random_state=3)
-    b = crossfit_value(best, ql, outcome="peg_w24", propensities=P, random_state=3)
+    a = crossfit_value(best_data, ql, outcome="peg_w24", propensities=P, random_state=3)
+    b = crossfit_value(best_data, ql, outcome="peg_w24", propensities=P, random_state=3)
     assert a.estimate == b.estimate and a.std_error > 0
     assert a.lower < a.estimate < a.upper
     # the learned regime should beat treating as randomized on these data (lower PEG)
-    assert a.estimate < best.peg_w24.mean()
+    assert a.estimate < best_data.peg_w24.mean()
 
 
-def test_compare_regimes_table(best):
-    best = best.assign(responder=best.responder)
+def test_compare_regimes_table(best_data):
+    best_data = best_data.assign(responder=best_data.responder)
     ql = QLearning(stages=STAGES, maximize=True)
-    tab = compare_regimes(best, ql, outcome="responder", propensities=P, random_state=0)
+    tab = compare_regimes(best_data, ql, outcome="responder", propensities=P, random_state=0)
     assert tab.regime.iloc[0] == "as randomized"
     assert tab.regime.str.startswith("best single treatment").sum() == 1
     assert tab.regime.iloc[-1] == "learned regime"
     assert ((tab.lower <= tab.estimate) & (tab.estimate <= tab.upper)).all()
 
 
-def test_dr_scores_shape_and_mask(best):
+def test_dr_scores_shape_and_mask(best_data):
     ql = QLearning(stages=STAGES, maximize=False)
-    s = dr_scores(best, ql, outcome="peg_w24", propensities=P, random_state=0)
-    assert s.scores.shape == (len(best), 4) and s.options == ARMS
-    elig = best[[f"eligible_{a}" for a in ARMS]].to_numpy() == 1
+    s = dr_scores(best_data, ql, outcome="peg_w24", propensities=P, random_state=0)
+    assert s.scores.shape == (len(best_data), 4) and s.options == ARMS
+    elig = best_data[[f"eligible_{a}" for a in ARMS]].to_numpy() == 1
     np.testing.assert_array_equal(s.feasible, elig)
     assert np.isfinite(s.scores[s.feasible]).all() and np.isnan(s.scores[~s.feasible]).all()
     np.testing.assert_allclose(s.rewards[s.feasible], -s.scores[s.feasible])
-    s2 = dr_scores(best, ql, outcome="peg_w24", stage=2, propensities=P, random_state=0)
-    single = best.options2.str.count(";").to_numpy() == 0
-    np.testing.assert_allclose(np.nansum(s2.scores[single], axis=1), best.peg_w24[single])
+    s2 = dr_scores(best_data, ql, outcome="peg_w24", stage=2, propensities=P, random_state=0)
+    single = best_data.options2.str.count(";").to_numpy() == 0
+    np.testing.assert_allclose(np.nansum(s2.scores[single], axis=1), best_data.peg_w24[single])
 
 
-def test_bad_propensity_is_reported(best):
-    bad = best.assign(p_A1=0.0)
+def test_bad_propensity_is_reported(best_data):
+    bad = best_data.assign(p_A1=0.0)
     with pytest.raises(RecordError, match="p_A1"):
         ipw_value(bad, {"A1": list(bad.A1)}, outcome="peg_w24", treatments=["A1"],
                   propensities=["p_A1"])

@@ -43,7 +43,14 @@ except ImportError:  # pragma: no cover - older Typer uses click itself
 
 def _register() -> None:
     """Attach each sub-command module's Typer app (one module per command group)."""
-    from tailor.cli import demo_cmd, instruments_cmd, protocol_cmd, randomize_cmd, simulate_cmd
+    from tailor.cli import (
+        demo_cmd,
+        design_cmd,
+        instruments_cmd,
+        protocol_cmd,
+        randomize_cmd,
+        simulate_cmd,
+    )
 
     app.add_typer(protocol_cmd.app, name="protocol")
     app.add_typer(randomize_cmd.app, name="randomize")
@@ -51,6 +58,7 @@ def _register() -> None:
                   invoke_without_command=True)
     app.command("score")(instruments_cmd.score)
     app.command("demo")(demo_cmd.demo)
+    app.add_typer(design_cmd.app, name="design")
     app.add_typer(simulate_cmd.app, name="simulate")
 
 

@@ -1,0 +1,243 @@
+"""Replicate functions: one simulated trial in, a dict of operating-characteristic metrics out.
+
+Every function here has the signature ``replicate(params, seed) -> dict[str, float]`` that
+:func:`tailor.design.execution.run_study` runs, draws all its randomness from the
+``numpy.random.SeedSequence`` it is given, and is importable at module level (so process pools
+and Dask workers can unpickle it by name).
+
+* :func:`prototypical_smart` - the two-initial-treatment SMART in which only non-responders are
+  re-randomized (Oetting et al. 2011's design), analysed with inverse-probability weighting; it
+  checks the closed-form sample size of :func:`tailor.design.sizing.oetting_sample_size`.
+* :func:`best_stage1` - a *planning model* of BEST's first stage: a cohort with an amplifier
+  ("nociplastic") index, contraindications and dropout, allocated with the protocol's own
+  restricted minimization (``tailor.stats.allocation``), an outcome whose arm effects depend on
+  the phenotype, and a linear Q-function analysis of the first-line decision. It is the stand-in
+  for the full BEST pipeline (``tailor.stats.simulation`` -> both stages -> ``tailor.dtr``) until
+  those land, and is documented as such in ``docs/design.md``.
+
+References
+----------
+Oetting AI, Levy JA, Weiss RD, Murphy SA (2011). Statistical methodology for a SMART design in
+the development of adaptive treatment strategies. In Causality and Psychopathology, 179-205.
+Murphy SA (2005). A generalization error for Q-learning. JMLR 6:1073-97.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from tailor.exceptions import ScenarioError
+from tailor.protocol import Protocol, load_protocol
+from tailor.stats.allocation import OptionSet, allocate, new_stage_state, stage_option_sets
+from tailor.stats.randomization import Draws
+
+__all__ = ["REPLICATES", "best_stage1", "prototypical_smart"]
+
+Z975 = float(stats.norm.ppf(0.975))
+
+
+def _num(params: Mapping[str, Any], name: str, default: float, lo: float, hi: float) -> float:
+    v = params.get(name, default)
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        raise ScenarioError(f"design parameter '{name}' must be a number; got {v!r}") from None
+    if not lo <= x <= hi:
+        raise ScenarioError(f"design parameter '{name}' must be in [{lo}, {hi}]; got {x}")
+    return x
+
+
+# --------------------------------------------------------------------------- prototypical SMART
+def _hajek(y: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+    """Weighted mean and its sandwich variance (weights zero outside the regime)."""
+    sw = w.sum()
+    mu = float((w * y).sum() / sw)
+    var = float(((w * (y - mu)) ** 2).sum() / sw**2)
+    return mu, var
+
+
+def prototypical_smart(params: Mapping[str, Any], seed: np.random.SeedSequence) -> dict[str, float]:
+    """One trial of the prototypical SMART; compare regimes (+1, nr->+1) and (-1, nr->+1).
+
+    ``params``: ``n`` participants; ``delta`` standardized difference between the two regimes'
+    mean outcomes (regime outcome SD 1); ``response_rate`` to first-stage treatment. Stage 1 and
+    the non-responders' stage 2 are randomized 1:1; every cell of a regime starting with +1 has
+    mean ``delta/2``, with -1 mean ``-delta/2``. Metrics: ``reject`` (two-sided 5% Wald test of
+    the IPW difference), ``estimate``, ``covered`` (95% interval covers ``delta``).
+    """
+    n = int(_num(params, "n", 200, 4, 1e7))
+    delta = _num(params, "delta", 0.3, -10, 10)
+    r = _num(params, "response_rate", 0.4, 0, 1)
+    rng = np.random.default_rng(seed)
+    a1 = np.where(rng.random(n) < 0.5, 1, -1)
+    resp = rng.random(n) < r
+    a2 = np.where(rng.random(n) < 0.5, 1, -1)
+    y = rng.standard_normal(n) + a1 * delta / 2
+    est, var = [], 0.0
+    for start in (1, -1):
+        consistent = (a1 == start) & (resp | (a2 == 1))
+        w = np.where(consistent, np.where(resp, 2.0, 4.0), 0.0)
+        if w.sum() == 0:
+            return {"reject": float("nan"), "estimate": float("nan"), "covered": float("nan")}
+        mu, v = _hajek(y, w)
+        est.append(mu)
+        var += v
+    diff = est[0] - est[1]
+    se = float(np.sqrt(var))
+    return {"reject": float(abs(diff) > Z975 * se), "estimate": diff,
+            "covered": float(abs(diff - delta) <= Z975 * se)}
+
+
+# --------------------------------------------------------------------------- BEST stage-1 model
+ARMS = ("ACT", "DUL", "EBEM", "ESC")
+PHENOTYPES = ("nociceptive", "mixed", "nociplastic")
+# Main effects (PEG improvement points over ESC) and the direction each arm's effect takes along
+# the amplifier index: DUL and ACT work better for the amplifier, EBEM for the guitar [assumed].
+MAIN = {"amplifier-guitar": {"ACT": 0.4, "DUL": 0.5, "EBEM": 0.5, "ESC": 0.0},
+        "null": {"ACT": 0.0, "DUL": 0.0, "EBEM": 0.0, "ESC": 0.0}}
+SLOPE = {"ACT": 0.5, "DUL": 1.0, "EBEM": -1.0, "ESC": 0.0}
+OTHER_CONTRA = {"ACT": 0.015, "EBEM": 0.003, "ESC": 0.02}
+SIGMA = 2.0
+
+
+@lru_cache(maxsize=4)
+def _protocol(name: str) -> Protocol:
+    return load_protocol(name)
+
+
+@lru_cache(maxsize=64)
+def _option_set(name: str, contra: str) -> OptionSet:
+    p = _protocol(name)
+    return stage_option_sets(p, 1, eligible_arms=[a for a in p.arm_codes if a != contra])
+
+
+def _true_means(x: np.ndarray, scenario: str, effect: float) -> np.ndarray:
+    """Mean PEG improvement at week 24 under each arm (columns in ARMS order)."""
+    return np.column_stack([1.0 + MAIN[scenario][a] + (effect if scenario != "null" else 0.0)
+                            * SLOPE[a] * x for a in ARMS])
+
+
+def best_stage1(params: Mapping[str, Any], seed: np.random.SeedSequence) -> dict[str, float]:
+    """One simulated BEST first stage, allocated and analysed; metrics against the truth.
+
+    ``params``: ``n`` (participants randomized), ``scenario`` (``amplifier-guitar`` or
+    ``null``), ``effect`` (PEG points of effect modification per SD of the amplifier index),
+    ``contraindication`` (share who cannot take duloxetine), ``dropout`` (share missing the
+    week-24 outcome, completely at random), ``protocol`` (default ``best``).
+
+    Metrics: ``correct_first_line`` (share whose learned first-line arm is the oracle's, among
+    their eligible arms) overall and per phenotype third (``correct_nociceptive`` ...);
+    ``share_of_oracle`` ((V(learned) - V0) / (V(oracle) - V0), V0 the best single arm for
+    everyone, undefined under ``null``); ``interaction_reject`` (F-test of arm x amplifier at 5%;
+    its mean is power, or type I error under ``null``); ``regime_reject`` (Wald test of
+    DUL-first vs ESC-first among duloxetine-eligible participants); ``value_covered`` (the IPW
+    95% interval of the learned regime's value covers its true value); ``imbalance`` (max - min
+    arm totals) and ``guess_rate`` (mean largest allocation probability).
+    """
+    n = int(_num(params, "n", 805, 20, 1e6))
+    scenario = str(params.get("scenario", "amplifier-guitar"))
+    if scenario not in MAIN:
+        raise ScenarioError(f"scenario '{scenario}' is not known to the stage-1 planning model "
+                            f"(known: {', '.join(MAIN)})")
+    effect = _num(params, "effect", 0.5, 0, 10)
+    c_dul = _num(params, "contraindication", 0.45, 0, 0.9)
+    dropout = _num(params, "dropout", 0.15, 0, 0.9)
+    pname = str(params.get("protocol", "best"))
+    proto = _protocol(pname)
+    rng = np.random.default_rng(seed)
+
+    x = rng.standard_normal(n)  # amplifier index
+    third = np.digitize(x, [-0.4307, 0.4307])  # phenotype thirds
+    factors = np.column_stack([rng.random(n) < 0.40, rng.random(n) < 0.21,
+                               rng.random(n) < 0.35, x > 0.8779]).astype(int)  # 19% flag
+    u = rng.random(n)
+    cuts = np.cumsum([c_dul, *OTHER_CONTRA.values()])
+    which = np.searchsorted(cuts, u, side="right")
+    contra = np.array(["DUL", *OTHER_CONTRA, ""], dtype=object)[np.minimum(which, 4)]
+    eligible = np.array([[c != a for a in ARMS] for c in contra])
+
+    state = new_stage_state(proto, 1)
+    names = [f.name for f in proto.stage(1).randomization.factors]
+    arm = np.empty(n, dtype=int)
+    p_arm = np.empty(n)
+    pmax = np.empty(n)
+    draws = rng.random((n, 3))
+    for i in range(n):
+        levels = dict(zip(names, factors[i].tolist(), strict=True))
+        alloc = allocate(proto, state, _option_set(pname, contra[i]), levels,
+                         Draws(*draws[i].tolist()))
+        arm[i] = ARMS.index(alloc.option)
+        p_arm[i] = alloc.probability
+        pmax[i] = max(alloc.probabilities.values())
+
+    mu = _true_means(x, scenario, effect)
+    y = mu[np.arange(n), arm] + SIGMA * rng.standard_normal(n)
+    observed = rng.random(n) >= dropout
+
+    # Q-function: arm dummies, amplifier index, arm x amplifier, minimization factors
+    d = np.eye(len(ARMS))[arm][:, :3]  # ESC is the reference
+
+    def design(dm: np.ndarray) -> np.ndarray:
+        return np.column_stack([np.ones(n), dm, x, dm * x[:, None], factors[:, :3]])
+
+    xmat = design(d)
+    obs = observed
+    beta, *_ = np.linalg.lstsq(xmat[obs], y[obs], rcond=None)
+    resid = y[obs] - xmat[obs] @ beta
+    dof = obs.sum() - xmat.shape[1]
+    s2 = float(resid @ resid / dof)
+    xtx_inv = np.linalg.pinv(xmat[obs].T @ xmat[obs])
+    inter = slice(5, 8)
+    b_i = beta[inter]
+    f_stat = float(b_i @ np.linalg.solve(s2 * xtx_inv[inter, inter], b_i) / 3)
+    interaction_reject = float(stats.f.sf(f_stat, 3, dof) < 0.05)
+
+    q = np.column_stack([design(np.tile(np.eye(len(ARMS))[k][:3], (n, 1))) @ beta
+                         for k in range(len(ARMS))])
+    q[~eligible] = -np.inf
+    learned = q.argmax(axis=1)
+    mu_e = np.where(eligible, mu, -np.inf)
+    oracle_val = mu_e.max(axis=1)
+    correct = mu[np.arange(n), learned] >= oracle_val - 1e-12
+    v_learned = float(mu[np.arange(n), learned].mean())
+    v_oracle = float(oracle_val.mean())
+    fallback = ARMS.index("ESC")
+    v0 = max(float(np.where(eligible[:, k], mu[:, k], mu[:, fallback]).mean())
+             for k in range(len(ARMS)))
+    gain = v_oracle - v0
+    share = (v_learned - v0) / gain if gain > 1e-9 else float("nan")
+
+    # IPW value of the learned regime with its sandwich interval
+    w = np.where(obs & (arm == learned), 1.0 / p_arm, 0.0)  # MCAR dropout: Hajek renormalizes
+    if w.sum() > 0:
+        v_hat, v_var = _hajek(np.where(obs, y, 0.0), w)
+        covered = float(abs(v_hat - v_learned) <= Z975 * np.sqrt(v_var))
+    else:
+        covered = float("nan")
+
+    # DUL-first vs ESC-first among the duloxetine-eligible (difference in observed means)
+    ok = obs & eligible[:, ARMS.index("DUL")]
+    g1, g0 = y[ok & (arm == ARMS.index("DUL"))], y[ok & (arm == fallback)]
+    if len(g1) > 1 and len(g0) > 1:
+        z = (g1.mean() - g0.mean()) / np.sqrt(g1.var(ddof=1) / len(g1) + g0.var(ddof=1) / len(g0))
+        regime_reject = float(abs(z) > Z975)
+    else:
+        regime_reject = float("nan")
+
+    totals = np.bincount(arm, minlength=len(ARMS))
+    out = {"correct_first_line": float(correct.mean()), "share_of_oracle": share,
+           "oracle_gain": gain, "interaction_reject": interaction_reject,
+           "regime_reject": regime_reject, "value_covered": covered,
+           "imbalance": float(totals.max() - totals.min()), "guess_rate": float(pmax.mean())}
+    for k, name in enumerate(PHENOTYPES):
+        m = third == k
+        out[f"correct_{name}"] = float(correct[m].mean()) if m.any() else float("nan")
+    return out
+
+
+REPLICATES = {"best-stage1": best_stage1, "prototypical": prototypical_smart}

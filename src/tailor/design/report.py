@@ -1,0 +1,109 @@
+"""The self-contained HTML report of a design study: tables and plots (base64 PNG) in one file."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["render_report"]
+
+LABELS = {
+    "correct_first_line": "learned first-line = oracle (share of participants)",
+    "share_of_oracle": "share of the oracle's improvement achieved",
+    "interaction_reject": "power: phenotype x treatment interaction",
+    "regime_reject": "power: DUL-first vs ESC-first",
+    "value_covered": "coverage of the 95% value interval",
+    "imbalance": "final arm imbalance (max - min)",
+    "guess_rate": "predictability (mean largest allocation probability)",
+    "reject": "power (or type I error) of the regime comparison",
+    "covered": "coverage of the 95% interval",
+}
+POWER_LIKE = ("interaction_reject", "regime_reject", "reject", "correct_first_line",
+              "share_of_oracle", "value_covered", "covered")
+
+
+def _png(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _curves(summary: pd.DataFrame, metric: str, others: Sequence[str]) -> str | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sub = summary[summary["metric"] == metric]
+    if sub.empty or "n" not in sub or sub["n"].nunique() < 2:
+        return None
+    fig, ax = plt.subplots(figsize=(5.2, 3.4))
+    groups = sub.groupby(list(others), sort=False) if others else [((), sub)]
+    for key, g in groups:
+        g = g.sort_values("n")
+        key = key if isinstance(key, tuple) else (key,)
+        label = ", ".join(f"{k}={v}" for k, v in zip(others, key, strict=True)) or metric
+        ax.errorbar(g["n"], g["mean"], yerr=2 * g["mc_se"].fillna(0), marker="o", ms=3,
+                    capsize=2, label=label)
+    if metric in ("interaction_reject", "regime_reject", "reject"):
+        ax.axhline(0.8, color="grey", lw=0.8, ls="--")
+        ax.axhline(0.05, color="grey", lw=0.8, ls=":")
+    ax.set_xlabel("participants randomized (N)")
+    ax.set_ylabel(metric)
+    ax.set_title(LABELS.get(metric, metric), fontsize=9)
+    ax.grid(alpha=0.3)
+    if len(ax.lines) > 1 or others:
+        ax.legend(fontsize=7)
+    out = _png(fig)
+    plt.close(fig)
+    return out
+
+
+def render_report(summary: pd.DataFrame, *, params: Sequence[str], title: str,
+                  meta: Mapping[str, Any], notes: Sequence[str] = ()) -> str:
+    """HTML of the summary table (mean +/- MC SE per cell and metric) and power curves vs N."""
+    metrics = list(dict.fromkeys(summary["metric"]))
+    wide = summary.assign(cell=summary["mean"].map(lambda v: f"{v:.3f}")
+                          + " ± " + summary["mc_se"].map(lambda v: f"{v:.3f}"))
+    table = wide.pivot_table(index=list(params), columns="metric", values="cell",
+                             aggfunc="first", sort=False)[metrics]
+    p05 = summary[summary["metric"].isin(["share_of_oracle", "correct_first_line"])]
+    others = [p for p in params if p != "n" and summary[p].nunique() > 1]
+    plots = [(m, _curves(summary, m, others)) for m in metrics
+             if m in POWER_LIKE or m in ("imbalance", "guess_rate")]
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title><style>body{{font-family:sans-serif;"
+        "margin:2em;max-width:1200px}table{border-collapse:collapse;font-size:12px}"
+        "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}th{background:#f3f3f3}"
+        "img{margin:4px;border:1px solid #eee}.meta td{text-align:left}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        "<table class='meta'>" + "".join(
+            f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+            for k, v in meta.items()) + "</table>",
+    ]
+    if notes:
+        parts.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
+    parts.append("<h2>Operating characteristics (mean ± Monte-Carlo SE per cell)</h2>")
+    parts.append("<p>Metric meanings: " + "; ".join(
+        f"<b>{html.escape(m)}</b>: {html.escape(LABELS.get(m, m))}" for m in metrics) + ".</p>")
+    parts.append(table.to_html(escape=True))
+    if not p05.empty:
+        parts.append("<h2>Lower tail: 5th percentile over replicates (bootstrap SE)</h2>")
+        t5 = p05.assign(p05=p05["p05"].map(lambda v: f"{v:.3f}") + " ± "
+                        + p05["p05_se"].map(lambda v: f"{v:.3f}"))
+        parts.append(t5.pivot_table(index=list(params), columns="metric", values="p05",
+                                    aggfunc="first", sort=False).to_html(escape=True))
+    shown = [(m, img) for m, img in plots if img]
+    if shown:
+        parts.append("<h2>Curves vs N (error bars: ± 2 MC SE)</h2><div>")
+        parts += [f"<img alt='{html.escape(m)}' src='data:image/png;base64,{img}'>"
+                  for m, img in shown]
+        parts.append("</div>")
+    parts.append("</body></html>")
+    return "\n".join(parts)

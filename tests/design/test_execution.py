@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tailor.design.execution import LocalBackend, SerialBackend, run_study
+from tailor.design.grid import expand_grid
+from tailor.exceptions import ConflictError, ScenarioError
+from tests.design.helpers import noisy
+
+CELLS = expand_grid(n=[5, 50], mu=[0.0, 0.3])
+
+
+@pytest.fixture(scope="module")
+def reference() -> pd.DataFrame:
+    return run_study(noisy, CELLS, replicates=12, seed=11, backend=SerialBackend()).results
+
+
+def test_process_pool_equals_serial(reference: pd.DataFrame, tmp_path: Path) -> None:
+    backend = LocalBackend(2)
+    try:
+        study = run_study(noisy, CELLS, replicates=12, seed=11, backend=backend, batch_size=5,
+                          checkpoint=tmp_path / "ck.jsonl")
+    finally:
+        backend.close()
+    pd.testing.assert_frame_equal(study.results, reference)
+    assert study.ran == 48 and study.resumed == 0 and study.workers == 2
+
+
+def test_results_do_not_depend_on_batching_or_grid(reference: pd.DataFrame) -> None:
+    one = run_study(noisy, CELLS[::-1], replicates=12, seed=11, backend=SerialBackend(),
+                    batch_size=1).results
+    pd.testing.assert_frame_equal(
+        one.sort_values(["mu", "n", "replicate"]).reset_index(drop=True),
+        reference.sort_values(["mu", "n", "replicate"]).reset_index(drop=True))
+    fewer = run_study(noisy, CELLS, replicates=5, seed=11, backend=SerialBackend()).results
+    pd.testing.assert_frame_equal(fewer, reference[reference["replicate"] < 5]
+                                  .reset_index(drop=True))
+
+
+def test_resume_after_interruption(reference: pd.DataFrame, tmp_path: Path) -> None:
+    ck = tmp_path / "checkpoint.jsonl"
+
+    class Stop(Exception):
+        pass
+
+    def stop_after(done: int, total: int) -> None:
+        if done >= 17:
+            raise Stop
+
+    with pytest.raises(Stop):
+        run_study(noisy, CELLS, replicates=12, seed=11, backend=SerialBackend(), batch_size=3,
+                  checkpoint=ck, progress=stop_after)
+    lines = ck.read_text().splitlines()
+    assert json.loads(lines[0])["study"]["seed"] == 11
+    assert 17 <= len(lines) - 1 < 48
+    with ck.open("a") as fh:  # a torn write at the moment of the interruption
+        fh.write('{"cell": "{\\"mu\\":0.3')
+    study = run_study(noisy, CELLS, replicates=12, seed=11, backend=SerialBackend(),
+                      checkpoint=ck)
+    assert study.resumed == len(lines) - 1 and study.ran == 48 - study.resumed
+    pd.testing.assert_frame_equal(study.results, reference)
+    again = run_study(noisy, CELLS, replicates=12, seed=11, backend=SerialBackend(),
+                      checkpoint=ck)
+    assert again.ran == 0 and again.resumed == 48
+
+
+def test_checkpoint_of_another_study_is_refused(tmp_path: Path) -> None:
+    ck = tmp_path / "ck.jsonl"
+    run_study(noisy, CELLS[:1], replicates=2, seed=1, backend=SerialBackend(), checkpoint=ck)
+    with pytest.raises(ConflictError, match="seed=1"):
+        run_study(noisy, CELLS[:1], replicates=2, seed=2, backend=SerialBackend(), checkpoint=ck)
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ScenarioError):
+        run_study(noisy, CELLS, replicates=0, seed=1, backend=SerialBackend())
+    with pytest.raises(ScenarioError):
+        run_study(noisy, [], replicates=1, seed=1, backend=SerialBackend())
+    with pytest.raises(ScenarioError):
+        run_study(noisy, CELLS + CELLS[:1], replicates=1, seed=1, backend=SerialBackend())
+    with pytest.raises(ScenarioError):
+        LocalBackend(0)
