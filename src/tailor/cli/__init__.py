@@ -36,6 +36,9 @@ def _register() -> None:
     app.add_typer(protocol_cmd.app, name="protocol")
     app.add_typer(randomize_cmd.app, name="randomize")
     app.command("demo")(demo_cmd.demo)
+    from tailor.cli import db_cmd
+
+    app.add_typer(db_cmd.app, name="db")
 
 
 _register()
