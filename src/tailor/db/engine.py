@@ -85,6 +85,7 @@ class Database:
         for factory in (self.read_session, self.write_session):
             install_audit(factory, self.dialect)
         self.pause_ms = dict(pause_ms or {})
+        self.cache: dict[str, Any] = {}
 
     def session(self, *, write: bool) -> Session:
         return (self.write_session if write else self.read_session)()
