@@ -37,7 +37,7 @@ class DbHandle:
         if self.schema:
             return create_engine(self.url,
                                  connect_args={"options": f"-csearch_path={self.schema}"})
-        return create_engine(self.url)
+        return Database(self.url).engine  # explicit BEGIN, so DDL is transactional too
 
 
 def make_handle(backend: str, tmp_path) -> Iterator[DbHandle]:  # type: ignore[no-untyped-def]

@@ -36,9 +36,10 @@ def _register() -> None:
     app.add_typer(protocol_cmd.app, name="protocol")
     app.add_typer(randomize_cmd.app, name="randomize")
     app.command("demo")(demo_cmd.demo)
-    from tailor.cli import db_cmd
+    from tailor.cli import audit_cmd, db_cmd
 
     app.add_typer(db_cmd.app, name="db")
+    app.add_typer(audit_cmd.app, name="audit")
 
 
 _register()
@@ -48,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     err = Console(stderr=True)
     try:
-        app(args=argv, standalone_mode=False)
+        rv = app(args=argv, standalone_mode=False)  # typer.Exit(n) comes back as n here
+        if isinstance(rv, int) and not isinstance(rv, bool):
+            return rv
     except TailorError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return EXIT_INPUT_ERROR
