@@ -80,7 +80,7 @@ def test_argon2id_parameters_in_production_defaults():
 
 
 def test_bad_input_is_422_with_fields_and_rules_are_409(api):
-    t, c = api
+    _t, c = api
     h = token(c, "coord1")
     r = c.post("/api/v1/participants", json={"birth_year": "abc"}, headers=h)
     assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "birth_year"

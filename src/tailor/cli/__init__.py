@@ -36,10 +36,11 @@ def _register() -> None:
     app.add_typer(protocol_cmd.app, name="protocol")
     app.add_typer(randomize_cmd.app, name="randomize")
     app.command("demo")(demo_cmd.demo)
-    from tailor.cli import audit_cmd, db_cmd
+    from tailor.cli import audit_cmd, db_cmd, serve_cmd
 
     app.add_typer(db_cmd.app, name="db")
     app.add_typer(audit_cmd.app, name="audit")
+    app.command("serve")(serve_cmd.serve)
 
 
 _register()

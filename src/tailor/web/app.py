@@ -49,3 +49,10 @@ def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(router)
     return app
+
+
+def app_from_env() -> FastAPI:
+    """Zero-argument factory for ``uvicorn --factory`` (``tailor serve``): reads settings."""
+    from tailor.settings import get_settings
+
+    return create_app(get_settings())
