@@ -1,12 +1,14 @@
 """The ``tailor`` command line: a thin front over the library.
 
 Sub-commands live in one module each; this module assembles them and maps tailor's errors to
-exit codes in one place (``main``).
+exit codes in one place (``main``): 0 success, 1 a check found problems (e.g. rows that failed
+to score), 2 bad input or usage, 130 interrupted.
 """
 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 import typer
@@ -25,16 +27,29 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-# Exit codes: 0 success, 1 a check found problems (e.g. rows that failed), 2 bad input or usage.
 EXIT_INPUT_ERROR = 2
+
+# Typer >= 0.20 vendors its own copy of click; accept the exceptions of both.
+_USAGE_ERRORS: tuple[type[Exception], ...] = (click.ClickException,)
+_EXITS: tuple[type[BaseException], ...] = (click.exceptions.Exit, typer.Exit)
+_ABORTS: tuple[type[BaseException], ...] = (click.exceptions.Abort, typer.Abort)
+try:  # pragma: no branch
+    from typer._click.exceptions import ClickException as _VendoredClickException
+
+    _USAGE_ERRORS += (_VendoredClickException,)
+except ImportError:  # pragma: no cover - older Typer uses click itself
+    pass
 
 
 def _register() -> None:
     """Attach each sub-command module's Typer app (one module per command group)."""
-    from tailor.cli import demo_cmd, protocol_cmd, randomize_cmd
+    from tailor.cli import demo_cmd, instruments_cmd, protocol_cmd, randomize_cmd
 
     app.add_typer(protocol_cmd.app, name="protocol")
     app.add_typer(randomize_cmd.app, name="randomize")
+    app.add_typer(instruments_cmd.instruments_app, name="instruments",
+                  invoke_without_command=True)
+    app.command("score")(instruments_cmd.score)
     app.command("demo")(demo_cmd.demo)
     from tailor.cli import audit_cmd, db_cmd, serve_cmd
 
@@ -50,21 +65,19 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     err = Console(stderr=True)
     try:
-        rv = app(args=argv, standalone_mode=False)  # typer.Exit(n) comes back as n here
-        if isinstance(rv, int) and not isinstance(rv, bool):
-            return rv
+        rc: Any = app(args=argv, standalone_mode=False)
     except TailorError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return EXIT_INPUT_ERROR
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Abort:
+    except _EXITS as exc:
+        return int(getattr(exc, "exit_code", 0) or 0)
+    except _ABORTS:
         err.print("aborted")
         return 130
-    return 0
+    except _USAGE_ERRORS as exc:
+        exc.show()  # type: ignore[attr-defined]
+        return int(getattr(exc, "exit_code", EXIT_INPUT_ERROR))
+    return rc if isinstance(rc, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,7 +1,7 @@
 """Derived scores from item-level responses.
 
-Uses ``tailor.instruments.score(name, responses)`` when the instruments package provides it;
-until then PEG (mean of PEG1-PEG3, all three required) and PGIC (the PGIC1 code) are scored here.
+PEG (mean of PEG1-PEG3, all three required; BACPAC ``PEGSCORE``) and PGIC (the PGIC1 code) are
+scored here; every other instrument through ``tailor.instruments.score(name, responses)``.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tailor import instruments
 from tailor.exceptions import InstrumentError
+from tailor.instruments import score as score_instrument
 
 __all__ = ["derived_scores"]
 
@@ -45,11 +45,8 @@ def _builtin(name: str, items: Mapping[str, Any]) -> dict[str, float]:
 def derived_scores(name: str, items: Mapping[str, Any]) -> dict[str, float]:
     """Scores of one instrument's items; PEG and PGIC always validated here."""
     out = _builtin(name, items)
-    score = getattr(instruments, "score", None)
-    if not out and callable(score):
-        result = score(name, dict(items))
-        if isinstance(result, Mapping):
-            out = {str(k): float(v) for k, v in result.items() if isinstance(v, int | float)}
-        elif isinstance(result, int | float):
-            out = {name.upper(): float(result)}
+    if not out:
+        result = score_instrument(name, dict(items))
+        out = {k: float(v) for k, v in result.as_fields().items()
+               if isinstance(v, int | float) and not isinstance(v, bool)}
     return out

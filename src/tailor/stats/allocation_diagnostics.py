@@ -7,7 +7,10 @@ the allocation engine uses (``tailor.stats.randomization._minimization_core``), 
 
 * balance: the final imbalance (max - min of arm totals), the imbalance at every factor level,
   the achieved arm shares overall and among duloxetine-eligible participants, and the worst
-  within-stratum option imbalance at stage 2;
+  within-stratum (stage-1 arm x response category) option imbalance at stage 2, over everyone
+  and over the participants eligible for every option of their stratum (contraindications make
+  the first structurally larger: a participant who cannot take duloxetine can only receive the
+  stratum's other options);
 * predictability: the expected correct-guess rate of a guesser who knows the full history, the
   algorithm and the participant's factors (guesses the most probable option, so the rate is the
   mean of the largest allocation probability), and of a site-local guesser who knows only their
@@ -146,8 +149,8 @@ def _stage1_kernel(levels: np.ndarray, contra: np.ndarray, site: np.ndarray, u: 
 @njit(parallel=True, cache=True)
 def _stage2_kernel(arm1: np.ndarray, cat: np.ndarray, contra: np.ndarray, u: np.ndarray,
                    cand: np.ndarray, elig_tab: np.ndarray, theta: float, omega: np.ndarray,
-                   out_option: np.ndarray, out_strata: np.ndarray, out_pmax: np.ndarray,
-                   out_nrand: np.ndarray) -> None:
+                   out_option: np.ndarray, out_strata: np.ndarray, out_strata_full: np.ndarray,
+                   out_pmax: np.ndarray, out_nrand: np.ndarray) -> None:
     n_trials, n = arm1.shape
     n_arms, n_cats, _nc, n_opt = cand.shape
     th = np.full(n_opt, theta)
@@ -168,9 +171,12 @@ def _stage2_kernel(arm1: np.ndarray, cat: np.ndarray, contra: np.ndarray, u: np.
             in_range = cand[a1, c, ci]
             elig = elig_tab[a1, c, ci]
             n_cand = 0
+            n_el = 0
             for o in range(n_opt):
                 if in_range[o]:
                     n_cand += 1
+                if elig[o]:
+                    n_el += 1
             if n_cand <= 1:  # not randomized (e.g. an excellent responder continues)
                 for o in range(n_opt):
                     if elig[o]:
@@ -190,6 +196,8 @@ def _stage2_kernel(arm1: np.ndarray, cat: np.ndarray, contra: np.ndarray, u: np.
             counts_arm[a1, chosen] += 1.0
             counts_cat[c, chosen] += 1.0
             out_strata[t, a1, c, chosen] += 1
+            if n_el == n_cand:
+                out_strata_full[t, a1, c, chosen] += 1
             n_done += 1
         out_pmax[t] = pmax_sum / max(n_done, 1)
         out_nrand[t] = n_done
@@ -305,8 +313,8 @@ def simulate_allocations(protocol: Protocol, *, participants: int = 805, trials:
     for ss in seqs:
         m = min(chunk, trials - done)
         rng = np.random.default_rng(ss)
-        levels = (rng.random((m, participants, len(factors))) < prev).astype(np.int8)
-        r = rng.random((m, participants))
+        levels = (rng.random((m, participants, len(factors)), dtype=np.float32) < prev).astype(np.int8)
+        r = rng.random((m, participants), dtype=np.float32)
         contra = (np.searchsorted(contra_cdf, r, side="right")).astype(np.int8)
         contra[contra >= k] = -1
         site = rng.integers(0, cohort.sites, (m, participants)).astype(np.int8)
@@ -328,8 +336,7 @@ def simulate_allocations(protocol: Protocol, *, participants: int = 805, trials:
         share_all += (totals / participants).sum(axis=0)
         if dul >= 0:
             dul_ok = contra != dul
-            onehot = np.eye(k)[out_arm]  # (m, n, k)
-            share_dul += (onehot * dul_ok[..., None]).sum(axis=1).sum(axis=0)
+            share_dul += np.bincount(out_arm[dul_ok], minlength=k)
             n_dul += dul_ok.sum()
         if 2 in stages:
             cat = np.searchsorted(share_cdf, rng.random((m, participants)), side="right")
@@ -337,19 +344,22 @@ def simulate_allocations(protocol: Protocol, *, participants: int = 805, trials:
             u2 = rng.random((m, participants, 3))
             out_opt = np.zeros((m, participants), dtype=np.int16)
             strata = np.zeros((m, k, len(CATEGORIES), len(universe)), dtype=np.int32)
+            strata_full = np.zeros_like(strata)
             pmax2 = np.zeros(m)
             nrand = np.zeros(m)
             _stage2_kernel(out_arm, cat, contra, u2, cand, elig_tab, theta2, omega2, out_opt,
-                           strata, pmax2, nrand)
-            worst = np.zeros(m)
-            for ai in range(k):
-                for ci in range(len(CATEGORIES)):
-                    msk = cand[ai, ci, 0]
-                    if msk.sum() <= 1:
-                        continue
-                    sub = strata[:, ai, ci, :][:, msk]
-                    worst = np.maximum(worst, sub.max(axis=1) - sub.min(axis=1))
-            block["stage2_worst_stratum_imbalance"] = worst
+                           strata, strata_full, pmax2, nrand)
+            for name, tab in (("stage2_worst_stratum_imbalance", strata),
+                              ("stage2_worst_stratum_imbalance_fully_eligible", strata_full)):
+                worst = np.zeros(m)
+                for ai in range(k):
+                    for ci in range(len(CATEGORIES)):
+                        msk = cand[ai, ci, 0]
+                        if msk.sum() <= 1:
+                            continue
+                        sub = tab[:, ai, ci, :][:, msk]
+                        worst = np.maximum(worst, sub.max(axis=1) - sub.min(axis=1))
+                block[name] = worst
             block["stage2_guess_rate_omniscient"] = pmax2
             block["stage2_share_randomized"] = nrand / participants
         rows.append(pd.DataFrame(block))

@@ -120,22 +120,44 @@ def _pick_equal(u: float, k: int) -> int:
 
 @njit(cache=True)
 def _imbalance(level_counts: np.ndarray, in_range: np.ndarray, out_g: np.ndarray) -> None:
-    """G(a) for every option a: sum over factors of the range of counts if a gets one more."""
+    """G(a) for every option a: sum over factors of the range of counts if a gets one more.
+
+    Per factor: with hi/lo the max/min over the balancing set, adding one to option a gives
+    max(hi, c_a + 1) - (second-lowest or c_a + 1 if a is the unique minimum, else lo).
+    """
     n_factors, n_options = level_counts.shape
     for a in range(n_options):
-        g = 0.0
-        for f in range(n_factors):
-            hi = -1e300
-            lo = 1e300
-            for b in range(n_options):
-                if in_range[b]:
-                    c = level_counts[f, b] + (1.0 if b == a else 0.0)
-                    if c > hi:
-                        hi = c
-                    if c < lo:
-                        lo = c
-            g += hi - lo
-        out_g[a] = g
+        out_g[a] = 0.0
+    for f in range(n_factors):
+        hi = -1e300
+        lo = 1e300
+        lo2 = 1e300  # the second-smallest count (equal to lo when lo is tied)
+        n_lo = 0
+        for b in range(n_options):
+            if in_range[b]:
+                c = level_counts[f, b]
+                if c > hi:
+                    hi = c
+                if c < lo:
+                    lo2 = lo
+                    lo = c
+                    n_lo = 1
+                elif c == lo:
+                    n_lo += 1
+                    lo2 = lo
+                elif c < lo2:
+                    lo2 = c
+        for a in range(n_options):
+            c = level_counts[f, a] + 1.0
+            new_hi = hi if hi > c else c
+            if in_range[a] and level_counts[f, a] == lo and n_lo == 1:
+                new_lo = lo2 if lo2 < c else c
+            elif in_range[a]:
+                new_lo = lo
+            else:
+                new_lo = lo  # an option outside the balancing set does not enter the range
+                new_hi = hi
+            out_g[a] += new_hi - new_lo
 
 
 @njit(cache=True)

@@ -1,0 +1,65 @@
+"""Dynamic treatment regimes for SMARTs: Q-learning, regime values (IPW/AIPW), embedded
+regimes, missing data and the phenotype map. Pure statistics: data frames in, results out."""
+
+from tailor.dtr.bootstrap import BootstrapResult
+from tailor.dtr.design import parse_formula, parse_options
+from tailor.dtr.embedded import (
+    EmbeddedRegime,
+    EmbeddedResult,
+    WeightedReplicated,
+    embedded_regimes,
+)
+from tailor.dtr.missing import (
+    MultipleImputation,
+    PooledEstimate,
+    ipcw_weights,
+    pool_tables,
+    rubin_pool,
+)
+from tailor.dtr.phenotype import (
+    modifier_importance,
+    phenotype_profiles,
+    responder_indicator,
+    subgroup_effects,
+)
+from tailor.dtr.qlearning import QLearning, QLearningResult, StageFit
+from tailor.dtr.value import (
+    DRScores,
+    ValueEstimate,
+    aipw_value,
+    compare_regimes,
+    crossfit_value,
+    dr_scores,
+    ipw_value,
+    static_regime,
+)
+
+__all__ = [
+    "BootstrapResult",
+    "DRScores",
+    "EmbeddedRegime",
+    "EmbeddedResult",
+    "MultipleImputation",
+    "PooledEstimate",
+    "QLearning",
+    "QLearningResult",
+    "StageFit",
+    "ValueEstimate",
+    "WeightedReplicated",
+    "aipw_value",
+    "compare_regimes",
+    "crossfit_value",
+    "dr_scores",
+    "embedded_regimes",
+    "ipcw_weights",
+    "ipw_value",
+    "modifier_importance",
+    "parse_formula",
+    "parse_options",
+    "phenotype_profiles",
+    "pool_tables",
+    "responder_indicator",
+    "rubin_pool",
+    "static_regime",
+    "subgroup_effects",
+]
