@@ -74,7 +74,10 @@ def test_full_flow_stage1_stage2(t):
                              fields={}, safety={"serious_event": False})
     assert out["response_category"] == "bad"
     v2, _ = randomization.randomize(t.db, later, code, 2, "key-3")
-    assert v2["action"] == "switch" and v2["option"] != view["option"]
+    if view["option"] == "ESC":  # ESC non-responders may only augment (ESC + X)
+        assert v2["action"] == "augment" and v2["option"].startswith("ESC+")
+    else:
+        assert v2["action"] == "switch" and v2["option"] != view["option"]
     stat = t.ctx("stat")
     full = randomization.allocations_of(t.db, stat, code)
     assert {"probabilities", "draws", "sequence", "imbalance"} <= set(full[0])

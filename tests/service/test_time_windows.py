@@ -68,7 +68,7 @@ def test_server_time_zone_does_not_matter(server_tz, monkeypatch):
     try:
         assert local_date(instant, "America/New_York") == date(2024, 3, 10)
         assert local_date(instant, "Asia/Kolkata") == date(2024, 3, 10)
-        assert [w.target for w in schedule(BEST, date(2024, 3, 3))][0] == date(2024, 4, 14)
+        assert next(w.target for w in schedule(BEST, date(2024, 3, 3))) == date(2024, 4, 14)
     finally:
         monkeypatch.delenv("TZ")
         time.tzset()
