@@ -44,11 +44,14 @@ except ImportError:  # pragma: no cover - older Typer uses click itself
 def _register() -> None:
     """Attach each sub-command module's Typer app (one module per command group)."""
     from tailor.cli import (
+        audit_cmd,
+        db_cmd,
         demo_cmd,
         design_cmd,
         instruments_cmd,
         protocol_cmd,
         randomize_cmd,
+        serve_cmd,
         simulate_cmd,
     )
 
@@ -57,9 +60,12 @@ def _register() -> None:
     app.add_typer(instruments_cmd.instruments_app, name="instruments",
                   invoke_without_command=True)
     app.command("score")(instruments_cmd.score)
-    app.command("demo")(demo_cmd.demo)
-    app.add_typer(design_cmd.app, name="design")
     app.add_typer(simulate_cmd.app, name="simulate")
+    app.add_typer(design_cmd.app, name="design")
+    app.add_typer(db_cmd.app, name="db")
+    app.add_typer(audit_cmd.app, name="audit")
+    app.command("serve")(serve_cmd.serve)
+    app.command("demo")(demo_cmd.demo)
 
 
 _register()

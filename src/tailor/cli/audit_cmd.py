@@ -1,0 +1,50 @@
+"""``tailor audit``: verify the hash chain, print or save its signed head."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from tailor.db import Database
+from tailor.services import audit
+from tailor.settings import get_settings
+
+app = typer.Typer(help="Check the tamper-evident audit trail.", no_args_is_help=True)
+
+
+@app.command("verify")
+def verify_cmd(anchor: Path | None = typer.Option(
+        None, help="A head saved by 'tailor audit head' (detects truncation and rewrites).")
+) -> None:
+    """Recompute the audit chain; exit 1 if any row was edited, deleted, inserted or moved."""
+    settings = get_settings()
+    db = Database(settings.database_url)
+    try:
+        parsed = audit.parse_anchor(anchor.read_text(), settings.audit_key) if anchor else None
+        report = audit.verify(db, anchor=parsed)
+    finally:
+        db.dispose()
+    if report.ok:
+        typer.echo(f"audit chain OK: {report.rows} rows, head {report.head_seq} "
+                   f"{report.head_hash}")
+        return
+    for p in report.problems:
+        typer.echo(f"FAIL {p}", err=True)
+    raise typer.Exit(1)
+
+
+@app.command("head")
+def head_cmd(out: Path | None = typer.Option(None, help="Write the head to this file.")) -> None:
+    """Print the current chain head (signed with TAILOR_AUDIT_KEY); store it off the server."""
+    settings = get_settings()
+    db = Database(settings.database_url)
+    try:
+        head = audit.chain_head(db, settings.audit_key)
+    finally:
+        db.dispose()
+    text = json.dumps(head)
+    if out:
+        out.write_text(text + "\n")
+    typer.echo(text)

@@ -1,0 +1,100 @@
+"""Engines and sessions: SQLite (WAL, ``BEGIN IMMEDIATE`` for writes) or PostgreSQL by URL.
+
+A :class:`Database` is built by the app factory or the CLI from settings and passed to the
+services explicitly; there is no global engine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from tailor.db.audit import install_audit
+
+__all__ = ["Database", "is_retryable"]
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (see _begin)
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        write = conn.get_execution_options().get("tailor_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Serialization failure, deadlock (PostgreSQL 40001/40P01) or a busy SQLite database."""
+    if isinstance(exc, DBAPIError):
+        code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        if code in ("40001", "40P01", "55P03"):
+            return True
+        if isinstance(exc, OperationalError) and "database is locked" in str(exc.orig):
+            return True
+    return False
+
+
+def lock_key(name: str) -> int:
+    """A signed 64-bit advisory-lock key for a name such as ``allocation:3:1``."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+class Database:
+    """One database: an engine, a read session factory and a write session factory.
+
+    Parameters
+    ----------
+    url : SQLAlchemy URL (``sqlite:///tailor.db`` or ``postgresql+psycopg://...``)
+    schema : PostgreSQL schema to use as search_path (tests isolate themselves this way)
+    """
+
+    def __init__(self, url: str, *, schema: str | None = None, pool_size: int = 10,
+                 pause_ms: dict[str, int] | None = None) -> None:
+        self.url = url
+        kwargs: dict[str, Any] = {}
+        if url.startswith("sqlite"):
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            kwargs["pool_size"] = pool_size
+            kwargs["max_overflow"] = 2 * pool_size
+        else:
+            kwargs["pool_size"] = pool_size
+            kwargs["max_overflow"] = 2 * pool_size
+            kwargs["pool_pre_ping"] = True
+            if schema:
+                kwargs["connect_args"] = {"options": f"-csearch_path={schema}"}
+        self.engine = create_engine(url, **kwargs)
+        self.dialect = self.engine.dialect.name
+        if self.dialect == "sqlite":
+            _sqlite_setup(self.engine)
+        self.write_engine = self.engine.execution_options(tailor_write=True)
+        self.read_session = sessionmaker(self.engine, expire_on_commit=False)
+        self.write_session = sessionmaker(self.write_engine, expire_on_commit=False)
+        for factory in (self.read_session, self.write_session):
+            install_audit(factory, self.dialect)
+        self.pause_ms = dict(pause_ms or {})
+        self.cache: dict[str, Any] = {}
+
+    def session(self, *, write: bool) -> Session:
+        return (self.write_session if write else self.read_session)()
+
+    def lock(self, session: Session, name: str) -> None:
+        """Serialize on ``name`` until the transaction ends (no-op on SQLite: the write
+        transaction already holds the database's single writer lock)."""
+        if self.dialect == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key(name)})
+
+    def dispose(self) -> None:
+        self.engine.dispose()

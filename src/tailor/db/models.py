@@ -1,0 +1,303 @@
+"""SQLAlchemy 2.0 models of the trial database.
+
+Participant-scoped tables all reach ``participants.site_id``, the column the query layer
+(:mod:`tailor.services.scope`) filters on. ``allocations`` and ``audit_log`` are append-only:
+database triggers (see the migrations) reject UPDATE and DELETE on both backends.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from tailor.db.types import UTCDateTime, utcnow
+
+__all__ = [
+    "AdverseEvent",
+    "Allocation",
+    "AuditLog",
+    "Base",
+    "DataLock",
+    "DerivedScore",
+    "EligibilityAssessment",
+    "InstrumentResponse",
+    "LoginAttempt",
+    "Participant",
+    "ProtocolVersion",
+    "RunIn",
+    "SessionToken",
+    "Site",
+    "StageState",
+    "User",
+    "Visit",
+    "Withdrawal",
+]
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+ROLES = ("admin", "coordinator", "data_manager", "statistician", "clinician")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Site(Base):
+    __tablename__ = "sites"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(32))
+    site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SessionToken(Base):
+    """A login session; only the SHA-256 of the bearer token is stored."""
+
+    __tablename__ = "session_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class LoginAttempt(Base):
+    __tablename__ = "login_attempts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    success: Mapped[bool] = mapped_column(Boolean)
+
+
+class ProtocolVersion(Base):
+    """A registered protocol: its YAML and content hash; frozen once ``live_at`` is set."""
+
+    __tablename__ = "protocol_versions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    version: Mapped[str] = mapped_column(String(32))
+    content_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    yaml_text: Mapped[str] = mapped_column(Text)
+    registered_at: Mapped[datetime] = mapped_column(default=utcnow)
+    live_at: Mapped[datetime | None]
+
+
+class Participant(Base):
+    __tablename__ = "participants"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_code: Mapped[str] = mapped_column(String(16), unique=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), index=True)
+    protocol_version_id: Mapped[int] = mapped_column(ForeignKey("protocol_versions.id"))
+    status: Mapped[str] = mapped_column(String(24), default="screening")
+    consented: Mapped[bool] = mapped_column(Boolean, default=False)
+    consent_date: Mapped[date | None] = mapped_column(Date)
+    birth_year: Mapped[int | None] = mapped_column(Integer)
+    sex: Mapped[str | None] = mapped_column(String(1))
+    enrolled_on: Mapped[date | None] = mapped_column(Date)
+    visit0_date: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EligibilityAssessment(Base):
+    """One eligibility check: the record, the verdict, reasons and per-arm contraindications."""
+
+    __tablename__ = "eligibility_assessments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
+    phases: Mapped[list[Any]]
+    record: Mapped[dict[str, Any]]
+    eligible: Mapped[bool] = mapped_column(Boolean)
+    eligible_arms: Mapped[list[Any]]
+    contraindicated: Mapped[dict[str, Any]]
+    reasons: Mapped[list[Any]]
+    protocol_hash: Mapped[str] = mapped_column(String(64))
+    assessed_on: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RunIn(Base):
+    __tablename__ = "run_ins"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), unique=True)
+    modules_completed: Mapped[int] = mapped_column(Integer)
+    messages_answered: Mapped[int] = mapped_column(Integer)
+    completed_on: Mapped[date] = mapped_column(Date)
+    passed: Mapped[bool] = mapped_column(Boolean)
+
+
+class Visit(Base):
+    """A scheduled visit: target date and inclusive window (clinical dates, site-local)."""
+
+    __tablename__ = "visits"
+    __table_args__ = (UniqueConstraint("participant_id", "code"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
+    code: Mapped[str] = mapped_column(String(32))
+    week: Mapped[int] = mapped_column(Integer)
+    target_date: Mapped[date] = mapped_column(Date)
+    window_start: Mapped[date] = mapped_column(Date)
+    window_end: Mapped[date] = mapped_column(Date)
+    visit_date: Mapped[date | None] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16), default="scheduled")
+
+
+class InstrumentResponse(Base):
+    """One item-level answer: instrument name and version, item code, value as text."""
+
+    __tablename__ = "instrument_responses"
+    __table_args__ = (UniqueConstraint("visit_id", "instrument", "item_code"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    visit_id: Mapped[int] = mapped_column(ForeignKey("visits.id"), index=True)
+    instrument: Mapped[str] = mapped_column(String(64))
+    version: Mapped[str] = mapped_column(String(32))
+    item_code: Mapped[str] = mapped_column(String(64))
+    value: Mapped[str | None] = mapped_column(String(255))
+
+
+class DerivedScore(Base):
+    __tablename__ = "derived_scores"
+    __table_args__ = (UniqueConstraint("visit_id", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    visit_id: Mapped[int] = mapped_column(ForeignKey("visits.id"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    value: Mapped[str | None] = mapped_column(String(255))
+
+
+class Allocation(Base):
+    """One allocation: everything needed to re-derive it. Append-only (DB triggers)."""
+
+    __tablename__ = "allocations"
+    __table_args__ = (
+        UniqueConstraint("participant_id", "stage", name="uq_allocations_participant_stage"),
+        UniqueConstraint("protocol_version_id", "stage", "sequence",
+                         name="uq_allocations_sequence"),
+        UniqueConstraint("protocol_version_id", "idempotency_key",
+                         name="uq_allocations_idempotency_key"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    protocol_version_id: Mapped[int] = mapped_column(ForeignKey("protocol_versions.id"))
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
+    stage: Mapped[int] = mapped_column(Integer)
+    sequence: Mapped[int] = mapped_column(Integer)
+    option: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(16))
+    method: Mapped[str] = mapped_column(String(32))
+    options: Mapped[list[Any]]
+    eligible_options: Mapped[list[Any]]
+    factor_levels: Mapped[dict[str, Any]]
+    probabilities: Mapped[dict[str, Any]]
+    conditional_probabilities: Mapped[dict[str, Any]]
+    imbalance: Mapped[dict[str, Any]]
+    draws: Mapped[dict[str, Any]]
+    minimizer: Mapped[str | None] = mapped_column(String(64))
+    probability: Mapped[float] = mapped_column(Float)
+    algorithm_version: Mapped[str] = mapped_column(String(64))
+    protocol_hash: Mapped[str] = mapped_column(String(64))
+    idempotency_key: Mapped[str] = mapped_column(String(128))
+    allocated_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    allocated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StageState(Base):
+    """The stored minimization state of one (trial, stage): always equal to its recomputation."""
+
+    __tablename__ = "stage_states"
+    protocol_version_id: Mapped[int] = mapped_column(ForeignKey("protocol_versions.id"),
+                                                     primary_key=True)
+    stage: Mapped[int] = mapped_column(Integer, primary_key=True)
+    n_allocated: Mapped[int] = mapped_column(Integer, default=0)
+    last_sequence: Mapped[int] = mapped_column(Integer, default=0)
+    counts: Mapped[dict[str, Any]]
+
+
+class AdverseEvent(Base):
+    """An intolerance or other adverse event (free text is never exported)."""
+
+    __tablename__ = "adverse_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    arm: Mapped[str | None] = mapped_column(String(16))
+    onset_date: Mapped[date] = mapped_column(Date)
+    serious: Mapped[bool] = mapped_column(Boolean, default=False)
+    description: Mapped[str | None] = mapped_column(String(1000))
+
+
+class Withdrawal(Base):
+    __tablename__ = "withdrawals"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), unique=True)
+    withdrawn_on: Mapped[date] = mapped_column(Date)
+    reason_code: Mapped[str] = mapped_column(String(32))
+    last_week_observed: Mapped[int | None] = mapped_column(Integer)
+
+
+class DataLock(Base):
+    __tablename__ = "data_locks"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    protocol_version_id: Mapped[int] = mapped_column(ForeignKey("protocol_versions.id"),
+                                                     unique=True)
+    locked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    locked_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+
+
+class AuditLog(Base):
+    """Append-only, hash-chained audit trail; one row per changed field or event.
+
+    ``hash = sha256(prev_hash + canonical JSON of the row)``; see :mod:`tailor.db.audit`.
+    """
+
+    __tablename__ = "audit_log"
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                     primary_key=True, autoincrement=False)
+    at_utc: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(32))
+    site: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(32))
+    entity: Mapped[str] = mapped_column(String(64))
+    entity_id: Mapped[str] = mapped_column(String(64))
+    participant_site_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    field: Mapped[str] = mapped_column(String(64))
+    old_value: Mapped[str | None] = mapped_column(Text)
+    new_value: Mapped[str | None] = mapped_column(Text)
+    request_id: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(500))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,211 @@
+"""Administration use cases: sites, users, protocol registration and go-live, data lock."""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tailor.db import Database
+from tailor.db import models as m
+from tailor.exceptions import ConflictError, InvalidFieldError, NotFoundError, ProtocolError
+from tailor.protocol import Protocol, parse_protocol
+from tailor.services.auth import check_password_policy, policy_of
+from tailor.services.context import ROLES, SITE_ROLES, RequestContext
+from tailor.services.scope import ADMIN, DATA_LOCK, require
+from tailor.services.uow import DataLockedError, in_transaction
+
+__all__ = [
+    "create_site",
+    "create_user",
+    "ensure_writable",
+    "go_live",
+    "list_protocols",
+    "list_sites",
+    "live_protocol",
+    "lock_data",
+    "register_protocol",
+    "set_password",
+]
+
+
+def _site_view(s: m.Site) -> dict[str, Any]:
+    return {"code": s.code, "name": s.name, "timezone": s.timezone}
+
+
+def create_site(db: Database, ctx: RequestContext, code: str, name: str,
+                timezone: str) -> dict[str, Any]:
+    """Create a site with its IANA time zone (e.g. ``America/New_York``)."""
+    require(ctx.actor, ADMIN, "create sites")
+    if timezone not in available_timezones():
+        raise InvalidFieldError(f"timezone must be an IANA zone such as America/New_York; "
+                                f"got {timezone!r}", field="timezone", value=timezone,
+                                rule="iana")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidFieldError(f"unknown time zone {timezone!r}", field="timezone") from None
+
+    def run(session: Session) -> dict[str, Any]:
+        if session.scalars(select(m.Site).where(m.Site.code == code)).first():
+            raise ConflictError(f"site '{code}' already exists")
+        site = m.Site(code=code, name=name, timezone=timezone, created_at=ctx.utcnow())
+        session.add(site)
+        session.flush()
+        return _site_view(site)
+
+    return in_transaction(db, ctx, run, retry_integrity=True)
+
+
+def list_sites(db: Database, ctx: RequestContext) -> list[dict[str, Any]]:
+    """Sites the actor may know of: all for central roles, the own site for site roles."""
+    def run(session: Session) -> list[dict[str, Any]]:
+        stmt = select(m.Site).order_by(m.Site.code)
+        if ctx.actor.site_scoped:
+            stmt = stmt.where(m.Site.id == ctx.actor.site_id)
+        return [_site_view(s) for s in session.scalars(stmt)]
+
+    return in_transaction(db, ctx, run, write=False)
+
+
+def create_user(db: Database, ctx: RequestContext, username: str, password: str, role: str,
+                site: str | None = None) -> dict[str, Any]:
+    """Create a user; site roles need a site, central roles must not have one."""
+    require(ctx.actor, ADMIN, "create users")
+    if role not in ROLES:
+        raise InvalidFieldError(f"role must be one of {', '.join(ROLES)}; got {role!r}",
+                                field="role", value=role, rule="role")
+    if role in SITE_ROLES and not site:
+        raise InvalidFieldError(f"role '{role}' needs a site", field="site", rule="required")
+    if role not in SITE_ROLES and site:
+        raise InvalidFieldError(f"role '{role}' is not tied to a site", field="site",
+                                rule="forbidden")
+    check_password_policy(password, username)
+    hashed = policy_of(db).hasher().hash(password)
+
+    def run(session: Session) -> dict[str, Any]:
+        site_id = None
+        if site:
+            row = session.scalars(select(m.Site).where(m.Site.code == site)).one_or_none()
+            if row is None:
+                raise InvalidFieldError(f"unknown site {site!r}", field="site", value=site)
+            site_id = row.id
+        if session.scalars(select(m.User).where(m.User.username == username)).first():
+            raise ConflictError(f"user '{username}' already exists")
+        user = m.User(username=username, password_hash=hashed, role=role, site_id=site_id,
+                      created_at=ctx.utcnow())
+        session.add(user)
+        session.flush()
+        return {"username": username, "role": role, "site": site}
+
+    return in_transaction(db, ctx, run, retry_integrity=True)
+
+
+def set_password(db: Database, ctx: RequestContext, username: str, password: str) -> None:
+    """Set a user's password (admin, or the user themself); the change is audited, redacted."""
+    if ctx.actor.role != "admin" and ctx.actor.username != username:
+        require(ctx.actor, ADMIN, "set other users' passwords")
+    check_password_policy(password, username)
+    hashed = policy_of(db).hasher().hash(password)
+
+    def run(session: Session) -> None:
+        user = session.scalars(select(m.User).where(m.User.username == username)).one_or_none()
+        if user is None:
+            raise NotFoundError("user not found")
+        user.password_hash = hashed
+
+    in_transaction(db, ctx, run, reason="password change")
+
+
+# --------------------------------------------------------------------------- protocols
+def register_protocol(db: Database, ctx: RequestContext, yaml_text: str) -> dict[str, Any]:
+    """Validate and store a protocol version (idempotent by content hash)."""
+    require(ctx.actor, ADMIN, "register protocols")
+    protocol = parse_protocol(yaml_text, source="upload")
+
+    def run(session: Session) -> dict[str, Any]:
+        row = session.scalars(select(m.ProtocolVersion).where(
+            m.ProtocolVersion.content_hash == protocol.content_hash)).one_or_none()
+        if row is None:
+            row = m.ProtocolVersion(name=protocol.name, version=protocol.version,
+                                    content_hash=protocol.content_hash, yaml_text=yaml_text,
+                                    registered_at=ctx.utcnow())
+            session.add(row)
+            session.flush()
+        return _protocol_view(row)
+
+    return in_transaction(db, ctx, run, retry_integrity=True)
+
+
+def _protocol_view(row: m.ProtocolVersion) -> dict[str, Any]:
+    return {"name": row.name, "version": row.version, "content_hash": row.content_hash,
+            "live": row.live_at is not None,
+            "live_at": row.live_at.isoformat() if row.live_at else None}
+
+
+def list_protocols(db: Database, ctx: RequestContext) -> list[dict[str, Any]]:
+    def run(session: Session) -> list[dict[str, Any]]:
+        return [_protocol_view(r) for r in
+                session.scalars(select(m.ProtocolVersion).order_by(m.ProtocolVersion.id))]
+
+    return in_transaction(db, ctx, run, write=False)
+
+
+def go_live(db: Database, ctx: RequestContext, content_hash: str) -> dict[str, Any]:
+    """Freeze a protocol version and make it the trial's live protocol (only one ever)."""
+    require(ctx.actor, ADMIN, "put a protocol live")
+
+    def run(session: Session) -> dict[str, Any]:
+        row = session.scalars(select(m.ProtocolVersion).where(
+            m.ProtocolVersion.content_hash == content_hash)).one_or_none()
+        if row is None:
+            raise NotFoundError("protocol version not found")
+        live = session.scalars(select(m.ProtocolVersion).where(
+            m.ProtocolVersion.live_at.is_not(None))).first()
+        if live is not None:
+            raise ConflictError(f"protocol {live.content_hash[:12]} is already live; the "
+                                "randomization configuration is frozen after go-live")
+        row.live_at = ctx.utcnow()
+        return _protocol_view(row)
+
+    return in_transaction(db, ctx, run, reason="go-live")
+
+
+def live_protocol(db: Database, session: Session) -> tuple[m.ProtocolVersion, Protocol]:
+    """The live protocol version and its parsed form (cached by content hash)."""
+    row = session.scalars(select(m.ProtocolVersion).where(
+        m.ProtocolVersion.live_at.is_not(None))).first()
+    if row is None:
+        raise ConflictError("no protocol is live yet; an admin must register one and put it live")
+    key = "protocol:" + row.content_hash
+    cached = db.cache.get(key)
+    if not isinstance(cached, Protocol):
+        cached = parse_protocol(row.yaml_text, source=f"protocol {row.content_hash[:12]}")
+        if cached.content_hash != row.content_hash:
+            raise ProtocolError([("", "stored protocol text does not match its content hash")])
+        db.cache[key] = cached
+    return row, cached
+
+
+def ensure_writable(session: Session, pv: m.ProtocolVersion) -> None:
+    """Raise DataLockedError (409, audited) when the trial's data are locked."""
+    if session.scalars(select(m.DataLock).where(
+            m.DataLock.protocol_version_id == pv.id)).first() is not None:
+        raise DataLockedError("the trial's data are locked; no further changes are accepted")
+
+
+def lock_data(db: Database, ctx: RequestContext) -> dict[str, Any]:
+    """Lock the live trial's data: every later write is rejected with 409 and audited."""
+    require(ctx.actor, DATA_LOCK, "lock data")
+
+    def run(session: Session) -> dict[str, Any]:
+        pv, _ = live_protocol(db, session)
+        ensure_writable(session, pv)
+        lock = m.DataLock(protocol_version_id=pv.id, locked_at=ctx.utcnow(),
+                          locked_by=ctx.actor.user_id)
+        session.add(lock)
+        return {"locked": True, "locked_at": lock.locked_at.isoformat()}
+
+    return in_transaction(db, ctx, run, reason="data lock")

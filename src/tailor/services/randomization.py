@@ -1,0 +1,281 @@
+"""Randomization use cases: stage-1 and stage-2 allocation, concealed views, state checks.
+
+The allocation transaction (reliability.md, design consequence 1): acquire the per-(trial,
+stage) lock (PostgreSQL advisory transaction lock; SQLite ``BEGIN IMMEDIATE``), answer a
+repeated idempotency key from the stored allocation, check eligibility and stage
+preconditions, rebuild the minimization state from the allocation history and compare it with
+the stored state, compute the allocation with fresh CSPRNG draws (stored), insert it with the
+next gapless sequence number (``UNIQUE(participant, stage)`` guards it), update the stored
+state, append the audit rows, commit. Serialization failures and unique-constraint races are
+retried; a retry sees the committed allocation and answers from it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tailor.db import Database
+from tailor.db import models as m
+from tailor.db.audit import write_pending
+from tailor.exceptions import ConflictError, InvalidFieldError, NotFoundError
+from tailor.protocol import Protocol
+from tailor.rules import derive_factor_levels
+from tailor.services.admin import ensure_writable, live_protocol
+from tailor.services.context import Actor, RequestContext
+from tailor.services.scope import (
+    ALLOCATION_DETAIL,
+    PARTICIPANT_READ,
+    PARTICIPANT_WRITE,
+    get_participant,
+    require,
+)
+from tailor.services.uow import in_transaction, pause
+from tailor.stats.allocation import allocate, new_stage_state, stage_option_sets
+from tailor.stats.randomization import Draws, MinimizationState
+
+__all__ = [
+    "allocation_view",
+    "allocations_of",
+    "randomize",
+    "recompute_state",
+    "stage_state_view",
+    "verify_states",
+]
+
+
+def _draws() -> Draws:
+    """Three uniforms on [0, 1) from the operating system's CSPRNG (unpredictable)."""
+    return Draws(*(secrets.randbits(53) / float(1 << 53) for _ in range(3)))
+
+
+def allocation_view(a: m.Allocation, actor: Actor) -> dict[str, Any]:
+    """Site and blinded roles see the assignment only; statistician and admin see everything
+    needed to re-derive it (probabilities, draws, imbalance, sequence)."""
+    view: dict[str, Any] = {"stage": a.stage, "option": a.option, "action": a.action,
+                            "allocated_at": a.allocated_at.isoformat()}
+    if actor.role in ALLOCATION_DETAIL:
+        view |= {"sequence": a.sequence, "method": a.method, "probabilities": a.probabilities,
+                 "conditional_probabilities": a.conditional_probabilities,
+                 "imbalance": a.imbalance, "draws": a.draws, "minimizer": a.minimizer,
+                 "factor_levels": a.factor_levels, "eligible_options": a.eligible_options,
+                 "algorithm_version": a.algorithm_version, "protocol_hash": a.protocol_hash}
+    return view
+
+
+def _history(session: Session, pv_id: int, stage: int) -> list[tuple[str, dict[str, Any]]]:
+    rows = session.execute(select(m.Allocation.option, m.Allocation.factor_levels)
+                           .where(m.Allocation.protocol_version_id == pv_id,
+                                  m.Allocation.stage == stage,
+                                  m.Allocation.method == "minimization")
+                           .order_by(m.Allocation.sequence)).all()
+    return [(str(o), dict(levels)) for o, levels in rows]
+
+
+def recompute_state(session: Session, protocol: Protocol, pv_id: int,
+                    stage: int) -> MinimizationState:
+    """The minimization state rebuilt from the allocation history of (trial, stage)."""
+    factors = [f.name for f in protocol.stage(stage).randomization.factors]
+    return MinimizationState.from_history(factors, _history(session, pv_id, stage))
+
+
+def _stored_state(session: Session, pv_id: int, stage: int) -> m.StageState:
+    row = session.get(m.StageState, (pv_id, stage))
+    if row is None:
+        row = m.StageState(protocol_version_id=pv_id, stage=stage, n_allocated=0,
+                           last_sequence=0, counts={})
+        session.add(row)
+        session.flush()
+    return row
+
+
+def _eligible_arms(session: Session, p: m.Participant, protocol: Protocol) -> list[str]:
+    latest = session.scalars(select(m.EligibilityAssessment)
+                             .where(m.EligibilityAssessment.participant_id == p.id)
+                             .order_by(m.EligibilityAssessment.id.desc()).limit(1)).first()
+    if latest is None or not latest.eligible or "visit0" not in latest.phases:
+        raise ConflictError("the participant is not eligible for randomization (no passed "
+                            "Visit 0 eligibility assessment)")
+    arms = [str(a) for a in latest.eligible_arms]
+    intolerant = {e.arm for e in session.scalars(select(m.AdverseEvent).where(
+        m.AdverseEvent.participant_id == p.id, m.AdverseEvent.kind == "intolerance"))}
+    return [a for a in arms if a not in intolerant] if intolerant else arms
+
+
+def randomize(db: Database, ctx: RequestContext, code: str, stage: int,
+              idempotency_key: str) -> tuple[dict[str, Any], bool]:
+    """Allocate ``code`` at ``stage``; returns (view, replayed). A repeated key returns the
+    stored allocation; another key for an allocated stage is a 409."""
+    require(ctx.actor, PARTICIPANT_WRITE, "randomize")
+    if not 1 <= stage <= 9:
+        raise InvalidFieldError("stage must be a protocol stage number", field="stage",
+                                value=stage)
+
+    def existing(session: Session, p: m.Participant) -> tuple[dict[str, Any], bool] | None:
+        found = session.scalars(select(m.Allocation).where(
+            m.Allocation.participant_id == p.id, m.Allocation.stage == stage)).one_or_none()
+        if found is not None:
+            if found.idempotency_key != idempotency_key:
+                raise ConflictError(f"the participant was already randomized at stage {stage} "
+                                    "(with another idempotency key)")
+            return allocation_view(found, ctx.actor), True
+        other = session.scalars(select(m.Allocation).where(
+            m.Allocation.protocol_version_id == p.protocol_version_id,
+            m.Allocation.idempotency_key == idempotency_key)).first()
+        if other is not None:
+            raise ConflictError("this Idempotency-Key was already used for another request")
+        return None
+
+    def quick(session: Session) -> tuple[dict[str, Any], bool] | None:
+        return existing(session, get_participant(session, ctx.actor, code))
+
+    replay = in_transaction(db, ctx, quick, write=False)
+    if replay is not None:
+        return replay
+
+    def run(session: Session) -> tuple[dict[str, Any], bool]:
+        pv, protocol = live_protocol(db, session)
+        if stage > len(protocol.stages):
+            raise InvalidFieldError(f"stage must be 1..{len(protocol.stages)}; got {stage}",
+                                    field="stage", value=stage)
+        db.lock(session, f"allocation:{pv.id}:{stage}")
+        p = get_participant(session, ctx.actor, code, for_update=True)
+        again = existing(session, p)
+        if again is not None:
+            return again
+        ensure_writable(session, pv)
+        if p.status == "withdrawn":
+            raise ConflictError("the participant has withdrawn")
+        eligible = _eligible_arms(session, p, protocol)
+        if stage == 1:
+            if p.status != "ready":
+                raise ConflictError(f"stage-1 randomization needs a completed, eligible Visit 0 "
+                                    f"(status {p.status})")
+            option_set = stage_option_sets(protocol, 1, eligible_arms=eligible)
+            levels = derive_factor_levels(protocol, 1, _visit0_record(session, p))
+        else:
+            prev = session.scalars(select(m.Allocation).where(
+                m.Allocation.participant_id == p.id, m.Allocation.stage == stage - 1)
+            ).one_or_none()
+            if prev is None:
+                raise ConflictError(f"stage {stage} needs a stage-{stage - 1} allocation")
+            category = _response_category(session, p, protocol, stage)
+            stage1 = session.scalars(select(m.Allocation).where(
+                m.Allocation.participant_id == p.id, m.Allocation.stage == 1)).one()
+            option_set = stage_option_sets(protocol, stage, eligible_arms=eligible,
+                                           stage1_arm=stage1.option, category=category)
+            levels = derive_factor_levels(protocol, stage, {"stage1_arm": stage1.option,
+                                                            "response_category": category})
+        if not option_set.eligible:
+            raise ConflictError(f"no eligible option at stage {stage} among "
+                                f"{', '.join(option_set.options)}")
+        stored = _stored_state(session, pv.id, stage)
+        state = new_stage_state(protocol, stage)
+        state.minimization = recompute_state(session, protocol, pv.id, stage)
+        if state.minimization.snapshot() != stored.counts:
+            raise ConflictError("stored minimization state differs from its recomputation; "
+                                "allocation halted for review")
+        result = allocate(protocol, state, option_set, levels, _draws())
+        pause(db, "after_compute")
+        spec = protocol.stage(stage).randomization
+        stored.last_sequence += 1
+        alloc = m.Allocation(
+            protocol_version_id=pv.id, participant_id=p.id, stage=stage,
+            sequence=stored.last_sequence, option=result.option,
+            action=option_set.actions.get(result.option, "start"), method=result.method,
+            options=list(result.options), eligible_options=list(option_set.eligible),
+            factor_levels=dict(levels), probabilities=dict(result.probabilities),
+            conditional_probabilities=dict(result.conditional_probabilities),
+            imbalance=dict(result.imbalance), draws=dict(result.draws),
+            minimizer=result.minimizer, probability=result.probability,
+            algorithm_version=spec.algorithm_version, protocol_hash=pv.content_hash,
+            idempotency_key=idempotency_key, allocated_by=ctx.actor.user_id,
+            allocated_at=ctx.utcnow())
+        session.add(alloc)
+        stored.counts = state.minimization.snapshot()
+        stored.n_allocated = state.minimization.n_allocated
+        p.status = "randomized" if stage == 1 else "stage2"
+        session.flush()
+        write_pending(session)
+        pause(db, "after_audit")
+        pause(db, "before_commit")
+        return allocation_view(alloc, ctx.actor), False
+
+    return in_transaction(db, ctx, run, reason=f"stage-{stage} randomization",
+                          retry_integrity=True)
+
+
+def _visit0_record(session: Session, p: m.Participant) -> dict[str, Any]:
+    latest = session.scalars(select(m.EligibilityAssessment)
+                             .where(m.EligibilityAssessment.participant_id == p.id)
+                             .order_by(m.EligibilityAssessment.id.desc()).limit(1)).one()
+    return dict(latest.record)
+
+
+def _response_category(session: Session, p: m.Participant, protocol: Protocol,
+                       stage: int) -> str:
+    spec = protocol.stage(stage).response
+    if spec is None:
+        raise ConflictError(f"stage {stage} has no response rule")
+    visit = session.scalars(select(m.Visit).where(m.Visit.participant_id == p.id,
+                                                  m.Visit.code == spec.visit)).one_or_none()
+    if visit is None or visit.status != "completed":
+        raise ConflictError(f"stage {stage} needs the {spec.visit} visit with PGIC first")
+    score = session.scalars(select(m.DerivedScore).where(
+        m.DerivedScore.visit_id == visit.id, m.DerivedScore.name == "response_category")).first()
+    if score is None or not score.value:
+        raise ConflictError(f"no response category at {spec.visit}")
+    return score.value
+
+
+def allocations_of(db: Database, ctx: RequestContext, code: str) -> list[dict[str, Any]]:
+    require(ctx.actor, PARTICIPANT_READ | ALLOCATION_DETAIL, "read allocations")
+
+    def run(session: Session) -> list[dict[str, Any]]:
+        p = get_participant(session, ctx.actor, code)
+        return [allocation_view(a, ctx.actor) for a in session.scalars(
+            select(m.Allocation).where(m.Allocation.participant_id == p.id)
+            .order_by(m.Allocation.stage))]
+
+    return in_transaction(db, ctx, run, write=False)
+
+
+def stage_state_view(db: Database, ctx: RequestContext, stage: int) -> dict[str, Any]:
+    """Stored minimization counts and whether they equal the recomputation (statistician)."""
+    require(ctx.actor, ALLOCATION_DETAIL, "see the minimization state")
+
+    def run(session: Session) -> dict[str, Any]:
+        pv, protocol = live_protocol(db, session)
+        if not 1 <= stage <= len(protocol.stages):
+            raise NotFoundError("stage not found")
+        stored = session.get(m.StageState, (pv.id, stage))
+        recomputed = recompute_state(session, protocol, pv.id, stage).snapshot()
+        counts = stored.counts if stored else {}
+        return {"stage": stage, "n_allocated": stored.n_allocated if stored else 0,
+                "last_sequence": stored.last_sequence if stored else 0, "counts": counts,
+                "matches_recomputation": counts == recomputed}
+
+    return in_transaction(db, ctx, run, write=False)
+
+
+def verify_states(db: Database, session: Session) -> list[str]:
+    """Problems found: stored state != recomputation, sequence gaps, duplicate allocations."""
+    pv, protocol = live_protocol(db, session)
+    problems = []
+    for s in protocol.stages:
+        stored = session.get(m.StageState, (pv.id, s.number))
+        recomputed = recompute_state(session, protocol, pv.id, s.number).snapshot()
+        if (stored.counts if stored else {}) != recomputed:
+            problems.append(f"stage {s.number}: stored state differs from recomputation")
+        seqs = list(session.scalars(select(m.Allocation.sequence).where(
+            m.Allocation.protocol_version_id == pv.id, m.Allocation.stage == s.number)
+            .order_by(m.Allocation.sequence)))
+        if seqs != list(range(1, len(seqs) + 1)):
+            problems.append(f"stage {s.number}: sequence numbers are not gapless 1..{len(seqs)}")
+        if stored and stored.last_sequence != len(seqs):
+            problems.append(f"stage {s.number}: last_sequence {stored.last_sequence} != "
+                            f"{len(seqs)} allocations")
+    return problems

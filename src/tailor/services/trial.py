@@ -1,0 +1,420 @@
+"""Participant use cases: create, screen, enrol, run-in, visits (Visit 0 included),
+intolerance and withdrawal. Each is one transaction with its audit rows; every participant
+lookup goes through :mod:`tailor.services.scope`."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import date
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from tailor.db import Database
+from tailor.db import models as m
+from tailor.exceptions import ConflictError, InvalidFieldError, MissingFieldError
+from tailor.protocol import Protocol
+from tailor.rules import check_eligibility, response_category
+from tailor.services.admin import ensure_writable, live_protocol
+from tailor.services.context import RequestContext, local_date
+from tailor.services.scope import (
+    CORRECTION,
+    PARTICIPANT_READ,
+    PARTICIPANT_WRITE,
+    get_participant,
+    participants,
+    require,
+)
+from tailor.services.scoring import derived_scores
+from tailor.services.uow import in_transaction
+from tailor.services.visits import schedule, visit0_window
+
+__all__ = [
+    "create_participant",
+    "enrol",
+    "list_participants",
+    "merged_record",
+    "participant_view",
+    "record_intolerance",
+    "record_run_in",
+    "record_visit",
+    "screen",
+    "site_today",
+    "visits_view",
+    "withdraw",
+]
+
+_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"  # no 0/O, 1/I/L, U: not derived from any PHI
+
+
+def _study_code() -> str:
+    body = "".join(secrets.choice(_ALPHABET) for _ in range(8))
+    return f"P-{body[:4]}-{body[4:]}"
+
+
+def site_today(session: Session, ctx: RequestContext, site_id: int) -> date:
+    site = session.get(m.Site, site_id)
+    assert site is not None
+    return local_date(ctx.utcnow(), site.timezone)
+
+
+def _view(session: Session, p: m.Participant) -> dict[str, Any]:
+    site = session.get(m.Site, p.site_id)
+    return {"id": p.study_code, "site": site.code if site else "", "status": p.status,
+            "consented": p.consented, "consent_date": p.consent_date, "birth_year": p.birth_year,
+            "sex": p.sex, "enrolled_on": p.enrolled_on, "visit0_date": p.visit0_date}
+
+
+def create_participant(db: Database, ctx: RequestContext, *, consent_date: date | None,
+                       birth_year: int | None, sex: str | None) -> dict[str, Any]:
+    """A new participant at the coordinator's own site, with a random study code."""
+    require(ctx.actor, PARTICIPANT_WRITE, "create participants")
+    if ctx.actor.site_id is None:
+        raise ConflictError("your account has no site; ask an admin to assign one")
+
+    def run(session: Session) -> dict[str, Any]:
+        pv, _ = live_protocol(db, session)
+        ensure_writable(session, pv)
+        today = site_today(session, ctx, ctx.actor.site_id or 0)
+        if consent_date is not None and consent_date > today:
+            raise ConflictError(f"consent date {consent_date} is in the future (today at the "
+                                f"site is {today})")
+        p = m.Participant(study_code=_study_code(), site_id=ctx.actor.site_id,
+                          protocol_version_id=pv.id, status="screening",
+                          consented=consent_date is not None, consent_date=consent_date,
+                          birth_year=birth_year, sex=sex, created_at=ctx.utcnow())
+        session.add(p)
+        session.flush()
+        return _view(session, p)
+
+    return in_transaction(db, ctx, run, retry_integrity=True)
+
+
+def participant_view(db: Database, ctx: RequestContext, code: str) -> dict[str, Any]:
+    require(ctx.actor, PARTICIPANT_READ, "read participants")
+    return in_transaction(db, ctx, lambda s: _view(s, get_participant(s, ctx.actor, code)),
+                          write=False)
+
+
+def list_participants(db: Database, ctx: RequestContext, *, status: str | None = None,
+                      search: str | None = None, limit: int = 100,
+                      offset: int = 0) -> list[dict[str, Any]]:
+    """Participants in scope, optionally by status or study-code prefix."""
+    require(ctx.actor, PARTICIPANT_READ, "list participants")
+
+    def run(session: Session) -> list[dict[str, Any]]:
+        stmt = participants(ctx.actor)
+        if status:
+            stmt = stmt.where(m.Participant.status == status)
+        if search:
+            escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            stmt = stmt.where(m.Participant.study_code.like(escaped + "%", escape="\\"))
+        stmt = stmt.order_by(m.Participant.id).limit(limit).offset(offset)
+        return [_view(session, p) for p in session.scalars(stmt)]
+
+    return in_transaction(db, ctx, run, write=False)
+
+
+def _latest_assessment(session: Session, p: m.Participant) -> m.EligibilityAssessment | None:
+    return session.scalars(select(m.EligibilityAssessment)
+                           .where(m.EligibilityAssessment.participant_id == p.id)
+                           .order_by(m.EligibilityAssessment.id.desc()).limit(1)).first()
+
+
+def merged_record(session: Session, p: m.Participant) -> dict[str, Any]:
+    """The participant's record so far: the latest assessment's record."""
+    latest = _latest_assessment(session, p)
+    return dict(latest.record) if latest else {}
+
+
+def _assess(session: Session, protocol: Protocol, p: m.Participant, record: dict[str, Any],
+            phases: tuple[str, ...], day: date) -> dict[str, Any]:
+    result = check_eligibility(protocol, record, phases)
+    session.add(m.EligibilityAssessment(
+        participant_id=p.id, phases=list(phases), record=record, eligible=result.eligible,
+        eligible_arms=list(result.eligible_arms),
+        contraindicated={k: list(v) for k, v in result.contraindicated.items()},
+        reasons=result.reasons, protocol_hash=protocol.content_hash, assessed_on=day))
+    return {"eligible": result.eligible, "reasons": result.reasons,
+            "failed_criteria": [f.criterion for f in result.failures],
+            "eligible_arms": list(result.eligible_arms),
+            "contraindicated": {k: list(v) for k, v in result.contraindicated.items()}}
+
+
+def _writable_participant(db: Database, ctx: RequestContext, session: Session, code: str,
+                          allowed: frozenset[str] = PARTICIPANT_WRITE
+                          ) -> tuple[m.Participant, Protocol, date]:
+    require(ctx.actor, allowed, "change participant data")
+    pv, protocol = live_protocol(db, session)
+    p = get_participant(session, ctx.actor, code, for_update=True)
+    ensure_writable(session, pv)
+    if p.status == "withdrawn":
+        raise ConflictError("the participant has withdrawn; no further data are accepted")
+    return p, protocol, site_today(session, ctx, p.site_id)
+
+
+def _check_day(day: date, today: date, what: str) -> None:
+    if day > today:
+        raise ConflictError(f"{what} {day} is in the future (today at the site is {today})")
+
+
+def screen(db: Database, ctx: RequestContext, code: str, record: dict[str, Any],
+           assessed_on: date | None = None) -> dict[str, Any]:
+    """Pre-screening and screening eligibility with every failing criterion's reason."""
+    def run(session: Session) -> dict[str, Any]:
+        p, protocol, today = _writable_participant(db, ctx, session, code)
+        if p.status not in ("screening", "screen_failed", "eligible"):
+            raise ConflictError(f"screening is closed for this participant (status {p.status})")
+        day = assessed_on or today
+        _check_day(day, today, "screening date")
+        phases = ("prescreen", "screening")
+        allowed = {n for n, f in protocol.fields.items() if f.phase in phases}
+        unknown = sorted(set(record) - allowed)
+        if unknown:
+            raise InvalidFieldError(f"field(s) {unknown} are not screening fields",
+                                    field=unknown[0], value=None, rule="declared")
+        out = _assess(session, protocol, p, dict(record), phases, day)
+        p.status = "eligible" if out["eligible"] else "screen_failed"
+        p.consented = bool(record.get("consented", p.consented))
+        return out
+
+    return in_transaction(db, ctx, run, reason="screening")
+
+
+def enrol(db: Database, ctx: RequestContext, code: str,
+          enrolled_on: date | None = None) -> dict[str, Any]:
+    """Enrol an eligible participant; the run-in starts and Visit 0 is scheduled."""
+    def run(session: Session) -> dict[str, Any]:
+        p, protocol, today = _writable_participant(db, ctx, session, code)
+        if p.status != "eligible":
+            raise ConflictError(f"only an eligible screened participant can be enrolled "
+                                f"(status {p.status})")
+        day = enrolled_on or today
+        _check_day(day, today, "enrolment date")
+        w = visit0_window(protocol, day)
+        p.enrolled_on = day
+        p.status = "run_in"
+        session.add(m.Visit(participant_id=p.id, code=w.code, week=w.week, target_date=w.target,
+                            window_start=w.start, window_end=w.end))
+        return _view(session, p) | {"visit0_window": [w.start, w.end]}
+
+    return in_transaction(db, ctx, run, reason="enrolment")
+
+
+def record_run_in(db: Database, ctx: RequestContext, code: str, *, modules_completed: int,
+                  messages_answered: int, completed_on: date | None = None) -> dict[str, Any]:
+    """Run-in engagement; the run-in criteria decide whether Visit 0 may take place."""
+    def run(session: Session) -> dict[str, Any]:
+        p, protocol, today = _writable_participant(db, ctx, session, code)
+        if p.status != "run_in":
+            raise ConflictError(f"the participant is not in the run-in (status {p.status})")
+        if protocol.run_in is None:
+            raise ConflictError("this protocol has no run-in")
+        day = completed_on or today
+        _check_day(day, today, "run-in completion date")
+        assert p.enrolled_on is not None
+        if day < p.enrolled_on:
+            raise ConflictError("the run-in cannot end before enrolment")
+        record = merged_record(session, p) | {
+            protocol.run_in.modules_field: modules_completed,
+            protocol.run_in.messages_field: messages_answered}
+        out = _assess(session, protocol, p, record, ("prescreen", "screening", "run_in"), day)
+        session.add(m.RunIn(participant_id=p.id, modules_completed=modules_completed,
+                            messages_answered=messages_answered, completed_on=day,
+                            passed=out["eligible"]))
+        p.status = "run_in_passed" if out["eligible"] else "run_in_failed"
+        return out
+
+    return in_transaction(db, ctx, run, reason="run-in")
+
+
+def _visit(session: Session, p: m.Participant, code: str) -> m.Visit | None:
+    return session.scalars(select(m.Visit).where(m.Visit.participant_id == p.id,
+                                                 m.Visit.code == code)).one_or_none()
+
+
+def _store_instruments(session: Session, visit: m.Visit,
+                       instruments: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """Item-level responses (generic: instrument, version, item, value) and derived scores."""
+    scores: dict[str, float] = {}
+    existing = {(r.instrument, r.item_code): r for r in session.scalars(
+        select(m.InstrumentResponse).where(m.InstrumentResponse.visit_id == visit.id))}
+    for name, block in instruments.items():
+        version = str(block.get("version", "1"))
+        items = block.get("items", {})
+        scores |= derived_scores(name, items)
+        for item, value in items.items():
+            text = None if value is None else str(value)
+            row = existing.get((name, item))
+            if row is None:
+                session.add(m.InstrumentResponse(visit_id=visit.id, instrument=name,
+                                                 version=version, item_code=item, value=text))
+            elif row.value != text or row.version != version:
+                row.value, row.version = text, version
+    old_scores = {d.name: d for d in session.scalars(
+        select(m.DerivedScore).where(m.DerivedScore.visit_id == visit.id))}
+    for name, value in scores.items():
+        _set_score(session, visit, old_scores, name, repr(float(value)))
+    return scores
+
+
+def _set_score(session: Session, visit: m.Visit, old: dict[str, m.DerivedScore], name: str,
+               value: str | None) -> None:
+    row = old.get(name)
+    if row is None:
+        session.add(m.DerivedScore(visit_id=visit.id, name=name, value=value))
+    elif row.value != value:
+        row.value = value
+
+
+def record_visit(db: Database, ctx: RequestContext, code: str, visit_code: str, *,
+                 visit_date: date | None = None, instruments: dict[str, dict[str, Any]],
+                 fields: dict[str, Any], safety: dict[str, Any] | None = None
+                 ) -> dict[str, Any]:
+    """Record a visit inside its window. Visit 0 adds the baseline fields, re-checks
+    eligibility and schedules the follow-up visits; the stage-2 decision visit derives the
+    response category. Re-recording a completed visit is a correction and needs a reason."""
+    def run(session: Session) -> dict[str, Any]:
+        correcting = False
+        p0 = get_participant(session, ctx.actor, code) if ctx.actor.role in CORRECTION else None
+        if p0 is not None:
+            v0 = _visit(session, p0, visit_code)
+            correcting = v0 is not None and v0.status == "completed"
+        if correcting and not ctx.reason.strip():
+            raise MissingFieldError("a reason is required to correct a completed visit",
+                                    field="reason", rule="required")
+        p, protocol, today = _writable_participant(
+            db, ctx, session, code, CORRECTION if correcting else PARTICIPANT_WRITE)
+        known = {v.code for v in protocol.visits}
+        if visit_code not in known:
+            raise InvalidFieldError(f"visit must be one of {', '.join(sorted(known))}; got "
+                                    f"{visit_code!r}", field="visit", value=visit_code)
+        first = min(protocol.visits, key=lambda v: v.week).code
+        visit = _visit(session, p, visit_code)
+        if visit is None:
+            raise ConflictError(f"visit {visit_code} is not scheduled yet for this participant "
+                                f"(status {p.status})")
+        if visit_code == first and not correcting and p.status != "run_in_passed":
+            raise ConflictError(f"Visit 0 needs a passed run-in (status {p.status})")
+        if visit_code != first and not correcting and p.status not in ("randomized", "stage2"):
+            raise ConflictError(f"follow-up visits start after randomization (status {p.status})")
+        day = visit_date or (visit.visit_date if correcting and visit.visit_date else today)
+        _check_day(day, today, "visit date")
+        if not visit.window_start <= day <= visit.window_end:
+            raise ConflictError(f"visit date {day} is outside the {visit_code} window "
+                                f"{visit.window_start} to {visit.window_end} (inclusive)")
+        allowed_fields = {n for n, f in protocol.fields.items() if f.phase == "visit0"}
+        if visit_code != first and fields:
+            raise InvalidFieldError("protocol fields are only recorded at Visit 0",
+                                    field="fields", rule="visit0")
+        unknown = sorted(set(fields) - allowed_fields)
+        if unknown:
+            raise InvalidFieldError(f"field(s) {unknown} are not Visit 0 fields",
+                                    field=unknown[0], rule="declared")
+        visit.visit_date = day
+        visit.status = "completed"
+        scores = _store_instruments(session, visit, instruments)
+        out: dict[str, Any] = {"visit": visit_code, "visit_date": day, "scores": scores}
+        if safety:
+            old = {d.name: d for d in session.scalars(
+                select(m.DerivedScore).where(m.DerivedScore.visit_id == visit.id))}
+            for key, value in safety.items():
+                _set_score(session, visit, old, f"safety_{key}", str(value))
+        if visit_code == first:
+            record = merged_record(session, p) | dict(fields)
+            if "PEGSCORE" in scores and "peg_visit0" not in fields:
+                record["peg_visit0"] = round(scores["PEGSCORE"], 6)
+            out |= _assess(session, protocol, p, record, tuple(
+                ("prescreen", "screening", "run_in", "visit0")), day)
+            if not correcting:
+                p.visit0_date = day
+                p.status = "ready" if out["eligible"] else "visit0_failed"
+                for w in schedule(protocol, day):
+                    session.add(m.Visit(participant_id=p.id, code=w.code, week=w.week,
+                                        target_date=w.target, window_start=w.start,
+                                        window_end=w.end))
+        decision = [s for s in protocol.stages if s.response is not None
+                    and s.response.visit == visit_code]
+        if decision:
+            pgic = scores.get("PGIC")
+            intolerant = session.scalar(select(func.count()).select_from(m.AdverseEvent).where(
+                m.AdverseEvent.participant_id == p.id, m.AdverseEvent.kind == "intolerance",
+                m.AdverseEvent.onset_date <= day)) or 0
+            category = response_category(protocol, None if pgic is None else int(pgic),
+                                         intolerance=intolerant > 0,
+                                         stage=decision[0].number)
+            old = {d.name: d for d in session.scalars(
+                select(m.DerivedScore).where(m.DerivedScore.visit_id == visit.id))}
+            _set_score(session, visit, old, "response_category", category)
+            out["response_category"] = category
+        return out
+
+    return in_transaction(db, ctx, run, reason="visit")
+
+
+def visits_view(db: Database, ctx: RequestContext, code: str) -> list[dict[str, Any]]:
+    require(ctx.actor, PARTICIPANT_READ, "read visits")
+
+    def run(session: Session) -> list[dict[str, Any]]:
+        p = get_participant(session, ctx.actor, code)
+        out = []
+        for v in session.scalars(select(m.Visit).where(m.Visit.participant_id == p.id)
+                                 .order_by(m.Visit.week)):
+            scores = {d.name: d.value for d in session.scalars(
+                select(m.DerivedScore).where(m.DerivedScore.visit_id == v.id))}
+            out.append({"visit": v.code, "week": v.week, "target_date": v.target_date,
+                        "window_start": v.window_start, "window_end": v.window_end,
+                        "visit_date": v.visit_date, "status": v.status, "scores": scores})
+        return out
+
+    return in_transaction(db, ctx, run, write=False)
+
+
+def record_intolerance(db: Database, ctx: RequestContext, code: str, *, arm: str | None,
+                       onset_date: date, serious: bool = False,
+                       kind: str = "intolerance") -> dict[str, Any]:
+    """An intolerance (or other adverse) event; before week 12 it makes the response 'bad'."""
+    def run(session: Session) -> dict[str, Any]:
+        p, protocol, today = _writable_participant(db, ctx, session, code)
+        if p.status not in ("randomized", "stage2"):
+            raise ConflictError(f"adverse events are recorded after randomization "
+                                f"(status {p.status})")
+        _check_day(onset_date, today, "onset date")
+        if p.visit0_date and onset_date < p.visit0_date:
+            raise ConflictError("onset is before Visit 0")
+        if arm is not None and arm not in protocol.arm_codes:
+            raise InvalidFieldError(f"arm must be one of {', '.join(protocol.arm_codes)}",
+                                    field="arm", value=arm)
+        ev = m.AdverseEvent(participant_id=p.id, kind=kind, arm=arm, onset_date=onset_date,
+                            serious=serious)
+        session.add(ev)
+        session.flush()
+        return {"id": ev.id, "kind": kind, "arm": arm, "onset_date": onset_date,
+                "serious": serious}
+
+    return in_transaction(db, ctx, run, reason="adverse event")
+
+
+WITHDRAWAL_REASONS = ("participant_decision", "lost_to_follow_up", "adverse_event",
+                      "investigator_decision", "death", "other")
+
+
+def withdraw(db: Database, ctx: RequestContext, code: str, *, withdrawn_on: date,
+             reason_code: str) -> dict[str, Any]:
+    """Withdraw a participant; no data are accepted afterwards."""
+    if reason_code not in WITHDRAWAL_REASONS:
+        raise InvalidFieldError(f"reason_code must be one of {', '.join(WITHDRAWAL_REASONS)}",
+                                field="reason_code", value=reason_code)
+
+    def run(session: Session) -> dict[str, Any]:
+        p, _protocol, today = _writable_participant(db, ctx, session, code)
+        _check_day(withdrawn_on, today, "withdrawal date")
+        last = session.scalar(select(func.max(m.Visit.week)).where(
+            m.Visit.participant_id == p.id, m.Visit.status == "completed"))
+        session.add(m.Withdrawal(participant_id=p.id, withdrawn_on=withdrawn_on,
+                                 reason_code=reason_code, last_week_observed=last))
+        p.status = "withdrawn"
+        return {"id": p.study_code, "status": "withdrawn", "last_week_observed": last}
+
+    return in_transaction(db, ctx, run, reason="withdrawal", retry_integrity=True)

@@ -1,0 +1,83 @@
+"""One use case = one transaction (with its audit rows), retried on serialization failures."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from tailor.db import AuditContext, Database, is_retryable
+from tailor.exceptions import ConflictError
+from tailor.services.context import RequestContext
+
+__all__ = ["DataLockedError", "in_transaction", "pause"]
+
+T = TypeVar("T")
+
+
+class DataLockedError(ConflictError):
+    """A write was attempted after data lock (409); the attempt itself is audited."""
+
+
+def pause(db: Database, point: str) -> None:
+    """Test-only pause at a named point of a transaction (``TAILOR_TEST_PAUSE_MS``)."""
+    ms = db.pause_ms.get(point, 0)
+    if ms > 0:
+        time.sleep(ms / 1000.0)
+
+
+def in_transaction(db: Database, ctx: RequestContext, fn: Callable[[Session], T], *,
+                   write: bool = True, reason: str = "", attempts: int = 8,
+                   retry_integrity: bool = False) -> T:
+    """Run ``fn(session)`` in one transaction and commit; retry on 40001/40P01/busy.
+
+    ``reason`` is the system reason recorded for workflow changes (the user's reason, when
+    given, wins). With ``retry_integrity`` a unique-constraint race is retried too, so the
+    retry sees the committed row and answers from it.
+    """
+    delay = 0.005
+    for attempt in range(attempts):
+        session = db.session(write=write)
+        a = ctx.actor
+        session.info["audit"] = AuditContext(
+            actor=a.username, role=a.role, site=a.site_code, request_id=ctx.request_id,
+            reason=ctx.reason.strip() or reason)
+        try:
+            result = fn(session)
+            session.commit()
+            return result
+        except DataLockedError as exc:
+            session.rollback()
+            session.close()
+            _audit_rejection(db, ctx, str(exc))
+            raise
+        except Exception as exc:
+            session.rollback()
+            last = attempt == attempts - 1
+            if not last and (is_retryable(exc) or (retry_integrity
+                                                    and isinstance(exc, IntegrityError))):
+                time.sleep(delay * (1 + random.random()))
+                delay = min(delay * 2, 0.5)
+                continue
+            raise
+        finally:
+            session.close()
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _audit_rejection(db: Database, ctx: RequestContext, message: str) -> None:
+    a = ctx.actor
+    session = db.session(write=True)
+    audit = AuditContext(actor=a.username, role=a.role, site=a.site_code,
+                         request_id=ctx.request_id, reason=ctx.reason.strip() or "data locked")
+    audit.events.append({"action": "write_rejected", "entity": "DataLock", "entity_id": "",
+                         "field": "", "new_value": message})
+    session.info["audit"] = audit
+    try:
+        session.commit()
+    finally:
+        session.close()

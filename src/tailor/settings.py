@@ -1,0 +1,42 @@
+"""Deployment settings (pydantic-settings, ``TAILOR_`` prefix), read only by the CLI and the app
+factory through the cached :func:`get_settings`; never at import time."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings"]
+
+
+class Settings(BaseSettings):
+    """Where the database is, how sessions and passwords behave, and test-only hooks."""
+
+    model_config = SettingsConfigDict(env_prefix="TAILOR_", extra="ignore")
+
+    database_url: str = "sqlite:///tailor.db"
+    protocol: str = "best"
+    # sessions: absolute lifetime and idle timeout (ASVS: idle <= 30 min for privileged roles)
+    token_ttl_minutes: int = Field(default=8 * 60, ge=1)
+    token_idle_minutes: int = Field(default=30, ge=1)
+    # login rate limit: failed attempts per account per rolling hour (G13: <= 100)
+    login_failures_per_hour: int = Field(default=20, ge=1, le=100)
+    # Argon2id parameters (G13: memory >= 19 MiB, t >= 2, p = 1)
+    argon2_time_cost: int = Field(default=2, ge=1)
+    argon2_memory_kib: int = Field(default=19_456, ge=8)
+    argon2_parallelism: int = Field(default=1, ge=1)
+    # database connection pool per process (PostgreSQL)
+    pool_size: int = Field(default=10, ge=1)
+    # key used to sign exported audit chain heads (HMAC-SHA256); empty = unsigned
+    audit_key: str = ""
+    # test-only: milliseconds to pause at named points of the allocation transaction
+    # ("after_compute", "after_audit", "before_commit"); empty in production
+    test_pause_ms: dict[str, int] = {}
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment once."""
+    return Settings()

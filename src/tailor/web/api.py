@@ -1,0 +1,247 @@
+"""The JSON API under /api/v1: one thin route per use case."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from tailor.db import Database
+from tailor.exceptions import AuthenticationError
+from tailor.services import admin, audit, exports, randomization, trial
+from tailor.services import auth as auth_service
+from tailor.services.context import RequestContext
+from tailor.web import schemas as s
+
+__all__ = ["router"]
+
+ERR = {"description": "error", "content": {"application/json": {"schema": {"type": "object"}}}}
+router = APIRouter(prefix="/api/v1", responses={
+    401: ERR, 403: ERR, 404: ERR, 409: ERR, 422: ERR, 429: ERR, 503: ERR})
+bearer = HTTPBearer(auto_error=False)
+Code = Annotated[str, Path(pattern=r"^P-[0-9A-Z]{4}-[0-9A-Z]{4}$")]
+VisitCode = Annotated[str, Path(pattern=r"^[a-z0-9_]{1,32}$")]
+Reason = Annotated[str | None, Header(alias="X-Reason", max_length=500,
+                                      pattern=r"^[^\x00-\x1f\x7f]*$")]
+_REQ_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+def get_db(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+def context(request: Request, db: Annotated[Database, Depends(get_db)],
+            creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+            reason: Reason = None) -> RequestContext:
+    """The caller, from the bearer token (never from the request body)."""
+    if creds is None or not creds.credentials or len(creds.credentials) > 256:
+        raise AuthenticationError("log in first (Authorization: Bearer <token>)")
+    actor = auth_service.authenticate(db, creds.credentials)
+    return RequestContext(actor, request_id=request.state.request_id, reason=reason or "")
+
+
+Ctx = Annotated[RequestContext, Depends(context)]
+Db = Annotated[Database, Depends(get_db)]
+
+
+# --------------------------------------------------------------------------- auth
+@router.post("/auth/login", response_model=s.TokenOut, tags=["auth"])
+def login(body: s.LoginIn, request: Request, db: Db) -> dict[str, Any]:
+    """Exchange username and password for a bearer token."""
+    tok = auth_service.login(db, body.username, body.password,
+                             request_id=request.state.request_id)
+    return {"token": tok.token, "expires_at": tok.expires_at.isoformat(), "role": tok.role,
+            "site": tok.site}
+
+
+@router.post("/auth/logout", status_code=204, tags=["auth"])
+def logout(ctx: Ctx, db: Db,
+           creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Response:
+    """Invalidate the current token."""
+    assert creds is not None
+    auth_service.logout(db, ctx, creds.credentials)
+    return Response(status_code=204)
+
+
+@router.get("/auth/me", tags=["auth"])
+def me(ctx: Ctx) -> dict[str, Any]:
+    """Who the token belongs to."""
+    a = ctx.actor
+    return {"username": a.username, "role": a.role, "site": a.site_code or None}
+
+
+# --------------------------------------------------------------------------- admin
+@router.get("/sites", tags=["admin"])
+def sites(ctx: Ctx, db: Db) -> list[dict[str, Any]]:
+    """Sites visible to the caller."""
+    return admin.list_sites(db, ctx)
+
+
+@router.post("/sites", status_code=201, tags=["admin"])
+def create_site(body: s.SiteIn, ctx: Ctx, db: Db) -> dict[str, Any]:
+    """Create a site with its IANA time zone (admin)."""
+    return admin.create_site(db, ctx, body.code, body.name, body.timezone)
+
+
+@router.post("/users", status_code=201, tags=["admin"])
+def create_user(body: s.UserIn, ctx: Ctx, db: Db) -> dict[str, Any]:
+    """Create a user with a role (admin)."""
+    return admin.create_user(db, ctx, body.username, body.password, body.role, body.site)
+
+
+@router.post("/users/{username}/password", status_code=204, tags=["admin"])
+def set_password(username: Annotated[str, Path(pattern=r"^[a-z][a-z0-9_.-]{2,63}$")],
+                 body: s.PasswordIn, ctx: Ctx, db: Db) -> Response:
+    """Set a password (admin, or the user themself)."""
+    admin.set_password(db, ctx, username, body.password)
+    return Response(status_code=204)
+
+
+@router.get("/protocols", tags=["admin"])
+def protocols(ctx: Ctx, db: Db) -> list[dict[str, Any]]:
+    """Registered protocol versions."""
+    return admin.list_protocols(db, ctx)
+
+
+@router.post("/protocols", status_code=201, tags=["admin"])
+def register_protocol(body: s.ProtocolIn, ctx: Ctx, db: Db) -> dict[str, Any]:
+    """Validate and register a protocol version (admin)."""
+    return admin.register_protocol(db, ctx, body.yaml)
+
+
+@router.post("/protocols/{content_hash}/go-live", tags=["admin"])
+def go_live(content_hash: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")], ctx: Ctx,
+            db: Db) -> dict[str, Any]:
+    """Freeze a protocol version and make it live (admin; once)."""
+    return admin.go_live(db, ctx, content_hash)
+
+
+@router.post("/data-lock", tags=["admin"])
+def data_lock(ctx: Ctx, db: Db) -> dict[str, Any]:
+    """Lock the trial's data (admin, data manager)."""
+    return admin.lock_data(db, ctx)
+
+
+# --------------------------------------------------------------------------- participants
+@router.post("/participants", status_code=201, response_model=s.ParticipantOut,
+             tags=["participants"])
+def create_participant(body: s.ParticipantIn, ctx: Ctx, db: Db) -> dict[str, Any]:
+    """Create a participant at the coordinator's site."""
+    return trial.create_participant(db, ctx, consent_date=body.consent_date,
+                                    birth_year=body.birth_year, sex=body.sex)
+
+
+@router.get("/participants", response_model=list[s.ParticipantOut], tags=["participants"])
+def list_participants(ctx: Ctx, db: Db,
+                      status: Annotated[str | None, Query(pattern=r"^[a-z0-9_]{1,24}$")] = None,
+                      search: Annotated[str | None, Query(pattern=r"^[0-9A-Z-]{1,16}$")] = None,
+                      limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                      offset: Annotated[int, Query(ge=0, le=10**6)] = 0
+                      ) -> list[dict[str, Any]]:
+    """Participants in the caller's scope."""
+    return trial.list_participants(db, ctx, status=status, search=search, limit=limit,
+                                   offset=offset)
+
+
+@router.get("/participants/{code}", response_model=s.ParticipantOut, tags=["participants"])
+def get_participant(code: Code, ctx: Ctx, db: Db) -> dict[str, Any]:
+    """One participant (404 if missing or at another site)."""
+    return trial.participant_view(db, ctx, code)
+
+
+@router.post("/participants/{code}/screening", tags=["participants"])
+def screening(code: Code, body: s.ScreeningIn, ctx: Ctx, db: Db) -> dict[str, Any]:
+    """Pre-screening and screening eligibility, with reasons."""
+    return trial.screen(db, ctx, code, dict(body.record), body.assessed_on)
+
+
+@router.post("/participants/{code}/enrol", tags=["participants"])
+def enrol(code: Code, body: s.EnrolIn, ctx: Ctx, db: Db) -> dict[str, Any]:
+    """Enrol an eligible participant; the run-in starts."""
+    return trial.enrol(db, ctx, code, body.enrolled_on)
+
+
+@router.post("/participants/{code}/run-in", tags=["participants"])
+def run_in(code: Code, body: s.RunInIn, ctx: Ctx, db: Db) -> dict[str, Any]:
+    """Record run-in engagement."""
+    return trial.record_run_in(db, ctx, code, modules_completed=body.modules_completed,
+                               messages_answered=body.messages_answered,
+                               completed_on=body.completed_on)
+
+
+@router.post("/participants/{code}/visits/{visit}", tags=["participants"])
+def record_visit(code: Code, visit: VisitCode, body: s.VisitIn, ctx: Ctx,
+                 db: Db) -> dict[str, Any]:
+    """Record a visit (Visit 0 or follow-up) inside its window; corrections need X-Reason."""
+    instruments = {k: {"version": v.version, "items": dict(v.items)}
+                   for k, v in body.instruments.items()}
+    return trial.record_visit(db, ctx, code, visit, visit_date=body.visit_date,
+                              instruments=instruments, fields=dict(body.fields),
+                              safety=dict(body.safety))
+
+
+@router.get("/participants/{code}/visits", tags=["participants"])
+def visits(code: Code, ctx: Ctx, db: Db) -> list[dict[str, Any]]:
+    """Visit schedule, windows and derived scores."""
+    return trial.visits_view(db, ctx, code)
+
+
+@router.post("/participants/{code}/randomize", response_model=s.AllocationOut,
+             status_code=201, tags=["randomization"])
+def randomize(code: Code, body: s.RandomizeIn, ctx: Ctx, db: Db, response: Response,
+              idempotency_key: Annotated[str, Header(alias="Idempotency-Key",
+                                                     pattern=r"^[A-Za-z0-9_.:-]{8,128}$")]
+              ) -> dict[str, Any]:
+    """Randomize at a stage; a repeated Idempotency-Key returns the same allocation (200)."""
+    view, replayed = randomization.randomize(db, ctx, code, body.stage, idempotency_key)
+    if replayed:
+        response.status_code = 200
+    return view | {"replayed": replayed}
+
+
+@router.get("/participants/{code}/allocations", tags=["randomization"])
+def allocations(code: Code, ctx: Ctx, db: Db) -> list[dict[str, Any]]:
+    """The participant's allocations (details only for statistician and admin)."""
+    return randomization.allocations_of(db, ctx, code)
+
+
+@router.post("/participants/{code}/intolerance", status_code=201, tags=["participants"])
+def intolerance(code: Code, body: s.IntoleranceIn, ctx: Ctx, db: Db) -> dict[str, Any]:
+    """Record an intolerance or adverse event."""
+    return trial.record_intolerance(db, ctx, code, arm=body.arm, onset_date=body.onset_date,
+                                    serious=body.serious, kind=body.kind)
+
+
+@router.post("/participants/{code}/withdrawal", tags=["participants"])
+def withdrawal(code: Code, body: s.WithdrawalIn, ctx: Ctx, db: Db) -> dict[str, Any]:
+    """Withdraw the participant."""
+    return trial.withdraw(db, ctx, code, withdrawn_on=body.withdrawn_on,
+                          reason_code=body.reason_code)
+
+
+# --------------------------------------------------------------------------- statistics, audit
+@router.get("/randomization/state/{stage}", tags=["randomization"])
+def stage_state(stage: Annotated[int, Path(ge=1, le=9)], ctx: Ctx, db: Db) -> dict[str, Any]:
+    """Minimization counts and their recomputation check (statistician, admin)."""
+    return randomization.stage_state_view(db, ctx, stage)
+
+
+@router.get("/audit", tags=["audit"])
+def audit_trail(ctx: Ctx, db: Db,
+                entity: Annotated[str | None, Query(pattern=r"^[A-Za-z]{1,64}$")] = None,
+                after_seq: Annotated[int, Query(ge=0, le=2**62)] = 0,
+                limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[dict[str, Any]]:
+    """Audit rows (admin, data manager)."""
+    return audit.audit_trail(db, ctx, entity=entity, after_seq=after_seq, limit=limit)
+
+
+@router.get("/export/{shape}", tags=["export"])
+def export(shape: Annotated[str, Path(pattern=r"^(wide|long|dictionary)$")], ctx: Ctx,
+           db: Db) -> Response:
+    """De-identified analysis export as CSV (statistician, admin)."""
+    csv_text = exports.export_csv(db, ctx, shape, today=datetime.now().date())
+    return Response(csv_text, media_type="text/csv")

@@ -1,0 +1,58 @@
+"""The FastAPI app factory: settings in, app out (no import-time state)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from fastapi import FastAPI, Request, Response
+
+from tailor.db import Database
+from tailor.services.auth import AuthPolicy, configure
+from tailor.settings import Settings
+from tailor.web.api import router
+from tailor.web.errors import install_error_handlers
+
+__all__ = ["create_app"]
+
+_REQ_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
+    """Build the app for ``settings`` (or around an existing ``db``, as tests do)."""
+    database = db or Database(settings.database_url, pool_size=settings.pool_size,
+                              pause_ms=settings.test_pause_ms)
+    configure(database, AuthPolicy(
+        token_ttl=timedelta(minutes=settings.token_ttl_minutes),
+        idle_timeout=timedelta(minutes=settings.token_idle_minutes),
+        failures_per_hour=settings.login_failures_per_hour,
+        time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib,
+        parallelism=settings.argon2_parallelism))
+    app = FastAPI(title="tailor trial service", version="1",
+                  description="Multi-site SMART trial service: screening, visits, "
+                              "concealed concurrency-safe randomization, audit trail.")
+    app.state.db = database
+    app.state.settings = settings
+
+    @app.middleware("http")
+    async def request_id(request: Request,
+                         call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        given = request.headers.get("X-Request-ID", "")
+        request.state.request_id = given if _REQ_ID.match(given) else uuid.uuid4().hex
+        response = await call_next(request)
+        response.headers["X-Request-ID"] = request.state.request_id
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    install_error_handlers(app)
+    app.include_router(router)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Zero-argument factory for ``uvicorn --factory`` (``tailor serve``): reads settings."""
+    from tailor.settings import get_settings
+
+    return create_app(get_settings())

@@ -1,0 +1,72 @@
+"""The one place tailor's errors become HTTP responses."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+
+from tailor.exceptions import (
+    AllocationError,
+    AuthenticationError,
+    ConflictError,
+    InstrumentError,
+    NotFoundError,
+    PermissionDeniedError,
+    ProtocolError,
+    RecordError,
+    TailorError,
+)
+from tailor.services.auth import RateLimitedError
+
+__all__ = ["install_error_handlers", "status_for"]
+
+log = logging.getLogger("tailor.web")
+
+
+def status_for(exc: TailorError) -> int:
+    if isinstance(exc, RateLimitedError):
+        return 429
+    if isinstance(exc, AuthenticationError):
+        return 401
+    if isinstance(exc, PermissionDeniedError):
+        return 403
+    if isinstance(exc, NotFoundError):
+        return 404
+    if isinstance(exc, ConflictError | AllocationError):
+        return 409
+    return 422
+
+
+def _body(exc: TailorError, status: int) -> dict[str, object]:
+    if isinstance(exc, RecordError) and status == 422:
+        return {"detail": [{"loc": ["body", exc.field], "msg": str(exc),
+                            "type": exc.rule or "invalid"}]}
+    if isinstance(exc, InstrumentError):
+        return {"detail": [{"loc": ["body", "instruments", exc.instrument or "",
+                                    exc.item or ""], "msg": str(exc), "type": "instrument"}]}
+    if isinstance(exc, ProtocolError):
+        return {"detail": [{"loc": ["body", "yaml", path], "msg": msg, "type": "protocol"}
+                           for path, msg in exc.errors]}
+    return {"detail": str(exc)}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(TailorError)
+    async def _tailor(request: Request, exc: TailorError) -> JSONResponse:
+        status = status_for(exc)
+        if status == 404:
+            # logged as an access-control event; the body is identical for hidden and missing
+            log.info("not found or out of scope: %s %s", request.method, request.url.path)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        if status == 429:
+            headers = {"Retry-After": "3600"}
+        return JSONResponse(_body(exc, status), status_code=status, headers=headers)
+
+    @app.exception_handler(OperationalError)
+    async def _busy(request: Request, exc: OperationalError) -> JSONResponse:
+        log.warning("database unavailable: %s", type(exc.orig).__name__)
+        return JSONResponse({"detail": "database busy; retry"}, status_code=503,
+                            headers={"Retry-After": "1"})

@@ -1,0 +1,166 @@
+"""Request and response bodies of the JSON API: bounded, strict, no control characters."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
+
+__all__ = [
+    "AllocationOut",
+    "ClinicalDate",
+    "EnrolIn",
+    "IntoleranceIn",
+    "LoginIn",
+    "ParticipantIn",
+    "ParticipantOut",
+    "PasswordIn",
+    "ProtocolIn",
+    "RandomizeIn",
+    "RunInIn",
+    "ScreeningIn",
+    "SiteIn",
+    "UserIn",
+    "VisitIn",
+    "WithdrawalIn",
+]
+
+
+def _clean(value: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("text must be valid UTF-8") from None
+    if any((ord(c) < 32 and c not in "\t\n\r") or ord(c) == 127 for c in value):
+        raise ValueError("text must not contain control characters")
+    return value
+
+
+def _clinical(value: date) -> date:
+    if not date(1990, 1, 1) <= value <= date(2100, 12, 31):
+        raise ValueError("date must lie between 1990-01-01 and 2100-12-31")
+    return value
+
+
+def Text(n: int, min_length: int = 0) -> Any:
+    return Annotated[str, Field(min_length=min_length, max_length=n), AfterValidator(_clean)]
+
+
+ClinicalDate = Annotated[date, AfterValidator(_clinical)]
+Scalar = StrictBool | Annotated[int, Field(ge=-10**9, le=10**9)] | float | Text(255)
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class LoginIn(_In):
+    username: Text(64, 1)  # type: ignore[valid-type]
+    password: Text(1024, 1)  # type: ignore[valid-type]
+
+
+class TokenOut(BaseModel):
+    token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_at: str
+    role: str
+    site: str
+
+
+class SiteIn(_In):
+    code: Annotated[str, Field(pattern=r"^S[0-9]{2,3}$")]
+    name: Text(200, 1)  # type: ignore[valid-type]
+    timezone: Text(64, 1)  # type: ignore[valid-type]
+
+
+class UserIn(_In):
+    username: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.-]{2,63}$")]
+    password: Text(128, 1)  # type: ignore[valid-type]
+    role: Literal["admin", "coordinator", "data_manager", "statistician", "clinician"]
+    site: Annotated[str, Field(pattern=r"^S[0-9]{2,3}$")] | None = None
+
+
+class PasswordIn(_In):
+    password: Text(128, 1)  # type: ignore[valid-type]
+
+
+class ProtocolIn(_In):
+    yaml: Text(200_000, 1)  # type: ignore[valid-type]
+
+
+class ParticipantIn(_In):
+    consent_date: ClinicalDate | None = None
+    birth_year: Annotated[int, Field(ge=1900, le=2100)] | None = None
+    sex: Literal["F", "M"] | None = None
+
+
+class ParticipantOut(BaseModel):
+    id: str
+    site: str
+    status: str
+    consented: bool
+    consent_date: date | None
+    birth_year: int | None
+    sex: str | None
+    enrolled_on: date | None
+    visit0_date: date | None
+
+
+class ScreeningIn(_In):
+    record: dict[Text(64, 1), Scalar] = Field(max_length=200)  # type: ignore[valid-type]
+    assessed_on: ClinicalDate | None = None
+
+
+class EnrolIn(_In):
+    enrolled_on: ClinicalDate | None = None
+
+
+class RunInIn(_In):
+    modules_completed: Annotated[int, Field(ge=0, le=1000)]
+    messages_answered: Annotated[int, Field(ge=0, le=1000)]
+    completed_on: ClinicalDate | None = None
+
+
+ItemValue = StrictBool | Annotated[int, Field(ge=-10**9, le=10**9)] | float | Text(255) | None
+
+
+class InstrumentBlock(_In):
+    version: Text(32, 1) = "1"  # type: ignore[valid-type]
+    items: dict[Text(64, 1), ItemValue] = Field(max_length=500)  # type: ignore[valid-type]
+
+
+class VisitIn(_In):
+    visit_date: ClinicalDate | None = None
+    instruments: dict[Text(64, 1), InstrumentBlock] = Field(  # type: ignore[valid-type]
+        default_factory=dict, max_length=50)
+    fields: dict[Text(64, 1), Scalar] = Field(  # type: ignore[valid-type]
+        default_factory=dict, max_length=200)
+    safety: dict[Annotated[str, Field(pattern=r"^[a-z0-9_]{1,48}$")], StrictBool] = Field(
+        default_factory=dict, max_length=20)
+
+
+class RandomizeIn(_In):
+    stage: Annotated[int, Field(ge=1, le=9)]
+
+
+class AllocationOut(BaseModel):
+    stage: int
+    option: str
+    action: str
+    allocated_at: str
+    replayed: bool = False
+    model_config = ConfigDict(extra="allow")
+
+
+class IntoleranceIn(_In):
+    arm: Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]{0,15}$")] | None = None
+    onset_date: ClinicalDate
+    serious: bool = False
+    kind: Literal["intolerance", "adverse_event"] = "intolerance"
+
+
+class WithdrawalIn(_In):
+    withdrawn_on: ClinicalDate
+    reason_code: Literal["participant_decision", "lost_to_follow_up", "adverse_event",
+                         "investigator_decision", "death", "other"]

@@ -1,0 +1,63 @@
+"""Run the real server (uvicorn, N workers) in a subprocess against a test database."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from .conftest import DbHandle
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+def server_url(dbh: DbHandle) -> str:
+    if dbh.schema:
+        return f"{dbh.url}?options=-csearch_path%3D{dbh.schema}"
+    return dbh.url
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(dbh: DbHandle, *, workers: int = 2, pause: str = "{}",
+          port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    port = port or free_port()
+    env = dict(os.environ, PYTHONPATH=str(SRC), TAILOR_DATABASE_URL=server_url(dbh),
+               TAILOR_ARGON2_TIME_COST="1", TAILOR_ARGON2_MEMORY_KIB="8",
+               TAILOR_TEST_PAUSE_MS=pause, TAILOR_POOL_SIZE="8")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "tailor.web.app:app_from_env",
+         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+         "--log-level", "warning", "--no-access-log"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if httpx.get(base + "/openapi.json", timeout=1).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            time.sleep(0.2)
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+    proc.kill()
+    raise RuntimeError("server did not start")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
