@@ -129,18 +129,20 @@ ORACLE_SETTINGS = settings(max_examples=1000, deadline=None, derandomize=True,
 @given(problems())
 def test_matches_brute_force_oracle(problem):
     X, R, F, depth, mmin, step = problem
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        pt = PolicyTree(depth=depth, min_node_size=mmin, split_step=step).fit(X, R, feasible=F)
     key, tree = oracle(X, R, F, depth, mmin, step)
     columns = {(j, None): j for j in range(X.shape[1])}
-    assert as_tuple(pt.tree_, columns) == tree
-    assert tree_key(pt) == key
-    chosen = pt.predict(X, feasible=F)
-    if F is not None:
-        assert F[np.arange(len(X)), chosen].all()
-    if key[0] == 0:
-        assert pt.total_reward_ == key[1]
+    for algorithm in ("auto", "scan"):  # auto = prefix-max trees where allowed
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pt = PolicyTree(depth=depth, min_node_size=mmin, split_step=step,
+                            algorithm=algorithm).fit(X, R, feasible=F)
+        assert as_tuple(pt.tree_, columns) == tree
+        assert tree_key(pt) == key
+        chosen = pt.predict(X, feasible=F)
+        if F is not None:
+            assert F[np.arange(len(X)), chosen].all()
+        if key[0] == 0:
+            assert pt.total_reward_ == key[1]
 
 
 @settings(max_examples=60, deadline=None, derandomize=True)
@@ -194,9 +196,11 @@ def test_depth2_value_equals_exhaustive_search_on_noisy_scores(seed, mmin):
     n, p, d = 90, 3, 4
     Z = np.round(rng.normal(size=(n, p)), 1)  # repeated values
     G = rng.normal(size=(n, d)) + np.where(Z[:, [0]] > 0, [0, 1, 0, 0], [1, 0, 0, 0])
-    pt = PolicyTree(depth=2, min_node_size=mmin).fit(Z, G)
-    assert tree_key(pt)[1] == pytest.approx(depth2_numpy(Z, G, mmin), rel=1e-12)
-    assert pt.total_reward_ == pytest.approx(tree_key(pt)[1], rel=1e-12)
+    expected = depth2_numpy(Z, G, mmin)
+    for algorithm in ("auto", "scan"):
+        pt = PolicyTree(depth=2, min_node_size=mmin, algorithm=algorithm).fit(Z, G)
+        assert tree_key(pt)[1] == pytest.approx(expected, rel=1e-12)
+        assert pt.total_reward_ == pytest.approx(tree_key(pt)[1], rel=1e-12)
 
 
 def test_depth3_value_equals_oracle_on_noisy_scores():
@@ -204,10 +208,11 @@ def test_depth3_value_equals_oracle_on_noisy_scores():
     n, p, d = 16, 2, 3
     Z = rng.normal(size=(n, p))
     G = np.round(rng.normal(size=(n, d)) * 8)
-    pt = PolicyTree(depth=3).fit(Z, G)
     key, tree = oracle(Z, G, None, 3)
-    assert tree_key(pt) == key
-    assert as_tuple(pt.tree_, {(j, None): j for j in range(p)}) == tree
+    for algorithm in ("auto", "scan"):
+        pt = PolicyTree(depth=3, algorithm=algorithm).fit(Z, G)
+        assert tree_key(pt) == key
+        assert as_tuple(pt.tree_, {(j, None): j for j in range(p)}) == tree
 
 
 # ------------------------------------------------------------------------ policytree goldens
@@ -369,6 +374,8 @@ def test_not_fitted_and_hyperparameters_are_only_stored():
     ({"depth": -1}, "depth must be between 0 and 3, got -1"),
     ({"min_node_size": 0}, "min_node_size must be >= 1, got 0"),
     ({"split_step": 1.5}, "split_step must be an integer, got 1.5"),
+    ({"algorithm": "fast"}, "algorithm must be 'auto', 'scan' or 'prefix-max', got 'fast'"),
+    ({"algorithm": "prefix-max", "min_node_size": 2}, "algorithm 'prefix-max' needs"),
 ])
 def test_bad_hyperparameters(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -144,16 +144,35 @@ def _scan(k: int, plist: np.ndarray, nmem: int, V: np.ndarray, O: np.ndarray, G:
 
 
 @njit(cache=True)
-def _side_best(pos: np.ndarray, cnt: np.ndarray, V: np.ndarray, O: np.ndarray, G: np.ndarray,
-               C: np.ndarray, RNG: np.ndarray, T: np.ndarray, CT: np.ndarray, ub: np.ndarray,
-               theta: float, tol: float, mmin: int, step: int, has_mask: bool, use_kb: bool,
-               acc: np.ndarray, cacc: np.ndarray) -> tuple[float, float]:
+def _members(k: int, RJk: np.ndarray, s: int, left: bool, buf: np.ndarray) -> int:
+    """Sorted positions on feature ``k`` of the left (rank on the root feature < s) or right
+    child, written to ``buf`` without branches; returns their number."""
+    m = RJk.shape[1]
+    q = 0
+    if left:
+        for t in range(m):
+            buf[q] = t
+            q += RJk[k, t] < s
+    else:
+        for t in range(m):
+            buf[q] = t
+            q += RJk[k, t] >= s
+    return q
+
+
+@njit(cache=True)
+def _side_best(RJk: np.ndarray, s: int, left: bool, buf: np.ndarray, V: np.ndarray,
+               O: np.ndarray, G: np.ndarray, C: np.ndarray, RNG: np.ndarray, T: np.ndarray,
+               CT: np.ndarray, ub: np.ndarray, theta: float, tol: float, mmin: int, step: int,
+               has_mask: bool, use_kb: bool, acc: np.ndarray,
+               cacc: np.ndarray) -> tuple[float, float]:
     """Best depth-1 tree of one child (all features), pruned against ``theta`` (see ``_scan``).
 
-    ``ub[k]`` is an upper bound of the child's best split on feature ``k``; it is tightened here.
+    The child is the left (``left``) or right part of the node split after ``s`` members on the
+    root feature; ``RJk[k, t]`` is the root-feature rank of the member at position ``t`` of
+    feature ``k``. ``ub[k]`` bounds the child's best split on feature ``k``; it is tightened here.
     """
     p = V.shape[0]
-    nmem = cnt[0]
     bc = _BIG
     bv = -np.inf
     use_bound = not has_mask
@@ -173,7 +192,8 @@ def _side_best(pos: np.ndarray, cnt: np.ndarray, V: np.ndarray, O: np.ndarray, G
         if use_kb and ub[k] + tol <= theta:
             continue
         theta0 = theta
-        c, v, nvalid = _scan(k, pos[k], nmem, V, O, G, C, RNG, T, CT, theta, tol, mmin, step,
+        nmem = _members(k, RJk, s, left, buf)
+        c, v, nvalid = _scan(k, buf, nmem, V, O, G, C, RNG, T, CT, theta, tol, mmin, step,
                              has_mask, use_bound, acc, cacc)
         if nvalid == 0:  # no split on k: the child is a leaf
             c, v, _ = leaf_key(T, CT, has_mask)
@@ -187,35 +207,6 @@ def _side_best(pos: np.ndarray, cnt: np.ndarray, V: np.ndarray, O: np.ndarray, G
             if use_bound and v > theta:
                 theta = v
     return bc, bv
-
-
-@njit(cache=True)
-def _remove_sorted(arr: np.ndarray, n: int, val: int) -> None:
-    lo = 0
-    hi = n
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if arr[mid] < val:
-            lo = mid + 1
-        else:
-            hi = mid
-    for q in range(lo, n - 1):
-        arr[q] = arr[q + 1]
-
-
-@njit(cache=True)
-def _insert_sorted(arr: np.ndarray, n: int, val: int) -> None:
-    lo = 0
-    hi = n
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if arr[mid] < val:
-            lo = mid + 1
-        else:
-            hi = mid
-    for q in range(n, lo, -1):
-        arr[q] = arr[q - 1]
-    arr[lo] = val
 
 
 @njit(cache=True)
@@ -236,15 +227,11 @@ def depth1(V: np.ndarray, O: np.ndarray, G: np.ndarray, C: np.ndarray, RNG: np.n
     """Best depth-1 value of a whole node."""
     p, m = V.shape
     d = G.shape[1]
-    pos = np.empty((p, m), dtype=np.int64)
-    for k in range(p):
-        for t in range(m):
-            pos[k, t] = t
-    cnt = np.full(p, m, dtype=np.int64)
+    RJk = np.zeros((p, m), dtype=np.int64)  # everybody "left of" s = 1
     T, CT = node_totals(G, C)
     ub = np.full(p, np.inf)
-    return _side_best(pos, cnt, V, O, G, C, RNG, T, CT, ub, -np.inf, tol, mmin, step, has_mask,
-                      False, np.empty(d), np.empty(d))
+    return _side_best(RJk, 1, True, np.empty(m, dtype=np.int64), V, O, G, C, RNG, T, CT, ub,
+                      -np.inf, tol, mmin, step, has_mask, False, np.empty(d), np.empty(d))
 
 
 @njit(cache=True)
@@ -261,13 +248,11 @@ def _d2_feature(j: int, V: np.ndarray, O: np.ndarray, RK: np.ndarray, G: np.ndar
     """
     p, m = V.shape
     d = G.shape[1]
-    Lpos = np.empty((p, m), dtype=np.int64)
-    Rpos = np.empty((p, m), dtype=np.int64)
+    RJk = np.empty((p, m), dtype=np.int64)
     for k in range(p):
         for t in range(m):
-            Rpos[k, t] = t
-    Lcnt = np.zeros(p, dtype=np.int64)
-    Rcnt = np.full(p, m, dtype=np.int64)
+            RJk[k, t] = RK[j, O[k, t]]
+    buf = np.empty(m, dtype=np.int64)
     TL = np.zeros(d)
     CL = np.zeros(d)
     TR, CR = node_totals(G, C)
@@ -284,12 +269,6 @@ def _d2_feature(j: int, V: np.ndarray, O: np.ndarray, RK: np.ndarray, G: np.ndar
     counter = 0
     for s in range(1, m):
         x = O[j, s - 1]
-        for k in range(p):
-            t = RK[k, x]
-            _remove_sorted(Rpos[k], Rcnt[k], t)
-            Rcnt[k] -= 1
-            _insert_sorted(Lpos[k], Lcnt[k], t)
-            Lcnt[k] += 1
         for a in range(d):
             TL[a] += G[x, a]
             TR[a] -= G[x, a]
@@ -309,9 +288,9 @@ def _d2_feature(j: int, V: np.ndarray, O: np.ndarray, RK: np.ndarray, G: np.ndar
         counter = 0
         nvalid += 1
         if has_mask:
-            lc, lv = _side_best(Lpos, Lcnt, V, O, G, C, RNG, TL, CL, ubL, -np.inf, tol, mmin,
+            lc, lv = _side_best(RJk, s, True, buf, V, O, G, C, RNG, TL, CL, ubL, -np.inf, tol, mmin,
                                 step, True, False, acc, cacc)
-            rc, rv = _side_best(Rpos, Rcnt, V, O, G, C, RNG, TR, CR, ubR, -np.inf, tol, mmin,
+            rc, rv = _side_best(RJk, s, False, buf, V, O, G, C, RNG, TR, CR, ubR, -np.inf, tol, mmin,
                                 step, True, False, acc, cacc)
             if _better(lc + rc, lv + rv, bc, bv):
                 bc = lc + rc
@@ -330,12 +309,12 @@ def _d2_feature(j: int, V: np.ndarray, O: np.ndarray, RK: np.ndarray, G: np.ndar
             if uL + uR + tol <= th:
                 continue
         thL = th - uR
-        lc, lv = _side_best(Lpos, Lcnt, V, O, G, C, RNG, TL, CL, ubL, thL, tol, mmin, step,
+        lc, lv = _side_best(RJk, s, True, buf, V, O, G, C, RNG, TL, CL, ubL, thL, tol, mmin, step,
                             False, use_kb, acc, cacc)
         if lv + tol <= thL:
             continue
         thR = th - lv
-        rc, rv = _side_best(Rpos, Rcnt, V, O, G, C, RNG, TR, CR, ubR, thR, tol, mmin, step,
+        rc, rv = _side_best(RJk, s, False, buf, V, O, G, C, RNG, TR, CR, ubR, thR, tol, mmin, step,
                             False, use_kb, acc, cacc)
         if rv + tol <= thR:
             continue
@@ -477,7 +456,7 @@ def subset(V: np.ndarray, O: np.ndarray, G: np.ndarray, C: np.ndarray, RNG: np.n
 def _d3_feature(j: int, V: np.ndarray, O: np.ndarray, RK: np.ndarray, G: np.ndarray,
                 C: np.ndarray, RNG: np.ndarray, RMAX: np.ndarray, RMIN: np.ndarray,
                 d2_all: float, shared: np.ndarray, tol: float, mmin: int, step: int,
-                has_mask: bool, use_kb: bool) -> tuple[float, float, int, int]:
+                has_mask: bool, use_kb: bool, seg: bool) -> tuple[float, float, int, int]:
     """Best depth-3 tree whose root splits on feature ``j``: ``(c, v, s, n_valid)``."""
     p, m = V.shape
     member = np.zeros(m, dtype=np.bool_)
@@ -513,8 +492,12 @@ def _d3_feature(j: int, V: np.ndarray, O: np.ndarray, RK: np.ndarray, G: np.ndar
             else:
                 thL = -np.inf
         V2, O2, RK2, G2, C2, RNG2, RMAX2, RMIN2, _ = subset(V, O, G, C, RNG, RMAX, RMIN, member)
-        lc, lv, _, _ = depth2_serial(V2, O2, RK2, G2, C2, RNG2, RMAX2, RMIN2, thL, tol, mmin,
-                                     step, has_mask, use_kb)
+        if seg:
+            lc = 0.0
+            lv, _, _ = depth2_seg_serial(V2, O2, RK2, G2)
+        else:
+            lc, lv, _, _ = depth2_serial(V2, O2, RK2, G2, C2, RNG2, RMAX2, RMIN2, thL, tol, mmin,
+                                         step, has_mask, use_kb)
         if has_mask:
             V2, O2, RK2, G2, C2, RNG2, RMAX2, RMIN2, _ = subset(V, O, G, C, RNG, RMAX, RMIN,
                                                                 ~member)
@@ -531,8 +514,11 @@ def _d3_feature(j: int, V: np.ndarray, O: np.ndarray, RK: np.ndarray, G: np.ndar
             continue
         thR = th - lv
         V2, O2, RK2, G2, C2, RNG2, RMAX2, RMIN2, _ = subset(V, O, G, C, RNG, RMAX, RMIN, ~member)
-        rc, rv, _, _ = depth2_serial(V2, O2, RK2, G2, C2, RNG2, RMAX2, RMIN2, thR, tol, mmin,
-                                     step, False, use_kb)
+        if seg:
+            rv, _, _ = depth2_seg_serial(V2, O2, RK2, G2)
+        else:
+            rc, rv, _, _ = depth2_serial(V2, O2, RK2, G2, C2, RNG2, RMAX2, RMIN2, thR, tol, mmin,
+                                         step, False, use_kb)
         if use_kb:
             ubR = max(thR, rv)
         if rv + tol <= thR:
@@ -550,7 +536,7 @@ def _d3_feature(j: int, V: np.ndarray, O: np.ndarray, RK: np.ndarray, G: np.ndar
 def depth3_parallel(V: np.ndarray, O: np.ndarray, RK: np.ndarray, G: np.ndarray, C: np.ndarray,
                     RNG: np.ndarray, RMAX: np.ndarray, RMIN: np.ndarray, d2_all: float,
                     incumbent: float, tol: float, mmin: int, step: int, has_mask: bool,
-                    use_kb: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                    use_kb: bool, seg: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per root feature ``j`` (in parallel): best depth-3 key and left size.
 
     ``d2_all`` is the node's exact best depth-2 value (the right child's bound at s = 0).
@@ -563,7 +549,7 @@ def depth3_parallel(V: np.ndarray, O: np.ndarray, RK: np.ndarray, G: np.ndarray,
     rn = np.empty(p, dtype=np.int64)
     for j in prange(p):
         c, v, s, nv = _d3_feature(j, V, O, RK, G, C, RNG, RMAX, RMIN, d2_all, shared, tol,
-                                  mmin, step, has_mask, use_kb)
+                                  mmin, step, has_mask, use_kb, seg)
         rc[j] = c
         rv[j] = v
         rs[j] = s
@@ -634,3 +620,193 @@ def depth1_argmax(V: np.ndarray, O: np.ndarray, G: np.ndarray, C: np.ndarray, mm
                 bla = la
                 bra = ra
     return bk, bs, bla, bra, bc, bv
+
+
+# --------------------------------------------------------------------------------------------
+# Depth 2 without mask, min_node_size 1 and split_step 1: prefix-maximum segment trees.
+#
+# For a child S and a feature k, the best depth-1 value is
+#     g_k(S) = max_t [max_a A_a(t) + max_b (T_b - A_b(t))] = max_{a,b} [T_b + max_t (A_a - A_b)(t)]
+# where A(t) sums the rewards of the members before boundary t (t runs over the boundaries between
+# distinct values of feature k, t = 0 included). For each ordered pair (a, b), max_t (A_a - A_b)(t)
+# is a maximum prefix sum, which a segment tree over the sorted positions of k keeps up to date in
+# O(log n) when one member is added. Sweeping the root split along feature j adds one member to
+# the left child at a time (and, sweeping backwards, to the right child), so every root split of j
+# gets its children's exact depth-1 values on every k in O(p d^2 log n) instead of O(p n d).
+# Boundaries with an empty side give the leaf value, which never beats a real split, so g_k equals
+# policytree's value (best split, or the leaf when k has no split).
+
+
+@njit(cache=True)
+def _pairs(d: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ordered pairs (a, b), a != b, grouped by b: pair q = b * (d - 1) + r."""
+    P = d * (d - 1)
+    pa = np.empty(P, dtype=np.int64)
+    pb = np.empty(P, dtype=np.int64)
+    q = 0
+    for b in range(d):
+        for a in range(d):
+            if a != b:
+                pa[q] = a
+                pb[q] = b
+                q += 1
+    return pa, pb
+
+
+@njit(cache=True)
+def _seg_init(k: int, V: np.ndarray, size: int, SD: np.ndarray, MP: np.ndarray) -> None:
+    m = V.shape[1]
+    P = SD.shape[1]
+    for u in range(size):
+        node = size + u
+        bnd = u < m and (u == m - 1 or V[k, u] < V[k, u + 1])
+        for q in range(P):
+            SD[node, q] = 0.0
+            MP[node, q] = 0.0 if bnd else -np.inf
+    for node in range(size - 1, 0, -1):
+        lft = 2 * node
+        rgt = lft + 1
+        for q in range(P):
+            SD[node, q] = SD[lft, q] + SD[rgt, q]
+            MP[node, q] = max(MP[lft, q], SD[lft, q] + MP[rgt, q])
+
+
+@njit(cache=True)
+def _seg_insert(u: int, x: int, k: int, V: np.ndarray, G: np.ndarray, pa: np.ndarray,
+                pb: np.ndarray, size: int, SD: np.ndarray, MP: np.ndarray) -> None:
+    m = V.shape[1]
+    P = SD.shape[1]
+    node = size + u
+    bnd = u == m - 1 or V[k, u] < V[k, u + 1]
+    for q in range(P):
+        w = G[x, pa[q]] - G[x, pb[q]]
+        SD[node, q] = w
+        MP[node, q] = w if bnd else -np.inf
+    node >>= 1
+    while node >= 1:
+        lft = 2 * node
+        rgt = lft + 1
+        for q in range(P):
+            SD[node, q] = SD[lft, q] + SD[rgt, q]
+            MP[node, q] = max(MP[lft, q], SD[lft, q] + MP[rgt, q])
+        node >>= 1
+
+
+@njit(cache=True)
+def _seg_value(T: np.ndarray, MP: np.ndarray) -> float:
+    d = T.shape[0]
+    best = -np.inf
+    q = 0
+    for b in range(d):
+        h = 0.0
+        for _ in range(d - 1):
+            h = max(h, MP[1, q])
+            q += 1
+        best = max(best, T[b] + h)
+    return best
+
+
+@njit(cache=True)
+def _d2_feature_seg(j: int, V: np.ndarray, O: np.ndarray, RK: np.ndarray, G: np.ndarray,
+                    valid: np.ndarray) -> tuple[float, int]:
+    """Best depth-2 tree whose root splits on ``j``: (value, left size), or (-inf, -1)."""
+    p, m = V.shape
+    d = G.shape[1]
+    pa, pb = _pairs(d)
+    P = pa.shape[0]
+    size = 1
+    while size < m:
+        size *= 2
+    SD = np.empty((2 * size, P))
+    MP = np.empty((2 * size, P))
+    gL = np.full(m, -np.inf)
+    gR = np.full(m, -np.inf)
+    T = np.empty(d)
+    for k in range(p):
+        _seg_init(k, V, size, SD, MP)
+        T[:] = 0.0
+        for s in range(1, m):
+            x = O[j, s - 1]
+            _seg_insert(RK[k, x], x, k, V, G, pa, pb, size, SD, MP)
+            for a in range(d):
+                T[a] += G[x, a]
+            if valid[s]:
+                gL[s] = max(gL[s], _seg_value(T, MP))
+        _seg_init(k, V, size, SD, MP)
+        T[:] = 0.0
+        for s in range(m - 1, 0, -1):
+            x = O[j, s]
+            _seg_insert(RK[k, x], x, k, V, G, pa, pb, size, SD, MP)
+            for a in range(d):
+                T[a] += G[x, a]
+            if valid[s]:
+                gR[s] = max(gR[s], _seg_value(T, MP))
+    bv = -np.inf
+    bs = -1
+    for s in range(1, m):
+        if valid[s] and gL[s] + gR[s] > bv:
+            bv = gL[s] + gR[s]
+            bs = s
+    return bv, bs
+
+
+@njit(cache=True)
+def _valid_roots(j: int, V: np.ndarray, mmin: int, step: int) -> np.ndarray:
+    """valid[s]: the root split after ``s`` members on feature ``j`` is allowed."""
+    m = V.shape[1]
+    valid = np.zeros(m, dtype=np.bool_)
+    counter = 0
+    for s in range(1, m):
+        counter += 1
+        if V[j, s - 1] == V[j, s]:
+            continue
+        if s < mmin or m - s < mmin:
+            continue
+        if counter < step:
+            continue
+        counter = 0
+        valid[s] = True
+    return valid
+
+
+@njit(cache=True, parallel=True)
+def depth2_seg_parallel(V: np.ndarray, O: np.ndarray, RK: np.ndarray,
+                        G: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per root feature ``j`` (in parallel): best depth-2 value, left size, number of valid splits."""
+    p = V.shape[0]
+    rv = np.empty(p)
+    rs = np.empty(p, dtype=np.int64)
+    rn = np.empty(p, dtype=np.int64)
+    for j in prange(p):
+        valid = _valid_roots(j, V, 1, 1)
+        v, s = _d2_feature_seg(j, V, O, RK, G, valid)
+        rv[j] = v
+        rs[j] = s
+        rn[j] = valid.sum()
+    return rv, rs, rn
+
+
+@njit(cache=True)
+def depth2_seg_serial(V: np.ndarray, O: np.ndarray, RK: np.ndarray,
+                      G: np.ndarray) -> tuple[float, int, int]:
+    """Best depth-2 tree of a node: (value, j, s); j == -2 when no root split is valid."""
+    p = V.shape[0]
+    bv = -np.inf
+    bj = -1
+    bs = -1
+    anyvalid = False
+    for j in range(p):
+        valid = _valid_roots(j, V, 1, 1)
+        if valid.any():
+            anyvalid = True
+        v, s = _d2_feature_seg(j, V, O, RK, G, valid)
+        if s >= 0 and (bj < 0 or v > bv):
+            bv = v
+            bj = j
+            bs = s
+    if not anyvalid:
+        C = np.zeros_like(G)
+        T, CT = node_totals(G, C)
+        _, v, _ = leaf_key(T, CT, False)
+        return v, -2, -1
+    return bv, bj, bs

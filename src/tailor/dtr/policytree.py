@@ -83,6 +83,13 @@ class PolicyTree:
     categorical_features : sequence of column names or positions, optional
         Columns to treat as unordered categories (one indicator split per level). By default the
         non-numeric columns of a DataFrame (object, string, category) are categorical.
+    algorithm : {"auto", "scan", "prefix-max"}, default "auto"
+        How the depth-1 problems under a depth-2 split are solved; all give the same tree.
+        ``"scan"`` re-scans each child's sorted members, pruned by upper bounds, and supports
+        every setting. ``"prefix-max"`` keeps one prefix-maximum segment tree per option pair
+        while the root split sweeps, O(p^2 d^2 n log n) for depth 2; it needs no feasibility
+        mask, ``min_node_size=1`` and ``split_step=1``. ``"auto"`` uses ``"prefix-max"`` when
+        allowed, else ``"scan"``.
 
     Attributes
     ----------
@@ -126,11 +133,13 @@ class PolicyTree:
     """
 
     def __init__(self, *, depth: int = 2, min_node_size: int = 1, split_step: int = 1,
-                 categorical_features: Sequence[Hashable] | None = None) -> None:
+                 categorical_features: Sequence[Hashable] | None = None,
+                 algorithm: str = "auto") -> None:
         self.depth = depth
         self.min_node_size = min_node_size
         self.split_step = split_step
         self.categorical_features = categorical_features
+        self.algorithm = algorithm
 
     # ------------------------------------------------------------------ validation helpers
     def _check_params(self) -> None:
@@ -142,6 +151,9 @@ class PolicyTree:
             if value < low or (high is not None and value > high):
                 bound = f"between {low} and {high}" if high is not None else f">= {low}"
                 raise ValueError(f"{name} must be {bound}, got {value}")
+        if self.algorithm not in ("auto", "scan", "prefix-max"):
+            raise ValueError(f"algorithm must be 'auto', 'scan' or 'prefix-max', got "
+                             f"{self.algorithm!r}")
 
     def _read_features(self, X: Any, *, fitting: bool) -> list[np.ndarray]:
         if isinstance(X, pd.DataFrame):
@@ -292,6 +304,10 @@ class PolicyTree:
         tol = 1e-11 * float(np.abs(G).max(axis=1).sum()) if n else 0.0
         search = _Search(Z, G, C, rmax, rmin, tol, self.min_node_size, self.split_step,
                          has_mask)
+        if self.algorithm == "prefix-max" and not search.use_kb:
+            raise ValueError("algorithm 'prefix-max' needs min_node_size=1, split_step=1 and no "
+                             "infeasible option; use algorithm='auto' or 'scan'")
+        search.seg = search.use_kb and self.algorithm != "scan"
         self.tree_ = search.grow(self.depth, self._design, labels)
         self.n_infeasible_ = _count_infeasible(self.tree_)
         if self.n_infeasible_ > 0:
@@ -436,6 +452,7 @@ class _Search:
         self.step = step
         self.has_mask = has_mask
         self.use_kb = (not has_mask) and mmin == 1 and step == 1
+        self.seg = False
 
     def _flags(self) -> tuple[float, int, int, bool]:
         return self.tol, self.mmin, self.step, self.has_mask
@@ -461,9 +478,16 @@ class _Search:
             k, s, _, _, _, _ = _k.depth1_argmax(V, O, G, C, mmin, step, has_mask)
             return int(k), int(s)
         if depth == 2 and not is_root:
-            c, v, j, s = _k.depth2_serial(V, O, RK, G, C, RNG, RMAX, RMIN, -np.inf, tol, mmin,
-                                          step, has_mask, self.use_kb)
+            if self.seg:
+                _, j, s = _k.depth2_seg_serial(V, O, RK, G)
+            else:
+                _, _, j, s = _k.depth2_serial(V, O, RK, G, C, RNG, RMAX, RMIN, -np.inf, tol,
+                                              mmin, step, has_mask, self.use_kb)
             return (int(j), int(s)) if j >= 0 else (-1, -1)
+        if depth == 2 and self.seg:
+            rv, rs, rn = _k.depth2_seg_parallel(V, O, RK, G)
+            rc = np.zeros_like(rv)
+            return _first_best(rc, rv, rs)
         # the root of a depth-2 or depth-3 search: a greedy incumbent, then the parallel search
         k1, s1, _, _, _, _ = _k.depth1_argmax(V, O, G, C, mmin, step, has_mask)
         if k1 < 0:
@@ -478,6 +502,8 @@ class _Search:
                 if depth == 2:
                     inc += _k.depth1(sub[0], sub[1], sub[3], sub[4], sub[5], tol, mmin, step,
                                      False)[1]
+                elif self.seg:
+                    inc += _k.depth2_seg_serial(sub[0], sub[1], sub[2], sub[3])[0]
                 else:
                     inc += _k.depth2_serial(*sub[:8], -np.inf, tol, mmin, step, False,
                                             self.use_kb)[1]
@@ -485,19 +511,14 @@ class _Search:
             rc, rv, rs, rn = _k.depth2_parallel(V, O, RK, G, C, RNG, RMAX, RMIN, inc, tol, mmin,
                                                 step, has_mask, self.use_kb)
         else:
-            d2 = _k.depth2_serial(V, O, RK, G, C, RNG, RMAX, RMIN, -np.inf, tol, mmin, step,
-                                  has_mask, self.use_kb)[1]
+            if self.seg:
+                d2 = _k.depth2_seg_serial(V, O, RK, G)[0]
+            else:
+                d2 = _k.depth2_serial(V, O, RK, G, C, RNG, RMAX, RMIN, -np.inf, tol, mmin, step,
+                                      has_mask, self.use_kb)[1]
             rc, rv, rs, rn = _k.depth3_parallel(V, O, RK, G, C, RNG, RMAX, RMIN, d2, inc, tol,
-                                                mmin, step, has_mask, self.use_kb)
-        best = -1
-        for j in range(V.shape[0]):
-            if rs[j] < 0:
-                continue
-            if best < 0 or rc[j] < rc[best] or (rc[j] == rc[best] and rv[j] > rv[best]):
-                best = j
-        if best < 0:
-            return -1, -1
-        return best, int(rs[best])
+                                                mmin, step, has_mask, self.use_kb, self.seg)
+        return _first_best(rc, rv, rs)
 
     def grow(self, depth: int, design: _Design, labels: list[Any]) -> _Node:
         n = self.root[0].shape[1]
@@ -544,6 +565,17 @@ class _Search:
         split["left"] = left
         split["right"] = right
         return split
+
+
+def _first_best(rc: np.ndarray, rv: np.ndarray, rs: np.ndarray) -> tuple[int, int]:
+    """The first root feature with the best key (fewest infeasible, then largest value)."""
+    best = -1
+    for j in range(rv.shape[0]):
+        if rs[j] < 0:
+            continue
+        if best < 0 or rc[j] < rc[best] or (rc[j] == rc[best] and rv[j] > rv[best]):
+            best = j
+    return (best, int(rs[best])) if best >= 0 else (-1, -1)
 
 
 def _strip(leaf: _Node) -> _Node:
