@@ -810,3 +810,101 @@ def depth2_seg_serial(V: np.ndarray, O: np.ndarray, RK: np.ndarray,
         _, v, _ = leaf_key(T, CT, False)
         return v, -2, -1
     return bv, bj, bs
+
+
+@njit(cache=True)
+def _d3_feature_bb(j: int, V: np.ndarray, O: np.ndarray, RK: np.ndarray, G: np.ndarray,
+                   C: np.ndarray, RNG: np.ndarray, RMAX: np.ndarray, RMIN: np.ndarray,
+                   d2_all: float, shared: np.ndarray, tol: float) -> tuple[float, int, int]:
+    """Best depth-3 tree whose root splits on ``j`` (no mask, min_node_size 1, split_step 1).
+
+    Branch and bound over intervals of root split positions. Once the children's exact depth-2
+    values are known at two positions a < b, every position s between them is bounded from both
+    sides: the left child gains the members a..s-1 (each adds at most its best reward) and loses
+    s..b-1 from L_b (each removes at least its worst reward); symmetrically for the right child.
+    An interval whose largest bound is strictly below the incumbent is dropped; otherwise its
+    position with the largest bound is solved exactly and the interval is split there. Strict
+    comparison keeps every position that could tie, so the first best position is returned.
+    Returns ``(value, s, n_valid)``.
+    """
+    m = V.shape[1]
+    valid = _valid_roots(j, V, 1, 1)
+    nvalid = 0
+    for s in range(m):
+        nvalid += valid[s]
+    cmax = np.zeros(m + 1)
+    cmin = np.zeros(m + 1)
+    for u in range(m):
+        x = O[j, u]
+        cmax[u + 1] = cmax[u] + RMAX[x]
+        cmin[u + 1] = cmin[u] + RMIN[x]
+    eL = np.zeros(m + 1)
+    eR = np.zeros(m + 1)
+    eL[0] = 0.0
+    eR[0] = d2_all
+    eL[m] = d2_all
+    eR[m] = 0.0
+    member = np.zeros(m, dtype=np.bool_)
+    bv = -np.inf
+    bs = -1
+    stack = np.empty((2 * m + 2, 2), dtype=np.int64)
+    top = 0
+    stack[0, 0] = 0
+    stack[0, 1] = m
+    top = 1
+    while top > 0:
+        top -= 1
+        a = stack[top, 0]
+        b = stack[top, 1]
+        th = max(bv, shared[0] - 2.0 * tol)
+        su = -1
+        ub_best = -np.inf
+        for s in range(a + 1, b):
+            if not valid[s]:
+                continue
+            uL = min(eL[a] + (cmax[s] - cmax[a]), eL[b] - (cmin[b] - cmin[s]))
+            uR = min(eR[a] - (cmin[s] - cmin[a]), eR[b] + (cmax[b] - cmax[s]))
+            if uL + uR > ub_best:
+                ub_best = uL + uR
+                su = s
+        if su < 0 or ub_best + tol < th:
+            continue
+        for u in range(m):
+            member[O[j, u]] = u < su
+        V2, O2, RK2, G2, C2, RNG2, RMAX2, RMIN2, _ = subset(V, O, G, C, RNG, RMAX, RMIN, member)
+        lv, _, _ = depth2_seg_serial(V2, O2, RK2, G2)
+        V2, O2, RK2, G2, C2, RNG2, RMAX2, RMIN2, _ = subset(V, O, G, C, RNG, RMAX, RMIN, ~member)
+        rv, _, _ = depth2_seg_serial(V2, O2, RK2, G2)
+        eL[su] = lv
+        eR[su] = rv
+        tot = lv + rv
+        if tot > bv or (tot == bv and su < bs):
+            bv = tot
+            bs = su
+            if tot > shared[0]:
+                shared[0] = tot
+        stack[top, 0] = a
+        stack[top, 1] = su
+        stack[top + 1, 0] = su
+        stack[top + 1, 1] = b
+        top += 2
+    return bv, bs, nvalid
+
+
+@njit(cache=True, parallel=True)
+def depth3_bb_parallel(V: np.ndarray, O: np.ndarray, RK: np.ndarray, G: np.ndarray,
+                       C: np.ndarray, RNG: np.ndarray, RMAX: np.ndarray, RMIN: np.ndarray,
+                       d2_all: float, incumbent: float,
+                       tol: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per root feature ``j`` (in parallel): best depth-3 value, left size, valid splits."""
+    p = V.shape[0]
+    shared = np.array([incumbent])
+    rv = np.empty(p)
+    rs = np.empty(p, dtype=np.int64)
+    rn = np.empty(p, dtype=np.int64)
+    for j in prange(p):
+        v, s, nv = _d3_feature_bb(j, V, O, RK, G, C, RNG, RMAX, RMIN, d2_all, shared, tol)
+        rv[j] = v
+        rs[j] = s
+        rn[j] = nv
+    return rv, rs, rn

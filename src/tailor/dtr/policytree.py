@@ -513,6 +513,8 @@ class _Search:
         else:
             if self.seg:
                 d2 = _k.depth2_seg_serial(V, O, RK, G)[0]
+                rv, rs, _ = _k.depth3_bb_parallel(V, O, RK, G, C, RNG, RMAX, RMIN, d2, inc, tol)
+                return _first_best(np.zeros_like(rv), rv, rs)
             else:
                 d2 = _k.depth2_serial(V, O, RK, G, C, RNG, RMAX, RMIN, -np.inf, tol, mmin, step,
                                       has_mask, self.use_kb)[1]
