@@ -1,0 +1,592 @@
+"""Exact policy trees (depth 0-3) on doubly robust scores, with per-participant feasible options.
+
+The search is the exhaustive one of policytree (Sverdrup et al. 2020): every feature is sorted
+once, every split point between distinct values is tried, and the depth-1 problems at the bottom
+are solved by one scan with cumulative per-option reward sums. It is compiled with numba, runs the
+root features in parallel, and prunes with upper bounds that can only skip candidates that are not
+strictly better than the best tree found so far (see ``_policytree_kernels`` and
+``docs/policytree.md``), so the result is the same as the plain exhaustive search, ties included.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Hashable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tailor.dtr import _policytree_kernels as _k
+from tailor.exceptions import EstimationError, NotFittedError
+
+__all__ = ["PolicyTree"]
+
+MAX_DEPTH = 3
+
+_Node = dict[str, Any]
+
+
+def _jsonable(value: Any) -> Any:
+    """A plain Python value (numpy scalars unwrapped) so that ``tree_`` serializes to JSON."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _fmt(value: float) -> str:
+    """Format a split value like R's ``signif(x, 6)`` printed by policytree."""
+    return f"{value:.6g}"
+
+
+class _Design:
+    """Turns a feature table into the numeric matrix searched by the tree.
+
+    Continuous columns are used as they are; a categorical column with levels ``l1 .. lK`` becomes
+    K indicator columns ``col == lk`` (a split on one sends that level right, the others left).
+    """
+
+    def __init__(self, names: list[str], categorical: dict[int, list[Any]]) -> None:
+        self.names = names
+        self.categorical = categorical
+        # one entry per searched column: (original column index, level or None)
+        self.columns: list[tuple[int, Any]] = []
+        for j in range(len(names)):
+            if j in categorical:
+                self.columns.extend((j, level) for level in categorical[j])
+            else:
+                self.columns.append((j, None))
+
+    def encode(self, raw: list[np.ndarray]) -> np.ndarray:
+        n = raw[0].shape[0] if raw else 0
+        Z = np.empty((n, len(self.columns)))
+        for c, (j, level) in enumerate(self.columns):
+            if level is None:
+                Z[:, c] = raw[j]
+            else:
+                Z[:, c] = np.asarray([v == level for v in raw[j]], dtype=float)
+        return Z
+
+
+class PolicyTree:
+    """Exact policy tree maximizing the sum of per-option scores, with feasible options.
+
+    Parameters
+    ----------
+    depth : int, default 2
+        Depth of the tree, 0 to 3 (a depth-``L`` tree has up to ``2**L`` leaves).
+    min_node_size : int, default 1
+        Smallest number of training rows in a leaf.
+    split_step : int, default 1
+        Consider only every ``split_step``-th split point along each sorted feature
+        (policytree's ``split.step``); 1 considers every split point and is exact.
+    categorical_features : sequence of column names or positions, optional
+        Columns to treat as unordered categories (one indicator split per level). By default the
+        non-numeric columns of a DataFrame (object, string, category) are categorical.
+    algorithm : {"auto", "scan", "prefix-max"}, default "auto"
+        How the depth-1 problems under a depth-2 split are solved; all give the same tree.
+        ``"scan"`` re-scans each child's sorted members, pruned by upper bounds, and supports
+        every setting. ``"prefix-max"`` keeps one prefix-maximum segment tree per option pair
+        while the root split sweeps, O(p^2 d^2 n log n) for depth 2; it needs no feasibility
+        mask, ``min_node_size=1`` and ``split_step=1``. ``"auto"`` uses ``"prefix-max"`` when
+        allowed, else ``"scan"``.
+
+    Attributes
+    ----------
+    tree_ : dict
+        The fitted tree as nested plain dicts (JSON-serializable). A split node has ``feature``,
+        ``feature_index``, ``kind`` (``"continuous"`` with ``threshold``: rows with value
+        ``<= threshold`` go left; or ``"categorical"`` with ``level``: rows with that level go
+        right), ``left`` and ``right``; a leaf has ``action`` (label), ``action_index``,
+        ``ranking`` (option indices, best first) and ``reward``. Every node has ``node`` (root 1,
+        children ``2i`` and ``2i+1``) and ``n`` (training rows).
+    total_reward_ : float
+        Sum over the training rows of the score of the option the tree recommends to them.
+    n_infeasible_ : int
+        Training rows whose leaf action is infeasible for them (0 whenever a tree that respects
+        every row's feasible set exists); they are given their best-ranked feasible option.
+    action_labels_ : list
+        Reward column labels (0-based indices when ``rewards`` was an array).
+    feature_names_in_ : list of str
+        Feature names (``X0 ..`` when ``X`` was an array).
+    n_features_in_ : int
+
+    Notes
+    -----
+    A leaf's action maximizes the summed score of its members among the options feasible for
+    *all* of them (infeasible scores count as minus infinity). When no tree of the requested depth
+    gives every leaf such an option, the tree that needs the fewest overrides is chosen (then the
+    largest reward), and the members concerned get the first option of their leaf's ranking that
+    is feasible for them. Ties go to the first feature, then the smallest split value, then the
+    lowest option index, as in policytree; a split whose two leaves take the same action is pruned
+    to a leaf.
+
+    References
+    ----------
+    Athey, S. and Wager, S. (2021). Policy learning with observational data. *Econometrica*
+    89(1), 133-161.
+    Sverdrup, E., Kanodia, A., Zhou, Z., Athey, S. and Wager, S. (2020). policytree: Policy
+    learning via doubly robust empirical welfare maximization over trees. *Journal of Open
+    Source Software* 5(50), 2232.
+    Zhou, Z., Athey, S. and Wager, S. (2023). Offline multi-action policy learning:
+    generalization and optimization. *Operations Research* 71(1), 148-183.
+    """
+
+    def __init__(self, *, depth: int = 2, min_node_size: int = 1, split_step: int = 1,
+                 categorical_features: Sequence[Hashable] | None = None,
+                 algorithm: str = "auto") -> None:
+        self.depth = depth
+        self.min_node_size = min_node_size
+        self.split_step = split_step
+        self.categorical_features = categorical_features
+        self.algorithm = algorithm
+
+    # ------------------------------------------------------------------ validation helpers
+    def _check_params(self) -> None:
+        for name, low, high in (("depth", 0, MAX_DEPTH), ("min_node_size", 1, None),
+                                ("split_step", 1, None)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | np.integer):
+                raise ValueError(f"{name} must be an integer, got {value!r}")
+            if value < low or (high is not None and value > high):
+                bound = f"between {low} and {high}" if high is not None else f">= {low}"
+                raise ValueError(f"{name} must be {bound}, got {value}")
+        if self.algorithm not in ("auto", "scan", "prefix-max"):
+            raise ValueError(f"algorithm must be 'auto', 'scan' or 'prefix-max', got "
+                             f"{self.algorithm!r}")
+
+    def _read_features(self, X: Any, *, fitting: bool) -> list[np.ndarray]:
+        if isinstance(X, pd.DataFrame):
+            names = [str(c) for c in X.columns]
+            cols = [X.iloc[:, j].to_numpy() for j in range(X.shape[1])]
+            dtypes = [X.dtypes.iloc[j] for j in range(X.shape[1])]
+        else:
+            arr = np.asarray(X)
+            if arr.ndim != 2:
+                raise ValueError(f"X must be 2-dimensional (rows x features), got shape "
+                                 f"{arr.shape}")
+            names = [f"X{j}" for j in range(arr.shape[1])]
+            cols = [arr[:, j] for j in range(arr.shape[1])]
+            dtypes = [arr.dtype] * arr.shape[1]
+        if fitting:
+            if len(cols) == 0:
+                raise ValueError("X must have at least one feature column, got 0")
+            self.feature_names_in_ = names
+            self.n_features_in_ = len(names)
+            cat = self._categorical_columns(names, dtypes, cols)
+            levels: dict[int, list[Any]] = {}
+            for j in cat:
+                col = cols[j]
+                if pd.isna(col).any():
+                    raise ValueError(f"X column '{names[j]}' has missing values; fill them or "
+                                     "drop those rows")
+                uniq = list(pd.unique(col))
+                try:
+                    uniq = sorted(uniq)
+                except TypeError:
+                    pass
+                levels[j] = [_jsonable(v) for v in uniq]
+            self._design = _Design(names, levels)
+        else:
+            if len(cols) != self.n_features_in_:
+                raise ValueError(f"X has {len(cols)} feature columns but the tree was fitted "
+                                 f"with {self.n_features_in_}")
+            if isinstance(X, pd.DataFrame) and names != self.feature_names_in_:
+                raise ValueError(f"X columns {names} differ from the fitted ones "
+                                 f"{self.feature_names_in_}")
+        out: list[np.ndarray] = []
+        for j, col in enumerate(cols):
+            if j in self._design.categorical:
+                out.append(np.asarray(col, dtype=object))
+                continue
+            try:
+                num = np.asarray(col, dtype=float)
+            except (TypeError, ValueError):
+                raise ValueError(f"X column '{names[j]}' is not numeric; list it in "
+                                 "categorical_features") from None
+            bad = ~np.isfinite(num)
+            if bad.any():
+                row = int(np.flatnonzero(bad)[0])
+                raise ValueError(f"X column '{names[j]}' has a missing or infinite value "
+                                 f"({num[row]}) at row {row}; fill or drop it")
+            out.append(num)
+        return out
+
+    def _categorical_columns(self, names: list[str], dtypes: list[Any],
+                             cols: list[np.ndarray]) -> list[int]:
+        if self.categorical_features is None:
+            return [j for j, dt in enumerate(dtypes)
+                    if not (pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt))
+                    and not _all_numbers(cols[j])]
+        result = []
+        for spec in self.categorical_features:
+            if isinstance(spec, int | np.integer) and not isinstance(spec, bool):
+                if not 0 <= int(spec) < len(names):
+                    raise ValueError(f"categorical_features has position {spec}, but X has "
+                                     f"{len(names)} columns")
+                result.append(int(spec))
+            elif str(spec) in names:
+                result.append(names.index(str(spec)))
+            else:
+                raise ValueError(f"categorical_features names '{spec}', which is not a column "
+                                 f"of X ({names})")
+        return sorted(set(result))
+
+    @staticmethod
+    def _read_feasible(feasible: Any, shape: tuple[int, int], arg: str) -> np.ndarray | None:
+        if feasible is None:
+            return None
+        F = np.asarray(feasible)
+        if F.shape != shape:
+            raise ValueError(f"{arg} must have the shape of the rewards {shape}, got {F.shape}")
+        if F.dtype != bool:
+            if not np.isin(F, (0, 1)).all():
+                raise ValueError(f"{arg} must be boolean (True = option feasible)")
+            F = F.astype(bool)
+        empty = ~F.any(axis=1)
+        if empty.any():
+            row = int(np.flatnonzero(empty)[0])
+            raise ValueError(f"{arg} row {row} has no feasible option; every row needs at "
+                             "least one True")
+        return F
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X: Any, rewards: Any, feasible: Any = None) -> PolicyTree:
+        """Fit the tree.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame, shape (n, p)
+            Features of the training rows.
+        rewards : array-like or DataFrame, shape (n, d)
+            One score column per option (e.g. doubly robust scores); larger is better. Entries
+            where ``feasible`` is False are ignored and may be NaN.
+        feasible : boolean array-like, shape (n, d), optional
+            True where the option may be given to the row. None means every option is feasible.
+
+        Returns
+        -------
+        self
+        """
+        self._check_params()
+        if isinstance(rewards, pd.DataFrame):
+            labels: list[Any] = [_jsonable(c) for c in rewards.columns]
+            R = rewards.to_numpy(dtype=float)
+        else:
+            R = np.asarray(rewards, dtype=float)
+            if R.ndim != 2:
+                raise ValueError(f"rewards must be 2-dimensional (rows x options), got shape "
+                                 f"{R.shape}")
+            labels = list(range(R.shape[1]))
+        n, d = R.shape
+        if d < 1:
+            raise ValueError("rewards must have at least one option column, got 0")
+        if n < 1:
+            raise ValueError("rewards must have at least one row, got 0")
+        raw = self._read_features(X, fitting=True)
+        if raw[0].shape[0] != n:
+            raise ValueError(f"X has {raw[0].shape[0]} rows but rewards has {n}")
+        F = self._read_feasible(feasible, (n, d), "feasible")
+        ok = np.ones((n, d), dtype=bool) if F is None else F
+        bad = ~np.isfinite(R) & ok
+        if bad.any():
+            i, a = (int(v) for v in np.argwhere(bad)[0])
+            raise ValueError(f"rewards has a missing or infinite value ({R[i, a]}) at row {i}, "
+                             f"option {labels[a]!r}, which is feasible; impute the score or mark "
+                             "the option infeasible")
+        self.action_labels_ = labels
+        Z = self._design.encode(raw)
+        has_mask = F is not None and not bool(F.all())
+        G = np.where(ok, R, 0.0)
+        C = (~ok).astype(float)
+        rmax = np.where(ok, R, -np.inf).max(axis=1)
+        rmin = np.where(ok, R, np.inf).min(axis=1)
+        tol = 1e-11 * float(np.abs(G).max(axis=1).sum()) if n else 0.0
+        search = _Search(Z, G, C, rmax, rmin, tol, self.min_node_size, self.split_step,
+                         has_mask)
+        if self.algorithm == "prefix-max" and not search.use_kb:
+            raise ValueError("algorithm 'prefix-max' needs min_node_size=1, split_step=1 and no "
+                             "infeasible option; use algorithm='auto' or 'scan'")
+        search.seg = search.use_kb and self.algorithm != "scan"
+        self.tree_ = search.grow(self.depth, self._design, labels)
+        self.n_infeasible_ = _count_infeasible(self.tree_)
+        if self.n_infeasible_ > 0:
+            warnings.warn(f"no depth-{self.depth} tree gives every leaf an option feasible for all "
+                          f"its members; {self.n_infeasible_} training rows get a fallback option",
+                          stacklevel=2)
+        chosen = self._predict_index(raw, F)
+        self.total_reward_ = float(np.asarray(R)[np.arange(n), chosen].sum())
+        return self
+
+    # ------------------------------------------------------------------ use
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "tree_"):
+            raise NotFittedError("this PolicyTree is not fitted yet; call fit(X, rewards) first")
+
+    def _route(self, raw: list[np.ndarray]) -> list[tuple[_Node, np.ndarray]]:
+        """(leaf, row indices) pairs for the rows of ``raw``."""
+        n = raw[0].shape[0]
+        out: list[tuple[_Node, np.ndarray]] = []
+        stack: list[tuple[_Node, np.ndarray]] = [(self.tree_, np.arange(n))]
+        while stack:
+            node, rows = stack.pop()
+            if node["leaf"]:
+                out.append((node, rows))
+                continue
+            col = raw[node["feature_index"]][rows]
+            if node["kind"] == "categorical":
+                right = np.asarray([v == node["level"] for v in col], dtype=bool)
+            else:
+                right = col > node["threshold"]
+            stack.append((node["left"], rows[~right]))
+            stack.append((node["right"], rows[right]))
+        return out
+
+    def _predict_index(self, raw: list[np.ndarray], F: np.ndarray | None) -> np.ndarray:
+        n = raw[0].shape[0]
+        chosen = np.empty(n, dtype=np.int64)
+        for leaf, rows in self._route(raw):
+            chosen[rows] = leaf["action_index"]
+            if F is None or rows.size == 0:
+                continue
+            ranking = np.asarray(leaf["ranking"], dtype=np.int64)
+            sub = F[rows][:, ranking]  # feasibility of each row's options in ranked order
+            chosen[rows] = ranking[np.argmax(sub, axis=1)]
+        return chosen
+
+    def predict(self, X: Any, feasible: Any = None) -> np.ndarray:
+        """Recommended option per row.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame, shape (n, p)
+        feasible : boolean array-like, shape (n, d), optional
+            Each row's feasible options. A row whose leaf action is infeasible for it gets the
+            first option of the leaf's ranking that is feasible, so the result is always feasible.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n,)
+            Reward column labels (when ``rewards`` was a DataFrame) or 0-based column indices.
+        """
+        self._check_fitted()
+        raw = self._read_features(X, fitting=False)
+        F = self._read_feasible(feasible, (raw[0].shape[0], len(self.action_labels_)),
+                                "feasible")
+        idx = self._predict_index(raw, F)
+        labels = np.asarray(self.action_labels_, dtype=object)
+        if self.action_labels_ == list(range(len(self.action_labels_))):
+            return idx
+        out = labels[idx]
+        try:
+            return out.astype(np.asarray(self.action_labels_).dtype)
+        except (TypeError, ValueError):
+            return out
+
+    def apply(self, X: Any) -> np.ndarray:
+        """Leaf node number (root 1, children ``2i`` and ``2i+1``) of each row."""
+        self._check_fitted()
+        raw = self._read_features(X, fitting=False)
+        out = np.empty(raw[0].shape[0], dtype=np.int64)
+        for leaf, rows in self._route(raw):
+            out[rows] = leaf["node"]
+        return out
+
+    def rules(self) -> str:
+        """The tree as text, in the style of policytree's ``print``."""
+        self._check_fitted()
+        acts = " ".join(f"{i}: {lab}" for i, lab in enumerate(self.action_labels_))
+        lines = ["policy_tree object", f"Tree depth:  {self.depth}", f"Actions:  {acts}",
+                 "Variable splits:"]
+
+        def walk(node: _Node, indent: int) -> None:
+            pad = "  " * indent
+            if node["leaf"]:
+                lines.append(f"{pad}({node['node']}) * leaf node action: "
+                             f"{node['action_index']}")
+                return
+            if node["kind"] == "categorical":
+                lines.append(f"{pad}({node['node']}) split_variable: {node['feature']}  "
+                             f"split_level: {node['level']}  (left: other levels, right: "
+                             f"{node['level']})")
+            else:
+                lines.append(f"{pad}({node['node']}) split_variable: {node['feature']}  "
+                             f"split_value: {_fmt(node['threshold'])}")
+            walk(node["left"], indent + 1)
+            walk(node["right"], indent + 1)
+
+        walk(self.tree_, 0)
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return (f"PolicyTree(depth={self.depth}, min_node_size={self.min_node_size}, "
+                f"split_step={self.split_step})")
+
+
+def _all_numbers(col: np.ndarray) -> bool:
+    try:
+        np.asarray(col, dtype=float)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+class _Search:
+    """Runs the compiled search on one data set and rebuilds the winning tree as dicts."""
+
+    def __init__(self, Z: np.ndarray, G: np.ndarray, C: np.ndarray, rmax: np.ndarray,
+                 rmin: np.ndarray, tol: float, mmin: int, step: int, has_mask: bool) -> None:
+        n, p = Z.shape
+        O = np.empty((p, n), dtype=np.int64)
+        V = np.empty((p, n))
+        RK = np.empty((p, n), dtype=np.int64)
+        for k in range(p):
+            order = np.argsort(Z[:, k], kind="stable")  # ties by row index, as policytree
+            O[k] = order
+            V[k] = Z[order, k]
+            RK[k, order] = np.arange(n)
+        self.root = (V, O, RK, np.ascontiguousarray(G), np.ascontiguousarray(C), rmax - rmin,
+                     rmax, rmin)
+        self.tol = tol
+        self.mmin = mmin
+        self.step = step
+        self.has_mask = has_mask
+        self.use_kb = (not has_mask) and mmin == 1 and step == 1
+        self.seg = False
+
+    def _flags(self) -> tuple[float, int, int, bool]:
+        return self.tol, self.mmin, self.step, self.has_mask
+
+    def _child(self, node: tuple[np.ndarray, ...], ids: np.ndarray, left: np.ndarray
+               ) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+        V, O, RK, G, C, RNG, RMAX, RMIN = node
+        member = np.zeros(V.shape[1], dtype=np.bool_)
+        member[left] = True
+        V2, O2, RK2, G2, C2, RNG2, RMAX2, RMIN2, newid = _k.subset(V, O, G, C, RNG, RMAX, RMIN,
+                                                                   member)
+        keep = newid >= 0
+        child_ids = np.empty(int(keep.sum()), dtype=np.int64)
+        child_ids[newid[keep]] = ids[keep]
+        return (V2, O2, RK2, G2, C2, RNG2, RMAX2, RMIN2), child_ids
+
+    def _best_split(self, node: tuple[np.ndarray, ...], depth: int, is_root: bool
+                    ) -> tuple[int, int]:
+        """(feature, left size) of the best depth-``depth`` tree; feature -1 means a leaf."""
+        V, O, RK, G, C, RNG, RMAX, RMIN = node
+        tol, mmin, step, has_mask = self._flags()
+        if depth == 1:
+            k, s, _, _, _, _ = _k.depth1_argmax(V, O, G, C, mmin, step, has_mask)
+            return int(k), int(s)
+        if depth == 2 and not is_root:
+            if self.seg:
+                _, j, s = _k.depth2_seg_serial(V, O, RK, G)
+            else:
+                _, _, j, s = _k.depth2_serial(V, O, RK, G, C, RNG, RMAX, RMIN, -np.inf, tol,
+                                              mmin, step, has_mask, self.use_kb)
+            return (int(j), int(s)) if j >= 0 else (-1, -1)
+        if depth == 2 and self.seg:
+            rv, rs, rn = _k.depth2_seg_parallel(V, O, RK, G)
+            rc = np.zeros_like(rv)
+            return _first_best(rc, rv, rs)
+        # the root of a depth-2 or depth-3 search: a greedy incumbent, then the parallel search
+        k1, s1, _, _, _, _ = _k.depth1_argmax(V, O, G, C, mmin, step, has_mask)
+        if k1 < 0:
+            return -1, -1
+        inc = -np.inf
+        if not has_mask:
+            inc = 0.0
+            for side in (O[k1, :s1], O[k1, s1:]):
+                member = np.zeros(V.shape[1], dtype=np.bool_)
+                member[side] = True
+                sub = _k.subset(V, O, G, C, RNG, RMAX, RMIN, member)
+                if depth == 2:
+                    inc += _k.depth1(sub[0], sub[1], sub[3], sub[4], sub[5], tol, mmin, step,
+                                     False)[1]
+                elif self.seg:
+                    inc += _k.depth2_seg_serial(sub[0], sub[1], sub[2], sub[3])[0]
+                else:
+                    inc += _k.depth2_serial(*sub[:8], -np.inf, tol, mmin, step, False,
+                                            self.use_kb)[1]
+        if depth == 2:
+            rc, rv, rs, rn = _k.depth2_parallel(V, O, RK, G, C, RNG, RMAX, RMIN, inc, tol, mmin,
+                                                step, has_mask, self.use_kb)
+        else:
+            if self.seg:
+                d2 = _k.depth2_seg_serial(V, O, RK, G)[0]
+                rv, rs, _ = _k.depth3_bb_parallel(V, O, RK, G, C, RNG, RMAX, RMIN, d2, inc, tol)
+                return _first_best(np.zeros_like(rv), rv, rs)
+            else:
+                d2 = _k.depth2_serial(V, O, RK, G, C, RNG, RMAX, RMIN, -np.inf, tol, mmin, step,
+                                      has_mask, self.use_kb)[1]
+            rc, rv, rs, rn = _k.depth3_parallel(V, O, RK, G, C, RNG, RMAX, RMIN, d2, inc, tol,
+                                                mmin, step, has_mask, self.use_kb, self.seg)
+        return _first_best(rc, rv, rs)
+
+    def grow(self, depth: int, design: _Design, labels: list[Any]) -> _Node:
+        n = self.root[0].shape[1]
+        return self._grow(self.root, np.arange(n), depth, 1, design, labels, True)
+
+    def _leaf(self, node: tuple[np.ndarray, ...], ids: np.ndarray, number: int,
+              labels: list[Any]) -> _Node:
+        G, C = node[3], node[4]
+        T = G.sum(axis=0)
+        CT = C.sum(axis=0) if self.has_mask else np.zeros_like(T)
+        # fewest infeasible members first, then largest summed score, then lowest index
+        ranking = sorted(range(T.shape[0]), key=lambda a: (CT[a], -T[a], a))
+        a = ranking[0]
+        return {"node": number, "leaf": True, "n": int(ids.size), "action": labels[a],
+                "action_index": int(a), "ranking": [int(r) for r in ranking],
+                "reward": float(T[a]), "n_infeasible": int(CT[a]), "_ids": ids}
+
+    def _grow(self, node: tuple[np.ndarray, ...], ids: np.ndarray, depth: int, number: int,
+              design: _Design, labels: list[Any], is_root: bool) -> _Node:
+        if depth == 0:
+            return _strip(self._leaf(node, ids, number, labels))
+        j, s = self._best_split(node, depth, is_root)
+        if j < 0:
+            return _strip(self._leaf(node, ids, number, labels))
+        V, O = node[0], node[1]
+        left_local = O[j, :s]
+        lnode, lids = self._child(node, ids, left_local)
+        right_local = O[j, s:]
+        rnode, rids = self._child(node, ids, right_local)
+        left = self._grow(lnode, lids, depth - 1, 2 * number, design, labels, False)
+        right = self._grow(rnode, rids, depth - 1, 2 * number + 1, design, labels, False)
+        if left["leaf"] and right["leaf"] and left["action_index"] == right["action_index"]:
+            # policytree's pruning: both leaves take the same action
+            return _strip(self._leaf(node, ids, number, labels))
+        orig, level = design.columns[j]
+        split: _Node = {"node": number, "leaf": False, "n": int(ids.size),
+                        "feature": design.names[orig], "feature_index": orig}
+        if level is None:
+            split["kind"] = "continuous"
+            split["threshold"] = float(V[j, s - 1])
+        else:
+            split["kind"] = "categorical"
+            split["level"] = level
+        split["left"] = left
+        split["right"] = right
+        return split
+
+
+def _first_best(rc: np.ndarray, rv: np.ndarray, rs: np.ndarray) -> tuple[int, int]:
+    """The first root feature with the best key (fewest infeasible, then largest value)."""
+    best = -1
+    for j in range(rv.shape[0]):
+        if rs[j] < 0:
+            continue
+        if best < 0 or rc[j] < rc[best] or (rc[j] == rc[best] and rv[j] > rv[best]):
+            best = j
+    return (best, int(rs[best])) if best >= 0 else (-1, -1)
+
+
+def _strip(leaf: _Node) -> _Node:
+    leaf.pop("_ids", None)
+    return leaf
+
+
+def _count_infeasible(tree: _Node) -> int:
+    if tree["leaf"]:
+        return int(tree["n_infeasible"])
+    return _count_infeasible(tree["left"]) + _count_infeasible(tree["right"])
+
