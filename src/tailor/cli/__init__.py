@@ -44,6 +44,7 @@ except ImportError:  # pragma: no cover - older Typer uses click itself
 def _register() -> None:
     """Attach each sub-command module's Typer app (one module per command group)."""
     from tailor.cli import (
+        analyze_cmd,
         audit_cmd,
         db_cmd,
         demo_cmd,
@@ -61,6 +62,7 @@ def _register() -> None:
                   invoke_without_command=True)
     app.command("score")(instruments_cmd.score)
     app.add_typer(simulate_cmd.app, name="simulate")
+    app.command("analyze")(analyze_cmd.analyze)
     app.add_typer(design_cmd.app, name="design")
     app.add_typer(db_cmd.app, name="db")
     app.add_typer(audit_cmd.app, name="audit")

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from tailor.dtr import _policytree_kernels as _k
-from tailor.exceptions import EstimationError, NotFittedError
+from tailor.exceptions import NotFittedError
 
 __all__ = ["PolicyTree"]
 

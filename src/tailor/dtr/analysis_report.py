@@ -1,0 +1,256 @@
+"""Files of an analysis: results.json, CSV tables, plots (PNG and SVG), model file, report.html."""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from tailor import __version__
+from tailor.dtr.analysis import AnalysisResult
+from tailor.report import HtmlReport
+
+__all__ = ["regime_in_words", "write_analysis"]
+
+ARM_COLOURS = {"ESC": "#718096", "ACT": "#2b6cb0", "EBEM": "#dd6b20", "DUL": "#38a169"}
+
+
+def _value_plot(result: AnalysisResult) -> plt.Figure:
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for ax, (table, label, scale) in zip(axes, (
+            (result.values_peg, "mean week-24 PEG (lower is better)", 1.0),
+            (result.values_responder, "responder rate at week 24 (PEG -30%)", 100.0)),
+            strict=True):
+        y = np.arange(len(table))[::-1]
+        est = table["estimate"].to_numpy() * scale
+        lo = table["lower"].to_numpy() * scale
+        hi = table["upper"].to_numpy() * scale
+        ax.errorbar(est, y, xerr=[est - lo, hi - est], fmt="o", color="#2b6cb0", capsize=3)
+        ax.set_yticks(y, table["regime"])
+        ax.set_xlabel(label + (" (%)" if scale == 100 else ""))
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_title("Value of each regime, 95% intervals", loc="left")
+    fig.tight_layout()
+    return fig
+
+
+def _leaves(node: dict[str, Any]) -> int:
+    return 1 if node.get("leaf") else _leaves(node["left"]) + _leaves(node["right"])
+
+
+def _condition(node: dict[str, Any], left: bool) -> str:
+    if node.get("kind") == "categorical":  # rows at that level go left
+        return f"{node['feature']} {'=' if left else '!='} {node['level']}"
+    op = "<=" if left else ">"
+    return f"{node['feature']} {op} {node['threshold']:.3g}"
+
+
+def regime_in_words(tree: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[str]:
+    """One sentence per leaf: 'If A and B: start EBEM (n = 446).'"""
+    if tree.get("leaf"):
+        cond = " and ".join(prefix) if prefix else "for everyone"
+        head = f"If {cond}" if prefix else "For everyone"
+        return [f"{head}: start {tree['action']} (n = {tree['n']}); if it is not feasible, "
+                "the next in the leaf's ranking."]
+    return (regime_in_words(tree["left"], (*prefix, _condition(tree, True)))
+            + regime_in_words(tree["right"], (*prefix, _condition(tree, False))))
+
+
+def _tree_plot(result: AnalysisResult) -> plt.Figure:
+    tree = result.tree
+    width = max(_leaves(tree), 1)
+    depth = result.plan.tree_depth
+    fig, ax = plt.subplots(figsize=(max(6.0, 2.6 * width), 1.6 * (depth + 1)))
+    ax.axis("off")
+    counter = [0]
+
+    def place(node: dict[str, Any], level: int) -> float:
+        if node.get("leaf"):
+            x = counter[0] + 0.5
+            counter[0] += 1
+            colour = ARM_COLOURS.get(str(node["action"]), "#a0aec0")
+            ax.text(x, -level, f"{node['action']}\nn = {node['n']}", ha="center", va="center",
+                    fontsize=10, color="white", weight="bold",
+                    bbox={"boxstyle": "round,pad=0.5", "fc": colour, "ec": "none"})
+            return x
+        xl = place(node["left"], level + 1)
+        xr = place(node["right"], level + 1)
+        x = (xl + xr) / 2
+        for child_x, left in ((xl, True), (xr, False)):
+            ax.plot([x, child_x], [-level, -level - 1], color="#4a5568", lw=1, zorder=0)
+            short = _condition(node, left)[len(str(node["feature"])) + 1:]
+            ax.text((x + child_x) / 2, -level - 0.5, short, ha="center",
+                    va="center", fontsize=8, bbox={"fc": "white", "ec": "none", "pad": 1})
+        ax.text(x, -level, f"{node['feature']}\nn = {node['n']}", ha="center", va="center",
+                fontsize=9, bbox={"boxstyle": "round,pad=0.4", "fc": "#edf2f7", "ec": "#4a5568"})
+        return x
+
+    place(tree, 0)
+    ax.set_xlim(0, width)
+    ax.set_ylim(-depth - 0.6, 0.6)
+    ax.set_title("Interpretable first-treatment regime (exact policy tree on doubly robust "
+                 "scores)", loc="left")
+    return fig
+
+
+def _phenotype_plot(result: AnalysisResult, data: pd.DataFrame) -> plt.Figure:
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    rec = result.recommendations["A1_flexible"].astype(str)
+    xcol = "amplifier_index" if "amplifier_index" in data else result.plan.tree_features[0]
+    ycol = "peg_baseline" if "peg_baseline" in data else result.plan.tree_features[-1]
+    for arm, colour in ARM_COLOURS.items():
+        sel = (rec == arm).to_numpy()
+        if sel.any():
+            axes[0].scatter(data.loc[sel, xcol], data.loc[sel, ycol], s=10, alpha=0.6,
+                            color=colour, label=f"{arm} ({sel.sum()})")
+    axes[0].set_xlabel(f"{xcol} (higher = more 'amplifier')")
+    axes[0].set_ylabel(ycol)
+    axes[0].legend(title="estimated best first treatment", fontsize=8)
+    pm = result.phenotype_map
+    pm = pm[pm["n"] > 0]
+    x = np.arange(len(pm))
+    err = [pm["benefit"] - pm["benefit_lower"], pm["benefit_upper"] - pm["benefit"]]
+    axes[1].bar(x, pm["benefit"], color=[ARM_COLOURS.get(o, "#999") for o in pm["option"]],
+                yerr=err, capsize=4)
+    axes[1].set_xticks(x, [f"{o}\n(n={n})" for o, n in zip(pm["option"], pm["n"], strict=True)])
+    axes[1].axhline(0, color="black", lw=0.8)
+    axes[1].set_ylabel("benefit over next-best feasible arm\n(PEG points, 95% interval)")
+    fig.suptitle("The phenotype map: who is estimated to do best on which first treatment",
+                 x=0.01, ha="left")
+    fig.tight_layout()
+    return fig
+
+
+def _forest_plot(result: AnalysisResult) -> plt.Figure | None:
+    sub = result.subgroups
+    if sub.empty:
+        return None
+    sub = sub.dropna(subset=["difference"])
+    sub = sub[sub["option"] != sub["option"].iloc[0]] if len(sub) else sub
+    fig, ax = plt.subplots(figsize=(9, 0.28 * len(sub) + 1.5))
+    y = np.arange(len(sub))[::-1]
+    ax.errorbar(sub["difference"], y, xerr=[sub["difference"] - sub["lower"],
+                                            sub["upper"] - sub["difference"]],
+                fmt="o", color="#2b6cb0", capsize=2, ms=4)
+    ax.set_yticks(y, [f"{v}={lv}: {o}" for v, lv, o in
+                      zip(sub["variable"], sub["level"], sub["option"], strict=True)], fontsize=8)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_xlabel("difference in mean week-24 PEG vs ESC (negative favours the arm)")
+    ax.set_title("Subgroup effects of the first treatment (IPW, 95% intervals)", loc="left")
+    fig.tight_layout()
+    return fig
+
+
+def _software() -> dict[str, str]:
+    import numba
+    import scipy
+    import sklearn
+    import statsmodels
+
+    return {"tailor": __version__, "python": platform.python_version(), "numpy": np.__version__,
+            "pandas": pd.__version__, "scipy": scipy.__version__,
+            "statsmodels": statsmodels.__version__, "scikit-learn": sklearn.__version__,
+            "numba": numba.__version__}
+
+
+def write_analysis(result: AnalysisResult, data: pd.DataFrame, out: Path) -> dict[str, Path]:
+    """Write every output of an analysis into ``out``; returns the paths by name."""
+    out.mkdir(parents=True, exist_ok=True)
+    plots = out / "plots"
+    paths: dict[str, Path] = {}
+    tables = {"values_peg": result.values_peg, "values_responder": result.values_responder,
+              "embedded_regimes": result.embedded,
+              "embedded_pairwise": result.embedded_pairwise,
+              "coefficients_stage1": result.coefficients[1],
+              "coefficients_stage2": result.coefficients[2],
+              "phenotype_map": result.phenotype_map, "modifier_importance": result.modifiers,
+              "subgroups": result.subgroups, "recommendations": result.recommendations,
+              "response_by_arm": result.response_by_arm, "balance": result.balance}
+    for name, table in tables.items():
+        path = out / f"{name}.csv"
+        table.to_csv(path, index=False)
+        paths[name] = path
+    model_path = out / "regime-model.json"
+    model_path.write_text(json.dumps(result.model, indent=1))
+    paths["model"] = model_path
+    summary: dict[str, Any] = {
+        "protocol": {"name": result.protocol_name, "content_hash": result.protocol_hash},
+        "data_hash": result.data_hash, "n": result.n, "n_with_outcome": result.n_outcome,
+        "plan": {k: list(v) if isinstance(v, tuple) else v
+                 for k, v in result.plan.__dict__.items()},
+        "headline_responder_rates": result.headline(),
+        "values_peg": result.values_peg.to_dict(orient="records"),
+        "tree_rules": result.tree_rules, "notes": list(result.notes),
+        "software": _software(),
+    }
+    (out / "results.json").write_text(json.dumps(summary, indent=1, default=str))
+    paths["results"] = out / "results.json"
+
+    report = HtmlReport(f"SMART analysis: protocol '{result.protocol_name}'",
+                        subtitle=f"{result.n} randomized participants, {result.n_outcome} with "
+                                 f"the week-24 outcome; data {result.data_hash}; protocol "
+                                 f"{result.protocol_hash[:12]}.")
+    head = result.values_responder.set_index("regime")["estimate"]
+    as_rand = head.get("as randomized", np.nan)
+    flexible = head.get("flexible regime (Q-learning)", np.nan)
+    report.heading("From 1 in 3 to how many?")
+    report.paragraph(f"Responder rate (PEG reduced by >= {result.plan.responder_threshold:.0%} at "
+                     f"week 24): {as_rand:.0%} as randomized; {flexible:.0%} under the learned "
+                     "regime (cross-fitted, so not scored on the data that chose it).", note=True)
+    fig = _value_plot(result)
+    report.figure(fig, caption="AIPW values with 95% intervals.", save_as=plots / "values")
+    plt.close(fig)
+    report.table(result.values_responder, caption="Responder rate by regime.")
+    report.table(result.values_peg, caption="Mean week-24 PEG by regime.")
+    report.heading("The regime")
+    fig = _tree_plot(result)
+    report.figure(fig, save_as=plots / "regime_tree")
+    plt.close(fig)
+    report.bullets(regime_in_words(result.tree))
+    report.paragraph("At week 12 (stage 2) the flexible regime recommends, among the options the "
+                     "protocol allows for the response category, the one with the best estimated "
+                     "Q-value; its coefficients are below.")
+    report.heading("The phenotype map")
+    fig = _phenotype_plot(result, data.reset_index(drop=True))
+    report.figure(fig, save_as=plots / "phenotype_map")
+    plt.close(fig)
+    report.table(result.phenotype_map, caption="Profiles of those for whom each first treatment "
+                                               "is estimated best.")
+    report.table(result.modifiers, caption="Effect-modifier importance (permutation).")
+    forest = _forest_plot(result)
+    if forest is not None:
+        report.figure(forest, save_as=plots / "forest")
+        plt.close(forest)
+    report.heading("Embedded regimes")
+    report.table(result.embedded.head(15), caption="The 15 embedded regimes with the lowest "
+                                                   "mean week-24 PEG (weighted and replicated).")
+    report.heading("Trial summary")
+    report.table(result.response_by_arm, caption="Response by first treatment.")
+    if not result.balance.empty:
+        report.table(result.balance, caption="First-treatment counts by minimization factor.")
+    report.heading("Coefficients")
+    report.table(result.coefficients[1], caption="Stage 1 (m-out-of-n bootstrap intervals).")
+    report.table(result.coefficients[2], caption="Stage 2 (percentile bootstrap intervals).")
+    report.heading("Methods and software")
+    report.bullets([
+        "Q-learning (Murphy 2005) with per-participant feasible options; least squares; "
+        "bootstrap intervals (percentile; adaptive m-out-of-n at stage 1).",
+        "Regime values by augmented inverse probability weighting (Zhang et al. 2012) with the "
+        "logged randomization probabilities; the learned regimes are cross-fitted.",
+        "Interpretable regime: exact policy tree (Athey & Wager 2021) of depth "
+        f"{result.plan.tree_depth} on cross-fitted doubly robust scores.",
+        "Embedded regimes: weighted and replicated estimator (Nahum-Shani et al. 2012).",
+        "Missing week-24 outcomes: inverse-probability-of-censoring weights.",
+        *result.notes,
+        "Software: " + ", ".join(f"{k} {v}" for k, v in _software().items()),
+    ])
+    paths["report"] = report.write(out / "report.html")
+    return paths

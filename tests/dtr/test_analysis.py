@@ -1,0 +1,88 @@
+"""The `tailor analyze` pipeline on BEST-shaped data with a known effect modifier."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from tailor.cli import main
+from tailor.dtr.analysis import analyze, default_plan
+from tailor.dtr.analysis_report import write_analysis
+from tailor.exceptions import InputFileError
+
+from .best_like import best_like
+
+
+@pytest.fixture(scope="module")
+def data() -> pd.DataFrame:
+    d = best_like(600, seed=11, dropout=0.1)
+    d["pain_ge5"] = (d["peg_baseline"] >= 5).astype(int)
+    return d
+
+
+@pytest.fixture(scope="module")
+def result(best, data):
+    return analyze(data, best, default_plan(data, best, bootstrap=100, folds=3))
+
+
+def test_values_are_ordered_as_the_truth_implies(result):
+    v = result.values_peg.set_index("regime")["estimate"]
+    # the data have strong amplifier x arm interactions: personalizing beats every single arm
+    assert v["flexible regime (Q-learning)"] < v["best single treatment (EBEM)"]
+    assert v["always ESC first"] == v.max()
+    r = result.values_responder.set_index("regime")
+    assert (r["lower"] <= r["estimate"]).all() and (r["estimate"] <= r["upper"]).all()
+    assert set(result.headline()) >= {"as randomized", "flexible regime (Q-learning)",
+                                      "interpretable regime (policy tree)"}
+
+
+def test_recommendations_are_always_feasible(result, data):
+    rec = result.recommendations.merge(data, on="participant_id")
+    for col in ("A1_flexible", "A1_interpretable"):
+        ok = [row[f"eligible_{arm}"] == 1 for arm, (_, row) in zip(rec[col], rec.iterrows(),
+                                                                   strict=True)]
+        assert all(ok), col
+    assert result.phenotype_map["n"].sum() == len(data)
+    assert "amplifier_index" in result.tree_rules
+    assert result.notes and "inverse-probability-of-censoring" in result.notes[0]
+
+
+def test_outputs_are_written(tmp_path, result, data):
+    paths = write_analysis(result, data, tmp_path)
+    html = paths["report"].read_text()
+    assert "From 1 in 3 to how many?" in html and "<svg" in html
+    for plot in ("values", "regime_tree", "phenotype_map", "forest"):
+        assert (tmp_path / "plots" / f"{plot}.png").exists()
+        assert (tmp_path / "plots" / f"{plot}.svg").exists()
+    model = json.loads(paths["model"].read_text())
+    assert model["format"] == "tailor-regime/1" and model["protocol"]["name"] == "best"
+    assert model["stages"][0]["options"] == ["ESC", "ACT", "EBEM", "DUL"]
+    assert len(model["stages"][0]["coef"]) == len(model["stages"][0]["terms"])
+    summary = json.loads(paths["results"].read_text())
+    assert summary["n"] == len(data) and "software" in summary
+
+
+def test_missing_columns_are_named(best, data):
+    with pytest.raises(InputFileError, match=r"lacks column.*p_A2"):
+        analyze(data.drop(columns=["p_A2"]), best)
+    bad = data.copy()
+    bad.loc[3, "A1"] = "XYZ"
+    with pytest.raises(InputFileError, match="not arms of protocol"):
+        analyze(bad, best)
+    bad = data.copy()
+    bad.loc[5, "p_A1"] = 0
+    with pytest.raises(InputFileError, match="p_A1 must be a probability in"):
+        analyze(bad, best)
+
+
+def test_cli(tmp_path, data, capsys):
+    data.to_csv(tmp_path / "wide.csv", index=False)
+    assert main(["analyze", "--data", str(tmp_path), "--out", str(tmp_path / "out"),
+                 "--bootstrap", "60"]) == 0
+    out = capsys.readouterr().out
+    assert "responder rate, flexible regime" in out
+    assert (tmp_path / "out" / "report.html").exists()
+    assert main(["analyze", "--data", str(tmp_path / "nope.csv")]) == 2
+    assert "file not found" in capsys.readouterr().err
