@@ -532,17 +532,22 @@ PHENOTYPE_FIELDS = ("body_regions", "wpi", "sss", "fm2016_met", "fibromyalgianes
 
 @dataclass(frozen=True)
 class InstrumentScoring:
-    """The scoring functions of ``tailor.instruments``, passed in (``tailor.stats`` does not
-    import ``tailor.instruments``; the import contract keeps the two independent)::
+    """The scoring functions the simulator scores item responses with.
 
-        from tailor import instruments
-        from tailor.instruments.phenotype import derive_phenotype
-        scoring = InstrumentScoring(instruments.score, instruments.get, derive_phenotype)
+    :meth:`instruments` gives those of ``tailor.instruments`` (the default of
+    ``simulate_trial``); tests may pass others.
     """
 
     score: Callable[..., Any]
     get: Callable[[str], Any]
     derive_phenotype: Callable[..., Any]
+
+    @classmethod
+    def instruments(cls) -> InstrumentScoring:
+        from tailor import instruments
+        from tailor.instruments.phenotype import derive_phenotype
+
+        return cls(instruments.score, instruments.get, derive_phenotype)
 
     def codes(self, name: str) -> list[str]:
         return [it.code for it in self.get(name).items]

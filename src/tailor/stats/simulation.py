@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -29,7 +29,7 @@ from numba import njit
 
 from tailor.exceptions import ScenarioError
 from tailor.protocol import Protocol, load_protocol
-from tailor.rules import _criteria, check_eligibility, derive_factor_levels, response_category
+from tailor.rules import check_eligibility, criteria, derive_factor_levels, response_category
 from tailor.stats.allocation import allocate, new_stage_state, stage_option_sets
 from tailor.stats.generative import (
     CATEGORIES,
@@ -92,7 +92,7 @@ def _phase_pass(protocol: Protocol, cand: dict[str, np.ndarray]
     phases = ("prescreen", "screening", "run_in", "visit0")
     ok = {ph: np.ones(cand["age"].shape, dtype=bool) for ph in phases}
     fails: dict[str, np.ndarray] = {}
-    for kind, crit in _criteria(protocol):
+    for kind, crit in criteria(protocol):
         holds = evaluate_vec(protocol, crit.rule, cand)
         bad = ~holds if kind == "inclusion" else holds
         fails[crit.id] = bad
@@ -523,7 +523,8 @@ class SimulationResult:
 def simulate_trial(protocol: Protocol | str = "best",
                    scenario: Scenario | str = "amplifier-guitar", *, participants: int = 805,
                    seed: int = 1, items: bool = True, engine: bool = True,
-                   oracle_inner: int = 64, scoring: InstrumentScoring | None = None
+                   oracle_inner: int = 64,
+                   scoring: InstrumentScoring | Literal["instruments"] | None = "instruments"
                    ) -> SimulationResult:
     """Simulate one SMART trial and its truth.
 
@@ -536,8 +537,8 @@ def simulate_trial(protocol: Protocol | str = "best",
     engine : allocate with ``tailor.stats.allocation.allocate`` (True, the service's path) or
         the compiled fast path (False; identical results)
     oracle_inner : inner Monte Carlo draws of the two-stage oracle
-    scoring : the scoring functions of ``tailor.instruments``
-        (:class:`~tailor.stats.generative.InstrumentScoring`): the baseline PROMIS 4a, PCS-13
+    scoring : ``"instruments"`` (default: ``tailor.instruments``), other scoring functions
+        (:class:`~tailor.stats.generative.InstrumentScoring`), or None: the baseline PROMIS 4a, PCS-13
         and FM 2016 items are scored by the instruments and the phenotype derived by
         ``derive_phenotype``, and the long table carries those items. Without it the same
         summary scores come straight from the generative model (PEG, PGIC and FM 2016 items are
@@ -551,6 +552,8 @@ def simulate_trial(protocol: Protocol | str = "best",
         raise ScenarioError(f"participants must be >= 1; got {participants}")
     proto, scen = _resolve(protocol, scenario)
     st = _setup(proto, scen)
+    if scoring == "instruments":
+        scoring = InstrumentScoring.instruments()
     run = _run(st, 1, participants, seed, engine, scoring=scoring)
     ids = np.array([f"P{seed % 10_000:04d}-{i + 1:04d}" for i in range(participants)])
     wide, log = build_wide(st, run, ids)
