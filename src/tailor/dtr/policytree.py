@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from tailor.dtr import _policytree_kernels as _k
-from tailor.exceptions import EstimationError, NotFittedError
+from tailor.exceptions import NotFittedError
 
 __all__ = ["PolicyTree"]
 
@@ -87,7 +87,7 @@ class PolicyTree:
         How the depth-1 problems under a depth-2 split are solved; all give the same tree.
         ``"scan"`` re-scans each child's sorted members, pruned by upper bounds, and supports
         every setting. ``"prefix-max"`` keeps one prefix-maximum segment tree per option pair
-        while the root split sweeps, O(p^2 d^2 n log n) for depth 2; it needs no feasibility
+        while the root split sweeps, ORD(p^2 d^2 n log n) for depth 2; it needs no feasibility
         mask, ``min_node_size=1`` and ``split_step=1``. ``"auto"`` uses ``"prefix-max"`` when
         allowed, else ``"scan"``.
 
@@ -437,15 +437,15 @@ class _Search:
     def __init__(self, Z: np.ndarray, G: np.ndarray, C: np.ndarray, rmax: np.ndarray,
                  rmin: np.ndarray, tol: float, mmin: int, step: int, has_mask: bool) -> None:
         n, p = Z.shape
-        O = np.empty((p, n), dtype=np.int64)
+        ORD = np.empty((p, n), dtype=np.int64)
         V = np.empty((p, n))
         RK = np.empty((p, n), dtype=np.int64)
         for k in range(p):
             order = np.argsort(Z[:, k], kind="stable")  # ties by row index, as policytree
-            O[k] = order
+            ORD[k] = order
             V[k] = Z[order, k]
             RK[k, order] = np.arange(n)
-        self.root = (V, O, RK, np.ascontiguousarray(G), np.ascontiguousarray(C), rmax - rmin,
+        self.root = (V, ORD, RK, np.ascontiguousarray(G), np.ascontiguousarray(C), rmax - rmin,
                      rmax, rmin)
         self.tol = tol
         self.mmin = mmin
@@ -459,10 +459,10 @@ class _Search:
 
     def _child(self, node: tuple[np.ndarray, ...], ids: np.ndarray, left: np.ndarray
                ) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
-        V, O, RK, G, C, RNG, RMAX, RMIN = node
+        V, ORD, _, G, C, RNG, RMAX, RMIN = node
         member = np.zeros(V.shape[1], dtype=np.bool_)
         member[left] = True
-        V2, O2, RK2, G2, C2, RNG2, RMAX2, RMIN2, newid = _k.subset(V, O, G, C, RNG, RMAX, RMIN,
+        V2, O2, RK2, G2, C2, RNG2, RMAX2, RMIN2, newid = _k.subset(V, ORD, G, C, RNG, RMAX, RMIN,
                                                                    member)
         keep = newid >= 0
         child_ids = np.empty(int(keep.sum()), dtype=np.int64)
@@ -472,33 +472,33 @@ class _Search:
     def _best_split(self, node: tuple[np.ndarray, ...], depth: int, is_root: bool
                     ) -> tuple[int, int]:
         """(feature, left size) of the best depth-``depth`` tree; feature -1 means a leaf."""
-        V, O, RK, G, C, RNG, RMAX, RMIN = node
+        V, ORD, RK, G, C, RNG, RMAX, RMIN = node
         tol, mmin, step, has_mask = self._flags()
         if depth == 1:
-            k, s, _, _, _, _ = _k.depth1_argmax(V, O, G, C, mmin, step, has_mask)
+            k, s, _, _, _, _ = _k.depth1_argmax(V, ORD, G, C, mmin, step, has_mask)
             return int(k), int(s)
         if depth == 2 and not is_root:
             if self.seg:
-                _, j, s = _k.depth2_seg_serial(V, O, RK, G)
+                _, j, s = _k.depth2_seg_serial(V, ORD, RK, G)
             else:
-                _, _, j, s = _k.depth2_serial(V, O, RK, G, C, RNG, RMAX, RMIN, -np.inf, tol,
+                _, _, j, s = _k.depth2_serial(V, ORD, RK, G, C, RNG, RMAX, RMIN, -np.inf, tol,
                                               mmin, step, has_mask, self.use_kb)
             return (int(j), int(s)) if j >= 0 else (-1, -1)
         if depth == 2 and self.seg:
-            rv, rs, rn = _k.depth2_seg_parallel(V, O, RK, G)
+            rv, rs, _ = _k.depth2_seg_parallel(V, ORD, RK, G)
             rc = np.zeros_like(rv)
             return _first_best(rc, rv, rs)
         # the root of a depth-2 or depth-3 search: a greedy incumbent, then the parallel search
-        k1, s1, _, _, _, _ = _k.depth1_argmax(V, O, G, C, mmin, step, has_mask)
+        k1, s1, _, _, _, _ = _k.depth1_argmax(V, ORD, G, C, mmin, step, has_mask)
         if k1 < 0:
             return -1, -1
         inc = -np.inf
         if not has_mask:
             inc = 0.0
-            for side in (O[k1, :s1], O[k1, s1:]):
+            for side in (ORD[k1, :s1], ORD[k1, s1:]):
                 member = np.zeros(V.shape[1], dtype=np.bool_)
                 member[side] = True
-                sub = _k.subset(V, O, G, C, RNG, RMAX, RMIN, member)
+                sub = _k.subset(V, ORD, G, C, RNG, RMAX, RMIN, member)
                 if depth == 2:
                     inc += _k.depth1(sub[0], sub[1], sub[3], sub[4], sub[5], tol, mmin, step,
                                      False)[1]
@@ -508,17 +508,17 @@ class _Search:
                     inc += _k.depth2_serial(*sub[:8], -np.inf, tol, mmin, step, False,
                                             self.use_kb)[1]
         if depth == 2:
-            rc, rv, rs, rn = _k.depth2_parallel(V, O, RK, G, C, RNG, RMAX, RMIN, inc, tol, mmin,
+            rc, rv, rs, _ = _k.depth2_parallel(V, ORD, RK, G, C, RNG, RMAX, RMIN, inc, tol, mmin,
                                                 step, has_mask, self.use_kb)
         else:
             if self.seg:
-                d2 = _k.depth2_seg_serial(V, O, RK, G)[0]
-                rv, rs, _ = _k.depth3_bb_parallel(V, O, RK, G, C, RNG, RMAX, RMIN, d2, inc, tol)
+                d2 = _k.depth2_seg_serial(V, ORD, RK, G)[0]
+                rv, rs, _ = _k.depth3_bb_parallel(V, ORD, RK, G, C, RNG, RMAX, RMIN, d2, inc, tol)
                 return _first_best(np.zeros_like(rv), rv, rs)
             else:
-                d2 = _k.depth2_serial(V, O, RK, G, C, RNG, RMAX, RMIN, -np.inf, tol, mmin, step,
+                d2 = _k.depth2_serial(V, ORD, RK, G, C, RNG, RMAX, RMIN, -np.inf, tol, mmin, step,
                                       has_mask, self.use_kb)[1]
-            rc, rv, rs, rn = _k.depth3_parallel(V, O, RK, G, C, RNG, RMAX, RMIN, d2, inc, tol,
+            rc, rv, rs, _ = _k.depth3_parallel(V, ORD, RK, G, C, RNG, RMAX, RMIN, d2, inc, tol,
                                                 mmin, step, has_mask, self.use_kb, self.seg)
         return _first_best(rc, rv, rs)
 
@@ -545,10 +545,10 @@ class _Search:
         j, s = self._best_split(node, depth, is_root)
         if j < 0:
             return _strip(self._leaf(node, ids, number, labels))
-        V, O = node[0], node[1]
-        left_local = O[j, :s]
+        V, ORD = node[0], node[1]
+        left_local = ORD[j, :s]
         lnode, lids = self._child(node, ids, left_local)
-        right_local = O[j, s:]
+        right_local = ORD[j, s:]
         rnode, rids = self._child(node, ids, right_local)
         left = self._grow(lnode, lids, depth - 1, 2 * number, design, labels, False)
         right = self._grow(rnode, rids, depth - 1, 2 * number + 1, design, labels, False)
