@@ -23,6 +23,7 @@ from tailor.exceptions import NotFittedError
 __all__ = ["PolicyTree"]
 
 MAX_DEPTH = 3
+_SEG_MAX_BYTES = 128 * 2**20  # "auto" avoids prefix-max trees larger than this per thread
 
 _Node = dict[str, Any]
 
@@ -88,8 +89,9 @@ class PolicyTree:
         ``"scan"`` re-scans each child's sorted members, pruned by upper bounds, and supports
         every setting. ``"prefix-max"`` keeps one prefix-maximum segment tree per option pair
         while the root split sweeps, ORD(p^2 d^2 n log n) for depth 2; it needs no feasibility
-        mask, ``min_node_size=1`` and ``split_step=1``. ``"auto"`` uses ``"prefix-max"`` when
-        allowed, else ``"scan"``.
+        mask, ``min_node_size=1`` and ``split_step=1``, and holds about ``32 n d^2`` bytes per
+        thread. ``"auto"`` uses ``"prefix-max"`` when allowed and under 128 MiB per thread,
+        else ``"scan"``.
 
     Attributes
     ----------
@@ -307,7 +309,10 @@ class PolicyTree:
         if self.algorithm == "prefix-max" and not search.use_kb:
             raise ValueError("algorithm 'prefix-max' needs min_node_size=1, split_step=1 and no "
                              "infeasible option; use algorithm='auto' or 'scan'")
-        search.seg = search.use_kb and self.algorithm != "scan"
+        size = 1 << max(n - 1, 0).bit_length()
+        seg_bytes = 2 * size * d * (d - 1) * 16  # per thread: pair sums and prefix maxima
+        search.seg = search.use_kb and (self.algorithm == "prefix-max" or (
+            self.algorithm == "auto" and seg_bytes <= _SEG_MAX_BYTES))
         self.tree_ = search.grow(self.depth, self._design, labels)
         self.n_infeasible_ = _count_infeasible(self.tree_)
         if self.n_infeasible_ > 0:
