@@ -303,9 +303,22 @@ class PolicyTree:
         C = (~ok).astype(float)
         rmax = np.where(ok, R, -np.inf).max(axis=1)
         rmin = np.where(ok, R, np.inf).min(axis=1)
-        tol = 1e-11 * float(np.abs(G).max(axis=1).sum()) if n else 0.0
-        search = _Search(Z, G, C, rmax, rmin, tol, self.min_node_size, self.split_step,
-                         has_mask)
+        penalized = has_mask and self.depth == 3
+        if penalized:
+            # depth 3 with a mask: an infeasible entry scores -M, with M above any difference
+            # of summed feasible scores, so the plain (pruned) search minimizes the number of
+            # infeasible assignments first, then maximizes the score: the same order as the
+            # exact pair keys, within floating round-off of sums of size ~ n M
+            big = 2.0 * float(np.abs(G).max(axis=1).sum()) + 1.0
+            Gs = np.where(ok, R, -big)
+            Cs = np.zeros_like(C)
+            rmin = Gs.min(axis=1)
+        else:
+            Gs, Cs = G, C
+        tol = 1e-11 * float(np.abs(Gs).max(axis=1).sum()) if n else 0.0
+        search = _Search(Z, Gs, Cs, rmax, rmin, tol, self.min_node_size, self.split_step,
+                         has_mask and not penalized)
+        search.leaf_data = (G, C, has_mask)
         if self.algorithm == "prefix-max" and not search.use_kb:
             raise ValueError("algorithm 'prefix-max' needs min_node_size=1, split_step=1 and no "
                              "infeasible option; use algorithm='auto' or 'scan'")
@@ -457,6 +470,7 @@ class _Search:
         self.step = step
         self.has_mask = has_mask
         self.use_kb = (not has_mask) and mmin == 1 and step == 1
+        self.leaf_data: tuple[np.ndarray, np.ndarray, bool] = (G, C, has_mask)
         self.seg = False
 
     def _flags(self) -> tuple[float, int, int, bool]:
@@ -533,9 +547,9 @@ class _Search:
 
     def _leaf(self, node: tuple[np.ndarray, ...], ids: np.ndarray, number: int,
               labels: list[Any]) -> _Node:
-        G, C = node[3], node[4]
-        T = G.sum(axis=0)
-        CT = C.sum(axis=0) if self.has_mask else np.zeros_like(T)
+        G0, C0, masked = self.leaf_data  # the original scores, also when the search penalized
+        T = G0[ids].sum(axis=0)
+        CT = C0[ids].sum(axis=0) if masked else np.zeros_like(T)
         # fewest infeasible members first, then largest summed score, then lowest index
         ranking = sorted(range(T.shape[0]), key=lambda a: (CT[a], -T[a], a))
         a = ranking[0]
