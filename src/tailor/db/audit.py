@@ -81,8 +81,9 @@ def _record(session: Session, ctx: AuditContext, action: str, obj: Any,
     if not changes:
         return
     entity = type(obj).__name__
-    ident = inspect(obj).identity
-    entity_id = ":".join(str(i) for i in ident) if ident else ""
+    # the primary key from the instance: new objects have no identity key yet in after_flush
+    ident = inspect(obj).mapper.primary_key_from_instance(obj)
+    entity_id = ":".join("" if i is None else str(i) for i in ident)
     site_id = _site_of(session, obj)
     pending = session.info.setdefault("audit_pending", [])
     for name, old, new in changes:
