@@ -1,18 +1,25 @@
-"""Randomization endpoint under load: 32 concurrent clients against uvicorn --workers 2.
+"""Randomization endpoint under load against uvicorn --workers 2 (G1 load and a paced load).
 
-    PYTHONPATH=src:. python benchmarks/bench_randomize_endpoint.py --backend sqlite --rounds 20
+    PYTHONPATH=src:. python benchmarks/bench_randomize_endpoint.py --backend sqlite --rounds 10
     PYTHONPATH=src:. python benchmarks/bench_randomize_endpoint.py --backend postgresql \\
-        --url postgresql+psycopg://postgres@127.0.0.1:5432/test --rounds 20
+        --url postgresql+psycopg://postgres@127.0.0.1:5432/test --rounds 10
+    ... --mode paced --rate 100 --requests 400     # open-loop arrivals at 100 allocations/s
+    ... --stage 2                                  # week-12 non-responders, stage 2
 
-Each round releases 32 clients together (2 sites x 16) plus 8 duplicate requests. Reports
-p50/p95/max latency and allocations per second, then the G1 checks (0 double, 0 lost, gapless
-sequences, stored state == recomputation). ``--rounds 200`` is the full G1 run.
+``burst`` (G1): each round releases 32 clients together (2 sites x 16 participants) plus 8
+duplicate requests (same Idempotency-Key); one warm-up round first (not timed, but checked).
+Latency under a burst is mostly queueing: one allocation at a time per (trial, stage), so the
+last of 40 simultaneous requests waits for the 39 before it. ``paced``: requests arrive at a
+fixed rate (one new participant each), so latency is the service time plus the queueing that
+rate causes. Both finish with the G1 checks (0 double, 0 lost, gapless sequences, stored
+state == recomputation from history, audit chain verifies). ``--rounds 200`` is the full G1 run.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import statistics
 import tempfile
@@ -23,38 +30,70 @@ import httpx
 from sqlalchemy import create_engine, func, select, text
 from tests.service import server
 from tests.service.conftest import DbHandle
-from tests.service.factories import PASSWORD, ready_participant, setup_trial
+from tests.service.factories import (
+    PASSWORD,
+    Trial,
+    ready_participant,
+    setup_trial,
+    week12_nonresponder,
+)
 
 from tailor.db import models as m
-from tailor.db import upgrade
+from tailor.db import upgrade, verify_chain
 from tailor.services import randomization
 
+Job = tuple[str, str, str]
 
-async def burst(base: str, tokens: dict[str, str], jobs: list[tuple[str, str, str]]
-                ) -> tuple[list[float], list[int]]:
+
+async def _post(client: httpx.AsyncClient, tokens: dict[str, str], stage: int,
+                job: Job) -> tuple[float, int]:
+    user, code, key = job
+    t0 = time.perf_counter()
+    r = await client.post(f"/api/v1/participants/{code}/randomize", json={"stage": stage},
+                          headers={"Authorization": f"Bearer {tokens[user]}",
+                                   "Idempotency-Key": key})
+    return time.perf_counter() - t0, r.status_code
+
+
+async def burst(base: str, tokens: dict[str, str], jobs: list[Job],
+                stage: int) -> list[tuple[float, int]]:
     barrier = asyncio.Barrier(len(jobs))
-    lat: list[float] = []
-    codes: list[int] = []
     async with httpx.AsyncClient(base_url=base, timeout=60,
                                  limits=httpx.Limits(max_connections=64)) as client:
-        async def one(user: str, code: str, key: str) -> None:
+        async def one(job: Job) -> tuple[float, int]:
             await barrier.wait()
-            t0 = time.perf_counter()
-            r = await client.post(f"/api/v1/participants/{code}/randomize", json={"stage": 1},
-                                  headers={"Authorization": f"Bearer {tokens[user]}",
-                                           "Idempotency-Key": key})
-            lat.append(time.perf_counter() - t0)
-            codes.append(r.status_code)
+            return await _post(client, tokens, stage, job)
 
-        await asyncio.gather(*(one(*j) for j in jobs))
-    return lat, codes
+        return list(await asyncio.gather(*(one(j) for j in jobs)))
+
+
+async def paced(base: str, tokens: dict[str, str], jobs: list[Job], stage: int,
+                rate: float) -> list[tuple[float, int]]:
+    async with httpx.AsyncClient(base_url=base, timeout=60,
+                                 limits=httpx.Limits(max_connections=256)) as client:
+        start = time.perf_counter()
+        tasks = []
+        for i, job in enumerate(jobs):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(_post(client, tokens, stage, job)))
+        return list(await asyncio.gather(*tasks))
+
+
+def _participant(t: Trial, user: str, stage: int) -> str:
+    return ready_participant(t, user) if stage == 1 else week12_nonresponder(t, user)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
     ap.add_argument("--url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
-    ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--mode", choices=["burst", "paced"], default="burst")
+    ap.add_argument("--rounds", type=int, default=10, help="burst rounds (G1: 200)")
+    ap.add_argument("--rate", type=float, default=100.0, help="paced: requests per second")
+    ap.add_argument("--requests", type=int, default=400, help="paced: number of requests")
+    ap.add_argument("--stage", type=int, choices=[1, 2], default=1)
     args = ap.parse_args()
     schema = None
     if args.backend == "sqlite":
@@ -67,40 +106,56 @@ def main() -> None:
     dbh = DbHandle(args.backend, url, schema)
     upgrade(dbh.db.engine)
     t = setup_trial(dbh.db)
-    rounds = [[(u, ready_participant(t, u)) for u in ("coord1", "coord2") for _ in range(16)]
-              for _ in range(args.rounds)]
+    users = ("coord1", "coord2")
+    warm = [(u, _participant(t, u, args.stage)) for u in users for _ in range(16)]
+    if args.mode == "burst":
+        rounds = [[(u, _participant(t, u, args.stage)) for u in users for _ in range(16)]
+                  for _ in range(args.rounds)]
+        expected = (args.rounds + 1) * 32
+    else:
+        rounds = [[(users[i % 2], _participant(t, users[i % 2], args.stage))
+                   for i in range(args.requests)]]
+        expected = 32 + args.requests
     proc, base = server.start(dbh, workers=2)
     rng = random.Random(1)
-    lat_all: list[float] = []
-    statuses: list[int] = []
+    results: list[tuple[float, int]] = []
     try:
         tokens = {u: httpx.post(base + "/api/v1/auth/login", json={
-            "username": u, "password": PASSWORD}).json()["token"] for u in ("coord1", "coord2")}
+            "username": u, "password": PASSWORD}).json()["token"] for u in users}
+        asyncio.run(burst(base, tokens, [(u, c, f"warm-{c}") for u, c in warm], args.stage))
+        load = os.getloadavg()
         t0 = time.perf_counter()
         for i, r in enumerate(rounds):
             jobs = [(u, c, f"bench{i}-{c}") for u, c in r]
-            jobs += rng.sample(jobs, 8)
-            lat, st = asyncio.run(burst(base, tokens, jobs))
-            lat_all += lat
-            statuses += st
+            if args.mode == "burst":
+                jobs += rng.sample(jobs, 8)
+                results += asyncio.run(burst(base, tokens, jobs, args.stage))
+            else:
+                results += asyncio.run(paced(base, tokens, jobs, args.stage, args.rate))
         elapsed = time.perf_counter() - t0
     finally:
         server.stop(proc)
     s = dbh.db.session(write=False)
-    n_alloc = s.scalar(select(func.count()).select_from(m.Allocation)) or 0
+    n_alloc = s.scalar(select(func.count()).select_from(m.Allocation)
+                       .where(m.Allocation.stage == args.stage)) or 0
     dup = s.execute(select(m.Allocation.participant_id).group_by(
         m.Allocation.participant_id, m.Allocation.stage).having(func.count() > 1)).all()
     problems = randomization.verify_states(dbh.db, s)
+    chain_ok = verify_chain(s).ok
     s.close()
+    statuses = [st for _, st in results]
     ok = sum(1 for st in statuses if st in (200, 201))
-    lat_ms = sorted(x * 1000 for x in lat_all)
+    timed_alloc = n_alloc - len(warm)
+    lat_ms = sorted(x * 1000 for x, _ in results)
     p95 = lat_ms[int(0.95 * (len(lat_ms) - 1))]
-    print(f"backend={args.backend} rounds={args.rounds} requests={len(statuses)} 2xx={ok} "
-          f"5xx={sum(st >= 500 for st in statuses)} allocations={n_alloc} doubles={len(dup)} "
-          f"lost={args.rounds * 32 - n_alloc} state_problems={len(problems)}")
+    print(f"backend={args.backend} mode={args.mode} stage={args.stage} "
+          f"requests={len(statuses)} 2xx={ok} 5xx={sum(st >= 500 for st in statuses)} "
+          f"allocations={n_alloc} doubles={len(dup)} lost={expected - n_alloc} "
+          f"state_problems={len(problems)} chain_ok={chain_ok}")
     print(f"latency ms: p50={statistics.median(lat_ms):.1f} p95={p95:.1f} max={lat_ms[-1]:.1f}")
-    print(f"throughput: {n_alloc / elapsed:.1f} allocations/s ({len(statuses) / elapsed:.1f} "
-          f"requests/s) over {elapsed:.1f} s")
+    print(f"throughput: {timed_alloc / elapsed:.1f} allocations/s ({len(statuses) / elapsed:.1f} "
+          f"requests/s) over {elapsed:.1f} s; load average at start "
+          f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     dbh.db.dispose()
     if schema:
         with create_engine(url, isolation_level="AUTOCOMMIT").connect() as c:

@@ -85,3 +85,18 @@ def ready_participant(t: Trial, user: str = "coord1", *, screen: dict[str, Any] 
     trial.record_visit(t.db, ctx, code, "week0", visit_date=today, instruments=PEG_ITEMS,
                        fields=visit0 or VISIT0_FIELDS)
     return str(code)
+
+
+def week12_nonresponder(t: Trial, user: str = "coord1", *, now: datetime = NOW) -> str:
+    """A participant randomized at stage 1 whose week-12 visit made them a non-responder
+    (PGIC 5: 'bad'), so they await stage-2 randomization."""
+    from tailor.services import randomization
+
+    code = ready_participant(t, user, now=now)
+    randomization.randomize(t.db, t.ctx(user, now=now), code, 1, f"s1-{code}")
+    later = t.ctx(user, now=now + timedelta(weeks=14))
+    trial.record_visit(t.db, later, code, "week12", visit_date=now.date() + timedelta(days=84),
+                       instruments=PEG_ITEMS | {"PGIC": {"version": "1",
+                                                         "items": {"PGIC1": 5}}},
+                       fields={}, safety={"serious_event": False})
+    return code

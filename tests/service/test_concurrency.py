@@ -21,21 +21,22 @@ from tailor.db import verify_chain
 from tailor.services import randomization
 
 from . import server
-from .factories import PASSWORD, ready_participant, setup_trial
+from .factories import PASSWORD, ready_participant, setup_trial, week12_nonresponder
 
 ROUNDS = 2
 PER_SITE = 16
 DUPLICATES = 8
 
 
-async def _burst(base: str, tokens: dict[str, str], jobs: list[tuple[str, str, str]]
-                 ) -> list[tuple[str, str, int, dict]]:
+async def _burst(base: str, tokens: dict[str, str], jobs: list[tuple[str, str, str]],
+                 stage: int = 1) -> list[tuple[str, str, int, dict]]:
     barrier = asyncio.Barrier(len(jobs))
     limits = httpx.Limits(max_connections=len(jobs))
     async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
         async def one(user: str, code: str, key: str) -> tuple[str, str, int, dict]:
             await barrier.wait()
-            r = await client.post(f"/api/v1/participants/{code}/randomize", json={"stage": 1},
+            r = await client.post(f"/api/v1/participants/{code}/randomize",
+                                  json={"stage": stage},
                                   headers={"Authorization": f"Bearer {tokens[user]}",
                                            "Idempotency-Key": key})
             return code, key, r.status_code, r.json()
@@ -89,5 +90,45 @@ def test_concurrent_stage1_no_double_no_lost(dbh, workers):
         m.AuditLog.entity == "Allocation", m.AuditLog.field == "option"))
     assert n_audit == len(allocs)
     assert randomization.verify_states(dbh.db, s) == []         # gapless, state == replay
+    assert verify_chain(s).ok
+    s.close()
+
+
+def test_concurrent_stage2_week12_nonresponders(dbh):
+    """G1, stage 2: week-12 non-responders of both sites randomized concurrently (with
+    duplicate and conflicting keys): 0 double, 0 lost, gapless, state == recomputation."""
+    t = setup_trial(dbh.db)
+    jobs = [(u, week12_nonresponder(t, u), "") for u in ("coord1", "coord2")
+            for _ in range(PER_SITE // 2)]
+    jobs = [(u, c, f"s2-{c}") for u, c, _ in jobs]
+    rng = random.Random(12)
+    jobs += rng.sample(jobs, DUPLICATES) + [(u, c, f"other-{c}") for u, c, _ in
+                                            rng.sample(jobs, 4)]
+    rng.shuffle(jobs)
+    proc, base = server.start(dbh, workers=2, pause='{"after_compute": 2}')
+    try:
+        tokens = {u: httpx.post(base + "/api/v1/auth/login",
+                                json={"username": u, "password": PASSWORD}).json()["token"]
+                  for u in ("coord1", "coord2")}
+        results = asyncio.run(_burst(base, tokens, jobs, stage=2))
+    finally:
+        server.stop(proc)
+    assert all(status in (200, 201, 409) for _, _, status, _ in results), results
+    s = dbh.db.session(write=False)
+    allocs = {(code, a.idempotency_key): a.option for a, code in s.execute(
+        select(m.Allocation, m.Participant.study_code).join(
+            m.Participant, m.Participant.id == m.Allocation.participant_id)
+        .where(m.Allocation.stage == 2))}
+    options: dict[str, set[str]] = defaultdict(set)
+    for code, key, status, body in results:
+        if status in (200, 201):
+            assert allocs.get((code, key)) == body["option"] and body["stage"] == 2
+            options[code].add(body["option"])
+    assert all(len(v) == 1 for v in options.values())
+    dup = s.execute(select(m.Allocation.participant_id, func.count()).group_by(
+        m.Allocation.participant_id, m.Allocation.stage).having(func.count() > 1)).all()
+    assert dup == []                                        # 0 double
+    assert len(allocs) == len(options) == PER_SITE          # 0 lost (8 per site)
+    assert randomization.verify_states(dbh.db, s) == []     # gapless, state == replay
     assert verify_chain(s).ok
     s.close()

@@ -44,11 +44,13 @@ except ImportError:  # pragma: no cover - older Typer uses click itself
 def _register() -> None:
     """Attach each sub-command module's Typer app (one module per command group)."""
     from tailor.cli import (
+        admin_cmd,
         analyze_cmd,
         audit_cmd,
         db_cmd,
         demo_cmd,
         design_cmd,
+        export_cmd,
         instruments_cmd,
         protocol_cmd,
         randomize_cmd,
@@ -67,6 +69,8 @@ def _register() -> None:
     app.add_typer(db_cmd.app, name="db")
     app.add_typer(audit_cmd.app, name="audit")
     app.command("serve")(serve_cmd.serve)
+    app.add_typer(admin_cmd.app, name="admin")
+    app.command("export")(export_cmd.export)
     app.command("demo")(demo_cmd.demo)
 
 

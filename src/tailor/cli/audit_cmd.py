@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from tailor.db import Database
-from tailor.services import audit
+from tailor.services import audit, randomization
 from tailor.settings import get_settings
 
 app = typer.Typer(help="Check the tamper-evident audit trail.", no_args_is_help=True)
@@ -18,19 +18,24 @@ app = typer.Typer(help="Check the tamper-evident audit trail.", no_args_is_help=
 def verify_cmd(anchor: Path | None = typer.Option(
         None, help="A head saved by 'tailor audit head' (detects truncation and rewrites).")
 ) -> None:
-    """Recompute the audit chain; exit 1 if any row was edited, deleted, inserted or moved."""
+    """Recompute the audit chain and the allocation state; exit 1 on any problem."""
     settings = get_settings()
     db = Database(settings.database_url)
     try:
         parsed = audit.parse_anchor(anchor.read_text(), settings.audit_key) if anchor else None
         report = audit.verify(db, anchor=parsed)
+        state_problems = randomization.verify_allocation_state(db)
     finally:
         db.dispose()
     if report.ok:
         typer.echo(f"audit chain OK: {report.rows} rows, head {report.head_seq} "
                    f"{report.head_hash}")
+    if not state_problems:
+        typer.echo("allocation state OK: stored minimization state == recomputation from "
+                   "history, sequences gapless")
+    if report.ok and not state_problems:
         return
-    for p in report.problems:
+    for p in [*report.problems, *state_problems]:
         typer.echo(f"FAIL {p}", err=True)
     raise typer.Exit(1)
 

@@ -75,20 +75,27 @@ def _site_of(session: Session, obj: Any) -> int | None:
     return None
 
 
-def _record(session: Session, ctx: AuditContext, action: str, obj: Any, name: str,
-            old: Any, new: Any) -> None:
+def _record(session: Session, ctx: AuditContext, action: str, obj: Any,
+            changes: list[tuple[str, Any, Any]]) -> None:
+    """Queue one audit row per changed field of ``obj`` (site and identity looked up once)."""
+    if not changes:
+        return
     entity = type(obj).__name__
-    ident = inspect(obj).identity
-    entity_id = ":".join(str(i) for i in ident) if ident else ""
-    if (entity, name) in _REDACT:
-        old = None if old is None else "<redacted>"
-        new = None if new is None else "<redacted>"
-    session.info.setdefault("audit_pending", []).append({
-        "actor": ctx.actor, "role": ctx.role, "site": ctx.site, "action": action,
-        "entity": entity, "entity_id": entity_id, "participant_site_id": _site_of(session, obj),
-        "field": name, "old_value": _json(old), "new_value": _json(new),
-        "request_id": ctx.request_id, "reason": ctx.reason,
-    })
+    # the primary key from the instance: new objects have no identity key yet in after_flush
+    ident = inspect(obj).mapper.primary_key_from_instance(obj)
+    entity_id = ":".join("" if i is None else str(i) for i in ident)
+    site_id = _site_of(session, obj)
+    pending = session.info.setdefault("audit_pending", [])
+    for name, old, new in changes:
+        if (entity, name) in _REDACT:
+            old = None if old is None else "<redacted>"
+            new = None if new is None else "<redacted>"
+        pending.append({
+            "actor": ctx.actor, "role": ctx.role, "site": ctx.site, "action": action,
+            "entity": entity, "entity_id": entity_id, "participant_site_id": site_id,
+            "field": name, "old_value": _json(old), "new_value": _json(new),
+            "request_id": ctx.request_id, "reason": ctx.reason,
+        })
 
 
 def _before_flush(session: Session, _ctx: Any, _instances: Any) -> None:
@@ -113,24 +120,28 @@ def _after_flush(session: Session, _ctx: Any) -> None:
     for obj in session.new:
         if isinstance(obj, _SKIP):
             continue
-        for attr in inspect(obj).mapper.column_attrs:
-            _record(session, ctx, "create", obj, attr.key, None, getattr(obj, attr.key))
+        _record(session, ctx, "create", obj, [
+            (attr.key, None, getattr(obj, attr.key))
+            for attr in inspect(obj).mapper.column_attrs])
     for obj in session.dirty:
         if isinstance(obj, _SKIP):
             continue
         state = inspect(obj)
+        changes = []
         for attr in state.mapper.column_attrs:
             hist = state.attrs[attr.key].history
             if hist.has_changes():
                 old = hist.deleted[0] if hist.deleted else None
                 new = hist.added[0] if hist.added else None
                 if old != new:
-                    _record(session, ctx, "update", obj, attr.key, old, new)
+                    changes.append((attr.key, old, new))
+        _record(session, ctx, "update", obj, changes)
     for obj in session.deleted:
         if isinstance(obj, _SKIP):
             continue
-        for attr in inspect(obj).mapper.column_attrs:
-            _record(session, ctx, "delete", obj, attr.key, getattr(obj, attr.key), None)
+        _record(session, ctx, "delete", obj, [
+            (attr.key, getattr(obj, attr.key), None)
+            for attr in inspect(obj).mapper.column_attrs])
 
 
 def row_hash(prev_hash: str, row: dict[str, Any]) -> str:

@@ -6,7 +6,10 @@ services explicitly; there is no global engine.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import os
+import threading
 from typing import Any
 
 from sqlalchemy import create_engine, event, text
@@ -19,7 +22,59 @@ from tailor.db.audit import install_audit
 __all__ = ["Database", "is_retryable"]
 
 
-def _sqlite_setup(engine: Engine) -> None:
+class _WriterQueue:
+    """Queue SQLite writers on a lock instead of SQLite's busy handler.
+
+    SQLite admits one writer; a second ``BEGIN IMMEDIATE`` gets SQLITE_BUSY and the busy
+    handler sleeps and polls (1, 2, 5, ... 100 ms), which under a burst of concurrent writes
+    turns into seconds of latency. Writers therefore first take a thread lock (this process)
+    and an exclusive ``flock`` on ``<database>-writer.lock`` (other processes, e.g. uvicorn
+    workers); both wake the next writer as soon as the holder's connection returns to the
+    pool after COMMIT/ROLLBACK. A killed process releases its ``flock`` with its descriptors.
+    SQLite's own locking stays in force underneath; this only orders the queue.
+    """
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self.thread_lock = threading.Lock()
+        self.fd: int | None = None
+        self.fd_lock = threading.Lock()
+
+    def _file(self) -> int | None:
+        if self.path is None:
+            return None
+        with self.fd_lock:
+            if self.fd is None or self._pid != os.getpid():
+                self.fd = os.open(self.path + "-writer.lock", os.O_RDWR | os.O_CREAT, 0o600)
+                self._pid = os.getpid()
+            return self.fd
+
+    _pid: int = -1
+
+    def acquire(self, timeout: float = 30.0) -> None:
+        if not self.thread_lock.acquire(timeout=timeout):
+            raise OperationalError("BEGIN IMMEDIATE", {}, Exception("database is locked"))
+        try:
+            fd = self._file()
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)  # releases the GIL while it waits
+        except BaseException:
+            self.thread_lock.release()
+            raise
+
+    def release(self) -> None:
+        fd = self.fd
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        self.thread_lock.release()
+
+
+def _sqlite_path(url: str) -> str | None:
+    path = url.split("///", 1)[1].split("?", 1)[0] if "///" in url else ""
+    return os.path.abspath(path) if path and path != ":memory:" else None
+
+
+def _sqlite_setup(engine: Engine, queue: _WriterQueue) -> None:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (see _begin)
@@ -33,7 +88,26 @@ def _sqlite_setup(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
         write = conn.get_execution_options().get("tailor_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        if write and not conn.info.get("tailor_writer"):
+            queue.acquire()
+            conn.info["tailor_writer"] = True
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        except BaseException:
+            _release(conn.info)
+            raise
+
+    def _release(info: dict[str, Any]) -> None:
+        if info.pop("tailor_writer", False):
+            queue.release()
+
+    @event.listens_for(engine, "checkin")
+    def _checkin(_dbapi_conn: Any, record: Any) -> None:
+        _release(record.info)  # after COMMIT/ROLLBACK, when the connection goes back
+
+    @event.listens_for(engine, "close")
+    def _close(_dbapi_conn: Any, record: Any) -> None:
+        _release(record.info)
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -78,7 +152,7 @@ class Database:
         self.engine = create_engine(url, **kwargs)
         self.dialect = self.engine.dialect.name
         if self.dialect == "sqlite":
-            _sqlite_setup(self.engine)
+            _sqlite_setup(self.engine, _WriterQueue(_sqlite_path(url)))
         self.write_engine = self.engine.execution_options(tailor_write=True)
         self.read_session = sessionmaker(self.engine, expire_on_commit=False)
         self.write_session = sessionmaker(self.write_engine, expire_on_commit=False)

@@ -171,18 +171,24 @@ def authenticate(db: Database, token: str, *, now: datetime | None = None) -> Ac
     t = ctx.utcnow()
 
     def check(session: Session) -> tuple[Actor, int | None]:
-        row = session.scalars(select(m.SessionToken).where(
-            m.SessionToken.token_hash == _token_hash(token))).one_or_none()
-        if (row is None or row.revoked_at is not None or row.expires_at <= t
-                or row.last_seen_at + policy.idle_timeout <= t):
+        # one statement: the token, its user and the user's site (hash lookup, unique index)
+        row = session.execute(
+            select(m.SessionToken.id, m.SessionToken.revoked_at, m.SessionToken.expires_at,
+                   m.SessionToken.last_seen_at, m.User.id, m.User.username, m.User.role,
+                   m.User.site_id, m.User.active, m.Site.code)
+            .join(m.User, m.User.id == m.SessionToken.user_id)
+            .outerjoin(m.Site, m.Site.id == m.User.site_id)
+            .where(m.SessionToken.token_hash == _token_hash(token))).one_or_none()
+        if row is None:
             raise AuthenticationError("invalid or expired token; log in again")
-        user = session.get(m.User, row.user_id)
-        if user is None or not user.active:
+        (token_id, revoked_at, expires_at, last_seen_at, user_id, username, role, site_id,
+         active, site_code) = row
+        if (revoked_at is not None or expires_at <= t
+                or last_seen_at + policy.idle_timeout <= t or not active):
             raise AuthenticationError("invalid or expired token; log in again")
-        site = session.get(m.Site, user.site_id) if user.site_id is not None else None
-        stale = (t - row.last_seen_at).total_seconds() > 60
-        return (Actor(user.id, user.username, user.role, user.site_id,
-                      site.code if site else ""), row.id if stale else None)
+        stale = (t - last_seen_at).total_seconds() > 60
+        return (Actor(user_id, username, role, site_id, site_code or ""),
+                token_id if stale else None)
 
     actor, refresh = in_transaction(db, ctx, check, write=False)
     if refresh is not None:  # sliding idle timeout, refreshed at most once a minute

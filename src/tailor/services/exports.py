@@ -7,8 +7,11 @@ days (days since Visit 0); free text (adverse-event descriptions, reasons) is ne
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -17,13 +20,17 @@ from sqlalchemy.orm import Session
 
 from tailor.db import Database
 from tailor.db import models as m
+from tailor.db.audit import sign_head
+from tailor.exceptions import InvalidFieldError
 from tailor.protocol import Protocol
+from tailor.services import redcap
 from tailor.services.admin import live_protocol
 from tailor.services.context import RequestContext
 from tailor.services.scope import EXPORT, participants, require
 from tailor.services.uow import in_transaction
 
-__all__ = ["data_dictionary", "export_csv", "export_frames", "wide_columns"]
+__all__ = ["FORMATS", "data_dictionary", "export_csv", "export_frames", "wide_columns",
+           "write_export"]
 
 WEEKS = (6, 12, 18, 24, 36)
 
@@ -54,6 +61,8 @@ def wide_columns(protocol: Protocol) -> list[tuple[str, str, str]]:
 
 
 LONG_COLUMNS = ["participant_id", "site", "visit", "week", "field", "value"]
+#: the only non-numeric derived values that may leave (response categories)
+CATEGORIES = frozenset({"excellent", "good", "medium", "bad"})
 
 
 def _num(v: Any) -> float | None:
@@ -61,6 +70,13 @@ def _num(v: Any) -> float | None:
         return None if v is None else float(v)
     except (TypeError, ValueError):
         return None
+
+
+def _category(protocol: Protocol, name: str, value: Any) -> str | None:
+    """A category value only if the protocol declares it (anything else may be free text)."""
+    spec = protocol.fields.get(name)
+    allowed = spec.categories if spec is not None and spec.categories else []
+    return value if isinstance(value, str) and value in allowed else None
 
 
 def export_frames(db: Database, ctx: RequestContext) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -95,11 +111,14 @@ def _frames(session: Session, protocol: Protocol,
             items = session.scalars(select(m.InstrumentResponse).where(
                 m.InstrumentResponse.visit_id == v.id)).all()
             for it in items:
+                if _num(it.value) is None:
+                    continue  # non-numeric item answers are free text: never exported
                 long_rows.append({"participant_id": p.study_code, "site": site,
                                   "visit": v.code, "week": v.week, "field": it.item_code,
                                   "value": it.value})
             for name, value in vs.items():
-                if name.startswith("safety_"):
+                if name.startswith("safety_") or (_num(value) is None
+                                                  and value not in CATEGORIES):
                     continue
                 long_rows.append({"participant_id": p.study_code, "site": site,
                                   "visit": v.code, "week": v.week, "field": name,
@@ -123,7 +142,8 @@ def _frames(session: Session, protocol: Protocol,
             "participant_id": p.study_code, "site": site, "age": age, "sex": p.sex,
             "peg_baseline": _num(scores.get(0, {}).get("PEGSCORE")),
             "promis_depression_t": _num(record.get("promis_depression_t")),
-            "phenotype_label": record.get("phenotype_label"),
+            "phenotype_label": _category(protocol, "phenotype_label",
+                                         record.get("phenotype_label")),
             "A1": a1.option, "p_A1": a1.probability}
         row |= {k: int(v) for k, v in a1.factor_levels.items()}
         for arm in protocol.arm_codes:
@@ -174,3 +194,86 @@ def export_csv(db: Database, ctx: RequestContext, shape: str, *, today: date) ->
     buf = io.StringIO()
     frame.to_csv(buf, index=False)
     return buf.getvalue()
+
+
+# --------------------------------------------------------------------------- files + manifest
+FORMATS = ("csv", "parquet", "redcap")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 16), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_export(db: Database, ctx: RequestContext, out_dir: Path, *, fmt: str = "csv",
+                 audit_key: str = "") -> dict[str, Any]:
+    """Write the de-identified export to ``out_dir`` and return its manifest.
+
+    Files: ``wide`` and ``long`` (CSV or Parquet) and ``dictionary.csv``; with ``redcap``,
+    REDCap's ``redcap_dictionary.csv`` and ``redcap_records.csv`` instead. ``manifest.json``
+    records the protocol, the audit chain head the export was read at (signed with
+    ``audit_key``), row counts and the SHA-256 of every file. Data and head are read in one
+    snapshot (PostgreSQL REPEATABLE READ; SQLite's read transaction). The export itself is
+    audited (an ``export`` event carrying the manifest's hash).
+    """
+    require(ctx.actor, EXPORT, "export analysis data")
+    if fmt not in FORMATS:
+        raise InvalidFieldError(f"format must be one of {', '.join(FORMATS)}; got {fmt!r}",
+                                field="format", value=fmt)
+    def run(session: Session) -> tuple[pd.DataFrame, pd.DataFrame, Protocol,
+                                       m.ProtocolVersion, tuple[int, str]]:
+        if session.get_bind().dialect.name == "postgresql":
+            session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        head = session.execute(select(m.AuditLog.seq, m.AuditLog.hash)
+                               .order_by(m.AuditLog.seq.desc()).limit(1)).first()
+        pv, protocol = live_protocol(db, session)
+        wide, long = _frames(session, protocol, ctx)
+        return wide, long, protocol, pv, ((int(head[0]), str(head[1])) if head
+                                          else (0, "0" * 64))
+
+    wide, long, protocol, pv, (seq, head_hash) = in_transaction(db, ctx, run, write=False)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tables: dict[str, pd.DataFrame] = {}
+    if fmt == "redcap":
+        tables["redcap_dictionary.csv"] = redcap.data_dictionary(wide_columns(protocol),
+                                                                 protocol)
+        tables["redcap_records.csv"] = redcap.records(wide)
+    else:
+        ext = "csv" if fmt == "csv" else "parquet"
+        tables[f"wide.{ext}"] = wide
+        tables[f"long.{ext}"] = long
+        tables["dictionary.csv"] = data_dictionary(protocol)
+    files = []
+    for name, frame in tables.items():
+        path = out_dir / name
+        if name.endswith(".parquet"):
+            frame.to_parquet(path, index=False)
+        else:
+            frame.to_csv(path, index=False)
+        files.append({"name": name, "rows": len(frame), "columns": len(frame.columns),
+                      "bytes": path.stat().st_size, "sha256": _sha256(path)})
+    manifest = {
+        "created_at": ctx.utcnow().isoformat(), "created_by": ctx.actor.username,
+        "format": fmt,
+        "protocol": {"name": pv.name, "version": pv.version, "content_hash": pv.content_hash},
+        "audit_chain_head": {"seq": seq, "hash": head_hash,
+                             "signature": sign_head(seq, head_hash, audit_key)},
+        "row_counts": {"participants_randomized": len(wide), "long_values": len(long)},
+        "files": files,
+        "deidentification": "allow-list of docs/data-contract.md: random study codes, age at "
+                            "Visit 0 capped at 90, study days instead of dates, no free text",
+    }
+    text = json.dumps(manifest, indent=2, sort_keys=True)
+    (out_dir / "manifest.json").write_text(text + "\n", encoding="utf-8")
+    digest = hashlib.sha256(text.encode()).hexdigest()
+
+    def record(session: Session) -> None:
+        session.info["audit"].events.append({
+            "action": "export", "entity": "Export", "entity_id": fmt, "field": "manifest",
+            "new_value": json.dumps({"sha256": digest, "head_seq": seq})})
+
+    in_transaction(db, ctx, record, reason=ctx.reason or "de-identified export")
+    return manifest

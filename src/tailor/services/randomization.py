@@ -15,7 +15,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from tailor.db import Database
@@ -34,7 +34,7 @@ from tailor.services.scope import (
     require,
 )
 from tailor.services.uow import in_transaction, pause
-from tailor.stats.allocation import allocate, new_stage_state, stage_option_sets
+from tailor.stats.allocation import StageState, allocate, new_stage_state, stage_option_sets
 from tailor.stats.randomization import Draws, MinimizationState
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "randomize",
     "recompute_state",
     "stage_state_view",
+    "verify_allocation_state",
     "verify_states",
 ]
 
@@ -82,89 +83,126 @@ def recompute_state(session: Session, protocol: Protocol, pv_id: int,
     return MinimizationState.from_history(factors, _history(session, pv_id, stage))
 
 
-def _stored_state(session: Session, pv_id: int, stage: int) -> m.StageState:
-    row = session.get(m.StageState, (pv_id, stage))
-    if row is None:
-        row = m.StageState(protocol_version_id=pv_id, stage=stage, n_allocated=0,
-                           last_sequence=0, counts={})
-        session.add(row)
-        session.flush()
-    return row
+def _stored_state(session: Session, pv_id: int, stage: int) -> tuple[m.StageState, int]:
+    """The stored state row of (trial, stage) and, in the same statement, the highest
+    persisted allocation sequence number of that stage (an index probe)."""
+    top = (select(func.coalesce(func.max(m.Allocation.sequence), 0))
+           .where(m.Allocation.protocol_version_id == pv_id, m.Allocation.stage == stage)
+           .scalar_subquery())
+    found = session.execute(select(m.StageState, top).where(
+        m.StageState.protocol_version_id == pv_id, m.StageState.stage == stage)).first()
+    if found is not None:
+        return found[0], int(found[1])
+    row = m.StageState(protocol_version_id=pv_id, stage=stage, n_allocated=0,
+                       last_sequence=0, counts={})
+    session.add(row)
+    session.flush()
+    return row, int(session.scalar(select(top)) or 0)
 
 
-def _eligible_arms(session: Session, p: m.Participant, protocol: Protocol) -> list[str]:
-    latest = session.scalars(select(m.EligibilityAssessment)
-                             .where(m.EligibilityAssessment.participant_id == p.id)
-                             .order_by(m.EligibilityAssessment.id.desc()).limit(1)).first()
+def _latest_assessment(session: Session, p: m.Participant) -> m.EligibilityAssessment | None:
+    return session.scalars(select(m.EligibilityAssessment)
+                           .where(m.EligibilityAssessment.participant_id == p.id)
+                           .order_by(m.EligibilityAssessment.id.desc()).limit(1)).first()
+
+
+def _eligible_arms_of(session: Session, p: m.Participant,
+                      latest: m.EligibilityAssessment | None) -> list[str]:
     if latest is None or not latest.eligible or "visit0" not in latest.phases:
         raise ConflictError("the participant is not eligible for randomization (no passed "
                             "Visit 0 eligibility assessment)")
     arms = [str(a) for a in latest.eligible_arms]
-    intolerant = {e.arm for e in session.scalars(select(m.AdverseEvent).where(
-        m.AdverseEvent.participant_id == p.id, m.AdverseEvent.kind == "intolerance"))}
+    intolerant = set(session.scalars(select(m.AdverseEvent.arm).where(
+        m.AdverseEvent.participant_id == p.id, m.AdverseEvent.kind == "intolerance")))
     return [a for a in arms if a not in intolerant] if intolerant else arms
+
+
+def _existing(session: Session, ctx: RequestContext, p: m.Participant, stage: int,
+              idempotency_key: str) -> tuple[dict[str, Any], bool] | None:
+    """The stored answer for a repeated key; 409 for another key or a key used elsewhere."""
+    found = list(session.scalars(select(m.Allocation).where(or_(
+        and_(m.Allocation.participant_id == p.id, m.Allocation.stage == stage),
+        and_(m.Allocation.protocol_version_id == p.protocol_version_id,
+             m.Allocation.idempotency_key == idempotency_key)))))
+    mine = next((a for a in found if a.participant_id == p.id and a.stage == stage), None)
+    if mine is not None:
+        if mine.idempotency_key != idempotency_key:
+            raise ConflictError(f"the participant was already randomized at stage {stage} "
+                                "(with another idempotency key)")
+        return allocation_view(mine, ctx.actor), True
+    if found:
+        raise ConflictError("this Idempotency-Key was already used for another request")
+    return None
+
+
+def _current_state(protocol: Protocol, stage: int, stored: m.StageState,
+                   top_sequence: int) -> StageState:
+    """The stored state of (trial, stage), after the cheap per-allocation consistency checks.
+
+    Checked on every allocation: the stored counts add up to ``n_allocated`` for every factor,
+    and ``last_sequence`` equals the highest persisted sequence number. The full check, stored
+    state == recomputation from the whole history, is :func:`verify_allocation_state`
+    (``tailor audit verify``, the state endpoint, the tests). Any mismatch halts allocation.
+    """
+    state = new_stage_state(protocol, stage)
+    factors = [f.name for f in protocol.stage(stage).randomization.factors]
+    try:
+        state.minimization = MinimizationState.from_snapshot(factors, stored.counts,
+                                                             stored.n_allocated)
+    except ValueError as exc:
+        raise ConflictError(f"stored minimization state of stage {stage} is inconsistent "
+                            f"({exc}); allocation halted for review") from None
+    if top_sequence != stored.last_sequence:
+        raise ConflictError(f"stored sequence of stage {stage} ({stored.last_sequence}) differs "
+                            f"from the allocation log ({top_sequence}); allocation halted for "
+                            "review")
+    return state
 
 
 def randomize(db: Database, ctx: RequestContext, code: str, stage: int,
               idempotency_key: str) -> tuple[dict[str, Any], bool]:
     """Allocate ``code`` at ``stage``; returns (view, replayed). A repeated key returns the
-    stored allocation; another key for an allocated stage is a 409."""
+    stored allocation; another key for an allocated stage is a 409.
+
+    One write transaction: the participant row (``FOR UPDATE`` on PostgreSQL; SQLite holds
+    its single writer lock) serializes requests for the same participant, so a repeated key
+    is answered from the committed allocation; participant-level checks run before the
+    per-(trial, stage) lock, which is held only for the state read, the draw, the inserts and
+    the audit rows.
+    """
     require(ctx.actor, PARTICIPANT_WRITE, "randomize")
     if not 1 <= stage <= 9:
         raise InvalidFieldError("stage must be a protocol stage number", field="stage",
                                 value=stage)
 
-    def existing(session: Session, p: m.Participant) -> tuple[dict[str, Any], bool] | None:
-        found = session.scalars(select(m.Allocation).where(
-            m.Allocation.participant_id == p.id, m.Allocation.stage == stage)).one_or_none()
-        if found is not None:
-            if found.idempotency_key != idempotency_key:
-                raise ConflictError(f"the participant was already randomized at stage {stage} "
-                                    "(with another idempotency key)")
-            return allocation_view(found, ctx.actor), True
-        other = session.scalars(select(m.Allocation).where(
-            m.Allocation.protocol_version_id == p.protocol_version_id,
-            m.Allocation.idempotency_key == idempotency_key)).first()
-        if other is not None:
-            raise ConflictError("this Idempotency-Key was already used for another request")
-        return None
-
-    def quick(session: Session) -> tuple[dict[str, Any], bool] | None:
-        return existing(session, get_participant(session, ctx.actor, code))
-
-    replay = in_transaction(db, ctx, quick, write=False)
-    if replay is not None:
-        return replay
-
     def run(session: Session) -> tuple[dict[str, Any], bool]:
         pv, protocol = live_protocol(db, session)
+        p = get_participant(session, ctx.actor, code, for_update=True)
+        again = _existing(session, ctx, p, stage, idempotency_key)
+        if again is not None:
+            return again
         if stage > len(protocol.stages):
             raise InvalidFieldError(f"stage must be 1..{len(protocol.stages)}; got {stage}",
                                     field="stage", value=stage)
-        db.lock(session, f"allocation:{pv.id}:{stage}")
-        p = get_participant(session, ctx.actor, code, for_update=True)
-        again = existing(session, p)
-        if again is not None:
-            return again
         ensure_writable(session, pv)
         if p.status == "withdrawn":
             raise ConflictError("the participant has withdrawn")
-        eligible = _eligible_arms(session, p, protocol)
+        latest = _latest_assessment(session, p)
+        eligible = _eligible_arms_of(session, p, latest)
         if stage == 1:
             if p.status != "ready":
                 raise ConflictError(f"stage-1 randomization needs a completed, eligible Visit 0 "
                                     f"(status {p.status})")
+            assert latest is not None
             option_set = stage_option_sets(protocol, 1, eligible_arms=eligible)
-            levels = derive_factor_levels(protocol, 1, _visit0_record(session, p))
+            levels = derive_factor_levels(protocol, 1, dict(latest.record))
         else:
-            prev = session.scalars(select(m.Allocation).where(
-                m.Allocation.participant_id == p.id, m.Allocation.stage == stage - 1)
-            ).one_or_none()
-            if prev is None:
+            earlier = {a.stage: a for a in session.scalars(select(m.Allocation).where(
+                m.Allocation.participant_id == p.id, m.Allocation.stage < stage))}
+            if stage - 1 not in earlier:
                 raise ConflictError(f"stage {stage} needs a stage-{stage - 1} allocation")
             category = _response_category(session, p, protocol, stage)
-            stage1 = session.scalars(select(m.Allocation).where(
-                m.Allocation.participant_id == p.id, m.Allocation.stage == 1)).one()
+            stage1 = earlier[1]
             option_set = stage_option_sets(protocol, stage, eligible_arms=eligible,
                                            stage1_arm=stage1.option, category=category)
             levels = derive_factor_levels(protocol, stage, {"stage1_arm": stage1.option,
@@ -172,12 +210,11 @@ def randomize(db: Database, ctx: RequestContext, code: str, stage: int,
         if not option_set.eligible:
             raise ConflictError(f"no eligible option at stage {stage} among "
                                 f"{', '.join(option_set.options)}")
-        stored = _stored_state(session, pv.id, stage)
-        state = new_stage_state(protocol, stage)
-        state.minimization = recompute_state(session, protocol, pv.id, stage)
-        if state.minimization.snapshot() != stored.counts:
-            raise ConflictError("stored minimization state differs from its recomputation; "
-                                "allocation halted for review")
+        p.status = "randomized" if stage == 1 else "stage2"
+        session.flush()  # participant-level writes happen before the per-stage lock
+        db.lock(session, f"allocation:{pv.id}:{stage}")
+        stored, top = _stored_state(session, pv.id, stage)
+        state = _current_state(protocol, stage, stored, top)
         result = allocate(protocol, state, option_set, levels, _draws())
         pause(db, "after_compute")
         spec = protocol.stage(stage).randomization
@@ -197,7 +234,6 @@ def randomize(db: Database, ctx: RequestContext, code: str, stage: int,
         session.add(alloc)
         stored.counts = state.minimization.snapshot()
         stored.n_allocated = state.minimization.n_allocated
-        p.status = "randomized" if stage == 1 else "stage2"
         session.flush()
         write_pending(session)
         pause(db, "after_audit")
@@ -206,13 +242,6 @@ def randomize(db: Database, ctx: RequestContext, code: str, stage: int,
 
     return in_transaction(db, ctx, run, reason=f"stage-{stage} randomization",
                           retry_integrity=True)
-
-
-def _visit0_record(session: Session, p: m.Participant) -> dict[str, Any]:
-    latest = session.scalars(select(m.EligibilityAssessment)
-                             .where(m.EligibilityAssessment.participant_id == p.id)
-                             .order_by(m.EligibilityAssessment.id.desc()).limit(1)).one()
-    return dict(latest.record)
 
 
 def _response_category(session: Session, p: m.Participant, protocol: Protocol,
@@ -262,14 +291,19 @@ def stage_state_view(db: Database, ctx: RequestContext, stage: int) -> dict[str,
 
 
 def verify_states(db: Database, session: Session) -> list[str]:
-    """Problems found: stored state != recomputation, sequence gaps, duplicate allocations."""
+    """Problems found: stored state != recomputation from the whole allocation history,
+    sequence gaps, stored counters that disagree with the log."""
     pv, protocol = live_protocol(db, session)
     problems = []
     for s in protocol.stages:
         stored = session.get(m.StageState, (pv.id, s.number))
-        recomputed = recompute_state(session, protocol, pv.id, s.number).snapshot()
-        if (stored.counts if stored else {}) != recomputed:
+        recomputed = recompute_state(session, protocol, pv.id, s.number)
+        if (stored.counts if stored else {}) != recomputed.snapshot():
             problems.append(f"stage {s.number}: stored state differs from recomputation")
+        if (stored.n_allocated if stored else 0) != recomputed.n_allocated:
+            problems.append(f"stage {s.number}: stored n_allocated "
+                            f"{stored.n_allocated if stored else 0} != "
+                            f"{recomputed.n_allocated} minimization allocations")
         seqs = list(session.scalars(select(m.Allocation.sequence).where(
             m.Allocation.protocol_version_id == pv.id, m.Allocation.stage == s.number)
             .order_by(m.Allocation.sequence)))
@@ -279,3 +313,16 @@ def verify_states(db: Database, session: Session) -> list[str]:
             problems.append(f"stage {s.number}: last_sequence {stored.last_sequence} != "
                             f"{len(seqs)} allocations")
     return problems
+
+
+def verify_allocation_state(db: Database) -> list[str]:
+    """The full verification path of the stored minimization state (``tailor audit verify``):
+    every stage's stored state == recomputation from history, gapless sequences. An empty list
+    means consistent; no live protocol means nothing to check."""
+    session = db.session(write=False)
+    try:
+        live = session.scalars(select(m.ProtocolVersion).where(
+            m.ProtocolVersion.live_at.is_not(None))).first()
+        return [] if live is None else verify_states(db, session)
+    finally:
+        session.close()

@@ -283,6 +283,33 @@ class MinimizationState:
         return out
 
     @classmethod
+    def from_snapshot(cls, factors: Sequence[str],
+                      snapshot: Mapping[str, Mapping[str, Mapping[str, int]]],
+                      n_allocated: int) -> MinimizationState:
+        """The state stored by :meth:`snapshot` (plus its allocation count), read back.
+
+        Raises ``ValueError`` when the snapshot is not internally consistent: an unknown
+        factor, a negative count, or a factor whose counts do not add up to ``n_allocated``
+        (each allocation adds exactly one count per factor).
+        """
+        state = cls(factors)
+        unknown = set(snapshot) - set(state.factors)
+        if unknown:
+            raise ValueError(f"snapshot has unknown factor(s) {sorted(unknown)}")
+        for f in state.factors:
+            total = 0
+            for level, row in snapshot.get(f, {}).items():
+                counts = {str(o): int(c) for o, c in row.items()}
+                if any(c < 0 for c in counts.values()):
+                    raise ValueError(f"negative count in factor {f!r} level {level!r}")
+                state._counts[(f, str(level))] = counts
+                total += sum(counts.values())
+            if total != n_allocated:
+                raise ValueError(f"factor {f!r} counts add up to {total}, not {n_allocated}")
+        state.n_allocated = int(n_allocated)
+        return state
+
+    @classmethod
     def from_history(cls, factors: Sequence[str],
                      history: Sequence[tuple[str, Mapping[str, Any]]]) -> MinimizationState:
         state = cls(factors)

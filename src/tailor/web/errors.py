@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 
@@ -64,6 +66,14 @@ def install_error_handlers(app: FastAPI) -> None:
         if status == 429:
             headers = {"Retry-After": "3600"}
         return JSONResponse(_body(exc, status), status_code=status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's default 422 echoes the offending input, which may be a password or a
+        # token sent in the wrong field: keep where, what and why, never the value itself
+        errors = [{k: v for k, v in e.items() if k not in ("input", "url")}
+                  for e in exc.errors()]
+        return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
     @app.exception_handler(OperationalError)
     async def _busy(request: Request, exc: OperationalError) -> JSONResponse:
