@@ -37,6 +37,7 @@ __all__ = [
     "StageOption",
     "StageOptions",
     "check_eligibility",
+    "criteria",
     "derive_factor_levels",
     "evaluate",
     "is_responder",
@@ -200,7 +201,7 @@ class EligibilityResult:
         return [f.reason for f in self.failures]
 
 
-def _criteria(protocol: Protocol) -> list[tuple[str, Criterion]]:
+def criteria(protocol: Protocol) -> list[tuple[str, Criterion]]:
     """Inclusion and exclusion criteria, the run-in engagement rules included."""
     out: list[tuple[str, Criterion]] = [("inclusion", c) for c in protocol.eligibility.inclusion]
     run_in = protocol.run_in
@@ -256,7 +257,7 @@ def check_eligibility(protocol: Protocol, record: Mapping[str, Any],
         if spec.phase in wanted and name in record and not _is_empty(record[name]):
             normalize_value(protocol, name, record[name])
     failures: list[EligibilityFailure] = []
-    for kind, crit in _criteria(protocol):
+    for kind, crit in criteria(protocol):
         if crit.phase not in wanted:
             continue
         holds = evaluate(protocol, crit.rule, record)

@@ -7,11 +7,8 @@ import pandas as pd
 import pytest
 
 from tailor.exceptions import AllocationError
-from tailor.stats.allocation_diagnostics import (
-    CohortModel,
-    _stage1_kernel,
-    simulate_allocations,
-)
+from tailor.stats.allocation_diagnostics import CohortModel, simulate_allocations
+from tailor.stats.allocation_kernels import stage1_batch
 from tailor.stats.randomization import Draws, MinimizationState, minimization
 
 ORDER = ["ACT", "DUL", "EBEM", "ESC"]
@@ -22,11 +19,11 @@ def test_compiled_loop_equals_the_allocation_engine():
     t, n, f = 3, 120, 4
     levels = (rng.random((t, n, f)) < 0.4).astype(np.int8)
     contra = rng.choice([-1, -1, 1, 3], (t, n)).astype(np.int8)
-    site = rng.integers(0, 13, (t, n)).astype(np.int8)
     u = rng.random((t, n, 3))
-    out_arm = np.zeros((t, n), dtype=np.int8)
-    _stage1_kernel(levels, contra, site, u, np.full(4, 2 / 3), np.ones(4), 13, out_arm,
-                   np.zeros((t, f, 2, 4)), np.zeros(t), np.zeros(t))
+    out_arm = np.zeros((t, n), dtype=np.int64)
+    eligible = np.arange(4)[None, None, :] != contra[..., None]
+    stage1_batch(levels, eligible, u, np.full(4, 2 / 3), np.ones(4), out_arm,
+                 np.zeros((t, n, 4)))
     for trial in range(t):
         state = MinimizationState([f"f{i}" for i in range(f)])
         for i in range(n):

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from tailor import instruments
-from tailor.instruments.phenotype import derive_phenotype
-from tailor.stats.generative import InstrumentScoring
 from tailor.stats.scenarios import builtin_scenarios, load_scenario
 from tailor.stats.simulation import regime_value, simulate_trial
 
@@ -32,9 +30,7 @@ def trial(
 ) -> None:
     """Simulate one trial; write wide, long, truth and allocation tables."""
     console = Console()
-    scoring = None
-    if score_items:
-        scoring = InstrumentScoring(instruments.score, instruments.get, derive_phenotype)
+    scoring: Literal["instruments"] | None = "instruments" if score_items else None
     with console.status(f"simulating {participants} participants ..."):
         result = simulate_trial(protocol, scenario, participants=participants, seed=seed,
                                 items=items, scoring=scoring)

@@ -22,6 +22,8 @@ from tailor.dtr.phenotype import (
     responder_indicator,
     subgroup_effects,
 )
+from tailor.dtr.phenotype_regime import PhenotypeRegime
+from tailor.dtr.policytree import PolicyTree
 from tailor.dtr.qlearning import QLearning, QLearningResult, StageFit
 from tailor.dtr.value import (
     DRScores,
@@ -40,6 +42,8 @@ __all__ = [
     "EmbeddedRegime",
     "EmbeddedResult",
     "MultipleImputation",
+    "PhenotypeRegime",
+    "PolicyTree",
     "PooledEstimate",
     "QLearning",
     "QLearningResult",

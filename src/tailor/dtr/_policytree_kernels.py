@@ -4,10 +4,10 @@ A *node* is a set of ``m`` participants held as plain arrays:
 
 ``V`` (p, m)
     feature values, each row sorted ascending (ties by participant index);
-``O`` (p, m)
+``ORD`` (p, m)
     local participant id at each sorted position;
 ``RK`` (p, m)
-    inverse of ``O``: ``RK[k, i]`` is the sorted position of participant ``i`` on feature ``k``;
+    inverse of ``ORD``: ``RK[k, i]`` is the sorted position of participant ``i`` on feature ``k``;
 ``G`` (m, d)
     rewards, with infeasible entries set to 0;
 ``C`` (m, d)
@@ -62,7 +62,7 @@ def leaf_key(T: np.ndarray, CT: np.ndarray, has_mask: bool) -> tuple[float, floa
 
 
 @njit(cache=True)
-def _scan(k: int, plist: np.ndarray, nmem: int, V: np.ndarray, O: np.ndarray, G: np.ndarray,
+def _scan(k: int, plist: np.ndarray, nmem: int, V: np.ndarray, ORD: np.ndarray, G: np.ndarray,
           C: np.ndarray, RNG: np.ndarray, T: np.ndarray, CT: np.ndarray, theta: float,
           tol: float, mmin: int, step: int, has_mask: bool, use_bound: bool,
           acc: np.ndarray, cacc: np.ndarray) -> tuple[float, float, int]:
@@ -89,7 +89,7 @@ def _scan(k: int, plist: np.ndarray, nmem: int, V: np.ndarray, O: np.ndarray, G:
     counter = 0
     for q in range(nmem - 1):
         t = plist[q]
-        i = O[k, t]
+        i = ORD[k, t]
         for a in range(d):
             acc[a] += G[i, a]
         if has_mask:
@@ -162,7 +162,7 @@ def _members(k: int, RJk: np.ndarray, s: int, left: bool, buf: np.ndarray) -> in
 
 @njit(cache=True)
 def _side_best(RJk: np.ndarray, s: int, left: bool, buf: np.ndarray, V: np.ndarray,
-               O: np.ndarray, G: np.ndarray, C: np.ndarray, RNG: np.ndarray, T: np.ndarray,
+               ORD: np.ndarray, G: np.ndarray, C: np.ndarray, RNG: np.ndarray, T: np.ndarray,
                CT: np.ndarray, ub: np.ndarray, theta: float, tol: float, mmin: int, step: int,
                has_mask: bool, use_kb: bool, acc: np.ndarray,
                cacc: np.ndarray) -> tuple[float, float]:
@@ -193,7 +193,7 @@ def _side_best(RJk: np.ndarray, s: int, left: bool, buf: np.ndarray, V: np.ndarr
             continue
         theta0 = theta
         nmem = _members(k, RJk, s, left, buf)
-        c, v, nvalid = _scan(k, buf, nmem, V, O, G, C, RNG, T, CT, theta, tol, mmin, step,
+        c, v, nvalid = _scan(k, buf, nmem, V, ORD, G, C, RNG, T, CT, theta, tol, mmin, step,
                              has_mask, use_bound, acc, cacc)
         if nvalid == 0:  # no split on k: the child is a leaf
             c, v, _ = leaf_key(T, CT, has_mask)
@@ -222,7 +222,7 @@ def node_totals(G: np.ndarray, C: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 @njit(cache=True)
-def depth1(V: np.ndarray, O: np.ndarray, G: np.ndarray, C: np.ndarray, RNG: np.ndarray,
+def depth1(V: np.ndarray, ORD: np.ndarray, G: np.ndarray, C: np.ndarray, RNG: np.ndarray,
            tol: float, mmin: int, step: int, has_mask: bool) -> tuple[float, float]:
     """Best depth-1 value of a whole node."""
     p, m = V.shape
@@ -230,12 +230,12 @@ def depth1(V: np.ndarray, O: np.ndarray, G: np.ndarray, C: np.ndarray, RNG: np.n
     RJk = np.zeros((p, m), dtype=np.int64)  # everybody "left of" s = 1
     T, CT = node_totals(G, C)
     ub = np.full(p, np.inf)
-    return _side_best(RJk, 1, True, np.empty(m, dtype=np.int64), V, O, G, C, RNG, T, CT, ub,
+    return _side_best(RJk, 1, True, np.empty(m, dtype=np.int64), V, ORD, G, C, RNG, T, CT, ub,
                       -np.inf, tol, mmin, step, has_mask, False, np.empty(d), np.empty(d))
 
 
 @njit(cache=True)
-def _d2_feature(j: int, V: np.ndarray, O: np.ndarray, RK: np.ndarray, G: np.ndarray,
+def _d2_feature(j: int, V: np.ndarray, ORD: np.ndarray, RK: np.ndarray, G: np.ndarray,
                 C: np.ndarray, RNG: np.ndarray, RMAX: np.ndarray, RMIN: np.ndarray,
                 ub_right0: np.ndarray, theta: float, shared: np.ndarray, tol: float, mmin: int,
                 step: int, has_mask: bool, use_kb: bool) -> tuple[float, float, int, int]:
@@ -251,7 +251,7 @@ def _d2_feature(j: int, V: np.ndarray, O: np.ndarray, RK: np.ndarray, G: np.ndar
     RJk = np.empty((p, m), dtype=np.int64)
     for k in range(p):
         for t in range(m):
-            RJk[k, t] = RK[j, O[k, t]]
+            RJk[k, t] = RK[j, ORD[k, t]]
     buf = np.empty(m, dtype=np.int64)
     TL = np.zeros(d)
     CL = np.zeros(d)
@@ -268,7 +268,7 @@ def _d2_feature(j: int, V: np.ndarray, O: np.ndarray, RK: np.ndarray, G: np.ndar
     nvalid = 0
     counter = 0
     for s in range(1, m):
-        x = O[j, s - 1]
+        x = ORD[j, s - 1]
         for a in range(d):
             TL[a] += G[x, a]
             TR[a] -= G[x, a]
@@ -288,9 +288,9 @@ def _d2_feature(j: int, V: np.ndarray, O: np.ndarray, RK: np.ndarray, G: np.ndar
         counter = 0
         nvalid += 1
         if has_mask:
-            lc, lv = _side_best(RJk, s, True, buf, V, O, G, C, RNG, TL, CL, ubL, -np.inf, tol, mmin,
+            lc, lv = _side_best(RJk, s, True, buf, V, ORD, G, C, RNG, TL, CL, ubL, -np.inf, tol, mmin,
                                 step, True, False, acc, cacc)
-            rc, rv = _side_best(RJk, s, False, buf, V, O, G, C, RNG, TR, CR, ubR, -np.inf, tol, mmin,
+            rc, rv = _side_best(RJk, s, False, buf, V, ORD, G, C, RNG, TR, CR, ubR, -np.inf, tol, mmin,
                                 step, True, False, acc, cacc)
             if _better(lc + rc, lv + rv, bc, bv):
                 bc = lc + rc
@@ -309,12 +309,12 @@ def _d2_feature(j: int, V: np.ndarray, O: np.ndarray, RK: np.ndarray, G: np.ndar
             if uL + uR + tol <= th:
                 continue
         thL = th - uR
-        lc, lv = _side_best(RJk, s, True, buf, V, O, G, C, RNG, TL, CL, ubL, thL, tol, mmin, step,
+        lc, lv = _side_best(RJk, s, True, buf, V, ORD, G, C, RNG, TL, CL, ubL, thL, tol, mmin, step,
                             False, use_kb, acc, cacc)
         if lv + tol <= thL:
             continue
         thR = th - lv
-        rc, rv = _side_best(RJk, s, False, buf, V, O, G, C, RNG, TR, CR, ubR, thR, tol, mmin, step,
+        rc, rv = _side_best(RJk, s, False, buf, V, ORD, G, C, RNG, TR, CR, ubR, thR, tol, mmin, step,
                             False, use_kb, acc, cacc)
         if rv + tol <= thR:
             continue
@@ -328,7 +328,7 @@ def _d2_feature(j: int, V: np.ndarray, O: np.ndarray, RK: np.ndarray, G: np.ndar
 
 
 @njit(cache=True)
-def _right_bounds(V: np.ndarray, O: np.ndarray, G: np.ndarray, C: np.ndarray, RNG: np.ndarray,
+def _right_bounds(V: np.ndarray, ORD: np.ndarray, G: np.ndarray, C: np.ndarray, RNG: np.ndarray,
                   tol: float, mmin: int, step: int, has_mask: bool) -> np.ndarray:
     """Exact best depth-1 value of the whole node on each feature (the right child at s = 0)."""
     p, m = V.shape
@@ -341,16 +341,16 @@ def _right_bounds(V: np.ndarray, O: np.ndarray, G: np.ndarray, C: np.ndarray, RN
     acc = np.empty(d)
     cacc = np.empty(d)
     for k in range(p):
-        c, v, nvalid = _scan(k, pos, m, V, O, G, C, RNG, T, CT, -np.inf, tol, mmin, step,
+        _, v, nvalid = _scan(k, pos, m, V, ORD, G, C, RNG, T, CT, -np.inf, tol, mmin, step,
                              has_mask, not has_mask, acc, cacc)
         if nvalid == 0:
-            c, v, _ = leaf_key(T, CT, has_mask)
+            _, v, _ = leaf_key(T, CT, has_mask)
         ub[k] = v
     return ub
 
 
 @njit(cache=True)
-def depth2_serial(V: np.ndarray, O: np.ndarray, RK: np.ndarray, G: np.ndarray, C: np.ndarray,
+def depth2_serial(V: np.ndarray, ORD: np.ndarray, RK: np.ndarray, G: np.ndarray, C: np.ndarray,
                   RNG: np.ndarray, RMAX: np.ndarray, RMIN: np.ndarray, theta: float, tol: float,
                   mmin: int, step: int, has_mask: bool,
                   use_kb: bool) -> tuple[float, float, int, int]:
@@ -359,7 +359,7 @@ def depth2_serial(V: np.ndarray, O: np.ndarray, RK: np.ndarray, G: np.ndarray, C
     When the node has no valid root split at all the result is its best leaf with ``j == -2``.
     """
     p = V.shape[0]
-    ub0 = _right_bounds(V, O, G, C, RNG, tol, mmin, step, has_mask)
+    ub0 = _right_bounds(V, ORD, G, C, RNG, tol, mmin, step, has_mask)
     shared = np.array([-np.inf])
     bc = _BIG
     bv = theta
@@ -367,7 +367,7 @@ def depth2_serial(V: np.ndarray, O: np.ndarray, RK: np.ndarray, G: np.ndarray, C
     bs = -1
     anyvalid = False
     for j in range(p):
-        c, v, s, nv = _d2_feature(j, V, O, RK, G, C, RNG, RMAX, RMIN, ub0, bv, shared, tol,
+        c, v, s, nv = _d2_feature(j, V, ORD, RK, G, C, RNG, RMAX, RMIN, ub0, bv, shared, tol,
                                   mmin, step, has_mask, use_kb)
         if nv > 0:
             anyvalid = True
@@ -384,7 +384,7 @@ def depth2_serial(V: np.ndarray, O: np.ndarray, RK: np.ndarray, G: np.ndarray, C
 
 
 @njit(cache=True, parallel=True)
-def depth2_parallel(V: np.ndarray, O: np.ndarray, RK: np.ndarray, G: np.ndarray, C: np.ndarray,
+def depth2_parallel(V: np.ndarray, ORD: np.ndarray, RK: np.ndarray, G: np.ndarray, C: np.ndarray,
                     RNG: np.ndarray, RMAX: np.ndarray, RMIN: np.ndarray, incumbent: float,
                     tol: float, mmin: int, step: int, has_mask: bool,
                     use_kb: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -393,14 +393,14 @@ def depth2_parallel(V: np.ndarray, O: np.ndarray, RK: np.ndarray, G: np.ndarray,
     ``incumbent`` is a value some depth-2 tree reaches (e.g. the greedy tree); it only prunes.
     """
     p = V.shape[0]
-    ub0 = _right_bounds(V, O, G, C, RNG, tol, mmin, step, has_mask)
+    ub0 = _right_bounds(V, ORD, G, C, RNG, tol, mmin, step, has_mask)
     shared = np.array([incumbent])
     rc = np.empty(p)
     rv = np.empty(p)
     rs = np.empty(p, dtype=np.int64)
     rn = np.empty(p, dtype=np.int64)
     for j in prange(p):
-        c, v, s, nv = _d2_feature(j, V, O, RK, G, C, RNG, RMAX, RMIN, ub0, -np.inf, shared,
+        c, v, s, nv = _d2_feature(j, V, ORD, RK, G, C, RNG, RMAX, RMIN, ub0, -np.inf, shared,
                                   tol, mmin, step, has_mask, use_kb)
         rc[j] = c
         rv[j] = v
@@ -410,7 +410,7 @@ def depth2_parallel(V: np.ndarray, O: np.ndarray, RK: np.ndarray, G: np.ndarray,
 
 
 @njit(cache=True)
-def subset(V: np.ndarray, O: np.ndarray, G: np.ndarray, C: np.ndarray, RNG: np.ndarray,
+def subset(V: np.ndarray, ORD: np.ndarray, G: np.ndarray, C: np.ndarray, RNG: np.ndarray,
            RMAX: np.ndarray, RMIN: np.ndarray, member: np.ndarray
            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
                       np.ndarray, np.ndarray, np.ndarray]:
@@ -429,7 +429,7 @@ def subset(V: np.ndarray, O: np.ndarray, G: np.ndarray, C: np.ndarray, RNG: np.n
     for k in range(p):
         q = 0
         for t in range(m):
-            i = O[k, t]
+            i = ORD[k, t]
             if member[i]:
                 V2[k, q] = V[k, t]
                 O2[k, q] = newid[i]
@@ -453,12 +453,12 @@ def subset(V: np.ndarray, O: np.ndarray, G: np.ndarray, C: np.ndarray, RNG: np.n
 
 
 @njit(cache=True)
-def _d3_feature(j: int, V: np.ndarray, O: np.ndarray, RK: np.ndarray, G: np.ndarray,
+def _d3_feature(j: int, V: np.ndarray, ORD: np.ndarray, RK: np.ndarray, G: np.ndarray,
                 C: np.ndarray, RNG: np.ndarray, RMAX: np.ndarray, RMIN: np.ndarray,
                 d2_all: float, shared: np.ndarray, tol: float, mmin: int, step: int,
                 has_mask: bool, use_kb: bool, seg: bool) -> tuple[float, float, int, int]:
     """Best depth-3 tree whose root splits on feature ``j``: ``(c, v, s, n_valid)``."""
-    p, m = V.shape
+    m = V.shape[1]
     member = np.zeros(m, dtype=np.bool_)
     ubL = 0.0
     ubR = d2_all
@@ -468,7 +468,7 @@ def _d3_feature(j: int, V: np.ndarray, O: np.ndarray, RK: np.ndarray, G: np.ndar
     nvalid = 0
     counter = 0
     for s in range(1, m):
-        x = O[j, s - 1]
+        x = ORD[j, s - 1]
         member[x] = True
         ubL += RMAX[x]
         ubR -= RMIN[x]
@@ -491,7 +491,7 @@ def _d3_feature(j: int, V: np.ndarray, O: np.ndarray, RK: np.ndarray, G: np.ndar
                 thL = th - ubR
             else:
                 thL = -np.inf
-        V2, O2, RK2, G2, C2, RNG2, RMAX2, RMIN2, _ = subset(V, O, G, C, RNG, RMAX, RMIN, member)
+        V2, O2, RK2, G2, C2, RNG2, RMAX2, RMIN2, _ = subset(V, ORD, G, C, RNG, RMAX, RMIN, member)
         if seg:
             lc = 0.0
             lv, _, _ = depth2_seg_serial(V2, O2, RK2, G2)
@@ -499,7 +499,7 @@ def _d3_feature(j: int, V: np.ndarray, O: np.ndarray, RK: np.ndarray, G: np.ndar
             lc, lv, _, _ = depth2_serial(V2, O2, RK2, G2, C2, RNG2, RMAX2, RMIN2, thL, tol, mmin,
                                          step, has_mask, use_kb)
         if has_mask:
-            V2, O2, RK2, G2, C2, RNG2, RMAX2, RMIN2, _ = subset(V, O, G, C, RNG, RMAX, RMIN,
+            V2, O2, RK2, G2, C2, RNG2, RMAX2, RMIN2, _ = subset(V, ORD, G, C, RNG, RMAX, RMIN,
                                                                 ~member)
             rc, rv, _, _ = depth2_serial(V2, O2, RK2, G2, C2, RNG2, RMAX2, RMIN2, -np.inf, tol,
                                          mmin, step, True, False)
@@ -513,7 +513,7 @@ def _d3_feature(j: int, V: np.ndarray, O: np.ndarray, RK: np.ndarray, G: np.ndar
         if lv + tol <= thL:
             continue
         thR = th - lv
-        V2, O2, RK2, G2, C2, RNG2, RMAX2, RMIN2, _ = subset(V, O, G, C, RNG, RMAX, RMIN, ~member)
+        V2, O2, RK2, G2, C2, RNG2, RMAX2, RMIN2, _ = subset(V, ORD, G, C, RNG, RMAX, RMIN, ~member)
         if seg:
             rv, _, _ = depth2_seg_serial(V2, O2, RK2, G2)
         else:
@@ -533,7 +533,7 @@ def _d3_feature(j: int, V: np.ndarray, O: np.ndarray, RK: np.ndarray, G: np.ndar
 
 
 @njit(cache=True, parallel=True)
-def depth3_parallel(V: np.ndarray, O: np.ndarray, RK: np.ndarray, G: np.ndarray, C: np.ndarray,
+def depth3_parallel(V: np.ndarray, ORD: np.ndarray, RK: np.ndarray, G: np.ndarray, C: np.ndarray,
                     RNG: np.ndarray, RMAX: np.ndarray, RMIN: np.ndarray, d2_all: float,
                     incumbent: float, tol: float, mmin: int, step: int, has_mask: bool,
                     use_kb: bool, seg: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -548,7 +548,7 @@ def depth3_parallel(V: np.ndarray, O: np.ndarray, RK: np.ndarray, G: np.ndarray,
     rs = np.empty(p, dtype=np.int64)
     rn = np.empty(p, dtype=np.int64)
     for j in prange(p):
-        c, v, s, nv = _d3_feature(j, V, O, RK, G, C, RNG, RMAX, RMIN, d2_all, shared, tol,
+        c, v, s, nv = _d3_feature(j, V, ORD, RK, G, C, RNG, RMAX, RMIN, d2_all, shared, tol,
                                   mmin, step, has_mask, use_kb, seg)
         rc[j] = c
         rv[j] = v
@@ -558,7 +558,7 @@ def depth3_parallel(V: np.ndarray, O: np.ndarray, RK: np.ndarray, G: np.ndarray,
 
 
 @njit(cache=True)
-def depth1_argmax(V: np.ndarray, O: np.ndarray, G: np.ndarray, C: np.ndarray, mmin: int,
+def depth1_argmax(V: np.ndarray, ORD: np.ndarray, G: np.ndarray, C: np.ndarray, mmin: int,
                   step: int, has_mask: bool) -> tuple[int, int, int, int, float, float]:
     """Reconstruct the best depth-1 split with policytree's tie-breaks (no pruning).
 
@@ -582,7 +582,7 @@ def depth1_argmax(V: np.ndarray, O: np.ndarray, G: np.ndarray, C: np.ndarray, mm
             cacc[a] = 0.0
         counter = 0
         for q in range(m - 1):
-            i = O[k, q]
+            i = ORD[k, q]
             for a in range(d):
                 acc[a] += G[i, a]
                 cacc[a] += C[i, a]
@@ -630,9 +630,9 @@ def depth1_argmax(V: np.ndarray, O: np.ndarray, G: np.ndarray, C: np.ndarray, mm
 # where A(t) sums the rewards of the members before boundary t (t runs over the boundaries between
 # distinct values of feature k, t = 0 included). For each ordered pair (a, b), max_t (A_a - A_b)(t)
 # is a maximum prefix sum, which a segment tree over the sorted positions of k keeps up to date in
-# O(log n) when one member is added. Sweeping the root split along feature j adds one member to
+# ORD(log n) when one member is added. Sweeping the root split along feature j adds one member to
 # the left child at a time (and, sweeping backwards, to the right child), so every root split of j
-# gets its children's exact depth-1 values on every k in O(p d^2 log n) instead of O(p n d).
+# gets its children's exact depth-1 values on every k in ORD(p d^2 log n) instead of ORD(p n d).
 # Boundaries with an empty side give the leaf value, which never beats a real split, so g_k equals
 # policytree's value (best split, or the leaf when k has no split).
 
@@ -707,7 +707,7 @@ def _seg_value(T: np.ndarray, MP: np.ndarray) -> float:
 
 
 @njit(cache=True)
-def _d2_feature_seg(j: int, V: np.ndarray, O: np.ndarray, RK: np.ndarray, G: np.ndarray,
+def _d2_feature_seg(j: int, V: np.ndarray, ORD: np.ndarray, RK: np.ndarray, G: np.ndarray,
                     valid: np.ndarray) -> tuple[float, int]:
     """Best depth-2 tree whose root splits on ``j``: (value, left size), or (-inf, -1)."""
     p, m = V.shape
@@ -726,7 +726,7 @@ def _d2_feature_seg(j: int, V: np.ndarray, O: np.ndarray, RK: np.ndarray, G: np.
         _seg_init(k, V, size, SD, MP)
         T[:] = 0.0
         for s in range(1, m):
-            x = O[j, s - 1]
+            x = ORD[j, s - 1]
             _seg_insert(RK[k, x], x, k, V, G, pa, pb, size, SD, MP)
             for a in range(d):
                 T[a] += G[x, a]
@@ -735,7 +735,7 @@ def _d2_feature_seg(j: int, V: np.ndarray, O: np.ndarray, RK: np.ndarray, G: np.
         _seg_init(k, V, size, SD, MP)
         T[:] = 0.0
         for s in range(m - 1, 0, -1):
-            x = O[j, s]
+            x = ORD[j, s]
             _seg_insert(RK[k, x], x, k, V, G, pa, pb, size, SD, MP)
             for a in range(d):
                 T[a] += G[x, a]
@@ -770,7 +770,7 @@ def _valid_roots(j: int, V: np.ndarray, mmin: int, step: int) -> np.ndarray:
 
 
 @njit(cache=True, parallel=True)
-def depth2_seg_parallel(V: np.ndarray, O: np.ndarray, RK: np.ndarray,
+def depth2_seg_parallel(V: np.ndarray, ORD: np.ndarray, RK: np.ndarray,
                         G: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per root feature ``j`` (in parallel): best depth-2 value, left size, number of valid splits."""
     p = V.shape[0]
@@ -779,7 +779,7 @@ def depth2_seg_parallel(V: np.ndarray, O: np.ndarray, RK: np.ndarray,
     rn = np.empty(p, dtype=np.int64)
     for j in prange(p):
         valid = _valid_roots(j, V, 1, 1)
-        v, s = _d2_feature_seg(j, V, O, RK, G, valid)
+        v, s = _d2_feature_seg(j, V, ORD, RK, G, valid)
         rv[j] = v
         rs[j] = s
         rn[j] = valid.sum()
@@ -787,7 +787,7 @@ def depth2_seg_parallel(V: np.ndarray, O: np.ndarray, RK: np.ndarray,
 
 
 @njit(cache=True)
-def depth2_seg_serial(V: np.ndarray, O: np.ndarray, RK: np.ndarray,
+def depth2_seg_serial(V: np.ndarray, ORD: np.ndarray, RK: np.ndarray,
                       G: np.ndarray) -> tuple[float, int, int]:
     """Best depth-2 tree of a node: (value, j, s); j == -2 when no root split is valid."""
     p = V.shape[0]
@@ -799,7 +799,7 @@ def depth2_seg_serial(V: np.ndarray, O: np.ndarray, RK: np.ndarray,
         valid = _valid_roots(j, V, 1, 1)
         if valid.any():
             anyvalid = True
-        v, s = _d2_feature_seg(j, V, O, RK, G, valid)
+        v, s = _d2_feature_seg(j, V, ORD, RK, G, valid)
         if s >= 0 and (bj < 0 or v > bv):
             bv = v
             bj = j
@@ -813,7 +813,7 @@ def depth2_seg_serial(V: np.ndarray, O: np.ndarray, RK: np.ndarray,
 
 
 @njit(cache=True)
-def _d3_feature_bb(j: int, V: np.ndarray, O: np.ndarray, RK: np.ndarray, G: np.ndarray,
+def _d3_feature_bb(j: int, V: np.ndarray, ORD: np.ndarray, RK: np.ndarray, G: np.ndarray,
                    C: np.ndarray, RNG: np.ndarray, RMAX: np.ndarray, RMIN: np.ndarray,
                    d2_all: float, shared: np.ndarray, tol: float) -> tuple[float, int, int]:
     """Best depth-3 tree whose root splits on ``j`` (no mask, min_node_size 1, split_step 1).
@@ -835,7 +835,7 @@ def _d3_feature_bb(j: int, V: np.ndarray, O: np.ndarray, RK: np.ndarray, G: np.n
     cmax = np.zeros(m + 1)
     cmin = np.zeros(m + 1)
     for u in range(m):
-        x = O[j, u]
+        x = ORD[j, u]
         cmax[u + 1] = cmax[u] + RMAX[x]
         cmin[u + 1] = cmin[u] + RMIN[x]
     eL = np.zeros(m + 1)
@@ -870,11 +870,11 @@ def _d3_feature_bb(j: int, V: np.ndarray, O: np.ndarray, RK: np.ndarray, G: np.n
         if su < 0 or ub_best + tol < th:
             continue
         for u in range(m):
-            member[O[j, u]] = u < su
-        V2, O2, RK2, G2, C2, RNG2, RMAX2, RMIN2, _ = subset(V, O, G, C, RNG, RMAX, RMIN, member)
-        lv, _, _ = depth2_seg_serial(V2, O2, RK2, G2)
-        V2, O2, RK2, G2, C2, RNG2, RMAX2, RMIN2, _ = subset(V, O, G, C, RNG, RMAX, RMIN, ~member)
-        rv, _, _ = depth2_seg_serial(V2, O2, RK2, G2)
+            member[ORD[j, u]] = u < su
+        sub = subset(V, ORD, G, C, RNG, RMAX, RMIN, member)
+        lv, _, _ = depth2_seg_serial(sub[0], sub[1], sub[2], sub[3])
+        sub = subset(V, ORD, G, C, RNG, RMAX, RMIN, ~member)
+        rv, _, _ = depth2_seg_serial(sub[0], sub[1], sub[2], sub[3])
         eL[su] = lv
         eR[su] = rv
         tot = lv + rv
@@ -892,7 +892,7 @@ def _d3_feature_bb(j: int, V: np.ndarray, O: np.ndarray, RK: np.ndarray, G: np.n
 
 
 @njit(cache=True, parallel=True)
-def depth3_bb_parallel(V: np.ndarray, O: np.ndarray, RK: np.ndarray, G: np.ndarray,
+def depth3_bb_parallel(V: np.ndarray, ORD: np.ndarray, RK: np.ndarray, G: np.ndarray,
                        C: np.ndarray, RNG: np.ndarray, RMAX: np.ndarray, RMIN: np.ndarray,
                        d2_all: float, incumbent: float,
                        tol: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -903,7 +903,7 @@ def depth3_bb_parallel(V: np.ndarray, O: np.ndarray, RK: np.ndarray, G: np.ndarr
     rs = np.empty(p, dtype=np.int64)
     rn = np.empty(p, dtype=np.int64)
     for j in prange(p):
-        v, s, nv = _d3_feature_bb(j, V, O, RK, G, C, RNG, RMAX, RMIN, d2_all, shared, tol)
+        v, s, nv = _d3_feature_bb(j, V, ORD, RK, G, C, RNG, RMAX, RMIN, d2_all, shared, tol)
         rv[j] = v
         rs[j] = s
         rn[j] = nv

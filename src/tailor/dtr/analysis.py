@@ -7,7 +7,9 @@ From the wide table of ``docs/data-contract.md`` and the protocol:
    (percentile at stage 2, m-out-of-n at stage 1);
 2. values with intervals of: as randomized, every single first treatment, the best single
    treatment, the interpretable regime (a cross-fitted exact depth-k policy tree on doubly
-   robust scores, then the Q-learning second step), and the flexible (Q-learning) regime,
+   robust scores, then the Q-learning second step), a regime interpretable by design (the best
+   feasible arm per expert category: phenotype label x duloxetine eligibility), and the
+   flexible (Q-learning) regime,
    cross-fitted; on the mean week-24 PEG and on the responder rate (the protocol's default
    responder definition), answering "from 1 in 3 to how many";
 3. the embedded regimes of the SMART (weighted and replicated), best first;
@@ -43,6 +45,7 @@ from tailor.dtr.phenotype import (
     responder_indicator,
     subgroup_effects,
 )
+from tailor.dtr.phenotype_regime import PhenotypeRegime
 from tailor.dtr.policytree import PolicyTree
 from tailor.dtr.qlearning import QLearning, QLearningResult
 from tailor.dtr.value import aipw_value, compare_regimes, dr_scores
@@ -79,6 +82,7 @@ class AnalysisPlan:
     tree_depth: int = 2
     tree_min_node_size: int = 30
     profile_features: tuple[str, ...] = ("amplifier_index", "peg_baseline")
+    expert_categories: tuple[str, ...] = ()
     subgroups: tuple[str, ...] = ()
     bootstrap: int = 500
     folds: int = 5
@@ -105,7 +109,9 @@ def default_plan(data: pd.DataFrame, protocol: Protocol, **overrides: Any) -> An
     plan = AnalysisPlan(
         responder_threshold=threshold, main1=main1, tailoring1=tailor_cols, main2=main2,
         tailoring2=tailor_cols, tree_features=_present(data, PHENOTYPE_FEATURES),
-        profile_features=_present(data, PROFILE_FEATURES), subgroups=_present(data, SUBGROUPS))
+        profile_features=_present(data, PROFILE_FEATURES), subgroups=_present(data, SUBGROUPS),
+        expert_categories=("phenotype_label", "eligible_DUL")
+        if {"phenotype_label", "eligible_DUL"} <= set(data.columns) else ())
     return replace(plan, **overrides)
 
 
@@ -178,9 +184,10 @@ def _stages(protocol: Protocol, plan: AnalysisPlan) -> list[dict[str, Any]]:
 
 
 def _crossfit_tree(data: pd.DataFrame, ql: QLearning, plan: AnalysisPlan, outcome: str,
-                   rng: np.random.Generator) -> tuple[np.ndarray, PolicyTree, Any]:
-    """Tree recommendations for every row from a tree fitted without that row's fold,
-    and the tree fitted on all rows (the one reported)."""
+                   rng: np.random.Generator
+                   ) -> tuple[np.ndarray, PolicyTree, Any, np.ndarray]:
+    """Cross-fitted recommendations of the tree and of the expert-category regime (each row's
+    from a fit without its fold), and the tree fitted on all rows (the one reported)."""
     scores = dr_scores(data, ql, outcome=outcome, stage=1, propensities=["p_A1", "p_A2"],
                        folds=plan.folds, random_state=int(rng.integers(2**31)))
     opts = list(scores.options)
@@ -201,7 +208,26 @@ def _crossfit_tree(data: pd.DataFrame, ql: QLearning, plan: AnalysisPlan, outcom
     full = PolicyTree(depth=plan.tree_depth, min_node_size=plan.tree_min_node_size).fit(
         x[usable], pd.DataFrame(scores.rewards[usable], columns=opts),
         feasible=scores.feasible[usable])
-    return rec, full, scores
+    expert = np.empty(len(data), dtype=object)
+    if plan.expert_categories:
+        cats = _expert_categories(data, plan)
+        for f in range(plan.folds):
+            train = (folds != f) & usable
+            regime = PhenotypeRegime(min_category_size=10).fit(
+                cats[train], scores.rewards[train], feasible=scores.feasible[train])
+            test = folds == f
+            expert[test] = [opts[int(i)] for i in regime.predict(cats[test], feasible=feas[test])]
+    return rec, full, scores, expert
+
+
+def _expert_categories(data: pd.DataFrame, plan: AnalysisPlan) -> np.ndarray:
+    """Expert-defined categories: the pain phenotype label crossed with duloxetine eligibility."""
+    label = data[plan.expert_categories[0]].astype(str).to_numpy()
+    parts = [label]
+    for col in plan.expert_categories[1:]:
+        parts.append(np.where(pd.to_numeric(data[col], errors="coerce") == 1, f"{col}",
+                              f"not {col}"))
+    return np.array([" / ".join(p) for p in zip(*parts, strict=True)], dtype=object)
 
 
 def _hash_frame(data: pd.DataFrame) -> str:
@@ -235,7 +261,7 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
     coefficients = {k: boot.coefficients(k) for k in (1, 2)}
 
     step("interpretable regime (cross-fitted policy tree)")
-    tree_rec, tree, _scores = _crossfit_tree(data, ql, plan, plan.outcome, rng)
+    tree_rec, tree, _scores, expert_rec = _crossfit_tree(data, ql, plan, plan.outcome, rng)
     stage2_rec = fit.recommend(data)["A2"]
     interpretable = {"A1": list(tree_rec), "A2": list(stage2_rec)}
 
@@ -249,7 +275,13 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
         tree_value = aipw_value(data, interpretable, outcome=outcome, qlearning=learner,
                                 propensities=["p_A1", "p_A2"], alpha=plan.alpha,
                                 name="interpretable regime (policy tree)").to_frame()
-        table = pd.concat([table, tree_value], ignore_index=True)
+        rows = [table, tree_value]
+        if plan.expert_categories:
+            rows.append(aipw_value(data, {"A1": list(expert_rec), "A2": list(stage2_rec)},
+                                   outcome=outcome, qlearning=learner,
+                                   propensities=["p_A1", "p_A2"], alpha=plan.alpha,
+                                   name="expert phenotype categories").to_frame())
+        table = pd.concat(rows, ignore_index=True)
         table["regime"] = table["regime"].replace({"learned regime": "flexible regime "
                                                    "(Q-learning)"})
         values[label] = table
@@ -281,7 +313,8 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
     rec = fit.recommend(data)
     recommendations = pd.DataFrame({"participant_id": data["participant_id"],
                                     "A1_received": data["A1"], "A1_flexible": rec["A1"],
-                                    "A1_interpretable": tree_rec, "A2_received": data["A2"],
+                                    "A1_interpretable": tree_rec, "A1_expert": expert_rec,
+                                    "A2_received": data["A2"],
                                     "A2_flexible": rec["A2"]})
     response = (data.assign(week12_responder=responder_indicator(
         data, baseline=plan.baseline, followup="peg_w12", threshold=plan.responder_threshold)

@@ -23,6 +23,7 @@ from tailor.exceptions import NotFittedError
 __all__ = ["PolicyTree"]
 
 MAX_DEPTH = 3
+_SEG_MAX_BYTES = 128 * 2**20  # "auto" avoids prefix-max trees larger than this per thread
 
 _Node = dict[str, Any]
 
@@ -87,9 +88,10 @@ class PolicyTree:
         How the depth-1 problems under a depth-2 split are solved; all give the same tree.
         ``"scan"`` re-scans each child's sorted members, pruned by upper bounds, and supports
         every setting. ``"prefix-max"`` keeps one prefix-maximum segment tree per option pair
-        while the root split sweeps, O(p^2 d^2 n log n) for depth 2; it needs no feasibility
-        mask, ``min_node_size=1`` and ``split_step=1``. ``"auto"`` uses ``"prefix-max"`` when
-        allowed, else ``"scan"``.
+        while the root split sweeps, ORD(p^2 d^2 n log n) for depth 2; it needs no feasibility
+        mask, ``min_node_size=1`` and ``split_step=1``, and holds about ``32 n d^2`` bytes per
+        thread. ``"auto"`` uses ``"prefix-max"`` when allowed and under 128 MiB per thread,
+        else ``"scan"``.
 
     Attributes
     ----------
@@ -301,13 +303,29 @@ class PolicyTree:
         C = (~ok).astype(float)
         rmax = np.where(ok, R, -np.inf).max(axis=1)
         rmin = np.where(ok, R, np.inf).min(axis=1)
-        tol = 1e-11 * float(np.abs(G).max(axis=1).sum()) if n else 0.0
-        search = _Search(Z, G, C, rmax, rmin, tol, self.min_node_size, self.split_step,
-                         has_mask)
+        penalized = has_mask and self.depth == 3
+        if penalized:
+            # depth 3 with a mask: an infeasible entry scores -M, with M above any difference
+            # of summed feasible scores, so the plain (pruned) search minimizes the number of
+            # infeasible assignments first, then maximizes the score: the same order as the
+            # exact pair keys, within floating round-off of sums of size ~ n M
+            big = 2.0 * float(np.abs(G).max(axis=1).sum()) + 1.0
+            Gs = np.where(ok, R, -big)
+            Cs = np.zeros_like(C)
+            rmin = Gs.min(axis=1)
+        else:
+            Gs, Cs = G, C
+        tol = 1e-11 * float(np.abs(Gs).max(axis=1).sum()) if n else 0.0
+        search = _Search(Z, Gs, Cs, rmax, rmin, tol, self.min_node_size, self.split_step,
+                         has_mask and not penalized)
+        search.leaf_data = (G, C, has_mask)
         if self.algorithm == "prefix-max" and not search.use_kb:
             raise ValueError("algorithm 'prefix-max' needs min_node_size=1, split_step=1 and no "
                              "infeasible option; use algorithm='auto' or 'scan'")
-        search.seg = search.use_kb and self.algorithm != "scan"
+        size = 1 << max(n - 1, 0).bit_length()
+        seg_bytes = 2 * size * d * (d - 1) * 16  # per thread: pair sums and prefix maxima
+        search.seg = search.use_kb and (self.algorithm == "prefix-max" or (
+            self.algorithm == "auto" and seg_bytes <= _SEG_MAX_BYTES))
         self.tree_ = search.grow(self.depth, self._design, labels)
         self.n_infeasible_ = _count_infeasible(self.tree_)
         if self.n_infeasible_ > 0:
@@ -437,21 +455,22 @@ class _Search:
     def __init__(self, Z: np.ndarray, G: np.ndarray, C: np.ndarray, rmax: np.ndarray,
                  rmin: np.ndarray, tol: float, mmin: int, step: int, has_mask: bool) -> None:
         n, p = Z.shape
-        O = np.empty((p, n), dtype=np.int64)
+        ORD = np.empty((p, n), dtype=np.int64)
         V = np.empty((p, n))
         RK = np.empty((p, n), dtype=np.int64)
         for k in range(p):
             order = np.argsort(Z[:, k], kind="stable")  # ties by row index, as policytree
-            O[k] = order
+            ORD[k] = order
             V[k] = Z[order, k]
             RK[k, order] = np.arange(n)
-        self.root = (V, O, RK, np.ascontiguousarray(G), np.ascontiguousarray(C), rmax - rmin,
+        self.root = (V, ORD, RK, np.ascontiguousarray(G), np.ascontiguousarray(C), rmax - rmin,
                      rmax, rmin)
         self.tol = tol
         self.mmin = mmin
         self.step = step
         self.has_mask = has_mask
         self.use_kb = (not has_mask) and mmin == 1 and step == 1
+        self.leaf_data: tuple[np.ndarray, np.ndarray, bool] = (G, C, has_mask)
         self.seg = False
 
     def _flags(self) -> tuple[float, int, int, bool]:
@@ -459,10 +478,10 @@ class _Search:
 
     def _child(self, node: tuple[np.ndarray, ...], ids: np.ndarray, left: np.ndarray
                ) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
-        V, O, RK, G, C, RNG, RMAX, RMIN = node
+        V, ORD, _, G, C, RNG, RMAX, RMIN = node
         member = np.zeros(V.shape[1], dtype=np.bool_)
         member[left] = True
-        V2, O2, RK2, G2, C2, RNG2, RMAX2, RMIN2, newid = _k.subset(V, O, G, C, RNG, RMAX, RMIN,
+        V2, O2, RK2, G2, C2, RNG2, RMAX2, RMIN2, newid = _k.subset(V, ORD, G, C, RNG, RMAX, RMIN,
                                                                    member)
         keep = newid >= 0
         child_ids = np.empty(int(keep.sum()), dtype=np.int64)
@@ -472,33 +491,33 @@ class _Search:
     def _best_split(self, node: tuple[np.ndarray, ...], depth: int, is_root: bool
                     ) -> tuple[int, int]:
         """(feature, left size) of the best depth-``depth`` tree; feature -1 means a leaf."""
-        V, O, RK, G, C, RNG, RMAX, RMIN = node
+        V, ORD, RK, G, C, RNG, RMAX, RMIN = node
         tol, mmin, step, has_mask = self._flags()
         if depth == 1:
-            k, s, _, _, _, _ = _k.depth1_argmax(V, O, G, C, mmin, step, has_mask)
+            k, s, _, _, _, _ = _k.depth1_argmax(V, ORD, G, C, mmin, step, has_mask)
             return int(k), int(s)
         if depth == 2 and not is_root:
             if self.seg:
-                _, j, s = _k.depth2_seg_serial(V, O, RK, G)
+                _, j, s = _k.depth2_seg_serial(V, ORD, RK, G)
             else:
-                _, _, j, s = _k.depth2_serial(V, O, RK, G, C, RNG, RMAX, RMIN, -np.inf, tol,
+                _, _, j, s = _k.depth2_serial(V, ORD, RK, G, C, RNG, RMAX, RMIN, -np.inf, tol,
                                               mmin, step, has_mask, self.use_kb)
             return (int(j), int(s)) if j >= 0 else (-1, -1)
         if depth == 2 and self.seg:
-            rv, rs, rn = _k.depth2_seg_parallel(V, O, RK, G)
+            rv, rs, _ = _k.depth2_seg_parallel(V, ORD, RK, G)
             rc = np.zeros_like(rv)
             return _first_best(rc, rv, rs)
         # the root of a depth-2 or depth-3 search: a greedy incumbent, then the parallel search
-        k1, s1, _, _, _, _ = _k.depth1_argmax(V, O, G, C, mmin, step, has_mask)
+        k1, s1, _, _, _, _ = _k.depth1_argmax(V, ORD, G, C, mmin, step, has_mask)
         if k1 < 0:
             return -1, -1
         inc = -np.inf
         if not has_mask:
             inc = 0.0
-            for side in (O[k1, :s1], O[k1, s1:]):
+            for side in (ORD[k1, :s1], ORD[k1, s1:]):
                 member = np.zeros(V.shape[1], dtype=np.bool_)
                 member[side] = True
-                sub = _k.subset(V, O, G, C, RNG, RMAX, RMIN, member)
+                sub = _k.subset(V, ORD, G, C, RNG, RMAX, RMIN, member)
                 if depth == 2:
                     inc += _k.depth1(sub[0], sub[1], sub[3], sub[4], sub[5], tol, mmin, step,
                                      False)[1]
@@ -508,17 +527,17 @@ class _Search:
                     inc += _k.depth2_serial(*sub[:8], -np.inf, tol, mmin, step, False,
                                             self.use_kb)[1]
         if depth == 2:
-            rc, rv, rs, rn = _k.depth2_parallel(V, O, RK, G, C, RNG, RMAX, RMIN, inc, tol, mmin,
+            rc, rv, rs, _ = _k.depth2_parallel(V, ORD, RK, G, C, RNG, RMAX, RMIN, inc, tol, mmin,
                                                 step, has_mask, self.use_kb)
         else:
             if self.seg:
-                d2 = _k.depth2_seg_serial(V, O, RK, G)[0]
-                rv, rs, _ = _k.depth3_bb_parallel(V, O, RK, G, C, RNG, RMAX, RMIN, d2, inc, tol)
+                d2 = _k.depth2_seg_serial(V, ORD, RK, G)[0]
+                rv, rs, _ = _k.depth3_bb_parallel(V, ORD, RK, G, C, RNG, RMAX, RMIN, d2, inc, tol)
                 return _first_best(np.zeros_like(rv), rv, rs)
             else:
-                d2 = _k.depth2_serial(V, O, RK, G, C, RNG, RMAX, RMIN, -np.inf, tol, mmin, step,
+                d2 = _k.depth2_serial(V, ORD, RK, G, C, RNG, RMAX, RMIN, -np.inf, tol, mmin, step,
                                       has_mask, self.use_kb)[1]
-            rc, rv, rs, rn = _k.depth3_parallel(V, O, RK, G, C, RNG, RMAX, RMIN, d2, inc, tol,
+            rc, rv, rs, _ = _k.depth3_parallel(V, ORD, RK, G, C, RNG, RMAX, RMIN, d2, inc, tol,
                                                 mmin, step, has_mask, self.use_kb, self.seg)
         return _first_best(rc, rv, rs)
 
@@ -528,9 +547,9 @@ class _Search:
 
     def _leaf(self, node: tuple[np.ndarray, ...], ids: np.ndarray, number: int,
               labels: list[Any]) -> _Node:
-        G, C = node[3], node[4]
-        T = G.sum(axis=0)
-        CT = C.sum(axis=0) if self.has_mask else np.zeros_like(T)
+        G0, C0, masked = self.leaf_data  # the original scores, also when the search penalized
+        T = G0[ids].sum(axis=0)
+        CT = C0[ids].sum(axis=0) if masked else np.zeros_like(T)
         # fewest infeasible members first, then largest summed score, then lowest index
         ranking = sorted(range(T.shape[0]), key=lambda a: (CT[a], -T[a], a))
         a = ranking[0]
@@ -545,10 +564,10 @@ class _Search:
         j, s = self._best_split(node, depth, is_root)
         if j < 0:
             return _strip(self._leaf(node, ids, number, labels))
-        V, O = node[0], node[1]
-        left_local = O[j, :s]
+        V, ORD = node[0], node[1]
+        left_local = ORD[j, :s]
         lnode, lids = self._child(node, ids, left_local)
-        right_local = O[j, s:]
+        right_local = ORD[j, s:]
         rnode, rids = self._child(node, ids, right_local)
         left = self._grow(lnode, lids, depth - 1, 2 * number, design, labels, False)
         right = self._grow(rnode, rids, depth - 1, 2 * number + 1, design, labels, False)

@@ -35,12 +35,11 @@ from numba import njit, prange
 
 from tailor.exceptions import AllocationError
 from tailor.protocol import Protocol
-from tailor.stats.allocation import stage_option_sets
-from tailor.stats.randomization import _minimization_core
+from tailor.stats.allocation_kernels import StageTwoTables, stage1_batch, stage2_batch
 
 __all__ = ["AllocationDiagnostics", "CohortModel", "simulate_allocations"]
 
-CATEGORIES = ("bad", "medium", "good", "excellent")
+CATEGORIES = ("bad", "medium", "good", "excellent")  # the order of the category axis
 
 
 @dataclass(frozen=True)
@@ -91,116 +90,43 @@ class CohortModel:
             raise AllocationError("category shares must sum to 1")
 
 
-# --------------------------------------------------------------------------- kernels
+# --------------------------------------------------------------------------- post-pass
 @njit(parallel=True, cache=True)
-def _stage1_kernel(levels: np.ndarray, contra: np.ndarray, site: np.ndarray, u: np.ndarray,
-                   theta: np.ndarray, omega: np.ndarray, n_sites: int, out_arm: np.ndarray,
-                   out_counts: np.ndarray, out_pmax: np.ndarray, out_psite: np.ndarray) -> None:
-    n_trials, n, n_factors = levels.shape
-    k = theta.shape[0]
+def _stage1_summaries(levels: np.ndarray, arm: np.ndarray, eligible: np.ndarray,
+                      prob: np.ndarray, site: np.ndarray, n_sites: int, out_counts: np.ndarray,
+                      out_pmax: np.ndarray, out_psite: np.ndarray) -> None:
+    """Per trial: final counts per (factor, level, arm); the omniscient guesser's expected
+    correct-guess rate (mean largest probability); and the site-local guesser's, who knows only
+    their site's allocations and guesses the eligible arm least allocated there (ties split)."""
+    n_trials, n, k = prob.shape
+    n_f = levels.shape[2]
     for t in prange(n_trials):
-        counts = np.zeros((n_factors, 2, k))
         site_counts = np.zeros((n_sites, k))
-        lc = np.zeros((n_factors, k))
-        elig = np.ones(k, dtype=np.bool_)
-        in_range = np.ones(k, dtype=np.bool_)
-        prob = np.zeros(k)
-        cond = np.zeros(k)
-        g = np.zeros(k)
-        pmax_sum = 0.0
-        psite_sum = 0.0
+        pmax = 0.0
+        psite = 0.0
         for i in range(n):
-            for a in range(k):
-                elig[a] = a != contra[t, i]
-            for f in range(n_factors):
-                for a in range(k):
-                    lc[f, a] = counts[f, levels[t, i, f], a]
-            chosen, _m = _minimization_core(lc, elig, in_range, theta, omega, i == 0,
-                                            u[t, i, 0], u[t, i, 1], u[t, i, 2], prob, cond, g)
-            out_arm[t, i] = chosen
             best = 0.0
             for a in range(k):
-                if prob[a] > best:
-                    best = prob[a]
-            pmax_sum += best
+                if prob[t, i, a] > best:
+                    best = prob[t, i, a]
+            pmax += best
             s = site[t, i]
             low = 1e300
             for a in range(k):
-                if elig[a] and site_counts[s, a] < low:
+                if eligible[t, i, a] and site_counts[s, a] < low:
                     low = site_counts[s, a]
             tied = 0
-            ptied = 0.0
+            p_tied = 0.0
             for a in range(k):
-                if elig[a] and site_counts[s, a] == low:
+                if eligible[t, i, a] and site_counts[s, a] == low:
                     tied += 1
-                    ptied += prob[a]
-            psite_sum += ptied / tied
-            for f in range(n_factors):
-                counts[f, levels[t, i, f], chosen] += 1.0
-            site_counts[s, chosen] += 1.0
-        for f in range(n_factors):
-            for lv in range(2):
-                for a in range(k):
-                    out_counts[t, f, lv, a] = counts[f, lv, a]
-        out_pmax[t] = pmax_sum / n
-        out_psite[t] = psite_sum / n
-
-
-@njit(parallel=True, cache=True)
-def _stage2_kernel(arm1: np.ndarray, cat: np.ndarray, contra: np.ndarray, u: np.ndarray,
-                   cand: np.ndarray, elig_tab: np.ndarray, theta: float, omega: np.ndarray,
-                   out_option: np.ndarray, out_strata: np.ndarray, out_strata_full: np.ndarray,
-                   out_pmax: np.ndarray, out_nrand: np.ndarray) -> None:
-    n_trials, n = arm1.shape
-    n_arms, n_cats, _nc, n_opt = cand.shape
-    th = np.full(n_opt, theta)
-    for t in prange(n_trials):
-        # factor 0 = stage-1 arm (n_arms levels), factor 1 = category (n_cats levels)
-        counts_arm = np.zeros((n_arms, n_opt))
-        counts_cat = np.zeros((n_cats, n_opt))
-        lc = np.zeros((2, n_opt))
-        prob = np.zeros(n_opt)
-        cond = np.zeros(n_opt)
-        g = np.zeros(n_opt)
-        n_done = 0
-        pmax_sum = 0.0
-        for i in range(n):
-            a1 = arm1[t, i]
-            c = cat[t, i]
-            ci = contra[t, i] + 1
-            in_range = cand[a1, c, ci]
-            elig = elig_tab[a1, c, ci]
-            n_cand = 0
-            n_el = 0
-            for o in range(n_opt):
-                if in_range[o]:
-                    n_cand += 1
-                if elig[o]:
-                    n_el += 1
-            if n_cand <= 1:  # not randomized (e.g. an excellent responder continues)
-                for o in range(n_opt):
-                    if elig[o]:
-                        out_option[t, i] = o
-                continue
-            for o in range(n_opt):
-                lc[0, o] = counts_arm[a1, o]
-                lc[1, o] = counts_cat[c, o]
-            chosen, _m = _minimization_core(lc, elig, in_range, th, omega, n_done == 0,
-                                            u[t, i, 0], u[t, i, 1], u[t, i, 2], prob, cond, g)
-            out_option[t, i] = chosen
-            best = 0.0
-            for o in range(n_opt):
-                if prob[o] > best:
-                    best = prob[o]
-            pmax_sum += best
-            counts_arm[a1, chosen] += 1.0
-            counts_cat[c, chosen] += 1.0
-            out_strata[t, a1, c, chosen] += 1
-            if n_el == n_cand:
-                out_strata_full[t, a1, c, chosen] += 1
-            n_done += 1
-        out_pmax[t] = pmax_sum / max(n_done, 1)
-        out_nrand[t] = n_done
+                    p_tied += prob[t, i, a]
+            psite += p_tied / tied
+            site_counts[s, arm[t, i]] += 1.0
+            for f in range(n_f):
+                out_counts[t, f, levels[t, i, f], arm[t, i]] += 1.0
+        out_pmax[t] = pmax / n
+        out_psite[t] = psite / n
 
 
 # --------------------------------------------------------------------------- driver
@@ -236,37 +162,6 @@ class AllocationDiagnostics:
         return "\n".join(lines)
 
 
-def _option_tables(protocol: Protocol) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Every stage-2 option, and candidate/eligible masks by (arm, category, contraindication)."""
-    arms = list(protocol.allocation_order)
-    cats = list(CATEGORIES)
-    universe: list[str] = []
-    sets = {}
-    for ai, arm in enumerate(arms):
-        for ci, c in enumerate(cats):
-            for k in range(len(arms) + 1):
-                contra = None if k == 0 else arms[k - 1]
-                eligible = [a for a in arms if a != contra]
-                if arm not in eligible:
-                    continue  # nobody is allocated an arm they are contraindicated to
-                os_ = stage_option_sets(protocol, 2, eligible_arms=eligible, stage1_arm=arm,
-                                        category=c)
-                sets[(ai, ci, k)] = os_
-                for o in os_.options:
-                    if o not in universe:
-                        universe.append(o)
-    order = protocol.allocation_order
-    universe.sort(key=lambda code: tuple(sorted(order.index(a) for a in code.split("+"))))
-    cand = np.zeros((len(arms), len(cats), len(arms) + 1, len(universe)), dtype=np.bool_)
-    elig = np.zeros_like(cand)
-    for (ai, ci, k), os_ in sets.items():
-        for o in os_.balance_over:
-            cand[ai, ci, k, universe.index(o)] = True
-        for o in os_.eligible:
-            elig[ai, ci, k, universe.index(o)] = True
-    return universe, cand, elig
-
-
 def _describe(name: str, values: np.ndarray) -> dict[str, float | str]:
     return {"metric": name, "mean": float(np.mean(values)), "median": float(np.median(values)),
             "p95": float(np.quantile(values, 0.95)), "max": float(np.max(values))}
@@ -299,10 +194,10 @@ def simulate_allocations(protocol: Protocol, *, participants: int = 805, trials:
     contra_cdf = np.cumsum(contra_p)
     share_cdf = np.cumsum([cohort.category_shares[c] for c in CATEGORIES])
     if 2 in stages:
-        universe, cand, elig_tab = _option_tables(protocol)
+        tables = StageTwoTables.build(protocol, arms=arms, categories=CATEGORIES)
         s2 = protocol.stage(2).randomization
-        omega2 = np.array([s2.omega_for(o) for o in universe])
-        theta2 = s2.theta_for("default")
+        omega2 = np.array([s2.omega_for(o) for o in tables.options])
+        theta2 = np.array([s2.theta_for(o) for o in tables.options])
     rows: list[pd.DataFrame] = []
     share_all = np.zeros(k)
     share_dul = np.zeros(k)
@@ -319,17 +214,21 @@ def simulate_allocations(protocol: Protocol, *, participants: int = 805, trials:
         contra[contra >= k] = -1
         site = rng.integers(0, cohort.sites, (m, participants)).astype(np.int8)
         u = rng.random((m, participants, 3))
-        out_arm = np.zeros((m, participants), dtype=np.int8)
+        eligible = np.arange(k)[None, None, :] != contra[..., None]  # (m, n, k)
+        out_arm = np.zeros((m, participants), dtype=np.int64)
+        prob = np.zeros((m, participants, k), dtype=np.float32)  # halves memory traffic
+        stage1_batch(levels, eligible, u, theta, omega, out_arm, prob)
         out_counts = np.zeros((m, len(factors), 2, k))
         pmax = np.zeros(m)
         psite = np.zeros(m)
-        _stage1_kernel(levels, contra, site, u, theta, omega, cohort.sites, out_arm, out_counts,
-                       pmax, psite)
+        _stage1_summaries(levels, out_arm, eligible, prob, site, cohort.sites, out_counts, pmax,
+                          psite)
         totals = out_counts[:, 0, :, :].sum(axis=1)  # (m, k)
         level_ranges = out_counts.max(axis=3) - out_counts.min(axis=3)  # (m, F, 2)
         block = {"overall_imbalance": totals.max(axis=1) - totals.min(axis=1),
                  "worst_factor_level_imbalance": level_ranges.reshape(m, -1).max(axis=1),
-                 "guess_rate_omniscient": pmax, "guess_rate_site_local": psite}
+                 "guess_rate_omniscient": pmax,
+                 "guess_rate_site_local": psite}
         for fi, f in enumerate(factors):
             for lv in (0, 1):
                 block[f"imbalance_{f}={lv}"] = level_ranges[:, fi, lv]
@@ -340,28 +239,38 @@ def simulate_allocations(protocol: Protocol, *, participants: int = 805, trials:
             n_dul += dul_ok.sum()
         if 2 in stages:
             cat = np.searchsorted(share_cdf, rng.random((m, participants)), side="right")
-            cat = np.minimum(cat, len(CATEGORIES) - 1).astype(np.int8)
+            cat = np.minimum(cat, len(CATEGORIES) - 1).astype(np.int64)
             u2 = rng.random((m, participants, 3))
-            out_opt = np.zeros((m, participants), dtype=np.int16)
-            strata = np.zeros((m, k, len(CATEGORIES), len(universe)), dtype=np.int32)
-            strata_full = np.zeros_like(strata)
-            pmax2 = np.zeros(m)
-            nrand = np.zeros(m)
-            _stage2_kernel(out_arm, cat, contra, u2, cand, elig_tab, theta2, omega2, out_opt,
-                           strata, strata_full, pmax2, nrand)
-            for name, tab in (("stage2_worst_stratum_imbalance", strata),
-                              ("stage2_worst_stratum_imbalance_fully_eligible", strata_full)):
+            contra_k = (contra.astype(np.int64) + 1)  # table index: 0 none, j + 1 arm j
+            order = np.broadcast_to(np.arange(participants), (m, participants)).copy()
+            opt = np.full((m, participants), -1, dtype=np.int64)
+            prob2 = np.zeros((m, participants, len(tables.options)))
+            stage2_batch(order, out_arm, cat, contra_k, u2, tables.candidates, tables.eligible,
+                         theta2, omega2, opt, prob2)
+            cand = tables.candidates[out_arm, cat, contra_k]  # (m, n, O)
+            elig2 = tables.eligible[out_arm, cat, contra_k]
+            randomized = cand.sum(axis=2) > 1
+            full = randomized & (elig2.sum(axis=2) == cand.sum(axis=2))
+            n_rand = randomized.sum(axis=1)
+            block["stage2_guess_rate_omniscient"] = (
+                np.where(randomized, prob2.max(axis=2), 0.0).sum(axis=1) / np.maximum(n_rand, 1))
+            block["stage2_share_randomized"] = n_rand / participants
+            n_cells = k * len(CATEGORIES)
+            cell = out_arm * len(CATEGORIES) + cat  # stratum (stage-1 arm, category)
+            for name, keep in (("stage2_worst_stratum_imbalance", randomized),
+                               ("stage2_worst_stratum_imbalance_fully_eligible", full)):
+                key = (np.arange(m)[:, None] * n_cells + cell) * len(tables.options) + opt
+                strata = np.bincount(key[keep], minlength=m * n_cells * len(tables.options))
+                strata = strata.reshape(m, k, len(CATEGORIES), len(tables.options))
                 worst = np.zeros(m)
                 for ai in range(k):
                     for ci in range(len(CATEGORIES)):
-                        msk = cand[ai, ci, 0]
+                        msk = tables.candidates[ai, ci, 0]
                         if msk.sum() <= 1:
                             continue
-                        sub = tab[:, ai, ci, :][:, msk]
+                        sub = strata[:, ai, ci, :][:, msk]
                         worst = np.maximum(worst, sub.max(axis=1) - sub.min(axis=1))
                 block[name] = worst
-            block["stage2_guess_rate_omniscient"] = pmax2
-            block["stage2_share_randomized"] = nrand / participants
         rows.append(pd.DataFrame(block))
         done += m
         if progress is not None:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from tailor.protocol import AllOf, AnyOf, Compare, NotOf, Protocol
-from tailor.stats.allocation import stage_option_sets
+from tailor.stats.allocation_kernels import StageTwoTables
 from tailor.stats.scenarios import Scenario
 
 __all__ = [
@@ -327,29 +327,10 @@ class OutcomeModel:
         scenario.check_protocol(protocol)
         arms = protocol.arm_codes
         k = len(arms)
-        order = protocol.allocation_order
-        sets: dict[tuple[int, int, int], Any] = {}
-        universe: list[str] = []
-        for ai, arm in enumerate(arms):
-            for ci, cat in enumerate(CATEGORIES):
-                for kk in range(k + 1):
-                    contra = None if kk == 0 else arms[kk - 1]
-                    if contra == arm:
-                        continue
-                    elig = [a for a in arms if a != contra]
-                    os_ = stage_option_sets(protocol, 2, eligible_arms=elig, stage1_arm=arm,
-                                            category=cat)
-                    sets[(ai, ci, kk)] = os_
-                    universe.extend(o for o in os_.options if o not in universe)
-        universe.sort(key=lambda code: tuple(sorted(order.index(a) for a in code.split("+"))))
+        tables = StageTwoTables.build(protocol, arms=arms, categories=CATEGORIES)
+        universe = list(tables.options)
         n_opt = len(universe)
-        cand = np.zeros((k, len(CATEGORIES), k + 1, n_opt), dtype=bool)
-        elig_m = np.zeros_like(cand)
-        for (ai, ci, kk), os_ in sets.items():
-            for o in os_.balance_over:
-                cand[ai, ci, kk, universe.index(o)] = True
-            for o in os_.eligible:
-                elig_m[ai, ci, kk, universe.index(o)] = True
+        cand, elig_m = tables.candidates, tables.eligible
         members = np.array([[a in code.split("+") for a in arms] for code in universe])
         action = np.full((k, n_opt), -1, dtype=np.int8)
         partner = np.full((k, n_opt), -1, dtype=np.int8)
@@ -532,17 +513,22 @@ PHENOTYPE_FIELDS = ("body_regions", "wpi", "sss", "fm2016_met", "fibromyalgianes
 
 @dataclass(frozen=True)
 class InstrumentScoring:
-    """The scoring functions of ``tailor.instruments``, passed in (``tailor.stats`` does not
-    import ``tailor.instruments``; the import contract keeps the two independent)::
+    """The scoring functions the simulator scores item responses with.
 
-        from tailor import instruments
-        from tailor.instruments.phenotype import derive_phenotype
-        scoring = InstrumentScoring(instruments.score, instruments.get, derive_phenotype)
+    :meth:`instruments` gives those of ``tailor.instruments`` (the default of
+    ``simulate_trial``); tests may pass others.
     """
 
     score: Callable[..., Any]
     get: Callable[[str], Any]
     derive_phenotype: Callable[..., Any]
+
+    @classmethod
+    def instruments(cls) -> InstrumentScoring:
+        from tailor import instruments
+        from tailor.instruments.phenotype import derive_phenotype
+
+        return cls(instruments.score, instruments.get, derive_phenotype)
 
     def codes(self, name: str) -> list[str]:
         return [it.code for it in self.get(name).items]

@@ -8,8 +8,8 @@ logged probabilities), and are followed to week 36 with monotone MAR dropout. It
 :class:`~tailor.stats.truth.Truth` (potential outcomes, oracle, exact regime values).
 
 :func:`simulate_trials` is the fast path for many trials: the same generative model and draws,
-with both allocations done by a numba loop over the compiled kernel
-``tailor.stats.randomization._minimization_core`` (proved equal to ``allocate`` in the tests).
+with both allocations done by the batch loops of :mod:`tailor.stats.allocation_kernels` over
+the compiled kernel ``_minimization_core`` (proved equal to ``allocate`` in the tests).
 
 Randomness: one ``SeedSequence(seed)`` spawns a child per purpose (population, site effects,
 outcome noise, allocation draws, dropout, visit timing, item responses), so every random result
@@ -21,16 +21,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from numba import njit
 
 from tailor.exceptions import ScenarioError
 from tailor.protocol import Protocol, load_protocol
-from tailor.rules import _criteria, check_eligibility, derive_factor_levels, response_category
+from tailor.rules import check_eligibility, criteria, derive_factor_levels, response_category
 from tailor.stats.allocation import allocate, new_stage_state, stage_option_sets
+from tailor.stats.allocation_kernels import stage1_batch, stage2_batch
 from tailor.stats.generative import (
     CATEGORIES,
     PEG_WEEKS,
@@ -42,7 +42,7 @@ from tailor.stats.generative import (
     evaluate_vec,
     score_phenotyping,
 )
-from tailor.stats.randomization import Draws, _minimization_core
+from tailor.stats.randomization import Draws
 from tailor.stats.scenarios import Scenario, load_scenario
 from tailor.stats.tables import build_long, build_truth, build_wide, standard_regimes
 from tailor.stats.truth import Regime, Truth, oracle, potential_outcomes, regime_outcomes
@@ -92,7 +92,7 @@ def _phase_pass(protocol: Protocol, cand: dict[str, np.ndarray]
     phases = ("prescreen", "screening", "run_in", "visit0")
     ok = {ph: np.ones(cand["age"].shape, dtype=bool) for ph in phases}
     fails: dict[str, np.ndarray] = {}
-    for kind, crit in _criteria(protocol):
+    for kind, crit in criteria(protocol):
         holds = evaluate_vec(protocol, crit.rule, cand)
         bad = ~holds if kind == "inclusion" else holds
         fails[crit.id] = bad
@@ -163,84 +163,6 @@ def draw_cohort(protocol: Protocol, scenario: Scenario, trials: int, participant
                   funnel=funnel, reasons=reasons)
 
 
-# --------------------------------------------------------------------------- kernels
-@njit(cache=True)
-def _alloc_stage1(levels: np.ndarray, elig: np.ndarray, u: np.ndarray, theta: np.ndarray,
-                  omega: np.ndarray, out_arm: np.ndarray, out_prob: np.ndarray) -> None:
-    """Stage-1 restricted minimization for every trial; options in allocation order."""
-    n_trials, n, n_f = levels.shape
-    k = theta.shape[0]
-    for t in range(n_trials):
-        counts = np.zeros((n_f, 2, k))
-        lc = np.zeros((n_f, k))
-        in_range = np.ones(k, dtype=np.bool_)
-        cond = np.zeros(k)
-        g = np.zeros(k)
-        prob = np.zeros(k)
-        for i in range(n):
-            for f in range(n_f):
-                for a in range(k):
-                    lc[f, a] = counts[f, levels[t, i, f], a]
-            chosen, _m = _minimization_core(lc, elig[t, i], in_range, theta, omega, i == 0,
-                                            u[t, i, 0], u[t, i, 1], u[t, i, 2], prob, cond, g)
-            out_arm[t, i] = chosen
-            for a in range(k):
-                out_prob[t, i, a] = prob[a]
-            for f in range(n_f):
-                counts[f, levels[t, i, f], chosen] += 1.0
-
-
-@njit(cache=True)
-def _alloc_stage2(order: np.ndarray, arm1: np.ndarray, cat: np.ndarray, contra: np.ndarray,
-                  u: np.ndarray, cand: np.ndarray, elig_tab: np.ndarray, theta: np.ndarray,
-                  omega: np.ndarray, out_opt: np.ndarray, out_prob: np.ndarray) -> None:
-    """Stage-2 minimization over (stage-1 arm, category) for every trial, in visit order.
-
-    ``cat`` < 0 marks participants not allocated (no week-12 assessment).
-    """
-    n_trials, n = arm1.shape
-    n_arms, n_cats, _nc, n_opt = cand.shape
-    for t in range(n_trials):
-        counts_arm = np.zeros((n_arms, n_opt))
-        counts_cat = np.zeros((n_cats, n_opt))
-        lc = np.zeros((2, n_opt))
-        prob = np.zeros(n_opt)
-        cond = np.zeros(n_opt)
-        g = np.zeros(n_opt)
-        n_done = 0
-        for j in range(n):
-            i = order[t, j]
-            c = cat[t, i]
-            if c < 0:
-                out_opt[t, i] = -1
-                continue
-            a1 = arm1[t, i]
-            in_range = cand[a1, c, contra[t, i]]
-            elig = elig_tab[a1, c, contra[t, i]]
-            n_cand = 0
-            for o in range(n_opt):
-                if in_range[o]:
-                    n_cand += 1
-            if n_cand <= 1:
-                for o in range(n_opt):
-                    out_prob[t, i, o] = 0.0
-                    if elig[o]:
-                        out_opt[t, i] = o
-                        out_prob[t, i, o] = 1.0
-                continue
-            for o in range(n_opt):
-                lc[0, o] = counts_arm[a1, o]
-                lc[1, o] = counts_cat[c, o]
-            chosen, _m = _minimization_core(lc, elig, in_range, theta, omega, n_done == 0,
-                                            u[t, i, 0], u[t, i, 1], u[t, i, 2], prob, cond, g)
-            out_opt[t, i] = chosen
-            for o in range(n_opt):
-                out_prob[t, i, o] = prob[o]
-            counts_arm[a1, chosen] += 1.0
-            counts_cat[c, chosen] += 1.0
-            n_done += 1
-
-
 # --------------------------------------------------------------------------- allocation
 @dataclass(frozen=True)
 class _Setup:
@@ -288,7 +210,7 @@ def _stage1_fast(st: _Setup, cohort: Cohort, u: np.ndarray) -> tuple[np.ndarray,
     contra_alloc = cohort.contra[..., None] - 1 == st.alloc_idx  # (T, n, K) in alloc order
     arm = np.zeros(cohort.contra.shape, dtype=np.int64)
     prob = np.zeros((*cohort.contra.shape, len(st.alloc_idx)))
-    _alloc_stage1(cohort.levels, ~contra_alloc, u, st.theta1, st.omega1, arm, prob)
+    stage1_batch(cohort.levels, ~contra_alloc, u, st.theta1, st.omega1, arm, prob)
     back = np.empty_like(prob)
     back[..., st.alloc_idx] = prob
     return st.alloc_idx[arm], back
@@ -298,7 +220,7 @@ def _stage2_fast(st: _Setup, order: np.ndarray, arm1: np.ndarray, cat: np.ndarra
                  contra: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     opt = np.full(arm1.shape, -1, dtype=np.int64)
     prob = np.zeros((*arm1.shape, len(st.model.options)))
-    _alloc_stage2(order, arm1, cat.astype(np.int64), contra.astype(np.int64), u,
+    stage2_batch(order, arm1, cat.astype(np.int64), contra.astype(np.int64), u,
                   st.model.candidates, st.model.eligible, st.theta2, st.omega2, opt, prob)
     return opt, prob
 
@@ -523,7 +445,8 @@ class SimulationResult:
 def simulate_trial(protocol: Protocol | str = "best",
                    scenario: Scenario | str = "amplifier-guitar", *, participants: int = 805,
                    seed: int = 1, items: bool = True, engine: bool = True,
-                   oracle_inner: int = 64, scoring: InstrumentScoring | None = None
+                   oracle_inner: int = 64,
+                   scoring: InstrumentScoring | Literal["instruments"] | None = "instruments"
                    ) -> SimulationResult:
     """Simulate one SMART trial and its truth.
 
@@ -536,8 +459,8 @@ def simulate_trial(protocol: Protocol | str = "best",
     engine : allocate with ``tailor.stats.allocation.allocate`` (True, the service's path) or
         the compiled fast path (False; identical results)
     oracle_inner : inner Monte Carlo draws of the two-stage oracle
-    scoring : the scoring functions of ``tailor.instruments``
-        (:class:`~tailor.stats.generative.InstrumentScoring`): the baseline PROMIS 4a, PCS-13
+    scoring : ``"instruments"`` (default: ``tailor.instruments``), other scoring functions
+        (:class:`~tailor.stats.generative.InstrumentScoring`), or None: the baseline PROMIS 4a, PCS-13
         and FM 2016 items are scored by the instruments and the phenotype derived by
         ``derive_phenotype``, and the long table carries those items. Without it the same
         summary scores come straight from the generative model (PEG, PGIC and FM 2016 items are
@@ -551,6 +474,8 @@ def simulate_trial(protocol: Protocol | str = "best",
         raise ScenarioError(f"participants must be >= 1; got {participants}")
     proto, scen = _resolve(protocol, scenario)
     st = _setup(proto, scen)
+    if scoring == "instruments":
+        scoring = InstrumentScoring.instruments()
     run = _run(st, 1, participants, seed, engine, scoring=scoring)
     ids = np.array([f"P{seed % 10_000:04d}-{i + 1:04d}" for i in range(participants)])
     wide, log = build_wide(st, run, ids)

@@ -1,0 +1,66 @@
+"""PhenotypeRegime: per-category best feasible option."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tailor.dtr.phenotype_regime import PhenotypeRegime
+from tailor.exceptions import NotFittedError
+
+ARMS = ["ESC", "ACT", "EBEM", "DUL"]
+
+
+def make(seed=0, n=400):
+    rng = np.random.default_rng(seed)
+    pheno = rng.choice(["amplifier", "mixed", "guitar"], n)
+    no_dul = rng.uniform(size=n) < 0.3  # duloxetine contraindicated
+    R = rng.normal(size=(n, 4))
+    R[pheno == "amplifier", 3] += 2.0  # DUL best for amplifiers ...
+    R[pheno == "guitar", 1] += 1.0
+    F = np.ones((n, 4), bool)
+    F[no_dul, 3] = False
+    R[~F] = np.nan
+    cats = pd.DataFrame({"phenotype": pheno, "dul_contraindicated": no_dul})
+    return cats, pd.DataFrame(R, columns=ARMS), F
+
+
+def test_picks_highest_mean_feasible_option_per_category():
+    cats, R, F = make()
+    reg = PhenotypeRegime().fit(cats, R, feasible=F)
+    rec = dict(zip(reg.table_["category"], reg.table_["recommended"], strict=True))
+    assert rec[("amplifier", False)] == "DUL"
+    assert rec[("amplifier", True)] != "DUL"  # ... but never to those contraindicated
+    assert rec[("guitar", False)] == "ACT"
+    for cat, row in reg.table_.set_index("category").iterrows():
+        idx = [i for i, c in enumerate(cats.itertuples(index=False, name=None)) if c == cat]
+        ok = F[idx].all(axis=0)
+        means = np.where(ok, np.where(F[idx], R.to_numpy()[idx], 0.0).sum(0) / len(idx), -np.inf)
+        assert row["recommended"] == ARMS[int(np.argmax(means))]
+    pred = reg.predict(cats, feasible=F)
+    assert F[np.arange(len(cats)), [ARMS.index(p) for p in pred]].all()
+    assert "('amplifier', False) -> DUL" in reg.rules()
+
+
+def test_unseen_category_and_row_level_feasibility_fall_back():
+    cats = np.array(["a", "a", "b", "b"])
+    R = np.array([[1.0, 4.0], [1.0, 4.0], [2.0, 0.0], [2.0, 0.0]])
+    reg = PhenotypeRegime().fit(cats, R)
+    np.testing.assert_array_equal(reg.predict(cats), [1, 1, 0, 0])
+    F = np.array([[True, False]])
+    np.testing.assert_array_equal(reg.predict(["a"], feasible=F), [0])
+    assert reg.predict(["zzz"])[0] == reg.default_ranking_[0] == 1
+    small = PhenotypeRegime(min_category_size=3).fit(cats, R)
+    assert small.rankings_["b"] == small.default_ranking_
+
+
+def test_errors_and_not_fitted():
+    with pytest.raises(NotFittedError):
+        PhenotypeRegime().predict(["a"])
+    with pytest.raises(ValueError, match="categories has 3 rows but rewards has 2"):
+        PhenotypeRegime().fit(["a", "b", "c"], np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="feasible row 0 has no feasible option"):
+        PhenotypeRegime().fit(["a"], np.zeros((1, 2)), feasible=[[False, False]])
+    with pytest.raises(ValueError, match="min_category_size must be an integer >= 1, got 0"):
+        PhenotypeRegime(min_category_size=0).fit(["a"], np.zeros((1, 2)))
