@@ -92,11 +92,11 @@ class TrialFlow:
         ncol = max(len(self.arms), 1)
         width = max(ncol * (col_w + gap) + gap, 760)
         parts: list[str] = []
-        y = 40
+        y = 40.0
 
         def box(x: float, y0: float, w: float, lines: Sequence[str], *, fill: str = "#f7fafc",
                 stroke: str = "#4a5568", bold_first: bool = True) -> float:
-            h = 10 + 17 * len(lines)
+            h = 10.0 + 17 * len(lines)
             parts.append(f'<rect x="{x:.0f}" y="{y0:.0f}" width="{w:.0f}" height="{h}" rx="6" '
                          f'fill="{fill}" stroke="{stroke}"/>')
             for i, text in enumerate(lines):

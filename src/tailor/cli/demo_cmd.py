@@ -14,7 +14,14 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 
@@ -57,7 +64,7 @@ def demo(
     columns = (SpinnerColumn(), TextColumn("{task.description:<34}"), BarColumn(),
                TextColumn("{task.fields[info]}"), TimeElapsedColumn())
     with Progress(*columns, console=console) as bar:
-        def step(name: str, total: float | None = 1) -> int:
+        def step(name: str, total: float | None = 1) -> TaskID:
             return bar.add_task(name, total=total, info="")
 
         t0 = time.perf_counter()

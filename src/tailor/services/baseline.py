@@ -40,7 +40,7 @@ def item_instrument(names: tuple[str, ...] = ("peg", "pgic", *BASELINE_INSTRUMEN
 
 def peg_items(score: float) -> dict[str, int]:
     """Three whole PEG items (0-10) whose mean is ``score`` (a multiple of 1/3)."""
-    total = int(round(3 * float(score)))
+    total = round(3 * float(score))
     if not 0 <= total <= 30:
         raise InstrumentError(f"PEG score must be 0-10; got {score}", instrument="PEG",
                               value=score, allowed="0-10")

@@ -241,11 +241,12 @@ def _drivers(model: RegimeModel, row: Mapping[str, Any], best: str,
 
 
 def _tree_path(tree: Mapping[str, Any] | None, row: Mapping[str, Any]) -> list[str]:
-    node, path = tree, []
+    node = tree
+    path: list[str] = []
     while node and not node.get("leaf"):
         feature = node["feature"]
         if feature not in row or row[feature] is None:
-            return path + [f"{feature} not given"]
+            return [*path, f"{feature} not given"]
         if node.get("kind") == "categorical":
             left = str(row[feature]) == str(node["level"])
             path.append(f"{feature} {'=' if left else '!='} {node['level']}")

@@ -132,11 +132,12 @@ class _Cohort:
         self.wide = sim.wide.reset_index(drop=True)
         long = sim.long[sim.long["week"] == 0]
         self.by_pid: dict[str, dict[str, str]] = {
-            pid: dict(zip(g["field"], g["value"].astype(str), strict=True))
+            str(pid): {str(k): str(v) for k, v in zip(g["field"], g["value"], strict=True)}
             for pid, g in long.groupby("participant_id", sort=False)}
         paths = sim.truth.paths
         self.paths: dict[tuple[str, str, str], dict[str, Any]] = {
-            (r["participant_id"], r["A1"], r["A2"]): r for r in paths.to_dict("records")}
+            (str(r["participant_id"]), str(r["A1"]), str(r["A2"])): {str(k): v for k, v in r.items()}
+            for r in paths.to_dict("records")}
         self.first_path: dict[tuple[str, str], dict[str, Any]] = {}
         for (pid, a1, _a2), r in self.paths.items():
             self.first_path.setdefault((pid, a1), r)
@@ -293,8 +294,8 @@ class _Driver:
                         path["pgic_w24"]),
                     "peg_w18": w["peg_w18"] if same2 and observed[18] else _peg_third(
                         (float(first["peg_w12"]) + float(path["peg_w24"])) / 2),
-                    "pgic_w18": w["pgic_w18"] if same2 and observed[18] else int(round(
-                        (int(first["pgic_w12"]) + int(path["pgic_w24"])) / 2))}
+                    "pgic_w18": w["pgic_w18"] if same2 and observed[18] else round(
+                        (int(first["pgic_w12"]) + int(path["pgic_w24"])) / 2)}
 
     def failed_life(self, phase: str, criterion: str, site: str, arrival: date,
                     template: str) -> Iterator[date]:

@@ -156,9 +156,9 @@ def trial_flow(db: Database, ctx: RequestContext) -> TrialFlow:
                                               "run_in_passed", "ready"))
         arms = protocol.arm_codes
         randomized: Counter[str] = Counter()
-        for (_pid, stage), a in allocs.items():
+        for (_pid, stage), al in allocs.items():
             if stage == 1:
-                randomized[a.option] += 1
+                randomized[al.option] += 1
         decision = _decision_visit(protocol)
         stage2 = protocol.stage(2) if len(protocol.stages) > 1 else None
         categories = tuple(stage2.options or {}) if stage2 else ()
@@ -173,11 +173,11 @@ def trial_flow(db: Database, ctx: RequestContext) -> TrialFlow:
         else:
             cat_of = {}
         s2: dict[str, Counter[str]] = defaultdict(Counter)
-        for (pid, stage), a in allocs.items():
+        for (pid, stage), al in allocs.items():
             if stage == 1:
-                week12[a.option][cat_of.get(pid, "missing")] += 1
+                week12[al.option][cat_of.get(pid, "missing")] += 1
             elif stage == 2:
-                s2[allocs[(pid, 1)].option][a.option] += 1
+                s2[allocs[(pid, 1)].option][al.option] += 1
         primary = next((v.code for v in protocol.visits if v.primary_endpoint), None)
         week24: Counter[str] = Counter()
         if primary:

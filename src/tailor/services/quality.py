@@ -9,10 +9,11 @@ of every row that belongs to it; allocation values stay concealed except for the
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from tailor.db import Database
@@ -139,15 +140,31 @@ def participant_audit(db: Database, ctx: RequestContext, code: str,
         visit_ids = list(session.scalars(select(m.Visit.id).where(
             m.Visit.participant_id == p.id)))
         owned: dict[str, list[int]] = {"Participant": [p.id], "Visit": visit_ids}
-        for model in (m.EligibilityAssessment, m.RunIn, m.Allocation, m.AdverseEvent,
+        for owner in (m.EligibilityAssessment, m.RunIn, m.Allocation, m.AdverseEvent,
                       m.Withdrawal):
-            owned[model.__name__] = list(session.scalars(
-                select(model.id).where(model.participant_id == p.id)))
-        for model in (m.DerivedScore, m.InstrumentResponse):
-            owned[model.__name__] = list(session.scalars(
-                select(model.id).where(model.visit_id.in_(visit_ids)))) if visit_ids else []
+            owned[owner.__name__] = list(session.scalars(
+                select(owner.id).where(owner.participant_id == p.id)))
+        for child in (m.DerivedScore, m.InstrumentResponse):
+            owned[child.__name__] = list(session.scalars(
+                select(child.id).where(child.visit_id.in_(visit_ids)))) if visit_ids else []
+        # updates name the row; inserts are logged before the row has an id, so they are
+        # found through the insert's link field (participant_id, visit_id, study_code)
         terms = [(m.AuditLog.entity == name) & m.AuditLog.entity_id.in_([str(i) for i in ids])
                  for name, ids in owned.items() if ids]
+        links = [("Participant", "study_code", [json.dumps(p.study_code)]),
+                 ("Visit", "participant_id", [json.dumps(p.id)])]
+        links += [(e, "participant_id", [json.dumps(p.id)]) for e in (
+            "EligibilityAssessment", "RunIn", "Allocation", "AdverseEvent", "Withdrawal")]
+        links += [(e, "visit_id", [json.dumps(i) for i in visit_ids])
+                  for e in ("DerivedScore", "InstrumentResponse") if visit_ids]
+        inserts = select(m.AuditLog.request_id, m.AuditLog.entity, m.AuditLog.at_utc).where(
+            m.AuditLog.entity_id == "", m.AuditLog.participant_site_id == p.site_id, or_(*[
+                (m.AuditLog.entity == e) & (m.AuditLog.field == f) & m.AuditLog.new_value.in_(v)
+                for e, f, v in links]))
+        terms.append((m.AuditLog.entity_id == "")
+                     & (m.AuditLog.participant_site_id == p.site_id)
+                     & tuple_(m.AuditLog.request_id, m.AuditLog.entity,
+                              m.AuditLog.at_utc).in_(inserts))
         out = []
         for r in session.scalars(select(m.AuditLog).where(or_(*terms))
                                  .order_by(m.AuditLog.seq).limit(limit)):
