@@ -109,13 +109,15 @@ class TrialFlow:
             parts.append(f'<line x1="{x1:.0f}" y1="{y1:.0f}" x2="{x2:.0f}" y2="{y2:.0f}" '
                          'stroke="#4a5568" marker-end="url(#arrow)"/>')
 
-        main_w, side_x = 300, width / 2 + 170
-        main_x = width / 2 - main_w / 2 - 60
+        main_w = 300
+        main_x = width / 2 - main_w / 2 - 110
+        side_x = main_x + main_w + 50
         cx = main_x + main_w / 2
         reasons = sorted(self.screen_reasons.items(), key=lambda kv: -kv[1])[:4]
         bottom = box(main_x, y, main_w, [f"Screened: {self.screened}"])
         side_lines = [f"Not eligible: {self.screen_failed}"] + [
-            f"  {label[:34]}: {n}" for label, n in reasons]
+            f"  {label if len(label) <= 42 else label[:41] + '…'}: {n}"
+            for label, n in reasons]
         side_bottom = box(side_x, y, width - side_x - gap, side_lines, fill="#fff5f5",
                           stroke="#c53030")
         arrow(main_x + main_w, y + 14, side_x, y + 14)
@@ -135,22 +137,30 @@ class TrialFlow:
         bottom = box(main_x, y, main_w, [f"Randomized (stage 1): {self.n_randomized}"],
                      fill="#ebf8ff", stroke="#2b6cb0")
         top = bottom + 36
+        columns = []
+        for arm in self.arms:
+            cats = self.week12.get(arm, {})
+            opts = sorted(self.stage2.get(arm, {}).items(), key=lambda kv: -kv[1])
+            columns.append([
+                [f"{arm}: {self.randomized.get(arm, 0)}"],
+                ["Week 12 response"] + [f"  {c}: {cats.get(c, 0)}"
+                                        for c in (*self.categories, "missing")],
+                [f"Stage 2: {sum(n for _, n in opts)}"] + [f"  {o}: {n}" for o, n in opts],
+                [f"Week 24 observed: {self.week24.get(arm, 0)}"]])
+        rows = max((len(c) for c in columns), default=0)
+        heights = [max(len(c[r]) for c in columns) for r in range(rows)]
         col_bottoms = []
-        for j, arm in enumerate(self.arms):
+        for j, (arm, blocks) in enumerate(zip(self.arms, columns, strict=True)):
             x = gap + j * (col_w + gap)
             colour = _ARM_COLOURS[j % len(_ARM_COLOURS)]
             arrow(cx, bottom, x + col_w / 2, top)
-            yy = box(x, top, col_w, [f"{arm}: {self.randomized.get(arm, 0)}"], fill="#ffffff",
-                     stroke=colour)
-            cats = self.week12.get(arm, {})
-            lines = ["Week 12 response"] + [f"  {c}: {cats.get(c, 0)}"
-                                            for c in (*self.categories, "missing")]
-            yy = box(x, yy + 10, col_w, lines)
-            opts = sorted(self.stage2.get(arm, {}).items(), key=lambda kv: -kv[1])
-            lines = [f"Stage 2: {sum(n for _, n in opts)}"] + [f"  {o}: {n}" for o, n in opts]
-            yy = box(x, yy + 10, col_w, lines)
-            yy = box(x, yy + 10, col_w, [f"Week 24 observed: {self.week24.get(arm, 0)}"],
-                     fill="#f0fff4", stroke="#38a169")
+            yy = top
+            for r, lines in enumerate(blocks):
+                padded = lines + [""] * (heights[r] - len(lines))
+                fill, stroke = (("#ffffff", colour) if r == 0 else
+                                ("#f0fff4", "#38a169") if r == rows - 1 else
+                                ("#f7fafc", "#4a5568"))
+                yy = box(x, yy, col_w, padded, fill=fill, stroke=stroke) + 10
             col_bottoms.append(yy)
         height = int(max(col_bottoms, default=top) + 20)
         head = (f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{width:.0f}" '
