@@ -150,7 +150,7 @@ class TrialFlow:
         rows = max((len(c) for c in columns), default=0)
         heights = [max(len(c[r]) for c in columns) for r in range(rows)]
         col_bottoms = []
-        for j, (arm, blocks) in enumerate(zip(self.arms, columns, strict=True)):
+        for j, blocks in enumerate(columns):
             x = gap + j * (col_w + gap)
             colour = _ARM_COLOURS[j % len(_ARM_COLOURS)]
             arrow(cx, bottom, x + col_w / 2, top)
