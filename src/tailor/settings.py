@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     # test-only: milliseconds to pause at named points of the allocation transaction
     # ("after_compute", "after_audit", "before_commit"); empty in production
     test_pause_ms: dict[str, int] = {}
+    # the decision tool's fitted regime (regime-model.json written by `tailor analyze`)
+    regime_model: str = ""
+    # the analysis report shown to statisticians (report.html written by `tailor analyze`)
+    analysis_report: str = ""
 
 
 @lru_cache(maxsize=1)

@@ -1,22 +1,186 @@
-"""`tailor demo`: what `make demo` runs (grows as the system does)."""
+"""`tailor demo` (what `make demo` runs): a whole simulated SMART, end to end.
+
+A fresh SQLite database; the BEST protocol live; 13 sites and their users; a simulated trial
+(``amplifier-guitar``, 805 randomized) driven through the service layer in calendar order; the
+de-identified export; the analysis; ``demo-output/report.html`` with its plots; then what was
+made and how to open the pages.
+"""
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
 
-from tailor.cli.protocol_cmd import render
-from tailor.protocol import builtin_protocols, load_protocol
-from tailor.stats.allocation_diagnostics import simulate_allocations
 
+def demo(
+    out: Path = typer.Option(Path("demo-output"), "--out", help="Output folder (replaced)."),
+    participants: int = typer.Option(805, min=20, help="Participants randomized."),
+    scenario: str = typer.Option("amplifier-guitar", help="Simulation scenario."),
+    seed: int = typer.Option(1, help="Seed of the simulation and the analysis."),
+    bootstrap: int = typer.Option(500, min=50, help="Bootstrap replicates of the analysis."),
+    accrual_days: int = typer.Option(900, min=30, help="Days over which candidates arrive."),
+) -> None:
+    """Run a whole simulated trial through the service, export, analyse, write the report."""
+    from tailor import instruments
+    from tailor.db import Database, upgrade
+    from tailor.dtr.analysis import analyze, default_plan
+    from tailor.dtr.analysis_report import write_analysis
+    from tailor.instruments.phenotype import derive_phenotype
+    from tailor.protocol import load_protocol
+    from tailor.services import audit, exports, overview
+    from tailor.services.analysis_data import analysis_table, trial_sections
+    from tailor.services.auth import AuthPolicy, configure
+    from tailor.services.demo import (
+        DEMO_PASSWORD,
+        actor_of,
+        demo_users,
+        drive_trial,
+        setup_demo_trial,
+        trial_days,
+    )
+    from tailor.stats.generative import InstrumentScoring
+    from tailor.stats.simulation import simulate_trial
 
-def demo(trials: int = 10_000, seed: int = 1) -> None:
-    """Validate and show the BEST protocol, then simulate its allocation at both stages."""
     console = Console()
-    path = builtin_protocols()["best"]
-    protocol = load_protocol(path)
-    console.print(f"[green]valid[/] {path} (content hash {protocol.content_hash})")
-    render(protocol, console)
-    console.rule("[bold]Randomization: 805 participants, both stages")
-    with console.status(f"simulating {trials} trials of 805 participants ..."):
-        result = simulate_allocations(protocol, participants=805, trials=trials, seed=seed)
-    console.print(result.summary(), highlight=False)
+    out.mkdir(parents=True, exist_ok=True)
+    db_path = out / "tailor.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(db_path) + suffix).unlink(missing_ok=True)
+    protocol = load_protocol("best")
+    timings: dict[str, float] = {}
+    columns = (SpinnerColumn(), TextColumn("{task.description:<34}"), BarColumn(),
+               TextColumn("{task.fields[info]}"), TimeElapsedColumn())
+    with Progress(*columns, console=console) as bar:
+        def step(name: str, total: float | None = 1) -> TaskID:
+            return bar.add_task(name, total=total, info="")
+
+        t0 = time.perf_counter()
+        task = step("1/6 simulating the cohort")
+        sim = simulate_trial(protocol, scenario, participants=participants, seed=seed,
+                             scoring=InstrumentScoring(instruments.score, instruments.get,
+                                                       derive_phenotype))
+        f = sim.funnel
+        bar.update(task, completed=1, info=f"{f['candidates']} candidates, "
+                                           f"{f['randomized']} to randomize")
+        timings["simulate"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        task = step("2/6 setting up the trial service")
+        url = f"sqlite:///{db_path}"
+        db = Database(url)
+        upgrade(db.engine)
+        configure(db, AuthPolicy())
+        setup_demo_trial(db)
+        bar.update(task, completed=1, info=f"{db_path}, 13 sites, {len(demo_users())} users")
+        timings["set up"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        span = trial_days(accrual_days, protocol)
+        start = datetime.now(UTC).date() - timedelta(days=span + 14)
+        task = step("3/6 running the trial (calendar days)", span)
+
+        def moved(day: date) -> None:
+            bar.update(task, completed=(day - start).days, info=str(day))
+
+        stats = drive_trial(db, sim, start=start, accrual_days=accrual_days, seed=seed,
+                            progress=moved)
+        bar.update(task, completed=span,
+                   info=f"{sum(stats.calls.values())} service calls")
+        timings["run the trial"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        task = step("4/6 de-identified export")
+        stat = actor_of(db, "statistician")
+        wide, long = exports.export_frames(db, stat)
+        export_dir = out / "export"
+        export_dir.mkdir(exist_ok=True)
+        wide.to_csv(export_dir / "wide.csv", index=False)
+        long.to_csv(export_dir / "long.csv", index=False)
+        exports.data_dictionary(protocol).to_csv(export_dir / "dictionary.csv", index=False)
+        bar.update(task, completed=1, info=f"{len(wide)} randomized, {len(long)} long rows")
+        timings["export"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        task = step("5/6 analysis", None)
+        table = analysis_table(wide, long)
+        table.to_csv(export_dir / "analysis_table.csv", index=False)
+        plan = default_plan(table, protocol, bootstrap=bootstrap, seed=seed)
+        result = analyze(table, protocol, plan,
+                         progress=lambda msg: bar.update(task, info=msg))
+        bar.update(task, total=1, completed=1, info="done")
+        timings["analysis"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        task = step("6/6 report")
+        flow = overview.trial_flow(db, stat)
+        balance = overview.balance_tables(db, stat)
+        note = (f"Simulated trial (scenario '{scenario}', seed {seed}) run through tailor's "
+                f"trial service: {stats.participants} candidates from {stats.first_day} to "
+                f"{stats.last_day}, {sum(stats.calls.values())} service calls; every "
+                f"allocation was made by the service (minimization with logged "
+                f"probabilities). The service chose another first treatment than the "
+                f"simulator for {stats.differs_from_simulation} participants; their outcomes "
+                f"are the simulated potential outcomes of the service's choice.")
+        paths = write_analysis(result, table, out, sections=trial_sections(
+            flow, balance, table, threshold=plan.responder_threshold, note=note))
+        chain = audit.verify(db)
+        bar.update(task, completed=1, info=str(paths["report"]))
+        timings["report"] = time.perf_counter() - t0
+    db.dispose()
+
+    console.rule("[bold]tailor demo: what was made")
+    made = Table(show_header=False, box=None)
+    made.add_row("database", f"{db_path} (audit chain: {chain_text(chain)})")
+    made.add_row("export", f"{export_dir}/wide.csv, long.csv, dictionary.csv, "
+                           "analysis_table.csv")
+    made.add_row("report", f"{paths['report']} (plots in {out / 'plots'})")
+    made.add_row("model file", f"{paths['model']} (for the decision tool)")
+    made.add_row("flow", f"screened {flow.screened}, enrolled {flow.enrolled}, randomized "
+                         f"{flow.n_randomized} ("
+                         + ", ".join(f"{a} {flow.randomized.get(a, 0)}" for a in flow.arms)
+                         + ")")
+    console.print(made)
+    for regime, v in result.headline().items():
+        if regime.startswith(("as randomized", "best single", "interpretable", "flexible")):
+            console.print(f"  responder rate at week 24, {regime}: {v['estimate']:.0%} "
+                          f"[{v['lower']:.0%}, {v['upper']:.0%}]")
+    times = Table(title="time per step (s)")
+    for k in timings:
+        times.add_column(k, justify="right")
+    times.add_column("total", justify="right")
+    times.add_row(*(f"{v:.1f}" for v in timings.values()), f"{sum(timings.values()):.1f}")
+    console.print(times)
+    console.rule("[bold]open the pages")
+    console.print(
+        f"  TAILOR_DATABASE_URL=sqlite:///{db_path} \\\n"
+        f"  TAILOR_REGIME_MODEL={paths['model']} \\\n"
+        f"  TAILOR_ANALYSIS_REPORT={paths['report']} \\\n"
+        "  tailor serve          # then open http://127.0.0.1:8000/login", highlight=False)
+    logins = Table(title=f"demo users (password for all: {DEMO_PASSWORD})")
+    logins.add_column("username")
+    logins.add_column("role")
+    logins.add_column("site")
+    for name, role, site in demo_users():
+        if role != "coordinator" or site in ("S01", "S02"):
+            logins.add_row(name, role, site or "")
+    logins.add_row("coord.s03 ... coord.s13", "coordinator", "S03 ... S13")
+    console.print(logins)
+
+
+def chain_text(report: object) -> str:
+    ok = getattr(report, "ok", None)
+    rows = getattr(report, "rows", None) or getattr(report, "n", None)
+    return ("verified" if ok else "NOT verified") + (f", {rows} rows" if rows else "")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -161,8 +162,12 @@ def _software() -> dict[str, str]:
             "numba": numba.__version__}
 
 
-def write_analysis(result: AnalysisResult, data: pd.DataFrame, out: Path) -> dict[str, Path]:
-    """Write every output of an analysis into ``out``; returns the paths by name."""
+def write_analysis(result: AnalysisResult, data: pd.DataFrame, out: Path, *,
+                   sections: Callable[[HtmlReport], None] | None = None) -> dict[str, Path]:
+    """Write every output of an analysis into ``out``; returns the paths by name.
+
+    ``sections``, when given, adds sections at the top of the report (``tailor demo`` adds the
+    trial flow, balance and response by stage this way)."""
     out.mkdir(parents=True, exist_ok=True)
     plots = out / "plots"
     paths: dict[str, Path] = {}
@@ -198,6 +203,8 @@ def write_analysis(result: AnalysisResult, data: pd.DataFrame, out: Path) -> dic
                         subtitle=f"{result.n} randomized participants, {result.n_outcome} with "
                                  f"the week-24 outcome; data {result.data_hash}; protocol "
                                  f"{result.protocol_hash[:12]}.")
+    if sections is not None:
+        sections(report)
     head = result.values_responder.set_index("regime")["estimate"]
     as_rand = head.get("as randomized", np.nan)
     flexible = head.get("flexible regime (Q-learning)", np.nan)

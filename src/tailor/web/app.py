@@ -14,6 +14,7 @@ from tailor.services.auth import AuthPolicy, configure
 from tailor.settings import Settings
 from tailor.web.api import router
 from tailor.web.errors import install_error_handlers
+from tailor.web.pages import install_pages
 
 __all__ = ["create_app"]
 
@@ -48,6 +49,7 @@ def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
 
     install_error_handlers(app)
     app.include_router(router)
+    install_pages(app)  # HTML pages, /api/v1/decide, static files (tailor.web.pages)
     return app
 
 

@@ -1,0 +1,93 @@
+"""Visit 0 from the baseline questionnaires: score them with ``tailor.instruments``, derive the
+phenotype, and record the visit with the protocol's Visit-0 fields filled from the scores.
+
+The coordinator's baseline form and ``tailor demo`` both go through :func:`record_baseline`, so
+the phenotype label and PROMIS depression T-score that the minimization reads are always the
+instruments' own, never typed by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+
+from tailor import instruments
+from tailor.db import Database
+from tailor.exceptions import InstrumentError
+from tailor.instruments.phenotype import Phenotype, derive_phenotype
+from tailor.services import trial
+from tailor.services.context import RequestContext
+from tailor.services.scoring import derived_scores
+
+__all__ = ["BASELINE_INSTRUMENTS", "item_instrument", "peg_items", "record_baseline",
+           "score_baseline", "validate_items"]
+
+# the questionnaires the phenotype needs, in form order
+BASELINE_INSTRUMENTS = ("fm2016", "promis_sleep_4a", "promis_fatigue_4a",
+                        "promis_depression_4a", "promis_anxiety_4a", "pcs13")
+
+
+def item_instrument(names: tuple[str, ...] = ("peg", "pgic", *BASELINE_INSTRUMENTS)
+                    ) -> dict[str, str]:
+    """Item code -> the instrument (of ``names``) that declares it."""
+    out: dict[str, str] = {}
+    for name in names:
+        for item in instruments.get(name).items:
+            out.setdefault(item.code, name)
+    return out
+
+
+def peg_items(score: float) -> dict[str, int]:
+    """Three whole PEG items (0-10) whose mean is ``score`` (a multiple of 1/3)."""
+    total = round(3 * float(score))
+    if not 0 <= total <= 30:
+        raise InstrumentError(f"PEG score must be 0-10; got {score}", instrument="PEG",
+                              value=score, allowed="0-10")
+    base, extra = divmod(total, 3)
+    return {f"PEG{i + 1}": base + (1 if i < extra else 0) for i in range(3)}
+
+
+def validate_items(name: str, items: Mapping[str, Any]) -> dict[str, str]:
+    """Item code -> message for every item outside its scale (blank items are left to the
+    instrument's missing-data rule)."""
+    errors: dict[str, str] = {}
+    for item in instruments.get(name).items:
+        value = items.get(item.code)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value not in item.allowed:
+            errors[item.code] = (f"{item.label}: choose one of {item.scale.allowed_text()}; "
+                                 f"got {value!r}")
+    return errors
+
+
+def score_baseline(questionnaires: Mapping[str, Mapping[str, Any]]) -> Phenotype:
+    """Score the baseline questionnaires and derive the phenotype (InstrumentError names the
+    instrument and item at fault)."""
+    results = []
+    for name in BASELINE_INSTRUMENTS:
+        if name not in questionnaires:
+            raise InstrumentError(f"{name} is required for the baseline phenotype",
+                                  instrument=name, value=None, allowed=BASELINE_INSTRUMENTS)
+        results.append(instruments.score(name, dict(questionnaires[name])))
+    return derive_phenotype(results)
+
+
+def record_baseline(db: Database, ctx: RequestContext, code: str, visit: str, *,
+                    visit_date: date | None,
+                    peg: Mapping[str, Any], questionnaires: Mapping[str, Mapping[str, Any]],
+                    fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Record Visit 0 (``visit``, the protocol's first visit): PEG items, the baseline questionnaires, and the Visit-0 fields given in
+    ``fields`` (e.g. pregnancy, opioid use) plus those derived from the phenotype."""
+    derived_scores("PEG", peg)  # validates the three items (InstrumentError names the item)
+    phenotype = score_baseline(questionnaires)
+    record = dict(fields) | {"promis_depression_t": phenotype.promis_depression_t,
+                             "phenotype_label": phenotype.label}
+    blocks = {"PEG": {"version": "1", "items": dict(peg)}} | {
+        name: {"version": instruments.get(name).version, "items": dict(questionnaires[name])}
+        for name in BASELINE_INSTRUMENTS}
+    out = trial.record_visit(db, ctx, code, visit, visit_date=visit_date, instruments=blocks,
+                             fields=record)
+    return out | {"phenotype": phenotype.as_fields(),
+                  "contributions": dict(phenotype.contributions)}

@@ -1,0 +1,107 @@
+"""A participant's timeline for the pages: the record, its eligibility assessments, run-in,
+visits with windows and scores, allocations (as the caller's role may see them), adverse
+events, withdrawal and the next steps the coordinator can take. Built on the same service
+functions as the JSON API (and the same scope)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tailor.db import Database
+from tailor.db import models as m
+from tailor.services import randomization, trial
+from tailor.services.admin import live_protocol
+from tailor.services.context import RequestContext
+from tailor.services.scope import PARTICIPANT_READ, get_participant, require
+from tailor.services.trial import site_today
+from tailor.services.uow import in_transaction
+
+__all__ = ["BLINDED_ROLES", "participant_timeline"]
+
+BLINDED_ROLES = frozenset({"data_manager"})
+
+
+def _details(db: Database, ctx: RequestContext, code: str) -> dict[str, Any]:
+    def run(session: Session) -> dict[str, Any]:
+        _pv, protocol = live_protocol(db, session)
+        p = get_participant(session, ctx.actor, code)
+        assessments = [{"assessed_on": a.assessed_on, "phases": list(a.phases),
+                        "eligible": a.eligible, "reasons": list(a.reasons),
+                        "eligible_arms": list(a.eligible_arms),
+                        "contraindicated": dict(a.contraindicated)}
+                       for a in session.scalars(select(m.EligibilityAssessment).where(
+                           m.EligibilityAssessment.participant_id == p.id)
+                           .order_by(m.EligibilityAssessment.id))]
+        run_in = session.scalars(select(m.RunIn).where(m.RunIn.participant_id == p.id)).first()
+        events = [{"kind": e.kind, "arm": e.arm, "onset_date": e.onset_date,
+                   "serious": e.serious} for e in session.scalars(
+                       select(m.AdverseEvent).where(m.AdverseEvent.participant_id == p.id)
+                       .order_by(m.AdverseEvent.onset_date))]
+        wd = session.scalars(select(m.Withdrawal).where(
+            m.Withdrawal.participant_id == p.id)).first()
+        return {
+            "assessments": assessments,
+            "run_in": None if run_in is None else {
+                "modules_completed": run_in.modules_completed,
+                "messages_answered": run_in.messages_answered,
+                "completed_on": run_in.completed_on, "passed": run_in.passed},
+            "adverse_events": events,
+            "withdrawal": None if wd is None else {
+                "withdrawn_on": wd.withdrawn_on, "reason_code": wd.reason_code,
+                "last_week_observed": wd.last_week_observed},
+            "today": site_today(session, ctx, p.site_id),
+            "decision_visit": next((s.response.visit for s in protocol.stages
+                                    if s.response is not None), None),
+            "first_visit": min(protocol.visits, key=lambda v: v.week).code,
+            "visit_labels": {v.code: v.label for v in protocol.visits},
+            "n_stages": len(protocol.stages)}
+
+    return in_transaction(db, ctx, run, write=False)
+
+
+def participant_timeline(db: Database, ctx: RequestContext, code: str) -> dict[str, Any]:
+    """Everything the participant page shows (404 if missing or at another site)."""
+    require(ctx.actor, PARTICIPANT_READ, "read participants")
+    view = trial.participant_view(db, ctx, code)
+    visits = trial.visits_view(db, ctx, code)
+    allocations = randomization.allocations_of(db, ctx, code)
+    if ctx.actor.role in BLINDED_ROLES:
+        allocations = [{"stage": a["stage"], "allocated_at": a["allocated_at"],
+                        "option": "concealed", "action": "concealed"} for a in allocations]
+    details = _details(db, ctx, code)
+    status = view["status"]
+    stages_done = {a["stage"] for a in allocations}
+    steps: list[tuple[str, str]] = []
+    if ctx.actor.role == "coordinator" and status != "withdrawn":
+        base = f"/participants/{code}"
+        if status in ("screening", "screen_failed", "eligible"):
+            steps.append(("Screening and eligibility", f"{base}/screening"))
+        if status == "eligible":
+            steps.append(("Enrol (start the run-in)", f"{base}/enrol"))
+        if status == "run_in":
+            steps.append(("Record the run-in", f"{base}/run-in"))
+        if status == "run_in_passed":
+            steps.append(("Visit 0: baseline phenotyping",
+                          f"{base}/visits/{details['first_visit']}"))
+        if status == "ready":
+            steps.append(("Randomize (stage 1)", f"{base}/randomize/1"))
+        if status in ("randomized", "stage2"):
+            for v in visits:
+                if v["status"] != "completed" and v["week"] > 0:
+                    steps.append((f"Record {details['visit_labels'].get(v['visit'], v['visit'])}",
+                                  f"{base}/visits/{v['visit']}"))
+                    break
+            decision = details["decision_visit"]
+            done = any(v["visit"] == decision and v["status"] == "completed" for v in visits)
+            for stage in range(2, details["n_stages"] + 1):
+                if done and stage not in stages_done and stage - 1 in stages_done:
+                    steps.append((f"Stage {stage}: assign the next treatment",
+                                  f"{base}/randomize/{stage}"))
+            steps.append(("Record an intolerance or adverse event", f"{base}/intolerance"))
+        if status not in ("screen_failed", "run_in_failed", "visit0_failed"):
+            steps.append(("Withdraw", f"{base}/withdraw"))
+    return {"participant": view, "visits": visits, "allocations": allocations,
+            "next_steps": steps, **details}

@@ -1,0 +1,171 @@
+"""What every HTML page needs: the cookie session (the same bearer token the API uses, kept in
+an HttpOnly, SameSite=Strict cookie, Secure and ``__Host-`` over https), the per-session CSRF
+token, templates, the role navigation, and errors rendered as pages.
+
+The CSRF token of a session is ``sha256("tailor-csrf:" + session token)``: it changes with every
+login, cannot be computed without the (HttpOnly) session cookie, and needs no server-side
+secret shared between workers. The login form, which has no session yet, uses a double-submit
+cookie.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from starlette.datastructures import FormData
+
+from tailor.db import Database
+from tailor.exceptions import AuthenticationError, NotFoundError, TailorError
+from tailor.services import auth as auth_service
+from tailor.services.context import Actor, RequestContext
+from tailor.services.scope import NOT_FOUND
+from tailor.web.errors import status_for
+
+__all__ = ["TEMPLATES", "CsrfError", "LoginRequired", "Page", "check_code", "csrf_form",
+           "csrf_token", "home_for", "login_csrf_cookie", "nav_for", "page_user",
+           "session_cookie", "set_session_cookie"]
+
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+LOGIN_CSRF_COOKIE = "tailor_login_csrf"
+_CODE = re.compile(r"^P-[0-9A-Z]{4}-[0-9A-Z]{4}$")
+
+_NAV = {
+    "coordinator": [("Site dashboard", "/site"), ("Participants", "/participants")],
+    "data_manager": [("Dashboard", "/site"), ("Participants", "/participants"),
+                     ("Missing data", "/data/missing"), ("Queries", "/data/queries")],
+    "admin": [("Dashboard", "/site"), ("Participants", "/participants"),
+              ("Missing data", "/data/missing"), ("Queries", "/data/queries"),
+              ("Statistics", "/stats"), ("Decision tool", "/decide")],
+    "statistician": [("Statistics", "/stats"), ("Analysis report", "/stats/report"),
+                     ("Decision tool", "/decide")],
+    "clinician": [("Decision tool", "/decide")],
+}
+
+
+class LoginRequired(Exception):
+    """No valid session: the page redirects to the login form."""
+
+    def __init__(self, next_url: str = "/") -> None:
+        super().__init__("log in first")
+        self.next_url = next_url
+
+
+class CsrfError(Exception):
+    """A form post without this session's CSRF token (HTTP 403)."""
+
+
+def session_cookie(request: Request) -> str:
+    return "__Host-tailor_session" if request.url.scheme == "https" else "tailor_session"
+
+
+def csrf_token(session_token: str) -> str:
+    return hashlib.sha256(b"tailor-csrf:" + session_token.encode()).hexdigest()
+
+
+def set_session_cookie(response: Response, request: Request, token: str, max_age: int) -> None:
+    response.set_cookie(session_cookie(request), token, max_age=max_age, path="/",
+                        httponly=True, samesite="strict", secure=request.url.scheme == "https")
+
+
+def login_csrf_cookie(response: Response, request: Request, value: str) -> None:
+    response.set_cookie(LOGIN_CSRF_COOKIE, value, max_age=3600, path="/login", httponly=True,
+                        samesite="strict", secure=request.url.scheme == "https")
+
+
+def nav_for(role: str) -> list[tuple[str, str]]:
+    return _NAV.get(role, [])
+
+
+def home_for(role: str) -> str:
+    nav = nav_for(role)
+    return nav[0][1] if nav else "/login"
+
+
+def check_code(code: str) -> str:
+    """A participant code as the pages accept it; anything else is the same 404 as a missing
+    or hidden participant."""
+    if not _CODE.match(code):
+        raise NotFoundError(NOT_FOUND)
+    return code
+
+
+@dataclass
+class Page:
+    """The logged-in caller of a page."""
+
+    request: Request
+    db: Database
+    ctx: RequestContext
+    token: str
+
+    @property
+    def actor(self) -> Actor:
+        return self.ctx.actor
+
+    @property
+    def csrf(self) -> str:
+        return csrf_token(self.token)
+
+    def render(self, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+        return render(self.request, template, status_code, page=self, **context)
+
+
+def render(request: Request, template: str, status_code: int = 200, *,
+           page: Page | None = None, **context: Any) -> HTMLResponse:
+    user = page.actor if page else None
+    base = {"user": user, "nav": nav_for(user.role) if user else [],
+            "csrf": page.csrf if page else "", "path": request.url.path}
+    return TEMPLATES.TemplateResponse(request, template, base | context,
+                                      status_code=status_code)
+
+
+def page_user(request: Request) -> Page:
+    """The caller from the session cookie (LoginRequired if absent, expired or revoked)."""
+    db: Database = request.app.state.db
+    token = request.cookies.get(session_cookie(request), "")
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if not token or len(token) > 256:
+        raise LoginRequired(target)
+    try:
+        actor = auth_service.authenticate(db, token)
+    except AuthenticationError:
+        raise LoginRequired(target) from None
+    page = Page(request, db, RequestContext(actor, request_id=request.state.request_id), token)
+    request.state.page = page
+    return page
+
+
+async def csrf_form(request: Request, page: Annotated[Page, Depends(page_user)]) -> FormData:
+    """The posted form, after checking this session's CSRF token."""
+    form = await request.form()
+    given = str(form.get("csrf_token", ""))
+    if not hmac.compare_digest(given.encode(), page.csrf.encode()):
+        raise CsrfError("the form's security token is missing or stale; reload the page")
+    return form
+
+
+def error_page(request: Request, exc: Exception) -> HTMLResponse:
+    """An error as a page, with the same status code the API gives."""
+    page = getattr(request.state, "page", None)
+    if isinstance(exc, CsrfError):
+        status, message = 403, str(exc)
+    elif isinstance(exc, TailorError):
+        status, message = status_for(exc), str(exc)
+    else:  # pragma: no cover - only registered for the classes above
+        status, message = 500, "unexpected error"
+    title = {403: "Not permitted", 404: "Not found", 409: "Not possible now",
+             422: "Invalid input", 429: "Too many attempts"}.get(status, "Error")
+    return render(request, "error.html", status, page=page, title=title, message=message,
+                  status=status)
+
+
+def redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)

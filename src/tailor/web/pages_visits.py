@@ -1,0 +1,312 @@
+"""Visit pages: Visit 0 (baseline phenotyping forms rendered from the instrument declarations),
+follow-up visits (PEG, PGIC), the week-12 response and stage-2 page, randomization
+(confirmation, then the assigned treatment only), intolerance and withdrawal."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import HTMLResponse, Response
+from starlette.datastructures import FormData
+
+from tailor.exceptions import InstrumentError, NotFoundError, RecordError, TailorError
+from tailor.rules import stage_options
+from tailor.services import randomization, timeline, trial
+from tailor.services.baseline import BASELINE_INSTRUMENTS, record_baseline
+from tailor.services.trial import WITHDRAWAL_REASONS
+from tailor.web.forms import (
+    YES_NO,
+    date_field,
+    instrument_block,
+    parse_date,
+    parse_items,
+    parse_protocol_fields,
+    protocol_field,
+)
+from tailor.web.page_support import Page, check_code, csrf_form, page_user, redirect
+from tailor.web.pages import protocol_of
+
+__all__ = ["router"]
+
+router = APIRouter(include_in_schema=False)
+User = Annotated[Page, Depends(page_user)]
+Form = Annotated[FormData, Depends(csrf_form)]
+
+_BASELINE_FIELDS = ("pregnant_visit0", "opioid_use")
+
+
+def _visit(data: dict[str, Any], visit: str) -> dict[str, Any]:
+    for v in data["visits"]:
+        if v["visit"] == visit:
+            return v
+    raise NotFoundError("visit not scheduled for this participant")
+
+
+def _form_error(errors: dict[str, str], exc: TailorError, known: set[str]) -> None:
+    if isinstance(exc, InstrumentError):
+        key = f"{(exc.instrument or '').lower()}.{exc.item}"
+        if exc.instrument and exc.instrument.upper() == "PEG":
+            key = f"peg.{exc.item}"
+        if exc.instrument and exc.instrument.upper() == "PGIC":
+            key = f"pgic.{exc.item}"
+        errors[key if key in known else "_form"] = str(exc)
+    elif isinstance(exc, RecordError):
+        errors[exc.field if exc.field in known else "_form"] = str(exc)
+    else:
+        errors["_form"] = str(exc)
+
+
+# --------------------------------------------------------------------------- visit 0
+def _baseline_blocks(values: dict[str, dict[str, Any]], errors: dict[str, str]
+                     ) -> list[dict[str, Any]]:
+    return [instrument_block("peg", values.get("peg", {}), errors)] + [
+        instrument_block(name, values.get(name, {}), errors) for name in BASELINE_INSTRUMENTS]
+
+
+def _baseline_page(page: Page, code: str, visit: str, data: dict[str, Any],
+                   values: dict[str, dict[str, Any]], fields: dict[str, Any],
+                   errors: dict[str, str], status: int = 200) -> Response:
+    protocol = protocol_of(page)
+    v = _visit(data, visit)
+    top = [date_field("visit_date", "Visit date", fields.get("visit_date") or data["today"],
+                      errors.get("visit_date"),
+                      hint=f"Window {v['window_start']} to {v['window_end']} (inclusive)")]
+    top += [protocol_field(protocol, n, fields.get(n), errors.get(n)) for n in _BASELINE_FIELDS]
+    return page.render("baseline.html", status, t=data, code=code, visit=v, top=top,
+                       blocks=_baseline_blocks(values, errors), errors=errors)
+
+
+def _follow_up_page(page: Page, code: str, visit: str, data: dict[str, Any],
+                    values: dict[str, dict[str, Any]], fields: dict[str, Any],
+                    errors: dict[str, str], status: int = 200) -> Response:
+    v = _visit(data, visit)
+    correcting = v["status"] == "completed"
+    top = [date_field("visit_date", "Visit date", fields.get("visit_date")
+                      or v.get("visit_date") or data["today"], errors.get("visit_date"),
+                      hint=f"Window {v['window_start']} to {v['window_end']} (inclusive)")]
+    if correcting:
+        top.append({"name": "reason", "id": "f-reason", "kind": "text",
+                    "label": "Reason for the correction", "value": fields.get("reason", ""),
+                    "error": errors.get("reason"), "required": True})
+    blocks = [instrument_block("peg", values.get("peg", {}), errors),
+              instrument_block("pgic", values.get("pgic", {}), errors)]
+    decision = data["decision_visit"] == visit
+    response = _response_summary(page, data) if decision and v["status"] == "completed" \
+        else None
+    return page.render("visit.html", status, t=data, code=code, visit=v, top=top,
+                       blocks=blocks, errors=errors, correcting=correcting,
+                       decision=decision, response=response)
+
+
+def _response_summary(page: Page, data: dict[str, Any]) -> dict[str, Any] | None:
+    """The week-12 category and the stage-2 options the protocol allows (no allocation
+    detail beyond what the coordinator already sees)."""
+    visit = _visit(data, data["decision_visit"])
+    category = visit["scores"].get("response_category")
+    stage1 = next((a for a in data["allocations"] if a["stage"] == 1), None)
+    if category is None or stage1 is None or stage1["option"] == "concealed":
+        return {"category": category, "options": [], "assigned": None}
+    protocol = protocol_of(page)
+    latest = next((a for a in reversed(data["assessments"]) if a["eligible"]), None)
+    blocked = [a for a in protocol.arm_codes if latest and a not in latest["eligible_arms"]]
+    opts = stage_options(protocol, stage1["option"], category, blocked)
+    assigned = next((a for a in data["allocations"] if a["stage"] == 2), None)
+    return {"category": category, "options": [(o.code, o.action) for o in opts.eligible],
+            "randomized": opts.randomized, "assigned": assigned}
+
+
+@router.get("/participants/{code}/visits/{visit}", response_class=HTMLResponse)
+def visit_form(page: User, code: str, visit: str) -> Response:
+    """Visit 0 (baseline phenotyping) or a follow-up visit."""
+    data = timeline.participant_timeline(page.db, page.ctx, check_code(code))
+    if visit == data["first_visit"]:
+        return _baseline_page(page, code, visit, data, {}, {}, {})
+    return _follow_up_page(page, code, visit, data, {}, {}, {})
+
+
+@router.post("/participants/{code}/visits/{visit}", response_class=HTMLResponse)
+def record_visit(page: User, code: str, visit: str, form: Form) -> Response:
+    """Record the visit; every problem is shown beside its field."""
+    data = timeline.participant_timeline(page.db, page.ctx, check_code(code))
+    v = _visit(data, visit)
+    errors: dict[str, str] = {}
+    day = parse_date(form, "visit_date", "Visit date", errors)
+    fields: dict[str, Any] = {"visit_date": form.get("visit_date", "")}
+    if visit == data["first_visit"]:
+        protocol = protocol_of(page)
+        record, ferr = parse_protocol_fields(protocol, _BASELINE_FIELDS, form)
+        errors |= ferr
+        fields |= {n: form.get(n, "") for n in _BASELINE_FIELDS}
+        values = {"peg": parse_items("peg", form, errors)}
+        values |= {n: parse_items(n, form, errors) for n in BASELINE_INSTRUMENTS}
+        known = {f"{b}.{i}" for b, items in values.items() for i in items} | set(fields)
+        if not errors:
+            try:
+                record_baseline(page.db, page.ctx, code, visit, visit_date=day,
+                                peg=values["peg"],
+                                questionnaires={n: values[n] for n in BASELINE_INSTRUMENTS},
+                                fields=record)
+                return redirect(f"/participants/{code}#visits")
+            except TailorError as exc:
+                if isinstance(exc, LookupError) and not isinstance(exc, RecordError):
+                    raise
+                _form_error(errors, exc, known)
+        return _baseline_page(page, code, visit, data, values, fields, errors, 422)
+    values = {"peg": parse_items("peg", form, errors), "pgic": parse_items("pgic", form, errors)}
+    correcting = v["status"] == "completed"
+    reason = str(form.get("reason", "")).strip()[:500]
+    fields["reason"] = reason
+    if correcting and not reason:
+        errors["reason"] = "Reason for the correction: required"
+    known = {f"{b}.{i}" for b, items in values.items() for i in items} | set(fields)
+    if not errors:
+        ctx = page.ctx
+        ctx.reason = reason
+        try:
+            trial.record_visit(page.db, ctx, code, visit, visit_date=day, instruments={
+                "PEG": {"version": "1", "items": values["peg"]},
+                "PGIC": {"version": "1", "items": values["pgic"]}}, fields={})
+            if visit == data["decision_visit"]:
+                return redirect(f"/participants/{code}/visits/{visit}#response")
+            return redirect(f"/participants/{code}#visits")
+        except TailorError as exc:
+            if isinstance(exc, LookupError) and not isinstance(exc, RecordError):
+                raise
+            _form_error(errors, exc, known)
+    return _follow_up_page(page, code, visit, data, values, fields, errors, 422)
+
+
+# --------------------------------------------------------------------------- randomize
+@router.get("/participants/{code}/randomize/{stage}", response_class=HTMLResponse)
+def randomize_form(page: User, code: str, stage: int) -> Response:
+    """Confirmation before randomizing (no hint of what comes next)."""
+    data = timeline.participant_timeline(page.db, page.ctx, check_code(code))
+    done = next((a for a in data["allocations"] if a["stage"] == stage), None)
+    if done is not None:
+        return page.render("allocation.html", t=data, code=code, allocation=done,
+                           replayed=True)
+    response = _response_summary(page, data) if stage > 1 else None
+    return page.render("randomize.html", t=data, code=code, stage=stage,
+                       key=uuid.uuid4().hex, response=response, error=None)
+
+
+@router.post("/participants/{code}/randomize/{stage}", response_class=HTMLResponse)
+def randomize(page: User, code: str, stage: int, form: Form) -> Response:
+    """Randomize; show the assigned treatment. A repeated post (same key) shows the same."""
+    check_code(code)
+    key = str(form.get("idempotency_key", ""))
+    if not 8 <= len(key) <= 128 or not all(c.isalnum() or c in "_.:-" for c in key):
+        key = uuid.uuid4().hex
+    try:
+        view, replayed = randomization.randomize(page.db, page.ctx, code, stage, key)
+    except TailorError as exc:
+        if isinstance(exc, LookupError):
+            raise
+        data = timeline.participant_timeline(page.db, page.ctx, code)
+        return page.render("randomize.html", 409, t=data, code=code, stage=stage,
+                           key=uuid.uuid4().hex, response=None, error=str(exc))
+    data = timeline.participant_timeline(page.db, page.ctx, code)
+    return page.render("allocation.html", t=data, code=code, allocation=view,
+                       replayed=replayed)
+
+
+# --------------------------------------------------------------------------- events
+def _intolerance_fields(page: Page, values: dict[str, Any], errors: dict[str, str]
+                        ) -> list[dict[str, Any]]:
+    protocol = protocol_of(page)
+    return [
+        date_field("onset_date", "Onset date", values.get("onset_date"), errors.get("onset_date")),
+        {"name": "kind", "id": "f-kind", "label": "Kind of event", "kind": "select",
+         "options": [("intolerance", "Intolerance of the treatment"),
+                     ("adverse_event", "Other adverse event")],
+         "value": values.get("kind", "intolerance"), "error": errors.get("kind"),
+         "required": True},
+        {"name": "arm", "id": "f-arm", "label": "Treatment concerned", "kind": "select",
+         "options": [("", "Not treatment-specific")] + [(a.code, f"{a.code} - {a.name}")
+                                                        for a in protocol.arms],
+         "value": values.get("arm", ""), "error": errors.get("arm"), "required": False},
+        {"name": "serious", "id": "f-serious", "label": "Serious", "kind": "select",
+         "options": YES_NO, "value": values.get("serious", ""), "error": errors.get("serious"),
+         "required": True}]
+
+
+@router.get("/participants/{code}/intolerance", response_class=HTMLResponse)
+def intolerance_form(page: User, code: str) -> Response:
+    """Record an intolerance or adverse event."""
+    data = timeline.participant_timeline(page.db, page.ctx, check_code(code))
+    return page.render("event.html", t=data, code=code, title="Intolerance or adverse event",
+                       fields=_intolerance_fields(page, {"onset_date": data["today"]}, {}),
+                       errors={}, action=f"/participants/{code}/intolerance")
+
+
+@router.post("/participants/{code}/intolerance", response_class=HTMLResponse)
+def intolerance(page: User, code: str, form: Form) -> Response:
+    """Store the event (before week 12, an intolerance makes the response 'bad')."""
+    check_code(code)
+    errors: dict[str, str] = {}
+    values = {k: str(form.get(k, "")) for k in ("onset_date", "kind", "arm", "serious")}
+    onset = parse_date(form, "onset_date", "Onset date", errors)
+    if values["kind"] not in ("intolerance", "adverse_event"):
+        errors["kind"] = "Kind of event: choose one"
+    if values["serious"] not in ("yes", "no"):
+        errors["serious"] = "Serious: choose yes or no"
+    if not errors and onset is not None:
+        try:
+            trial.record_intolerance(page.db, page.ctx, code, arm=values["arm"] or None,
+                                     onset_date=onset, serious=values["serious"] == "yes",
+                                     kind=values["kind"])
+            return redirect(f"/participants/{code}")
+        except TailorError as exc:
+            if isinstance(exc, LookupError) and not isinstance(exc, RecordError):
+                raise
+            _form_error(errors, exc, set(values))
+    data = timeline.participant_timeline(page.db, page.ctx, code)
+    return page.render("event.html", 422, t=data, code=code,
+                       title="Intolerance or adverse event",
+                       fields=_intolerance_fields(page, values, errors), errors=errors,
+                       action=f"/participants/{code}/intolerance")
+
+
+def _withdraw_fields(values: dict[str, Any], errors: dict[str, str]) -> list[dict[str, Any]]:
+    return [date_field("withdrawn_on", "Date of withdrawal", values.get("withdrawn_on"),
+                       errors.get("withdrawn_on")),
+            {"name": "reason_code", "id": "f-reason_code", "label": "Reason", "kind": "select",
+             "options": [("", "Choose")] + [(r, r.replace("_", " ")) for r in
+                                             WITHDRAWAL_REASONS],
+             "value": values.get("reason_code", ""), "error": errors.get("reason_code"),
+             "required": True}]
+
+
+@router.get("/participants/{code}/withdraw", response_class=HTMLResponse)
+def withdraw_form(page: User, code: str) -> Response:
+    """Withdraw a participant."""
+    data = timeline.participant_timeline(page.db, page.ctx, check_code(code))
+    return page.render("event.html", t=data, code=code, title="Withdrawal",
+                       fields=_withdraw_fields({"withdrawn_on": data["today"]}, {}),
+                       errors={}, action=f"/participants/{code}/withdraw")
+
+
+@router.post("/participants/{code}/withdraw", response_class=HTMLResponse)
+def withdraw(page: User, code: str, form: Form) -> Response:
+    """Record the withdrawal; no further data are accepted."""
+    check_code(code)
+    errors: dict[str, str] = {}
+    values = {k: str(form.get(k, "")) for k in ("withdrawn_on", "reason_code")}
+    day = parse_date(form, "withdrawn_on", "Date of withdrawal", errors)
+    if values["reason_code"] not in WITHDRAWAL_REASONS:
+        errors["reason_code"] = "Reason: choose one"
+    if not errors and day is not None:
+        try:
+            trial.withdraw(page.db, page.ctx, code, withdrawn_on=day,
+                           reason_code=values["reason_code"])
+            return redirect(f"/participants/{code}")
+        except TailorError as exc:
+            if isinstance(exc, LookupError) and not isinstance(exc, RecordError):
+                raise
+            _form_error(errors, exc, set(values))
+    data = timeline.participant_timeline(page.db, page.ctx, code)
+    return page.render("event.html", 422, t=data, code=code, title="Withdrawal",
+                       fields=_withdraw_fields(values, errors), errors=errors,
+                       action=f"/participants/{code}/withdraw")
