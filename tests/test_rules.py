@@ -201,3 +201,12 @@ def test_responder_definitions(best):
     assert is_responder(best, "pgic_much", pgic=2) and not is_responder(best, "pgic_much", pgic=3)
     with pytest.raises(InvalidFieldError, match="unknown responder definition"):
         is_responder(best, "nope", pgic=1)
+
+
+@pytest.mark.parametrize(("arm", "expected"), [
+    ("ESC", ("ACT", "EBEM", "DUL")), ("ACT", ("EBEM", "DUL")), ("DUL", ("ACT", "EBEM"))])
+def test_an_intolerant_stage_one_arm_can_only_be_switched_from(best, arm, expected):
+    for category in ("excellent", "good", "medium", "bad"):
+        opts = stage_options(best, arm, category, [arm])
+        assert opts.codes == expected
+        assert all(o.action == "switch" for o in opts.eligible)

@@ -394,7 +394,9 @@ def stage_options(protocol: Protocol, stage1_arm: str, category: str,
     other arm (never one in ``augment_partner_excludes`` unless the stage-1 arm is itself one of
     those, e.g. ESC + X); ``switch`` moves to a single different arm, never to one in
     ``no_switch_to``; arms in ``augment_only_from`` may only augment; options containing a
-    contraindicated arm are never offered.
+    contraindicated arm are never offered. When the stage-1 arm itself is contraindicated (an
+    intolerance before the decision), the options are the switches to the other allowed arms
+    (for ESC: to any active arm), since neither continuing nor augmenting it is possible.
     """
     s = protocol.stage(stage)
     if s.options is None or s.rules is None:
@@ -413,7 +415,11 @@ def stage_options(protocol: Protocol, stage1_arm: str, category: str,
                                     f"got {arm!r}", field="contraindicated", value=arm, rule="arm")
     rules = s.rules
     actions = list(s.options[category])
-    if stage1_arm in rules.augment_only_from:
+    if stage1_arm in contraindicated:
+        # the stage-1 arm can no longer be given (an intolerance event): only a switch to a
+        # single other arm remains, whatever the category [assumed; not in the public protocol]
+        actions = ["switch"]
+    elif stage1_arm in rules.augment_only_from:
         actions = ["augment" if a == "switch" else a for a in actions]
     candidates: list[StageOption] = []
     seen: set[str] = set()

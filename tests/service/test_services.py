@@ -202,3 +202,20 @@ def test_go_live_freezes_configuration(t):
     pv = admin.register_protocol(t.db, SYSTEM, text)
     with pytest.raises(ConflictError, match="frozen"):
         admin.go_live(t.db, SYSTEM, pv["content_hash"])
+
+
+def test_intolerance_of_the_stage1_arm_leads_to_a_switch(t):
+    """An intolerance of the stage-1 arm (even ESC, whose non-responders otherwise only
+    augment) leaves the switches to other arms at stage 2, never an option containing it."""
+    for _ in range(6):
+        code = ready_participant(t)
+        ctx = t.ctx("coord1")
+        a1 = randomization.randomize(t.db, ctx, code, 1, f"s1-{code}")[0]["option"]
+        later = t.ctx("coord1", now=NOW + timedelta(weeks=12))
+        trial.record_intolerance(t.db, later, code, arm=a1,
+                                 onset_date=TODAY + timedelta(days=20))
+        trial.record_visit(t.db, later, code, "week12", instruments={
+            "PGIC": {"items": {"PGIC1": 2}}}, fields={}, visit_date=TODAY + timedelta(days=84))
+        a2 = randomization.randomize(t.db, later, code, 2, f"s2-{code}")[0]
+        assert a1 not in a2["option"].split("+")
+        assert a2["action"] == "switch"

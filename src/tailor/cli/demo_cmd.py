@@ -133,7 +133,10 @@ def demo(
                 f"allocation was made by the service (minimization with logged "
                 f"probabilities). The service chose another first treatment than the "
                 f"simulator for {stats.differs_from_simulation} participants; their outcomes "
-                f"are the simulated potential outcomes of the service's choice.")
+                f"are the simulated potential outcomes of the service's choice"
+                + (f"; {stats.approximated_paths} second steps after an intolerance were "
+                   "approximated by the modelled option adding the same arm"
+                   if stats.approximated_paths else "") + ".")
         paths = write_analysis(result, table, out, sections=trial_sections(
             flow, balance, table, threshold=plan.responder_threshold, note=note))
         chain = audit.verify(db)

@@ -46,6 +46,7 @@ from tailor.services.baseline import (
     record_baseline,
 )
 from tailor.services.context import Actor, RequestContext
+from tailor.stats.randomization import Draws
 from tailor.stats.simulation import SimulationResult
 
 __all__ = ["DEMO_PASSWORD", "DEMO_SITES", "DriveStats", "actor_of", "demo_users", "drive_trial",
@@ -100,6 +101,7 @@ class DriveStats:
     last_day: date | None = None
     participants: int = 0
     differs_from_simulation: int = 0
+    approximated_paths: int = 0
     problems: list[str] = field(default_factory=list)
 
     def count(self, name: str) -> None:
@@ -181,6 +183,8 @@ class _Driver:
         self.cohort = _Cohort(sim)
         self.protocol = sim.protocol
         self.rng = np.random.default_rng(seed)
+        # the allocation draws get their own stream, so the whole demo is reproducible
+        self.draw_rng = np.random.default_rng(np.random.SeedSequence([seed, 7]))
         self.start = start
         self.accrual_days = accrual_days
         self.stats = stats
@@ -207,6 +211,9 @@ class _Driver:
     def call(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         self.stats.count(name)
         return fn(self.db, *args, **kwargs)
+
+    def draws(self) -> Draws:
+        return Draws.from_rng(self.draw_rng)
 
     def jitter(self) -> int:
         return int(self.rng.integers(-3, 4))
@@ -241,7 +248,7 @@ class _Driver:
         self.call("Visit 0 (baseline)", record_baseline, ctx, code, "week0", visit_date=day,
                   peg=peg, questionnaires=qs, fields=fields)
         a1 = self.call("randomize stage 1", randomization.randomize, ctx, code, 1,
-                       f"demo-{code}-1")[0]["option"]
+                       f"demo-{code}-1", draw_source=self.draws)[0]["option"]
         visit0 = day
         same1 = a1 == w["A1"]
         self.stats.differs_from_simulation += not same1
@@ -259,13 +266,8 @@ class _Driver:
             if week == 12 and intolerant:
                 onset = visit0 + timedelta(weeks=9)
                 yield onset
-                # an intolerance of an augment-only arm (ESC) is recorded without the arm: the
-                # service drops an intolerant arm from every stage-2 option, and every option
-                # open to an ESC non-responder contains ESC (ESC + X)
-                rules = self.protocol.stage(2).rules
-                arm = None if rules is not None and a1 in rules.augment_only_from else a1
                 self.call("intolerance", trial.record_intolerance, self.ctx(site, onset), code,
-                          arm=arm, onset_date=onset, serious=False, kind="intolerance")
+                          arm=a1, onset_date=onset, serious=False, kind="intolerance")
             day = target + timedelta(days=self.jitter())
             yield day
             ctx = self.ctx(site, day)
@@ -281,11 +283,18 @@ class _Driver:
             if week == 12:
                 try:
                     a2 = self.call("randomize stage 2", randomization.randomize, ctx, code, 2,
-                                   f"demo-{code}-2")[0]["option"]
+                                   f"demo-{code}-2", draw_source=self.draws)[0]["option"]
                 except TailorError as exc:
                     self.stats.problems.append(f"{code} stage 2: {exc}")
                     return
-                path = self.cohort.paths[(pid, a1, a2)]
+                path = self.cohort.paths.get((pid, a1, a2))
+                if path is None:
+                    # an option the simulator does not model (a switch away from an arm the
+                    # participant could not tolerate, e.g. ESC -> ACT): take the modelled
+                    # option that adds the same arm (ESC + ACT) and count the approximation
+                    near = self.protocol.option_code((a1, a2))
+                    path = self.cohort.paths[(pid, a1, near)]
+                    self.stats.approximated_paths += 1
                 same2 = same1 and a2 == w["A2"]
                 outcome |= {
                     "peg_w24": path["peg_w24"], "pgic_w24": int(path["pgic_w24"]),

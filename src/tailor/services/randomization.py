@@ -13,6 +13,7 @@ retried; a retry sees the committed allocation and answers from it.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select
@@ -160,9 +161,14 @@ def _current_state(protocol: Protocol, stage: int, stored: m.StageState,
 
 
 def randomize(db: Database, ctx: RequestContext, code: str, stage: int,
-              idempotency_key: str) -> tuple[dict[str, Any], bool]:
+              idempotency_key: str, *, draw_source: Callable[[], Draws] | None = None
+              ) -> tuple[dict[str, Any], bool]:
     """Allocate ``code`` at ``stage``; returns (view, replayed). A repeated key returns the
     stored allocation; another key for an allocated stage is a 409.
+
+    The draws come from the operating system's CSPRNG (unpredictable); ``draw_source``
+    replaces it for simulations that must be reproducible from a seed (``tailor demo``). Either
+    way the draws are stored with the allocation, so it can be re-derived.
 
     One write transaction: the participant row (``FOR UPDATE`` on PostgreSQL; SQLite holds
     its single writer lock) serializes requests for the same participant, so a repeated key
@@ -215,7 +221,8 @@ def randomize(db: Database, ctx: RequestContext, code: str, stage: int,
         db.lock(session, f"allocation:{pv.id}:{stage}")
         stored, top = _stored_state(session, pv.id, stage)
         state = _current_state(protocol, stage, stored, top)
-        result = allocate(protocol, state, option_set, levels, _draws())
+        result = allocate(protocol, state, option_set, levels,
+                          (draw_source or _draws)())
         pause(db, "after_compute")
         spec = protocol.stage(stage).randomization
         stored.last_sequence += 1
