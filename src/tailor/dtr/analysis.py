@@ -18,8 +18,9 @@ From the wide table of ``docs/data-contract.md`` and the protocol:
    importance; subgroup forest-plot data;
 5. a versioned model file for the clinician's decision tool.
 
-Missing week-24 outcomes are handled by inverse-probability-of-censoring weights (on by
-default inside :class:`~tailor.dtr.QLearning`).
+Missing week-24 outcomes are handled by sequential inverse-probability-of-censoring weights
+(:func:`censoring_weights`: one model per visit on the history observed by then), passed to
+every estimator.
 
 References
 ----------
@@ -53,7 +54,7 @@ from tailor.exceptions import InputFileError
 from tailor.protocol import Protocol
 from tailor.rules import stage_options
 
-__all__ = ["AnalysisPlan", "AnalysisResult", "analyze", "default_plan"]
+__all__ = ["AnalysisPlan", "AnalysisResult", "analyze", "censoring_weights", "default_plan"]
 
 MODEL_FORMAT = "tailor-regime/1"
 
@@ -172,6 +173,55 @@ def _check_columns(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan) -
                                  "is given", column=col)
 
 
+def censoring_weights(data: pd.DataFrame, plan: AnalysisPlan) -> tuple[np.ndarray | None, str]:
+    """Sequential inverse-probability-of-censoring weights for monotone dropout.
+
+    One logistic model per visit up to the outcome's week (6, 12, 18, 24), each among those
+    still observed, on the history observed by then: baseline PEG, age and the first arm; the
+    previous visit's PEG; from week 12 the intolerance flag; from week 18 the week-12 response
+    category. A participant missing a visit leaves the risk set there (conservative under
+    intermittent missingness). Returns (None, "") when the outcome is never missing.
+
+    References
+    ----------
+    Robins JM, Rotnitzky A, Zhao LP (1995). Analysis of semiparametric regression models for
+    repeated outcomes in the presence of missing data. JASA 90:106-21.
+    """
+    y = pd.to_numeric(data[plan.outcome], errors="coerce")
+    if y.notna().all():
+        return None, ""
+    from tailor.dtr.missing import ipcw_weights
+
+    week = int(plan.outcome.rsplit("_w", 1)[1]) if "_w" in plan.outcome else None
+    visits = [wk for wk in (6, 12, 18, 24, 36) if f"peg_w{wk}" in data.columns
+              and (week is None or wk <= week)]
+    if not visits or f"peg_w{visits[-1]}" != plan.outcome:
+        visits = []
+    base = [c for c in ("peg_baseline", "age") if c in data.columns
+            and data[c].notna().all()] + ["A1"]
+    observed: list[np.ndarray] = []
+    formulas: list[str] = []
+    history = list(base)
+    previous: int | None = None
+    for wk in visits:
+        if previous is not None:
+            history.append(f"peg_w{previous}")
+        if wk >= 12 and "intolerance_s1" in data.columns and "intolerance_s1" not in history:
+            history.append("intolerance_s1")
+        if wk >= 18 and "response_category" in data.columns and "response_category" \
+                not in history:
+            history.append("response_category")
+        observed.append(pd.to_numeric(data[f"peg_w{wk}"], errors="coerce").notna().to_numpy())
+        formulas.append(" + ".join(history))
+        previous = wk
+    if not observed:  # no visit history: one step on the baseline history
+        observed, formulas = [y.notna().to_numpy()], [" + ".join(base)]
+    w = ipcw_weights(data, observed=observed, covariates=formulas)
+    labels = [f"week {wk}" for wk in visits] or ["outcome"]
+    desc = "; ".join(f"{lab}: {f}" for lab, f in zip(labels, formulas, strict=True))
+    return w, desc
+
+
 def _stages(protocol: Protocol, plan: AnalysisPlan) -> list[dict[str, Any]]:
     arms = list(protocol.arm_codes)
     return [
@@ -184,12 +234,12 @@ def _stages(protocol: Protocol, plan: AnalysisPlan) -> list[dict[str, Any]]:
 
 
 def _crossfit_tree(data: pd.DataFrame, ql: QLearning, plan: AnalysisPlan, outcome: str,
-                   rng: np.random.Generator
+                   rng: np.random.Generator, weights: np.ndarray | None = None
                    ) -> tuple[np.ndarray, PolicyTree, Any, np.ndarray]:
     """Cross-fitted recommendations of the tree and of the expert-category regime (each row's
     from a fit without its fold), and the tree fitted on all rows (the one reported)."""
     scores = dr_scores(data, ql, outcome=outcome, stage=1, propensities=["p_A1", "p_A2"],
-                       folds=plan.folds, random_state=int(rng.integers(2**31)))
+                       weights=weights, folds=plan.folds, random_state=int(rng.integers(2**31)))
     opts = list(scores.options)
     x = data[list(plan.tree_features)]
     usable = scores.feasible.any(axis=1)  # rows with a score (not censored)
@@ -247,21 +297,24 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
     data["responder"] = responder_indicator(data, baseline=plan.baseline, followup=plan.outcome,
                                             threshold=plan.responder_threshold)
     n_outcome = int(data[plan.outcome].notna().sum())
-    if n_outcome < len(data):
+    weights, censoring = censoring_weights(data, plan)
+    if weights is not None:
         notes.append(f"{len(data) - n_outcome} of {len(data)} participants have no "
-                     f"{plan.outcome}; inverse-probability-of-censoring weights are used.")
+                     f"{plan.outcome}; sequential inverse-probability-of-censoring weights are "
+                     f"used (logistic models of staying in the study: {censoring}).")
     stages = _stages(protocol, plan)
     ql = QLearning(stages=stages, coding="dummy", maximize=False)
     ql_resp = QLearning(stages=stages, coding="dummy", maximize=True)
 
     step("Q-learning and bootstrap")
-    fit: QLearningResult = ql.fit(data, outcome=plan.outcome)
+    fit: QLearningResult = ql.fit(data, outcome=plan.outcome, weights=weights)
     boot = fit.bootstrap(replicates=plan.bootstrap, m="adaptive",
                          random_state=int(rng.integers(2**31)), alpha=plan.alpha)
     coefficients = {k: boot.coefficients(k) for k in (1, 2)}
 
     step("interpretable regime (cross-fitted policy tree)")
-    tree_rec, tree, _scores, expert_rec = _crossfit_tree(data, ql, plan, plan.outcome, rng)
+    tree_rec, tree, _scores, expert_rec = _crossfit_tree(data, ql, plan, plan.outcome, rng,
+                                                         weights)
     stage2_rec = fit.recommend(data)["A2"]
     interpretable = {"A1": list(tree_rec), "A2": list(stage2_rec)}
 
@@ -270,16 +323,19 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
     for label, outcome, learner in (("peg", plan.outcome, ql),
                                     ("responder", "responder", ql_resp)):
         table = compare_regimes(data, learner, outcome=outcome, propensities=["p_A1", "p_A2"],
+                                weights=weights,
                                 folds=plan.folds, random_state=int(rng.integers(2**31)),
                                 alpha=plan.alpha)
         tree_value = aipw_value(data, interpretable, outcome=outcome, qlearning=learner,
-                                propensities=["p_A1", "p_A2"], alpha=plan.alpha,
+                                propensities=["p_A1", "p_A2"], weights=weights,
+                                alpha=plan.alpha,
                                 name="interpretable regime (policy tree)").to_frame()
         rows = [table, tree_value]
         if plan.expert_categories:
             rows.append(aipw_value(data, {"A1": list(expert_rec), "A2": list(stage2_rec)},
                                    outcome=outcome, qlearning=learner,
-                                   propensities=["p_A1", "p_A2"], alpha=plan.alpha,
+                                   propensities=["p_A1", "p_A2"], weights=weights,
+                                   alpha=plan.alpha,
                                    name="expert phenotype categories").to_frame())
         table = pd.concat(rows, ignore_index=True)
         table["regime"] = table["regime"].replace({"learned regime": "flexible regime "
@@ -294,7 +350,7 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
 
     regimes = embedded_regimes(list(protocol.arm_codes), rule, categories)
     emb = WeightedReplicated(alpha=plan.alpha).fit(
-        data, regimes, outcome=plan.outcome, propensities=["p_A1", "p_A2"])
+        data, regimes, outcome=plan.outcome, propensities=["p_A1", "p_A2"], weights=weights)
     emb_table = emb.table().sort_values("estimate", ignore_index=True)
     top = emb_table.head(10)
     pairwise = emb.pairwise()
@@ -307,6 +363,7 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
     mods = modifier_importance(fit, data, stage=1, n_repeats=10,
                                random_state=int(rng.integers(2**31)))
     subs = subgroup_effects(data, subgroups=list(plan.subgroups), outcome=plan.outcome,
+                            weights=weights,
                             reference="ESC" if "ESC" in protocol.arm_codes else None,
                             alpha=plan.alpha) if plan.subgroups else pd.DataFrame()
 
@@ -340,7 +397,8 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
         "n": len(data),
         "outcome": plan.outcome, "lower_is_better": True,
         "stages": [_stage_model(fit, 1, stages[0]), _stage_model(fit, 2, stages[1])],
-        "responder_stages": [_stage_model(ql_resp.fit(data, outcome="responder"), 1,
+        "responder_stages": [_stage_model(ql_resp.fit(data, outcome="responder",
+                                                      weights=weights), 1,
                                           stages[0])],
         "tree": tree.tree_, "tree_features": list(plan.tree_features),
         "responder_threshold": plan.responder_threshold,
