@@ -53,7 +53,7 @@ from tailor.exceptions import InputFileError
 from tailor.protocol import Protocol
 from tailor.rules import stage_options
 
-__all__ = ["AnalysisPlan", "AnalysisResult", "analyze", "default_plan"]
+__all__ = ["AnalysisPlan", "AnalysisResult", "analyze", "default_plan", "working_model"]
 
 MODEL_FORMAT = "tailor-regime/1"
 
@@ -172,7 +172,10 @@ def _check_columns(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan) -
                                  "is given", column=col)
 
 
-def _stages(protocol: Protocol, plan: AnalysisPlan) -> list[dict[str, Any]]:
+def working_model(protocol: Protocol, plan: AnalysisPlan) -> list[dict[str, Any]]:
+    """The two-stage Q-learning working model of ``plan`` (the ``stages`` of a QLearning):
+    stage 1 over the protocol's arms with the ``eligible_*`` columns as feasibility, stage 2
+    over the logged option lists (``options2``)."""
     arms = list(protocol.arm_codes)
     return [
         dict(treatment="A1", main=" + ".join(plan.main1) or None,
@@ -250,7 +253,7 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
     if n_outcome < len(data):
         notes.append(f"{len(data) - n_outcome} of {len(data)} participants have no "
                      f"{plan.outcome}; inverse-probability-of-censoring weights are used.")
-    stages = _stages(protocol, plan)
+    stages = working_model(protocol, plan)
     ql = QLearning(stages=stages, coding="dummy", maximize=False)
     ql_resp = QLearning(stages=stages, coding="dummy", maximize=True)
 
