@@ -378,7 +378,7 @@ class StageSpec:
         arr[:] = list(labels)
         if self.coding == TreatmentCoding.EFFECT:
             codes = np.where(arr == self.options[1], 1.0, -1.0)
-            codes[np.equal(arr, None)] = np.nan
+            codes[np.array([lab is None for lab in arr], dtype=bool)] = np.nan
             return codes[:, None]
         out = np.zeros((len(labels), len(self.options) - 1))
         for j, opt in enumerate(self.options[1:]):
@@ -424,7 +424,12 @@ class StageSpec:
         col = str(self.feasible)
         if col not in data.columns:
             raise InputFileError(f"feasible-options column '{col}' is absent", column=col)
-        return [parse_options(v) for v in data[col]]
+        try:  # a column of ';'-separated strings takes few distinct values: parse each once
+            codes, uniques = pd.factorize(data[col])
+        except TypeError:  # unhashable cells (lists)
+            return [parse_options(v) for v in data[col]]
+        parsed = [parse_options(u) for u in uniques]
+        return [parsed[c] if c >= 0 else () for c in codes]
 
     def feasible_mask(self, sets: Sequence[tuple[str, ...]]) -> np.ndarray:
         """(n, d) boolean mask over ``self.options``; unknown options raise."""
