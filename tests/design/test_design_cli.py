@@ -10,8 +10,8 @@ from tailor.cli import main
 
 def test_design_study_writes_outputs_and_resumes(tmp_path: Path, capsys) -> None:
     out = tmp_path / "study"
-    args = ["design", "--n", "200,400", "--replicates", "6", "--seed", "4", "--workers", "1",
-            "--out", str(out)]
+    args = ["design", "--pipeline", "best-stage1", "--n", "200,400", "--replicates", "6",
+            "--seed", "4", "--workers", "1", "--out", str(out)]
     assert main(args) == 0
     for name in ("results.csv", "summary.csv", "report.html", "checkpoint.jsonl"):
         assert (out / name).is_file()
@@ -25,6 +25,21 @@ def test_design_study_writes_outputs_and_resumes(tmp_path: Path, capsys) -> None
     assert main([*args[:-4], "--workers", "1", "--out", str(out)]) == 0
     assert "0 run, 12 resumed" in capsys.readouterr().out.replace("\n", " ")
     pd.testing.assert_frame_equal(pd.read_csv(out / "results.csv"), results)
+
+
+def test_design_best_pipeline_is_the_default(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "best"
+    assert main(["design", "--scenario", "amplifier-guitar,null", "--n", "300",
+                 "--truth-n", "1000", "--replicates", "2", "--seed", "2", "--workers", "1",
+                 "--out", str(out)]) == 0
+    results = pd.read_csv(out / "results.csv")
+    assert len(results) == 4
+    assert {"effect", "contraindication", "dropout", "interaction_reject",
+            "learned_covered", "tree_correct_first_line"} <= set(results.columns)
+    assert results["effect"].eq(1.0).all() and results["dropout"].eq(0.2).all()
+    html = (out / "report.html").read_text()
+    assert "Pipeline best" in html and "Value intervals" in html
+    assert "interaction_reject" in capsys.readouterr().out
 
 
 def test_design_size_and_oetting(tmp_path: Path, capsys) -> None:
@@ -42,6 +57,7 @@ def test_design_size_and_oetting(tmp_path: Path, capsys) -> None:
     (["design", "--n", "100"], "--out"),
     (["design", "--pipeline", "nope", "--out", "o"], "unknown --pipeline"),
     (["design", "--out", "o", "size", "--target", "bad"], "METRIC>=THRESHOLD@PROB"),
+    (["design", "--pipeline", "best-stage1", "--truth-n", "10", "--out", "o"], "--truth-n"),
 ])
 def test_bad_arguments(args: list[str], message: str, capsys, tmp_path: Path,
                        monkeypatch) -> None:

@@ -84,3 +84,20 @@ def test_bad_arguments() -> None:
         run_study(noisy, CELLS + CELLS[:1], replicates=1, seed=1, backend=SerialBackend())
     with pytest.raises(ScenarioError):
         LocalBackend(0)
+
+
+def test_worker_init_limits_thread_pools_already_started() -> None:
+    """A spawned worker imports the parent's main module (and so numba, numpy) before the pool
+    initializer runs; the initializer must still leave one thread per worker."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import numba, numpy\n"
+            "from threadpoolctl import threadpool_info\n"
+            "from tailor.design.execution import _worker_init\n"
+            "_worker_init()\n"
+            "print(numba.get_num_threads(), max(d['num_threads'] for d in threadpool_info()))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={**os.environ, "NUMBA_NUM_THREADS": "2"})
+    assert out.stdout.split() == ["1", "1"]

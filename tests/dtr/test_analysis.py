@@ -113,7 +113,7 @@ def test_sequential_censoring_weights_remove_dropout_bias(best):
     import numpy as np
 
     from tailor.dtr import QLearning, aipw_value
-    from tailor.dtr.analysis import _stages, censoring_weights
+    from tailor.dtr.analysis import censoring_weights, working_model
     from tailor.stats.simulation import simulate_trial
 
     old, new = [], []
@@ -122,7 +122,7 @@ def test_sequential_censoring_weights_remove_dropout_bias(best):
                              items=False, engine=False, oracle_inner=4, scoring=None)
         d = sim.wide
         plan = default_plan(d, best)
-        ql = QLearning(stages=_stages(best, plan), coding="dummy", maximize=False)
+        ql = QLearning(stages=working_model(best, plan), coding="dummy", maximize=False)
         truth = sim.truth.values.set_index("regime").loc["randomized", "mean_peg_w24"]
         w, desc = censoring_weights(d, plan)
         assert w is not None and "week 18" in desc and (w[d["peg_w24"].isna()] == 0).all()

@@ -8,7 +8,7 @@ import pytest
 
 from tailor.exceptions import ScenarioError
 from tailor.stats.allocation import replay
-from tailor.stats.scenarios import load_scenario
+from tailor.stats.scenarios import load_scenario, override_scenario, scale_effect_modification
 from tailor.stats.simulation import (
     _resolve,
     _run,
@@ -257,3 +257,36 @@ def test_builtin_scenarios_load():
     for name in ("null", "amplifier-guitar", "weak", "stage2-matters"):
         assert load_scenario(name).effects.stage1["EBEM"].mean > 0
     assert len(load_scenario("stage2-matters").effects.stage2.adjustments) > 0
+
+
+def test_scenario_overrides_and_effect_scaling():
+    base = load_scenario("amplifier-guitar")
+    over = override_scenario(base, {"population.dul_contraindicated": 0.3,
+                                    "effects.stage1.DUL": {"amplifier": 0.2}}, name="x")
+    assert over.name == "x" and over.population.dul_contraindicated == 0.3
+    assert over.effects.stage1["DUL"].amplifier == 0.2
+    assert over.effects.stage1["DUL"].mean == base.effects.stage1["DUL"].mean  # merged
+    assert base.population.dul_contraindicated == 0.45  # the original is untouched
+    with pytest.raises(ScenarioError, match=r"population\.dul_contraindicated"):
+        override_scenario(base, {"population.dul_contraindicated": 1.5})
+    with pytest.raises(ScenarioError, match=r"population\.nope"):
+        override_scenario(base, {"population.nope": 1})
+    with pytest.raises(ScenarioError, match=r"population\.female"):
+        override_scenario(base, {"population.female.x": 1})
+    assert scale_effect_modification(base, 1.0) is base
+    weak, flat = load_scenario("weak"), scale_effect_modification(base, 0.0)
+    half = scale_effect_modification(base, 0.5)
+    for arm, eff in weak.effects.stage1.items():
+        assert half.effects.stage1[arm].amplifier == pytest.approx(eff.amplifier)
+        assert half.effects.stage1[arm].peripheral == pytest.approx(eff.peripheral)
+        assert flat.effects.stage1[arm].amplifier == 0.0
+    with pytest.raises(ScenarioError, match=">= 0"):
+        scale_effect_modification(base, -1.0)
+
+
+def test_long_table_can_be_skipped():
+    a = simulate_trial(participants=120, seed=5, items=False, oracle_inner=8, long=False)
+    b = simulate_trial(participants=120, seed=5, items=False, oracle_inner=8)
+    assert a.long.empty and list(a.long.columns) == list(b.long.columns)
+    pd.testing.assert_frame_equal(a.wide, b.wide)
+    pd.testing.assert_frame_equal(a.truth.values, b.truth.values)

@@ -13,13 +13,34 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from tailor.design.execution import Backend, DaskBackend, LocalBackend, run_study
 from tailor.design.grid import expand_grid
-from tailor.design.replicates import REPLICATES
+from tailor.design.replicates import PIPELINE_DEFAULTS, REPLICATES
 from tailor.design.report import render_report
 from tailor.design.search import parse_target, search_sample_size
 from tailor.design.sizing import oetting_power, oetting_sample_size
 from tailor.design.summary import summarize
 from tailor.exceptions import ScenarioError
 from tailor.protocol import load_protocol
+
+PIPELINE_NOTES = {
+    "best": ("Pipeline best (tailor.design.pipeline.best_pipeline): each replicate simulates a "
+             "BEST trial with tailor.stats.simulation (both stages allocated by the protocol's "
+             "minimization, MAR dropout), analyses it with the working model of tailor analyze "
+             "(two-stage Q-learning of week-24 PEG with IPCW, a depth-2 policy tree on "
+             "cross-fitted doubly robust scores, AIPW values; 2 folds, no bootstrap) and scores "
+             "it against the simulator's truth. 'effect' multiplies the scenario's effect "
+             "modification; 'dropout' is the share of week-24 PEG missing.",
+             "Agreement and share of the oracle's improvement are measured on each trial's own "
+             "cohort (share_of_oracle_pop: on a fixed population); interval coverage "
+             "(*_covered) against the population value, *_covered_cohort against the cohort's "
+             "own value. regime_* compares the embedded regimes EBEM-first (add or switch to "
+             "ACT) and ACT-first (add or switch to EBEM); under the null scenario arms still "
+             "differ in their mean effects, so regime_reject is power there too."),
+    "best-stage1": ("Pipeline best-stage1 is the stage-1 planning model (tailor.design."
+                    "replicates.best_stage1): minimization allocation at stage 1, linear "
+                    "Q-function with arm x amplifier terms, IPW value; fast, for exploring a "
+                    "wide grid before running the full pipeline (best) on the cells that "
+                    "matter.",),
+}
 
 app = typer.Typer(help="Design a SMART by simulation: operating characteristics, sample size.",
                   invoke_without_command=True)
@@ -41,6 +62,23 @@ def _pipeline(name: str) -> Any:
     return REPLICATES[name]
 
 
+def _axis(text: str | None, option: str, pipeline: str, name: str) -> list[float]:
+    """Values of a numeric grid option, or the pipeline's default when it was not given."""
+    if text is None:
+        return [PIPELINE_DEFAULTS.get(pipeline, PIPELINE_DEFAULTS["best"])[name]]
+    return _list(text, option, float)
+
+
+def _fixed(pipeline: str, protocol: str, truth_n: int | None) -> dict[str, Any]:
+    """Parameters every cell shares (a default the pipeline fills is left out of the cells)."""
+    fixed: dict[str, Any] = {"protocol": protocol} if pipeline.startswith("best") else {}
+    if truth_n is not None:
+        if pipeline != "best":
+            raise ScenarioError("--truth-n applies to the best pipeline only")
+        fixed["truth_n"] = truth_n
+    return fixed
+
+
 def _backend(workers: int | None, dask_scheduler: str | None) -> Backend:
     if dask_scheduler:
         return DaskBackend(dask_scheduler)
@@ -53,13 +91,21 @@ def _backend(workers: int | None, dask_scheduler: str | None) -> Backend:
 def design(
     ctx: typer.Context,
     protocol: str = typer.Option("best", help="Built-in protocol name or YAML file."),
-    pipeline: str = typer.Option("best-stage1", help="Replicate pipeline: "
-                                 + ", ".join(REPLICATES) + "."),
+    pipeline: str = typer.Option("best", help="Replicate pipeline: " + ", ".join(REPLICATES)
+                                 + " (best: the full two-stage BEST pipeline; best-stage1: "
+                                 "the fast stage-1 planning model)."),
     scenario: str = typer.Option("amplifier-guitar", help="Scenario(s), comma-separated."),
     n: str = typer.Option("400,805,1200", help="Sample sizes, comma-separated."),
-    effect: str = typer.Option("0.5", help="Effect-modification strength(s)."),
-    contraindication: str = typer.Option("0.45", help="Duloxetine contraindication rate(s)."),
-    dropout: str = typer.Option("0.15", help="Dropout rate(s)."),
+    effect: str | None = typer.Option(None, help="Effect-modification strength(s) (best: "
+                                      "multiplier of the scenario's, default 1; best-stage1: "
+                                      "PEG points per SD, default 0.5)."),
+    contraindication: str | None = typer.Option(None, help="Duloxetine contraindication "
+                                                "rate(s) (default 0.45)."),
+    dropout: str | None = typer.Option(None, help="Share(s) of week-24 outcomes missing "
+                                       "(best: MAR, default 0.2; best-stage1: MCAR, 0.15)."),
+    truth_n: int | None = typer.Option(None, "--truth-n", min=0, help="best: size of the "
+                                       "fixed population for coverage and population metrics "
+                                       "(default 20000; 0 skips them)."),
     replicates: int = typer.Option(200, min=1, help="Replicates per grid cell."),
     seed: int = typer.Option(1, min=0, help="Study seed (every replicate seed derives from it)."),
     out: Path | None = typer.Option(None, help="Output folder (checkpoint, CSVs, report)."),
@@ -70,6 +116,7 @@ def design(
     """Simulate the whole pipeline over a grid; write results.csv, summary.csv, report.html."""
     ctx.obj = {"protocol": protocol, "pipeline": pipeline, "scenario": scenario,
                "effect": effect, "contraindication": contraindication, "dropout": dropout,
+               "truth_n": truth_n,
                "replicates": replicates, "seed": seed, "out": out, "workers": workers,
                "dask_scheduler": dask_scheduler}
     if ctx.invoked_subcommand is not None:
@@ -78,13 +125,14 @@ def design(
         raise ScenarioError("give --out FOLDER for the study's checkpoint and results")
     fn = _pipeline(pipeline)
     proto = load_protocol(protocol)
-    fixed: dict[str, Any] = {"protocol": protocol} if pipeline.startswith("best") else {}
+    fixed = _fixed(pipeline, protocol, truth_n)
     axes: dict[str, list[Any]] = {"scenario": _list(scenario, "--scenario", str),
                                   "n": _list(n, "--n", int)}
     if pipeline.startswith("best"):
-        axes.update(effect=_list(effect, "--effect", float),
-                    contraindication=_list(contraindication, "--contraindication", float),
-                    dropout=_list(dropout, "--dropout", float))
+        axes.update(effect=_axis(effect, "--effect", pipeline, "effect"),
+                    contraindication=_axis(contraindication, "--contraindication", pipeline,
+                                           "contraindication"),
+                    dropout=_axis(dropout, "--dropout", pipeline, "dropout"))
     cells = expand_grid(fixed, **axes)
     backend = _backend(workers, dask_scheduler)
     err = Console(stderr=True)
@@ -97,7 +145,7 @@ def design(
                               progress=lambda d, t: bar.update(task, completed=d, total=t))
     finally:
         backend.close()
-    params = [k for k in cells[0].params if k != "protocol"]
+    params = [k for k in cells[0].params if k not in ("protocol", "truth_n")]
     summary = summarize(study, params=params)
     study.results.to_csv(out / "results.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)
@@ -105,13 +153,7 @@ def design(
             "replicates per cell": replicates, "study seed": seed, "cells": len(cells),
             "workers": study.workers, "run now / resumed": f"{study.ran} / {study.resumed}",
             "wall time (s)": f"{study.seconds:.1f}"}
-    notes = []
-    if pipeline == "best-stage1":
-        notes.append("Pipeline best-stage1 is the stage-1 planning model (tailor.design."
-                     "replicates.best_stage1): minimization allocation at stage 1, linear "
-                     "Q-function with arm x amplifier terms, IPW value. The full two-stage BEST "
-                     "pipeline (simulator -> both stages -> Q-learning, tree, AIPW) replaces it "
-                     "when tailor.stats.simulation and tailor.dtr are available.")
+    notes = list(PIPELINE_NOTES.get(pipeline, ()))
     (out / "report.html").write_text(render_report(
         summary, params=params, title=f"tailor design: {proto.name}", meta=meta, notes=notes),
         encoding="utf-8")
@@ -119,7 +161,8 @@ def design(
                                                 "cells": [c.params for c in cells]}, indent=1))
     con = Console()
     headline = summary[summary["metric"].isin(["correct_first_line", "share_of_oracle",
-                                               "interaction_reject", "reject"])]
+                                               "interaction_reject", "regime_reject",
+                                               "reject"])]
     con.print(headline.pivot_table(index=params, columns="metric", values="mean", sort=False)
               .to_string(float_format=lambda x: f"{x:.3f}"), highlight=False)
     con.print(f"{len(cells)} cells x {replicates} replicates ({study.ran} run, {study.resumed} "
@@ -139,13 +182,14 @@ def size(
     o = ctx.obj
     tgt = parse_target(target)
     fn = _pipeline(o["pipeline"])
-    params: dict[str, Any] = {"scenario": _list(o["scenario"], "--scenario", str)[0]}
+    params: dict[str, Any] = {"scenario": _list(o["scenario"], "--scenario", str)[0],
+                              **_fixed(o["pipeline"], o["protocol"], o["truth_n"])}
     if o["pipeline"].startswith("best"):
         load_protocol(o["protocol"])
-        params.update(protocol=o["protocol"], effect=_list(o["effect"], "--effect", float)[0],
-                      contraindication=_list(o["contraindication"], "--contraindication",
-                                             float)[0],
-                      dropout=_list(o["dropout"], "--dropout", float)[0])
+        params.update(effect=_axis(o["effect"], "--effect", o["pipeline"], "effect")[0],
+                      contraindication=_axis(o["contraindication"], "--contraindication",
+                                             o["pipeline"], "contraindication")[0],
+                      dropout=_axis(o["dropout"], "--dropout", o["pipeline"], "dropout")[0])
     out = o["out"]
     backend = _backend(o["workers"], o["dask_scheduler"])
     err = Console(stderr=True)

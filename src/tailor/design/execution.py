@@ -20,6 +20,7 @@ import json
 import math
 import multiprocessing
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -102,6 +103,15 @@ def _worker_init() -> None:
     # one thread per worker process: the pool is the parallelism
     for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"
+    # a spawned worker imports the parent's main module before this runs, so numba and the
+    # BLAS may already have started their thread pools: limit those too
+    if "numba" in sys.modules:
+        sys.modules["numba"].set_num_threads(1)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        return
+    threadpool_limits(1)
 
 
 class LocalBackend:

@@ -27,9 +27,22 @@ import numpy as np
 
 from tailor.exceptions import ScenarioError
 
-__all__ = ["Cell", "expand_grid", "replicate_seed"]
+__all__ = ["Cell", "expand_grid", "number_param", "replicate_seed"]
 
 Scalar = str | int | float | bool
+
+
+def number_param(params: Mapping[str, Any], name: str, default: float, lo: float,
+                 hi: float) -> float:
+    """The number ``params[name]`` (``default`` when absent), checked to lie in [lo, hi]."""
+    v = params.get(name, default)
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        raise ScenarioError(f"design parameter '{name}' must be a number; got {v!r}") from None
+    if not lo <= x <= hi:
+        raise ScenarioError(f"design parameter '{name}' must be in [{lo}, {hi}]; got {x}")
+    return x
 
 
 def _canonical(value: Any, name: str) -> Scalar:

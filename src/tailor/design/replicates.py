@@ -31,25 +31,16 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from tailor.design.grid import number_param
+from tailor.design.pipeline import best_pipeline
 from tailor.exceptions import ScenarioError
 from tailor.protocol import Protocol, load_protocol
 from tailor.stats.allocation import OptionSet, allocate, new_stage_state, stage_option_sets
 from tailor.stats.randomization import Draws
 
-__all__ = ["REPLICATES", "best_stage1", "prototypical_smart"]
+__all__ = ["PIPELINE_DEFAULTS", "REPLICATES", "best_pipeline", "best_stage1", "prototypical_smart"]
 
 Z975 = float(stats.norm.ppf(0.975))
-
-
-def _num(params: Mapping[str, Any], name: str, default: float, lo: float, hi: float) -> float:
-    v = params.get(name, default)
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        raise ScenarioError(f"design parameter '{name}' must be a number; got {v!r}") from None
-    if not lo <= x <= hi:
-        raise ScenarioError(f"design parameter '{name}' must be in [{lo}, {hi}]; got {x}")
-    return x
 
 
 # --------------------------------------------------------------------------- prototypical SMART
@@ -70,9 +61,9 @@ def prototypical_smart(params: Mapping[str, Any], seed: np.random.SeedSequence) 
     mean ``delta/2``, with -1 mean ``-delta/2``. Metrics: ``reject`` (two-sided 5% Wald test of
     the IPW difference), ``estimate``, ``covered`` (95% interval covers ``delta``).
     """
-    n = int(_num(params, "n", 200, 4, 1e7))
-    delta = _num(params, "delta", 0.3, -10, 10)
-    r = _num(params, "response_rate", 0.4, 0, 1)
+    n = int(number_param(params, "n", 200, 4, 1e7))
+    delta = number_param(params, "delta", 0.3, -10, 10)
+    r = number_param(params, "response_rate", 0.4, 0, 1)
     rng = np.random.default_rng(seed)
     a1 = np.where(rng.random(n) < 0.5, 1, -1)
     resp = rng.random(n) < r
@@ -139,14 +130,14 @@ def best_stage1(params: Mapping[str, Any], seed: np.random.SeedSequence) -> dict
     95% interval of the learned regime's value covers its true value); ``imbalance`` (max - min
     arm totals) and ``guess_rate`` (mean largest allocation probability).
     """
-    n = int(_num(params, "n", 805, 20, 1e6))
+    n = int(number_param(params, "n", 805, 20, 1e6))
     scenario = str(params.get("scenario", "amplifier-guitar"))
     if scenario not in MAIN:
         raise ScenarioError(f"scenario '{scenario}' is not known to the stage-1 planning model "
                             f"(known: {', '.join(MAIN)})")
-    effect = _num(params, "effect", 0.5, 0, 10)
-    c_dul = _num(params, "contraindication", 0.45, 0, 0.9)
-    dropout = _num(params, "dropout", 0.15, 0, 0.9)
+    effect = number_param(params, "effect", 0.5, 0, 10)
+    c_dul = number_param(params, "contraindication", 0.45, 0, 0.9)
+    dropout = number_param(params, "dropout", 0.15, 0, 0.9)
     pname = str(params.get("protocol", "best"))
     proto = _protocol(pname)
     rng = np.random.default_rng(seed)
@@ -240,4 +231,15 @@ def best_stage1(params: Mapping[str, Any], seed: np.random.SeedSequence) -> dict
     return out
 
 
-REPLICATES = {"best-stage1": best_stage1, "prototypical": prototypical_smart}
+REPLICATES = {"best": best_pipeline, "best-stage1": best_stage1,
+              "prototypical": prototypical_smart}
+"""Replicate functions by the name ``tailor design --pipeline`` takes; ``best`` is the default."""
+
+PIPELINE_DEFAULTS: dict[str, dict[str, float]] = {
+    "best": {"effect": 1.0, "contraindication": 0.45, "dropout": 0.20},
+    "best-stage1": {"effect": 0.5, "contraindication": 0.45, "dropout": 0.15},
+}
+"""Grid values the CLI uses when ``--effect`` / ``--contraindication`` / ``--dropout`` are not
+given: ``effect`` is a multiplier of the scenario's effect modification for ``best`` and PEG
+points per SD of the amplifier index for ``best-stage1``; ``dropout`` the share of week-24
+outcomes missing (MAR for ``best``, completely at random for ``best-stage1``)."""

@@ -13,18 +13,58 @@ import pandas as pd
 __all__ = ["render_report"]
 
 LABELS = {
-    "correct_first_line": "learned first-line = oracle (share of participants)",
-    "share_of_oracle": "share of the oracle's improvement achieved",
-    "interaction_reject": "power: phenotype x treatment interaction",
-    "regime_reject": "power: DUL-first vs ESC-first",
+    "correct_first_line": "learned first-line = oracle's (share of participants)",
+    "correct_nociceptive": "learned first-line = oracle's, nociceptive-predominant",
+    "correct_mixed": "learned first-line = oracle's, mixed",
+    "correct_nociplastic": "learned first-line = oracle's, nociplastic-predominant",
+    "tree_correct_first_line": "policy tree's first-line = oracle's",
+    "share_of_oracle": "share of the oracle's improvement achieved (responder rate)",
+    "share_of_oracle_peg": "share of the oracle's improvement achieved (mean PEG)",
+    "share_of_oracle_pop": "share of the oracle's improvement, on a fixed population",
+    "tree_share_of_oracle": "share of the oracle's improvement, tree + Q-learning stage 2",
+    "oracle_gain": "oracle's improvement over the best single arm",
+    "interaction_reject": "power: phenotype x treatment interaction (type I error under null)",
+    "interaction_p": "p-value of the phenotype x treatment interaction",
+    "interaction_q_reject": "rejection rate of the same test in Q-learning's stage 1 "
+                            "(pseudo-outcome, model-based SE: anti-conservative)",
+    "interaction_q_p": "p-value of the interaction in Q-learning's stage 1 (model-based SE)",
+    "regime_reject": "power: the two pre-specified embedded regimes differ",
+    "regime_p": "p-value comparing the two embedded regimes",
+    "regime_diff": "difference between the embedded regimes (week-24 PEG)",
     "value_covered": "coverage of the 95% value interval",
+    "static_covered": "coverage: static regime value (population truth)",
+    "randomized_covered": "coverage: as-randomized value (population truth)",
+    "learned_covered": "coverage: cross-fitted learned-regime value (population truth)",
+    "static_covered_cohort": "coverage: static regime value (cohort truth)",
+    "randomized_covered_cohort": "coverage: as-randomized value (cohort truth)",
+    "learned_covered_cohort": "coverage: learned-regime value (cohort truth)",
+    "static_error": "static value: estimate - population truth",
+    "randomized_error": "as-randomized value: estimate - population truth",
+    "learned_error": "learned-regime value: estimate - population truth",
+    "static_se": "static value: standard error",
+    "randomized_se": "as-randomized value: standard error",
+    "learned_se": "learned-regime value: standard error",
     "imbalance": "final arm imbalance (max - min)",
+    "imbalance_eligible": "arm imbalance among those eligible for every arm",
     "guess_rate": "predictability (mean largest allocation probability)",
+    "missing_w24": "share of week-24 outcomes missing",
     "reject": "power (or type I error) of the regime comparison",
     "covered": "coverage of the 95% interval",
 }
-POWER_LIKE = ("interaction_reject", "regime_reject", "reject", "correct_first_line",
-              "share_of_oracle", "value_covered", "covered")
+GROUPS = (
+    ("Recovering the oracle regime", ("correct_", "tree_", "share_of_oracle", "oracle_gain")),
+    ("Tests: power and type I error", ("interaction_", "regime_", "reject")),
+    ("Value intervals", ("value_", "static_", "randomized_", "learned_", "covered")),
+    ("Allocation and data", ("imbalance", "guess_rate", "missing_")),
+)
+POWER = ("interaction_reject", "interaction_q_reject", "regime_reject", "reject")
+PLOTTED = ("interaction_reject", "interaction_q_reject", "regime_reject", "reject", "correct_first_line",
+           "tree_correct_first_line", "share_of_oracle", "share_of_oracle_peg",
+           "share_of_oracle_pop", "tree_share_of_oracle", "correct_nociceptive",
+           "correct_mixed", "correct_nociplastic", "value_covered", "covered", "static_covered",
+           "randomized_covered", "learned_covered", "imbalance", "imbalance_eligible",
+           "guess_rate")
+"""Metrics drawn as curves vs N, in this order (power and oracle recovery first)."""
 
 
 def _png(fig: Any) -> str:
@@ -50,9 +90,11 @@ def _curves(summary: pd.DataFrame, metric: str, others: Sequence[str]) -> str | 
         label = ", ".join(f"{k}={v}" for k, v in zip(others, key, strict=True)) or metric
         ax.errorbar(g["n"], g["mean"], yerr=2 * g["mc_se"].fillna(0), marker="o", ms=3,
                     capsize=2, label=label)
-    if metric in ("interaction_reject", "regime_reject", "reject"):
+    if metric in POWER:
         ax.axhline(0.8, color="grey", lw=0.8, ls="--")
         ax.axhline(0.05, color="grey", lw=0.8, ls=":")
+    elif metric.endswith("covered"):
+        ax.axhline(0.95, color="grey", lw=0.8, ls="--")
     ax.set_xlabel("participants randomized (N)")
     ax.set_ylabel(metric)
     ax.set_title(LABELS.get(metric, metric), fontsize=9)
@@ -61,6 +103,20 @@ def _curves(summary: pd.DataFrame, metric: str, others: Sequence[str]) -> str | 
         ax.legend(fontsize=7)
     out = _png(fig)
     plt.close(fig)
+    return out
+
+
+def _grouped(metrics: Sequence[str]) -> list[tuple[str, list[str]]]:
+    """The metrics split into the report's table groups (in metric order; the rest last)."""
+    out: list[tuple[str, list[str]]] = []
+    left = list(metrics)
+    for heading, prefixes in GROUPS:
+        cols = [m for m in left if m.startswith(prefixes)]
+        left = [m for m in left if m not in cols]
+        if cols:
+            out.append((heading, cols))
+    if left:
+        out.append(("Other" if out else "", left))
     return out
 
 
@@ -74,8 +130,7 @@ def render_report(summary: pd.DataFrame, *, params: Sequence[str], title: str,
                              aggfunc="first", sort=False)[metrics]
     p05 = summary[summary["metric"].isin(["share_of_oracle", "correct_first_line"])]
     others = [p for p in params if p != "n" and summary[p].nunique() > 1]
-    plots = [(m, _curves(summary, m, others)) for m in metrics
-             if m in POWER_LIKE or m in ("imbalance", "guess_rate")]
+    plots = [(m, _curves(summary, m, others)) for m in PLOTTED if m in metrics]
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>{html.escape(title)}</title><style>body{{font-family:sans-serif;"
@@ -92,7 +147,10 @@ def render_report(summary: pd.DataFrame, *, params: Sequence[str], title: str,
     parts.append("<h2>Operating characteristics (mean ± Monte-Carlo SE per cell)</h2>")
     parts.append("<p>Metric meanings: " + "; ".join(
         f"<b>{html.escape(m)}</b>: {html.escape(LABELS.get(m, m))}" for m in metrics) + ".</p>")
-    parts.append(table.to_html(escape=True))
+    for heading, cols in _grouped(metrics):
+        if heading:
+            parts.append(f"<h3>{html.escape(heading)}</h3>")
+        parts.append(table[cols].to_html(escape=True))
     if not p05.empty:
         parts.append("<h2>Lower tail: 5th percentile over replicates (bootstrap SE)</h2>")
         t5 = p05.assign(p05=p05["p05"].map(lambda v: f"{v:.3f}") + " ± "
@@ -101,7 +159,8 @@ def render_report(summary: pd.DataFrame, *, params: Sequence[str], title: str,
                                     aggfunc="first", sort=False).to_html(escape=True))
     shown = [(m, img) for m, img in plots if img]
     if shown:
-        parts.append("<h2>Curves vs N (error bars: ± 2 MC SE)</h2><div>")
+        parts.append("<h2>Curves vs N (error bars: ± 2 MC SE): power, oracle recovery, "
+                     "coverage, allocation</h2><div>")
         parts += [f"<img alt='{html.escape(m)}' src='data:image/png;base64,{img}'>"
                   for m, img in shown]
         parts.append("</div>")

@@ -54,7 +54,8 @@ from tailor.exceptions import InputFileError
 from tailor.protocol import Protocol
 from tailor.rules import stage_options
 
-__all__ = ["AnalysisPlan", "AnalysisResult", "analyze", "censoring_weights", "default_plan"]
+__all__ = ["AnalysisPlan", "AnalysisResult", "analyze", "censoring_weights", "default_plan",
+           "working_model"]
 
 MODEL_FORMAT = "tailor-regime/1"
 
@@ -222,7 +223,10 @@ def censoring_weights(data: pd.DataFrame, plan: AnalysisPlan) -> tuple[np.ndarra
     return w, desc
 
 
-def _stages(protocol: Protocol, plan: AnalysisPlan) -> list[dict[str, Any]]:
+def working_model(protocol: Protocol, plan: AnalysisPlan) -> list[dict[str, Any]]:
+    """The two-stage Q-learning working model of ``plan`` (the ``stages`` of a QLearning):
+    stage 1 over the protocol's arms with the ``eligible_*`` columns as feasibility, stage 2
+    over the logged option lists (``options2``)."""
     arms = list(protocol.arm_codes)
     return [
         dict(treatment="A1", main=" + ".join(plan.main1) or None,
@@ -302,7 +306,7 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
         notes.append(f"{len(data) - n_outcome} of {len(data)} participants have no "
                      f"{plan.outcome}; sequential inverse-probability-of-censoring weights are "
                      f"used (logistic models of staying in the study: {censoring}).")
-    stages = _stages(protocol, plan)
+    stages = working_model(protocol, plan)
     ql = QLearning(stages=stages, coding="dummy", maximize=False)
     ql_resp = QLearning(stages=stages, coding="dummy", maximize=True)
 

@@ -186,7 +186,10 @@ class _Variable:
             except (TypeError, ValueError) as exc:
                 raise RecordError(f"column '{self.name}' must be numeric", field=self.name) from exc
             return [self.name], values[:, None]
-        labels = series.map(lambda v: None if _is_missing(v) else option_label(v))
+        # label each distinct value once (missing values factorize to -1 -> None)
+        codes, uniques = pd.factorize(series)
+        ulabels = np.array([option_label(u) for u in uniques] + [None], dtype=object)
+        labels = pd.Series(ulabels[codes], index=series.index, dtype=object)
         unknown = set(labels.dropna()) - set(self.levels)
         if unknown and not strict:
             labels = labels.where(~labels.isin(unknown), None)
@@ -371,13 +374,15 @@ class StageSpec:
 
     def treatment_codes(self, labels: Sequence[str | None]) -> np.ndarray:
         """(n, d) code matrix: +-1 (effect, d=1) or indicators of non-reference options."""
+        arr = np.empty(len(labels), dtype=object)
+        arr[:] = list(labels)
         if self.coding == TreatmentCoding.EFFECT:
-            codes = np.array([np.nan if lab is None else (1.0 if lab == self.options[1] else -1.0)
-                              for lab in labels])
+            codes = np.where(arr == self.options[1], 1.0, -1.0)
+            codes[np.array([lab is None for lab in arr], dtype=bool)] = np.nan
             return codes[:, None]
         out = np.zeros((len(labels), len(self.options) - 1))
         for j, opt in enumerate(self.options[1:]):
-            out[:, j] = [lab == opt for lab in labels]
+            out[:, j] = arr == opt
         return out
 
     def assemble(self, main: np.ndarray, tail: np.ndarray, codes: np.ndarray) -> np.ndarray:
@@ -387,7 +392,8 @@ class StageSpec:
     def option_designs(self, main: np.ndarray, tail: np.ndarray) -> np.ndarray:
         """(d_options, n, p) design matrices with everyone set to each option in turn."""
         n = len(main)
-        return np.stack([self.assemble(main, tail, self.treatment_codes([opt] * n))
+        return np.stack([self.assemble(main, tail,
+                                       np.repeat(self.treatment_codes([opt]), n, axis=0))
                          for opt in self.options])
 
     def observed_labels(self, data: pd.DataFrame) -> list[str | None]:
@@ -406,13 +412,24 @@ class StageSpec:
             for col in cols.values():
                 if col not in data.columns:
                     raise InputFileError(f"feasibility column '{col}' is absent", column=col)
-            flags = {option_label(o): data[c].to_numpy() for o, c in cols.items()}
-            return [tuple(o for o in self.options if o in flags and _truthy(flags[o][i]))
-                    for i in range(len(data))]
+            flags = {option_label(o): _truthy_column(data[c]) for o, c in cols.items()}
+            known = [o for o in self.options if o in flags]
+            if not known:
+                return [()] * len(data)
+            # rows share few eligibility patterns: build each pattern's tuple once
+            table = np.column_stack([flags[o] for o in known])
+            patterns, inverse = np.unique(table, axis=0, return_inverse=True)
+            sets = [tuple(o for o, ok in zip(known, row, strict=True) if ok) for row in patterns]
+            return [sets[int(k)] for k in np.ravel(inverse)]
         col = str(self.feasible)
         if col not in data.columns:
             raise InputFileError(f"feasible-options column '{col}' is absent", column=col)
-        return [parse_options(v) for v in data[col]]
+        try:  # a column of ';'-separated strings takes few distinct values: parse each once
+            codes, uniques = pd.factorize(data[col])
+        except TypeError:  # unhashable cells (lists)
+            return [parse_options(v) for v in data[col]]
+        parsed = [parse_options(u) for u in uniques]
+        return [parsed[c] if c >= 0 else () for c in codes]
 
     def feasible_mask(self, sets: Sequence[tuple[str, ...]]) -> np.ndarray:
         """(n, d) boolean mask over ``self.options``; unknown options raise."""
@@ -431,6 +448,16 @@ class StageSpec:
                         value=o)
                 mask[i, index[o]] = True
         return mask
+
+
+def _truthy_column(series: pd.Series) -> np.ndarray:
+    """``_truthy`` of every value of a column (vectorized for numeric and boolean columns)."""
+    if pd.api.types.is_bool_dtype(series) and not series.isna().any():
+        return series.to_numpy(dtype=bool)
+    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        values = series.to_numpy(dtype=float, na_value=np.nan)
+        return ~np.isnan(values) & (values != 0)
+    return np.array([_truthy(v) for v in series], dtype=bool)
 
 
 def _truthy(value: Any) -> bool:

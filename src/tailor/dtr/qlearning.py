@@ -506,27 +506,29 @@ class QLearningResult:
                 sets = [spec.options] * len(data)
             else:
                 sets = spec.feasible_sets(data)
-            col: list[str | None] = []
             index = {o: j for j, o in enumerate(spec.options)}
-            for i, s in enumerate(sets):
-                if len(s) == 0:
-                    col.append(None)
-                elif len(s) == 1:
-                    col.append(s[0])
-                else:
-                    js = [index[o] for o in s if o in index]
-                    if len(js) != len(s):
-                        unknown = [o for o in s if o not in index]
-                        raise RecordError(f"row {i + 1}: option(s) {unknown} cannot be scored at "
-                                          f"stage {spec.stage}", field=str(spec.feasible))
-                    vals = self.sign * q[i, js]
-                    if np.isnan(vals).any():
-                        raise RecordError(
-                            f"row {i + 1}: stage-{spec.stage} Q-values cannot be computed (a "
-                            f"covariate among {list(spec.variables)} is missing or has a level "
-                            "unseen in training)", field=spec.treatment)
-                    else:
-                        col.append(spec.options[js[int(np.nanargmax(vals))]])
+            size = np.array([len(s) for s in sets])
+            mask = np.zeros(q.shape, dtype=bool)
+            for row in np.flatnonzero(size >= 2):
+                i = int(row)
+                s = sets[i]
+                js = [index[o] for o in s if o in index]
+                if len(js) != len(s):
+                    unknown = [o for o in s if o not in index]
+                    raise RecordError(f"row {i + 1}: option(s) {unknown} cannot be scored at "
+                                      f"stage {spec.stage}", field=str(spec.feasible))
+                mask[i, js] = True
+            bad = (mask & np.isnan(q)).any(axis=1)
+            if bad.any():
+                raise RecordError(
+                    f"row {int(np.flatnonzero(bad)[0]) + 1}: stage-{spec.stage} Q-values cannot be computed (a "
+                    f"covariate among {list(spec.variables)} is missing or has a level "
+                    "unseen in training)", field=spec.treatment)
+            # the best feasible option; ties go to the first in option order
+            best = np.argmax(np.where(mask, self.sign * np.nan_to_num(q), -np.inf), axis=1)
+            col: list[str | None] = [
+                None if size[i] == 0 else sets[i][0] if size[i] == 1 else spec.options[best[i]]
+                for i in range(len(sets))]
             out[spec.treatment] = col
         return pd.DataFrame(out, index=data.index)
 

@@ -36,13 +36,14 @@ __all__ = [
     "StageTwoEffects",
     "builtin_scenarios",
     "load_scenario",
+    "override_scenario",
     "parse_scenario",
+    "scale_effect_modification",
 ]
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
 
 
 ENROLMENT_WEIGHTS = (0.12, 0.10, 0.10, 0.09, 0.09, 0.08, 0.08, 0.07, 0.07, 0.06, 0.06, 0.05,
@@ -325,3 +326,55 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
     """
     data, source = _read(name_or_path)
     return parse_scenario(data, source=source)
+
+
+# --------------------------------------------------------------------------- overrides
+def override_scenario(scenario: Scenario, changes: Mapping[str, Any], *,
+                      name: str | None = None) -> Scenario:
+    """A copy of ``scenario`` with settings replaced by dotted YAML paths, validated again.
+
+    ``changes`` maps paths such as ``"population.dul_contraindicated"`` or
+    ``"effects.stage1.DUL.amplifier"`` to new values; a mapping value merges like ``extends``.
+    Errors name the path (``ScenarioError``), e.g. an unknown key or a value out of range.
+    """
+    data: dict[str, Any] = scenario.model_dump(mode="python")
+    for path, value in changes.items():
+        keys = path.split(".")
+        node = data
+        for depth, key in enumerate(keys[:-1]):
+            child = node.get(key)
+            if not isinstance(child, dict):
+                raise ScenarioError(_message([(".".join(keys[:depth + 1]),
+                                               "not a mapping of settings")], scenario.source))
+            node = child
+        last = keys[-1]
+        if isinstance(value, Mapping) and isinstance(node.get(last), Mapping):
+            node[last] = _merge(node[last], value)
+        else:
+            node[last] = value
+    if name is not None:
+        data["name"] = name
+    return parse_scenario(data, source=scenario.source)
+
+
+def scale_effect_modification(scenario: Scenario, factor: float) -> Scenario:
+    """``scenario`` with every phenotype interaction multiplied by ``factor``.
+
+    The stage-1 ``amplifier`` and ``peripheral`` slopes of every arm and those of the stage-2
+    adjustments are scaled; mean effects are kept. ``factor`` 1 returns the scenario unchanged,
+    0 removes the effect modification (the ``null`` scenario from ``amplifier-guitar``), 0.5
+    halves it (``weak``).
+    """
+    if factor == 1:
+        return scenario
+    if factor < 0:
+        raise ScenarioError(f"the effect-modification factor must be >= 0; got {factor}")
+    changes: dict[str, Any] = {}
+    for arm, eff in scenario.effects.stage1.items():
+        changes[f"effects.stage1.{arm}.amplifier"] = factor * eff.amplifier
+        changes[f"effects.stage1.{arm}.peripheral"] = factor * eff.peripheral
+    adjustments = [adj.model_copy(update={"amplifier": factor * adj.amplifier,
+                                          "peripheral": factor * adj.peripheral}).model_dump()
+                   for adj in scenario.effects.stage2.adjustments]
+    changes["effects.stage2.adjustments"] = adjustments
+    return override_scenario(scenario, changes)

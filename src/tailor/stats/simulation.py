@@ -445,7 +445,7 @@ class SimulationResult:
 def simulate_trial(protocol: Protocol | str = "best",
                    scenario: Scenario | str = "amplifier-guitar", *, participants: int = 805,
                    seed: int = 1, items: bool = True, engine: bool = True,
-                   oracle_inner: int = 64,
+                   oracle_inner: int = 64, long: bool = True,
                    scoring: InstrumentScoring | Literal["instruments"] | None = "instruments"
                    ) -> SimulationResult:
     """Simulate one SMART trial and its truth.
@@ -459,6 +459,8 @@ def simulate_trial(protocol: Protocol | str = "best",
     engine : allocate with ``tailor.stats.allocation.allocate`` (True, the service's path) or
         the compiled fast path (False; identical results)
     oracle_inner : inner Monte Carlo draws of the two-stage oracle
+    long : build the long table (False: ``long`` is an empty frame; the wide table and the
+        truth only, which is what a design study needs and about half the time of a trial)
     scoring : ``"instruments"`` (default: ``tailor.instruments``), other scoring functions
         (:class:`~tailor.stats.generative.InstrumentScoring`), or None: the baseline PROMIS 4a, PCS-13
         and FM 2016 items are scored by the instruments and the phenotype derived by
@@ -486,9 +488,11 @@ def simulate_trial(protocol: Protocol | str = "best",
                  run["cohort"].contra[0], inner=oracle_inner)
     truth = build_truth(st, flat, run["cohort"].levels[0], noise, run["s_eff"][0],
                         run["cohort"].contra[0], ids, po, orc)
-    long = build_long(st, run, wide, items=items, scoring=scoring)
+    long_table = (build_long(st, run, wide, items=items, scoring=scoring) if long else
+                  pd.DataFrame(columns=["participant_id", "site", "visit", "week", "field",
+                                        "value"]))
     sites = {f"S{j + 1:02d}": float(v) for j, v in enumerate(run["site_effect"][0])}
-    return SimulationResult(protocol=proto, scenario=scen, seed=seed, wide=wide, long=long,
+    return SimulationResult(protocol=proto, scenario=scen, seed=seed, wide=wide, long=long_table,
                             truth=truth, funnel=run["cohort"].funnel,
                             reasons=run["cohort"].reasons, allocation_log=log,
                             site_effects=sites)

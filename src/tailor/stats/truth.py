@@ -199,8 +199,11 @@ class Regime:
 
 
 def _uniform(frame: pd.DataFrame, column: str) -> pd.DataFrame:
-    dummies = frame[column].astype(str).str.get_dummies(sep=";").astype(float)
-    return dummies.div(dummies.sum(axis=1), axis=0)
+    # the option lists take few distinct values: split each once
+    codes, uniques = pd.factorize(frame[column].astype(str))
+    dummies = pd.Series(uniques).str.get_dummies(sep=";").astype(float)
+    dummies = dummies.div(dummies.sum(axis=1), axis=0)
+    return pd.DataFrame(dummies.to_numpy()[codes], columns=dummies.columns, index=frame.index)
 
 
 def random_regime() -> Regime:

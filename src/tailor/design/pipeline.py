@@ -1,0 +1,460 @@
+"""The full BEST pipeline as a design replicate: simulate a trial with the truth known, analyse
+it as ``tailor analyze`` does (leanly), and score the analysis against the truth.
+
+One replicate (:func:`best_pipeline`):
+
+1. **Simulate** a BEST trial with :func:`tailor.stats.simulation.simulate_trial` (compiled
+   allocation path, no long or item-level tables, the generative model's summary scores) from a
+   scenario adjusted by the design parameters (:func:`design_scenario`).
+2. **Analyse** the wide table with the working model of :mod:`tailor.dtr.analysis`
+   (:func:`~tailor.dtr.analysis.default_plan`, :func:`~tailor.dtr.analysis.working_model`):
+   two-stage Q-learning of week-24 PEG (IPCW for missing outcomes, HC1 standard errors); a
+   depth-2 exact policy tree on cross-fitted doubly robust stage-1 scores; AIPW values of a
+   static regime, of the trial as randomized and of the cross-fitted learned regime; the
+   weighted-and-replicated comparison of two embedded regimes. No bootstrap; ``folds``
+   (default 2) folds for cross-fitting.
+3. **Score** against the truth: the learned regimes (Q-learning on the full data; the tree's
+   first step with Q-learning's second) are evaluated exactly by
+   :meth:`tailor.stats.truth.Truth.value` on the trial's own cohort and on a fixed population
+   of ``truth_n`` participants drawn once per scenario (:func:`population_truth`, cached per
+   process). The value intervals target a population value, so their coverage is scored
+   against the population truth (and, for comparison, against the cohort's own values).
+
+References
+----------
+Murphy SA (2005) JMLR 6:1073-97 (Q-learning); Zhang B et al. (2012) Biometrics 68:1010-8
+(AIPW value); Athey S, Wager S (2021) Econometrica 89:133-61 (policy trees); Nahum-Shani I et
+al. (2012) Psychol Methods 17:457-77 (embedded regimes).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from tailor.design.grid import number_param
+from tailor.dtr.analysis import censoring_weights, default_plan, working_model
+from tailor.dtr.embedded import EmbeddedRegime, WeightedReplicated
+from tailor.dtr.policytree import PolicyTree
+from tailor.dtr.qlearning import QLearning, QLearningResult, StageFit
+from tailor.dtr.value import aipw_value, crossfit_value, dr_scores, static_regime
+from tailor.exceptions import EstimationError, RecordError, ScenarioError
+from tailor.protocol import Protocol, load_protocol
+from tailor.rules import stage_options
+from tailor.stats.scenarios import (
+    Scenario,
+    load_scenario,
+    override_scenario,
+    scale_effect_modification,
+)
+from tailor.stats.simulation import population_truth, simulate_trial
+from tailor.stats.truth import Regime, Truth, random_regime
+
+__all__ = ["DEFAULTS", "EMBEDDED", "METRICS", "STATIC_ARM", "best_pipeline", "design_scenario",
+           "dropout_intercept"]
+
+DEFAULTS: dict[str, Any] = {"scenario": "amplifier-guitar", "n": 805, "effect": 1.0,
+                            "contraindication": 0.45, "dropout": 0.20, "folds": 2,
+                            "truth_n": 20_000, "oracle_inner": 64, "protocol": "best"}
+"""Parameter values used when a cell does not set them."""
+
+OUTCOME = "peg_w24"
+PROPENSITIES = ["p_A1", "p_A2"]
+STATIC_ARM = "EBEM"
+"""The static regime whose AIPW interval's coverage is scored: start with EBEM (as randomized
+where EBEM is contraindicated), stage 2 as randomized."""
+
+EMBEDDED = (
+    EmbeddedRegime("EBEM", (("excellent", "EBEM"), ("good", "ACT+EBEM"),
+                            ("medium", "ACT+EBEM"), ("bad", "ACT"))),
+    EmbeddedRegime("ACT", (("excellent", "ACT"), ("good", "ACT+EBEM"),
+                           ("medium", "ACT+EBEM"), ("bad", "EBEM"))),
+)
+"""The two pre-specified embedded regimes compared (mirror images): exercise/manual therapy
+first, adding ACT for good or medium responders and switching to ACT for bad ones; versus ACT
+first, adding or switching to EBEM. Excellent responders continue."""
+
+PHENOTYPES = {"nociceptive-predominant": "nociceptive", "mixed": "mixed",
+              "nociplastic-predominant": "nociplastic"}
+INTERACTION = re.compile(r"A1\[[^\]]+\]:amplifier_index")
+NAN = float("nan")
+METRICS = (
+    "correct_first_line", *(f"correct_{p}" for p in PHENOTYPES.values()),
+    "tree_correct_first_line", "share_of_oracle", "share_of_oracle_peg", "share_of_oracle_pop",
+    "tree_share_of_oracle", "interaction_p", "interaction_reject", "interaction_q_p",
+    "interaction_q_reject", "regime_p", "regime_reject", "regime_diff",
+    *(f"{v}_{m}" for v in ("static", "randomized", "learned")
+      for m in ("covered", "covered_cohort", "error", "se")),
+    "imbalance", "imbalance_eligible", "guess_rate", "missing_w24")
+"""Every metric :func:`best_pipeline` returns, in order (NaN where a step could not be fitted)."""
+# Dropout: the scenario's per-visit logit hazard has 4 visits up to week 24; the offset makes
+# 1 - (1 - h)^4 match the simulated share of missing week-24 PEG (intercept -2.75 -> 20.3%;
+# -4.5 -> 4.0%; -2.0 -> 36.4%; checked on 20 x 805 participants per intercept).
+DROPOUT_OFFSET = 0.09
+NO_DROPOUT = -40.0
+
+
+# --------------------------------------------------------------------------- the scenario
+def dropout_intercept(share: float) -> float:
+    """Intercept of the scenario's dropout hazard that leaves about ``share`` of week-24 PEG
+    missing (the covariate terms of the hazard are kept; 0 means no dropout)."""
+    if not 0 <= share < 1:
+        raise ScenarioError(f"design parameter 'dropout' must be in [0, 1); got {share}")
+    if share == 0:
+        return NO_DROPOUT
+    h = 1.0 - (1.0 - share) ** 0.25
+    return float(np.log(h / (1.0 - h)) + DROPOUT_OFFSET)
+
+
+@lru_cache(maxsize=32)
+def design_scenario(name: str, effect: float = 1.0, contraindication: float = 0.45,
+                    dropout: float = 0.20) -> Scenario:
+    """The scenario ``name`` adjusted by the design parameters.
+
+    ``effect`` multiplies every phenotype interaction (1: the scenario as written; 0: none);
+    ``contraindication`` is the share of candidates who cannot take duloxetine
+    (``population.dul_contraindicated``); ``dropout`` the share of week-24 PEG missing, mapped to
+    the intercept of the scenario's MAR dropout hazard (:func:`dropout_intercept`).
+    """
+    base = load_scenario(name)
+    scen = scale_effect_modification(base, effect)
+    return override_scenario(
+        scen, {"population.dul_contraindicated": contraindication,
+               "dropout.intercept": dropout_intercept(dropout)},
+        name=f"{base.name} (effect x{effect:g}, DUL contraindicated {contraindication:g}, "
+             f"dropout {dropout:g})")
+
+
+@lru_cache(maxsize=4)
+def _protocol(name: str) -> Protocol:
+    return load_protocol(name)
+
+
+@dataclass(frozen=True)
+class _Population:
+    truth: Truth
+    randomized: dict[str, Any]
+    oracle: dict[str, Any]
+    static: dict[str, Any]
+
+
+@lru_cache(maxsize=8)
+def _population(protocol: str, scenario: str, effect: float, contraindication: float,
+                dropout: float, n: int, inner: int) -> _Population:
+    """A fixed population (seed 0) of the adjusted scenario with its standard regime values.
+
+    The trial-level site effects are set to their mean (0): a population value averages over
+    them, whereas one draw of 13 site effects would shift every population value by a common
+    offset of about 0.05 PEG."""
+    proto = _protocol(protocol)
+    scen = override_scenario(design_scenario(scenario, effect, contraindication, dropout),
+                             {"population.site_effect_sd": 0.0})
+    truth = population_truth(proto, scen, n=n, seed=0, oracle_inner=inner)
+    return _Population(truth, _row(truth, "randomized"), _row(truth, "oracle"),
+                       truth.value(_static_truth(STATIC_ARM)))
+
+
+def _row(truth: Truth, regime: str) -> dict[str, float]:
+    """A standard regime's values (``truth.values``) as ``{measure: value}``."""
+    frame = truth.values
+    row = frame.loc[frame["regime"] == regime].drop(columns="regime").iloc[0]
+    return {str(k): float(v) for k, v in row.to_dict().items()}
+
+
+# --------------------------------------------------------------------------- regimes as Regime
+def _one_hot(codes: np.ndarray) -> pd.DataFrame:
+    """Codes (n,) as a probability table with one column per code that occurs."""
+    return pd.get_dummies(pd.Categorical(codes), dtype=float)
+
+
+def _feasibility(spec_feasible: Any, options: tuple[str, ...], frame: pd.DataFrame
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Mask (n, d) over ``options`` and each row's only option ('' unless it has exactly one)."""
+    n = len(frame)
+    if isinstance(spec_feasible, Mapping):
+        mask = np.column_stack([frame[spec_feasible[o]].to_numpy() == 1 for o in options])
+        return mask, np.full(n, "", dtype=object)
+    codes, uniques = pd.factorize(frame[str(spec_feasible)].fillna(""))
+    sets = [tuple(s for s in str(u).split(";") if s) for u in uniques]
+    umask = np.array([[o in s for o in options] for s in sets], dtype=bool).reshape(
+        len(sets), len(options))
+    single = np.array([s[0] if len(s) == 1 else "" for s in sets], dtype=object)
+    first = np.array([s[0] if s else "" for s in sets], dtype=object)
+    only = single[codes]
+    # no scorable option among several (an option nobody received): fall back to the first
+    fallback = np.where(umask[codes].any(axis=1), only, first[codes])
+    return umask[codes], np.where(only != "", only, fallback)
+
+
+def _best(stage: StageFit, frame: pd.DataFrame, sign: float) -> np.ndarray:
+    """The stage's Q-learning choice for every row of ``frame`` (option codes)."""
+    spec = stage.spec
+    main, tail = spec.history(frame, strict=False)
+    if stage.coef is None:
+        q = stage.predict_designs(spec.option_designs(main, tail))
+    else:  # Q(h, a) = main' beta + sum_j c_j(a) tail' psi_j without the (d, n, p) designs
+        pm, pt = main.shape[1], tail.shape[1]
+        codes = spec.treatment_codes(list(spec.options))  # (d, d_codes)
+        psi = stage.coef[pm:].reshape(codes.shape[1], pt)
+        q = (main @ stage.coef[:pm])[:, None] + (tail @ psi.T) @ codes.T
+    mask, only = _feasibility(spec.feasible, tuple(spec.options), frame)
+    scored = np.where(mask & ~np.isnan(q), sign * q, -np.inf)
+    best = np.asarray(spec.options, dtype=object)[np.argmax(scored, axis=1)]
+    several = np.isfinite(scored).sum(axis=1) >= 2
+    return np.where(several | (only == ""), best, only)
+
+
+class _QChoices:
+    """Q-learning's choices per stage, computed once per frame (the learned and the tree regime
+    share the second stage)."""
+
+    def __init__(self, fit: QLearningResult) -> None:
+        self.fit = fit
+        self._memo: dict[tuple[int, int], tuple[pd.DataFrame, np.ndarray]] = {}
+
+    def __call__(self, stage: int, frame: pd.DataFrame) -> np.ndarray:
+        hit = self._memo.get((stage, id(frame)))
+        if hit is not None and hit[0] is frame:
+            return hit[1]
+        codes = _best(self.fit.stage(stage), frame, self.fit.sign)
+        self._memo[(stage, id(frame))] = (frame, codes)
+        return codes
+
+    def regime(self, name: str = "learned (Q-learning)",
+               first: Callable[[pd.DataFrame], np.ndarray] | None = None) -> Regime:
+        """Q-learning's regime, or ``first`` at stage 1 then Q-learning's stage 2."""
+        return Regime(name, lambda b: _one_hot(first(b) if first else self(1, b)),
+                      lambda h: _one_hot(self(2, h)))
+
+
+def _tree_first(tree: PolicyTree, features: list[str], arms: list[str]
+                ) -> Callable[[pd.DataFrame], np.ndarray]:
+    def first(b: pd.DataFrame) -> np.ndarray:
+        feasible = np.column_stack([b[f"eligible_{a}"].to_numpy() == 1 for a in arms])
+        return np.asarray(tree.predict(b[features], feasible=feasible), dtype=object)
+
+    return first
+
+
+def _static_truth(arm: str) -> Regime:
+    """``arm`` first (uniform over the eligible arms where it is contraindicated), stage 2
+    uniform over the permissible options: the estimand of the static AIPW value."""
+
+    def stage1(b: pd.DataFrame) -> pd.DataFrame:
+        elig = b["eligible_arms"].astype(str).str.get_dummies(sep=";").astype(float)
+        uniform = elig.div(elig.sum(axis=1), axis=0)
+        on = b[f"eligible_{arm}"].to_numpy() == 1
+        uniform.loc[on, :] = 0.0
+        uniform.loc[on, arm] = 1.0
+        return uniform
+
+    return Regime(f"always {arm} first (stage 2 as randomized)", stage1, random_regime().stage2)
+
+
+# --------------------------------------------------------------------------- metrics
+def _share(v: float, v_random: float, v_oracle: float) -> float:
+    gain = v_oracle - v_random
+    return (v - v_random) / gain if abs(gain) > 1e-9 else float("nan")
+
+
+def _interaction_p(fit: QLearningResult) -> float:
+    """Joint Wald test (chi-square) of the stage-1 ``A1[..]:amplifier_index`` terms."""
+    st = fit.stage(1)
+    idx = [i for i, t in enumerate(st.spec.term_names) if INTERACTION.fullmatch(t)]
+    if not idx or st.coef is None or st.cov is None:
+        return float("nan")
+    b = st.coef[idx]
+    v = st.cov[np.ix_(idx, idx)]
+    stat = float(b @ np.linalg.solve(v, b))
+    return float(stats.chi2.sf(stat, len(idx)))
+
+
+def _check_embedded(protocol: Protocol) -> None:
+    for reg in EMBEDDED:
+        for category, option in reg.rules:
+            allowed = stage_options(protocol, reg.a1, category).codes
+            if option not in allowed:
+                raise ScenarioError(f"embedded regime '{reg.name}': option {option} is not "
+                                    f"permitted after {reg.a1} for {category} responders by "
+                                    f"protocol '{protocol.name}' ({list(allowed)})")
+
+
+def _covered(est: Any, truth: float) -> float:
+    return float(est.lower <= truth <= est.upper) if np.isfinite(truth) else NAN
+
+
+def best_pipeline(params: Mapping[str, Any], seed: np.random.SeedSequence) -> dict[str, float]:
+    """One simulated BEST trial, analysed as ``tailor analyze`` does; metrics vs the truth.
+
+    ``params`` (defaults in :data:`DEFAULTS`): ``scenario`` (a built-in name or YAML path),
+    ``n`` (participants randomized), ``effect`` (multiplier of the scenario's effect
+    modification), ``contraindication`` (share who cannot take duloxetine), ``dropout``
+    (share of week-24 PEG missing; MAR), ``folds`` (cross-fitting), ``truth_n`` (size of the
+    population the coverage and population metrics use; 0 skips them), ``oracle_inner``,
+    ``protocol``.
+
+    Metrics (PEG: week-24 PEG, lower is better; responder: PEG reduced >= 30% at week 24):
+
+    * ``correct_first_line``: share of the trial's participants whose learned (Q-learning)
+      first treatment is the two-stage oracle's; ``correct_nociceptive`` / ``_mixed`` /
+      ``_nociplastic`` by phenotype label; ``tree_correct_first_line`` for the policy tree.
+    * ``share_of_oracle`` (responder rate) and ``share_of_oracle_peg``: (V(learned) -
+      V(random)) / (V(oracle) - V(random)) on the trial's cohort; ``share_of_oracle_pop`` on the
+      population; ``tree_share_of_oracle`` for the tree's first step + Q-learning's second.
+    * ``interaction_p`` / ``interaction_reject``: joint Wald test (HC1, 5%) of the
+      ``A1[..]:amplifier_index`` terms of the stage-1 working model fitted to the observed
+      week-24 PEG (stage 2 as randomized; IPCW): does the first-line arm's effect vary with
+      the amplifier index. ``interaction_q_p`` / ``interaction_q_reject``: the same terms in
+      Q-learning's stage 1 (on the pseudo-outcome), whose model-based standard errors ignore
+      the estimation of stage 2 and the non-regular max (``tailor analyze`` uses the
+      m-out-of-n bootstrap there); reported to show how far that shortcut is from 5%.
+    * ``regime_p`` / ``regime_reject`` / ``regime_diff``: the two embedded regimes of
+      :data:`EMBEDDED` (EBEM-first minus ACT-first, mean week-24 PEG).
+    * ``static_covered``, ``randomized_covered``, ``learned_covered``: the 95% intervals of
+      the AIPW value of always-``STATIC_ARM``-first, of the trial as randomized, and of the
+      cross-fitted learned regime cover the population value (for the learned regime: of the
+      regime Q-learning fits on the full data); ``*_error`` (estimate - population value) and
+      ``*_se``; ``*_covered_cohort`` against the cohort's own values.
+    * ``imbalance`` (max - min stage-1 arm totals), ``imbalance_eligible`` (among those
+      eligible for every arm), ``guess_rate`` (mean largest stage-1 allocation probability),
+      ``missing_w24`` (share of week-24 PEG missing).
+
+    A metric is NaN when its analysis step cannot be fitted to that trial (e.g. an option
+    nobody received at a small N); the summary's ``n_ok`` counts the others.
+    """
+    p = {**DEFAULTS, **params}
+    n = int(number_param(p, "n", DEFAULTS["n"], 40, 1e6))
+    effect = number_param(p, "effect", DEFAULTS["effect"], 0, 10)
+    contra = number_param(p, "contraindication", DEFAULTS["contraindication"], 0, 0.9)
+    dropout = number_param(p, "dropout", DEFAULTS["dropout"], 0, 0.9)
+    folds = int(number_param(p, "folds", DEFAULTS["folds"], 2, 10))
+    truth_n = int(number_param(p, "truth_n", DEFAULTS["truth_n"], 0, 1e7))
+    inner = int(number_param(p, "oracle_inner", DEFAULTS["oracle_inner"], 1, 4096))
+    scenario_name = str(p["scenario"])
+    proto = _protocol(str(p["protocol"]))
+    _check_embedded(proto)
+    scen = design_scenario(scenario_name, effect, contra, dropout)
+    state = seed.generate_state(2, np.uint64)
+    rng = np.random.default_rng(int(state[1]))
+
+    res = simulate_trial(proto, scen, participants=n, seed=int(state[0]), items=False,
+                         engine=False, scoring=None, long=False, oracle_inner=inner)
+    wide, truth = res.wide, res.truth
+    out: dict[str, float] = {"missing_w24": float(wide[OUTCOME].isna().mean())}
+    arms = list(proto.arm_codes)
+    totals = wide["A1"].value_counts().reindex(arms, fill_value=0)
+    all_eligible = (wide[[f"eligible_{a}" for a in arms]] == 1).all(axis=1)
+    tot_e = wide.loc[all_eligible, "A1"].value_counts().reindex(arms, fill_value=0)
+    out.update(imbalance=float(totals.max() - totals.min()),
+               imbalance_eligible=float(tot_e.max() - tot_e.min()),
+               guess_rate=float(wide[[f"p1_{a}" for a in arms]].max(axis=1).mean()))
+
+    plan = default_plan(wide, proto, folds=folds)
+    w, _ = censoring_weights(wide, plan)  # sequential IPCW, as `tailor analyze` uses
+    ql = QLearning(stages=working_model(proto, plan), coding="dummy", maximize=False,
+                   cov_type="HC1")
+    try:  # the stage-1 working model fitted to the observed outcome (stage 2 as randomized)
+        marginal = QLearning(stages=ql.stages[:1], coding="dummy", maximize=False,
+                             cov_type="HC1").fit(wide, outcome=OUTCOME, weights=w)
+        out["interaction_p"] = _interaction_p(marginal)
+        out["interaction_reject"] = float(out["interaction_p"] < 0.05)
+    except (EstimationError, RecordError):
+        pass
+    v_rand, v_orc = _row(truth, "randomized"), _row(truth, "oracle")
+    pop = (_population(str(p["protocol"]), scenario_name, effect, contra, dropout, truth_n,
+                       inner) if truth_n else None)
+    oracle_first = truth.baseline["oracle_A1"].to_numpy()
+    fit: QLearningResult | None = None
+    choices: _QChoices | None = None
+    learned_value: dict[str, Any] = {}
+    learned_value_pop: dict[str, Any] = {}
+    try:
+        fit = ql.fit(wide, outcome=OUTCOME, weights=w)
+        out["interaction_q_p"] = _interaction_p(fit)
+        out["interaction_q_reject"] = float(out["interaction_q_p"] < 0.05)
+        choices = _QChoices(fit)
+        agree = choices(1, truth.baseline) == oracle_first
+        out["correct_first_line"] = float(agree.mean())
+        labels = truth.baseline["phenotype_label"].to_numpy()
+        for label, short in PHENOTYPES.items():
+            m = labels == label
+            out[f"correct_{short}"] = float(agree[m].mean()) if m.any() else NAN
+        learned = choices.regime()
+        learned_value = truth.value(learned)
+        out["share_of_oracle"] = _share(learned_value["responder_w24"],
+                                        v_rand["responder_w24"], v_orc["responder_w24"])
+        out["share_of_oracle_peg"] = _share(learned_value["mean_peg_w24"],
+                                            v_rand["mean_peg_w24"], v_orc["mean_peg_w24"])
+        if pop is not None:
+            learned_value_pop = pop.truth.value(learned)
+            out["share_of_oracle_pop"] = _share(learned_value_pop["responder_w24"],
+                                                pop.randomized["responder_w24"],
+                                                pop.oracle["responder_w24"])
+    except (EstimationError, RecordError):
+        fit = None
+
+    if fit is not None and choices is not None:
+        try:  # the interpretable regime: depth-2 tree on cross-fitted DR scores
+            scores = dr_scores(wide, ql, outcome=OUTCOME, stage=1, propensities=PROPENSITIES,
+                               weights=w, folds=folds, random_state=int(rng.integers(2**31)))
+            usable = scores.feasible.any(axis=1)
+            features = list(plan.tree_features)
+            tree = PolicyTree(depth=plan.tree_depth,
+                              min_node_size=plan.tree_min_node_size).fit(
+                wide.loc[np.asarray(usable, dtype=bool), features],
+                pd.DataFrame(scores.rewards[usable], columns=list(scores.options)),
+                feasible=scores.feasible[usable])
+            tree_first = _tree_first(tree, features, list(scores.options))
+            out["tree_correct_first_line"] = float(
+                (tree_first(truth.baseline) == oracle_first).mean())
+            vt = truth.value(choices.regime("interpretable (tree)", tree_first))
+            out["tree_share_of_oracle"] = _share(vt["responder_w24"], v_rand["responder_w24"],
+                                                 v_orc["responder_w24"])
+        except (EstimationError, RecordError):
+            pass
+
+    feasible1 = {a: f"eligible_{a}" for a in arms}
+    nobody = [None] * len(wide)
+    estimands: dict[str, tuple[Callable[[], Any], float, float]] = {
+        "static": (lambda: aipw_value(
+            wide, static_regime(wide, STATIC_ARM, treatment="A1", feasible=feasible1),
+            outcome=OUTCOME, qlearning=ql, propensities=PROPENSITIES, weights=w),
+            pop.static["mean_peg_w24"] if pop else NAN,
+            truth.value(_static_truth(STATIC_ARM))["mean_peg_w24"]),
+        "randomized": (lambda: aipw_value(
+            wide, {"A1": nobody, "A2": nobody}, outcome=OUTCOME, qlearning=ql,
+            propensities=PROPENSITIES, weights=w, outcome_model="zero"),
+            pop.randomized["mean_peg_w24"] if pop else NAN, v_rand["mean_peg_w24"]),
+    }
+    if fit is not None:
+        estimands["learned"] = (lambda: crossfit_value(
+            wide, ql, outcome=OUTCOME, propensities=PROPENSITIES, weights=w, folds=folds,
+            random_state=int(rng.integers(2**31))),
+            learned_value_pop.get("mean_peg_w24", NAN), learned_value["mean_peg_w24"])
+    for name, (estimate, v_pop, v_cohort) in estimands.items():
+        try:
+            est = estimate()
+        except (EstimationError, RecordError):
+            continue
+        out[f"{name}_se"] = est.std_error
+        out[f"{name}_covered_cohort"] = _covered(est, v_cohort)
+        if pop is not None:
+            out[f"{name}_covered"] = _covered(est, v_pop)
+            out[f"{name}_error"] = est.estimate - v_pop
+
+    try:
+        emb = WeightedReplicated().fit(wide, list(EMBEDDED), outcome=OUTCOME,
+                                       propensities=PROPENSITIES, weights=w)
+        pair = emb.pairwise(adjust="none").iloc[0]
+        out.update(regime_p=float(pair["p_value"]), regime_reject=float(pair["p_value"] < 0.05),
+                   regime_diff=float(pair["difference"]))
+    except (EstimationError, RecordError):
+        pass
+    return {m: float(out.get(m, NAN)) for m in METRICS}
