@@ -40,7 +40,7 @@ import pandas as pd
 from scipy import stats
 
 from tailor.design.grid import number_param
-from tailor.dtr.analysis import censoring_weights, default_plan, working_model
+from tailor.dtr.analysis import censoring_weights, default_plan, tree_rewards, working_model
 from tailor.dtr.embedded import EmbeddedRegime, WeightedReplicated
 from tailor.dtr.policytree import PolicyTree
 from tailor.dtr.qlearning import QLearning, QLearningResult, StageFit
@@ -409,8 +409,8 @@ def best_pipeline(params: Mapping[str, Any], seed: np.random.SeedSequence) -> di
             tree = PolicyTree(depth=plan.tree_depth,
                               min_node_size=plan.tree_min_node_size).fit(
                 wide.loc[np.asarray(usable, dtype=bool), features],
-                pd.DataFrame(scores.rewards[usable], columns=list(scores.options)),
-                feasible=scores.feasible[usable])
+                pd.DataFrame(tree_rewards(scores.rewards, scores.feasible)[usable],
+                             columns=list(scores.options)))
             tree_first = _tree_first(tree, features, list(scores.options))
             out["tree_correct_first_line"] = float(
                 (tree_first(truth.baseline) == oracle_first).mean())

@@ -55,7 +55,7 @@ from tailor.protocol import Protocol
 from tailor.rules import stage_options
 
 __all__ = ["AnalysisPlan", "AnalysisResult", "analyze", "censoring_weights", "default_plan",
-           "working_model"]
+           "tree_rewards", "working_model"]
 
 MODEL_FORMAT = "tailor-regime/1"
 
@@ -252,16 +252,16 @@ def _crossfit_tree(data: pd.DataFrame, ql: QLearning, plan: AnalysisPlan, outcom
     # every row's own eligibility decides what may be recommended to it, scored or not
     feas = np.column_stack([pd.to_numeric(data[f"eligible_{o}"], errors="coerce")
                             .fillna(0).to_numpy() == 1 for o in opts])
+    rewards = tree_rewards(scores.rewards, scores.feasible)
     for f in range(plan.folds):
         train = (folds != f) & usable
         tree = PolicyTree(depth=plan.tree_depth, min_node_size=plan.tree_min_node_size).fit(
-            x[train], scores.rewards[train], feasible=scores.feasible[train])
+            x[train], rewards[train])
         test = folds == f
         idx = tree.predict(x[test], feasible=feas[test])
         rec[test] = [opts[int(i)] for i in idx]
     full = PolicyTree(depth=plan.tree_depth, min_node_size=plan.tree_min_node_size).fit(
-        x[usable], pd.DataFrame(scores.rewards[usable], columns=opts),
-        feasible=scores.feasible[usable])
+        x[usable], pd.DataFrame(rewards[usable], columns=opts))
     expert = np.empty(len(data), dtype=object)
     if plan.expert_categories:
         cats = _expert_categories(data, plan)
@@ -272,6 +272,21 @@ def _crossfit_tree(data: pd.DataFrame, ql: QLearning, plan: AnalysisPlan, outcom
             test = folds == f
             expert[test] = [opts[int(i)] for i in regime.predict(cats[test], feasible=feas[test])]
     return rec, full, scores, expert
+
+
+def tree_rewards(rewards: np.ndarray, feasible: np.ndarray) -> np.ndarray:
+    """Rewards for fitting a regime tree when some options are infeasible for some members.
+
+    Requiring every leaf's action to be feasible for all its members is crippling here (45% of
+    BEST's participants cannot take duloxetine, and 1-2% each other arm, so large leaves could
+    choose almost nothing). Instead an infeasible option scores the member's mean feasible
+    reward (neither a gain nor a loss for choosing it), and feasibility is enforced when the
+    tree recommends: a member who cannot take the leaf's action gets the next feasible option
+    of the leaf's ranking. The regime's value is then estimated honestly (cross-fitted AIPW).
+    """
+    r = np.where(feasible, rewards, np.nan)
+    mean = np.nanmean(np.where(feasible.any(axis=1, keepdims=True), r, 0.0), axis=1)
+    return np.where(feasible, rewards, mean[:, None])
 
 
 def _expert_categories(data: pd.DataFrame, plan: AnalysisPlan) -> np.ndarray:
