@@ -24,6 +24,8 @@ from .factories import FAST, PASSWORD, SCREEN_OK, SYSTEM
 #: derived or session bookkeeping, audited as events (login/logout) or derivable (state)
 NOT_FIELD_AUDITED = (m.AuditLog, m.SessionToken, m.LoginAttempt, m.StageState)
 MUTATING = {"post", "put", "patch", "delete"}
+#: POST endpoints that compute and write nothing (checked below: the database is unchanged)
+COMPUTE_ONLY = {("post", "/api/v1/decide")}
 
 
 def _snapshot(db) -> dict[tuple[str, str], dict[str, Any]]:  # type: ignore[no-untyped-def]
@@ -162,5 +164,11 @@ def test_every_mutating_endpoint_is_fully_audited(dbh):
                 assert (row.old_value, row.new_value) == (old, new), (template, fld)
         if template.startswith("/api/v1/auth/"):
             assert {r_.action for r_ in rows} & {"login", "logout"}
+    for verb, template in sorted(COMPUTE_ONLY & endpoints):
+        before = _snapshot(db)
+        c.request(verb.upper(), template, json={"scores": {}, "eligible": ["ESC"]},
+                  headers={"Authorization": f"Bearer {tokens['boss']}"})
+        assert _snapshot(db) == before, f"{verb} {template} changed the database"
+        covered.add((verb, template))
     missing = sorted(endpoints - covered)
     assert missing == [], f"mutating endpoints without an audit-completeness case: {missing}"

@@ -142,13 +142,15 @@ def test_week12_response_and_stage2(client: TestClient, trial) -> None:  # type:
             "peg.PEG3": "6", "pgic.PGIC1": "5"}
     r = client.post(f"/participants/{code}/visits/week12", data=form)
     assert r.status_code == 200 and "Week-12 response: bad" in r.text
-    assert "(switch)" in r.text and "Stage 2: assign the next treatment" in r.text
+    # a bad responder switches, except after ESC, whose non-responders only augment (ESC + X)
+    action = "(augment)" if "(augment)" in r.text else "(switch)"
+    assert action in r.text and "Stage 2: assign the next treatment" in r.text
     confirm = client.get(f"/participants/{code}/randomize/2")
     assert "category: <strong>bad</strong>" in confirm.text
     key = re.search(r'name="idempotency_key" value="([^"]+)"', confirm.text).group(1)  # type: ignore[union-attr]
     done = client.post(f"/participants/{code}/randomize/2",
                        data={"csrf_token": csrf, "idempotency_key": key})
-    assert "Stage 2 assignment" in done.text and "(switch)" in done.text
+    assert "Stage 2 assignment" in done.text and action in done.text
     # a second save of the visit is a correction and needs a reason
     corr = client.post(f"/participants/{code}/visits/week12", data=form)
     assert corr.status_code == 422 and "Reason for the correction: required" in corr.text
