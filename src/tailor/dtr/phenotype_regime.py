@@ -13,13 +13,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tailor.dtr.policytree import plain_value, read_rewards
 from tailor.exceptions import NotFittedError
 
 __all__ = ["PhenotypeRegime"]
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
 
 
 class PhenotypeRegime:
@@ -65,14 +62,14 @@ class PhenotypeRegime:
     @staticmethod
     def _categories(categories: Any) -> list[Any]:
         if isinstance(categories, pd.DataFrame):
-            return [tuple(_plain(v) for v in row)
+            return [tuple(plain_value(v) for v in row)
                     for row in categories.itertuples(index=False, name=None)]
         arr = np.asarray(categories, dtype=object)
         if arr.ndim == 2:
-            return [tuple(_plain(v) for v in row) for row in arr]
+            return [tuple(plain_value(v) for v in row) for row in arr]
         if arr.ndim != 1:
             raise ValueError(f"categories must be 1- or 2-dimensional, got shape {arr.shape}")
-        return [_plain(v) for v in arr]
+        return [plain_value(v) for v in arr]
 
     @staticmethod
     def _feasible(feasible: Any, shape: tuple[int, int]) -> np.ndarray:
@@ -119,15 +116,7 @@ class PhenotypeRegime:
                 self.min_category_size, int | np.integer) or self.min_category_size < 1:
             raise ValueError(f"min_category_size must be an integer >= 1, got "
                              f"{self.min_category_size!r}")
-        if isinstance(rewards, pd.DataFrame):
-            labels: list[Any] = [_plain(c) for c in rewards.columns]
-            R = rewards.to_numpy(dtype=float)
-        else:
-            R = np.asarray(rewards, dtype=float)
-            if R.ndim != 2:
-                raise ValueError(f"rewards must be 2-dimensional (rows x options), got shape "
-                                 f"{R.shape}")
-            labels = list(range(R.shape[1]))
+        R, labels = read_rewards(rewards)
         n, d = R.shape
         if n == 0 or d == 0:
             raise ValueError(f"rewards must have at least one row and one option, got {R.shape}")

@@ -28,11 +28,22 @@ _SEG_MAX_BYTES = 128 * 2**20  # "auto" avoids prefix-max trees larger than this 
 _Node = dict[str, Any]
 
 
-def _jsonable(value: Any) -> Any:
+def plain_value(value: Any) -> Any:
     """A plain Python value (numpy scalars unwrapped) so that ``tree_`` serializes to JSON."""
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+def read_rewards(rewards: Any) -> tuple[np.ndarray, list[Any]]:
+    """A reward matrix (rows x options) and its option labels: the DataFrame's column labels,
+    else 0-based indices. Raises ValueError unless it is 2-dimensional."""
+    if isinstance(rewards, pd.DataFrame):
+        return rewards.to_numpy(dtype=float), [plain_value(c) for c in rewards.columns]
+    R = np.asarray(rewards, dtype=float)
+    if R.ndim != 2:
+        raise ValueError(f"rewards must be 2-dimensional (rows x options), got shape {R.shape}")
+    return R, list(range(R.shape[1]))
 
 
 def _fmt(value: float) -> str:
@@ -187,7 +198,7 @@ class PolicyTree:
                     uniq = sorted(uniq)
                 except TypeError:
                     pass
-                levels[j] = [_jsonable(v) for v in uniq]
+                levels[j] = [plain_value(v) for v in uniq]
             self._design = _Design(names, levels)
         else:
             if len(cols) != self.n_features_in_:
@@ -271,15 +282,7 @@ class PolicyTree:
         self
         """
         self._check_params()
-        if isinstance(rewards, pd.DataFrame):
-            labels: list[Any] = [_jsonable(c) for c in rewards.columns]
-            R = rewards.to_numpy(dtype=float)
-        else:
-            R = np.asarray(rewards, dtype=float)
-            if R.ndim != 2:
-                raise ValueError(f"rewards must be 2-dimensional (rows x options), got shape "
-                                 f"{R.shape}")
-            labels = list(range(R.shape[1]))
+        R, labels = read_rewards(rewards)
         n, d = R.shape
         if d < 1:
             raise ValueError("rewards must have at least one option column, got 0")
