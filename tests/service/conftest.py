@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from collections.abc import Iterator
@@ -16,10 +17,28 @@ PG_URL = os.environ.get("TAILOR_TEST_DATABASE_URL", "")
 BACKENDS = ["sqlite", "postgresql"]
 
 
+@functools.cache
+def _pg_unreachable() -> str:
+    """Why the configured PostgreSQL server cannot be used ('' when it can)."""
+    import sqlalchemy
+
+    try:
+        engine = sqlalchemy.create_engine(PG_URL)
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text("select 1"))
+        engine.dispose()
+    except Exception as exc:  # any driver or network error means: not usable here
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    return ""
+
+
 def _pg_or_skip() -> str:
     if not PG_URL:
         pytest.skip("PostgreSQL tests need TAILOR_TEST_DATABASE_URL "
                     "(e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)")
+    why = _pg_unreachable()
+    if why:
+        pytest.skip(f"PostgreSQL at TAILOR_TEST_DATABASE_URL is not reachable ({why})")
     return PG_URL
 
 
