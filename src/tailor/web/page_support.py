@@ -23,7 +23,13 @@ from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 
 from tailor.db import Database
-from tailor.exceptions import AuthenticationError, NotFoundError, TailorError
+from tailor.exceptions import (
+    AuthenticationError,
+    InstrumentError,
+    NotFoundError,
+    RecordError,
+    TailorError,
+)
 from tailor.services import auth as auth_service
 from tailor.services.context import Actor, RequestContext
 from tailor.services.scope import NOT_FOUND
@@ -165,6 +171,27 @@ def error_page(request: Request, exc: Exception) -> HTMLResponse:
              422: "Invalid input", 429: "Too many attempts"}.get(status, "Error")
     return render(request, "error.html", status, page=page, title=title, message=message,
                   status=status)
+
+
+def form_error(errors: dict[str, str], exc: TailorError, known: set[str]) -> None:
+    """Put a service error next to the form field it names (``_form`` otherwise).
+
+    A not-found error (another site's or a missing participant) is re-raised so that it
+    becomes the same 404 page as everywhere else; a missing field is shown on the form.
+    """
+    if isinstance(exc, LookupError) and not isinstance(exc, RecordError):
+        raise exc
+    if isinstance(exc, InstrumentError):
+        key = f"{(exc.instrument or '').lower()}.{exc.item}"
+        if exc.instrument and exc.instrument.upper() == "PEG":
+            key = f"peg.{exc.item}"
+        if exc.instrument and exc.instrument.upper() == "PGIC":
+            key = f"pgic.{exc.item}"
+        errors[key if key in known else "_form"] = str(exc)
+    elif isinstance(exc, RecordError):
+        errors[exc.field if exc.field in known else "_form"] = str(exc)
+    else:
+        errors["_form"] = str(exc)
 
 
 def redirect(url: str) -> RedirectResponse:

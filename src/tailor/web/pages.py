@@ -36,6 +36,7 @@ from tailor.web.page_support import (
     check_code,
     csrf_form,
     error_page,
+    form_error,
     home_for,
     login_csrf_cookie,
     page_user,
@@ -236,12 +237,8 @@ def screening(page: User, code: str, form: Form) -> Response:
         try:
             trial.screen(page.db, page.ctx, code, record, day)
             return redirect(f"/participants/{code}/screening#result")
-        except RecordError as exc:
-            errors[exc.field if exc.field in names else "_form"] = str(exc)
         except TailorError as exc:
-            if isinstance(exc, LookupError):
-                raise
-            errors["_form"] = str(exc)
+            form_error(errors, exc, set(names))
     data = timeline.participant_timeline(page.db, page.ctx, code)
     values = {n: form.get(n, "") for n in names}
     fields = [protocol_field(protocol, n, values[n], errors.get(n)) for n in names]
@@ -304,12 +301,8 @@ def run_in(page: User, code: str, form: Form) -> Response:
                                 messages_answered=int(record[r.messages_field]),
                                 completed_on=day)
             return redirect(f"/participants/{code}")
-        except RecordError as exc:
-            errors[exc.field if exc.field in names else "_form"] = str(exc)
         except TailorError as exc:
-            if isinstance(exc, LookupError):
-                raise
-            errors["_form"] = str(exc)
+            form_error(errors, exc, set(names))
     data = timeline.participant_timeline(page.db, page.ctx, code)
     values = {k: form.get(k, "") for k in (*names, "completed_on")}
     return page.render("run_in.html", 422, t=data, code=code,

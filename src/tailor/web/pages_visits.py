@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
-from tailor.exceptions import InstrumentError, NotFoundError, RecordError, TailorError
+from tailor.exceptions import NotFoundError, TailorError
 from tailor.rules import stage_options
 from tailor.services import randomization, timeline, trial
 from tailor.services.baseline import BASELINE_INSTRUMENTS, record_baseline
@@ -25,7 +25,14 @@ from tailor.web.forms import (
     parse_protocol_fields,
     protocol_field,
 )
-from tailor.web.page_support import Page, check_code, csrf_form, page_user, redirect
+from tailor.web.page_support import (
+    Page,
+    check_code,
+    csrf_form,
+    form_error,
+    page_user,
+    redirect,
+)
 from tailor.web.pages import protocol_of
 
 __all__ = ["router"]
@@ -42,20 +49,6 @@ def _visit(data: dict[str, Any], visit: str) -> dict[str, Any]:
         if v["visit"] == visit:
             return v
     raise NotFoundError("visit not scheduled for this participant")
-
-
-def _form_error(errors: dict[str, str], exc: TailorError, known: set[str]) -> None:
-    if isinstance(exc, InstrumentError):
-        key = f"{(exc.instrument or '').lower()}.{exc.item}"
-        if exc.instrument and exc.instrument.upper() == "PEG":
-            key = f"peg.{exc.item}"
-        if exc.instrument and exc.instrument.upper() == "PGIC":
-            key = f"pgic.{exc.item}"
-        errors[key if key in known else "_form"] = str(exc)
-    elif isinstance(exc, RecordError):
-        errors[exc.field if exc.field in known else "_form"] = str(exc)
-    else:
-        errors["_form"] = str(exc)
 
 
 # --------------------------------------------------------------------------- visit 0
@@ -150,9 +143,7 @@ def record_visit(page: User, code: str, visit: str, form: Form) -> Response:
                                 fields=record)
                 return redirect(f"/participants/{code}#visits")
             except TailorError as exc:
-                if isinstance(exc, LookupError) and not isinstance(exc, RecordError):
-                    raise
-                _form_error(errors, exc, known)
+                form_error(errors, exc, known)
         return _baseline_page(page, code, visit, data, values, fields, errors, 422)
     values = {"peg": parse_items("peg", form, errors), "pgic": parse_items("pgic", form, errors)}
     correcting = v["status"] == "completed"
@@ -172,9 +163,7 @@ def record_visit(page: User, code: str, visit: str, form: Form) -> Response:
                 return redirect(f"/participants/{code}/visits/{visit}#response")
             return redirect(f"/participants/{code}#visits")
         except TailorError as exc:
-            if isinstance(exc, LookupError) and not isinstance(exc, RecordError):
-                raise
-            _form_error(errors, exc, known)
+            form_error(errors, exc, known)
     return _follow_up_page(page, code, visit, data, values, fields, errors, 422)
 
 
@@ -259,9 +248,7 @@ def intolerance(page: User, code: str, form: Form) -> Response:
                                      kind=values["kind"])
             return redirect(f"/participants/{code}")
         except TailorError as exc:
-            if isinstance(exc, LookupError) and not isinstance(exc, RecordError):
-                raise
-            _form_error(errors, exc, set(values))
+            form_error(errors, exc, set(values))
     data = timeline.participant_timeline(page.db, page.ctx, code)
     return page.render("event.html", 422, t=data, code=code,
                        title="Intolerance or adverse event",
@@ -303,9 +290,7 @@ def withdraw(page: User, code: str, form: Form) -> Response:
                            reason_code=values["reason_code"])
             return redirect(f"/participants/{code}")
         except TailorError as exc:
-            if isinstance(exc, LookupError) and not isinstance(exc, RecordError):
-                raise
-            _form_error(errors, exc, set(values))
+            form_error(errors, exc, set(values))
     data = timeline.participant_timeline(page.db, page.ctx, code)
     return page.render("event.html", 422, t=data, code=code, title="Withdrawal",
                        fields=_withdraw_fields(values, errors), errors=errors,
