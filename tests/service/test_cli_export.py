@@ -275,3 +275,23 @@ def test_canary_phi_never_reaches_the_export(populated, tmp_path):
     assert (wide["age"] <= 90).all()
     assert set(wide.columns) == {c for c, _, _ in exports.wide_columns(
         load_protocol(builtin_protocols()["best"]))}  # allow-list, nothing else
+
+
+def test_redcap_import_rejected_row_leaves_nothing_written(populated):
+    """A row that passes staging but that the service rejects on write (here: a participant
+    not yet randomized) rolls the whole file back: the valid row before it is not written."""
+    ctx = populated.ctx("coord1", now=NOW + timedelta(weeks=7), request_id="import-2")
+    done = ready_participant(populated, "coord1")
+    randomization.randomize(populated.db, ctx, done, 1, f"k-{done}")
+    waiting = ready_participant(populated, "coord1")  # eligible, never randomized
+    csv_text = _week6_csv(done) + _week6_csv(waiting).split("\n", 1)[1]
+    staged = redcap.stage_records(populated.db, ctx, csv_text)
+    assert staged.ok and staged.rows == 2  # the problem only shows on write
+    count = _audit_rows(populated)
+    report = redcap.import_records(populated.db, ctx, csv_text, commit=True)
+    assert not report.ok and report.written == 0
+    assert [(e["row"], e["record_id"]) for e in report.errors] == [(2, waiting)]
+    assert "nothing from this file was written" in report.errors[0]["message"]
+    assert _audit_rows(populated) == count
+    visits = {v["visit"]: v for v in trial.visits_view(populated.db, ctx, done)}
+    assert visits["week6"]["status"] != "completed"

@@ -5,8 +5,9 @@ names are the data-contract columns in lower case, ``record_id`` first; 0/1 colu
 ``yesno``, arm and category columns ``dropdown``). Import: follow-up visit data (PEG items,
 PGIC) as REDCap flat records, one row per record and event. :func:`stage_records` checks
 every row and field and reports errors without writing; :func:`import_records` writes only a
-clean file, row by row through :func:`tailor.services.trial.record_visit`, so every value is
-scoped, validated and audited exactly as if entered in the API. Allocation and other derived
+clean file, all rows in one transaction through :func:`tailor.services.trial.record_visit_in`,
+so every value is scoped, validated and audited exactly as if entered in the API, and a row
+the service rejects on write leaves nothing of the file written. Allocation and other derived
 fields can never be imported.
 """
 
@@ -219,19 +220,31 @@ def stage_records(db: Database, ctx: RequestContext, csv_text: str) -> ImportRep
 
 def import_records(db: Database, ctx: RequestContext, csv_text: str, *,
                    commit: bool = False) -> ImportReport:
-    """Stage the file; with ``commit`` and no errors, write each row through
-    ``trial.record_visit`` (scoped, validated, audited; corrections need ``ctx.reason``).
-    A row the service still rejects stops the import and is reported; the rows before it
-    stay written (each one its own audited transaction)."""
+    """Stage the file; with ``commit`` and no errors, write every row through
+    ``trial.record_visit_in`` (scoped, validated, audited; corrections need ``ctx.reason``)
+    in ONE transaction: a row the service still rejects is reported and nothing of the file
+    is written (``written`` stays 0)."""
     report = stage_records(db, ctx, csv_text)
     if not commit or not report.ok:
         return report
-    for row in report.staged:
-        try:
-            trial.record_visit(db, ctx, row["code"], row["visit"], visit_date=row["date"],
-                               instruments=row["instruments"], fields={})
-        except TailorError as exc:
-            report.error(row["row"], row["code"], "", f"rejected on write: {exc}")
-            break
-        report.written += 1
+
+    class _Rejected(Exception):
+        pass
+
+    def run(session: Session) -> int:
+        for row in report.staged:
+            try:
+                trial.record_visit_in(db, ctx, session, row["code"], row["visit"],
+                                      visit_date=row["date"], instruments=row["instruments"],
+                                      fields={})
+            except TailorError as exc:
+                report.error(row["row"], row["code"], "",
+                             f"rejected on write: {exc}; nothing from this file was written")
+                raise _Rejected from exc
+        return len(report.staged)
+
+    try:
+        report.written = in_transaction(db, ctx, run, reason="REDCap import")
+    except _Rejected:
+        report.written = 0
     return report

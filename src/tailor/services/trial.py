@@ -39,6 +39,7 @@ __all__ = [
     "record_intolerance",
     "record_run_in",
     "record_visit",
+    "record_visit_in",
     "screen",
     "site_today",
     "visits_view",
@@ -275,82 +276,90 @@ def record_visit(db: Database, ctx: RequestContext, code: str, visit_code: str, 
     """Record a visit inside its window. Visit 0 adds the baseline fields, re-checks
     eligibility and schedules the follow-up visits; the stage-2 decision visit derives the
     response category. Re-recording a completed visit is a correction and needs a reason."""
-    def run(session: Session) -> dict[str, Any]:
-        correcting = False
-        p0 = get_participant(session, ctx.actor, code) if ctx.actor.role in CORRECTION else None
-        if p0 is not None:
-            v0 = _visit(session, p0, visit_code)
-            correcting = v0 is not None and v0.status == "completed"
-        if correcting and not ctx.reason.strip():
-            raise MissingFieldError("a reason is required to correct a completed visit",
-                                    field="reason", rule="required")
-        p, protocol, today = _writable_participant(
-            db, ctx, session, code, CORRECTION if correcting else PARTICIPANT_WRITE)
-        known = {v.code for v in protocol.visits}
-        if visit_code not in known:
-            raise InvalidFieldError(f"visit must be one of {', '.join(sorted(known))}; got "
-                                    f"{visit_code!r}", field="visit", value=visit_code)
-        first = min(protocol.visits, key=lambda v: v.week).code
-        visit = _visit(session, p, visit_code)
-        if visit is None:
-            raise ConflictError(f"visit {visit_code} is not scheduled yet for this participant "
-                                f"(status {p.status})")
-        if visit_code == first and not correcting and p.status != "run_in_passed":
-            raise ConflictError(f"Visit 0 needs a passed run-in (status {p.status})")
-        if visit_code != first and not correcting and p.status not in ("randomized", "stage2"):
-            raise ConflictError(f"follow-up visits start after randomization (status {p.status})")
-        day = visit_date or (visit.visit_date if correcting and visit.visit_date else today)
-        _check_day(day, today, "visit date")
-        if not visit.window_start <= day <= visit.window_end:
-            raise ConflictError(f"visit date {day} is outside the {visit_code} window "
-                                f"{visit.window_start} to {visit.window_end} (inclusive)")
-        allowed_fields = {n for n, f in protocol.fields.items() if f.phase == "visit0"}
-        if visit_code != first and fields:
-            raise InvalidFieldError("protocol fields are only recorded at Visit 0",
-                                    field="fields", rule="visit0")
-        unknown = sorted(set(fields) - allowed_fields)
-        if unknown:
-            raise InvalidFieldError(f"field(s) {unknown} are not Visit 0 fields",
-                                    field=unknown[0], rule="declared")
-        visit.visit_date = day
-        visit.status = "completed"
-        scores = _store_instruments(session, visit, instruments)
-        out: dict[str, Any] = {"visit": visit_code, "visit_date": day, "scores": scores}
-        if safety:
-            old = {d.name: d for d in session.scalars(
-                select(m.DerivedScore).where(m.DerivedScore.visit_id == visit.id))}
-            for key, value in safety.items():
-                _set_score(session, visit, old, f"safety_{key}", str(value))
-        if visit_code == first:
-            record = merged_record(session, p) | dict(fields)
-            if "PEGSCORE" in scores and "peg_visit0" not in fields:
-                record["peg_visit0"] = round(scores["PEGSCORE"], 6)
-            out |= _assess(session, protocol, p, record, tuple(
-                ("prescreen", "screening", "run_in", "visit0")), day)
-            if not correcting:
-                p.visit0_date = day
-                p.status = "ready" if out["eligible"] else "visit0_failed"
-                for w in schedule(protocol, day):
-                    session.add(m.Visit(participant_id=p.id, code=w.code, week=w.week,
-                                        target_date=w.target, window_start=w.start,
-                                        window_end=w.end))
-        decision = [s for s in protocol.stages if s.response is not None
-                    and s.response.visit == visit_code]
-        if decision:
-            pgic = scores.get("PGIC")
-            intolerant = session.scalar(select(func.count()).select_from(m.AdverseEvent).where(
-                m.AdverseEvent.participant_id == p.id, m.AdverseEvent.kind == "intolerance",
-                m.AdverseEvent.onset_date <= day)) or 0
-            category = response_category(protocol, None if pgic is None else int(pgic),
-                                         intolerance=intolerant > 0,
-                                         stage=decision[0].number)
-            old = {d.name: d for d in session.scalars(
-                select(m.DerivedScore).where(m.DerivedScore.visit_id == visit.id))}
-            _set_score(session, visit, old, "response_category", category)
-            out["response_category"] = category
-        return out
+    return in_transaction(db, ctx, lambda session: record_visit_in(
+        db, ctx, session, code, visit_code, visit_date=visit_date, instruments=instruments,
+        fields=fields, safety=safety), reason="visit")
 
-    return in_transaction(db, ctx, run, reason="visit")
+
+def record_visit_in(db: Database, ctx: RequestContext, session: Session, code: str,
+                    visit_code: str, *, visit_date: date | None = None,
+                    instruments: dict[str, dict[str, Any]], fields: dict[str, Any],
+                    safety: dict[str, Any] | None = None) -> dict[str, Any]:
+    """:func:`record_visit` inside the caller's transaction (a REDCap import writes every
+    row in one transaction, so a rejected row leaves nothing written)."""
+    correcting = False
+    p0 = get_participant(session, ctx.actor, code) if ctx.actor.role in CORRECTION else None
+    if p0 is not None:
+        v0 = _visit(session, p0, visit_code)
+        correcting = v0 is not None and v0.status == "completed"
+    if correcting and not ctx.reason.strip():
+        raise MissingFieldError("a reason is required to correct a completed visit",
+                                field="reason", rule="required")
+    p, protocol, today = _writable_participant(
+        db, ctx, session, code, CORRECTION if correcting else PARTICIPANT_WRITE)
+    known = {v.code for v in protocol.visits}
+    if visit_code not in known:
+        raise InvalidFieldError(f"visit must be one of {', '.join(sorted(known))}; got "
+                                f"{visit_code!r}", field="visit", value=visit_code)
+    first = min(protocol.visits, key=lambda v: v.week).code
+    visit = _visit(session, p, visit_code)
+    if visit is None:
+        raise ConflictError(f"visit {visit_code} is not scheduled yet for this participant "
+                            f"(status {p.status})")
+    if visit_code == first and not correcting and p.status != "run_in_passed":
+        raise ConflictError(f"Visit 0 needs a passed run-in (status {p.status})")
+    if visit_code != first and not correcting and p.status not in ("randomized", "stage2"):
+        raise ConflictError(f"follow-up visits start after randomization (status {p.status})")
+    day = visit_date or (visit.visit_date if correcting and visit.visit_date else today)
+    _check_day(day, today, "visit date")
+    if not visit.window_start <= day <= visit.window_end:
+        raise ConflictError(f"visit date {day} is outside the {visit_code} window "
+                            f"{visit.window_start} to {visit.window_end} (inclusive)")
+    allowed_fields = {n for n, f in protocol.fields.items() if f.phase == "visit0"}
+    if visit_code != first and fields:
+        raise InvalidFieldError("protocol fields are only recorded at Visit 0",
+                                field="fields", rule="visit0")
+    unknown = sorted(set(fields) - allowed_fields)
+    if unknown:
+        raise InvalidFieldError(f"field(s) {unknown} are not Visit 0 fields",
+                                field=unknown[0], rule="declared")
+    visit.visit_date = day
+    visit.status = "completed"
+    scores = _store_instruments(session, visit, instruments)
+    out: dict[str, Any] = {"visit": visit_code, "visit_date": day, "scores": scores}
+    if safety:
+        old = {d.name: d for d in session.scalars(
+            select(m.DerivedScore).where(m.DerivedScore.visit_id == visit.id))}
+        for key, value in safety.items():
+            _set_score(session, visit, old, f"safety_{key}", str(value))
+    if visit_code == first:
+        record = merged_record(session, p) | dict(fields)
+        if "PEGSCORE" in scores and "peg_visit0" not in fields:
+            record["peg_visit0"] = round(scores["PEGSCORE"], 6)
+        out |= _assess(session, protocol, p, record, tuple(
+            ("prescreen", "screening", "run_in", "visit0")), day)
+        if not correcting:
+            p.visit0_date = day
+            p.status = "ready" if out["eligible"] else "visit0_failed"
+            for w in schedule(protocol, day):
+                session.add(m.Visit(participant_id=p.id, code=w.code, week=w.week,
+                                    target_date=w.target, window_start=w.start,
+                                    window_end=w.end))
+    decision = [s for s in protocol.stages if s.response is not None
+                and s.response.visit == visit_code]
+    if decision:
+        pgic = scores.get("PGIC")
+        intolerant = session.scalar(select(func.count()).select_from(m.AdverseEvent).where(
+            m.AdverseEvent.participant_id == p.id, m.AdverseEvent.kind == "intolerance",
+            m.AdverseEvent.onset_date <= day)) or 0
+        category = response_category(protocol, None if pgic is None else int(pgic),
+                                     intolerance=intolerant > 0,
+                                     stage=decision[0].number)
+        old = {d.name: d for d in session.scalars(
+            select(m.DerivedScore).where(m.DerivedScore.visit_id == visit.id))}
+        _set_score(session, visit, old, "response_category", category)
+        out["response_category"] = category
+    return out
 
 
 def visits_view(db: Database, ctx: RequestContext, code: str) -> list[dict[str, Any]]:
