@@ -4,6 +4,7 @@
     PYTHONPATH=src:. python benchmarks/bench_randomize_endpoint.py --backend postgresql \\
         --url postgresql+psycopg://postgres@127.0.0.1:5432/test --rounds 10
     ... --mode paced --rate 100 --requests 400     # open-loop arrivals at 100 allocations/s
+    ... --mode clients --clients 32 --rate 100 --requests 1000   # 32 Poisson clients, 100/s
     ... --stage 2                                  # week-12 non-responders, stage 2
 
 ``burst`` (G1): each round releases 32 clients together (2 sites x 16 participants) plus 8
@@ -11,7 +12,9 @@ duplicate requests (same Idempotency-Key); one warm-up round first (not timed, b
 Latency under a burst is mostly queueing: one allocation at a time per (trial, stage), so the
 last of 40 simultaneous requests waits for the 39 before it. ``paced``: requests arrive at a
 fixed rate (one new participant each), so latency is the service time plus the queueing that
-rate causes. Both finish with the G1 checks (0 double, 0 lost, gapless sequences, stored
+rate causes. ``clients``: ``--clients 32`` independent clients, each with its own connection
+and exponential (Poisson) arrivals, together offering ``--rate`` requests/s: the issue's
+"32 concurrent clients" at a stated throughput. Both finish with the G1 checks (0 double, 0 lost, gapless sequences, stored
 state == recomputation from history, audit chain verifies). ``--rounds 200`` is the full G1 run.
 """
 
@@ -81,6 +84,31 @@ async def paced(base: str, tokens: dict[str, str], jobs: list[Job], stage: int,
         return list(await asyncio.gather(*tasks))
 
 
+async def clients(base: str, tokens: dict[str, str], jobs: list[Job], stage: int,
+                  rate: float, n_clients: int, seed: int = 7) -> list[tuple[float, int]]:
+    """``n_clients`` independent clients (one connection each), each sending its share of
+    ``jobs`` at exponential intervals so that together they offer ``rate`` requests/s (open
+    loop: a client does not wait for its previous answer, so slow answers are not hidden)."""
+    rng = random.Random(seed)
+    shares = [jobs[i::n_clients] for i in range(n_clients)]
+
+    async def client(share: list[Job], crng: random.Random) -> list[tuple[float, int]]:
+        async with httpx.AsyncClient(base_url=base, timeout=60,
+                                     limits=httpx.Limits(max_connections=8)) as c:
+            at = time.perf_counter()
+            tasks = []
+            for job in share:
+                at += crng.expovariate(rate / n_clients)
+                delay = at - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(_post(c, tokens, stage, job)))
+            return list(await asyncio.gather(*tasks))
+
+    parts = await asyncio.gather(*(client(sh, random.Random(rng.random())) for sh in shares))
+    return [x for part in parts for x in part]
+
+
 def _participant(t: Trial, user: str, stage: int) -> str:
     return ready_participant(t, user) if stage == 1 else week12_nonresponder(t, user)
 
@@ -89,7 +117,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
     ap.add_argument("--url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
-    ap.add_argument("--mode", choices=["burst", "paced"], default="burst")
+    ap.add_argument("--mode", choices=["burst", "paced", "clients"], default="burst")
+    ap.add_argument("--clients", type=int, default=32, help="clients: concurrent clients")
     ap.add_argument("--rounds", type=int, default=10, help="burst rounds (G1: 200)")
     ap.add_argument("--rate", type=float, default=100.0, help="paced: requests per second")
     ap.add_argument("--requests", type=int, default=400, help="paced: number of requests")
@@ -130,6 +159,9 @@ def main() -> None:
             if args.mode == "burst":
                 jobs += rng.sample(jobs, 8)
                 results += asyncio.run(burst(base, tokens, jobs, args.stage))
+            elif args.mode == "clients":
+                results += asyncio.run(clients(base, tokens, jobs, args.stage, args.rate,
+                                               args.clients))
             else:
                 results += asyncio.run(paced(base, tokens, jobs, args.stage, args.rate))
         elapsed = time.perf_counter() - t0
