@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tailor.protocol import load_protocol
@@ -27,12 +27,14 @@ def _reference_local_date(instant: datetime, tz: str) -> date:
     return (utc.replace(tzinfo=None) + off).date()
 
 
+@settings(max_examples=10_000)  # G14: >= 10,000 generated instants, in every CI run
 @given(st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2035, 12, 31),
                     timezones=st.just(UTC)), st.sampled_from(ZONES))
 def test_site_local_date_matches_reference(instant, tz):
     assert local_date(instant, tz) == _reference_local_date(instant, tz)
 
 
+@settings(max_examples=10_000)  # G14: >= 10,000 generated dates
 @given(st.dates(min_value=date(2020, 1, 1), max_value=date(2035, 12, 31)),
        st.integers(min_value=-10, max_value=10))
 def test_windows_inclusive_edges_and_no_off_by_one(visit0, delta):
@@ -72,6 +74,50 @@ def test_server_time_zone_does_not_matter(server_tz, monkeypatch):
     finally:
         monkeypatch.delenv("TZ")
         time.tzset()
+
+
+def _transitions(tz: str) -> list[datetime]:
+    """Every UTC instant in 2020-2035 at which the zone's offset changes (hour scan, then
+    minute bisection): the DST transition days themselves."""
+    zone, out = ZoneInfo(tz), []
+    t = datetime(2020, 1, 1, tzinfo=UTC)
+    end = datetime(2036, 1, 1, tzinfo=UTC)
+    step = timedelta(hours=1)
+    while t < end:
+        if t.astimezone(zone).utcoffset() != (t + step).astimezone(zone).utcoffset():
+            lo, hi = t, t + step
+            while hi - lo > timedelta(minutes=1):
+                mid = lo + (hi - lo) / 2
+                mid = mid.replace(second=0, microsecond=0)
+                if mid <= lo:
+                    break
+                if mid.astimezone(zone).utcoffset() == lo.astimezone(zone).utcoffset():
+                    lo = mid
+                else:
+                    hi = mid
+            out.append(hi)
+        t += step
+    return out
+
+
+@pytest.mark.parametrize("tz", [z for z in ZONES if z != "UTC"])
+def test_every_dst_transition_day_2020_2035(tz):
+    """Around every offset change of every zone (one minute before, at, after, and the
+    local midnights either side), the site-local date equals the reference, and the visit
+    windows of a Visit 0 on the transition day keep whole-day arithmetic."""
+    changes = _transitions(tz)
+    if tz in ("Asia/Kolkata", "Pacific/Kiritimati"):
+        assert changes == []  # no DST in 2020-2035
+        return
+    assert len(changes) >= 30  # two a year (Lord Howe's half-hour shifts included)
+    for at in changes:
+        for delta in (-61, -1, 0, 1, 61, -24 * 60, 24 * 60):
+            instant = at + timedelta(minutes=delta)
+            assert local_date(instant, tz) == _reference_local_date(instant, tz)
+        day = local_date(at, tz)
+        for w in schedule(BEST, day):
+            assert (w.target - day).days == 7 * w.week
+            assert (w.end - w.start).days == 14
 
 
 def test_naive_instant_rejected():
