@@ -332,7 +332,8 @@ def test_scope_roles_and_blinding(small):
 def test_parse_as_of_rules():
     assert audit.parse_as_of("12") == 12
     assert audit.parse_as_of("2025-06-02T15:00:00Z") == datetime(2025, 6, 2, 15, tzinfo=UTC)
-    for bad, rule in (("2025-06-02T15:00:00", "timezone-aware"), ("yesterday", "seq or instant")):
+    for bad, rule in (("2025-06-02T15:00:00", "timezone-aware"), ("yesterday", "seq or instant"),
+                      ("\u00b2", "seq or instant")):
         with pytest.raises(InvalidFieldError) as exc:
             audit.parse_as_of(bad)
         assert exc.value.field == "at" and exc.value.rule == rule

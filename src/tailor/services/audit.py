@@ -111,7 +111,7 @@ def resolve_entity(name: str) -> str:
 def parse_as_of(text: str) -> int | datetime:
     """An audit sequence number (``1234``) or a timezone-aware ISO 8601 instant."""
     raw = text.strip()
-    if raw.isdigit():
+    if raw.isascii() and raw.isdigit():
         return int(raw)
     try:
         instant = datetime.fromisoformat(raw.replace("Z", "+00:00"))
@@ -165,7 +165,7 @@ def record_as_of(db: Database, ctx: RequestContext, entity: str, entity_id: str,
 
     def run(session: Session) -> dict[str, Any]:
         key = entity_id.strip()
-        if name == "Participant" and not key.isdigit():
+        if name == "Participant" and not (key.isascii() and key.isdigit()):
             key = _participant_id_of(session, key)
         rows = list(session.scalars(select(m.AuditLog).where(
             m.AuditLog.entity == name, m.AuditLog.entity_id == key,
