@@ -1,4 +1,5 @@
-"""``tailor audit``: verify the hash chain, print or save its signed head."""
+"""``tailor audit``: verify the hash chain, print or save its signed head, reconstruct a record
+as of an audit time."""
 
 from __future__ import annotations
 
@@ -53,3 +54,25 @@ def head_cmd(out: Path | None = typer.Option(None, help="Write the head to this 
     if out:
         out.write_text(text + "\n")
     typer.echo(text)
+
+
+@app.command("asof")
+def asof_cmd(entity: str = typer.Argument(..., help="Audited entity: Participant, Visit, "
+                                          "InstrumentResponse, Allocation, User, ... (or its "
+                                          "table name)."),
+             record_id: str = typer.Argument(..., metavar="ID",
+                                             help="Primary key (a participant's study code "
+                                                  "works too)."),
+             at: str = typer.Option(..., "--at", help="Audit sequence number or ISO 8601 "
+                                    "instant with a zone, e.g. 2025-06-02T15:00:00Z.")) -> None:
+    """Reconstruct one record from the audit trail alone, as it stood at --at (JSON)."""
+    from tailor.cli.admin_cmd import cli_context
+
+    settings = get_settings()
+    when = audit.parse_as_of(at)
+    db = Database(settings.database_url)
+    try:
+        record = audit.record_as_of(db, cli_context("audit as-of"), entity, record_id, when)
+    finally:
+        db.dispose()
+    typer.echo(json.dumps(record, sort_keys=True))

@@ -1,4 +1,5 @@
-"""`tailor randomize replay|simulate`: re-derive allocations; simulate operating characteristics."""
+"""`tailor randomize replay|verify|simulate`: re-derive allocations (from a CSV, or from the
+database's persisted allocation log); simulate operating characteristics."""
 
 from __future__ import annotations
 
@@ -48,6 +49,34 @@ def replay(
     Console().print(f"replayed {len(result)} participants at stage {stage} of '{proto.name}' "
                     f"({'given draws' if u_given else f'seed {seed}'}); {col} counts {counts}; "
                     f"written to {output}")
+
+
+@app.command("verify")
+def verify(
+    database: str | None = typer.Option(None, "--database", help="Database URL (default: "
+                                        "TAILOR_DATABASE_URL)."),
+) -> None:
+    """Replay the persisted allocation log of every stage in sequence order; exit 1 unless
+    every allocation is reproduced (option, probabilities, imbalance, algorithm version)."""
+    from tailor.db import Database
+    from tailor.services.replay import replay_allocation_log
+    from tailor.settings import get_settings
+
+    db = Database(database or get_settings().database_url)
+    try:
+        report = replay_allocation_log(db)
+    finally:
+        db.dispose()
+    per_stage = ", ".join(f"stage {s}: {n}" for s, n in sorted(report.replayed.items()))
+    if report.ok:
+        typer.echo(f"allocation log OK: {report.total} allocations reproduced "
+                   f"({per_stage or 'none stored'})")
+        return
+    for problem in report.mismatches:
+        typer.echo(f"MISMATCH {problem}", err=True)
+    typer.echo(f"allocation log FAILED: {len(report.mismatches)} mismatch(es) in "
+               f"{report.total} allocations ({per_stage})", err=True)
+    raise typer.Exit(1)
 
 
 @app.command("simulate")

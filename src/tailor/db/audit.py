@@ -27,6 +27,7 @@ from tailor.db.types import utcnow
 from tailor.exceptions import ConflictError, MissingFieldError
 
 __all__ = [
+    "AUDITED_ENTITIES",
     "GENESIS",
     "AuditContext",
     "ChainReport",
@@ -39,6 +40,10 @@ __all__ = [
 GENESIS = "0" * 64
 _SKIP = (m.AuditLog, m.SessionToken, m.LoginAttempt, m.StageState)
 _REDACT = {("User", "password_hash")}
+# model name (the audit row's ``entity``) -> table, for every model the audit hooks record
+AUDITED_ENTITIES: dict[str, str] = {
+    mapper.class_.__name__: str(mapper.class_.__tablename__)
+    for mapper in m.Base.registry.mappers if not issubclass(mapper.class_, _SKIP)}
 _CHAIN_LOCK = 7_031_977_001
 
 

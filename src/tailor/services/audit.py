@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -10,13 +11,30 @@ from sqlalchemy.orm import Session
 
 from tailor.db import ChainReport, Database, verify_chain
 from tailor.db import models as m
-from tailor.db.audit import sign_head
-from tailor.exceptions import ConflictError
+from tailor.db.audit import AUDITED_ENTITIES, sign_head
+from tailor.exceptions import ConflictError, InvalidFieldError, NotFoundError
 from tailor.services.context import RequestContext
-from tailor.services.scope import AUDIT_READ, require
+from tailor.services.scope import (
+    ALLOCATION_DETAIL,
+    AUDIT_READ,
+    PARTICIPANT_WRITE,
+    require,
+)
 from tailor.services.uow import in_transaction
 
-__all__ = ["audit_trail", "chain_head", "parse_anchor", "verify"]
+__all__ = ["AS_OF_READ", "audit_trail", "chain_head", "parse_anchor", "parse_as_of",
+           "record_as_of", "resolve_entity", "verify"]
+
+# who may reconstruct a record: the audit readers, the statistician, and a coordinator for
+# the participants of their own site (another site's record is a 404, as everywhere)
+AS_OF_READ = AUDIT_READ | ALLOCATION_DETAIL | PARTICIPANT_WRITE
+# what a coordinator sees of an allocation (as allocation_view shows it); the blinded data
+# manager sees none of its values, nor the arm of an adverse event
+_SITE_ALLOCATION_FIELDS = {"id", "participant_id", "stage", "option", "action",
+                           "allocated_at"}
+_BLINDED_FIELDS = {"AdverseEvent": {"arm"}}
+CONCEALED = "<concealed>"
+NOT_FOUND = "record not found"
 
 
 def verify(db: Database, *, anchor: tuple[int, str] | None = None) -> ChainReport:
@@ -75,5 +93,110 @@ def audit_trail(db: Database, ctx: RequestContext, *, entity: str | None = None,
                         "new_value": "<concealed>" if concealed else r.new_value,
                         "request_id": r.request_id, "reason": r.reason})
         return out
+
+    return in_transaction(db, ctx, run, write=False)
+
+
+# --------------------------------------------------------------------------- as-of
+def resolve_entity(name: str) -> str:
+    """The audited model name for ``name`` (a model name or table name, any case)."""
+    key = name.strip().lower()
+    for entity, table in AUDITED_ENTITIES.items():
+        if key in (entity.lower(), table.lower(), table.lower().rstrip("s")):
+            return entity
+    raise InvalidFieldError(f"entity must be one of {', '.join(sorted(AUDITED_ENTITIES))}; "
+                            f"got {name!r}", field="entity", value=name, rule="audited entity")
+
+
+def parse_as_of(text: str) -> int | datetime:
+    """An audit sequence number (``1234``) or a timezone-aware ISO 8601 instant."""
+    raw = text.strip()
+    if raw.isascii() and raw.isdigit():
+        return int(raw)
+    try:
+        instant = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidFieldError(f"at must be an audit sequence number or an ISO 8601 instant; "
+                                f"got {text!r}", field="at", value=text,
+                                rule="seq or instant") from None
+    if instant.tzinfo is None:
+        raise InvalidFieldError(f"at must carry a time zone (e.g. 2025-06-02T15:00:00Z); got "
+                                f"{text!r}", field="at", value=text, rule="timezone-aware")
+    return instant
+
+
+def _conceal(ctx: RequestContext, entity: str, fields: dict[str, Any]) -> dict[str, Any]:
+    role = ctx.actor.role
+    if role in ALLOCATION_DETAIL:
+        return fields
+    if entity == "Allocation":
+        keep = _SITE_ALLOCATION_FIELDS if ctx.actor.site_scoped else {"id", "participant_id",
+                                                                      "stage"}
+        return {k: (v if k in keep or v is None else CONCEALED) for k, v in fields.items()}
+    hidden = _BLINDED_FIELDS.get(entity, set())
+    return {k: (CONCEALED if k in hidden and v is not None else v) for k, v in fields.items()}
+
+
+def _participant_id_of(session: Session, code: str) -> str:
+    """A study code to the participant's id, from the audit trail (its create row)."""
+    found = session.scalar(select(m.AuditLog.entity_id).where(
+        m.AuditLog.entity == "Participant", m.AuditLog.field == "study_code",
+        m.AuditLog.action == "create", m.AuditLog.new_value == json.dumps(code)).limit(1))
+    if found is None:
+        raise NotFoundError(NOT_FOUND)
+    return str(found)
+
+
+def record_as_of(db: Database, ctx: RequestContext, entity: str, entity_id: str,
+                 at: int | datetime) -> dict[str, Any]:
+    """Reconstruct one record from the audit trail alone, as it stood at ``at`` (an audit
+    sequence number, inclusive, or a UTC instant: every row committed at or before it).
+
+    Replays the record's create/update/delete rows in sequence order (a delete clears it, a
+    later create of the same id starts afresh). ``exists`` is False before its creation and
+    after its deletion. Values are the audit's JSON values (dates and instants as ISO 8601;
+    the password hash stays redacted). Site-scoped like every participant read: a
+    coordinator gets a 404 for another site's record and for non-participant records.
+    """
+    require(ctx.actor, AS_OF_READ, "reconstruct records from the audit trail")
+    name = resolve_entity(entity)
+    if isinstance(at, int) and at < 0:
+        raise InvalidFieldError(f"at must be >= 0; got {at}", field="at", value=at, rule=">= 0")
+
+    def run(session: Session) -> dict[str, Any]:
+        key = entity_id.strip()
+        if name == "Participant" and not (key.isascii() and key.isdigit()):
+            key = _participant_id_of(session, key)
+        rows = list(session.scalars(select(m.AuditLog).where(
+            m.AuditLog.entity == name, m.AuditLog.entity_id == key,
+            m.AuditLog.action.in_(("create", "update", "delete")))
+            .order_by(m.AuditLog.seq)))
+        if not rows:
+            raise NotFoundError(NOT_FOUND)
+        if ctx.actor.site_scoped:
+            site = rows[0].participant_site_id
+            if site is None or ctx.actor.site_id is None or site != ctx.actor.site_id:
+                raise NotFoundError(NOT_FOUND)
+        fields: dict[str, Any] = {}
+        exists = False
+        last: m.AuditLog | None = None
+        for r in rows:
+            if isinstance(at, int):
+                if r.seq > at:
+                    break
+            elif datetime.fromisoformat(r.at_utc) > at:
+                break
+            if r.action == "delete":
+                fields, exists = {}, False
+            else:
+                if r.action == "create" and not exists:
+                    fields, exists = {}, True
+                fields[r.field] = None if r.new_value is None else json.loads(r.new_value)
+            last = r
+        return {"entity": name, "id": key, "at": at if isinstance(at, int) else at.isoformat(),
+                "exists": exists, "deleted": last is not None and last.action == "delete",
+                "last_seq": last.seq if last else None,
+                "last_changed_at": last.at_utc if last else None,
+                "fields": _conceal(ctx, name, fields) if exists else {}}
 
     return in_transaction(db, ctx, run, write=False)

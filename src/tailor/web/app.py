@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request, Response
 from tailor.db import Database
 from tailor.services.auth import AuthPolicy, configure
 from tailor.settings import Settings
+from tailor.web import audit_api
 from tailor.web.api import router
 from tailor.web.errors import install_error_handlers
 from tailor.web.pages import install_pages
@@ -49,6 +50,7 @@ def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
 
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(audit_api.router)  # GET /api/v1/audit/asof (tailor.web.audit_api)
     install_pages(app)  # HTML pages, /api/v1/decide, static files (tailor.web.pages)
     return app
 
