@@ -234,3 +234,17 @@ def test_unblinding_needs_a_reason_and_the_right_password(t, dbh):
     s = t.db.session(write=False)
     assert s.scalar(select(func.count()).select_from(m.Notification)) == 0
     s.close()
+
+
+def test_unblinding_after_data_lock_is_rejected_and_audited(t, dbh):
+    code = ready_participant(t, "coord1")
+    randomization.randomize(t.db, t.ctx("coord1"), code, 1, f"s1-{code}")
+    admin.lock_data(t.db, t.ctx("admin"), password=PASSWORD)
+    c = _app(dbh)
+    r = c.post(f"/api/v1/participants/{code}/unblind",
+               json={"reason": "SAE", "password": PASSWORD}, headers=_bearer(c, "dm"))
+    assert r.status_code == 409 and "locked" in r.json()["detail"]
+    assert not any(arm in r.text for arm in ARMS)
+    assert [x.actor for x in _rows(t.db, m.AuditLog, m.AuditLog.action == "write_rejected")] \
+        == ["dm"]
+    assert [s.meaning for s in _rows(t.db, m.Signature)] == ["go-live", "data lock"]
