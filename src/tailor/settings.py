@@ -20,13 +20,16 @@ class Settings(BaseSettings):
     protocol: str = "best"
     # sessions: absolute lifetime and idle timeout (ASVS: idle <= 30 min for privileged roles)
     token_ttl_minutes: int = Field(default=8 * 60, ge=1)
-    token_idle_minutes: int = Field(default=30, ge=1)
+    token_idle_minutes: int = Field(default=30, ge=1, le=30)
     # login rate limit: failed attempts per account per rolling hour (G13: <= 100)
     login_failures_per_hour: int = Field(default=20, ge=1, le=100)
     # Argon2id parameters (G13: memory >= 19 MiB, t >= 2, p = 1)
     argon2_time_cost: int = Field(default=2, ge=1)
     argon2_memory_kib: int = Field(default=19_456, ge=8)
     argon2_parallelism: int = Field(default=1, ge=1)
+    # roles notified (outbox rows, one per active user) of every emergency unblinding
+    unblind_notify_roles: str = Field(default="admin,statistician",
+                                      pattern=r"^[a-z_]+(,[a-z_]+)*$")
     # database connection pool per process (PostgreSQL)
     pool_size: int = Field(default=10, ge=1)
     # key used to sign exported audit chain heads (HMAC-SHA256); empty = unsigned

@@ -63,12 +63,15 @@ def setup_trial(db: Database) -> Trial:
     configure(db, FAST)
     yaml_text = builtin_protocols()["best"].read_text(encoding="utf-8")
     pv = admin.register_protocol(db, SYSTEM, yaml_text)
-    admin.go_live(db, SYSTEM, pv["content_hash"])
     admin.create_site(db, SYSTEM, "S01", "Site one", "America/New_York")
     admin.create_site(db, SYSTEM, "S02", "Site two", "Europe/Berlin")
     for name, (role, site) in ROLES.items():
-        admin.create_user(db, SYSTEM, name, PASSWORD, role, site)
-    return Trial(db)
+        admin.create_user(db, SYSTEM, name, PASSWORD, role, site,
+                          full_name=f"{name.capitalize()} Tester")
+    t = Trial(db)
+    # go-live is an electronic signature: the admin account re-enters its password
+    admin.go_live(db, t.ctx("admin", reason="setup"), pv["content_hash"], password=PASSWORD)
+    return t
 
 
 def ready_participant(t: Trial, user: str = "coord1", *, screen: dict[str, Any] | None = None,

@@ -79,6 +79,85 @@ def test_argon2id_parameters_in_production_defaults():
     assert h.startswith("$argon2id$") and "m=19456,t=2,p=1" in h
 
 
+def test_200_wrong_passwords_are_at_most_100_processed_per_hour(dbh):
+    """G13: a scripted run of 200 wrong passwords against one account: at most
+    ``login_failures_per_hour`` (<= 100 by the settings' bound) reach the password check."""
+    from pydantic import ValidationError
+    from sqlalchemy import func, select
+
+    from tailor.db import models as m
+
+    with pytest.raises(ValidationError):
+        Settings(login_failures_per_hour=101)
+    t = setup_trial(dbh.db)
+    app = create_app(Settings(database_url=dbh.url, argon2_time_cost=1, argon2_memory_kib=8,
+                              login_failures_per_hour=100), db=t.db)
+    c = TestClient(app, raise_server_exceptions=False)
+    codes = [c.post("/api/v1/auth/login", json={"username": "stat", "password": f"wrong-{i:04d}"
+                                                                                 "-guess"}
+                    ).status_code for i in range(200)]
+    assert codes.count(401) == 100 and codes.count(429) == 100
+    assert codes[:100] == [401] * 100  # processed until the limit, refused after
+    s = t.db.session(write=False)
+    processed = s.scalar(select(func.count()).select_from(m.AuditLog).where(
+        m.AuditLog.action == "login_failed", m.AuditLog.entity_id == "stat"))
+    s.close()
+    assert processed == 100
+    assert c.post("/api/v1/auth/login", json={"username": "stat",
+                                              "password": PASSWORD}).status_code == 429
+    assert c.post("/api/v1/auth/login", json={"username": "dm",
+                                              "password": PASSWORD}).status_code == 200
+
+
+def test_long_passwords_and_the_idle_timeout_bound(api):
+    """G13: passwords of 64 (and 128) characters are accepted; the idle timeout cannot be
+    configured above 30 minutes; each login gets a new token."""
+    from pydantic import ValidationError
+
+    from tailor.services.auth import AuthPolicy
+
+    _, c = api
+    ha = token(c, "admin")
+    for n in (64, 128):
+        pw = ("correct horse battery staple " * 5)[:n]
+        r = c.post("/api/v1/users", json={"username": f"long{n}", "password": pw,
+                                          "role": "statistician"}, headers=ha)
+        assert r.status_code == 201, r.text
+        assert c.post("/api/v1/auth/login", json={"username": f"long{n}",
+                                                  "password": pw}).status_code == 200
+    with pytest.raises(ValidationError):
+        Settings(token_idle_minutes=31)
+    with pytest.raises(ValueError, match="at most 30 minutes"):
+        AuthPolicy(idle_timeout=timedelta(minutes=31))
+    assert token(c, "admin") != token(c, "admin")
+
+
+def test_stored_hashes_use_the_production_argon2_parameters(dbh):
+    """G13: with the default settings a stored hash is Argon2id, m >= 19 MiB, t >= 2, p = 1."""
+    import re
+
+    from sqlalchemy import select
+
+    from tailor.db import models as m
+    from tailor.services import admin
+    from tailor.services.auth import AuthPolicy, configure
+
+    from .factories import SYSTEM
+
+    defaults = Settings()
+    configure(dbh.db, AuthPolicy(time_cost=defaults.argon2_time_cost,
+                                 memory_kib=defaults.argon2_memory_kib,
+                                 parallelism=defaults.argon2_parallelism))
+    admin.create_user(dbh.db, SYSTEM, "prod", PASSWORD, "admin")
+    s = dbh.db.session(write=False)
+    stored = s.scalars(select(m.User.password_hash).where(m.User.username == "prod")).one()
+    s.close()
+    found = re.match(r"^\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$", stored)
+    assert found, stored[:30]
+    mem, t_cost, par = map(int, found.groups())
+    assert mem >= 19 * 1024 and t_cost >= 2 and par == 1
+
+
 def test_bad_input_is_422_with_fields_and_rules_are_409(api):
     _t, c = api
     h = token(c, "coord1")

@@ -90,7 +90,8 @@ def test_every_mutating_endpoint_is_fully_audited(dbh):
     steps: list[tuple[str, str, str, dict[str, Any] | None, dict[str, str], str]] = [
         # (verb, path template, user, body, path params, expected role/site of the actor)
         ("post", "/api/v1/protocols", "boss", {"yaml": yaml_text}, {}, "admin"),
-        ("post", "/api/v1/protocols/{content_hash}/go-live", "boss", None, {}, "admin"),
+        ("post", "/api/v1/protocols/{content_hash}/go-live", "boss", {"password": PASSWORD},
+         {}, "admin"),
         ("post", "/api/v1/sites", "boss",
          {"code": "S01", "name": "Site one", "timezone": "UTC"}, {}, "admin"),
         ("post", "/api/v1/users", "boss", {"username": "coord1", "password": PASSWORD,
@@ -118,12 +119,14 @@ def test_every_mutating_endpoint_is_fully_audited(dbh):
                      "promis_depression_t": 55.0, "phenotype_label": "mixed"}},
          {"visit": "week0"}, "coordinator"),
         ("post", P + "/randomize", "coord1", {"stage": 1}, {}, "coordinator"),
+        ("post", P + "/unblind", "dman", {"reason": "serious adverse event",
+                                          "password": PASSWORD}, {}, "data_manager"),
         ("post", P + "/intolerance", "coord1",
          {"onset_date": str(today), "kind": "adverse_event"}, {}, "coordinator"),
         ("post", P + "/withdrawal", "coord1",
          {"withdrawn_on": str(today), "reason_code": "other"}, {}, "coordinator"),
         ("post", "/api/v1/auth/logout", "coord1", None, {}, "coordinator"),
-        ("post", "/api/v1/data-lock", "dman", None, {}, "data_manager"),
+        ("post", "/api/v1/data-lock", "dman", {"password": PASSWORD}, {}, "data_manager"),
     ]
     covered = set()
     for i, (verb, template, user, body, params, role) in enumerate(steps):

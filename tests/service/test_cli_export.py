@@ -46,7 +46,17 @@ def _stdin(monkeypatch, text: str) -> None:  # type: ignore[no-untyped-def]
 def test_admin_cli_bootstrap_and_login(env, monkeypatch, capsys):
     from tailor.services import auth
 
-    assert main(["admin", "go-live", "--protocol", "best"]) == 0
+    _stdin(monkeypatch, GOOD + "\n")
+    assert main(["admin", "create-user", "root", "--role", "admin", "--full-name", "Ada Root",
+                 "--password-stdin"]) == 0
+    _stdin(monkeypatch, "not the password\n")
+    assert main(["admin", "go-live", "--protocol", "best", "--as", "root",
+                 "--password-stdin"]) == 2
+    assert "signature rejected" in capsys.readouterr().err
+    _stdin(monkeypatch, GOOD + "\n")
+    assert main(["admin", "go-live", "--protocol", "best", "--as", "root",
+                 "--password-stdin"]) == 0
+    assert "signed by Ada Root (root)" in capsys.readouterr().out
     assert main(["admin", "create-site", "S01", "--name", "Site one",
                  "--timezone", "America/New_York"]) == 0
     _stdin(monkeypatch, GOOD + "\n")
@@ -79,7 +89,9 @@ def test_admin_cli_bootstrap_and_login(env, monkeypatch, capsys):
     (["admin", "create-site", "S09", "--name", "x", "--timezone", "Mars/Olympus"], "",
      "IANA"),
     (["admin", "set-password", "nobody", "--password-stdin"], GOOD + "\n", "not found"),
-    (["admin", "go-live", "--protocol", "nope"], "", "protocol must be one of"),
+    (["admin", "go-live", "--protocol", "nope", "--as", "x"], "", "protocol must be one of"),
+    (["admin", "go-live", "--as", "nobody", "--password-stdin"], GOOD + "\n",
+     "no active user 'nobody'"),
     (["export", "--format", "xlsx"], "", "--format must be one of"),
 ])
 def test_cli_bad_input_exits_2_with_a_clear_message(env, monkeypatch, capsys, argv, stdin,

@@ -46,6 +46,17 @@ def test_logs_hold_no_passwords_or_tokens(dbh, caplog):
             "username": "newbie", "password": NEW_PASSWORD, "extra": NEW_PASSWORD}).text)
         bodies.append(c.post(f"/api/v1/participants/{code}/randomize", json={"stage": 1},
                              headers=hc | {"Idempotency-Key": "logs-1"}).text)
+        # electronic signatures: a wrong and a right re-entered password (unblinding)
+        dm = c.post("/api/v1/auth/login", json={"username": "dm",
+                                                 "password": PASSWORD}).json()["token"]
+        secrets.append(dm)
+        hd = {"Authorization": f"Bearer {dm}"}
+        for pw in (NEW_PASSWORD + "-sig", PASSWORD):
+            bodies.append(c.post(f"/api/v1/participants/{code}/unblind",
+                                 json={"reason": "SAE", "password": pw}, headers=hd).text)
+        secrets.append(NEW_PASSWORD + "-sig")
+        bodies.append(c.post("/api/v1/data-lock", json={"password": NEW_PASSWORD + "-sig",
+                                                        "extra": PASSWORD}, headers=hd).text)
         bodies.append(c.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {coord}x"})
                       .text)
         bodies.append(c.post("/api/v1/auth/logout", headers=hc).text)

@@ -21,6 +21,7 @@ from tailor.services.uow import DataLockedError
 
 from .factories import (
     NOW,
+    PASSWORD,
     PEG_ITEMS,
     SCREEN_OK,
     TODAY,
@@ -179,7 +180,7 @@ def test_site_scoping_and_roles(t):
 
 def test_data_lock_rejects_and_audits_writes(t):
     code = ready_participant(t)
-    admin.lock_data(t.db, t.ctx("dm"))
+    admin.lock_data(t.db, t.ctx("dm"), password=PASSWORD)
     ctx = t.ctx("coord1")
     with pytest.raises(DataLockedError):
         randomization.randomize(t.db, ctx, code, 1, "k")
@@ -201,7 +202,7 @@ def test_go_live_freezes_configuration(t):
 
     pv = admin.register_protocol(t.db, SYSTEM, text)
     with pytest.raises(ConflictError, match="frozen"):
-        admin.go_live(t.db, SYSTEM, pv["content_hash"])
+        admin.go_live(t.db, t.ctx("admin"), pv["content_hash"], password=PASSWORD)
 
 
 def test_intolerance_of_the_stage1_arm_leads_to_a_switch(t):

@@ -100,9 +100,15 @@ def app(trial: Trial, regime_model_path: Path, report_file: Path) -> FastAPI:
     return create_app(make_settings(trial, regime_model_path, report_file), db=trial.db)
 
 
+def https_client(app: FastAPI) -> TestClient:
+    """A client on https://testserver: the session cookie is Secure, so an http client would
+    not send it back (browsers make an exception for localhost only)."""
+    return TestClient(app, base_url="https://testserver")
+
+
 @pytest.fixture
 def client(app: FastAPI) -> TestClient:
-    return TestClient(app)
+    return https_client(app)
 
 
 def login(client: TestClient, username: str, password: str = PASSWORD) -> str:

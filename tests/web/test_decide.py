@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from tailor.services.baseline import BASELINE_INSTRUMENTS
 from tailor.web import create_app
 from tests.service.factories import PASSWORD, Trial
-from tests.web.conftest import csrf_of, login, make_settings
+from tests.web.conftest import csrf_of, https_client, login, make_settings
 from tests.web.helpers import item_values
 
 SCORES = {"peg_baseline": 6.0, "amplifier_index": 40.0, "opioid": 0, "depression": 1}
@@ -104,7 +104,7 @@ def test_roles_and_missing_model(client: TestClient, trial: Trial) -> None:
     assert client.post("/api/v1/decide", json={"scores": SCORES},
                        headers=bearer(client, "coord1")).status_code == 403
     bare: FastAPI = create_app(make_settings(trial, None, None), db=trial.db)
-    other = TestClient(bare)
+    other = https_client(bare)
     r = other.post("/api/v1/decide", json={"scores": SCORES}, headers=bearer(other, "clin"))
     assert r.status_code == 409 and "TAILOR_REGIME_MODEL" in r.json()["detail"]
     login(other, "clin")

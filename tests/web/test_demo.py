@@ -59,7 +59,7 @@ def test_demo_runs_a_whole_trial_through_the_service(tmp_path: Path) -> None:
         # the demo's database serves the pages, its model the decision tool
         app = create_app(Settings(database_url=db.url, regime_model=str(
             out / "regime-model.json"), analysis_report=str(out / "report.html")), db=db)
-        client = TestClient(app)
+        client = TestClient(app, base_url="https://testserver")
         token = CSRF.search(client.get("/login").text).group(1)  # type: ignore[union-attr]
         client.post("/login", data={"username": "statistician", "password": DEMO_PASSWORD,
                                     "csrf_token": token})

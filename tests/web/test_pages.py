@@ -9,7 +9,15 @@ from fastapi.testclient import TestClient
 
 from tailor.services import trial as trial_service
 from tests.service.factories import PASSWORD, SCREEN_OK
-from tests.web.conftest import at_week12, csrf_of, enrolled, login, ready, site_now
+from tests.web.conftest import (
+    at_week12,
+    csrf_of,
+    enrolled,
+    https_client,
+    login,
+    ready,
+    site_now,
+)
 from tests.web.helpers import baseline_form, screening_form, unlabelled
 
 ARMS = ("ESC", "ACT", "EBEM", "DUL")
@@ -29,21 +37,47 @@ def test_login_cookie_is_httponly_strict_and_csrf_protected(client: TestClient) 
     ok = client.post("/login", data={"username": "coord1", "password": PASSWORD,
                                      "csrf_token": token}, follow_redirects=False)
     assert ok.status_code == 303 and ok.headers["location"] == "/site"
-    cookie = next(c for c in ok.headers.get_list("set-cookie") if c.startswith("tailor_session"))
-    low = cookie.lower()
-    assert "httponly" in low and "samesite=strict" in low and "secure" not in low
+    cookie = next(c for c in ok.headers.get_list("set-cookie") if "tailor_session" in c)
+    attrs = {a.strip().split("=")[0].lower(): a.strip() for a in cookie.split(";")[1:]}
+    assert cookie.startswith("__Host-tailor_session=")
+    assert {"httponly", "secure", "samesite", "path"} <= attrs.keys() and "domain" not in attrs
+    assert attrs["samesite"].lower() == "samesite=strict" and attrs["path"] == "Path=/"
     assert client.get("/site").status_code == 200
     assert "Content-Security-Policy" in client.get("/site").headers
 
 
-def test_https_cookie_is_secure_and_host_prefixed(app) -> None:  # type: ignore[no-untyped-def]
-    client = TestClient(app, base_url="https://testserver")
+def test_session_cookie_is_host_prefixed_on_plain_http_too(app) -> None:  # type: ignore[no-untyped-def]
+    """G13: a TLS-terminating proxy forwarding http must not downgrade the cookie."""
+    client = TestClient(app, base_url="http://testserver")
     token = csrf_of(client.get("/login").text)
     ok = client.post("/login", data={"username": "coord1", "password": PASSWORD,
                                      "csrf_token": token}, follow_redirects=False)
     cookie = next(c for c in ok.headers.get_list("set-cookie") if "tailor_session" in c)
-    assert cookie.startswith("__Host-tailor_session=") and "secure" in cookie.lower()
-    assert "path=/" in cookie.lower()
+    assert cookie.startswith("__Host-tailor_session=") and "; secure" in cookie.lower()
+
+
+def test_login_issues_a_new_session_and_logout_clears_it(app) -> None:  # type: ignore[no-untyped-def]
+    """G13: no session fixation (a planted cookie is replaced at login); logout expires the
+    cookie with the attributes a __Host- cookie needs, and the old token is dead (401)."""
+    client = https_client(app)
+    client.cookies.set("__Host-tailor_session", "planted-by-attacker")
+    token = csrf_of(client.get("/login").text)
+    ok = client.post("/login", data={"username": "coord1", "password": PASSWORD,
+                                     "csrf_token": token}, follow_redirects=False)
+    first = ok.cookies["__Host-tailor_session"]
+    assert first and first != "planted-by-attacker"
+    client.cookies.clear()
+    client.cookies.set("__Host-tailor_session", first)
+    csrf = csrf_of(client.get("/site").text)
+    out = client.post("/logout", data={"csrf_token": csrf}, follow_redirects=False)
+    gone = next(c for c in out.headers.get_list("set-cookie") if "tailor_session" in c)
+    assert "max-age=0" in gone.lower() and "secure" in gone.lower() and "path=/" in gone.lower()
+    assert client.get("/api/v1/auth/me",
+                      headers={"Authorization": f"Bearer {first}"}).status_code == 401
+    client.cookies.clear()
+    login(client, "coord1")
+    second = client.cookies.get("__Host-tailor_session")
+    assert second and second != first  # a new session id at every login
 
 
 def test_pages_need_a_session_and_posts_need_the_token(client: TestClient) -> None:
@@ -177,19 +211,19 @@ def test_site_user_gets_the_same_404_for_another_sites_participant(
 
 def test_roles_see_their_pages_only(app, trial) -> None:  # type: ignore[no-untyped-def]
     code = at_week12(trial)
-    stat = TestClient(app)
+    stat = https_client(app)
     login(stat, "stat")
     assert stat.get("/participants").status_code == 403
     page = stat.get("/stats")
     assert page.status_code == 200 and "<svg" in page.text and "Randomized (stage 1): 1" in \
         page.text and "Enrolment by site" in page.text
     assert stat.get("/stats/report").status_code == 200
-    clin = TestClient(app)
+    clin = https_client(app)
     login(clin, "clin")
     for url in ("/site", "/participants", "/stats", "/data/missing"):
         assert clin.get(url).status_code == 403, url
     assert clin.get("/decide").status_code == 200
-    dm = TestClient(app)
+    dm = https_client(app)
     login(dm, "dm")
     assert dm.get("/data/missing").status_code == 200
     assert dm.get("/data/queries").status_code == 200
@@ -199,7 +233,7 @@ def test_roles_see_their_pages_only(app, trial) -> None:  # type: ignore[no-unty
     timeline = dm.get(f"/participants/{code}").text
     assert "concealed" in timeline and not any(f"<strong>{a}</strong>" in timeline
                                                for a in ARMS)
-    coord = TestClient(app)
+    coord = https_client(app)
     login(coord, "coord1")
     assert coord.get("/stats").status_code == 403 and coord.get("/decide").status_code == 403
 
@@ -219,12 +253,12 @@ def test_every_form_control_has_a_label(app, trial) -> None:  # type: ignore[no-
     code = ready(trial)
     new = trial_service.create_participant(trial.db, trial.ctx("coord1", now=site_now(
         "coord1")), consent_date=None, birth_year=1970, sex="M")["id"]
-    coord = TestClient(app)
+    coord = https_client(app)
     login(coord, "coord1")
     pages = ["/login", "/site", "/participants", f"/participants/{new}/screening",
              f"/participants/{code}/randomize/1", f"/participants/{code}/visits/week0",
              f"/participants/{code}/withdraw"]
-    clin = TestClient(app)
+    clin = https_client(app)
     login(clin, "clin")
     for client, urls in ((coord, pages), (clin, ["/decide"])):
         for url in urls:

@@ -2,7 +2,9 @@
 
 Passwords are read from a hidden prompt (typed twice) or, with ``--password-stdin``, from
 the first line of standard input; never from an argument, which would land in shell history
-and process listings. Every change is audited with the actor ``cli:<login name>``.
+and process listings. Every change is audited with the actor ``cli:<login name>``, except
+electronic signatures (go-live), which are made by a named admin account (``--as``) whose
+password is entered again.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from tailor.db import Database
 from tailor.exceptions import InvalidFieldError
 from tailor.protocol import builtin_protocols
 from tailor.services import admin
-from tailor.services.auth import AuthPolicy, configure
+from tailor.services.auth import AuthPolicy, actor_of, configure
 from tailor.services.context import Actor, RequestContext
 from tailor.settings import Settings, get_settings
 
@@ -69,6 +71,19 @@ def read_password(from_stdin: bool) -> str:
     return password
 
 
+def read_signature_password(from_stdin: bool, username: str) -> str:
+    """The signer's current password from stdin (first line) or a hidden prompt."""
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt(f"Password of {username} (electronic signature)",
+                                hide_input=True)
+    if not password:
+        raise InvalidFieldError("no password given (empty input)", field="password",
+                                rule="required")
+    return password
+
+
 @app.command("create-site")
 def create_site(code: str = typer.Argument(..., help="Site code, e.g. S01."),
                 name: str = typer.Option(..., help="Site name."),
@@ -86,12 +101,14 @@ def create_user(username: str = typer.Argument(..., help="Login name."),
                 role: str = typer.Option(..., help="admin, coordinator, data_manager, "
                                                    "statistician or clinician."),
                 site: str | None = typer.Option(None, help="Site code (coordinators only)."),
+                full_name: str = typer.Option("", "--full-name",
+                                              help="Printed name shown with signatures."),
                 password_stdin: bool = PASSWORD_STDIN) -> None:
     """Create a user; the password is prompted for (or read from stdin)."""
     password = read_password(password_stdin)
     with open_database() as db:
         out = admin.create_user(db, cli_context("user created (admin CLI)"), username, password,
-                                role, site)
+                                role, site, full_name=full_name)
     typer.echo(f"user {out['username']} created (role {out['role']}"
                f"{', site ' + out['site'] if out['site'] else ''})")
 
@@ -108,15 +125,21 @@ def set_password(username: str = typer.Argument(..., help="Login name."),
 
 @app.command("go-live")
 def go_live(protocol: str = typer.Option("best", help="A built-in protocol name or a YAML "
-                                                      "file.")) -> None:
-    """Register a protocol version and make it the trial's live protocol (once)."""
+                                                      "file."),
+            signer: str = typer.Option(..., "--as",
+                                       help="The admin account that signs the go-live."),
+            password_stdin: bool = PASSWORD_STDIN) -> None:
+    """Register a protocol version and make it live (once), signed by an admin account."""
     builtin = builtin_protocols()
     path = builtin[protocol] if protocol in builtin else Path(protocol)
     if not path.is_file():
         raise InvalidFieldError(f"protocol must be one of {', '.join(sorted(builtin))} or a "
                                 f"YAML file; got {protocol!r}", field="protocol")
+    password = read_signature_password(password_stdin, signer)
     with open_database() as db:
         ctx = cli_context("protocol go-live (admin CLI)")
+        ctx.actor = actor_of(db, signer)
         pv = admin.register_protocol(db, ctx, path.read_text(encoding="utf-8"))
-        out = admin.go_live(db, ctx, pv["content_hash"])
-    typer.echo(f"protocol {out['name']} {out['version']} live ({out['content_hash'][:12]})")
+        out = admin.go_live(db, ctx, pv["content_hash"], password=password)
+    typer.echo(f"protocol {out['name']} {out['version']} live ({out['content_hash'][:12]}), "
+               f"signed by {out['signature']['printed_name']} ({signer})")

@@ -1,8 +1,8 @@
 """SQLAlchemy 2.0 models of the trial database.
 
 Participant-scoped tables all reach ``participants.site_id``, the column the query layer
-(:mod:`tailor.services.scope`) filters on. ``allocations`` and ``audit_log`` are append-only:
-database triggers (see the migrations) reject UPDATE and DELETE on both backends.
+(:mod:`tailor.services.scope`) filters on. ``allocations``, ``audit_log`` and ``signatures`` are
+append-only: database triggers (see the migrations) reject UPDATE and DELETE on both backends.
 """
 
 from __future__ import annotations
@@ -37,10 +37,12 @@ __all__ = [
     "EligibilityAssessment",
     "InstrumentResponse",
     "LoginAttempt",
+    "Notification",
     "Participant",
     "ProtocolVersion",
     "RunIn",
     "SessionToken",
+    "Signature",
     "Site",
     "StageState",
     "User",
@@ -82,6 +84,8 @@ class User(Base):
     site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id"))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # the printed name shown with the user's electronic signatures (21 CFR 11.50)
+    full_name: Mapped[str] = mapped_column(String(200), default="", server_default="")
 
 
 class SessionToken(Base):
@@ -301,3 +305,46 @@ class AuditLog(Base):
     reason: Mapped[str] = mapped_column(String(500))
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class Signature(Base):
+    """A Part 11 electronic signature: who (printed name, username, role), when (UTC), what it
+    means, and the hash of what was signed. Append-only (DB triggers); its creation is audited.
+
+    ``record_hash = sha256`` of the canonical signature manifest (see
+    :mod:`tailor.services.signatures`), so a signature can be checked against its audit rows.
+    """
+
+    __tablename__ = "signatures"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    username: Mapped[str] = mapped_column(String(64))
+    printed_name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(32))
+    signed_at: Mapped[datetime]
+    meaning: Mapped[str] = mapped_column(String(32))
+    entity: Mapped[str] = mapped_column(String(64))
+    entity_id: Mapped[str] = mapped_column(String(64))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(500))
+    request_id: Mapped[str] = mapped_column(String(64))
+    record_hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class Notification(Base):
+    """The notification outbox: one row per recipient; a sender delivers and sets ``sent_at``.
+
+    Bodies never carry arm labels (recipients may be blinded).
+    """
+
+    __tablename__ = "notification_outbox"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str] = mapped_column(String(32))
+    recipient_user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    recipient_username: Mapped[str] = mapped_column(String(64))
+    recipient_role: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    signature_id: Mapped[int | None] = mapped_column(ForeignKey("signatures.id"))
+    sent_at: Mapped[datetime | None]

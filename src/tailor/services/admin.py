@@ -15,6 +15,8 @@ from tailor.protocol import Protocol, parse_protocol
 from tailor.services.auth import check_password_policy, policy_of
 from tailor.services.context import ROLES, SITE_ROLES, RequestContext
 from tailor.services.scope import ADMIN, DATA_LOCK, require
+from tailor.services.signatures import record as sign
+from tailor.services.signatures import signature_view, verify_signer
 from tailor.services.uow import DataLockedError, in_transaction
 
 __all__ = [
@@ -71,8 +73,9 @@ def list_sites(db: Database, ctx: RequestContext) -> list[dict[str, Any]]:
 
 
 def create_user(db: Database, ctx: RequestContext, username: str, password: str, role: str,
-                site: str | None = None) -> dict[str, Any]:
-    """Create a user; site roles need a site, central roles must not have one."""
+                site: str | None = None, *, full_name: str = "") -> dict[str, Any]:
+    """Create a user; site roles need a site, central roles must not have one. ``full_name``
+    is the printed name shown with the user's electronic signatures."""
     require(ctx.actor, ADMIN, "create users")
     if role not in ROLES:
         raise InvalidFieldError(f"role must be one of {', '.join(ROLES)}; got {role!r}",
@@ -95,7 +98,7 @@ def create_user(db: Database, ctx: RequestContext, username: str, password: str,
         if session.scalars(select(m.User).where(m.User.username == username)).first():
             raise ConflictError(f"user '{username}' already exists")
         user = m.User(username=username, password_hash=hashed, role=role, site_id=site_id,
-                      created_at=ctx.utcnow())
+                      created_at=ctx.utcnow(), full_name=full_name.strip()[:200])
         session.add(user)
         session.flush()
         return {"username": username, "role": role, "site": site}
@@ -153,9 +156,15 @@ def list_protocols(db: Database, ctx: RequestContext) -> list[dict[str, Any]]:
     return in_transaction(db, ctx, run, write=False)
 
 
-def go_live(db: Database, ctx: RequestContext, content_hash: str) -> dict[str, Any]:
-    """Freeze a protocol version and make it the trial's live protocol (only one ever)."""
+def go_live(db: Database, ctx: RequestContext, content_hash: str, *,
+            password: str | None = None) -> dict[str, Any]:
+    """Freeze a protocol version and make it the trial's live protocol (only one ever).
+
+    An electronic signature ("go-live"): the admin's password is verified again and the
+    signature over the protocol's content hash is stored with the change.
+    """
     require(ctx.actor, ADMIN, "put a protocol live")
+    signer = verify_signer(db, ctx, password, "go-live")
 
     def run(session: Session) -> dict[str, Any]:
         row = session.scalars(select(m.ProtocolVersion).where(
@@ -168,7 +177,12 @@ def go_live(db: Database, ctx: RequestContext, content_hash: str) -> dict[str, A
             raise ConflictError(f"protocol {live.content_hash[:12]} is already live; the "
                                 "randomization configuration is frozen after go-live")
         row.live_at = ctx.utcnow()
-        return _protocol_view(row)
+        signature = sign(session, ctx, signer, meaning="go-live", entity="ProtocolVersion",
+                         entity_id=str(row.id),
+                         content={"protocol": row.content_hash, "name": row.name,
+                                  "version": row.version},
+                         reason=ctx.reason or "protocol go-live")
+        return _protocol_view(row) | {"signature": signature_view(signature)}
 
     return in_transaction(db, ctx, run, reason="go-live")
 
@@ -196,9 +210,15 @@ def ensure_writable(session: Session, pv: m.ProtocolVersion) -> None:
         raise DataLockedError("the trial's data are locked; no further changes are accepted")
 
 
-def lock_data(db: Database, ctx: RequestContext) -> dict[str, Any]:
-    """Lock the live trial's data: every later write is rejected with 409 and audited."""
+def lock_data(db: Database, ctx: RequestContext, *,
+              password: str | None = None) -> dict[str, Any]:
+    """Lock the live trial's data: every later write is rejected with 409 and audited.
+
+    An electronic signature ("data lock"): the password is verified again; the signature
+    covers the protocol's content hash and the audit chain head at the moment of locking.
+    """
     require(ctx.actor, DATA_LOCK, "lock data")
+    signer = verify_signer(db, ctx, password, "data lock")
 
     def run(session: Session) -> dict[str, Any]:
         pv, _ = live_protocol(db, session)
@@ -206,6 +226,16 @@ def lock_data(db: Database, ctx: RequestContext) -> dict[str, Any]:
         lock = m.DataLock(protocol_version_id=pv.id, locked_at=ctx.utcnow(),
                           locked_by=ctx.actor.user_id)
         session.add(lock)
-        return {"locked": True, "locked_at": lock.locked_at.isoformat()}
+        session.flush()
+        head = session.execute(select(m.AuditLog.seq, m.AuditLog.hash)
+                               .order_by(m.AuditLog.seq.desc()).limit(1)).first()
+        signature = sign(session, ctx, signer, meaning="data lock", entity="DataLock",
+                         entity_id=str(lock.id),
+                         content={"protocol": pv.content_hash,
+                                  "audit_head_seq": int(head[0]) if head else 0,
+                                  "audit_head_hash": str(head[1]) if head else ""},
+                         reason=ctx.reason or "data lock")
+        return {"locked": True, "locked_at": lock.locked_at.isoformat(),
+                "signature": signature_view(signature)}
 
     return in_transaction(db, ctx, run, reason="data lock")

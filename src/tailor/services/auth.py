@@ -22,6 +22,7 @@ __all__ = [
     "AuthPolicy",
     "RateLimitedError",
     "Token",
+    "actor_of",
     "authenticate",
     "check_password_policy",
     "configure",
@@ -37,6 +38,7 @@ COMMON_PASSWORDS = frozenset({
     "111111111111", "football1234", "baseball1234", "sunshine1234", "princess1234",
 })
 INVALID = "invalid username or password"
+MAX_IDLE = timedelta(minutes=30)
 
 
 class RateLimitedError(AuthenticationError):
@@ -51,6 +53,10 @@ class AuthPolicy:
     time_cost: int = 2
     memory_kib: int = 19_456
     parallelism: int = 1
+
+    def __post_init__(self) -> None:
+        if self.idle_timeout > MAX_IDLE:  # ASVS 3.3.2: unblinded and admin roles
+            raise ValueError(f"idle_timeout must be at most 30 minutes; got {self.idle_timeout}")
 
     def hasher(self) -> PasswordHasher:
         return PasswordHasher(time_cost=self.time_cost, memory_cost=self.memory_kib,
@@ -214,3 +220,18 @@ def logout(db: Database, ctx: RequestContext, token: str) -> None:
                                              "new_value": None})
 
     in_transaction(db, ctx, revoke, reason="logout")
+
+
+def actor_of(db: Database, username: str) -> Actor:
+    """The active user ``username`` as an actor (for commands run on the server that act, and
+    sign, as a named account); AuthenticationError if there is no such active user."""
+    ctx = RequestContext(Actor(0, "-", "anonymous"))
+
+    def run(session: Session) -> Actor:
+        user = session.scalars(select(m.User).where(m.User.username == username)).one_or_none()
+        if user is None or not user.active:
+            raise AuthenticationError(f"no active user '{username[:64]}'")
+        site = session.get(m.Site, user.site_id) if user.site_id is not None else None
+        return Actor(user.id, user.username, user.role, user.site_id, site.code if site else "")
+
+    return in_transaction(db, ctx, run, write=False)

@@ -85,11 +85,14 @@ def setup_demo_trial(db: Database, protocol: str = "best") -> None:
     """Register and put live the protocol; create the 13 sites and the demo users."""
     yaml_text = builtin_protocols()[protocol].read_text(encoding="utf-8")
     pv = admin.register_protocol(db, SYSTEM, yaml_text)
-    admin.go_live(db, SYSTEM, pv["content_hash"])
     for code, name, tz in DEMO_SITES:
         admin.create_site(db, SYSTEM, code, name, tz)
     for username, role, site in demo_users():
         admin.create_user(db, SYSTEM, username, DEMO_PASSWORD, role, site)
+    # go-live is an electronic signature by the demo admin (password re-entered)
+    signer = actor_of(db, "admin")
+    signer.reason = "demo setup"
+    admin.go_live(db, signer, pv["content_hash"], password=DEMO_PASSWORD)
 
 
 @dataclass

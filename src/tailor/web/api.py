@@ -113,17 +113,7 @@ def register_protocol(body: s.ProtocolIn, ctx: Ctx, db: Db) -> dict[str, Any]:
     return admin.register_protocol(db, ctx, body.yaml)
 
 
-@router.post("/protocols/{content_hash}/go-live", tags=["admin"])
-def go_live(content_hash: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")], ctx: Ctx,
-            db: Db) -> dict[str, Any]:
-    """Freeze a protocol version and make it live (admin; once)."""
-    return admin.go_live(db, ctx, content_hash)
-
-
-@router.post("/data-lock", tags=["admin"])
-def data_lock(ctx: Ctx, db: Db) -> dict[str, Any]:
-    """Lock the trial's data (admin, data manager)."""
-    return admin.lock_data(db, ctx)
+# go-live and data lock are signed actions: tailor.web.signatures_api
 
 
 # --------------------------------------------------------------------------- participants

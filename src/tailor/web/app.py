@@ -11,11 +11,13 @@ from fastapi import FastAPI, Request, Response
 
 from tailor.db import Database
 from tailor.services.auth import AuthPolicy, configure
+from tailor.services.unblinding import configure_notifications
 from tailor.settings import Settings
 from tailor.web import audit_api
 from tailor.web.api import router
 from tailor.web.errors import install_error_handlers
 from tailor.web.pages import install_pages
+from tailor.web.signatures_api import router as signatures_router
 
 __all__ = ["create_app"]
 
@@ -32,6 +34,7 @@ def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
         failures_per_hour=settings.login_failures_per_hour,
         time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib,
         parallelism=settings.argon2_parallelism))
+    configure_notifications(database, tuple(settings.unblind_notify_roles.split(",")))
     app = FastAPI(title="tailor trial service", version="1",
                   description="Multi-site SMART trial service: screening, visits, "
                               "concealed concurrency-safe randomization, audit trail.")
@@ -51,6 +54,7 @@ def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(audit_api.router)  # GET /api/v1/audit/asof (tailor.web.audit_api)
+    app.include_router(signatures_router)  # signed actions: go-live, data lock, unblinding
     install_pages(app)  # HTML pages, /api/v1/decide, static files (tailor.web.pages)
     return app
 

@@ -1,6 +1,11 @@
 """What every HTML page needs: the cookie session (the same bearer token the API uses, kept in
-an HttpOnly, SameSite=Strict cookie, Secure and ``__Host-`` over https), the per-session CSRF
-token, templates, the role navigation, and errors rendered as pages.
+an HttpOnly, SameSite=Strict, Secure, Path=/ cookie named with the ``__Host-`` prefix), the
+per-session CSRF token, templates, the role navigation, and errors rendered as pages.
+
+The session cookie is Secure and ``__Host-`` whatever the scheme the app sees, so a
+TLS-terminating proxy that forwards plain http cannot downgrade it. Browsers accept Secure
+cookies from http://localhost and http://127.0.0.1 (local demos); any other host must be served
+over https or the browser drops the cookie and the login does not stick (G13, ASVS 3.4).
 
 The CSRF token of a session is ``sha256("tailor-csrf:" + session token)``: it changes with every
 login, cannot be computed without the (HttpOnly) session cookie, and needs no server-side
@@ -35,8 +40,8 @@ from tailor.services.context import Actor, RequestContext
 from tailor.services.scope import NOT_FOUND
 from tailor.web.errors import status_for
 
-__all__ = ["TEMPLATES", "CsrfError", "LoginRequired", "Page", "check_code", "csrf_form",
-           "csrf_token", "home_for", "login_csrf_cookie", "nav_for", "page_user",
+__all__ = ["SESSION_COOKIE", "TEMPLATES", "CsrfError", "LoginRequired", "Page", "check_code",
+           "clear_session_cookie", "csrf_form", "csrf_token", "home_for", "login_csrf_cookie", "nav_for", "page_user",
            "session_cookie", "set_session_cookie"]
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
@@ -68,8 +73,12 @@ class CsrfError(Exception):
     """A form post without this session's CSRF token (HTTP 403)."""
 
 
+SESSION_COOKIE = "__Host-tailor_session"
+
+
 def session_cookie(request: Request) -> str:
-    return "__Host-tailor_session" if request.url.scheme == "https" else "tailor_session"
+    """The session cookie's name (the same for every request: ``__Host-`` prefixed)."""
+    return SESSION_COOKIE
 
 
 def csrf_token(session_token: str) -> str:
@@ -77,8 +86,14 @@ def csrf_token(session_token: str) -> str:
 
 
 def set_session_cookie(response: Response, request: Request, token: str, max_age: int) -> None:
-    response.set_cookie(session_cookie(request), token, max_age=max_age, path="/",
-                        httponly=True, samesite="strict", secure=request.url.scheme == "https")
+    response.set_cookie(SESSION_COOKIE, token, max_age=max_age, path="/", httponly=True,
+                        samesite="strict", secure=True)
+
+
+def clear_session_cookie(response: Response) -> None:
+    """Expire the session cookie (with the attributes a ``__Host-`` cookie must carry)."""
+    response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True,
+                           samesite="strict")
 
 
 def login_csrf_cookie(response: Response, request: Request, value: str) -> None:

@@ -34,6 +34,7 @@ from tailor.web.page_support import (
     LoginRequired,
     Page,
     check_code,
+    clear_session_cookie,
     csrf_form,
     error_page,
     form_error,
@@ -42,7 +43,6 @@ from tailor.web.page_support import (
     page_user,
     redirect,
     render,
-    session_cookie,
     set_session_cookie,
 )
 
@@ -113,7 +113,7 @@ def logout(page: User, form: Form) -> Response:
     """Revoke the session and clear the cookie."""
     auth_service.logout(page.db, page.ctx, page.token)
     response = redirect("/login")
-    response.delete_cookie(session_cookie(page.request), path="/")
+    clear_session_cookie(response)
     return response
 
 

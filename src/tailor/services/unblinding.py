@@ -1,0 +1,138 @@
+"""Emergency unblinding (G10): one participant per request, signed, audited and notified.
+
+Who may: :data:`tailor.services.scope.EMERGENCY_UNBLIND` (data manager, admin); for any other
+role the participant is "not found" (the same 404 as a missing one). Each request needs a
+non-empty reason and the caller's password again (a Part 11 signature with meaning
+"unblinding", :mod:`tailor.services.signatures`). In one transaction it writes the audit row
+(action ``unblind``, the reason in the row's ``reason``), the signature, and one notification
+outbox row per active user of the configured roles (deployment setting
+``TAILOR_UNBLIND_NOTIFY_ROLES``). Audit rows, signatures and notifications never contain the
+arm; only the response to the unblinding request does.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tailor.db import Database
+from tailor.db import models as m
+from tailor.exceptions import ConflictError, InvalidFieldError, MissingFieldError, NotFoundError
+from tailor.services.admin import ensure_writable, live_protocol
+from tailor.services.context import ROLES, RequestContext
+from tailor.services.scope import AUDIT_READ, EMERGENCY_UNBLIND, NOT_FOUND, get_participant, require
+from tailor.services.signatures import record as sign
+from tailor.services.signatures import signature_view, verify_signer
+from tailor.services.uow import in_transaction
+
+__all__ = ["DEFAULT_NOTIFY_ROLES", "configure_notifications", "list_notifications",
+           "notify_roles", "unblind"]
+
+DEFAULT_NOTIFY_ROLES = ("admin", "statistician")
+_KEY = "unblind_notify_roles"
+
+
+def configure_notifications(db: Database, roles: tuple[str, ...]) -> None:
+    """Set the roles notified of every emergency unblinding (from the deployment settings)."""
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown:
+        raise InvalidFieldError(f"unblind_notify_roles must name roles among "
+                                f"{', '.join(ROLES)}; got {unknown[0]!r}",
+                                field="unblind_notify_roles", value=unknown[0], rule="role")
+    db.cache[_KEY] = tuple(dict.fromkeys(roles))
+
+
+def notify_roles(db: Database) -> tuple[str, ...]:
+    roles = db.cache.get(_KEY)
+    return roles if isinstance(roles, tuple) else DEFAULT_NOTIFY_ROLES
+
+
+def unblind(db: Database, ctx: RequestContext, code: str, *, reason: str,
+            password: str | None, stage: int | None = None) -> dict[str, Any]:
+    """Reveal one participant's allocation(s) (all stages, or ``stage``); see the module."""
+    if ctx.actor.role not in EMERGENCY_UNBLIND:
+        raise NotFoundError(NOT_FOUND)  # existence hidden, as for another site's participant
+    reason = (reason or "").strip()
+    if not reason:
+        raise MissingFieldError("emergency unblinding needs a reason", field="reason",
+                                rule="required")
+    if len(reason) > 500:
+        raise InvalidFieldError("reason must have at most 500 characters", field="reason",
+                                rule="max_length")
+    ctx.reason = reason
+
+    def allocations(session: Session) -> list[m.Allocation]:
+        p = get_participant(session, ctx.actor, code)
+        stmt = select(m.Allocation).where(m.Allocation.participant_id == p.id)
+        if stage is not None:
+            stmt = stmt.where(m.Allocation.stage == stage)
+        found = list(session.scalars(stmt.order_by(m.Allocation.stage)))
+        if not found:
+            where = f" at stage {stage}" if stage is not None else ""
+            raise ConflictError(f"participant {code} has no allocation{where}; "
+                                "there is nothing to unblind")
+        return found
+
+    in_transaction(db, ctx, allocations, write=False)  # 404 / 409 before asking to sign
+    signer = verify_signer(db, ctx, password, "unblinding")
+    roles = notify_roles(db)
+
+    def run(session: Session) -> dict[str, Any]:
+        pv, _ = live_protocol(db, session)
+        ensure_writable(session, pv)
+        found = allocations(session)
+        p = get_participant(session, ctx.actor, code)
+        stages = [a.stage for a in found]
+        signature = sign(session, ctx, signer, meaning="unblinding", entity="Participant",
+                         entity_id=code,
+                         content={"participant": code, "stages": stages,
+                                  "allocation_ids": [a.id for a in found], "reason": reason})
+        recipients = session.scalars(select(m.User).where(
+            m.User.role.in_(roles), m.User.active.is_(True)).order_by(m.User.id)).all()
+        t = ctx.utcnow()
+        stage_text = ", ".join(str(s) for s in stages)
+        for user in recipients:
+            session.add(m.Notification(
+                created_at=t, kind="unblinding", recipient_user_id=user.id,
+                recipient_username=user.username, recipient_role=user.role,
+                subject=f"Emergency unblinding of participant {code}",
+                body=(f"{signer.printed_name} ({signer.username}, {signer.role}) unblinded "
+                      f"participant {code} (stage {stage_text}) at {t.isoformat()}.\n"
+                      f"Reason: {reason}\nSignature #{signature.id}"),
+                signature_id=signature.id))
+        session.info["audit"].events.append({
+            "action": "unblind", "entity": "Participant", "entity_id": code,
+            "participant_site_id": p.site_id, "field": "allocations",
+            "new_value": json.dumps({"stages": stages, "signature_id": signature.id,
+                                     "notified": [u.username for u in recipients]})})
+        return {
+            "participant": code,
+            "allocations": [{"stage": a.stage, "option": a.option, "action": a.action,
+                             "allocated_at": a.allocated_at.isoformat()} for a in found],
+            "reason": reason,
+            "signature": signature_view(signature),
+            "notified": [{"username": u.username, "role": u.role} for u in recipients],
+        }
+
+    return in_transaction(db, ctx, run, reason="emergency unblinding")
+
+
+def list_notifications(db: Database, ctx: RequestContext, *, kind: str | None = None,
+                       after_id: int = 0, limit: int = 200) -> list[dict[str, Any]]:
+    """The notification outbox (admin, data manager), oldest first."""
+    require(ctx.actor, AUDIT_READ, "read the notification outbox")
+
+    def run(session: Session) -> list[dict[str, Any]]:
+        stmt = select(m.Notification).where(m.Notification.id > after_id)
+        if kind:
+            stmt = stmt.where(m.Notification.kind == kind)
+        rows = session.scalars(stmt.order_by(m.Notification.id).limit(limit))
+        return [{"id": n.id, "created_at": n.created_at.isoformat(), "kind": n.kind,
+                 "recipient": n.recipient_username, "role": n.recipient_role,
+                 "subject": n.subject, "body": n.body, "signature_id": n.signature_id,
+                 "sent_at": n.sent_at.isoformat() if n.sent_at else None} for n in rows]
+
+    return in_transaction(db, ctx, run, write=False)
