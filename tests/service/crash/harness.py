@@ -210,6 +210,7 @@ class Stream:
                 if r is None or status in (502, 503, 504):
                     item.interrupted += 1
                     self.tally.interrupted[str(status)] += 1
+                    time.sleep(0.1)  # back off a little; retried with the same key
                 elif status in (200, 201):
                     self.tally.ok += 1
                     again = self._succeeded(item, r)
@@ -236,8 +237,8 @@ class Stream:
         following = STEPS.index(item.step) + 1
         if following < len(STEPS):
             return Item(STEPS[following], item.user, item.code)
-        with self.lock:  # CRF edits go on until the stream drains
-            more = self.feeding
+        with self.lock:  # more CRF edits now and then, until the stream drains
+            more = self.feeding and self.rng.random() < 0.3
         return Item("fix0", item.user, item.code, round=item.round + 1) if more else None
 
     def retry_all(self) -> None:

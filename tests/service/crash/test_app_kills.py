@@ -11,8 +11,9 @@ and ``Idempotency-Key``. After every kill the database is checked (:func:`harnes
 and at the end every randomization is retried once more and must return its original
 allocation.
 
-``TAILOR_G3_KILLS`` sets the kills per backend (default 8: about 30 s per backend on a
-2-core machine, most of it worker re-imports; the G3 evidence run uses 100).
+``TAILOR_G3_KILLS`` sets the kills per backend (default 6: about 30-45 s per backend on a
+shared 2-core machine, most of it server start and worker re-imports of ~1.5 s CPU each;
+the G3 evidence run uses 100).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from ..factories import PASSWORD, setup_trial
 from . import harness as h
 from .report import record
 
-KILLS = h.kills_from_env("TAILOR_G3_KILLS", 8)
+KILLS = h.kills_from_env("TAILOR_G3_KILLS", 6)
 WORKERS = 4
 
 
