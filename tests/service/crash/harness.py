@@ -99,12 +99,13 @@ class Stream:
     """Client threads working through the participants' steps until stopped and drained."""
 
     def __init__(self, base: str, tokens: dict[str, str], codes: list[str], day0: date, *,
-                 threads: int = 3, think: float = 0.15, seed: int = 0) -> None:
+                 threads: int = 3, think: float = 0.3, seed: int = 0) -> None:
         self.base = base
         self.tokens = tokens
         self.day0 = day0
         self.think = think
         self.allowance = 0
+        self.finished: list[tuple[str, str]] = []
         self.rng = random.Random(seed)
         self.fresh = deque(codes)
         self.owner = dict(reversed(c.split(":")) for c in codes)
@@ -129,6 +130,20 @@ class Stream:
         """Let ``n`` more participants start (the kill loop paces the randomizations)."""
         with self.lock:
             self.allowance += n
+
+    def top_up(self, n: int) -> None:
+        """Keep at least ``n`` requests queued or in flight: new participants while there are
+        any, then more Visit 0 corrections (so the stream never runs dry while kills go on)."""
+        with self.lock:
+            short = n - len(self.queue) - self.busy - self.allowance
+            if short <= 0 or not self.feeding:
+                return
+            take = min(short, len(self.fresh))
+            self.allowance += take
+            for _ in range(short - take):
+                if self.finished:
+                    user, code = self.finished[self.rng.randrange(len(self.finished))]
+                    self.queue.append(Item("fix0", user, code, round=self.rng.randrange(2)))
 
     def stop_feeding(self) -> None:
         with self.lock:
@@ -239,6 +254,8 @@ class Stream:
             return Item(STEPS[following], item.user, item.code)
         with self.lock:  # more CRF edits now and then, until the stream drains
             more = self.feeding and self.rng.random() < 0.3
+            if not more and item.round == 0:
+                self.finished.append((item.user, item.code))
         return Item("fix0", item.user, item.code, round=item.round + 1) if more else None
 
     def retry_all(self) -> None:

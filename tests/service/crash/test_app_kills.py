@@ -31,13 +31,15 @@ from . import harness as h
 from .report import record
 
 KILLS = h.kills_from_env("TAILOR_G3_KILLS", 6)
-WORKERS = 4
+WORKERS = int(os.environ.get("TAILOR_G3_WORKERS", "4"))
 
 
 def _wait_serving(pauses: h.Pauses, n: int, timeout: float = 60.0,
                   stream: h.Stream | None = None) -> list[int]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if stream is not None:
+            stream.top_up(4)
         pids = pauses.serving()
         if len(pids) >= n:
             return pids
@@ -52,7 +54,7 @@ def test_sigkill_app_workers_under_load(dbh, tmp_path) -> None:  # type: ignore[
     rng = random.Random(seed)
     t = setup_trial(dbh.db)
     start = h.now_minus(100)
-    codes = h.prepare(t, 3 * KILLS + 6, start)
+    codes = h.prepare(t, 5 * KILLS + 10, start)
     t_prepared = time.monotonic()
     pauses = h.Pauses(tmp_path / "pauses")
     proc, base = server.start(dbh, workers=WORKERS, log=tmp_path / "server.log",
@@ -63,9 +65,9 @@ def test_sigkill_app_workers_under_load(dbh, tmp_path) -> None:  # type: ignore[
         tokens = h.login(base, ["coord1", "coord2"], PASSWORD)
         stream = h.Stream(base, tokens, codes, start.date(), seed=seed)
         stream.start()
-        stream.admit(6)
+        stream.admit(4)
         for _ in range(KILLS):
-            stream.admit(3)
+            stream.top_up(4)
             serving = _wait_serving(pauses, 2, stream=stream)
             mode = rng.choice([*h.POINTS, "random"])
             pid = None

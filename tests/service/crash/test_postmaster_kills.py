@@ -50,7 +50,7 @@ def test_sigkill_postmaster_under_load(tmp_path) -> None:  # type: ignore[no-unt
         upgrade(dbh.db.engine)
         t = setup_trial(dbh.db)
         start = h.now_minus(100)
-        codes = h.prepare(t, 3 * KILLS + 6, start)
+        codes = h.prepare(t, 5 * KILLS + 10, start)
         pauses = h.Pauses(tmp_path / "pauses")
         proc, base = server.start(dbh, workers=2, log=tmp_path / "server.log",
                                   extra_env={"TAILOR_TEST_PAUSE_DIR": str(pauses.folder)})
@@ -58,9 +58,9 @@ def test_sigkill_postmaster_under_load(tmp_path) -> None:  # type: ignore[no-unt
         tokens = h.login(base, ["coord1", "coord2"], PASSWORD)
         stream = h.Stream(base, tokens, codes, start.date(), seed=seed)
         stream.start()
-        stream.admit(6)
+        stream.admit(4)
         for _ in range(KILLS):
-            stream.admit(3)
+            stream.top_up(4)
             time.sleep(rng.uniform(0.2, 1.0))  # let the stream get going again
             mode = rng.choice([*h.POINTS, "random"])
             if mode != "random":
