@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     # test-only: milliseconds to pause at named points of the allocation transaction
     # ("after_compute", "after_audit", "before_commit"); empty in production
     test_pause_ms: dict[str, int] = {}
+    # test-only: a directory whose pause.json overrides test_pause_ms on every call and where
+    # a marker file exists while a process is paused (the G3 crash harness); empty in production
+    test_pause_dir: str = ""
     # the decision tool's fitted regime (regime-model.json written by `tailor analyze`)
     regime_model: str = ""
     # the analysis report shown to statisticians (report.html written by `tailor analyze`)

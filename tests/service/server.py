@@ -29,16 +29,19 @@ def free_port() -> int:
 
 
 def start(dbh: DbHandle, *, workers: int = 2, pause: str = "{}",
-          port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
+          port: int | None = None, extra_env: dict[str, str] | None = None,
+          log: Path | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """Start uvicorn; ``log`` takes stderr (a long run must not fill an unread pipe)."""
     port = port or free_port()
     env = dict(os.environ, PYTHONPATH=str(SRC), TAILOR_DATABASE_URL=server_url(dbh),
                TAILOR_ARGON2_TIME_COST="1", TAILOR_ARGON2_MEMORY_KIB="8",
-               TAILOR_TEST_PAUSE_MS=pause, TAILOR_POOL_SIZE="8")
+               TAILOR_TEST_PAUSE_MS=pause, TAILOR_POOL_SIZE="8", **(extra_env or {}))
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", "tailor.web.app:app_from_env",
          "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
          "--log-level", "warning", "--no-access-log"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        env=env, stdout=subprocess.DEVNULL,
+        stderr=log.open("ab") if log is not None else subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -48,7 +51,8 @@ def start(dbh: DbHandle, *, workers: int = 2, pause: str = "{}",
         except httpx.HTTPError:
             time.sleep(0.2)
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+            why = proc.stderr.read().decode() if proc.stderr else log.read_text() if log else ""
+            raise RuntimeError(f"server exited ({proc.returncode}): {why}")
     proc.kill()
     raise RuntimeError("server did not start")
 

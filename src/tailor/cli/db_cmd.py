@@ -1,14 +1,19 @@
-"""``tailor db``: migrate the trial database (the URL comes from ``TAILOR_DATABASE_URL``)."""
+"""``tailor db``: migrate, back up, restore and hash the trial database (the URL comes from
+``TAILOR_DATABASE_URL``)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 from tailor.db import Database, upgrade
+from tailor.db.backup import backup_file, restore_file, state_hash
 from tailor.db.schema import current_revision
 from tailor.settings import get_settings
 
-app = typer.Typer(help="Create or migrate the trial database.", no_args_is_help=True)
+app = typer.Typer(help="Create, migrate, back up and restore the trial database.",
+                  no_args_is_help=True)
 
 
 @app.command("upgrade")
@@ -18,5 +23,40 @@ def upgrade_cmd(revision: str = typer.Option("head", help="Target Alembic revisi
     try:
         upgrade(db.engine, revision)
         typer.echo(f"database at revision {current_revision(db.engine)}")
+    finally:
+        db.dispose()
+
+
+@app.command("backup")
+def backup_cmd(file: Path = typer.Argument(..., help="Backup file to write (JSON lines).")
+               ) -> None:
+    """Write a portable logical backup of every table (one consistent snapshot)."""
+    db = Database(get_settings().database_url)
+    try:
+        summary = backup_file(db, file)
+    finally:
+        db.dispose()
+    typer.echo(f"backup {file}: revision {summary.revision}, "
+               f"{sum(summary.rows.values())} rows, state hash {summary.state_hash}")
+
+
+@app.command("restore")
+def restore_cmd(file: Path = typer.Argument(..., help="Backup file written by `tailor db "
+                                                      "backup`.")) -> None:
+    """Restore a backup into an empty database upgraded to the backup's revision."""
+    db = Database(get_settings().database_url)
+    try:
+        summary = restore_file(db, file)
+    finally:
+        db.dispose()
+    typer.echo(f"restored {sum(summary.rows.values())} rows; state hash {summary.state_hash}")
+
+
+@app.command("state-hash")
+def state_hash_cmd() -> None:
+    """Print the canonical state hash (SHA-256 over every table's rows in key order)."""
+    db = Database(get_settings().database_url)
+    try:
+        typer.echo(state_hash(db))
     finally:
         db.dispose()

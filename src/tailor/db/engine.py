@@ -136,7 +136,7 @@ class Database:
     """
 
     def __init__(self, url: str, *, schema: str | None = None, pool_size: int = 10,
-                 pause_ms: dict[str, int] | None = None) -> None:
+                 pause_ms: dict[str, int] | None = None, pause_dir: str = "") -> None:
         self.url = url
         kwargs: dict[str, Any] = {}
         if url.startswith("sqlite"):
@@ -159,6 +159,7 @@ class Database:
         for factory in (self.read_session, self.write_session):
             install_audit(factory, self.dialect)
         self.pause_ms = dict(pause_ms or {})
+        self.pause_dir = pause_dir
         self.cache: dict[str, Any] = {}
 
     def session(self, *, write: bool) -> Session:

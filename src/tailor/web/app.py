@@ -27,7 +27,8 @@ _REQ_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
     """Build the app for ``settings`` (or around an existing ``db``, as tests do)."""
     database = db or Database(settings.database_url, pool_size=settings.pool_size,
-                              pause_ms=settings.test_pause_ms)
+                              pause_ms=settings.test_pause_ms,
+                              pause_dir=settings.test_pause_dir)
     configure(database, AuthPolicy(
         token_ttl=timedelta(minutes=settings.token_ttl_minutes),
         idle_timeout=timedelta(minutes=settings.token_idle_minutes),
