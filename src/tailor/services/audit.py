@@ -12,6 +12,7 @@ from tailor.db import ChainReport, Database, verify_chain
 from tailor.db import models as m
 from tailor.db.audit import sign_head
 from tailor.exceptions import ConflictError
+from tailor.services.blinding import redact, tokens_in_session
 from tailor.services.context import RequestContext
 from tailor.services.scope import AUDIT_READ, require
 from tailor.services.uow import in_transaction
@@ -55,8 +56,8 @@ def parse_anchor(text: str, key: str = "") -> tuple[int, str]:
 def audit_trail(db: Database, ctx: RequestContext, *, entity: str | None = None,
                 entity_id: str | None = None, limit: int = 200,
                 after_seq: int = 0) -> list[dict[str, Any]]:
-    """Audit rows for admin and data managers; allocation values are redacted for the data
-    manager (blinded role)."""
+    """Audit rows for admin and data managers; arm-bearing values are concealed for the data
+    manager (blinded role; :func:`tailor.services.blinding.redact`)."""
     require(ctx.actor, AUDIT_READ, "read the audit trail")
 
     def run(session: Session) -> list[dict[str, Any]]:
@@ -67,13 +68,11 @@ def audit_trail(db: Database, ctx: RequestContext, *, entity: str | None = None,
             stmt = stmt.where(m.AuditLog.entity_id == entity_id)
         out = []
         for r in session.scalars(stmt.order_by(m.AuditLog.seq).limit(limit)):
-            concealed = ctx.actor.role != "admin" and r.entity in ("Allocation",)
             out.append({"seq": r.seq, "at": r.at_utc, "actor": r.actor, "role": r.role,
                         "site": r.site, "action": r.action, "entity": r.entity,
                         "entity_id": r.entity_id, "field": r.field,
-                        "old_value": "<concealed>" if concealed else r.old_value,
-                        "new_value": "<concealed>" if concealed else r.new_value,
+                        "old_value": r.old_value, "new_value": r.new_value,
                         "request_id": r.request_id, "reason": r.reason})
-        return out
+        return redact(out, ctx.actor, tokens_in_session(db, session))
 
     return in_transaction(db, ctx, run, write=False)

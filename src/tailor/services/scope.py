@@ -19,6 +19,7 @@ __all__ = [
     "ADMIN",
     "ALLOCATION_DETAIL",
     "AUDIT_READ",
+    "BLINDED_ROLES",
     "CORRECTION",
     "DATA_LOCK",
     "EXPORT",
@@ -37,6 +38,7 @@ ALLOCATION_DETAIL = frozenset({"statistician", "admin"})  # probabilities, draws
 AUDIT_READ = frozenset({"admin", "data_manager"})
 DATA_LOCK = frozenset({"admin", "data_manager"})
 EXPORT = frozenset({"statistician", "admin"})
+BLINDED_ROLES = frozenset({"data_manager"})  # no arm information (services/blinding.py)
 
 NOT_FOUND = "participant not found"
 

@@ -17,6 +17,7 @@ from tailor.exceptions import ConflictError, InvalidFieldError, MissingFieldErro
 from tailor.protocol import Protocol
 from tailor.rules import check_eligibility, response_category
 from tailor.services.admin import ensure_writable, live_protocol
+from tailor.services.blinding import arm_tokens, redact, tokens_in_session
 from tailor.services.context import RequestContext, local_date
 from tailor.services.scope import (
     CORRECTION,
@@ -348,7 +349,7 @@ def record_visit(db: Database, ctx: RequestContext, code: str, visit_code: str, 
                 select(m.DerivedScore).where(m.DerivedScore.visit_id == visit.id))}
             _set_score(session, visit, old, "response_category", category)
             out["response_category"] = category
-        return out
+        return redact(out, ctx.actor, arm_tokens(protocol))  # a DM correcting Visit 0
 
     return in_transaction(db, ctx, run, reason="visit")
 
@@ -366,7 +367,7 @@ def visits_view(db: Database, ctx: RequestContext, code: str) -> list[dict[str, 
             out.append({"visit": v.code, "week": v.week, "target_date": v.target_date,
                         "window_start": v.window_start, "window_end": v.window_end,
                         "visit_date": v.visit_date, "status": v.status, "scores": scores})
-        return out
+        return redact(out, ctx.actor, tokens_in_session(db, session))
 
     return in_transaction(db, ctx, run, write=False)
 

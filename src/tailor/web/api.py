@@ -41,6 +41,7 @@ def context(request: Request, db: Annotated[Database, Depends(get_db)],
     if creds is None or not creds.credentials or len(creds.credentials) > 256:
         raise AuthenticationError("log in first (Authorization: Bearer <token>)")
     actor = auth_service.authenticate(db, creds.credentials)
+    request.state.actor = actor  # error bodies are redacted for blinded roles (errors.py)
     return RequestContext(actor, request_id=request.state.request_id, reason=reason or "")
 
 
