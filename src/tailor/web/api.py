@@ -240,9 +240,13 @@ def audit_trail(ctx: Ctx, db: Db,
     return audit.audit_trail(db, ctx, entity=entity, after_seq=after_seq, limit=limit)
 
 
-@router.get("/export/{shape}", tags=["export"])
+class CsvResponse(Response):
+    media_type = "text/csv"
+
+
+@router.get("/export/{shape}", tags=["export"], response_class=CsvResponse)
 def export(shape: Annotated[str, Path(pattern=r"^(wide|long|dictionary)$")], ctx: Ctx,
            db: Db) -> Response:
     """De-identified analysis export as CSV (statistician, admin)."""
     csv_text = exports.export_csv(db, ctx, shape, today=datetime.now().date())
-    return Response(csv_text, media_type="text/csv")
+    return CsvResponse(csv_text)

@@ -6,9 +6,11 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tailor.exceptions import (
     AllocationError,
@@ -86,6 +88,15 @@ def install_error_handlers(app: FastAPI) -> None:
                   for e in exc.errors()]
         return JSONResponse(_blinded(request, {"detail": jsonable_encoder(errors)}),
                             status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        # a body that is not JSON at all is bad input like any other: 422 naming the body
+        # (Starlette's 400 is not part of the API's documented statuses)
+        if exc.status_code == 400:
+            return JSONResponse({"detail": [{"loc": ["body"], "msg": str(exc.detail),
+                                             "type": "json_invalid"}]}, status_code=422)
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(OperationalError)
     async def _busy(request: Request, exc: OperationalError) -> JSONResponse:
