@@ -18,7 +18,11 @@ from tailor.web import schemas as s
 
 __all__ = ["router"]
 
-ERR = {"description": "error", "content": {"application/json": {"schema": {"type": "object"}}}}
+ERR = {"description": "error: detail is a message, or a list of {loc, msg, type} per field",
+       "content": {"application/json": {"schema": {
+           "type": "object", "required": ["detail"], "properties": {"detail": {
+               "anyOf": [{"type": "string"}, {"type": "array", "items": {
+                   "type": "object", "required": ["loc", "msg", "type"]}}]}}}}}}
 router = APIRouter(prefix="/api/v1", responses={
     401: ERR, 403: ERR, 404: ERR, 409: ERR, 422: ERR, 429: ERR, 503: ERR})
 bearer = HTTPBearer(auto_error=False)
@@ -68,7 +72,7 @@ def logout(ctx: Ctx, db: Db,
     return Response(status_code=204)
 
 
-@router.get("/auth/me", tags=["auth"])
+@router.get("/auth/me", response_model=s.MeOut, tags=["auth"])
 def me(ctx: Ctx) -> dict[str, Any]:
     """Who the token belongs to."""
     a = ctx.actor
@@ -76,13 +80,13 @@ def me(ctx: Ctx) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- admin
-@router.get("/sites", tags=["admin"])
+@router.get("/sites", response_model=list[s.SiteOut], tags=["admin"])
 def sites(ctx: Ctx, db: Db) -> list[dict[str, Any]]:
     """Sites visible to the caller."""
     return admin.list_sites(db, ctx)
 
 
-@router.post("/sites", status_code=201, tags=["admin"])
+@router.post("/sites", status_code=201, response_model=s.SiteOut, tags=["admin"])
 def create_site(body: s.SiteIn, ctx: Ctx, db: Db) -> dict[str, Any]:
     """Create a site with its IANA time zone (admin)."""
     return admin.create_site(db, ctx, body.code, body.name, body.timezone)
@@ -102,19 +106,21 @@ def set_password(username: Annotated[str, Path(pattern=r"^[a-z][a-z0-9_.-]{2,63}
     return Response(status_code=204)
 
 
-@router.get("/protocols", tags=["admin"])
+@router.get("/protocols", response_model=list[s.ProtocolOut], tags=["admin"])
 def protocols(ctx: Ctx, db: Db) -> list[dict[str, Any]]:
     """Registered protocol versions."""
     return admin.list_protocols(db, ctx)
 
 
-@router.post("/protocols", status_code=201, tags=["admin"])
+@router.post("/protocols", status_code=201, response_model=s.ProtocolOut,
+             tags=["admin"])
 def register_protocol(body: s.ProtocolIn, ctx: Ctx, db: Db) -> dict[str, Any]:
     """Validate and register a protocol version (admin)."""
     return admin.register_protocol(db, ctx, body.yaml)
 
 
-@router.post("/protocols/{content_hash}/go-live", tags=["admin"])
+@router.post("/protocols/{content_hash}/go-live", response_model=s.ProtocolOut,
+             tags=["admin"])
 def go_live(content_hash: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")], ctx: Ctx,
             db: Db) -> dict[str, Any]:
     """Freeze a protocol version and make it live (admin; once)."""
@@ -185,7 +191,8 @@ def record_visit(code: Code, visit: VisitCode, body: s.VisitIn, ctx: Ctx,
                               safety=dict(body.safety))
 
 
-@router.get("/participants/{code}/visits", tags=["participants"])
+@router.get("/participants/{code}/visits", response_model=list[s.VisitOut],
+            tags=["participants"])
 def visits(code: Code, ctx: Ctx, db: Db) -> list[dict[str, Any]]:
     """Visit schedule, windows and derived scores."""
     return trial.visits_view(db, ctx, code)
@@ -204,7 +211,8 @@ def randomize(code: Code, body: s.RandomizeIn, ctx: Ctx, db: Db, response: Respo
     return view | {"replayed": replayed}
 
 
-@router.get("/participants/{code}/allocations", tags=["randomization"])
+@router.get("/participants/{code}/allocations", response_model=list[s.AllocationView],
+            tags=["randomization"])
 def allocations(code: Code, ctx: Ctx, db: Db) -> list[dict[str, Any]]:
     """The participant's allocations (details only for statistician and admin)."""
     return randomization.allocations_of(db, ctx, code)
@@ -231,7 +239,7 @@ def stage_state(stage: Annotated[int, Path(ge=1, le=9)], ctx: Ctx, db: Db) -> di
     return randomization.stage_state_view(db, ctx, stage)
 
 
-@router.get("/audit", tags=["audit"])
+@router.get("/audit", response_model=list[s.AuditRowOut], tags=["audit"])
 def audit_trail(ctx: Ctx, db: Db,
                 entity: Annotated[str | None, Query(pattern=r"^[A-Za-z]{1,64}$")] = None,
                 after_seq: Annotated[int, Query(ge=0, le=2**62)] = 0,
