@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from tailor.db import Database
@@ -18,12 +19,32 @@ from tailor.web import schemas as s
 
 __all__ = ["router"]
 
+def _query_names(dependant: Any) -> set[str]:
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+def no_unknown_query(request: Request) -> None:
+    """An undeclared query parameter is a 422 naming it (not silently ignored)."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None or not request.query_params:
+        return
+    known = _query_names(dependant)
+    unknown = [k for k in request.query_params if k not in known]
+    if unknown:
+        raise RequestValidationError([{"loc": ("query", k), "msg": "unknown query parameter",
+                                       "type": "extra_forbidden"} for k in unknown])
+
+
 ERR = {"description": "error: detail is a message, or a list of {loc, msg, type} per field",
        "content": {"application/json": {"schema": {
            "type": "object", "required": ["detail"], "properties": {"detail": {
                "anyOf": [{"type": "string"}, {"type": "array", "items": {
                    "type": "object", "required": ["loc", "msg", "type"]}}]}}}}}}
-router = APIRouter(prefix="/api/v1", responses={
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(no_unknown_query)], responses={
     401: ERR, 403: ERR, 404: ERR, 409: ERR, 422: ERR, 429: ERR, 503: ERR})
 bearer = HTTPBearer(auto_error=False)
 Code = Annotated[str, Path(pattern=r"^P-[0-9A-Z]{4}-[0-9A-Z]{4}$")]
