@@ -104,6 +104,7 @@ def test_all_checks_per_role(sqlite_dbh, user):  # type: ignore[no-untyped-def]
 
             run()
 
+    before_stateful = sum(per_op.values())
     # the stateful phase: chains of calls following the links schemathesis infers (today
     # only POST /users -> its follow-ups: most responses carry no linkable schema)
     machine = schema.as_state_machine()
@@ -121,7 +122,8 @@ def test_all_checks_per_role(sqlite_dbh, user):  # type: ignore[no-untyped-def]
                                    suppress_health_check=list(HealthCheck)))
     wall = time.perf_counter() - started
     print(f"\nG12 {user}: {len(operations)} operations, {sum(per_op.values())} calls "
-          f"(min {min(per_op.values())}/operation), statuses {dict(sorted(statuses.items()))}, "
+          f"(min {min(per_op.values())}/operation; stateful "
+          f"{sum(per_op.values()) - before_stateful}), statuses {dict(sorted(statuses.items()))}, "
           f"{len(failures)} failures, {wall:.1f} s")
     assert failures == [], "\n".join(failures[:20])
     assert statuses and max(statuses) < 500
