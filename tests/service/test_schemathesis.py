@@ -105,8 +105,8 @@ def test_all_checks_per_role(sqlite_dbh, user):  # type: ignore[no-untyped-def]
             run()
 
     before_stateful = sum(per_op.values())
-    # the stateful phase: chains of calls following the links schemathesis infers (today
-    # only POST /users -> its follow-ups: most responses carry no linkable schema)
+    # the stateful phase: chains of calls following the spec's links (POST /participants ->
+    # the participant's reads and writes, POST /users, POST /protocols) and inferred ones
     machine = schema.as_state_machine()
 
     class Workflow(machine):  # type: ignore[misc, valid-type]

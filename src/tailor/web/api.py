@@ -70,6 +70,23 @@ def context(request: Request, db: Annotated[Database, Depends(get_db)],
     return RequestContext(actor, request_id=request.state.request_id, reason=reason or "")
 
 
+def _links(param: str, pointer: str, *targets: tuple[str, str]) -> dict[int | str, Any]:
+    """OpenAPI links from a 201 to the operations that take its ``param`` (for clients and for
+    schemathesis' stateful phase)."""
+    links = {f"{method}{path.replace('/', '_').replace('{', '').replace('}', '')}": {
+        "operationRef": "#/paths/" + ("/api/v1" + path).replace("/", "~1") + "/" + method,
+        "parameters": {param: f"$response.body#/{pointer}"}} for method, path in targets}
+    return {201: {"description": "created", "links": links}}
+
+
+PARTICIPANT_LINKS = _links("code", "id", *[
+    ("get", "/participants/{code}"), ("get", "/participants/{code}/visits"),
+    ("get", "/participants/{code}/allocations"), ("post", "/participants/{code}/screening"),
+    ("post", "/participants/{code}/enrol"), ("post", "/participants/{code}/run-in"),
+    ("post", "/participants/{code}/intolerance"), ("post", "/participants/{code}/withdrawal")])
+USER_LINKS = _links("username", "username", ("post", "/users/{username}/password"))
+PROTOCOL_LINKS = _links("content_hash", "content_hash",
+                        ("post", "/protocols/{content_hash}/go-live"))
 Ctx = Annotated[RequestContext, Depends(context)]
 Db = Annotated[Database, Depends(get_db)]
 
@@ -113,7 +130,7 @@ def create_site(body: s.SiteIn, ctx: Ctx, db: Db) -> dict[str, Any]:
     return admin.create_site(db, ctx, body.code, body.name, body.timezone)
 
 
-@router.post("/users", status_code=201, tags=["admin"])
+@router.post("/users", status_code=201, tags=["admin"], responses=USER_LINKS)
 def create_user(body: s.UserIn, ctx: Ctx, db: Db) -> dict[str, Any]:
     """Create a user with a role (admin)."""
     return admin.create_user(db, ctx, body.username, body.password, body.role, body.site)
@@ -134,7 +151,7 @@ def protocols(ctx: Ctx, db: Db) -> list[dict[str, Any]]:
 
 
 @router.post("/protocols", status_code=201, response_model=s.ProtocolOut,
-             tags=["admin"])
+             tags=["admin"], responses=PROTOCOL_LINKS)
 def register_protocol(body: s.ProtocolIn, ctx: Ctx, db: Db) -> dict[str, Any]:
     """Validate and register a protocol version (admin)."""
     return admin.register_protocol(db, ctx, body.yaml)
@@ -156,7 +173,7 @@ def data_lock(ctx: Ctx, db: Db) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- participants
 @router.post("/participants", status_code=201, response_model=s.ParticipantOut,
-             tags=["participants"])
+             tags=["participants"], responses=PARTICIPANT_LINKS)
 def create_participant(body: s.ParticipantIn, ctx: Ctx, db: Db) -> dict[str, Any]:
     """Create a participant at the coordinator's site."""
     return trial.create_participant(db, ctx, consent_date=body.consent_date,
