@@ -4,9 +4,9 @@ The site coordinator sees the assigned arm (they deliver it); the statistician a
 the allocation details. A blinded role (:data:`tailor.services.scope.BLINDED_ROLES`, the data
 manager) sees **no** arm code, arm display name, stage-2 option, stage-2 action or allocation
 probability anywhere: every view that can carry arm information (allocations, the participant
-timeline, visit lists, data queries, audit trails, error messages) passes its result through
-:func:`redact` before it leaves the service layer, and the web layer passes its error bodies
-through it too. Redaction is structural where the shape is known and textual everywhere else:
+timeline, visit lists, a Visit 0 correction's re-assessment, audit trails) passes its result
+through :func:`redact` before it leaves the service layer, and the web layer passes its error
+bodies and, for blinded roles, every page's template context through it too. Redaction is structural where the shape is known and textual everywhere else:
 
 * an allocation (``{"stage", "option", ...}``) keeps its stage and time; ``option`` and
   ``action`` become the neutral marker (``"randomized"`` at stage 1, ``"stage 2 assigned"``
@@ -29,11 +29,10 @@ from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tailor.db import Database
-from tailor.db import models as m
+from tailor.exceptions import ConflictError
 from tailor.protocol import Protocol, builtin_protocols, load_protocol
 from tailor.services.admin import live_protocol
 from tailor.services.context import Actor
@@ -119,11 +118,10 @@ def _builtin_tokens() -> ArmTokens:
 
 def tokens_in_session(db: Database, session: Session) -> ArmTokens:
     """The live protocol's tokens (the built-in protocols' before any protocol is live)."""
-    live = session.scalars(select(m.ProtocolVersion.id).where(
-        m.ProtocolVersion.live_at.is_not(None))).first()
-    if live is None:
+    try:
+        return arm_tokens(live_protocol(db, session)[1])
+    except ConflictError:  # no live protocol yet
         return _builtin_tokens()
-    return arm_tokens(live_protocol(db, session)[1])
 
 
 def tokens_for(db: Database) -> ArmTokens:
