@@ -247,3 +247,20 @@ def test_export_deidentified_shapes(api):
     assert long.splitlines()[0] == "participant_id,site,visit,week,field,value"
     assert "PEG1" in long and "PEGSCORE" in long
     assert "column,type,meaning" in c.get("/api/v1/export/dictionary", headers=h).text
+
+
+def test_unknown_query_parameter_is_422_naming_it(api):
+    """G12 (schemathesis negative_data_rejection): an undeclared query parameter is rejected
+    with the parameter's name, not silently ignored."""
+    _, c = api
+    h = token(c, "admin")
+    r = c.get("/api/v1/audit", params={"limit": 5, "sort": "desc"}, headers=h)
+    assert r.status_code == 422
+    assert r.json()["detail"] == [{"loc": ["query", "sort"], "msg": "unknown query parameter",
+                                   "type": "extra_forbidden"}]
+    assert c.get("/api/v1/audit", params={"limit": 5, "after_seq": 0}, headers=h).status_code \
+        == 200
+    r = c.post("/api/v1/participants/P-0000-0000/randomize", content=b"\xff]",  # not even UTF-8
+               headers=h | {"Idempotency-Key": "abcdefgh1234", "Content-Type":
+                            "application/json"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"][0] == "body"  # was a 400

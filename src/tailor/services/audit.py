@@ -13,6 +13,7 @@ from tailor.db import ChainReport, Database, verify_chain
 from tailor.db import models as m
 from tailor.db.audit import AUDITED_ENTITIES, sign_head
 from tailor.exceptions import ConflictError, InvalidFieldError, NotFoundError
+from tailor.services.blinding import redact, tokens_in_session
 from tailor.services.context import RequestContext
 from tailor.services.scope import (
     ALLOCATION_DETAIL,
@@ -73,8 +74,8 @@ def parse_anchor(text: str, key: str = "") -> tuple[int, str]:
 def audit_trail(db: Database, ctx: RequestContext, *, entity: str | None = None,
                 entity_id: str | None = None, limit: int = 200,
                 after_seq: int = 0) -> list[dict[str, Any]]:
-    """Audit rows for admin and data managers; allocation values are redacted for the data
-    manager (blinded role)."""
+    """Audit rows for admin and data managers; arm-bearing values are concealed for the data
+    manager (blinded role; :func:`tailor.services.blinding.redact`)."""
     require(ctx.actor, AUDIT_READ, "read the audit trail")
 
     def run(session: Session) -> list[dict[str, Any]]:
@@ -85,14 +86,12 @@ def audit_trail(db: Database, ctx: RequestContext, *, entity: str | None = None,
             stmt = stmt.where(m.AuditLog.entity_id == entity_id)
         out = []
         for r in session.scalars(stmt.order_by(m.AuditLog.seq).limit(limit)):
-            concealed = ctx.actor.role != "admin" and r.entity in ("Allocation",)
             out.append({"seq": r.seq, "at": r.at_utc, "actor": r.actor, "role": r.role,
                         "site": r.site, "action": r.action, "entity": r.entity,
                         "entity_id": r.entity_id, "field": r.field,
-                        "old_value": "<concealed>" if concealed else r.old_value,
-                        "new_value": "<concealed>" if concealed else r.new_value,
+                        "old_value": r.old_value, "new_value": r.new_value,
                         "request_id": r.request_id, "reason": r.reason})
-        return out
+        return redact(out, ctx.actor, tokens_in_session(db, session))
 
     return in_transaction(db, ctx, run, write=False)
 
@@ -197,6 +196,7 @@ def record_as_of(db: Database, ctx: RequestContext, entity: str, entity_id: str,
                 "exists": exists, "deleted": last is not None and last.action == "delete",
                 "last_seq": last.seq if last else None,
                 "last_changed_at": last.at_utc if last else None,
-                "fields": _conceal(ctx, name, fields) if exists else {}}
+                "fields": redact(_conceal(ctx, name, fields), ctx.actor,
+                                 tokens_in_session(db, session)) if exists else {}}
 
     return in_transaction(db, ctx, run, write=False)

@@ -4,7 +4,8 @@ Missing data and queries are computed from the records (no separate query workfl
 overdue visits, completed visits without an expected score, randomized participants past the
 response window without a category, and PEG jumps of 5 points or more between consecutive
 visits (to verify). The audit trail of a record gathers the audit rows of the participant and
-of every row that belongs to it; allocation values stay concealed except for the admin.
+of every row that belongs to it; for the blinded data manager every view here passes through
+:func:`tailor.services.blinding.redact` (arm-bearing audit values concealed).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session
 from tailor.db import Database
 from tailor.db import models as m
 from tailor.services.admin import live_protocol
+from tailor.services.blinding import redact, tokens_in_session
 from tailor.services.context import RequestContext, local_date
 from tailor.services.scope import AUDIT_READ, get_participant, participants, require
 from tailor.services.uow import in_transaction
@@ -132,7 +134,7 @@ def data_queries(db: Database, ctx: RequestContext) -> list[dict[str, Any]]:
 def participant_audit(db: Database, ctx: RequestContext, code: str,
                       limit: int = 2000) -> list[dict[str, Any]]:
     """The audit rows of one participant's record and every row belonging to it (admin, data
-    manager; allocation values concealed for the data manager)."""
+    manager; arm-bearing values concealed for the blinded data manager)."""
     require(ctx.actor, AUDIT_READ, "read the audit trail")
 
     def run(session: Session) -> list[dict[str, Any]]:
@@ -168,13 +170,10 @@ def participant_audit(db: Database, ctx: RequestContext, code: str,
         out = []
         for r in session.scalars(select(m.AuditLog).where(or_(*terms))
                                  .order_by(m.AuditLog.seq).limit(limit)):
-            concealed = ctx.actor.role != "admin" and r.entity == "Allocation"
             out.append({"seq": r.seq, "at": r.at_utc, "actor": r.actor, "role": r.role,
                         "action": r.action, "entity": r.entity, "entity_id": r.entity_id,
-                        "field": r.field,
-                        "old_value": "<concealed>" if concealed else r.old_value,
-                        "new_value": "<concealed>" if concealed else r.new_value,
+                        "field": r.field, "old_value": r.old_value, "new_value": r.new_value,
                         "reason": r.reason})
-        return out
+        return redact(out, ctx.actor, tokens_in_session(db, session))
 
     return in_transaction(db, ctx, run, write=False)

@@ -26,6 +26,7 @@ from tailor.exceptions import ConflictError, InvalidFieldError, NotFoundError
 from tailor.protocol import Protocol
 from tailor.rules import derive_factor_levels
 from tailor.services.admin import ensure_writable, live_protocol
+from tailor.services.blinding import NO_TOKENS, redact
 from tailor.services.context import Actor, RequestContext
 from tailor.services.scope import (
     ALLOCATION_DETAIL,
@@ -55,8 +56,9 @@ def _draws() -> Draws:
 
 
 def allocation_view(a: m.Allocation, actor: Actor) -> dict[str, Any]:
-    """Site and blinded roles see the assignment only; statistician and admin see everything
-    needed to re-derive it (probabilities, draws, imbalance, sequence)."""
+    """Site roles see the assignment only; statistician and admin see everything needed to
+    re-derive it (probabilities, draws, imbalance, sequence); blinded roles see the stage and
+    a neutral marker (:func:`tailor.services.blinding.redact`)."""
     view: dict[str, Any] = {"stage": a.stage, "option": a.option, "action": a.action,
                             "allocated_at": a.allocated_at.isoformat()}
     if actor.role in ALLOCATION_DETAIL:
@@ -65,7 +67,7 @@ def allocation_view(a: m.Allocation, actor: Actor) -> dict[str, Any]:
                  "imbalance": a.imbalance, "draws": a.draws, "minimizer": a.minimizer,
                  "factor_levels": a.factor_levels, "eligible_options": a.eligible_options,
                  "algorithm_version": a.algorithm_version, "protocol_hash": a.protocol_hash}
-    return view
+    return redact(view, actor, NO_TOKENS)  # structural: the stage marker for blinded roles
 
 
 def _history(session: Session, pv_id: int, stage: int) -> list[tuple[str, dict[str, Any]]]:

@@ -19,7 +19,7 @@ __all__ = [
     "ADMIN",
     "ALLOCATION_DETAIL",
     "AUDIT_READ",
-    "BLINDED",
+    "BLINDED_ROLES",
     "CORRECTION",
     "DATA_LOCK",
     "EMERGENCY_UNBLIND",
@@ -39,9 +39,10 @@ ALLOCATION_DETAIL = frozenset({"statistician", "admin"})  # probabilities, draws
 AUDIT_READ = frozenset({"admin", "data_manager"})
 DATA_LOCK = frozenset({"admin", "data_manager"})
 EXPORT = frozenset({"statistician", "admin"})
-# blinded roles never see arms (G10); of them, EMERGENCY_UNBLIND may reveal one participant's
-# allocations per signed, audited request (tailor.services.unblinding); anyone else gets 404
-BLINDED = frozenset({"data_manager"})
+# blinded roles never see arms (G10, services/blinding.py); of them, EMERGENCY_UNBLIND may
+# reveal one participant's allocations per signed, audited request (services/unblinding.py);
+# anyone else gets 404
+BLINDED_ROLES = frozenset({"data_manager"})
 EMERGENCY_UNBLIND = frozenset({"data_manager", "admin"})
 
 NOT_FOUND = "participant not found"

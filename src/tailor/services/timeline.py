@@ -1,7 +1,8 @@
 """A participant's timeline for the pages: the record, its eligibility assessments, run-in,
-visits with windows and scores, allocations (as the caller's role may see them), adverse
-events, withdrawal and the next steps the coordinator can take. Built on the same service
-functions as the JSON API (and the same scope)."""
+visits with windows and scores, allocations (as the caller's role may see them; blinded roles
+get :func:`tailor.services.blinding.redact`'s view of the whole timeline), adverse events,
+withdrawal and the next steps the coordinator can take. Built on the same service functions
+as the JSON API (and the same scope)."""
 
 from __future__ import annotations
 
@@ -14,14 +15,13 @@ from tailor.db import Database
 from tailor.db import models as m
 from tailor.services import randomization, trial
 from tailor.services.admin import live_protocol
+from tailor.services.blinding import redact, tokens_in_session
 from tailor.services.context import RequestContext
 from tailor.services.scope import PARTICIPANT_READ, get_participant, require
 from tailor.services.trial import site_today
 from tailor.services.uow import in_transaction
 
-__all__ = ["BLINDED_ROLES", "participant_timeline"]
-
-BLINDED_ROLES = frozenset({"data_manager"})
+__all__ = ["participant_timeline"]
 
 
 def _details(db: Database, ctx: RequestContext, code: str) -> dict[str, Any]:
@@ -57,7 +57,8 @@ def _details(db: Database, ctx: RequestContext, code: str) -> dict[str, Any]:
                                     if s.response is not None), None),
             "first_visit": min(protocol.visits, key=lambda v: v.week).code,
             "visit_labels": {v.code: v.label for v in protocol.visits},
-            "n_stages": len(protocol.stages)}
+            "n_stages": len(protocol.stages),
+            "_tokens": tokens_in_session(db, session)}
 
     return in_transaction(db, ctx, run, write=False)
 
@@ -68,10 +69,8 @@ def participant_timeline(db: Database, ctx: RequestContext, code: str) -> dict[s
     view = trial.participant_view(db, ctx, code)
     visits = trial.visits_view(db, ctx, code)
     allocations = randomization.allocations_of(db, ctx, code)
-    if ctx.actor.role in BLINDED_ROLES:
-        allocations = [{"stage": a["stage"], "allocated_at": a["allocated_at"],
-                        "option": "concealed", "action": "concealed"} for a in allocations]
     details = _details(db, ctx, code)
+    tokens = details.pop("_tokens")
     status = view["status"]
     stages_done = {a["stage"] for a in allocations}
     steps: list[tuple[str, str]] = []
@@ -103,5 +102,5 @@ def participant_timeline(db: Database, ctx: RequestContext, code: str) -> dict[s
             steps.append(("Record an intolerance or adverse event", f"{base}/intolerance"))
         if status not in ("screen_failed", "run_in_failed", "visit0_failed"):
             steps.append(("Withdraw", f"{base}/withdraw"))
-    return {"participant": view, "visits": visits, "allocations": allocations,
-            "next_steps": steps, **details}
+    return redact({"participant": view, "visits": visits, "allocations": allocations,
+                   "next_steps": steps, **details}, ctx.actor, tokens)

@@ -17,6 +17,7 @@ from tailor.exceptions import ConflictError, InvalidFieldError, MissingFieldErro
 from tailor.protocol import Protocol
 from tailor.rules import check_eligibility, response_category
 from tailor.services.admin import ensure_writable, live_protocol
+from tailor.services.blinding import arm_tokens, redact, tokens_in_session
 from tailor.services.context import RequestContext, local_date
 from tailor.services.scope import (
     CORRECTION,
@@ -359,7 +360,7 @@ def record_visit_in(db: Database, ctx: RequestContext, session: Session, code: s
             select(m.DerivedScore).where(m.DerivedScore.visit_id == visit.id))}
         _set_score(session, visit, old, "response_category", category)
         out["response_category"] = category
-    return out
+    return redact(out, ctx.actor, arm_tokens(protocol))  # a data manager correcting Visit 0
 
 
 def visits_view(db: Database, ctx: RequestContext, code: str) -> list[dict[str, Any]]:
@@ -375,7 +376,7 @@ def visits_view(db: Database, ctx: RequestContext, code: str) -> list[dict[str, 
             out.append({"visit": v.code, "week": v.week, "target_date": v.target_date,
                         "window_start": v.window_start, "window_end": v.window_end,
                         "visit_date": v.visit_date, "status": v.status, "scores": scores})
-        return out
+        return redact(out, ctx.actor, tokens_in_session(db, session))
 
     return in_transaction(db, ctx, run, write=False)
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from tailor.db import Database
@@ -18,8 +19,32 @@ from tailor.web import schemas as s
 
 __all__ = ["router"]
 
-ERR = {"description": "error", "content": {"application/json": {"schema": {"type": "object"}}}}
-router = APIRouter(prefix="/api/v1", responses={
+def _query_names(dependant: Any) -> set[str]:
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+def no_unknown_query(request: Request) -> None:
+    """An undeclared query parameter is a 422 naming it (not silently ignored)."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None or not request.query_params:
+        return
+    known = _query_names(dependant)
+    unknown = [k for k in request.query_params if k not in known]
+    if unknown:
+        raise RequestValidationError([{"loc": ("query", k), "msg": "unknown query parameter",
+                                       "type": "extra_forbidden"} for k in unknown])
+
+
+ERR = {"description": "error: detail is a message, or a list of {loc, msg, type} per field",
+       "content": {"application/json": {"schema": {
+           "type": "object", "required": ["detail"], "properties": {"detail": {
+               "anyOf": [{"type": "string"}, {"type": "array", "items": {
+                   "type": "object", "required": ["loc", "msg", "type"]}}]}}}}}}
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(no_unknown_query)], responses={
     401: ERR, 403: ERR, 404: ERR, 409: ERR, 422: ERR, 429: ERR, 503: ERR})
 bearer = HTTPBearer(auto_error=False)
 Code = Annotated[str, Path(pattern=r"^P-[0-9A-Z]{4}-[0-9A-Z]{4}$")]
@@ -41,9 +66,27 @@ def context(request: Request, db: Annotated[Database, Depends(get_db)],
     if creds is None or not creds.credentials or len(creds.credentials) > 256:
         raise AuthenticationError("log in first (Authorization: Bearer <token>)")
     actor = auth_service.authenticate(db, creds.credentials)
+    request.state.actor = actor  # error bodies are redacted for blinded roles (errors.py)
     return RequestContext(actor, request_id=request.state.request_id, reason=reason or "")
 
 
+def _links(param: str, pointer: str, *targets: tuple[str, str]) -> dict[int | str, Any]:
+    """OpenAPI links from a 201 to the operations that take its ``param`` (for clients and for
+    schemathesis' stateful phase)."""
+    links = {f"{method}{path.replace('/', '_').replace('{', '').replace('}', '')}": {
+        "operationRef": "#/paths/" + ("/api/v1" + path).replace("/", "~1") + "/" + method,
+        "parameters": {param: f"$response.body#/{pointer}"}} for method, path in targets}
+    return {201: {"description": "created", "links": links}}
+
+
+PARTICIPANT_LINKS = _links("code", "id", *[
+    ("get", "/participants/{code}"), ("get", "/participants/{code}/visits"),
+    ("get", "/participants/{code}/allocations"), ("post", "/participants/{code}/screening"),
+    ("post", "/participants/{code}/enrol"), ("post", "/participants/{code}/run-in"),
+    ("post", "/participants/{code}/intolerance"), ("post", "/participants/{code}/withdrawal")])
+USER_LINKS = _links("username", "username", ("post", "/users/{username}/password"))
+PROTOCOL_LINKS = _links("content_hash", "content_hash",
+                        ("post", "/protocols/{content_hash}/go-live"))
 Ctx = Annotated[RequestContext, Depends(context)]
 Db = Annotated[Database, Depends(get_db)]
 
@@ -67,7 +110,7 @@ def logout(ctx: Ctx, db: Db,
     return Response(status_code=204)
 
 
-@router.get("/auth/me", tags=["auth"])
+@router.get("/auth/me", response_model=s.MeOut, tags=["auth"])
 def me(ctx: Ctx) -> dict[str, Any]:
     """Who the token belongs to."""
     a = ctx.actor
@@ -75,19 +118,19 @@ def me(ctx: Ctx) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- admin
-@router.get("/sites", tags=["admin"])
+@router.get("/sites", response_model=list[s.SiteOut], tags=["admin"])
 def sites(ctx: Ctx, db: Db) -> list[dict[str, Any]]:
     """Sites visible to the caller."""
     return admin.list_sites(db, ctx)
 
 
-@router.post("/sites", status_code=201, tags=["admin"])
+@router.post("/sites", status_code=201, response_model=s.SiteOut, tags=["admin"])
 def create_site(body: s.SiteIn, ctx: Ctx, db: Db) -> dict[str, Any]:
     """Create a site with its IANA time zone (admin)."""
     return admin.create_site(db, ctx, body.code, body.name, body.timezone)
 
 
-@router.post("/users", status_code=201, tags=["admin"])
+@router.post("/users", status_code=201, tags=["admin"], responses=USER_LINKS)
 def create_user(body: s.UserIn, ctx: Ctx, db: Db) -> dict[str, Any]:
     """Create a user with a role (admin)."""
     return admin.create_user(db, ctx, body.username, body.password, body.role, body.site)
@@ -101,13 +144,14 @@ def set_password(username: Annotated[str, Path(pattern=r"^[a-z][a-z0-9_.-]{2,63}
     return Response(status_code=204)
 
 
-@router.get("/protocols", tags=["admin"])
+@router.get("/protocols", response_model=list[s.ProtocolOut], tags=["admin"])
 def protocols(ctx: Ctx, db: Db) -> list[dict[str, Any]]:
     """Registered protocol versions."""
     return admin.list_protocols(db, ctx)
 
 
-@router.post("/protocols", status_code=201, tags=["admin"])
+@router.post("/protocols", status_code=201, response_model=s.ProtocolOut,
+             tags=["admin"], responses=PROTOCOL_LINKS)
 def register_protocol(body: s.ProtocolIn, ctx: Ctx, db: Db) -> dict[str, Any]:
     """Validate and register a protocol version (admin)."""
     return admin.register_protocol(db, ctx, body.yaml)
@@ -118,7 +162,7 @@ def register_protocol(body: s.ProtocolIn, ctx: Ctx, db: Db) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- participants
 @router.post("/participants", status_code=201, response_model=s.ParticipantOut,
-             tags=["participants"])
+             tags=["participants"], responses=PARTICIPANT_LINKS)
 def create_participant(body: s.ParticipantIn, ctx: Ctx, db: Db) -> dict[str, Any]:
     """Create a participant at the coordinator's site."""
     return trial.create_participant(db, ctx, consent_date=body.consent_date,
@@ -174,7 +218,8 @@ def record_visit(code: Code, visit: VisitCode, body: s.VisitIn, ctx: Ctx,
                               safety=dict(body.safety))
 
 
-@router.get("/participants/{code}/visits", tags=["participants"])
+@router.get("/participants/{code}/visits", response_model=list[s.VisitOut],
+            tags=["participants"])
 def visits(code: Code, ctx: Ctx, db: Db) -> list[dict[str, Any]]:
     """Visit schedule, windows and derived scores."""
     return trial.visits_view(db, ctx, code)
@@ -193,7 +238,8 @@ def randomize(code: Code, body: s.RandomizeIn, ctx: Ctx, db: Db, response: Respo
     return view | {"replayed": replayed}
 
 
-@router.get("/participants/{code}/allocations", tags=["randomization"])
+@router.get("/participants/{code}/allocations", response_model=list[s.AllocationView],
+            tags=["randomization"])
 def allocations(code: Code, ctx: Ctx, db: Db) -> list[dict[str, Any]]:
     """The participant's allocations (details only for statistician and admin)."""
     return randomization.allocations_of(db, ctx, code)
@@ -220,7 +266,7 @@ def stage_state(stage: Annotated[int, Path(ge=1, le=9)], ctx: Ctx, db: Db) -> di
     return randomization.stage_state_view(db, ctx, stage)
 
 
-@router.get("/audit", tags=["audit"])
+@router.get("/audit", response_model=list[s.AuditRowOut], tags=["audit"])
 def audit_trail(ctx: Ctx, db: Db,
                 entity: Annotated[str | None, Query(pattern=r"^[A-Za-z]{1,64}$")] = None,
                 after_seq: Annotated[int, Query(ge=0, le=2**62)] = 0,
@@ -229,9 +275,13 @@ def audit_trail(ctx: Ctx, db: Db,
     return audit.audit_trail(db, ctx, entity=entity, after_seq=after_seq, limit=limit)
 
 
-@router.get("/export/{shape}", tags=["export"])
+class CsvResponse(Response):
+    media_type = "text/csv"
+
+
+@router.get("/export/{shape}", tags=["export"], response_class=CsvResponse)
 def export(shape: Annotated[str, Path(pattern=r"^(wide|long|dictionary)$")], ctx: Ctx,
            db: Db) -> Response:
     """De-identified analysis export as CSV (statistician, admin)."""
     csv_text = exports.export_csv(db, ctx, shape, today=datetime.now().date())
-    return Response(csv_text, media_type="text/csv")
+    return CsvResponse(csv_text)

@@ -13,12 +13,13 @@ from tailor.db import Database
 from tailor.services.context import RequestContext
 from tailor.services.decide import DecisionInputError
 from tailor.services.decide import decide as decide_service
-from tailor.web.api import ERR, context, get_db
+from tailor.web.api import ERR, context, get_db, no_unknown_query
 
 __all__ = ["DecideIn", "router"]
 
-router = APIRouter(prefix="/api/v1", tags=["decision tool"], responses={
-    401: ERR, 403: ERR, 409: ERR, 422: ERR})
+router = APIRouter(prefix="/api/v1", tags=["decision tool"],
+                   dependencies=[Depends(no_unknown_query)], responses={
+    401: ERR, 403: ERR, 404: ERR, 409: ERR, 422: ERR, 429: ERR, 503: ERR})
 
 Items = dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,32}$")],
              Annotated[StrictInt, Field(ge=-1000, le=1000)] | None]

@@ -6,9 +6,11 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tailor.exceptions import (
     AllocationError,
@@ -22,6 +24,7 @@ from tailor.exceptions import (
     TailorError,
 )
 from tailor.services.auth import RateLimitedError
+from tailor.services.blinding import is_blinded, redact, tokens_for
 
 __all__ = ["install_error_handlers", "status_for"]
 
@@ -55,6 +58,15 @@ def _body(exc: TailorError, status: int) -> dict[str, object]:
     return {"detail": str(exc)}
 
 
+def _blinded(request: Request, body: dict[str, object]) -> dict[str, object]:
+    """The error body as the caller may see it (no arm tokens for blinded roles)."""
+    actor = getattr(request.state, "actor", None)
+    if actor is None or not is_blinded(actor):
+        return body
+    redacted: dict[str, object] = redact(body, actor, tokens_for(request.app.state.db))
+    return redacted
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(TailorError)
     async def _tailor(request: Request, exc: TailorError) -> JSONResponse:
@@ -65,7 +77,8 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         if status == 429:
             headers = {"Retry-After": "3600"}
-        return JSONResponse(_body(exc, status), status_code=status, headers=headers)
+        return JSONResponse(_blinded(request, _body(exc, status)), status_code=status,
+                            headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -73,7 +86,17 @@ def install_error_handlers(app: FastAPI) -> None:
         # token sent in the wrong field: keep where, what and why, never the value itself
         errors = [{k: v for k, v in e.items() if k not in ("input", "url")}
                   for e in exc.errors()]
-        return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+        return JSONResponse(_blinded(request, {"detail": jsonable_encoder(errors)}),
+                            status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        # a body that is not JSON at all is bad input like any other: 422 naming the body
+        # (Starlette's 400 is not part of the API's documented statuses)
+        if exc.status_code == 400:
+            return JSONResponse({"detail": [{"loc": ["body"], "msg": str(exc.detail),
+                                             "type": "json_invalid"}]}, status_code=422)
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(OperationalError)
     async def _busy(request: Request, exc: OperationalError) -> JSONResponse:

@@ -36,6 +36,7 @@ from tailor.exceptions import (
     TailorError,
 )
 from tailor.services import auth as auth_service
+from tailor.services.blinding import is_blinded, redact, tokens_for
 from tailor.services.context import Actor, RequestContext
 from tailor.services.scope import NOT_FOUND
 from tailor.web.errors import status_for
@@ -142,6 +143,8 @@ class Page:
 def render(request: Request, template: str, status_code: int = 200, *,
            page: Page | None = None, **context: Any) -> HTMLResponse:
     user = page.actor if page else None
+    if user is not None and is_blinded(user):  # forms, errors, tables: no arm tokens
+        context = redact(context, user, tokens_for(page.db if page else request.app.state.db))
     base = {"user": user, "nav": nav_for(user.role) if user else [],
             "csrf": page.csrf if page else "", "path": request.url.path}
     return TEMPLATES.TemplateResponse(request, template, base | context,
@@ -161,6 +164,7 @@ def page_user(request: Request) -> Page:
         raise LoginRequired(target) from None
     page = Page(request, db, RequestContext(actor, request_id=request.state.request_id), token)
     request.state.page = page
+    request.state.actor = actor  # error bodies are redacted for blinded roles (errors.py)
     return page
 
 

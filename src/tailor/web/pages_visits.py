@@ -15,6 +15,7 @@ from tailor.exceptions import NotFoundError, TailorError
 from tailor.rules import stage_options
 from tailor.services import randomization, timeline, trial
 from tailor.services.baseline import BASELINE_INSTRUMENTS, record_baseline
+from tailor.services.blinding import is_blinded
 from tailor.services.trial import WITHDRAWAL_REASONS
 from tailor.web.forms import (
     YES_NO,
@@ -99,7 +100,7 @@ def _response_summary(page: Page, data: dict[str, Any]) -> dict[str, Any] | None
     visit = _visit(data, data["decision_visit"])
     category = visit["scores"].get("response_category")
     stage1 = next((a for a in data["allocations"] if a["stage"] == 1), None)
-    if category is None or stage1 is None or stage1["option"] == "concealed":
+    if category is None or stage1 is None or is_blinded(page.actor):
         return {"category": category, "options": [], "assigned": None}
     protocol = protocol_of(page)
     latest = next((a for a in reversed(data["assessments"]) if a["eligible"]), None)

@@ -153,6 +153,64 @@ class AllocationOut(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+class AllocationView(BaseModel):
+    """An allocation as the caller's role may see it (details for statistician and admin;
+    the neutral marker for blinded roles)."""
+
+    stage: int
+    option: str
+    action: str
+    allocated_at: str
+    model_config = ConfigDict(extra="allow")
+
+
+class MeOut(BaseModel):
+    username: str
+    role: str
+    site: str | None
+
+
+class SiteOut(BaseModel):
+    code: str
+    name: str
+    timezone: str
+
+
+class ProtocolOut(BaseModel):
+    name: str
+    version: str
+    content_hash: str
+    live: bool
+    live_at: str | None
+
+
+class VisitOut(BaseModel):
+    visit: str
+    week: int
+    target_date: date
+    window_start: date
+    window_end: date
+    visit_date: date | None
+    status: str
+    scores: dict[str, str | None]
+
+
+class AuditRowOut(BaseModel):
+    seq: int
+    at: str
+    actor: str
+    role: str
+    site: str
+    action: str
+    entity: str
+    entity_id: str
+    field: str
+    old_value: str | None
+    new_value: str | None
+    request_id: str
+    reason: str
+
+
 class IntoleranceIn(_In):
     arm: Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]{0,15}$")] | None = None
     onset_date: ClinicalDate
