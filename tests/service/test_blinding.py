@@ -92,7 +92,10 @@ def get_urls(app: Any, codes: dict[str, str]) -> list[str]:
     """Every GET route of the app, with each participant, visit, stage and shape filled in."""
     fills = {"code": [*codes.values(), "P-0000-0000"], "visit": ["week0", "week12", "week24"],
              "stage": ["1", "2"], "shape": ["wide", "long", "dictionary"],
-             "content_hash": ["0" * 64], "username": ["dm"]}
+             "content_hash": ["0" * 64], "username": ["dm"],
+             "entity": ["Allocation", "AdverseEvent", "Participant", "DerivedScore"],
+             "record_id": ["1", "2", "3", "4", "5", "6"]}
+    queries = {"/api/v1/audit/asof/": "?at=999999999"}  # as of the latest audit row
     urls: list[str] = []
     for route in _routes(list(app.routes)):
         if not isinstance(route, APIRoute | Route) or "GET" not in (route.methods or ()):
@@ -101,15 +104,20 @@ def get_urls(app: Any, codes: dict[str, str]) -> list[str]:
         for name in re.findall(r"{(\w+)}", route.path):
             assert name in fills, f"no values for path parameter {name} in {route.path}"
             paths = [p.replace("{" + name + "}", v) for p in paths for v in fills[name]]
-        urls += paths
+        query = next((q for prefix, q in queries.items() if route.path.startswith(prefix)), "")
+        urls += [p + query for p in paths]
     return urls
 
 
 def scan_all(app: Any, codes: dict[str, str], user: str) -> tuple[dict[str, list[str]], int]:
-    api, pages = TestClient(app, raise_server_exceptions=False), \
-        TestClient(app, raise_server_exceptions=False)
+    api = TestClient(app, raise_server_exceptions=False)
+    # the session cookie is Secure (__Host-): only an https client gets it back
+    pages = TestClient(app, raise_server_exceptions=False, base_url="https://testserver")
     headers = api_login(api, user)
     page_login(pages, user)
+    home = pages.get("/")  # each role's home page, not the login form
+    assert home.status_code == 200 and "/login" not in str(home.url), \
+        "page login did not stick; the page scan would be vacuous"
     hits: dict[str, list[str]] = {}
     n = 0
     for url in get_urls(app, codes):
