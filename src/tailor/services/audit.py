@@ -136,6 +136,16 @@ def _conceal(ctx: RequestContext, entity: str, fields: dict[str, Any]) -> dict[s
     return {k: (CONCEALED if k in hidden and v is not None else v) for k, v in fields.items()}
 
 
+def _blind(db: Database, session: Session, ctx: RequestContext, entity: str,
+           fields: dict[str, Any]) -> dict[str, Any]:
+    """What ``ctx`` may see of a reconstructed record: allocation values concealed by role
+    (:func:`_conceal`), and for blinded roles any arm token elsewhere replaced (e.g. a
+    free-text field naming a treatment)."""
+    shown = _conceal(ctx, entity, fields)
+    return shown if entity == "Allocation" else redact(shown, ctx.actor,
+                                                       tokens_in_session(db, session))
+
+
 def _participant_id_of(session: Session, code: str) -> str:
     """A study code to the participant's id, from the audit trail (its create row)."""
     found = session.scalar(select(m.AuditLog.entity_id).where(
@@ -196,7 +206,6 @@ def record_as_of(db: Database, ctx: RequestContext, entity: str, entity_id: str,
                 "exists": exists, "deleted": last is not None and last.action == "delete",
                 "last_seq": last.seq if last else None,
                 "last_changed_at": last.at_utc if last else None,
-                "fields": redact(_conceal(ctx, name, fields), ctx.actor,
-                                 tokens_in_session(db, session)) if exists else {}}
+                "fields": _blind(db, session, ctx, name, fields) if exists else {}}
 
     return in_transaction(db, ctx, run, write=False)
