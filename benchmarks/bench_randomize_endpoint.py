@@ -85,15 +85,17 @@ async def paced(base: str, tokens: dict[str, str], jobs: list[Job], stage: int,
 
 
 async def clients(base: str, tokens: dict[str, str], jobs: list[Job], stage: int,
-                  rate: float, n_clients: int, seed: int = 7) -> list[tuple[float, int]]:
+                  rate: float, n_clients: int, seed: int = 7,
+                  poisson: bool = True) -> list[tuple[float, int]]:
     """``n_clients`` independent clients (one connection pool each) sending ``jobs`` at the
     arrival times of one Poisson process of ``rate`` requests/s (exponential gaps), dealt
     round-robin to the clients. Open loop: a client does not wait for its previous answer,
-    so slow answers are not hidden by fewer requests (no coordinated omission)."""
+    so slow answers are not hidden by fewer requests (no coordinated omission). With
+    ``poisson=False`` the arrivals are evenly spaced (1/rate apart)."""
     rng = random.Random(seed)
     arrivals, at = [], 0.0
     for _ in jobs:
-        at += rng.expovariate(rate)
+        at += rng.expovariate(rate) if poisson else 1.0 / rate
         arrivals.append(at)
 
     async def client(mine: list[tuple[float, Job]]) -> list[tuple[float, int]]:
@@ -123,6 +125,8 @@ def main() -> None:
     ap.add_argument("--url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     ap.add_argument("--mode", choices=["burst", "paced", "clients"], default="burst")
     ap.add_argument("--clients", type=int, default=32, help="clients: concurrent clients")
+    ap.add_argument("--arrivals", choices=["poisson", "regular"], default="poisson",
+                    help="clients: Poisson or evenly spaced arrivals")
     ap.add_argument("--rounds", type=int, default=10, help="burst rounds (G1: 200)")
     ap.add_argument("--rate", type=float, default=100.0, help="paced: requests per second")
     ap.add_argument("--requests", type=int, default=400, help="paced: number of requests")
@@ -165,7 +169,8 @@ def main() -> None:
                 results += asyncio.run(burst(base, tokens, jobs, args.stage))
             elif args.mode == "clients":
                 results += asyncio.run(clients(base, tokens, jobs, args.stage, args.rate,
-                                               args.clients))
+                                               args.clients,
+                                               poisson=args.arrivals == "poisson"))
             else:
                 results += asyncio.run(paced(base, tokens, jobs, args.stage, args.rate))
         elapsed = time.perf_counter() - t0
@@ -184,7 +189,8 @@ def main() -> None:
     timed_alloc = n_alloc - len(warm)
     lat_ms = sorted(x * 1000 for x, _ in results)
     p95 = lat_ms[int(0.95 * (len(lat_ms) - 1))]
-    print(f"backend={args.backend} mode={args.mode} stage={args.stage} "
+    shape = f" arrivals={args.arrivals} rate={args.rate:g}" if args.mode == "clients" else ""
+    print(f"backend={args.backend} mode={args.mode}{shape} stage={args.stage} "
           f"requests={len(statuses)} 2xx={ok} 5xx={sum(st >= 500 for st in statuses)} "
           f"allocations={n_alloc} doubles={len(dup)} lost={expected - n_alloc} "
           f"state_problems={len(problems)} chain_ok={chain_ok}")
