@@ -131,6 +131,7 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=100.0, help="paced: requests per second")
     ap.add_argument("--requests", type=int, default=400, help="paced: number of requests")
     ap.add_argument("--stage", type=int, choices=[1, 2], default=1)
+    ap.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     args = ap.parse_args()
     schema = None
     if args.backend == "sqlite":
@@ -153,7 +154,7 @@ def main() -> None:
         rounds = [[(users[i % 2], _participant(t, users[i % 2], args.stage))
                    for i in range(args.requests)]]
         expected = 32 + args.requests
-    proc, base = server.start(dbh, workers=2)
+    proc, base = server.start(dbh, workers=args.workers)
     rng = random.Random(1)
     results: list[tuple[float, int]] = []
     try:
