@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -59,7 +60,11 @@ def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
                          call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         given = request.headers.get("X-Request-ID", "")
         request.state.request_id = given if _REQ_ID.match(given) else uuid.uuid4().hex
+        started = time.perf_counter()
         response = await call_next(request)
+        # time spent in the app (W3C Server-Timing), so a client can tell queueing in front
+        # of the app from time inside it
+        response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1e3:.1f}"
         response.headers["X-Request-ID"] = request.state.request_id
         response.headers["Cache-Control"] = "no-store"
         return response
