@@ -15,44 +15,14 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from tailor.db.append_only import drop_append_only, install_append_only
+
 revision = '0002'
 down_revision = '0001'
 branch_labels = None
 depends_on = None
 
 TABLE = "signatures"
-
-
-def _install_append_only() -> None:
-    dialect = op.get_bind().dialect.name
-    if dialect == "sqlite":
-        for verb in ("UPDATE", "DELETE"):
-            op.execute(
-                f"CREATE TRIGGER {TABLE}_no_{verb.lower()} BEFORE {verb} ON {TABLE} "
-                f"BEGIN SELECT RAISE(ABORT, '{TABLE} is append-only: {verb} rejected'); END"
-            )
-    elif dialect == "postgresql":
-        # the function is created by 0001; re-created here so this revision stands alone
-        op.execute(
-            "CREATE OR REPLACE FUNCTION tailor_append_only() RETURNS trigger "
-            "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION "
-            "'% is append-only: % rejected', TG_TABLE_NAME, TG_OP "
-            "USING ERRCODE = 'insufficient_privilege'; END $$"
-        )
-        op.execute(f"CREATE TRIGGER {TABLE}_append_only BEFORE UPDATE OR DELETE ON {TABLE} "
-                   "FOR EACH ROW EXECUTE FUNCTION tailor_append_only()")
-        op.execute(f"CREATE TRIGGER {TABLE}_no_truncate BEFORE TRUNCATE ON {TABLE} "
-                   "FOR EACH STATEMENT EXECUTE FUNCTION tailor_append_only()")
-
-
-def _drop_append_only() -> None:
-    dialect = op.get_bind().dialect.name
-    if dialect == "sqlite":
-        for verb in ("update", "delete"):
-            op.execute(f"DROP TRIGGER IF EXISTS {TABLE}_no_{verb}")
-    elif dialect == "postgresql":
-        op.execute(f"DROP TRIGGER IF EXISTS {TABLE}_append_only ON {TABLE}")
-        op.execute(f"DROP TRIGGER IF EXISTS {TABLE}_no_truncate ON {TABLE}")
 
 
 def upgrade() -> None:
@@ -102,11 +72,11 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_notification_outbox_recipient_user_id'),
                               ['recipient_user_id'], unique=False)
 
-    _install_append_only()
+    install_append_only(TABLE)
 
 
 def downgrade() -> None:
-    _drop_append_only()
+    drop_append_only(TABLE)
     with op.batch_alter_table('notification_outbox', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_notification_outbox_recipient_user_id'))
     op.drop_table('notification_outbox')
