@@ -13,7 +13,7 @@ from tailor.db import ChainReport, Database, verify_chain
 from tailor.db import models as m
 from tailor.db.audit import AUDITED_ENTITIES, sign_head
 from tailor.exceptions import ConflictError, InvalidFieldError, NotFoundError
-from tailor.services.blinding import redact, tokens_in_session
+from tailor.services.blinding import CONCEALED, redact, tokens_in_session
 from tailor.services.context import RequestContext
 from tailor.services.scope import (
     ALLOCATION_DETAIL,
@@ -34,7 +34,6 @@ AS_OF_READ = AUDIT_READ | ALLOCATION_DETAIL | PARTICIPANT_WRITE
 _SITE_ALLOCATION_FIELDS = {"id", "participant_id", "stage", "option", "action",
                            "allocated_at"}
 _BLINDED_FIELDS = {"AdverseEvent": {"arm"}}
-CONCEALED = "<concealed>"
 NOT_FOUND = "record not found"
 
 
