@@ -345,7 +345,8 @@ def _loc(loc: tuple[Any, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif str(part).startswith(("function-", "literal[", "float", "str", "int", "tuple[")):
+        elif str(part) in ("float", "str", "int", "bool") or str(part).startswith(
+                ("function-", "literal[", "tuple[")):
             continue
         else:
             out += ("." if out else "") + str(part)
