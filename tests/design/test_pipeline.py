@@ -49,10 +49,16 @@ def test_design_scenario_maps_the_parameters() -> None:
     assert abs(dropout_intercept(0.2) + 2.75) < 0.05
     xs = [dropout_intercept(d) for d in (0.05, 0.1, 0.2, 0.4, 0.8)]
     assert xs == sorted(xs)
+    # negative effects reverse the modification; library worlds plan like any other
+    rev = design_scenario("amplifier-guitar", -1.0, 0.45, 0.2)
+    assert rev.effects.stage1["DUL"].amplifier == pytest.approx(-base.effects.stage1[
+        "DUL"].amplifier)
+    mood = design_scenario("mood", 0.5, 0.45, 0.2)
+    assert mood.effects.stage1["DUL"].terms[0].slope == pytest.approx(0.055)
 
 
 @pytest.mark.parametrize("params, message", [
-    ({"dropout": 0.95}, "dropout"), ({"n": 10}, "'n'"), ({"effect": -1}, "effect"),
+    ({"dropout": 0.95}, "dropout"), ({"n": 10}, "'n'"), ({"effect": 20}, "effect"),
     ({"scenario": "nope"}, "nope"), ({"folds": 1}, "folds"),
 ])
 def test_bad_parameters(params: dict[str, object], message: str) -> None:

@@ -118,7 +118,8 @@ def design_scenario(name: str, effect: float = 1.0, contraindication: float = 0.
                     dropout: float = 0.20) -> Scenario:
     """The scenario ``name`` adjusted by the design parameters.
 
-    ``effect`` multiplies every phenotype interaction (1: the scenario as written; 0: none);
+    ``effect`` multiplies every phenotype interaction (1: the scenario as written; 0: none;
+    negative: reversed);
     ``contraindication`` is the share of candidates who cannot take duloxetine
     (``population.dul_contraindicated``); ``dropout`` the share of week-24 PEG missing, mapped to
     the intercept of the scenario's MAR dropout hazard (:func:`dropout_intercept`).
@@ -150,12 +151,13 @@ def _population(protocol: str, scenario: str, effect: float, contraindication: f
                 dropout: float, n: int, inner: int) -> _Population:
     """A fixed population (seed 0) of the adjusted scenario with its standard regime values.
 
-    The trial-level site effects are set to their mean (0): a population value averages over
-    them, whereas one draw of 13 site effects would shift every population value by a common
-    offset of about 0.05 PEG."""
+    The trial-level site effects and site x arm effects are set to their mean (0): a
+    population value averages over them, whereas one draw of 13 site effects would shift every
+    population value by a common offset of about 0.05 PEG."""
     proto = _protocol(protocol)
-    scen = override_scenario(design_scenario(scenario, effect, contraindication, dropout),
-                             {"population.site_effect_sd": 0.0})
+    base = design_scenario(scenario, effect, contraindication, dropout)
+    scen = override_scenario(base, {"population.site_effect_sd": 0.0, **{
+        f"effects.stage1.{arm}.site_sd": 0.0 for arm in base.effects.stage1}})
     truth = population_truth(proto, scen, n=n, seed=0, oracle_inner=inner)
     return _Population(truth, _row(truth, "randomized"), _row(truth, "oracle"),
                        truth.value(_static_truth(STATIC_ARM)))
@@ -331,7 +333,7 @@ def best_pipeline(params: Mapping[str, Any], seed: np.random.SeedSequence) -> di
     """
     p = {**DEFAULTS, **params}
     n = int(number_param(p, "n", DEFAULTS["n"], 40, 1e6))
-    effect = number_param(p, "effect", DEFAULTS["effect"], 0, 10)
+    effect = number_param(p, "effect", DEFAULTS["effect"], -10, 10)
     contra = number_param(p, "contraindication", DEFAULTS["contraindication"], 0, 0.9)
     dropout = number_param(p, "dropout", DEFAULTS["dropout"], 0, 0.9)
     folds = int(number_param(p, "folds", DEFAULTS["folds"], 2, 10))
