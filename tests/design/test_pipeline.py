@@ -101,6 +101,14 @@ def test_metrics_in_range(tiny_study: pd.DataFrame) -> None:
     # the learned regime is not worse than random, nor far beyond the oracle, on the cohort
     assert res["share_of_oracle"].between(-0.5, 1.5).all()
     assert res["imbalance"].ge(0).all() and res["imbalance_eligible"].ge(0).all()
+    # validation metrics (docs/validation.md): discovery shares and family-wise flags
+    for m in ("q_discovery_power", "tree_discovery_power"):
+        assert res[m].dropna().between(0, 1).all(), m
+    for m in ("q_false_discovery", "tree_false_discovery"):
+        assert res[m].dropna().isin([0.0, 1.0]).all(), m
+    assert res.loc[res["scenario"] == "null", "q_discovery_power"].isna().all()  # no modifier
+    np.testing.assert_allclose(res["deployed_minus_best_single"],
+                               res["deployed_value"] - res["best_single_value"])
     # interaction test: the null scenario has no A1 x amplifier effect, so its p-values are
     # valid p-values (nothing about their size is checked over 3 replicates)
     assert res.loc[res["scenario"] == "null", "interaction_p"].between(0, 1).all()

@@ -28,8 +28,8 @@ from typing import Protocol as TypingProtocol
 
 import numpy as np
 
-__all__ = ["DOMAINS", "OPTIONAL_BLOCK", "VARIABLES", "Variable", "term_bounds", "term_values",
-           "zscore"]
+__all__ = ["DOMAINS", "OPTIONAL_BLOCK", "VARIABLES", "Variable", "domain_of", "measured_domains",
+           "term_bounds", "term_values", "zscore"]
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def _v(name: str, column: str, low: float, high: float, centre: float, scale: fl
 
 
 VARIABLES: dict[str, Variable] = {v.name: v for v in (
-    _v("C", "_C", -3, 3, 0.0, 1.0, "amplifier", "latent central sensitization (standardized)",
+    _v("C", "_C", -3, 3, 0.0, 1.0, "widespread", "latent central sensitization (standardized)",
        latent=True),
     _v("P", "_P", -3, 3, 0.0, 1.0, "peripheral", "latent peripheral/mechanical factor",
        latent=True),
@@ -108,6 +108,32 @@ OPTIONAL_BLOCK = tuple(v.column for v in VARIABLES.values() if v.optional)
 design for ``population.optional_missing`` of participants (BEST: about 37%)."""
 
 DOMAINS = tuple(dict.fromkeys(v.domain for v in VARIABLES.values()))
+
+MEASURED_DOMAINS = {"peripheral": ("imaging", "biomechanics")}
+"""Domains of measured proxies of a latent domain (``P`` shows through MRI and biomechanics;
+``C`` and ``M`` share their domains with their proxies)."""
+
+ALIASES = {"peg_baseline": "peg", "peg_screening": "peg", "pain_ge5": "peg", "sex": "female",
+           "opioid": "opioid_use", "depression": "promis_depression_t",
+           "phenotype": "amplifier_index", "phenotype_label": "amplifier_index",
+           "fm2016_met": "fibromyalgianess"}
+"""Wide-table columns that are another name (or a cut) of a catalogue variable."""
+
+
+def domain_of(column: str) -> str | None:
+    """The domain of a variable or wide-table column (None when it is not a baseline one)."""
+    name = ALIASES.get(column, column)
+    if name in VARIABLES:
+        return VARIABLES[name].domain
+    return next((v.domain for v in VARIABLES.values() if v.column == name), None)
+
+
+def measured_domains(domains: set[str]) -> set[str]:
+    """The domains in which a modifier from ``domains`` can be named (latent -> proxies)."""
+    out: set[str] = set()
+    for d in domains:
+        out.update(MEASURED_DOMAINS.get(d, (d,)))
+    return out
 
 
 class TermLike(TypingProtocol):
