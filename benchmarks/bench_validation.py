@@ -12,12 +12,14 @@ and ``results/validation.html`` (one heat map per metric: rows worlds, columns m
 The full setting (``--replicates 200 --generated 100``) is several CPU-days on 2 cores (see
 the note in the results); ``--reduced`` is a time-boxed smoke run of the same matrix.
 
-Usage: ``python benchmarks/bench_validation.py --reduced [--workers 2] [--dir D]``
+Usage: ``python benchmarks/bench_validation.py --reduced [--workers 2 | --dask-scheduler ADDR]
+[--dir D]``
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -26,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, machine, write_result
 
-from tailor.design.execution import LocalBackend, run_study
+from tailor.design.execution import DaskBackend, LocalBackend, run_study
 from tailor.design.grid import Cell
 from tailor.design.pipeline import best_pipeline
 from tailor.design.summary import summarize
@@ -46,17 +48,18 @@ def _markdown(df) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reduced", action="store_true",
-                    help="time-boxed: 6 replicates, 4 generated worlds, population 5,000")
+                    help="time-boxed: 4 replicates, 4 generated worlds, population 4,000")
     ap.add_argument("--replicates", type=int, default=200)
     ap.add_argument("--generated", type=int, default=100)
     ap.add_argument("--truth-n", type=int, default=20_000)
     ap.add_argument("--sizes", default="400,805")
     ap.add_argument("--worlds", default="", help="comma-separated library worlds (default all)")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--dask-scheduler", default="", help="run on a Dask cluster at ADDR")
     ap.add_argument("--dir", default=str(Path(__file__).resolve().parent / ".validation"))
     args = ap.parse_args()
     if args.reduced:
-        args.replicates, args.generated, args.truth_n = 6, 4, 5_000
+        args.replicates, args.generated, args.truth_n = 4, 4, 4_000
     folder = Path(args.dir)
     folder.mkdir(parents=True, exist_ok=True)
     library = [w for w in args.worlds.split(",") if w] or list(builtin_scenarios())
@@ -68,27 +71,36 @@ def main() -> None:
     cells += [Cell.of({**fixed, "scenario": str(p), "n": 805}) for p in paths]
     command = "python benchmarks/bench_validation.py " + " ".join(sys.argv[1:])
     load0 = os.getloadavg()[0]
+    timing_file = folder / "timing.json"
+    timing = json.loads(timing_file.read_text()) if timing_file.is_file() else {
+        "seconds": 0.0, "replicates": 0, "loads": []}
     t0 = time.perf_counter()
     study = run_study(best_pipeline, cells, replicates=args.replicates, seed=13,
                       checkpoint=folder / "checkpoint.jsonl",
-                      backend=LocalBackend(args.workers))
-    wall = time.perf_counter() - t0
+                      backend=DaskBackend(args.dask_scheduler) if args.dask_scheduler
+                      else LocalBackend(args.workers))
     load1 = os.getloadavg()[0]
+    timing["seconds"] += time.perf_counter() - t0 if study.ran else 0.0
+    timing["replicates"] += study.ran
+    timing["loads"] += [round(load0, 2), round(load1, 2)] if study.ran else []
+    timing_file.write_text(json.dumps(timing))
+    wall, ran = timing["seconds"], max(1, timing["replicates"])
     summary = summarize(study, params=["scenario", "n"])
     summary["scenario"] = [Path(s).stem if s.endswith(".yaml") else s
                            for s in summary["scenario"]]
     table = validation_table(summary)
     table.to_csv(RESULTS / "validation.csv", index=False)
-    load = f"{load0:.2f} at start, {load1:.2f} at end (2 cores shared)"
-    per_rep = wall * args.workers / max(1, len(cells) * args.replicates)
+    load = (f"{', '.join(map(str, timing['loads']))} (1-minute load averages at the start and "
+            "end of each invocation that ran replicates; 2 cores shared with other sessions)")
+    per_rep = wall * args.workers / ran
     full_reps = (len(library) * 2 * 200 + 100 * 200)
-    note = (f"{len(cells)} cells x {args.replicates} replicates in {wall:.0f} s wall on "
+    note = (f"{len(cells)} cells x {args.replicates} replicates ({ran} run) in {wall:.0f} s wall on "
             f"{args.workers} workers ({per_rep:.1f} CPU-s a replicate under this load). The full "
             f"setting ({len(library)} library worlds x 2 n x 200 replicates + 100 generated "
             f"worlds x 200 at n = 805 = {full_reps:,} replicates) would take about "
             f"{full_reps * per_rep / args.workers / 3600:.0f} h on this machine; it was NOT "
-            "run. With 6 replicates a cell the Monte-Carlo errors are large (a coverage of "
-            "5/6 has an MC SE of 0.15): read the reduced run as a smoke test of the matrix, "
+            "run. With few replicates a cell the Monte-Carlo errors are large (a coverage of "
+            "3/4 has an MC SE of 0.22): read the reduced run as a smoke test of the matrix, "
             "not as its result.")
     (RESULTS / "validation.html").write_text(render_html(
         table, command=command, replicates=args.replicates, load=load, note=note),

@@ -373,7 +373,10 @@ def best_pipeline(params: Mapping[str, Any], seed: np.random.SeedSequence) -> di
       stage-1 modifiers (``truth.modifiers``; a latent factor counts through its proxies'
       domains) that the method names (Q-learning: the amplifier index when
       ``interaction_reject``; the tree: the domains of its split variables);
-      ``*_false_discovery``: 1 when it names any other domain (family-wise).
+      ``*_false_discovery``: 1 when it names any other domain (family-wise). The tree uses
+      only the features observed for everyone (in a world with planned missingness it never
+      sees the optional phenotyping block, whose missing-data handling belongs to the
+      analysis, not to this lean pipeline).
 
     A metric is NaN when its analysis step cannot be fitted to that trial (e.g. an option
     nobody received at a small N); the summary's ``n_ok`` counts the others.
@@ -465,7 +468,9 @@ def best_pipeline(params: Mapping[str, Any], seed: np.random.SeedSequence) -> di
             scores = dr_scores(wide, ql, outcome=OUTCOME, stage=1, propensities=PROPENSITIES,
                                weights=w, folds=folds, random_state=int(rng.integers(2**31)))
             usable = scores.feasible.any(axis=1)
-            features = list(plan.tree_features)
+            # features missing for anyone (the optional phenotyping block when skipped by
+            # design) are left out: the policy tree needs complete features
+            features = [f for f in plan.tree_features if wide[f].notna().all()]
             tree = PolicyTree(depth=plan.tree_depth,
                               min_node_size=plan.tree_min_node_size).fit(
                 wide.loc[np.asarray(usable, dtype=bool), features],

@@ -182,7 +182,21 @@ class Population(_Model):
         return self
 
 
-class ArmEffect(_Model):
+class _Modified(_Model):
+    """An effect with modifiers: the latent-factor shorthands and a list of terms."""
+
+    amplifier: float = 0.0
+    peripheral: float = 0.0
+    terms: tuple[Term, ...] = ()
+
+    def all_terms(self) -> tuple[Term, ...]:
+        """``terms`` with the ``amplifier`` / ``peripheral`` shorthands as linear terms."""
+        short = tuple(Term(variable=v, slope=s) for v, s in (("C", self.amplifier),
+                                                            ("P", self.peripheral)) if s != 0)
+        return short + self.terms
+
+
+class ArmEffect(_Modified):
     """Mean relative PEG improvement at week 12 on one arm, and its effect modifiers.
 
     improvement = mean + amplifier * C + peripheral * P + sum of ``terms`` + the arm's site
@@ -191,16 +205,7 @@ class ArmEffect(_Model):
     """
 
     mean: float
-    amplifier: float = 0.0
-    peripheral: float = 0.0
-    terms: tuple[Term, ...] = ()
     site_sd: float = Field(default=0.0, ge=0)
-
-    def all_terms(self) -> tuple[Term, ...]:
-        """``terms`` with the ``amplifier`` / ``peripheral`` shorthands as linear terms."""
-        short = tuple(Term(variable=v, slope=s) for v, s in (("C", self.amplifier),
-                                                            ("P", self.peripheral)) if s != 0)
-        return short + self.terms
 
     @model_validator(mode="after")
     def _in_range(self) -> ArmEffect:
@@ -208,7 +213,7 @@ class ArmEffect(_Model):
         return self
 
 
-class StageTwoAdjustment(_Model):
+class StageTwoAdjustment(_Modified):
     """An extra stage-2 effect for options matching every given key (option, action, arms ...)."""
 
     option: str | None = None
@@ -217,15 +222,6 @@ class StageTwoAdjustment(_Model):
     adds: str | None = None
     category: Literal["excellent", "good", "medium", "bad"] | None = None
     effect: float = 0.0
-    amplifier: float = 0.0
-    peripheral: float = 0.0
-    terms: tuple[Term, ...] = ()
-
-    def all_terms(self) -> tuple[Term, ...]:
-        """``terms`` with the ``amplifier`` / ``peripheral`` shorthands as linear terms."""
-        short = tuple(Term(variable=v, slope=s) for v, s in (("C", self.amplifier),
-                                                            ("P", self.peripheral)) if s != 0)
-        return short + self.terms
 
     @model_validator(mode="after")
     def _in_range(self) -> StageTwoAdjustment:
