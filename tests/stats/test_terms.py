@@ -204,3 +204,22 @@ def test_parse_scenario_accepts_with_alias_and_round_trips():
     scen = load_scenario("stage2-only")
     again = parse_scenario(scen.model_dump(mode="python", by_alias=True))
     assert again == scen.model_copy(update={"source": None})
+
+
+def test_intolerance_and_dropout_terms_by_hand():
+    from tailor.protocol import load_protocol
+    from tailor.stats.generative import OutcomeModel
+    from tailor.stats.simulation import _dropout_terms
+
+    scen = override_scenario(load_scenario("opioid"), {
+        "dropout.terms": [{"variable": "age", "slope": 0.5},
+                          {"variable": "phq9", "form": "threshold", "cut": 10, "slope": 1.0}]})
+    model = OutcomeModel.build(load_protocol("best"), scen)
+    base = {"_C": np.zeros(3), "_P": np.zeros(3), "opioid_use": np.array([0.0, 1.0, 1.0]),
+            "phq9": np.array([5.0, 10.0, 20.0]), "age": np.array([52.0, 66.0, 38.0])}
+    q = model.intolerance(model.design(base))
+    dul = model.arms.index("DUL")
+    logit = np.log(0.15 / 0.85) + 0.8 * base["opioid_use"]
+    assert q[:, dul] == pytest.approx(1 / (1 + np.exp(-logit)))
+    assert q[:, model.arms.index("ESC")] == pytest.approx(0.01)  # no terms: unchanged
+    assert _dropout_terms(scen, base) == pytest.approx([0.0, 0.5 + 1.0, -0.5 + 1.0])
