@@ -223,3 +223,35 @@ def test_intolerance_and_dropout_terms_by_hand():
     assert q[:, dul] == pytest.approx(1 / (1 + np.exp(-logit)))
     assert q[:, model.arms.index("ESC")] == pytest.approx(0.01)  # no terms: unchanged
     assert _dropout_terms(scen, base) == pytest.approx([0.0, 0.5 + 1.0, -0.5 + 1.0])
+
+
+def test_stage2_terms_by_hand():
+    """A stage-2 term acts on exactly the matching options (adding or switching to DUL after
+    a bad week-12 response), by the hand-computed amount."""
+    from tailor.protocol import load_protocol
+    from tailor.stats.generative import CATEGORIES, OutcomeModel
+
+    proto = load_protocol("best")
+    base_s = load_scenario("strict-null")
+    with_t = override_scenario(base_s, {"effects.stage2.adjustments": [
+        {"adds": "DUL", "category": "bad",
+         "terms": [{"variable": "phq9", "slope": 0.1},
+                   {"variable": "opioid_use", "form": "threshold", "cut": 1, "slope": -0.2}]}]})
+    m0, m1 = OutcomeModel.build(proto, base_s), OutcomeModel.build(proto, with_t)
+    base = {"_C": np.zeros(2), "_P": np.zeros(2), "phq9": np.array([22.5, 2.5]),
+            "opioid_use": np.array([1.0, 0.0])}
+    k = len(m0.arms)
+    tau = np.full((2, k), 0.22)
+    for ci, cat in enumerate(CATEGORIES):
+        cats = np.full((2, k), ci)
+        d = (m1.stage2_all(tau, tau, cats, np.ones(2), m1.design(base), np.zeros((2, k)))
+             - m0.stage2_all(tau, tau, cats, np.ones(2), m0.design(base), np.zeros((2, k))))
+        to_dul = m1.partner == m1.arms.index("DUL")
+        expected = np.array([0.1 * 3 - 0.2, 0.1 * -1.0])  # z(phq9) = (x - 7.5) / 5
+        for i in range(2):
+            got = np.nan_to_num(d[i])
+            if cat == "bad":
+                assert got[to_dul] == pytest.approx(expected[i])
+            else:
+                assert np.abs(got[to_dul]).max() == 0
+            assert np.abs(got[~to_dul]).max() == 0

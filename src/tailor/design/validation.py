@@ -190,8 +190,10 @@ def render_html(table: pd.DataFrame, *, command: str, replicates: int, load: str
                     continue
                 r = hit.iloc[0]
                 miss = " class='miss'" if r["met"] is False else ""
+                text = (f"{r['mean']:.3f} &plusmn; {r['mc_se']:.3f}" if np.isfinite(r["mean"])
+                        else "undefined")
                 cells.append(f"<td{miss} style='background:{_colour(r['mean'], lo, hi)}'>"
-                             f"{r['mean']:.3f} &plusmn; {r['mc_se']:.3f}</td>")
+                             f"{text}</td>")
             parts.append(f"<tr><th>{html.escape(str(world))}</th>{''.join(cells)}</tr>")
         parts.append("</table>")
     parts.append("<h2>The table behind it</h2>")
