@@ -63,3 +63,13 @@ def test_validation_table_names_the_misses_and_renders_a_heat_map():
                        load="1.0")
     assert page.count("<h2>") == len(set(table["metric"])) + 1
     assert "class='miss'" in page and "bench_validation.py" in page
+
+
+def test_wilson_matches_statsmodels():
+    from statsmodels.stats.proportion import proportion_confint
+
+    from tailor.design.validation import wilson
+
+    for k, n in ((3, 4), (0, 4), (190, 200), (4, 4)):
+        lo, hi = proportion_confint(k, n, alpha=0.05, method="wilson")
+        assert wilson(k / n, n) == pytest.approx((lo, hi), abs=1e-3)
