@@ -49,10 +49,16 @@ def test_design_scenario_maps_the_parameters() -> None:
     assert abs(dropout_intercept(0.2) + 2.75) < 0.05
     xs = [dropout_intercept(d) for d in (0.05, 0.1, 0.2, 0.4, 0.8)]
     assert xs == sorted(xs)
+    # negative effects reverse the modification; library worlds plan like any other
+    rev = design_scenario("amplifier-guitar", -1.0, 0.45, 0.2)
+    assert rev.effects.stage1["DUL"].amplifier == pytest.approx(-base.effects.stage1[
+        "DUL"].amplifier)
+    mood = design_scenario("mood", 0.5, 0.45, 0.2)
+    assert mood.effects.stage1["DUL"].terms[0].slope == pytest.approx(0.055)
 
 
 @pytest.mark.parametrize("params, message", [
-    ({"dropout": 0.95}, "dropout"), ({"n": 10}, "'n'"), ({"effect": -1}, "effect"),
+    ({"dropout": 0.95}, "dropout"), ({"n": 10}, "'n'"), ({"effect": 20}, "effect"),
     ({"scenario": "nope"}, "nope"), ({"folds": 1}, "folds"),
 ])
 def test_bad_parameters(params: dict[str, object], message: str) -> None:
@@ -95,6 +101,14 @@ def test_metrics_in_range(tiny_study: pd.DataFrame) -> None:
     # the learned regime is not worse than random, nor far beyond the oracle, on the cohort
     assert res["share_of_oracle"].between(-0.5, 1.5).all()
     assert res["imbalance"].ge(0).all() and res["imbalance_eligible"].ge(0).all()
+    # validation metrics (docs/validation.md): discovery shares and family-wise flags
+    for m in ("q_discovery_power", "tree_discovery_power"):
+        assert res[m].dropna().between(0, 1).all(), m
+    for m in ("q_false_discovery", "tree_false_discovery"):
+        assert res[m].dropna().isin([0.0, 1.0]).all(), m
+    assert res.loc[res["scenario"] == "null", "q_discovery_power"].isna().all()  # no modifier
+    np.testing.assert_allclose(res["deployed_minus_best_single"],
+                               res["deployed_value"] - res["best_single_value"])
     # interaction test: the null scenario has no A1 x amplifier effect, so its p-values are
     # valid p-values (nothing about their size is checked over 3 replicates)
     assert res.loc[res["scenario"] == "null", "interaction_p"].between(0, 1).all()

@@ -280,8 +280,10 @@ def test_scenario_overrides_and_effect_scaling():
         assert half.effects.stage1[arm].amplifier == pytest.approx(eff.amplifier)
         assert half.effects.stage1[arm].peripheral == pytest.approx(eff.peripheral)
         assert flat.effects.stage1[arm].amplifier == 0.0
-    with pytest.raises(ScenarioError, match=">= 0"):
-        scale_effect_modification(base, -1.0)
+    reverse = scale_effect_modification(base, -1.0)  # negative effects allowed: reversed
+    for arm, eff in base.effects.stage1.items():
+        assert reverse.effects.stage1[arm].amplifier == pytest.approx(-eff.amplifier)
+        assert reverse.effects.stage1[arm].mean == eff.mean
 
 
 def test_long_table_can_be_skipped():

@@ -94,11 +94,13 @@ def design(
     pipeline: str = typer.Option("best", help="Replicate pipeline: " + ", ".join(REPLICATES)
                                  + " (best: the full two-stage BEST pipeline; best-stage1: "
                                  "the fast stage-1 planning model)."),
-    scenario: str = typer.Option("amplifier-guitar", help="Scenario(s), comma-separated."),
+    scenario: str = typer.Option("amplifier-guitar", help="Scenario(s), comma-separated: "
+                                 "built-in or library names, or YAML files (e.g. generated "
+                                 "by `tailor simulate worlds`)."),
     n: str = typer.Option("400,805,1200", help="Sample sizes, comma-separated."),
-    effect: str | None = typer.Option(None, help="Effect-modification strength(s) (best: "
-                                      "multiplier of the scenario's, default 1; best-stage1: "
-                                      "PEG points per SD, default 0.5)."),
+    effect: str | None = typer.Option(None, help="Effect-modification strength(s): multiplier "
+                                      "of the scenario's (default 1; 0 none, negative "
+                                      "reversed)."),
     contraindication: str | None = typer.Option(None, help="Duloxetine contraindication "
                                                 "rate(s) (default 0.45)."),
     dropout: str | None = typer.Option(None, help="Share(s) of week-24 outcomes missing "

@@ -1,4 +1,5 @@
-"""`tailor simulate trial|scenarios|values`: simulated BEST-like trials with the truth known."""
+"""`tailor simulate trial|scenarios|values|worlds`: simulated BEST-like trials with the truth
+known, and generated worlds."""
 
 from __future__ import annotations
 
@@ -63,3 +64,22 @@ def values(
             "share_medium", "share_good", "share_excellent"]
     Console().print(df[cols].to_string(index=False, float_format=lambda x: f"{x:.3f}"),
                     highlight=False)
+
+
+@app.command("worlds")
+def worlds(
+    count: int = typer.Option(100, min=1, help="Number of worlds to draw."),
+    seed: int = typer.Option(1, help="Seed; the same seed gives the same worlds."),
+    out: Path = typer.Option(..., "--out", help="Output folder for the scenario files."),
+    ranges: Path | None = typer.Option(None, help="Ranges YAML (default: the built-in "
+                                                  "scenarios/ranges/default.yaml)."),
+) -> None:
+    """Draw random worlds (scenario files) from declared ranges; write them and manifest.csv."""
+    from tailor.stats.worlds import generate_worlds, load_ranges, write_worlds
+
+    spec = load_ranges(ranges)
+    drawn, manifest = generate_worlds(spec, count=count, seed=seed)
+    paths = write_worlds(drawn, manifest, out)
+    nulls = int((manifest["stage"] == "none").sum())
+    Console().print(f"{len(paths)} worlds written to {out} ({nulls} null worlds); true "
+                    f"modifiers in {Path(out) / 'manifest.csv'}", highlight=False)

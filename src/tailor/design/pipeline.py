@@ -56,6 +56,7 @@ from tailor.stats.scenarios import (
 )
 from tailor.stats.simulation import population_truth, simulate_trial
 from tailor.stats.truth import Regime, Truth, random_regime
+from tailor.stats.variables import domain_of, measured_domains
 
 __all__ = ["DEFAULTS", "EMBEDDED", "METRICS", "STATIC_ARM", "best_pipeline", "design_scenario",
            "dropout_intercept"]
@@ -92,7 +93,10 @@ METRICS = (
     "interaction_q_reject", "regime_p", "regime_reject", "regime_diff",
     *(f"{v}_{m}" for v in ("static", "randomized", "learned")
       for m in ("covered", "covered_cohort", "error", "se")),
-    "imbalance", "imbalance_eligible", "guess_rate", "missing_w24")
+    "imbalance", "imbalance_eligible", "guess_rate", "missing_w24",
+    "gain_captured", "gain_captured_peg", "deployed_minus_best_single", "tree_gain_captured",
+    "tree_minus_best_single", "best_single_value", "oracle_value", "deployed_value",
+    "q_discovery_power", "q_false_discovery", "tree_discovery_power", "tree_false_discovery")
 """Every metric :func:`best_pipeline` returns, in order (NaN where a step could not be fitted)."""
 # Dropout: the scenario's per-visit logit hazard has 4 visits up to week 24; the offset makes
 # 1 - (1 - h)^4 match the simulated share of missing week-24 PEG (intercept -2.75 -> 20.3%;
@@ -118,7 +122,8 @@ def design_scenario(name: str, effect: float = 1.0, contraindication: float = 0.
                     dropout: float = 0.20) -> Scenario:
     """The scenario ``name`` adjusted by the design parameters.
 
-    ``effect`` multiplies every phenotype interaction (1: the scenario as written; 0: none);
+    ``effect`` multiplies every phenotype interaction (1: the scenario as written; 0: none;
+    negative: reversed);
     ``contraindication`` is the share of candidates who cannot take duloxetine
     (``population.dul_contraindicated``); ``dropout`` the share of week-24 PEG missing, mapped to
     the intercept of the scenario's MAR dropout hazard (:func:`dropout_intercept`).
@@ -150,12 +155,13 @@ def _population(protocol: str, scenario: str, effect: float, contraindication: f
                 dropout: float, n: int, inner: int) -> _Population:
     """A fixed population (seed 0) of the adjusted scenario with its standard regime values.
 
-    The trial-level site effects are set to their mean (0): a population value averages over
-    them, whereas one draw of 13 site effects would shift every population value by a common
-    offset of about 0.05 PEG."""
+    The trial-level site effects and site x arm effects are set to their mean (0): a
+    population value averages over them, whereas one draw of 13 site effects would shift every
+    population value by a common offset of about 0.05 PEG."""
     proto = _protocol(protocol)
-    scen = override_scenario(design_scenario(scenario, effect, contraindication, dropout),
-                             {"population.site_effect_sd": 0.0})
+    base = design_scenario(scenario, effect, contraindication, dropout)
+    scen = override_scenario(base, {"population.site_effect_sd": 0.0, **{
+        f"effects.stage1.{arm}.site_sd": 0.0 for arm in base.effects.stage1}})
     truth = population_truth(proto, scen, n=n, seed=0, oracle_inner=inner)
     return _Population(truth, _row(truth, "randomized"), _row(truth, "oracle"),
                        truth.value(_static_truth(STATIC_ARM)))
@@ -264,6 +270,39 @@ def _share(v: float, v_random: float, v_oracle: float) -> float:
     return (v - v_random) / gain if abs(gain) > 1e-9 else float("nan")
 
 
+def _best_single(truth: Truth) -> tuple[float, float]:
+    """The truly best static first treatment (stage 2 as randomized) on the cohort: its
+    week-24 responder rate, and the best mean week-24 PEG of a static first treatment."""
+    v = truth.values
+    static = v[v["regime"].str.startswith("always ")]
+    return float(static["responder_w24"].max()), float(static["mean_peg_w24"].min())
+
+
+def _true_domains(truth: Truth) -> set[str]:
+    """Domains in which a true stage-1 modifier can be named (latent factors -> proxies)."""
+    m = truth.modifiers
+    if m.empty:
+        return set()
+    hit = m[(m["stage"] == "stage1") & m["modifies_contrast"] & (m["variable"] != "site")]
+    return measured_domains(set(hit["domain"]))
+
+
+def _split_features(node: Mapping[str, Any]) -> set[str]:
+    """The features a fitted policy tree (``tree_``) splits on."""
+    if "feature" not in node:
+        return set()
+    return {str(node["feature"])} | _split_features(node["left"]) | _split_features(
+        node["right"])
+
+
+def _discovery(prefix: str, named: set[str], true: set[str]) -> dict[str, float]:
+    """Share of the true modifier domains named (NaN without one) and whether any other
+    domain was named (a family-wise false discovery)."""
+    power = len(named & true) / len(true) if true else NAN
+    return {f"{prefix}_discovery_power": power,
+            f"{prefix}_false_discovery": float(bool(named - true))}
+
+
 def _interaction_p(fit: QLearningResult) -> float:
     """Joint Wald test (chi-square) of the stage-1 ``A1[..]:amplifier_index`` terms."""
     st = fit.stage(1)
@@ -325,13 +364,26 @@ def best_pipeline(params: Mapping[str, Any], seed: np.random.SeedSequence) -> di
     * ``imbalance`` (max - min stage-1 arm totals), ``imbalance_eligible`` (among those
       eligible for every arm), ``guess_rate`` (mean largest stage-1 allocation probability),
       ``missing_w24`` (share of week-24 PEG missing).
+    * ``gain_captured`` / ``_peg`` (``tree_gain_captured``): (V(deployed) - V(best single)) /
+      (V(oracle) - V(best single)) on the cohort, the best single treatment being the truly
+      best static first treatment with stage 2 as randomized (``docs/validation.md``);
+      ``deployed_minus_best_single`` (``tree_minus_best_single``) the difference in responder
+      rate; ``best_single_value``, ``oracle_value``, ``deployed_value`` (responder rates).
+    * ``q_discovery_power`` / ``tree_discovery_power``: the share of the domains of the true
+      stage-1 modifiers (``truth.modifiers``; a latent factor counts through its proxies'
+      domains) that the method names (Q-learning: the amplifier index when
+      ``interaction_reject``; the tree: the domains of its split variables);
+      ``*_false_discovery``: 1 when it names any other domain (family-wise). The tree uses
+      only the features observed for everyone (in a world with planned missingness it never
+      sees the optional phenotyping block, whose missing-data handling belongs to the
+      analysis, not to this lean pipeline).
 
     A metric is NaN when its analysis step cannot be fitted to that trial (e.g. an option
     nobody received at a small N); the summary's ``n_ok`` counts the others.
     """
     p = {**DEFAULTS, **params}
     n = int(number_param(p, "n", DEFAULTS["n"], 40, 1e6))
-    effect = number_param(p, "effect", DEFAULTS["effect"], 0, 10)
+    effect = number_param(p, "effect", DEFAULTS["effect"], -10, 10)
     contra = number_param(p, "contraindication", DEFAULTS["contraindication"], 0, 0.9)
     dropout = number_param(p, "dropout", DEFAULTS["dropout"], 0, 0.9)
     folds = int(number_param(p, "folds", DEFAULTS["folds"], 2, 10))
@@ -368,6 +420,11 @@ def best_pipeline(params: Mapping[str, Any], seed: np.random.SeedSequence) -> di
     except (EstimationError, RecordError):
         pass
     v_rand, v_orc = _row(truth, "randomized"), _row(truth, "oracle")
+    best_resp, best_peg = _best_single(truth)
+    out.update(best_single_value=best_resp, oracle_value=v_orc["responder_w24"])
+    true_domains = _true_domains(truth)
+    named_q = {"widespread"} if out.get("interaction_reject") == 1.0 else set()
+    out.update(_discovery("q", named_q, true_domains))
     pop = (_population(str(p["protocol"]), scenario_name, effect, contra, dropout, truth_n,
                        inner) if truth_n else None)
     oracle_first = truth.baseline["oracle_A1"].to_numpy()
@@ -392,6 +449,12 @@ def best_pipeline(params: Mapping[str, Any], seed: np.random.SeedSequence) -> di
                                         v_rand["responder_w24"], v_orc["responder_w24"])
         out["share_of_oracle_peg"] = _share(learned_value["mean_peg_w24"],
                                             v_rand["mean_peg_w24"], v_orc["mean_peg_w24"])
+        out.update(deployed_value=learned_value["responder_w24"],
+                   gain_captured=_share(learned_value["responder_w24"], best_resp,
+                                        v_orc["responder_w24"]),
+                   gain_captured_peg=_share(learned_value["mean_peg_w24"], best_peg,
+                                            v_orc["mean_peg_w24"]),
+                   deployed_minus_best_single=learned_value["responder_w24"] - best_resp)
         if pop is not None:
             learned_value_pop = pop.truth.value(learned)
             out["share_of_oracle_pop"] = _share(learned_value_pop["responder_w24"],
@@ -405,7 +468,9 @@ def best_pipeline(params: Mapping[str, Any], seed: np.random.SeedSequence) -> di
             scores = dr_scores(wide, ql, outcome=OUTCOME, stage=1, propensities=PROPENSITIES,
                                weights=w, folds=folds, random_state=int(rng.integers(2**31)))
             usable = scores.feasible.any(axis=1)
-            features = list(plan.tree_features)
+            # features missing for anyone (the optional phenotyping block when skipped by
+            # design) are left out: the policy tree needs complete features
+            features = [f for f in plan.tree_features if wide[f].notna().all()]
             tree = PolicyTree(depth=plan.tree_depth,
                               min_node_size=plan.tree_min_node_size).fit(
                 wide.loc[np.asarray(usable, dtype=bool), features],
@@ -417,6 +482,11 @@ def best_pipeline(params: Mapping[str, Any], seed: np.random.SeedSequence) -> di
             vt = truth.value(choices.regime("interpretable (tree)", tree_first))
             out["tree_share_of_oracle"] = _share(vt["responder_w24"], v_rand["responder_w24"],
                                                  v_orc["responder_w24"])
+            out.update(tree_gain_captured=_share(vt["responder_w24"], best_resp,
+                                                 v_orc["responder_w24"]),
+                       tree_minus_best_single=vt["responder_w24"] - best_resp)
+            named = {d for f in _split_features(tree.tree_) if (d := domain_of(f))}
+            out.update(_discovery("tree", named, true_domains))
         except (EstimationError, RecordError):
             pass
 

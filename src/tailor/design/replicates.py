@@ -8,10 +8,11 @@ and Dask workers can unpickle it by name).
 * :func:`prototypical_smart` - the two-initial-treatment SMART in which only non-responders are
   re-randomized (Oetting et al. 2011's design), analysed with inverse-probability weighting; it
   checks the closed-form sample size of :func:`tailor.design.sizing.oetting_sample_size`.
-* :func:`best_stage1` - a *planning model* of BEST's first stage: a cohort with an amplifier
-  ("nociplastic") index, contraindications and dropout, allocated with the protocol's own
-  restricted minimization (``tailor.stats.allocation``), an outcome whose arm effects depend on
-  the phenotype, and a linear Q-function analysis of the first-line decision. It is the stand-in
+* :func:`best_stage1` - a *planning model* of BEST's first stage under any scenario: the
+  scenario's cohort (eligibility, contraindications, phenotyping), allocated with the
+  protocol's own restricted minimization (``tailor.stats.allocation``), the scenario's arm
+  effects (any effect modifiers), MCAR dropout, and a linear Q-function analysis of the
+  first-line decision. It is the stand-in
   for the full BEST pipeline (``tailor.stats.simulation`` -> both stages -> ``tailor.dtr``) until
   those land, and is documented as such in ``docs/design.md``.
 
@@ -33,10 +34,18 @@ from scipy import stats
 
 from tailor.design.grid import number_param
 from tailor.design.pipeline import best_pipeline
-from tailor.exceptions import ScenarioError
 from tailor.protocol import Protocol, load_protocol
 from tailor.stats.allocation import OptionSet, allocate, new_stage_state, stage_option_sets
+from tailor.stats.generative import OutcomeModel
 from tailor.stats.randomization import Draws
+from tailor.stats.scenarios import (
+    Scenario,
+    load_scenario,
+    override_scenario,
+    scale_effect_modification,
+)
+from tailor.stats.simulation import draw_cohort
+from tailor.stats.variables import VARIABLES
 
 __all__ = ["PIPELINE_DEFAULTS", "REPLICATES", "best_pipeline", "best_stage1", "prototypical_smart"]
 
@@ -85,15 +94,8 @@ def prototypical_smart(params: Mapping[str, Any], seed: np.random.SeedSequence) 
 
 
 # --------------------------------------------------------------------------- BEST stage-1 model
-ARMS = ("ACT", "DUL", "EBEM", "ESC")
-PHENOTYPES = ("nociceptive", "mixed", "nociplastic")
-# Main effects (PEG improvement points over ESC) and the direction each arm's effect takes along
-# the amplifier index: DUL and ACT work better for the amplifier, EBEM for the guitar [assumed].
-MAIN = {"amplifier-guitar": {"ACT": 0.4, "DUL": 0.5, "EBEM": 0.5, "ESC": 0.0},
-        "null": {"ACT": 0.0, "DUL": 0.0, "EBEM": 0.0, "ESC": 0.0}}
-SLOPE = {"ACT": 0.5, "DUL": 1.0, "EBEM": -1.0, "ESC": 0.0}
-OTHER_CONTRA = {"ACT": 0.015, "EBEM": 0.003, "ESC": 0.02}
-SIGMA = 2.0
+PHENOTYPES = ("nociceptive", "mixed", "nociplastic")  # amplifier-index thirds
+SIGMA = 2.0  # residual SD of the week-12 PEG improvement (points) in the planning model
 
 
 @lru_cache(maxsize=4)
@@ -102,55 +104,66 @@ def _protocol(name: str) -> Protocol:
 
 
 @lru_cache(maxsize=64)
-def _option_set(name: str, contra: str) -> OptionSet:
+def _option_set(name: str, contra: int) -> OptionSet:
     p = _protocol(name)
-    return stage_option_sets(p, 1, eligible_arms=[a for a in p.arm_codes if a != contra])
+    return stage_option_sets(p, 1, eligible_arms=[a for j, a in enumerate(p.arm_codes)
+                                                  if j + 1 != contra])
 
 
-def _true_means(x: np.ndarray, scenario: str, effect: float) -> np.ndarray:
-    """Mean PEG improvement at week 24 under each arm (columns in ARMS order)."""
-    return np.column_stack([1.0 + MAIN[scenario][a] + (effect if scenario != "null" else 0.0)
-                            * SLOPE[a] * x for a in ARMS])
+@lru_cache(maxsize=32)
+def _planning_world(protocol: str, scenario: str, effect: float, contraindication: float
+                    ) -> tuple[Scenario, OutcomeModel]:
+    """The scenario (a built-in name, a library world or a generated file) with its effect
+    modification scaled by ``effect`` (negative reverses it) and the duloxetine
+    contraindication share set, compiled against the protocol."""
+    scen = override_scenario(scale_effect_modification(load_scenario(scenario), effect),
+                             {"population.dul_contraindicated": contraindication})
+    return scen, OutcomeModel.build(_protocol(protocol), scen)
 
 
 def best_stage1(params: Mapping[str, Any], seed: np.random.SeedSequence) -> dict[str, float]:
     """One simulated BEST first stage, allocated and analysed; metrics against the truth.
 
-    ``params``: ``n`` (participants randomized), ``scenario`` (``amplifier-guitar`` or
-    ``null``), ``effect`` (PEG points of effect modification per SD of the amplifier index),
-    ``contraindication`` (share who cannot take duloxetine), ``dropout`` (share missing the
-    week-24 outcome, completely at random), ``protocol`` (default ``best``).
+    ``params``: ``n`` (participants randomized), ``scenario`` (any scenario: a built-in or
+    library name or a YAML file, e.g. a generated world), ``effect`` (multiplier of the
+    scenario's effect modification: 1 as written, 0 none, negative reversed),
+    ``contraindication`` (share of candidates who cannot take duloxetine), ``dropout`` (share
+    missing the outcome, completely at random), ``protocol`` (default ``best``).
+
+    The cohort is the scenario's own (candidates through the protocol's eligibility rules,
+    baseline phenotyping); each arm's true mean improvement is the scenario's relative effect
+    (mean + terms, :class:`~tailor.stats.generative.OutcomeModel`) times the baseline PEG, and
+    the outcome adds normal noise (SD :data:`SIGMA` PEG points). The analysis is a linear
+    Q-function with arm x amplifier-index terms (the index standardized), so a world whose
+    modifier is not the amplifier index shows what this analysis misses.
 
     Metrics: ``correct_first_line`` (share whose learned first-line arm is the oracle's, among
-    their eligible arms) overall and per phenotype third (``correct_nociceptive`` ...);
+    their eligible arms) overall and per amplifier-index third (``correct_nociceptive`` ...);
     ``share_of_oracle`` ((V(learned) - V0) / (V(oracle) - V0), V0 the best single arm for
-    everyone, undefined under ``null``); ``interaction_reject`` (F-test of arm x amplifier at 5%;
-    its mean is power, or type I error under ``null``); ``regime_reject`` (Wald test of
-    DUL-first vs ESC-first among duloxetine-eligible participants); ``value_covered`` (the IPW
-    95% interval of the learned regime's value covers its true value); ``imbalance`` (max - min
-    arm totals) and ``guess_rate`` (mean largest allocation probability).
+    everyone, undefined when no regime beats it); ``interaction_reject`` (F-test of arm x
+    amplifier at 5%); ``regime_reject`` (Wald test of DUL-first vs ESC-first among
+    duloxetine-eligible participants); ``value_covered`` (the IPW 95% interval of the learned
+    regime's value covers its true value); ``imbalance`` (max - min arm totals) and
+    ``guess_rate`` (mean largest allocation probability).
     """
     n = int(number_param(params, "n", 805, 20, 1e6))
     scenario = str(params.get("scenario", "amplifier-guitar"))
-    if scenario not in MAIN:
-        raise ScenarioError(f"scenario '{scenario}' is not known to the stage-1 planning model "
-                            f"(known: {', '.join(MAIN)})")
-    effect = number_param(params, "effect", 0.5, 0, 10)
+    effect = number_param(params, "effect", 1.0, -10, 10)
     c_dul = number_param(params, "contraindication", 0.45, 0, 0.9)
     dropout = number_param(params, "dropout", 0.15, 0, 0.9)
     pname = str(params.get("protocol", "best"))
     proto = _protocol(pname)
+    scen, model = _planning_world(pname, scenario, effect, c_dul)
     rng = np.random.default_rng(seed)
-
-    x = rng.standard_normal(n)  # amplifier index
-    third = np.digitize(x, [-0.4307, 0.4307])  # phenotype thirds
-    factors = np.column_stack([rng.random(n) < 0.40, rng.random(n) < 0.21,
-                               rng.random(n) < 0.35, x > 0.8779]).astype(int)  # 19% flag
-    u = rng.random(n)
-    cuts = np.cumsum([c_dul, *OTHER_CONTRA.values()])
-    which = np.searchsorted(cuts, u, side="right")
-    contra = np.array(["DUL", *OTHER_CONTRA, ""], dtype=object)[np.minimum(which, 4)]
-    eligible = np.array([[c != a for a in ARMS] for c in contra])
+    cohort = draw_cohort(proto, scen, 1, n, rng)
+    base = {k: v[0] for k, v in cohort.base.items()}
+    contra = cohort.contra[0]
+    factors = cohort.levels[0].astype(int)
+    amp = VARIABLES["amplifier_index"]
+    x = (base["amplifier_index"] - amp.centre) / amp.scale
+    third = np.digitize(x, np.quantile(x, [1 / 3, 2 / 3]))
+    arms = proto.arm_codes
+    eligible = np.arange(len(arms))[None, :] != (contra[:, None] - 1)
 
     state = new_stage_state(proto, 1)
     names = [f.name for f in proto.stage(1).randomization.factors]
@@ -160,21 +173,24 @@ def best_stage1(params: Mapping[str, Any], seed: np.random.SeedSequence) -> dict
     draws = rng.random((n, 3))
     for i in range(n):
         levels = dict(zip(names, factors[i].tolist(), strict=True))
-        alloc = allocate(proto, state, _option_set(pname, contra[i]), levels,
+        alloc = allocate(proto, state, _option_set(pname, int(contra[i])), levels,
                          Draws(*draws[i].tolist()))
-        arm[i] = ARMS.index(alloc.option)
+        arm[i] = arms.index(alloc.option)
         p_arm[i] = alloc.probability
         pmax[i] = max(alloc.probabilities.values())
 
-    mu = _true_means(x, scenario, effect)
+    mu = model.tau(model.design(base)) * base["peg_visit0"][:, None]  # PEG points, per arm
     y = mu[np.arange(n), arm] + SIGMA * rng.standard_normal(n)
     observed = rng.random(n) >= dropout
 
     # Q-function: arm dummies, amplifier index, arm x amplifier, minimization factors
-    d = np.eye(len(ARMS))[arm][:, :3]  # ESC is the reference
+    ref = arms.index("ESC") if "ESC" in arms else 0
+    keep = [k for k in range(len(arms)) if k != ref]
+    d = np.eye(len(arms))[arm][:, keep]  # the reference arm (ESC) left out
+    n_f = min(3, factors.shape[1])
 
     def design(dm: np.ndarray) -> np.ndarray:
-        return np.column_stack([np.ones(n), dm, x, dm * x[:, None], factors[:, :3]])
+        return np.column_stack([np.ones(n), dm, x, dm * x[:, None], factors[:, :n_f]])
 
     xmat = design(d)
     obs = observed
@@ -183,13 +199,14 @@ def best_stage1(params: Mapping[str, Any], seed: np.random.SeedSequence) -> dict
     dof = obs.sum() - xmat.shape[1]
     s2 = float(resid @ resid / dof)
     xtx_inv = np.linalg.pinv(xmat[obs].T @ xmat[obs])
-    inter = slice(5, 8)
+    m = len(keep)
+    inter = slice(2 + m, 2 + 2 * m)
     b_i = beta[inter]
-    f_stat = float(b_i @ np.linalg.solve(s2 * xtx_inv[inter, inter], b_i) / 3)
-    interaction_reject = float(stats.f.sf(f_stat, 3, dof) < 0.05)
+    f_stat = float(b_i @ np.linalg.solve(s2 * xtx_inv[inter, inter], b_i) / m)
+    interaction_reject = float(stats.f.sf(f_stat, m, dof) < 0.05)
 
-    q = np.column_stack([design(np.tile(np.eye(len(ARMS))[k][:3], (n, 1))) @ beta
-                         for k in range(len(ARMS))])
+    q = np.column_stack([design(np.tile(np.eye(len(arms))[k][keep], (n, 1))) @ beta
+                         for k in range(len(arms))])
     q[~eligible] = -np.inf
     learned = q.argmax(axis=1)
     mu_e = np.where(eligible, mu, -np.inf)
@@ -197,9 +214,9 @@ def best_stage1(params: Mapping[str, Any], seed: np.random.SeedSequence) -> dict
     correct = mu[np.arange(n), learned] >= oracle_val - 1e-12
     v_learned = float(mu[np.arange(n), learned].mean())
     v_oracle = float(oracle_val.mean())
-    fallback = ARMS.index("ESC")
+    fallback = ref
     v0 = max(float(np.where(eligible[:, k], mu[:, k], mu[:, fallback]).mean())
-             for k in range(len(ARMS)))
+             for k in range(len(arms)))
     gain = v_oracle - v0
     share = (v_learned - v0) / gain if gain > 1e-9 else float("nan")
 
@@ -212,22 +229,23 @@ def best_stage1(params: Mapping[str, Any], seed: np.random.SeedSequence) -> dict
         covered = float("nan")
 
     # DUL-first vs ESC-first among the duloxetine-eligible (difference in observed means)
-    ok = obs & eligible[:, ARMS.index("DUL")]
-    g1, g0 = y[ok & (arm == ARMS.index("DUL"))], y[ok & (arm == fallback)]
+    dul = arms.index("DUL") if "DUL" in arms else len(arms) - 1
+    ok = obs & eligible[:, dul]
+    g1, g0 = y[ok & (arm == dul)], y[ok & (arm == fallback)]
     if len(g1) > 1 and len(g0) > 1:
         z = (g1.mean() - g0.mean()) / np.sqrt(g1.var(ddof=1) / len(g1) + g0.var(ddof=1) / len(g0))
         regime_reject = float(abs(z) > Z975)
     else:
         regime_reject = float("nan")
 
-    totals = np.bincount(arm, minlength=len(ARMS))
+    totals = np.bincount(arm, minlength=len(arms))
     out = {"correct_first_line": float(correct.mean()), "share_of_oracle": share,
            "oracle_gain": gain, "interaction_reject": interaction_reject,
            "regime_reject": regime_reject, "value_covered": covered,
            "imbalance": float(totals.max() - totals.min()), "guess_rate": float(pmax.mean())}
     for k, name in enumerate(PHENOTYPES):
-        m = third == k
-        out[f"correct_{name}"] = float(correct[m].mean()) if m.any() else float("nan")
+        mask = third == k
+        out[f"correct_{name}"] = float(correct[mask].mean()) if mask.any() else float("nan")
     return out
 
 
@@ -237,9 +255,8 @@ REPLICATES = {"best": best_pipeline, "best-stage1": best_stage1,
 
 PIPELINE_DEFAULTS: dict[str, dict[str, float]] = {
     "best": {"effect": 1.0, "contraindication": 0.45, "dropout": 0.20},
-    "best-stage1": {"effect": 0.5, "contraindication": 0.45, "dropout": 0.15},
+    "best-stage1": {"effect": 1.0, "contraindication": 0.45, "dropout": 0.15},
 }
 """Grid values the CLI uses when ``--effect`` / ``--contraindication`` / ``--dropout`` are not
-given: ``effect`` is a multiplier of the scenario's effect modification for ``best`` and PEG
-points per SD of the amplifier index for ``best-stage1``; ``dropout`` the share of week-24
+given: ``effect`` is a multiplier of the scenario's effect modification (negative reverses it); ``dropout`` the share of week-24
 outcomes missing (MAR for ``best``, completely at random for ``best-stage1``)."""

@@ -23,7 +23,8 @@ import numpy as np
 
 from tailor.protocol import AllOf, AnyOf, Compare, NotOf, Protocol
 from tailor.stats.allocation_kernels import StageTwoTables
-from tailor.stats.scenarios import Scenario
+from tailor.stats.scenarios import Scenario, Term
+from tailor.stats.variables import term_values
 
 __all__ = [
     "CATEGORIES",
@@ -214,7 +215,8 @@ def draw_phenotyping(scenario: Scenario, cand: dict[str, np.ndarray],
     pcs = np.clip(np.round(1.3 + 0.77 * zp[:, None] + 0.5 * rng.standard_normal((n, 13))), 0, 4)
     col["_items_pcs"] = pcs.astype(np.int8)
     col["pcs_total"] = pcs.sum(axis=1)
-    col["ppt"] = np.round(380 * np.exp(-0.18 * c + 0.3 * rng.standard_normal(n)))
+    col["ppt"] = np.clip(np.round(380 * np.exp(-0.18 * c + 0.3 * rng.standard_normal(n))),
+                         40, 2000)
     col["modic"] = (rng.random(n) < _logistic(-1.1 + 0.9 * p)).astype(np.int8)
     col["pfirrmann_max"] = np.clip(np.round(3.1 + 0.7 * p + 0.6 * rng.standard_normal(n)), 1, 5)
     col["lumbar_rom"] = np.round(np.clip(55 - 7 * p - 0.2 * (age - pop.age_mean)
@@ -222,7 +224,28 @@ def draw_phenotyping(scenario: Scenario, cand: dict[str, np.ndarray],
     label, index = phenotype_vec(col)
     col["phenotype_label"] = label
     col["amplifier_index"] = index
+    col.update(_more_measures(c, p, mood, age, pop.age_mean, pop.age_sd, rng))
     return {k: v.reshape(shape + v.shape[1:]) for k, v in col.items()}
+
+
+def _more_measures(c: np.ndarray, p: np.ndarray, mood: np.ndarray, age: np.ndarray,
+                   age_mean: float, age_sd: float, rng: np.random.Generator
+                   ) -> dict[str, np.ndarray]:
+    """PHQ-9, GAD-7, CSI, TSK-11, BMI and five-times sit-to-stand (drawn after the rest, so
+    adding them left every earlier draw unchanged)."""
+    n = c.shape[0]
+    e = rng.standard_normal((n, 6))
+    za = (age - age_mean) / age_sd
+    return {
+        "phq9": np.clip(np.round(7.5 + 5.0 * (0.45 * c + 0.6 * mood + 0.66 * e[:, 0])), 0, 27),
+        "gad7": np.clip(np.round(6.0 + 4.5 * (0.45 * c + 0.5 * mood + 0.74 * e[:, 1])), 0, 21),
+        "csi": np.clip(np.round(40.0 + 13.0 * (0.75 * c + 0.2 * mood + 0.63 * e[:, 2])), 0, 100),
+        "tsk11": np.clip(np.round(26.0 + 5.5 * (0.3 * c + 0.25 * mood + 0.2 * p
+                                                + 0.89 * e[:, 3])), 11, 44),
+        "bmi": np.round(np.clip(30.0 + 6.0 * (0.15 * c + 0.99 * e[:, 4]), 15, 60), 1),
+        "sit_to_stand_s": np.round(np.clip(13.0 + 3.5 * (0.45 * p + 0.3 * za + 0.2 * c
+                                                         + 0.82 * e[:, 5]), 4, 40), 1),
+    }
 
 
 def phenotype_vec(col: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -312,13 +335,15 @@ class OutcomeModel:
     arms: tuple[str, ...]
     options: tuple[str, ...]
     mu: np.ndarray
-    beta: np.ndarray
-    gamma: np.ndarray
+    features: tuple[Term, ...]  # every distinct term shape (slope 1), the columns of X
+    b1: np.ndarray  # (F, K) stage-1 slopes on the features
+    bi: np.ndarray  # (F, K) slopes of the intolerance logit
+    site_sd: np.ndarray  # (K,) SD of the site x arm effect
     q_intol: np.ndarray
     option_arms: np.ndarray  # (O, K) membership
     action: np.ndarray  # (K, O): 0 continue, 1 augment, 2 switch, -1 impossible
     partner: np.ndarray  # (K, O): the arm added or switched to, -1 for continue
-    adj: np.ndarray  # (K, 4, O, 3): effect, amplifier, peripheral
+    adj: np.ndarray  # (K, 4, O, 1 + F): effect, then slopes on the features
     candidates: np.ndarray
     eligible: np.ndarray
 
@@ -346,9 +371,29 @@ class OutcomeModel:
                     action[ai, oi] = 2
                     partner[ai, oi] = arms.index(parts[0])
         eff = scenario.effects
-        adj = np.zeros((k, len(CATEGORIES), n_opt, 3))
+        feats: dict[Term, int] = {}
+
+        def col(t: Term) -> int:
+            key = t.model_copy(update={"slope": 1.0})
+            return feats.setdefault(key, len(feats))
+
+        s1 = [(ai, col(t), t.slope) for ai, a in enumerate(arms) for t in eff.stage1[a].all_terms()]
+        si = [(ai, col(t), t.slope) for ai, a in enumerate(arms)
+              for t in eff.intolerance_terms.get(a, ())]
+        s2 = [[(col(t), t.slope) for t in spec.all_terms()] for spec in eff.stage2.adjustments]
+        f = len(feats)
+        b1, bi = np.zeros((f, k)), np.zeros((f, k))
+        for ai, j, slope in s1:
+            b1[j, ai] += slope
+        for ai, j, slope in si:
+            bi[j, ai] += slope
+        adj = np.zeros((k, len(CATEGORIES), n_opt, 1 + f))
         names = ("continue", "augment", "switch")
-        for spec in eff.stage2.adjustments:
+        for spec, terms in zip(eff.stage2.adjustments, s2, strict=True):
+            row = np.zeros(1 + f)
+            row[0] = spec.effect
+            for j, slope in terms:
+                row[1 + j] += slope
             for ai, arm in enumerate(arms):
                 if spec.stage1_arm not in (None, arm):
                     continue
@@ -363,20 +408,35 @@ class OutcomeModel:
                         if spec.adds is not None and (partner[ai, oi] < 0
                                                       or arms[partner[ai, oi]] != spec.adds):
                             continue
-                        adj[ai, ci, oi] += (spec.effect, spec.amplifier, spec.peripheral)
+                        adj[ai, ci, oi] += row
         return cls(
             scenario=scenario, arms=arms, options=tuple(universe),
-            mu=np.array([eff.stage1[a].mean for a in arms]),
-            beta=np.array([eff.stage1[a].amplifier for a in arms]),
-            gamma=np.array([eff.stage1[a].peripheral for a in arms]),
+            mu=np.array([eff.stage1[a].mean for a in arms]), features=tuple(feats),
+            b1=b1, bi=bi, site_sd=np.array([eff.stage1[a].site_sd for a in arms]),
             q_intol=np.array([eff.intolerance.get(a, 0.0) for a in arms]),
             option_arms=members, action=action, partner=partner, adj=adj,
             candidates=cand, eligible=elig_m)
 
+    # -- baseline features -----------------------------------------------------------------
+    def design(self, base: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The features of every term (..., F) evaluated on cohort columns ``base``."""
+        shape = np.shape(base["_C"])
+        if not self.features:
+            return np.zeros((*shape, 0))
+        return np.stack([term_values(t, base, slope=False) for t in self.features], axis=-1)
+
+    def intolerance(self, x: np.ndarray) -> np.ndarray:
+        """Each arm's intolerance probability (..., K): logit(q) + intolerance terms."""
+        if not self.bi.any():
+            return np.broadcast_to(self.q_intol, (*x.shape[:-1], len(self.arms)))
+        q = np.clip(self.q_intol, 1e-12, 1 - 1e-12)
+        eta = np.log(q / (1 - q)) + x @ self.bi
+        return np.where(self.q_intol > 0, 1.0 / (1.0 + np.exp(-eta)), 0.0)
+
     # -- stage 1 -------------------------------------------------------------------------
-    def tau(self, c: np.ndarray, p: np.ndarray) -> np.ndarray:
-        """Arm effects (..., K): mean + amplifier * C + peripheral * P."""
-        return self.mu + self.beta * c[..., None] + self.gamma * p[..., None]
+    def tau(self, x: np.ndarray) -> np.ndarray:
+        """Arm effects (..., K): mean + the terms of each arm (``x`` from :meth:`design`)."""
+        return self.mu + x @ self.b1
 
     def common(self, base: dict[str, np.ndarray], noise: dict[str, np.ndarray],
                site_effect: np.ndarray) -> np.ndarray:
@@ -384,44 +444,50 @@ class OutcomeModel:
         return (eff.prognostic_amplifier * base["_C"] + eff.prognostic_peripheral * base["_P"]
                 + eff.prognostic_opioid * base["opioid_use"] + site_effect + noise["b"])
 
-    def stage1(self, tau: np.ndarray, common: np.ndarray, noise: dict[str, np.ndarray]
-               ) -> dict[str, np.ndarray]:
-        """Latent improvement at weeks 6 and 12 under every arm (..., K)."""
+    def stage1(self, tau: np.ndarray, common: np.ndarray, noise: dict[str, np.ndarray],
+               q: np.ndarray) -> dict[str, np.ndarray]:
+        """Latent improvement at weeks 6 and 12 under every arm (..., K); ``q`` (..., K) the
+        intolerance probabilities (:meth:`intolerance`)."""
         eff = self.scenario.effects
-        intol = noise["u_intol1"][..., None] < self.q_intol
+        intol = noise["u_intol1"][..., None] < q
         t_eff = np.where(intol, eff.intolerance_retained * tau, tau)
         r12 = t_eff + common[..., None] + noise["e1"][..., None]
         r6 = eff.onset_w6 * (t_eff + common[..., None]) + noise["e6"][..., None]
         return {"intol": intol, "tau_eff": t_eff, "r6": r6, "r12": r12}
 
     # -- stage 2 -------------------------------------------------------------------------
+    def _adjust(self, a: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """Stage-2 adjustments ``a`` (..., O, 1 + F) at features ``x`` (..., F) -> (..., O)."""
+        return a[..., 0] + np.einsum("...of,...f->...o", a[..., 1:], x)
+
     def stage2_all(self, tau: np.ndarray, tau_eff1: np.ndarray, cat: np.ndarray,
-                   u_intol2: np.ndarray | float, c: np.ndarray, p: np.ndarray) -> np.ndarray:
+                   u_intol2: np.ndarray | float, x: np.ndarray, q: np.ndarray) -> np.ndarray:
         """Effect of weeks 12-24 after every stage-1 arm and under every option (..., K, O).
 
         ``tau`` (..., K) arm effects; ``tau_eff1`` (..., K) each arm's realized stage-1 effect
         (intolerance applied); ``cat`` (..., K) the week-12 category index under each arm;
-        ``u_intol2`` (...) the uniform deciding intolerance of a newly added arm. Options
-        impossible after an arm are NaN.
+        ``u_intol2`` (...) the uniform deciding intolerance of a newly added arm; ``x`` (..., F)
+        the features; ``q`` (..., K) the intolerance probabilities. Options impossible after an
+        arm are NaN.
         """
         s2 = self.scenario.effects.stage2
         retained = self.scenario.effects.intolerance_retained
         part = np.maximum(self.partner, 0)  # (K, O)
         tx = tau[..., part]  # (..., K, O)
         u = np.asarray(u_intol2, dtype=float)[..., None, None]
-        tx = np.where(u < self.q_intol[part], retained * tx, tx)
+        tx = np.where(u < q[..., part], retained * tx, tx)
         t1 = tau_eff1[..., :, None]
         out = np.where(self.action == 0, t1 + s2.continue_gain,
                        np.where(self.action == 1,
                                 t1 + s2.augment_share * np.maximum(tx, 0.0) + s2.augment_gain,
                                 tx + s2.switch_carryover * t1 + s2.switch_gain))
         if self.adj.any():
-            a = self.adj[np.arange(len(self.arms)), cat]  # (..., K, O, 3)
-            out = out + a[..., 0] + a[..., 1] * c[..., None, None] + a[..., 2] * p[..., None, None]
+            a = self.adj[np.arange(len(self.arms)), cat]  # (..., K, O, 1 + F)
+            out = out + self._adjust(a, x[..., None, :])
         return np.where(self.action < 0, np.nan, out)
 
     def stage2_one(self, tau: np.ndarray, tau_eff1: np.ndarray, arm: np.ndarray,
-                   cat: np.ndarray, u_intol2: np.ndarray, c: np.ndarray, p: np.ndarray
+                   cat: np.ndarray, u_intol2: np.ndarray, x: np.ndarray, q: np.ndarray
                    ) -> np.ndarray:
         """As :meth:`stage2_all` for one stage-1 arm per participant: (n, O)."""
         s2 = self.scenario.effects.stage2
@@ -429,15 +495,15 @@ class OutcomeModel:
         act = self.action[arm]
         part = np.maximum(self.partner[arm], 0)
         tx = np.take_along_axis(tau, part, axis=-1)
-        tx = np.where(u_intol2[:, None] < self.q_intol[part], retained * tx, tx)
+        qx = np.take_along_axis(q, part, axis=-1)
+        tx = np.where(u_intol2[:, None] < qx, retained * tx, tx)
         t1 = tau_eff1[:, None]
         out = np.where(act == 0, t1 + s2.continue_gain,
                        np.where(act == 1,
                                 t1 + s2.augment_share * np.maximum(tx, 0.0) + s2.augment_gain,
                                 tx + s2.switch_carryover * t1 + s2.switch_gain))
         if self.adj.any():
-            a = self.adj[arm, cat]
-            out = out + a[..., 0] + a[..., 1] * c[:, None] + a[..., 2] * p[:, None]
+            out = out + self._adjust(self.adj[arm, cat], x)
         return np.where(act < 0, np.nan, out)
 
     def later_weeks(self, r12: np.ndarray, tau2: np.ndarray, common: np.ndarray,

@@ -18,10 +18,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from tailor.exceptions import ScenarioError
 from tailor.protocol import Protocol
+from tailor.stats.variables import VARIABLES, term_bounds
 
 __all__ = [
     "ArmEffect",
@@ -34,6 +42,7 @@ __all__ = [
     "Screening",
     "StageTwoAdjustment",
     "StageTwoEffects",
+    "Term",
     "builtin_scenarios",
     "load_scenario",
     "override_scenario",
@@ -44,6 +53,72 @@ __all__ = [
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+POST_BASELINE = ("peg_w6", "peg_w12", "peg_w18", "peg_w24", "peg_w36", "pgic_w6", "pgic_w12",
+                 "pgic_w18", "pgic_w24", "pgic_w36", "response_category", "intolerance_s1",
+                 "A1", "A2", "action2", "dropout_week")
+EFFECT_LIMIT = 1.0  # |relative PEG improvement| an effect may reach over the variables' ranges
+
+
+def _known_variable(name: str) -> str:
+    if name in VARIABLES:
+        return name
+    if name in POST_BASELINE:
+        raise ValueError(f"variable '{name}' is not produced at baseline (it is measured after "
+                         "randomization); terms may name baseline variables only")
+    raise ValueError(f"unknown variable '{name}' (known: {', '.join(VARIABLES)})")
+
+
+class Term(_Model):
+    """One effect-modification term on a baseline variable (see :mod:`tailor.stats.variables`).
+
+    ``linear``: ``slope * (x - centre) / scale``; ``threshold``: ``slope * [x >= cut]``;
+    ``interaction``: ``slope * z(x) * z(with)``. Slopes may be negative.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    variable: str
+    form: Literal["linear", "threshold", "interaction"] = "linear"
+    slope: float
+    cut: float | None = None
+    with_: str | None = Field(default=None, alias="with")
+
+    @field_validator("variable", "with_")
+    @classmethod
+    def _variable(cls, v: str | None) -> str | None:
+        return None if v is None else _known_variable(v)
+
+    @model_validator(mode="after")
+    def _form(self) -> Term:
+        var = VARIABLES[self.variable]
+        if self.form == "threshold":
+            if self.cut is None:
+                raise ValueError("a threshold term needs 'cut'")
+            if not var.low < self.cut <= var.high:
+                raise ValueError(f"cut {self.cut} is outside the range of '{self.variable}' "
+                                 f"({var.low:g} < cut <= {var.high:g})")
+        elif self.cut is not None:
+            raise ValueError(f"'cut' is only for threshold terms (form is '{self.form}')")
+        if self.form == "interaction":
+            if self.with_ is None:
+                raise ValueError("an interaction term needs 'with' (the second variable)")
+        elif self.with_ is not None:
+            raise ValueError(f"'with' is only for interaction terms (form is '{self.form}')")
+        return self
+
+
+def _check_range(mean: float, terms: tuple[Term, ...], what: str) -> None:
+    """Raise when ``mean + terms`` can leave [-EFFECT_LIMIT, EFFECT_LIMIT] on the ranges."""
+    if not terms:
+        return
+    lows, highs = zip(*(term_bounds(t) for t in terms), strict=True)
+    lo, hi = mean + sum(lows), mean + sum(highs)
+    if lo < -EFFECT_LIMIT or hi > EFFECT_LIMIT:
+        raise ValueError(f"{what} can reach [{lo:.3g}, {hi:.3g}] over the variables' ranges; "
+                         f"it must stay within [-{EFFECT_LIMIT:g}, {EFFECT_LIMIT:g}] (a relative "
+                         "PEG improvement): reduce the slopes")
 
 
 ENROLMENT_WEIGHTS = (0.12, 0.10, 0.10, 0.09, 0.09, 0.08, 0.08, 0.07, 0.07, 0.06, 0.06, 0.05,
@@ -76,6 +151,7 @@ class Population(_Model):
     """The candidate population: sites, demographics, latent factors and contraindications."""
 
     sites: int = Field(default=13, ge=1)
+    optional_missing: float = Field(default=0.0, ge=0, lt=1)
     enrolment_weights: tuple[float, ...] = ENROLMENT_WEIGHTS
     site_effect_sd: float = Field(default=0.03, ge=0)
     age_mean: float = 52.0
@@ -106,18 +182,38 @@ class Population(_Model):
         return self
 
 
-class ArmEffect(_Model):
-    """Mean relative PEG improvement at week 12 on one arm, and its phenotype interactions.
+class _Modified(_Model):
+    """An effect with modifiers: the latent-factor shorthands and a list of terms."""
 
-    improvement = mean + amplifier * C + peripheral * P (C, P: standardized latent factors).
+    amplifier: float = 0.0
+    peripheral: float = 0.0
+    terms: tuple[Term, ...] = ()
+
+    def all_terms(self) -> tuple[Term, ...]:
+        """``terms`` with the ``amplifier`` / ``peripheral`` shorthands as linear terms."""
+        short = tuple(Term(variable=v, slope=s) for v, s in (("C", self.amplifier),
+                                                            ("P", self.peripheral)) if s != 0)
+        return short + self.terms
+
+
+class ArmEffect(_Modified):
+    """Mean relative PEG improvement at week 12 on one arm, and its effect modifiers.
+
+    improvement = mean + amplifier * C + peripheral * P + sum of ``terms`` + the arm's site
+    effect (normal, SD ``site_sd``, one draw per site and trial); C, P: standardized latent
+    factors (``amplifier`` / ``peripheral`` are shorthands for linear terms on them).
     """
 
     mean: float
-    amplifier: float = 0.0
-    peripheral: float = 0.0
+    site_sd: float = Field(default=0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _in_range(self) -> ArmEffect:
+        _check_range(self.mean, self.all_terms(), "the effect (mean + terms)")
+        return self
 
 
-class StageTwoAdjustment(_Model):
+class StageTwoAdjustment(_Modified):
     """An extra stage-2 effect for options matching every given key (option, action, arms ...)."""
 
     option: str | None = None
@@ -126,8 +222,11 @@ class StageTwoAdjustment(_Model):
     adds: str | None = None
     category: Literal["excellent", "good", "medium", "bad"] | None = None
     effect: float = 0.0
-    amplifier: float = 0.0
-    peripheral: float = 0.0
+
+    @model_validator(mode="after")
+    def _in_range(self) -> StageTwoAdjustment:
+        _check_range(self.effect, self.all_terms(), "the adjustment (effect + terms)")
+        return self
 
 
 class StageTwoEffects(_Model):
@@ -145,6 +244,7 @@ class Effects(_Model):
     stage1: dict[str, ArmEffect]
     intolerance: dict[str, float] = Field(
         default_factory=lambda: {"ESC": 0.01, "ACT": 0.02, "EBEM": 0.04, "DUL": 0.15})
+    intolerance_terms: dict[str, tuple[Term, ...]] = Field(default_factory=dict)
     intolerance_retained: float = Field(default=0.25, ge=0, le=1)
     prognostic_amplifier: float = -0.02
     prognostic_peripheral: float = 0.0
@@ -187,6 +287,7 @@ class Dropout(_Model):
     bad_response: float = 0.5
     intolerance: float = 0.8
     age10: float = -0.1
+    terms: tuple[Term, ...] = ()
 
 
 class Scenario(_Model):
@@ -208,7 +309,7 @@ class Scenario(_Model):
         arms = set(protocol.arm_codes)
         for arm in arms - set(self.effects.stage1):
             errors.append((f"effects.stage1.{arm}", f"no effect for protocol arm '{arm}'"))
-        for key in ("stage1", "intolerance"):
+        for key in ("stage1", "intolerance", "intolerance_terms"):
             for arm in getattr(self.effects, key):
                 if arm not in arms:
                     errors.append((f"effects.{key}.{arm}", f"unknown arm '{arm}' (protocol "
@@ -240,7 +341,8 @@ def _loc(loc: tuple[Any, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif str(part).startswith(("function-", "literal[", "float", "str", "int", "tuple[")):
+        elif str(part) in ("float", "str", "int", "bool") or str(part).startswith(
+                ("function-", "literal[", "tuple[")):
             continue
         else:
             out += ("." if out else "") + str(part)
@@ -312,6 +414,7 @@ def parse_scenario(data: Mapping[str, Any], *, source: str | None = None) -> Sce
         for err in exc.errors():
             msg = "unknown key" if err["type"] == "extra_forbidden" else (
                 "required key is missing" if err["type"] == "missing" else err["msg"])
+            msg = msg.removeprefix("Value error, ")
             errors.append((_loc(err["loc"]), msg))
         raise ScenarioError(_message(errors, source)) from None
 
@@ -337,7 +440,7 @@ def override_scenario(scenario: Scenario, changes: Mapping[str, Any], *,
     ``"effects.stage1.DUL.amplifier"`` to new values; a mapping value merges like ``extends``.
     Errors name the path (``ScenarioError``), e.g. an unknown key or a value out of range.
     """
-    data: dict[str, Any] = scenario.model_dump(mode="python")
+    data: dict[str, Any] = scenario.model_dump(mode="python", by_alias=True)
     for path, value in changes.items():
         keys = path.split(".")
         node = data
@@ -363,18 +466,23 @@ def scale_effect_modification(scenario: Scenario, factor: float) -> Scenario:
     The stage-1 ``amplifier`` and ``peripheral`` slopes of every arm and those of the stage-2
     adjustments are scaled; mean effects are kept. ``factor`` 1 returns the scenario unchanged,
     0 removes the effect modification (the ``null`` scenario from ``amplifier-guitar``), 0.5
-    halves it (``weak``).
+    halves it (``weak``), a negative factor reverses it.
     """
     if factor == 1:
         return scenario
-    if factor < 0:
-        raise ScenarioError(f"the effect-modification factor must be >= 0; got {factor}")
     changes: dict[str, Any] = {}
+
+    def scaled(terms: tuple[Term, ...]) -> list[dict[str, Any]]:
+        return [t.model_copy(update={"slope": factor * t.slope}).model_dump(by_alias=True)
+                for t in terms]
+
     for arm, eff in scenario.effects.stage1.items():
         changes[f"effects.stage1.{arm}.amplifier"] = factor * eff.amplifier
         changes[f"effects.stage1.{arm}.peripheral"] = factor * eff.peripheral
+        changes[f"effects.stage1.{arm}.terms"] = scaled(eff.terms)
     adjustments = [adj.model_copy(update={"amplifier": factor * adj.amplifier,
-                                          "peripheral": factor * adj.peripheral}).model_dump()
+                                          "peripheral": factor * adj.peripheral}
+                                  ).model_dump(by_alias=True) | {"terms": scaled(adj.terms)}
                    for adj in scenario.effects.stage2.adjustments]
     changes["effects.stage2.adjustments"] = adjustments
     return override_scenario(scenario, changes)

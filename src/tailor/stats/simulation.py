@@ -12,8 +12,9 @@ with both allocations done by the batch loops of :mod:`tailor.stats.allocation_k
 the compiled kernel ``_minimization_core`` (proved equal to ``allocate`` in the tests).
 
 Randomness: one ``SeedSequence(seed)`` spawns a child per purpose (population, site effects,
-outcome noise, allocation draws, dropout, visit timing, item responses), so every random result
-derives from the seed and changing one part does not shift the others.
+outcome noise, allocation draws, dropout, visit timing, item responses, site x arm effects,
+planned missingness), so every random result derives from the seed and changing one part does
+not shift the others.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from tailor.stats.randomization import Draws
 from tailor.stats.scenarios import Scenario, load_scenario
 from tailor.stats.tables import build_long, build_truth, build_wide, standard_regimes
 from tailor.stats.truth import Regime, Truth, oracle, potential_outcomes, regime_outcomes
+from tailor.stats.variables import term_values
 
 __all__ = [
     "Cohort",
@@ -57,7 +59,8 @@ __all__ = [
     "simulate_trials",
 ]
 
-STREAMS = ("population", "sites", "noise", "allocation", "dropout", "timing", "items")
+STREAMS = ("population", "sites", "noise", "allocation", "dropout", "timing", "items",
+           "site_arm", "missing")
 
 
 def _resolve(protocol: Protocol | str, scenario: Scenario | str) -> tuple[Protocol, Scenario]:
@@ -161,6 +164,25 @@ def draw_cohort(protocol: Protocol, scenario: Scenario, trials: int, participant
         reasons = {k: int(v[0, :last].sum()) for k, v in fails.items() if v[0, :last].any()}
     return Cohort(base=base, contra=np.take_along_axis(contra, order, axis=1), levels=levels,
                   funnel=funnel, reasons=reasons)
+
+
+def _by_design(model: OutcomeModel, cohort: Cohort, rng: dict[str, np.random.Generator]
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Site x arm effects (trials, sites, K) and each participant's (trials, n, K); marks the
+    participants whose optional phenotyping is missing by design (``_optional_missing``)."""
+    sc = model.scenario
+    site = cohort.base["site"].astype(np.int64)
+    trials = site.shape[0]
+    k = len(model.arms)
+    per_site = np.zeros((trials, sc.population.sites, k))
+    if model.site_sd.any():
+        per_site = model.site_sd * rng["site_arm"].standard_normal(per_site.shape)
+    s_arm = np.take_along_axis(per_site, site[..., None], axis=1)
+    share = sc.population.optional_missing
+    skipped = (rng["missing"].random(site.shape) < share) if share > 0 else np.zeros(
+        site.shape, dtype=bool)
+    cohort.base["_optional_missing"] = skipped
+    return per_site, s_arm
 
 
 # --------------------------------------------------------------------------- allocation
@@ -295,15 +317,23 @@ def _stage2_engine(st: _Setup, order: np.ndarray, arm1: np.ndarray, cat: np.ndar
 
 
 # --------------------------------------------------------------------------- the trial
+def _dropout_terms(scenario: Scenario, base: Mapping[str, np.ndarray]) -> np.ndarray | float:
+    """The dropout hazard's baseline terms (``dropout.terms``) per participant."""
+    terms = scenario.dropout.terms
+    return sum((term_values(t, base) for t in terms), np.zeros(base["age"].shape)) if terms \
+        else 0.0
+
+
 def _dropout(st: _Setup, u: np.ndarray, peg0: np.ndarray, age: np.ndarray,
              pegs: list[np.ndarray], bad: np.ndarray, intol: np.ndarray, start: int,
-             stop: int, alive: np.ndarray) -> np.ndarray:
+             stop: int, alive: np.ndarray, extra: np.ndarray | float = 0.0) -> np.ndarray:
     """Advance monotone dropout over visits ``start``..``stop - 1``: ``alive[..., j]`` =
-    observed at visit j; the hazard uses only what was observed before (MAR)."""
+    observed at visit j; the hazard uses only what was observed before (MAR) and the baseline
+    terms ``extra``."""
     d = st.scenario.dropout
     for j in range(start, stop):
         last = peg0 if j == 0 else pegs[j - 1]
-        eta = (d.intercept + d.worse_peg * (last - peg0) + d.age10 * (age - 52.0) / 10.0
+        eta = (d.intercept + extra + d.worse_peg * (last - peg0) + d.age10 * (age - 52.0) / 10.0
                + d.intolerance * (intol & (j >= 1)) + d.bad_response * (bad & (j >= 2)))
         stays = u[..., j] >= 1.0 / (1.0 + np.exp(-eta))
         prev = np.ones(peg0.shape, dtype=bool) if j == 0 else alive[..., j - 1]
@@ -322,6 +352,7 @@ def _run(st: _Setup, trials: int, participants: int, seed: int | np.random.SeedS
     site_effect = sc.population.site_effect_sd * rng["sites"].standard_normal(
         (trials, sc.population.sites))
     s_eff = np.take_along_axis(site_effect, cohort.base["site"].astype(np.int64), axis=1)
+    site_arm, s_arm = _by_design(model, cohort, rng)
     noise = draw_noise(sc, shape, rng["noise"])
     u1 = rng["allocation"].random((*shape, 3))
     u2 = rng["allocation"].random((*shape, 3))
@@ -339,7 +370,8 @@ def _run(st: _Setup, trials: int, participants: int, seed: int | np.random.SeedS
     nflat = {k: v.reshape(-1) for k, v in noise.items()}
     po = potential_outcomes(model, flat, nflat, s_eff.reshape(-1), st.cat_of_pgic,
                             st.intol_cat, cohort.contra.reshape(-1),
-                            only_arm=None if engine or truth else arm1.reshape(-1))
+                            only_arm=None if engine or truth else arm1.reshape(-1),
+                            site_arm=s_arm.reshape(trials * participants, -1))
     n_all = trials * participants
     idx = np.arange(n_all)
     a1 = arm1.reshape(-1)
@@ -355,7 +387,8 @@ def _run(st: _Setup, trials: int, participants: int, seed: int | np.random.SeedS
     ud = u_drop.reshape(n_all, -1)
     no = np.zeros(n_all, dtype=bool)
     pegs = [obs["peg_w6"], obs["peg_w12"]]
-    alive = _dropout(st, ud, peg0, age, pegs, no, intol, 0, 2, alive)
+    extra = _dropout_terms(sc, flat)
+    alive = _dropout(st, ud, peg0, age, pegs, no, intol, 0, 2, alive, extra)
     seen12 = alive[:, 1]
     cat = np.where(seen12, cat_true, -1).reshape(shape)
     if engine:
@@ -370,11 +403,11 @@ def _run(st: _Setup, trials: int, participants: int, seed: int | np.random.SeedS
         obs[f"pgic_w{w}"] = np.where(has2, po[f"pgic_w{w}"][path], 0)
     pegs = [obs[f"peg_w{w}"] for w in PEG_WEEKS]
     alive = _dropout(st, ud, peg0, age, pegs, seen12 & (cat_true == 3), intol, 2,
-                     len(PEG_WEEKS), alive)
+                     len(PEG_WEEKS), alive, extra)
     return {"cohort": cohort, "arm1": arm1, "prob1": prob1, "opt": opt, "prob2": prob2,
             "obs": obs, "alive": alive.reshape((*shape, -1)), "intol": intol.reshape(shape),
             "cat": cat, "po": po, "noise": noise, "site_effect": site_effect,
-            "s_eff": s_eff, "records": records, "u1": u1, "u2": u2, "order2": order2,
+            "s_eff": s_eff, "site_arm": site_arm, "s_arm": s_arm, "records": records, "u1": u1, "u2": u2, "order2": order2,
             "enrol": enrol, "visit12": visit12, "items_rng": rng["items"]}
 
 
@@ -425,7 +458,8 @@ class SimulationResult:
         out.mkdir(parents=True, exist_ok=True)
         tables = {"wide": self.wide, "long": self.long, "truth_paths": self.truth.paths,
                   "truth_participants": self.truth.participants,
-                  "truth_values": self.truth.values, "allocation_log": self.allocation_log,
+                  "truth_values": self.truth.values, "truth_modifiers": self.truth.modifiers,
+                  "allocation_log": self.allocation_log,
                   "funnel": pd.DataFrame({"step": list(self.funnel),
                                           "count": list(self.funnel.values())})}
         paths = []
@@ -565,11 +599,13 @@ def population_truth(protocol: Protocol | str = "best",
     cohort = draw_cohort(proto, scen, 1, n, rng["population"])
     site_effect = scen.population.site_effect_sd * rng["sites"].standard_normal(
         scen.population.sites)
+    _, s_arm = _by_design(st.model, cohort, rng)
     base = {k: v[0] for k, v in cohort.base.items()}
     s_eff = site_effect[base["site"].astype(np.int64)]
     noise = draw_noise(scen, (n,), rng["noise"])
     contra = cohort.contra[0]
-    po = potential_outcomes(st.model, base, noise, s_eff, st.cat_of_pgic, st.intol_cat, contra)
+    po = potential_outcomes(st.model, base, noise, s_eff, st.cat_of_pgic, st.intol_cat, contra,
+                            site_arm=s_arm[0])
     orc = oracle(st.model, base, noise, s_eff, po, st.cat_of_pgic, st.intol_cat, contra,
                  inner=oracle_inner)
     ids = np.char.add("Q", np.arange(n).astype(str))

@@ -31,7 +31,9 @@ from tailor.stats.truth import (
     fixed_regime,
     oracle_regime,
     random_regime,
+    true_modifiers,
 )
+from tailor.stats.variables import OPTIONAL_BLOCK
 
 if TYPE_CHECKING:
     from tailor.protocol import Protocol
@@ -50,9 +52,13 @@ BASELINE = {
     "pcs_total": "pcs_total", "amplifier_index": "amplifier_index", "modic": "modic",
     "pfirrmann_max": "pfirrmann_max", "lumbar_rom": "lumbar_rom",
     "pain_duration_months": "pain_duration_months", "ppt": "ppt",
+    "phq9": "phq9", "gad7": "gad7", "csi": "csi", "tsk11": "tsk11", "bmi": "bmi",
+    "sit_to_stand_s": "sit_to_stand_s",
 }
-INT_BASELINE = {"body_regions", "wpi", "sss", "fibromyalgianess", "fm2016_met", "modic",
-                "pfirrmann_max", "pcs_total"}
+INT_BASELINE = {"body_regions", "wpi", "sss", "fibromyalgianess", "fm2016_met", "pcs_total",
+                "phq9", "gad7", "csi", "tsk11"}
+# the optional phenotyping block (imaging, QST, biomechanics): NaN where skipped by design
+OPTIONAL = set(OPTIONAL_BLOCK)
 
 
 def wide_schema(protocol: Protocol) -> dict[str, str]:
@@ -61,6 +67,7 @@ def wide_schema(protocol: Protocol) -> dict[str, str]:
     schema: dict[str, str] = {"participant_id": "str", "site": "str", "age": "int", "sex": "str"}
     for col in BASELINE:
         schema[col] = "int" if col in INT_BASELINE else "float"
+    schema["optional_phenotyping"] = "int"
     schema["phenotype_label"] = "str"
     for f in protocol.stage(1).randomization.factors:
         schema[f.name] = "int"
@@ -275,8 +282,11 @@ def baseline_frame(protocol: Protocol, base: dict[str, np.ndarray], levels: np.n
                          "site": np.char.add("S", np.char.zfill(
                              (base["site"].astype(int) + 1).astype(str), 2)),
                          "age": np.minimum(base["age"], 90).astype(int), "sex": base["sex"]}
+    skipped = base.get("_optional_missing", np.zeros(len(ids), dtype=bool))
     for col, src in BASELINE.items():
-        d[col] = base[src].astype(float)
+        d[col] = np.where(skipped, np.nan, base[src]) if col in OPTIONAL else (
+            base[src].astype(float))
+    d["optional_phenotyping"] = (~skipped).astype(int)
     d["phenotype_label"] = base["phenotype_label"]
     for j, f in enumerate(protocol.stage(1).randomization.factors):
         d[f.name] = levels[:, j]
@@ -312,7 +322,8 @@ def build_truth(st: Any, base: dict[str, np.ndarray], levels: np.ndarray, noise:
             "peg_w36": po["peg_w36"][i, a, o],
             "oracle_path": (a == orc["a1"][i]) & (o == orc["a2"][i, a])})
     part: dict[str, Any] = {"participant_id": ids, "amplifier_latent": base["_C"],
-                            "peripheral_latent": base["_P"], "responsiveness": noise["b"],
+                            "peripheral_latent": base["_P"], "mood_latent": base["_mood"],
+                            "responsiveness": noise["b"],
                             "site_effect": s_eff}
     for j, arm in enumerate(arms):
         part[f"effect_{arm}"] = po["tau"][:, j]
@@ -347,7 +358,8 @@ def build_truth(st: Any, base: dict[str, np.ndarray], levels: np.ndarray, noise:
                   arms=tuple(arms.tolist()), options=tuple(options.tolist()))
     values = pd.DataFrame([evaluate_regime(truth, r) for r in standard_regimes(protocol)])
     return Truth(paths=paths_df, participants=participants, values=values, baseline=baseline,
-                 history=history, arrays=arrays, arms=truth.arms, options=truth.options)
+                 history=history, arrays=arrays, arms=truth.arms, options=truth.options,
+                 modifiers=true_modifiers(st.model, base))
 
 
 def standard_regimes(protocol: Protocol) -> list[Regime]:

@@ -21,7 +21,7 @@ values); Rubin DB (1974) (potential outcomes).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -30,6 +30,7 @@ from scipy.special import ndtr
 
 from tailor.exceptions import ScenarioError
 from tailor.stats.generative import CATEGORIES, OutcomeModel, peg_at, pgic_at
+from tailor.stats.variables import VARIABLES, term_values
 
 __all__ = [
     "Regime",
@@ -39,6 +40,7 @@ __all__ = [
     "oracle_regime",
     "potential_outcomes",
     "random_regime",
+    "true_modifiers",
 ]
 
 RESPONSE = 0.30  # PEG reduction defining response (the protocol's default responder rule)
@@ -48,7 +50,8 @@ RESPONSE = 0.30  # PEG reduction defining response (the protocol's default respo
 def potential_outcomes(model: OutcomeModel, base: Mapping[str, np.ndarray],
                        noise: Mapping[str, np.ndarray], site_effect: np.ndarray,
                        cat_of_pgic: np.ndarray, intol_cat: int, contra: np.ndarray,
-                       only_arm: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                       only_arm: np.ndarray | None = None,
+                       site_arm: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Outcomes of every participant (n) under every arm (K) and option (O).
 
     ``cat_of_pgic[code]`` is the category index of PGIC ``code`` (1-7); ``contra`` the
@@ -56,15 +59,20 @@ def potential_outcomes(model: OutcomeModel, base: Mapping[str, np.ndarray],
     (n, K, O) with NaN where an option is impossible; ``permissible`` (n, K, O) marks the
     options the protocol allows after each arm given the week-12 category under it.
     With ``only_arm`` (n,) the stage-2 arrays are (n, O), after that arm only (the fast path).
+    ``site_arm`` (n, K) is each participant's site x arm effect (added to the arm effects).
     """
     sc = model.scenario
-    c, p = base["_C"], base["_P"]
+    x = model.design(base)
+    q = model.intolerance(x)
     peg0 = base["peg_visit0"]
-    tau = model.tau(c, p)
+    tau = model.tau(x)
+    if site_arm is not None:
+        tau = tau + site_arm
     common = model.common(dict(base), dict(noise), site_effect)
-    s1 = model.stage1(tau, common, dict(noise))
+    s1 = model.stage1(tau, common, dict(noise), q)
     out: dict[str, np.ndarray] = {"tau": tau, "common": common, "intol": s1["intol"],
-                                  "tau_eff": s1["tau_eff"], "r12": s1["r12"]}
+                                  "tau_eff": s1["tau_eff"], "r12": s1["r12"], "x": x,
+                                  "q_intol": q}
     for w, r in ((6, s1["r6"]), (12, s1["r12"])):
         out[f"peg_w{w}"] = peg_at(peg0[:, None], r, noise[f"m{w}"][:, None])
         out[f"pgic_w{w}"] = pgic_at(sc, r, noise["nu"][:, None], noise[f"h{w}"][:, None])
@@ -75,11 +83,11 @@ def potential_outcomes(model: OutcomeModel, base: Mapping[str, np.ndarray],
     if only_arm is not None:
         rows = np.arange(n)
         tau2 = model.stage2_one(tau, s1["tau_eff"][rows, only_arm], only_arm,
-                                cat[rows, only_arm], noise["u_intol2"], c, p)
+                                cat[rows, only_arm], noise["u_intol2"], x, q)
         later = model.later_weeks(s1["r12"][rows, only_arm], tau2, common, dict(noise))
         ex: tuple[Any, ...] = (slice(None), None)
     else:
-        tau2 = model.stage2_all(tau, s1["tau_eff"], cat, noise["u_intol2"], c, p)
+        tau2 = model.stage2_all(tau, s1["tau_eff"], cat, noise["u_intol2"], x, q)
         later = model.later_weeks(s1["r12"], tau2, common, dict(noise))
         ex = (slice(None), None, None)
     for w in (18, 24, 36):
@@ -100,19 +108,21 @@ def _resp(peg0: np.ndarray, peg: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- oracle
 def _p_stage2(model: OutcomeModel, mean_no_intol: np.ndarray, mean_intol: np.ndarray,
               q: np.ndarray, peg0: np.ndarray) -> np.ndarray:
+    """P(week-24 response) from the means without / with intolerance of a new arm."""
     ns = model.scenario.noise
     s = np.sqrt(ns.stage2_sd**2 + (ns.peg_measurement_sd / np.maximum(peg0, 0.5))**2)
     return ((1 - q) * ndtr((mean_no_intol - RESPONSE) / s) + q * ndtr((mean_intol - RESPONSE) / s))
 
 
 def _stage2_probabilities(model: OutcomeModel, tau: np.ndarray, tau_eff1: np.ndarray,
-                          cat: np.ndarray, c: np.ndarray, p: np.ndarray, known: np.ndarray,
+                          cat: np.ndarray, x: np.ndarray, qi: np.ndarray, known: np.ndarray,
                           peg0: np.ndarray) -> np.ndarray:
     """P(week-24 response) after every arm, of every option (..., K, O), given the week-12
-    state ``known`` (..., K) (the latent improvement carried into stage 2)."""
-    t_ok = model.stage2_all(tau, tau_eff1, cat, 1.0, c, p)
-    t_bad = model.stage2_all(tau, tau_eff1, cat, 0.0, c, p)
-    q = model.q_intol[np.maximum(model.partner, 0)] * (model.partner >= 0)
+    state ``known`` (..., K) (the latent improvement carried into stage 2); ``x`` (..., F) the
+    features and ``qi`` (..., K) the intolerance probabilities."""
+    t_ok = model.stage2_all(tau, tau_eff1, cat, 1.0, x, qi)
+    t_bad = model.stage2_all(tau, tau_eff1, cat, 0.0, x, qi)
+    q = qi[..., np.maximum(model.partner, 0)] * (model.partner >= 0)
     return _p_stage2(model, t_ok + known[..., None], t_bad + known[..., None], q,
                      peg0[..., None, None])
 
@@ -129,7 +139,7 @@ def oracle(model: OutcomeModel, base: Mapping[str, np.ndarray], noise: Mapping[s
     sc = model.scenario
     ns = sc.noise
     eff = sc.effects
-    c, p = base["_C"], base["_P"]
+    x, qi = po["x"], po["q_intol"]
     peg0 = base["peg_visit0"]
     n, k = po["tau"].shape
     tau = po["tau"]
@@ -139,12 +149,12 @@ def oracle(model: OutcomeModel, base: Mapping[str, np.ndarray], noise: Mapping[s
     s12 = np.sqrt(ns.responsiveness_sd**2 + ns.stage1_sd**2
                   + (ns.peg_measurement_sd / np.maximum(peg0, 0.5))[:, None]**2)
     m = known_common[:, None]
-    p12 = ((1 - model.q_intol) * ndtr((tau + m - RESPONSE) / s12)
-           + model.q_intol * ndtr((eff.intolerance_retained * tau + m - RESPONSE) / s12))
+    p12 = ((1 - qi) * ndtr((tau + m - RESPONSE) / s12)
+           + qi * ndtr((eff.intolerance_retained * tau + m - RESPONSE) / s12))
     a1_w12 = np.argmax(np.where(elig1, p12, -np.inf), axis=1)
     # stage 2 given the realized week-12 state
     known = (po["common"] + ns.persistence * noise["e1"])[:, None] * np.ones((1, k))
-    p24 = _stage2_probabilities(model, tau, po["tau_eff"], po["cat"], c, p, known, peg0)
+    p24 = _stage2_probabilities(model, tau, po["tau_eff"], po["cat"], x, qi, known, peg0)
     p24 = np.where(po["permissible"], p24, -np.inf)
     a2 = np.argmax(p24, axis=2)
     # two-stage first treatment: inner Monte Carlo over weeks 0-12 (common draws)
@@ -160,7 +170,8 @@ def oracle(model: OutcomeModel, base: Mapping[str, np.ndarray], noise: Mapping[s
         sl = slice(lo, min(n, lo + chunk))
         m_ = len(range(*sl.indices(n)))
         t = tau[sl][:, None, :]  # (m, 1, K)
-        intol = ui[None, :, None] < model.q_intol  # (1, I, K)
+        q_sl = qi[sl][:, None, :]  # (m, 1, K)
+        intol = ui[None, :, None] < q_sl  # (m, I, K)
         t_eff = np.where(intol, eff.intolerance_retained * t, t)  # (m, I, K)
         com = known_common[sl][:, None, None] + zb[None, :, None]
         r12 = t_eff + com + z1[None, :, None]
@@ -169,7 +180,7 @@ def oracle(model: OutcomeModel, base: Mapping[str, np.ndarray], noise: Mapping[s
         cat = np.where(intol, intol_cat, cat_of_pgic[code])
         armm = np.arange(k)
         kn = np.broadcast_to(com + ns.persistence * z1[None, :, None], (m_, inner, k))
-        pr = _stage2_probabilities(model, t, t_eff, cat, c[sl][:, None], p[sl][:, None], kn,
+        pr = _stage2_probabilities(model, t, t_eff, cat, x[sl][:, None, :], q_sl, kn,
                                    peg0[sl][:, None])
         perm = model.eligible[armm, cat, contra[sl][:, None, None]]
         value[sl] = np.where(perm, pr, -np.inf).max(axis=-1).mean(axis=1)
@@ -283,6 +294,7 @@ class Truth:
     arrays: Mapping[str, np.ndarray]
     arms: tuple[str, ...]
     options: tuple[str, ...]
+    modifiers: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def value(self, regime: Regime) -> dict[str, float]:
         """Exact value of ``regime`` on this cohort (see :func:`evaluate_regime`)."""
@@ -323,3 +335,78 @@ def evaluate_regime(truth: Truth, regime: Regime) -> dict[str, Any]:
     follows ``regime`` (exact on the cohort)."""
     per = regime_outcomes(truth, regime)
     return {"regime": regime.name, **{k: float(v.mean()) for k, v in per.items()}}
+
+
+# --------------------------------------------------------------------------- modifiers
+MODIFIER_COLUMNS = ("stage", "target", "variable", "domain", "form", "slope", "cut", "with",
+                    "contribution_sd", "modifies_contrast", "contrast_sd")
+
+
+def true_modifiers(model: OutcomeModel, base: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    """The truth of the scientific question: which baseline variables change which effect.
+
+    One row per term of the scenario (stage 1 per arm, stage-2 adjustments, intolerance,
+    dropout) and per arm with a site x arm effect: ``contribution_sd`` is the SD of the term's
+    contribution over the cohort ``base``. ``modifies_contrast`` says whether the variable
+    changes the *difference* between arms (at stage 1: its terms differ between arms; a term
+    shared by every arm is prognostic only), and ``contrast_sd`` the largest SD, over pairs of
+    arms, of the difference of that variable's contributions (for an interaction term, both of
+    its variables). Stage-2 adjustments that single out an option, action, arm or category
+    modify the stage-2 contrasts; intolerance terms change who tolerates an arm (a modifier of
+    the realized effect); dropout terms change only who is observed.
+    """
+    sc = model.scenario
+    eff = sc.effects
+    rows: list[dict[str, Any]] = []
+
+    def row(stage: str, target: str, t: Any) -> dict[str, Any]:
+        return {"stage": stage, "target": target, "variable": t.variable,
+                "domain": VARIABLES[t.variable].domain, "form": t.form, "slope": t.slope,
+                "cut": t.cut, "with": t.with_,
+                "contribution_sd": float(np.std(term_values(t, base)))}
+
+    # stage 1: per variable and arm, the summed contributions; contrasts between arms
+    contrib: dict[str, dict[str, np.ndarray]] = {}
+    zero = np.zeros(np.shape(base["_C"]))
+    for arm in model.arms:
+        for t in eff.stage1[arm].all_terms():
+            rows.append(row("stage1", arm, t))
+            value = term_values(t, base)
+            for v in (t.variable, t.with_):
+                if v is not None:
+                    contrib.setdefault(v, {}).setdefault(arm, zero.copy())
+                    contrib[v][arm] = contrib[v][arm] + value
+    contrast: dict[str, float] = {}
+    for v, per_arm in contrib.items():
+        vecs = [per_arm.get(a, zero) for a in model.arms]
+        contrast[v] = max((float(np.std(a - b)) for i, a in enumerate(vecs)
+                           for b in vecs[i + 1:]), default=0.0)
+    for r in rows:
+        r["contrast_sd"] = contrast.get(r["variable"], 0.0)
+        r["modifies_contrast"] = r["contrast_sd"] > 1e-12
+    for arm in model.arms:
+        sd = eff.stage1[arm].site_sd
+        if sd > 0:
+            rows.append({"stage": "stage1", "target": arm, "variable": "site",
+                         "domain": "site", "form": "random", "slope": sd, "cut": None,
+                         "with": None, "contribution_sd": sd, "modifies_contrast": True,
+                         "contrast_sd": sd})
+    for adj in eff.stage2.adjustments:
+        keys = {k: getattr(adj, k) for k in ("option", "action", "stage1_arm", "adds",
+                                             "category") if getattr(adj, k) is not None}
+        target = ", ".join(f"{k}={v}" for k, v in keys.items()) or "every option"
+        for t in adj.all_terms():
+            r = row("stage2", target, t)
+            r["modifies_contrast"] = bool(keys)
+            r["contrast_sd"] = r["contribution_sd"] if keys else 0.0
+            rows.append(r)
+    for arm, terms in eff.intolerance_terms.items():
+        for t in terms:
+            r = row("intolerance", arm, t)
+            r.update(modifies_contrast=True, contrast_sd=r["contribution_sd"])
+            rows.append(r)
+    for t in sc.dropout.terms:
+        r = row("dropout", "dropout hazard", t)
+        r.update(modifies_contrast=False, contrast_sd=0.0)
+        rows.append(r)
+    return pd.DataFrame(rows, columns=list(MODIFIER_COLUMNS))
