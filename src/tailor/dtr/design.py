@@ -464,20 +464,28 @@ class StageSpec:
     def feasible_mask(self, sets: Sequence[tuple[str, ...]]) -> np.ndarray:
         """(n, d) boolean mask over ``self.options``; unknown options raise."""
         index = {o: j for j, o in enumerate(self.options)}
-        mask = np.zeros((len(sets), len(self.options)), dtype=bool)
         col = self.feasible if isinstance(self.feasible, str) else self.treatment
+        # rows share few distinct sets: resolve each distinct set once, then index
+        rows_of: dict[tuple[str, ...], int] = {}
+        which = np.empty(len(sets), dtype=np.int64)
         for i, s in enumerate(sets):
+            k = rows_of.get(s)
+            if k is None:
+                k = rows_of[s] = len(rows_of)
+                for o in s:
+                    if o not in index and len(s) >= 2:  # a pass-through row may name an option
+                        raise RecordError(                # nobody was randomized to
+                            f"row {i + 1}: feasible option {o!r} in column '{col}' is not an "
+                            f"option of stage {self.stage} that anyone re-randomized received "
+                            f"({list(self.options)}); its Q-value cannot be estimated",
+                            field=str(col), value=o)
+            which[i] = k
+        table = np.zeros((len(rows_of), len(self.options)), dtype=bool)
+        for s, k in rows_of.items():
             for o in s:
-                if o not in index:
-                    if len(s) < 2:  # a pass-through row may name an option nobody was randomized to
-                        continue
-                    raise RecordError(
-                        f"row {i + 1}: feasible option {o!r} in column '{col}' is not an option "
-                        f"of stage {self.stage} that anyone re-randomized received "
-                        f"({list(self.options)}); its Q-value cannot be estimated", field=str(col),
-                        value=o)
-                mask[i, index[o]] = True
-        return mask
+                if o in index:
+                    table[k, index[o]] = True
+        return table[which] if len(sets) else np.zeros((0, len(self.options)), dtype=bool)
 
 
 def _truthy_column(series: pd.Series) -> np.ndarray:
