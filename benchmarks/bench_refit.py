@@ -25,11 +25,14 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+# tailor first, from PYTHONPATH (bench_qlearning puts this checkout's src first on sys.path)
+import tailor.dtr  # noqa: E402, I001
 from _common import RESULTS, machine  # noqa: E402
 from bench_qlearning import bmi_problem  # noqa: E402
 
 
 def run(fits: int) -> dict[str, float]:
+    print(f"tailor from {Path(tailor.dtr.__file__).parents[1]}", file=sys.stderr)
     problem = bmi_problem()
     if problem is None:
         raise SystemExit("bmiData is absent (shared/reference-data)")
