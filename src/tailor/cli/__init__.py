@@ -56,6 +56,7 @@ def _register() -> None:
         randomize_cmd,
         serve_cmd,
         simulate_cmd,
+        warmup_cmd,
     )
 
     app.add_typer(protocol_cmd.app, name="protocol")
@@ -72,14 +73,24 @@ def _register() -> None:
     app.add_typer(admin_cmd.app, name="admin")
     app.command("export")(export_cmd.export)
     app.command("demo")(demo_cmd.demo)
+    app.command("warmup")(warmup_cmd.warmup)
 
 
 _register()
 
 
+# commands that run numba kernels: they say so when a kernel compiles (not warmed up)
+_KERNEL_COMMANDS = frozenset({"analyze", "simulate", "design", "randomize", "demo"})
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     err = Console(stderr=True)
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] in _KERNEL_COMMANDS and not {"--help", "-h"} & set(args):
+        from tailor.cli.warmup_cmd import install_compile_notice
+
+        install_compile_notice()
     try:
         rc: Any = app(args=argv, standalone_mode=False)
     except TailorError as exc:

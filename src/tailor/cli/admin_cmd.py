@@ -15,16 +15,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from tailor.db import Database
 from tailor.exceptions import InvalidFieldError
-from tailor.protocol import builtin_protocols
-from tailor.services import admin
-from tailor.services.auth import AuthPolicy, actor_of, configure
-from tailor.services.context import Actor, RequestContext
-from tailor.settings import Settings, get_settings
+
+if TYPE_CHECKING:  # the database and services load inside the commands (fast --help)
+    from tailor.db import Database
+    from tailor.services.context import RequestContext
+    from tailor.settings import Settings
 
 app = typer.Typer(help="Administer sites, users and the live protocol.", no_args_is_help=True)
 
@@ -34,6 +34,8 @@ PASSWORD_STDIN = typer.Option(False, "--password-stdin",
 
 def cli_context(reason: str) -> RequestContext:
     """The admin actor of a command run on the server (audited as ``cli:<login>``)."""
+    from tailor.services.context import Actor, RequestContext
+
     try:
         who = getpass.getuser()
     except (KeyError, OSError):  # pragma: no cover - no login name in some containers
@@ -45,6 +47,10 @@ def cli_context(reason: str) -> RequestContext:
 @contextmanager
 def open_database(settings: Settings | None = None) -> Iterator[Database]:
     """The configured database with the settings' password policy attached."""
+    from tailor.db import Database
+    from tailor.services.auth import AuthPolicy, configure
+    from tailor.settings import get_settings
+
     s = settings or get_settings()
     db = Database(s.database_url)
     configure(db, AuthPolicy(
@@ -90,6 +96,8 @@ def create_site(code: str = typer.Argument(..., help="Site code, e.g. S01."),
                 timezone: str = typer.Option(..., help="IANA time zone, e.g. America/New_York.")
                 ) -> None:
     """Create a site."""
+    from tailor.services import admin
+
     with open_database() as db:
         out = admin.create_site(db, cli_context("site created (admin CLI)"), code, name,
                                 timezone)
@@ -105,6 +113,8 @@ def create_user(username: str = typer.Argument(..., help="Login name."),
                                               help="Printed name shown with signatures."),
                 password_stdin: bool = PASSWORD_STDIN) -> None:
     """Create a user; the password is prompted for (or read from stdin)."""
+    from tailor.services import admin
+
     password = read_password(password_stdin)
     with open_database() as db:
         out = admin.create_user(db, cli_context("user created (admin CLI)"), username, password,
@@ -117,6 +127,8 @@ def create_user(username: str = typer.Argument(..., help="Login name."),
 def set_password(username: str = typer.Argument(..., help="Login name."),
                  password_stdin: bool = PASSWORD_STDIN) -> None:
     """Set a user's password (prompted for, or read from stdin)."""
+    from tailor.services import admin
+
     password = read_password(password_stdin)
     with open_database() as db:
         admin.set_password(db, cli_context("password set (admin CLI)"), username, password)
@@ -130,6 +142,10 @@ def go_live(protocol: str = typer.Option("best", help="A built-in protocol name 
                                        help="The admin account that signs the go-live."),
             password_stdin: bool = PASSWORD_STDIN) -> None:
     """Register a protocol version and make it live (once), signed by an admin account."""
+    from tailor.protocol import builtin_protocols
+    from tailor.services import admin
+    from tailor.services.auth import actor_of
+
     builtin = builtin_protocols()
     path = builtin[protocol] if protocol in builtin else Path(protocol)
     if not path.is_file():

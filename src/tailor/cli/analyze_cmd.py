@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import typer
-from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from tailor.exceptions import InputFileError
-from tailor.protocol import load_protocol
+
+if TYPE_CHECKING:  # pandas and the analysis load inside the command (fast --help)
+    import pandas as pd
 
 
 def read_wide_table(path: Path) -> pd.DataFrame:
     """The wide table from a CSV/Parquet file or a folder holding wide.csv / wide.parquet."""
+    import pandas as pd
+
     if path.is_dir():
         for name in ("wide.parquet", "wide.csv"):
             if (path / name).is_file():
@@ -42,9 +44,13 @@ def analyze(
     seed: int = typer.Option(1, help="Seed of every random step."),
 ) -> None:
     """Learn the regime, value it with intervals, map the phenotypes; write report.html."""
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     from tailor.dtr.analysis import analyze as run_analysis
     from tailor.dtr.analysis import default_plan
     from tailor.dtr.analysis_report import write_analysis
+    from tailor.protocol import load_protocol
 
     proto = load_protocol(protocol)
     table = read_wide_table(data)

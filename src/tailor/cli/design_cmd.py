@@ -5,21 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from tailor.design.execution import Backend, DaskBackend, LocalBackend, run_study
-from tailor.design.grid import expand_grid
-from tailor.design.replicates import PIPELINE_DEFAULTS, REPLICATES
-from tailor.design.report import render_report
-from tailor.design.search import parse_target, search_sample_size
-from tailor.design.sizing import oetting_power, oetting_sample_size
-from tailor.design.summary import summarize
 from tailor.exceptions import ScenarioError
-from tailor.protocol import load_protocol
+
+if TYPE_CHECKING:  # the design study loads inside the commands (fast --help)
+    from tailor.design.execution import Backend
 
 PIPELINE_NOTES = {
     "best": ("Pipeline best (tailor.design.pipeline.best_pipeline): each replicate simulates a "
@@ -57,6 +50,8 @@ def _list(text: str, option: str, cast: Callable[[str], Any]) -> list[Any]:
 
 
 def _pipeline(name: str) -> Any:
+    from tailor.design.replicates import REPLICATES
+
     if name not in REPLICATES:
         raise ScenarioError(f"unknown --pipeline '{name}' (known: {', '.join(REPLICATES)})")
     return REPLICATES[name]
@@ -64,6 +59,8 @@ def _pipeline(name: str) -> Any:
 
 def _axis(text: str | None, option: str, pipeline: str, name: str) -> list[float]:
     """Values of a numeric grid option, or the pipeline's default when it was not given."""
+    from tailor.design.replicates import PIPELINE_DEFAULTS
+
     if text is None:
         return [PIPELINE_DEFAULTS.get(pipeline, PIPELINE_DEFAULTS["best"])[name]]
     return _list(text, option, float)
@@ -80,6 +77,8 @@ def _fixed(pipeline: str, protocol: str, truth_n: int | None) -> dict[str, Any]:
 
 
 def _backend(workers: int | None, dask_scheduler: str | None) -> Backend:
+    from tailor.design.execution import DaskBackend, LocalBackend
+
     if dask_scheduler:
         return DaskBackend(dask_scheduler)
     if workers is not None and workers < 1:
@@ -91,9 +90,9 @@ def _backend(workers: int | None, dask_scheduler: str | None) -> Backend:
 def design(
     ctx: typer.Context,
     protocol: str = typer.Option("best", help="Built-in protocol name or YAML file."),
-    pipeline: str = typer.Option("best", help="Replicate pipeline: " + ", ".join(REPLICATES)
-                                 + " (best: the full two-stage BEST pipeline; best-stage1: "
-                                 "the fast stage-1 planning model)."),
+    pipeline: str = typer.Option("best", help="Replicate pipeline (best: the full two-stage "
+                                 "BEST pipeline; best-stage1: the fast stage-1 planning "
+                                 "model)."),
     scenario: str = typer.Option("amplifier-guitar", help="Scenario(s), comma-separated: "
                                  "built-in or library names, or YAML files (e.g. generated "
                                  "by `tailor simulate worlds`)."),
@@ -125,6 +124,21 @@ def design(
         return
     if out is None:
         raise ScenarioError("give --out FOLDER for the study's checkpoint and results")
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from tailor.design.execution import run_study
+    from tailor.design.grid import expand_grid
+    from tailor.design.report import render_report
+    from tailor.design.summary import summarize
+    from tailor.protocol import load_protocol
+
     fn = _pipeline(pipeline)
     proto = load_protocol(protocol)
     fixed = _fixed(pipeline, protocol, truth_n)
@@ -181,6 +195,11 @@ def size(
     step: int = typer.Option(10, min=1, help="N is searched in multiples of this."),
 ) -> None:
     """Smallest N meeting a target, by a documented search over N (uses the group's options)."""
+    from rich.console import Console
+
+    from tailor.design.search import parse_target, search_sample_size
+    from tailor.protocol import load_protocol
+
     o = ctx.obj
     tgt = parse_target(target)
     fn = _pipeline(o["pipeline"])
@@ -216,6 +235,10 @@ def oetting(
     smart: str = typer.Option("II", "--design", help="SMART design I, II or III."),
 ) -> None:
     """Classical N to compare two embedded regimes (Oetting et al. 2011)."""
+    from rich.console import Console
+
+    from tailor.design.sizing import oetting_power, oetting_sample_size
+
     n = oetting_sample_size(delta, response_rate, alpha=alpha, power=power, design=smart)
     achieved = oetting_power(n, delta, response_rate, alpha=alpha, design=smart)
     Console().print(f"N = {n} (power at N: {achieved:.3f})")

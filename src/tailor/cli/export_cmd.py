@@ -6,10 +6,7 @@ from pathlib import Path
 
 import typer
 
-from tailor.cli.admin_cmd import cli_context, open_database
 from tailor.exceptions import InvalidFieldError
-from tailor.services import exports
-from tailor.settings import get_settings
 
 
 def export(out: Path = typer.Option(Path("export"), "--out", "-o",
@@ -18,6 +15,10 @@ def export(out: Path = typer.Option(Path("export"), "--out", "-o",
                                    help="csv, parquet (wide/long) or redcap (REDCap data "
                                         "dictionary + records).")) -> None:
     """Write the de-identified wide/long tables, data dictionary and manifest.json."""
+    from tailor.cli.admin_cmd import cli_context, open_database
+    from tailor.services import exports
+    from tailor.settings import get_settings
+
     if fmt not in exports.FORMATS:
         raise InvalidFieldError(f"--format must be one of {', '.join(exports.FORMATS)}; got "
                                 f"{fmt!r}", field="format", value=fmt)

@@ -265,7 +265,11 @@ def _stage_regressor(raw: Mapping[str, Any], default: Any) -> Any:
 def _check_observed(spec: StageSpec, rows: np.ndarray, labels: Sequence[str | None],
                     observed: np.ndarray, mask: np.ndarray,
                     sets: Sequence[tuple[str, ...]]) -> None:
-    for i in rows:
+    obs = observed[rows]
+    ok = (obs >= 0) & mask[rows, np.maximum(obs, 0)]
+    if ok.all():  # the common case, checked without a Python loop over rows
+        return
+    for i in rows[~ok]:
         if labels[i] is None or observed[i] < 0 or not mask[i, observed[i]]:
             col = spec.feasible if isinstance(spec.feasible, str) else spec.treatment
             raise RecordError(
