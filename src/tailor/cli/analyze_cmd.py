@@ -44,7 +44,7 @@ def analyze(
     """Learn the regime, value it with intervals, map the phenotypes; write report.html."""
     from tailor.dtr.analysis import analyze as run_analysis
     from tailor.dtr.analysis import default_plan
-    from tailor.dtr.analysis_report import write_analysis
+    from tailor.dtr.analysis_report import primary_in_words, write_analysis
 
     proto = load_protocol(protocol)
     table = read_wide_table(data)
@@ -58,7 +58,10 @@ def analyze(
         bar.update(task, description="writing the report")
         paths = write_analysis(result, table, out)
     console.print(f"analysed {result.n} participants ({result.n_outcome} with the outcome)")
+    console.print(primary_in_words(result), soft_wrap=True)
     for regime, v in result.headline().items():
+        if regime == "deployed minus best single treatment":
+            continue
         console.print(f"  responder rate, {regime}: {v['estimate']:.1%} "
                       f"[{v['lower']:.1%}, {v['upper']:.1%}]")
     console.print(f"report: {paths['report']}\nmodel file: {paths['model']}")

@@ -124,7 +124,9 @@ class Contrast:
 
     ``p_one_sided`` tests H0: the contrast is not in the favourable direction (``<= 0`` when
     larger is better, ``>= 0`` when smaller is better); ``bound`` is the one-sided
-    1 - alpha confidence bound on the unfavourable side.
+    ``1 - alpha / 2`` confidence bound on the unfavourable side (the one-sided test at
+    alpha / 2, e.g. 0.025, rejects exactly when the two-sided interval excludes 0, so the
+    words and the interval never disagree).
     """
 
     name: str
@@ -167,7 +169,7 @@ def contrast(first: ValueEstimate, second: ValueEstimate, *, clusters: Any = Non
         se = float(np.sqrt(cluster_covariance(psi, clusters)[0, 0]))
     est = first.estimate - second.estimate
     z2 = stats.norm.ppf(1 - alpha / 2)
-    z1 = stats.norm.ppf(1 - alpha)
+    z1 = z2
     if larger_is_better:
         bound, p = est - z1 * se, float(stats.norm.sf(est / se)) if se > 0 else float(est <= 0)
     else:
@@ -280,11 +282,11 @@ def contrast_with_best(regime: ValueEstimate, singles: Sequence[ValueEstimate], 
 
     The target ``D = V_regime - best_j V_j`` is the worst of the pairwise contrasts
     ``D_j = V_regime - V_j`` (in the favourable direction). Its one-sided bound is the worst
-    pairwise one-sided bound, ``min_j (d_j - z_{1-alpha} se_j)`` (larger is better): it is at or
-    below the bound of the truly best ``j``, so it covers ``D`` with probability >= 1 - alpha,
-    and "D > 0" is claimed exactly when every pairwise one-sided test rejects (an
-    intersection-union test, level alpha with no multiplicity penalty; ``p_one_sided`` is the
-    largest pairwise p). The two-sided interval is ``[min_j (d_j - z se_j),
+    pairwise one-sided bound, ``min_j (d_j - z_{1-alpha/2} se_j)`` (larger is better): it is at
+    or below the bound of the truly best ``j``, so it covers ``D`` with probability
+    >= 1 - alpha/2, and "D > 0" is claimed exactly when every pairwise one-sided test at
+    alpha/2 rejects (an intersection-union test, level alpha/2 with no multiplicity penalty;
+    ``p_one_sided`` is the largest pairwise p, compared with alpha/2). The two-sided interval is ``[min_j (d_j - z se_j),
     min_j (d_j + c se_j)]`` with ``c`` the simultaneous max-|t| bootstrap quantile.
     """
     pairs = [contrast(regime, s, clusters=clusters, larger_is_better=larger_is_better,
@@ -302,8 +304,8 @@ def contrast_with_best(regime: ValueEstimate, singles: Sequence[ValueEstimate], 
     star = d + (m - 1.0) @ psi / n
     safe = np.where(se > 0, se, np.inf)
     crit = float(np.quantile(np.max(np.abs(star - d) / safe, axis=1), 1 - alpha))
-    z1 = stats.norm.ppf(1 - alpha)
     z2 = stats.norm.ppf(1 - alpha / 2)
+    z1 = z2
     j = int(np.argmin(d))
     est = float(d[j])
     lower, upper = float(np.min(d - z2 * se)), float(np.min(d + max(crit, z2) * se))
