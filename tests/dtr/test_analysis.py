@@ -97,6 +97,10 @@ def test_cli(tmp_path, data, capsys):
     assert (tmp_path / "out" / "report.html").exists()
     assert main(["analyze", "--data", str(tmp_path / "nope.csv")]) == 2
     assert "file not found" in capsys.readouterr().err
+    (tmp_path / "bad.yaml").write_text("name: x\nversion: '1'\nworking_model: {}\n")
+    assert main(["analyze", "--data", str(tmp_path), "--plan", str(tmp_path / "bad.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "working_model.stage1" in err and "candidates" in err
 
 
 def test_simulated_trial_end_to_end(best):

@@ -96,6 +96,10 @@ class AnalysisPlan:
     phenotype_categories: tuple[str, ...] = ()
     subgroups: tuple[str, ...] = ()
     cluster: str | None = "site"
+    domains: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    plan_name: str = "default (from the data's columns)"
+    plan_file_hash: str = ""
+    responder_week: int = 12
     bootstrap: int = 500
     folds: int = 5
     alpha: float = 0.05
@@ -280,14 +284,16 @@ def _hash_frame(data: pd.DataFrame) -> str:
 
 
 def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = None, *,
-            progress: Callable[[str], None] | None = None) -> AnalysisResult:
-    """Run the full analysis (see the module docstring)."""
+            progress: Callable[[str], None] | None = None,
+            plan_notes: Sequence[str] = ()) -> AnalysisResult:
+    """Run the full analysis (see the module docstring); ``plan_notes`` (from
+    :func:`tailor.dtr.plan.resolve_plan`) go into the report's methods."""
     plan = plan or default_plan(data, protocol)
     step = progress or (lambda _msg: None)
     data = data.reset_index(drop=True).copy()
     _check_columns(data, protocol, plan)
     rng = np.random.default_rng(plan.seed)
-    notes: list[str] = []
+    notes: list[str] = list(plan_notes)
     data["responder"] = responder_indicator(data, baseline=plan.baseline, followup=plan.outcome,
                                             threshold=plan.responder_threshold)
     n_outcome = int(data[plan.outcome].notna().sum())
@@ -441,6 +447,7 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
     model: dict[str, Any] = {
         "format": MODEL_FORMAT,
         "analysis_plan": plan_hash, "deployed": "Q-learning regime on " + plan.outcome,
+        "analysis_plan_file": {"name": plan.plan_name, "content_hash": plan.plan_file_hash},
         "protocol": {"name": protocol.name, "version": protocol.version,
                      "content_hash": protocol.content_hash},
         "data_hash": data_hash,
@@ -496,11 +503,11 @@ def _time_points(data: pd.DataFrame, protocol: Protocol, ql: QLearning, plan: An
     with site-clustered intervals)."""
     rows = []
     targets = []
-    if "peg_w12" in data.columns:
-        d12 = data.assign(_resp12=responder_indicator(
-            data, baseline=plan.baseline, followup="peg_w12",
-            threshold=plan.responder_threshold))
-        targets.append(("responder rate at week 12", d12, "_resp12"))
+    early = f"peg_w{plan.responder_week}"
+    if early in data.columns:
+        d12 = data.assign(_resp_early=responder_indicator(
+            data, baseline=plan.baseline, followup=early, threshold=plan.responder_threshold))
+        targets.append((f"responder rate at week {plan.responder_week}", d12, "_resp_early"))
     week = plan.outcome.rsplit("_w", 1)[-1]
     targets.append((f"mean week-{week} PEG" if plan.outcome.startswith("peg_w")
                     else f"mean {plan.outcome}", data, plan.outcome))

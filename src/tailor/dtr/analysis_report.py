@@ -336,6 +336,12 @@ def write_analysis(result: AnalysisResult, data: pd.DataFrame, out: Path, *,
         f"{result.plan.bootstrap} cluster resamples; simultaneous max-|t| interval); the "
         "primary contrast is an intersection-union one-sided test against every single "
         "treatment.",
+        f"Analysis plan: {result.plan.plan_name}"
+        + (f" (file hash {result.plan.plan_file_hash[:12]})" if result.plan.plan_file_hash
+           else "") + f"; resolved plan hash {result.plan_hash}. Candidate tailoring "
+        "variables by domain: " + ("; ".join(f"{d}: {', '.join(v)}" for d, v in
+                                             result.plan.domains) or
+                                   ", ".join(result.plan.tree_features)) + ".",
         "Interpretable regime: exact policy tree (Athey & Wager 2021) of depth "
         f"{result.plan.tree_depth} on censoring-weighted doubly robust scores; the "
         "pre-specified phenotype-category regime ranks options by mean score among members "
