@@ -59,7 +59,7 @@ from tailor.dtr.phenotype import (
 )
 from tailor.dtr.qlearning import QLearning, QLearningResult
 from tailor.dtr.value import ValueEstimate, aipw_value, static_regime
-from tailor.exceptions import InputFileError
+from tailor.exceptions import EstimationError, InputFileError
 from tailor.protocol import Protocol
 from tailor.rules import stage_options
 
@@ -100,6 +100,9 @@ class AnalysisPlan:
     plan_name: str = "default (from the data's columns)"
     plan_file_hash: str = ""
     responder_week: int = 12
+    penalized: bool = False
+    l1_ratio: float = 1.0
+    deployed: str = "working_model"
     bootstrap: int = 500
     folds: int = 5
     alpha: float = 0.05
@@ -268,6 +271,19 @@ def working_model(protocol: Protocol, plan: AnalysisPlan) -> list[dict[str, Any]
     ]
 
 
+def penalized_model(protocol: Protocol, plan: AnalysisPlan) -> list[dict[str, Any]]:
+    """The working model widened to every candidate tailoring variable (main effects and
+    option interactions at both stages), for penalized Q-learning
+    (:class:`~tailor.dtr.penalized.PenalizedLinear` selects the terms)."""
+    cands = [c for c in plan.tree_features if c not in ("response_category",)]
+    stages = working_model(protocol, plan)
+    for stage, main in ((stages[0], plan.main1), (stages[1], plan.main2)):
+        terms = list(dict.fromkeys([*main, *cands]))
+        stage["main"] = " + ".join(terms)
+        stage["tailoring"] = " + ".join(cands) or None
+    return stages
+
+
 def _phenotype_categories(data: pd.DataFrame, plan: AnalysisPlan) -> np.ndarray:
     """Pre-specified categories: the pain phenotype label crossed with duloxetine eligibility."""
     label = data[plan.phenotype_categories[0]].astype(str).to_numpy()
@@ -312,6 +328,18 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
                          random_state=int(rng.integers(2**31)), alpha=plan.alpha)
     coefficients = {k: boot.coefficients(k) for k in (1, 2)}
 
+    ql_pen: QLearning | None = None
+    if plan.penalized and plan.tree_features:
+        from tailor.dtr.penalized import PenalizedLinear
+
+        ql_pen = QLearning(stages=penalized_model(protocol, plan), coding="dummy",
+                           maximize=False, regressor=PenalizedLinear(
+                               l1_ratio=plan.l1_ratio, random_state=plan.seed))
+    if plan.deployed == "penalized" and ql_pen is None:
+        raise EstimationError("the plan deploys the penalized Q-learning regime but names no "
+                              "candidate tailoring variables present in the data")
+    deployed_ql = ql_pen if plan.deployed == "penalized" and ql_pen is not None else ql
+    deployed_label = "penalized Q-learning" if deployed_ql is ql_pen else "Q-learning"
     fold = fold_partition(len(data), plan.folds, rng)
     clusters = data[plan.cluster].astype(str).to_numpy() if plan.cluster else None
     multipliers = cluster_multipliers(clusters, len(data), plan.bootstrap, rng)
@@ -353,16 +381,20 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
                        labels=list(protocol.arm_codes))
         learned: dict[str, ValueEstimate] = {}
         specs: list[tuple[str, str, dict[str, Any]]] = [
-            ("deployed", "deployed regime (Q-learning on week-24 PEG)", {}),
+            ("deployed", f"deployed regime ({deployed_label} on week-24 PEG)", {}),
             ("stage1", "personalize stage 1 only (Q-learning)", {"later_stages": False}),
             ("interpretable", "interpretable regime (policy tree, exploratory)",
              {"first_stage": learners["interpretable"]}),
         ]
+        if ql_pen is not None and plan.deployed != "penalized":
+            specs.append(("penalized", "penalized Q-learning over all candidates (lasso, "
+                          "one-SE)", {"learner": ql_pen}))
         if "category" in learners:
             specs.append(("category", "pre-specified phenotype categories",
                           {"first_stage": learners["category"]}))
         for key, name, extra in specs:
-            cf = crossfit_regime(data, nuisance, learner=ql, regime_outcome=plan.outcome,
+            extra = {"learner": deployed_ql, **extra}
+            cf = crossfit_regime(data, nuisance, regime_outcome=plan.outcome,
                                  outcome=outcome, propensities=props, weights=weights,
                                  folds=fold, alpha=plan.alpha, name=name, **extra)
             learned[key] = clus(cf.value)
@@ -443,17 +475,20 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
 
     step("model file")
     data_hash = _hash_frame(data.drop(columns=["responder"]))
+    deployed_fit = fit if deployed_ql is ql else deployed_ql.fit(
+        data, outcome=plan.outcome, weights=weights)
     plan_hash = _plan_hash(plan)
     model: dict[str, Any] = {
         "format": MODEL_FORMAT,
-        "analysis_plan": plan_hash, "deployed": "Q-learning regime on " + plan.outcome,
+        "analysis_plan": plan_hash, "deployed": f"{deployed_label} regime on {plan.outcome}",
         "analysis_plan_file": {"name": plan.plan_name, "content_hash": plan.plan_file_hash},
         "protocol": {"name": protocol.name, "version": protocol.version,
                      "content_hash": protocol.content_hash},
         "data_hash": data_hash,
         "n": len(data),
         "outcome": plan.outcome, "lower_is_better": True,
-        "stages": [_stage_model(fit, 1, stages[0]), _stage_model(fit, 2, stages[1])],
+        "stages": [_stage_model(deployed_fit, 1, dict(deployed_ql.stages[0])),
+                   _stage_model(deployed_fit, 2, dict(deployed_ql.stages[1]))],
         "responder_stages": [_stage_model(ql_resp.fit(data, outcome="responder",
                                                       weights=weights), 1,
                                           stages[0])],
@@ -530,7 +565,8 @@ def _stage_model(result: QLearningResult, stage: int, spec_in: dict[str, Any]
     return {"stage": stage, "treatment": spec.treatment, "options": list(spec.options),
             "coding": spec.coding, "main": spec_in.get("main"),
             "tailoring": spec_in.get("tailoring"), "terms": list(spec.term_names),
-            "coef": None if fit.coef is None else fit.coef.tolist(),
+            "coef": (fit.coefficients()["estimate"].tolist() if fit.coef is None
+                     else fit.coef.tolist()),
             "cov": None if fit.cov is None else fit.cov.tolist()}
 
 

@@ -60,7 +60,14 @@ class TreeSpec(_Strict):
     min_node_size: int = Field(default=30, ge=1)
 
 
+class PenalizedSpec(_Strict):
+    enabled: bool = True
+    l1_ratio: float = Field(default=1.0, gt=0, le=1)
+
+
 class Methods(_Strict):
+    deployed: Literal["working_model", "penalized"] = "working_model"
+    penalized_qlearning: PenalizedSpec = PenalizedSpec()
     tree: TreeSpec = TreeSpec()
     phenotype_categories: list[str] = []
     folds: int = Field(default=5, ge=2, le=20)
@@ -236,6 +243,8 @@ def resolve_plan(spec: PlanSpec, data: pd.DataFrame, **overrides: Any) -> tuple[
         tree_min_node_size=spec.methods.tree.min_node_size,
         profile_features=tuple(f for f in spec.profile_features if f in cols),
         phenotype_categories=categories, responder_week=spec.time_points.responder_week,
+        penalized=spec.methods.penalized_qlearning.enabled,
+        l1_ratio=spec.methods.penalized_qlearning.l1_ratio, deployed=spec.methods.deployed,
         subgroups=tuple(s for s in spec.subgroups if _varies(data, s)),
         cluster=cluster, bootstrap=spec.methods.bootstrap, folds=spec.methods.folds,
         alpha=spec.primary_contrast.alpha, seed=spec.seed, domains=tuple(domains),
