@@ -50,6 +50,7 @@ from tailor.dtr.crossfit import (
     tree_rewards,
 )
 from tailor.dtr.embedded import WeightedReplicated, embedded_regimes
+from tailor.dtr.heterogeneity import domain_tests
 from tailor.dtr.inference import best_of, cluster_multipliers, clustered, contrast_with_best
 from tailor.dtr.phenotype import (
     modifier_importance,
@@ -58,7 +59,7 @@ from tailor.dtr.phenotype import (
     subgroup_effects,
 )
 from tailor.dtr.qlearning import QLearning, QLearningResult
-from tailor.dtr.value import ValueEstimate, aipw_value, static_regime
+from tailor.dtr.value import ValueEstimate, aipw_value, dr_scores, static_regime
 from tailor.exceptions import EstimationError, InputFileError
 from tailor.protocol import Protocol
 from tailor.rules import stage_options
@@ -125,7 +126,16 @@ def default_plan(data: pd.DataFrame, protocol: Protocol, **overrides: Any) -> An
     # stage-1 arm (ESC + X exists only after ESC), so A1 dummies would alias option dummies.
     main2 = (*_present(data, ("peg_baseline", "peg_w12", "amplifier_index")),
              "response_category")
+    from tailor.dtr.plan import builtin_plans, load_plan
+
+    domains: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    if "best" in builtin_plans():  # the candidate domains of the built-in plan, where present
+        spec = load_plan("best")
+        domains = tuple((name, _present(data, dom.variables))
+                        for name, dom in spec.candidates.items()
+                        if _present(data, dom.variables))
     plan = AnalysisPlan(
+        domains=domains,
         responder_threshold=threshold, main1=main1, tailoring1=tailor_cols, main2=main2,
         tailoring2=tailor_cols, tree_features=_present(data, PHENOTYPE_FEATURES),
         profile_features=_present(data, PROFILE_FEATURES), subgroups=_present(data, SUBGROUPS),
@@ -160,6 +170,8 @@ class AnalysisResult:
     balance: pd.DataFrame
     model: dict[str, Any]
     contrasts: pd.DataFrame = field(default_factory=pd.DataFrame)
+    heterogeneity: pd.DataFrame = field(default_factory=pd.DataFrame)
+    assignment_shares: pd.DataFrame = field(default_factory=pd.DataFrame)
     time_points: pd.DataFrame = field(default_factory=pd.DataFrame)
     plan_hash: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
@@ -403,7 +415,7 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
         rows = [as_rand.to_frame(), *[e.to_frame() for e in statics], best.to_frame(),
                 *[e.to_frame() for e in learned.values()]]
         values[label] = pd.concat(rows, ignore_index=True)
-        for key in ("deployed", "stage1"):
+        for key in (k for k in ("deployed", "stage1", "penalized") if k in learned):
             c = contrast_with_best(learned[key], statics, clusters=clusters,
                                    larger_is_better=larger, alpha=plan.alpha,
                                    multipliers=multipliers,
@@ -416,6 +428,15 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
             "one_sided_bound": np.nan, "p_one_sided": np.nan, "outcome": label,
             "chosen_best": best.chosen, "shows_benefit": False}]))
     contrast_table = pd.concat(contrasts, ignore_index=True)
+
+    step("heterogeneity by domain (Holm)")
+    heterogeneity = pd.DataFrame()
+    if plan.domains:
+        scores = dr_scores(data, ql, outcome=plan.outcome, stage=1, propensities=props,
+                           weights=weights, folds=fold)
+        heterogeneity = domain_tests(scores, data, plan.domains, clusters=clusters,
+                                     weights=weights, alpha=plan.alpha)
+    shares = assignment_shares(crossfit_rec["deployed"], data)
 
     step("regimes learned on all participants (shown)")
     tree_predict = learners["interpretable"](data, fit, fold, weights if weights is not None
@@ -505,7 +526,44 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
         tree=tree.tree_, recommendations=recommendations, phenotype_map=pmap,
         modifiers=mods, subgroups=subs, response_by_arm=response, balance=balance,
         model=json.loads(json.dumps(model, default=_jsonable)), contrasts=contrast_table,
+        heterogeneity=heterogeneity, assignment_shares=shares,
         time_points=time_points, plan_hash=plan_hash, notes=tuple(notes))
+
+
+def assignment_shares(recommendations: pd.DataFrame, data: pd.DataFrame) -> pd.DataFrame:
+    """Counterfactual assignment shares under a (cross-fitted) regime: first treatments, and
+    at week 12 continue / augment / switch, for everyone and for those who cannot take
+    duloxetine (the contraindicated subgroup, analysed separately)."""
+    groups: list[tuple[str, np.ndarray]] = [("everyone", np.ones(len(data), dtype=bool))]
+    if "eligible_DUL" in data.columns:
+        groups.append(("cannot take DUL", pd.to_numeric(data["eligible_DUL"], errors="coerce")
+                       .fillna(1).to_numpy() == 0))
+    a1 = recommendations["A1"].astype(object)
+    a2 = recommendations["A2"].astype(object) if "A2" in recommendations else None
+    rows = []
+    for group, sel in groups:
+        if not sel.any():
+            continue
+        for arm, count in a1[sel].value_counts().items():
+            rows.append({"group": group, "stage": "first treatment", "choice": str(arm),
+                         "share": count / int(sel.sum()), "n": int(sel.sum())})
+        if a2 is None:
+            continue
+        kind: list[str | None] = []
+        for first, second in zip(data["A1"], a2, strict=True):
+            if second is None or pd.isna(second):
+                kind.append(None)
+            elif str(second) == str(first):
+                kind.append("continue")
+            elif "+" in str(second):
+                kind.append("augment")
+            else:
+                kind.append("switch")
+        k = pd.Series(kind, dtype=object)[sel].dropna()
+        for choice, count in k.value_counts().items():
+            rows.append({"group": group, "stage": "week 12 (decided)", "choice": str(choice),
+                         "share": count / max(len(k), 1), "n": len(k)})
+    return pd.DataFrame(rows, columns=["group", "stage", "choice", "share", "n"])
 
 
 def _memoized(learner: FirstStageLearner) -> FirstStageLearner:

@@ -211,7 +211,8 @@ def write_analysis(result: AnalysisResult, data: pd.DataFrame, out: Path, *,
     plots = out / "plots"
     paths: dict[str, Path] = {}
     tables = {"values_peg": result.values_peg, "values_responder": result.values_responder,
-              "contrasts": result.contrasts,
+              "contrasts": result.contrasts, "heterogeneity": result.heterogeneity,
+              "assignment_shares": result.assignment_shares,
               "embedded_regimes": result.embedded,
               "embedded_pairwise": result.embedded_pairwise,
               "coefficients_stage1": result.coefficients[1],
@@ -286,6 +287,27 @@ def write_analysis(result: AnalysisResult, data: pd.DataFrame, out: Path, *,
                          f"{result.plan.responder_threshold:.0%}) by regime.")
     report.table(readable_values(result.values_peg, percent=False),
                  caption="Mean week-24 PEG by regime (lower is better).")
+    if not result.heterogeneity.empty:
+        report.heading("Which domain of the phenotype modifies the effect?")
+        het = result.heterogeneity
+        report.table(pd.DataFrame({
+            "Domain": het["domain"].str.replace("_", " "), "Variables": het["variables"],
+            "Test statistic (df)": [f"{v:.2f} ({d})" for v, d in
+                                    zip(het["statistic"], het["df"], strict=True)],
+            "p": [f"{v:.3g}" for v in het["p_value"]],
+            "p (Holm)": [f"{v:.3g}" for v in het["p_holm"]],
+            "Modifies (family-wise 5%)": ["yes" if v else "no" for v in het["modifies"]]}),
+            caption="One joint test per domain of whether its variables change any first "
+                    "treatment's effect relative to the reference (best linear projection of "
+                    "cross-fitted doubly robust contrasts, site-clustered), Holm-adjusted "
+                    "across domains.")
+    if not result.assignment_shares.empty:
+        sh = result.assignment_shares
+        report.table(pd.DataFrame({
+            "Group": sh["group"], "Decision": sh["stage"], "Choice": sh["choice"],
+            "Share": [f"{v:.0%}" for v in sh["share"]], "Of": sh["n"]}),
+            caption="Counterfactual assignment shares under the deployed regime "
+                    "(cross-fitted recommendations); the contraindicated subgroup separately.")
     report.heading("The interpretable regime (exploratory)")
     report.paragraph("Exploratory: a depth-" f"{result.plan.tree_depth}" " policy tree learned "
                      "on all participants. Its value in the tables is that of a tree learned "
