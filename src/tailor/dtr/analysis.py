@@ -473,7 +473,9 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
                             reference="ESC" if "ESC" in protocol.arm_codes else None,
                             alpha=plan.alpha) if plan.subgroups else pd.DataFrame()
 
-    rec = fit.recommend(data)
+    deployed_fit = fit if deployed_ql is ql else deployed_ql.fit(
+        data, outcome=plan.outcome, weights=weights)
+    rec = deployed_fit.recommend(data)
     recommendations = pd.DataFrame({"participant_id": data["participant_id"],
                                     "A1_received": data["A1"], "A1_flexible": rec["A1"],
                                     "A1_interpretable": tree_rec, "A1_category": category_rec,
@@ -496,8 +498,6 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
 
     step("model file")
     data_hash = _hash_frame(data.drop(columns=["responder"]))
-    deployed_fit = fit if deployed_ql is ql else deployed_ql.fit(
-        data, outcome=plan.outcome, weights=weights)
     plan_hash = _plan_hash(plan)
     model: dict[str, Any] = {
         "format": MODEL_FORMAT,
@@ -617,7 +617,11 @@ def _time_points(data: pd.DataFrame, protocol: Protocol, ql: QLearning, plan: An
 def _stage_model(result: QLearningResult, stage: int, spec_in: dict[str, Any]
                  ) -> dict[str, Any]:
     """A stage's Q-function as plain data: formulas, options (reference first), term names,
-    coefficients and covariance, enough to evaluate Q(h, a) for a new participant."""
+    coefficients and covariance, enough to evaluate Q(h, a) for a new participant.
+
+    Interface for the decision tool (``tailor.dtr.regime_model``): ``coef`` and ``terms`` are
+    always present; ``cov_available`` is False for a penalized (lasso) Q-function, whose
+    ``cov`` is then all zeros (no interval can be drawn from it)."""
     fit = result.stage(stage)
     spec = fit.spec
     return {"stage": stage, "treatment": spec.treatment, "options": list(spec.options),
@@ -625,7 +629,10 @@ def _stage_model(result: QLearningResult, stage: int, spec_in: dict[str, Any]
             "tailoring": spec_in.get("tailoring"), "terms": list(spec.term_names),
             "coef": (fit.coefficients()["estimate"].tolist() if fit.coef is None
                      else fit.coef.tolist()),
-            "cov": None if fit.cov is None else fit.cov.tolist()}
+            # a penalized fit has no covariance: zeros, flagged, so the file keeps its shape
+            "cov": (np.zeros((len(spec.term_names),) * 2).tolist() if fit.cov is None
+                    else fit.cov.tolist()),
+            "cov_available": fit.cov is not None}
 
 
 def _jsonable(value: Any) -> Any:
