@@ -51,6 +51,7 @@ def speed() -> list[str]:
         _analyze(sim.wide, 500)
         lines.append(f"| run {run} | {time.perf_counter() - t0:.1f} s | load {load0:.2f} -> "
                      f"{os.getloadavg()[0]:.2f} |")
+        print(lines[-1], flush=True)
     return lines
 
 
@@ -65,6 +66,7 @@ def smoke(replicates: int, n: int) -> list[str]:
         update={"site_effect_sd": 10 * base.population.site_effect_sd})})
     lines = ["| world | R | claim rate | cover as-randomized | cover static arms | "
              "bias best (naive) | bias best (adjusted) |", "|---|---|---|---|---|---|---|"]
+    print("\n".join(lines), flush=True)
     for name, scen in worlds.items():
         claims, cover_ar, cover_st, bias_naive, bias_adj = [], [], [], [], []
         for r in range(replicates):
@@ -91,6 +93,7 @@ def smoke(replicates: int, n: int) -> list[str]:
         lines.append(f"| {name} | {replicates} | {np.mean(claims):.2f} | "
                      f"{np.mean(cover_ar):.2f} | {np.mean(cover_st):.2f} | "
                      f"{np.mean(bias_naive):+.3f} | {np.mean(bias_adj):+.3f} |")
+        print(lines[-1], "|", machine(), flush=True)
     return lines
 
 
@@ -102,9 +105,9 @@ def main() -> None:
     args = ap.parse_args()
     print(machine())
     if args.speed:
-        print("\n".join(speed()))
+        speed()
     if args.replicates:
-        print("\n".join(smoke(args.replicates, args.n)))
+        smoke(args.replicates, args.n)
     print(machine())
 
 

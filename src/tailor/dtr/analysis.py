@@ -104,6 +104,7 @@ class AnalysisPlan:
     penalized: bool = False
     l1_ratio: float = 1.0
     deployed: str = "working_model"
+    ensemble: bool = False
     bootstrap: int = 500
     folds: int = 5
     alpha: float = 0.05
@@ -360,6 +361,13 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
         "interpretable": tree_learner(ql, outcome=plan.outcome, propensities=props,
                                       features=plan.tree_features, depth=plan.tree_depth,
                                       min_node_size=plan.tree_min_node_size)}
+    if plan.ensemble and plan.tree_features:
+        from tailor.dtr.dr_learner import ensemble_learner
+
+        learners["ensemble"] = ensemble_learner(
+            ql, outcome=plan.outcome, propensities=props, features=[
+                f for f in plan.tree_features if pd.api.types.is_numeric_dtype(data[f])],
+            random_state=plan.seed)
     if plan.phenotype_categories:
         learners["category"] = category_learner(
             ql, outcome=plan.outcome, propensities=props,
@@ -401,6 +409,9 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
         if ql_pen is not None and plan.deployed != "penalized":
             specs.append(("penalized", "penalized Q-learning over all candidates (lasso, "
                           "one-SE)", {"learner": ql_pen}))
+        if "ensemble" in learners:
+            specs.append(("ensemble", "ensemble regime (stacked DR-learner, stage 1)",
+                          {"first_stage": learners["ensemble"]}))
         if "category" in learners:
             specs.append(("category", "pre-specified phenotype categories",
                           {"first_stage": learners["category"]}))
@@ -415,7 +426,7 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
         rows = [as_rand.to_frame(), *[e.to_frame() for e in statics], best.to_frame(),
                 *[e.to_frame() for e in learned.values()]]
         values[label] = pd.concat(rows, ignore_index=True)
-        for key in (k for k in ("deployed", "stage1", "penalized") if k in learned):
+        for key in (k for k in ("deployed", "stage1", "penalized", "ensemble") if k in learned):
             c = contrast_with_best(learned[key], statics, clusters=clusters,
                                    larger_is_better=larger, alpha=plan.alpha,
                                    multipliers=multipliers,

@@ -41,7 +41,7 @@ from tailor.dtr.value import (
 from tailor.exceptions import EstimationError
 
 __all__ = ["CrossFitted", "FirstStageLearner", "as_partition", "category_learner", "crossfit_regime",
-           "eligibility", "fold_partition", "tree_learner"]
+           "eligibility", "fold_partition", "policy_rewards", "tree_learner"]
 
 
 class FirstStageLearner(Protocol):
@@ -180,7 +180,7 @@ def tree_rewards(rewards: np.ndarray, feasible: np.ndarray) -> np.ndarray:
     return np.where(feasible, rewards, mean[:, None])
 
 
-def _scores_for_policy(train: pd.DataFrame, qlearning: QLearning, *, outcome: str,
+def policy_rewards(train: pd.DataFrame, qlearning: QLearning, *, outcome: str,
                        propensities: Sequence[str], train_folds: np.ndarray,
                        train_weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
     """Censoring-weighted doubly robust rewards of the training rows, cross-fitted inside
@@ -214,7 +214,7 @@ def tree_learner(qlearning: QLearning, *, outcome: str, propensities: Sequence[s
 
     def learn(train: pd.DataFrame, result: QLearningResult, train_folds: np.ndarray,
               train_weights: np.ndarray) -> Callable[[pd.DataFrame], Sequence[str | None]]:
-        rewards, _, opts, usable = _scores_for_policy(
+        rewards, _, opts, usable = policy_rewards(
             train, qlearning, outcome=outcome, propensities=propensities,
             train_folds=train_folds, train_weights=train_weights)
         tree = PolicyTree(depth=depth, min_node_size=min_node_size).fit(
@@ -240,7 +240,7 @@ def category_learner(qlearning: QLearning, *, outcome: str, propensities: Sequen
 
     def learn(train: pd.DataFrame, result: QLearningResult, train_folds: np.ndarray,
               train_weights: np.ndarray) -> Callable[[pd.DataFrame], Sequence[str | None]]:
-        rewards, feasible, opts, usable = _scores_for_policy(
+        rewards, feasible, opts, usable = policy_rewards(
             train, qlearning, outcome=outcome, propensities=propensities,
             train_folds=train_folds, train_weights=train_weights)
         regime = PhenotypeRegime(min_category_size=min_category_size).fit(

@@ -68,9 +68,10 @@ class PenalizedSpec(_Strict):
 class Methods(_Strict):
     deployed: Literal["working_model", "penalized"] = "working_model"
     penalized_qlearning: PenalizedSpec = PenalizedSpec()
+    ensemble: bool = False
     tree: TreeSpec = TreeSpec()
     phenotype_categories: list[str] = []
-    folds: int = Field(default=5, ge=2, le=20)
+    folds: int = Field(default=5, ge=3, le=20)  # >= 3: DR scores are cross-fitted inside the training folds
     bootstrap: int = Field(default=500, ge=50)
 
 
@@ -245,6 +246,7 @@ def resolve_plan(spec: PlanSpec, data: pd.DataFrame, **overrides: Any) -> tuple[
         phenotype_categories=categories, responder_week=spec.time_points.responder_week,
         penalized=spec.methods.penalized_qlearning.enabled,
         l1_ratio=spec.methods.penalized_qlearning.l1_ratio, deployed=spec.methods.deployed,
+        ensemble=spec.methods.ensemble,
         subgroups=tuple(s for s in spec.subgroups if _varies(data, s)),
         cluster=cluster, bootstrap=spec.methods.bootstrap, folds=spec.methods.folds,
         alpha=spec.primary_contrast.alpha, seed=spec.seed, domains=tuple(domains),
