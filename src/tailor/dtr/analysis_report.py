@@ -364,6 +364,12 @@ def write_analysis(result: AnalysisResult, data: pd.DataFrame, out: Path, *,
         "variables by domain: " + ("; ".join(f"{d}: {', '.join(v)}" for d, v in
                                              result.plan.domains) or
                                    ", ".join(result.plan.tree_features)) + ".",
+        "Penalized Q-learning over every candidate variable (lasso on the option "
+        "interactions, cross-validated one-SE penalty, relaxed refit) and, when the plan asks "
+        "for it, an ensemble regime (stacked DR-learner: ridge + gradient boosting on the "
+        "doubly robust scores), each cross-fitted like the others.",
+        "Stage-1 coefficient intervals: adaptive m-out-of-n bootstrap (non-regular stage-1 "
+        "inference); no projection intervals.",
         "Interpretable regime: exact policy tree (Athey & Wager 2021) of depth "
         f"{result.plan.tree_depth} on censoring-weighted doubly robust scores; the "
         "pre-specified phenotype-category regime ranks options by mean score among members "
