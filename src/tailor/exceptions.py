@@ -9,6 +9,7 @@ to HTTP status codes in one handler.
 
     TailorError
     ├── ProtocolError (ValueError)          a protocol file breaks the schema or a rule
+    │   └── PlanError                       an analysis plan is invalid or misfits the data
     ├── RecordError (ValueError)            a record's field is missing or invalid
     │   ├── MissingFieldError (KeyError)
     │   └── InvalidFieldError
@@ -40,6 +41,7 @@ __all__ = [
     "NotFittedError",
     "NotFoundError",
     "PermissionDeniedError",
+    "PlanError",
     "ProtocolError",
     "RecordError",
     "ScenarioError",
@@ -64,6 +66,17 @@ class ProtocolError(TailorError, ValueError):
         head = f"invalid protocol {source}" if source else "invalid protocol"
         lines = [f"{path}: {msg}" if path else msg for path, msg in self.errors]
         super().__init__(head + ":\n  " + "\n  ".join(lines))
+
+
+class PlanError(ProtocolError):
+    """An analysis plan is invalid or does not fit the data; ``errors`` lists ``(path,
+    message)`` pairs with YAML paths, e.g. ``("candidates.mood.variables", "...")``."""
+
+    def __init__(self, errors: list[tuple[str, str]], source: str | None = None) -> None:
+        super().__init__(errors, source)
+        head = f"invalid analysis plan {source}" if source else "invalid analysis plan"
+        lines = [f"{path}: {msg}" if path else msg for path, msg in self.errors]
+        self.args = (head + ":\n  " + "\n  ".join(lines),)
 
 
 class RecordError(TailorError, ValueError):

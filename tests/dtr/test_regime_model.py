@@ -64,3 +64,23 @@ def test_bad_input(best, fitted, tmp_path):
     with pytest.raises(InputFileError, match="fitted under protocol"):
         RegimeModel(other).decide({"peg_baseline": 6.0, "amplifier_index": 0.0}, ["ESC"], best)
     assert model.features == ["peg_baseline", "amplifier_index"]
+
+
+def test_a_penalized_deployed_regime_is_the_model_file(best):
+    """methods.deployed: penalized puts the lasso Q-functions in the model file; the decision
+    tool reproduces the recommendations and knows no covariance is available."""
+    from tailor.dtr.plan import load_plan, resolve_plan
+
+    d = best_like(500, seed=21)
+    plan, notes = resolve_plan(load_plan("best"), d, bootstrap=50, folds=3,
+                               deployed="penalized")
+    result = analyze(d, best, plan, plan_notes=notes)
+    assert result.model["deployed"].startswith("penalized Q-learning")
+    assert not result.model["stages"][0]["cov_available"]
+    assert result.values_peg["regime"].str.startswith("deployed regime (penalized").any()
+    model = RegimeModel(result.model)
+    rec = result.recommendations.set_index("participant_id")
+    for _, row in d.head(40).iterrows():
+        eligible = [a for a in best.arm_codes if row[f"eligible_{a}"] == 1]
+        assert model.decide(row.to_dict(), eligible, best).recommended == \
+            rec.loc[row["participant_id"], "A1_flexible"]

@@ -157,7 +157,7 @@ def demo(
                          + ")")
     console.print(made)
     for regime, v in result.headline().items():
-        if regime.startswith(("as randomized", "best single", "interpretable", "flexible")):
+        if regime.startswith(("as randomized", "best single", "interpretable", "deployed regime")):
             console.print(f"  responder rate at week 24, {regime}: {v['estimate']:.0%} "
                           f"[{v['lower']:.0%}, {v['upper']:.0%}]")
     times = Table(title="time per step (s)")

@@ -238,6 +238,8 @@ def fit_stages(stages: Sequence[Mapping[str, Any]], data: pd.DataFrame, y: np.nd
             from sklearn.base import clone
 
             reg = clone(_stage_regressor(raw, regressor))
+            if hasattr(reg, "term_names"):  # e.g. PenalizedLinear: penalize interactions only
+                reg.set_params(term_names=tuple(spec.term_names))
             weights = w[rows]
             if np.allclose(weights, 1.0):
                 reg.fit(x_obs, target[rows])
