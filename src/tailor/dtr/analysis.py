@@ -33,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -49,6 +49,7 @@ from tailor.dtr.phenotype import (
 from tailor.dtr.phenotype_regime import PhenotypeRegime
 from tailor.dtr.policytree import PolicyTree
 from tailor.dtr.qlearning import QLearning, QLearningResult
+from tailor.dtr.regime_model import FORMAT, regime_document
 from tailor.dtr.value import aipw_value, compare_regimes, dr_scores
 from tailor.exceptions import InputFileError
 from tailor.protocol import Protocol
@@ -57,7 +58,7 @@ from tailor.rules import stage_options
 __all__ = ["AnalysisPlan", "AnalysisResult", "analyze", "censoring_weights", "default_plan",
            "tree_rewards", "working_model"]
 
-MODEL_FORMAT = "tailor-regime/1"
+MODEL_FORMAT = FORMAT
 
 # Candidate features in order of preference; the plan keeps those present in the data.
 PHENOTYPE_FEATURES = ("amplifier_index", "body_regions", "wpi", "sss", "fibromyalgianess",
@@ -408,20 +409,12 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
 
     step("model file")
     data_hash = _hash_frame(data.drop(columns=["responder"]))
-    model: dict[str, Any] = {
-        "format": MODEL_FORMAT,
-        "protocol": {"name": protocol.name, "version": protocol.version,
-                     "content_hash": protocol.content_hash},
-        "data_hash": data_hash,
-        "n": len(data),
-        "outcome": plan.outcome, "lower_is_better": True,
-        "stages": [_stage_model(fit, 1, stages[0]), _stage_model(fit, 2, stages[1])],
-        "responder_stages": [_stage_model(ql_resp.fit(data, outcome="responder",
-                                                      weights=weights), 1,
-                                          stages[0])],
-        "tree": tree.tree_, "tree_features": list(plan.tree_features),
-        "responder_threshold": plan.responder_threshold,
-    }
+    agree = float(np.mean(np.asarray(tree_rec, dtype=object) == rec["A1"].to_numpy()))
+    model = regime_document(fit, boot, data=data, protocol=protocol, stages=stages,
+                            plan=asdict(plan), data_hash=data_hash, outcome=plan.outcome,
+                            baseline=plan.baseline,
+                            responder_threshold=plan.responder_threshold, tree=tree.tree_,
+                            tree_features=plan.tree_features, tree_agreement=agree)
     step("done")
     return AnalysisResult(
         plan=plan, protocol_name=protocol.name, protocol_hash=protocol.content_hash,
@@ -432,19 +425,6 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
         tree=tree.tree_, recommendations=recommendations, phenotype_map=pmap,
         modifiers=mods, subgroups=subs, response_by_arm=response, balance=balance,
         model=json.loads(json.dumps(model, default=_jsonable)), notes=tuple(notes))
-
-
-def _stage_model(result: QLearningResult, stage: int, spec_in: dict[str, Any]
-                 ) -> dict[str, Any]:
-    """A stage's Q-function as plain data: formulas, options (reference first), term names,
-    coefficients and covariance, enough to evaluate Q(h, a) for a new participant."""
-    fit = result.stage(stage)
-    spec = fit.spec
-    return {"stage": stage, "treatment": spec.treatment, "options": list(spec.options),
-            "coding": spec.coding, "main": spec_in.get("main"),
-            "tailoring": spec_in.get("tailoring"), "terms": list(spec.term_names),
-            "coef": None if fit.coef is None else fit.coef.tolist(),
-            "cov": None if fit.cov is None else fit.cov.tolist()}
 
 
 def _jsonable(value: Any) -> Any:
