@@ -40,6 +40,8 @@ def analyze(
     bootstrap: int = typer.Option(500, min=50, help="Bootstrap replicates."),
     tree_depth: int = typer.Option(2, min=1, max=3, help="Depth of the interpretable tree."),
     seed: int = typer.Option(1, help="Seed of every random step."),
+    simulated: bool | None = typer.Option(None, "--simulated/--real", help="Whether the data "
+                                          "were simulated (recorded in the model file)."),
 ) -> None:
     """Learn the regime, value it with intervals, map the phenotypes; write report.html."""
     from tailor.dtr.analysis import analyze as run_analysis
@@ -55,6 +57,7 @@ def analyze(
         task = bar.add_task("reading", total=None)
         result = run_analysis(table, proto, plan,
                               progress=lambda msg: bar.update(task, description=msg))
+        result.model["provenance"]["simulated"] = simulated
         bar.update(task, description="writing the report")
         paths = write_analysis(result, table, out)
     console.print(f"analysed {result.n} participants ({result.n_outcome} with the outcome)")
