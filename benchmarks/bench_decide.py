@@ -49,11 +49,11 @@ def fit_model(tmp: Path) -> Path:
 
 def api_latency(model: Path, tmp: Path, requests: int) -> tuple[list[float], list[float]]:
     from fastapi.testclient import TestClient
+    from tests.service.factories import PASSWORD, setup_trial
 
     from tailor.db import Database, upgrade
     from tailor.settings import Settings
     from tailor.web import create_app
-    from tests.service.factories import PASSWORD, setup_trial
 
     db = Database(f"sqlite:///{tmp / 'tailor.db'}", pool_size=4)
     upgrade(db.engine)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tailor.dtr.regime_model import Z, RegimeModel
+from tailor.dtr.regime_model import RegimeModel, Z
 from tailor.exceptions import InputFileError
 
 __all__ = ["score_patients"]

@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from tailor.dtr.bootstrap import BootstrapResult
     from tailor.dtr.qlearning import QLearningResult
 
-__all__ = ["FORMAT", "Z", "Decision", "Prediction", "RegimeModel", "StagePlan", "regime_document"]
+__all__ = ["FORMAT", "Decision", "Prediction", "RegimeModel", "StagePlan", "Z", "regime_document"]
 
 FORMAT = "tailor-regime/2"
 Z = float(stats.norm.ppf(0.975))
