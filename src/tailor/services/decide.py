@@ -40,8 +40,8 @@ from tailor.services.scope import require
 from tailor.services.uow import in_transaction
 
 __all__ = ["DECIDE", "INTENDED_USE", "DecisionInputError", "ModelUnavailableError", "decide",
-           "decision_result", "feature_specs", "load_model", "model_and_protocol", "provenance",
-           "short_form"]
+           "decide_with", "decision_result", "feature_specs", "load_model", "model_and_protocol",
+           "model_for_ehr", "provenance", "short_form"]
 
 DECIDE = frozenset({"clinician", "statistician", "admin"})
 
@@ -409,6 +409,32 @@ def decide(db: Database, ctx: RequestContext, model_path: str, *,
            eligible_arms: Sequence[str] | None = None) -> dict[str, Any]:
     """The decision for one patient (see the module docstring)."""
     model, protocol = model_and_protocol(db, ctx, model_path)
+    return decide_with(model, protocol, scores=scores, questionnaires=questionnaires, peg=peg,
+                       opioid_use=opioid_use, age=age, contraindications=contraindications,
+                       eligible_arms=eligible_arms)
+
+
+def model_for_ehr(db: Database, path: str) -> tuple[RegimeModel, Protocol]:
+    """The model and its built-in protocol, for a caller authenticated outside the user
+    accounts (an EHR's signed CDS Hooks request); the protocol hash must match."""
+    model = load_model(db, path)
+    name = str(model.protocol_info.get("name", ""))
+    if name not in builtin_protocols():
+        raise ModelUnavailableError(f"the model's protocol '{name}' is not a built-in protocol")
+    protocol = load_protocol(name)
+    if protocol.content_hash != model.protocol_info.get("content_hash"):
+        raise ModelUnavailableError("the model was fitted under another version of protocol "
+                                    f"'{name}'")
+    return model, protocol
+
+
+def decide_with(model: RegimeModel, protocol: Protocol, *,
+                scores: Mapping[str, Any] | None = None,
+                questionnaires: Mapping[str, Mapping[str, Any]] | None = None,
+                peg: Mapping[str, Any] | None = None, opioid_use: Any = None, age: Any = None,
+                contraindications: Sequence[str] = (),
+                eligible_arms: Sequence[str] | None = None) -> dict[str, Any]:
+    """:func:`decide` for a model and protocol already at hand."""
     errors: dict[str, str] = {}
     why: dict[str, Any] = {}
     if (scores is None) == (questionnaires is None):
