@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 from tailor.exceptions import InputFileError, InvalidFieldError, MissingFieldError
 from tailor.protocol import Protocol
@@ -165,6 +165,16 @@ class _Stage:
     cov: np.ndarray
     residual_variance: float
 
+    @property
+    def has_treatment(self) -> tuple[bool, ...]:
+        """Per term: does it hold a treatment indicator (cached)."""
+        cached: tuple[bool, ...] | None = self.__dict__.get("_has_treatment")
+        if cached is None:
+            cached = tuple(any(f.startswith(self.treatment + "[") for f in t)
+                           for t in self.terms)
+            object.__setattr__(self, "_has_treatment", cached)
+        return cached
+
     def designs(self, features: Mapping[str, Any], option: str, n: int, *,
                 contrast_only: bool = False) -> np.ndarray:
         """Design matrix (n, p) with every patient given ``option``. Numeric features are float
@@ -172,7 +182,7 @@ class _Stage:
         ``contrast_only``, terms without the treatment are zero (they cancel between options)."""
         out = np.ones((n, len(self.terms)))
         for j, factors in enumerate(self.terms):
-            if contrast_only and not any(f.startswith(self.treatment + "[") for f in factors):
+            if contrast_only and not self.has_treatment[j]:
                 out[:, j] = 0.0
                 continue
             for f in factors:
@@ -369,9 +379,9 @@ class RegimeModel:
         reason[rows, best] = "best"
         target = (1.0 - self.threshold) * cols[self.baseline][:, None]
         sig = max(self.sigma, 1e-9)
-        p = stats.norm.cdf((target - mean) / sig)
-        p_lo = stats.norm.cdf((target - (mean + Z * se)) / sig)
-        p_hi = stats.norm.cdf((target - (mean - Z * se)) / sig)
+        p = special.ndtr((target - mean) / sig)
+        p_lo = special.ndtr((target - (mean + Z * se)) / sig)
+        p_hi = special.ndtr((target - (mean - Z * se)) / sig)
         return Prediction(s1.options, mean, se, np.where(elig, diff, np.nan),
                           np.where(elig, diff_se, np.nan), p, p_lo, p_hi, best, reasonable,
                           reason)
@@ -384,8 +394,9 @@ class RegimeModel:
                 f"loaded protocol {protocol.content_hash[:12]}", path=self.source)
 
     def decide(self, patient: Mapping[str, Any], eligible: Sequence[str],
-               protocol: Protocol) -> Decision:
-        """The decision for one patient with ``eligible`` first treatments."""
+               protocol: Protocol, *, plan: bool = True) -> Decision:
+        """The decision for one patient with ``eligible`` first treatments (``plan=False``
+        skips the week-12 plan, for what-if variants)."""
         self.check_protocol(protocol)
         s1 = self.stages[0]
         bad = [a for a in eligible if a not in s1.options]
@@ -415,21 +426,21 @@ class RegimeModel:
         return Decision(
             eligible=tuple(elig), recommended=rec, equally_reasonable=reasonable,
             reasons=reasons, ranking=ranking, outcome=outcome, difference=diff,
-            response=resp, plan=self._plan(patient, rec, eligible, protocol),
+            response=resp, plan=self._plan(patient, rec, eligible, protocol) if plan else (),
             missing=missing, tree_choice=_tree_choice(self.tree, patient, elig, s1.options))
 
     def could_change(self, patient: Mapping[str, Any], eligible: Sequence[str],
                      protocol: Protocol) -> dict[str, str]:
         """Missing inputs whose trial 5th-95th percentile values change the recommendation:
         feature -> the recommendation it could lead to."""
-        base = self.decide(patient, eligible, protocol).recommended
+        base = self.decide(patient, eligible, protocol, plan=False).recommended
         out: dict[str, str] = {}
         for f in self.tailoring:
             if _present(patient.get(f)) or f not in self.feature_stats:
                 continue
             for q in ("p05", "p95"):
                 other = self.decide({**patient, f: self.feature_stats[f][q]}, eligible,
-                                    protocol).recommended
+                                    protocol, plan=False).recommended
                 if other != base:
                     out[f] = other
                     break

@@ -205,9 +205,12 @@ def _from_questionnaires(protocol: Protocol, questionnaires: Mapping[str, Mappin
     questionnaire left out entirely is a missing input (the model widens its uncertainty);
     one partly answered is an error naming the items."""
     results = {}
+    left_out = []
     for name in BASELINE_INSTRUMENTS:
         items = dict(questionnaires.get(name) or {})
         if not any(v is not None for v in items.values()):
+            if name in needed:
+                left_out.append(instruments.get(name).title)
             continue
         bad = validate_items(name, items)
         for item, msg in bad.items():
@@ -250,6 +253,8 @@ def _from_questionnaires(protocol: Protocol, questionnaires: Mapping[str, Mappin
                       for name, pts in phenotype.contributions.items()}
         why = {"amplifier_index": phenotype.amplifier_index, "label": phenotype.label,
                "components": components, "iasp_steps": dict(phenotype.iasp_steps)}
+    if left_out:
+        why["left_out"] = left_out
     record = {"peg_visit0": peg_mean, "opioid_use": opioid_use,
               "promis_depression_t": features.get("promis_depression_t"),
               "phenotype_label": features.get("phenotype_label")}
@@ -365,6 +370,8 @@ def decision_result(model: RegimeModel, protocol: Protocol, features: Mapping[st
     runner = decision.ranking[1] if len(decision.ranking) > 1 else None
     agreement = model.tree_agreement
     full_features = {f: features.get(f) for f in model.features}
+    words = {k: v for k, v in features.items() if v is not None}  # every input, for wording
+    left_out = list((why or {}).get("left_out", []))
     return {
         "headline": headline, "recommended": decision.recommended,
         "recommended_name": names[decision.recommended],
@@ -387,13 +394,13 @@ def decision_result(model: RegimeModel, protocol: Protocol, features: Mapping[st
                          for f, a in changes.items()],
         "missing_note": ("" if not missing else
                          "Missing: " + ", ".join(LABELS.get(f, f) for f in missing)
+                         + (f" (not answered: {', '.join(left_out)})" if left_out else "")
                          + "; the intervals are widened for them. " + (
                              "The answer to " + " or ".join(LABELS.get(f, f) for f in changes)
                              + " could change the recommendation." if changes else
                              "No plausible answer to them changes the recommendation.")),
-        "explanation": explain(model, protocol, full_features, eligible, decision.recommended,
-                               runner),
-        "what_if": what_if(model, protocol, full_features, eligible),
+        "explanation": explain(model, protocol, words, eligible, decision.recommended, runner),
+        "what_if": what_if(model, protocol, words, eligible),
         "features": full_features,
         "contraindicated": blocked, "eligible": list(decision.eligible),
         "why": dict(why or {}), "warnings": warnings,

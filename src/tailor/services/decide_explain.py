@@ -89,14 +89,14 @@ def explain(model: RegimeModel, protocol: Protocol, features: Mapping[str, Any],
     if comparator is None:
         return {"comparator": None, "terms": [], "summary": f"{best} is the only treatment "
                 "this patient can receive."}
-    full = model.decide(features, eligible, protocol)
+    full = model.decide(features, eligible, protocol, plan=False)
     d_full = full.outcome[best][0] - full.outcome[comparator][0]
     terms = []
     for f in model.tailoring:
         if features.get(f) is None or f not in model.feature_stats:
             continue
         mean = model.feature_stats[f]["mean"]
-        alt = model.decide({**features, f: mean}, eligible, protocol)
+        alt = model.decide({**features, f: mean}, eligible, protocol, plan=False)
         d_alt = alt.outcome[best][0] - alt.outcome[comparator][0]
         terms.append({"feature": f, "label": LABELS.get(f, f), "value": features[f],
                       "trial_mean": round(mean, 2), "words": describe(f, features[f], features),
@@ -124,9 +124,9 @@ def what_if(model: RegimeModel, protocol: Protocol, features: Mapping[str, Any],
         values = [1.0 - float(features[f])] if binary and features.get(f) is not None else (
             [0.0, 1.0] if binary else [stats["p05"], stats["p95"]])
         for v in values:
-            dec = model.decide({**features, f: v}, eligible, protocol)
+            dec = model.decide({**features, f: v}, eligible, protocol, plan=False)
             out.append({"feature": f, "value": round(v, 2),
-                        "change": f"if {describe(f, v, {**features, f: v})}",
+                        "change": f"if {describe(f, v, {f: v})}",
                         "recommended": dec.recommended,
                         "equally_reasonable": list(dec.equally_reasonable)})
     return out
