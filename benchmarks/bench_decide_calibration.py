@@ -30,7 +30,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT), str(ROOT / "benchmarks")]
@@ -93,7 +92,7 @@ def truth_mean(x: np.ndarray, y: np.ndarray, half: np.ndarray) -> np.ndarray:
     from sklearn.ensemble import HistGradientBoostingRegressor
 
     ok = np.isfinite(y)
-    gbm = HistGradientBoostingRegressor(max_iter=200, learning_rate=0.05, max_leaf_nodes=15,
+    gbm = HistGradientBoostingRegressor(max_iter=100, learning_rate=0.1, max_leaf_nodes=15,
                                         min_samples_leaf=80, random_state=0)
     gbm.fit(x[~half & ok], y[~half & ok])
     return gbm.predict(x[half])
@@ -149,7 +148,7 @@ def main() -> None:
             y, elig = path_outcomes(model, truth)
             pr = model.predict({f: x[:, i] for i, f in enumerate(FEATURES)}, elig)
             hit = []
-            for k, arm in enumerate(truth.arms):
+            for k in range(len(truth.arms)):
                 mu = truth_mean(x, y[:, k], half)
                 ok = elig[half, k]
                 inside = np.abs(mu - pr.mean[half, k]) <= 1.96 * pr.se[half, k]
@@ -174,12 +173,14 @@ def main() -> None:
                   for lo, hi, n, mp, mr in rows]
         lines.append("")
     lines += [f"Wall time {time.perf_counter() - t0:.0f} s. Command: `python "
-              f"benchmarks/bench_decide_calibration.py --replicates {args.replicates} "
-              f"--holdout {args.holdout} --write`", ""]
+              f"benchmarks/bench_decide_calibration.py --worlds {args.worlds} --replicates "
+              f"{args.replicates} --holdout {args.holdout} --bootstrap {args.bootstrap} "
+              "--write`", ""]
     text = "\n".join(lines)
     print(text)
     if args.write:
-        print(write_result("decide_calibration", text))
+        name = "decide_calibration" + ("" if "," in args.worlds else f"_{args.worlds}")
+        print(write_result(name, text))
 
 
 if __name__ == "__main__":

@@ -15,11 +15,12 @@ from tailor.cds.fhir import inputs_from_prefetch, short_form_questionnaire
 from tailor.db import Database
 from tailor.exceptions import AuthenticationError
 from tailor.services.decide import DecisionInputError, decide_with, model_for_ehr, short_form
-from tailor.web.api import get_db
+from tailor.web.api import ERR, get_db, no_unknown_query
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["CDS Hooks"])
+router = APIRouter(tags=["CDS Hooks"], dependencies=[Depends(no_unknown_query)],
+                   responses={401: ERR, 409: ERR, 412: ERR, 422: ERR, 503: ERR})
 
 
 class HookRequest(BaseModel):
@@ -93,7 +94,9 @@ def patient_view(body: HookRequest, request: Request,
     return cards_of(result, f"{_base(request)}/decide")
 
 
-@router.get("/fhir/Questionnaire/tailor-short-form")
+@router.get("/fhir/Questionnaire/tailor-short-form", responses={200: {
+    "description": "the short form as a FHIR R4 Questionnaire",
+    "content": {"application/fhir+json": {"schema": {"type": "object"}}}}})
 def questionnaire(request: Request, db: Annotated[Database, Depends(get_db)]) -> Any:
     """The short form (only the questions the deployed model uses) as a FHIR Questionnaire."""
     model, _protocol = model_for_ehr(db, str(request.app.state.settings.regime_model or ""))
