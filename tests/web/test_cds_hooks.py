@@ -222,3 +222,13 @@ def test_short_form_questionnaire_is_valid_fhir(ehr: TestClient) -> None:
     assert small == ["peg", "promis_depression_4a"]
     doc = short_form_questionnaire(small)
     assert [g["linkId"] for g in doc["item"]] == small
+
+
+def test_misconfigured_issuers_are_503_not_500(trial: Trial, regime_model_path: Path,
+                                               keys: dict[str, Any]) -> None:
+    settings = make_settings(trial, regime_model_path, None).model_copy(
+        update={"cds_issuers": '{"https://ehr.example.org": 5}'})
+    client = https_client(create_app(settings, db=trial.db))
+    r = client.post("/cds-services/tailor-first-treatment", json=SPEC_EXAMPLE,
+                    headers=token(keys))
+    assert r.status_code == 503 and "TAILOR_CDS_ISSUERS" in r.json()["detail"]

@@ -13,8 +13,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from tailor.cds import SERVICE_ID, EhrVerifier, FhirInputError, cards_of, discovery
 from tailor.cds.fhir import inputs_from_prefetch, short_form_questionnaire
 from tailor.db import Database
-from tailor.exceptions import AuthenticationError
-from tailor.services.decide import DecisionInputError, decide_with, model_for_ehr, short_form
+from tailor.exceptions import AuthenticationError, RecordError
+from tailor.services.decide import (
+    DecisionInputError,
+    ModelUnavailableError,
+    decide_with,
+    model_for_ehr,
+    short_form,
+)
 from tailor.web.api import ERR, get_db, no_unknown_query
 
 __all__ = ["router"]
@@ -70,6 +76,8 @@ def patient_view(body: HookRequest, request: Request,
     except AuthenticationError as exc:
         return JSONResponse({"detail": str(exc)}, status_code=401,
                             headers={"WWW-Authenticate": "Bearer"})
+    except RecordError as exc:  # TAILOR_CDS_ISSUERS is malformed: the service is unavailable
+        return JSONResponse({"detail": str(exc)}, status_code=503)
     if body.hook != "patient-view":
         return _unprocessable("body.hook", f"this service answers 'patient-view'; got "
                               f"{body.hook!r}")
@@ -81,7 +89,10 @@ def patient_view(body: HookRequest, request: Request,
         return JSONResponse({"detail": "no questionnaireResponses or observations were "
                              "prefetched and this service does not query the FHIR server; "
                              "honour its prefetch templates"}, status_code=412)
-    model, protocol = model_for_ehr(db, str(request.app.state.settings.regime_model or ""))
+    try:
+        model, protocol = model_for_ehr(db, str(request.app.state.settings.regime_model or ""))
+    except ModelUnavailableError as exc:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
     try:
         kwargs = inputs_from_prefetch(prefetch)
         result = decide_with(model, protocol, **kwargs)
@@ -99,6 +110,9 @@ def patient_view(body: HookRequest, request: Request,
     "content": {"application/fhir+json": {"schema": {"type": "object"}}}}})
 def questionnaire(request: Request, db: Annotated[Database, Depends(get_db)]) -> Any:
     """The short form (only the questions the deployed model uses) as a FHIR Questionnaire."""
-    model, _protocol = model_for_ehr(db, str(request.app.state.settings.regime_model or ""))
+    try:
+        model, _protocol = model_for_ehr(db, str(request.app.state.settings.regime_model or ""))
+    except ModelUnavailableError as exc:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
     return JSONResponse(short_form_questionnaire(short_form(model)),
                         media_type="application/fhir+json")
