@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     test_pause_dir: str = ""
     # the decision tool's fitted regime (regime-model.json written by `tailor analyze`)
     regime_model: str = ""
+    # CDS Hooks: JSON mapping each EHR issuer to its JWK Set or PEM public key (tailor.cds.auth);
+    # the public base URL the EHR calls (the JWT audience), default the request's own URL
+    cds_issuers: str = ""
+    cds_base_url: str = ""
     # the analysis report shown to statisticians (report.html written by `tailor analyze`)
     analysis_report: str = ""
 

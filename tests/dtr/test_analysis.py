@@ -78,8 +78,11 @@ def test_outputs_are_written(tmp_path, result, data):
         assert (tmp_path / "plots" / f"{plot}.png").exists()
         assert (tmp_path / "plots" / f"{plot}.svg").exists()
     model = json.loads(paths["model"].read_text())
-    assert model["format"] == "tailor-regime/1" and model["protocol"]["name"] == "best"
+    assert model["format"] == "tailor-regime/2"
     assert model["analysis_plan"] == result.plan_hash and len(result.plan_hash) == 16
+    assert model["provenance"]["protocol"]["name"] == "best"
+    assert model["provenance"]["n"] == len(data) and len(model["provenance"]["plan_hash"]) == 16
+    assert 0 <= model["tree_agreement"] <= 1 and model["stages"][0]["cov_method"] == "bootstrap"
     assert model["stages"][0]["options"] == ["ESC", "ACT", "EBEM", "DUL"]
     assert len(model["stages"][0]["coef"]) == len(model["stages"][0]["terms"])
     summary = json.loads(paths["results"].read_text())

@@ -71,6 +71,7 @@ def regime_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     table = sim.wide[keep]
     result = analyze(table, protocol, default_plan(table, protocol, bootstrap=50, tree_depth=1))
     path = tmp_path_factory.mktemp("model") / "regime-model.json"
+    result.model["provenance"]["simulated"] = True
     path.write_text(json.dumps(result.model))
     return path
 

@@ -69,7 +69,8 @@ def test_demo_runs_a_whole_trial_through_the_service(tmp_path: Path) -> None:
     finally:
         db.dispose()
     model = RegimeModel.load(out / "regime-model.json")
-    assert json.loads((out / "regime-model.json").read_text())["n"] == 300
+    prov = json.loads((out / "regime-model.json").read_text())["provenance"]
+    assert prov["n"] == 300 and prov["simulated"] is True
     features = {f: 1.0 for f in model.features} | {"peg_baseline": 6.0,
                                                     "amplifier_index": 40.0}
     decision = model.decide(features, ["ESC", "ACT", "EBEM"], load_protocol("best"))

@@ -48,6 +48,7 @@ def _register() -> None:
         analyze_cmd,
         audit_cmd,
         db_cmd,
+        decide_cmd,
         demo_cmd,
         design_cmd,
         export_cmd,
@@ -66,6 +67,7 @@ def _register() -> None:
     app.command("score")(instruments_cmd.score)
     app.add_typer(simulate_cmd.app, name="simulate")
     app.command("analyze")(analyze_cmd.analyze)
+    app.command("decide")(decide_cmd.decide)
     app.add_typer(design_cmd.app, name="design")
     app.add_typer(db_cmd.app, name="db")
     app.add_typer(audit_cmd.app, name="audit")

@@ -47,6 +47,8 @@ def analyze(
                                           "interpretable tree (overrides the plan)."),
     seed: int | None = typer.Option(None, help="Seed of every random step (overrides the "
                                     "plan)."),
+    simulated: bool | None = typer.Option(None, "--simulated/--real", help="Whether the data "
+                                          "were simulated (recorded in the model file)."),
 ) -> None:
     """Learn the regime, value it with intervals, map the phenotypes; write report.html."""
     from rich.console import Console
@@ -69,6 +71,7 @@ def analyze(
         task = bar.add_task("reading", total=None)
         result = run_analysis(table, proto, plan, plan_notes=plan_notes,
                               progress=lambda msg: bar.update(task, description=msg))
+        result.model["provenance"]["simulated"] = simulated
         bar.update(task, description="writing the report")
         paths = write_analysis(result, table, out)
     console.print(f"analysed {result.n} participants ({result.n_outcome} with the outcome)")

@@ -120,6 +120,7 @@ def demo(
         plan = default_plan(table, protocol, bootstrap=bootstrap, seed=seed)
         result = analyze(table, protocol, plan,
                          progress=lambda msg: bar.update(task, info=msg))
+        result.model["provenance"]["simulated"] = True  # the demo's trial is simulated
         bar.update(task, total=1, completed=1, info="done")
         timings["analysis"] = time.perf_counter() - t0
 

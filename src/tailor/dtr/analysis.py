@@ -35,7 +35,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -59,6 +59,7 @@ from tailor.dtr.phenotype import (
     subgroup_effects,
 )
 from tailor.dtr.qlearning import QLearning, QLearningResult
+from tailor.dtr.regime_model import FORMAT, regime_document
 from tailor.dtr.value import ValueEstimate, aipw_value, dr_scores, static_regime
 from tailor.exceptions import EstimationError, InputFileError
 from tailor.protocol import Protocol
@@ -67,7 +68,7 @@ from tailor.rules import stage_options
 __all__ = ["AnalysisPlan", "AnalysisResult", "analyze", "censoring_weights", "default_plan",
            "tree_rewards", "working_model"]
 
-MODEL_FORMAT = "tailor-regime/1"
+MODEL_FORMAT = FORMAT
 
 # Candidate features in order of preference; the plan keeps those present in the data.
 PHENOTYPE_FEATURES = ("amplifier_index", "body_regions", "wpi", "sss", "fibromyalgianess",
@@ -510,23 +511,17 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
     step("model file")
     data_hash = _hash_frame(data.drop(columns=["responder"]))
     plan_hash = _plan_hash(plan)
-    model: dict[str, Any] = {
-        "format": MODEL_FORMAT,
-        "analysis_plan": plan_hash, "deployed": f"{deployed_label} regime on {plan.outcome}",
-        "analysis_plan_file": {"name": plan.plan_name, "content_hash": plan.plan_file_hash},
-        "protocol": {"name": protocol.name, "version": protocol.version,
-                     "content_hash": protocol.content_hash},
-        "data_hash": data_hash,
-        "n": len(data),
-        "outcome": plan.outcome, "lower_is_better": True,
-        "stages": [_stage_model(deployed_fit, 1, dict(deployed_ql.stages[0])),
-                   _stage_model(deployed_fit, 2, dict(deployed_ql.stages[1]))],
-        "responder_stages": [_stage_model(ql_resp.fit(data, outcome="responder",
-                                                      weights=weights), 1,
-                                          stages[0])],
-        "tree": tree.tree_, "tree_features": list(plan.tree_features),
-        "responder_threshold": plan.responder_threshold,
-    }
+    agree = float(np.mean(np.asarray(tree_rec, dtype=object) == rec["A1"].to_numpy()))
+    model = regime_document(deployed_fit, boot if deployed_fit is fit else None, data=data,
+                            protocol=protocol,
+                            stages=[dict(deployed_ql.stages[0]), dict(deployed_ql.stages[1])],
+                            plan=asdict(plan), data_hash=data_hash, outcome=plan.outcome,
+                            baseline=plan.baseline,
+                            responder_threshold=plan.responder_threshold, tree=tree.tree_,
+                            tree_features=plan.tree_features, tree_agreement=agree)
+    model["analysis_plan"] = plan_hash
+    model["analysis_plan_file"] = {"name": plan.plan_name, "content_hash": plan.plan_file_hash}
+    model["deployed"] = f"{deployed_label} regime on {plan.outcome}"
     step("done")
     return AnalysisResult(
         plan=plan, protocol_name=protocol.name, protocol_hash=protocol.content_hash,
@@ -623,27 +618,6 @@ def _time_points(data: pd.DataFrame, protocol: Protocol, ql: QLearning, plan: An
         rows.append({"measure": label, "estimate": est.estimate, "lower": est.lower,
                      "upper": est.upper, "n": est.n})
     return pd.DataFrame(rows)
-
-
-def _stage_model(result: QLearningResult, stage: int, spec_in: dict[str, Any]
-                 ) -> dict[str, Any]:
-    """A stage's Q-function as plain data: formulas, options (reference first), term names,
-    coefficients and covariance, enough to evaluate Q(h, a) for a new participant.
-
-    Interface for the decision tool (``tailor.dtr.regime_model``): ``coef`` and ``terms`` are
-    always present; ``cov_available`` is False for a penalized (lasso) Q-function, whose
-    ``cov`` is then all zeros (no interval can be drawn from it)."""
-    fit = result.stage(stage)
-    spec = fit.spec
-    return {"stage": stage, "treatment": spec.treatment, "options": list(spec.options),
-            "coding": spec.coding, "main": spec_in.get("main"),
-            "tailoring": spec_in.get("tailoring"), "terms": list(spec.term_names),
-            "coef": (fit.coefficients()["estimate"].tolist() if fit.coef is None
-                     else fit.coef.tolist()),
-            # a penalized fit has no covariance: zeros, flagged, so the file keeps its shape
-            "cov": (np.zeros((len(spec.term_names),) * 2).tolist() if fit.cov is None
-                    else fit.cov.tolist()),
-            "cov_available": fit.cov is not None}
 
 
 def _jsonable(value: Any) -> Any:

@@ -325,7 +325,7 @@ def _security_headers(app: FastAPI) -> None:
 
 def install_pages(app: FastAPI) -> None:
     """Mount the pages, the decide API, the static files and the page error handling."""
-    from tailor.web import decide_api, pages_central, pages_visits
+    from tailor.web import cds_api, decide_api, pages_central, pages_visits
 
     original = app.exception_handlers.get(TailorError)
 
@@ -350,6 +350,7 @@ def install_pages(app: FastAPI) -> None:
     app.add_exception_handler(LoginRequired, login_required)
     app.add_exception_handler(CsrfError, csrf_error)
     app.include_router(decide_api.router)
+    app.include_router(cds_api.router)
     app.include_router(router)
     app.include_router(pages_visits.router)
     app.include_router(pages_central.router)

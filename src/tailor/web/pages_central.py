@@ -15,11 +15,14 @@ from tailor.exceptions import ConflictError, TailorError
 from tailor.services import overview, quality
 from tailor.services.baseline import BASELINE_INSTRUMENTS
 from tailor.services.decide import (
+    INTENDED_USE,
     DecisionInputError,
     ModelUnavailableError,
     decide,
     feature_specs,
     model_and_protocol,
+    provenance,
+    short_form,
 )
 from tailor.services.scope import ALLOCATION_DETAIL, require
 from tailor.web.forms import YES_NO, field_id, instrument_block, parse_items
@@ -116,22 +119,25 @@ def _decide_page(page: Page, *, mode: str = "scores", values: dict[str, Any] | N
                      "options": [("", "Choose"), ("1", "Yes (1)"), ("0", "No (0)")],
                      "min": s["low"], "max": s["high"], "step": "any",
                      "value": values.get(f"scores.{s['name']}", ""),
-                     "error": errors.get(f"scores.{s['name']}"), "required": True}
+                     "error": errors.get(f"scores.{s['name']}"),
+                     "required": s["name"] == model.baseline}
                     for s in specs]
     q = values.get("questionnaires", {})
+    needed = short_form(model)
     blocks = [instrument_block("peg", q.get("peg", {}), errors)] + [
         instrument_block(n, q.get(n, {}), errors, prefix=f"questionnaires.{n}")
-        for n in BASELINE_INSTRUMENTS]
+        for n in BASELINE_INSTRUMENTS if n in needed]
     q_fields = [{"name": "opioid_use", "id": "f-opioid_use", "label": "Current opioid use",
                  "kind": "select", "options": YES_NO, "value": values.get("opioid_use", ""),
-                 "error": errors.get("opioid_use"), "required": True},
+                 "error": errors.get("opioid_use"), "required": True}] * (
+                     "opioid_use" in needed) + [
                 {"name": "age", "id": "f-age", "label": "Age (years, optional)",
                  "kind": "number", "min": 18, "max": 110, "step": "1",
                  "value": values.get("age", ""), "error": errors.get("age"),
-                 "required": False}]
+                 "required": False}] * ("age" in needed)
     chosen = set(values.get("contraindications", []))
     return page.render("decide.html", status, unavailable=None, model=model,
-                       provenance=model.protocol_info, mode=mode, score_fields=score_fields,
+                       prov=provenance(model, protocol), intended_use=INTENDED_USE, mode=mode, score_fields=score_fields,
                        q_fields=q_fields, blocks=blocks, contra=_contra_groups(protocol, chosen),
                        errors=errors, result=result)
 
@@ -145,7 +151,7 @@ def decide_form(page: User) -> Response:
 @router.post("/decide", response_class=HTMLResponse)
 def decide_post(page: User, form: Form) -> Response:
     """The recommendation, the week-12 plan, the predicted response and why."""
-    mode = "questionnaires" if form.get("mode") == "questionnaires" else "scores"
+    mode = "scores" if form.get("mode") == "scores" else "questionnaires"
     contraindications = [str(v) for v in form.getlist("contraindications")][:50]
     errors: dict[str, str] = {}
     values: dict[str, Any] = {"contraindications": contraindications}
