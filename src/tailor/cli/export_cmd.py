@@ -15,8 +15,9 @@ from tailor.settings import get_settings
 def export(out: Path = typer.Option(Path("export"), "--out", "-o",
                                     help="Output folder (created if missing)."),
            fmt: str = typer.Option("csv", "--format", "-f",
-                                   help="csv, parquet (wide/long) or redcap (REDCap data "
-                                        "dictionary + records).")) -> None:
+                                   help="csv, parquet (wide/long), redcap (REDCap data "
+                                        "dictionary + records) or sdtm (DM/QS/SC/RA/DS/AE "
+                                        "domains for `tailor import sdtm`).")) -> None:
     """Write the de-identified wide/long tables, data dictionary and manifest.json."""
     if fmt not in exports.FORMATS:
         raise InvalidFieldError(f"--format must be one of {', '.join(exports.FORMATS)}; got "

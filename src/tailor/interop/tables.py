@@ -411,8 +411,10 @@ def _wide(dm: pd.DataFrame, age: pd.Series, site: pd.Series, ra: pd.DataFrame,
     rows: list[dict[str, Any]] = []
     for key, a in s1.iterrows():
         pid = str(key)
+        years = age.get(pid)
         row: dict[str, Any] = {"participant_id": pid, "site": site.get(pid),
-                               "age": age.get(pid), "sex": dm.at[pid, "SEX"]
+                               "age": None if years is None or pd.isna(years) else int(years),
+                               "sex": dm.at[pid, "SEX"]
                                if "SEX" in dm.columns else None}
         base = scores.get((pid, first), {})
         row["peg_baseline"] = base.get("PEGSCORE")

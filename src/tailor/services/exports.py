@@ -22,6 +22,7 @@ from tailor.db import Database
 from tailor.db import models as m
 from tailor.db.audit import sign_head
 from tailor.exceptions import InvalidFieldError
+from tailor.interop.sdtm import to_sdtm
 from tailor.protocol import Protocol
 from tailor.services import redcap
 from tailor.services.admin import live_protocol
@@ -197,7 +198,7 @@ def export_csv(db: Database, ctx: RequestContext, shape: str, *, today: date) ->
 
 
 # --------------------------------------------------------------------------- files + manifest
-FORMATS = ("csv", "parquet", "redcap")
+FORMATS = ("csv", "parquet", "redcap", "sdtm")
 
 
 def _sha256(path: Path) -> str:
@@ -213,7 +214,8 @@ def write_export(db: Database, ctx: RequestContext, out_dir: Path, *, fmt: str =
     """Write the de-identified export to ``out_dir`` and return its manifest.
 
     Files: ``wide`` and ``long`` (CSV or Parquet) and ``dictionary.csv``; with ``redcap``,
-    REDCap's ``redcap_dictionary.csv`` and ``redcap_records.csv`` instead. ``manifest.json``
+    REDCap's ``redcap_dictionary.csv`` and ``redcap_records.csv`` instead; with ``sdtm``, the
+    SDTM-like domains of :mod:`tailor.interop.sdtm` (what ``tailor import sdtm`` reads back). ``manifest.json``
     records the protocol, the audit chain head the export was read at (signed with
     ``audit_key``), row counts and the SHA-256 of every file. Data and head are read in one
     snapshot (PostgreSQL REPEATABLE READ; SQLite's read transaction). The export itself is
@@ -237,7 +239,10 @@ def write_export(db: Database, ctx: RequestContext, out_dir: Path, *, fmt: str =
     wide, long, protocol, pv, (seq, head_hash) = in_transaction(db, ctx, run, write=False)
     out_dir.mkdir(parents=True, exist_ok=True)
     tables: dict[str, pd.DataFrame] = {}
-    if fmt == "redcap":
+    if fmt == "sdtm":
+        tables = {f"{name}.csv": frame for name, frame in
+                  to_sdtm(wide, long, protocol, studyid=pv.name.upper()).domains.items()}
+    elif fmt == "redcap":
         tables["redcap_dictionary.csv"] = redcap.data_dictionary(wide_columns(protocol),
                                                                  protocol)
         tables["redcap_records.csv"] = redcap.records(wide)
