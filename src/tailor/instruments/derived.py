@@ -10,6 +10,7 @@ fields named ``<instrument>_<field>`` (e.g. ``promis_depression_4a_t_score``).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from functools import cache
 from typing import Any
 
 from tailor.exceptions import InstrumentError
@@ -68,8 +69,14 @@ def derived_scores(name: str, items: Mapping[str, Any]) -> dict[str, float]:
 def complete_instruments(codes: Iterable[str]) -> dict[str, tuple[str, ...]]:
     """Block name -> item codes of every instrument whose items are all in ``codes``, leaving
     out one whose items are a proper subset of another complete one's (PCS-6 inside PCS-13)."""
-    present = set(codes)
-    found = [inst for inst in instruments() if set(inst.codes) <= present]
-    keep = [a for a in found
-            if not any(set(a.codes) < set(b.codes) for b in found if b is not a)]
-    return {BLOCK_NAMES.get(inst.name, inst.name): inst.codes for inst in keep}
+    present = frozenset(codes)
+    found = [(name, order, c) for name, order, c in _code_sets() if c <= present]
+    return {name: order for name, order, c in found
+            if not any(c < other for _, _, other in found)}
+
+
+@cache
+def _code_sets() -> tuple[tuple[str, tuple[str, ...], frozenset[str]], ...]:
+    """(block name, item codes in form order, the same as a set) of every instrument."""
+    return tuple((BLOCK_NAMES.get(inst.name, inst.name), inst.codes, frozenset(inst.codes))
+                 for inst in instruments())

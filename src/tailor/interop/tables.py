@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -63,6 +64,11 @@ def iso_duration_weeks(text: Any) -> float | None:
         return None
     y, mo, w, d = (float(g) if g else 0.0 for g in m.groups())
     return (y * 365.25 + mo * 365.25 / 12 + d) / 7 + w
+
+
+@cache
+def _scorable() -> frozenset[str]:
+    return frozenset(c for inst in instruments() for c in inst.codes)
 
 
 def _col(df: pd.DataFrame, name: str) -> pd.Series:
@@ -163,16 +169,24 @@ def _qs_values(qs: pd.DataFrame, report: ConformanceReport) -> pd.Series:
 def _match_visits(qs: pd.DataFrame, protocol: Protocol, mapping: Mapping[str, str] | None,
                   report: ConformanceReport) -> pd.Series:
     vmap = visit_map(protocol, mapping)
-    vnum = _col(qs, "VISITNUM").astype(object)
-    code = vnum.map(lambda v: vmap.get(str(v).strip()) if v is not None else None)
-    label = _col(qs, "VISIT").astype(object)
-    code = code.where(code.notna(), label.map(lambda v: vmap.get(str(v).strip())
-                                              if v is not None else None))
+
+    def lookup(col: str) -> pd.Series:
+        raw = _col(qs, col).astype(object)
+        keys = raw.dropna().astype(str).str.strip()
+        table = {k: vmap.get(k) for k in keys.unique()}  # a few dozen distinct texts
+        return keys.map(table).reindex(raw.index)
+
+    code = lookup("VISITNUM")
+    code = code.where(code.notna(), lookup("VISIT"))
     if "QSEVLINT" in qs.columns:
         weeks = {v.week: v.code for v in protocol.visits}
-        by_dur = qs["QSEVLINT"].map(iso_duration_weeks)
-        by_dur = by_dur.map(lambda w: weeks.get(round(w)) if w is not None and not np.isnan(w)
-                            and abs(w - round(w)) < 1e-6 else None)
+        dur = qs["QSEVLINT"].dropna().astype(str)
+
+        def of_duration(text: str) -> str | None:
+            w = iso_duration_weeks(text)
+            return weeks.get(round(w)) if w is not None and abs(w - round(w)) < 1e-6 else None
+
+        by_dur = dur.map({t: of_duration(t) for t in dur.unique()}).reindex(qs.index)
         n = int((code.isna() & by_dur.notna()).sum())
         if n:
             report.add("visit", "note", f"{n} QS row(s) matched to a visit by their ISO-8601 "
@@ -191,25 +205,37 @@ def _match_visits(qs: pd.DataFrame, protocol: Protocol, mapping: Mapping[str, st
     return code
 
 
-def _score_visit(items: Mapping[str, int], who: tuple[str, str],
-                 report: ConformanceReport) -> tuple[dict[str, float], list[ScoreResult]]:
+_Scored = tuple[dict[str, float], ScoreResult | None] | InstrumentError
+
+
+def _score_visit(items: Mapping[str, int], who: tuple[str, str], report: ConformanceReport,
+                 memo: dict[tuple[Any, ...], _Scored]
+                 ) -> tuple[dict[str, float], list[ScoreResult]]:
+    """Score every complete instrument of one visit; ``memo`` reuses the result of an
+    identical administration (same instrument, same answers: scoring is a pure function)."""
     out: dict[str, float] = {}
     results: list[ScoreResult] = []
     blocks = complete_instruments(items)
     covered = {c for codes in blocks.values() for c in codes}
     for name, codes in blocks.items():
-        try:
-            values, res = scored(name, {c: items[c] for c in codes})
-        except InstrumentError as exc:
-            report.add("scoring", "warning", f"{name} not scored: {exc}", file="QS",
+        key = (name, *(items[c] for c in codes))
+        got = memo.get(key)
+        if got is None:
+            try:
+                got = scored(name, {c: items[c] for c in codes})
+            except InstrumentError as exc:
+                got = exc
+            memo[key] = got
+        if isinstance(got, InstrumentError):
+            report.add("scoring", "warning", f"{name} not scored: {got}", file="QS",
                        participant=who[0], visit=who[1])
             continue
+        values, res = got
         out |= values
         if res is not None:
             results.append(res)
     orphans = set(items) - covered
-    scorable = {c for inst in instruments() for c in inst.codes}
-    for code in sorted(orphans & scorable):
+    for code in sorted(orphans & _scorable()):
         report.add("scoring", "warning", f"item {code} belongs to no complete instrument at "
                    "this visit (record unanswered items with a blank value); not scored",
                    file="QS", participant=who[0], visit=who[1], value=code)
@@ -306,8 +332,9 @@ def build_tables(extract: Extract, protocol: Protocol, *,
     # ---- score each participant-visit (one Python call per visit, none per row)
     items = items.sort_values(["USUBJID", "_visit"], kind="stable")
     by_visit: dict[tuple[str, str], dict[str, Any]] = {}
-    for pid, vis, code, val in zip(items["USUBJID"], items["_visit"], items["QSTESTCD"],
-                                   items["_canon"], strict=True):
+    for pid, vis, code, val in zip(items["USUBJID"].tolist(), items["_visit"].tolist(),
+                                   items["QSTESTCD"].tolist(), items["_canon"].tolist(),
+                                   strict=True):
         by_visit.setdefault((pid, vis), {})[code] = None if val is None or (
             isinstance(val, float) and np.isnan(val)) else int(val)
     day_src = qs[qs["_visit"].notna() & ~strange & _col(qs, "QSDY").notna()]
@@ -317,8 +344,9 @@ def build_tables(extract: Extract, protocol: Protocol, *,
     scores: dict[tuple[str, str], dict[str, float]] = {}
     baseline: dict[str, list[ScoreResult]] = {}
     first = protocol.visits[0].code
+    memo: dict[tuple[Any, ...], _Scored] = {}
     for key, vals in by_visit.items():
-        s, results = _score_visit(vals, key, report)
+        s, results = _score_visit(vals, key, report, memo)
         scores[key] = s
         if key[1] == first:
             baseline[key[0]] = results
@@ -405,12 +433,11 @@ def _wide(dm: pd.DataFrame, age: pd.Series, site: pd.Series, ra: pd.DataFrame,
         intolerant = set(ae.loc[hit, "USUBJID"])
     resp = supplied[supplied["QSTESTCD"] == RESPONSE_CODE]
     supplied_cat = dict(zip(resp["USUBJID"], _col(resp, "QSORRES"), strict=True))
-    s1 = ra[ra["STAGE"] == 1].set_index("USUBJID")
-    s2 = ra[ra["STAGE"] == 2].set_index("USUBJID")
+    s1 = {str(r["USUBJID"]): r for r in ra[ra["STAGE"] == 1].to_dict("records")}
+    s2 = {str(r["USUBJID"]): r for r in ra[ra["STAGE"] == 2].to_dict("records")}
     w12 = next((s.response.visit for s in protocol.stages if s.response is not None), None)
     rows: list[dict[str, Any]] = []
-    for key, a in s1.iterrows():
-        pid = str(key)
+    for pid, a in s1.items():
         years = age.get(pid)
         row: dict[str, Any] = {"participant_id": pid, "site": site.get(pid),
                                "age": None if years is None or pd.isna(years) else int(years),
@@ -498,9 +525,8 @@ def _wide(dm: pd.DataFrame, age: pd.Series, site: pd.Series, ra: pd.DataFrame,
                        f"derived {category!r} from PGIC and intolerance (derived kept)",
                        file="QS", participant=pid, visit=w12, value=given)
         row["response_category"] = category
-        if pid in s2.index:
-            b = s2.loc[pid]
-            assert isinstance(b, pd.Series)  # (USUBJID, STAGE) is unique after _dedupe
+        if pid in s2:
+            b = s2[pid]
             opts = _split(b.get("OPTIONS"))
             row["options2"] = ";".join(opts) if opts else None
             row["A2"] = str(b["OPTION"])
@@ -517,10 +543,13 @@ def _wide(dm: pd.DataFrame, age: pd.Series, site: pd.Series, ra: pd.DataFrame,
     return wide.reindex(columns=cols)
 
 
-def _probability(a: pd.Series, probs: Mapping[str, float], options: list[str], stage: int,
+def _probability(a: Mapping[Any, Any], probs: Mapping[str, float], options: list[str], stage: int,
                  pid: str, report: ConformanceReport) -> float:
     option = str(a["OPTION"])
-    p = pd.to_numeric(pd.Series([a.get("PROB")]), errors="coerce").iloc[0]
+    try:
+        p = float(a.get("PROB"))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        p = float("nan")
     if not np.isnan(p):
         if not 0 < p <= 1:
             report.add("probability", "error", f"stage-{stage} probability {p!r} is not in "
