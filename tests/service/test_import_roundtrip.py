@@ -28,7 +28,7 @@ def _read(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, dtype={"participant_id": str, "value": str})
 
 
-def test_service_export_sdtm_import_roundtrip(tmp_path: Path) -> None:
+def test_service_export_sdtm_import_roundtrip(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     db = Database(f"sqlite:///{tmp_path / 'tailor.db'}")
     try:
         upgrade(db.engine)
@@ -43,6 +43,21 @@ def test_service_export_sdtm_import_roundtrip(tmp_path: Path) -> None:
         manifest = exports.write_export(db, ctx, tmp_path / "sdtm", fmt="sdtm")
     finally:
         db.dispose()
+    # `tailor export --format sdtm --vlmd` from the command line gives the same domains
+    from tailor.settings import get_settings
+
+    monkeypatch.setenv("TAILOR_DATABASE_URL", f"sqlite:///{tmp_path / 'tailor.db'}")
+    get_settings.cache_clear()
+    try:
+        assert main(["export", "--format", "sdtm", "--vlmd", "--out",
+                     str(tmp_path / "cli")]) == 0
+    finally:
+        get_settings.cache_clear()
+    for name in ("DM.csv", "QS.csv", "RA.csv"):
+        assert (tmp_path / "cli" / name).read_bytes() == (tmp_path / "sdtm" / name).read_bytes()
+    vlmd = pd.read_csv(tmp_path / "cli" / "vlmd-wide.csv")
+    assert set(vlmd["name"]) == set(_read(tmp_path / "csv" / "wide.csv").columns)
+    assert json.loads((tmp_path / "cli" / "vlmd-items.json").read_text())["fields"]
     assert {f["name"] for f in manifest["files"]} == {"DM.csv", "QS.csv", "SC.csv", "RA.csv",
                                                      "DS.csv", "AE.csv"}
     assert main(["import", "sdtm", str(tmp_path / "sdtm"), "--out",

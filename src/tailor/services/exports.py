@@ -22,6 +22,7 @@ from tailor.db import Database
 from tailor.db import models as m
 from tailor.db.audit import sign_head
 from tailor.exceptions import InvalidFieldError
+from tailor.interop import vlmd
 from tailor.interop.sdtm import to_sdtm
 from tailor.protocol import Protocol
 from tailor.services import redcap
@@ -31,7 +32,7 @@ from tailor.services.scope import EXPORT, participants, require
 from tailor.services.uow import in_transaction
 
 __all__ = ["FORMATS", "data_dictionary", "export_csv", "export_frames", "wide_columns",
-           "write_export"]
+           "write_export", "write_heal_vlmd"]
 
 WEEKS = (6, 12, 18, 24, 36)
 
@@ -195,6 +196,20 @@ def export_csv(db: Database, ctx: RequestContext, shape: str, *, today: date) ->
     buf = io.StringIO()
     frame.to_csv(buf, index=False)
     return buf.getvalue()
+
+
+def write_heal_vlmd(db: Database, ctx: RequestContext, out_dir: Path) -> list[Path]:
+    """HEAL variable-level metadata of the export's wide and item tables
+    (``vlmd-wide.csv/json``, ``vlmd-items.csv/json``; :mod:`tailor.interop.vlmd`)."""
+    require(ctx.actor, EXPORT, "export analysis data")
+
+    def run(session: Session) -> tuple[m.ProtocolVersion, Protocol]:
+        return live_protocol(db, session)
+
+    pv, protocol = in_transaction(db, ctx, run, write=False)
+    return vlmd.write_vlmd(out_dir, {"wide": vlmd.wide_dictionary(wide_columns(protocol)),
+                                     "items": vlmd.items_dictionary()},
+                           study=f"{pv.name} {pv.version}")
 
 
 # --------------------------------------------------------------------------- files + manifest
