@@ -77,6 +77,40 @@ def sdtm(
     raise typer.Exit(_finish(result, out))
 
 
+def _events_file(path: Path) -> dict[str, str]:
+    import pandas as pd
+
+    from tailor.exceptions import InputFileError
+
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError) as exc:
+        raise InputFileError(f"cannot read the event mapping ({exc})", path=str(path)) from None
+    if not {"event", "visit"} <= set(df.columns):
+        raise InputFileError("the event mapping needs columns event, visit", path=str(path),
+                             column="event")
+    return dict(zip(df["event"], df["visit"], strict=True))
+
+
+@app.command("redcap")
+def redcap(
+    records: Path = typer.Argument(..., help="REDCap records export (CSV, raw codes)."),
+    dictionary: Path = typer.Argument(..., help="REDCap data dictionary (CSV)."),
+    events: Path = typer.Option(..., help="CSV event,visit: REDCap event -> protocol visit."),
+    trial_log: Path = typer.Option(..., help="Folder with RA.csv (allocations) and optional "
+                                            "SC/DS/AE.csv in the SDTM-like layout."),
+    out: Path = typer.Option(Path("import-output"), "--out", "-o", help="Output folder."),
+    protocol: str = typer.Option("best", help="Built-in protocol name or YAML file."),
+) -> None:
+    """Import a REDCap export (longitudinal events mapped to visits) like an SDTM extract."""
+    from tailor.interop import build_tables
+    from tailor.interop.redcap import redcap_extract
+    from tailor.protocol import load_protocol
+
+    extract = redcap_extract(records, dictionary, _events_file(events), trial_log)
+    raise typer.Exit(_finish(build_tables(extract, load_protocol(protocol)), out))
+
+
 @app.command("example")
 def example(
     out: Path = typer.Option(Path("example-extract"), "--out", "-o", help="Output folder."),

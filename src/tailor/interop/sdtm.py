@@ -69,6 +69,8 @@ class Extract:
 
     domains: dict[str, pd.DataFrame] = field(default_factory=dict)
     source: str = "in memory"
+    #: instrument -> declared alternative coding the extract uses (e.g. from a REDCap dictionary)
+    codings: dict[str, str] = field(default_factory=dict)
 
     def rows(self) -> int:
         return int(sum(len(f) for f in self.domains.values()))
@@ -89,23 +91,31 @@ def _text_frame(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def read_extract(directory: Path) -> Extract:
-    """Read ``DM.csv``, ``QS.csv``, ``RA.csv`` (required) and ``SC``/``DS``/``AE`` (optional)
-    from ``directory``; file names are case-insensitive, ``.csv`` or ``.xpt``-free CSV only."""
+#: the QS columns the import reads (others, e.g. QSSEQ or QSDTC, are not loaded: memory)
+QS_READ = frozenset({"USUBJID", "QSTESTCD", "QSORRES", "QSSTRESN", "QSDRVFL", "VISITNUM",
+                     "VISIT", "QSDY", "QSEVLINT"})
+
+
+def read_extract(directory: Path, *, required: tuple[str, ...] = REQUIRED_DOMAINS) -> Extract:
+    """Read the ``required`` domains (default DM, QS, RA) and any of the others present from
+    ``directory`` (``<DOMAIN>.csv``, names case-insensitive)."""
     if not directory.is_dir():
         raise InputFileError("the SDTM extract must be a folder of <DOMAIN>.csv files",
                              path=str(directory))
     files = {p.stem.upper(): p for p in directory.iterdir() if p.suffix.lower() == ".csv"}
-    missing = [d for d in REQUIRED_DOMAINS if d not in files]
+    missing = [d for d in required if d not in files]
     if missing:
-        raise InputFileError(f"the extract lacks domain file(s) {', '.join(m + '.csv' for m in missing)}"
-                             f" (required: {', '.join(REQUIRED_DOMAINS)})", path=str(directory))
+        raise InputFileError(f"the extract lacks domain file(s) "
+                             f"{', '.join(m + '.csv' for m in missing)} (required: "
+                             f"{', '.join(required)})", path=str(directory))
     domains: dict[str, pd.DataFrame] = {}
     for name in DOMAINS:
         if name not in files:
             continue
         try:
-            df = pd.read_csv(files[name], dtype=str, keep_default_na=False)
+            df = pd.read_csv(files[name], dtype=str, keep_default_na=False,
+                             usecols=(lambda c: str(c).strip().upper() in QS_READ)
+                             if name == "QS" else None)
         except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
             raise InputFileError(f"cannot read {name}: {exc}", path=str(files[name])) from exc
         df.columns = [str(c).strip().upper() for c in df.columns]

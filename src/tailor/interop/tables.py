@@ -293,7 +293,7 @@ def build_tables(extract: Extract, protocol: Protocol, *,
                    f"instrument; its {len(g)} row(s) are left out", file="QS",
                    row=int(g.index[0]) + 1, participant=g["USUBJID"].iloc[0], value=code)
     items = qs[is_item & qs["_visit"].notna() & ~strange].copy()
-    allowed = _allowed_table(dict(codings or {}))
+    allowed = _allowed_table({**extract.codings, **(codings or {})})
     # vectorized range check: merge with the (code, accepted value) table
     pairs = pd.DataFrame([(c, a, k) for c, m in allowed.items() for a, k in m.items()],
                          columns=["QSTESTCD", "_value", "_canon"])
@@ -337,10 +337,11 @@ def build_tables(extract: Extract, protocol: Protocol, *,
                                    strict=True):
         by_visit.setdefault((pid, vis), {})[code] = None if val is None or (
             isinstance(val, float) and np.isnan(val)) else int(val)
-    day_src = qs[qs["_visit"].notna() & ~strange & _col(qs, "QSDY").notna()]
-    study_day: dict[tuple[str, str], Any] = {
-        (str(p), str(v)): d for p, v, d in day_src.drop_duplicates(["USUBJID", "_visit"])[
-            ["USUBJID", "_visit", "QSDY"]].itertuples(index=False)}
+    study_day: dict[tuple[str, str], Any] = {}
+    if "QSDY" in qs.columns:
+        day_src = qs[qs["_visit"].notna() & ~strange & qs["QSDY"].notna()]
+        study_day = {(str(p), str(v)): d for p, v, d in day_src.drop_duplicates(
+            ["USUBJID", "_visit"])[["USUBJID", "_visit", "QSDY"]].itertuples(index=False)}
     scores: dict[tuple[str, str], dict[str, float]] = {}
     baseline: dict[str, list[ScoreResult]] = {}
     first = protocol.visits[0].code
