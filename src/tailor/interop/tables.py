@@ -336,7 +336,8 @@ def build_tables(extract: Extract, protocol: Protocol, *,
                                    items["QSTESTCD"].tolist(), items["_canon"].tolist(),
                                    strict=True):
         by_visit.setdefault((pid, vis), {})[code] = None if val is None or (
-            isinstance(val, float) and np.isnan(val)) else int(val)
+            isinstance(val, float) and np.isnan(val)) else int(val) if float(val).is_integer() \
+            else val
     study_day: dict[tuple[str, str], Any] = {}
     if "QSDY" in qs.columns:
         day_src = qs[qs["_visit"].notna() & ~strange & qs["QSDY"].notna()]
@@ -359,7 +360,7 @@ def build_tables(extract: Extract, protocol: Protocol, *,
     wide = _wide(dm, age, site, ra, scores, baseline, supplied, extract, protocol, report)
     if not report.ok:
         return Imported(None, None, report)
-    long = _long(by_visit, scores, wide, study_day, site, protocol, week_of)
+    long = _long(items, scores, wide, study_day, site, protocol, week_of)
     report.counts["randomized"] = len(wide)
     report.counts["long_values"] = len(long)
     return Imported(wide, long, report)
@@ -598,26 +599,38 @@ def _check_stage2(protocol: Protocol, row: Mapping[str, Any], eligible: list[str
                    participant=pid, value=row["A2"])
 
 
-def _long(by_visit: Mapping[tuple[str, str], Mapping[str, Any]],
-          scores: Mapping[tuple[str, str], Mapping[str, float]], wide: pd.DataFrame,
-          study_day: Mapping[tuple[str, str], Any], site: pd.Series, protocol: Protocol,
-          week_of: Mapping[str, int]) -> pd.DataFrame:
+def _text(values: pd.Series) -> pd.Series:
+    """Numbers as the service stores item answers: whole ones without decimals."""
+    v = pd.to_numeric(values, errors="coerce").astype(float)
+    whole = np.isfinite(v) & (v == np.round(v))
+    out = v.map(repr).astype(object)
+    out[whole] = v[whole].astype(np.int64).astype(str)
+    return out
+
+
+def _long(items: pd.DataFrame, scores: Mapping[tuple[str, str], Mapping[str, float]],
+          wide: pd.DataFrame, study_day: Mapping[tuple[str, str], Any], site: pd.Series,
+          protocol: Protocol, week_of: Mapping[str, int]) -> pd.DataFrame:
+    """Item answers (vectorized), recomputed derived scores, the week-12 category and study
+    days, one row per value."""
+    answered = items[items["_canon"].notna()]
+    parts = [pd.DataFrame({"participant_id": answered["USUBJID"].to_numpy(),
+                           "visit": answered["_visit"].to_numpy(),
+                           "field": answered["QSTESTCD"].to_numpy(),
+                           "value": _text(answered["_canon"]).to_numpy()})]
+    rows: list[tuple[str, str, str, str]] = [
+        (pid, vis, name, repr(float(v))) for (pid, vis), s in scores.items()
+        for name, v in s.items()]
     cats = dict(zip(wide["participant_id"], wide["response_category"], strict=True))
-    decision = {s.response.visit for s in protocol.stages if s.response is not None}
-    out: list[tuple[Any, ...]] = []
-    for (pid, vis), items in by_visit.items():
-        s = site.get(pid)
-        wk = week_of[vis]
-        for code, v in items.items():
-            if v is not None:
-                out.append((pid, s, vis, wk, code, str(v)))
-        for name, v in scores.get((pid, vis), {}).items():
-            out.append((pid, s, vis, wk, name, repr(float(v))))
-        if vis in decision and isinstance(cats.get(pid), str):
-            out.append((pid, s, vis, wk, "response_category", cats[pid]))
-        d = study_day.get((pid, vis))
-        if d is not None:
-            out.append((pid, s, vis, wk, "study_day", str(int(float(d)))))
-    long = pd.DataFrame(out, columns=LONG_COLUMNS)
-    long["week"] = long["week"].astype("Int64")
-    return long
+    for s in protocol.stages:
+        if s.response is not None:
+            rows += [(pid, vis, "response_category", cats[pid]) for (pid, vis) in scores
+                     if vis == s.response.visit and isinstance(cats.get(pid), str)]
+    rows += [(pid, vis, "study_day", str(int(float(d)))) for (pid, vis), d in study_day.items()
+             if (pid, vis) in scores]
+    parts.append(pd.DataFrame(rows, columns=["participant_id", "visit", "field", "value"]))
+    long = pd.concat(parts, ignore_index=True)
+    long["site"] = long["participant_id"].map(site)
+    long["week"] = long["visit"].map(week_of).astype("Int64")
+    long = long.sort_values(["participant_id", "week"], kind="stable", ignore_index=True)
+    return long[LONG_COLUMNS]
