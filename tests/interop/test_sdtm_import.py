@@ -187,3 +187,21 @@ def test_cli_example_then_import(tmp_path: Path, capsys) -> None:  # type: ignor
                  "--out", str(tmp_path / "t")]) == 0
     assert main(["import", "sdtm", str(ext), "--coding", "pgic"]) == 2
     assert main(["import", "sdtm", str(tmp_path / "nowhere")]) == 2
+
+
+def test_visit_numbers_mapped_by_a_mapping_file(example) -> None:
+    ex, _ = example
+    alt = _copy(ex)
+    qs = alt.domains["QS"]
+    number = {"0": "1", "6": "2", "12": "3", "18": "4", "24": "5", "36": "6"}
+    qs["VISITNUM"] = qs["VISITNUM"].map(lambda v: number.get(v, v) if v is not None else None)
+    qs["VISIT"] = None
+    no_duration = _copy(alt)
+    no_duration.domains["QS"]["QSEVLINT"] = None
+    unmapped = build_tables(no_duration, PROTOCOL)
+    assert unmapped.report.counts["unmatched_visits"] >= 60  # "2" is not a BEST visit week
+    mapping = {v: f"week{w}" for w, v in number.items()}
+    result = build_tables(alt, PROTOCOL, visits=mapping)
+    assert result.report.ok
+    base = build_tables(_copy(ex), PROTOCOL)
+    pd.testing.assert_frame_equal(result.wide, base.wide)

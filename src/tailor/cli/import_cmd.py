@@ -24,7 +24,8 @@ def _pairs(values: list[str], option: str) -> dict[str, str]:
     return out
 
 
-def _visits_file(path: Path | None) -> dict[str, str]:
+def _mapping_file(path: Path | None, key: str, what: str) -> dict[str, str]:
+    """``key`` -> visit from a two-column CSV (``key,visit``); empty without a file."""
     if path is None:
         return {}
     import pandas as pd
@@ -34,11 +35,11 @@ def _visits_file(path: Path | None) -> dict[str, str]:
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (OSError, pd.errors.ParserError) as exc:
-        raise InputFileError(f"cannot read the visit mapping ({exc})", path=str(path)) from None
-    if not {"source", "visit"} <= set(df.columns):
-        raise InputFileError("the visit mapping needs columns source, visit", path=str(path),
-                             column="source")
-    return dict(zip(df["source"], df["visit"], strict=True))
+        raise InputFileError(f"cannot read the {what} ({exc})", path=str(path)) from None
+    if not {key, "visit"} <= set(df.columns):
+        raise InputFileError(f"the {what} needs columns {key}, visit", path=str(path),
+                             column=key)
+    return dict(zip(df[key], df["visit"], strict=True))
 
 
 def _finish(result: object, out: Path) -> int:
@@ -73,23 +74,9 @@ def sdtm(
     from tailor.protocol import load_protocol
 
     result = build_tables(read_extract(extract), load_protocol(protocol),
-                          codings=_pairs(coding, "coding"), visits=_visits_file(visits))
+                          codings=_pairs(coding, "coding"),
+                          visits=_mapping_file(visits, "source", "visit mapping"))
     raise typer.Exit(_finish(result, out))
-
-
-def _events_file(path: Path) -> dict[str, str]:
-    import pandas as pd
-
-    from tailor.exceptions import InputFileError
-
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, pd.errors.ParserError) as exc:
-        raise InputFileError(f"cannot read the event mapping ({exc})", path=str(path)) from None
-    if not {"event", "visit"} <= set(df.columns):
-        raise InputFileError("the event mapping needs columns event, visit", path=str(path),
-                             column="event")
-    return dict(zip(df["event"], df["visit"], strict=True))
 
 
 @app.command("redcap")
@@ -107,7 +94,8 @@ def redcap(
     from tailor.interop.redcap import redcap_extract
     from tailor.protocol import load_protocol
 
-    extract = redcap_extract(records, dictionary, _events_file(events), trial_log)
+    extract = redcap_extract(records, dictionary,
+                             _mapping_file(events, "event", "event mapping"), trial_log)
     raise typer.Exit(_finish(build_tables(extract, load_protocol(protocol)), out))
 
 
