@@ -151,19 +151,20 @@ def _dedupe(df: pd.DataFrame, key: list[str], value: str, file: str,
 
 
 def _qs_values(qs: pd.DataFrame, report: ConformanceReport) -> pd.Series:
+    """QSSTRESN as a number, else the leading number of QSORRES (``"6 points"``)."""
     strn = pd.to_numeric(_col(qs, "QSSTRESN"), errors="coerce")
-    orres = _col(qs, "QSORRES").astype(object)
-    from_orres = pd.to_numeric(orres.astype(str).str.extract(_NUM, expand=False),
-                               errors="coerce")
-    use = strn.isna() & from_orres.notna()
+    blank = strn.isna()
+    orres = _col(qs, "QSORRES")[blank].astype(object).astype(str)  # parse only where needed
+    from_orres = pd.to_numeric(orres.str.extract(_NUM, expand=False), errors="coerce")
+    use = from_orres.notna()
     if use.any():
-        unit = use & ~orres.astype(str).str.fullmatch(r"\s*[-+]?\d+(\.\d+)?\s*")
+        unit = use & ~orres.str.fullmatch(r"\s*[-+]?\d+(\.\d+)?\s*")
         report.add("other", "note", f"{int(use.sum())} QS value(s) read from QSORRES because "
                    f"QSSTRESN was blank ({int(unit.sum())} with a unit string, e.g. "
                    f"{orres[unit].iloc[0]!r})" if unit.any() else
                    f"{int(use.sum())} QS value(s) read from QSORRES (QSSTRESN blank)",
                    file="QS")
-    return strn.where(strn.notna(), from_orres)
+    return strn.where(~blank, from_orres.reindex(strn.index))
 
 
 def _match_visits(qs: pd.DataFrame, protocol: Protocol, mapping: Mapping[str, str] | None,
