@@ -205,3 +205,28 @@ def test_visit_numbers_mapped_by_a_mapping_file(example) -> None:
     assert result.report.ok
     base = build_tables(_copy(ex), PROTOCOL)
     pd.testing.assert_frame_equal(result.wide, base.wide)
+
+
+def test_allocation_log_errors_are_named(example) -> None:
+    ex, _ = example
+    bad = _copy(ex)
+    ra = bad.domains["RA"]
+    s1 = ra.index[ra["STAGE"] == "1"]
+    s2 = ra.index[ra["STAGE"] == "2"]
+    ra.loc[s1[0], "STAGE"] = "first"
+    orphan = ra.loc[s2[0], "USUBJID"]
+    bad.domains["RA"] = ra[~((ra["USUBJID"] == orphan) & (ra["STAGE"] == "1"))]
+    result = build_tables(bad, PROTOCOL)
+    msgs = [f.message for f in result.report.findings if f.severity == "error"]
+    assert any("STAGE must be one of [1, 2]; got 'first'" in m for m in msgs)
+    assert any("stage-2 allocation without a stage-1" in m for m in msgs)
+    assert result.wide is None
+    bad = _copy(ex)
+    ra = bad.domains["RA"]
+    ra.loc[ra.index[ra["STAGE"] == "1"][3], "PROB"] = "1.5"
+    ra.loc[ra.index[ra["STAGE"] == "1"][4], "PROB"] = "0.123"
+    result = build_tables(bad, PROTOCOL)
+    errors = [f.message for f in result.report.findings if f.severity == "error"]
+    assert len(errors) == 1 and "probability 1.5 is not in (0, 1]" in errors[0]
+    assert any("PROB 0.123 differs from PROBS" in f.message for f in result.report.findings
+               if f.severity == "warning")

@@ -327,6 +327,15 @@ def build_tables(extract: Extract, protocol: Protocol, *,
     for idx in np.flatnonzero(not_dm.to_numpy()):
         report.add("layout", "error", "allocation for a participant not in DM", file="RA",
                    row=int(ra.index[int(idx)]) + 1, participant=ra["USUBJID"].iloc[int(idx)])
+    stages = {s.number for s in protocol.stages}
+    for idx in np.flatnonzero((~ra["STAGE"].isin(stages)).to_numpy()):
+        report.add("layout", "error", f"STAGE must be one of {sorted(stages)}; got "
+                   f"{extract.domains['RA']['STAGE'].iloc[int(idx)]!r}", file="RA",
+                   row=int(ra.index[int(idx)]) + 1, participant=ra["USUBJID"].iloc[int(idx)])
+    orphan2 = set(ra.loc[ra["STAGE"] == 2, "USUBJID"]) - set(ra.loc[ra["STAGE"] == 1, "USUBJID"])
+    for pid in sorted(orphan2):
+        report.add("allocation", "error", "stage-2 allocation without a stage-1 allocation",
+                   file="RA", participant=pid)
     if not report.ok:
         return Imported(None, None, report)
 
@@ -557,6 +566,10 @@ def _probability(a: Mapping[Any, Any], probs: Mapping[str, float], options: list
         if not 0 < p <= 1:
             report.add("probability", "error", f"stage-{stage} probability {p!r} is not in "
                        "(0, 1]", file="RA", participant=pid, value=p)
+        elif option in probs and abs(probs[option] - p) > 1e-9:
+            report.add("probability", "warning", f"stage-{stage} PROB {p!r} differs from "
+                       f"PROBS[{option}] = {probs[option]!r}; PROB (the probability of the "
+                       "option received) is used", file="RA", participant=pid, value=p)
         return float(p)
     if option in probs:
         report.add("probability", "note", f"stage-{stage} PROB blank; taken from PROBS",
