@@ -41,6 +41,7 @@ def test_service_export_sdtm_import_roundtrip(tmp_path: Path, monkeypatch) -> No
         ctx.reason = "round trip"
         exports.write_export(db, ctx, tmp_path / "csv", fmt="csv")
         manifest = exports.write_export(db, ctx, tmp_path / "sdtm", fmt="sdtm")
+        odm_manifest = exports.write_export(db, ctx, tmp_path / "odm", fmt="odm")
     finally:
         db.dispose()
     # `tailor export --format sdtm --vlmd` from the command line gives the same domains
@@ -73,6 +74,16 @@ def test_service_export_sdtm_import_roundtrip(tmp_path: Path, monkeypatch) -> No
     lw, lg = _read(tmp_path / "csv" / "long.csv"), _read(tmp_path / "imported" / "long.csv")
     pd.testing.assert_frame_equal(lg.sort_values(key).reset_index(drop=True),
                                   lw.sort_values(key).reset_index(drop=True))
+    # the ODM export's ClinicalData, imported with the allocation log, gives the same wide
+    # table but for age and sex (not in ClinicalData)
+    assert [f["name"] for f in odm_manifest["files"]] == ["odm.xml"]
+    assert main(["import", "odm", str(tmp_path / "odm" / "odm.xml"), "--trial-log",
+                 str(tmp_path / "sdtm"), "--out", str(tmp_path / "from-odm")]) == 0
+    odm_wide = _read(tmp_path / "from-odm" / "wide.csv").drop(columns=["age", "sex"])
+    pd.testing.assert_frame_equal(
+        odm_wide.sort_values("participant_id").reset_index(drop=True),
+        want.drop(columns=["age", "sex"]).sort_values("participant_id").reset_index(drop=True),
+        check_dtype=False)
     # `tailor analyze` reads both folders the same way: its input is identical
     a, b = read_wide_table(tmp_path / "csv"), read_wide_table(tmp_path / "imported")
     pd.testing.assert_frame_equal(b.sort_values("participant_id").reset_index(drop=True),

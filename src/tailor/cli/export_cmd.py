@@ -16,8 +16,9 @@ def export(out: Path = typer.Option(Path("export"), "--out", "-o",
                                     help="Output folder (created if missing)."),
            fmt: str = typer.Option("csv", "--format", "-f",
                                    help="csv, parquet (wide/long), redcap (REDCap data "
-                                        "dictionary + records) or sdtm (DM/QS/SC/RA/DS/AE "
-                                        "domains for `tailor import sdtm`)."),
+                                        "dictionary + records), sdtm (DM/QS/SC/RA/DS/AE "
+                                        "domains for `tailor import sdtm`) or odm (CDISC ODM "
+                                        "1.3.2 XML)."),
            vlmd: bool = typer.Option(False, "--vlmd", help="Also write the HEAL variable-level "
                                      "metadata (vlmd-wide/vlmd-items, CSV and JSON).")) -> None:
     """Write the de-identified wide/long tables, data dictionary and manifest.json."""

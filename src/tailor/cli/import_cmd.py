@@ -99,6 +99,26 @@ def redcap(
     raise typer.Exit(_finish(build_tables(extract, load_protocol(protocol)), out))
 
 
+@app.command("odm")
+def odm(
+    document: Path = typer.Argument(..., help="CDISC ODM 1.3 XML with ClinicalData."),
+    trial_log: Path = typer.Option(..., help="Folder with RA.csv (allocations) and optional "
+                                            "SC/DS/AE.csv in the SDTM-like layout."),
+    events: Path | None = typer.Option(None, help="CSV event,visit: StudyEventOID -> visit "
+                                                  "(default: SE.<visit code>)."),
+    out: Path = typer.Option(Path("import-output"), "--out", "-o", help="Output folder."),
+    protocol: str = typer.Option("best", help="Built-in protocol name or YAML file."),
+) -> None:
+    """Import the ClinicalData of an ODM document like an SDTM extract."""
+    from tailor.interop import build_tables
+    from tailor.interop.odm import odm_extract
+    from tailor.protocol import load_protocol
+
+    extract = odm_extract(document, trial_log,
+                          events=_mapping_file(events, "event", "event mapping"))
+    raise typer.Exit(_finish(build_tables(extract, load_protocol(protocol)), out))
+
+
 @app.command("example")
 def example(
     out: Path = typer.Option(Path("example-extract"), "--out", "-o", help="Output folder."),
