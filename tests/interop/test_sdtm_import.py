@@ -82,7 +82,7 @@ def test_every_messiness_is_in_the_report(example) -> None:
     assert data["ok"] is True and data["counts"]["participants"] == 60
     assert data["counts"]["randomized"] == 60 and data["counts"]["visits_matched"] > 60 * 4
     html = rep.to_html()
-    assert "Supplied scores that differ" in html and "Visits not matched" in html
+    assert "Supplied scores that differ" in html and "Visit matching" in html
 
 
 def test_out_of_range_item_stops_the_import_and_leaves_nothing(example, tmp_path: Path) -> None:

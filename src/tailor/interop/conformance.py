@@ -28,7 +28,7 @@ SECTIONS = {
     "unknown_item": "Items unknown to the instruments",
     "out_of_range": "Item values out of range",
     "duplicate": "Duplicate records",
-    "visit": "Visits not matched to the protocol",
+    "visit": "Visit matching (unmatched rows are left out)",
     "score_difference": "Supplied scores that differ from the recomputed ones",
     "scoring": "Instruments that could not be scored",
     "probability": "Missing randomization probabilities",
