@@ -52,6 +52,7 @@ def _register() -> None:
         demo_cmd,
         design_cmd,
         export_cmd,
+        import_cmd,
         instruments_cmd,
         protocol_cmd,
         randomize_cmd,
@@ -74,6 +75,7 @@ def _register() -> None:
     app.command("serve")(serve_cmd.serve)
     app.add_typer(admin_cmd.app, name="admin")
     app.command("export")(export_cmd.export)
+    app.add_typer(import_cmd.app, name="import")
     app.command("demo")(demo_cmd.demo)
     app.command("warmup")(warmup_cmd.warmup)
 
