@@ -17,6 +17,12 @@ from tailor.exceptions import ConflictError, InvalidFieldError, MissingFieldErro
 from tailor.protocol import Protocol
 from tailor.rules import check_eligibility, response_category
 from tailor.services.admin import ensure_writable, live_protocol
+from tailor.services.allocation_inputs import (
+    check_event_arm,
+    guard_inputs,
+    session_facts,
+    start_guard,
+)
 from tailor.services.blinding import arm_tokens, redact, tokens_in_session
 from tailor.services.context import RequestContext, local_date
 from tailor.services.scope import (
@@ -303,6 +309,7 @@ def record_visit_in(db: Database, ctx: RequestContext, session: Session, code: s
         raise InvalidFieldError(f"visit must be one of {', '.join(sorted(known))}; got "
                                 f"{visit_code!r}", field="visit", value=visit_code)
     first = min(protocol.visits, key=lambda v: v.week).code
+    guard = start_guard(session, protocol, p.id)
     visit = _visit(session, p, visit_code)
     if visit is None:
         raise ConflictError(f"visit {visit_code} is not scheduled yet for this participant "
@@ -360,6 +367,9 @@ def record_visit_in(db: Database, ctx: RequestContext, session: Session, code: s
             select(m.DerivedScore).where(m.DerivedScore.visit_id == visit.id))}
         _set_score(session, visit, old, "response_category", category)
         out["response_category"] = category
+    deviations = guard_inputs(session, ctx, protocol, guard, visit_code=visit_code)
+    if deviations:
+        out["protocol_deviations"] = deviations
     return redact(out, ctx.actor, arm_tokens(protocol))  # a data manager correcting Visit 0
 
 
@@ -396,12 +406,20 @@ def record_intolerance(db: Database, ctx: RequestContext, code: str, *, arm: str
         if arm is not None and arm not in protocol.arm_codes:
             raise InvalidFieldError(f"arm must be one of {', '.join(protocol.arm_codes)}",
                                     field="arm", value=arm)
+        site = session.get(m.Site, p.site_id)
+        assert site is not None
+        check_event_arm(session_facts(session, p.id), site.timezone, arm, onset_date)
+        guard = start_guard(session, protocol, p.id)
         ev = m.AdverseEvent(participant_id=p.id, kind=kind, arm=arm, onset_date=onset_date,
                             serious=serious)
         session.add(ev)
         session.flush()
-        return {"id": ev.id, "kind": kind, "arm": arm, "onset_date": onset_date,
-                "serious": serious}
+        out: dict[str, Any] = {"id": ev.id, "kind": kind, "arm": arm, "onset_date": onset_date,
+                               "serious": serious}
+        deviations = guard_inputs(session, ctx, protocol, guard)
+        if deviations:
+            out["protocol_deviations"] = deviations
+        return out
 
     return in_transaction(db, ctx, run, reason="adverse event")
 
