@@ -35,6 +35,7 @@ from tailor.exceptions import ConflictError, MissingFieldError
 from tailor.protocol import Protocol
 from tailor.rules import derive_factor_levels, response_category
 from tailor.services.context import RequestContext, local_date
+from tailor.services.queries import add_query
 from tailor.stats.allocation import OptionSet, stage_option_sets
 
 __all__ = [
@@ -305,12 +306,9 @@ def guard_inputs(session: Session, ctx: RequestContext, protocol: Protocol,
                                   recorded_by=ctx.actor.username, recorded_at=ctx.utcnow())
         session.add(dev)
         session.flush()
-        session.add(m.DataQuery(participant_id=guard.participant_id, visit_code=visit_code,
-                                field=names[0][:64], source="deviation",
-                                message=f"Protocol deviation: {text}. Please confirm the "
-                                        "corrected values and their source."[:1000],
-                                status="open", assigned_role="coordinator",
-                                opened_by=ctx.actor.username, opened_at=ctx.utcnow(),
-                                deviation_id=dev.id))
+        add_query(session, ctx, guard.participant_id, source="deviation",
+                  message=f"Protocol deviation: {text}. Please confirm the corrected values "
+                          "and their source.", visit_code=visit_code, fld=names[0],
+                  deviation_id=dev.id)
         recorded.append(dev.id)
     return recorded

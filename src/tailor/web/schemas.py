@@ -222,3 +222,18 @@ class WithdrawalIn(_In):
     withdrawn_on: ClinicalDate
     reason_code: Literal["participant_decision", "lost_to_follow_up", "adverse_event",
                          "investigator_decision", "death", "other"]
+
+
+# issue 15: data queries
+class QueryIn(_In):
+    field: Text(64, 1)  # type: ignore[valid-type]
+    message: Text(1000, 1)  # type: ignore[valid-type]
+    visit: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,32}$")] | None = None
+
+
+class QueryAnswerIn(_In):
+    answer: Text(1000, 1)  # type: ignore[valid-type]
+
+
+class QueryReopenIn(_In):
+    message: Text(1000, 1)  # type: ignore[valid-type]
