@@ -42,6 +42,18 @@ def _details(db: Database, ctx: RequestContext, code: str) -> dict[str, Any]:
                        .order_by(m.AdverseEvent.onset_date))]
         wd = session.scalars(select(m.Withdrawal).where(
             m.Withdrawal.participant_id == p.id)).first()
+        now = ctx.utcnow()
+        open_queries = [{"id": q.id, "visit": q.visit_code, "field": q.field,
+                         "message": q.message, "status": q.status, "answer": q.answer,
+                         "age_days": max(0, (now - q.opened_at).days)}
+                        for q in session.scalars(select(m.DataQuery).where(
+                            m.DataQuery.participant_id == p.id,
+                            m.DataQuery.status != "closed").order_by(m.DataQuery.id))]
+        deviations = [{"recorded_at": d.recorded_at.isoformat()[:10],
+                       "description": d.description, "reason": d.reason}
+                      for d in session.scalars(select(m.ProtocolDeviation).where(
+                          m.ProtocolDeviation.participant_id == p.id)
+                          .order_by(m.ProtocolDeviation.id))]
         return {
             "assessments": assessments,
             "run_in": None if run_in is None else {
@@ -49,6 +61,8 @@ def _details(db: Database, ctx: RequestContext, code: str) -> dict[str, Any]:
                 "messages_answered": run_in.messages_answered,
                 "completed_on": run_in.completed_on, "passed": run_in.passed},
             "adverse_events": events,
+            "queries": open_queries,
+            "deviations": deviations,
             "withdrawal": None if wd is None else {
                 "withdrawn_on": wd.withdrawn_on, "reason_code": wd.reason_code,
                 "last_week_observed": wd.last_week_observed},

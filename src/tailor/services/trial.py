@@ -25,6 +25,7 @@ from tailor.services.allocation_inputs import (
 )
 from tailor.services.blinding import arm_tokens, redact, tokens_in_session
 from tailor.services.context import RequestContext, local_date
+from tailor.services.edit_checks import run_checks
 from tailor.services.scope import (
     CORRECTION,
     PARTICIPANT_READ,
@@ -53,6 +54,8 @@ __all__ = [
     "withdraw",
 ]
 
+# what a participant's own row contributes to the edit checks (tailor.edit_checks)
+PARTICIPANT_NAMES = frozenset({"consent_date", "birth_year", "sex", "age_at_consent"})
 _ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"  # no 0/O, 1/I/L, U: not derived from any PHI
 
 
@@ -82,7 +85,7 @@ def create_participant(db: Database, ctx: RequestContext, *, consent_date: date 
         raise ConflictError("your account has no site; ask an admin to assign one")
 
     def run(session: Session) -> dict[str, Any]:
-        pv, _ = live_protocol(db, session)
+        pv, protocol = live_protocol(db, session)
         ensure_writable(session, pv)
         today = site_today(session, ctx, ctx.actor.site_id or 0)
         if consent_date is not None and consent_date > today:
@@ -94,7 +97,8 @@ def create_participant(db: Database, ctx: RequestContext, *, consent_date: date 
                           birth_year=birth_year, sex=sex, created_at=ctx.utcnow())
         session.add(p)
         session.flush()
-        return _view(session, p)
+        soft = run_checks(session, ctx, protocol, p, PARTICIPANT_NAMES)
+        return _view(session, p) | ({"edit_checks": soft} if soft else {})
 
     return in_transaction(db, ctx, run, retry_integrity=True)
 
@@ -182,10 +186,16 @@ def screen(db: Database, ctx: RequestContext, code: str, record: dict[str, Any],
         if unknown:
             raise InvalidFieldError(f"field(s) {unknown} are not screening fields",
                                     field=unknown[0], value=None, rule="declared")
+        again = session.scalar(select(func.count()).select_from(m.EligibilityAssessment)
+                               .where(m.EligibilityAssessment.participant_id == p.id)) or 0
         out = _assess(session, protocol, p, dict(record), phases, day)
         p.status = "eligible" if out["eligible"] else "screen_failed"
         p.consented = bool(record.get("consented", p.consented))
-        return out
+        soft = run_checks(session, ctx, protocol, p,
+                          {"screening_date", "rescreening", *record},
+                          extra={"rescreening": again > 0,
+                                 "reason_given": bool(ctx.reason.strip())})
+        return out | ({"edit_checks": soft} if soft else {})
 
     return in_transaction(db, ctx, run, reason="screening")
 
@@ -205,7 +215,9 @@ def enrol(db: Database, ctx: RequestContext, code: str,
         p.status = "run_in"
         session.add(m.Visit(participant_id=p.id, code=w.code, week=w.week, target_date=w.target,
                             window_start=w.start, window_end=w.end))
-        return _view(session, p) | {"visit0_window": [w.start, w.end]}
+        soft = run_checks(session, ctx, protocol, p, {"enrolment_date"})
+        return _view(session, p) | {"visit0_window": [w.start, w.end]} | (
+            {"edit_checks": soft} if soft else {})
 
     return in_transaction(db, ctx, run, reason="enrolment")
 
@@ -232,7 +244,9 @@ def record_run_in(db: Database, ctx: RequestContext, code: str, *, modules_compl
                             messages_answered=messages_answered, completed_on=day,
                             passed=out["eligible"]))
         p.status = "run_in_passed" if out["eligible"] else "run_in_failed"
-        return out
+        soft = run_checks(session, ctx, protocol, p, {
+            "run_in_end_date", protocol.run_in.modules_field, protocol.run_in.messages_field})
+        return out | ({"edit_checks": soft} if soft else {})
 
     return in_transaction(db, ctx, run, reason="run-in")
 
@@ -367,6 +381,10 @@ def record_visit_in(db: Database, ctx: RequestContext, session: Session, code: s
             select(m.DerivedScore).where(m.DerivedScore.visit_id == visit.id))}
         _set_score(session, visit, old, "response_category", category)
         out["response_category"] = category
+    soft = run_checks(session, ctx, protocol, p, {f"{visit_code}_date", *fields},
+                      visit_code=visit_code)
+    if soft:
+        out["edit_checks"] = soft
     deviations = guard_inputs(session, ctx, protocol, guard, visit_code=visit_code)
     if deviations:
         out["protocol_deviations"] = deviations

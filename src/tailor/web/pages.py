@@ -233,12 +233,15 @@ def screening(page: User, code: str, form: Form) -> Response:
     names = _screening_names(protocol)
     record, errors = parse_protocol_fields(protocol, names, form)
     day = parse_date(form, "assessed_on", "Date of screening", errors)
+    reason = str(form.get("reason", "")).strip()[:500]
     if not errors:
         try:
-            trial.screen(page.db, page.ctx, code, record, day)
+            ctx = page.ctx
+            ctx.reason = reason  # a re-screening needs one (edit check)
+            trial.screen(page.db, ctx, code, record, day)
             return redirect(f"/participants/{code}/screening#result")
         except TailorError as exc:
-            form_error(errors, exc, set(names))
+            form_error(errors, exc, set(names) | {"reason"})
     data = timeline.participant_timeline(page.db, page.ctx, code)
     values = {n: form.get(n, "") for n in names}
     fields = [protocol_field(protocol, n, values[n], errors.get(n)) for n in names]

@@ -219,7 +219,10 @@ def _intolerance_fields(page: Page, values: dict[str, Any], errors: dict[str, st
          "value": values.get("arm", ""), "error": errors.get("arm"), "required": False},
         {"name": "serious", "id": "f-serious", "label": "Serious", "kind": "select",
          "options": YES_NO, "value": values.get("serious", ""), "error": errors.get("serious"),
-         "required": True}]
+         "required": True},
+        {"name": "reason", "id": "f-reason", "label": "Reason (needed when the event changes "
+         "what an earlier randomization was based on)", "kind": "text",
+         "value": values.get("reason", ""), "error": errors.get("reason"), "required": False}]
 
 
 @router.get("/participants/{code}/intolerance", response_class=HTMLResponse)
@@ -236,7 +239,8 @@ def intolerance(page: User, code: str, form: Form) -> Response:
     """Store the event (before week 12, an intolerance makes the response 'bad')."""
     check_code(code)
     errors: dict[str, str] = {}
-    values = {k: str(form.get(k, "")) for k in ("onset_date", "kind", "arm", "serious")}
+    values = {k: str(form.get(k, "")) for k in ("onset_date", "kind", "arm", "serious",
+                                                  "reason")}
     onset = parse_date(form, "onset_date", "Onset date", errors)
     if values["kind"] not in ("intolerance", "adverse_event"):
         errors["kind"] = "Kind of event: choose one"
@@ -244,7 +248,9 @@ def intolerance(page: User, code: str, form: Form) -> Response:
         errors["serious"] = "Serious: choose yes or no"
     if not errors and onset is not None:
         try:
-            trial.record_intolerance(page.db, page.ctx, code, arm=values["arm"] or None,
+            ctx = page.ctx
+            ctx.reason = values["reason"].strip()[:500]
+            trial.record_intolerance(page.db, ctx, code, arm=values["arm"] or None,
                                      onset_date=onset, serious=values["serious"] == "yes",
                                      kind=values["kind"])
             return redirect(f"/participants/{code}")
