@@ -266,6 +266,10 @@ class AdverseEvent(Base):
     onset_date: Mapped[date] = mapped_column(Date)
     serious: Mapped[bool] = mapped_column(Boolean, default=False)
     description: Mapped[str | None] = mapped_column(String(1000))
+    # issue 15 (migration 0003): severity, relatedness to the treatment, outcome
+    severity: Mapped[str | None] = mapped_column(String(16))
+    relatedness: Mapped[str | None] = mapped_column(String(24))
+    outcome: Mapped[str | None] = mapped_column(String(32))
 
 
 class Withdrawal(Base):
@@ -275,6 +279,11 @@ class Withdrawal(Base):
     withdrawn_on: Mapped[date] = mapped_column(Date)
     reason_code: Mapped[str] = mapped_column(String(32))
     last_week_observed: Mapped[int | None] = mapped_column(Integer)
+    # issue 15 (migration 0003): "withdrew_consent" (no further data) or
+    # "off_treatment_followed" (treatment stopped, follow-up visits go on); free-text reason
+    kind: Mapped[str] = mapped_column(String(32), default="withdrew_consent",
+                                      server_default="withdrew_consent")
+    reason_text: Mapped[str | None] = mapped_column(String(1000))
 
 
 class DataLock(Base):

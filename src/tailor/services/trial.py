@@ -109,10 +109,19 @@ def participant_view(db: Database, ctx: RequestContext, code: str) -> dict[str, 
                           write=False)
 
 
+_LIST_ORDER = {"oldest": (m.Participant.id,), "newest": (m.Participant.id.desc(),),
+               "code": (m.Participant.study_code,),
+               "status": (m.Participant.status, m.Participant.id)}
+
+
 def list_participants(db: Database, ctx: RequestContext, *, status: str | None = None,
-                      search: str | None = None, limit: int = 100,
-                      offset: int = 0) -> list[dict[str, Any]]:
-    """Participants in scope, optionally by status or study-code prefix."""
+                      search: str | None = None, limit: int = 100, offset: int = 0,
+                      sort: str = "oldest") -> list[dict[str, Any]]:
+    """Participants in scope, optionally by status or study-code prefix; sorted oldest or
+    newest first, by study code or by status."""
+    if sort not in _LIST_ORDER:
+        raise InvalidFieldError(f"sort must be one of {', '.join(_LIST_ORDER)}; got {sort!r}",
+                                field="sort", value=sort, rule="choice")
     require(ctx.actor, PARTICIPANT_READ, "list participants")
 
     def run(session: Session) -> list[dict[str, Any]]:
@@ -122,7 +131,7 @@ def list_participants(db: Database, ctx: RequestContext, *, status: str | None =
         if search:
             escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             stmt = stmt.where(m.Participant.study_code.like(escaped + "%", escape="\\"))
-        stmt = stmt.order_by(m.Participant.id).limit(limit).offset(offset)
+        stmt = stmt.order_by(*_LIST_ORDER[sort]).limit(limit).offset(offset)
         return [_view(session, p) for p in session.scalars(stmt)]
 
     return in_transaction(db, ctx, run, write=False)
@@ -409,10 +418,29 @@ def visits_view(db: Database, ctx: RequestContext, code: str) -> list[dict[str, 
     return in_transaction(db, ctx, run, write=False)
 
 
+AE_SEVERITY = ("mild", "moderate", "severe")
+AE_RELATEDNESS = ("not_related", "unlikely", "possible", "probable", "definite")
+AE_OUTCOME = ("recovered", "recovering", "not_recovered", "recovered_with_sequelae", "fatal",
+              "unknown")
+
+
+def _choice(value: str | None, name: str, allowed: tuple[str, ...]) -> None:
+    if value is not None and value not in allowed:
+        raise InvalidFieldError(f"{name} must be one of {', '.join(allowed)}; got {value!r}",
+                                field=name, value=value, rule="choice")
+
+
 def record_intolerance(db: Database, ctx: RequestContext, code: str, *, arm: str | None,
                        onset_date: date, serious: bool = False,
-                       kind: str = "intolerance") -> dict[str, Any]:
-    """An intolerance (or other adverse) event; before week 12 it makes the response 'bad'."""
+                       kind: str = "intolerance", description: str | None = None,
+                       severity: str | None = None, relatedness: str | None = None,
+                       outcome: str | None = None) -> dict[str, Any]:
+    """An intolerance (or other adverse) event; before week 12 it makes the response 'bad'.
+    The arm, if named, must be one the participant has received (G16)."""
+    _choice(severity, "severity", AE_SEVERITY)
+    _choice(relatedness, "relatedness", AE_RELATEDNESS)
+    _choice(outcome, "outcome", AE_OUTCOME)
+
     def run(session: Session) -> dict[str, Any]:
         p, protocol, today = _writable_participant(db, ctx, session, code)
         if p.status not in ("randomized", "stage2"):
@@ -429,11 +457,14 @@ def record_intolerance(db: Database, ctx: RequestContext, code: str, *, arm: str
         check_event_arm(session_facts(session, p.id), site.timezone, arm, onset_date)
         guard = start_guard(session, protocol, p.id)
         ev = m.AdverseEvent(participant_id=p.id, kind=kind, arm=arm, onset_date=onset_date,
-                            serious=serious)
+                            serious=serious, description=(description or "").strip() or None,
+                            severity=severity, relatedness=relatedness, outcome=outcome)
         session.add(ev)
         session.flush()
         out: dict[str, Any] = {"id": ev.id, "kind": kind, "arm": arm, "onset_date": onset_date,
-                               "serious": serious}
+                               "serious": serious, "description": ev.description,
+                               "severity": severity, "relatedness": relatedness,
+                               "outcome": outcome}
         deviations = guard_inputs(session, ctx, protocol, guard)
         if deviations:
             out["protocol_deviations"] = deviations
@@ -446,21 +477,42 @@ WITHDRAWAL_REASONS = ("participant_decision", "lost_to_follow_up", "adverse_even
                       "investigator_decision", "death", "other")
 
 
+WITHDRAWAL_KINDS = ("withdrew_consent", "off_treatment_followed")
+
+
 def withdraw(db: Database, ctx: RequestContext, code: str, *, withdrawn_on: date,
-             reason_code: str) -> dict[str, Any]:
-    """Withdraw a participant; no data are accepted afterwards."""
+             reason_code: str, kind: str = "withdrew_consent",
+             reason_text: str | None = None) -> dict[str, Any]:
+    """Withdraw a participant. ``withdrew_consent``: no data are accepted afterwards;
+    ``off_treatment_followed``: the treatment stops, follow-up visits go on (a later
+    withdrawal of consent updates the same record)."""
     if reason_code not in WITHDRAWAL_REASONS:
         raise InvalidFieldError(f"reason_code must be one of {', '.join(WITHDRAWAL_REASONS)}",
                                 field="reason_code", value=reason_code)
+    _choice(kind, "kind", WITHDRAWAL_KINDS)
 
     def run(session: Session) -> dict[str, Any]:
         p, _protocol, today = _writable_participant(db, ctx, session, code)
         _check_day(withdrawn_on, today, "withdrawal date")
         last = session.scalar(select(func.max(m.Visit.week)).where(
             m.Visit.participant_id == p.id, m.Visit.status == "completed"))
-        session.add(m.Withdrawal(participant_id=p.id, withdrawn_on=withdrawn_on,
-                                 reason_code=reason_code, last_week_observed=last))
-        p.status = "withdrawn"
-        return {"id": p.study_code, "status": "withdrawn", "last_week_observed": last}
+        text = (reason_text or "").strip()[:1000] or None
+        row = session.scalars(select(m.Withdrawal).where(
+            m.Withdrawal.participant_id == p.id)).first()
+        if row is not None and (row.kind != "off_treatment_followed"
+                                or kind == "off_treatment_followed"):
+            raise ConflictError("the participant is already off treatment; only a withdrawal "
+                                "of consent can follow")
+        if row is None:
+            session.add(m.Withdrawal(participant_id=p.id, withdrawn_on=withdrawn_on,
+                                     reason_code=reason_code, last_week_observed=last,
+                                     kind=kind, reason_text=text))
+        else:  # off treatment earlier, now consent withdrawn: the same record, audited
+            row.withdrawn_on, row.reason_code, row.kind = withdrawn_on, reason_code, kind
+            row.reason_text, row.last_week_observed = text, last
+        if kind == "withdrew_consent":
+            p.status = "withdrawn"
+        return {"id": p.study_code, "status": p.status, "kind": kind,
+                "last_week_observed": last}
 
     return in_transaction(db, ctx, run, reason="withdrawal", retry_integrity=True)

@@ -39,6 +39,7 @@ from tailor.exceptions import (
 from tailor.services import auth as auth_service
 from tailor.services.blinding import is_blinded, redact, tokens_for
 from tailor.services.context import Actor, RequestContext
+from tailor.services.overview import STATUS_LABELS
 from tailor.services.scope import NOT_FOUND
 from tailor.web.errors import status_for
 
@@ -47,6 +48,8 @@ __all__ = ["SESSION_COOKIE", "TEMPLATES", "CsrfError", "LoginRequired", "Page", 
            "session_cookie", "set_session_cookie"]
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+TEMPLATES.env.filters["status_label"] = lambda code: STATUS_LABELS.get(
+    str(code), str(code).replace("_", " "))
 LOGIN_CSRF_COOKIE = "tailor_login_csrf"
 _CODE = re.compile(r"^P-[0-9A-Z]{4}-[0-9A-Z]{4}$")
 

@@ -216,12 +216,20 @@ class IntoleranceIn(_In):
     onset_date: ClinicalDate
     serious: bool = False
     kind: Literal["intolerance", "adverse_event"] = "intolerance"
+    description: Text(1000) | None = None  # type: ignore[valid-type]
+    severity: Literal["mild", "moderate", "severe"] | None = None
+    relatedness: Literal["not_related", "unlikely", "possible", "probable",
+                         "definite"] | None = None
+    outcome: Literal["recovered", "recovering", "not_recovered", "recovered_with_sequelae",
+                     "fatal", "unknown"] | None = None
 
 
 class WithdrawalIn(_In):
     withdrawn_on: ClinicalDate
     reason_code: Literal["participant_decision", "lost_to_follow_up", "adverse_event",
                          "investigator_decision", "death", "other"]
+    kind: Literal["withdrew_consent", "off_treatment_followed"] = "withdrew_consent"
+    reason_text: Text(1000) | None = None  # type: ignore[valid-type]
 
 
 # issue 15: data queries

@@ -1,4 +1,5 @@
-"""Issue 15: allocation inputs (G16), protocol deviations and data queries.
+"""Issue 15: allocation inputs (G16), protocol deviations, data queries, adverse-event
+details (severity, relatedness, outcome) and withdrawal kinds.
 
 ``allocations.inputs`` is added with a plain ``ALTER TABLE ... ADD COLUMN`` (no table rebuild,
 so the append-only triggers of ``allocations`` stay in force on SQLite).
@@ -23,6 +24,14 @@ depends_on = None
 
 def upgrade() -> None:
     op.add_column('allocations', sa.Column('inputs', sa.JSON(), nullable=True))
+    op.add_column('adverse_events', sa.Column('severity', sa.String(length=16), nullable=True))
+    op.add_column('adverse_events', sa.Column('relatedness', sa.String(length=24),
+                                              nullable=True))
+    op.add_column('adverse_events', sa.Column('outcome', sa.String(length=32), nullable=True))
+    op.add_column('withdrawals', sa.Column('kind', sa.String(length=32),
+                                           server_default='withdrew_consent', nullable=False))
+    op.add_column('withdrawals', sa.Column('reason_text', sa.String(length=1000),
+                                           nullable=True))
 
     op.create_table('protocol_deviations',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -75,4 +84,7 @@ def downgrade() -> None:
     op.drop_index(op.f('ix_protocol_deviations_participant_id'),
                   table_name='protocol_deviations')
     op.drop_table('protocol_deviations')
-    op.drop_column('allocations', 'inputs')  # ALTER TABLE DROP COLUMN: no rebuild
+    for table, column in (('withdrawals', 'reason_text'), ('withdrawals', 'kind'),
+                          ('adverse_events', 'outcome'), ('adverse_events', 'relatedness'),
+                          ('adverse_events', 'severity'), ('allocations', 'inputs')):
+        op.drop_column(table, column)  # ALTER TABLE DROP COLUMN: no rebuild
