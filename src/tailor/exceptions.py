@@ -12,7 +12,8 @@ to HTTP status codes in one handler.
     │   └── PlanError                       an analysis plan is invalid or misfits the data
     ├── RecordError (ValueError)            a record's field is missing or invalid
     │   ├── MissingFieldError (KeyError)
-    │   └── InvalidFieldError
+    │   ├── InvalidFieldError
+    │   └── EditCheckError                  hard edit checks failed (all listed at once)
     ├── InputFileError (ValueError)         a CSV/JSON input is malformed (row and column named)
     ├── InstrumentError (ValueError)        a questionnaire response breaks its instrument's rules
     ├── AllocationError (ValueError)        a randomization request cannot be honoured
@@ -33,6 +34,7 @@ __all__ = [
     "AllocationError",
     "AuthenticationError",
     "ConflictError",
+    "EditCheckError",
     "EstimationError",
     "InputFileError",
     "InstrumentError",
@@ -95,6 +97,17 @@ class MissingFieldError(RecordError, KeyError):
 
 class InvalidFieldError(RecordError):
     """A field has the wrong type or lies outside its declared range."""
+
+
+class EditCheckError(RecordError):
+    """Hard edit checks failed on a save; ``violations`` lists every ``(field, message,
+    check id)`` at once (the first one is also the error's field and rule)."""
+
+    def __init__(self, violations: list[tuple[str, str, str]]) -> None:
+        self.violations = list(violations)
+        field, _, rule = self.violations[0]
+        super().__init__("; ".join(msg for _, msg, _ in self.violations), field=field,
+                         rule=rule)
 
 
 class InputFileError(TailorError, ValueError):

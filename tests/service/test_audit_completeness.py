@@ -121,6 +121,13 @@ def test_every_mutating_endpoint_is_fully_audited(dbh):
         ("post", P + "/randomize", "coord1", {"stage": 1}, {}, "coordinator"),
         ("post", P + "/unblind", "dman", {"reason": "serious adverse event",
                                           "password": PASSWORD}, {}, "data_manager"),
+        ("post", P + "/queries", "dman", {"field": "PEG1", "message": "please check PEG1",
+                                           "visit": "week0"}, {}, "data_manager"),
+        ("post", "/api/v1/queries/{query_id}/answer", "coord1",
+         {"answer": "checked against the source"}, {}, "coordinator"),
+        ("post", "/api/v1/queries/{query_id}/reopen", "dman",
+         {"message": "please attach the source"}, {}, "data_manager"),
+        ("post", "/api/v1/queries/{query_id}/close", "dman", None, {}, "data_manager"),
         ("post", P + "/intolerance", "coord1",
          {"onset_date": str(today), "kind": "adverse_event"}, {}, "coordinator"),
         ("post", P + "/withdrawal", "coord1",
@@ -149,6 +156,8 @@ def test_every_mutating_endpoint_is_fully_audited(dbh):
             state["content_hash"] = r.json()["content_hash"]
         if template == "/api/v1/participants":
             state["code"] = r.json()["id"]
+        if template == P + "/queries":
+            state["query_id"] = str(r.json()["id"])
         rows = _audit(db, rid)
         assert rows, f"{verb} {template}: no audit rows"
         site = "S01" if role == "coordinator" else ""

@@ -51,6 +51,7 @@ def demo(
         setup_demo_trial,
         trial_days,
     )
+    from tailor.services.showcase import seed_showcase
     from tailor.stats.generative import InstrumentScoring
     from tailor.stats.simulation import simulate_trial
 
@@ -140,6 +141,7 @@ def demo(
                    if stats.approximated_paths else "") + ".")
         paths = write_analysis(result, table, out, sections=trial_sections(
             flow, balance, table, threshold=plan.responder_threshold, note=note))
+        showcase = seed_showcase(db)  # one participant per workflow state, open queries
         chain = audit.verify(db)
         bar.update(task, completed=1, info=str(paths["report"]))
         timings["report"] = time.perf_counter() - t0
@@ -173,6 +175,12 @@ def demo(
         f"  TAILOR_REGIME_MODEL={paths['model']} \\\n"
         f"  TAILOR_ANALYSIS_REPORT={paths['report']} \\\n"
         "  tailor serve          # then open http://127.0.0.1:8000/login", highlight=False)
+    tries = Table(title="participants to try (site S01, log in as coord.s01)")
+    tries.add_column("state")
+    tries.add_column("study code")
+    for state, code in showcase.items():
+        tries.add_row(state, code)
+    console.print(tries)
     logins = Table(title=f"demo users (password for all: {DEMO_PASSWORD})")
     logins.add_column("username")
     logins.add_column("role")

@@ -62,7 +62,8 @@ def verify(
                                         "TAILOR_DATABASE_URL)."),
 ) -> None:
     """Replay the persisted allocation log of every stage in sequence order; exit 1 unless
-    every allocation is reproduced (option, probabilities, imbalance, algorithm version)."""
+    every allocation is reproduced (option, probabilities, imbalance, algorithm version) and
+    its stored inputs equal the data as they stood then; list inputs changed afterwards."""
     from tailor.db import Database
     from tailor.services.replay import replay_allocation_log
     from tailor.settings import get_settings
@@ -73,6 +74,11 @@ def verify(
     finally:
         db.dispose()
     per_stage = ", ".join(f"stage {s}: {n}" for s, n in sorted(report.replayed.items()))
+    for change in report.changed:
+        typer.echo(f"INPUTS CHANGED {change}")
+    if report.without_inputs:
+        typer.echo(f"note: {report.without_inputs} allocation(s) were stored without their "
+                   "inputs (before migration 0003); their inputs were not checked")
     if report.ok:
         typer.echo(f"allocation log OK: {report.total} allocations reproduced "
                    f"({per_stage or 'none stored'})")

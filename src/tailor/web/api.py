@@ -249,14 +249,17 @@ def allocations(code: Code, ctx: Ctx, db: Db) -> list[dict[str, Any]]:
 def intolerance(code: Code, body: s.IntoleranceIn, ctx: Ctx, db: Db) -> dict[str, Any]:
     """Record an intolerance or adverse event."""
     return trial.record_intolerance(db, ctx, code, arm=body.arm, onset_date=body.onset_date,
-                                    serious=body.serious, kind=body.kind)
+                                    serious=body.serious, kind=body.kind,
+                                    description=body.description, severity=body.severity,
+                                    relatedness=body.relatedness, outcome=body.outcome)
 
 
 @router.post("/participants/{code}/withdrawal", tags=["participants"])
 def withdrawal(code: Code, body: s.WithdrawalIn, ctx: Ctx, db: Db) -> dict[str, Any]:
     """Withdraw the participant."""
     return trial.withdraw(db, ctx, code, withdrawn_on=body.withdrawn_on,
-                          reason_code=body.reason_code)
+                          reason_code=body.reason_code, kind=body.kind,
+                          reason_text=body.reason_text)
 
 
 # --------------------------------------------------------------------------- statistics, audit

@@ -20,6 +20,7 @@ from tailor.web import audit_api
 from tailor.web.api import router
 from tailor.web.errors import install_error_handlers
 from tailor.web.pages import install_pages
+from tailor.web.queries_api import router as queries_router
 from tailor.web.signatures_api import router as signatures_router
 
 __all__ = ["create_app"]
@@ -73,6 +74,7 @@ def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
     app.include_router(router)
     app.include_router(audit_api.router)  # GET /api/v1/audit/asof (tailor.web.audit_api)
     app.include_router(signatures_router)  # signed actions: go-live, data lock, unblinding
+    app.include_router(queries_router)  # data queries (tailor.web.queries_api)
     install_pages(app)  # HTML pages, /api/v1/decide, static files (tailor.web.pages)
     return app
 

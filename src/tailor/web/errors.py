@@ -16,6 +16,7 @@ from tailor.exceptions import (
     AllocationError,
     AuthenticationError,
     ConflictError,
+    EditCheckError,
     InstrumentError,
     NotFoundError,
     PermissionDeniedError,
@@ -46,6 +47,9 @@ def status_for(exc: TailorError) -> int:
 
 
 def _body(exc: TailorError, status: int) -> dict[str, object]:
+    if isinstance(exc, EditCheckError):
+        return {"detail": [{"loc": ["body", f], "msg": msg, "type": f"edit_check:{rule}"}
+                           for f, msg, rule in exc.violations]}
     if isinstance(exc, RecordError) and status == 422:
         return {"detail": [{"loc": ["body", exc.field], "msg": str(exc),
                             "type": exc.rule or "invalid"}]}

@@ -30,6 +30,7 @@ from starlette.datastructures import FormData
 from tailor.db import Database
 from tailor.exceptions import (
     AuthenticationError,
+    EditCheckError,
     InstrumentError,
     NotFoundError,
     RecordError,
@@ -38,6 +39,7 @@ from tailor.exceptions import (
 from tailor.services import auth as auth_service
 from tailor.services.blinding import is_blinded, redact, tokens_for
 from tailor.services.context import Actor, RequestContext
+from tailor.services.overview import STATUS_LABELS
 from tailor.services.scope import NOT_FOUND
 from tailor.web.errors import status_for
 
@@ -46,11 +48,14 @@ __all__ = ["SESSION_COOKIE", "TEMPLATES", "CsrfError", "LoginRequired", "Page", 
            "session_cookie", "set_session_cookie"]
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+TEMPLATES.env.filters["status_label"] = lambda code: STATUS_LABELS.get(
+    str(code), str(code).replace("_", " "))
 LOGIN_CSRF_COOKIE = "tailor_login_csrf"
 _CODE = re.compile(r"^P-[0-9A-Z]{4}-[0-9A-Z]{4}$")
 
 _NAV = {
-    "coordinator": [("Site dashboard", "/site"), ("Participants", "/participants")],
+    "coordinator": [("Site dashboard", "/site"), ("Participants", "/participants"),
+                    ("Queries", "/data/queries")],
     "data_manager": [("Dashboard", "/site"), ("Participants", "/participants"),
                      ("Missing data", "/data/missing"), ("Queries", "/data/queries")],
     "admin": [("Dashboard", "/site"), ("Participants", "/participants"),
@@ -200,6 +205,11 @@ def form_error(errors: dict[str, str], exc: TailorError, known: set[str]) -> Non
     """
     if isinstance(exc, LookupError) and not isinstance(exc, RecordError):
         raise exc
+    if isinstance(exc, EditCheckError):  # every failed check at once, next to its field
+        for fld, msg, _ in exc.violations:
+            key = fld if fld in known else "_form"
+            errors[key] = f"{errors[key]}; {msg}" if key in errors else msg
+        return
     if isinstance(exc, InstrumentError):
         key = f"{(exc.instrument or '').lower()}.{exc.item}"
         if exc.instrument and exc.instrument.upper() == "PEG":

@@ -14,8 +14,9 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
@@ -132,17 +133,35 @@ def dashboard(page: User) -> Response:
 
 
 # --------------------------------------------------------------------------- participants
-@router.get("/participants", response_class=HTMLResponse)
-def participants(page: User, q: str = "", status: str = "") -> Response:
-    """Participants in the caller's scope, with search and (coordinators) a new-participant
-    form."""
+PAGE_SIZE = 50
+_LIST_SORTS = [("newest", "newest first"), ("oldest", "oldest first"),
+               ("code", "study code"), ("status", "status")]
+
+
+def _list_page(page: Page, q: str, status: str, sort: str, page_no: int,
+               errors: dict[str, str], values: dict[str, Any], code: int = 200) -> Response:
     search = q.strip().upper()
+    sort = sort if sort in dict(_LIST_SORTS) else "newest"
+    page_no = max(1, min(page_no, 100_000))
     ok = all(c.isalnum() or c == "-" for c in search) and len(search) <= 16 and (
         not status or status in overview.STATUS_ORDER)
     rows = trial.list_participants(page.db, page.ctx, search=search or None,
-                                   status=status or None, limit=500) if ok else []
-    return page.render("participants.html", rows=rows, q=q, status=status, errors={},
-                       fields=_new_fields({}, {}))
+                                   status=status or None, sort=sort, limit=PAGE_SIZE + 1,
+                                   offset=(page_no - 1) * PAGE_SIZE) if ok else []
+    query = urlencode({k: v for k, v in (("q", q), ("status", status), ("sort", sort)) if v})
+    return page.render("participants.html", code, rows=rows[:PAGE_SIZE],
+                       more=len(rows) > PAGE_SIZE, page_no=page_no, page_query=query, q=q,
+                       status=status, sort=sort, sorts=_LIST_SORTS,
+                       statuses=overview.STATUS_ORDER, errors=errors,
+                       fields=_new_fields(values, errors))
+
+
+@router.get("/participants", response_class=HTMLResponse)
+def participants(page: User, q: str = "", status: str = "", sort: str = "newest",
+                 page_no: int = Query(1, alias="page")) -> Response:
+    """Participants in the caller's scope, 50 a page, with search, status filter and sort;
+    coordinators get the new-participant form at the top."""
+    return _list_page(page, q, status, sort, page_no, {}, {})
 
 
 def _new_fields(values: dict[str, Any], errors: dict[str, str]) -> list[dict[str, Any]]:
@@ -183,9 +202,7 @@ def create_participant(page: User, form: Form) -> Response:
             errors[exc.field] = str(exc)
         except TailorError as exc:
             errors["_form"] = str(exc)
-    rows = trial.list_participants(page.db, page.ctx, limit=500)
-    return page.render("participants.html", 422, rows=rows, q="", status="", errors=errors,
-                       fields=_new_fields(values, errors))
+    return _list_page(page, "", "", "newest", 1, errors, values, 422)
 
 
 @router.get("/participants/{code}", response_class=HTMLResponse)
@@ -233,12 +250,15 @@ def screening(page: User, code: str, form: Form) -> Response:
     names = _screening_names(protocol)
     record, errors = parse_protocol_fields(protocol, names, form)
     day = parse_date(form, "assessed_on", "Date of screening", errors)
+    reason = str(form.get("reason", "")).strip()[:500]
     if not errors:
         try:
-            trial.screen(page.db, page.ctx, code, record, day)
+            ctx = page.ctx
+            ctx.reason = reason  # a re-screening needs one (edit check)
+            trial.screen(page.db, ctx, code, record, day)
             return redirect(f"/participants/{code}/screening#result")
         except TailorError as exc:
-            form_error(errors, exc, set(names))
+            form_error(errors, exc, set(names) | {"reason"})
     data = timeline.participant_timeline(page.db, page.ctx, code)
     values = {n: form.get(n, "") for n in names}
     fields = [protocol_field(protocol, n, values[n], errors.get(n)) for n in names]

@@ -216,9 +216,32 @@ class IntoleranceIn(_In):
     onset_date: ClinicalDate
     serious: bool = False
     kind: Literal["intolerance", "adverse_event"] = "intolerance"
+    description: Text(1000) | None = None  # type: ignore[valid-type]
+    severity: Literal["mild", "moderate", "severe"] | None = None
+    relatedness: Literal["not_related", "unlikely", "possible", "probable",
+                         "definite"] | None = None
+    outcome: Literal["recovered", "recovering", "not_recovered", "recovered_with_sequelae",
+                     "fatal", "unknown"] | None = None
 
 
 class WithdrawalIn(_In):
     withdrawn_on: ClinicalDate
     reason_code: Literal["participant_decision", "lost_to_follow_up", "adverse_event",
                          "investigator_decision", "death", "other"]
+    kind: Literal["withdrew_consent", "off_treatment_followed"] = "withdrew_consent"
+    reason_text: Text(1000) | None = None  # type: ignore[valid-type]
+
+
+# issue 15: data queries
+class QueryIn(_In):
+    field: Text(64, 1)  # type: ignore[valid-type]
+    message: Text(1000, 1)  # type: ignore[valid-type]
+    visit: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,32}$")] | None = None
+
+
+class QueryAnswerIn(_In):
+    answer: Text(1000, 1)  # type: ignore[valid-type]
+
+
+class QueryReopenIn(_In):
+    message: Text(1000, 1)  # type: ignore[valid-type]
