@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     # roles notified (outbox rows, one per active user) of every emergency unblinding
     unblind_notify_roles: str = Field(default="admin,statistician",
                                       pattern=r"^[a-z_]+(,[a-z_]+)*$")
+    # /docs and /openapi.json without login (a public API reference); off by default
+    api_docs_public: bool = False
     # database connection pool per process (PostgreSQL)
     pool_size: int = Field(default=10, ge=1)
     # threads per server process running request handlers (service calls block on the

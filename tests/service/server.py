@@ -35,6 +35,7 @@ def start(dbh: DbHandle, *, workers: int = 2, pause: str = "{}",
     port = port or free_port()
     env = dict(os.environ, PYTHONPATH=str(SRC), TAILOR_DATABASE_URL=server_url(dbh),
                TAILOR_ARGON2_TIME_COST="1", TAILOR_ARGON2_MEMORY_KIB="8",
+               TAILOR_API_DOCS_PUBLIC="1",
                TAILOR_TEST_PAUSE_MS=pause, TAILOR_POOL_SIZE=os.environ.get("TAILOR_POOL_SIZE", "8"),
                **(extra_env or {}))
     proc = subprocess.Popen(

@@ -16,6 +16,7 @@ from tailor.services import admin, audit, exports, randomization, trial
 from tailor.services import auth as auth_service
 from tailor.services.context import RequestContext
 from tailor.web import schemas as s
+from tailor.web.inputs import path_number
 
 __all__ = ["router"]
 
@@ -261,9 +262,12 @@ def withdrawal(code: Code, body: s.WithdrawalIn, ctx: Ctx, db: Db) -> dict[str, 
 
 # --------------------------------------------------------------------------- statistics, audit
 @router.get("/randomization/state/{stage}", tags=["randomization"])
-def stage_state(stage: Annotated[int, Path(ge=1, le=9)], ctx: Ctx, db: Db) -> dict[str, Any]:
-    """Minimization counts and their recomputation check (statistician, admin)."""
-    return randomization.stage_state_view(db, ctx, stage)
+def stage_state(stage: Annotated[str, Path(max_length=12)], ctx: Ctx,
+                db: Db) -> dict[str, Any]:
+    """Minimization counts and their recomputation check (statistician, admin); a stage
+    outside 1-9 is a 404 like any missing resource."""
+    return randomization.stage_state_view(db, ctx, path_number(stage, low=1, high=9,
+                                                               what="stage"))
 
 
 @router.get("/audit", response_model=list[s.AuditRowOut], tags=["audit"])
@@ -284,4 +288,5 @@ def export(shape: Annotated[str, Path(pattern=r"^(wide|long|dictionary)$")], ctx
            db: Db) -> Response:
     """De-identified analysis export as CSV (statistician, admin)."""
     csv_text = exports.export_csv(db, ctx, shape, today=datetime.now().date())
-    return CsvResponse(csv_text)
+    return CsvResponse(csv_text, headers={
+        "Content-Disposition": f'attachment; filename="tailor-{shape}.csv"'})

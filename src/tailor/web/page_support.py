@@ -40,6 +40,7 @@ from tailor.services.blinding import is_blinded, redact, tokens_for
 from tailor.services.context import Actor, RequestContext
 from tailor.services.scope import NOT_FOUND
 from tailor.web.errors import status_for
+from tailor.web.inputs import check_form
 
 __all__ = ["SESSION_COOKIE", "TEMPLATES", "CsrfError", "LoginRequired", "Page", "check_code",
            "clear_session_cookie", "csrf_form", "csrf_token", "home_for", "login_csrf_cookie", "nav_for", "page_user",
@@ -172,8 +173,9 @@ async def csrf_form(request: Request, page: Annotated[Page, Depends(page_user)])
     """The posted form, after checking this session's CSRF token."""
     form = await request.form()
     given = str(form.get("csrf_token", ""))
-    if not hmac.compare_digest(given.encode(), page.csrf.encode()):
+    if not hmac.compare_digest(given.encode("utf-8", "replace"), page.csrf.encode()):
         raise CsrfError("the form's security token is missing or stale; reload the page")
+    check_form(form)  # every value: one normalization path with the API (tailor.web.inputs)
     return form
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,6 +28,7 @@ from tailor.services.admin import live_protocol
 from tailor.services.auth import RateLimitedError
 from tailor.services.uow import in_transaction
 from tailor.web.forms import date_field, parse_date, parse_protocol_fields, protocol_field
+from tailor.web.inputs import check_form
 from tailor.web.page_support import (
     LOGIN_CSRF_COOKIE,
     CsrfError,
@@ -51,9 +52,6 @@ __all__ = ["install_pages", "protocol_of", "router"]
 router = APIRouter(include_in_schema=False)
 User = Annotated[Page, Depends(page_user)]
 Form = Annotated[FormData, Depends(csrf_form)]
-
-_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-        "script-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 
 
 def protocol_of(page: Page) -> Any:
@@ -85,13 +83,15 @@ def _login_page(request: Request, next_url: str, *, error: str | None = None,
 async def login(request: Request) -> Response:
     """Check the password; set the session cookie; go to the role's home page."""
     form = await request.form()
-    next_url = _safe_next(str(form.get("next", "/")))
     given = str(form.get("csrf_token", ""))
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    if not cookie or not hmac.compare_digest(given.encode(), cookie.encode()):
+    if not cookie or not hmac.compare_digest(given.encode("utf-8", "replace"),
+                                             cookie.encode("utf-8", "replace")):
         raise CsrfError("the login form expired; reload the page and try again")
-    username = str(form.get("username", ""))[:64]
-    password = str(form.get("password", ""))[:1024]
+    values = check_form(form)  # NUL and other control characters: 422, never a 500
+    next_url = _safe_next(values.get("next", "/"))
+    username = values.get("username", "")[:64]
+    password = values.get("password", "")[:1024]
     db = request.app.state.db
     try:
         tok = await run_in_threadpool(auth_service.login, db, username, password,
@@ -310,19 +310,6 @@ def run_in(page: User, code: str, form: Form) -> Response:
 
 
 # --------------------------------------------------------------------------- install
-def _security_headers(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def headers(request: Request,
-                      call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        response = await call_next(request)
-        if response.headers.get("content-type", "").startswith("text/html"):
-            response.headers.setdefault("Content-Security-Policy", _CSP)
-            response.headers.setdefault("X-Content-Type-Options", "nosniff")
-            response.headers.setdefault("Referrer-Policy", "same-origin")
-            response.headers.setdefault("X-Frame-Options", "DENY")
-        return response
-
-
 def install_pages(app: FastAPI) -> None:
     """Mount the pages, the decide API, the static files and the page error handling."""
     from tailor.web import decide_api, pages_central, pages_visits
@@ -355,5 +342,4 @@ def install_pages(app: FastAPI) -> None:
     app.include_router(pages_central.router)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).with_name("static"))),
               name="static")
-    _security_headers(app)
 
