@@ -21,8 +21,15 @@ class Settings(BaseSettings):
     # sessions: absolute lifetime and idle timeout (ASVS: idle <= 30 min for privileged roles)
     token_ttl_minutes: int = Field(default=8 * 60, ge=1)
     token_idle_minutes: int = Field(default=30, ge=1, le=30)
-    # login rate limit: failed attempts per account per rolling hour (G13: <= 100)
-    login_failures_per_hour: int = Field(default=20, ge=1, le=100)
+    # login throttling (tailor.services.throttle): this many failed password checks in a row
+    # cost nothing, then each waits base * 2**k seconds, at most the cap, before the next is
+    # checked; with the bounds below at most 20 + 17 + 3600/60 = 97 checks per account and
+    # hour reach the password hash (G13: <= 100)
+    login_free_failures: int = Field(default=5, ge=1, le=20)
+    login_backoff_base_seconds: float = Field(default=1.0, ge=0.5, le=3600)
+    login_backoff_max_seconds: float = Field(default=900, ge=60, le=86_400)
+    # days after which a password must be changed (0: never, as NIST 800-63B recommends)
+    password_max_age_days: int = Field(default=0, ge=0, le=3650)
     # Argon2id parameters (G13: memory >= 19 MiB, t >= 2, p = 1)
     argon2_time_cost: int = Field(default=2, ge=1)
     argon2_memory_kib: int = Field(default=19_456, ge=8)

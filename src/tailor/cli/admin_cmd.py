@@ -21,9 +21,10 @@ import typer
 from tailor.db import Database
 from tailor.exceptions import InvalidFieldError
 from tailor.protocol import builtin_protocols
-from tailor.services import admin
+from tailor.services import accounts, admin
 from tailor.services.auth import AuthPolicy, actor_of, configure
 from tailor.services.context import Actor, RequestContext
+from tailor.services.throttle import Backoff
 from tailor.settings import Settings, get_settings
 
 app = typer.Typer(help="Administer sites, users and the live protocol.", no_args_is_help=True)
@@ -50,7 +51,11 @@ def open_database(settings: Settings | None = None) -> Iterator[Database]:
     configure(db, AuthPolicy(
         token_ttl=timedelta(minutes=s.token_ttl_minutes),
         idle_timeout=timedelta(minutes=s.token_idle_minutes),
-        failures_per_hour=s.login_failures_per_hour, time_cost=s.argon2_time_cost,
+        backoff=Backoff(s.login_free_failures, s.login_backoff_base_seconds,
+                        max(s.login_backoff_max_seconds, s.login_backoff_base_seconds)),
+        password_max_age=(timedelta(days=s.password_max_age_days)
+                          if s.password_max_age_days else None),
+        time_cost=s.argon2_time_cost,
         memory_kib=s.argon2_memory_kib, parallelism=s.argon2_parallelism))
     try:
         yield db
@@ -121,6 +126,23 @@ def set_password(username: str = typer.Argument(..., help="Login name."),
     with open_database() as db:
         admin.set_password(db, cli_context("password set (admin CLI)"), username, password)
     typer.echo(f"password of {username} changed")
+
+
+@app.command("deactivate-user")
+def deactivate_user(username: str = typer.Argument(..., help="Login name.")) -> None:
+    """Deactivate a user: every session of theirs ends at once; the name is never reused."""
+    with open_database() as db:
+        out = accounts.set_active(db, cli_context("user deactivated (admin CLI)"), username,
+                                  False)
+    typer.echo(f"user {username} deactivated ({out['sessions_ended']} session(s) ended)")
+
+
+@app.command("reactivate-user")
+def reactivate_user(username: str = typer.Argument(..., help="Login name.")) -> None:
+    """Reactivate a deactivated user."""
+    with open_database() as db:
+        accounts.set_active(db, cli_context("user reactivated (admin CLI)"), username, True)
+    typer.echo(f"user {username} reactivated")
 
 
 @app.command("go-live")

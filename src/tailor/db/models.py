@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from tailor.db.types import UTCDateTime, utcnow
@@ -37,6 +38,7 @@ __all__ = [
     "EligibilityAssessment",
     "InstrumentResponse",
     "LoginAttempt",
+    "LoginThrottle",
     "Notification",
     "Participant",
     "ProtocolVersion",
@@ -86,6 +88,13 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # the printed name shown with the user's electronic signatures (21 CFR 11.50)
     full_name: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    # --- issue 17 (migration 0004): account lifecycle
+    # when the password was last set (password expiry, when the setting is on)
+    password_changed_at: Mapped[datetime | None] = mapped_column(default=None)
+    # a temporary password set by an admin: only a password change is allowed until replaced
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                       server_default=sa_false())
+    # --- end issue 17
 
 
 class SessionToken(Base):
@@ -348,3 +357,18 @@ class Notification(Base):
     body: Mapped[str] = mapped_column(Text)
     signature_id: Mapped[int | None] = mapped_column(ForeignKey("signatures.id"))
     sent_at: Mapped[datetime | None]
+
+
+# --- issue 17 (migration 0004): login throttling state
+class LoginThrottle(Base):
+    """Back-off state of one throttling key (``user:<name>`` for an account, ``addr:<ip>`` for
+    a client address trying unknown usernames): one row per key, updated in place, so a flood
+    of attempts does not grow the database (tailor.services.throttle)."""
+
+    __tablename__ = "login_throttle"
+    key: Mapped[str] = mapped_column(String(96), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    total_failures: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_failure_at: Mapped[datetime | None] = mapped_column(default=None)
+    blocked_until: Mapped[datetime | None] = mapped_column(default=None)
+# --- end issue 17

@@ -12,6 +12,7 @@ from tailor.db import Database
 from tailor.db import models as m
 from tailor.exceptions import ConflictError, InvalidFieldError, NotFoundError, ProtocolError
 from tailor.protocol import Protocol, parse_protocol
+from tailor.services.accounts import set_password
 from tailor.services.auth import check_password_policy, policy_of
 from tailor.services.context import ROLES, SITE_ROLES, RequestContext
 from tailor.services.scope import ADMIN, DATA_LOCK, require
@@ -85,7 +86,7 @@ def create_user(db: Database, ctx: RequestContext, username: str, password: str,
     if role not in SITE_ROLES and site:
         raise InvalidFieldError(f"role '{role}' is not tied to a site", field="site",
                                 rule="forbidden")
-    check_password_policy(password, username)
+    check_password_policy(password, username, (site or "", *full_name.split()))
     hashed = policy_of(db).hasher().hash(password)
 
     def run(session: Session) -> dict[str, Any]:
@@ -98,28 +99,13 @@ def create_user(db: Database, ctx: RequestContext, username: str, password: str,
         if session.scalars(select(m.User).where(m.User.username == username)).first():
             raise ConflictError(f"user '{username}' already exists")
         user = m.User(username=username, password_hash=hashed, role=role, site_id=site_id,
-                      created_at=ctx.utcnow(), full_name=full_name.strip()[:200])
+                      created_at=ctx.utcnow(), full_name=full_name.strip()[:200],
+                      password_changed_at=ctx.utcnow())
         session.add(user)
         session.flush()
         return {"username": username, "role": role, "site": site}
 
     return in_transaction(db, ctx, run, retry_integrity=True)
-
-
-def set_password(db: Database, ctx: RequestContext, username: str, password: str) -> None:
-    """Set a user's password (admin, or the user themself); the change is audited, redacted."""
-    if ctx.actor.role != "admin" and ctx.actor.username != username:
-        require(ctx.actor, ADMIN, "set other users' passwords")
-    check_password_policy(password, username)
-    hashed = policy_of(db).hasher().hash(password)
-
-    def run(session: Session) -> None:
-        user = session.scalars(select(m.User).where(m.User.username == username)).one_or_none()
-        if user is None:
-            raise NotFoundError("user not found")
-        user.password_hash = hashed
-
-    in_transaction(db, ctx, run, reason="password change")
 
 
 # --------------------------------------------------------------------------- protocols

@@ -11,8 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from tailor.db import Database
-from tailor.exceptions import AuthenticationError
-from tailor.services import admin, audit, exports, randomization, trial
+from tailor.exceptions import AuthenticationError, PermissionDeniedError
+from tailor.services import accounts, admin, audit, exports, randomization, trial
 from tailor.services import auth as auth_service
 from tailor.services.context import RequestContext
 from tailor.web import schemas as s
@@ -68,7 +68,16 @@ def context(request: Request, db: Annotated[Database, Depends(get_db)],
         raise AuthenticationError("log in first (Authorization: Bearer <token>)")
     actor = auth_service.authenticate(db, creds.credentials)
     request.state.actor = actor  # error bodies are redacted for blinded roles (errors.py)
+    if actor.must_change_password and not _password_route(request, actor.username):
+        raise PermissionDeniedError("your password is temporary or expired: change it first "
+                                    f"(POST /api/v1/users/{actor.username}/password)")
     return RequestContext(actor, request_id=request.state.request_id, reason=reason or "")
+
+
+def _password_route(request: Request, username: str) -> bool:
+    path = request.url.path
+    return path in ("/api/v1/auth/me", "/api/v1/auth/logout",
+                    f"/api/v1/users/{username}/password")
 
 
 def _links(param: str, pointer: str, *targets: tuple[str, str]) -> dict[int | str, Any]:
@@ -85,7 +94,9 @@ PARTICIPANT_LINKS = _links("code", "id", *[
     ("get", "/participants/{code}/allocations"), ("post", "/participants/{code}/screening"),
     ("post", "/participants/{code}/enrol"), ("post", "/participants/{code}/run-in"),
     ("post", "/participants/{code}/intolerance"), ("post", "/participants/{code}/withdrawal")])
-USER_LINKS = _links("username", "username", ("post", "/users/{username}/password"))
+USER_LINKS = _links("username", "username", ("post", "/users/{username}/password"),
+                    ("post", "/users/{username}/deactivate"),
+                    ("post", "/users/{username}/reactivate"))
 PROTOCOL_LINKS = _links("content_hash", "content_hash",
                         ("post", "/protocols/{content_hash}/go-live"))
 Ctx = Annotated[RequestContext, Depends(context)]
@@ -97,7 +108,8 @@ Db = Annotated[Database, Depends(get_db)]
 def login(body: s.LoginIn, request: Request, db: Db) -> dict[str, Any]:
     """Exchange username and password for a bearer token."""
     tok = auth_service.login(db, body.username, body.password,
-                             request_id=request.state.request_id)
+                             request_id=request.state.request_id,
+                             address=request.client.host if request.client else "")
     return {"token": tok.token, "expires_at": tok.expires_at.isoformat(), "role": tok.role,
             "site": tok.site}
 
@@ -137,12 +149,38 @@ def create_user(body: s.UserIn, ctx: Ctx, db: Db) -> dict[str, Any]:
     return admin.create_user(db, ctx, body.username, body.password, body.role, body.site)
 
 
+Username = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_.-]{1,63}$")]
+
+
+@router.get("/users", response_model=list[s.UserOut], tags=["admin"])
+def users(ctx: Ctx, db: Db) -> list[dict[str, Any]]:
+    """Every user with role, site and state (admin)."""
+    return accounts.list_users(db, ctx)
+
+
 @router.post("/users/{username}/password", status_code=204, tags=["admin"])
-def set_password(username: Annotated[str, Path(pattern=r"^[a-z][a-z0-9_.-]{2,63}$")],
-                 body: s.PasswordIn, ctx: Ctx, db: Db) -> Response:
-    """Set a password (admin, or the user themself)."""
-    admin.set_password(db, ctx, username, body.password)
+def set_password(username: Username, body: s.PasswordIn, ctx: Ctx, db: Db,
+                 creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+                 ) -> Response:
+    """Change your own password (with current_password) or reset another's (admin); every
+    other session of the user ends."""
+    accounts.set_password(db, ctx, username, body.password,
+                          current_password=body.current_password,
+                          keep_token=creds.credentials if creds else None,
+                          temporary=body.temporary)
     return Response(status_code=204)
+
+
+@router.post("/users/{username}/deactivate", response_model=s.UserStateOut, tags=["admin"])
+def deactivate(username: Username, ctx: Ctx, db: Db) -> dict[str, Any]:
+    """Deactivate a user: every session ends at once (admin)."""
+    return accounts.set_active(db, ctx, username, False)
+
+
+@router.post("/users/{username}/reactivate", response_model=s.UserStateOut, tags=["admin"])
+def reactivate(username: Username, ctx: Ctx, db: Db) -> dict[str, Any]:
+    """Reactivate a deactivated user (admin)."""
+    return accounts.set_active(db, ctx, username, True)
 
 
 @router.get("/protocols", response_model=list[s.ProtocolOut], tags=["admin"])

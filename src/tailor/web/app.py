@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request, Response
 
 from tailor.db import Database
 from tailor.services.auth import AuthPolicy, configure
+from tailor.services.throttle import Backoff
 from tailor.services.unblinding import configure_notifications
 from tailor.settings import Settings
 from tailor.web import audit_api
@@ -36,7 +37,11 @@ def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
     configure(database, AuthPolicy(
         token_ttl=timedelta(minutes=settings.token_ttl_minutes),
         idle_timeout=timedelta(minutes=settings.token_idle_minutes),
-        failures_per_hour=settings.login_failures_per_hour,
+        backoff=Backoff(settings.login_free_failures, settings.login_backoff_base_seconds,
+                        max(settings.login_backoff_max_seconds,
+                            settings.login_backoff_base_seconds)),
+        password_max_age=(timedelta(days=settings.password_max_age_days)
+                          if settings.password_max_age_days else None),
         time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib,
         parallelism=settings.argon2_parallelism))
     configure_notifications(database, tuple(settings.unblind_notify_roles.split(",")))

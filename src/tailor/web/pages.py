@@ -95,7 +95,8 @@ async def login(request: Request) -> Response:
     db = request.app.state.db
     try:
         tok = await run_in_threadpool(auth_service.login, db, username, password,
-                                      request_id=request.state.request_id)
+                                      request_id=request.state.request_id,
+                                      address=request.client.host if request.client else "")
     except (AuthenticationError, RecordError) as exc:
         limited = isinstance(exc, RateLimitedError)
         return _login_page(request, next_url, username=username, status=429 if limited else 401,

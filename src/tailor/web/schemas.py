@@ -26,6 +26,8 @@ __all__ = [
     "SiteIn",
     "Text",
     "UserIn",
+    "UserOut",
+    "UserStateOut",
     "VisitIn",
     "WithdrawalIn",
 ]
@@ -91,6 +93,25 @@ class UserIn(_In):
 
 class PasswordIn(_In):
     password: Text(128, 1)  # type: ignore[valid-type]
+    # required when users change their own password (admin resets of others do not need it)
+    current_password: Text(1024, 1) | None = None  # type: ignore[valid-type]
+    # an admin reset the user must replace at first use
+    temporary: StrictBool = False
+
+
+class UserOut(BaseModel):
+    username: str
+    role: str
+    site: str | None
+    full_name: str
+    active: bool
+    must_change_password: bool
+
+
+class UserStateOut(BaseModel):
+    username: str
+    active: bool
+    sessions_ended: int
 
 
 class ProtocolIn(_In):

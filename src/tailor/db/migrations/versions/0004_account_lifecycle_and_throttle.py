@@ -1,0 +1,41 @@
+"""Account lifecycle columns on users and the login back-off table (issue 17).
+
+account lifecycle and login throttle
+
+Revision ID: 0004
+Revises: 0002
+Create Date: 2026-12-03 07:00:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = '0004'
+down_revision = '0002'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('users', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('password_changed_at', sa.DateTime(timezone=True),
+                                      nullable=True))
+        batch_op.add_column(sa.Column('must_change_password', sa.Boolean(),
+                                      server_default=sa.false(), nullable=False))
+    op.create_table('login_throttle',
+    sa.Column('key', sa.String(length=96), nullable=False),
+    sa.Column('failures', sa.Integer(), nullable=False),
+    sa.Column('total_failures', sa.BigInteger(), nullable=False),
+    sa.Column('last_failure_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('blocked_until', sa.DateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('key', name=op.f('pk_login_throttle'))
+    )
+
+
+def downgrade() -> None:
+    op.drop_table('login_throttle')
+    with op.batch_alter_table('users', schema=None) as batch_op:
+        batch_op.drop_column('must_change_password')
+        batch_op.drop_column('password_changed_at')
