@@ -39,6 +39,8 @@ class Settings(BaseSettings):
                                       pattern=r"^[a-z_]+(,[a-z_]+)*$")
     # /docs and /openapi.json without login (a public API reference); off by default
     api_docs_public: bool = False
+    # emergency unblindings one user may sign in any 24 hours (429 beyond, audited)
+    unblind_max_per_day: int = Field(default=5, ge=1, le=1000)
     # database connection pool per process (PostgreSQL)
     pool_size: int = Field(default=10, ge=1)
     # threads per server process running request handlers (service calls block on the

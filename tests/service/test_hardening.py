@@ -119,3 +119,64 @@ def test_api_docs_public_by_setting(dbh) -> None:  # type: ignore[no-untyped-def
     app = create_app(Settings(database_url=dbh.url, argon2_time_cost=1, argon2_memory_kib=8,
                               api_docs_public=True), db=dbh.db)
     assert TestClient(app).get("/openapi.json").status_code == 200
+
+
+def test_idempotency_keys_are_scoped_per_participant(env) -> None:  # type: ignore[no-untyped-def]
+    """Another site's use of a key tells nothing: the same key at another participant
+    allocates normally (not a 409), and a repeat at the same participant replays."""
+    t, c = env
+    p1, p2 = ready_participant(t, "coord1"), ready_participant(t, "coord2")
+    key = {"Idempotency-Key": "shared-key-0001"}
+    r1 = c.post(f"/api/v1/participants/{p1}/randomize", json={"stage": 1},
+                headers=_bearer(c, "coord1") | key)
+    r2 = c.post(f"/api/v1/participants/{p2}/randomize", json={"stage": 1},
+                headers=_bearer(c, "coord2") | key)
+    assert (r1.status_code, r2.status_code) == (201, 201)
+    again = c.post(f"/api/v1/participants/{p2}/randomize", json={"stage": 1},
+                   headers=_bearer(c, "coord2") | key)
+    assert again.status_code == 200 and again.json()["replayed"] is True
+
+
+def test_g15_refused_go_live_audited_and_lock_blocks_protocol_registration(env) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from tailor.db import models as m
+    from tailor.protocol import builtin_protocols
+
+    t, c = env
+    ha = _bearer(c, "admin")
+    modified = builtin_protocols()["best"].read_text(encoding="utf-8").replace(
+        "version:", "# modified\nversion:", 1)
+    r = c.post("/api/v1/protocols", json={"yaml": modified}, headers=ha)
+    assert r.status_code == 201, r.text
+    refused = c.post(f"/api/v1/protocols/{r.json()['content_hash']}/go-live",
+                     json={"password": PASSWORD}, headers=ha)
+    assert refused.status_code == 409
+    assert c.post("/api/v1/data-lock", json={"password": PASSWORD},
+                  headers=ha).status_code == 200
+    again = c.post("/api/v1/protocols", json={"yaml": modified + "\n# again\n"}, headers=ha)
+    assert again.status_code == 409 and "locked" in again.json()["detail"]
+    s = t.db.session(write=False)
+    actions = list(s.scalars(select(m.AuditLog.action)))
+    s.close()
+    assert "go_live_refused" in actions and "write_rejected" in actions
+
+
+def test_unblinding_is_throttled_per_user(dbh) -> None:  # type: ignore[no-untyped-def]
+    from tailor.services import randomization
+
+    t = setup_trial(dbh.db)
+    app = create_app(Settings(database_url=dbh.url, argon2_time_cost=1, argon2_memory_kib=8,
+                              unblind_max_per_day=2), db=dbh.db)
+    c = TestClient(app, raise_server_exceptions=False)
+    codes = [ready_participant(t, "coord1") for _ in range(3)]
+    for i, code in enumerate(codes):
+        randomization.randomize(t.db, t.ctx("coord1"), code, 1, f"key-unblind-{i:03d}")
+    h = _bearer(c, "dm")
+    body = {"reason": "serious adverse event", "password": PASSWORD}
+    got = [c.post(f"/api/v1/participants/{code}/unblind", json=body, headers=h).status_code
+           for code in codes]
+    assert got == [200, 200, 429]
+    admin_h = _bearer(c, "admin")  # the limit is per user
+    assert c.post(f"/api/v1/participants/{codes[2]}/unblind", json=body,
+                  headers=admin_h).status_code == 200

@@ -220,7 +220,9 @@ class Allocation(Base):
         UniqueConstraint("participant_id", "stage", name="uq_allocations_participant_stage"),
         UniqueConstraint("protocol_version_id", "stage", "sequence",
                          name="uq_allocations_sequence"),
-        UniqueConstraint("protocol_version_id", "idempotency_key",
+        # issue 17 (migration 0004): scoped per participant, so another site's key tells
+        # nothing
+        UniqueConstraint("participant_id", "idempotency_key",
                          name="uq_allocations_idempotency_key"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -16,9 +16,9 @@ from tailor.services.accounts import set_password
 from tailor.services.auth import check_password_policy, policy_of
 from tailor.services.context import ROLES, SITE_ROLES, RequestContext
 from tailor.services.scope import ADMIN, DATA_LOCK, require
+from tailor.services.signatures import Signer, signature_view, verify_signer
 from tailor.services.signatures import record as sign
-from tailor.services.signatures import signature_view, verify_signer
-from tailor.services.uow import DataLockedError, in_transaction
+from tailor.services.uow import DataLockedError, audit_refusal, in_transaction
 
 __all__ = [
     "create_site",
@@ -115,6 +115,9 @@ def register_protocol(db: Database, ctx: RequestContext, yaml_text: str) -> dict
     protocol = parse_protocol(yaml_text, source="upload")
 
     def run(session: Session) -> dict[str, Any]:
+        if session.scalars(select(m.DataLock)).first() is not None:  # G15: not after lock
+            raise DataLockedError("the trial's data are locked; no protocol version can be "
+                                  "registered")
         row = session.scalars(select(m.ProtocolVersion).where(
             m.ProtocolVersion.content_hash == protocol.content_hash)).one_or_none()
         if row is None:
@@ -151,6 +154,17 @@ def go_live(db: Database, ctx: RequestContext, content_hash: str, *,
     """
     require(ctx.actor, ADMIN, "put a protocol live")
     signer = verify_signer(db, ctx, password, "go-live")
+    try:
+        return _go_live(db, ctx, content_hash, signer)
+    except (ConflictError, NotFoundError) as exc:  # G15: a refused go-live is audited too
+        if not isinstance(exc, DataLockedError):
+            audit_refusal(db, ctx, "go_live_refused", "ProtocolVersion", content_hash[:64],
+                          str(exc), reason="go-live refused")
+        raise
+
+
+def _go_live(db: Database, ctx: RequestContext, content_hash: str,
+             signer: Signer) -> dict[str, Any]:
 
     def run(session: Session) -> dict[str, Any]:
         row = session.scalars(select(m.ProtocolVersion).where(

@@ -44,7 +44,8 @@ def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
                           if settings.password_max_age_days else None),
         time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib,
         parallelism=settings.argon2_parallelism))
-    configure_notifications(database, tuple(settings.unblind_notify_roles.split(",")))
+    configure_notifications(database, tuple(settings.unblind_notify_roles.split(",")),
+                            max_per_day=settings.unblind_max_per_day)
     threads = settings.worker_threads or settings.pool_size
 
     @asynccontextmanager
