@@ -41,6 +41,15 @@ class Settings(BaseSettings):
     api_docs_public: bool = False
     # emergency unblindings one user may sign in any 24 hours (429 beyond, audited)
     unblind_max_per_day: int = Field(default=5, ge=1, le=1000)
+    # the notification outbox's SMTP sender (tailor.services.mail); empty host: not sent
+    smtp_host: str = ""
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_sender: str = "tailor@localhost"
+    smtp_starttls: bool = False
+    smtp_username: str = ""
+    smtp_password: str = ""
+    # where notifications go for users without an e-mail address (empty: they wait)
+    mail_fallback_to: str = ""
     # database connection pool per process (PostgreSQL)
     pool_size: int = Field(default=10, ge=1)
     # threads per server process running request handlers (service calls block on the

@@ -145,6 +145,21 @@ def reactivate_user(username: str = typer.Argument(..., help="Login name.")) -> 
     typer.echo(f"user {username} reactivated")
 
 
+@app.command("send-notifications")
+def send_notifications() -> None:
+    """Mail the unsent notification outbox through the configured SMTP server."""
+    from tailor.services import mail
+
+    s = get_settings()
+    config = mail.SmtpConfig(host=s.smtp_host, port=s.smtp_port, sender=s.smtp_sender,
+                             starttls=s.smtp_starttls, username=s.smtp_username,
+                             password=s.smtp_password, fallback_to=s.mail_fallback_to)
+    with open_database(s) as db:
+        report = mail.deliver_outbox(db, config)
+    typer.echo(f"{len(report.sent)} sent, {len(report.failed)} failed, "
+               f"{len(report.no_address)} without an address")
+
+
 @app.command("go-live")
 def go_live(protocol: str = typer.Option("best", help="A built-in protocol name or a YAML "
                                                       "file."),

@@ -94,6 +94,8 @@ class User(Base):
     # a temporary password set by an admin: only a password change is allowed until replaced
     must_change_password: Mapped[bool] = mapped_column(Boolean, default=False,
                                                        server_default=sa_false())
+    # where notifications (emergency unblinding) are mailed (tailor.services.mail)
+    email: Mapped[str | None] = mapped_column(String(254), default=None)
     # --- end issue 17
 
 

@@ -74,7 +74,8 @@ def list_sites(db: Database, ctx: RequestContext) -> list[dict[str, Any]]:
 
 
 def create_user(db: Database, ctx: RequestContext, username: str, password: str, role: str,
-                site: str | None = None, *, full_name: str = "") -> dict[str, Any]:
+                site: str | None = None, *, full_name: str = "",
+                email: str | None = None) -> dict[str, Any]:
     """Create a user; site roles need a site, central roles must not have one. ``full_name``
     is the printed name shown with the user's electronic signatures."""
     require(ctx.actor, ADMIN, "create users")
@@ -100,7 +101,7 @@ def create_user(db: Database, ctx: RequestContext, username: str, password: str,
             raise ConflictError(f"user '{username}' already exists")
         user = m.User(username=username, password_hash=hashed, role=role, site_id=site_id,
                       created_at=ctx.utcnow(), full_name=full_name.strip()[:200],
-                      password_changed_at=ctx.utcnow())
+                      password_changed_at=ctx.utcnow(), email=email or None)
         session.add(user)
         session.flush()
         return {"username": username, "role": role, "site": site}

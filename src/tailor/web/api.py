@@ -146,7 +146,8 @@ def create_site(body: s.SiteIn, ctx: Ctx, db: Db) -> dict[str, Any]:
 @router.post("/users", status_code=201, tags=["admin"], responses=USER_LINKS)
 def create_user(body: s.UserIn, ctx: Ctx, db: Db) -> dict[str, Any]:
     """Create a user with a role (admin)."""
-    return admin.create_user(db, ctx, body.username, body.password, body.role, body.site)
+    return admin.create_user(db, ctx, body.username, body.password, body.role, body.site,
+                             full_name=body.full_name, email=body.email)
 
 
 Username = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_.-]{1,63}$")]

@@ -89,6 +89,9 @@ class UserIn(_In):
     password: Text(128, 1)  # type: ignore[valid-type]
     role: Literal["admin", "coordinator", "data_manager", "statistician", "clinician"]
     site: Annotated[str, Field(pattern=r"^S[0-9]{2,3}$")] | None = None
+    full_name: Name(200) = ""  # type: ignore[valid-type]
+    email: Annotated[str, Field(max_length=254,
+                                pattern=r"^[^@\s\x00-\x1f]+@[^@\s\x00-\x1f]+$")] | None = None
 
 
 class PasswordIn(_In):

@@ -29,6 +29,7 @@ def upgrade() -> None:
                                       nullable=True))
         batch_op.add_column(sa.Column('must_change_password', sa.Boolean(),
                                       server_default=sa.false(), nullable=False))
+        batch_op.add_column(sa.Column('email', sa.String(length=254), nullable=True))
     op.create_table('login_throttle',
     sa.Column('key', sa.String(length=96), nullable=False),
     sa.Column('failures', sa.Integer(), nullable=False),
@@ -53,5 +54,6 @@ def downgrade() -> None:
     _rekey("protocol_version_id")
     op.drop_table('login_throttle')
     with op.batch_alter_table('users', schema=None) as batch_op:
+        batch_op.drop_column('email')
         batch_op.drop_column('must_change_password')
         batch_op.drop_column('password_changed_at')
