@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     smtp_password: str = ""
     # where notifications go for users without an e-mail address (empty: they wait)
     mail_fallback_to: str = ""
+    # whole-trial computations (exports, data queries, statistics pages) running at once per
+    # process; one more is a 429 with Retry-After (tailor.web.limits)
+    heavy_requests: int = Field(default=2, ge=1, le=64)
     # database connection pool per process (PostgreSQL)
     pool_size: int = Field(default=10, ge=1)
     # threads per server process running request handlers (service calls block on the

@@ -180,3 +180,22 @@ def test_unblinding_is_throttled_per_user(dbh) -> None:  # type: ignore[no-untyp
     admin_h = _bearer(c, "admin")  # the limit is per user
     assert c.post(f"/api/v1/participants/{codes[2]}/unblind", json=body,
                   headers=admin_h).status_code == 200
+
+
+def test_expensive_requests_are_limited_not_queued(env) -> None:  # type: ignore[no-untyped-def]
+    t, c = env
+    ready_participant(t, "coord1")
+    hs = _bearer(c, "stat")
+    slots = c.app.state.heavy  # type: ignore[attr-defined]
+    held = [slots.acquire(blocking=False) for _ in range(2)]  # two exports already running
+    assert all(held)
+    try:
+        busy = c.get("/api/v1/export/long", headers=hs)
+        assert busy.status_code == 429 and busy.headers["Retry-After"] == "5"
+        login(c, "dm")
+        assert c.get("/data/queries").status_code == 429
+    finally:
+        for _ in held:
+            slots.release()
+    assert c.get("/api/v1/export/long", headers=hs).status_code == 200
+    assert c.get("/data/queries").status_code == 200

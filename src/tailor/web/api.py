@@ -17,6 +17,7 @@ from tailor.services import auth as auth_service
 from tailor.services.context import RequestContext
 from tailor.web import schemas as s
 from tailor.web.inputs import path_number
+from tailor.web.limits import heavy
 
 __all__ = ["router"]
 
@@ -322,7 +323,8 @@ class CsvResponse(Response):
     media_type = "text/csv"
 
 
-@router.get("/export/{shape}", tags=["export"], response_class=CsvResponse)
+@router.get("/export/{shape}", tags=["export"], response_class=CsvResponse,
+            dependencies=[Depends(heavy)])
 def export(shape: Annotated[str, Path(pattern=r"^(wide|long|dictionary)$")], ctx: Ctx,
            db: Db) -> Response:
     """De-identified analysis export as CSV (statistician, admin)."""

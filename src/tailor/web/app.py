@@ -20,6 +20,7 @@ from tailor.settings import Settings
 from tailor.web import audit_api
 from tailor.web.api import router
 from tailor.web.errors import install_error_handlers
+from tailor.web.limits import install_limits
 from tailor.web.pages import install_pages
 from tailor.web.security_headers import install_docs, install_security_headers
 from tailor.web.signatures_api import router as signatures_router
@@ -82,6 +83,7 @@ def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
     app.include_router(audit_api.router)  # GET /api/v1/audit/asof (tailor.web.audit_api)
     app.include_router(signatures_router)  # signed actions: go-live, data lock, unblinding
     install_pages(app)  # HTML pages, /api/v1/decide, static files (tailor.web.pages)
+    install_limits(app, settings.heavy_requests)  # concurrent exports and data checks
     install_docs(app, public=settings.api_docs_public)  # /docs, /openapi.json
     install_security_headers(app)  # outermost: every response, errors and static included
     return app
