@@ -36,8 +36,8 @@ def start(dbh: DbHandle, *, workers: int = 2, pause: str = "{}",
     env = dict(os.environ, PYTHONPATH=str(SRC), TAILOR_DATABASE_URL=server_url(dbh),
                TAILOR_ARGON2_TIME_COST="1", TAILOR_ARGON2_MEMORY_KIB="8",
                TAILOR_API_DOCS_PUBLIC="1",
-               TAILOR_TEST_PAUSE_MS=pause, TAILOR_POOL_SIZE=os.environ.get("TAILOR_POOL_SIZE", "8"),
-               **(extra_env or {}))
+               TAILOR_TEST_PAUSE_MS=pause, TAILOR_POOL_SIZE=os.environ.get("TAILOR_POOL_SIZE", "8"))
+    env.update(extra_env or {})  # may override the defaults above (e.g. production Argon2)
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", "tailor.web.app:app_from_env",
          "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),

@@ -142,21 +142,18 @@ def login(db: Database, username: str, password: str, *, request_id: str = "",
     ctx = RequestContext(system, request_id=request_id, now=now)
     t = ctx.utcnow()
     keys = [throttle.account_key(username), throttle.address_key(address)]
-
-    def check(session: Session) -> tuple[m.User | None, float]:
-        user = session.scalars(select(m.User).where(m.User.username == username)).one_or_none()
-        return user, throttle.retry_after(session, keys, t)
-
-    user, wait = in_transaction(db, ctx, check, write=False)
-    if wait > 0:
-        raise RateLimitedError("too many failed logins; wait and try again",
-                               retry_after=math.ceil(wait))
-    ok = verify_password(db, user.password_hash if user is not None else None, password)
-    if not ok or user is None or not user.active:
-        _record_failure(db, ctx, username, address, known=user is not None)
-        raise AuthenticationError(INVALID)
+    fast = fast_path(db)
+    login_precheck(db, username, address, now=t)
+    if not fast.enter(keys[1]):
+        raise RateLimitedError("another login from this address is being checked; retry",
+                               retry_after=1)
+    try:
+        user = _check_password(db, ctx, username, password, address, keys)
+    finally:
+        fast.leave(keys[1])
     token = secrets.token_urlsafe(32)
     site_code = ""
+    fast.remember(keys[0], None)
 
     def issue(session: Session) -> None:
         nonlocal site_code
@@ -176,6 +173,52 @@ def login(db: Database, username: str, password: str, *, request_id: str = "",
 
     in_transaction(db, ctx, issue, reason="login")
     return Token(token, t + policy.token_ttl, user.role, site_code)
+
+
+def fast_path(db: Database) -> throttle.FastPath:
+    """This process's in-memory throttle state (one per database)."""
+    fast = db.cache.get("throttle_fast_path")
+    if not isinstance(fast, throttle.FastPath):
+        fast = throttle.FastPath()
+        db.cache["throttle_fast_path"] = fast
+    return fast
+
+
+def login_precheck(db: Database, username: str, address: str, *,
+                   now: datetime | None = None) -> None:
+    """RateLimitedError, from memory only (no query, no thread), when this process already
+    knows the account or the address is waiting: the web layer calls it before handing the
+    login to a handler thread."""
+    t = now or RequestContext(Actor(0, "-", "anonymous")).utcnow()
+    wait = fast_path(db).wait([throttle.account_key(username), throttle.address_key(address)],
+                              t)
+    if wait > 0:
+        raise RateLimitedError("too many failed logins; wait and try again",
+                               retry_after=math.ceil(wait))
+
+
+def _check_password(db: Database, ctx: RequestContext, username: str, password: str,
+                    address: str, keys: list[str]) -> m.User:
+    t = ctx.utcnow()
+    fast = fast_path(db)
+
+    def check(session: Session) -> tuple[m.User | None, float, list[tuple[str, datetime]]]:
+        user = session.scalars(select(m.User).where(m.User.username == username)).one_or_none()
+        blocked = [(k, u) for k in keys if (u := throttle.blocked_until(session, k)) is not None]
+        return user, throttle.retry_after(session, keys, t), blocked
+
+    user, wait, blocked = in_transaction(db, ctx, check, write=False)
+    for key, until in blocked:
+        fast.remember(key, until)
+    if wait > 0:
+        raise RateLimitedError("too many failed logins; wait and try again",
+                               retry_after=math.ceil(wait))
+    ok = verify_password(db, user.password_hash if user is not None else None, password)
+    if not ok or user is None or not user.active:
+        key, again = _record_failure(db, ctx, username, address, known=user is not None)
+        fast.remember(key, again)
+        raise AuthenticationError(INVALID)
+    return user
 
 
 def verify_password(db: Database, password_hash: str | None, password: str) -> bool:
@@ -199,26 +242,26 @@ def _dummy_hash(db: Database, hasher: PasswordHasher) -> str:
 
 
 def _record_failure(db: Database, ctx: RequestContext, username: str, address: str, *,
-                    known: bool) -> None:
+                    known: bool) -> tuple[str, datetime | None]:
+    """Count the failure; (the key counted, when it may try again)."""
     policy = policy_of(db)
     t = ctx.utcnow()
+    key = throttle.account_key(username) if known else throttle.address_key(address)
 
-    def add(session: Session) -> None:
+    def add(session: Session) -> datetime | None:
         events = session.info["audit"].events
+        streak = throttle.record_failure(session, key, t, policy.backoff)
         if known:
-            throttle.record_failure(session, throttle.account_key(username), t, policy.backoff)
             session.add(m.LoginAttempt(username=username[:64], at=t, success=False))
             events.append({"action": "login_failed", "entity": "User",
                            "entity_id": username[:64], "field": "", "new_value": None})
-            return
-        streak = throttle.record_failure(session, throttle.address_key(address), t,
-                                         policy.backoff)
-        if streak & (streak - 1) == 0:  # 1, 2, 4, 8 ...: logarithmic, aggregated
+        elif streak & (streak - 1) == 0:  # 1, 2, 4, 8 ...: logarithmic, aggregated
             events.append({"action": "login_failed_unknown_users", "entity": "User",
                            "entity_id": "", "field": "address",
                            "new_value": f"{(address or '-')[:64]}: {streak} in a row"})
+        return throttle.blocked_until(session, key)
 
-    in_transaction(db, ctx, add, reason="login_failed", retry_integrity=True)
+    return key, in_transaction(db, ctx, add, reason="login_failed", retry_integrity=True)
 
 
 def authenticate(db: Database, token: str, *, now: datetime | None = None) -> Actor:

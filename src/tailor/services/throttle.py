@@ -11,6 +11,11 @@ is even looked at. While a key waits:
   rightful user out: once the wait is over, the correct password succeeds and ends the streak;
 * nothing is written, so a flood does not grow the database.
 
+Each server process also remembers the keys it has seen blocked (:class:`FastPath`), so a
+flood of refused attempts is answered from memory, without a database query or a handler
+thread, and lets at most ``per_address`` password checks per client address run at once: a
+burst of parallel guesses cannot queue Argon2 work in front of other users' requests.
+
 One row per key, updated in place (``login_throttle``). With the defaults (5 free, 1 s doubling,
 15 min cap) at most 5 + 10 + 4 = 19 password checks per key and hour reach Argon2, inside
 G13's bound of 100.
@@ -18,7 +23,8 @@ G13's bound of 100.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -26,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from tailor.db import models as m
 
-__all__ = ["Backoff", "account_key", "address_key", "record_failure", "record_success",
+__all__ = ["Backoff", "FastPath", "account_key", "address_key", "record_failure", "record_success",
            "retry_after", "wait_for"]
 
 STREAK_RESET = timedelta(hours=24)  # a streak older than this starts again from zero
@@ -50,6 +56,55 @@ class Backoff:
         if streak < self.free_failures:
             return 0.0
         return min(self.max_s, self.base_s * 2.0 ** min(streak - self.free_failures, 60))
+
+
+@dataclass
+class FastPath:
+    """Per-process memory of blocked keys and of password checks in flight per address."""
+
+    per_address: int = 2
+    blocked: dict[str, datetime] = field(default_factory=dict)
+    inflight: dict[str, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    max_keys: int = 100_000
+
+    def wait(self, keys: list[str], now: datetime) -> float:
+        """Seconds a key in ``keys`` is known (here) to be blocked for; 0 if none."""
+        with self.lock:
+            until = [self.blocked[k] for k in keys if k in self.blocked]
+        return max([(u - now).total_seconds() for u in until if u > now], default=0.0)
+
+    def remember(self, key: str, until: datetime | None) -> None:
+        with self.lock:
+            if until is None:
+                self.blocked.pop(key, None)
+                return
+            if len(self.blocked) >= self.max_keys:  # bounded: forget the oldest half
+                for k in sorted(self.blocked, key=self.blocked.__getitem__)[:self.max_keys // 2]:
+                    del self.blocked[k]
+            self.blocked[key] = until
+
+    def enter(self, address: str) -> bool:
+        """Claim a password-check slot for ``address``; False when it has none free."""
+        with self.lock:
+            n = self.inflight.get(address, 0)
+            if n >= self.per_address:
+                return False
+            self.inflight[address] = n + 1
+            return True
+
+    def leave(self, address: str) -> None:
+        with self.lock:
+            n = self.inflight.get(address, 1) - 1
+            if n <= 0:
+                self.inflight.pop(address, None)
+            else:
+                self.inflight[address] = n
+
+
+def blocked_until(session: Session, key: str) -> datetime | None:
+    row = session.get(m.LoginThrottle, key)
+    return row.blocked_until if row is not None else None
 
 
 def account_key(username: str) -> str:

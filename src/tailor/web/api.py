@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from tailor.db import Database
 from tailor.exceptions import AuthenticationError, PermissionDeniedError
@@ -106,11 +107,14 @@ Db = Annotated[Database, Depends(get_db)]
 
 # --------------------------------------------------------------------------- auth
 @router.post("/auth/login", response_model=s.TokenOut, tags=["auth"])
-def login(body: s.LoginIn, request: Request, db: Db) -> dict[str, Any]:
+async def login(body: s.LoginIn, request: Request, db: Db) -> dict[str, Any]:
     """Exchange username and password for a bearer token."""
-    tok = auth_service.login(db, body.username, body.password,
-                             request_id=request.state.request_id,
-                             address=request.client.host if request.client else "")
+    address = request.client.host if request.client else ""
+    # a throttled account or address is refused here, from memory, without taking a handler
+    # thread: a flood of refused attempts cannot queue in front of other users' requests
+    auth_service.login_precheck(db, body.username, address)
+    tok = await run_in_threadpool(auth_service.login, db, body.username, body.password,
+                                  request_id=request.state.request_id, address=address)
     return {"token": tok.token, "expires_at": tok.expires_at.isoformat(), "role": tok.role,
             "site": tok.site}
 

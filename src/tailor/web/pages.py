@@ -94,6 +94,8 @@ async def login(request: Request) -> Response:
     password = values.get("password", "")[:1024]
     db = request.app.state.db
     try:
+        address = request.client.host if request.client else ""
+        auth_service.login_precheck(db, username, address)  # from memory, no thread
         tok = await run_in_threadpool(auth_service.login, db, username, password,
                                       request_id=request.state.request_id,
                                       address=request.client.host if request.client else "")
