@@ -146,7 +146,7 @@ def test_g15_refused_go_live_audited_and_lock_blocks_protocol_registration(env) 
     t, c = env
     ha = _bearer(c, "admin")
     modified = builtin_protocols()["best"].read_text(encoding="utf-8").replace(
-        "version:", "# modified\nversion:", 1)
+        'version: "1.0"', 'version: "1.1"', 1)
     r = c.post("/api/v1/protocols", json={"yaml": modified}, headers=ha)
     assert r.status_code == 201, r.text
     refused = c.post(f"/api/v1/protocols/{r.json()['content_hash']}/go-live",
@@ -154,7 +154,8 @@ def test_g15_refused_go_live_audited_and_lock_blocks_protocol_registration(env) 
     assert refused.status_code == 409
     assert c.post("/api/v1/data-lock", json={"password": PASSWORD},
                   headers=ha).status_code == 200
-    again = c.post("/api/v1/protocols", json={"yaml": modified + "\n# again\n"}, headers=ha)
+    again = c.post("/api/v1/protocols", json={"yaml": modified.replace(
+        'version: "1.1"', 'version: "1.2"', 1)}, headers=ha)
     assert again.status_code == 409 and "locked" in again.json()["detail"]
     s = t.db.session(write=False)
     actions = list(s.scalars(select(m.AuditLog.action)))

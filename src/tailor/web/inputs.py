@@ -22,7 +22,7 @@ __all__ = ["BIDI", "FORM_MAX", "SECRET_FIELDS", "check_form", "clean_name", "cle
 
 BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
 SECRET_FIELDS = frozenset({"password", "current_password", "new_password", "csrf_token"})
-FORM_MAX = 10_000  # characters per form value (the longest page input is a reason or a name)
+FORM_MAX = 200_000  # characters per form value: a protocol YAML, as the API allows
 
 
 def _shown(field: str, value: str) -> str:

@@ -56,7 +56,8 @@ _NAV = {
                      ("Missing data", "/data/missing"), ("Queries", "/data/queries")],
     "admin": [("Dashboard", "/site"), ("Participants", "/participants"),
               ("Missing data", "/data/missing"), ("Queries", "/data/queries"),
-              ("Statistics", "/stats"), ("Decision tool", "/decide")],
+              ("Statistics", "/stats"), ("Decision tool", "/decide"), ("Users", "/admin/users"),
+              ("Trial setup", "/admin/trial")],
     "statistician": [("Statistics", "/stats"), ("Analysis report", "/stats/report"),
                      ("Decision tool", "/decide")],
     "clinician": [("Decision tool", "/decide")],
@@ -66,9 +67,11 @@ _NAV = {
 class LoginRequired(Exception):
     """No valid session: the page redirects to the login form."""
 
-    def __init__(self, next_url: str = "/") -> None:
+    def __init__(self, next_url: str = "/", *, change_password: bool = False) -> None:
         super().__init__("log in first")
         self.next_url = next_url
+        # a temporary or expired password: go to the password page, not the login form
+        self.change_password = change_password
 
 
 class CsrfError(Exception):
@@ -76,6 +79,8 @@ class CsrfError(Exception):
 
 
 SESSION_COOKIE = "__Host-tailor_session"
+# what a user with a temporary or expired password may reach
+PASSWORD_PATHS = frozenset({"/account/password", "/logout"})
 
 
 def session_cookie(request: Request) -> str:
@@ -104,7 +109,8 @@ def login_csrf_cookie(response: Response, request: Request, value: str) -> None:
 
 
 def nav_for(role: str) -> list[tuple[str, str]]:
-    return _NAV.get(role, [])
+    nav = _NAV.get(role, [])
+    return [*nav, ("Password", "/account/password")] if nav else []
 
 
 def home_for(role: str) -> str:
@@ -163,6 +169,8 @@ def page_user(request: Request) -> Page:
         actor = auth_service.authenticate(db, token)
     except AuthenticationError:
         raise LoginRequired(target) from None
+    if actor.must_change_password and request.url.path not in PASSWORD_PATHS:
+        raise LoginRequired("/account/password", change_password=True)
     page = Page(request, db, RequestContext(actor, request_id=request.state.request_id), token)
     request.state.page = page
     request.state.actor = actor  # error bodies are redacted for blinded roles (errors.py)

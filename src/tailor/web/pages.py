@@ -315,7 +315,7 @@ def run_in(page: User, code: str, form: Form) -> Response:
 # --------------------------------------------------------------------------- install
 def install_pages(app: FastAPI) -> None:
     """Mount the pages, the decide API, the static files and the page error handling."""
-    from tailor.web import decide_api, pages_central, pages_visits
+    from tailor.web import decide_api, pages_admin, pages_central, pages_visits
 
     original = app.exception_handlers.get(TailorError)
 
@@ -326,6 +326,8 @@ def install_pages(app: FastAPI) -> None:
         return error_page(request, exc)
 
     async def login_required(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, LoginRequired) and exc.change_password:
+            return RedirectResponse(exc.next_url, status_code=303)
         target = exc.next_url if isinstance(exc, LoginRequired) else "/"
         from urllib.parse import quote
 
@@ -343,6 +345,7 @@ def install_pages(app: FastAPI) -> None:
     app.include_router(router)
     app.include_router(pages_visits.router)
     app.include_router(pages_central.router)
+    app.include_router(pages_admin.router)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).with_name("static"))),
               name="static")
 
