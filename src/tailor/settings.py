@@ -23,7 +23,7 @@ class Settings(BaseSettings):
     token_idle_minutes: int = Field(default=30, ge=1, le=30)
     # login throttling (tailor.services.throttle): this many failed password checks in a row
     # cost nothing, then each waits base * 2**k seconds, at most the cap, before the next is
-    # checked; with the bounds below at most 20 + 17 + 3600/60 = 97 checks per account and
+    # checked; with the bounds below at most 20 + 7 + 3600/60 = 87 checks per account and
     # hour reach the password hash (G13: <= 100)
     login_free_failures: int = Field(default=5, ge=1, le=20)
     login_backoff_base_seconds: float = Field(default=1.0, ge=0.5, le=3600)
