@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import tempfile
 import time
 import uuid
 
@@ -28,7 +27,6 @@ from tests.service.conftest import DbHandle
 from tests.service.factories import PASSWORD, ready_participant, setup_trial
 
 from tailor.db import models as m
-from tailor.db import upgrade
 
 
 def _p(xs: list[float], q: float) -> float:
@@ -101,16 +99,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=5.0, help="minimum window per phase")
     args = ap.parse_args()
-    schema = None
-    if args.backend == "sqlite":
-        url = f"sqlite:///{tempfile.mkdtemp()}/bench.db"
-    else:
-        url = args.url
-        schema = "bench_" + uuid.uuid4().hex[:8]
-        with create_engine(url, isolation_level="AUTOCOMMIT").connect() as c:
-            c.execute(text(f"CREATE SCHEMA {schema}"))
-    dbh = DbHandle(args.backend, url, schema)
-    upgrade(dbh.db.engine)
+    dbh = server.fresh_database(args.backend, args.url)
     t = setup_trial(dbh.db)
     for _ in range(20):
         ready_participant(t, "coord1")
@@ -130,6 +119,10 @@ def main() -> None:
         after = _rows(dbh)
     finally:
         server.stop(proc)
+    dbh.db.dispose()
+    if dbh.schema:
+        with create_engine(dbh.url, isolation_level="AUTOCOMMIT").connect() as c:
+            c.execute(text(f"DROP SCHEMA {dbh.schema} CASCADE"))
     added = {k: after[k] - before[k] for k in after}
     counts = {c: codes.count(c) for c in sorted(set(codes))}
     lines = [

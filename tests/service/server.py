@@ -67,3 +67,25 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def fresh_database(backend: str, url: str) -> DbHandle:
+    """A migrated, empty database for a benchmark run: a temporary SQLite file, or a new
+    schema on the PostgreSQL server at ``url``."""
+    import tempfile
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    from tailor.db import upgrade
+
+    schema = None
+    if backend == "sqlite":
+        url = f"sqlite:///{tempfile.mkdtemp()}/bench.db"
+    else:
+        schema = "bench_" + uuid.uuid4().hex[:8]
+        with create_engine(url, isolation_level="AUTOCOMMIT").connect() as c:
+            c.execute(text(f"CREATE SCHEMA {schema}"))
+    dbh = DbHandle(backend, url, schema)
+    upgrade(dbh.db.engine)
+    return dbh
