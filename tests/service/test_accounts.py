@@ -162,3 +162,18 @@ def test_unknown_usernames_are_throttled_per_address_and_aggregated(api) -> None
     assert _count(t, m.AuditLog) - before <= 4
     # the account of a rightful user elsewhere is untouched (another address)
     assert auth.login(t.db, "coord1", PASSWORD, address="10.0.0.7").role == "coordinator"
+
+
+def test_password_expiry_is_optional_and_forces_a_change(api) -> None:  # type: ignore[no-untyped-def]
+    t, _ = api
+    from tailor.services.auth import AuthPolicy, configure
+
+    tok = auth.login(t.db, "stat", PASSWORD)
+    assert auth.authenticate(t.db, tok.token).must_change_password is False  # default: never
+    configure(t.db, AuthPolicy(time_cost=1, memory_kib=8, parallelism=1,
+                               password_max_age=timedelta(days=90)))
+    later = datetime.now(UTC) + timedelta(days=91)
+    tok = auth.login(t.db, "stat", PASSWORD, now=later)
+    assert auth.authenticate(t.db, tok.token, now=later).must_change_password is True
+    assert auth.authenticate(t.db, tok.token, now=later - timedelta(days=2)
+                             ).must_change_password is False

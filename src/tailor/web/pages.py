@@ -101,8 +101,11 @@ async def login(request: Request) -> Response:
                                       address=request.client.host if request.client else "")
     except (AuthenticationError, RecordError) as exc:
         limited = isinstance(exc, RateLimitedError)
-        return _login_page(request, next_url, username=username, status=429 if limited else 401,
+        page = _login_page(request, next_url, username=username, status=429 if limited else 401,
                            error=str(exc) if limited else "Invalid username or password.")
+        if isinstance(exc, RateLimitedError):
+            page.headers["Retry-After"] = str(exc.retry_after)
+        return page
     target = next_url if next_url != "/" else home_for(tok.role)
     response = redirect(target)
     max_age = int((tok.expires_at - datetime.now(UTC)).total_seconds())
