@@ -147,9 +147,11 @@ def _blind(db: Database, session: Session, ctx: RequestContext, entity: str,
 
 def _participant_id_of(session: Session, code: str) -> str:
     """A study code to the participant's id, from the audit trail (its create row)."""
-    found = session.scalar(select(m.AuditLog.entity_id).where(
+    # no LIMIT: a scan that stops at the first match would answer a code that exists sooner
+    # than a missing one (the probe's timing channel ran the other way round too)
+    found = next(iter(session.scalars(select(m.AuditLog.entity_id).where(
         m.AuditLog.entity == "Participant", m.AuditLog.field == "study_code",
-        m.AuditLog.action == "create", m.AuditLog.new_value == json.dumps(code)).limit(1))
+        m.AuditLog.action == "create", m.AuditLog.new_value == json.dumps(code)))), None)
     # a missing code still goes through the same record query (with an id no record has), so
     # a missing and another site's participant cost the same work (G9: timing as well as body)
     return str(found) if found is not None else "-"
