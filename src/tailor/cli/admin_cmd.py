@@ -49,6 +49,7 @@ def open_database(settings: Settings | None = None) -> Iterator[Database]:
     """The configured database with the settings' password policy attached."""
     from tailor.db import Database
     from tailor.services.auth import AuthPolicy, configure
+    from tailor.services.throttle import Backoff
     from tailor.settings import get_settings
 
     s = settings or get_settings()
@@ -56,7 +57,11 @@ def open_database(settings: Settings | None = None) -> Iterator[Database]:
     configure(db, AuthPolicy(
         token_ttl=timedelta(minutes=s.token_ttl_minutes),
         idle_timeout=timedelta(minutes=s.token_idle_minutes),
-        failures_per_hour=s.login_failures_per_hour, time_cost=s.argon2_time_cost,
+        backoff=Backoff(s.login_free_failures, s.login_backoff_base_seconds,
+                        max(s.login_backoff_max_seconds, s.login_backoff_base_seconds)),
+        password_max_age=(timedelta(days=s.password_max_age_days)
+                          if s.password_max_age_days else None),
+        time_cost=s.argon2_time_cost,
         memory_kib=s.argon2_memory_kib, parallelism=s.argon2_parallelism))
     try:
         yield db
@@ -133,6 +138,43 @@ def set_password(username: str = typer.Argument(..., help="Login name."),
     with open_database() as db:
         admin.set_password(db, cli_context("password set (admin CLI)"), username, password)
     typer.echo(f"password of {username} changed")
+
+
+@app.command("deactivate-user")
+def deactivate_user(username: str = typer.Argument(..., help="Login name.")) -> None:
+    """Deactivate a user: every session of theirs ends at once; the name is never reused."""
+    from tailor.services import accounts
+
+    with open_database() as db:
+        out = accounts.set_active(db, cli_context("user deactivated (admin CLI)"), username,
+                                  False)
+    typer.echo(f"user {username} deactivated ({out['sessions_ended']} session(s) ended)")
+
+
+@app.command("reactivate-user")
+def reactivate_user(username: str = typer.Argument(..., help="Login name.")) -> None:
+    """Reactivate a deactivated user."""
+    from tailor.services import accounts
+
+    with open_database() as db:
+        accounts.set_active(db, cli_context("user reactivated (admin CLI)"), username, True)
+    typer.echo(f"user {username} reactivated")
+
+
+@app.command("send-notifications")
+def send_notifications() -> None:
+    """Mail the unsent notification outbox through the configured SMTP server."""
+    from tailor.services import mail
+    from tailor.settings import get_settings
+
+    s = get_settings()
+    config = mail.SmtpConfig(host=s.smtp_host, port=s.smtp_port, sender=s.smtp_sender,
+                             starttls=s.smtp_starttls, username=s.smtp_username,
+                             password=s.smtp_password, fallback_to=s.mail_fallback_to)
+    with open_database(s) as db:
+        report = mail.deliver_outbox(db, config)
+    typer.echo(f"{len(report.sent)} sent, {len(report.failed)} failed, "
+               f"{len(report.no_address)} without an address")
 
 
 @app.command("go-live")

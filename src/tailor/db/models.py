@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from tailor.db.types import UTCDateTime, utcnow
@@ -38,6 +39,7 @@ __all__ = [
     "EligibilityAssessment",
     "InstrumentResponse",
     "LoginAttempt",
+    "LoginThrottle",
     "Notification",
     "Participant",
     "ProtocolDeviation",
@@ -88,6 +90,15 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # the printed name shown with the user's electronic signatures (21 CFR 11.50)
     full_name: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    # --- issue 17 (migration 0004): account lifecycle
+    # when the password was last set (password expiry, when the setting is on)
+    password_changed_at: Mapped[datetime | None] = mapped_column(default=None)
+    # a temporary password set by an admin: only a password change is allowed until replaced
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                       server_default=sa_false())
+    # where notifications (emergency unblinding) are mailed (tailor.services.mail)
+    email: Mapped[str | None] = mapped_column(String(254), default=None)
+    # --- end issue 17
 
 
 class SessionToken(Base):
@@ -213,7 +224,9 @@ class Allocation(Base):
         UniqueConstraint("participant_id", "stage", name="uq_allocations_participant_stage"),
         UniqueConstraint("protocol_version_id", "stage", "sequence",
                          name="uq_allocations_sequence"),
-        UniqueConstraint("protocol_version_id", "idempotency_key",
+        # issue 17 (migration 0004): scoped per participant, so another site's key tells
+        # nothing
+        UniqueConstraint("participant_id", "idempotency_key",
                          name="uq_allocations_idempotency_key"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -401,3 +414,18 @@ class DataQuery(Base):
     answered_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
     deviation_id: Mapped[int | None] = mapped_column(ForeignKey("protocol_deviations.id"))
+
+
+# --- issue 17 (migration 0004): login throttling state
+class LoginThrottle(Base):
+    """Back-off state of one throttling key (``user:<name>`` for an account, ``addr:<ip>`` for
+    a client address trying unknown usernames): one row per key, updated in place, so a flood
+    of attempts does not grow the database (tailor.services.throttle)."""
+
+    __tablename__ = "login_throttle"
+    key: Mapped[str] = mapped_column(String(96), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    total_failures: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_failure_at: Mapped[datetime | None] = mapped_column(default=None)
+    blocked_until: Mapped[datetime | None] = mapped_column(default=None)
+# --- end issue 17

@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from tailor.db import Database
@@ -106,11 +106,12 @@ def _stored_state(session: Session, pv_id: int, stage: int) -> tuple[m.StageStat
 
 def _existing(session: Session, ctx: RequestContext, p: m.Participant, stage: int,
               idempotency_key: str) -> tuple[dict[str, Any], bool] | None:
-    """The stored answer for a repeated key; 409 for another key or a key used elsewhere."""
-    found = list(session.scalars(select(m.Allocation).where(or_(
-        and_(m.Allocation.participant_id == p.id, m.Allocation.stage == stage),
-        and_(m.Allocation.protocol_version_id == p.protocol_version_id,
-             m.Allocation.idempotency_key == idempotency_key)))))
+    """The stored answer for a repeated key; 409 for another key or for this participant's key
+    used at another stage. Keys are scoped per participant: another participant's (another
+    site's) use of the same key is not looked at, so the answer tells nothing about it."""
+    found = list(session.scalars(select(m.Allocation).where(
+        m.Allocation.participant_id == p.id,
+        or_(m.Allocation.stage == stage, m.Allocation.idempotency_key == idempotency_key))))
     mine = next((a for a in found if a.participant_id == p.id and a.stage == stage), None)
     if mine is not None:
         if mine.idempotency_key != idempotency_key:

@@ -80,7 +80,7 @@ def install_error_handlers(app: FastAPI) -> None:
             log.info("not found or out of scope: %s %s", request.method, request.url.path)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         if status == 429:
-            headers = {"Retry-After": "3600"}
+            headers = {"Retry-After": str(getattr(exc, "retry_after", 1))}
         return JSONResponse(_blinded(request, _body(exc, status)), status_code=status,
                             headers=headers)
 

@@ -42,6 +42,7 @@ from tailor.services.context import Actor, RequestContext
 from tailor.services.overview import STATUS_LABELS
 from tailor.services.scope import NOT_FOUND
 from tailor.web.errors import status_for
+from tailor.web.inputs import check_form
 
 __all__ = ["SESSION_COOKIE", "TEMPLATES", "CsrfError", "LoginRequired", "Page", "check_code",
            "clear_session_cookie", "csrf_form", "csrf_token", "home_for", "login_csrf_cookie", "nav_for", "page_user",
@@ -60,7 +61,8 @@ _NAV = {
                      ("Missing data", "/data/missing"), ("Queries", "/data/queries")],
     "admin": [("Dashboard", "/site"), ("Participants", "/participants"),
               ("Missing data", "/data/missing"), ("Queries", "/data/queries"),
-              ("Statistics", "/stats"), ("Decision tool", "/decide")],
+              ("Statistics", "/stats"), ("Decision tool", "/decide"), ("Users", "/admin/users"),
+              ("Trial setup", "/admin/trial")],
     "statistician": [("Statistics", "/stats"), ("Analysis report", "/stats/report"),
                      ("Decision tool", "/decide")],
     "clinician": [("Decision tool", "/decide")],
@@ -70,9 +72,11 @@ _NAV = {
 class LoginRequired(Exception):
     """No valid session: the page redirects to the login form."""
 
-    def __init__(self, next_url: str = "/") -> None:
+    def __init__(self, next_url: str = "/", *, change_password: bool = False) -> None:
         super().__init__("log in first")
         self.next_url = next_url
+        # a temporary or expired password: go to the password page, not the login form
+        self.change_password = change_password
 
 
 class CsrfError(Exception):
@@ -80,6 +84,8 @@ class CsrfError(Exception):
 
 
 SESSION_COOKIE = "__Host-tailor_session"
+# what a user with a temporary or expired password may reach
+PASSWORD_PATHS = frozenset({"/account/password", "/logout"})
 
 
 def session_cookie(request: Request) -> str:
@@ -108,7 +114,8 @@ def login_csrf_cookie(response: Response, request: Request, value: str) -> None:
 
 
 def nav_for(role: str) -> list[tuple[str, str]]:
-    return _NAV.get(role, [])
+    nav = _NAV.get(role, [])
+    return [*nav, ("Password", "/account/password")] if nav else []
 
 
 def home_for(role: str) -> str:
@@ -167,6 +174,8 @@ def page_user(request: Request) -> Page:
         actor = auth_service.authenticate(db, token)
     except AuthenticationError:
         raise LoginRequired(target) from None
+    if actor.must_change_password and request.url.path not in PASSWORD_PATHS:
+        raise LoginRequired("/account/password", change_password=True)
     page = Page(request, db, RequestContext(actor, request_id=request.state.request_id), token)
     request.state.page = page
     request.state.actor = actor  # error bodies are redacted for blinded roles (errors.py)
@@ -177,8 +186,9 @@ async def csrf_form(request: Request, page: Annotated[Page, Depends(page_user)])
     """The posted form, after checking this session's CSRF token."""
     form = await request.form()
     given = str(form.get("csrf_token", ""))
-    if not hmac.compare_digest(given.encode(), page.csrf.encode()):
+    if not hmac.compare_digest(given.encode("utf-8", "replace"), page.csrf.encode()):
         raise CsrfError("the form's security token is missing or stale; reload the page")
+    check_form(form)  # every value: one normalization path with the API (tailor.web.inputs)
     return form
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,6 +29,7 @@ from tailor.services.admin import live_protocol
 from tailor.services.auth import RateLimitedError
 from tailor.services.uow import in_transaction
 from tailor.web.forms import date_field, parse_date, parse_protocol_fields, protocol_field
+from tailor.web.inputs import check_form
 from tailor.web.page_support import (
     LOGIN_CSRF_COOKIE,
     CsrfError,
@@ -52,9 +53,6 @@ __all__ = ["install_pages", "protocol_of", "router"]
 router = APIRouter(include_in_schema=False)
 User = Annotated[Page, Depends(page_user)]
 Form = Annotated[FormData, Depends(csrf_form)]
-
-_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-        "script-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 
 
 def protocol_of(page: Page) -> Any:
@@ -86,21 +84,29 @@ def _login_page(request: Request, next_url: str, *, error: str | None = None,
 async def login(request: Request) -> Response:
     """Check the password; set the session cookie; go to the role's home page."""
     form = await request.form()
-    next_url = _safe_next(str(form.get("next", "/")))
     given = str(form.get("csrf_token", ""))
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    if not cookie or not hmac.compare_digest(given.encode(), cookie.encode()):
+    if not cookie or not hmac.compare_digest(given.encode("utf-8", "replace"),
+                                             cookie.encode("utf-8", "replace")):
         raise CsrfError("the login form expired; reload the page and try again")
-    username = str(form.get("username", ""))[:64]
-    password = str(form.get("password", ""))[:1024]
+    values = check_form(form)  # NUL and other control characters: 422, never a 500
+    next_url = _safe_next(values.get("next", "/"))
+    username = values.get("username", "")[:64]
+    password = values.get("password", "")[:1024]
     db = request.app.state.db
     try:
+        address = request.client.host if request.client else ""
+        auth_service.login_precheck(db, username, address)  # from memory, no thread
         tok = await run_in_threadpool(auth_service.login, db, username, password,
-                                      request_id=request.state.request_id)
+                                      request_id=request.state.request_id,
+                                      address=request.client.host if request.client else "")
     except (AuthenticationError, RecordError) as exc:
         limited = isinstance(exc, RateLimitedError)
-        return _login_page(request, next_url, username=username, status=429 if limited else 401,
+        page = _login_page(request, next_url, username=username, status=429 if limited else 401,
                            error=str(exc) if limited else "Invalid username or password.")
+        if isinstance(exc, RateLimitedError):
+            page.headers["Retry-After"] = str(exc.retry_after)
+        return page
     target = next_url if next_url != "/" else home_for(tok.role)
     response = redirect(target)
     max_age = int((tok.expires_at - datetime.now(UTC)).total_seconds())
@@ -330,22 +336,9 @@ def run_in(page: User, code: str, form: Form) -> Response:
 
 
 # --------------------------------------------------------------------------- install
-def _security_headers(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def headers(request: Request,
-                      call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        response = await call_next(request)
-        if response.headers.get("content-type", "").startswith("text/html"):
-            response.headers.setdefault("Content-Security-Policy", _CSP)
-            response.headers.setdefault("X-Content-Type-Options", "nosniff")
-            response.headers.setdefault("Referrer-Policy", "same-origin")
-            response.headers.setdefault("X-Frame-Options", "DENY")
-        return response
-
-
 def install_pages(app: FastAPI) -> None:
     """Mount the pages, the decide API, the static files and the page error handling."""
-    from tailor.web import cds_api, decide_api, pages_central, pages_visits
+    from tailor.web import cds_api, decide_api, pages_admin, pages_central, pages_visits
 
     original = app.exception_handlers.get(TailorError)
 
@@ -356,6 +349,8 @@ def install_pages(app: FastAPI) -> None:
         return error_page(request, exc)
 
     async def login_required(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, LoginRequired) and exc.change_password:
+            return RedirectResponse(exc.next_url, status_code=303)
         target = exc.next_url if isinstance(exc, LoginRequired) else "/"
         from urllib.parse import quote
 
@@ -374,7 +369,7 @@ def install_pages(app: FastAPI) -> None:
     app.include_router(router)
     app.include_router(pages_visits.router)
     app.include_router(pages_central.router)
+    app.include_router(pages_admin.router)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).with_name("static"))),
               name="static")
-    _security_headers(app)
 

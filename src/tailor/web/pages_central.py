@@ -28,6 +28,7 @@ from tailor.services.decide import (
 )
 from tailor.services.scope import ALLOCATION_DETAIL, require
 from tailor.web.forms import YES_NO, field_id, instrument_block, parse_items
+from tailor.web.limits import heavy
 from tailor.web.page_support import Page, check_code, csrf_form, page_user
 
 __all__ = ["router"]
@@ -47,7 +48,7 @@ def _frame(df: Any) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- data manager
-@router.get("/data/missing", response_class=HTMLResponse)
+@router.get("/data/missing", response_class=HTMLResponse, dependencies=[Depends(heavy)])
 def missing(page: User) -> Response:
     """Overdue visits and completed visits lacking an expected score."""
     return page.render("missing.html", data=quality.missing_data(page.db, page.ctx))
@@ -75,7 +76,7 @@ def _queries_page(page: Page, status: str, participant: str, sort: str,
                        can_manage=page.actor.role in queries.QUERY_MANAGE)
 
 
-@router.get("/data/queries", response_class=HTMLResponse)
+@router.get("/data/queries", response_class=HTMLResponse, dependencies=[Depends(heavy)])
 def queries_page(page: User, status: str = "open", participant: str = "",
                  sort: str = "age") -> Response:
     """Data queries (open by default) with filter, sort, export and their actions; the
@@ -126,7 +127,7 @@ def audit(page: User, code: str) -> Response:
 
 
 # --------------------------------------------------------------------------- statistician
-@router.get("/stats", response_class=HTMLResponse)
+@router.get("/stats", response_class=HTMLResponse, dependencies=[Depends(heavy)])
 def stats(page: User) -> Response:
     """Enrolment by site, the SMART flow diagram and the balance tables."""
     require(page.actor, ALLOCATION_DETAIL, "see the trial statistics")

@@ -26,6 +26,7 @@ from tailor.web.forms import (
     parse_protocol_fields,
     protocol_field,
 )
+from tailor.web.inputs import path_number
 from tailor.web.page_support import (
     Page,
     check_code,
@@ -170,32 +171,35 @@ def record_visit(page: User, code: str, visit: str, form: Form) -> Response:
 
 # --------------------------------------------------------------------------- randomize
 @router.get("/participants/{code}/randomize/{stage}", response_class=HTMLResponse)
-def randomize_form(page: User, code: str, stage: int) -> Response:
+def randomize_form(page: User, code: str, stage: str) -> Response:
     """Confirmation before randomizing (no hint of what comes next)."""
-    data = timeline.participant_timeline(page.db, page.ctx, check_code(code))
-    done = next((a for a in data["allocations"] if a["stage"] == stage), None)
+    check_code(code)
+    stage_no = path_number(stage, low=1, high=9, what="stage")  # -1, 10, 'x': 404
+    data = timeline.participant_timeline(page.db, page.ctx, code)
+    done = next((a for a in data["allocations"] if a["stage"] == stage_no), None)
     if done is not None:
         return page.render("allocation.html", t=data, code=code, allocation=done,
                            replayed=True)
-    response = _response_summary(page, data) if stage > 1 else None
-    return page.render("randomize.html", t=data, code=code, stage=stage,
+    response = _response_summary(page, data) if stage_no > 1 else None
+    return page.render("randomize.html", t=data, code=code, stage=stage_no,
                        key=uuid.uuid4().hex, response=response, error=None)
 
 
 @router.post("/participants/{code}/randomize/{stage}", response_class=HTMLResponse)
-def randomize(page: User, code: str, stage: int, form: Form) -> Response:
+def randomize(page: User, code: str, stage: str, form: Form) -> Response:
     """Randomize; show the assigned treatment. A repeated post (same key) shows the same."""
     check_code(code)
+    stage_no = path_number(stage, low=1, high=9, what="stage")
     key = str(form.get("idempotency_key", ""))
     if not 8 <= len(key) <= 128 or not all(c.isalnum() or c in "_.:-" for c in key):
         key = uuid.uuid4().hex
     try:
-        view, replayed = randomization.randomize(page.db, page.ctx, code, stage, key)
+        view, replayed = randomization.randomize(page.db, page.ctx, code, stage_no, key)
     except TailorError as exc:
         if isinstance(exc, LookupError):
             raise
         data = timeline.participant_timeline(page.db, page.ctx, code)
-        return page.render("randomize.html", 409, t=data, code=code, stage=stage,
+        return page.render("randomize.html", 409, t=data, code=code, stage=stage_no,
                            key=uuid.uuid4().hex, response=None, error=str(exc))
     data = timeline.participant_timeline(page.db, page.ctx, code)
     return page.render("allocation.html", t=data, code=code, allocation=view,
