@@ -12,7 +12,6 @@ Targets (issue 16): one decision p95 <= 50 ms through the API; 10,000 patients <
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -29,22 +28,9 @@ from _common import machine, write_result  # noqa: E402
 
 
 def fit_model(tmp: Path) -> Path:
-    from tailor.dtr.analysis import analyze, default_plan
-    from tailor.protocol import load_protocol
-    from tailor.stats.simulation import simulate_trial
+    from tests.web.conftest import simulated_regime_model
 
-    protocol = load_protocol("best")
-    sim = simulate_trial(protocol, "amplifier-guitar", participants=400, seed=3, oracle_inner=4)
-    keep = ["participant_id", "peg_baseline", "amplifier_index", "pain_ge5", "opioid",
-            "depression", "phenotype", "A1", "p_A1", "A2", "p_A2", "options2",
-            "response_category", "peg_w12", "peg_w24"] + [
-        c for c in sim.wide.columns if c.startswith("eligible_")]
-    table = sim.wide[keep]
-    result = analyze(table, protocol, default_plan(table, protocol, bootstrap=50, tree_depth=1))
-    result.model["provenance"]["simulated"] = True
-    path = tmp / "regime-model.json"
-    path.write_text(json.dumps(result.model))
-    return path
+    return simulated_regime_model(tmp / "regime-model.json")
 
 
 def api_latency(model: Path, tmp: Path, requests: int) -> tuple[list[float], list[float]]:

@@ -47,7 +47,7 @@ def cards_of(result: Mapping[str, Any], link: str) -> dict[str, Any]:
                      f"to {t['upper']:.1f}) | {100 * t['response']:.0f}% "
                      f"({100 * t['response_lower']:.0f}% to {100 * t['response_upper']:.0f}%) "
                      f"| {t['reason']} |")
-    parts = ["\n".join(lines), result["explanation"]["summary"]]
+    parts = ["\n".join(lines), result["interval_note"], result["explanation"]["summary"]]
     if result["missing_note"]:
         parts.append(result["missing_note"])
     parts += [w for w in result["warnings"]]

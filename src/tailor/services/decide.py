@@ -39,7 +39,7 @@ from tailor.services.decide_explain import LABELS, explain, what_if
 from tailor.services.scope import require
 from tailor.services.uow import in_transaction
 
-__all__ = ["DECIDE", "INTENDED_USE", "DecisionInputError", "ModelUnavailableError", "decide",
+__all__ = ["DECIDE", "INTENDED_USE", "INTERVAL_NOTE", "DecisionInputError", "ModelUnavailableError", "decide",
            "decide_with", "decision_result", "feature_specs", "load_model", "model_and_protocol",
            "model_for_ehr", "provenance", "short_form"]
 
@@ -184,6 +184,12 @@ _SOURCES: dict[str, tuple[str, ...]] = {
 _T_SCORES = {"promis_sleep_4a": "promis_sleep_t", "promis_fatigue_4a": "promis_fatigue_t",
              "promis_depression_4a": "promis_depression_t",
              "promis_anxiety_4a": "promis_anxiety_t"}
+
+INTERVAL_NOTE = ("The 95% intervals carry the estimation uncertainty of the trial's model "
+                 "(bootstrap) and of missing answers, not the error of the model's linear form: "
+                 "on held-out simulated patients they covered the true expected PEG about 60% "
+                 "of the time (benchmarks/results/decide_calibration_*.md); the chances of "
+                 "response were calibrated within about 2 percentage points.")
 
 INTENDED_USE = ("Decision support for clinicians treating adults with chronic low back pain "
                 "like those in the trial. It supports, and does not replace, clinical judgment; "
@@ -382,6 +388,7 @@ def decision_result(model: RegimeModel, protocol: Protocol, features: Mapping[st
                               f"{model.mid:g} PEG point(s)",
         "responder_definition": f"PEG reduced by >= {model.threshold:.0%} at week 24, with the "
                                 "recommended second step (from the same model)",
+        "interval_note": INTERVAL_NOTE,
         "plan": [{"category": p.category, "options": list(p.options),
                   "recommended": p.recommended, "randomized_in_trial": p.randomized_in_trial}
                  for p in decision.plan],
