@@ -226,11 +226,15 @@ class _Variable:
         return [f"{self.name}[{lv}]" for lv in self.levels[1:]]
 
 
-def _variable_from(data: pd.DataFrame, name: str) -> _Variable:
+def _variable_from(data: pd.DataFrame, name: str, rows: np.ndarray | None = None) -> _Variable:
+    """The variable's kind from its column's dtype; a categorical one's levels among ``rows``
+    (all rows when None)."""
     if name not in data.columns:
         raise InputFileError(f"the model needs column '{name}', which is absent", column=name)
     series = data[name]
     if _is_categorical(series):
+        if rows is not None:
+            series = series.iloc[rows]
         labels = sorted({lab for lab in column_labels(series) if lab is not None})
         return _Variable(name, tuple(labels))
     return _Variable(name, None)
@@ -244,8 +248,10 @@ class _TermBlock:
     variables: Mapping[str, _Variable]
 
     @classmethod
-    def from_data(cls, formula: Formula, data: pd.DataFrame) -> _TermBlock:
-        return cls(formula, {v: _variable_from(data, v) for v in formula.variables})
+    def from_data(cls, formula: Formula, data: pd.DataFrame,
+                  rows: np.ndarray | None = None) -> _TermBlock:
+        """Resolve the formula's variables on ``data`` (levels among ``rows`` when given)."""
+        return cls(formula, {v: _variable_from(data, v, rows) for v in formula.variables})
 
     def names(self) -> list[str]:
         """Column names of ``build``'s matrix (the same order), without data."""
@@ -345,11 +351,11 @@ class StageSpec:
             raise EstimationError(f"{where}: effect (-1/+1) coding needs exactly two options; "
                                   f"'{treatment}' has {len(options)} ({list(options)}); use "
                                   "coding='dummy'")
-        sub = data.iloc[rows]
-        main = _TermBlock.from_data(parse_formula(spec.get("main"), where=f"{where}.main"), sub)
+        main = _TermBlock.from_data(parse_formula(spec.get("main"), where=f"{where}.main"), data,
+                                    rows)
         tail_formula = parse_formula(spec.get("tailoring"), where=f"{where}.tailoring")
         tail_formula = Formula(True, tail_formula.terms)
-        tailoring = _TermBlock.from_data(tail_formula, sub)
+        tailoring = _TermBlock.from_data(tail_formula, data, rows)
         for block, label in ((main, "main"), (tailoring, "tailoring")):
             if treatment in block.formula.variables:
                 raise EstimationError(f"{where}.{label}: do not list the stage's own treatment "
