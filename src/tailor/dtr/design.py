@@ -435,12 +435,15 @@ class StageSpec:
     def observed_labels(self, data: pd.DataFrame) -> list[str | None]:
         return column_labels(data[self.treatment])
 
-    def feasible_sets(self, data: pd.DataFrame) -> list[tuple[str, ...]]:
+    def feasible_sets(self, data: pd.DataFrame,
+                      labels: list[str | None] | None = None) -> list[tuple[str, ...]]:
         """Per-row feasible options (all options where no feasibility is declared and the row
-        has a treatment; empty where it has none)."""
+        has a treatment; empty where it has none). ``labels``: ``observed_labels(data)`` when
+        the caller already has them."""
         if self.feasible is None:
             if self.treatment in data.columns:
-                labels = self.observed_labels(data)
+                if labels is None:
+                    labels = self.observed_labels(data)
                 return [self.options if lab is not None else () for lab in labels]
             return [self.options] * len(data)
         if isinstance(self.feasible, Mapping):
