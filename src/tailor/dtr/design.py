@@ -264,10 +264,14 @@ class _TermBlock:
             names.extend(cols_names)
         return names
 
-    def build(self, data: pd.DataFrame, strict: bool = True) -> tuple[list[str], np.ndarray]:
+    def build(self, data: pd.DataFrame, strict: bool = True,
+              cache: dict[str, tuple[list[str], np.ndarray]] | None = None
+              ) -> tuple[list[str], np.ndarray]:
+        """The block's matrix on ``data``; ``cache`` shares variable columns between blocks
+        resolved on the same training rows (a stage's main and tailoring blocks)."""
         names: list[str] = []
         blocks: list[np.ndarray] = []
-        cache: dict[str, tuple[list[str], np.ndarray]] = {}
+        cache = {} if cache is None else cache
         for term in self.formula.terms:
             cols_names: list[str] = [""]
             cols = np.ones((len(data), 1))
@@ -401,10 +405,11 @@ class StageSpec:
         With ``strict=False`` a categorical level unseen in training gives NaN instead of an
         error (used for rows outside a stage's regression).
         """
-        _, main = self.main.build(data, strict)
+        cache: dict[str, tuple[list[str], np.ndarray]] = {}
+        _, main = self.main.build(data, strict, cache)
         if self.has_intercept:
             main = np.hstack([np.ones((len(data), 1)), main])
-        _, tail = self.tailoring.build(data, strict)
+        _, tail = self.tailoring.build(data, strict, cache)
         tail = np.hstack([np.ones((len(data), 1)), tail])
         return main, tail
 
