@@ -35,3 +35,25 @@ def test_help_of_every_command_imports_none_of_the_heavy_stack():
                           check=False, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_compile_notice_is_one_line_on_the_first_compile_only(monkeypatch):
+    from numba import njit
+
+    from tailor.cli import warmup_cmd
+
+    monkeypatch.setattr(warmup_cmd, "_notice_installed", False)
+    lines: list[str] = []
+    warmup_cmd.install_compile_notice(lines.append)
+
+    @njit  # not cached: compiles in this process
+    def plus_one(x):
+        return x + 1
+
+    @njit
+    def twice(x):
+        return 2 * x
+
+    assert plus_one(1) == 2 and twice(2) == 4
+    assert lines == [warmup_cmd._NOTICE]
+    assert "tailor warmup" in lines[0]

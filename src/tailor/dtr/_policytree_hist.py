@@ -9,7 +9,7 @@ Sweeping a depth-2 root split along feature ``j`` adds one member at a time to `
 and evaluates the child at each of the ``K_j - 1`` distinct boundaries of ``j`` (``O(K_k d)``),
 so one (root feature, child feature) pair costs ``O(n d + K_j K_k d)`` per direction, against
 ``O(n d^2 log n)`` for the prefix-maximum segment trees and ``O(K_j n d)`` (before pruning) for
-the scan. ``pair_uses_hist`` is the measured cost model that picks the cheaper of the first two
+the scan. ``pair_uses_hist`` is the cost model that picks the cheaper of the first two
 per pair (``docs/policytree.md``).
 
 Every split respects ``min_node_size`` through per-bucket member counts. A boundary with an empty
@@ -27,8 +27,9 @@ MODE_SEG = 0  # prefix-maximum segment trees for every pair (needs min_node_size
 MODE_HIST = 1  # histograms for every pair
 MODE_AUTO = 2  # the cheaper per (root feature, child feature) pair by the cost model
 
-# Measured cost model (benchmarks/bench_policytree.py --calibrate, see docs/policytree.md):
-# seconds per elementary step of each sweep, relative to one histogram add.
+# Cost model: weights of the elementary steps of each sweep, relative to one histogram add
+# (operation counts; the choices they make were checked against the same-run timings of
+# benchmarks/bench_policytree_ties.py, see docs/policytree.md).
 SEG_STEP = 1.0  # one (pair of options, tree level) update of the segment tree
 SEG_VALUE = 1.0  # one pair of options read at the root of the segment tree
 HIST_ADD = 1.0  # one option added to a bucket

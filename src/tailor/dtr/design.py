@@ -226,11 +226,15 @@ class _Variable:
         return [f"{self.name}[{lv}]" for lv in self.levels[1:]]
 
 
-def _variable_from(data: pd.DataFrame, name: str) -> _Variable:
+def _variable_from(data: pd.DataFrame, name: str, rows: np.ndarray | None = None) -> _Variable:
+    """The variable's kind from its column's dtype; a categorical one's levels among ``rows``
+    (all rows when None)."""
     if name not in data.columns:
         raise InputFileError(f"the model needs column '{name}', which is absent", column=name)
     series = data[name]
     if _is_categorical(series):
+        if rows is not None:
+            series = series.iloc[rows]
         labels = sorted({lab for lab in column_labels(series) if lab is not None})
         return _Variable(name, tuple(labels))
     return _Variable(name, None)
@@ -244,8 +248,10 @@ class _TermBlock:
     variables: Mapping[str, _Variable]
 
     @classmethod
-    def from_data(cls, formula: Formula, data: pd.DataFrame) -> _TermBlock:
-        return cls(formula, {v: _variable_from(data, v) for v in formula.variables})
+    def from_data(cls, formula: Formula, data: pd.DataFrame,
+                  rows: np.ndarray | None = None) -> _TermBlock:
+        """Resolve the formula's variables on ``data`` (levels among ``rows`` when given)."""
+        return cls(formula, {v: _variable_from(data, v, rows) for v in formula.variables})
 
     def names(self) -> list[str]:
         """Column names of ``build``'s matrix (the same order), without data."""
@@ -258,10 +264,14 @@ class _TermBlock:
             names.extend(cols_names)
         return names
 
-    def build(self, data: pd.DataFrame, strict: bool = True) -> tuple[list[str], np.ndarray]:
+    def build(self, data: pd.DataFrame, strict: bool = True,
+              cache: dict[str, tuple[list[str], np.ndarray]] | None = None
+              ) -> tuple[list[str], np.ndarray]:
+        """The block's matrix on ``data``; ``cache`` shares variable columns between blocks
+        resolved on the same training rows (a stage's main and tailoring blocks)."""
         names: list[str] = []
         blocks: list[np.ndarray] = []
-        cache: dict[str, tuple[list[str], np.ndarray]] = {}
+        cache = {} if cache is None else cache
         for term in self.formula.terms:
             cols_names: list[str] = [""]
             cols = np.ones((len(data), 1))
@@ -345,11 +355,11 @@ class StageSpec:
             raise EstimationError(f"{where}: effect (-1/+1) coding needs exactly two options; "
                                   f"'{treatment}' has {len(options)} ({list(options)}); use "
                                   "coding='dummy'")
-        sub = data.iloc[rows]
-        main = _TermBlock.from_data(parse_formula(spec.get("main"), where=f"{where}.main"), sub)
+        main = _TermBlock.from_data(parse_formula(spec.get("main"), where=f"{where}.main"), data,
+                                    rows)
         tail_formula = parse_formula(spec.get("tailoring"), where=f"{where}.tailoring")
         tail_formula = Formula(True, tail_formula.terms)
-        tailoring = _TermBlock.from_data(tail_formula, sub)
+        tailoring = _TermBlock.from_data(tail_formula, data, rows)
         for block, label in ((main, "main"), (tailoring, "tailoring")):
             if treatment in block.formula.variables:
                 raise EstimationError(f"{where}.{label}: do not list the stage's own treatment "
@@ -395,10 +405,11 @@ class StageSpec:
         With ``strict=False`` a categorical level unseen in training gives NaN instead of an
         error (used for rows outside a stage's regression).
         """
-        _, main = self.main.build(data, strict)
+        cache: dict[str, tuple[list[str], np.ndarray]] = {}
+        _, main = self.main.build(data, strict, cache)
         if self.has_intercept:
             main = np.hstack([np.ones((len(data), 1)), main])
-        _, tail = self.tailoring.build(data, strict)
+        _, tail = self.tailoring.build(data, strict, cache)
         tail = np.hstack([np.ones((len(data), 1)), tail])
         return main, tail
 
@@ -429,12 +440,15 @@ class StageSpec:
     def observed_labels(self, data: pd.DataFrame) -> list[str | None]:
         return column_labels(data[self.treatment])
 
-    def feasible_sets(self, data: pd.DataFrame) -> list[tuple[str, ...]]:
+    def feasible_sets(self, data: pd.DataFrame,
+                      labels: list[str | None] | None = None) -> list[tuple[str, ...]]:
         """Per-row feasible options (all options where no feasibility is declared and the row
-        has a treatment; empty where it has none)."""
+        has a treatment; empty where it has none). ``labels``: ``observed_labels(data)`` when
+        the caller already has them."""
         if self.feasible is None:
             if self.treatment in data.columns:
-                labels = self.observed_labels(data)
+                if labels is None:
+                    labels = self.observed_labels(data)
                 return [self.options if lab is not None else () for lab in labels]
             return [self.options] * len(data)
         if isinstance(self.feasible, Mapping):

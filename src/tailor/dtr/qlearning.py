@@ -213,10 +213,10 @@ def fit_stages(stages: Sequence[Mapping[str, Any]], data: pd.DataFrame, y: np.nd
         usable = decision & (w > 0) & ~np.isnan(target)
         rows = np.flatnonzero(usable)
         spec = StageSpec.from_data(k, raw, data, coding, rows)
-        sets = spec.feasible_sets(data)
+        labels = spec.observed_labels(data)
+        sets = spec.feasible_sets(data, labels)
         mask = spec.feasible_mask(sets)
         mask[~decision] = False
-        labels = spec.observed_labels(data)
         index = {o: j for j, o in enumerate(spec.options)}
         observed = np.array([index.get(lab, -1) if lab is not None else -1 for lab in labels])
         _check_observed(spec, rows, labels, observed, mask, sets)
