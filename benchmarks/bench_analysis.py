@@ -12,7 +12,8 @@ report's own test), the coverage of the as-randomized and static-regime responde
 against the cohort truth, and the mean bias of the selection-adjusted vs the naive best single
 treatment. A smoke check, not the validation matrix (too few replicates for acceptance).
 
-Usage: ``python benchmarks/bench_analysis.py [--speed] [--replicates 3] [--n 400]``
+Usage: ``python benchmarks/bench_analysis.py [--speed] [--replicates 3] [--n 400]
+[--worlds null,amplifier-guitar,"site x10"] [--first-seed 100]``
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ def speed() -> list[str]:
     return lines
 
 
-def smoke(replicates: int, n: int) -> list[str]:
+def smoke(replicates: int, n: int, only: list[str] | None = None,
+          first_seed: int = 100) -> list[str]:
     from tailor.stats.scenarios import load_scenario
     from tailor.stats.simulation import simulate_trial
 
@@ -65,13 +67,15 @@ def smoke(replicates: int, n: int) -> list[str]:
     base = worlds["amplifier-guitar"]
     worlds["site x10"] = base.model_copy(update={"population": base.population.model_copy(
         update={"site_effect_sd": 10 * base.population.site_effect_sd})})
+    if only:
+        worlds = {k: v for k, v in worlds.items() if k in only}
     lines = ["| world | R | claim rate | cover as-randomized | cover static arms | "
              "bias best (naive) | bias best (adjusted) |", "|---|---|---|---|---|---|---|"]
     print("\n".join(lines), flush=True)
     for name, scen in worlds.items():
         claims, cover_ar, cover_st, bias_naive, bias_adj = [], [], [], [], []
         for r in range(replicates):
-            sim = simulate_trial("best", scen, participants=n, seed=100 + r, items=False,
+            sim = simulate_trial("best", scen, participants=n, seed=first_seed + r, items=False,
                                  engine=False, oracle_inner=8, scoring=None, long=False)
             res = _analyze(sim.wide, 100)
             truth = sim.truth.values.set_index("regime")["responder_w24"]
@@ -103,12 +107,15 @@ def main() -> None:
     ap.add_argument("--speed", action="store_true")
     ap.add_argument("--replicates", type=int, default=0)
     ap.add_argument("--n", type=int, default=400)
+    ap.add_argument("--worlds", default="", help="comma-separated subset of worlds")
+    ap.add_argument("--first-seed", type=int, default=100)
     args = ap.parse_args()
     print(machine())
     if args.speed:
         speed()
     if args.replicates:
-        smoke(args.replicates, args.n)
+        smoke(args.replicates, args.n, [w for w in args.worlds.split(",") if w],
+              args.first_seed)
     print(machine())
 
 
