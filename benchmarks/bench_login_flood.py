@@ -83,10 +83,10 @@ async def _phase(base: str, token: str, flood: int, concurrency: int,
 def _rows(dbh: DbHandle) -> dict[str, int]:
     s = dbh.db.session(write=False)
     try:
+        tables = (("audit_log", m.AuditLog), ("login_attempts", m.LoginAttempt),
+                  ("login_throttle", getattr(m, "LoginThrottle", None)))  # absent before 17
         return {name: int(s.scalar(select(func.count()).select_from(model)) or 0)
-                for name, model in (("audit_log", m.AuditLog),
-                                    ("login_attempts", m.LoginAttempt),
-                                    ("login_throttle", m.LoginThrottle))}
+                for name, model in tables if model is not None}
     finally:
         s.close()
 
@@ -141,7 +141,7 @@ def main() -> None:
         f"Rows the flood added: {added}.", ""]
     text_out = "\n".join(lines)
     print(text_out)
-    path = f"login_flood_{args.backend}"
+    path = f"login_flood_{args.backend}" + os.environ.get("TAILOR_BENCH_SUFFIX", "")
     write_result(path, text_out)
 
 

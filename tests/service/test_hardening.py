@@ -114,8 +114,8 @@ def test_api_docs_need_login_and_their_csp_lets_swagger_run(env) -> None:  # typ
     assert c.get("/docs").status_code == 200
 
 
-def test_api_docs_public_by_setting(dbh) -> None:  # type: ignore[no-untyped-def]
-    setup_trial(dbh.db)
+def test_api_docs_public_by_setting(sqlite_dbh) -> None:  # type: ignore[no-untyped-def]
+    dbh = sqlite_dbh  # a setting, not a backend matter
     app = create_app(Settings(database_url=dbh.url, argon2_time_cost=1, argon2_memory_kib=8,
                               api_docs_public=True), db=dbh.db)
     assert TestClient(app).get("/openapi.json").status_code == 200

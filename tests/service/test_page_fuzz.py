@@ -61,7 +61,7 @@ def test_every_page_form_survives_fuzzing(dbh) -> None:  # type: ignore[no-untyp
                 assert r.status_code < 500, (target, name, bad[:20], r.status_code,
                                              r.text[:300])
 
-    @settings(max_examples=15, deadline=None, derandomize=True,
+    @settings(max_examples=10, deadline=None, derandomize=True,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
     @given(data=st.data())
     def post_anything(data: st.DataObject) -> None:
@@ -78,7 +78,7 @@ def test_every_page_form_survives_fuzzing(dbh) -> None:  # type: ignore[no-untyp
     # and the login form, without a session
     anon = TestClient(app, base_url="https://testserver", raise_server_exceptions=False)
 
-    @settings(max_examples=15, deadline=None, derandomize=True,
+    @settings(max_examples=10, deadline=None, derandomize=True,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
     @given(user=VALUE, password=VALUE, nxt=VALUE)
     def login_anything(user: str, password: str, nxt: str) -> None:
