@@ -25,8 +25,9 @@ from .factories import FAST, PASSWORD, SCREEN_OK, SYSTEM
 NOT_FIELD_AUDITED = (m.AuditLog, m.SessionToken, m.LoginAttempt, m.LoginThrottle,
                      m.StageState)
 MUTATING = {"post", "put", "patch", "delete"}
-#: POST endpoints that compute and write nothing (checked below: the database is unchanged)
-COMPUTE_ONLY = {("post", "/api/v1/decide")}
+#: POST endpoints that compute and write nothing (checked below: the database is unchanged);
+#: the CDS Hooks call (tailor.web.cds_api) answers an EHR from its prefetch and stores nothing
+COMPUTE_ONLY = {("post", "/api/v1/decide"), ("post", "/cds-services/tailor-first-treatment")}
 
 
 def _snapshot(db) -> dict[tuple[str, str], dict[str, Any]]:  # type: ignore[no-untyped-def]
