@@ -15,16 +15,21 @@ def test_design_study_writes_outputs_and_resumes(tmp_path: Path, capsys) -> None
     assert main(args) == 0
     for name in ("results.csv", "summary.csv", "report.html", "checkpoint.jsonl"):
         assert (out / name).is_file()
-    results = pd.read_csv(out / "results.csv")
+    results = pd.read_csv(out / "results.csv", comment="#")
     assert len(results) == 12 and {"n", "replicate", "share_of_oracle"} <= set(results.columns)
-    summary = pd.read_csv(out / "summary.csv")
-    assert {"mean", "mc_se", "p05", "p05_se"} <= set(summary.columns)
+    summary = pd.read_csv(out / "summary.csv", comment="#")
+    assert {"mean", "mc_se", "p05", "p05_se", "failed", "n_missing"} <= set(summary.columns)
+    head = (out / "summary.csv").read_text().splitlines()[:8]
+    assert head[0] == "# tailor_version: 0.1.0" and head[1].startswith("# code_hash: ")
+    assert head[2].startswith('# scenarios: {"amplifier-guitar": "')
+    assert any(h.startswith("# command: ") for h in head)
+    assert any(h.startswith("# load_1_5_15: ") for h in head)
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html and "http" not in html.split("<body>")[1][:2000]
     capsys.readouterr()
     assert main([*args[:-4], "--workers", "1", "--out", str(out)]) == 0
     assert "0 run, 12 resumed" in capsys.readouterr().out.replace("\n", " ")
-    pd.testing.assert_frame_equal(pd.read_csv(out / "results.csv"), results)
+    pd.testing.assert_frame_equal(pd.read_csv(out / "results.csv", comment="#"), results)
 
 
 def test_design_best_pipeline_is_the_default(tmp_path: Path, capsys) -> None:
@@ -32,7 +37,7 @@ def test_design_best_pipeline_is_the_default(tmp_path: Path, capsys) -> None:
     assert main(["design", "--scenario", "amplifier-guitar,null", "--n", "300",
                  "--truth-n", "1000", "--replicates", "2", "--seed", "2", "--workers", "1",
                  "--out", str(out)]) == 0
-    results = pd.read_csv(out / "results.csv")
+    results = pd.read_csv(out / "results.csv", comment="#")
     assert len(results) == 4
     assert {"effect", "contraindication", "dropout", "interaction_reject",
             "learned_covered", "tree_correct_first_line"} <= set(results.columns)

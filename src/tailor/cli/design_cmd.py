@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from tailor.design.execution import Backend, DaskBackend, LocalBackend, run_study
 from tailor.design.grid import expand_grid
+from tailor.design.progress import ProgressLog
+from tailor.design.provenance import provenance_lines, run_provenance, study_provenance
 from tailor.design.replicates import PIPELINE_DEFAULTS, REPLICATES
 from tailor.design.report import render_report
 from tailor.design.search import parse_target, search_sample_size
@@ -79,9 +91,61 @@ def _fixed(pipeline: str, protocol: str, truth_n: int | None) -> dict[str, Any]:
     return fixed
 
 
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM (a batch scheduler's cancel, ``kill``) unwinds like Ctrl-C, so the pool's
+    workers are terminated by ``backend.close()`` and the checkpoint is closed cleanly."""
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        old = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (e.g. under a test runner's worker thread)
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+@contextmanager
+def _progress(label: str, total: int, interval: float = 30.0
+              ) -> Iterator[Callable[[int, int], None]]:
+    """A live bar with rate and ETA on a terminal; a line every ``interval`` s otherwise."""
+    err = Console(stderr=True)
+    if not err.is_terminal:
+        yield ProgressLog(lambda t: err.print(t, highlight=False, soft_wrap=True),
+                          label=label, interval=interval)
+        return
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[rate]}"),
+                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                  console=err, transient=True) as bar:
+        task = bar.add_task("reps", total=total, rate="")
+        log = ProgressLog(lambda t: None)
+
+        def update(done: int, tot: int) -> None:
+            line = log.line(done, tot)
+            rate = next((p.strip() for p in line.split(",") if "replicates/s" in p), "")
+            bar.update(task, completed=done, total=tot, rate=rate)
+
+        yield update
+
+
+def write_csv(frame: pd.DataFrame, path: Path, provenance: dict[str, Any]) -> None:
+    """The CSV with ``# key: value`` provenance lines on top (``pd.read_csv(comment='#')``)."""
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        fh.write("\n".join(provenance_lines(provenance)) + "\n")
+        frame.to_csv(fh, index=False)
+
+
 def _backend(workers: int | None, dask_scheduler: str | None) -> Backend:
     if dask_scheduler:
-        return DaskBackend(dask_scheduler)
+        backend = DaskBackend(dask_scheduler)
+        if backend.dashboard:
+            Console(stderr=True).print(f"Dask dashboard: {backend.dashboard}", highlight=False)
+        return backend
     if workers is not None and workers < 1:
         raise ScenarioError(f"--workers must be >= 1; got {workers}")
     return LocalBackend(workers)
@@ -136,25 +200,28 @@ def design(
                                            "contraindication"),
                     dropout=_axis(dropout, "--dropout", pipeline, "dropout"))
     cells = expand_grid(fixed, **axes)
+    head = {**study_provenance(axes["scenario"] if pipeline.startswith("best") else ()),
+            "protocol_hash": proto.content_hash[:16]}
     backend = _backend(workers, dask_scheduler)
-    err = Console(stderr=True)
     try:
-        with Progress(TextColumn("design study"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=err, transient=True) as bar:
-            task = bar.add_task("reps", total=len(cells) * replicates)
+        with _sigterm_interrupts(), _progress("design study", len(cells) * replicates) as prog:
             study = run_study(fn, cells, replicates=replicates, seed=seed,
                               checkpoint=out / "checkpoint.jsonl", backend=backend,
-                              progress=lambda d, t: bar.update(task, completed=d, total=t))
+                              progress=prog, provenance=head)
     finally:
         backend.close()
+    prov = run_provenance(head, seed=seed, seconds=study.seconds)
     params = [k for k in cells[0].params if k not in ("protocol", "truth_n")]
     summary = summarize(study, params=params)
-    study.results.to_csv(out / "results.csv", index=False)
-    summary.to_csv(out / "summary.csv", index=False)
+    write_csv(study.results, out / "results.csv", prov)
+    write_csv(summary, out / "summary.csv", prov)
     meta = {"protocol": f"{proto.name} ({proto.content_hash[:12]})", "pipeline": pipeline,
             "replicates per cell": replicates, "study seed": seed, "cells": len(cells),
             "workers": study.workers, "run now / resumed": f"{study.ran} / {study.resumed}",
-            "wall time (s)": f"{study.seconds:.1f}"}
+            "failed replicates": study.failed,
+            "wall time (s)": f"{study.seconds:.1f}",
+            **{k: (json.dumps(v) if isinstance(v, dict) else v) for k, v in prov.items()
+               if k not in ("seed", "wall_seconds")}}
     notes = list(PIPELINE_NOTES.get(pipeline, ()))
     (out / "report.html").write_text(render_report(
         summary, params=params, title=f"tailor design: {proto.name}", meta=meta, notes=notes),

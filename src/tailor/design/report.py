@@ -8,6 +8,7 @@ import io
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 __all__ = ["render_report"]
@@ -88,8 +89,11 @@ def _curves(summary: pd.DataFrame, metric: str, others: Sequence[str]) -> str | 
         g = g.sort_values("n")
         key = key if isinstance(key, tuple) else (key,)
         label = ", ".join(f"{k}={v}" for k, v in zip(others, key, strict=True)) or metric
-        ax.errorbar(g["n"], g["mean"], yerr=2 * g["mc_se"].fillna(0), marker="o", ms=3,
-                    capsize=2, label=label)
+        mean = g["mean"].to_numpy(float)
+        half = 2 * g["mc_se"].fillna(0).to_numpy(float)
+        lo, hi = metric_range(metric)
+        yerr = [mean - np.maximum(mean - half, lo), np.minimum(mean + half, hi) - mean]
+        ax.errorbar(g["n"], mean, yerr=yerr, marker="o", ms=3, capsize=2, label=label)
     if metric in POWER:
         ax.axhline(0.8, color="grey", lw=0.8, ls="--")
         ax.axhline(0.05, color="grey", lw=0.8, ls=":")
@@ -104,6 +108,15 @@ def _curves(summary: pd.DataFrame, metric: str, others: Sequence[str]) -> str | 
     out = _png(fig)
     plt.close(fig)
     return out
+
+
+def metric_range(metric: str) -> tuple[float, float]:
+    """The values a metric can take: [0, 1] for rates, shares of participants and coverage
+    (error bars are clipped to it: a coverage of 0.975 +/- 0.05 is drawn to 1, not 1.025)."""
+    bounded = (metric in POWER or metric.endswith(("_reject", "covered", "covered_cohort"))
+               or metric.startswith("correct") or metric.startswith("tree_correct")
+               or metric in ("reject", "covered", "guess_rate", "missing_w24"))
+    return (0.0, 1.0) if bounded else (-np.inf, np.inf)
 
 
 def _grouped(metrics: Sequence[str]) -> list[tuple[str, list[str]]]:
@@ -136,7 +149,8 @@ def render_report(summary: pd.DataFrame, *, params: Sequence[str], title: str,
         f"<title>{html.escape(title)}</title><style>body{{font-family:sans-serif;"
         "margin:2em;max-width:1200px}table{border-collapse:collapse;font-size:12px}"
         "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}th{background:#f3f3f3}"
-        "img{margin:4px;border:1px solid #eee}.meta td{text-align:left}</style></head><body>",
+        "img{margin:4px;border:1px solid #eee}.meta td{text-align:left}"
+        ".wide{overflow-x:auto;max-width:100%}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
         "<table class='meta'>" + "".join(
             f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
@@ -150,7 +164,12 @@ def render_report(summary: pd.DataFrame, *, params: Sequence[str], title: str,
     for heading, cols in _grouped(metrics):
         if heading:
             parts.append(f"<h3>{html.escape(heading)}</h3>")
-        parts.append(table[cols].to_html(escape=True))
+        parts.append("<div class='wide'>" + table[cols].to_html(escape=True) + "</div>")
+    if "failed" in summary and (summary["failed"] > 0).any():
+        bad = summary[summary["failed"] > 0].drop_duplicates(list(params))
+        parts.append("<h2>Failed replicates (left out of the means above, counted here)</h2>")
+        parts.append("<div class='wide'>" + bad[[*params, "replicates", "failed", "failure"]]
+                     .to_html(index=False, escape=True) + "</div>")
     if not p05.empty:
         parts.append("<h2>Lower tail: 5th percentile over replicates (bootstrap SE)</h2>")
         t5 = p05.assign(p05=p05["p05"].map(lambda v: f"{v:.3f}") + " ± "
