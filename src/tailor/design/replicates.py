@@ -73,11 +73,14 @@ def prototypical_smart(params: Mapping[str, Any], seed: np.random.SeedSequence) 
     n = int(number_param(params, "n", 200, 4, 1e7))
     delta = number_param(params, "delta", 0.3, -10, 10)
     r = number_param(params, "response_rate", 0.4, 0, 1)
-    rng = np.random.default_rng(seed)
-    a1 = np.where(rng.random(n) < 0.5, 1, -1)
-    resp = rng.random(n) < r
-    a2 = np.where(rng.random(n) < 0.5, 1, -1)
-    y = rng.standard_normal(n) + a1 * delta / 2
+    # participant i's draws are the i-th rows of two streams, so a larger n extends the same
+    # participants (common random numbers across n in a sample-size search)
+    s_u, s_y = seed.spawn(2)
+    u = np.random.default_rng(s_u).random((n, 3))
+    a1 = np.where(u[:, 0] < 0.5, 1, -1)
+    resp = u[:, 1] < r
+    a2 = np.where(u[:, 2] < 0.5, 1, -1)
+    y = np.random.default_rng(s_y).standard_normal(n) + a1 * delta / 2
     est, var = [], 0.0
     for start in (1, -1):
         consistent = (a1 == start) & (resp | (a2 == 1))
