@@ -53,8 +53,15 @@ def test_design_size_and_oetting(tmp_path: Path, capsys) -> None:
     assert main(["design", "--pipeline", "prototypical", "--scenario", "x", "--replicates", "40",
                  "--workers", "1", "--out", str(tmp_path), "size", "--target", "reject>=1@0.5",
                  "--n-min", "40", "--n-max", "400", "--step", "20"]) == 0
-    assert "smallest N meeting the target" in capsys.readouterr().out
-    assert (tmp_path / "size_search.csv").is_file()
+    out = capsys.readouterr().out
+    assert "smallest N meeting the target" in out and "95% interval" in out
+    assert "Sample size was determined by simulation" in out
+    ev = pd.read_csv(tmp_path / "size_search.csv", comment="#")
+    assert {"n", "probability", "failed", "missing", "fitted"} <= set(ev.columns)
+    assert (tmp_path / "size_search.csv").read_text().startswith("# tailor_version: ")
+    page = (tmp_path / "size_report.html").read_text()
+    assert "data:image/png;base64," in page and "id='grant'" in page
+    assert "Assumptions: simulation pipeline: prototypical" in page
 
 
 @pytest.mark.parametrize("args, message", [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -245,33 +246,63 @@ def size(
                                "share_of_oracle>=0.75@0.80."),
     n_min: int = typer.Option(100, min=1, help="Smallest N tried."),
     n_max: int = typer.Option(4000, min=1, help="Largest N tried."),
-    step: int = typer.Option(10, min=1, help="N is searched in multiples of this."),
+    step: int = typer.Option(10, min=1, help="N is rounded to multiples of this."),
+    points: int = typer.Option(6, min=2, help="N values per round (all run in parallel)."),
 ) -> None:
-    """Smallest N meeting a target, by a documented search over N (uses the group's options)."""
+    """N meeting a target with a 95% interval, curve and grant paragraph (see docs/design.md)."""
+    from tailor.design.report import render_size_report
+
     o = ctx.obj
     tgt = parse_target(target)
     fn = _pipeline(o["pipeline"])
-    params: dict[str, Any] = {"scenario": _list(o["scenario"], "--scenario", str)[0],
+    scenario = _list(o["scenario"], "--scenario", str)[0]
+    params: dict[str, Any] = {"scenario": scenario,
                               **_fixed(o["pipeline"], o["protocol"], o["truth_n"])}
+    assumptions: dict[str, Any] = {"simulation pipeline": o["pipeline"]}
+    head: dict[str, Any] = study_provenance(())
     if o["pipeline"].startswith("best"):
-        load_protocol(o["protocol"])
+        proto = load_protocol(o["protocol"])
         params.update(effect=_axis(o["effect"], "--effect", o["pipeline"], "effect")[0],
                       contraindication=_axis(o["contraindication"], "--contraindication",
                                              o["pipeline"], "contraindication")[0],
                       dropout=_axis(o["dropout"], "--dropout", o["pipeline"], "dropout")[0])
+        head = {**study_provenance([scenario]), "protocol_hash": proto.content_hash[:16]}
+        assumptions.update({
+            "protocol": f"{proto.name} (hash {proto.content_hash[:12]})",
+            "world (scenario)": f"{scenario} (hash {head['scenarios'][scenario]})",
+            "effect modification": f"{params['effect']:g} x the scenario's",
+            "duloxetine contraindication rate": f"{params['contraindication']:g}",
+            "share of final outcomes missing": f"{params['dropout']:g}",
+            "analysis": " ".join(PIPELINE_NOTES.get(o["pipeline"], ("",))[:1])})
+    else:
+        assumptions.update({k: v for k, v in params.items() if k != "scenario"})
+    assumptions["tests"] = "two-sided, 5% level, as coded in the pipeline"
     out = o["out"]
     backend = _backend(o["workers"], o["dask_scheduler"])
     err = Console(stderr=True)
+    t0 = time.perf_counter()
     try:
-        result = search_sample_size(fn, params, tgt, replicates=o["replicates"], seed=o["seed"],
-                                    n_min=n_min, n_max=n_max, step=step, backend=backend,
-                                    checkpoint=out / "checkpoint.jsonl" if out else None,
-                                    progress=lambda s: err.print(s, highlight=False))
+        with _sigterm_interrupts():
+            result = search_sample_size(
+                fn, params, tgt, replicates=o["replicates"], seed=o["seed"], n_min=n_min,
+                n_max=n_max, step=step, points=points, backend=backend,
+                checkpoint=out / "checkpoint.jsonl" if out else None,
+                progress=lambda s: err.print(s, highlight=False), provenance=head)
     finally:
         backend.close()
+    prov = run_provenance(head, seed=o["seed"], seconds=time.perf_counter() - t0)
+    design_name = ("the BEST SMART" if o["pipeline"].startswith("best")
+                   else f"the {o['pipeline']} SMART")
+    paragraph = result.grant_paragraph(design_name, assumptions)
     Console().print(result.summary(), highlight=False)
+    Console().print("\n" + paragraph, highlight=False, soft_wrap=True)
     if out:
-        result.evaluations.to_csv(out / "size_search.csv", index=False)
+        out.mkdir(parents=True, exist_ok=True)
+        write_csv(result.evaluations, out / "size_search.csv", prov)
+        meta = {k: (json.dumps(v) if isinstance(v, dict) else v) for k, v in prov.items()}
+        (out / "size_report.html").write_text(render_size_report(
+            result, title=f"tailor design size: {tgt}", meta=meta, paragraph=paragraph),
+            encoding="utf-8")
 
 
 @app.command("oetting")
