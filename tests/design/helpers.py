@@ -43,3 +43,12 @@ def suicidal(params: Mapping[str, Any], seed: np.random.SeedSequence) -> dict[st
     if seed.spawn_key[-1] == 3 and params.get("die") == 1:
         os.kill(os.getpid(), signal.SIGKILL)
     return noisy(params, seed)
+
+
+def threads(params: Mapping[str, Any], seed: np.random.SeedSequence) -> dict[str, float]:
+    """The numba and BLAS thread counts of the process running the replicate."""
+    import numba
+    from threadpoolctl import threadpool_info
+
+    blas = [p["num_threads"] for p in threadpool_info() if p.get("user_api") == "blas"]
+    return {"numba": float(numba.get_num_threads()), "blas": float(max(blas, default=1))}
