@@ -76,3 +76,16 @@ def test_bad_arguments(args: list[str], message: str, capsys, tmp_path: Path,
     monkeypatch.chdir(tmp_path)
     assert main(args) == 2
     assert message in capsys.readouterr().err.replace("\n", " ")
+
+
+def test_design_mcb_with_simulated_covariance(capsys) -> None:
+    assert main(["design", "mcb", "--response-rate", "0.4", "--delta", "0,0.2,0.3,0.5",
+                 "--min-delta", "0.2", "--simulate", "100000"]) == 0
+    out = capsys.readouterr().out
+    import re
+
+    n_hat, n_cf = map(int, re.search(r"N = (\d+) .*N = (\d+)\)", out.replace("\n", " "))
+                      .groups())
+    assert abs(n_hat - n_cf) / n_cf < 0.06
+    assert main(["design", "mcb", "--response-rate", "0.4", "--delta", "0,0.2",
+                 "--min-delta", "0.2"]) == 2

@@ -317,3 +317,47 @@ def oetting(
     n = oetting_sample_size(delta, response_rate, alpha=alpha, power=power, design=smart)
     achieved = oetting_power(n, delta, response_rate, alpha=alpha, design=smart)
     Console().print(f"N = {n} (power at N: {achieved:.3f})")
+
+
+@app.command("mcb")
+def mcb(
+    response_rate: float = typer.Option(..., help="Response rate to first-stage treatment."),
+    delta: str = typer.Option(..., help="Standardized shortfall of regimes (+1,+1), (+1,-1), "
+                              "(-1,+1), (-1,-1) from the best, e.g. 0,0.2,0.3,0.5."),
+    min_delta: float = typer.Option(..., help="Smallest shortfall that must be excluded."),
+    power: float = typer.Option(0.80, help="Desired power."),
+    alpha: float = typer.Option(0.05, help="Probability of excluding the best at most."),
+    simulate: int = typer.Option(200_000, min=1000, help="Participants of the simulated "
+                                 "design-II SMART the covariance is estimated from."),
+    seed: int = typer.Option(1, min=0, help="Seed of the simulation and of the MC draws."),
+) -> None:
+    """N for multiple comparisons with the best (Artman et al. 2020), covariance simulated."""
+    import numpy as np
+
+    from tailor.design.replicates import simulate_prototypical
+    from tailor.design.sizing import (
+        design_ii_covariance,
+        design_ii_weights,
+        estimate_regime_covariance,
+        mcb_sample_size,
+    )
+
+    d = _list(delta, "--delta", float)
+    if len(d) != 4:
+        raise ScenarioError(f"--delta needs 4 values (one per embedded regime); got {len(d)}")
+    if not 0.0 <= response_rate <= 1.0:
+        raise ScenarioError(f"--response-rate must be in [0, 1]; got {response_rate}")
+    a1, resp, a2, y = simulate_prototypical(simulate, 0.0, response_rate,
+                                            np.random.SeedSequence(seed))
+    w = design_ii_weights(a1, resp, a2)
+    v_hat = estimate_regime_covariance(y, w)
+    n_hat = mcb_sample_size(v_hat, d, min_delta=min_delta, power=power, alpha=alpha, seed=seed)
+    n_cf = mcb_sample_size(design_ii_covariance(response_rate), d, min_delta=min_delta,
+                           power=power, alpha=alpha, seed=seed)
+    con = Console()
+    con.print(f"covariance of sqrt(N) x regime means, estimated from a simulated design-II "
+              f"SMART of {simulate:,} (regimes (+1,+1), (+1,-1), (-1,+1), (-1,-1)):",
+              highlight=False)
+    con.print(np.array2string(v_hat, precision=3), highlight=False)
+    con.print(f"N = {n_hat} (MCB, Artman et al. 2020; with the closed-form covariance: "
+              f"N = {n_cf})", highlight=False)
