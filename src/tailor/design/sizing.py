@@ -52,7 +52,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+from scipy import optimize, stats
 
 from tailor.exceptions import ScenarioError
 
@@ -62,6 +62,8 @@ __all__ = [
     "design_ii_covariance",
     "design_ii_weights",
     "estimate_regime_covariance",
+    "global_test_power",
+    "global_test_sample_size",
     "mcb_power",
     "mcb_sample_size",
     "oetting_power",
@@ -274,3 +276,50 @@ def mcb_sample_size(cov: Sequence[Sequence[float]] | np.ndarray, delta: Sequence
                           min_delta, alpha, draws, seed)
     q = float(np.quantile(t, power))
     return max(1, math.ceil(q**2)) if q > 0 else 1
+
+
+# --------------------------------------------------------------------------- global test
+def _global_ncp_per_n(cov: np.ndarray, means: np.ndarray) -> tuple[float, int]:
+    k = len(means)
+    if cov.shape != (k, k):
+        raise ScenarioError(f"the covariance matrix is {cov.shape}; it must be {k} x {k}")
+    c = np.eye(k)[1:] - np.eye(k)[0]  # contrasts: each regime minus the first
+    cm = c @ means
+    return float(cm @ np.linalg.solve(c @ cov @ c.T, cm)), k - 1
+
+
+def global_test_power(cov: Sequence[Sequence[float]] | np.ndarray, means: Sequence[float], *,
+                      n: int, alpha: float = 0.05) -> float:
+    """Power of the Wald chi-square test that all embedded regimes have the same mean.
+
+    With ``V`` the covariance of ``sqrt(N)`` times the regime-mean estimators and ``C`` the
+    ``K - 1`` contrasts against the first regime, the statistic
+    ``N (C mu_hat)' (C V C')^{-1} (C mu_hat)`` is asymptotically noncentral chi-square with
+    ``K - 1`` degrees of freedom and noncentrality ``N (C mu)' (C V C')^{-1} (C mu)``
+    (the omnibus test of Ogbagaber, Karp & Wahed 2016, SMARTAR).
+
+    References
+    ----------
+    Ogbagaber SB, Karp J, Wahed AS (2016). Design of sequentially randomized trials for testing
+    adaptive treatment strategies. Stat Med 35(6):840-858.
+    """
+    _check_prob("alpha", alpha)
+    if n < 1:
+        raise ScenarioError(f"n must be >= 1; got {n}")
+    lam, df = _global_ncp_per_n(np.asarray(cov, float), np.asarray(means, float))
+    crit = stats.chi2.ppf(1 - alpha, df)
+    return float(stats.ncx2.sf(crit, df, n * lam)) if lam > 0 else alpha
+
+
+def global_test_sample_size(cov: Sequence[Sequence[float]] | np.ndarray,
+                            means: Sequence[float], *, power: float = 0.80,
+                            alpha: float = 0.05) -> int:
+    """Smallest N whose :func:`global_test_power` reaches ``power``."""
+    _check_prob("power", power)
+    _check_prob("alpha", alpha)
+    lam, df = _global_ncp_per_n(np.asarray(cov, float), np.asarray(means, float))
+    if lam <= 0:
+        raise ScenarioError("the regime means are all equal: no N gives power above alpha")
+    crit = stats.chi2.ppf(1 - alpha, df)
+    ncp = optimize.brentq(lambda x: stats.ncx2.sf(crit, df, x) - power, 1e-9, 1e6)
+    return max(1, math.ceil(ncp / lam - 1e-9))
