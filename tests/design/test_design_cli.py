@@ -89,3 +89,10 @@ def test_design_mcb_with_simulated_covariance(capsys) -> None:
     assert abs(n_hat - n_cf) / n_cf < 0.06
     assert main(["design", "mcb", "--response-rate", "0.4", "--delta", "0,0.2",
                  "--min-delta", "0.2"]) == 2
+
+
+def test_design_global(capsys) -> None:
+    assert main(["design", "global", "--response-rate", "0.4", "--means",
+                 "0.15,0.15,-0.15,-0.15"]) == 0
+    assert "N = 485 " in capsys.readouterr().out
+    assert main(["design", "global", "--response-rate", "0.4", "--means", "0,0,0,0"]) == 2

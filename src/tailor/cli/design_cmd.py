@@ -361,3 +361,27 @@ def mcb(
     con.print(np.array2string(v_hat, precision=3), highlight=False)
     con.print(f"N = {n_hat} (MCB, Artman et al. 2020; with the closed-form covariance: "
               f"N = {n_cf})", highlight=False)
+
+
+@app.command("global")
+def global_test(
+    response_rate: float = typer.Option(..., help="Response rate to first-stage treatment."),
+    means: str = typer.Option(..., help="Standardized means of regimes (+1,+1), (+1,-1), "
+                              "(-1,+1), (-1,-1), e.g. 0.15,0.15,-0.15,-0.15."),
+    power: float = typer.Option(0.80, help="Desired power."),
+    alpha: float = typer.Option(0.05, help="Type I error."),
+) -> None:
+    """N for the omnibus test that all four design-II embedded regimes are equal."""
+    from tailor.design.sizing import (
+        design_ii_covariance,
+        global_test_power,
+        global_test_sample_size,
+    )
+
+    mu = _list(means, "--means", float)
+    if len(mu) != 4:
+        raise ScenarioError(f"--means needs 4 values (one per embedded regime); got {len(mu)}")
+    v = design_ii_covariance(response_rate)
+    n = global_test_sample_size(v, mu, power=power, alpha=alpha)
+    Console().print(f"N = {n} (power at N: {global_test_power(v, mu, n=n, alpha=alpha):.3f}; "
+                    "Wald chi-square, 3 df)", highlight=False)
