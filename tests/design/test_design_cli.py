@@ -96,3 +96,12 @@ def test_design_global(capsys) -> None:
                  "0.15,0.15,-0.15,-0.15"]) == 0
     assert "N = 485 " in capsys.readouterr().out
     assert main(["design", "global", "--response-rate", "0.4", "--means", "0,0,0,0"]) == 2
+
+
+def test_design_interim(capsys) -> None:
+    assert main(["design", "interim", "--delta", "0.3", "--response-rate", "0.4",
+                 "--looks", "2"]) == 0
+    out = capsys.readouterr().out.replace("\n", " ")
+    assert "fixed design N = 559" in out and "maximum N = 564" in out  # 559 x 1.0078
+    assert main(["design", "interim", "--delta", "0.3", "--response-rate", "0.4",
+                 "--looks", "0"]) == 2

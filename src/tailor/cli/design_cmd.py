@@ -385,3 +385,27 @@ def global_test(
     n = global_test_sample_size(v, mu, power=power, alpha=alpha)
     Console().print(f"N = {n} (power at N: {global_test_power(v, mu, n=n, alpha=alpha):.3f}; "
                     "Wald chi-square, 3 df)", highlight=False)
+
+
+@app.command("interim")
+def interim(
+    delta: float = typer.Option(..., help="Standardized difference between the two regimes."),
+    response_rate: float = typer.Option(..., help="Response rate to first-stage treatment."),
+    looks: int = typer.Option(3, help="Equally spaced analyses, the last one final."),
+    alpha: float = typer.Option(0.05, help="Two-sided type I error."),
+    power: float = typer.Option(0.80, help="Desired power."),
+    smart: str = typer.Option("II", "--design", help="SMART design I, II or III."),
+) -> None:
+    """Maximum N comparing two regimes with O'Brien-Fleming interim analyses."""
+    import math
+
+    from tailor.design.sequential import inflation_factor, obrien_fleming
+    from tailor.design.sizing import oetting_sample_size
+
+    fixed = oetting_sample_size(delta, response_rate, alpha=alpha, power=power, design=smart)
+    r = inflation_factor(looks, alpha, power)
+    bounds = obrien_fleming(looks, alpha)
+    n_max = math.ceil(fixed * r - 1e-9)
+    Console().print(f"fixed design N = {fixed}; with {looks} O'Brien-Fleming looks: maximum "
+                    f"N = {n_max} (inflation {r:.3f}); |Z| boundaries "
+                    + ", ".join(f"{b:.3f}" for b in bounds), highlight=False)
