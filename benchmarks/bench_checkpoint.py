@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import sys
@@ -70,6 +71,31 @@ def cheap(params: Mapping[str, Any], seed: np.random.SeedSequence) -> dict[str, 
     return {"x": float(seed.spawn_key[-1]), "y": 1.0}
 
 
+def sleepy(params: Mapping[str, Any], seed: np.random.SeedSequence) -> dict[str, float]:
+    time.sleep(float(params["sleep"]))
+    return {"x": 1.0}
+
+
+def pool_overhead(replicates: int, sleep: float) -> tuple[float, float, int]:
+    """Wall time of ``replicates`` replicates sleeping ``sleep`` s on a warm 2-process pool at
+    the default batch size, against the ideal ``replicates * sleep / 2``."""
+    from tailor.design.execution import LocalBackend
+
+    backend = LocalBackend(2)
+    try:
+        run_study(sleepy, [Cell.of({"sleep": 0.0})], replicates=4, seed=0, backend=backend)
+        cell = Cell.of({"sleep": sleep})
+        t0 = time.perf_counter()
+        with tempfile.TemporaryDirectory() as tmp:
+            run_study(sleepy, [cell], replicates=replicates, seed=1, backend=backend,
+                      checkpoint=Path(tmp) / "ck.jsonl")
+        wall = time.perf_counter() - t0
+    finally:
+        backend.close()
+    per = max(1, min(25, math.ceil(replicates / (8 * 2))))
+    return wall, replicates * sleep / 2, per
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=int, default=100_000)
@@ -104,6 +130,14 @@ def main() -> None:
         rows.append(f"| baseline: fsync per record (previous checkpoint), same disk, same run "
                     f"| {base:,.0f} records/s (ratio {rate / base:.1f}x) | {load()} |")
         rows += rows_study
+        l2 = load()
+        wall, ideal, per = pool_overhead(400, 0.1)
+        rows.append(f"| local pool (2 processes, warm), 400 replicates of 0.1 s (sleep), default "
+                    f"batch size {per}, checkpointed: wall vs ideal | {wall:.2f} s vs {ideal:.2f} "
+                    f"s: overhead {100 * (wall - ideal) / ideal:.2f}% of this 0.1 s replicate's "
+                    f"time = {1e3 * (wall - ideal) / 400 * 2:.2f} ms of worker time per "
+                    f"replicate = {100 * (wall - ideal) / 400 * 2 / BEST_REPLICATE_S:.2f}% of a "
+                    f"BEST replicate (target < 1%) | {l2} |")
     body = "\n".join([
         "# Checkpoint throughput and study overhead (issue 19)", "",
         f"Machine: {machine()}", "",
