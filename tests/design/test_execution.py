@@ -132,7 +132,7 @@ def test_killed_pool_worker_is_retried_then_recorded(tmp_path: Path) -> None:
     from tests.design.helpers import suicidal
 
     cells = expand_grid(n=[5], die=[0, 1])
-    backend = LocalBackend(2, retries=1)
+    backend = LocalBackend(1, retries=0)
     try:
         study = run_study(suicidal, cells, replicates=6, seed=3, backend=backend,
                           batch_size=1, checkpoint=tmp_path / "ck.jsonl")
