@@ -10,6 +10,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/tailor warmup  # compile the numba kernels once, cached next to the package
 	touch $(STAMP)
 
 setup: $(STAMP)

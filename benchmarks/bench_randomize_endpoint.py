@@ -26,14 +26,11 @@ import contextlib
 import os
 import random
 import statistics
-import tempfile
 import time
-import uuid
 
 import httpx
 from sqlalchemy import create_engine, func, select, text
 from tests.service import server
-from tests.service.conftest import DbHandle
 from tests.service.factories import (
     PASSWORD,
     Trial,
@@ -43,7 +40,7 @@ from tests.service.factories import (
 )
 
 from tailor.db import models as m
-from tailor.db import upgrade, verify_chain
+from tailor.db import verify_chain
 from tailor.services import randomization
 
 Job = tuple[str, str, str]
@@ -147,16 +144,7 @@ def main() -> None:
     ap.add_argument("--stage", type=int, choices=[1, 2], default=1)
     ap.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     args = ap.parse_args()
-    schema = None
-    if args.backend == "sqlite":
-        url = f"sqlite:///{tempfile.mkdtemp()}/bench.db"
-    else:
-        url = args.url
-        schema = "bench_" + uuid.uuid4().hex[:8]
-        with create_engine(url, isolation_level="AUTOCOMMIT").connect() as c:
-            c.execute(text(f"CREATE SCHEMA {schema}"))
-    dbh = DbHandle(args.backend, url, schema)
-    upgrade(dbh.db.engine)
+    dbh = server.fresh_database(args.backend, args.url)
     t = setup_trial(dbh.db)
     users = ("coord1", "coord2")
     warm = [(u, _participant(t, u, args.stage)) for u in users for _ in range(16)]
@@ -221,9 +209,9 @@ def main() -> None:
           f"requests/s) over {elapsed:.1f} s; load average at start "
           f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     dbh.db.dispose()
-    if schema:
-        with create_engine(url, isolation_level="AUTOCOMMIT").connect() as c:
-            c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    if dbh.schema:
+        with create_engine(dbh.url, isolation_level="AUTOCOMMIT").connect() as c:
+            c.execute(text(f"DROP SCHEMA {dbh.schema} CASCADE"))
 
 
 if __name__ == "__main__":

@@ -9,9 +9,11 @@ to HTTP status codes in one handler.
 
     TailorError
     ├── ProtocolError (ValueError)          a protocol file breaks the schema or a rule
+    │   └── PlanError                       an analysis plan is invalid or misfits the data
     ├── RecordError (ValueError)            a record's field is missing or invalid
     │   ├── MissingFieldError (KeyError)
-    │   └── InvalidFieldError
+    │   ├── InvalidFieldError
+    │   └── EditCheckError                  hard edit checks failed (all listed at once)
     ├── InputFileError (ValueError)         a CSV/JSON input is malformed (row and column named)
     ├── InstrumentError (ValueError)        a questionnaire response breaks its instrument's rules
     ├── AllocationError (ValueError)        a randomization request cannot be honoured
@@ -32,6 +34,7 @@ __all__ = [
     "AllocationError",
     "AuthenticationError",
     "ConflictError",
+    "EditCheckError",
     "EstimationError",
     "InputFileError",
     "InstrumentError",
@@ -40,6 +43,7 @@ __all__ = [
     "NotFittedError",
     "NotFoundError",
     "PermissionDeniedError",
+    "PlanError",
     "ProtocolError",
     "RecordError",
     "ScenarioError",
@@ -66,6 +70,17 @@ class ProtocolError(TailorError, ValueError):
         super().__init__(head + ":\n  " + "\n  ".join(lines))
 
 
+class PlanError(ProtocolError):
+    """An analysis plan is invalid or does not fit the data; ``errors`` lists ``(path,
+    message)`` pairs with YAML paths, e.g. ``("candidates.mood.variables", "...")``."""
+
+    def __init__(self, errors: list[tuple[str, str]], source: str | None = None) -> None:
+        super().__init__(errors, source)
+        head = f"invalid analysis plan {source}" if source else "invalid analysis plan"
+        lines = [f"{path}: {msg}" if path else msg for path, msg in self.errors]
+        self.args = (head + ":\n  " + "\n  ".join(lines),)
+
+
 class RecordError(TailorError, ValueError):
     """A record (screening form, allocation request ...) has a bad field."""
 
@@ -82,6 +97,17 @@ class MissingFieldError(RecordError, KeyError):
 
 class InvalidFieldError(RecordError):
     """A field has the wrong type or lies outside its declared range."""
+
+
+class EditCheckError(RecordError):
+    """Hard edit checks failed on a save; ``violations`` lists every ``(field, message,
+    check id)`` at once (the first one is also the error's field and rule)."""
+
+    def __init__(self, violations: list[tuple[str, str, str]]) -> None:
+        self.violations = list(violations)
+        field, _, rule = self.violations[0]
+        super().__init__("; ".join(msg for _, msg, _ in self.violations), field=field,
+                         rule=rule)
 
 
 class InputFileError(TailorError, ValueError):

@@ -38,11 +38,13 @@ from tailor.exceptions import ProtocolError
 
 __all__ = [
     "ACTIONS",
+    "EDIT_CHECK_NAMES",
     "AllOf",
     "AnyOf",
     "Arm",
     "Compare",
     "Criterion",
+    "EditCheck",
     "Factor",
     "FieldSpec",
     "NotOf",
@@ -313,6 +315,37 @@ class ResponderDefinition(_Model):
     default: bool = False
 
 
+# --------------------------------------------------------------------------- edit checks
+#: names an edit check may read besides the protocol's fields (tailor.edit_checks builds them);
+#: every visit adds ``<visit code>_date``
+EDIT_CHECK_NAMES = ("consent_date", "screening_date", "enrolment_date", "run_in_end_date",
+                    "birth_year", "age_at_consent", "age_discrepancy", "sex", "rescreening",
+                    "reason_given")
+
+
+class EditCheck(_Model):
+    """A data-quality rule evaluated on every save (issue 15). Exactly one of:
+
+    * ``when``: a predicate over fields and :data:`EDIT_CHECK_NAMES`; true = violation;
+    * ``order``: dates that must not decrease, each at least ``min_days`` after the previous.
+
+    ``hard`` blocks the save with ``message``; ``soft`` saves and opens a data query. A check
+    is skipped while a name it reads has no value yet.
+    """
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")
+    severity: Literal["hard", "soft"]
+    message: str = Field(min_length=1, max_length=300)
+    when: Predicate | None = None
+    order: list[str] | None = None
+    min_days: int = Field(default=0, ge=0, le=3650)
+
+    def names(self) -> list[str]:
+        """Every name the check reads."""
+        return list(self.order or []) + (list(predicate_fields(self.when))
+                                         if self.when is not None else [])
+
+
 class Protocol(_Model):
     """A validated SMART protocol. Build with :func:`load_protocol` or :func:`parse_protocol`.
 
@@ -334,6 +367,7 @@ class Protocol(_Model):
     visits: list[Visit]
     stages: list[Stage] = Field(min_length=1)
     responders: list[ResponderDefinition] = []
+    edit_checks: list[EditCheck] = []
     source_text: str | None = Field(default=None, exclude=True, repr=False)
 
     # ----------------------------------------------------------------- derived views
@@ -344,8 +378,10 @@ class Protocol(_Model):
     @cached_property
     def content_hash(self) -> str:
         """SHA-256 of the canonical JSON form of the protocol (its version identity)."""
+        # a protocol without edit checks keeps the hash it had before they existed
+        skip = {"source_text"} | (set() if self.edit_checks else {"edit_checks"})
         canonical = json.dumps(
-            self.model_dump(mode="json", by_alias=True, exclude={"source_text"}),
+            self.model_dump(mode="json", by_alias=True, exclude=skip),
             sort_keys=True,
             separators=(",", ":"),
         )
@@ -552,6 +588,35 @@ def _check_references(p: Protocol) -> list[tuple[str, str]]:
             errors.append((f"visits[{i}].week", "must be >= 0"))
     if sum(r.default for r in p.responders) > 1:
         errors.append(("responders", "at most one responder definition may be the default"))
+    errors += _check_edit_checks(p, visits)
+    return errors
+
+
+def _check_edit_checks(p: Protocol, visits: set[str]) -> list[tuple[str, str]]:
+    errors: list[tuple[str, str]] = []
+    names = set(p.fields) | set(EDIT_CHECK_NAMES) | {f"{v}_date" for v in visits}
+    dates = {n for n in EDIT_CHECK_NAMES if n.endswith("_date")} | {f"{v}_date" for v in visits}
+    seen: set[str] = set()
+    for i, c in enumerate(p.edit_checks):
+        base = f"edit_checks[{i}]"
+        if c.id in seen:
+            errors.append((f"{base}.id", f"duplicate id '{c.id}'"))
+        seen.add(c.id)
+        if (c.when is None) == (c.order is None):
+            errors.append((base, "give exactly one of 'when' (a predicate) or 'order' (dates)"))
+        if c.order is not None:
+            if len(c.order) < 2:
+                errors.append((f"{base}.order", "needs at least two dates"))
+            for name in c.order:
+                if name not in dates:
+                    errors.append((f"{base}.order", f"'{name}' is not a date (allowed: "
+                                                    f"{', '.join(sorted(dates))})"))
+        elif c.min_days:
+            errors.append((f"{base}.min_days", "applies to 'order' checks only"))
+        for name in c.names():
+            if name not in names:
+                errors.append((base, f"unknown name '{name}' (a field, a visit's "
+                                     f"<code>_date or one of {', '.join(EDIT_CHECK_NAMES)})"))
     return errors
 
 

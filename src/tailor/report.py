@@ -26,7 +26,7 @@ h1{border-bottom:3px solid #2b6cb0;padding-bottom:.2em}h2{margin-top:2em;color:#
 table{border-collapse:collapse;margin:.8em 0;font-size:.92em}
 th,td{border:1px solid #cbd5e0;padding:.3em .6em;text-align:right}
 th{background:#edf2f7}td:first-child,th:first-child{text-align:left}
-figure{margin:1em 0}figcaption{font-size:.9em;color:#4a5568}
+figure{margin:1em 0;overflow-x:auto}figcaption{font-size:.9em;color:#4a5568}
 .note{background:#f7fafc;border-left:4px solid #2b6cb0;padding:.5em 1em}
 .meta{color:#4a5568;font-size:.85em}nav a{margin-right:1em}
 """

@@ -87,7 +87,7 @@ def normalize_value(protocol: Protocol, name: str, value: Any) -> Any:
                                     field=name, value=value, rule="number")
         try:
             number = float(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: a 400-digit int
             raise InvalidFieldError(
                 f"field '{name}' ({spec.label}) must be a number; got {value!r}",
                 field=name, value=value, rule="number") from None

@@ -21,8 +21,15 @@ class Settings(BaseSettings):
     # sessions: absolute lifetime and idle timeout (ASVS: idle <= 30 min for privileged roles)
     token_ttl_minutes: int = Field(default=8 * 60, ge=1)
     token_idle_minutes: int = Field(default=30, ge=1, le=30)
-    # login rate limit: failed attempts per account per rolling hour (G13: <= 100)
-    login_failures_per_hour: int = Field(default=20, ge=1, le=100)
+    # login throttling (tailor.services.throttle): this many failed password checks in a row
+    # cost nothing, then each waits base * 2**k seconds, at most the cap, before the next is
+    # checked; with the bounds below at most 20 + 7 + 3600/60 = 87 checks per account and
+    # hour reach the password hash (G13: <= 100)
+    login_free_failures: int = Field(default=5, ge=1, le=20)
+    login_backoff_base_seconds: float = Field(default=1.0, ge=0.5, le=3600)
+    login_backoff_max_seconds: float = Field(default=900, ge=60, le=86_400)
+    # days after which a password must be changed (0: never, as NIST 800-63B recommends)
+    password_max_age_days: int = Field(default=0, ge=0, le=3650)
     # Argon2id parameters (G13: memory >= 19 MiB, t >= 2, p = 1)
     argon2_time_cost: int = Field(default=2, ge=1)
     argon2_memory_kib: int = Field(default=19_456, ge=8)
@@ -30,6 +37,22 @@ class Settings(BaseSettings):
     # roles notified (outbox rows, one per active user) of every emergency unblinding
     unblind_notify_roles: str = Field(default="admin,statistician",
                                       pattern=r"^[a-z_]+(,[a-z_]+)*$")
+    # /docs and /openapi.json without login (a public API reference); off by default
+    api_docs_public: bool = False
+    # emergency unblindings one user may sign in any 24 hours (429 beyond, audited)
+    unblind_max_per_day: int = Field(default=5, ge=1, le=1000)
+    # the notification outbox's SMTP sender (tailor.services.mail); empty host: not sent
+    smtp_host: str = ""
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_sender: str = "tailor@localhost"
+    smtp_starttls: bool = False
+    smtp_username: str = ""
+    smtp_password: str = ""
+    # where notifications go for users without an e-mail address (empty: they wait)
+    mail_fallback_to: str = ""
+    # whole-trial computations (exports, data queries, statistics pages) running at once per
+    # process; one more is a 429 with Retry-After (tailor.web.limits)
+    heavy_requests: int = Field(default=2, ge=1, le=64)
     # database connection pool per process (PostgreSQL)
     pool_size: int = Field(default=10, ge=1)
     # threads per server process running request handlers (service calls block on the
@@ -46,6 +69,10 @@ class Settings(BaseSettings):
     test_pause_dir: str = ""
     # the decision tool's fitted regime (regime-model.json written by `tailor analyze`)
     regime_model: str = ""
+    # CDS Hooks: JSON mapping each EHR issuer to its JWK Set or PEM public key (tailor.cds.auth);
+    # the public base URL the EHR calls (the JWT audience), default the request's own URL
+    cds_issuers: str = ""
+    cds_base_url: str = ""
     # the analysis report shown to statisticians (report.html written by `tailor analyze`)
     analysis_report: str = ""
 

@@ -44,3 +44,25 @@ def test_categorical_expansion_and_term_names():
         df, outcome="y")
     assert list(fit.coefficients(1).term) == [
         "Intercept", "x", "site[B]", "site[C]", "A[v]", "A[v]:x", "A[w]", "A[w]:x"]
+
+
+def test_labels_and_feasible_mask_match_the_per_row_rules():
+    """The vectorized helpers (labels per distinct value, one mask row per distinct option set)
+    agree with the per-cell rules, and an unknown option in a real decision still raises."""
+    from tailor.dtr.design import StageSpec, column_labels, option_label
+    from tailor.exceptions import RecordError
+
+    col = pd.Series([1.0, None, 2, "EBEM ", np.nan, True, 1, pd.NA], dtype=object)
+    assert column_labels(col) == [None if v is None or v is pd.NA or v != v else option_label(v)
+                                  for v in col]
+    df = pd.DataFrame({"A": ["a", "b", "c", "a", "b", "c"], "x": np.arange(6.0),
+                       "F": ["a;b", "a;b;c", "c", "a;b", "b;c", "a;b;c"]})
+    spec = StageSpec.from_data(1, {"treatment": "A", "main": "x", "feasible": "F"}, df, "dummy",
+                               np.arange(6))
+    sets = spec.feasible_sets(df)
+    mask = spec.feasible_mask(sets)
+    expected = np.array([[o in s for o in spec.options] for s in sets])
+    assert (mask == expected).all()
+    with pytest.raises(RecordError, match=r"row 2: feasible option 'z'"):
+        spec.feasible_mask([("a", "b"), ("a", "z"), ("a", "z")])
+    assert not spec.feasible_mask([("z",)]).any()  # a pass-through row may name anything

@@ -121,6 +121,17 @@ def problems(draw, max_depth=3):
     return X, R, F, depth, mmin, step
 
 
+def algorithms_for(F, mmin=1, step=1):
+    """Every algorithm the setting allows ("auto" picks among them, per pair of features)."""
+    out = ["auto", "scan"]
+    no_mask = F is None or F.all()
+    if no_mask and step == 1:
+        out.append("histogram")
+        if mmin == 1:
+            out.append("prefix-max")
+    return out
+
+
 ORACLE_SETTINGS = settings(max_examples=1000, deadline=None, derandomize=True,
                            suppress_health_check=[HealthCheck.too_slow])
 
@@ -131,7 +142,7 @@ def test_matches_brute_force_oracle(problem):
     X, R, F, depth, mmin, step = problem
     key, tree = oracle(X, R, F, depth, mmin, step)
     columns = {(j, None): j for j in range(X.shape[1])}
-    for algorithm in ("auto", "scan"):  # auto = prefix-max trees where allowed
+    for algorithm in algorithms_for(F, mmin, step):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             pt = PolicyTree(depth=depth, min_node_size=mmin, split_step=step,
@@ -197,10 +208,55 @@ def test_depth2_value_equals_exhaustive_search_on_noisy_scores(seed, mmin):
     Z = np.round(rng.normal(size=(n, p)), 1)  # repeated values
     G = rng.normal(size=(n, d)) + np.where(Z[:, [0]] > 0, [0, 1, 0, 0], [1, 0, 0, 0])
     expected = depth2_numpy(Z, G, mmin)
-    for algorithm in ("auto", "scan"):
+    for algorithm in algorithms_for(None, mmin):
         pt = PolicyTree(depth=2, min_node_size=mmin, algorithm=algorithm).fit(Z, G)
         assert tree_key(pt)[1] == pytest.approx(expected, rel=1e-12)
         assert pt.total_reward_ == pytest.approx(tree_key(pt)[1], rel=1e-12)
+
+
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(st.integers(0, 10_000), st.sampled_from([2, 3, 5, 21]), st.sampled_from([1, 1, 5, 30]))
+def test_questionnaire_valued_features_all_algorithms_agree_with_exhaustive_search(seed, levels,
+                                                                                   mmin):
+    """Integer-valued features (many ties): the histogram sweeps, the segment trees and the scan
+    return the same tree, whose value equals the plain exhaustive search's."""
+    rng = np.random.default_rng(seed)
+    n, p, d = 150, 3, 4
+    Z = rng.integers(0, levels, size=(n, p)).astype(float)
+    G = np.round(rng.normal(size=(n, d)) * 4) / 4 + np.where(Z[:, [0]] > levels // 2,
+                                                              [0, 1, 0, 0], [1, 0, 0, 0])
+    expected = depth2_numpy(Z, G, mmin)
+    trees = []
+    for algorithm in algorithms_for(None, mmin):
+        pt = PolicyTree(depth=2, min_node_size=mmin, algorithm=algorithm).fit(Z, G)
+        assert tree_key(pt)[1] == pytest.approx(expected, rel=1e-12)
+        trees.append(pt.tree_)
+    assert all(t == trees[0] for t in trees)
+
+
+def test_auto_picks_histograms_for_few_distinct_values_and_segment_trees_for_continuous():
+    from tailor.dtr import _policytree_hist as h
+
+    rng = np.random.default_rng(3)
+    n, d = 400, 8
+    G = rng.normal(size=(n, d))
+    ints = rng.integers(0, 21, size=(n, 4)).astype(float)  # questionnaire scores 0-20
+    cont = rng.uniform(size=(n, 4))
+    assert h.pair_uses_hist(n, d, 4, 5, 1, h.MODE_AUTO)  # integer root and child: histogram
+    assert h.pair_uses_hist(n, d, n - 1, 2, 1, h.MODE_AUTO)  # binary child: histogram
+    assert not h.pair_uses_hist(n, d, n - 1, n, 1, h.MODE_AUTO)  # both continuous: seg trees
+    assert h.pair_uses_hist(n, d, n - 1, n, 30, h.MODE_AUTO)  # min_node_size > 1: histograms
+    pt = PolicyTree(depth=2, min_node_size=30)
+    assert pt._sweep_mode(_search_of(ints, G, 30), n, d) == h.MODE_HIST
+    assert pt._sweep_mode(_search_of(cont, G, 30), n, d) == -1  # the scan: its pruning wins
+    assert PolicyTree(depth=2)._sweep_mode(_search_of(cont, G), n, d) == h.MODE_AUTO
+    assert PolicyTree(algorithm="scan")._sweep_mode(_search_of(ints, G), n, d) == -1
+
+
+def _search_of(Z, G, mmin=1):
+    from tailor.dtr.policytree import _Search
+
+    return _Search(Z, G, np.zeros_like(G), G.max(1), G.min(1), 0.0, mmin, 1, False)
 
 
 def test_depth3_value_equals_oracle_on_noisy_scores():
@@ -209,7 +265,7 @@ def test_depth3_value_equals_oracle_on_noisy_scores():
     Z = rng.normal(size=(n, p))
     G = np.round(rng.normal(size=(n, d)) * 8)
     key, tree = oracle(Z, G, None, 3)
-    for algorithm in ("auto", "scan"):
+    for algorithm in algorithms_for(None):
         pt = PolicyTree(depth=3, algorithm=algorithm).fit(Z, G)
         assert tree_key(pt) == key
         assert as_tuple(pt.tree_, {(j, None): j for j in range(p)}) == tree
@@ -374,8 +430,9 @@ def test_not_fitted_and_hyperparameters_are_only_stored():
     ({"depth": -1}, "depth must be between 0 and 3, got -1"),
     ({"min_node_size": 0}, "min_node_size must be >= 1, got 0"),
     ({"split_step": 1.5}, "split_step must be an integer, got 1.5"),
-    ({"algorithm": "fast"}, "algorithm must be 'auto', 'scan' or 'prefix-max', got 'fast'"),
+    ({"algorithm": "fast"}, "algorithm must be 'auto', 'scan', 'prefix-max' or 'histogram', got 'fast'"),
     ({"algorithm": "prefix-max", "min_node_size": 2}, "algorithm 'prefix-max' needs"),
+    ({"algorithm": "histogram", "split_step": 2}, "algorithm 'histogram' needs split_step=1"),
 ])
 def test_bad_hyperparameters(kwargs, match):
     with pytest.raises(ValueError, match=match):

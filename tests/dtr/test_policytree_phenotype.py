@@ -64,3 +64,23 @@ def test_errors_and_not_fitted():
         PhenotypeRegime().fit(["a"], np.zeros((1, 2)), feasible=[[False, False]])
     with pytest.raises(ValueError, match="min_category_size must be an integer >= 1, got 0"):
         PhenotypeRegime(min_category_size=0).fit(["a"], np.zeros((1, 2)))
+
+
+def test_category_ranking_is_by_mean_score_not_by_how_many_cannot_take_an_option():
+    """The issue's counter-example: in a DUL-eligible category where DUL scores best but two
+    members in forty cannot take ACT, the category still gets DUL (ranking by the count of
+    infeasible members first gave it the always-feasible ESC)."""
+    from tailor.dtr import PhenotypeRegime
+
+    rng = np.random.default_rng(0)
+    n = 40
+    rewards = pd.DataFrame({"ESC": rng.normal(0.0, 0.1, n), "ACT": rng.normal(0.2, 0.1, n),
+                            "EBEM": rng.normal(0.1, 0.1, n), "DUL": rng.normal(0.6, 0.1, n)})
+    feasible = np.ones((n, 4), dtype=bool)
+    feasible[:2, 1] = False  # two cannot take ACT
+    feasible[2, 3] = False  # one cannot take DUL
+    cats = ["nociplastic / eligible_DUL"] * n
+    regime = PhenotypeRegime().fit(cats, rewards, feasible=feasible)
+    assert regime.table_.loc[0, "recommended"] == "DUL"
+    out = regime.predict(cats, feasible=feasible)
+    assert out[0] == "DUL" and out[2] == "ACT"  # the one who cannot take DUL: next best

@@ -35,8 +35,9 @@ def start(dbh: DbHandle, *, workers: int = 2, pause: str = "{}",
     port = port or free_port()
     env = dict(os.environ, PYTHONPATH=str(SRC), TAILOR_DATABASE_URL=server_url(dbh),
                TAILOR_ARGON2_TIME_COST="1", TAILOR_ARGON2_MEMORY_KIB="8",
-               TAILOR_TEST_PAUSE_MS=pause, TAILOR_POOL_SIZE=os.environ.get("TAILOR_POOL_SIZE", "8"),
-               **(extra_env or {}))
+               TAILOR_API_DOCS_PUBLIC="1",
+               TAILOR_TEST_PAUSE_MS=pause, TAILOR_POOL_SIZE=os.environ.get("TAILOR_POOL_SIZE", "8"))
+    env.update(extra_env or {})  # may override the defaults above (e.g. production Argon2)
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", "tailor.web.app:app_from_env",
          "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
@@ -66,3 +67,25 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def fresh_database(backend: str, url: str) -> DbHandle:
+    """A migrated, empty database for a benchmark run: a temporary SQLite file, or a new
+    schema on the PostgreSQL server at ``url``."""
+    import tempfile
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    from tailor.db import upgrade
+
+    schema = None
+    if backend == "sqlite":
+        url = f"sqlite:///{tempfile.mkdtemp()}/bench.db"
+    else:
+        schema = "bench_" + uuid.uuid4().hex[:8]
+        with create_engine(url, isolation_level="AUTOCOMMIT").connect() as c:
+            c.execute(text(f"CREATE SCHEMA {schema}"))
+    dbh = DbHandle(backend, url, schema)
+    upgrade(dbh.db.engine)
+    return dbh

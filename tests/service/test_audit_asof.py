@@ -176,7 +176,9 @@ class Ops:
         if not got:
             return False
         status, code, user = got
-        arm = randomization.allocations_of(self.t.db, self.t.ctx(user), code)[0]["option"]
+        # an event may name only an arm being received (G16): the latest allocation's
+        arm = randomization.allocations_of(self.t.db, self.t.ctx(user), code)[-1]["option"]
+        arm = arm.split("+")[0]
         when = NOW + timedelta(weeks=15) if status == "stage2" else NOW
         trial.record_intolerance(self.t.db, self.t.ctx(user, now=when), code, arm=arm,
                                  onset_date=when.date(), serious=self.rng.random() < 0.3)

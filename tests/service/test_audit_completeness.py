@@ -22,7 +22,8 @@ from tailor.web import create_app
 from .factories import FAST, PASSWORD, SCREEN_OK, SYSTEM
 
 #: derived or session bookkeeping, audited as events (login/logout) or derivable (state)
-NOT_FIELD_AUDITED = (m.AuditLog, m.SessionToken, m.LoginAttempt, m.StageState)
+NOT_FIELD_AUDITED = (m.AuditLog, m.SessionToken, m.LoginAttempt, m.LoginThrottle,
+                     m.StageState)
 MUTATING = {"post", "put", "patch", "delete"}
 #: POST endpoints that compute and write nothing (checked below: the database is unchanged)
 COMPUTE_ONLY = {("post", "/api/v1/decide")}
@@ -67,7 +68,8 @@ def test_every_mutating_endpoint_is_fully_audited(dbh):
     db = dbh.db
     configure(db, FAST)
     admin.create_user(db, SYSTEM, "boss", PASSWORD, "admin")
-    app = create_app(Settings(database_url=dbh.url, argon2_time_cost=1, argon2_memory_kib=8),
+    app = create_app(Settings(database_url=dbh.url, argon2_time_cost=1, argon2_memory_kib=8,
+                              api_docs_public=True),
                      db=db)
     c = TestClient(app, raise_server_exceptions=True)
     spec = c.get("/openapi.json").json()
@@ -100,6 +102,10 @@ def test_every_mutating_endpoint_is_fully_audited(dbh):
                                            "role": "data_manager"}, {}, "admin"),
         ("post", "/api/v1/users/{username}/password", "boss", {"password": PASSWORD},
          {"username": "dman"}, "admin"),
+        ("post", "/api/v1/users/{username}/deactivate", "boss", None, {"username": "dman"},
+         "admin"),
+        ("post", "/api/v1/users/{username}/reactivate", "boss", None, {"username": "dman"},
+         "admin"),
         ("post", "/api/v1/auth/login", "", {"username": "coord1", "password": PASSWORD}, {},
          "coordinator"),
         ("post", "/api/v1/participants", "coord1",
@@ -121,6 +127,13 @@ def test_every_mutating_endpoint_is_fully_audited(dbh):
         ("post", P + "/randomize", "coord1", {"stage": 1}, {}, "coordinator"),
         ("post", P + "/unblind", "dman", {"reason": "serious adverse event",
                                           "password": PASSWORD}, {}, "data_manager"),
+        ("post", P + "/queries", "dman", {"field": "PEG1", "message": "please check PEG1",
+                                           "visit": "week0"}, {}, "data_manager"),
+        ("post", "/api/v1/queries/{query_id}/answer", "coord1",
+         {"answer": "checked against the source"}, {}, "coordinator"),
+        ("post", "/api/v1/queries/{query_id}/reopen", "dman",
+         {"message": "please attach the source"}, {}, "data_manager"),
+        ("post", "/api/v1/queries/{query_id}/close", "dman", None, {}, "data_manager"),
         ("post", P + "/intolerance", "coord1",
          {"onset_date": str(today), "kind": "adverse_event"}, {}, "coordinator"),
         ("post", P + "/withdrawal", "coord1",
@@ -149,6 +162,8 @@ def test_every_mutating_endpoint_is_fully_audited(dbh):
             state["content_hash"] = r.json()["content_hash"]
         if template == "/api/v1/participants":
             state["code"] = r.json()["id"]
+        if template == P + "/queries":
+            state["query_id"] = str(r.json()["id"])
         rows = _audit(db, rid)
         assert rows, f"{verb} {template}: no audit rows"
         site = "S01" if role == "coordinator" else ""

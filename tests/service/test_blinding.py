@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from tailor.exceptions import ConflictError
 from tailor.protocol import load_protocol
-from tailor.services import randomization, trial
+from tailor.services import queries, randomization, trial
 from tailor.services.blinding import arm_tokens, redact, stage_marker
 from tailor.services.context import Actor
 from tailor.settings import Settings
@@ -50,6 +50,16 @@ def populated(t: Trial) -> dict[str, str]:
     a1 = randomization.allocations_of(t.db, t.ctx("coord1"), s2)[0]["option"]
     trial.record_intolerance(t.db, later, s2, arm=a1.split("+")[0],
                              onset_date=NOW.date() + timedelta(days=90))
+    # data queries: one opened by the data manager and answered by the site naming the arm
+    # (the blinded data manager must not read it back), one from a G16 input change
+    q = queries.open_query(t.db, t.ctx("dm"), s2, fld="PEG1", message="please verify PEG1",
+                           visit_code="week12")
+    queries.answer_query(t.db, t.ctx("coord1"), q["id"], f"verified; the participant is on "
+                                                         f"{a1} and reported nausea")
+    trial.record_visit(t.db, t.ctx("coord1", now=NOW + timedelta(weeks=14),
+                                   reason="PGIC re-read from the source"), s2, "week12",
+                       instruments={"PGIC": {"version": "1", "items": {"PGIC1": 6}}},
+                       fields={})
     contra = ready_participant(t, "coord1", screen=SCREEN_OK | {"dul_serotonergic_drug": True})
     waiting = ready_participant(t, "coord2")
     return {"stage1": s1, "stage2": s2, "contra": contra, "waiting": waiting}
@@ -94,7 +104,7 @@ def get_urls(app: Any, codes: dict[str, str]) -> list[str]:
              "stage": ["1", "2"], "shape": ["wide", "long", "dictionary"],
              "content_hash": ["0" * 64], "username": ["dm"],
              "entity": ["Allocation", "AdverseEvent", "Participant", "DerivedScore"],
-             "record_id": ["1", "2", "3", "4", "5", "6"]}
+             "record_id": ["1", "2", "3", "4", "5", "6"], "query_id": ["1", "2"]}
     queries = {"/api/v1/audit/asof/": "?at=999999999"}  # as of the latest audit row
     urls: list[str] = []
     for route in _routes(list(app.routes)):

@@ -67,6 +67,12 @@ def test_admin_cli_bootstrap_and_login(env, monkeypatch, capsys):
     _stdin(monkeypatch, "another long passphrase\n")
     assert main(["admin", "set-password", "alice", "--password-stdin"]) == 0
     assert auth.login(env.db, "alice", "another long passphrase").site == "S01"
+    assert main(["admin", "deactivate-user", "alice"]) == 0
+    assert "1 session(s) ended" in capsys.readouterr().out
+    with pytest.raises(auth.AuthenticationError):
+        auth.login(env.db, "alice", "another long passphrase")
+    assert main(["admin", "reactivate-user", "alice"]) == 0
+    assert auth.login(env.db, "alice", "another long passphrase").site == "S01"
     s = env.db.session(write=False)
     rows = s.scalars(select(m.AuditLog).where(m.AuditLog.entity == "User",
                                               m.AuditLog.field == "password_hash")).all()
@@ -79,7 +85,7 @@ def test_admin_cli_bootstrap_and_login(env, monkeypatch, capsys):
     (["admin", "create-user", "bob", "--role", "statistician", "--password-stdin"],
      "short\n", "at least 12 characters"),
     (["admin", "create-user", "bob", "--role", "statistician", "--password-stdin"],
-     "password1234\n", "too common"),
+     "password1234\n", "too easy to guess"),
     (["admin", "create-user", "bob", "--role", "statistician", "--password-stdin"],
      "\n", "no password given"),
     (["admin", "create-user", "bob", "--role", "wizard", "--password-stdin"],

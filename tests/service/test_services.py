@@ -94,11 +94,14 @@ def test_full_flow_stage1_stage2(t):
 
 def test_visit0_window_and_future_dates(t):
     ctx = t.ctx("coord1")
-    code = trial.create_participant(t.db, ctx, consent_date=TODAY, birth_year=1990,
-                                    sex="M")["id"]
-    trial.screen(t.db, ctx, code, SCREEN_OK)
+    # dates in a possible order (edit checks: consent <= screening <= enrolment <= run-in end
+    # <= Visit 0)
+    code = trial.create_participant(t.db, ctx, consent_date=TODAY - timedelta(days=31),
+                                    birth_year=1980, sex="M")["id"]
+    trial.screen(t.db, ctx, code, SCREEN_OK, assessed_on=TODAY - timedelta(days=31))
     trial.enrol(t.db, ctx, code, enrolled_on=TODAY - timedelta(days=30))
-    trial.record_run_in(t.db, ctx, code, modules_completed=2, messages_answered=10)
+    trial.record_run_in(t.db, ctx, code, modules_completed=2, messages_answered=10,
+                        completed_on=TODAY - timedelta(days=17))
     # target = enrolment + 14 days; window +/- 7 days inclusive
     with pytest.raises(ConflictError, match="outside the week0 window"):
         trial.record_visit(t.db, ctx, code, "week0", visit_date=TODAY - timedelta(days=8),
@@ -113,9 +116,9 @@ def test_visit0_window_and_future_dates(t):
 
 def test_run_in_failure_and_visit0_ineligible(t):
     ctx = t.ctx("coord1")
-    code = trial.create_participant(t.db, ctx, consent_date=TODAY, birth_year=1990,
-                                    sex="M")["id"]
-    trial.screen(t.db, ctx, code, SCREEN_OK)
+    code = trial.create_participant(t.db, ctx, consent_date=TODAY - timedelta(days=14),
+                                    birth_year=1980, sex="M")["id"]
+    trial.screen(t.db, ctx, code, SCREEN_OK, assessed_on=TODAY - timedelta(days=14))
     trial.enrol(t.db, ctx, code, enrolled_on=TODAY - timedelta(days=14))
     out = trial.record_run_in(t.db, ctx, code, modules_completed=1, messages_answered=9)
     assert not out["eligible"] and len(out["reasons"]) == 2

@@ -26,7 +26,8 @@ ARMS = ("ESC", "ACT", "EBEM", "DUL")
 
 def _app(dbh, **kw):  # type: ignore[no-untyped-def]
     s = Settings(database_url=dbh.url, argon2_time_cost=1, argon2_memory_kib=8,
-                 login_failures_per_hour=kw.pop("failures", 20), **kw)
+                 login_free_failures=kw.pop("failures", 20), login_backoff_base_seconds=600,
+                 **kw)
     return TestClient(create_app(s, db=dbh.db), raise_server_exceptions=False)
 
 

@@ -55,9 +55,9 @@ def at_week12(t: Trial, user: str = "coord1") -> str:
     return code
 
 
-@pytest.fixture(scope="session")
-def regime_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A regime model fitted by tailor.dtr on a simulated 400-participant BEST trial."""
+def simulated_regime_model(path: Path) -> Path:
+    """Fit the regime on a simulated 400-participant BEST trial and write its model file to
+    ``path`` (the web tests' and the decide benchmark's model)."""
     from tailor.dtr.analysis import analyze, default_plan
     from tailor.protocol import load_protocol
     from tailor.stats.simulation import simulate_trial
@@ -70,9 +70,15 @@ def regime_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
         c for c in sim.wide.columns if c.startswith("eligible_")]
     table = sim.wide[keep]
     result = analyze(table, protocol, default_plan(table, protocol, bootstrap=50, tree_depth=1))
-    path = tmp_path_factory.mktemp("model") / "regime-model.json"
+    result.model["provenance"]["simulated"] = True
     path.write_text(json.dumps(result.model))
     return path
+
+
+@pytest.fixture(scope="session")
+def regime_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A regime model fitted by tailor.dtr on a simulated 400-participant BEST trial."""
+    return simulated_regime_model(tmp_path_factory.mktemp("model") / "regime-model.json")
 
 
 @pytest.fixture

@@ -31,16 +31,27 @@ def test_scores_give_a_recommendation_plan_intervals_and_provenance(client: Test
     r = client.post("/api/v1/decide", json={"scores": SCORES}, headers=bearer(client, "clin"))
     assert r.status_code == 200, r.text
     out = r.json()
-    assert out["recommended"] == out["ranking"][0]
+    assert out["recommended"] == out["ranking"][0] == out["equally_reasonable"][0]
     assert set(out["ranking"]) == {"ESC", "ACT", "EBEM", "DUL"}
-    for row in out["response"]:
-        assert 0 <= row["lower"] <= row["estimate"] <= row["upper"] <= 1
+    for row in out["treatments"]:
+        assert 0 <= row["response_lower"] <= row["response"] <= row["response_upper"] <= 1
+        assert row["lower"] < row["expected_peg"] < row["upper"]
+        assert row["equally_reasonable"] == (row["arm"] in out["equally_reasonable"])
+        assert row["reason"]
+    # one model: the highest chance of response is always the recommended treatment
+    best_chance = max(out["treatments"], key=lambda t: t["response"])["arm"]
+    assert best_chance == out["recommended"]
     assert [p["category"] for p in out["plan"]] == ["excellent", "good", "medium", "bad"]
     assert out["plan"][0]["options"] == [out["recommended"]]  # excellent: continue
     prov = out["provenance"]
     assert prov["protocol"]["name"] == "best" and prov["n"] == 400 and prov["data_hash"]
-    assert len(prov["protocol"]["content_hash"]) == 64
-    assert {d["term"] for d in out["why"]["drivers"]} >= {"amplifier_index"}
+    assert len(prov["protocol"]["content_hash"]) == 64 and prov["simulated"] is True
+    assert "SIMULATED" in prov["statement"] and prov["date"] and prov["plan_hash"]
+    assert "does not replace" in out["intended_use"]
+    assert "about 60% of the time" in out["interval_note"]  # what the benchmark measured
+    assert out["simple_rule"]["text"].startswith("The simple rule (decision tree) agrees")
+    assert {t["feature"] for t in out["explanation"]["terms"]} <= {"amplifier_index"}
+    assert out["what_if"] and out["missing"] == []
 
 
 def test_contraindicated_arm_is_never_recommended(client: TestClient) -> None:
@@ -57,17 +68,55 @@ def test_questionnaires_are_scored_and_explain_the_amplifier_index(client: TestC
         "questionnaires": questionnaires(), "peg": {"PEG1": 6, "PEG2": 7, "PEG3": 5},
         "opioid_use": False, "age": 50})
     assert r.status_code == 200, r.text
-    why = r.json()["why"]
+    out = r.json()
+    why = out["why"]
     points = sum(c["points"] for c in why["components"].values())
     assert points == pytest.approx(why["amplifier_index"], abs=1e-3)
     assert why["components"]["fibromyalgianess"]["source"] == "fm2016"
-    assert why["features"]["peg_baseline"] == pytest.approx(6.0)
+    assert out["features"]["peg_baseline"] == pytest.approx(6.0)
+    assert out["features"]["amplifier_index"] == pytest.approx(why["amplifier_index"])
+
+
+def test_missing_questionnaire_is_a_missing_input_with_wider_intervals(client: TestClient
+                                                                        ) -> None:
+    h = bearer(client, "clin")
+    body = {"questionnaires": questionnaires(), "peg": {"PEG1": 6, "PEG2": 7, "PEG3": 5},
+            "opioid_use": False}
+    full = client.post("/api/v1/decide", headers=h, json=body).json()
+    body["questionnaires"] = {k: v for k, v in body["questionnaires"].items() if k != "pcs13"}
+    part = client.post("/api/v1/decide", headers=h, json=body)
+    assert part.status_code == 200, part.text
+    out = part.json()
+    assert [m["input"] for m in out["missing"]] == ["amplifier_index"]
+    assert "Missing: features of centrally amplified pain" in out["missing_note"]
+    assert ("could change the recommendation" in out["missing_note"]) == bool(
+        out["could_change"])
+    assert full["missing"] == []
+
+
+def test_near_tie_is_a_set_with_its_reason(client: TestClient) -> None:
+    h = bearer(client, "clin")
+    seen = set()
+    for amp in range(0, 101, 5):
+        out = client.post("/api/v1/decide", headers=h, json={
+            "scores": SCORES | {"amplifier_index": float(amp)}}).json()
+        tie = len(out["equally_reasonable"]) > 1
+        seen.add(tie)
+        if tie:
+            assert out["headline"].startswith("Equally reasonable for this patient")
+            for t in out["treatments"][1:]:
+                if t["equally_reasonable"]:
+                    assert t["difference"] < 1.0 or t["difference_lower"] <= 0
+                    assert "minimal important difference" in t["reason"] or \
+                        "includes 0" in t["reason"]
+    assert True in seen
 
 
 def test_bad_input_is_422_naming_every_field(client: TestClient) -> None:
     h = bearer(client, "clin")
     r = client.post("/api/v1/decide", headers=h, json={
-        "scores": {"amplifier_index": 500, "opioid": 2}, "contraindications": ["nope"]})
+        "scores": {"amplifier_index": 500, "opioid": 2, "peg_baseline": None},
+        "contraindications": ["nope"]})
     assert r.status_code == 422
     locs = {tuple(d["loc"]) for d in r.json()["detail"]}
     assert {("body", "scores", "amplifier_index"), ("body", "scores", "peg_baseline"),
@@ -115,9 +164,10 @@ def test_roles_and_missing_model(client: TestClient, trial: Trial) -> None:
 def test_decide_page_inline_messages_then_recommendation(client: TestClient) -> None:
     csrf = login(client, "clin")
     page = client.get("/decide")
-    assert "fitted on 400 randomized participants" in page.text and "best" in page.text
+    assert "from 400 randomized participants" in page.text and "best" in page.text
+    assert 'id="simulated"' in page.text and "does not replace" in page.text
     bad = client.post("/decide", data={"csrf_token": csrf, "mode": "scores",
-                                       "scores.peg_baseline": "12", "scores.amplifier_index": "",
+                                       "scores.peg_baseline": "12", "scores.amplifier_index": "abc",
                                        "scores.opioid": "0", "scores.depression": "1"})
     assert bad.status_code == 422
     assert 'id="f-scores-peg_baseline-error"' in bad.text
@@ -126,14 +176,15 @@ def test_decide_page_inline_messages_then_recommendation(client: TestClient) -> 
         "csrf_token": csrf, "mode": "scores", "scores.peg_baseline": "6",
         "scores.amplifier_index": "40", "scores.opioid": "0", "scores.depression": "1",
         "contraindications": ["DUL:liver"]})
-    assert good.status_code == 200 and "Recommended first treatment" in good.text
+    assert good.status_code == 200 and ("Recommended first treatment" in good.text
+                                        or "Equally reasonable for this patient" in good.text)
     assert "The plan at week 12" in good.text and "contraindicated (Liver disease)" in good.text
     form = {"csrf_token": csrf, "mode": "questionnaires", "opioid_use": "no",
             "peg.PEG1": "6", "peg.PEG2": "6", "peg.PEG3": "6"}
     for name, items in questionnaires().items():
         form |= {f"questionnaires.{name}.{k}": str(v) for k, v in items.items()}
     q = client.post("/decide", data=form)
-    assert q.status_code == 200 and "Amplifier index" in q.text and "fibromyalgianess" in q.text
+    assert q.status_code == 200 and "centrally amplified" in q.text and "fibromyalgianess" in q.text
     form["questionnaires.pcs13.PCS2"] = ""
     miss = client.post("/decide", data=form)
     assert miss.status_code == 422 and 'id="f-questionnaires-pcs13-PCS2-error"' in miss.text

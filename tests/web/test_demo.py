@@ -53,7 +53,8 @@ def test_demo_runs_a_whole_trial_through_the_service(tmp_path: Path) -> None:
             m.Allocation.stage == 2))
         logged = s.scalars(select(m.Allocation.probabilities)).all()
         s.close()
-        assert n1 == 300 and 150 < (n2 or 0) < 300
+        # 300 simulated + 4 showcase participants randomized (issue 15), one of them twice
+        assert n1 == 304 and 150 < (n2 or 0) < 304
         assert all(abs(sum(p.values()) - 1) < 1e-9 for p in logged)
         assert audit.verify(db).ok
         # the demo's database serves the pages, its model the decision tool
@@ -64,12 +65,21 @@ def test_demo_runs_a_whole_trial_through_the_service(tmp_path: Path) -> None:
         client.post("/login", data={"username": "statistician", "password": DEMO_PASSWORD,
                                     "csrf_token": token})
         stats = client.get("/stats")
-        assert stats.status_code == 200 and "Randomized (stage 1): 300" in stats.text
+        assert stats.status_code == 200 and "Randomized (stage 1): 304" in stats.text
         assert "Trial flow" in client.get("/stats/report").text
+        # the showcase: a coordinator finds someone in every state and open queries
+        site = TestClient(app, base_url="https://testserver")
+        token = CSRF.search(site.get("/login").text).group(1)  # type: ignore[union-attr]
+        site.post("/login", data={"username": "coord.s01", "password": DEMO_PASSWORD,
+                                  "csrf_token": token})
+        listing = site.get("/participants?status=ready").text
+        assert "ready to randomize" in listing
+        assert "open queries" in site.get("/data/queries").text
     finally:
         db.dispose()
     model = RegimeModel.load(out / "regime-model.json")
-    assert json.loads((out / "regime-model.json").read_text())["n"] == 300
+    prov = json.loads((out / "regime-model.json").read_text())["provenance"]
+    assert prov["n"] == 300 and prov["simulated"] is True
     features = {f: 1.0 for f in model.features} | {"peg_baseline": 6.0,
                                                     "amplifier_index": 40.0}
     decision = model.decide(features, ["ESC", "ACT", "EBEM"], load_protocol("best"))

@@ -48,14 +48,17 @@ def _register() -> None:
         analyze_cmd,
         audit_cmd,
         db_cmd,
+        decide_cmd,
         demo_cmd,
         design_cmd,
         export_cmd,
+        import_cmd,
         instruments_cmd,
         protocol_cmd,
         randomize_cmd,
         serve_cmd,
         simulate_cmd,
+        warmup_cmd,
     )
 
     app.add_typer(protocol_cmd.app, name="protocol")
@@ -65,21 +68,33 @@ def _register() -> None:
     app.command("score")(instruments_cmd.score)
     app.add_typer(simulate_cmd.app, name="simulate")
     app.command("analyze")(analyze_cmd.analyze)
+    app.command("decide")(decide_cmd.decide)
     app.add_typer(design_cmd.app, name="design")
     app.add_typer(db_cmd.app, name="db")
     app.add_typer(audit_cmd.app, name="audit")
     app.command("serve")(serve_cmd.serve)
     app.add_typer(admin_cmd.app, name="admin")
     app.command("export")(export_cmd.export)
+    app.add_typer(import_cmd.app, name="import")
     app.command("demo")(demo_cmd.demo)
+    app.command("warmup")(warmup_cmd.warmup)
 
 
 _register()
 
 
+# commands that run numba kernels: they say so when a kernel compiles (not warmed up)
+_KERNEL_COMMANDS = frozenset({"analyze", "simulate", "design", "randomize", "demo"})
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     err = Console(stderr=True)
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] in _KERNEL_COMMANDS and not {"--help", "-h"} & set(args):
+        from tailor.cli.warmup_cmd import install_compile_notice
+
+        install_compile_notice()
     try:
         rc: Any = app(args=argv, standalone_mode=False)
     except TailorError as exc:

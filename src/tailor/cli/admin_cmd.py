@@ -15,16 +15,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from tailor.db import Database
 from tailor.exceptions import InvalidFieldError
-from tailor.protocol import builtin_protocols
-from tailor.services import admin
-from tailor.services.auth import AuthPolicy, actor_of, configure
-from tailor.services.context import Actor, RequestContext
-from tailor.settings import Settings, get_settings
+
+if TYPE_CHECKING:  # the database and services load inside the commands (fast --help)
+    from tailor.db import Database
+    from tailor.services.context import RequestContext
+    from tailor.settings import Settings
 
 app = typer.Typer(help="Administer sites, users and the live protocol.", no_args_is_help=True)
 
@@ -34,6 +34,8 @@ PASSWORD_STDIN = typer.Option(False, "--password-stdin",
 
 def cli_context(reason: str) -> RequestContext:
     """The admin actor of a command run on the server (audited as ``cli:<login>``)."""
+    from tailor.services.context import Actor, RequestContext
+
     try:
         who = getpass.getuser()
     except (KeyError, OSError):  # pragma: no cover - no login name in some containers
@@ -45,12 +47,21 @@ def cli_context(reason: str) -> RequestContext:
 @contextmanager
 def open_database(settings: Settings | None = None) -> Iterator[Database]:
     """The configured database with the settings' password policy attached."""
+    from tailor.db import Database
+    from tailor.services.auth import AuthPolicy, configure
+    from tailor.services.throttle import Backoff
+    from tailor.settings import get_settings
+
     s = settings or get_settings()
     db = Database(s.database_url)
     configure(db, AuthPolicy(
         token_ttl=timedelta(minutes=s.token_ttl_minutes),
         idle_timeout=timedelta(minutes=s.token_idle_minutes),
-        failures_per_hour=s.login_failures_per_hour, time_cost=s.argon2_time_cost,
+        backoff=Backoff(s.login_free_failures, s.login_backoff_base_seconds,
+                        max(s.login_backoff_max_seconds, s.login_backoff_base_seconds)),
+        password_max_age=(timedelta(days=s.password_max_age_days)
+                          if s.password_max_age_days else None),
+        time_cost=s.argon2_time_cost,
         memory_kib=s.argon2_memory_kib, parallelism=s.argon2_parallelism))
     try:
         yield db
@@ -90,6 +101,8 @@ def create_site(code: str = typer.Argument(..., help="Site code, e.g. S01."),
                 timezone: str = typer.Option(..., help="IANA time zone, e.g. America/New_York.")
                 ) -> None:
     """Create a site."""
+    from tailor.services import admin
+
     with open_database() as db:
         out = admin.create_site(db, cli_context("site created (admin CLI)"), code, name,
                                 timezone)
@@ -105,6 +118,8 @@ def create_user(username: str = typer.Argument(..., help="Login name."),
                                               help="Printed name shown with signatures."),
                 password_stdin: bool = PASSWORD_STDIN) -> None:
     """Create a user; the password is prompted for (or read from stdin)."""
+    from tailor.services import admin
+
     password = read_password(password_stdin)
     with open_database() as db:
         out = admin.create_user(db, cli_context("user created (admin CLI)"), username, password,
@@ -117,10 +132,49 @@ def create_user(username: str = typer.Argument(..., help="Login name."),
 def set_password(username: str = typer.Argument(..., help="Login name."),
                  password_stdin: bool = PASSWORD_STDIN) -> None:
     """Set a user's password (prompted for, or read from stdin)."""
+    from tailor.services import admin
+
     password = read_password(password_stdin)
     with open_database() as db:
         admin.set_password(db, cli_context("password set (admin CLI)"), username, password)
     typer.echo(f"password of {username} changed")
+
+
+@app.command("deactivate-user")
+def deactivate_user(username: str = typer.Argument(..., help="Login name.")) -> None:
+    """Deactivate a user: every session of theirs ends at once; the name is never reused."""
+    from tailor.services import accounts
+
+    with open_database() as db:
+        out = accounts.set_active(db, cli_context("user deactivated (admin CLI)"), username,
+                                  False)
+    typer.echo(f"user {username} deactivated ({out['sessions_ended']} session(s) ended)")
+
+
+@app.command("reactivate-user")
+def reactivate_user(username: str = typer.Argument(..., help="Login name.")) -> None:
+    """Reactivate a deactivated user."""
+    from tailor.services import accounts
+
+    with open_database() as db:
+        accounts.set_active(db, cli_context("user reactivated (admin CLI)"), username, True)
+    typer.echo(f"user {username} reactivated")
+
+
+@app.command("send-notifications")
+def send_notifications() -> None:
+    """Mail the unsent notification outbox through the configured SMTP server."""
+    from tailor.services import mail
+    from tailor.settings import get_settings
+
+    s = get_settings()
+    config = mail.SmtpConfig(host=s.smtp_host, port=s.smtp_port, sender=s.smtp_sender,
+                             starttls=s.smtp_starttls, username=s.smtp_username,
+                             password=s.smtp_password, fallback_to=s.mail_fallback_to)
+    with open_database(s) as db:
+        report = mail.deliver_outbox(db, config)
+    typer.echo(f"{len(report.sent)} sent, {len(report.failed)} failed, "
+               f"{len(report.no_address)} without an address")
 
 
 @app.command("go-live")
@@ -130,6 +184,10 @@ def go_live(protocol: str = typer.Option("best", help="A built-in protocol name 
                                        help="The admin account that signs the go-live."),
             password_stdin: bool = PASSWORD_STDIN) -> None:
     """Register a protocol version and make it live (once), signed by an admin account."""
+    from tailor.protocol import builtin_protocols
+    from tailor.services import admin
+    from tailor.services.auth import actor_of
+
     builtin = builtin_protocols()
     path = builtin[protocol] if protocol in builtin else Path(protocol)
     if not path.is_file():

@@ -8,10 +8,6 @@ from pathlib import Path
 
 import typer
 
-from tailor.db import Database
-from tailor.services import audit, randomization
-from tailor.settings import get_settings
-
 app = typer.Typer(help="Check the tamper-evident audit trail.", no_args_is_help=True)
 
 
@@ -20,6 +16,10 @@ def verify_cmd(anchor: Path | None = typer.Option(
         None, help="A head saved by 'tailor audit head' (detects truncation and rewrites).")
 ) -> None:
     """Recompute the audit chain and the allocation state; exit 1 on any problem."""
+    from tailor.db import Database
+    from tailor.services import audit, randomization
+    from tailor.settings import get_settings
+
     settings = get_settings()
     db = Database(settings.database_url)
     try:
@@ -44,6 +44,10 @@ def verify_cmd(anchor: Path | None = typer.Option(
 @app.command("head")
 def head_cmd(out: Path | None = typer.Option(None, help="Write the head to this file.")) -> None:
     """Print the current chain head (signed with TAILOR_AUDIT_KEY); store it off the server."""
+    from tailor.db import Database
+    from tailor.services import audit
+    from tailor.settings import get_settings
+
     settings = get_settings()
     db = Database(settings.database_url)
     try:
@@ -67,6 +71,9 @@ def asof_cmd(entity: str = typer.Argument(..., help="Audited entity: Participant
                                     "instant with a zone, e.g. 2025-06-02T15:00:00Z.")) -> None:
     """Reconstruct one record from the audit trail alone, as it stood at --at (JSON)."""
     from tailor.cli.admin_cmd import cli_context
+    from tailor.db import Database
+    from tailor.services import audit
+    from tailor.settings import get_settings
 
     settings = get_settings()
     when = audit.parse_as_of(at)

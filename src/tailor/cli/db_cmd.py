@@ -4,22 +4,31 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from tailor.db import Database, upgrade
-from tailor.db.backup import backup_file, restore_file, state_hash
-from tailor.db.schema import current_revision
-from tailor.settings import get_settings
+if TYPE_CHECKING:  # the database layer loads inside the commands (fast --help)
+    from tailor.db import Database
 
 app = typer.Typer(help="Create, migrate, back up and restore the trial database.",
                   no_args_is_help=True)
 
 
+def _database() -> Database:
+    from tailor.db import Database
+    from tailor.settings import get_settings
+
+    return Database(get_settings().database_url)
+
+
 @app.command("upgrade")
 def upgrade_cmd(revision: str = typer.Option("head", help="Target Alembic revision.")) -> None:
     """Migrate the database to the latest schema (creates it on first run)."""
-    db = Database(get_settings().database_url)
+    from tailor.db import upgrade
+    from tailor.db.schema import current_revision
+
+    db = _database()
     try:
         upgrade(db.engine, revision)
         typer.echo(f"database at revision {current_revision(db.engine)}")
@@ -31,7 +40,9 @@ def upgrade_cmd(revision: str = typer.Option("head", help="Target Alembic revisi
 def backup_cmd(file: Path = typer.Argument(..., help="Backup file to write (JSON lines).")
                ) -> None:
     """Write a portable logical backup of every table (one consistent snapshot)."""
-    db = Database(get_settings().database_url)
+    from tailor.db.backup import backup_file
+
+    db = _database()
     try:
         summary = backup_file(db, file)
     finally:
@@ -44,7 +55,9 @@ def backup_cmd(file: Path = typer.Argument(..., help="Backup file to write (JSON
 def restore_cmd(file: Path = typer.Argument(..., help="Backup file written by `tailor db "
                                                       "backup`.")) -> None:
     """Restore a backup into an empty database upgraded to the backup's revision."""
-    db = Database(get_settings().database_url)
+    from tailor.db.backup import restore_file
+
+    db = _database()
     try:
         summary = restore_file(db, file)
     finally:
@@ -55,7 +68,9 @@ def restore_cmd(file: Path = typer.Argument(..., help="Backup file written by `t
 @app.command("state-hash")
 def state_hash_cmd() -> None:
     """Print the canonical state hash (SHA-256 over every table's rows in key order)."""
-    db = Database(get_settings().database_url)
+    from tailor.db.backup import state_hash
+
+    db = _database()
     try:
         typer.echo(state_hash(db))
     finally:

@@ -51,6 +51,7 @@ def demo(
         setup_demo_trial,
         trial_days,
     )
+    from tailor.services.showcase import seed_showcase
     from tailor.stats.generative import InstrumentScoring
     from tailor.stats.simulation import simulate_trial
 
@@ -120,6 +121,7 @@ def demo(
         plan = default_plan(table, protocol, bootstrap=bootstrap, seed=seed)
         result = analyze(table, protocol, plan,
                          progress=lambda msg: bar.update(task, info=msg))
+        result.model["provenance"]["simulated"] = True  # the demo's trial is simulated
         bar.update(task, total=1, completed=1, info="done")
         timings["analysis"] = time.perf_counter() - t0
 
@@ -139,6 +141,7 @@ def demo(
                    if stats.approximated_paths else "") + ".")
         paths = write_analysis(result, table, out, sections=trial_sections(
             flow, balance, table, threshold=plan.responder_threshold, note=note))
+        showcase = seed_showcase(db)  # one participant per workflow state, open queries
         chain = audit.verify(db)
         bar.update(task, completed=1, info=str(paths["report"]))
         timings["report"] = time.perf_counter() - t0
@@ -157,7 +160,7 @@ def demo(
                          + ")")
     console.print(made)
     for regime, v in result.headline().items():
-        if regime.startswith(("as randomized", "best single", "interpretable", "flexible")):
+        if regime.startswith(("as randomized", "best single", "interpretable", "deployed regime")):
             console.print(f"  responder rate at week 24, {regime}: {v['estimate']:.0%} "
                           f"[{v['lower']:.0%}, {v['upper']:.0%}]")
     times = Table(title="time per step (s)")
@@ -172,6 +175,12 @@ def demo(
         f"  TAILOR_REGIME_MODEL={paths['model']} \\\n"
         f"  TAILOR_ANALYSIS_REPORT={paths['report']} \\\n"
         "  tailor serve          # then open http://127.0.0.1:8000/login", highlight=False)
+    tries = Table(title="participants to try (site S01, log in as coord.s01)")
+    tries.add_column("state")
+    tries.add_column("study code")
+    for state, code in showcase.items():
+        tries.add_row(state, code)
+    console.print(tries)
     logins = Table(title=f"demo users (password for all: {DEMO_PASSWORD})")
     logins.add_column("username")
     logins.add_column("role")

@@ -8,31 +8,16 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
-from tailor.design.execution import Backend, DaskBackend, LocalBackend, run_study
-from tailor.design.grid import expand_grid
-from tailor.design.progress import ProgressLog
-from tailor.design.provenance import provenance_lines, run_provenance, study_provenance
-from tailor.design.replicates import PIPELINE_DEFAULTS, REPLICATES
-from tailor.design.report import render_report
-from tailor.design.search import parse_target, search_sample_size
-from tailor.design.sizing import oetting_power, oetting_sample_size
-from tailor.design.summary import summarize
 from tailor.exceptions import ScenarioError
-from tailor.protocol import load_protocol
+
+if TYPE_CHECKING:  # the design study loads inside the commands (fast --help)
+    import pandas as pd
+
+    from tailor.design.execution import Backend
 
 PIPELINE_NOTES = {
     "best": ("Pipeline best (tailor.design.pipeline.best_pipeline): each replicate simulates a "
@@ -70,6 +55,8 @@ def _list(text: str, option: str, cast: Callable[[str], Any]) -> list[Any]:
 
 
 def _pipeline(name: str) -> Any:
+    from tailor.design.replicates import REPLICATES
+
     if name not in REPLICATES:
         raise ScenarioError(f"unknown --pipeline '{name}' (known: {', '.join(REPLICATES)})")
     return REPLICATES[name]
@@ -77,6 +64,8 @@ def _pipeline(name: str) -> Any:
 
 def _axis(text: str | None, option: str, pipeline: str, name: str) -> list[float]:
     """Values of a numeric grid option, or the pipeline's default when it was not given."""
+    from tailor.design.replicates import PIPELINE_DEFAULTS
+
     if text is None:
         return [PIPELINE_DEFAULTS.get(pipeline, PIPELINE_DEFAULTS["best"])[name]]
     return _list(text, option, float)
@@ -114,6 +103,18 @@ def _sigterm_interrupts() -> Iterator[None]:
 def _progress(label: str, total: int, interval: float = 30.0
               ) -> Iterator[Callable[[int, int], None]]:
     """A live bar with rate and ETA on a terminal; a line every ``interval`` s otherwise."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from tailor.design.progress import ProgressLog
+
     err = Console(stderr=True)
     if not err.is_terminal:
         yield ProgressLog(lambda t: err.print(t, highlight=False, soft_wrap=True),
@@ -136,12 +137,18 @@ def _progress(label: str, total: int, interval: float = 30.0
 
 def write_csv(frame: pd.DataFrame, path: Path, provenance: dict[str, Any]) -> None:
     """The CSV with ``# key: value`` provenance lines on top (``pd.read_csv(comment='#')``)."""
+    from tailor.design.provenance import provenance_lines
+
     with path.open("w", encoding="utf-8", newline="") as fh:
         fh.write("\n".join(provenance_lines(provenance)) + "\n")
         frame.to_csv(fh, index=False)
 
 
 def _backend(workers: int | None, dask_scheduler: str | None) -> Backend:
+    from rich.console import Console
+
+    from tailor.design.execution import DaskBackend, LocalBackend
+
     if dask_scheduler:
         backend = DaskBackend(dask_scheduler)
         if backend.dashboard:
@@ -156,9 +163,9 @@ def _backend(workers: int | None, dask_scheduler: str | None) -> Backend:
 def design(
     ctx: typer.Context,
     protocol: str = typer.Option("best", help="Built-in protocol name or YAML file."),
-    pipeline: str = typer.Option("best", help="Replicate pipeline: " + ", ".join(REPLICATES)
-                                 + " (best: the full two-stage BEST pipeline; best-stage1: "
-                                 "the fast stage-1 planning model)."),
+    pipeline: str = typer.Option("best", help="Replicate pipeline (best: the full two-stage "
+                                 "BEST pipeline; best-stage1: the fast stage-1 planning "
+                                 "model; prototypical)."),
     scenario: str = typer.Option("amplifier-guitar", help="Scenario(s), comma-separated: "
                                  "built-in or library names, or YAML files (e.g. generated "
                                  "by `tailor simulate worlds`)."),
@@ -190,6 +197,15 @@ def design(
         return
     if out is None:
         raise ScenarioError("give --out FOLDER for the study's checkpoint and results")
+    from rich.console import Console
+
+    from tailor.design.execution import run_study
+    from tailor.design.grid import expand_grid
+    from tailor.design.provenance import run_provenance, study_provenance
+    from tailor.design.report import render_report
+    from tailor.design.summary import summarize
+    from tailor.protocol import load_protocol
+
     fn = _pipeline(pipeline)
     proto = load_protocol(protocol)
     fixed = _fixed(pipeline, protocol, truth_n)
@@ -250,7 +266,12 @@ def size(
     points: int = typer.Option(6, min=2, help="N values per round (all run in parallel)."),
 ) -> None:
     """N meeting a target with a 95% interval, curve and grant paragraph (see docs/design.md)."""
+    from rich.console import Console
+
+    from tailor.design.provenance import run_provenance, study_provenance
     from tailor.design.report import render_size_report
+    from tailor.design.search import parse_target, search_sample_size
+    from tailor.protocol import load_protocol
 
     o = ctx.obj
     tgt = parse_target(target)
@@ -314,6 +335,10 @@ def oetting(
     smart: str = typer.Option("II", "--design", help="SMART design I, II or III."),
 ) -> None:
     """Classical N to compare two embedded regimes (Oetting et al. 2011)."""
+    from rich.console import Console
+
+    from tailor.design.sizing import oetting_power, oetting_sample_size
+
     n = oetting_sample_size(delta, response_rate, alpha=alpha, power=power, design=smart)
     achieved = oetting_power(n, delta, response_rate, alpha=alpha, design=smart)
     Console().print(f"N = {n} (power at N: {achieved:.3f})")
@@ -333,6 +358,7 @@ def mcb(
 ) -> None:
     """N for multiple comparisons with the best (Artman et al. 2020), covariance simulated."""
     import numpy as np
+    from rich.console import Console
 
     from tailor.design.replicates import simulate_prototypical
     from tailor.design.sizing import (
@@ -372,6 +398,8 @@ def global_test(
     alpha: float = typer.Option(0.05, help="Type I error."),
 ) -> None:
     """N for the omnibus test that all four design-II embedded regimes are equal."""
+    from rich.console import Console
+
     from tailor.design.sizing import (
         design_ii_covariance,
         global_test_power,
@@ -398,6 +426,8 @@ def interim(
 ) -> None:
     """Maximum N comparing two regimes with O'Brien-Fleming interim analyses."""
     import math
+
+    from rich.console import Console
 
     from tailor.design.sequential import inflation_factor, obrien_fleming
     from tailor.design.sizing import oetting_sample_size

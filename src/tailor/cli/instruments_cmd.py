@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from tailor.exceptions import InputFileError
-from tailor.instruments import ConversionTable, get, instruments
-from tailor.instruments.formats import (
-    RowError,
-    read_mds_long,
-    read_redcap,
-    score_wide,
-)
+
+if TYPE_CHECKING:  # pandas and the instruments load inside the commands (fast --help)
+    import pandas as pd
+
+    from tailor.instruments import ConversionTable
+    from tailor.instruments.formats import RowError
 
 __all__ = ["instruments_app", "score"]
 
@@ -29,6 +27,8 @@ instruments_app = typer.Typer(help="List and describe the declared instruments."
 @instruments_app.callback(invoke_without_command=True)
 def list_instruments(ctx: typer.Context) -> None:
     """List every instrument with its version and licence."""
+    from tailor.instruments import instruments
+
     if ctx.invoked_subcommand is not None:
         return
     table = Table("name", "title", "version", "items", "licence", show_lines=False)
@@ -41,6 +41,8 @@ def list_instruments(ctx: typer.Context) -> None:
 def show(name: Annotated[str, typer.Argument(help="instrument name, e.g. promis_depression_4a")]
          ) -> None:
     """Show an instrument's items, codes and scoring rule."""
+    from tailor.instruments import get
+
     inst = get(name)
     con = Console(width=160, highlight=False)
     con.print(f"[bold]{inst.name}[/] - {inst.title} ({inst.version})")
@@ -71,6 +73,8 @@ def show(name: Annotated[str, typer.Argument(help="instrument name, e.g. promis_
 
 
 def _tables(specs: list[str], instrument: str | None) -> dict[str, ConversionTable]:
+    from tailor.instruments import ConversionTable, get
+
     out: dict[str, ConversionTable] = {}
     for spec in specs:
         name, sep, path = spec.partition("=")
@@ -117,6 +121,11 @@ def score(
                                                          "on a REDCap export)")] = None,
 ) -> None:
     """Score questionnaire responses in a CSV; bad rows are reported, exit 1 if any failed."""
+    import pandas as pd
+
+    from tailor.instruments import get
+    from tailor.instruments.formats import read_mds_long, read_redcap, score_wide
+
     if (instrument is None) == (not all_):
         raise InputFileError("give exactly one of --instrument NAME or --all", path=str(input))
     tables = _tables(table or [], instrument)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from tailor.protocol import Protocol, load_protocol
-from tailor.rules import stage_options
+if TYPE_CHECKING:  # the protocol models load inside the commands (fast --help)
+    from tailor.protocol import Protocol
 
 app = typer.Typer(help="Validate and show SMART protocol files.", no_args_is_help=True)
 
@@ -17,6 +18,8 @@ app = typer.Typer(help="Validate and show SMART protocol files.", no_args_is_hel
 @app.command("validate")
 def validate(file: Path = typer.Argument(..., help="Protocol YAML file.")) -> None:
     """Validate a protocol file; list every problem with its YAML path."""
+    from tailor.protocol import load_protocol
+
     protocol = load_protocol(file)
     Console(soft_wrap=True).print(f"[green]valid[/] {file}: protocol '{protocol.name}' version "
                     f"{protocol.version}, content hash {protocol.content_hash}")
@@ -53,6 +56,8 @@ def _weights(value: float | dict[str, float]) -> str:
 
 def render(protocol: Protocol, console: Console) -> None:
     """Print a protocol summary: arms, eligibility, visits, stages and their randomization."""
+    from tailor.rules import stage_options
+
     console.rule(f"[bold]{protocol.title}")
     console.print(f"name [bold]{protocol.name}[/]  version {protocol.version}  registry "
                   f"{protocol.registry or '-'}\ncontent hash {protocol.content_hash}")
@@ -116,4 +121,6 @@ def render(protocol: Protocol, console: Console) -> None:
 def show(name: str = typer.Argument("best", help="Built-in protocol name or a YAML file.")
          ) -> None:
     """Show a readable summary of a protocol (built-in name or file)."""
+    from tailor.protocol import load_protocol
+
     render(load_protocol(name), Console())

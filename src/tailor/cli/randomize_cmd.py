@@ -4,21 +4,23 @@ database's persisted allocation log); simulate operating characteristics."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tailor.exceptions import InputFileError
-from tailor.protocol import load_protocol
-from tailor.stats.allocation import replay as replay_allocations
-from tailor.stats.allocation_diagnostics import CohortModel, simulate_allocations
+
+if TYPE_CHECKING:  # pandas and the statistics load inside the commands (fast --help)
+    import pandas as pd
 
 app = typer.Typer(help="Replay and simulate randomization.", no_args_is_help=True)
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
     if not path.is_file():
         raise InputFileError("file not found", path=str(path))
     try:
@@ -36,6 +38,9 @@ def replay(
     seed: int | None = typer.Option(None, help="Seed for the draws when the input has no u1-u3."),
 ) -> None:
     """Re-derive an allocation sequence from its inputs (rows in file order)."""
+    from tailor.protocol import load_protocol
+    from tailor.stats.allocation import replay as replay_allocations
+
     proto = load_protocol(protocol)
     table = _read_csv(input)
     u_given = {"u1", "u2", "u3"} <= set(table.columns)
@@ -57,7 +62,8 @@ def verify(
                                         "TAILOR_DATABASE_URL)."),
 ) -> None:
     """Replay the persisted allocation log of every stage in sequence order; exit 1 unless
-    every allocation is reproduced (option, probabilities, imbalance, algorithm version)."""
+    every allocation is reproduced (option, probabilities, imbalance, algorithm version) and
+    its stored inputs equal the data as they stood then; list inputs changed afterwards."""
     from tailor.db import Database
     from tailor.services.replay import replay_allocation_log
     from tailor.settings import get_settings
@@ -68,6 +74,11 @@ def verify(
     finally:
         db.dispose()
     per_stage = ", ".join(f"stage {s}: {n}" for s, n in sorted(report.replayed.items()))
+    for change in report.changed:
+        typer.echo(f"INPUTS CHANGED {change}")
+    if report.without_inputs:
+        typer.echo(f"note: {report.without_inputs} allocation(s) were stored without their "
+                   "inputs (before migration 0003); their inputs were not checked")
     if report.ok:
         typer.echo(f"allocation log OK: {report.total} allocations reproduced "
                    f"({per_stage or 'none stored'})")
@@ -94,6 +105,9 @@ def simulate(
     output: Path | None = typer.Option(None, help="Write per-trial metrics to this CSV."),
 ) -> None:
     """Simulate many allocation sequences; report balance and predictability."""
+    from tailor.protocol import load_protocol
+    from tailor.stats.allocation_diagnostics import CohortModel, simulate_allocations
+
     proto = load_protocol(protocol)
     base = CohortModel()
     prev = dict(base.prevalence)

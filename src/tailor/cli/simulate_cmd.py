@@ -10,9 +10,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tailor.stats.scenarios import builtin_scenarios, load_scenario
-from tailor.stats.simulation import regime_value, simulate_trial
-
 app = typer.Typer(help="Simulate SMART trials from the generative cLBP model.",
                   no_args_is_help=True)
 
@@ -30,6 +27,8 @@ def trial(
                                      help="Score baseline items with tailor.instruments."),
 ) -> None:
     """Simulate one trial; write wide, long, truth and allocation tables."""
+    from tailor.stats.simulation import simulate_trial
+
     console = Console()
     scoring: Literal["instruments"] | None = "instruments" if score_items else None
     with console.status(f"simulating {participants} participants ..."):
@@ -43,6 +42,8 @@ def trial(
 @app.command("scenarios")
 def scenarios() -> None:
     """List the built-in scenarios."""
+    from tailor.stats.scenarios import builtin_scenarios, load_scenario
+
     table = Table("name", "title", "description")
     for name in builtin_scenarios():
         sc = load_scenario(name)
@@ -58,6 +59,8 @@ def values(
     seed: int = typer.Option(0, help="Seed of the Monte Carlo."),
 ) -> None:
     """Population values of the standard regimes (large Monte Carlo, with standard errors)."""
+    from tailor.stats.simulation import regime_value
+
     with Console(stderr=True).status(f"simulating {n} participants ..."):
         df = regime_value(scenario, protocol=protocol, n=n, seed=seed)
     cols = ["regime", "responder_w12", "responder_w24", "mean_peg_w24", "share_bad",

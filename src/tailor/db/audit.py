@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 GENESIS = "0" * 64
-_SKIP = (m.AuditLog, m.SessionToken, m.LoginAttempt, m.StageState)
+_SKIP = (m.AuditLog, m.SessionToken, m.LoginAttempt, m.LoginThrottle, m.StageState)
 _REDACT = {("User", "password_hash")}
 # model name (the audit row's ``entity``) -> table, for every model the audit hooks record
 AUDITED_ENTITIES: dict[str, str] = {

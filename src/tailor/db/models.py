@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from tailor.db.types import UTCDateTime, utcnow
@@ -33,12 +34,15 @@ __all__ = [
     "AuditLog",
     "Base",
     "DataLock",
+    "DataQuery",
     "DerivedScore",
     "EligibilityAssessment",
     "InstrumentResponse",
     "LoginAttempt",
+    "LoginThrottle",
     "Notification",
     "Participant",
+    "ProtocolDeviation",
     "ProtocolVersion",
     "RunIn",
     "SessionToken",
@@ -86,6 +90,15 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # the printed name shown with the user's electronic signatures (21 CFR 11.50)
     full_name: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    # --- issue 17 (migration 0004): account lifecycle
+    # when the password was last set (password expiry, when the setting is on)
+    password_changed_at: Mapped[datetime | None] = mapped_column(default=None)
+    # a temporary password set by an admin: only a password change is allowed until replaced
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                       server_default=sa_false())
+    # where notifications (emergency unblinding) are mailed (tailor.services.mail)
+    email: Mapped[str | None] = mapped_column(String(254), default=None)
+    # --- end issue 17
 
 
 class SessionToken(Base):
@@ -211,7 +224,9 @@ class Allocation(Base):
         UniqueConstraint("participant_id", "stage", name="uq_allocations_participant_stage"),
         UniqueConstraint("protocol_version_id", "stage", "sequence",
                          name="uq_allocations_sequence"),
-        UniqueConstraint("protocol_version_id", "idempotency_key",
+        # issue 17 (migration 0004): scoped per participant, so another site's key tells
+        # nothing
+        UniqueConstraint("participant_id", "idempotency_key",
                          name="uq_allocations_idempotency_key"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -236,6 +251,9 @@ class Allocation(Base):
     idempotency_key: Mapped[str] = mapped_column(String(128))
     allocated_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     allocated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # issue 15 (G16): every input value the feasible set and factor levels came from
+    # (services/allocation_inputs.py); NULL only for allocations made before migration 0003
+    inputs: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class StageState(Base):
@@ -261,6 +279,10 @@ class AdverseEvent(Base):
     onset_date: Mapped[date] = mapped_column(Date)
     serious: Mapped[bool] = mapped_column(Boolean, default=False)
     description: Mapped[str | None] = mapped_column(String(1000))
+    # issue 15 (migration 0003): severity, relatedness to the treatment, outcome
+    severity: Mapped[str | None] = mapped_column(String(16))
+    relatedness: Mapped[str | None] = mapped_column(String(24))
+    outcome: Mapped[str | None] = mapped_column(String(32))
 
 
 class Withdrawal(Base):
@@ -270,6 +292,11 @@ class Withdrawal(Base):
     withdrawn_on: Mapped[date] = mapped_column(Date)
     reason_code: Mapped[str] = mapped_column(String(32))
     last_week_observed: Mapped[int | None] = mapped_column(Integer)
+    # issue 15 (migration 0003): "withdrew_consent" (no further data) or
+    # "off_treatment_followed" (treatment stopped, follow-up visits go on); free-text reason
+    kind: Mapped[str] = mapped_column(String(32), default="withdrew_consent",
+                                      server_default="withdrew_consent")
+    reason_text: Mapped[str | None] = mapped_column(String(1000))
 
 
 class DataLock(Base):
@@ -348,3 +375,57 @@ class Notification(Base):
     body: Mapped[str] = mapped_column(Text)
     signature_id: Mapped[int | None] = mapped_column(ForeignKey("signatures.id"))
     sent_at: Mapped[datetime | None]
+
+
+# --------------------------------------------------------------------------------------------
+# issue 15: data quality (G16 allocation-input deviations, data queries). Migration 0003.
+class ProtocolDeviation(Base):
+    """A recorded protocol deviation, e.g. an input of an existing allocation changed after it
+    (the allocation stays as it was). ``description`` never names an arm."""
+
+    __tablename__ = "protocol_deviations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
+    allocation_id: Mapped[int | None] = mapped_column(ForeignKey("allocations.id"))
+    kind: Mapped[str] = mapped_column(String(48))
+    description: Mapped[str] = mapped_column(String(1000))
+    reason: Mapped[str] = mapped_column(String(500))
+    recorded_by: Mapped[str] = mapped_column(String(64))  # username
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DataQuery(Base):
+    """A data query (REDCap data resolution / OpenClinica discrepancy note): opened by an edit
+    check, a protocol deviation or the data manager; answered by the site; closed or re-opened
+    by the data manager. Its history is its audit trail. Messages never name an arm."""
+
+    __tablename__ = "data_queries"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
+    visit_code: Mapped[str | None] = mapped_column(String(32))
+    field: Mapped[str | None] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(64))  # edit_check:<id> | deviation | manual
+    message: Mapped[str] = mapped_column(String(1000))
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    assigned_role: Mapped[str] = mapped_column(String(32), default="coordinator")
+    opened_by: Mapped[str] = mapped_column(String(64))  # username or "edit check"
+    opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+    answer: Mapped[str | None] = mapped_column(String(1000))
+    answered_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    deviation_id: Mapped[int | None] = mapped_column(ForeignKey("protocol_deviations.id"))
+
+
+# --- issue 17 (migration 0004): login throttling state
+class LoginThrottle(Base):
+    """Back-off state of one throttling key (``user:<name>`` for an account, ``addr:<ip>`` for
+    a client address trying unknown usernames): one row per key, updated in place, so a flood
+    of attempts does not grow the database (tailor.services.throttle)."""
+
+    __tablename__ = "login_throttle"
+    key: Mapped[str] = mapped_column(String(96), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    total_failures: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_failure_at: Mapped[datetime | None] = mapped_column(default=None)
+    blocked_until: Mapped[datetime | None] = mapped_column(default=None)
+# --- end issue 17

@@ -38,6 +38,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from tailor.dtr import _policytree_hist as _h
+
 _BIG = 1e300  # "no key yet" count
 
 
@@ -456,8 +458,13 @@ def subset(V: np.ndarray, ORD: np.ndarray, G: np.ndarray, C: np.ndarray, RNG: np
 def _d3_feature(j: int, V: np.ndarray, ORD: np.ndarray, RK: np.ndarray, G: np.ndarray,
                 C: np.ndarray, RNG: np.ndarray, RMAX: np.ndarray, RMIN: np.ndarray,
                 d2_all: float, shared: np.ndarray, tol: float, mmin: int, step: int,
-                has_mask: bool, use_kb: bool, seg: bool) -> tuple[float, float, int, int]:
-    """Best depth-3 tree whose root splits on feature ``j``: ``(c, v, s, n_valid)``."""
+                has_mask: bool, use_kb: bool, kb: int) -> tuple[float, float, int, int]:
+    """Best depth-3 tree whose root splits on feature ``j``: ``(c, v, s, n_valid)``.
+
+    ``kb`` is -1 to solve the children by the pruned scan, else the ``_policytree_hist`` mode of
+    their exact depth-2 sweeps (no mask, ``split_step`` 1).
+    """
+    seg = kb >= 0
     m = V.shape[1]
     member = np.zeros(m, dtype=np.bool_)
     ubL = 0.0
@@ -494,7 +501,7 @@ def _d3_feature(j: int, V: np.ndarray, ORD: np.ndarray, RK: np.ndarray, G: np.nd
         V2, O2, RK2, G2, C2, RNG2, RMAX2, RMIN2, _ = subset(V, ORD, G, C, RNG, RMAX, RMIN, member)
         if seg:
             lc = 0.0
-            lv, _, _ = depth2_seg_serial(V2, O2, RK2, G2)
+            lv, _, _ = depth2_seg_serial(V2, O2, RK2, G2, mmin, kb)
         else:
             lc, lv, _, _ = depth2_serial(V2, O2, RK2, G2, C2, RNG2, RMAX2, RMIN2, thL, tol, mmin,
                                          step, has_mask, use_kb)
@@ -515,7 +522,7 @@ def _d3_feature(j: int, V: np.ndarray, ORD: np.ndarray, RK: np.ndarray, G: np.nd
         thR = th - lv
         V2, O2, RK2, G2, C2, RNG2, RMAX2, RMIN2, _ = subset(V, ORD, G, C, RNG, RMAX, RMIN, ~member)
         if seg:
-            rv, _, _ = depth2_seg_serial(V2, O2, RK2, G2)
+            rv, _, _ = depth2_seg_serial(V2, O2, RK2, G2, mmin, kb)
         else:
             rc, rv, _, _ = depth2_serial(V2, O2, RK2, G2, C2, RNG2, RMAX2, RMIN2, thR, tol, mmin,
                                          step, False, use_kb)
@@ -536,7 +543,7 @@ def _d3_feature(j: int, V: np.ndarray, ORD: np.ndarray, RK: np.ndarray, G: np.nd
 def depth3_parallel(V: np.ndarray, ORD: np.ndarray, RK: np.ndarray, G: np.ndarray, C: np.ndarray,
                     RNG: np.ndarray, RMAX: np.ndarray, RMIN: np.ndarray, d2_all: float,
                     incumbent: float, tol: float, mmin: int, step: int, has_mask: bool,
-                    use_kb: bool, seg: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                    use_kb: bool, kb: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per root feature ``j`` (in parallel): best depth-3 key and left size.
 
     ``d2_all`` is the node's exact best depth-2 value (the right child's bound at s = 0).
@@ -549,7 +556,7 @@ def depth3_parallel(V: np.ndarray, ORD: np.ndarray, RK: np.ndarray, G: np.ndarra
     rn = np.empty(p, dtype=np.int64)
     for j in prange(p):
         c, v, s, nv = _d3_feature(j, V, ORD, RK, G, C, RNG, RMAX, RMIN, d2_all, shared, tol,
-                                  mmin, step, has_mask, use_kb, seg)
+                                  mmin, step, has_mask, use_kb, kb)
         rc[j] = c
         rv[j] = v
         rs[j] = s
@@ -708,21 +715,44 @@ def _seg_value(T: np.ndarray, MP: np.ndarray) -> float:
 
 @njit(cache=True)
 def _d2_feature_seg(j: int, V: np.ndarray, ORD: np.ndarray, RK: np.ndarray, G: np.ndarray,
-                    valid: np.ndarray) -> tuple[float, int]:
-    """Best depth-2 tree whose root splits on ``j``: (value, left size), or (-inf, -1)."""
+                    valid: np.ndarray, mmin: int, mode: int, BK: np.ndarray,
+                    K: np.ndarray) -> tuple[float, int]:
+    """Best depth-2 tree whose root splits on ``j``: (value, left size), or (-inf, -1).
+
+    Each child feature ``k`` is swept with prefix-maximum segment trees or with histograms
+    (``_policytree_hist``), as ``mode`` and the cost model say.
+    """
     p, m = V.shape
     d = G.shape[1]
-    pa, pb = _pairs(d)
-    P = pa.shape[0]
-    size = 1
-    while size < m:
-        size *= 2
-    SD = np.empty((2 * size, P))
-    MP = np.empty((2 * size, P))
+    nvj = 0
+    for s in range(m):
+        nvj += valid[s]
     gL = np.full(m, -np.inf)
     gR = np.full(m, -np.inf)
     T = np.empty(d)
+    use_hist = np.empty(p, dtype=np.bool_)
+    need_seg = False
+    kmax = 1
     for k in range(p):
+        use_hist[k] = _h.pair_uses_hist(m, d, nvj, K[k], mmin, mode)
+        need_seg = need_seg or not use_hist[k]
+        kmax = max(kmax, K[k])
+    size = 1
+    while size < m:
+        size *= 2
+    pa, pb = _pairs(d)
+    P = pa.shape[0] if need_seg else 0
+    SD = np.empty((2 * size if need_seg else 0, P))
+    MP = np.empty((2 * size if need_seg else 0, P))
+    L = np.empty((kmax, d))
+    CNT = np.empty(kmax, dtype=np.int64)
+    acc = np.empty(d)
+    for k in range(p):
+        if nvj == 0:
+            break
+        if use_hist[k]:
+            _h.hist_sweep(j, k, ORD, RK, G, BK, K[k], valid, mmin, gL, gR, L, CNT, T, acc)
+            continue
         _seg_init(k, V, size, SD, MP)
         T[:] = 0.0
         for s in range(1, m):
@@ -770,16 +800,17 @@ def _valid_roots(j: int, V: np.ndarray, mmin: int, step: int) -> np.ndarray:
 
 
 @njit(cache=True, parallel=True)
-def depth2_seg_parallel(V: np.ndarray, ORD: np.ndarray, RK: np.ndarray,
-                        G: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def depth2_seg_parallel(V: np.ndarray, ORD: np.ndarray, RK: np.ndarray, G: np.ndarray,
+                        mmin: int, mode: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per root feature ``j`` (in parallel): best depth-2 value, left size, number of valid splits."""
     p = V.shape[0]
+    BK, K = _h.buckets(V)
     rv = np.empty(p)
     rs = np.empty(p, dtype=np.int64)
     rn = np.empty(p, dtype=np.int64)
     for j in prange(p):
-        valid = _valid_roots(j, V, 1, 1)
-        v, s = _d2_feature_seg(j, V, ORD, RK, G, valid)
+        valid = _valid_roots(j, V, mmin, 1)
+        v, s = _d2_feature_seg(j, V, ORD, RK, G, valid, mmin, mode, BK, K)
         rv[j] = v
         rs[j] = s
         rn[j] = valid.sum()
@@ -787,19 +818,20 @@ def depth2_seg_parallel(V: np.ndarray, ORD: np.ndarray, RK: np.ndarray,
 
 
 @njit(cache=True)
-def depth2_seg_serial(V: np.ndarray, ORD: np.ndarray, RK: np.ndarray,
-                      G: np.ndarray) -> tuple[float, int, int]:
+def depth2_seg_serial(V: np.ndarray, ORD: np.ndarray, RK: np.ndarray, G: np.ndarray,
+                      mmin: int, mode: int) -> tuple[float, int, int]:
     """Best depth-2 tree of a node: (value, j, s); j == -2 when no root split is valid."""
     p = V.shape[0]
+    BK, K = _h.buckets(V)
     bv = -np.inf
     bj = -1
     bs = -1
     anyvalid = False
     for j in range(p):
-        valid = _valid_roots(j, V, 1, 1)
+        valid = _valid_roots(j, V, mmin, 1)
         if valid.any():
             anyvalid = True
-        v, s = _d2_feature_seg(j, V, ORD, RK, G, valid)
+        v, s = _d2_feature_seg(j, V, ORD, RK, G, valid, mmin, mode, BK, K)
         if s >= 0 and (bj < 0 or v > bv):
             bv = v
             bj = j
@@ -815,7 +847,8 @@ def depth2_seg_serial(V: np.ndarray, ORD: np.ndarray, RK: np.ndarray,
 @njit(cache=True)
 def _d3_feature_bb(j: int, V: np.ndarray, ORD: np.ndarray, RK: np.ndarray, G: np.ndarray,
                    C: np.ndarray, RNG: np.ndarray, RMAX: np.ndarray, RMIN: np.ndarray,
-                   d2_all: float, shared: np.ndarray, tol: float) -> tuple[float, int, int]:
+                   d2_all: float, shared: np.ndarray, tol: float,
+                   mode: int) -> tuple[float, int, int]:
     """Best depth-3 tree whose root splits on ``j`` (no mask, min_node_size 1, split_step 1).
 
     Branch and bound over intervals of root split positions. Once the children's exact depth-2
@@ -872,9 +905,9 @@ def _d3_feature_bb(j: int, V: np.ndarray, ORD: np.ndarray, RK: np.ndarray, G: np
         for u in range(m):
             member[ORD[j, u]] = u < su
         sub = subset(V, ORD, G, C, RNG, RMAX, RMIN, member)
-        lv, _, _ = depth2_seg_serial(sub[0], sub[1], sub[2], sub[3])
+        lv, _, _ = depth2_seg_serial(sub[0], sub[1], sub[2], sub[3], 1, mode)
         sub = subset(V, ORD, G, C, RNG, RMAX, RMIN, ~member)
-        rv, _, _ = depth2_seg_serial(sub[0], sub[1], sub[2], sub[3])
+        rv, _, _ = depth2_seg_serial(sub[0], sub[1], sub[2], sub[3], 1, mode)
         eL[su] = lv
         eR[su] = rv
         tot = lv + rv
@@ -894,8 +927,8 @@ def _d3_feature_bb(j: int, V: np.ndarray, ORD: np.ndarray, RK: np.ndarray, G: np
 @njit(cache=True, parallel=True)
 def depth3_bb_parallel(V: np.ndarray, ORD: np.ndarray, RK: np.ndarray, G: np.ndarray,
                        C: np.ndarray, RNG: np.ndarray, RMAX: np.ndarray, RMIN: np.ndarray,
-                       d2_all: float, incumbent: float,
-                       tol: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                       d2_all: float, incumbent: float, tol: float,
+                       mode: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per root feature ``j`` (in parallel): best depth-3 value, left size, valid splits."""
     p = V.shape[0]
     shared = np.array([incumbent])
@@ -903,7 +936,8 @@ def depth3_bb_parallel(V: np.ndarray, ORD: np.ndarray, RK: np.ndarray, G: np.nda
     rs = np.empty(p, dtype=np.int64)
     rn = np.empty(p, dtype=np.int64)
     for j in prange(p):
-        v, s, nv = _d3_feature_bb(j, V, ORD, RK, G, C, RNG, RMAX, RMIN, d2_all, shared, tol)
+        v, s, nv = _d3_feature_bb(j, V, ORD, RK, G, C, RNG, RMAX, RMIN, d2_all, shared, tol,
+                                  mode)
         rv[j] = v
         rs[j] = s
         rn[j] = nv

@@ -4,19 +4,21 @@ From the wide table of ``docs/data-contract.md`` and the protocol:
 
 1. Q-learning over both stages (week-24 PEG, lower is better; feasible options from the
    stage-1 eligibility columns and the logged stage-2 option lists), with bootstrap intervals
-   (percentile at stage 2, m-out-of-n at stage 1);
-2. values with intervals of: as randomized, every single first treatment, the best single
-   treatment, the interpretable regime (a cross-fitted exact depth-k policy tree on doubly
-   robust scores, then the Q-learning second step), a regime interpretable by design (the best
-   feasible arm per expert category: phenotype label x duloxetine eligibility), and the
-   flexible (Q-learning) regime,
-   cross-fitted; on the mean week-24 PEG and on the responder rate (the protocol's default
-   responder definition), answering "from 1 in 3 to how many";
-3. the embedded regimes of the SMART (weighted and replicated), best first;
-4. the phenotype map: for each first treatment, the profile of those for whom it is estimated
+   (percentile at stage 2, adaptive m-out-of-n at stage 1) for the coefficients;
+2. values with site-clustered intervals (:mod:`tailor.dtr.inference`) of: as randomized,
+   every single first treatment, the best single treatment (selection-adjusted), the deployed
+   regime (Q-learning on week-24 PEG, both stages), "personalize stage 1 only", the
+   interpretable regime (exact policy tree on censoring-weighted doubly robust scores) and the
+   pre-specified phenotype-category regime, each cross-fitted as a whole on one shared fold
+   partition (:mod:`tailor.dtr.crossfit`), on the mean week-24 PEG and on the responder rate;
+3. the primary contrast: deployed regime minus the best single treatment, one-sided
+   (intersection-union test against every single treatment), and the same for stage 1 only;
+   the headline numbers at the protocol's time points computed from the data;
+4. the embedded regimes of the SMART (weighted and replicated), best first;
+5. the phenotype map: for each first treatment, the profile of those for whom it is estimated
    best and their estimated benefit over the next-best feasible arm; effect-modifier
    importance; subgroup forest-plot data;
-5. a versioned model file for the clinician's decision tool.
+6. a versioned model file of the deployed regime for the clinician's decision tool.
 
 Missing week-24 outcomes are handled by sequential inverse-probability-of-censoring weights
 (:func:`censoring_weights`: one model per visit on the history observed by then), passed to
@@ -33,31 +35,40 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from tailor.dtr.crossfit import (
+    FirstStageLearner,
+    category_learner,
+    crossfit_regime,
+    fold_partition,
+    tree_learner,
+    tree_rewards,
+)
 from tailor.dtr.embedded import WeightedReplicated, embedded_regimes
+from tailor.dtr.heterogeneity import domain_tests
+from tailor.dtr.inference import best_of, cluster_multipliers, clustered, contrast_with_best
 from tailor.dtr.phenotype import (
     modifier_importance,
     phenotype_profiles,
     responder_indicator,
     subgroup_effects,
 )
-from tailor.dtr.phenotype_regime import PhenotypeRegime
-from tailor.dtr.policytree import PolicyTree
 from tailor.dtr.qlearning import QLearning, QLearningResult
-from tailor.dtr.value import aipw_value, compare_regimes, dr_scores
-from tailor.exceptions import InputFileError
+from tailor.dtr.regime_model import FORMAT, regime_document
+from tailor.dtr.value import ValueEstimate, aipw_value, dr_scores, static_regime
+from tailor.exceptions import EstimationError, InputFileError
 from tailor.protocol import Protocol
 from tailor.rules import stage_options
 
 __all__ = ["AnalysisPlan", "AnalysisResult", "analyze", "censoring_weights", "default_plan",
            "tree_rewards", "working_model"]
 
-MODEL_FORMAT = "tailor-regime/1"
+MODEL_FORMAT = FORMAT
 
 # Candidate features in order of preference; the plan keeps those present in the data.
 PHENOTYPE_FEATURES = ("amplifier_index", "body_regions", "wpi", "sss", "fibromyalgianess",
@@ -84,8 +95,17 @@ class AnalysisPlan:
     tree_depth: int = 2
     tree_min_node_size: int = 30
     profile_features: tuple[str, ...] = ("amplifier_index", "peg_baseline")
-    expert_categories: tuple[str, ...] = ()
+    phenotype_categories: tuple[str, ...] = ()
     subgroups: tuple[str, ...] = ()
+    cluster: str | None = "site"
+    domains: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    plan_name: str = "default (from the data's columns)"
+    plan_file_hash: str = ""
+    responder_week: int = 12
+    penalized: bool = False
+    l1_ratio: float = 1.0
+    deployed: str = "working_model"
+    ensemble: bool = False
     bootstrap: int = 500
     folds: int = 5
     alpha: float = 0.05
@@ -108,11 +128,21 @@ def default_plan(data: pd.DataFrame, protocol: Protocol, **overrides: Any) -> An
     # stage-1 arm (ESC + X exists only after ESC), so A1 dummies would alias option dummies.
     main2 = (*_present(data, ("peg_baseline", "peg_w12", "amplifier_index")),
              "response_category")
+    from tailor.dtr.plan import builtin_plans, load_plan
+
+    domains: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    if "best" in builtin_plans():  # the candidate domains of the built-in plan, where present
+        spec = load_plan("best")
+        domains = tuple((name, _present(data, dom.variables))
+                        for name, dom in spec.candidates.items()
+                        if _present(data, dom.variables))
     plan = AnalysisPlan(
+        domains=domains,
         responder_threshold=threshold, main1=main1, tailoring1=tailor_cols, main2=main2,
         tailoring2=tailor_cols, tree_features=_present(data, PHENOTYPE_FEATURES),
         profile_features=_present(data, PROFILE_FEATURES), subgroups=_present(data, SUBGROUPS),
-        expert_categories=("phenotype_label", "eligible_DUL")
+        cluster="site" if "site" in data.columns and data["site"].nunique() >= 2 else None,
+        phenotype_categories=("phenotype_label", "eligible_DUL")
         if {"phenotype_label", "eligible_DUL"} <= set(data.columns) else ())
     return replace(plan, **overrides)
 
@@ -141,11 +171,29 @@ class AnalysisResult:
     response_by_arm: pd.DataFrame
     balance: pd.DataFrame
     model: dict[str, Any]
+    contrasts: pd.DataFrame = field(default_factory=pd.DataFrame)
+    heterogeneity: pd.DataFrame = field(default_factory=pd.DataFrame)
+    assignment_shares: pd.DataFrame = field(default_factory=pd.DataFrame)
+    time_points: pd.DataFrame = field(default_factory=pd.DataFrame)
+    plan_hash: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
 
+    def primary(self, outcome: str = "responder") -> dict[str, Any]:
+        """The primary contrast: deployed regime minus the best single treatment."""
+        c = self.contrasts
+        row = c[(c["outcome"] == outcome) & c["contrast"].str.startswith("deployed")].iloc[0]
+        return {k: (bool(row[k]) if k == "shows_benefit" else
+                    str(row[k]) if k in ("contrast", "chosen_best") else float(row[k]))
+                for k in ("contrast", "estimate", "lower", "upper", "one_sided_bound",
+                          "p_one_sided", "chosen_best", "shows_benefit")}
+
     def headline(self) -> dict[str, Any]:
-        """Responder rates: as randomized, best single, interpretable, flexible (with CIs)."""
+        """Responder rates (week 24) by regime with their intervals, primary contrast first."""
         out: dict[str, Any] = {}
+        if not self.contrasts.empty:
+            p = self.primary("responder")
+            out["deployed minus best single treatment"] = {
+                k: p[k] for k in ("estimate", "lower", "upper")}
         for _, row in self.values_responder.iterrows():
             out[str(row["regime"])] = {k: float(row[k]) for k in ("estimate", "lower", "upper")}
         return out
@@ -237,63 +285,24 @@ def working_model(protocol: Protocol, plan: AnalysisPlan) -> list[dict[str, Any]
     ]
 
 
-def _crossfit_tree(data: pd.DataFrame, ql: QLearning, plan: AnalysisPlan, outcome: str,
-                   rng: np.random.Generator, weights: np.ndarray | None = None
-                   ) -> tuple[np.ndarray, PolicyTree, Any, np.ndarray]:
-    """Cross-fitted recommendations of the tree and of the expert-category regime (each row's
-    from a fit without its fold), and the tree fitted on all rows (the one reported)."""
-    scores = dr_scores(data, ql, outcome=outcome, stage=1, propensities=["p_A1", "p_A2"],
-                       weights=weights, folds=plan.folds, random_state=int(rng.integers(2**31)))
-    opts = list(scores.options)
-    x = data[list(plan.tree_features)]
-    usable = scores.feasible.any(axis=1)  # rows with a score (not censored)
-    folds = rng.permutation(np.arange(len(data)) % plan.folds)
-    rec = np.empty(len(data), dtype=object)
-    # every row's own eligibility decides what may be recommended to it, scored or not
-    feas = np.column_stack([pd.to_numeric(data[f"eligible_{o}"], errors="coerce")
-                            .fillna(0).to_numpy() == 1 for o in opts])
-    rewards = tree_rewards(scores.rewards, scores.feasible)
-    for f in range(plan.folds):
-        train = (folds != f) & usable
-        tree = PolicyTree(depth=plan.tree_depth, min_node_size=plan.tree_min_node_size).fit(
-            x[train], rewards[train])
-        test = folds == f
-        idx = tree.predict(x[test], feasible=feas[test])
-        rec[test] = [opts[int(i)] for i in idx]
-    full = PolicyTree(depth=plan.tree_depth, min_node_size=plan.tree_min_node_size).fit(
-        x[usable], pd.DataFrame(rewards[usable], columns=opts))
-    expert = np.empty(len(data), dtype=object)
-    if plan.expert_categories:
-        cats = _expert_categories(data, plan)
-        for f in range(plan.folds):
-            train = (folds != f) & usable
-            regime = PhenotypeRegime(min_category_size=10).fit(
-                cats[train], scores.rewards[train], feasible=scores.feasible[train])
-            test = folds == f
-            expert[test] = [opts[int(i)] for i in regime.predict(cats[test], feasible=feas[test])]
-    return rec, full, scores, expert
+def penalized_model(protocol: Protocol, plan: AnalysisPlan) -> list[dict[str, Any]]:
+    """The working model widened to every candidate tailoring variable (main effects and
+    option interactions at both stages), for penalized Q-learning
+    (:class:`~tailor.dtr.penalized.PenalizedLinear` selects the terms)."""
+    cands = [c for c in plan.tree_features if c not in ("response_category",)]
+    stages = working_model(protocol, plan)
+    for stage, main in ((stages[0], plan.main1), (stages[1], plan.main2)):
+        terms = list(dict.fromkeys([*main, *cands]))
+        stage["main"] = " + ".join(terms)
+        stage["tailoring"] = " + ".join(cands) or None
+    return stages
 
 
-def tree_rewards(rewards: np.ndarray, feasible: np.ndarray) -> np.ndarray:
-    """Rewards for fitting a regime tree when some options are infeasible for some members.
-
-    Requiring every leaf's action to be feasible for all its members is crippling here (45% of
-    BEST's participants cannot take duloxetine, and 1-2% each other arm, so large leaves could
-    choose almost nothing). Instead an infeasible option scores the member's mean feasible
-    reward (neither a gain nor a loss for choosing it), and feasibility is enforced when the
-    tree recommends: a member who cannot take the leaf's action gets the next feasible option
-    of the leaf's ranking. The regime's value is then estimated honestly (cross-fitted AIPW).
-    """
-    r = np.where(feasible, rewards, np.nan)
-    mean = np.nanmean(np.where(feasible.any(axis=1, keepdims=True), r, 0.0), axis=1)
-    return np.where(feasible, rewards, mean[:, None])
-
-
-def _expert_categories(data: pd.DataFrame, plan: AnalysisPlan) -> np.ndarray:
-    """Expert-defined categories: the pain phenotype label crossed with duloxetine eligibility."""
-    label = data[plan.expert_categories[0]].astype(str).to_numpy()
+def _phenotype_categories(data: pd.DataFrame, plan: AnalysisPlan) -> np.ndarray:
+    """Pre-specified categories: the pain phenotype label crossed with duloxetine eligibility."""
+    label = data[plan.phenotype_categories[0]].astype(str).to_numpy()
     parts = [label]
-    for col in plan.expert_categories[1:]:
+    for col in plan.phenotype_categories[1:]:
         parts.append(np.where(pd.to_numeric(data[col], errors="coerce") == 1, f"{col}",
                               f"not {col}"))
     return np.array([" / ".join(p) for p in zip(*parts, strict=True)], dtype=object)
@@ -305,14 +314,16 @@ def _hash_frame(data: pd.DataFrame) -> str:
 
 
 def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = None, *,
-            progress: Callable[[str], None] | None = None) -> AnalysisResult:
-    """Run the full analysis (see the module docstring)."""
+            progress: Callable[[str], None] | None = None,
+            plan_notes: Sequence[str] = ()) -> AnalysisResult:
+    """Run the full analysis (see the module docstring); ``plan_notes`` (from
+    :func:`tailor.dtr.plan.resolve_plan`) go into the report's methods."""
     plan = plan or default_plan(data, protocol)
     step = progress or (lambda _msg: None)
     data = data.reset_index(drop=True).copy()
     _check_columns(data, protocol, plan)
     rng = np.random.default_rng(plan.seed)
-    notes: list[str] = []
+    notes: list[str] = list(plan_notes)
     data["responder"] = responder_indicator(data, baseline=plan.baseline, followup=plan.outcome,
                                             threshold=plan.responder_threshold)
     n_outcome = int(data[plan.outcome].notna().sum())
@@ -331,35 +342,123 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
                          random_state=int(rng.integers(2**31)), alpha=plan.alpha)
     coefficients = {k: boot.coefficients(k) for k in (1, 2)}
 
-    step("interpretable regime (cross-fitted policy tree)")
-    tree_rec, tree, _scores, expert_rec = _crossfit_tree(data, ql, plan, plan.outcome, rng,
-                                                         weights)
-    stage2_rec = fit.recommend(data)["A2"]
-    interpretable = {"A1": list(tree_rec), "A2": list(stage2_rec)}
+    ql_pen: QLearning | None = None
+    if plan.penalized and plan.tree_features:
+        from tailor.dtr.penalized import PenalizedLinear
 
-    step("regime values (AIPW, cross-fitted)")
-    values = {}
-    for label, outcome, learner in (("peg", plan.outcome, ql),
-                                    ("responder", "responder", ql_resp)):
-        table = compare_regimes(data, learner, outcome=outcome, propensities=["p_A1", "p_A2"],
-                                weights=weights,
-                                folds=plan.folds, random_state=int(rng.integers(2**31)),
-                                alpha=plan.alpha)
-        tree_value = aipw_value(data, interpretable, outcome=outcome, qlearning=learner,
-                                propensities=["p_A1", "p_A2"], weights=weights,
-                                alpha=plan.alpha,
-                                name="interpretable regime (policy tree)").to_frame()
-        rows = [table, tree_value]
-        if plan.expert_categories:
-            rows.append(aipw_value(data, {"A1": list(expert_rec), "A2": list(stage2_rec)},
-                                   outcome=outcome, qlearning=learner,
-                                   propensities=["p_A1", "p_A2"], weights=weights,
-                                   alpha=plan.alpha,
-                                   name="expert phenotype categories").to_frame())
-        table = pd.concat(rows, ignore_index=True)
-        table["regime"] = table["regime"].replace({"learned regime": "flexible regime "
-                                                   "(Q-learning)"})
-        values[label] = table
+        ql_pen = QLearning(stages=penalized_model(protocol, plan), coding="dummy",
+                           maximize=False, regressor=PenalizedLinear(
+                               l1_ratio=plan.l1_ratio, random_state=plan.seed))
+    if plan.deployed == "penalized" and ql_pen is None:
+        raise EstimationError("the plan deploys the penalized Q-learning regime but names no "
+                              "candidate tailoring variables present in the data")
+    deployed_ql = ql_pen if plan.deployed == "penalized" and ql_pen is not None else ql
+    deployed_label = "penalized Q-learning" if deployed_ql is ql_pen else "Q-learning"
+    fold = fold_partition(len(data), plan.folds, rng)
+    clusters = data[plan.cluster].astype(str).to_numpy() if plan.cluster else None
+    multipliers = cluster_multipliers(clusters, len(data), plan.bootstrap, rng)
+    props = ["p_A1", "p_A2"]
+    learners: dict[str, FirstStageLearner] = {
+        "interpretable": tree_learner(ql, outcome=plan.outcome, propensities=props,
+                                      features=plan.tree_features, depth=plan.tree_depth,
+                                      min_node_size=plan.tree_min_node_size)}
+    if plan.ensemble and plan.tree_features:
+        from tailor.dtr.dr_learner import ensemble_learner
+
+        learners["ensemble"] = ensemble_learner(
+            ql, outcome=plan.outcome, propensities=props, features=[
+                f for f in plan.tree_features if pd.api.types.is_numeric_dtype(data[f])],
+            random_state=plan.seed)
+    if plan.phenotype_categories:
+        learners["category"] = category_learner(
+            ql, outcome=plan.outcome, propensities=props,
+            categories=lambda d: _phenotype_categories(d, plan))
+    learners = {k: _memoized(v) for k, v in learners.items()}
+
+    step("regime values and contrasts (cross-fitted AIPW, site-clustered)")
+    values: dict[str, pd.DataFrame] = {}
+    contrasts: list[pd.DataFrame] = []
+    crossfit_rec: dict[str, pd.DataFrame] = {}
+    for label, outcome, nuisance in (("peg", plan.outcome, ql),
+                                     ("responder", "responder", ql_resp)):
+        larger = label == "responder"
+
+        def clus(e: ValueEstimate) -> ValueEstimate:
+            return clustered(e, clusters, alpha=plan.alpha)
+
+        treatments = ["A1", "A2"]
+        as_rand = clus(aipw_value(data, {t: [None] * len(data) for t in treatments},
+                                  outcome=outcome, qlearning=nuisance, propensities=props,
+                                  weights=weights, alpha=plan.alpha, name="as randomized",
+                                  outcome_model="zero"))
+        statics = [clus(aipw_value(data, static_regime(data, arm, treatment="A1",
+                                                       feasible=stages[0]["feasible"]),
+                                   outcome=outcome, qlearning=nuisance, propensities=props,
+                                   weights=weights, alpha=plan.alpha,
+                                   name=f"always {arm} first"))
+                   for arm in protocol.arm_codes]
+        best = best_of(statics, larger_is_better=larger, clusters=clusters,
+                       alpha=plan.alpha, multipliers=multipliers,
+                       labels=list(protocol.arm_codes))
+        learned: dict[str, ValueEstimate] = {}
+        specs: list[tuple[str, str, dict[str, Any]]] = [
+            ("deployed", f"deployed regime ({deployed_label} on week-24 PEG)", {}),
+            ("stage1", "personalize stage 1 only (Q-learning)", {"later_stages": False}),
+            ("interpretable", "interpretable regime (policy tree, exploratory)",
+             {"first_stage": learners["interpretable"]}),
+        ]
+        if ql_pen is not None and plan.deployed != "penalized":
+            specs.append(("penalized", "penalized Q-learning over all candidates (lasso, "
+                          "one-SE)", {"learner": ql_pen}))
+        if "ensemble" in learners:
+            specs.append(("ensemble", "ensemble regime (stacked DR-learner, stage 1)",
+                          {"first_stage": learners["ensemble"]}))
+        if "category" in learners:
+            specs.append(("category", "pre-specified phenotype categories",
+                          {"first_stage": learners["category"]}))
+        for key, name, extra in specs:
+            extra = {"learner": deployed_ql, **extra}
+            cf = crossfit_regime(data, nuisance, regime_outcome=plan.outcome,
+                                 outcome=outcome, propensities=props, weights=weights,
+                                 folds=fold, alpha=plan.alpha, name=name, **extra)
+            learned[key] = clus(cf.value)
+            if label == "peg":
+                crossfit_rec[key] = cf.recommendations
+        rows = [as_rand.to_frame(), *[e.to_frame() for e in statics], best.to_frame(),
+                *[e.to_frame() for e in learned.values()]]
+        values[label] = pd.concat(rows, ignore_index=True)
+        for key in (k for k in ("deployed", "stage1", "penalized", "ensemble") if k in learned):
+            c = contrast_with_best(learned[key], statics, clusters=clusters,
+                                   larger_is_better=larger, alpha=plan.alpha,
+                                   multipliers=multipliers,
+                                   name=f"{learned[key].name} - best single treatment")
+            contrasts.append(c.to_frame().assign(outcome=label, chosen_best=best.chosen,
+                                                 shows_benefit=c.shows_benefit))
+        contrasts.append(pd.DataFrame([{
+            "contrast": "as randomized (reference)", "estimate": as_rand.estimate,
+            "std_error": as_rand.std_error, "lower": as_rand.lower, "upper": as_rand.upper,
+            "one_sided_bound": np.nan, "p_one_sided": np.nan, "outcome": label,
+            "chosen_best": best.chosen, "shows_benefit": False}]))
+    contrast_table = pd.concat(contrasts, ignore_index=True)
+
+    step("heterogeneity by domain (Holm)")
+    heterogeneity = pd.DataFrame()
+    if plan.domains:
+        scores = dr_scores(data, ql, outcome=plan.outcome, stage=1, propensities=props,
+                           weights=weights, folds=fold)
+        heterogeneity = domain_tests(scores, data, plan.domains, clusters=clusters,
+                                     weights=weights, alpha=plan.alpha)
+    shares = assignment_shares(crossfit_rec["deployed"], data)
+
+    step("regimes learned on all participants (shown)")
+    tree_predict = learners["interpretable"](data, fit, fold, weights if weights is not None
+                                             else np.ones(len(data)))
+    tree = tree_predict.tree  # type: ignore[attr-defined]
+    tree_rec = list(tree_predict(data))
+    category_rec: list[str | None] = [None] * len(data)
+    if "category" in learners:
+        category_rec = list(learners["category"](
+            data, fit, fold, weights if weights is not None else np.ones(len(data)))(data))
 
     step("embedded regimes")
     categories = list(protocol.stage(2).options or {})
@@ -386,10 +485,12 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
                             reference="ESC" if "ESC" in protocol.arm_codes else None,
                             alpha=plan.alpha) if plan.subgroups else pd.DataFrame()
 
-    rec = fit.recommend(data)
+    deployed_fit = fit if deployed_ql is ql else deployed_ql.fit(
+        data, outcome=plan.outcome, weights=weights)
+    rec = deployed_fit.recommend(data)
     recommendations = pd.DataFrame({"participant_id": data["participant_id"],
                                     "A1_received": data["A1"], "A1_flexible": rec["A1"],
-                                    "A1_interpretable": tree_rec, "A1_expert": expert_rec,
+                                    "A1_interpretable": tree_rec, "A1_category": category_rec,
                                     "A2_received": data["A2"],
                                     "A2_flexible": rec["A2"]})
     response = (data.assign(week12_responder=responder_indicator(
@@ -400,6 +501,7 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
                            week24_responder=("responder", "mean"),
                            peg_w24_mean=(plan.outcome, "mean"))
         .reset_index().rename(columns={"A1": "arm"}))
+    time_points = _time_points(data, protocol, ql, plan, clusters)
     factor_cols = [f.name for f in protocol.stage(1).randomization.factors if f.name in data]
     balance = pd.concat([data.groupby(f)["A1"].value_counts().unstack(fill_value=0)
                          .assign(factor=f).reset_index().rename(columns={f: "level"})
@@ -408,20 +510,18 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
 
     step("model file")
     data_hash = _hash_frame(data.drop(columns=["responder"]))
-    model: dict[str, Any] = {
-        "format": MODEL_FORMAT,
-        "protocol": {"name": protocol.name, "version": protocol.version,
-                     "content_hash": protocol.content_hash},
-        "data_hash": data_hash,
-        "n": len(data),
-        "outcome": plan.outcome, "lower_is_better": True,
-        "stages": [_stage_model(fit, 1, stages[0]), _stage_model(fit, 2, stages[1])],
-        "responder_stages": [_stage_model(ql_resp.fit(data, outcome="responder",
-                                                      weights=weights), 1,
-                                          stages[0])],
-        "tree": tree.tree_, "tree_features": list(plan.tree_features),
-        "responder_threshold": plan.responder_threshold,
-    }
+    plan_hash = _plan_hash(plan)
+    agree = float(np.mean(np.asarray(tree_rec, dtype=object) == rec["A1"].to_numpy()))
+    model = regime_document(deployed_fit, boot if deployed_fit is fit else None, data=data,
+                            protocol=protocol,
+                            stages=[dict(deployed_ql.stages[0]), dict(deployed_ql.stages[1])],
+                            plan=asdict(plan), data_hash=data_hash, outcome=plan.outcome,
+                            baseline=plan.baseline,
+                            responder_threshold=plan.responder_threshold, tree=tree.tree_,
+                            tree_features=plan.tree_features, tree_agreement=agree)
+    model["analysis_plan"] = plan_hash
+    model["analysis_plan_file"] = {"name": plan.plan_name, "content_hash": plan.plan_file_hash}
+    model["deployed"] = f"{deployed_label} regime on {plan.outcome}"
     step("done")
     return AnalysisResult(
         plan=plan, protocol_name=protocol.name, protocol_hash=protocol.content_hash,
@@ -431,20 +531,93 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
         embedded_pairwise=pairwise.reset_index(drop=True), tree_rules=tree.rules(),
         tree=tree.tree_, recommendations=recommendations, phenotype_map=pmap,
         modifiers=mods, subgroups=subs, response_by_arm=response, balance=balance,
-        model=json.loads(json.dumps(model, default=_jsonable)), notes=tuple(notes))
+        model=json.loads(json.dumps(model, default=_jsonable)), contrasts=contrast_table,
+        heterogeneity=heterogeneity, assignment_shares=shares,
+        time_points=time_points, plan_hash=plan_hash, notes=tuple(notes))
 
 
-def _stage_model(result: QLearningResult, stage: int, spec_in: dict[str, Any]
-                 ) -> dict[str, Any]:
-    """A stage's Q-function as plain data: formulas, options (reference first), term names,
-    coefficients and covariance, enough to evaluate Q(h, a) for a new participant."""
-    fit = result.stage(stage)
-    spec = fit.spec
-    return {"stage": stage, "treatment": spec.treatment, "options": list(spec.options),
-            "coding": spec.coding, "main": spec_in.get("main"),
-            "tailoring": spec_in.get("tailoring"), "terms": list(spec.term_names),
-            "coef": None if fit.coef is None else fit.coef.tolist(),
-            "cov": None if fit.cov is None else fit.cov.tolist()}
+def assignment_shares(recommendations: pd.DataFrame, data: pd.DataFrame) -> pd.DataFrame:
+    """Counterfactual assignment shares under a (cross-fitted) regime: first treatments, and
+    at week 12 continue / augment / switch, for everyone and for those who cannot take
+    duloxetine (the contraindicated subgroup, analysed separately)."""
+    groups: list[tuple[str, np.ndarray]] = [("everyone", np.ones(len(data), dtype=bool))]
+    if "eligible_DUL" in data.columns:
+        groups.append(("cannot take DUL", pd.to_numeric(data["eligible_DUL"], errors="coerce")
+                       .fillna(1).to_numpy() == 0))
+    a1 = recommendations["A1"].astype(object)
+    a2 = recommendations["A2"].astype(object) if "A2" in recommendations else None
+    rows = []
+    for group, sel in groups:
+        if not sel.any():
+            continue
+        for arm, count in a1[sel].value_counts().items():
+            rows.append({"group": group, "stage": "first treatment", "choice": str(arm),
+                         "share": count / int(sel.sum()), "n": int(sel.sum())})
+        if a2 is None:
+            continue
+        kind: list[str | None] = []
+        for first, second in zip(data["A1"], a2, strict=True):
+            if second is None or pd.isna(second):
+                kind.append(None)
+            elif str(second) == str(first):
+                kind.append("continue")
+            elif "+" in str(second):
+                kind.append("augment")
+            else:
+                kind.append("switch")
+        k = pd.Series(kind, dtype=object)[sel].dropna()
+        for choice, count in k.value_counts().items():
+            rows.append({"group": group, "stage": "week 12 (decided)", "choice": str(choice),
+                         "share": count / max(len(k), 1), "n": len(k)})
+    return pd.DataFrame(rows, columns=["group", "stage", "choice", "share", "n"])
+
+
+def _memoized(learner: FirstStageLearner) -> FirstStageLearner:
+    """The learner, fitted once per training set (the PEG and responder values score the same
+    cross-fitted regime, so each fold's tree is learned once)."""
+    cache: dict[str, Callable[[pd.DataFrame], Sequence[str | None]]] = {}
+
+    def learn(train: pd.DataFrame, result: QLearningResult, train_folds: np.ndarray,
+              train_weights: np.ndarray) -> Callable[[pd.DataFrame], Sequence[str | None]]:
+        key = hashlib.sha256("\x1f".join(map(str, train["participant_id"])).encode()
+                             ).hexdigest()
+        if key not in cache:
+            cache[key] = learner(train, result, train_folds, train_weights)
+        return cache[key]
+
+    return learn
+
+
+def _plan_hash(plan: AnalysisPlan) -> str:
+    """Content hash of the plan (what was fitted), as protocols are hash-identified."""
+    text = json.dumps({k: list(v) if isinstance(v, tuple) else v
+                       for k, v in plan.__dict__.items()}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _time_points(data: pd.DataFrame, protocol: Protocol, ql: QLearning, plan: AnalysisPlan,
+                 clusters: np.ndarray | None) -> pd.DataFrame:
+    """The headline numbers at the protocol's time points, computed from the data: the
+    week-12 responder rate and the week-24 mean PEG as randomized (IPCW-weighted Hajek means
+    with site-clustered intervals)."""
+    rows = []
+    targets = []
+    early = f"peg_w{plan.responder_week}"
+    if early in data.columns:
+        d12 = data.assign(_resp_early=responder_indicator(
+            data, baseline=plan.baseline, followup=early, threshold=plan.responder_threshold))
+        targets.append((f"responder rate at week {plan.responder_week}", d12, "_resp_early"))
+    week = plan.outcome.rsplit("_w", 1)[-1]
+    targets.append((f"mean week-{week} PEG" if plan.outcome.startswith("peg_w")
+                    else f"mean {plan.outcome}", data, plan.outcome))
+    for label, frame, col in targets:
+        est = aipw_value(frame, {"A1": [None] * len(frame), "A2": [None] * len(frame)},
+                         outcome=col, qlearning=ql, propensities=["p_A1", "p_A2"],
+                         alpha=plan.alpha, name=label, outcome_model="zero")
+        est = clustered(est, clusters, alpha=plan.alpha)
+        rows.append({"measure": label, "estimate": est.estimate, "lower": est.lower,
+                     "upper": est.upper, "n": est.n})
+    return pd.DataFrame(rows)
 
 
 def _jsonable(value: Any) -> Any:

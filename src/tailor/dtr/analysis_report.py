@@ -19,9 +19,48 @@ from tailor import __version__
 from tailor.dtr.analysis import AnalysisResult
 from tailor.report import HtmlReport
 
-__all__ = ["regime_in_words", "write_analysis"]
+__all__ = ["primary_in_words", "readable_values", "regime_in_words", "write_analysis"]
 
 ARM_COLOURS = {"ESC": "#718096", "ACT": "#2b6cb0", "EBEM": "#dd6b20", "DUL": "#38a169"}
+
+
+def _fmt(value: float, percent: bool, signed: bool = False) -> str:
+    if not np.isfinite(value):
+        return "n/a"
+    sign = "+" if signed else ""
+    return f"{value * 100:{sign}.1f}%" if percent else f"{value:{sign}.2f}"
+
+
+def readable_values(table: pd.DataFrame, *, percent: bool) -> pd.DataFrame:
+    """A value table for people: regime, estimate with its 95% interval, method."""
+    return pd.DataFrame({
+        "Regime": table["regime"],
+        "Estimate [95% interval]": [f"{_fmt(e, percent)} [{_fmt(lo, percent)}, "
+                                    f"{_fmt(hi, percent)}]" for e, lo, hi in
+                                    zip(table["estimate"], table["lower"], table["upper"],
+                                        strict=True)],
+        "Participants with the outcome": [("" if pd.isna(v) else f"{int(v)}")
+                                          for v in table["n"]],
+        "Method": table["method"]})
+
+
+def primary_in_words(result: AnalysisResult, outcome: str = "responder") -> str:
+    """The primary contrast as a clinician reads it, from the data (never hard-coded)."""
+    p = result.primary(outcome)
+    pct = outcome == "responder"
+    scale, unit = (100.0, " points of responders") if pct else (1.0, " PEG points")
+    est, lo, hi = p["estimate"] * scale, p["lower"] * scale, p["upper"] * scale
+    text = (f"Giving each patient the treatment the regime picks vs giving everyone "
+            f"{p['chosen_best']} (the best single first treatment, chosen from the data): "
+            f"{est:+.1f}{unit} [{lo:+.1f}, {hi:+.1f}]")
+    if p["shows_benefit"]:
+        verdict = ("; the trial shows that personalizing beats the best single treatment "
+                   f"(one-sided p = {p['p_one_sided']:.3f}).")
+    else:
+        verdict = ("; the trial does not show that personalizing beats the best single "
+                   f"treatment (one-sided p = {p['p_one_sided']:.2f}"
+                   + ("; the interval includes 0)." if lo <= 0 <= hi else ")."))
+    return text + verdict
 
 
 def _value_plot(result: AnalysisResult) -> plt.Figure:
@@ -172,6 +211,8 @@ def write_analysis(result: AnalysisResult, data: pd.DataFrame, out: Path, *,
     plots = out / "plots"
     paths: dict[str, Path] = {}
     tables = {"values_peg": result.values_peg, "values_responder": result.values_responder,
+              "contrasts": result.contrasts, "heterogeneity": result.heterogeneity,
+              "assignment_shares": result.assignment_shares,
               "embedded_regimes": result.embedded,
               "embedded_pairwise": result.embedded_pairwise,
               "coefficients_stage1": result.coefficients[1],
@@ -191,6 +232,10 @@ def write_analysis(result: AnalysisResult, data: pd.DataFrame, out: Path, *,
         "data_hash": result.data_hash, "n": result.n, "n_with_outcome": result.n_outcome,
         "plan": {k: list(v) if isinstance(v, tuple) else v
                  for k, v in result.plan.__dict__.items()},
+        "analysis_plan": result.plan_hash,
+        "primary_contrast": result.primary("responder") if not result.contrasts.empty
+        else None,
+        "time_points": result.time_points.to_dict(orient="records"),
         "headline_responder_rates": result.headline(),
         "values_peg": result.values_peg.to_dict(orient="records"),
         "tree_rules": result.tree_rules, "notes": list(result.notes),
@@ -205,24 +250,75 @@ def write_analysis(result: AnalysisResult, data: pd.DataFrame, out: Path, *,
                                  f"{result.protocol_hash[:12]}.")
     if sections is not None:
         sections(report)
-    head = result.values_responder.set_index("regime")["estimate"]
-    as_rand = head.get("as randomized", np.nan)
-    flexible = head.get("flexible regime (Q-learning)", np.nan)
-    report.heading("From 1 in 3 to how many?")
-    report.paragraph(f"Responder rate (PEG reduced by >= {result.plan.responder_threshold:.0%} at "
-                     f"week 24): {as_rand:.0%} as randomized; {flexible:.0%} under the learned "
-                     "regime (cross-fitted, so not scored on the data that chose it).", note=True)
+    report.heading("Does personalizing beat the best single treatment?")
+    if not result.contrasts.empty:
+        report.paragraph(primary_in_words(result, "responder"), note=True)
+        report.paragraph("On mean week-24 PEG (lower is better): "
+                         + primary_in_words(result, "peg"))
+    if not result.time_points.empty:
+        tp = result.time_points
+        report.paragraph("As randomized in this trial: " + "; ".join(
+            f"{m} {_fmt(e, 'rate' in m)} [{_fmt(lo, 'rate' in m)}, {_fmt(hi, 'rate' in m)}]"
+            for m, e, lo, hi in zip(tp["measure"], tp["estimate"], tp["lower"], tp["upper"],
+                                    strict=True)) + ".")
+    cont = result.contrasts
+    if not cont.empty:
+        shown = cont[cont["contrast"] != "as randomized (reference)"]
+        report.table(pd.DataFrame({
+            "Comparison": shown["contrast"],
+            "Outcome": shown["outcome"].map({"responder": "responder rate, week 24",
+                                             "peg": "mean PEG, week 24"}),
+            "Difference [95% interval]": [
+                f"{_fmt(e, o == 'responder', True)} [{_fmt(lo, o == 'responder', True)}, "
+                f"{_fmt(hi, o == 'responder', True)}]" for e, lo, hi, o in
+                zip(shown["estimate"], shown["lower"], shown["upper"], shown["outcome"],
+                    strict=True)],
+            "One-sided p": [f"{v:.3f}" for v in shown["p_one_sided"]],
+            "Shows a benefit": ["yes" if v else "no" for v in shown["shows_benefit"]]}),
+            caption="Primary and secondary contrasts: cross-fitted regimes minus the best "
+                    "single first treatment (selection-aware: the benefit is claimed only if "
+                    "the regime beats every single treatment, one-sided, alpha = "
+                    f"{result.plan.alpha / 1:.2f}).")
     fig = _value_plot(result)
     report.figure(fig, caption="AIPW values with 95% intervals.", save_as=plots / "values")
     plt.close(fig)
-    report.table(result.values_responder, caption="Responder rate by regime.")
-    report.table(result.values_peg, caption="Mean week-24 PEG by regime.")
-    report.heading("The regime")
+    report.table(readable_values(result.values_responder, percent=True),
+                 caption="Responder rate at week 24 (PEG reduced by >= "
+                         f"{result.plan.responder_threshold:.0%}) by regime.")
+    report.table(readable_values(result.values_peg, percent=False),
+                 caption="Mean week-24 PEG by regime (lower is better).")
+    if not result.heterogeneity.empty:
+        report.heading("Which domain of the phenotype modifies the effect?")
+        het = result.heterogeneity
+        report.table(pd.DataFrame({
+            "Domain": het["domain"].str.replace("_", " "), "Variables": het["variables"],
+            "Test statistic (df)": [f"{v:.2f} ({d})" for v, d in
+                                    zip(het["statistic"], het["df"], strict=True)],
+            "p": [f"{v:.3g}" for v in het["p_value"]],
+            "p (Holm)": [f"{v:.3g}" for v in het["p_holm"]],
+            "Modifies (family-wise 5%)": ["yes" if v else "no" for v in het["modifies"]]}),
+            caption="One joint test per domain of whether its variables change any first "
+                    "treatment's effect relative to the reference (best linear projection of "
+                    "cross-fitted doubly robust contrasts, site-clustered), Holm-adjusted "
+                    "across domains.")
+    if not result.assignment_shares.empty:
+        sh = result.assignment_shares
+        report.table(pd.DataFrame({
+            "Group": sh["group"], "Decision": sh["stage"], "Choice": sh["choice"],
+            "Share": [f"{v:.0%}" for v in sh["share"]], "Of": sh["n"]}),
+            caption="Counterfactual assignment shares under the deployed regime "
+                    "(cross-fitted recommendations); the contraindicated subgroup separately.")
+    report.heading("The interpretable regime (exploratory)")
+    report.paragraph("Exploratory: a depth-" f"{result.plan.tree_depth}" " policy tree learned "
+                     "on all participants. Its value in the tables is that of a tree learned "
+                     "this way, cross-fitted (each participant scored by a tree learned without "
+                     "them); a tree is shown even when no tailoring is real, so read it with "
+                     "the contrasts above.")
     fig = _tree_plot(result)
     report.figure(fig, save_as=plots / "regime_tree")
     plt.close(fig)
     report.bullets(regime_in_words(result.tree))
-    report.paragraph("At week 12 (stage 2) the flexible regime recommends, among the options the "
+    report.paragraph("At week 12 (stage 2) the deployed regime recommends, among the options the "
                      "protocol allows for the response category, the one with the best estimated "
                      "Q-value; its coefficients are below.")
     report.heading("The phenotype map")
@@ -251,9 +347,33 @@ def write_analysis(result: AnalysisResult, data: pd.DataFrame, out: Path, *,
         "Q-learning (Murphy 2005) with per-participant feasible options; least squares; "
         "bootstrap intervals (percentile; adaptive m-out-of-n at stage 1).",
         "Regime values by augmented inverse probability weighting (Zhang et al. 2012) with the "
-        "logged randomization probabilities; the learned regimes are cross-fitted.",
+        "logged randomization probabilities. Every learned regime is cross-fitted as a whole "
+        f"({result.plan.folds} folds, one partition shared by the doubly robust scores, the "
+        "tree, the category regime and the stage-2 rule): no participant is scored by a model "
+        "fitted on them.",
+        ("Standard errors are site-clustered (cluster-robust influence functions, CR1; "
+         f"clusters: '{result.plan.cluster}')" if result.plan.cluster else
+         "Standard errors treat participants as independent (no site column)")
+        + "; the best single treatment is selection-adjusted (bootstrap of the best, "
+        f"{result.plan.bootstrap} cluster resamples; simultaneous max-|t| interval); the "
+        "primary contrast is an intersection-union one-sided test against every single "
+        "treatment.",
+        f"Analysis plan: {result.plan.plan_name}"
+        + (f" (file hash {result.plan.plan_file_hash[:12]})" if result.plan.plan_file_hash
+           else "") + f"; resolved plan hash {result.plan_hash}. Candidate tailoring "
+        "variables by domain: " + ("; ".join(f"{d}: {', '.join(v)}" for d, v in
+                                             result.plan.domains) or
+                                   ", ".join(result.plan.tree_features)) + ".",
+        "Penalized Q-learning over every candidate variable (lasso on the option "
+        "interactions, cross-validated one-SE penalty, relaxed refit) and, when the plan asks "
+        "for it, an ensemble regime (stacked DR-learner: ridge + gradient boosting on the "
+        "doubly robust scores), each cross-fitted like the others.",
+        "Stage-1 coefficient intervals: adaptive m-out-of-n bootstrap (non-regular stage-1 "
+        "inference); no projection intervals.",
         "Interpretable regime: exact policy tree (Athey & Wager 2021) of depth "
-        f"{result.plan.tree_depth} on cross-fitted doubly robust scores.",
+        f"{result.plan.tree_depth} on censoring-weighted doubly robust scores; the "
+        "pre-specified phenotype-category regime ranks options by mean score among members "
+        "who may take them.",
         "Embedded regimes: weighted and replicated estimator (Nahum-Shani et al. 2012).",
         "Missing week-24 outcomes: inverse-probability-of-censoring weights.",
         *result.notes,

@@ -151,6 +151,18 @@ def _is_missing(value: Any) -> bool:
     return value is pd.NA or value is pd.NaT
 
 
+def column_labels(series: pd.Series) -> list[str | None]:
+    """``option_label`` of every value of a column (None where missing), labelling each distinct
+    value once: the per-fit cost no longer grows with a Python call per cell."""
+    try:
+        codes, uniques = pd.factorize(series)
+    except TypeError:  # unhashable cells
+        return [None if _is_missing(v) else option_label(v) for v in series]
+    ulabels = [None if _is_missing(u) else option_label(u) for u in uniques]
+    table = np.array([*ulabels, None], dtype=object)  # code -1 (missing) -> the last entry
+    return table[codes].tolist()
+
+
 def parse_options(value: Any) -> tuple[str, ...]:
     """Read one cell of a feasible-options column: a list/tuple/set or a ``;``-separated string.
 
@@ -182,7 +194,10 @@ class _Variable:
         series = data[self.name]
         if self.levels is None:
             try:
-                values = pd.to_numeric(series, errors="raise").to_numpy(dtype=float)
+                values = (series.to_numpy(dtype=float, na_value=np.nan)
+                          if pd.api.types.is_numeric_dtype(series.dtype)
+                          and not pd.api.types.is_bool_dtype(series.dtype)
+                          else pd.to_numeric(series, errors="raise").to_numpy(dtype=float))
             except (TypeError, ValueError) as exc:
                 raise RecordError(f"column '{self.name}' must be numeric", field=self.name) from exc
             return [self.name], values[:, None]
@@ -202,15 +217,25 @@ class _Variable:
         for j, level in enumerate(self.levels[1:]):
             out[:, j] = (labels == level).to_numpy(dtype=float)
         out[missing] = np.nan
-        return [f"{self.name}[{lv}]" for lv in self.levels[1:]], out
+        return self.names(), out
+
+    def names(self) -> list[str]:
+        """Column names of the variable's block (its indicators when categorical)."""
+        if self.levels is None:
+            return [self.name]
+        return [f"{self.name}[{lv}]" for lv in self.levels[1:]]
 
 
-def _variable_from(data: pd.DataFrame, name: str) -> _Variable:
+def _variable_from(data: pd.DataFrame, name: str, rows: np.ndarray | None = None) -> _Variable:
+    """The variable's kind from its column's dtype; a categorical one's levels among ``rows``
+    (all rows when None)."""
     if name not in data.columns:
         raise InputFileError(f"the model needs column '{name}', which is absent", column=name)
     series = data[name]
     if _is_categorical(series):
-        labels = sorted({option_label(v) for v in series if not _is_missing(v)})
+        if rows is not None:
+            series = series.iloc[rows]
+        labels = sorted({lab for lab in column_labels(series) if lab is not None})
         return _Variable(name, tuple(labels))
     return _Variable(name, None)
 
@@ -223,13 +248,30 @@ class _TermBlock:
     variables: Mapping[str, _Variable]
 
     @classmethod
-    def from_data(cls, formula: Formula, data: pd.DataFrame) -> _TermBlock:
-        return cls(formula, {v: _variable_from(data, v) for v in formula.variables})
+    def from_data(cls, formula: Formula, data: pd.DataFrame,
+                  rows: np.ndarray | None = None) -> _TermBlock:
+        """Resolve the formula's variables on ``data`` (levels among ``rows`` when given)."""
+        return cls(formula, {v: _variable_from(data, v, rows) for v in formula.variables})
 
-    def build(self, data: pd.DataFrame, strict: bool = True) -> tuple[list[str], np.ndarray]:
+    def names(self) -> list[str]:
+        """Column names of ``build``'s matrix (the same order), without data."""
+        names: list[str] = []
+        for term in self.formula.terms:
+            cols_names: list[str] = [""]
+            for var in term:
+                vn = self.variables[var].names()
+                cols_names = [f"{a}:{b}" if a else b for a in cols_names for b in vn]
+            names.extend(cols_names)
+        return names
+
+    def build(self, data: pd.DataFrame, strict: bool = True,
+              cache: dict[str, tuple[list[str], np.ndarray]] | None = None
+              ) -> tuple[list[str], np.ndarray]:
+        """The block's matrix on ``data``; ``cache`` shares variable columns between blocks
+        resolved on the same training rows (a stage's main and tailoring blocks)."""
         names: list[str] = []
         blocks: list[np.ndarray] = []
-        cache: dict[str, tuple[list[str], np.ndarray]] = {}
+        cache = {} if cache is None else cache
         for term in self.formula.terms:
             cols_names: list[str] = [""]
             cols = np.ones((len(data), 1))
@@ -288,7 +330,7 @@ class StageSpec:
             raise EstimationError(f"{where}: coding must be 'effect' or 'dummy', got {coding!r}")
         feasible = spec.get("feasible")
         observed = data[treatment].iloc[rows]
-        seen = {option_label(v) for v in observed if not _is_missing(v)}
+        seen = {lab for lab in column_labels(observed) if lab is not None}
         if spec.get("options") is not None:
             options = tuple(option_label(o) for o in spec["options"])
             extra = seen - set(options)
@@ -313,20 +355,18 @@ class StageSpec:
             raise EstimationError(f"{where}: effect (-1/+1) coding needs exactly two options; "
                                   f"'{treatment}' has {len(options)} ({list(options)}); use "
                                   "coding='dummy'")
-        sub = data.iloc[rows]
-        main = _TermBlock.from_data(parse_formula(spec.get("main"), where=f"{where}.main"), sub)
+        main = _TermBlock.from_data(parse_formula(spec.get("main"), where=f"{where}.main"), data,
+                                    rows)
         tail_formula = parse_formula(spec.get("tailoring"), where=f"{where}.tailoring")
         tail_formula = Formula(True, tail_formula.terms)
-        tailoring = _TermBlock.from_data(tail_formula, sub)
+        tailoring = _TermBlock.from_data(tail_formula, data, rows)
         for block, label in ((main, "main"), (tailoring, "tailoring")):
             if treatment in block.formula.variables:
                 raise EstimationError(f"{where}.{label}: do not list the stage's own treatment "
                                       f"'{treatment}'; treatment terms are added from 'tailoring'")
         spec_obj = cls(stage, treatment, options, coding, main, tailoring, feasible)
-        main_names, _ = main.build(sub.iloc[:1])
-        tail_names, _ = tailoring.build(sub.iloc[:1])
-        object.__setattr__(spec_obj, "main_names", tuple(main_names))
-        object.__setattr__(spec_obj, "tailoring_names", tuple(tail_names))
+        object.__setattr__(spec_obj, "main_names", tuple(main.names()))
+        object.__setattr__(spec_obj, "tailoring_names", tuple(tailoring.names()))
         return spec_obj
 
     # -- names ----------------------------------------------------------------------------------
@@ -365,10 +405,11 @@ class StageSpec:
         With ``strict=False`` a categorical level unseen in training gives NaN instead of an
         error (used for rows outside a stage's regression).
         """
-        _, main = self.main.build(data, strict)
+        cache: dict[str, tuple[list[str], np.ndarray]] = {}
+        _, main = self.main.build(data, strict, cache)
         if self.has_intercept:
             main = np.hstack([np.ones((len(data), 1)), main])
-        _, tail = self.tailoring.build(data, strict)
+        _, tail = self.tailoring.build(data, strict, cache)
         tail = np.hstack([np.ones((len(data), 1)), tail])
         return main, tail
 
@@ -397,14 +438,17 @@ class StageSpec:
                          for opt in self.options])
 
     def observed_labels(self, data: pd.DataFrame) -> list[str | None]:
-        return [None if _is_missing(v) else option_label(v) for v in data[self.treatment]]
+        return column_labels(data[self.treatment])
 
-    def feasible_sets(self, data: pd.DataFrame) -> list[tuple[str, ...]]:
+    def feasible_sets(self, data: pd.DataFrame,
+                      labels: list[str | None] | None = None) -> list[tuple[str, ...]]:
         """Per-row feasible options (all options where no feasibility is declared and the row
-        has a treatment; empty where it has none)."""
+        has a treatment; empty where it has none). ``labels``: ``observed_labels(data)`` when
+        the caller already has them."""
         if self.feasible is None:
             if self.treatment in data.columns:
-                labels = self.observed_labels(data)
+                if labels is None:
+                    labels = self.observed_labels(data)
                 return [self.options if lab is not None else () for lab in labels]
             return [self.options] * len(data)
         if isinstance(self.feasible, Mapping):
@@ -434,20 +478,28 @@ class StageSpec:
     def feasible_mask(self, sets: Sequence[tuple[str, ...]]) -> np.ndarray:
         """(n, d) boolean mask over ``self.options``; unknown options raise."""
         index = {o: j for j, o in enumerate(self.options)}
-        mask = np.zeros((len(sets), len(self.options)), dtype=bool)
         col = self.feasible if isinstance(self.feasible, str) else self.treatment
+        # rows share few distinct sets: resolve each distinct set once, then index
+        rows_of: dict[tuple[str, ...], int] = {}
+        which = np.empty(len(sets), dtype=np.int64)
         for i, s in enumerate(sets):
+            k = rows_of.get(s)
+            if k is None:
+                k = rows_of[s] = len(rows_of)
+                for o in s:
+                    if o not in index and len(s) >= 2:  # a pass-through row may name an option
+                        raise RecordError(                # nobody was randomized to
+                            f"row {i + 1}: feasible option {o!r} in column '{col}' is not an "
+                            f"option of stage {self.stage} that anyone re-randomized received "
+                            f"({list(self.options)}); its Q-value cannot be estimated",
+                            field=str(col), value=o)
+            which[i] = k
+        table = np.zeros((len(rows_of), len(self.options)), dtype=bool)
+        for s, k in rows_of.items():
             for o in s:
-                if o not in index:
-                    if len(s) < 2:  # a pass-through row may name an option nobody was randomized to
-                        continue
-                    raise RecordError(
-                        f"row {i + 1}: feasible option {o!r} in column '{col}' is not an option "
-                        f"of stage {self.stage} that anyone re-randomized received "
-                        f"({list(self.options)}); its Q-value cannot be estimated", field=str(col),
-                        value=o)
-                mask[i, index[o]] = True
-        return mask
+                if o in index:
+                    table[k, index[o]] = True
+        return table[which] if len(sets) else np.zeros((0, len(self.options)), dtype=bool)
 
 
 def _truthy_column(series: pd.Series) -> np.ndarray:

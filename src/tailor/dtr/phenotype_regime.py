@@ -1,4 +1,4 @@
-"""A regime over expert-defined phenotype categories: interpretable by design.
+"""A regime over pre-specified phenotype categories: interpretable by design.
 
 Each participant belongs to one category (e.g. pain phenotype amplifier / mixed / guitar crossed
 with a contraindication pattern). Per category, the regime recommends the option with the highest
@@ -44,10 +44,11 @@ class PhenotypeRegime:
 
     Notes
     -----
-    Options are ranked within a category by the number of members for whom they are infeasible
-    (fewest first), then by mean score over the members for whom they are feasible (highest
-    first), then by column order. When the category fixes the contraindications, the first option
-    is feasible for every member; otherwise :meth:`predict` gives each row the first option of its
+    Options are ranked within a category by their mean score over the members for whom they are
+    feasible (highest first), then by column order; an option feasible for no member comes last.
+    How many members cannot take an option does not rank it (ranking by that first gave an
+    always-feasible but worse option, e.g. usual care, to categories where one member in twenty
+    cannot take the best one). :meth:`predict` gives each row the first option of its
     category's ranking that is feasible for it, so a recommendation is never infeasible.
 
     References
@@ -94,7 +95,7 @@ class PhenotypeRegime:
             means = np.where(cnt > 0, sums / np.maximum(cnt, 1), np.nan)
         n_bad = (~F).sum(axis=0)
         d = R.shape[1]
-        ranking = sorted(range(d), key=lambda a: (n_bad[a], -means[a] if cnt[a] else np.inf, a))
+        ranking = sorted(range(d), key=lambda a: (-means[a] if cnt[a] else np.inf, a))
         return ranking, means, n_bad
 
     def fit(self, categories: Any, rewards: Any, feasible: Any = None) -> PhenotypeRegime:

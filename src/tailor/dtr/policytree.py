@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tailor.dtr import _policytree_hist as _h
 from tailor.dtr import _policytree_kernels as _k
 from tailor.exceptions import NotFittedError
 
@@ -24,6 +25,11 @@ __all__ = ["PolicyTree"]
 
 MAX_DEPTH = 3
 _SEG_MAX_BYTES = 128 * 2**20  # "auto" avoids prefix-max trees larger than this per thread
+_ALGORITHMS = ("auto", "scan", "prefix-max", "histogram")
+# "auto" prefers the histogram sweeps to the pruned scan when their estimated cost is below this
+# share of the scan's unpruned cost (the scan's bounds typically skip most of its work; measured
+# in benchmarks/bench_policytree.py, see docs/policytree.md)
+_HIST_VS_SCAN = 0.25
 
 _Node = dict[str, Any]
 
@@ -95,14 +101,20 @@ class PolicyTree:
     categorical_features : sequence of column names or positions, optional
         Columns to treat as unordered categories (one indicator split per level). By default the
         non-numeric columns of a DataFrame (object, string, category) are categorical.
-    algorithm : {"auto", "scan", "prefix-max"}, default "auto"
-        How the depth-1 problems under a depth-2 split are solved; all give the same tree.
+    algorithm : {"auto", "scan", "prefix-max", "histogram"}, default "auto"
+        How the depth-1 problems under a depth-2 split are solved; all give the same tree, and
+        all consider only split points between distinct values.
         ``"scan"`` re-scans each child's sorted members, pruned by upper bounds, and supports
         every setting. ``"prefix-max"`` keeps one prefix-maximum segment tree per option pair
-        while the root split sweeps, ORD(p^2 d^2 n log n) for depth 2; it needs no feasibility
+        while the root split sweeps, O(p^2 d^2 n log n) for depth 2; it needs no feasibility
         mask, ``min_node_size=1`` and ``split_step=1``, and holds about ``32 n d^2`` bytes per
-        thread. ``"auto"`` uses ``"prefix-max"`` when allowed and under 128 MiB per thread,
-        else ``"scan"``.
+        thread. ``"histogram"`` keeps per-value reward sums of the child's feature, O(n d + K_j
+        K_k d) per pair of features with ``K`` distinct values (questionnaire scores, counts,
+        binary and categorical indicators); it needs no feasibility mask and ``split_step=1``.
+        ``"auto"`` (no mask, ``split_step=1``) picks per pair of features the cheaper of
+        prefix-max and histogram by a measured cost model when ``min_node_size=1`` and the
+        segment trees fit in 128 MiB per thread; otherwise histograms when their estimated cost
+        is under a quarter of the unpruned scan's, else the scan (``docs/policytree.md``).
 
     Attributes
     ----------
@@ -164,9 +176,9 @@ class PolicyTree:
             if value < low or (high is not None and value > high):
                 bound = f"between {low} and {high}" if high is not None else f">= {low}"
                 raise ValueError(f"{name} must be {bound}, got {value}")
-        if self.algorithm not in ("auto", "scan", "prefix-max"):
-            raise ValueError(f"algorithm must be 'auto', 'scan' or 'prefix-max', got "
-                             f"{self.algorithm!r}")
+        if self.algorithm not in _ALGORITHMS:
+            raise ValueError(f"algorithm must be 'auto', 'scan', 'prefix-max' or 'histogram', "
+                             f"got {self.algorithm!r}")
 
     def _read_features(self, X: Any, *, fitting: bool) -> list[np.ndarray]:
         if isinstance(X, pd.DataFrame):
@@ -322,13 +334,7 @@ class PolicyTree:
         search = _Search(Z, Gs, Cs, rmax, rmin, tol, self.min_node_size, self.split_step,
                          has_mask and not penalized)
         search.leaf_data = (G, C, has_mask)
-        if self.algorithm == "prefix-max" and not search.use_kb:
-            raise ValueError("algorithm 'prefix-max' needs min_node_size=1, split_step=1 and no "
-                             "infeasible option; use algorithm='auto' or 'scan'")
-        size = 1 << max(n - 1, 0).bit_length()
-        seg_bytes = 2 * size * d * (d - 1) * 16  # per thread: pair sums and prefix maxima
-        search.seg = search.use_kb and (self.algorithm == "prefix-max" or (
-            self.algorithm == "auto" and seg_bytes <= _SEG_MAX_BYTES))
+        search.kb = self._sweep_mode(search, n, d)
         self.tree_ = search.grow(self.depth, self._design, labels)
         self.n_infeasible_ = _count_infeasible(self.tree_)
         if self.n_infeasible_ > 0:
@@ -338,6 +344,35 @@ class PolicyTree:
         chosen = self._predict_index(raw, F)
         self.total_reward_ = float(np.asarray(R)[np.arange(n), chosen].sum())
         return self
+
+    def _sweep_mode(self, search: _Search, n: int, d: int) -> int:
+        """How the depth-2 problems are solved: -1 the pruned scan, else a ``_policytree_hist``
+        mode (segment trees, histograms, or the cheaper of the two per pair of features)."""
+        hist_ok = not search.has_mask and self.split_step == 1
+        if self.algorithm == "prefix-max":
+            if not search.use_kb:
+                raise ValueError("algorithm 'prefix-max' needs min_node_size=1, split_step=1 "
+                                 "and no infeasible option; use algorithm='auto' or 'scan'")
+            return _h.MODE_SEG
+        if self.algorithm == "histogram":
+            if not hist_ok:
+                raise ValueError("algorithm 'histogram' needs split_step=1 and no infeasible "
+                                 "option; use algorithm='auto' or 'scan'")
+            return _h.MODE_HIST
+        if self.algorithm == "scan" or not hist_ok:
+            return -1
+        size = 1 << max(n - 1, 0).bit_length()
+        seg_bytes = 2 * size * d * (d - 1) * 16  # per thread: pair sums and prefix maxima
+        if search.use_kb and seg_bytes <= _SEG_MAX_BYTES:
+            return _h.MODE_AUTO
+        # histograms or the scan: compare the histogram sweeps' cost with the unpruned scan's
+        V = search.root[0]
+        K = 1.0 + (V[:, 1:] != V[:, :-1]).sum(axis=1)  # distinct values per feature
+        p = V.shape[0]
+        splits = float((K - 1).sum())  # root split points over all root features
+        hist = 2 * d * (p * p * n * _h.HIST_ADD + splits * float(K.sum()) * _h.HIST_EVAL)
+        scan = 2.0 * splits * p * n * d
+        return _h.MODE_HIST if hist <= _HIST_VS_SCAN * scan else -1
 
     # ------------------------------------------------------------------ use
     def _check_fitted(self) -> None:
@@ -474,7 +509,7 @@ class _Search:
         self.has_mask = has_mask
         self.use_kb = (not has_mask) and mmin == 1 and step == 1
         self.leaf_data: tuple[np.ndarray, np.ndarray, bool] = (G, C, has_mask)
-        self.seg = False
+        self.kb = -1  # -1: pruned scan; else the _policytree_hist mode of the depth-2 sweeps
 
     def _flags(self) -> tuple[float, int, int, bool]:
         return self.tol, self.mmin, self.step, self.has_mask
@@ -500,14 +535,14 @@ class _Search:
             k, s, _, _, _, _ = _k.depth1_argmax(V, ORD, G, C, mmin, step, has_mask)
             return int(k), int(s)
         if depth == 2 and not is_root:
-            if self.seg:
-                _, j, s = _k.depth2_seg_serial(V, ORD, RK, G)
+            if self.kb >= 0:
+                _, j, s = _k.depth2_seg_serial(V, ORD, RK, G, mmin, self.kb)
             else:
                 _, _, j, s = _k.depth2_serial(V, ORD, RK, G, C, RNG, RMAX, RMIN, -np.inf, tol,
                                               mmin, step, has_mask, self.use_kb)
             return (int(j), int(s)) if j >= 0 else (-1, -1)
-        if depth == 2 and self.seg:
-            rv, rs, _ = _k.depth2_seg_parallel(V, ORD, RK, G)
+        if depth == 2 and self.kb >= 0:
+            rv, rs, _ = _k.depth2_seg_parallel(V, ORD, RK, G, mmin, self.kb)
             rc = np.zeros_like(rv)
             return _first_best(rc, rv, rs)
         # the root of a depth-2 or depth-3 search: a greedy incumbent, then the parallel search
@@ -524,8 +559,9 @@ class _Search:
                 if depth == 2:
                     inc += _k.depth1(sub[0], sub[1], sub[3], sub[4], sub[5], tol, mmin, step,
                                      False)[1]
-                elif self.seg:
-                    inc += _k.depth2_seg_serial(sub[0], sub[1], sub[2], sub[3])[0]
+                elif self.kb >= 0:
+                    inc += _k.depth2_seg_serial(sub[0], sub[1], sub[2], sub[3], mmin,
+                                                self.kb)[0]
                 else:
                     inc += _k.depth2_serial(*sub[:8], -np.inf, tol, mmin, step, False,
                                             self.use_kb)[1]
@@ -533,15 +569,18 @@ class _Search:
             rc, rv, rs, _ = _k.depth2_parallel(V, ORD, RK, G, C, RNG, RMAX, RMIN, inc, tol, mmin,
                                                 step, has_mask, self.use_kb)
         else:
-            if self.seg:
-                d2 = _k.depth2_seg_serial(V, ORD, RK, G)[0]
-                rv, rs, _ = _k.depth3_bb_parallel(V, ORD, RK, G, C, RNG, RMAX, RMIN, d2, inc, tol)
+            if self.kb >= 0 and self.use_kb:
+                d2 = _k.depth2_seg_serial(V, ORD, RK, G, mmin, self.kb)[0]
+                rv, rs, _ = _k.depth3_bb_parallel(V, ORD, RK, G, C, RNG, RMAX, RMIN, d2, inc, tol,
+                                                  self.kb)
                 return _first_best(np.zeros_like(rv), rv, rs)
+            if self.kb >= 0:
+                d2 = _k.depth2_seg_serial(V, ORD, RK, G, mmin, self.kb)[0]
             else:
                 d2 = _k.depth2_serial(V, ORD, RK, G, C, RNG, RMAX, RMIN, -np.inf, tol, mmin, step,
                                       has_mask, self.use_kb)[1]
             rc, rv, rs, _ = _k.depth3_parallel(V, ORD, RK, G, C, RNG, RMAX, RMIN, d2, inc, tol,
-                                                mmin, step, has_mask, self.use_kb, self.seg)
+                                                mmin, step, has_mask, self.use_kb, self.kb)
         return _first_best(rc, rv, rs)
 
     def grow(self, depth: int, design: _Design, labels: list[Any]) -> _Node:

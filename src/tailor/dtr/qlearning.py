@@ -213,10 +213,10 @@ def fit_stages(stages: Sequence[Mapping[str, Any]], data: pd.DataFrame, y: np.nd
         usable = decision & (w > 0) & ~np.isnan(target)
         rows = np.flatnonzero(usable)
         spec = StageSpec.from_data(k, raw, data, coding, rows)
-        sets = spec.feasible_sets(data)
+        labels = spec.observed_labels(data)
+        sets = spec.feasible_sets(data, labels)
         mask = spec.feasible_mask(sets)
         mask[~decision] = False
-        labels = spec.observed_labels(data)
         index = {o: j for j, o in enumerate(spec.options)}
         observed = np.array([index.get(lab, -1) if lab is not None else -1 for lab in labels])
         _check_observed(spec, rows, labels, observed, mask, sets)
@@ -238,6 +238,8 @@ def fit_stages(stages: Sequence[Mapping[str, Any]], data: pd.DataFrame, y: np.nd
             from sklearn.base import clone
 
             reg = clone(_stage_regressor(raw, regressor))
+            if hasattr(reg, "term_names"):  # e.g. PenalizedLinear: penalize interactions only
+                reg.set_params(term_names=tuple(spec.term_names))
             weights = w[rows]
             if np.allclose(weights, 1.0):
                 reg.fit(x_obs, target[rows])
@@ -265,7 +267,11 @@ def _stage_regressor(raw: Mapping[str, Any], default: Any) -> Any:
 def _check_observed(spec: StageSpec, rows: np.ndarray, labels: Sequence[str | None],
                     observed: np.ndarray, mask: np.ndarray,
                     sets: Sequence[tuple[str, ...]]) -> None:
-    for i in rows:
+    obs = observed[rows]
+    ok = (obs >= 0) & mask[rows, np.maximum(obs, 0)]
+    if ok.all():  # the common case, checked without a Python loop over rows
+        return
+    for i in rows[~ok]:
         if labels[i] is None or observed[i] < 0 or not mask[i, observed[i]]:
             col = spec.feasible if isinstance(spec.feasible, str) else spec.treatment
             raise RecordError(

@@ -1,96 +1,216 @@
-"""A fitted regime as a versioned model file, and the decision it gives for one new patient.
+"""The deployed regime as a versioned model file, and what it predicts for new patients.
 
-``tailor analyze`` writes ``regime-model.json`` (format ``tailor-regime/1``): for each stage
-the working-model formulas, the options (reference first), the term names and the least-squares
-coefficients and covariance; the responder-rate model of stage 1; the interpretable tree; and
-the protocol and data it came from. :class:`RegimeModel` evaluates it for a patient:
+``tailor analyze`` writes ``regime-model.json`` (format ``tailor-regime/2``, built by
+:func:`regime_document`). One model speaks: the PEG Q-learning regime. Its stage-1 Q-function
+gives, for every feasible first treatment,
 
-* the recommended first treatment among the patient's eligible arms (the flexible regime) and
-  the interpretable tree's choice;
-* the predicted chance of response (protocol's default responder definition, week 24, with the
-  recommended second step) under each eligible first treatment, with a 95% interval from the
-  coefficient covariance (a linear-probability model, clipped to [0, 1]);
-* the plan at week 12: for each response category, the second step the regime recommends among
-  the options the protocol allows for that arm, category and the patient's contraindications.
+* the **expected week-24 PEG** when that treatment is followed by the regime's second step,
+  with a 95% interval from the **bootstrap covariance** of the coefficients (participants
+  resampled; m-out-of-n replicates rescaled by m/n), widened for inputs that are missing;
+* the **chance of response** (PEG reduced by the protocol's responder threshold) from the same
+  prediction and the model's residual spread (stage-1 plus stage-2 residual variance, normal
+  errors), with the interval obtained by mapping the ends of the expected-PEG interval;
+* the **set of equally reasonable treatments**: every treatment whose expected PEG is within
+  the plan's minimal important difference (``mid``, default 1 PEG point) of the best, or whose
+  95% difference interval includes 0;
+* the **recommendation** (the best of that set) and the second-stage plan per response
+  category from the stage-2 Q-function.
+
+The interpretable tree is kept only to say how often it agrees with the recommendation in the
+trial (``tree_agreement``), never as a second recommendation.
+
+Missing inputs: a missing numeric feature is set to the trial mean and the prediction variance
+gains ``(mu(x_mean + sd) - mu(x_mean))**2`` per missing feature (independence assumed);
+:meth:`RegimeModel.could_change` names the missing inputs whose trial 5th-95th percentile range
+would change the recommended treatment.
 
 Term names are products of factors joined by ``:``; a factor is ``Intercept``, a numeric
 column ``x``, or an indicator ``col[level]`` (see ``docs/analysis.md``), so evaluation needs no
-code from the fitting library.
+code from the fitting library and is vectorized over patients (10,000 in a few milliseconds).
+
+References
+----------
+Murphy SA (2005). A generalization error for Q-learning. JMLR 6:1073-97.
+Chakraborty B, Laber EB, Zhao Y (2013). Inference for optimal dynamic treatment regimes using
+an adaptive m-out-of-n bootstrap scheme. Biometrics 69:714-23.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from scipy import special, stats
 
 from tailor.exceptions import InputFileError, InvalidFieldError, MissingFieldError
 from tailor.protocol import Protocol
 from tailor.rules import stage_options
 
-__all__ = ["Decision", "RegimeModel", "StagePlan"]
+if TYPE_CHECKING:
+    import pandas as pd
 
-FORMAT = "tailor-regime/1"
+    from tailor.dtr.bootstrap import BootstrapResult
+    from tailor.dtr.qlearning import QLearningResult
+
+__all__ = ["FORMAT", "Decision", "Prediction", "RegimeModel", "StagePlan", "Z", "regime_document"]
+
+FORMAT = "tailor-regime/2"
+Z = float(stats.norm.ppf(0.975))
 
 
-def _factor_value(factor: str, row: Mapping[str, Any], *, need: bool) -> float:
-    if factor == "Intercept":
-        return 1.0
-    if factor.endswith("]") and "[" in factor:
-        name, level = factor[:-1].split("[", 1)
-        if name not in row or row[name] is None:
-            if need:
-                raise MissingFieldError(f"'{name}' is needed by the model", field=name,
-                                        rule="required")
-            return 0.0
-        return 1.0 if str(row[name]) == level else 0.0
-    if factor not in row or row[factor] is None:
-        if need:
-            raise MissingFieldError(f"'{factor}' is needed by the model", field=factor,
-                                    rule="required")
-        return 0.0
-    try:
-        value = float(row[factor])
-    except (TypeError, ValueError):
-        raise InvalidFieldError(f"'{factor}' must be a number; got {row[factor]!r}",
-                                field=factor, value=row[factor], rule="number") from None
-    if not math.isfinite(value):
-        raise InvalidFieldError(f"'{factor}' must be finite; got {row[factor]!r}",
-                                field=factor, value=row[factor], rule="finite")
-    return value
+# ----------------------------------------------------------------------------- writing
+def _stage_document(result: QLearningResult, stage: int, spec_in: Mapping[str, Any],
+                    replicates: np.ndarray | None, scale_factor: float) -> dict[str, Any]:
+    fit = result.stage(stage)
+    spec = fit.spec
+    cov = None if fit.cov is None else fit.cov.tolist()
+    boot_cov = None
+    if replicates is not None and len(replicates) > 2:
+        boot_cov = (np.cov(replicates, rowvar=False) * scale_factor).tolist()
+    coef = np.asarray(fit.coefficients()["estimate"], dtype=float)
+    scale = float(fit.scale)
+    if not np.isfinite(scale):  # a penalized (lasso) fit: residual variance from its fit
+        x_obs = fit.x_options[fit.observed[fit.rows], fit.rows, :]
+        resid = fit.target[fit.rows] - fit.predict_designs(x_obs[None])[:, 0]
+        scale = float(np.nanmean(resid ** 2))
+    available = boot_cov is not None or cov is not None
+    p = len(spec.term_names)
+    return {"stage": stage, "treatment": spec.treatment, "options": list(spec.options),
+            "coding": spec.coding, "main": spec_in.get("main"),
+            "tailoring": spec_in.get("tailoring"), "terms": list(spec.term_names),
+            "coef": coef.tolist(),
+            # a penalized fit has no covariance: zeros, flagged, so the file keeps its shape
+            "cov": (boot_cov if boot_cov is not None else cov if cov is not None
+                    else np.zeros((p, p)).tolist()),
+            "cov_method": ("bootstrap" if boot_cov is not None else "model (sandwich)"
+                           if cov is not None else "none (penalized fit)"),
+            "cov_available": available,
+            "model_cov": cov, "residual_variance": scale}
+
+
+def _features_of(terms: Sequence[str], treatment: str) -> list[str]:
+    names: list[str] = []
+    for term in terms:
+        for f in term.split(":"):
+            base = f.split("[", 1)[0]
+            if base not in ("Intercept", treatment) and base not in names:
+                names.append(base)
+    return names
+
+
+def regime_document(fit: QLearningResult, boot: BootstrapResult | None, *,
+                    data: pd.DataFrame, protocol: Protocol, stages: Sequence[Mapping[str, Any]],
+                    plan: Mapping[str, Any], data_hash: str, outcome: str, baseline: str,
+                    responder_threshold: float, tree: Mapping[str, Any] | None,
+                    tree_features: Sequence[str], tree_agreement: float | None,
+                    simulated: bool | None = None, mid: float = 1.0,
+                    date: str | None = None) -> dict[str, Any]:
+    """The ``tailor-regime/2`` model file of a fitted PEG regime (see the module docstring).
+
+    ``plan`` is the analysis plan as plain data (hashed into the provenance); ``simulated``
+    says whether the data were simulated (None: not stated)."""
+    reps: list[np.ndarray | None] = [None, None]
+    factors = [1.0, 1.0]
+    if boot is not None:
+        k = len(boot.coef_replicates)
+        for i in range(min(k, 2)):
+            last = i == k - 1
+            r = boot.coef_replicates[i]
+            if last and boot.last_stage_replicates is not None:
+                r = boot.last_stage_replicates
+            reps[i] = r
+            factors[i] = (boot.m / boot.n) if (boot.m and not last) else 1.0
+    docs = [_stage_document(fit, s + 1, stages[s], reps[s], factors[s])
+            for s in range(len(stages))]
+    names = _features_of(docs[0]["terms"], docs[0]["treatment"])
+    names += [f for f in tree_features if f not in names]
+    feature_stats: dict[str, dict[str, float]] = {}
+    for name in names:
+        if name not in data.columns:
+            continue
+        x = np.asarray(data[name], dtype=float)
+        x = x[np.isfinite(x)]
+        if len(x):
+            feature_stats[name] = {"mean": float(x.mean()), "sd": float(x.std(ddof=1)),
+                                   "p05": float(np.quantile(x, 0.05)),
+                                   "p95": float(np.quantile(x, 0.95)),
+                                   "min": float(x.min()), "max": float(x.max())}
+    plan_json = json.dumps(dict(plan), sort_keys=True, default=str)
+    return {
+        "format": FORMAT,
+        "provenance": {
+            "trial": protocol.title if hasattr(protocol, "title") else protocol.name,
+            "protocol": {"name": protocol.name, "version": protocol.version,
+                         "content_hash": protocol.content_hash},
+            "plan_hash": hashlib.sha256(plan_json.encode()).hexdigest()[:16],
+            "data_hash": data_hash, "n": len(data),
+            "date": date or datetime.now(UTC).date().isoformat(),
+            "simulated": simulated},
+        "outcome": outcome, "baseline": baseline, "lower_is_better": True,
+        "mid": float(mid), "responder_threshold": float(responder_threshold),
+        "stages": docs, "features": feature_stats,
+        "tree": tree, "tree_features": list(tree_features),
+        "tree_agreement": None if tree_agreement is None else float(tree_agreement),
+    }
+
+
+# ----------------------------------------------------------------------------- reading
+def _column(name: str, features: Mapping[str, np.ndarray], n: int) -> np.ndarray:
+    if name not in features:
+        raise MissingFieldError(f"'{name}' is needed by the model", field=name, rule="required")
+    return features[name]
 
 
 @dataclass(frozen=True)
 class _Stage:
     treatment: str
     options: tuple[str, ...]
-    terms: tuple[str, ...]
+    terms: tuple[tuple[str, ...], ...]
     coef: np.ndarray
     cov: np.ndarray
+    residual_variance: float
 
-    def design(self, row: Mapping[str, Any], option: str, *, contrast_only: bool) -> np.ndarray:
-        """Design row for ``option``. With ``contrast_only``, terms without the treatment are
-        zero (they cancel when options are compared, so their inputs are not needed)."""
-        values = {**row, self.treatment: option}
-        out = np.zeros(len(self.terms))
-        for j, term in enumerate(self.terms):
-            factors = term.split(":")
-            has_treatment = any(f.startswith(self.treatment + "[") or f == self.treatment
-                                for f in factors)
-            if contrast_only and not has_treatment:
+    @property
+    def has_treatment(self) -> tuple[bool, ...]:
+        """Per term: does it hold a treatment indicator (cached)."""
+        cached: tuple[bool, ...] | None = self.__dict__.get("_has_treatment")
+        if cached is None:
+            cached = tuple(any(f.startswith(self.treatment + "[") for f in t)
+                           for t in self.terms)
+            object.__setattr__(self, "_has_treatment", cached)
+        return cached
+
+    def designs(self, features: Mapping[str, Any], option: str, n: int, *,
+                contrast_only: bool = False) -> np.ndarray:
+        """Design matrix (n, p) with every patient given ``option``. Numeric features are float
+        arrays; categorical ones (``col[level]``) are compared as strings. With
+        ``contrast_only``, terms without the treatment are zero (they cancel between options)."""
+        out = np.ones((n, len(self.terms)))
+        for j, factors in enumerate(self.terms):
+            if contrast_only and not self.has_treatment[j]:
+                out[:, j] = 0.0
                 continue
-            out[j] = np.prod([_factor_value(f, values, need=True) for f in factors])
+            for f in factors:
+                if f == "Intercept":
+                    continue
+                if f.endswith("]") and "[" in f:
+                    name, level = f[:-1].split("[", 1)
+                    if name == self.treatment:
+                        if option != level:
+                            out[:, j] = 0.0
+                        continue
+                    col = np.asarray(_column(name, features, n)).astype(str)
+                    out[:, j] *= col == level
+                else:
+                    out[:, j] *= np.asarray(_column(f, features, n), dtype=float)
         return out
-
-    def q(self, row: Mapping[str, Any], option: str, *, contrast_only: bool = False
-          ) -> tuple[float, float]:
-        x = self.design(row, option, contrast_only=contrast_only)
-        return float(x @ self.coef), float(math.sqrt(max(x @ self.cov @ x, 0.0)))
 
 
 @dataclass(frozen=True)
@@ -104,65 +224,85 @@ class StagePlan:
 
 
 @dataclass(frozen=True)
+class Prediction:
+    """Predictions for n patients over the stage-1 options (arrays (n, k); NaN = infeasible).
+
+    ``best`` is the index of the lowest expected PEG; ``reasonable`` marks the equally
+    reasonable set; ``reason`` is 'mid' (within the minimal important difference), 'interval'
+    (difference interval includes 0) or '' per cell."""
+
+    options: tuple[str, ...]
+    mean: np.ndarray
+    se: np.ndarray
+    diff: np.ndarray
+    diff_se: np.ndarray
+    p_response: np.ndarray
+    p_lower: np.ndarray
+    p_upper: np.ndarray
+    best: np.ndarray
+    reasonable: np.ndarray
+    reason: np.ndarray
+
+
+@dataclass(frozen=True)
 class Decision:
     """What the decision tool shows for one patient."""
 
     eligible: tuple[str, ...]
     recommended: str
-    interpretable: str | None
+    equally_reasonable: tuple[str, ...]
+    reasons: Mapping[str, str]
     ranking: tuple[str, ...]
+    outcome: Mapping[str, tuple[float, float, float]]
+    difference: Mapping[str, tuple[float, float, float]]
     response: Mapping[str, tuple[float, float, float]]
     plan: tuple[StagePlan, ...]
-    provenance: Mapping[str, Any]
-
-
-def _tree_choice(tree: Mapping[str, Any] | None, row: Mapping[str, Any],
-                 eligible: Sequence[str], options: Sequence[str]) -> str | None:
-    node = tree
-    if not node:
-        return None
-    while not node.get("leaf"):
-        feature = node["feature"]
-        if feature not in row or row[feature] is None:
-            return None
-        if node.get("kind") == "categorical":
-            go_left = str(row[feature]) == str(node["level"])
-        else:
-            go_left = float(row[feature]) <= float(node["threshold"])
-        node = node["left"] if go_left else node["right"]
-    for idx in node.get("ranking", [node.get("action_index")]):
-        if idx is not None and options[int(idx)] in eligible:
-            return options[int(idx)]
-    return None
+    missing: tuple[str, ...]
+    tree_choice: str | None
 
 
 class RegimeModel:
-    """A regime loaded from a ``tailor-regime/1`` model file (see the module docstring)."""
+    """A regime loaded from a ``tailor-regime/2`` model file (see the module docstring)."""
 
     def __init__(self, data: Mapping[str, Any], *, source: str | None = None) -> None:
         if data.get("format") != FORMAT:
-            raise InputFileError(f"not a {FORMAT} model file (format {data.get('format')!r})",
-                                 path=source)
+            raise InputFileError(f"not a {FORMAT} model file (format {data.get('format')!r}); "
+                                 "re-run `tailor analyze` to write one", path=source)
         try:
             self.stages = [self._stage(s) for s in data["stages"]]
-            self.responder = self._stage(data["responder_stages"][0])
-            self.protocol_info: dict[str, Any] = dict(data["protocol"])
+            self.provenance: dict[str, Any] = dict(data["provenance"])
+            self.protocol_info: dict[str, Any] = dict(self.provenance["protocol"])
+            self.mid = float(data.get("mid", 1.0))
+            self.threshold = float(data["responder_threshold"])
+            self.baseline = str(data["baseline"])
+            self.feature_stats: dict[str, dict[str, float]] = {
+                k: {kk: float(vv) for kk, vv in v.items()}
+                for k, v in dict(data.get("features") or {}).items()}
         except (KeyError, IndexError, TypeError, ValueError) as exc:
             raise InputFileError(f"model file is incomplete or malformed ({exc})",
                                  path=source) from None
         self.tree = data.get("tree")
-        self.tree_features = list(data.get("tree_features", []))
+        self.tree_agreement = data.get("tree_agreement")
         self.data = dict(data)
         self.source = source
+        s1 = self.stages[0]
+        self.features = _features_of([":".join(t) for t in s1.terms], s1.treatment)
+        tailoring = set()
+        for t in s1.terms:
+            if any(f.startswith(s1.treatment + "[") for f in t):
+                tailoring |= {f.split("[", 1)[0] for f in t} - {"Intercept", s1.treatment}
+        self.tailoring = [f for f in self.features if f in tailoring]
+        self.sigma = math.sqrt(sum(max(s.residual_variance, 0.0) for s in self.stages))
 
     @staticmethod
     def _stage(s: Mapping[str, Any]) -> _Stage:
         coef = np.asarray(s["coef"], dtype=float)
         cov = np.asarray(s["cov"], dtype=float)
-        terms = tuple(s["terms"])
+        terms = tuple(tuple(t.split(":")) for t in s["terms"])
         if coef.shape != (len(terms),) or cov.shape != (len(terms), len(terms)):
             raise ValueError("coefficients and terms disagree")
-        return _Stage(str(s["treatment"]), tuple(s["options"]), terms, coef, cov)
+        return _Stage(str(s["treatment"]), tuple(s["options"]), terms, coef, cov,
+                      float(s.get("residual_variance", 0.0)))
 
     @classmethod
     def load(cls, path: str | Path) -> RegimeModel:
@@ -175,57 +315,210 @@ class RegimeModel:
             raise InputFileError(f"not JSON ({exc})", path=str(p)) from None
         return cls(data, source=str(p))
 
-    @property
-    def features(self) -> list[str]:
-        """The patient features the model reads at stage 1 (and the tree's)."""
-        names: list[str] = []
-        for term in (*self.stages[0].terms, *self.responder.terms):
-            for f in term.split(":"):
-                base = f.split("[", 1)[0]
-                if base not in ("Intercept", self.stages[0].treatment) and base not in names:
-                    names.append(base)
-        return names
+    # ------------------------------------------------------------------ vectorized core
+    def _columns(self, patients: Mapping[str, Any], n: int, *, check: bool
+                 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Numeric feature arrays with missing values set to the trial mean; returns them and
+        the (n, f) missing mask over :attr:`features`."""
+        cols: dict[str, np.ndarray] = {}
+        miss = np.zeros((n, len(self.features)), dtype=bool)
+        for j, name in enumerate(self.features):
+            raw = patients.get(name)
+            if raw is None:
+                x = np.full(n, np.nan)
+            else:
+                try:
+                    x = np.asarray(raw, dtype=float).reshape(-1)
+                except (TypeError, ValueError):
+                    bad = raw if np.ndim(raw) == 0 else next(
+                        (v for v in raw if not _is_number(v)), raw)
+                    raise InvalidFieldError(f"'{name}' must be a number; got {bad!r}",
+                                            field=name, value=bad, rule="number") from None
+                if x.shape == (1,) and n > 1:
+                    x = np.repeat(x, n)
+            if check and np.isinf(x).any():
+                raise InvalidFieldError(f"'{name}' must be finite", field=name, rule="finite")
+            m = ~np.isfinite(x)
+            if m.any():
+                if name == self.baseline or name not in self.feature_stats:
+                    raise MissingFieldError(f"'{name}' is needed by the model and has no "
+                                            "trial average to fall back on", field=name,
+                                            rule="required")
+                x = np.where(m, self.feature_stats[name]["mean"], x)
+            cols[name] = x
+            miss[:, j] = m
+        return cols, miss
 
-    def decide(self, patient: Mapping[str, Any], eligible: Sequence[str],
-               protocol: Protocol) -> Decision:
-        """The decision for one patient with ``eligible`` first treatments."""
+    def predict(self, patients: Mapping[str, Any], eligible: np.ndarray | None = None
+                ) -> Prediction:
+        """Vectorized predictions: ``patients`` maps feature -> array (NaN/None = missing);
+        ``eligible`` is a boolean (n, k) mask over the stage-1 options (default all)."""
+        s1 = self.stages[0]
+        n = max((np.size(v) for v in patients.values() if v is not None), default=1)
+        cols, miss = self._columns(patients, n, check=True)
+        k = len(s1.options)
+        elig = np.ones((n, k), dtype=bool) if eligible is None else np.asarray(eligible, bool)
+        if not elig.any(axis=1).all():
+            raise InvalidFieldError("every patient needs at least one eligible treatment",
+                                    field="eligible", rule="non-empty")
+        x = np.stack([s1.designs(cols, a, n) for a in s1.options], axis=1)  # (n, k, p)
+        mean = x @ s1.coef
+        # extra variance of missing inputs: shift each missing feature by one trial SD
+        shifts = np.zeros((n, k, 0))
+        for j, name in enumerate(self.features):
+            if not miss[:, j].any():
+                continue
+            moved = dict(cols)
+            moved[name] = cols[name] + self.feature_stats[name]["sd"] * miss[:, j]
+            xm = np.stack([s1.designs(moved, a, n) for a in s1.options], axis=1)
+            shifts = np.concatenate([shifts, (xm @ s1.coef - mean)[:, :, None]], axis=2)
+        mean = np.where(elig, mean, np.nan)
+        masked = np.where(elig, mean, np.inf)
+        best = masked.argmin(axis=1)
+        rows = np.arange(n)
+        xb = x[rows, best]  # (n, p)
+        var = np.einsum("nkp,pq,nkq->nk", x, s1.cov, x) + (shifts ** 2).sum(axis=2)
+        dx = x - xb[:, None, :]
+        dshift = shifts - shifts[rows, best][:, None, :]
+        dvar = np.einsum("nkp,pq,nkq->nk", dx, s1.cov, dx) + (dshift ** 2).sum(axis=2)
+        se = np.sqrt(np.maximum(var, 0.0))
+        diff = mean - mean[rows, best][:, None]
+        diff_se = np.sqrt(np.maximum(dvar, 0.0))
+        within_mid = diff < self.mid
+        covers_zero = diff - Z * diff_se <= 0
+        reasonable = elig & (within_mid | covers_zero)
+        reason = np.where(~reasonable, "", np.where(within_mid, "mid", "interval"))
+        reason[rows, best] = "best"
+        target = (1.0 - self.threshold) * cols[self.baseline][:, None]
+        sig = max(self.sigma, 1e-9)
+        p = special.ndtr((target - mean) / sig)
+        p_lo = special.ndtr((target - (mean + Z * se)) / sig)
+        p_hi = special.ndtr((target - (mean - Z * se)) / sig)
+        return Prediction(s1.options, mean, se, np.where(elig, diff, np.nan),
+                          np.where(elig, diff_se, np.nan), p, p_lo, p_hi, best, reasonable,
+                          reason)
+
+    def check_protocol(self, protocol: Protocol) -> None:
         if protocol.content_hash != self.protocol_info.get("content_hash"):
             raise InputFileError(
                 f"the model was fitted under protocol '{self.protocol_info.get('name')}' "
                 f"version hash {str(self.protocol_info.get('content_hash'))[:12]}, not the "
                 f"loaded protocol {protocol.content_hash[:12]}", path=self.source)
+
+    def decide(self, patient: Mapping[str, Any], eligible: Sequence[str],
+               protocol: Protocol, *, plan: bool = True) -> Decision:
+        """The decision for one patient with ``eligible`` first treatments (``plan=False``
+        skips the week-12 plan, for what-if variants)."""
+        self.check_protocol(protocol)
         s1 = self.stages[0]
         bad = [a for a in eligible if a not in s1.options]
         if bad or not eligible:
             raise InvalidFieldError(f"eligible arms must be a non-empty subset of "
                                     f"{', '.join(s1.options)}; got {list(eligible)}",
                                     field="eligible", value=list(eligible), rule="arms")
+        row = {f: [_scalar(patient.get(f))] for f in self.features}
+        mask = np.array([[a in eligible for a in s1.options]])
+        pr = self.predict(row, mask)
         elig = [a for a in s1.options if a in eligible]
-        sign = -1.0 if self.data.get("lower_is_better", True) else 1.0
-        scores = {a: sign * s1.q(patient, a, contrast_only=True)[0] for a in elig}
-        ranking = tuple(sorted(elig, key=lambda a: -scores[a]))
-        response = {}
+        idx = {a: i for i, a in enumerate(s1.options)}
+        ranking = tuple(sorted(elig, key=lambda a: pr.mean[0, idx[a]]))
+        rec = ranking[0]
+        outcome, diff, resp = {}, {}, {}
         for a in elig:
-            p, se = self.responder.q(patient, a)
-            response[a] = (min(max(p, 0.0), 1.0), min(max(p - 1.96 * se, 0.0), 1.0),
-                           min(max(p + 1.96 * se, 0.0), 1.0))
+            i = idx[a]
+            m, s = float(pr.mean[0, i]), float(pr.se[0, i])
+            outcome[a] = (m, m - Z * s, m + Z * s)
+            d, ds = float(pr.diff[0, i]), float(pr.diff_se[0, i])
+            diff[a] = (d, d - Z * ds, d + Z * ds)
+            resp[a] = (float(pr.p_response[0, i]), float(pr.p_lower[0, i]),
+                       float(pr.p_upper[0, i]))
+        reasonable = tuple(a for a in ranking if pr.reasonable[0, idx[a]])
+        reasons = {a: str(pr.reason[0, idx[a]]) for a in reasonable}
+        missing = tuple(f for f in self.features if not _present(patient.get(f)))
+        return Decision(
+            eligible=tuple(elig), recommended=rec, equally_reasonable=reasonable,
+            reasons=reasons, ranking=ranking, outcome=outcome, difference=diff,
+            response=resp, plan=self._plan(patient, rec, eligible, protocol) if plan else (),
+            missing=missing, tree_choice=_tree_choice(self.tree, patient, elig, s1.options))
+
+    def could_change(self, patient: Mapping[str, Any], eligible: Sequence[str],
+                     protocol: Protocol) -> dict[str, str]:
+        """Missing inputs whose trial 5th-95th percentile values change the recommendation:
+        feature -> the recommendation it could lead to."""
+        base = self.decide(patient, eligible, protocol, plan=False).recommended
+        out: dict[str, str] = {}
+        for f in self.tailoring:
+            if _present(patient.get(f)) or f not in self.feature_stats:
+                continue
+            for q in ("p05", "p95"):
+                other = self.decide({**patient, f: self.feature_stats[f][q]}, eligible,
+                                    protocol, plan=False).recommended
+                if other != base:
+                    out[f] = other
+                    break
+        return out
+
+    def _plan(self, patient: Mapping[str, Any], first: str, eligible: Sequence[str],
+              protocol: Protocol) -> tuple[StagePlan, ...]:
         contraindicated = [a for a in protocol.arm_codes if a not in eligible]
         plan = []
         s2 = self.stages[1] if len(self.stages) > 1 else None
         stage2 = protocol.stage(2) if len(protocol.stages) > 1 else None
+        filled = {**{f: self.feature_stats[f]["mean"] for f in self.feature_stats},
+                  **{k: v for k, v in patient.items() if _present(v)}}
         for category in (stage2.options or {}) if stage2 else {}:
-            opts = stage_options(protocol, ranking[0], category, contraindicated).codes
+            opts = stage_options(protocol, first, category, contraindicated).codes
             rec: str | None = opts[0] if len(opts) == 1 else None
             if s2 is not None and len(opts) > 1:
-                row = {**patient, "A1": ranking[0], "response_category": category}
                 fitted = [o for o in opts if o in s2.options]
-                if fitted:
-                    rec = max(fitted, key=lambda o: sign * s2.q(row, o, contrast_only=True)[0])
+                row = {**{k: [v] for k, v in filled.items()}, "A1": [first],
+                       "response_category": [category]}
+                try:
+                    q = {o: float(s2.designs(row, o, 1, contrast_only=True)[0] @ s2.coef)
+                         for o in fitted}
+                    rec = min(q, key=lambda o: q[o]) if q else None
+                except MissingFieldError:
+                    rec = None
             plan.append(StagePlan(category, tuple(opts), rec, len(opts) > 1))
-        return Decision(
-            eligible=tuple(elig), recommended=ranking[0],
-            interpretable=_tree_choice(self.tree, patient, elig, s1.options), ranking=ranking,
-            response=response, plan=tuple(plan),
-            provenance={"protocol": self.protocol_info, "n": self.data.get("n"),
-                        "data_hash": self.data.get("data_hash"), "format": FORMAT,
-                        "source": self.source})
+        return tuple(plan)
+
+
+def _is_number(v: Any) -> bool:
+    try:
+        float(v)
+    except (TypeError, ValueError):
+        return v is None
+    return True
+
+
+def _present(v: Any) -> bool:
+    if v is None or (isinstance(v, str) and not v.strip()):
+        return False
+    try:
+        return math.isfinite(float(v))
+    except (TypeError, ValueError):
+        return True  # present but invalid: predict() reports it
+
+
+def _scalar(v: Any) -> Any:
+    return None if v is None or (isinstance(v, str) and not v.strip()) else v
+
+
+def _tree_choice(tree: Mapping[str, Any] | None, row: Mapping[str, Any],
+                 eligible: Sequence[str], options: Sequence[str]) -> str | None:
+    node = tree
+    if not node:
+        return None
+    while not node.get("leaf"):
+        feature = node["feature"]
+        if not _present(row.get(feature)):
+            return None
+        if node.get("kind") == "categorical":
+            go_left = str(row[feature]) == str(node["level"])
+        else:
+            go_left = float(row[feature]) <= float(node["threshold"])
+        node = node["left"] if go_left else node["right"]
+    for idx in node.get("ranking", [node.get("action_index")]):
+        if idx is not None and options[int(idx)] in eligible:
+            return options[int(idx)]
+    return None

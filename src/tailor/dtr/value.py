@@ -316,61 +316,33 @@ def aipw_value(data: pd.DataFrame, regime: Regime, *, outcome: str, qlearning: Q
 # ---------------------------------------------------------------------------------------------
 # the learned regime, cross-fitted
 # ---------------------------------------------------------------------------------------------
-def _folds(n: int, folds: int, rng: np.random.Generator) -> np.ndarray:
-    if folds < 2:
-        raise EstimationError("cross-fitting needs at least 2 folds")
-    return rng.permutation(np.arange(n) % folds)
-
-
 def _stage_q(result: QLearningResult, data: pd.DataFrame) -> list[np.ndarray]:
     return [result._q(f, data) for f in result.stages]
 
 
 def crossfit_value(data: pd.DataFrame, qlearning: QLearning, *, outcome: str,
                    propensities: Sequence[str], weights: str | np.ndarray | None = None,
-                   folds: int = 5, random_state: int | np.random.Generator | None = None,
+                   folds: int | np.ndarray = 5,
+                   random_state: int | np.random.Generator | None = None,
                    normalize: bool = True, alpha: float = 0.05,
                    name: str = "learned regime") -> ValueEstimate:
     """Cross-fitted AIPW value of the regime Q-learning learns.
 
     Each fold's participants are scored with the regime and Q-functions fitted on the other
     folds, so no one is scored by a rule chosen with their own data; the standard error is the
-    influence-function SE of the pooled out-of-fold scores.
+    influence-function SE of the pooled out-of-fold scores. ``folds`` is a number of folds or
+    a fold label per row (a shared partition). See
+    :func:`tailor.dtr.crossfit.crossfit_regime` for tree and category regimes.
 
     References
     ----------
     Chernozhukov et al. (2018); Zhang et al. (2013); Murphy (2005).
     """
-    data = data.reset_index(drop=True)
-    treatments = [str(s["treatment"]) for s in qlearning.stages]
-    y, w = _outcome_and_weights(data, outcome, weights, _censoring_formula(qlearning))
-    rng = np.random.default_rng(random_state)
-    fold = _folds(len(data), folds, rng)
-    n, k_stages = len(data), len(treatments)
-    recs: list[list[str | None]] = [[None] * n for _ in range(k_stages)]
-    q_obs = np.full((n, k_stages), np.nan)
-    q_rec = np.full((n, k_stages), np.nan)
-    y_fit = np.where(w > 0, y, np.nan)
-    for f in range(folds):
-        test = np.flatnonzero(fold == f)
-        train = np.flatnonzero(fold != f)
-        res = qlearning.fit(data.iloc[train], outcome=outcome, weights=np.where(
-            w[train] > 0, w[train], 0.0)) if not np.isnan(y_fit[train]).all() else None
-        if res is None:
-            raise EstimationError(f"fold {f + 1} has no observed outcome")
-        sub = data.iloc[test].reset_index(drop=True)
-        rec = res.recommend(sub)
-        qs = _stage_q(res, sub)
-        for k, fit in enumerate(res.stages):
-            labels = _labels(list(rec[fit.spec.treatment]))
-            decision = _decision_mask(fit, sub)
-            for j, i in enumerate(test):
-                recs[k][i] = labels[j] if decision[j] else None
-            q_obs[test, k] = _q_at(fit, qs[k], _labels(list(sub[fit.spec.treatment])))
-            q_rec[test, k] = _q_at(fit, qs[k], labels)
-    r, active = _ratios(data, treatments, propensities, recs)
-    value, infl = _combine(_aipw_terms(q_obs, q_rec, r, active, y), w, normalize)
-    return _estimate(name, f"cross-fitted AIPW ({folds} folds)", value, infl, w, alpha)
+    from tailor.dtr.crossfit import crossfit_regime
+
+    return crossfit_regime(data, qlearning, outcome=outcome, propensities=propensities,
+                           weights=weights, folds=folds, random_state=random_state,
+                           normalize=normalize, alpha=alpha, name=name).value
 
 
 def _decision_mask(fit: StageFit, data: pd.DataFrame) -> np.ndarray:
@@ -412,7 +384,8 @@ class DRScores:
 
 def dr_scores(data: pd.DataFrame, qlearning: QLearning, *, outcome: str, stage: int = 1,
               propensities: Sequence[str], weights: str | np.ndarray | None = None,
-              folds: int = 5, random_state: int | np.random.Generator | None = None) -> DRScores:
+              folds: int | np.ndarray = 5,
+              random_state: int | np.random.Generator | None = None) -> DRScores:
     """Cross-fitted doubly robust scores of every option at ``stage`` (for policy trees).
 
     For stage k < K the target is the doubly robust pseudo-outcome of the later stages under
@@ -428,8 +401,9 @@ def dr_scores(data: pd.DataFrame, qlearning: QLearning, *, outcome: str, stage: 
     if not 1 <= stage <= k_stages:
         raise EstimationError(f"stage must be 1..{k_stages}, got {stage}")
     y, w = _outcome_and_weights(data, outcome, weights, _censoring_formula(qlearning))
-    rng = np.random.default_rng(random_state)
-    fold = _folds(len(data), folds, rng)
+    from tailor.dtr.crossfit import as_partition
+
+    fold = as_partition(folds, len(data), random_state)
     full = qlearning.fit(data, outcome=outcome, weights=w)
     spec = full.stages[stage - 1].spec
     extra = sorted({s[0] for s in spec.feasible_sets(data) if len(s) == 1} - set(spec.options))
@@ -437,7 +411,7 @@ def dr_scores(data: pd.DataFrame, qlearning: QLearning, *, outcome: str, stage: 
     n = len(data)
     scores = np.full((n, len(options)), np.nan)
     feasible = np.zeros((n, len(options)), dtype=bool)
-    for f in range(folds):
+    for f in range(int(fold.max()) + 1):
         test = np.flatnonzero(fold == f)
         train = np.flatnonzero(fold != f)
         res = qlearning.fit(data.iloc[train], outcome=outcome, weights=w[train])

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
 from tailor.exceptions import InstrumentError
@@ -53,7 +54,7 @@ class Scale:
     name: str
     choices: tuple[tuple[int, str], ...]
 
-    @property
+    @cached_property
     def codes(self) -> tuple[int, ...]:
         """The allowed codes, in display order."""
         return tuple(code for code, _ in self.choices)
@@ -279,16 +280,20 @@ class Instrument:
     alerts: tuple[Alert, ...] = ()
     notes: tuple[str, ...] = ()
 
-    @property
+    @cached_property
     def codes(self) -> tuple[str, ...]:
-        """Item codes in form order."""
+        """Item codes in form order (computed once: scoring asks for them per item)."""
         return tuple(it.code for it in self.items)
+
+    @cached_property
+    def _by_code(self) -> dict[str, Item]:
+        return {it.code: it for it in self.items}
 
     def item(self, code: str) -> Item:
         """The item with this code (case-insensitive)."""
-        for it in self.items:
-            if it.code == code.upper():
-                return it
+        found = self._by_code.get(code) or self._by_code.get(code.upper())
+        if found is not None:
+            return found
         raise InstrumentError(
             f"{self.name}: unknown item code '{code}' (allowed: {', '.join(self.codes)})",
             instrument=self.name, item=code, value=None, allowed=self.codes)
@@ -354,6 +359,8 @@ class Instrument:
                      coding: str | None) -> Value:
         if _is_blank(raw):
             return None
+        if type(raw) is int and recode is None and raw in it.scale.codes:
+            return raw  # the common case, already a valid code: no message texts to build
         allowed_codes = sorted(recode) if recode is not None else sorted(it.allowed)
         allowed_text = (", ".join(str(c) for c in allowed_codes) if recode is not None
                         else it.scale.allowed_text())
@@ -389,6 +396,8 @@ class Instrument:
 def _is_blank(value: Any) -> bool:
     if value is None:
         return True
+    if type(value) is int:
+        return False
     if isinstance(value, str):
         return value.strip() == ""
     if isinstance(value, float):

@@ -33,8 +33,8 @@ from tailor.instruments.registry import get, instruments
 from tailor.instruments.result import ScoreResult
 from tailor.instruments.scoring import score_instrument
 
-__all__ = ["ImportResult", "RowError", "read_mds_long", "read_redcap", "score_responses",
-           "score_wide", "write_mds_long", "write_redcap"]
+__all__ = ["ImportResult", "RowError", "read_mds_long", "read_redcap", "redcap_item_columns",
+           "score_responses", "score_wide", "write_mds_long", "write_redcap"]
 
 Key = tuple[str, str]
 MDS_COLUMNS = ("USUBJID", "VISITNUM", "QSTESTCD", "QSSTRESN")
@@ -281,26 +281,24 @@ def write_redcap(responses: Mapping[Key, Mapping[str, Any]], *,
             pd.DataFrame(dd, columns=list(DD_COLUMNS)))
 
 
-def read_redcap(data: str | Path | pd.DataFrame, dictionary: str | Path | pd.DataFrame, *,
-                tables: Mapping[str, ConversionTable] | None = None) -> ImportResult:
-    """Import a REDCap wide export with its data dictionary and score it.
+def redcap_item_columns(names: Iterable[Any], dd: pd.DataFrame
+                        ) -> tuple[dict[str, str], dict[str, str]]:
+    """(item column -> item code, instrument -> declared coding in use) of a REDCap export.
 
-    Each item column must be in the dictionary, and a radio/dropdown field's choice codes must
-    equal the item's declared codes, or those of a coding the instrument declares (then that coding
-    is used for the instrument); anything else is an error naming the field.
+    Each item column must be in the data dictionary ``dd`` and name a known item code; a
+    radio/dropdown field's choice codes must equal the item's declared codes, or those of a
+    coding the instrument declares (then that coding is used for the instrument); anything else
+    is an :class:`InputFileError` naming the field. REDCap's own columns are skipped.
     """
-    df = _read(data, "REDCap export")
-    dd = _read(dictionary, "REDCap data dictionary")
     if DD_COLUMNS[0] not in dd.columns:
         raise InputFileError(f"data dictionary lacks column '{DD_COLUMNS[0]}'",
                              column=DD_COLUMNS[0])
-    if REDCAP_ID not in df.columns:
-        raise InputFileError(f"REDCap export lacks column '{REDCAP_ID}'", column=REDCAP_ID)
+    df_columns = list(names)
     index = _item_index()
     fields = {str(r[DD_COLUMNS[0]]).strip().lower(): r for r in dd.to_dict("records")}
     codings: dict[str, str] = {}
     columns: dict[str, str] = {}
-    for col in df.columns:
+    for col in df_columns:
         low = str(col).strip().lower()
         if low in (REDCAP_ID, REDCAP_EVENT) or low.startswith("redcap_") or \
                 low.endswith("_complete"):
@@ -329,6 +327,22 @@ def read_redcap(data: str | Path | pd.DataFrame, dictionary: str | Path | pd.Dat
         for other in index[code]:
             if alt[0] in other.codings:
                 codings[other.name] = alt[0]
+    return columns, codings
+
+
+def read_redcap(data: str | Path | pd.DataFrame, dictionary: str | Path | pd.DataFrame, *,
+                tables: Mapping[str, ConversionTable] | None = None) -> ImportResult:
+    """Import a REDCap wide export with its data dictionary and score it.
+
+    Each item column must be in the dictionary, and a radio/dropdown field's choice codes must
+    equal the item's declared codes, or those of a coding the instrument declares (then that coding
+    is used for the instrument); anything else is an error naming the field.
+    """
+    df = _read(data, "REDCap export")
+    dd = _read(dictionary, "REDCap data dictionary")
+    if REDCAP_ID not in df.columns:
+        raise InputFileError(f"REDCap export lacks column '{REDCAP_ID}'", column=REDCAP_ID)
+    columns, codings = redcap_item_columns(df.columns, dd)
     responses: dict[Key, dict[str, Any]] = {}
     rows: dict[tuple[str, str, str], int] = {}
     errors: list[RowError] = []

@@ -12,12 +12,13 @@ from tailor.db import Database
 from tailor.db import models as m
 from tailor.exceptions import ConflictError, InvalidFieldError, NotFoundError, ProtocolError
 from tailor.protocol import Protocol, parse_protocol
+from tailor.services.accounts import set_password
 from tailor.services.auth import check_password_policy, policy_of
 from tailor.services.context import ROLES, SITE_ROLES, RequestContext
 from tailor.services.scope import ADMIN, DATA_LOCK, require
+from tailor.services.signatures import Signer, signature_view, verify_signer
 from tailor.services.signatures import record as sign
-from tailor.services.signatures import signature_view, verify_signer
-from tailor.services.uow import DataLockedError, in_transaction
+from tailor.services.uow import DataLockedError, audit_refusal, in_transaction
 
 __all__ = [
     "create_site",
@@ -73,7 +74,8 @@ def list_sites(db: Database, ctx: RequestContext) -> list[dict[str, Any]]:
 
 
 def create_user(db: Database, ctx: RequestContext, username: str, password: str, role: str,
-                site: str | None = None, *, full_name: str = "") -> dict[str, Any]:
+                site: str | None = None, *, full_name: str = "",
+                email: str | None = None) -> dict[str, Any]:
     """Create a user; site roles need a site, central roles must not have one. ``full_name``
     is the printed name shown with the user's electronic signatures."""
     require(ctx.actor, ADMIN, "create users")
@@ -85,7 +87,7 @@ def create_user(db: Database, ctx: RequestContext, username: str, password: str,
     if role not in SITE_ROLES and site:
         raise InvalidFieldError(f"role '{role}' is not tied to a site", field="site",
                                 rule="forbidden")
-    check_password_policy(password, username)
+    check_password_policy(password, username, (site or "", *full_name.split()))
     hashed = policy_of(db).hasher().hash(password)
 
     def run(session: Session) -> dict[str, Any]:
@@ -98,28 +100,13 @@ def create_user(db: Database, ctx: RequestContext, username: str, password: str,
         if session.scalars(select(m.User).where(m.User.username == username)).first():
             raise ConflictError(f"user '{username}' already exists")
         user = m.User(username=username, password_hash=hashed, role=role, site_id=site_id,
-                      created_at=ctx.utcnow(), full_name=full_name.strip()[:200])
+                      created_at=ctx.utcnow(), full_name=full_name.strip()[:200],
+                      password_changed_at=ctx.utcnow(), email=email or None)
         session.add(user)
         session.flush()
         return {"username": username, "role": role, "site": site}
 
     return in_transaction(db, ctx, run, retry_integrity=True)
-
-
-def set_password(db: Database, ctx: RequestContext, username: str, password: str) -> None:
-    """Set a user's password (admin, or the user themself); the change is audited, redacted."""
-    if ctx.actor.role != "admin" and ctx.actor.username != username:
-        require(ctx.actor, ADMIN, "set other users' passwords")
-    check_password_policy(password, username)
-    hashed = policy_of(db).hasher().hash(password)
-
-    def run(session: Session) -> None:
-        user = session.scalars(select(m.User).where(m.User.username == username)).one_or_none()
-        if user is None:
-            raise NotFoundError("user not found")
-        user.password_hash = hashed
-
-    in_transaction(db, ctx, run, reason="password change")
 
 
 # --------------------------------------------------------------------------- protocols
@@ -129,6 +116,9 @@ def register_protocol(db: Database, ctx: RequestContext, yaml_text: str) -> dict
     protocol = parse_protocol(yaml_text, source="upload")
 
     def run(session: Session) -> dict[str, Any]:
+        if session.scalars(select(m.DataLock)).first() is not None:  # G15: not after lock
+            raise DataLockedError("the trial's data are locked; no protocol version can be "
+                                  "registered")
         row = session.scalars(select(m.ProtocolVersion).where(
             m.ProtocolVersion.content_hash == protocol.content_hash)).one_or_none()
         if row is None:
@@ -165,6 +155,17 @@ def go_live(db: Database, ctx: RequestContext, content_hash: str, *,
     """
     require(ctx.actor, ADMIN, "put a protocol live")
     signer = verify_signer(db, ctx, password, "go-live")
+    try:
+        return _go_live(db, ctx, content_hash, signer)
+    except (ConflictError, NotFoundError) as exc:  # G15: a refused go-live is audited too
+        if not isinstance(exc, DataLockedError):
+            audit_refusal(db, ctx, "go_live_refused", "ProtocolVersion", content_hash[:64],
+                          str(exc), reason="go-live refused")
+        raise
+
+
+def _go_live(db: Database, ctx: RequestContext, content_hash: str,
+             signer: Signer) -> dict[str, Any]:
 
     def run(session: Session) -> dict[str, Any]:
         row = session.scalars(select(m.ProtocolVersion).where(

@@ -147,12 +147,14 @@ def _blind(db: Database, session: Session, ctx: RequestContext, entity: str,
 
 def _participant_id_of(session: Session, code: str) -> str:
     """A study code to the participant's id, from the audit trail (its create row)."""
-    found = session.scalar(select(m.AuditLog.entity_id).where(
+    # no LIMIT: a scan that stops at the first match would answer a code that exists sooner
+    # than a missing one (the probe's timing channel ran the other way round too)
+    found = next(iter(session.scalars(select(m.AuditLog.entity_id).where(
         m.AuditLog.entity == "Participant", m.AuditLog.field == "study_code",
-        m.AuditLog.action == "create", m.AuditLog.new_value == json.dumps(code)).limit(1))
-    if found is None:
-        raise NotFoundError(NOT_FOUND)
-    return str(found)
+        m.AuditLog.action == "create", m.AuditLog.new_value == json.dumps(code)))), None)
+    # a missing code still goes through the same record query (with an id no record has), so
+    # a missing and another site's participant cost the same work (G9: timing as well as body)
+    return str(found) if found is not None else "-"
 
 
 def record_as_of(db: Database, ctx: RequestContext, entity: str, entity_id: str,
@@ -175,16 +177,14 @@ def record_as_of(db: Database, ctx: RequestContext, entity: str, entity_id: str,
         key = entity_id.strip()
         if name == "Participant" and not (key.isascii() and key.isdigit()):
             key = _participant_id_of(session, key)
-        rows = list(session.scalars(select(m.AuditLog).where(
+        stmt = select(m.AuditLog).where(
             m.AuditLog.entity == name, m.AuditLog.entity_id == key,
             m.AuditLog.action.in_(("create", "update", "delete")))
-            .order_by(m.AuditLog.seq)))
+        if ctx.actor.site_scoped:  # in the query: another site's record is simply not found
+            stmt = stmt.where(m.AuditLog.participant_site_id == (ctx.actor.site_id or -1))
+        rows = list(session.scalars(stmt.order_by(m.AuditLog.seq)))
         if not rows:
             raise NotFoundError(NOT_FOUND)
-        if ctx.actor.site_scoped:
-            site = rows[0].participant_site_id
-            if site is None or ctx.actor.site_id is None or site != ctx.actor.site_id:
-                raise NotFoundError(NOT_FOUND)
         fields: dict[str, Any] = {}
         exists = False
         last: m.AuditLog | None = None

@@ -19,6 +19,8 @@ class Actor:
     role: str
     site_id: int | None = None
     site_code: str = ""
+    # a temporary or expired password: only changing it (and logout, /me) is allowed
+    must_change_password: bool = False
 
     @property
     def site_scoped(self) -> bool:

@@ -1,14 +1,18 @@
-"""The clinician's decision tool: a fitted regime (``regime-model.json`` from ``tailor
-analyze``) applied to one new patient.
+"""The clinician's decision tool: the deployed regime (``regime-model.json``, format
+``tailor-regime/2``, from ``tailor analyze``) applied to one new patient.
 
-Input is either the model's features as numbers (``scores``) or the baseline questionnaires
-(PEG items, opioid use, FM 2016, PROMIS 4a sleep/fatigue/depression/anxiety, PCS-13), scored by
-``tailor.instruments`` with the phenotype from ``derive_phenotype``; plus the contraindications,
-which decide the eligible first treatments. Output: the recommended first treatment, the
-interpretable tree's choice and its path, the predicted chance of response under each eligible
-treatment with its interval, the plan at week 12 for each response category, and why (the
-phenotype components and the model terms that separate the recommended treatment from the
-runner-up), with the model's provenance (trial protocol, version, hash, n, data hash).
+Input is either the model's features as numbers (``scores``; any but the baseline PEG may be
+left blank) or the baseline questionnaires (PEG items, opioid use, FM 2016, PROMIS 4a
+sleep/fatigue/depression/anxiety, PCS-13; whole instruments may be left out), scored by
+``tailor.instruments``; plus the contraindications, which decide the eligible first treatments.
+
+One model speaks (:class:`tailor.dtr.regime_model.RegimeModel`): the set of equally reasonable
+first treatments (within the plan's minimal important difference of the best, or a difference
+interval that includes 0) with the reason, the expected week-24 PEG and chance of response under
+each eligible treatment with 95% intervals, the plan at week 12, the explanation in clinical
+words with a what-if (:mod:`tailor.services.decide_explain`), the missing inputs and which of
+them could change the recommendation, how often the simple rule agrees with the model, and the
+provenance and intended use.
 
 Every input problem is collected into :class:`DecisionInputError` (field -> message), which the
 API returns as 422 and the page shows beside each field.
@@ -27,15 +31,17 @@ from tailor.dtr.regime_model import RegimeModel
 from tailor.exceptions import ConflictError, InstrumentError, RecordError, TailorError
 from tailor.instruments.phenotype import derive_phenotype
 from tailor.protocol import Protocol, builtin_protocols, load_protocol
-from tailor.rules import derive_factor_levels
+from tailor.rules import evaluate
 from tailor.services.admin import live_protocol
 from tailor.services.baseline import BASELINE_INSTRUMENTS, validate_items
 from tailor.services.context import RequestContext
+from tailor.services.decide_explain import LABELS, explain, what_if
 from tailor.services.scope import require
 from tailor.services.uow import in_transaction
 
-__all__ = ["DECIDE", "DecisionInputError", "ModelUnavailableError", "decide", "feature_specs",
-           "load_model", "model_and_protocol"]
+__all__ = ["DECIDE", "INTENDED_USE", "INTERVAL_NOTE", "DecisionInputError", "ModelUnavailableError", "decide",
+           "decide_with", "decision_result", "feature_specs", "load_model", "model_and_protocol",
+           "model_for_ehr", "provenance", "short_form"]
 
 DECIDE = frozenset({"clinician", "statistician", "admin"})
 
@@ -165,20 +171,60 @@ def _number(name: str, value: Any, low: float, high: float, errors: dict[str, st
     return x
 
 
+# feature -> the instruments (and extra questions) that give it
+_SOURCES: dict[str, tuple[str, ...]] = {
+    "peg_baseline": ("peg",), "pain_ge5": ("peg",), "opioid": ("opioid_use",),
+    "amplifier_index": BASELINE_INSTRUMENTS, "phenotype": BASELINE_INSTRUMENTS,
+    "body_regions": ("fm2016",), "wpi": ("fm2016",), "sss": ("fm2016",),
+    "fibromyalgianess": ("fm2016",), "promis_sleep_t": ("promis_sleep_4a",),
+    "promis_fatigue_t": ("promis_fatigue_4a",), "depression": ("promis_depression_4a",),
+    "promis_depression_t": ("promis_depression_4a",),
+    "promis_anxiety_t": ("promis_anxiety_4a",), "pcs_total": ("pcs13",), "age": ("age",),
+}
+_T_SCORES = {"promis_sleep_4a": "promis_sleep_t", "promis_fatigue_4a": "promis_fatigue_t",
+             "promis_depression_4a": "promis_depression_t",
+             "promis_anxiety_4a": "promis_anxiety_t"}
+
+INTERVAL_NOTE = ("The 95% intervals carry the estimation uncertainty of the trial's model "
+                 "(bootstrap) and of missing answers, not the error of the model's linear form: "
+                 "on held-out simulated patients they covered the true expected PEG about 60% "
+                 "of the time (benchmarks/results/decide_calibration_*.md); the chances of "
+                 "response were calibrated within about 2 percentage points.")
+
+INTENDED_USE = ("Decision support for clinicians treating adults with chronic low back pain "
+                "like those in the trial. It supports, and does not replace, clinical judgment; "
+                "discuss the options with the patient.")
+
+
+def short_form(model: RegimeModel) -> list[str]:
+    """The questionnaires (and questions) the deployed model needs, in form order."""
+    order = ("peg", "opioid_use", *BASELINE_INSTRUMENTS, "age")
+    need = {src for f in model.features for src in _SOURCES.get(f, ())}
+    return [n for n in order if n in need]
+
+
 def _from_questionnaires(protocol: Protocol, questionnaires: Mapping[str, Mapping[str, Any]],
                          peg: Mapping[str, Any] | None, opioid_use: Any, age: Any,
-                         errors: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Patient features and the 'why' of the phenotype from the questionnaires."""
-    results = []
+                         errors: dict[str, str], needed: Sequence[str]
+                         ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Patient features and the 'why' of the phenotype from the questionnaires. A needed
+    questionnaire left out entirely is a missing input (the model widens its uncertainty);
+    one partly answered is an error naming the items."""
+    results = {}
+    left_out = []
     for name in BASELINE_INSTRUMENTS:
         items = dict(questionnaires.get(name) or {})
+        if not any(v is not None for v in items.values()):
+            if name in needed:
+                left_out.append(instruments.get(name).title)
+            continue
         bad = validate_items(name, items)
         for item, msg in bad.items():
             errors[f"questionnaires.{name}.{item}"] = msg
         if bad:
             continue
         try:
-            results.append(instruments.score(name, items))
+            results[name] = instruments.score(name, items)
         except InstrumentError as exc:
             errors[f"questionnaires.{name}.{exc.item or ''}".rstrip(".")] = str(exc)
     peg_values = []
@@ -188,111 +234,70 @@ def _from_questionnaires(protocol: Protocol, questionnaires: Mapping[str, Mappin
             errors[f"peg.{code}"] = f"{code} must be a whole number 0-10; got {v!r}"
         else:
             peg_values.append(v)
-    if not isinstance(opioid_use, bool):
-        errors["opioid_use"] = "say whether the patient currently uses opioids"
+    if opioid_use is not None and not isinstance(opioid_use, bool):
+        errors["opioid_use"] = "say whether the patient currently uses opioids (yes or no)"
+    elif opioid_use is None and "opioid_use" in needed:
+        errors["opioid_use"] = "say whether the patient currently uses opioids (yes or no)"
     if errors:
         return {}, {}
-    phenotype = derive_phenotype(results)
     peg_mean = sum(peg_values) / 3.0
+    features: dict[str, Any] = {"peg_baseline": peg_mean}
+    why: dict[str, Any] = {}
+    for inst, col in _T_SCORES.items():
+        if inst in results:
+            features[col] = float(results[inst].score)
+    if "fm2016" in results:
+        fm = results["fm2016"]
+        for col in ("wpi", "sss", "fibromyalgianess", "body_regions"):
+            if hasattr(fm, col):
+                features[col] = float(getattr(fm, col))
+    if all(n in results for n in BASELINE_INSTRUMENTS):
+        phenotype = derive_phenotype(list(results.values()))
+        features |= {k: v for k, v in phenotype.as_fields().items() if v is not None}
+        features["phenotype_label"] = phenotype.label
+        components = {name: {"points": pts, "source": phenotype.sources.get(name, "")}
+                      for name, pts in phenotype.contributions.items()}
+        why = {"amplifier_index": phenotype.amplifier_index, "label": phenotype.label,
+               "components": components, "iasp_steps": dict(phenotype.iasp_steps)}
+    if left_out:
+        why["left_out"] = left_out
     record = {"peg_visit0": peg_mean, "opioid_use": opioid_use,
-              "promis_depression_t": phenotype.promis_depression_t,
-              "phenotype_label": phenotype.label}
-    features: dict[str, Any] = phenotype.as_fields() | {"peg_baseline": peg_mean}
-    features |= {k: int(v) for k, v in derive_factor_levels(protocol, 1, record).items()}
+              "promis_depression_t": features.get("promis_depression_t"),
+              "phenotype_label": features.get("phenotype_label")}
+    for factor in protocol.stage(1).randomization.factors:
+        if factor.rule is None:
+            continue
+        try:
+            features[factor.name] = int(evaluate(protocol, factor.rule, record))
+        except (RecordError, TypeError, ValueError):
+            pass  # an input the factor reads is missing: the model treats it as missing
     if age not in (None, ""):
-        a = _number("age", age, 18, 110, errors, "age")
-        features["age"] = a
-    components = {name: {"points": pts, "source": phenotype.sources.get(name, "")}
-                  for name, pts in phenotype.contributions.items()}
-    why = {"amplifier_index": phenotype.amplifier_index, "label": phenotype.label,
-           "components": components, "iasp_steps": dict(phenotype.iasp_steps)}
+        features["age"] = _number("age", age, 18, 110, errors, "age")
     return features, why
 
 
-def _value(factor: str, row: Mapping[str, Any]) -> float:
-    if factor == "Intercept":
-        return 1.0
-    if factor.endswith("]") and "[" in factor:
-        name, level = factor[:-1].split("[", 1)
-        return 1.0 if str(row.get(name)) == level else 0.0
-    return float(row.get(factor) or 0.0)
-
-
-def _drivers(model: RegimeModel, row: Mapping[str, Any], best: str,
-             other: str | None) -> list[dict[str, Any]]:
-    """How each tailoring term moves the predicted week-24 PEG of ``best`` vs ``other``
-    (negative = in favour of ``best``, since lower PEG is better)."""
-    if other is None:
-        return []
-    stage = model.stages[0]
-    t = stage.treatment
-    effect: dict[str, float] = {}
-    for j, term in enumerate(stage.terms):
-        factors = term.split(":")
-        arms = [f[len(t) + 1:-1] for f in factors if f.startswith(t + "[")]
-        if not arms or arms[0] not in (best, other):
-            continue
-        rest = [f for f in factors if not f.startswith(t + "[")]
-        key = ":".join(rest) or "treatment (at zero of the tailoring variables)"
-        value = float(stage.coef[j]) * math.prod(_value(f, row) for f in rest)
-        effect[key] = effect.get(key, 0.0) + (value if arms[0] == best else -value)
-    return [{"term": k, "value": None if ":" in k or k not in row else row[k],
-             "peg_difference": round(v, 3)} for k, v in effect.items()]
-
-
-def _tree_path(tree: Mapping[str, Any] | None, row: Mapping[str, Any]) -> list[str]:
-    node = tree
-    path: list[str] = []
-    while node and not node.get("leaf"):
-        feature = node["feature"]
-        if feature not in row or row[feature] is None:
-            return [*path, f"{feature} not given"]
-        if node.get("kind") == "categorical":
-            left = str(row[feature]) == str(node["level"])
-            path.append(f"{feature} {'=' if left else '!='} {node['level']}")
-        else:
-            left = float(row[feature]) <= float(node["threshold"])
-            path.append(f"{feature} = {float(row[feature]):.3g} "
-                        f"{'<=' if left else '>'} {float(node['threshold']):.3g}")
-        node = node["left"] if left else node["right"]
-    return path
-
-
-def decide(db: Database, ctx: RequestContext, model_path: str, *,
-           scores: Mapping[str, Any] | None = None,
-           questionnaires: Mapping[str, Mapping[str, Any]] | None = None,
-           peg: Mapping[str, Any] | None = None, opioid_use: Any = None, age: Any = None,
-           contraindications: Sequence[str] = (),
-           eligible_arms: Sequence[str] | None = None) -> dict[str, Any]:
-    """The decision for one patient (see the module docstring)."""
-    model, protocol = model_and_protocol(db, ctx, model_path)
-    errors: dict[str, str] = {}
-    why: dict[str, Any] = {}
-    if (scores is None) == (questionnaires is None):
-        raise DecisionInputError({"input": "give either scores or questionnaires (not both)"})
+def _scores(model: RegimeModel, protocol: Protocol, scores: Mapping[str, Any],
+            errors: dict[str, str]) -> dict[str, Any]:
     features: dict[str, Any] = {}
-    if scores is not None:
-        for spec in feature_specs(model, protocol):
-            x = _number(spec["name"], scores.get(spec["name"]), spec["low"], spec["high"],
-                        errors, f"scores.{spec['name']}")
-            if x is not None and spec["binary"] and x not in (0.0, 1.0):
-                errors[f"scores.{spec['name']}"] = f"{spec['name']} must be 0 or 1; got {x:g}"
-            features[spec["name"]] = x
-        unknown = sorted(set(scores) - set(model.features) - set(_FEATURES))
-        if unknown:
-            errors["scores"] = (f"unknown feature(s) {', '.join(unknown)}; the model reads "
-                                f"{', '.join(model.features)}")
-        for k, v in scores.items():  # optional extras (e.g. tree features)
-            if k in _FEATURES and k not in features and v not in (None, ""):
-                lo, hi = _FEATURES[k][1:]
-                features[k] = _number(k, v, lo, hi, errors, f"scores.{k}")
-    else:
-        features, why = _from_questionnaires(protocol, questionnaires or {}, peg, opioid_use,
-                                             age, errors)
-        missing = [f for f in model.features if f not in features] if not errors else []
-        if missing:
-            errors["questionnaires"] = (f"the model also needs {', '.join(missing)}, which the "
-                                        "questionnaires do not give; enter scores instead")
+    for spec in feature_specs(model, protocol):
+        name, raw = spec["name"], scores.get(spec["name"])
+        if (raw is None or (isinstance(raw, str) and not raw.strip())) and \
+                name != model.baseline:
+            continue  # missing: the model widens its uncertainty
+        x = _number(name, raw, spec["low"], spec["high"], errors, f"scores.{name}")
+        if x is not None and spec["binary"] and x not in (0.0, 1.0):
+            errors[f"scores.{name}"] = f"{name} must be 0 or 1; got {x:g}"
+        features[name] = x
+    unknown = sorted(set(scores) - set(model.features) - set(_FEATURES))
+    if unknown:
+        errors["scores"] = (f"unknown feature(s) {', '.join(unknown)}; the model reads "
+                            f"{', '.join(model.features)}")
+    return features
+
+
+def _eligible(protocol: Protocol, contraindications: Sequence[str],
+              eligible_arms: Sequence[str] | None, errors: dict[str, str]
+              ) -> tuple[dict[str, list[str]], list[str]]:
     blocked = _contraindications(protocol, contraindications, errors)
     arms = list(protocol.arm_codes)
     if eligible_arms is not None:
@@ -304,36 +309,156 @@ def decide(db: Database, ctx: RequestContext, model_path: str, *,
         eligible = [a for a in arms if a not in blocked]
     if not eligible and "eligible_arms" not in errors:
         errors["contraindications"] = "every treatment is contraindicated; nothing to recommend"
-    if errors:
-        raise DecisionInputError(errors)
+    return blocked, eligible
+
+
+_REASONS = {"best": "lowest expected PEG at week 24",
+            "mid": "expected PEG within {mid:g} PEG point(s) of the best (the minimal important "
+                   "difference): no meaningful difference",
+            "interval": "the 95% interval of the difference from the best includes 0"}
+
+
+def provenance(model: RegimeModel, protocol: Protocol) -> dict[str, Any]:
+    """Trial, protocol version, plan, data (simulated or real, n) and model date."""
+    prov = model.provenance
+    simulated = prov.get("simulated")
+    data = ("simulated data" if simulated else "real trial data" if simulated is False
+            else "data whose origin the model file does not state")
+    return {"trial": protocol.title, "protocol": dict(model.protocol_info),
+            "plan_hash": prov.get("plan_hash"), "data_hash": prov.get("data_hash"),
+            "n": prov.get("n"), "date": prov.get("date"), "simulated": simulated,
+            "format": model.data.get("format"), "model_file": Path(model.source or "").name,
+            "statement": f"Fitted on {data} from {prov.get('n')} randomized participants of "
+                         f"{protocol.title} (protocol {protocol.name} version "
+                         f"{model.protocol_info.get('version')}), analysis plan "
+                         f"{prov.get('plan_hash')}, model dated {prov.get('date')}."
+                         + (" The model came from SIMULATED data: it shows how the tool works "
+                            "and must not guide treatment." if simulated else "")}
+
+
+def decision_result(model: RegimeModel, protocol: Protocol, features: Mapping[str, Any],
+                    eligible: Sequence[str], blocked: Mapping[str, list[str]] | None = None,
+                    why: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The full result for one patient (what the API returns and the page shows)."""
     decision = model.decide(features, eligible, protocol)
     names = {a.code: a.name for a in protocol.arms}
+    blocked = dict(blocked or {})
     warnings = []
     if len(blocked) > protocol.eligibility.max_contraindicated_arms:
         warnings.append(f"{len(blocked)} treatments are contraindicated; the trial enrolled "
                         f"only people with at most "
                         f"{protocol.eligibility.max_contraindicated_arms}, so this patient is "
                         "outside the population the model was fitted on")
-    runner_up = decision.ranking[1] if len(decision.ranking) > 1 else None
-    why |= {"drivers": _drivers(model, features, decision.recommended, runner_up),
-            "runner_up": runner_up, "features": {k: features[k] for k in model.features}}
+    reasonable = list(decision.equally_reasonable)
+    treatments = []
+    for a in decision.ranking:
+        m, lo, hi = decision.outcome[a]
+        d, dlo, dhi = decision.difference[a]
+        p, plo, phi = decision.response[a]
+        reason = decision.reasons.get(a, "")
+        treatments.append({
+            "arm": a, "name": names[a], "expected_peg": m, "lower": lo, "upper": hi,
+            "difference": d, "difference_lower": dlo, "difference_upper": dhi,
+            "response": p, "response_lower": plo, "response_upper": phi,
+            "equally_reasonable": a in reasonable,
+            "reason": _REASONS[reason].format(mid=model.mid) if reason else
+            f"expected PEG {d:.1f} points worse than the best (95% interval {dlo:.1f} to "
+            f"{dhi:.1f}), beyond the minimal important difference"})
+    if len(reasonable) == 1:
+        headline = f"Recommended: {names[reasonable[0]]} ({reasonable[0]})"
+    else:
+        headline = ("Equally reasonable for this patient: "
+                    + ", ".join(f"{names[a]} ({a})" for a in reasonable)
+                    + f"; {reasonable[0]} has the lowest expected PEG but the differences are "
+                      "not meaningful or not certain")
+    missing = list(decision.missing)
+    changes = model.could_change(features, eligible, protocol) if missing else {}
+    runner = decision.ranking[1] if len(decision.ranking) > 1 else None
+    agreement = model.tree_agreement
+    full_features = {f: features.get(f) for f in model.features}
+    words = {k: v for k, v in features.items() if v is not None}  # every input, for wording
+    left_out = list((why or {}).get("left_out", []))
     return {
-        "recommended": decision.recommended, "recommended_name": names[decision.recommended],
-        "interpretable": decision.interpretable,
-        "interpretable_path": _tree_path(model.tree, features),
+        "headline": headline, "recommended": decision.recommended,
+        "recommended_name": names[decision.recommended],
+        "equally_reasonable": reasonable, "treatments": treatments,
         "ranking": list(decision.ranking),
-        "response": [{"arm": a, "name": names[a], "estimate": lo_hi[0], "lower": lo_hi[1],
-                      "upper": lo_hi[2]} for a in decision.ranking
-                     for lo_hi in [decision.response[a]]],
-        "responder_definition": f"PEG reduced by >= "
-                                f"{float(model.data.get('responder_threshold', 0.3)):.0%} at "
-                                "week 24, with the recommended second step",
+        "outcome_definition": f"expected PEG (0-10, lower is better) at week 24 with the "
+                              f"recommended second step; minimal important difference "
+                              f"{model.mid:g} PEG point(s)",
+        "responder_definition": f"PEG reduced by >= {model.threshold:.0%} at week 24, with the "
+                                "recommended second step (from the same model)",
+        "interval_note": INTERVAL_NOTE,
         "plan": [{"category": p.category, "options": list(p.options),
                   "recommended": p.recommended, "randomized_in_trial": p.randomized_in_trial}
                  for p in decision.plan],
+        "simple_rule": None if agreement is None else {
+            "agreement": agreement,
+            "text": f"The simple rule (decision tree) agrees with the model's recommendation "
+                    f"for {agreement:.0%} of trial participants."},
+        "missing": [{"input": f, "label": LABELS.get(f, f)} for f in missing],
+        "could_change": [{"input": f, "label": LABELS.get(f, f), "could_lead_to": a}
+                         for f, a in changes.items()],
+        "missing_note": ("" if not missing else
+                         "Missing: " + ", ".join(LABELS.get(f, f) for f in missing)
+                         + (f" (not answered: {', '.join(left_out)})" if left_out else "")
+                         + "; the intervals are widened for them. " + (
+                             "The answer to " + " or ".join(LABELS.get(f, f) for f in changes)
+                             + " could change the recommendation." if changes else
+                             "No plausible answer to them changes the recommendation.")),
+        "explanation": explain(model, protocol, words, eligible, decision.recommended, runner),
+        "what_if": what_if(model, protocol, words, eligible),
+        "features": full_features,
         "contraindicated": blocked, "eligible": list(decision.eligible),
-        "why": why, "warnings": warnings,
-        "provenance": {"protocol": dict(model.protocol_info), "n": model.data.get("n"),
-                       "data_hash": model.data.get("data_hash"),
-                       "format": model.data.get("format"),
-                       "model_file": Path(model.source or "").name}}
+        "why": dict(why or {}), "warnings": warnings,
+        "provenance": provenance(model, protocol), "intended_use": INTENDED_USE,
+    }
+
+
+def decide(db: Database, ctx: RequestContext, model_path: str, *,
+           scores: Mapping[str, Any] | None = None,
+           questionnaires: Mapping[str, Mapping[str, Any]] | None = None,
+           peg: Mapping[str, Any] | None = None, opioid_use: Any = None, age: Any = None,
+           contraindications: Sequence[str] = (),
+           eligible_arms: Sequence[str] | None = None) -> dict[str, Any]:
+    """The decision for one patient (see the module docstring)."""
+    model, protocol = model_and_protocol(db, ctx, model_path)
+    return decide_with(model, protocol, scores=scores, questionnaires=questionnaires, peg=peg,
+                       opioid_use=opioid_use, age=age, contraindications=contraindications,
+                       eligible_arms=eligible_arms)
+
+
+def model_for_ehr(db: Database, path: str) -> tuple[RegimeModel, Protocol]:
+    """The model and its built-in protocol, for a caller authenticated outside the user
+    accounts (an EHR's signed CDS Hooks request); the protocol hash must match."""
+    model = load_model(db, path)
+    name = str(model.protocol_info.get("name", ""))
+    if name not in builtin_protocols():
+        raise ModelUnavailableError(f"the model's protocol '{name}' is not a built-in protocol")
+    protocol = load_protocol(name)
+    if protocol.content_hash != model.protocol_info.get("content_hash"):
+        raise ModelUnavailableError("the model was fitted under another version of protocol "
+                                    f"'{name}'")
+    return model, protocol
+
+
+def decide_with(model: RegimeModel, protocol: Protocol, *,
+                scores: Mapping[str, Any] | None = None,
+                questionnaires: Mapping[str, Mapping[str, Any]] | None = None,
+                peg: Mapping[str, Any] | None = None, opioid_use: Any = None, age: Any = None,
+                contraindications: Sequence[str] = (),
+                eligible_arms: Sequence[str] | None = None) -> dict[str, Any]:
+    """:func:`decide` for a model and protocol already at hand."""
+    errors: dict[str, str] = {}
+    why: dict[str, Any] = {}
+    if (scores is None) == (questionnaires is None):
+        raise DecisionInputError({"input": "give either scores or questionnaires (not both)"})
+    if scores is not None:
+        features = _scores(model, protocol, scores, errors)
+    else:
+        features, why = _from_questionnaires(protocol, questionnaires or {}, peg, opioid_use,
+                                             age, errors, short_form(model))
+    blocked, eligible = _eligible(protocol, contraindications, eligible_arms, errors)
+    if errors:
+        raise DecisionInputError(errors)
+    return decision_result(model, protocol, features, eligible, blocked, why)

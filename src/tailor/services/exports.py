@@ -22,6 +22,9 @@ from tailor.db import Database
 from tailor.db import models as m
 from tailor.db.audit import sign_head
 from tailor.exceptions import InvalidFieldError
+from tailor.interop import vlmd
+from tailor.interop.odm import to_odm
+from tailor.interop.sdtm import item_codes, to_sdtm
 from tailor.protocol import Protocol
 from tailor.services import redcap
 from tailor.services.admin import live_protocol
@@ -30,7 +33,7 @@ from tailor.services.scope import EXPORT, participants, require
 from tailor.services.uow import in_transaction
 
 __all__ = ["FORMATS", "data_dictionary", "export_csv", "export_frames", "wide_columns",
-           "write_export"]
+           "write_export", "write_heal_vlmd"]
 
 WEEKS = (6, 12, 18, 24, 36)
 
@@ -196,8 +199,22 @@ def export_csv(db: Database, ctx: RequestContext, shape: str, *, today: date) ->
     return buf.getvalue()
 
 
+def write_heal_vlmd(db: Database, ctx: RequestContext, out_dir: Path) -> list[Path]:
+    """HEAL variable-level metadata of the export's wide and item tables
+    (``vlmd-wide.csv/json``, ``vlmd-items.csv/json``; :mod:`tailor.interop.vlmd`)."""
+    require(ctx.actor, EXPORT, "export analysis data")
+
+    def run(session: Session) -> tuple[m.ProtocolVersion, Protocol]:
+        return live_protocol(db, session)
+
+    pv, protocol = in_transaction(db, ctx, run, write=False)
+    return vlmd.write_vlmd(out_dir, {"wide": vlmd.wide_dictionary(wide_columns(protocol)),
+                                     "items": vlmd.items_dictionary()},
+                           study=f"{pv.name} {pv.version}")
+
+
 # --------------------------------------------------------------------------- files + manifest
-FORMATS = ("csv", "parquet", "redcap")
+FORMATS = ("csv", "parquet", "redcap", "sdtm", "odm")
 
 
 def _sha256(path: Path) -> str:
@@ -213,7 +230,9 @@ def write_export(db: Database, ctx: RequestContext, out_dir: Path, *, fmt: str =
     """Write the de-identified export to ``out_dir`` and return its manifest.
 
     Files: ``wide`` and ``long`` (CSV or Parquet) and ``dictionary.csv``; with ``redcap``,
-    REDCap's ``redcap_dictionary.csv`` and ``redcap_records.csv`` instead. ``manifest.json``
+    REDCap's ``redcap_dictionary.csv`` and ``redcap_records.csv`` instead; with ``sdtm``, the
+    SDTM-like domains of :mod:`tailor.interop.sdtm` (what ``tailor import sdtm`` reads back);
+    with ``odm``, ``odm.xml`` (CDISC ODM 1.3.2 forms + ClinicalData, :mod:`tailor.interop.odm`). ``manifest.json``
     records the protocol, the audit chain head the export was read at (signed with
     ``audit_key``), row counts and the SHA-256 of every file. Data and head are read in one
     snapshot (PostgreSQL REPEATABLE READ; SQLite's read transaction). The export itself is
@@ -237,7 +256,15 @@ def write_export(db: Database, ctx: RequestContext, out_dir: Path, *, fmt: str =
     wide, long, protocol, pv, (seq, head_hash) = in_transaction(db, ctx, run, write=False)
     out_dir.mkdir(parents=True, exist_ok=True)
     tables: dict[str, pd.DataFrame] = {}
-    if fmt == "redcap":
+    if fmt == "odm":
+        items = long[long["field"].isin(item_codes())]
+        document = to_odm(items, protocol, study=pv.name.upper(),
+                          sites=dict(zip(long["participant_id"], long["site"], strict=True)))
+        (out_dir / "odm.xml").write_bytes(document)
+    elif fmt == "sdtm":
+        tables = {f"{name}.csv": frame for name, frame in
+                  to_sdtm(wide, long, protocol, studyid=pv.name.upper()).domains.items()}
+    elif fmt == "redcap":
         tables["redcap_dictionary.csv"] = redcap.data_dictionary(wide_columns(protocol),
                                                                  protocol)
         tables["redcap_records.csv"] = redcap.records(wide)
@@ -247,6 +274,10 @@ def write_export(db: Database, ctx: RequestContext, out_dir: Path, *, fmt: str =
         tables[f"long.{ext}"] = long
         tables["dictionary.csv"] = data_dictionary(protocol)
     files = []
+    if fmt == "odm":
+        path = out_dir / "odm.xml"
+        files.append({"name": "odm.xml", "rows": len(items), "columns": 0,
+                      "bytes": path.stat().st_size, "sha256": _sha256(path)})
     for name, frame in tables.items():
         path = out_dir / name
         if name.endswith(".parquet"):

@@ -21,12 +21,20 @@ from tailor.services.scope import ALLOCATION_DETAIL, PARTICIPANT_READ, participa
 from tailor.services.uow import in_transaction
 from tailor.trialflow import TrialFlow
 
-__all__ = ["STATUS_ORDER", "balance_tables", "enrolment_by_site", "site_dashboard",
+__all__ = ["STATUS_LABELS", "STATUS_ORDER", "balance_tables", "enrolment_by_site", "site_dashboard",
            "trial_flow"]
 
 ENROLMENT_READ = frozenset({"admin", "data_manager", "statistician"})
 STATUS_ORDER = ("screening", "screen_failed", "eligible", "run_in", "run_in_failed",
                 "run_in_passed", "visit0_failed", "ready", "randomized", "stage2", "withdrawn")
+#: the words the pages show for each status (issue 15: no raw codes)
+STATUS_LABELS = {
+    "screening": "awaiting screening", "screen_failed": "screen failure",
+    "eligible": "eligible, not yet enrolled", "run_in": "in the run-in",
+    "run_in_failed": "run-in not passed", "run_in_passed": "due for Visit 0",
+    "visit0_failed": "not eligible at Visit 0", "ready": "ready to randomize",
+    "randomized": "on the first treatment", "stage2": "on the second treatment",
+    "withdrawn": "withdrawn"}
 
 
 def _ids(ctx: RequestContext) -> Select[tuple[int]]:

@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from tailor.db import Database
@@ -24,8 +24,8 @@ from tailor.db import models as m
 from tailor.db.audit import write_pending
 from tailor.exceptions import ConflictError, InvalidFieldError, NotFoundError
 from tailor.protocol import Protocol
-from tailor.rules import derive_factor_levels
 from tailor.services.admin import ensure_writable, live_protocol
+from tailor.services.allocation_inputs import allocation_inputs, feasible, session_facts
 from tailor.services.blinding import NO_TOKENS, redact
 from tailor.services.context import Actor, RequestContext
 from tailor.services.scope import (
@@ -36,7 +36,7 @@ from tailor.services.scope import (
     require,
 )
 from tailor.services.uow import in_transaction, pause
-from tailor.stats.allocation import StageState, allocate, new_stage_state, stage_option_sets
+from tailor.stats.allocation import StageState, allocate, new_stage_state
 from tailor.stats.randomization import Draws, MinimizationState
 
 __all__ = [
@@ -66,7 +66,8 @@ def allocation_view(a: m.Allocation, actor: Actor) -> dict[str, Any]:
                  "conditional_probabilities": a.conditional_probabilities,
                  "imbalance": a.imbalance, "draws": a.draws, "minimizer": a.minimizer,
                  "factor_levels": a.factor_levels, "eligible_options": a.eligible_options,
-                 "algorithm_version": a.algorithm_version, "protocol_hash": a.protocol_hash}
+                 "algorithm_version": a.algorithm_version, "protocol_hash": a.protocol_hash,
+                 "inputs": a.inputs}
     return redact(view, actor, NO_TOKENS)  # structural: the stage marker for blinded roles
 
 
@@ -103,30 +104,14 @@ def _stored_state(session: Session, pv_id: int, stage: int) -> tuple[m.StageStat
     return row, int(session.scalar(select(top)) or 0)
 
 
-def _latest_assessment(session: Session, p: m.Participant) -> m.EligibilityAssessment | None:
-    return session.scalars(select(m.EligibilityAssessment)
-                           .where(m.EligibilityAssessment.participant_id == p.id)
-                           .order_by(m.EligibilityAssessment.id.desc()).limit(1)).first()
-
-
-def _eligible_arms_of(session: Session, p: m.Participant,
-                      latest: m.EligibilityAssessment | None) -> list[str]:
-    if latest is None or not latest.eligible or "visit0" not in latest.phases:
-        raise ConflictError("the participant is not eligible for randomization (no passed "
-                            "Visit 0 eligibility assessment)")
-    arms = [str(a) for a in latest.eligible_arms]
-    intolerant = set(session.scalars(select(m.AdverseEvent.arm).where(
-        m.AdverseEvent.participant_id == p.id, m.AdverseEvent.kind == "intolerance")))
-    return [a for a in arms if a not in intolerant] if intolerant else arms
-
-
 def _existing(session: Session, ctx: RequestContext, p: m.Participant, stage: int,
               idempotency_key: str) -> tuple[dict[str, Any], bool] | None:
-    """The stored answer for a repeated key; 409 for another key or a key used elsewhere."""
-    found = list(session.scalars(select(m.Allocation).where(or_(
-        and_(m.Allocation.participant_id == p.id, m.Allocation.stage == stage),
-        and_(m.Allocation.protocol_version_id == p.protocol_version_id,
-             m.Allocation.idempotency_key == idempotency_key)))))
+    """The stored answer for a repeated key; 409 for another key or for this participant's key
+    used at another stage. Keys are scoped per participant: another participant's (another
+    site's) use of the same key is not looked at, so the answer tells nothing about it."""
+    found = list(session.scalars(select(m.Allocation).where(
+        m.Allocation.participant_id == p.id,
+        or_(m.Allocation.stage == stage, m.Allocation.idempotency_key == idempotency_key))))
     mine = next((a for a in found if a.participant_id == p.id and a.stage == stage), None)
     if mine is not None:
         if mine.idempotency_key != idempotency_key:
@@ -195,26 +180,12 @@ def randomize(db: Database, ctx: RequestContext, code: str, stage: int,
         ensure_writable(session, pv)
         if p.status == "withdrawn":
             raise ConflictError("the participant has withdrawn")
-        latest = _latest_assessment(session, p)
-        eligible = _eligible_arms_of(session, p, latest)
-        if stage == 1:
-            if p.status != "ready":
-                raise ConflictError(f"stage-1 randomization needs a completed, eligible Visit 0 "
-                                    f"(status {p.status})")
-            assert latest is not None
-            option_set = stage_option_sets(protocol, 1, eligible_arms=eligible)
-            levels = derive_factor_levels(protocol, 1, dict(latest.record))
-        else:
-            earlier = {a.stage: a for a in session.scalars(select(m.Allocation).where(
-                m.Allocation.participant_id == p.id, m.Allocation.stage < stage))}
-            if stage - 1 not in earlier:
-                raise ConflictError(f"stage {stage} needs a stage-{stage - 1} allocation")
-            category = _response_category(session, p, protocol, stage)
-            stage1 = earlier[1]
-            option_set = stage_option_sets(protocol, stage, eligible_arms=eligible,
-                                           stage1_arm=stage1.option, category=category)
-            levels = derive_factor_levels(protocol, stage, {"stage1_arm": stage1.option,
-                                                            "response_category": category})
+        # G16: the feasible set and the factor levels derive only from the stored inputs
+        if stage == 1 and p.status != "ready":
+            raise ConflictError(f"stage-1 randomization needs a completed, eligible Visit 0 "
+                                f"(status {p.status})")
+        inputs = allocation_inputs(protocol, stage, session_facts(session, p.id))
+        option_set, levels = feasible(protocol, stage, inputs)
         if not option_set.eligible:
             raise ConflictError(f"no eligible option at stage {stage} among "
                                 f"{', '.join(option_set.options)}")
@@ -239,7 +210,7 @@ def randomize(db: Database, ctx: RequestContext, code: str, stage: int,
             minimizer=result.minimizer, probability=result.probability,
             algorithm_version=spec.algorithm_version, protocol_hash=pv.content_hash,
             idempotency_key=idempotency_key, allocated_by=ctx.actor.user_id,
-            allocated_at=ctx.utcnow())
+            allocated_at=ctx.utcnow(), inputs=inputs)
         session.add(alloc)
         stored.counts = state.minimization.snapshot()
         stored.n_allocated = state.minimization.n_allocated
@@ -251,22 +222,6 @@ def randomize(db: Database, ctx: RequestContext, code: str, stage: int,
 
     return in_transaction(db, ctx, run, reason=f"stage-{stage} randomization",
                           retry_integrity=True)
-
-
-def _response_category(session: Session, p: m.Participant, protocol: Protocol,
-                       stage: int) -> str:
-    spec = protocol.stage(stage).response
-    if spec is None:
-        raise ConflictError(f"stage {stage} has no response rule")
-    visit = session.scalars(select(m.Visit).where(m.Visit.participant_id == p.id,
-                                                  m.Visit.code == spec.visit)).one_or_none()
-    if visit is None or visit.status != "completed":
-        raise ConflictError(f"stage {stage} needs the {spec.visit} visit with PGIC first")
-    score = session.scalars(select(m.DerivedScore).where(
-        m.DerivedScore.visit_id == visit.id, m.DerivedScore.name == "response_category")).first()
-    if score is None or not score.value:
-        raise ConflictError(f"no response category at {spec.visit}")
-    return score.value
 
 
 def allocations_of(db: Database, ctx: RequestContext, code: str) -> list[dict[str, Any]]:

@@ -8,6 +8,12 @@ the stored ones; the algorithm version must be the protocol's; sequences must be
 The stored inputs themselves (draws, levels, options) must equal the values the hash-chained
 audit trail recorded when the allocation was created, so an altered input is caught even where
 it would not change the outcome.
+
+G16: each allocation's stored ``inputs`` must reproduce its option set and factor levels
+(:func:`tailor.services.allocation_inputs.feasible`) and equal the inputs derived from the data
+as they stood just before the allocation, rebuilt from the audit trail (a mismatch fails);
+inputs that differ from the data as they stand now are reported as changed afterwards (each
+such change was recorded with a reason, a protocol deviation and a data query).
 """
 
 from __future__ import annotations
@@ -25,16 +31,25 @@ from tailor.db import Database
 from tailor.db import models as m
 from tailor.exceptions import TailorError
 from tailor.protocol import Protocol, parse_protocol
+from tailor.services.allocation_inputs import (
+    AUDIT_ENTITIES,
+    AuditFacts,
+    Facts,
+    allocation_inputs,
+    feasible,
+    input_changes,
+    session_facts,
+)
 from tailor.stats.allocation import OptionSet, allocate, new_stage_state
 from tailor.stats.randomization import Draws, MinimizationState
 
-__all__ = ["Mismatch", "ReplayReport", "replay_allocation_log"]
+__all__ = ["InputChange", "Mismatch", "ReplayReport", "replay_allocation_log"]
 
 _TOL = 1e-12
 # the allocation's columns that must equal its audit-trail create row
 _AUDITED_INPUTS = ("participant_id", "stage", "sequence", "option", "method", "options",
                    "eligible_options", "factor_levels", "draws", "minimizer",
-                   "algorithm_version", "protocol_hash")
+                   "algorithm_version", "protocol_hash", "inputs")
 
 
 @dataclass(frozen=True)
@@ -54,12 +69,32 @@ class Mismatch:
                 f"{self.recomputed!r}")
 
 
+@dataclass(frozen=True)
+class InputChange:
+    """An allocation whose inputs the data no longer show as they were (changed afterwards)."""
+
+    stage: int
+    sequence: int
+    participant_id: int
+    inputs: tuple[str, ...]
+    deviations: int
+
+    def __str__(self) -> str:
+        return (f"stage {self.stage} sequence {self.sequence} (participant id "
+                f"{self.participant_id}): input(s) {', '.join(self.inputs)} changed after the "
+                f"allocation; {self.deviations} protocol deviation(s) recorded")
+
+
 @dataclass
 class ReplayReport:
-    """Allocations replayed per stage and the mismatches found (empty: 100% reproduced)."""
+    """Allocations replayed per stage and the mismatches found (empty: 100% reproduced);
+    ``changed``: allocations whose inputs were changed afterwards (not a failure);
+    ``without_inputs``: allocations stored before inputs were recorded (migration 0003)."""
 
     replayed: dict[int, int] = field(default_factory=dict)
     mismatches: list[Mismatch] = field(default_factory=list)
+    changed: list[InputChange] = field(default_factory=list)
+    without_inputs: int = 0
 
     @property
     def ok(self) -> bool:
@@ -174,20 +209,101 @@ def _replay_stage(report: ReplayReport, protocol: Protocol, pv: m.ProtocolVersio
                  if x.method == "minimization"])
 
 
+def _inputs_of(protocol: Protocol, stage: int, facts: Facts) -> dict[str, Any] | str:
+    try:
+        return allocation_inputs(protocol, stage, facts)
+    except TailorError as exc:
+        return f"unavailable: {exc}"
+
+
+def _check_derivation(report: ReplayReport, protocol: Protocol, a: m.Allocation) -> None:
+    """The stored option set and factor levels must follow from the stored inputs alone."""
+    assert a.inputs is not None
+    try:
+        option_set, levels = feasible(protocol, a.stage, a.inputs)
+    except (TailorError, KeyError, TypeError, ValueError) as exc:
+        report.mismatches.append(Mismatch(a.stage, a.sequence, a.participant_id,
+                                          "feasible set from stored inputs", "stored inputs",
+                                          f"error: {exc}"))
+        return
+    for what, stored, derived in (
+            ("eligible_options from inputs", list(a.eligible_options),
+             list(option_set.eligible)),
+            ("options from inputs", list(a.options), list(option_set.options)),
+            ("factor_levels from inputs", dict(a.factor_levels), dict(levels))):
+        if stored != derived:
+            report.mismatches.append(Mismatch(a.stage, a.sequence, a.participant_id, what,
+                                              stored, derived))
+
+
+def _check_frozen_inputs(report: ReplayReport, session: Session,
+                         protocols: dict[int, Protocol]) -> None:
+    """G16: stored inputs == the data as they stood just before each allocation (rebuilt from
+    the audit trail in sequence order); inputs != the data now -> reported as changed."""
+    allocations = {str(a.id): a for a in session.scalars(select(m.Allocation))}
+    then: dict[str, dict[str, Any] | str] = {}
+    state = AuditFacts()
+    for entity, eid, action, fld, value in session.execute(select(
+            m.AuditLog.entity, m.AuditLog.entity_id, m.AuditLog.action, m.AuditLog.field,
+            m.AuditLog.new_value).where(
+            m.AuditLog.entity.in_(AUDIT_ENTITIES),
+            m.AuditLog.action.in_(("create", "update", "delete")))
+            .order_by(m.AuditLog.seq)):
+        if entity == "Allocation" and action == "create" and str(eid) not in then:
+            a = allocations.get(str(eid))
+            if a is not None and a.inputs is not None:
+                then[str(eid)] = _inputs_of(protocols[a.protocol_version_id], a.stage,
+                                            state.facts(a.participant_id))
+            else:
+                then[str(eid)] = "no stored inputs"
+        state.apply(str(entity), str(eid), str(action), str(fld), value)
+    deviations: dict[int, int] = {}
+    for aid in session.scalars(select(m.ProtocolDeviation.allocation_id)):
+        if aid is not None:
+            deviations[int(aid)] = deviations.get(int(aid), 0) + 1
+    facts_now: dict[int, Facts] = {}
+    for key, a in sorted(allocations.items(), key=lambda kv: (kv[1].stage, kv[1].sequence)):
+        if a.inputs is None:
+            report.without_inputs += 1
+            continue
+        protocol = protocols[a.protocol_version_id]
+        _check_derivation(report, protocol, a)
+        stood = then.get(key, "no audit create row")
+        if stood != a.inputs:
+            names = (input_changes(a.inputs, stood) if isinstance(stood, dict)
+                     else ["inputs"])
+            report.mismatches.append(Mismatch(
+                a.stage, a.sequence, a.participant_id,
+                f"inputs vs the data as they stood then ({', '.join(names)})",
+                {k: a.inputs.get(k) for k in names} if isinstance(stood, dict) else a.inputs,
+                {k: stood.get(k) for k in names} if isinstance(stood, dict) else stood))
+            continue
+        if a.participant_id not in facts_now:
+            facts_now[a.participant_id] = session_facts(session, a.participant_id)
+        now = _inputs_of(protocol, a.stage, facts_now[a.participant_id])
+        if now != a.inputs:
+            names = input_changes(a.inputs, now) if isinstance(now, dict) else ["inputs"]
+            report.changed.append(InputChange(a.stage, a.sequence, a.participant_id,
+                                              tuple(names), deviations.get(a.id, 0)))
+
+
 def replay_allocation_log(db: Database) -> ReplayReport:
     """Replay every stage of every protocol version's allocation log (read-only)."""
     session: Session = db.session(write=False)
     report = ReplayReport()
     try:
         audited = _audited(session)
+        protocols: dict[int, Protocol] = {}
         for pv in session.scalars(select(m.ProtocolVersion).order_by(m.ProtocolVersion.id)):
             protocol = parse_protocol(pv.yaml_text, source=f"protocol {pv.content_hash[:12]}")
+            protocols[pv.id] = protocol
             for spec in protocol.stages:
                 rows = list(session.scalars(select(m.Allocation).where(
                     m.Allocation.protocol_version_id == pv.id,
                     m.Allocation.stage == spec.number).order_by(m.Allocation.sequence)))
                 if rows:
                     _replay_stage(report, protocol, pv, spec.number, rows, audited)
+        _check_frozen_inputs(report, session, protocols)
     finally:
         session.close()
     return report

@@ -22,18 +22,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tailor.db import Database
 from tailor.db import models as m
 from tailor.exceptions import InvalidFieldError, MissingFieldError, PermissionDeniedError
-from tailor.services.auth import RateLimitedError, policy_of
+from tailor.services import throttle
+from tailor.services.auth import RateLimitedError, policy_of, verify_password
 from tailor.services.context import RequestContext
 from tailor.services.scope import AUDIT_READ, require
 from tailor.services.uow import in_transaction
@@ -92,28 +93,19 @@ def verify_signer(db: Database, ctx: RequestContext, password: str | None,
     if not password:
         raise MissingFieldError("an electronic signature needs your password again",
                                 field="password", rule="required")
-    policy = policy_of(db)
     t = ctx.utcnow()
+    key = throttle.account_key(ctx.actor.username)
 
-    def load(session: Session) -> tuple[m.User | None, bool]:
+    def load(session: Session) -> tuple[m.User | None, float]:
         user = session.get(m.User, ctx.actor.user_id) if ctx.actor.user_id else None
-        failures = session.scalar(select(func.count()).select_from(m.LoginAttempt).where(
-            m.LoginAttempt.username == ctx.actor.username,
-            m.LoginAttempt.success.is_(False),
-            m.LoginAttempt.at > t - timedelta(hours=1))) or 0
-        return user, failures >= policy.failures_per_hour
+        return user, throttle.wait_for(session, key, t)
 
-    user, limited = in_transaction(db, ctx, load, write=False)
-    if limited:
-        _failed(db, ctx, meaning, "signature_rate_limited")
+    user, wait = in_transaction(db, ctx, load, write=False)
+    if wait > 0:  # the login back-off: refused without a check, not counted
         raise RateLimitedError("too many failed password entries for this account; "
-                               "try again later")
-    ok = False
-    if user is not None and user.active and user.username == ctx.actor.username:
-        try:
-            ok = policy.hasher().verify(user.password_hash, password)
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
-            ok = False
+                               "wait and try again", retry_after=math.ceil(wait))
+    ok = (user is not None and user.active and user.username == ctx.actor.username
+          and verify_password(db, user.password_hash, password))
     if not ok or user is None:
         _failed(db, ctx, meaning, "signature_failed")
         raise SignatureRejectedError(
@@ -124,13 +116,15 @@ def verify_signer(db: Database, ctx: RequestContext, password: str | None,
 
 def _failed(db: Database, ctx: RequestContext, meaning: str, action: str) -> None:
     def add(session: Session) -> None:
+        throttle.record_failure(session, throttle.account_key(ctx.actor.username), ctx.utcnow(),
+                                policy_of(db).backoff)
         session.add(m.LoginAttempt(username=ctx.actor.username[:64], at=ctx.utcnow(),
                                    success=False))
         session.info["audit"].events.append({"action": action, "entity": "Signature",
                                              "entity_id": "", "field": "meaning",
                                              "new_value": json.dumps(meaning)})
 
-    in_transaction(db, ctx, add, reason=ctx.reason.strip() or action)
+    in_transaction(db, ctx, add, reason=ctx.reason.strip() or action, retry_integrity=True)
 
 
 def record(session: Session, ctx: RequestContext, signer: Signer, *, meaning: str,

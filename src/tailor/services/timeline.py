@@ -37,11 +37,25 @@ def _details(db: Database, ctx: RequestContext, code: str) -> dict[str, Any]:
                            .order_by(m.EligibilityAssessment.id))]
         run_in = session.scalars(select(m.RunIn).where(m.RunIn.participant_id == p.id)).first()
         events = [{"kind": e.kind, "arm": e.arm, "onset_date": e.onset_date,
-                   "serious": e.serious} for e in session.scalars(
+                   "serious": e.serious, "description": e.description,
+                   "severity": e.severity, "relatedness": e.relatedness,
+                   "outcome": e.outcome} for e in session.scalars(
                        select(m.AdverseEvent).where(m.AdverseEvent.participant_id == p.id)
                        .order_by(m.AdverseEvent.onset_date))]
         wd = session.scalars(select(m.Withdrawal).where(
             m.Withdrawal.participant_id == p.id)).first()
+        now = ctx.utcnow()
+        open_queries = [{"id": q.id, "visit": q.visit_code, "field": q.field,
+                         "message": q.message, "status": q.status, "answer": q.answer,
+                         "age_days": max(0, (now - q.opened_at).days)}
+                        for q in session.scalars(select(m.DataQuery).where(
+                            m.DataQuery.participant_id == p.id,
+                            m.DataQuery.status != "closed").order_by(m.DataQuery.id))]
+        deviations = [{"recorded_at": d.recorded_at.isoformat()[:10],
+                       "description": d.description, "reason": d.reason}
+                      for d in session.scalars(select(m.ProtocolDeviation).where(
+                          m.ProtocolDeviation.participant_id == p.id)
+                          .order_by(m.ProtocolDeviation.id))]
         return {
             "assessments": assessments,
             "run_in": None if run_in is None else {
@@ -49,8 +63,11 @@ def _details(db: Database, ctx: RequestContext, code: str) -> dict[str, Any]:
                 "messages_answered": run_in.messages_answered,
                 "completed_on": run_in.completed_on, "passed": run_in.passed},
             "adverse_events": events,
+            "queries": open_queries,
+            "deviations": deviations,
             "withdrawal": None if wd is None else {
                 "withdrawn_on": wd.withdrawn_on, "reason_code": wd.reason_code,
+                "kind": wd.kind, "reason_text": wd.reason_text,
                 "last_week_observed": wd.last_week_observed},
             "today": site_today(session, ctx, p.site_id),
             "decision_visit": next((s.response.visit for s in protocol.stages
@@ -103,4 +120,61 @@ def participant_timeline(db: Database, ctx: RequestContext, code: str) -> dict[s
         if status not in ("screen_failed", "run_in_failed", "visit0_failed"):
             steps.append(("Withdraw", f"{base}/withdraw"))
     return redact({"participant": view, "visits": visits, "allocations": allocations,
-                   "next_steps": steps, **details}, ctx.actor, tokens)
+                   "next_steps": steps, "timeline": _in_date_order(view, visits, allocations,
+                                                                    details),
+                   **details}, ctx.actor, tokens)
+
+
+def _words(code: str | None) -> str:
+    return (code or "").replace("_", " ")
+
+
+def _in_date_order(view: dict[str, Any], visits: list[dict[str, Any]],
+                   allocations: list[dict[str, Any]], d: dict[str, Any]
+                   ) -> list[dict[str, Any]]:
+    """Every dated event of the record as ``{date, text, details}``, oldest first (ties keep
+    the order of the trial's steps)."""
+    out: list[tuple[str, int, str, list[str]]] = []
+
+    def add(day: Any, text: str, details: list[str] | None = None) -> None:
+        if day:
+            out.append((str(day)[:10], len(out), text, details or []))
+
+    add(view.get("consent_date"), "Informed consent given")
+    for a in d["assessments"]:
+        verdict = "eligible" if a["eligible"] else "not eligible"
+        add(a["assessed_on"], f"Eligibility ({', '.join(a['phases'])}): {verdict}; eligible "
+                              f"treatments {', '.join(a['eligible_arms']) or 'none'}",
+            list(a["reasons"]))
+    add(view.get("enrolled_on"), "enrolled; run-in started")
+    if d["run_in"]:
+        r = d["run_in"]
+        add(r["completed_on"], f"Run-in {'passed' if r['passed'] else 'not passed'}: "
+                               f"{r['modules_completed']} modules, {r['messages_answered']} "
+                               "messages answered")
+    labels = d["visit_labels"]
+    for v in visits:
+        if v["status"] == "completed":
+            add(v["visit_date"], f"{labels.get(v['visit'], v['visit'])} recorded")
+    for a in allocations:
+        add(a.get("allocated_at"), f"Stage {a['stage']} assignment: {a.get('option')}"
+                                   f"{' (' + str(a['action']) + ')' if a.get('action') else ''}")
+    for e in d["adverse_events"]:
+        facts = [x for x in (e.get("severity"), _words(e.get("relatedness")),
+                             _words(e.get("outcome"))) if x]
+        add(e["onset_date"], f"{_words(e['kind']).capitalize()}"
+                             f"{' (' + e['arm'] + ')' if e.get('arm') else ''}"
+                             f"{' · serious' if e['serious'] else ''}"
+                             f"{' · ' + ', '.join(facts) if facts else ''}",
+            [e["description"]] if e.get("description") else [])
+    w = d["withdrawal"]
+    if w:
+        what = ("off treatment, still followed" if w.get("kind") == "off_treatment_followed"
+                else "withdrew consent")
+        add(w["withdrawn_on"], f"Withdrawal: {what} ({_words(w['reason_code'])})",
+            [w["reason_text"]] if w.get("reason_text") else [])
+    for dev in d["deviations"]:
+        add(dev["recorded_at"], f"Protocol deviation: {dev['description']}",
+            [f"reason: {dev['reason']}"])
+    return [{"date": day, "text": text, "details": details}
+            for day, _, text, details in sorted(out)]

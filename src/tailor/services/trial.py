@@ -17,8 +17,15 @@ from tailor.exceptions import ConflictError, InvalidFieldError, MissingFieldErro
 from tailor.protocol import Protocol
 from tailor.rules import check_eligibility, response_category
 from tailor.services.admin import ensure_writable, live_protocol
+from tailor.services.allocation_inputs import (
+    check_event_arm,
+    guard_inputs,
+    session_facts,
+    start_guard,
+)
 from tailor.services.blinding import arm_tokens, redact, tokens_in_session
 from tailor.services.context import RequestContext, local_date
+from tailor.services.edit_checks import run_checks
 from tailor.services.scope import (
     CORRECTION,
     PARTICIPANT_READ,
@@ -47,6 +54,8 @@ __all__ = [
     "withdraw",
 ]
 
+# what a participant's own row contributes to the edit checks (tailor.edit_checks)
+PARTICIPANT_NAMES = frozenset({"consent_date", "birth_year", "sex", "age_at_consent"})
 _ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"  # no 0/O, 1/I/L, U: not derived from any PHI
 
 
@@ -76,7 +85,7 @@ def create_participant(db: Database, ctx: RequestContext, *, consent_date: date 
         raise ConflictError("your account has no site; ask an admin to assign one")
 
     def run(session: Session) -> dict[str, Any]:
-        pv, _ = live_protocol(db, session)
+        pv, protocol = live_protocol(db, session)
         ensure_writable(session, pv)
         today = site_today(session, ctx, ctx.actor.site_id or 0)
         if consent_date is not None and consent_date > today:
@@ -88,7 +97,8 @@ def create_participant(db: Database, ctx: RequestContext, *, consent_date: date 
                           birth_year=birth_year, sex=sex, created_at=ctx.utcnow())
         session.add(p)
         session.flush()
-        return _view(session, p)
+        soft = run_checks(session, ctx, protocol, p, PARTICIPANT_NAMES)
+        return _view(session, p) | ({"edit_checks": soft} if soft else {})
 
     return in_transaction(db, ctx, run, retry_integrity=True)
 
@@ -99,10 +109,19 @@ def participant_view(db: Database, ctx: RequestContext, code: str) -> dict[str, 
                           write=False)
 
 
+_LIST_ORDER = {"oldest": (m.Participant.id,), "newest": (m.Participant.id.desc(),),
+               "code": (m.Participant.study_code,),
+               "status": (m.Participant.status, m.Participant.id)}
+
+
 def list_participants(db: Database, ctx: RequestContext, *, status: str | None = None,
-                      search: str | None = None, limit: int = 100,
-                      offset: int = 0) -> list[dict[str, Any]]:
-    """Participants in scope, optionally by status or study-code prefix."""
+                      search: str | None = None, limit: int = 100, offset: int = 0,
+                      sort: str = "oldest") -> list[dict[str, Any]]:
+    """Participants in scope, optionally by status or study-code prefix; sorted oldest or
+    newest first, by study code or by status."""
+    if sort not in _LIST_ORDER:
+        raise InvalidFieldError(f"sort must be one of {', '.join(_LIST_ORDER)}; got {sort!r}",
+                                field="sort", value=sort, rule="choice")
     require(ctx.actor, PARTICIPANT_READ, "list participants")
 
     def run(session: Session) -> list[dict[str, Any]]:
@@ -112,7 +131,7 @@ def list_participants(db: Database, ctx: RequestContext, *, status: str | None =
         if search:
             escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             stmt = stmt.where(m.Participant.study_code.like(escaped + "%", escape="\\"))
-        stmt = stmt.order_by(m.Participant.id).limit(limit).offset(offset)
+        stmt = stmt.order_by(*_LIST_ORDER[sort]).limit(limit).offset(offset)
         return [_view(session, p) for p in session.scalars(stmt)]
 
     return in_transaction(db, ctx, run, write=False)
@@ -176,10 +195,16 @@ def screen(db: Database, ctx: RequestContext, code: str, record: dict[str, Any],
         if unknown:
             raise InvalidFieldError(f"field(s) {unknown} are not screening fields",
                                     field=unknown[0], value=None, rule="declared")
+        again = session.scalar(select(func.count()).select_from(m.EligibilityAssessment)
+                               .where(m.EligibilityAssessment.participant_id == p.id)) or 0
         out = _assess(session, protocol, p, dict(record), phases, day)
         p.status = "eligible" if out["eligible"] else "screen_failed"
         p.consented = bool(record.get("consented", p.consented))
-        return out
+        soft = run_checks(session, ctx, protocol, p,
+                          {"screening_date", "rescreening", *record},
+                          extra={"rescreening": again > 0,
+                                 "reason_given": bool(ctx.reason.strip())})
+        return out | ({"edit_checks": soft} if soft else {})
 
     return in_transaction(db, ctx, run, reason="screening")
 
@@ -199,7 +224,9 @@ def enrol(db: Database, ctx: RequestContext, code: str,
         p.status = "run_in"
         session.add(m.Visit(participant_id=p.id, code=w.code, week=w.week, target_date=w.target,
                             window_start=w.start, window_end=w.end))
-        return _view(session, p) | {"visit0_window": [w.start, w.end]}
+        soft = run_checks(session, ctx, protocol, p, {"enrolment_date"})
+        return _view(session, p) | {"visit0_window": [w.start, w.end]} | (
+            {"edit_checks": soft} if soft else {})
 
     return in_transaction(db, ctx, run, reason="enrolment")
 
@@ -226,7 +253,9 @@ def record_run_in(db: Database, ctx: RequestContext, code: str, *, modules_compl
                             messages_answered=messages_answered, completed_on=day,
                             passed=out["eligible"]))
         p.status = "run_in_passed" if out["eligible"] else "run_in_failed"
-        return out
+        soft = run_checks(session, ctx, protocol, p, {
+            "run_in_end_date", protocol.run_in.modules_field, protocol.run_in.messages_field})
+        return out | ({"edit_checks": soft} if soft else {})
 
     return in_transaction(db, ctx, run, reason="run-in")
 
@@ -303,6 +332,7 @@ def record_visit_in(db: Database, ctx: RequestContext, session: Session, code: s
         raise InvalidFieldError(f"visit must be one of {', '.join(sorted(known))}; got "
                                 f"{visit_code!r}", field="visit", value=visit_code)
     first = min(protocol.visits, key=lambda v: v.week).code
+    guard = start_guard(session, protocol, p.id)
     visit = _visit(session, p, visit_code)
     if visit is None:
         raise ConflictError(f"visit {visit_code} is not scheduled yet for this participant "
@@ -360,6 +390,13 @@ def record_visit_in(db: Database, ctx: RequestContext, session: Session, code: s
             select(m.DerivedScore).where(m.DerivedScore.visit_id == visit.id))}
         _set_score(session, visit, old, "response_category", category)
         out["response_category"] = category
+    soft = run_checks(session, ctx, protocol, p, {f"{visit_code}_date", *fields},
+                      visit_code=visit_code)
+    if soft:
+        out["edit_checks"] = soft
+    deviations = guard_inputs(session, ctx, protocol, guard, visit_code=visit_code)
+    if deviations:
+        out["protocol_deviations"] = deviations
     return redact(out, ctx.actor, arm_tokens(protocol))  # a data manager correcting Visit 0
 
 
@@ -381,10 +418,29 @@ def visits_view(db: Database, ctx: RequestContext, code: str) -> list[dict[str, 
     return in_transaction(db, ctx, run, write=False)
 
 
+AE_SEVERITY = ("mild", "moderate", "severe")
+AE_RELATEDNESS = ("not_related", "unlikely", "possible", "probable", "definite")
+AE_OUTCOME = ("recovered", "recovering", "not_recovered", "recovered_with_sequelae", "fatal",
+              "unknown")
+
+
+def _choice(value: str | None, name: str, allowed: tuple[str, ...]) -> None:
+    if value is not None and value not in allowed:
+        raise InvalidFieldError(f"{name} must be one of {', '.join(allowed)}; got {value!r}",
+                                field=name, value=value, rule="choice")
+
+
 def record_intolerance(db: Database, ctx: RequestContext, code: str, *, arm: str | None,
                        onset_date: date, serious: bool = False,
-                       kind: str = "intolerance") -> dict[str, Any]:
-    """An intolerance (or other adverse) event; before week 12 it makes the response 'bad'."""
+                       kind: str = "intolerance", description: str | None = None,
+                       severity: str | None = None, relatedness: str | None = None,
+                       outcome: str | None = None) -> dict[str, Any]:
+    """An intolerance (or other adverse) event; before week 12 it makes the response 'bad'.
+    The arm, if named, must be one the participant has received (G16)."""
+    _choice(severity, "severity", AE_SEVERITY)
+    _choice(relatedness, "relatedness", AE_RELATEDNESS)
+    _choice(outcome, "outcome", AE_OUTCOME)
+
     def run(session: Session) -> dict[str, Any]:
         p, protocol, today = _writable_participant(db, ctx, session, code)
         if p.status not in ("randomized", "stage2"):
@@ -396,12 +452,23 @@ def record_intolerance(db: Database, ctx: RequestContext, code: str, *, arm: str
         if arm is not None and arm not in protocol.arm_codes:
             raise InvalidFieldError(f"arm must be one of {', '.join(protocol.arm_codes)}",
                                     field="arm", value=arm)
+        site = session.get(m.Site, p.site_id)
+        assert site is not None
+        check_event_arm(session_facts(session, p.id), site.timezone, arm, onset_date)
+        guard = start_guard(session, protocol, p.id)
         ev = m.AdverseEvent(participant_id=p.id, kind=kind, arm=arm, onset_date=onset_date,
-                            serious=serious)
+                            serious=serious, description=(description or "").strip() or None,
+                            severity=severity, relatedness=relatedness, outcome=outcome)
         session.add(ev)
         session.flush()
-        return {"id": ev.id, "kind": kind, "arm": arm, "onset_date": onset_date,
-                "serious": serious}
+        out: dict[str, Any] = {"id": ev.id, "kind": kind, "arm": arm, "onset_date": onset_date,
+                               "serious": serious, "description": ev.description,
+                               "severity": severity, "relatedness": relatedness,
+                               "outcome": outcome}
+        deviations = guard_inputs(session, ctx, protocol, guard)
+        if deviations:
+            out["protocol_deviations"] = deviations
+        return out
 
     return in_transaction(db, ctx, run, reason="adverse event")
 
@@ -410,21 +477,42 @@ WITHDRAWAL_REASONS = ("participant_decision", "lost_to_follow_up", "adverse_even
                       "investigator_decision", "death", "other")
 
 
+WITHDRAWAL_KINDS = ("withdrew_consent", "off_treatment_followed")
+
+
 def withdraw(db: Database, ctx: RequestContext, code: str, *, withdrawn_on: date,
-             reason_code: str) -> dict[str, Any]:
-    """Withdraw a participant; no data are accepted afterwards."""
+             reason_code: str, kind: str = "withdrew_consent",
+             reason_text: str | None = None) -> dict[str, Any]:
+    """Withdraw a participant. ``withdrew_consent``: no data are accepted afterwards;
+    ``off_treatment_followed``: the treatment stops, follow-up visits go on (a later
+    withdrawal of consent updates the same record)."""
     if reason_code not in WITHDRAWAL_REASONS:
         raise InvalidFieldError(f"reason_code must be one of {', '.join(WITHDRAWAL_REASONS)}",
                                 field="reason_code", value=reason_code)
+    _choice(kind, "kind", WITHDRAWAL_KINDS)
 
     def run(session: Session) -> dict[str, Any]:
         p, _protocol, today = _writable_participant(db, ctx, session, code)
         _check_day(withdrawn_on, today, "withdrawal date")
         last = session.scalar(select(func.max(m.Visit.week)).where(
             m.Visit.participant_id == p.id, m.Visit.status == "completed"))
-        session.add(m.Withdrawal(participant_id=p.id, withdrawn_on=withdrawn_on,
-                                 reason_code=reason_code, last_week_observed=last))
-        p.status = "withdrawn"
-        return {"id": p.study_code, "status": "withdrawn", "last_week_observed": last}
+        text = (reason_text or "").strip()[:1000] or None
+        row = session.scalars(select(m.Withdrawal).where(
+            m.Withdrawal.participant_id == p.id)).first()
+        if row is not None and (row.kind != "off_treatment_followed"
+                                or kind == "off_treatment_followed"):
+            raise ConflictError("the participant is already off treatment; only a withdrawal "
+                                "of consent can follow")
+        if row is None:
+            session.add(m.Withdrawal(participant_id=p.id, withdrawn_on=withdrawn_on,
+                                     reason_code=reason_code, last_week_observed=last,
+                                     kind=kind, reason_text=text))
+        else:  # off treatment earlier, now consent withdrawn: the same record, audited
+            row.withdrawn_on, row.reason_code, row.kind = withdrawn_on, reason_code, kind
+            row.reason_text, row.last_week_observed = text, last
+        if kind == "withdrew_consent":
+            p.status = "withdrawn"
+        return {"id": p.study_code, "status": p.status, "kind": kind,
+                "last_week_observed": last}
 
     return in_transaction(db, ctx, run, reason="withdrawal", retry_integrity=True)

@@ -13,6 +13,8 @@ arm; only the response to the unblinding request does.
 from __future__ import annotations
 
 import json
+import math
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -22,21 +24,30 @@ from tailor.db import Database
 from tailor.db import models as m
 from tailor.exceptions import ConflictError, InvalidFieldError, MissingFieldError, NotFoundError
 from tailor.services.admin import ensure_writable, live_protocol
+from tailor.services.auth import RateLimitedError
 from tailor.services.context import ROLES, RequestContext
 from tailor.services.scope import AUDIT_READ, EMERGENCY_UNBLIND, NOT_FOUND, get_participant, require
 from tailor.services.signatures import record as sign
 from tailor.services.signatures import signature_view, verify_signer
-from tailor.services.uow import in_transaction
+from tailor.services.uow import audit_refusal, in_transaction
 
 __all__ = ["DEFAULT_NOTIFY_ROLES", "configure_notifications", "list_notifications",
            "notify_roles", "unblind"]
 
 DEFAULT_NOTIFY_ROLES = ("admin", "statistician")
+DEFAULT_MAX_PER_DAY = 5
 _KEY = "unblind_notify_roles"
+_LIMIT = "unblind_max_per_day"
 
 
-def configure_notifications(db: Database, roles: tuple[str, ...]) -> None:
-    """Set the roles notified of every emergency unblinding (from the deployment settings)."""
+def configure_notifications(db: Database, roles: tuple[str, ...], *,
+                            max_per_day: int = DEFAULT_MAX_PER_DAY) -> None:
+    """Set the roles notified of every emergency unblinding and how many unblindings one user
+    may sign per rolling 24 hours (from the deployment settings)."""
+    if max_per_day < 1:
+        raise InvalidFieldError(f"unblind_max_per_day must be at least 1; got {max_per_day}",
+                                field="unblind_max_per_day", value=max_per_day, rule="min")
+    db.cache[_LIMIT] = max_per_day
     unknown = [r for r in roles if r not in ROLES]
     if unknown:
         raise InvalidFieldError(f"unblind_notify_roles must name roles among "
@@ -77,6 +88,7 @@ def unblind(db: Database, ctx: RequestContext, code: str, *, reason: str,
         return found
 
     in_transaction(db, ctx, allocations, write=False)  # 404 / 409 before asking to sign
+    _check_rate(db, ctx)
     signer = verify_signer(db, ctx, password, "unblinding")
     roles = notify_roles(db)
 
@@ -118,6 +130,29 @@ def unblind(db: Database, ctx: RequestContext, code: str, *, reason: str,
         }
 
     return in_transaction(db, ctx, run, reason="emergency unblinding")
+
+
+def _check_rate(db: Database, ctx: RequestContext) -> None:
+    """At most ``unblind_max_per_day`` unblindings per user in any 24 hours (a stolen session
+    cannot unblind the trial wholesale); a refusal is audited and answered 429."""
+    limit = db.cache.get(_LIMIT)
+    limit = limit if isinstance(limit, int) else DEFAULT_MAX_PER_DAY
+    t = ctx.utcnow()
+
+    def run(session: Session) -> list[datetime]:
+        return list(session.scalars(select(m.Signature.signed_at).where(
+            m.Signature.user_id == ctx.actor.user_id, m.Signature.meaning == "unblinding",
+            m.Signature.signed_at > t - timedelta(hours=24)).order_by(m.Signature.signed_at)))
+
+    recent = in_transaction(db, ctx, run, write=False)
+    if len(recent) >= limit:
+        wait = (recent[len(recent) - limit] + timedelta(hours=24) - t).total_seconds()
+        audit_refusal(db, ctx, "unblind_refused", "Participant", "",
+                      f"{len(recent)} unblindings in 24 h (limit {limit})",
+                      reason="unblinding rate limit")
+        raise RateLimitedError(f"at most {limit} emergency unblindings per user in 24 hours; "
+                               "ask another authorised user or wait",
+                               retry_after=max(1, math.ceil(wait)))
 
 
 def list_notifications(db: Database, ctx: RequestContext, *, kind: str | None = None,

@@ -18,7 +18,7 @@ from tailor.db import AuditContext, Database, is_retryable
 from tailor.exceptions import ConflictError
 from tailor.services.context import RequestContext
 
-__all__ = ["DataLockedError", "in_transaction", "pause"]
+__all__ = ["DataLockedError", "audit_refusal", "in_transaction", "pause"]
 
 T = TypeVar("T")
 
@@ -98,11 +98,18 @@ def in_transaction(db: Database, ctx: RequestContext, fn: Callable[[Session], T]
 
 
 def _audit_rejection(db: Database, ctx: RequestContext, message: str) -> None:
+    audit_refusal(db, ctx, "write_rejected", "DataLock", "", message, reason="data locked")
+
+
+def audit_refusal(db: Database, ctx: RequestContext, action: str, entity: str, entity_id: str,
+                  message: str, *, reason: str = "") -> None:
+    """One audit row for a refused change (its own transaction: the refused one rolled back)."""
     a = ctx.actor
     session = db.session(write=True)
     audit = AuditContext(actor=a.username, role=a.role, site=a.site_code,
-                         request_id=ctx.request_id, reason=ctx.reason.strip() or "data locked")
-    audit.events.append({"action": "write_rejected", "entity": "DataLock", "entity_id": "",
+                         request_id=ctx.request_id,
+                         reason=ctx.reason.strip() or reason or action)
+    audit.events.append({"action": action, "entity": entity, "entity_id": entity_id,
                          "field": "", "new_value": message})
     session.info["audit"] = audit
     try:

@@ -9,13 +9,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from tailor.db import Database
-from tailor.exceptions import AuthenticationError
-from tailor.services import admin, audit, exports, randomization, trial
+from tailor.exceptions import AuthenticationError, PermissionDeniedError
+from tailor.services import accounts, admin, audit, exports, randomization, trial
 from tailor.services import auth as auth_service
 from tailor.services.context import RequestContext
 from tailor.web import schemas as s
+from tailor.web.inputs import path_number
+from tailor.web.limits import heavy
 
 __all__ = ["router"]
 
@@ -67,7 +70,16 @@ def context(request: Request, db: Annotated[Database, Depends(get_db)],
         raise AuthenticationError("log in first (Authorization: Bearer <token>)")
     actor = auth_service.authenticate(db, creds.credentials)
     request.state.actor = actor  # error bodies are redacted for blinded roles (errors.py)
+    if actor.must_change_password and not _password_route(request, actor.username):
+        raise PermissionDeniedError("your password is temporary or expired: change it first "
+                                    f"(POST /api/v1/users/{actor.username}/password)")
     return RequestContext(actor, request_id=request.state.request_id, reason=reason or "")
+
+
+def _password_route(request: Request, username: str) -> bool:
+    path = request.url.path
+    return path in ("/api/v1/auth/me", "/api/v1/auth/logout",
+                    f"/api/v1/users/{username}/password")
 
 
 def _links(param: str, pointer: str, *targets: tuple[str, str]) -> dict[int | str, Any]:
@@ -84,7 +96,9 @@ PARTICIPANT_LINKS = _links("code", "id", *[
     ("get", "/participants/{code}/allocations"), ("post", "/participants/{code}/screening"),
     ("post", "/participants/{code}/enrol"), ("post", "/participants/{code}/run-in"),
     ("post", "/participants/{code}/intolerance"), ("post", "/participants/{code}/withdrawal")])
-USER_LINKS = _links("username", "username", ("post", "/users/{username}/password"))
+USER_LINKS = _links("username", "username", ("post", "/users/{username}/password"),
+                    ("post", "/users/{username}/deactivate"),
+                    ("post", "/users/{username}/reactivate"))
 PROTOCOL_LINKS = _links("content_hash", "content_hash",
                         ("post", "/protocols/{content_hash}/go-live"))
 Ctx = Annotated[RequestContext, Depends(context)]
@@ -93,10 +107,14 @@ Db = Annotated[Database, Depends(get_db)]
 
 # --------------------------------------------------------------------------- auth
 @router.post("/auth/login", response_model=s.TokenOut, tags=["auth"])
-def login(body: s.LoginIn, request: Request, db: Db) -> dict[str, Any]:
+async def login(body: s.LoginIn, request: Request, db: Db) -> dict[str, Any]:
     """Exchange username and password for a bearer token."""
-    tok = auth_service.login(db, body.username, body.password,
-                             request_id=request.state.request_id)
+    address = request.client.host if request.client else ""
+    # a throttled account or address is refused here, from memory, without taking a handler
+    # thread: a flood of refused attempts cannot queue in front of other users' requests
+    auth_service.login_precheck(db, body.username, address)
+    tok = await run_in_threadpool(auth_service.login, db, body.username, body.password,
+                                  request_id=request.state.request_id, address=address)
     return {"token": tok.token, "expires_at": tok.expires_at.isoformat(), "role": tok.role,
             "site": tok.site}
 
@@ -133,15 +151,42 @@ def create_site(body: s.SiteIn, ctx: Ctx, db: Db) -> dict[str, Any]:
 @router.post("/users", status_code=201, tags=["admin"], responses=USER_LINKS)
 def create_user(body: s.UserIn, ctx: Ctx, db: Db) -> dict[str, Any]:
     """Create a user with a role (admin)."""
-    return admin.create_user(db, ctx, body.username, body.password, body.role, body.site)
+    return admin.create_user(db, ctx, body.username, body.password, body.role, body.site,
+                             full_name=body.full_name, email=body.email)
+
+
+Username = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_.-]{1,63}$")]
+
+
+@router.get("/users", response_model=list[s.UserOut], tags=["admin"])
+def users(ctx: Ctx, db: Db) -> list[dict[str, Any]]:
+    """Every user with role, site and state (admin)."""
+    return accounts.list_users(db, ctx)
 
 
 @router.post("/users/{username}/password", status_code=204, tags=["admin"])
-def set_password(username: Annotated[str, Path(pattern=r"^[a-z][a-z0-9_.-]{2,63}$")],
-                 body: s.PasswordIn, ctx: Ctx, db: Db) -> Response:
-    """Set a password (admin, or the user themself)."""
-    admin.set_password(db, ctx, username, body.password)
+def set_password(username: Username, body: s.PasswordIn, ctx: Ctx, db: Db,
+                 creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+                 ) -> Response:
+    """Change your own password (with current_password) or reset another's (admin); every
+    other session of the user ends."""
+    accounts.set_password(db, ctx, username, body.password,
+                          current_password=body.current_password,
+                          keep_token=creds.credentials if creds else None,
+                          temporary=body.temporary)
     return Response(status_code=204)
+
+
+@router.post("/users/{username}/deactivate", response_model=s.UserStateOut, tags=["admin"])
+def deactivate(username: Username, ctx: Ctx, db: Db) -> dict[str, Any]:
+    """Deactivate a user: every session ends at once (admin)."""
+    return accounts.set_active(db, ctx, username, False)
+
+
+@router.post("/users/{username}/reactivate", response_model=s.UserStateOut, tags=["admin"])
+def reactivate(username: Username, ctx: Ctx, db: Db) -> dict[str, Any]:
+    """Reactivate a deactivated user (admin)."""
+    return accounts.set_active(db, ctx, username, True)
 
 
 @router.get("/protocols", response_model=list[s.ProtocolOut], tags=["admin"])
@@ -249,21 +294,27 @@ def allocations(code: Code, ctx: Ctx, db: Db) -> list[dict[str, Any]]:
 def intolerance(code: Code, body: s.IntoleranceIn, ctx: Ctx, db: Db) -> dict[str, Any]:
     """Record an intolerance or adverse event."""
     return trial.record_intolerance(db, ctx, code, arm=body.arm, onset_date=body.onset_date,
-                                    serious=body.serious, kind=body.kind)
+                                    serious=body.serious, kind=body.kind,
+                                    description=body.description, severity=body.severity,
+                                    relatedness=body.relatedness, outcome=body.outcome)
 
 
 @router.post("/participants/{code}/withdrawal", tags=["participants"])
 def withdrawal(code: Code, body: s.WithdrawalIn, ctx: Ctx, db: Db) -> dict[str, Any]:
     """Withdraw the participant."""
     return trial.withdraw(db, ctx, code, withdrawn_on=body.withdrawn_on,
-                          reason_code=body.reason_code)
+                          reason_code=body.reason_code, kind=body.kind,
+                          reason_text=body.reason_text)
 
 
 # --------------------------------------------------------------------------- statistics, audit
 @router.get("/randomization/state/{stage}", tags=["randomization"])
-def stage_state(stage: Annotated[int, Path(ge=1, le=9)], ctx: Ctx, db: Db) -> dict[str, Any]:
-    """Minimization counts and their recomputation check (statistician, admin)."""
-    return randomization.stage_state_view(db, ctx, stage)
+def stage_state(stage: Annotated[str, Path(max_length=12)], ctx: Ctx,
+                db: Db) -> dict[str, Any]:
+    """Minimization counts and their recomputation check (statistician, admin); a stage
+    outside 1-9 is a 404 like any missing resource."""
+    return randomization.stage_state_view(db, ctx, path_number(stage, low=1, high=9,
+                                                               what="stage"))
 
 
 @router.get("/audit", response_model=list[s.AuditRowOut], tags=["audit"])
@@ -279,9 +330,11 @@ class CsvResponse(Response):
     media_type = "text/csv"
 
 
-@router.get("/export/{shape}", tags=["export"], response_class=CsvResponse)
+@router.get("/export/{shape}", tags=["export"], response_class=CsvResponse,
+            dependencies=[Depends(heavy)])
 def export(shape: Annotated[str, Path(pattern=r"^(wide|long|dictionary)$")], ctx: Ctx,
            db: Db) -> Response:
     """De-identified analysis export as CSV (statistician, admin)."""
     csv_text = exports.export_csv(db, ctx, shape, today=datetime.now().date())
-    return CsvResponse(csv_text)
+    return CsvResponse(csv_text, headers={
+        "Content-Disposition": f'attachment; filename="tailor-{shape}.csv"'})

@@ -14,12 +14,16 @@ from fastapi import FastAPI, Request, Response
 
 from tailor.db import Database
 from tailor.services.auth import AuthPolicy, configure
+from tailor.services.throttle import Backoff
 from tailor.services.unblinding import configure_notifications
 from tailor.settings import Settings
 from tailor.web import audit_api
 from tailor.web.api import router
 from tailor.web.errors import install_error_handlers
+from tailor.web.limits import install_limits
 from tailor.web.pages import install_pages
+from tailor.web.queries_api import router as queries_router
+from tailor.web.security_headers import install_docs, install_security_headers
 from tailor.web.signatures_api import router as signatures_router
 
 __all__ = ["create_app"]
@@ -35,10 +39,15 @@ def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
     configure(database, AuthPolicy(
         token_ttl=timedelta(minutes=settings.token_ttl_minutes),
         idle_timeout=timedelta(minutes=settings.token_idle_minutes),
-        failures_per_hour=settings.login_failures_per_hour,
+        backoff=Backoff(settings.login_free_failures, settings.login_backoff_base_seconds,
+                        max(settings.login_backoff_max_seconds,
+                            settings.login_backoff_base_seconds)),
+        password_max_age=(timedelta(days=settings.password_max_age_days)
+                          if settings.password_max_age_days else None),
         time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib,
         parallelism=settings.argon2_parallelism))
-    configure_notifications(database, tuple(settings.unblind_notify_roles.split(",")))
+    configure_notifications(database, tuple(settings.unblind_notify_roles.split(",")),
+                            max_per_day=settings.unblind_max_per_day)
     threads = settings.worker_threads or settings.pool_size
 
     @asynccontextmanager
@@ -51,7 +60,8 @@ def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
 
     app = FastAPI(title="tailor trial service", version="1", lifespan=lifespan,
                   description="Multi-site SMART trial service: screening, visits, "
-                              "concealed concurrency-safe randomization, audit trail.")
+                              "concealed concurrency-safe randomization, audit trail.",
+                  docs_url=None, redoc_url=None, openapi_url=None)  # install_docs: login
     app.state.db = database
     app.state.settings = settings
 
@@ -73,7 +83,11 @@ def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
     app.include_router(router)
     app.include_router(audit_api.router)  # GET /api/v1/audit/asof (tailor.web.audit_api)
     app.include_router(signatures_router)  # signed actions: go-live, data lock, unblinding
+    app.include_router(queries_router)  # data queries (tailor.web.queries_api)
     install_pages(app)  # HTML pages, /api/v1/decide, static files (tailor.web.pages)
+    install_limits(app, settings.heavy_requests)  # concurrent exports and data checks
+    install_docs(app, public=settings.api_docs_public)  # /docs, /openapi.json
+    install_security_headers(app)  # outermost: every response, errors and static included
     return app
 
 

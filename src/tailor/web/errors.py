@@ -16,6 +16,7 @@ from tailor.exceptions import (
     AllocationError,
     AuthenticationError,
     ConflictError,
+    EditCheckError,
     InstrumentError,
     NotFoundError,
     PermissionDeniedError,
@@ -46,6 +47,9 @@ def status_for(exc: TailorError) -> int:
 
 
 def _body(exc: TailorError, status: int) -> dict[str, object]:
+    if isinstance(exc, EditCheckError):
+        return {"detail": [{"loc": ["body", f], "msg": msg, "type": f"edit_check:{rule}"}
+                           for f, msg, rule in exc.violations]}
     if isinstance(exc, RecordError) and status == 422:
         return {"detail": [{"loc": ["body", exc.field], "msg": str(exc),
                             "type": exc.rule or "invalid"}]}
@@ -76,7 +80,7 @@ def install_error_handlers(app: FastAPI) -> None:
             log.info("not found or out of scope: %s %s", request.method, request.url.path)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         if status == 429:
-            headers = {"Retry-After": "3600"}
+            headers = {"Retry-After": str(getattr(exc, "retry_after", 1))}
         return JSONResponse(_blinded(request, _body(exc, status)), status_code=status,
                             headers=headers)
 

@@ -30,6 +30,7 @@ from starlette.datastructures import FormData
 from tailor.db import Database
 from tailor.exceptions import (
     AuthenticationError,
+    EditCheckError,
     InstrumentError,
     NotFoundError,
     RecordError,
@@ -38,24 +39,30 @@ from tailor.exceptions import (
 from tailor.services import auth as auth_service
 from tailor.services.blinding import is_blinded, redact, tokens_for
 from tailor.services.context import Actor, RequestContext
+from tailor.services.overview import STATUS_LABELS
 from tailor.services.scope import NOT_FOUND
 from tailor.web.errors import status_for
+from tailor.web.inputs import check_form
 
 __all__ = ["SESSION_COOKIE", "TEMPLATES", "CsrfError", "LoginRequired", "Page", "check_code",
            "clear_session_cookie", "csrf_form", "csrf_token", "home_for", "login_csrf_cookie", "nav_for", "page_user",
            "session_cookie", "set_session_cookie"]
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+TEMPLATES.env.filters["status_label"] = lambda code: STATUS_LABELS.get(
+    str(code), str(code).replace("_", " "))
 LOGIN_CSRF_COOKIE = "tailor_login_csrf"
 _CODE = re.compile(r"^P-[0-9A-Z]{4}-[0-9A-Z]{4}$")
 
 _NAV = {
-    "coordinator": [("Site dashboard", "/site"), ("Participants", "/participants")],
+    "coordinator": [("Site dashboard", "/site"), ("Participants", "/participants"),
+                    ("Queries", "/data/queries")],
     "data_manager": [("Dashboard", "/site"), ("Participants", "/participants"),
                      ("Missing data", "/data/missing"), ("Queries", "/data/queries")],
     "admin": [("Dashboard", "/site"), ("Participants", "/participants"),
               ("Missing data", "/data/missing"), ("Queries", "/data/queries"),
-              ("Statistics", "/stats"), ("Decision tool", "/decide")],
+              ("Statistics", "/stats"), ("Decision tool", "/decide"), ("Users", "/admin/users"),
+              ("Trial setup", "/admin/trial")],
     "statistician": [("Statistics", "/stats"), ("Analysis report", "/stats/report"),
                      ("Decision tool", "/decide")],
     "clinician": [("Decision tool", "/decide")],
@@ -65,9 +72,11 @@ _NAV = {
 class LoginRequired(Exception):
     """No valid session: the page redirects to the login form."""
 
-    def __init__(self, next_url: str = "/") -> None:
+    def __init__(self, next_url: str = "/", *, change_password: bool = False) -> None:
         super().__init__("log in first")
         self.next_url = next_url
+        # a temporary or expired password: go to the password page, not the login form
+        self.change_password = change_password
 
 
 class CsrfError(Exception):
@@ -75,6 +84,8 @@ class CsrfError(Exception):
 
 
 SESSION_COOKIE = "__Host-tailor_session"
+# what a user with a temporary or expired password may reach
+PASSWORD_PATHS = frozenset({"/account/password", "/logout"})
 
 
 def session_cookie(request: Request) -> str:
@@ -103,7 +114,8 @@ def login_csrf_cookie(response: Response, request: Request, value: str) -> None:
 
 
 def nav_for(role: str) -> list[tuple[str, str]]:
-    return _NAV.get(role, [])
+    nav = _NAV.get(role, [])
+    return [*nav, ("Password", "/account/password")] if nav else []
 
 
 def home_for(role: str) -> str:
@@ -162,6 +174,8 @@ def page_user(request: Request) -> Page:
         actor = auth_service.authenticate(db, token)
     except AuthenticationError:
         raise LoginRequired(target) from None
+    if actor.must_change_password and request.url.path not in PASSWORD_PATHS:
+        raise LoginRequired("/account/password", change_password=True)
     page = Page(request, db, RequestContext(actor, request_id=request.state.request_id), token)
     request.state.page = page
     request.state.actor = actor  # error bodies are redacted for blinded roles (errors.py)
@@ -172,8 +186,9 @@ async def csrf_form(request: Request, page: Annotated[Page, Depends(page_user)])
     """The posted form, after checking this session's CSRF token."""
     form = await request.form()
     given = str(form.get("csrf_token", ""))
-    if not hmac.compare_digest(given.encode(), page.csrf.encode()):
+    if not hmac.compare_digest(given.encode("utf-8", "replace"), page.csrf.encode()):
         raise CsrfError("the form's security token is missing or stale; reload the page")
+    check_form(form)  # every value: one normalization path with the API (tailor.web.inputs)
     return form
 
 
@@ -200,6 +215,11 @@ def form_error(errors: dict[str, str], exc: TailorError, known: set[str]) -> Non
     """
     if isinstance(exc, LookupError) and not isinstance(exc, RecordError):
         raise exc
+    if isinstance(exc, EditCheckError):  # every failed check at once, next to its field
+        for fld, msg, _ in exc.violations:
+            key = fld if fld in known else "_form"
+            errors[key] = f"{errors[key]}; {msg}" if key in errors else msg
+        return
     if isinstance(exc, InstrumentError):
         key = f"{(exc.instrument or '').lower()}.{exc.item}"
         if exc.instrument and exc.instrument.upper() == "PEG":

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
@@ -28,6 +29,7 @@ from tailor.services.admin import live_protocol
 from tailor.services.auth import RateLimitedError
 from tailor.services.uow import in_transaction
 from tailor.web.forms import date_field, parse_date, parse_protocol_fields, protocol_field
+from tailor.web.inputs import check_form
 from tailor.web.page_support import (
     LOGIN_CSRF_COOKIE,
     CsrfError,
@@ -51,9 +53,6 @@ __all__ = ["install_pages", "protocol_of", "router"]
 router = APIRouter(include_in_schema=False)
 User = Annotated[Page, Depends(page_user)]
 Form = Annotated[FormData, Depends(csrf_form)]
-
-_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-        "script-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 
 
 def protocol_of(page: Page) -> Any:
@@ -85,21 +84,29 @@ def _login_page(request: Request, next_url: str, *, error: str | None = None,
 async def login(request: Request) -> Response:
     """Check the password; set the session cookie; go to the role's home page."""
     form = await request.form()
-    next_url = _safe_next(str(form.get("next", "/")))
     given = str(form.get("csrf_token", ""))
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    if not cookie or not hmac.compare_digest(given.encode(), cookie.encode()):
+    if not cookie or not hmac.compare_digest(given.encode("utf-8", "replace"),
+                                             cookie.encode("utf-8", "replace")):
         raise CsrfError("the login form expired; reload the page and try again")
-    username = str(form.get("username", ""))[:64]
-    password = str(form.get("password", ""))[:1024]
+    values = check_form(form)  # NUL and other control characters: 422, never a 500
+    next_url = _safe_next(values.get("next", "/"))
+    username = values.get("username", "")[:64]
+    password = values.get("password", "")[:1024]
     db = request.app.state.db
     try:
+        address = request.client.host if request.client else ""
+        auth_service.login_precheck(db, username, address)  # from memory, no thread
         tok = await run_in_threadpool(auth_service.login, db, username, password,
-                                      request_id=request.state.request_id)
+                                      request_id=request.state.request_id,
+                                      address=request.client.host if request.client else "")
     except (AuthenticationError, RecordError) as exc:
         limited = isinstance(exc, RateLimitedError)
-        return _login_page(request, next_url, username=username, status=429 if limited else 401,
+        page = _login_page(request, next_url, username=username, status=429 if limited else 401,
                            error=str(exc) if limited else "Invalid username or password.")
+        if isinstance(exc, RateLimitedError):
+            page.headers["Retry-After"] = str(exc.retry_after)
+        return page
     target = next_url if next_url != "/" else home_for(tok.role)
     response = redirect(target)
     max_age = int((tok.expires_at - datetime.now(UTC)).total_seconds())
@@ -132,17 +139,35 @@ def dashboard(page: User) -> Response:
 
 
 # --------------------------------------------------------------------------- participants
-@router.get("/participants", response_class=HTMLResponse)
-def participants(page: User, q: str = "", status: str = "") -> Response:
-    """Participants in the caller's scope, with search and (coordinators) a new-participant
-    form."""
+PAGE_SIZE = 50
+_LIST_SORTS = [("newest", "newest first"), ("oldest", "oldest first"),
+               ("code", "study code"), ("status", "status")]
+
+
+def _list_page(page: Page, q: str, status: str, sort: str, page_no: int,
+               errors: dict[str, str], values: dict[str, Any], code: int = 200) -> Response:
     search = q.strip().upper()
+    sort = sort if sort in dict(_LIST_SORTS) else "newest"
+    page_no = max(1, min(page_no, 100_000))
     ok = all(c.isalnum() or c == "-" for c in search) and len(search) <= 16 and (
         not status or status in overview.STATUS_ORDER)
     rows = trial.list_participants(page.db, page.ctx, search=search or None,
-                                   status=status or None, limit=500) if ok else []
-    return page.render("participants.html", rows=rows, q=q, status=status, errors={},
-                       fields=_new_fields({}, {}))
+                                   status=status or None, sort=sort, limit=PAGE_SIZE + 1,
+                                   offset=(page_no - 1) * PAGE_SIZE) if ok else []
+    query = urlencode({k: v for k, v in (("q", q), ("status", status), ("sort", sort)) if v})
+    return page.render("participants.html", code, rows=rows[:PAGE_SIZE],
+                       more=len(rows) > PAGE_SIZE, page_no=page_no, page_query=query, q=q,
+                       status=status, sort=sort, sorts=_LIST_SORTS,
+                       statuses=overview.STATUS_ORDER, errors=errors,
+                       fields=_new_fields(values, errors))
+
+
+@router.get("/participants", response_class=HTMLResponse)
+def participants(page: User, q: str = "", status: str = "", sort: str = "newest",
+                 page_no: int = Query(1, alias="page")) -> Response:
+    """Participants in the caller's scope, 50 a page, with search, status filter and sort;
+    coordinators get the new-participant form at the top."""
+    return _list_page(page, q, status, sort, page_no, {}, {})
 
 
 def _new_fields(values: dict[str, Any], errors: dict[str, str]) -> list[dict[str, Any]]:
@@ -183,9 +208,7 @@ def create_participant(page: User, form: Form) -> Response:
             errors[exc.field] = str(exc)
         except TailorError as exc:
             errors["_form"] = str(exc)
-    rows = trial.list_participants(page.db, page.ctx, limit=500)
-    return page.render("participants.html", 422, rows=rows, q="", status="", errors=errors,
-                       fields=_new_fields(values, errors))
+    return _list_page(page, "", "", "newest", 1, errors, values, 422)
 
 
 @router.get("/participants/{code}", response_class=HTMLResponse)
@@ -233,12 +256,15 @@ def screening(page: User, code: str, form: Form) -> Response:
     names = _screening_names(protocol)
     record, errors = parse_protocol_fields(protocol, names, form)
     day = parse_date(form, "assessed_on", "Date of screening", errors)
+    reason = str(form.get("reason", "")).strip()[:500]
     if not errors:
         try:
-            trial.screen(page.db, page.ctx, code, record, day)
+            ctx = page.ctx
+            ctx.reason = reason  # a re-screening needs one (edit check)
+            trial.screen(page.db, ctx, code, record, day)
             return redirect(f"/participants/{code}/screening#result")
         except TailorError as exc:
-            form_error(errors, exc, set(names))
+            form_error(errors, exc, set(names) | {"reason"})
     data = timeline.participant_timeline(page.db, page.ctx, code)
     values = {n: form.get(n, "") for n in names}
     fields = [protocol_field(protocol, n, values[n], errors.get(n)) for n in names]
@@ -310,22 +336,9 @@ def run_in(page: User, code: str, form: Form) -> Response:
 
 
 # --------------------------------------------------------------------------- install
-def _security_headers(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def headers(request: Request,
-                      call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        response = await call_next(request)
-        if response.headers.get("content-type", "").startswith("text/html"):
-            response.headers.setdefault("Content-Security-Policy", _CSP)
-            response.headers.setdefault("X-Content-Type-Options", "nosniff")
-            response.headers.setdefault("Referrer-Policy", "same-origin")
-            response.headers.setdefault("X-Frame-Options", "DENY")
-        return response
-
-
 def install_pages(app: FastAPI) -> None:
     """Mount the pages, the decide API, the static files and the page error handling."""
-    from tailor.web import decide_api, pages_central, pages_visits
+    from tailor.web import cds_api, decide_api, pages_admin, pages_central, pages_visits
 
     original = app.exception_handlers.get(TailorError)
 
@@ -336,6 +349,8 @@ def install_pages(app: FastAPI) -> None:
         return error_page(request, exc)
 
     async def login_required(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, LoginRequired) and exc.change_password:
+            return RedirectResponse(exc.next_url, status_code=303)
         target = exc.next_url if isinstance(exc, LoginRequired) else "/"
         from urllib.parse import quote
 
@@ -350,10 +365,11 @@ def install_pages(app: FastAPI) -> None:
     app.add_exception_handler(LoginRequired, login_required)
     app.add_exception_handler(CsrfError, csrf_error)
     app.include_router(decide_api.router)
+    app.include_router(cds_api.router)
     app.include_router(router)
     app.include_router(pages_visits.router)
     app.include_router(pages_central.router)
+    app.include_router(pages_admin.router)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).with_name("static"))),
               name="static")
-    _security_headers(app)
 

@@ -4,25 +4,31 @@ the clinician's decision tool."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
-from tailor.exceptions import ConflictError, TailorError
-from tailor.services import overview, quality
+from tailor.exceptions import ConflictError, NotFoundError, PermissionDeniedError, TailorError
+from tailor.services import overview, quality, queries
 from tailor.services.baseline import BASELINE_INSTRUMENTS
 from tailor.services.decide import (
+    INTENDED_USE,
     DecisionInputError,
     ModelUnavailableError,
     decide,
     feature_specs,
     model_and_protocol,
+    provenance,
+    short_form,
 )
 from tailor.services.scope import ALLOCATION_DETAIL, require
 from tailor.web.forms import YES_NO, field_id, instrument_block, parse_items
+from tailor.web.limits import heavy
 from tailor.web.page_support import Page, check_code, csrf_form, page_user
 
 __all__ = ["router"]
@@ -30,6 +36,7 @@ __all__ = ["router"]
 router = APIRouter(include_in_schema=False)
 User = Annotated[Page, Depends(page_user)]
 Form = Annotated[FormData, Depends(csrf_form)]
+_PCODE = re.compile(r"^P-[0-9A-Z]{4}-[0-9A-Z]{4}$")
 
 
 def _frame(df: Any) -> dict[str, Any]:
@@ -41,16 +48,75 @@ def _frame(df: Any) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- data manager
-@router.get("/data/missing", response_class=HTMLResponse)
+@router.get("/data/missing", response_class=HTMLResponse, dependencies=[Depends(heavy)])
 def missing(page: User) -> Response:
     """Overdue visits and completed visits lacking an expected score."""
     return page.render("missing.html", data=quality.missing_data(page.db, page.ctx))
 
 
-@router.get("/data/queries", response_class=HTMLResponse)
-def queries(page: User) -> Response:
-    """Automatic data queries."""
-    return page.render("queries.html", rows=quality.data_queries(page.db, page.ctx))
+_SORTS = [("age", "oldest first"), ("newest", "newest first"), ("participant", "participant"),
+          ("status", "status")]
+
+
+def _queries_page(page: Page, status: str, participant: str, sort: str,
+                  error: str | None = None, code: int = 200) -> Response:
+    status = status if status in queries.STATUSES else ""
+    sort = sort if sort in dict(_SORTS) else "age"
+    participant = participant.strip() if _PCODE.match(participant.strip()) else ""
+    rows = queries.list_queries(page.db, page.ctx, status=status or None,
+                                participant=participant or None, sort=sort, limit=1000)
+    checks = (quality.data_queries(page.db, page.ctx)
+              if page.actor.role in quality.DATA_REVIEW else None)
+    export = urlencode({k: v for k, v in (("status", status), ("participant", participant),
+                                          ("sort", sort)) if v})
+    return page.render("queries.html", code, rows=rows, checks=checks, status=status,
+                       participant=participant, sort=sort, sorts=_SORTS,
+                       statuses=queries.STATUSES, export_query=export, error=error,
+                       can_answer=page.actor.role == "coordinator",
+                       can_manage=page.actor.role in queries.QUERY_MANAGE)
+
+
+@router.get("/data/queries", response_class=HTMLResponse, dependencies=[Depends(heavy)])
+def queries_page(page: User, status: str = "open", participant: str = "",
+                 sort: str = "age") -> Response:
+    """Data queries (open by default) with filter, sort, export and their actions; the
+    suggested automatic checks for the data manager."""
+    return _queries_page(page, status, participant, sort)
+
+
+@router.post("/data/queries/{query_id}/{action}", response_class=HTMLResponse)
+def query_action(page: User, query_id: int, action: str, form: Form) -> Response:
+    """Answer (site), close or re-open (data manager) one query."""
+    text = str(form.get("text", ""))
+    try:
+        if action == "answer":
+            queries.answer_query(page.db, page.ctx, query_id, text)
+        elif action == "close":
+            queries.close_query(page.db, page.ctx, query_id)
+        elif action == "reopen":
+            queries.reopen_query(page.db, page.ctx, query_id, text)
+        else:
+            raise NotFoundError("page not found")
+    except TailorError as exc:
+        if isinstance(exc, LookupError | PermissionDeniedError):
+            raise
+        return _queries_page(page, "", "", "age", error=str(exc), code=422)
+    return RedirectResponse(f"/data/queries?status=&sort=age#q{query_id}", status_code=303)
+
+
+@router.post("/participants/{code}/queries", response_class=HTMLResponse)
+def open_query(page: User, code: str, form: Form) -> Response:
+    """The data manager opens a query on a field of the participant."""
+    check_code(code)
+    try:
+        queries.open_query(page.db, page.ctx, code, fld=str(form.get("field", "")),
+                           message=str(form.get("message", "")),
+                           visit_code=str(form.get("visit", "")) or None)
+    except TailorError as exc:
+        if isinstance(exc, LookupError | PermissionDeniedError):
+            raise
+        return _queries_page(page, "", code, "age", error=str(exc), code=422)
+    return RedirectResponse(f"/participants/{code}#queries", status_code=303)
 
 
 @router.get("/participants/{code}/audit", response_class=HTMLResponse)
@@ -61,7 +127,7 @@ def audit(page: User, code: str) -> Response:
 
 
 # --------------------------------------------------------------------------- statistician
-@router.get("/stats", response_class=HTMLResponse)
+@router.get("/stats", response_class=HTMLResponse, dependencies=[Depends(heavy)])
 def stats(page: User) -> Response:
     """Enrolment by site, the SMART flow diagram and the balance tables."""
     require(page.actor, ALLOCATION_DETAIL, "see the trial statistics")
@@ -116,22 +182,25 @@ def _decide_page(page: Page, *, mode: str = "scores", values: dict[str, Any] | N
                      "options": [("", "Choose"), ("1", "Yes (1)"), ("0", "No (0)")],
                      "min": s["low"], "max": s["high"], "step": "any",
                      "value": values.get(f"scores.{s['name']}", ""),
-                     "error": errors.get(f"scores.{s['name']}"), "required": True}
+                     "error": errors.get(f"scores.{s['name']}"),
+                     "required": s["name"] == model.baseline}
                     for s in specs]
     q = values.get("questionnaires", {})
+    needed = short_form(model)
     blocks = [instrument_block("peg", q.get("peg", {}), errors)] + [
         instrument_block(n, q.get(n, {}), errors, prefix=f"questionnaires.{n}")
-        for n in BASELINE_INSTRUMENTS]
+        for n in BASELINE_INSTRUMENTS if n in needed]
     q_fields = [{"name": "opioid_use", "id": "f-opioid_use", "label": "Current opioid use",
                  "kind": "select", "options": YES_NO, "value": values.get("opioid_use", ""),
-                 "error": errors.get("opioid_use"), "required": True},
+                 "error": errors.get("opioid_use"), "required": True}] * (
+                     "opioid_use" in needed) + [
                 {"name": "age", "id": "f-age", "label": "Age (years, optional)",
                  "kind": "number", "min": 18, "max": 110, "step": "1",
                  "value": values.get("age", ""), "error": errors.get("age"),
-                 "required": False}]
+                 "required": False}] * ("age" in needed)
     chosen = set(values.get("contraindications", []))
     return page.render("decide.html", status, unavailable=None, model=model,
-                       provenance=model.protocol_info, mode=mode, score_fields=score_fields,
+                       prov=provenance(model, protocol), intended_use=INTENDED_USE, mode=mode, score_fields=score_fields,
                        q_fields=q_fields, blocks=blocks, contra=_contra_groups(protocol, chosen),
                        errors=errors, result=result)
 
@@ -145,7 +214,7 @@ def decide_form(page: User) -> Response:
 @router.post("/decide", response_class=HTMLResponse)
 def decide_post(page: User, form: Form) -> Response:
     """The recommendation, the week-12 plan, the predicted response and why."""
-    mode = "questionnaires" if form.get("mode") == "questionnaires" else "scores"
+    mode = "scores" if form.get("mode") == "scores" else "questionnaires"
     contraindications = [str(v) for v in form.getlist("contraindications")][:50]
     errors: dict[str, str] = {}
     values: dict[str, Any] = {"contraindications": contraindications}

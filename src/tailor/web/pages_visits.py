@@ -16,7 +16,7 @@ from tailor.rules import stage_options
 from tailor.services import randomization, timeline, trial
 from tailor.services.baseline import BASELINE_INSTRUMENTS, record_baseline
 from tailor.services.blinding import is_blinded
-from tailor.services.trial import WITHDRAWAL_REASONS
+from tailor.services.trial import AE_OUTCOME, AE_RELATEDNESS, AE_SEVERITY, WITHDRAWAL_REASONS
 from tailor.web.forms import (
     YES_NO,
     date_field,
@@ -26,6 +26,7 @@ from tailor.web.forms import (
     parse_protocol_fields,
     protocol_field,
 )
+from tailor.web.inputs import path_number
 from tailor.web.page_support import (
     Page,
     check_code,
@@ -170,32 +171,35 @@ def record_visit(page: User, code: str, visit: str, form: Form) -> Response:
 
 # --------------------------------------------------------------------------- randomize
 @router.get("/participants/{code}/randomize/{stage}", response_class=HTMLResponse)
-def randomize_form(page: User, code: str, stage: int) -> Response:
+def randomize_form(page: User, code: str, stage: str) -> Response:
     """Confirmation before randomizing (no hint of what comes next)."""
-    data = timeline.participant_timeline(page.db, page.ctx, check_code(code))
-    done = next((a for a in data["allocations"] if a["stage"] == stage), None)
+    check_code(code)
+    stage_no = path_number(stage, low=1, high=9, what="stage")  # -1, 10, 'x': 404
+    data = timeline.participant_timeline(page.db, page.ctx, code)
+    done = next((a for a in data["allocations"] if a["stage"] == stage_no), None)
     if done is not None:
         return page.render("allocation.html", t=data, code=code, allocation=done,
                            replayed=True)
-    response = _response_summary(page, data) if stage > 1 else None
-    return page.render("randomize.html", t=data, code=code, stage=stage,
+    response = _response_summary(page, data) if stage_no > 1 else None
+    return page.render("randomize.html", t=data, code=code, stage=stage_no,
                        key=uuid.uuid4().hex, response=response, error=None)
 
 
 @router.post("/participants/{code}/randomize/{stage}", response_class=HTMLResponse)
-def randomize(page: User, code: str, stage: int, form: Form) -> Response:
+def randomize(page: User, code: str, stage: str, form: Form) -> Response:
     """Randomize; show the assigned treatment. A repeated post (same key) shows the same."""
     check_code(code)
+    stage_no = path_number(stage, low=1, high=9, what="stage")
     key = str(form.get("idempotency_key", ""))
     if not 8 <= len(key) <= 128 or not all(c.isalnum() or c in "_.:-" for c in key):
         key = uuid.uuid4().hex
     try:
-        view, replayed = randomization.randomize(page.db, page.ctx, code, stage, key)
+        view, replayed = randomization.randomize(page.db, page.ctx, code, stage_no, key)
     except TailorError as exc:
         if isinstance(exc, LookupError):
             raise
         data = timeline.participant_timeline(page.db, page.ctx, code)
-        return page.render("randomize.html", 409, t=data, code=code, stage=stage,
+        return page.render("randomize.html", 409, t=data, code=code, stage=stage_no,
                            key=uuid.uuid4().hex, response=None, error=str(exc))
     data = timeline.participant_timeline(page.db, page.ctx, code)
     return page.render("allocation.html", t=data, code=code, allocation=view,
@@ -203,6 +207,13 @@ def randomize(page: User, code: str, stage: int, form: Form) -> Response:
 
 
 # --------------------------------------------------------------------------- events
+def _choice_field(name: str, label: str, options: tuple[str, ...], values: dict[str, Any],
+                  errors: dict[str, str]) -> dict[str, Any]:
+    return {"name": name, "id": f"f-{name}", "label": label, "kind": "select",
+            "options": [("", "Not recorded")] + [(o, o.replace("_", " ")) for o in options],
+            "value": values.get(name, ""), "error": errors.get(name), "required": False}
+
+
 def _intolerance_fields(page: Page, values: dict[str, Any], errors: dict[str, str]
                         ) -> list[dict[str, Any]]:
     protocol = protocol_of(page)
@@ -219,7 +230,17 @@ def _intolerance_fields(page: Page, values: dict[str, Any], errors: dict[str, st
          "value": values.get("arm", ""), "error": errors.get("arm"), "required": False},
         {"name": "serious", "id": "f-serious", "label": "Serious", "kind": "select",
          "options": YES_NO, "value": values.get("serious", ""), "error": errors.get("serious"),
-         "required": True}]
+         "required": True},
+        {"name": "description", "id": "f-description", "label": "Description of the event",
+         "kind": "text", "value": values.get("description", ""),
+         "error": errors.get("description"), "required": False},
+        _choice_field("severity", "Severity", AE_SEVERITY, values, errors),
+        _choice_field("relatedness", "Related to the study treatment", AE_RELATEDNESS, values,
+                      errors),
+        _choice_field("outcome", "Outcome", AE_OUTCOME, values, errors),
+        {"name": "reason", "id": "f-reason", "label": "Reason (needed when the event changes "
+         "what an earlier randomization was based on)", "kind": "text",
+         "value": values.get("reason", ""), "error": errors.get("reason"), "required": False}]
 
 
 @router.get("/participants/{code}/intolerance", response_class=HTMLResponse)
@@ -236,7 +257,9 @@ def intolerance(page: User, code: str, form: Form) -> Response:
     """Store the event (before week 12, an intolerance makes the response 'bad')."""
     check_code(code)
     errors: dict[str, str] = {}
-    values = {k: str(form.get(k, "")) for k in ("onset_date", "kind", "arm", "serious")}
+    values = {k: str(form.get(k, "")) for k in ("onset_date", "kind", "arm", "serious",
+                                                  "reason", "description", "severity",
+                                                  "relatedness", "outcome")}
     onset = parse_date(form, "onset_date", "Onset date", errors)
     if values["kind"] not in ("intolerance", "adverse_event"):
         errors["kind"] = "Kind of event: choose one"
@@ -244,9 +267,15 @@ def intolerance(page: User, code: str, form: Form) -> Response:
         errors["serious"] = "Serious: choose yes or no"
     if not errors and onset is not None:
         try:
-            trial.record_intolerance(page.db, page.ctx, code, arm=values["arm"] or None,
+            ctx = page.ctx
+            ctx.reason = values["reason"].strip()[:500]
+            trial.record_intolerance(page.db, ctx, code, arm=values["arm"] or None,
                                      onset_date=onset, serious=values["serious"] == "yes",
-                                     kind=values["kind"])
+                                     kind=values["kind"],
+                                     description=values["description"][:1000] or None,
+                                     severity=values["severity"] or None,
+                                     relatedness=values["relatedness"] or None,
+                                     outcome=values["outcome"] or None)
             return redirect(f"/participants/{code}")
         except TailorError as exc:
             form_error(errors, exc, set(values))
@@ -264,7 +293,15 @@ def _withdraw_fields(values: dict[str, Any], errors: dict[str, str]) -> list[dic
              "options": [("", "Choose")] + [(r, r.replace("_", " ")) for r in
                                              WITHDRAWAL_REASONS],
              "value": values.get("reason_code", ""), "error": errors.get("reason_code"),
-             "required": True}]
+             "required": True},
+            {"name": "kind", "id": "f-kind", "label": "What stops", "kind": "select",
+             "options": [("withdrew_consent", "Withdrew consent: no further data"),
+                         ("off_treatment_followed", "Off treatment, still followed")],
+             "value": values.get("kind", "withdrew_consent"), "error": errors.get("kind"),
+             "required": True},
+            {"name": "reason_text", "id": "f-reason_text", "label": "Reason in words",
+             "kind": "text", "value": values.get("reason_text", ""),
+             "error": errors.get("reason_text"), "required": False}]
 
 
 @router.get("/participants/{code}/withdraw", response_class=HTMLResponse)
@@ -281,14 +318,17 @@ def withdraw(page: User, code: str, form: Form) -> Response:
     """Record the withdrawal; no further data are accepted."""
     check_code(code)
     errors: dict[str, str] = {}
-    values = {k: str(form.get(k, "")) for k in ("withdrawn_on", "reason_code")}
+    values = {k: str(form.get(k, "")) for k in ("withdrawn_on", "reason_code", "kind",
+                                                  "reason_text")}
     day = parse_date(form, "withdrawn_on", "Date of withdrawal", errors)
     if values["reason_code"] not in WITHDRAWAL_REASONS:
         errors["reason_code"] = "Reason: choose one"
     if not errors and day is not None:
         try:
             trial.withdraw(page.db, page.ctx, code, withdrawn_on=day,
-                           reason_code=values["reason_code"])
+                           reason_code=values["reason_code"],
+                           kind=values["kind"] or "withdrew_consent",
+                           reason_text=values["reason_text"][:1000] or None)
             return redirect(f"/participants/{code}")
         except TailorError as exc:
             form_error(errors, exc, set(values))

@@ -7,12 +7,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
 
+from tailor.web.inputs import clean_name, clean_text
+
 __all__ = [
     "AllocationOut",
     "ClinicalDate",
     "EnrolIn",
     "IntoleranceIn",
     "LoginIn",
+    "Name",
     "ParticipantIn",
     "ParticipantOut",
     "PasswordIn",
@@ -21,20 +24,22 @@ __all__ = [
     "RunInIn",
     "ScreeningIn",
     "SiteIn",
+    "Text",
     "UserIn",
+    "UserOut",
+    "UserStateOut",
     "VisitIn",
     "WithdrawalIn",
 ]
 
 
 def _clean(value: str) -> str:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("text must be valid UTF-8") from None
-    if any((ord(c) < 32 and c not in "\t\n\r") or ord(c) == 127 for c in value):
-        raise ValueError("text must not contain control characters")
-    return value
+    # InvalidFieldError is a ValueError: pydantic reports it as a 422 at the field's location
+    return clean_text(value)
+
+
+def _name(value: str) -> str:
+    return clean_name(value)
 
 
 def _clinical(value: date) -> date:
@@ -45,6 +50,11 @@ def _clinical(value: date) -> date:
 
 def Text(n: int, min_length: int = 0) -> Any:
     return Annotated[str, Field(min_length=min_length, max_length=n), AfterValidator(_clean)]
+
+
+def Name(n: int, min_length: int = 0) -> Any:
+    """Text shown to other people as a name: no bidirectional control characters either."""
+    return Annotated[str, Field(min_length=min_length, max_length=n), AfterValidator(_name)]
 
 
 ClinicalDate = Annotated[date, AfterValidator(_clinical)]
@@ -70,7 +80,7 @@ class TokenOut(BaseModel):
 
 class SiteIn(_In):
     code: Annotated[str, Field(pattern=r"^S[0-9]{2,3}$")]
-    name: Text(200, 1)  # type: ignore[valid-type]
+    name: Name(200, 1)  # type: ignore[valid-type]
     timezone: Text(64, 1)  # type: ignore[valid-type]
 
 
@@ -79,10 +89,32 @@ class UserIn(_In):
     password: Text(128, 1)  # type: ignore[valid-type]
     role: Literal["admin", "coordinator", "data_manager", "statistician", "clinician"]
     site: Annotated[str, Field(pattern=r"^S[0-9]{2,3}$")] | None = None
+    full_name: Name(200) = ""  # type: ignore[valid-type]
+    email: Annotated[str, Field(max_length=254,
+                                pattern=r"^[^@\s\x00-\x1f]+@[^@\s\x00-\x1f]+$")] | None = None
 
 
 class PasswordIn(_In):
     password: Text(128, 1)  # type: ignore[valid-type]
+    # required when users change their own password (admin resets of others do not need it)
+    current_password: Text(1024, 1) | None = None  # type: ignore[valid-type]
+    # an admin reset the user must replace at first use
+    temporary: StrictBool = False
+
+
+class UserOut(BaseModel):
+    username: str
+    role: str
+    site: str | None
+    full_name: str
+    active: bool
+    must_change_password: bool
+
+
+class UserStateOut(BaseModel):
+    username: str
+    active: bool
+    sessions_ended: int
 
 
 class ProtocolIn(_In):
@@ -117,8 +149,8 @@ class EnrolIn(_In):
 
 
 class RunInIn(_In):
-    modules_completed: Annotated[int, Field(ge=0, le=1000)]
-    messages_answered: Annotated[int, Field(ge=0, le=1000)]
+    modules_completed: Annotated[int, Field(ge=0, le=1000, strict=True)]
+    messages_answered: Annotated[int, Field(ge=0, le=1000, strict=True)]
     completed_on: ClinicalDate | None = None
 
 
@@ -141,7 +173,7 @@ class VisitIn(_In):
 
 
 class RandomizeIn(_In):
-    stage: Annotated[int, Field(ge=1, le=9)]
+    stage: Annotated[int, Field(ge=1, le=9, strict=True)]  # {"stage": true} is not stage 1
 
 
 class AllocationOut(BaseModel):
@@ -216,9 +248,32 @@ class IntoleranceIn(_In):
     onset_date: ClinicalDate
     serious: bool = False
     kind: Literal["intolerance", "adverse_event"] = "intolerance"
+    description: Text(1000) | None = None  # type: ignore[valid-type]
+    severity: Literal["mild", "moderate", "severe"] | None = None
+    relatedness: Literal["not_related", "unlikely", "possible", "probable",
+                         "definite"] | None = None
+    outcome: Literal["recovered", "recovering", "not_recovered", "recovered_with_sequelae",
+                     "fatal", "unknown"] | None = None
 
 
 class WithdrawalIn(_In):
     withdrawn_on: ClinicalDate
     reason_code: Literal["participant_decision", "lost_to_follow_up", "adverse_event",
                          "investigator_decision", "death", "other"]
+    kind: Literal["withdrew_consent", "off_treatment_followed"] = "withdrew_consent"
+    reason_text: Text(1000) | None = None  # type: ignore[valid-type]
+
+
+# issue 15: data queries
+class QueryIn(_In):
+    field: Text(64, 1)  # type: ignore[valid-type]
+    message: Text(1000, 1)  # type: ignore[valid-type]
+    visit: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,32}$")] | None = None
+
+
+class QueryAnswerIn(_In):
+    answer: Text(1000, 1)  # type: ignore[valid-type]
+
+
+class QueryReopenIn(_In):
+    message: Text(1000, 1)  # type: ignore[valid-type]

@@ -9,17 +9,20 @@ that). A missing password or reason is a 422 naming the field.
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, BackgroundTasks, Path, Query, Request
 from pydantic import Field
 
+from tailor.db import Database
 from tailor.services import admin, signatures, unblinding
 from tailor.web.api import ERR, Code, Ctx, Db
 from tailor.web.schemas import Text, _In
 
 __all__ = ["SignIn", "UnblindIn", "router"]
 
+log = logging.getLogger("tailor.web")
 router = APIRouter(prefix="/api/v1", responses={
     401: ERR, 403: ERR, 404: ERR, 409: ERR, 422: ERR, 429: ERR, 503: ERR})
 
@@ -55,11 +58,28 @@ def data_lock(body: SignIn, ctx: Ctx, db: Db) -> dict[str, Any]:
 
 
 @router.post("/participants/{code}/unblind", tags=["randomization"])
-def unblind(code: Code, body: UnblindIn, ctx: Ctx, db: Db) -> dict[str, Any]:
+def unblind(code: Code, body: UnblindIn, ctx: Ctx, db: Db, request: Request,
+            background: BackgroundTasks) -> dict[str, Any]:
     """Emergency unblinding of one participant (data manager, admin; signed, audited,
     notified); 404 for any other role."""
-    return unblinding.unblind(db, ctx, code, reason=body.reason, password=body.password,
-                              stage=body.stage)
+    out = unblinding.unblind(db, ctx, code, reason=body.reason, password=body.password,
+                             stage=body.stage)
+    settings = request.app.state.settings
+    if settings.smtp_host:  # after the response: a slow mail server never delays it
+        background.add_task(_send_outbox, db, settings)
+    return out
+
+
+def _send_outbox(db: Database, settings: Any) -> None:
+    from tailor.services import mail
+
+    try:
+        mail.deliver_outbox(db, mail.SmtpConfig(
+            host=settings.smtp_host, port=settings.smtp_port, sender=settings.smtp_sender,
+            starttls=settings.smtp_starttls, username=settings.smtp_username,
+            password=settings.smtp_password, fallback_to=settings.mail_fallback_to))
+    except OSError as exc:  # unsent rows stay in the outbox for the next run
+        log.warning("notification delivery failed: %s", type(exc).__name__)
 
 
 @router.get("/signatures", tags=["audit"])

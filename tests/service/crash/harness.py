@@ -344,7 +344,7 @@ def _json(value: Any) -> str | None:  # the audit layer's value encoding
     return json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
 
 
-_UNAUDITED = (m.AuditLog, m.SessionToken, m.LoginAttempt, m.StageState)
+_UNAUDITED = (m.AuditLog, m.SessionToken, m.LoginAttempt, m.LoginThrottle, m.StageState)
 
 
 def _snapshot(db: Database) -> Any:
