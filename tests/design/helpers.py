@@ -20,3 +20,35 @@ def slow(params: Mapping[str, Any], seed: np.random.SeedSequence) -> dict[str, f
     """As ``noisy`` but taking ``sleep`` seconds (to kill a worker mid-study)."""
     time.sleep(float(params.get("sleep", 0.05)))
     return noisy(params, seed)
+
+
+def flaky(params: Mapping[str, Any], seed: np.random.SeedSequence) -> dict[str, float]:
+    """As ``noisy`` but raising for replicates 1 and 4 (deterministically, from the seed's
+    spawn key) and returning NaN for replicate 2."""
+    r = seed.spawn_key[-1]
+    if r in (1, 4):
+        raise ZeroDivisionError(f"singular fit in replicate {r}")
+    out = noisy(params, seed)
+    if r == 2:
+        out["mean"] = float("nan")
+    return out
+
+
+def suicidal(params: Mapping[str, Any], seed: np.random.SeedSequence) -> dict[str, float]:
+    """As ``noisy`` but the worker process SIGKILLs itself in replicate 3 of the cell with
+    ``die=1`` (every time it is tried)."""
+    import os
+    import signal
+
+    if seed.spawn_key[-1] == 3 and params.get("die") == 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return noisy(params, seed)
+
+
+def threads(params: Mapping[str, Any], seed: np.random.SeedSequence) -> dict[str, float]:
+    """The numba and BLAS thread counts of the process running the replicate."""
+    import numba
+    from threadpoolctl import threadpool_info
+
+    blas = [p["num_threads"] for p in threadpool_info() if p.get("user_api") == "blas"]
+    return {"numba": float(numba.get_num_threads()), "blas": float(max(blas, default=1))}

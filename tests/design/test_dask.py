@@ -70,3 +70,16 @@ def test_worker_killed_mid_study(cluster, tmp_path: Path) -> None:
 def test_unreachable_scheduler_is_a_clear_error() -> None:
     with pytest.raises(ScenarioError, match="cannot reach the Dask scheduler"):
         DaskBackend("tcp://127.0.0.1:9", timeout="1s")
+
+
+def test_dask_workers_are_pinned_to_one_thread(cluster) -> None:
+    from tests.design.helpers import threads
+
+    backend = DaskBackend(cluster.scheduler_address)
+    try:
+        assert backend.retries == 2
+        study = run_study(threads, expand_grid(n=[1], k=[0, 1]), replicates=4, seed=1,
+                          backend=backend, batch_size=1)
+    finally:
+        backend.close()
+    assert (study.results["numba"] == 1).all() and (study.results["blas"] == 1).all()

@@ -101,3 +101,78 @@ def test_worker_init_limits_thread_pools_already_started() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env={**os.environ, "NUMBA_NUM_THREADS": "2"})
     assert out.stdout.split() == ["1", "1"]
+
+
+def test_failing_replicates_are_recorded_counted_and_not_rerun(tmp_path: Path) -> None:
+    from tailor.design.summary import summarize
+    from tests.design.helpers import flaky
+
+    ck = tmp_path / "ck.jsonl"
+    cells = expand_grid(n=[5], mu=[0.0, 0.3])
+    study = run_study(flaky, cells, replicates=6, seed=3, backend=SerialBackend(),
+                      batch_size=2, checkpoint=ck)
+    assert study.failed == 4  # replicates 1 and 4 of both cells
+    bad = study.results[study.results["error"].notna()]
+    assert set(bad["replicate"]) == {1, 4}
+    assert bad["error"].str.startswith("ZeroDivisionError: singular fit").all()
+    assert bad["mean"].isna().all()
+    s = summarize(study, params=["n", "mu"]).set_index(["mu", "metric"])
+    row = s.loc[(0.3, "mean")]
+    # 6 replicates = 3 with a value + 2 raised + 1 NaN: nothing silently dropped
+    assert (row["n_ok"], row["failed"], row["n_missing"], row["replicates"]) == (3, 2, 1, 6)
+    assert row["failure"] == ("ZeroDivisionError: singular fit in replicate 1 (1x) and 1 "
+                              "other error(s)")
+    # a resume neither re-runs nor re-raises the failures
+    again = run_study(flaky, cells, replicates=6, seed=3, backend=SerialBackend(),
+                      checkpoint=ck)
+    assert again.ran == 0 and again.resumed == 12 and again.failed == 4
+
+
+def test_killed_pool_worker_is_retried_then_recorded(tmp_path: Path) -> None:
+    from tests.design.helpers import suicidal
+
+    cells = expand_grid(n=[5], die=[0, 1])
+    backend = LocalBackend(1, retries=0)
+    try:
+        study = run_study(suicidal, cells, replicates=6, seed=3, backend=backend,
+                          batch_size=1, checkpoint=tmp_path / "ck.jsonl")
+    finally:
+        backend.close()
+    ref = run_study(noisy, cells, replicates=6, seed=3, backend=SerialBackend()).results
+    err = study.results["error"]
+    dead = study.results[err.notna()]
+    assert list(zip(dead["die"], dead["replicate"], strict=True)) == [(1, 3)]
+    assert dead["error"].iloc[0].startswith("WorkerDied")
+    assert backend.restarts >= 2
+    ok = err.isna().to_numpy()
+    pd.testing.assert_frame_equal(study.results[ok].reset_index(drop=True),
+                                  ref[ok].reset_index(drop=True))
+
+
+def test_checkpoint_with_other_code_or_scenarios_is_refused(tmp_path: Path) -> None:
+    ck = tmp_path / "ck.jsonl"
+    prov = {"tailor_version": "0.1.0", "code_hash": "abc", "scenarios": {"null": "h1"}}
+    run_study(noisy, CELLS[:1], replicates=2, seed=1, backend=SerialBackend(), checkpoint=ck,
+              provenance=prov)
+    head = json.loads(ck.read_text().splitlines()[0])["study"]
+    assert head["code_hash"] == "abc" and head["scenarios"] == {"null": "h1"}
+    with pytest.raises(ConflictError, match="code_hash='abc', not 'def'"):
+        run_study(noisy, CELLS[:1], replicates=2, seed=1, backend=SerialBackend(),
+                  checkpoint=ck, provenance={**prov, "code_hash": "def"})
+    with pytest.raises(ConflictError, match="scenarios="):
+        run_study(noisy, CELLS[:1], replicates=2, seed=1, backend=SerialBackend(),
+                  checkpoint=ck, provenance={**prov, "scenarios": {"null": "h2"}})
+    assert run_study(noisy, CELLS[:1], replicates=2, seed=1, backend=SerialBackend(),
+                     checkpoint=ck, provenance=prov).resumed == 2
+
+
+def test_common_random_numbers_share_seeds_across_n() -> None:
+    cells = expand_grid(mu=[0.0], n=[5, 8])
+    study = run_study(noisy, cells, replicates=3, seed=2, backend=SerialBackend(),
+                      common=("n",)).results
+    # n=8 draws n=5's participants and three more (the same stream, extended)
+    a = study[study["n"] == 5]["max"].to_numpy()
+    b = study[study["n"] == 8]["max"].to_numpy()
+    assert (b >= a).all()  # the max over an extended stream can only grow
+    plain = run_study(noisy, cells, replicates=3, seed=2, backend=SerialBackend()).results
+    assert not (plain[plain["n"] == 5]["max"].to_numpy() == a).any()  # other seeds there

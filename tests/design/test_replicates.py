@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -72,15 +74,37 @@ def test_best_stage1_plans_under_any_world() -> None:
 
 
 def test_search_finds_the_formula_n() -> None:
-    """The search for 80% power lands near the closed-form N (334) within MC error."""
+    """The search for 80% power lands near the closed-form N (334), and its 95% interval
+    (bootstrap over replicates, common random numbers across N) covers it."""
     target = parse_target("reject>=1@0.8")
     res = search_sample_size(prototypical_smart, {"delta": 0.4, "response_rate": 0.3}, target,
                              replicates=400, seed=5, n_min=50, n_max=2000, step=10,
                              backend=SerialBackend())
     assert res.n is not None and 250 <= res.n <= 430
-    assert res.smoothed_n is not None and 270 <= res.smoothed_n <= 400
+    assert res.smoothed_n is not None and 290 <= res.smoothed_n <= 380
+    assert res.interval is not None
+    lo, hi = res.interval
+    assert lo < res.smoothed_n < hi and lo < 334 < hi and hi - lo < 120
+    assert res.recommended_n == math.ceil(res.smoothed_n / 10) * 10
     assert list(res.evaluations["n"]) == sorted(res.evaluations["n"])
-    assert "smallest N" in res.summary()
+    assert len(res.evaluations) >= 8  # the grid plus the refinement around N*
+    assert (res.evaluations[["failed", "missing"]] == 0).all().all()
+    assert "smallest N" in res.summary() and "95% interval" in res.summary()
+    # common random numbers: the estimated power is monotone in N (independent draws at 400
+    # replicates per N would not be at neighbouring N)
+    assert res.evaluations["probability"].is_monotonic_increasing
+
+
+def test_search_counts_failures_in_the_denominator() -> None:
+    from tests.design.helpers import flaky
+
+    res = search_sample_size(flaky, {"mu": 5.0}, parse_target("hit>=1@0.5"), replicates=10,
+                             seed=1, n_min=10, n_max=40, step=5, points=2, boot=20,
+                             backend=SerialBackend())
+    ev = res.evaluations
+    # replicates 1 and 4 raise in every N: 8 of 10 meet (mu=5), never 10 of 10
+    assert (ev["failed"] == 2).all() and (ev["probability"] == 0.8).all()
+    assert "ZeroDivisionError" in res.summary() and "count as not meeting" in res.summary()
 
 
 @pytest.mark.parametrize("text", ["share_of_oracle>0.75@0.8", "x>=1@1.5", "@0.8", "x>=a@0.8"])

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +15,8 @@ import typer
 from tailor.exceptions import ScenarioError
 
 if TYPE_CHECKING:  # the design study loads inside the commands (fast --help)
+    import pandas as pd
+
     from tailor.design.execution import Backend
 
 PIPELINE_NOTES = {
@@ -76,11 +81,79 @@ def _fixed(pipeline: str, protocol: str, truth_n: int | None) -> dict[str, Any]:
     return fixed
 
 
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM (a batch scheduler's cancel, ``kill``) unwinds like Ctrl-C, so the pool's
+    workers are terminated by ``backend.close()`` and the checkpoint is closed cleanly."""
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        old = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (e.g. under a test runner's worker thread)
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+@contextmanager
+def _progress(label: str, total: int, interval: float = 30.0
+              ) -> Iterator[Callable[[int, int], None]]:
+    """A live bar with rate and ETA on a terminal; a line every ``interval`` s otherwise."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from tailor.design.progress import ProgressLog
+
+    err = Console(stderr=True)
+    if not err.is_terminal:
+        yield ProgressLog(lambda t: err.print(t, highlight=False, soft_wrap=True),
+                          label=label, interval=interval)
+        return
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[rate]}"),
+                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                  console=err, transient=True) as bar:
+        task = bar.add_task("reps", total=total, rate="")
+        log = ProgressLog(lambda t: None)
+
+        def update(done: int, tot: int) -> None:
+            line = log.line(done, tot)
+            rate = next((p.strip() for p in line.split(",") if "replicates/s" in p), "")
+            bar.update(task, completed=done, total=tot, rate=rate)
+
+        yield update
+
+
+def write_csv(frame: pd.DataFrame, path: Path, provenance: dict[str, Any]) -> None:
+    """The CSV with ``# key: value`` provenance lines on top (``pd.read_csv(comment='#')``)."""
+    from tailor.design.provenance import provenance_lines
+
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        fh.write("\n".join(provenance_lines(provenance)) + "\n")
+        frame.to_csv(fh, index=False)
+
+
 def _backend(workers: int | None, dask_scheduler: str | None) -> Backend:
+    from rich.console import Console
+
     from tailor.design.execution import DaskBackend, LocalBackend
 
     if dask_scheduler:
-        return DaskBackend(dask_scheduler)
+        backend = DaskBackend(dask_scheduler)
+        if backend.dashboard:
+            Console(stderr=True).print(f"Dask dashboard: {backend.dashboard}", highlight=False)
+        return backend
     if workers is not None and workers < 1:
         raise ScenarioError(f"--workers must be >= 1; got {workers}")
     return LocalBackend(workers)
@@ -92,7 +165,7 @@ def design(
     protocol: str = typer.Option("best", help="Built-in protocol name or YAML file."),
     pipeline: str = typer.Option("best", help="Replicate pipeline (best: the full two-stage "
                                  "BEST pipeline; best-stage1: the fast stage-1 planning "
-                                 "model)."),
+                                 "model; prototypical)."),
     scenario: str = typer.Option("amplifier-guitar", help="Scenario(s), comma-separated: "
                                  "built-in or library names, or YAML files (e.g. generated "
                                  "by `tailor simulate worlds`)."),
@@ -125,16 +198,10 @@ def design(
     if out is None:
         raise ScenarioError("give --out FOLDER for the study's checkpoint and results")
     from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
 
     from tailor.design.execution import run_study
     from tailor.design.grid import expand_grid
+    from tailor.design.provenance import run_provenance, study_provenance
     from tailor.design.report import render_report
     from tailor.design.summary import summarize
     from tailor.protocol import load_protocol
@@ -150,25 +217,28 @@ def design(
                                            "contraindication"),
                     dropout=_axis(dropout, "--dropout", pipeline, "dropout"))
     cells = expand_grid(fixed, **axes)
+    head = {**study_provenance(axes["scenario"] if pipeline.startswith("best") else ()),
+            "protocol_hash": proto.content_hash[:16]}
     backend = _backend(workers, dask_scheduler)
-    err = Console(stderr=True)
     try:
-        with Progress(TextColumn("design study"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=err, transient=True) as bar:
-            task = bar.add_task("reps", total=len(cells) * replicates)
+        with _sigterm_interrupts(), _progress("design study", len(cells) * replicates) as prog:
             study = run_study(fn, cells, replicates=replicates, seed=seed,
                               checkpoint=out / "checkpoint.jsonl", backend=backend,
-                              progress=lambda d, t: bar.update(task, completed=d, total=t))
+                              progress=prog, provenance=head)
     finally:
         backend.close()
+    prov = run_provenance(head, seed=seed, seconds=study.seconds)
     params = [k for k in cells[0].params if k not in ("protocol", "truth_n")]
     summary = summarize(study, params=params)
-    study.results.to_csv(out / "results.csv", index=False)
-    summary.to_csv(out / "summary.csv", index=False)
+    write_csv(study.results, out / "results.csv", prov)
+    write_csv(summary, out / "summary.csv", prov)
     meta = {"protocol": f"{proto.name} ({proto.content_hash[:12]})", "pipeline": pipeline,
             "replicates per cell": replicates, "study seed": seed, "cells": len(cells),
             "workers": study.workers, "run now / resumed": f"{study.ran} / {study.resumed}",
-            "wall time (s)": f"{study.seconds:.1f}"}
+            "failed replicates": study.failed,
+            "wall time (s)": f"{study.seconds:.1f}",
+            **{k: (json.dumps(v) if isinstance(v, dict) else v) for k, v in prov.items()
+               if k not in ("seed", "wall_seconds")}}
     notes = list(PIPELINE_NOTES.get(pipeline, ()))
     (out / "report.html").write_text(render_report(
         summary, params=params, title=f"tailor design: {proto.name}", meta=meta, notes=notes),
@@ -192,38 +262,68 @@ def size(
                                "share_of_oracle>=0.75@0.80."),
     n_min: int = typer.Option(100, min=1, help="Smallest N tried."),
     n_max: int = typer.Option(4000, min=1, help="Largest N tried."),
-    step: int = typer.Option(10, min=1, help="N is searched in multiples of this."),
+    step: int = typer.Option(10, min=1, help="N is rounded to multiples of this."),
+    points: int = typer.Option(6, min=2, help="N values per round (all run in parallel)."),
 ) -> None:
-    """Smallest N meeting a target, by a documented search over N (uses the group's options)."""
+    """N meeting a target with a 95% interval, curve and grant paragraph (see docs/design.md)."""
     from rich.console import Console
 
+    from tailor.design.provenance import run_provenance, study_provenance
+    from tailor.design.report import render_size_report
     from tailor.design.search import parse_target, search_sample_size
     from tailor.protocol import load_protocol
 
     o = ctx.obj
     tgt = parse_target(target)
     fn = _pipeline(o["pipeline"])
-    params: dict[str, Any] = {"scenario": _list(o["scenario"], "--scenario", str)[0],
+    scenario = _list(o["scenario"], "--scenario", str)[0]
+    params: dict[str, Any] = {"scenario": scenario,
                               **_fixed(o["pipeline"], o["protocol"], o["truth_n"])}
+    assumptions: dict[str, Any] = {"simulation pipeline": o["pipeline"]}
+    head: dict[str, Any] = study_provenance(())
     if o["pipeline"].startswith("best"):
-        load_protocol(o["protocol"])
+        proto = load_protocol(o["protocol"])
         params.update(effect=_axis(o["effect"], "--effect", o["pipeline"], "effect")[0],
                       contraindication=_axis(o["contraindication"], "--contraindication",
                                              o["pipeline"], "contraindication")[0],
                       dropout=_axis(o["dropout"], "--dropout", o["pipeline"], "dropout")[0])
+        head = {**study_provenance([scenario]), "protocol_hash": proto.content_hash[:16]}
+        assumptions.update({
+            "protocol": f"{proto.name} (hash {proto.content_hash[:12]})",
+            "world (scenario)": f"{scenario} (hash {head['scenarios'][scenario]})",
+            "effect modification": f"{params['effect']:g} x the scenario's",
+            "duloxetine contraindication rate": f"{params['contraindication']:g}",
+            "share of final outcomes missing": f"{params['dropout']:g}",
+            "analysis": " ".join(PIPELINE_NOTES.get(o["pipeline"], ("",))[:1])})
+    else:
+        assumptions.update({k: v for k, v in params.items() if k != "scenario"})
+    assumptions["tests"] = "two-sided, 5% level, as coded in the pipeline"
     out = o["out"]
     backend = _backend(o["workers"], o["dask_scheduler"])
     err = Console(stderr=True)
+    t0 = time.perf_counter()
     try:
-        result = search_sample_size(fn, params, tgt, replicates=o["replicates"], seed=o["seed"],
-                                    n_min=n_min, n_max=n_max, step=step, backend=backend,
-                                    checkpoint=out / "checkpoint.jsonl" if out else None,
-                                    progress=lambda s: err.print(s, highlight=False))
+        with _sigterm_interrupts():
+            result = search_sample_size(
+                fn, params, tgt, replicates=o["replicates"], seed=o["seed"], n_min=n_min,
+                n_max=n_max, step=step, points=points, backend=backend,
+                checkpoint=out / "checkpoint.jsonl" if out else None,
+                progress=lambda s: err.print(s, highlight=False), provenance=head)
     finally:
         backend.close()
+    prov = run_provenance(head, seed=o["seed"], seconds=time.perf_counter() - t0)
+    design_name = ("the BEST SMART" if o["pipeline"].startswith("best")
+                   else f"the {o['pipeline']} SMART")
+    paragraph = result.grant_paragraph(design_name, assumptions)
     Console().print(result.summary(), highlight=False)
+    Console().print("\n" + paragraph, highlight=False, soft_wrap=True)
     if out:
-        result.evaluations.to_csv(out / "size_search.csv", index=False)
+        out.mkdir(parents=True, exist_ok=True)
+        write_csv(result.evaluations, out / "size_search.csv", prov)
+        meta = {k: (json.dumps(v) if isinstance(v, dict) else v) for k, v in prov.items()}
+        (out / "size_report.html").write_text(render_size_report(
+            result, title=f"tailor design size: {tgt}", meta=meta, paragraph=paragraph),
+            encoding="utf-8")
 
 
 @app.command("oetting")
@@ -242,3 +342,100 @@ def oetting(
     n = oetting_sample_size(delta, response_rate, alpha=alpha, power=power, design=smart)
     achieved = oetting_power(n, delta, response_rate, alpha=alpha, design=smart)
     Console().print(f"N = {n} (power at N: {achieved:.3f})")
+
+
+@app.command("mcb")
+def mcb(
+    response_rate: float = typer.Option(..., help="Response rate to first-stage treatment."),
+    delta: str = typer.Option(..., help="Standardized shortfall of regimes (+1,+1), (+1,-1), "
+                              "(-1,+1), (-1,-1) from the best, e.g. 0,0.2,0.3,0.5."),
+    min_delta: float = typer.Option(..., help="Smallest shortfall that must be excluded."),
+    power: float = typer.Option(0.80, help="Desired power."),
+    alpha: float = typer.Option(0.05, help="Probability of excluding the best at most."),
+    simulate: int = typer.Option(200_000, min=1000, help="Participants of the simulated "
+                                 "design-II SMART the covariance is estimated from."),
+    seed: int = typer.Option(1, min=0, help="Seed of the simulation and of the MC draws."),
+) -> None:
+    """N for multiple comparisons with the best (Artman et al. 2020), covariance simulated."""
+    import numpy as np
+    from rich.console import Console
+
+    from tailor.design.replicates import simulate_prototypical
+    from tailor.design.sizing import (
+        design_ii_covariance,
+        design_ii_weights,
+        estimate_regime_covariance,
+        mcb_sample_size,
+    )
+
+    d = _list(delta, "--delta", float)
+    if len(d) != 4:
+        raise ScenarioError(f"--delta needs 4 values (one per embedded regime); got {len(d)}")
+    if not 0.0 <= response_rate <= 1.0:
+        raise ScenarioError(f"--response-rate must be in [0, 1]; got {response_rate}")
+    a1, resp, a2, y = simulate_prototypical(simulate, 0.0, response_rate,
+                                            np.random.SeedSequence(seed))
+    w = design_ii_weights(a1, resp, a2)
+    v_hat = estimate_regime_covariance(y, w)
+    n_hat = mcb_sample_size(v_hat, d, min_delta=min_delta, power=power, alpha=alpha, seed=seed)
+    n_cf = mcb_sample_size(design_ii_covariance(response_rate), d, min_delta=min_delta,
+                           power=power, alpha=alpha, seed=seed)
+    con = Console()
+    con.print(f"covariance of sqrt(N) x regime means, estimated from a simulated design-II "
+              f"SMART of {simulate:,} (regimes (+1,+1), (+1,-1), (-1,+1), (-1,-1)):",
+              highlight=False)
+    con.print(np.array2string(v_hat, precision=3), highlight=False)
+    con.print(f"N = {n_hat} (MCB, Artman et al. 2020; with the closed-form covariance: "
+              f"N = {n_cf})", highlight=False)
+
+
+@app.command("global")
+def global_test(
+    response_rate: float = typer.Option(..., help="Response rate to first-stage treatment."),
+    means: str = typer.Option(..., help="Standardized means of regimes (+1,+1), (+1,-1), "
+                              "(-1,+1), (-1,-1), e.g. 0.15,0.15,-0.15,-0.15."),
+    power: float = typer.Option(0.80, help="Desired power."),
+    alpha: float = typer.Option(0.05, help="Type I error."),
+) -> None:
+    """N for the omnibus test that all four design-II embedded regimes are equal."""
+    from rich.console import Console
+
+    from tailor.design.sizing import (
+        design_ii_covariance,
+        global_test_power,
+        global_test_sample_size,
+    )
+
+    mu = _list(means, "--means", float)
+    if len(mu) != 4:
+        raise ScenarioError(f"--means needs 4 values (one per embedded regime); got {len(mu)}")
+    v = design_ii_covariance(response_rate)
+    n = global_test_sample_size(v, mu, power=power, alpha=alpha)
+    Console().print(f"N = {n} (power at N: {global_test_power(v, mu, n=n, alpha=alpha):.3f}; "
+                    "Wald chi-square, 3 df)", highlight=False)
+
+
+@app.command("interim")
+def interim(
+    delta: float = typer.Option(..., help="Standardized difference between the two regimes."),
+    response_rate: float = typer.Option(..., help="Response rate to first-stage treatment."),
+    looks: int = typer.Option(3, help="Equally spaced analyses, the last one final."),
+    alpha: float = typer.Option(0.05, help="Two-sided type I error."),
+    power: float = typer.Option(0.80, help="Desired power."),
+    smart: str = typer.Option("II", "--design", help="SMART design I, II or III."),
+) -> None:
+    """Maximum N comparing two regimes with O'Brien-Fleming interim analyses."""
+    import math
+
+    from rich.console import Console
+
+    from tailor.design.sequential import inflation_factor, obrien_fleming
+    from tailor.design.sizing import oetting_sample_size
+
+    fixed = oetting_sample_size(delta, response_rate, alpha=alpha, power=power, design=smart)
+    r = inflation_factor(looks, alpha, power)
+    bounds = obrien_fleming(looks, alpha)
+    n_max = math.ceil(fixed * r - 1e-9)
+    Console().print(f"fixed design N = {fixed}; with {looks} O'Brien-Fleming looks: maximum "
+                    f"N = {n_max} (inflation {r:.3f}); |Z| boundaries "
+                    + ", ".join(f"{b:.3f}" for b in bounds), highlight=False)

@@ -2,8 +2,10 @@
 
 ``grid`` (cells and replicate seeds), ``execution`` (local pool / Dask backends, checkpointed
 and resumable studies), ``replicates`` (replicate functions), ``summary`` (per-cell summaries
-with Monte-Carlo errors), ``search`` (sample-size search), ``sizing`` (classical formulas:
-Oetting et al. 2011, Artman et al. 2020), ``report`` (the HTML report).
+with Monte-Carlo errors and failure counts), ``search`` (sample-size search with an interval for
+N), ``sizing`` (classical formulas: Oetting et al. 2011, Artman et al. 2020, the global test),
+``sequential`` (O'Brien-Fleming interim analyses), ``provenance`` (version, code and scenario
+hashes), ``progress`` (rate and ETA lines), ``report`` (the HTML reports).
 """
 
 from tailor.design.execution import (

@@ -20,10 +20,12 @@ import json
 import math
 import multiprocessing
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -59,18 +61,59 @@ class Batch:
     replicates: tuple[int, ...]
 
 
+def seed_cell(cell: Cell, common: Sequence[str] = ()) -> Cell:
+    """The cell whose identity seeds ``cell``'s replicates: ``cell`` without the ``common``
+    parameters, so cells differing only in those share their random numbers (common random
+    numbers, e.g. across N in a sample-size search)."""
+    kept = {k: v for k, v in cell.params.items() if k not in common}
+    return Cell.of(kept) if kept else Cell.of({"_": 0})
+
+
+_PINNED = False
+
+
+def _pin_threads() -> None:
+    """Limit this process to one numba / BLAS / OpenMP thread (once per process)."""
+    global _PINNED
+    if _PINNED:
+        return
+    _PINNED = True
+    _worker_init()
+
+
 def run_batch(fn: ReplicateFunction, study_seed: int, cell_key: str,
-              replicates: Sequence[int]) -> list[Record]:
-    """Run some replicates of one cell (module-level so that process pools can pickle it)."""
+              replicates: Sequence[int], common: Sequence[str] = (),
+              pin: bool = False) -> list[Record]:
+    """Run some replicates of one cell (module-level so that process pools can pickle it).
+
+    A replicate that raises becomes a record with empty ``metrics`` and its exception in
+    ``error`` (``"TypeName: message"``): it is counted as failed, never aborts the study, and,
+    being checkpointed, is not re-run (nor re-raised) on resume. ``pin`` limits the worker to
+    one numba/BLAS thread first (the pool is the parallelism).
+    """
+    if pin:
+        _pin_threads()
     cell = Cell.of(json.loads(cell_key))
+    seeds = seed_cell(cell, common)
     out: list[Record] = []
     for r in replicates:
         t0 = time.perf_counter()
-        metrics = fn(dict(cell.params), replicate_seed(study_seed, cell, r))
-        clean = {str(k): float(v) for k, v in metrics.items()}
-        out.append({"cell": cell.key, "replicate": int(r), "metrics": clean,
-                    "seconds": time.perf_counter() - t0, "pid": os.getpid()})
+        rec: Record = {"cell": cell.key, "replicate": int(r)}
+        try:
+            metrics = fn(dict(cell.params), replicate_seed(study_seed, seeds, r))
+            rec["metrics"] = {str(k): float(v) for k, v in metrics.items()}
+        except Exception as exc:  # recorded, counted and reported per cell
+            rec["metrics"] = {}
+            rec["error"] = f"{type(exc).__name__}: {exc}"[:500]
+        rec.update(seconds=time.perf_counter() - t0, pid=os.getpid())
+        out.append(rec)
     return out
+
+
+def failed_records(batch: Batch, reason: str) -> list[Record]:
+    """Records for a batch that could not be run (e.g. its worker process kept dying)."""
+    return [{"cell": batch.cell.key, "replicate": int(r), "metrics": {}, "error": reason,
+             "seconds": 0.0, "pid": 0} for r in batch.replicates]
 
 
 # --------------------------------------------------------------------------- backends
@@ -79,8 +122,8 @@ class Backend(Protocol):
 
     workers: int
 
-    def run(self, fn: ReplicateFunction, study_seed: int,
-            batches: Sequence[Batch]) -> Iterator[list[Record]]: ...
+    def run(self, fn: ReplicateFunction, study_seed: int, batches: Sequence[Batch],
+            common: Sequence[str] = ()) -> Iterator[list[Record]]: ...
 
     def close(self) -> None: ...
 
@@ -90,13 +133,19 @@ class SerialBackend:
 
     workers = 1
 
-    def run(self, fn: ReplicateFunction, study_seed: int,
-            batches: Sequence[Batch]) -> Iterator[list[Record]]:
+    def run(self, fn: ReplicateFunction, study_seed: int, batches: Sequence[Batch],
+            common: Sequence[str] = ()) -> Iterator[list[Record]]:
         for b in batches:
-            yield run_batch(fn, study_seed, b.cell.key, b.replicates)
+            yield run_batch(fn, study_seed, b.cell.key, b.replicates, tuple(common))
 
     def close(self) -> None:
         pass
+
+
+def _pool_init() -> None:
+    # Ctrl-C reaches the whole process group: the parent alone handles it (and stops the pool)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _worker_init()
 
 
 def _worker_init() -> None:
@@ -115,37 +164,101 @@ def _worker_init() -> None:
 
 
 class LocalBackend:
-    """A ``ProcessPoolExecutor`` of ``workers`` processes (spawned, one thread each)."""
+    """A ``ProcessPoolExecutor`` of ``workers`` processes (spawned, one thread each).
 
-    def __init__(self, workers: int | None = None) -> None:
+    A worker process that dies (SIGKILL, out of memory) breaks the pool: the pool is rebuilt
+    and the batches it held are resubmitted; a batch caught in ``retries + 1`` breaks is
+    recorded as failed (``error``: the worker died) instead of aborting the study.
+    """
+
+    def __init__(self, workers: int | None = None, *, retries: int = 2) -> None:
         n = workers if workers is not None else (os.cpu_count() or 1)
         if n < 1:
             raise ScenarioError(f"workers must be >= 1; got {n}")
+        if retries < 0:
+            raise ScenarioError(f"retries must be >= 0; got {retries}")
         self.workers = n
+        self.retries = retries
+        self.restarts = 0
         self._pool: ProcessPoolExecutor | None = None
 
-    def run(self, fn: ReplicateFunction, study_seed: int,
-            batches: Sequence[Batch]) -> Iterator[list[Record]]:
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_worker_init)
-        pool = self._pool
+    def _new_pool(self) -> ProcessPoolExecutor:
+        self._pool = ProcessPoolExecutor(
+            max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
+            initializer=_pool_init)
+        return self._pool
+
+    def run(self, fn: ReplicateFunction, study_seed: int, batches: Sequence[Batch],
+            common: Sequence[str] = ()) -> Iterator[list[Record]]:
+        pool = self._pool or self._new_pool()
         queue = list(batches)[::-1]
-        running: set[Future[list[Record]]] = set()
+        suspects: list[Batch] = []  # caught in two breaks: run alone to find the culprit
+        seen: dict[tuple[str, tuple[int, ...]], int] = {}  # breaks a batch was caught in
+        tries: dict[tuple[str, tuple[int, ...]], int] = {}  # breaks while running alone
+        running: dict[Future[list[Record]], Batch] = {}
         limit = 4 * self.workers  # bounded in-flight work keeps the checkpoint close behind
-        while queue or running:
-            while queue and len(running) < limit:
-                b = queue.pop()
-                running.add(pool.submit(run_batch, fn, study_seed, b.cell.key, b.replicates))
-            done, running = wait(running, return_when=FIRST_COMPLETED)
+        while queue or suspects or running:
+            while len(running) < limit and (queue or suspects):
+                if suspects and running:
+                    break  # a suspect runs alone
+                b = suspects.pop() if suspects else queue.pop()
+                running[pool.submit(run_batch, fn, study_seed, b.cell.key, b.replicates,
+                                    tuple(common))] = b
+                if suspects or (b.cell.key, b.replicates) in tries:
+                    break
+            alone = len(running) == 1
+            done, _ = wait(set(running), return_when=FIRST_COMPLETED)
+            lost: list[Batch] = []
             for fut in done:
-                yield fut.result()
+                b = running.pop(fut)
+                try:
+                    yield fut.result()
+                except BrokenProcessPool:
+                    lost.append(b)
+            if not lost:
+                continue
+            # every future of a broken pool fails: take them all back and start afresh
+            for fut, b in list(running.items()):
+                if fut.done() and fut.exception() is None:
+                    yield fut.result()
+                else:
+                    lost.append(b)
+            running.clear()
+            self._kill()
+            self.restarts += 1
+            pool = self._new_pool()
+            for b in lost:
+                k = (b.cell.key, b.replicates)
+                seen[k] = seen.get(k, 0) + 1
+                if alone:
+                    tries[k] = tries.get(k, 0) + 1
+                if tries.get(k, 0) > self.retries:
+                    yield failed_records(b, f"WorkerDied: the worker process died each of the "
+                                            f"{tries[k]} times this batch ran alone")
+                elif seen[k] >= 2 or k in tries:
+                    suspects.append(b)
+                else:
+                    queue.append(b)
+
+    def _kill(self) -> None:
+        """Stop the pool now: cancel queued work and terminate the worker processes."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        procs = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+        for p in procs:
+            p.join(timeout=5)
+            if p.is_alive():  # pragma: no cover - a worker ignoring SIGTERM
+                p.kill()
+                p.join(timeout=5)
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
-            self._pool = None
+        """Terminate the workers (no orphan process survives an interrupted study)."""
+        self._kill()
 
 
 class DaskBackend:
@@ -157,7 +270,7 @@ class DaskBackend:
     """
 
     def __init__(self, address: str | None = None, *, client: Any = None,
-                 timeout: str = "10s") -> None:
+                 timeout: str = "10s", retries: int = 2) -> None:
         if (address is None) == (client is None):
             raise ScenarioError("give exactly one of a scheduler address and a client")
         from distributed import Client
@@ -170,16 +283,26 @@ class DaskBackend:
                                 "check --dask-scheduler") from None
         info = self.client.scheduler_info()
         self.workers = max(1, len(info.get("workers", {})))
+        self.retries = retries
+        self.dashboard: str | None = getattr(self.client, "dashboard_link", None)
 
-    def run(self, fn: ReplicateFunction, study_seed: int,
-            batches: Sequence[Batch]) -> Iterator[list[Record]]:
+    def run(self, fn: ReplicateFunction, study_seed: int, batches: Sequence[Batch],
+            common: Sequence[str] = ()) -> Iterator[list[Record]]:
         from distributed import as_completed
 
+        # pin=True: each worker process limits itself to one numba/BLAS thread on its first
+        # batch; retries: a batch lost with its worker more than ``retries`` times (the
+        # scheduler's own count of suspicious deaths aside) is recorded as failed
         futures = [self.client.submit(run_batch, fn, study_seed, b.cell.key, b.replicates,
-                                      pure=False) for b in batches]
+                                      tuple(common), True, pure=False, retries=self.retries)
+                   for b in batches]
+        which = dict(zip((f.key for f in futures), batches, strict=True))
         try:
             for fut in as_completed(futures):
-                yield fut.result()
+                try:
+                    yield fut.result()
+                except Exception as exc:  # e.g. KilledWorker: the batch kept killing workers
+                    yield failed_records(which[fut.key], f"{type(exc).__name__}: {exc}"[:500])
                 fut.release()
         finally:
             for fut in futures:
@@ -194,16 +317,23 @@ class DaskBackend:
 class Checkpoint:
     """Append-only JSON-lines file of finished replicates, with a header naming the study.
 
-    Line 1: ``{"study": {...}}`` (seed and replicate function); then one record per finished
-    replicate. Each append is flushed and fsynced. A torn last line (the process died while
-    writing it) is ignored on load. Resuming with another seed or function is refused.
+    Line 1: ``{"study": {...}}``: the seed and replicate function, and whatever provenance the
+    caller adds (tailor version, code hash, scenario hashes); then one record per finished
+    replicate. Records are written a batch at a time and flushed (they survive the process
+    being killed); the file is fsynced at most once every ``fsync_every`` seconds and on close
+    (so a power cut loses at most that much work, and the disk does not cap the throughput).
+    A torn last line (the process died while writing it) is ignored on load. Resuming with a
+    header that differs in any of its entries is refused, naming the entry.
     """
 
-    def __init__(self, path: Path | str, study: Mapping[str, Any]) -> None:
+    def __init__(self, path: Path | str, study: Mapping[str, Any], *,
+                 fsync_every: float = 1.0) -> None:
         self.path = Path(path)
         self.study = dict(study)
+        self.fsync_every = fsync_every
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh: Any = None
+        self._synced = 0.0
 
     def load(self) -> dict[tuple[str, int], Record]:
         if not self.path.exists() or self.path.stat().st_size == 0:
@@ -216,11 +346,12 @@ class Checkpoint:
         except (ValueError, KeyError, TypeError):
             raise ConflictError(f"{self.path} is not a tailor design checkpoint; use another "
                                 "--out folder") from None
-        for k in ("seed", "function"):
+        for k in sorted(set(head) | set(self.study), key=lambda k: (k != "seed", k)):
             if head.get(k) != self.study.get(k):
                 raise ConflictError(
-                    f"{self.path} belongs to a study with {k}={head.get(k)!r}, not "
-                    f"{self.study.get(k)!r}; resume with the same settings or use another --out")
+                    f"{self.path} belongs to a study with {k}={_short(head.get(k))}, not "
+                    f"{_short(self.study.get(k))}; its results would not be comparable: resume "
+                    "with the same code, scenarios and settings, or use another --out")
         for line in lines[1:]:
             if not line.strip():
                 continue
@@ -244,15 +375,25 @@ class Checkpoint:
                 self._fh.write(json.dumps({"study": self.study}) + "\n")
             elif torn:  # end the torn line so the next record starts on its own
                 self._fh.write("\n")
-        for rec in records:
-            self._fh.write(json.dumps(rec, separators=(",", ":")) + "\n")
-            self._fh.flush()
+        self._fh.write("".join(json.dumps(rec, separators=(",", ":")) + "\n"
+                               for rec in records))
+        self._fh.flush()
+        now = time.monotonic()
+        if now - self._synced >= self.fsync_every:
             os.fsync(self._fh.fileno())
+            self._synced = now
 
     def close(self) -> None:
         if self._fh is not None:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
             self._fh.close()
             self._fh = None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 # --------------------------------------------------------------------------- the study
@@ -272,7 +413,12 @@ class StudyResult:
     @property
     def metrics(self) -> list[str]:
         params = {k for c in self.cells for k in c.params}
-        return [c for c in self.results.columns if c not in params | {"replicate"}]
+        return [c for c in self.results.columns if c not in params | {"replicate", "error"}]
+
+    @property
+    def failed(self) -> int:
+        """Replicates that raised (or whose worker kept dying); their metrics are missing."""
+        return int(self.results["error"].notna().sum())
 
 
 def function_name(fn: Callable[..., Any]) -> str:
@@ -282,8 +428,16 @@ def function_name(fn: Callable[..., Any]) -> str:
 def run_study(fn: ReplicateFunction, cells: Sequence[Cell], *, replicates: int, seed: int,
               checkpoint: Path | str | None = None, backend: Backend | None = None,
               batch_size: int | None = None,
-              progress: Callable[[int, int], None] | None = None) -> StudyResult:
+              progress: Callable[[int, int], None] | None = None,
+              common: Sequence[str] = (),
+              provenance: Mapping[str, Any] | None = None) -> StudyResult:
     """Run ``replicates`` replicates of ``fn`` in every cell; resume from ``checkpoint``.
+
+    ``common`` names parameters left out of the replicate seeds: cells that differ only in
+    them use common random numbers (see :func:`seed_cell`). ``provenance`` (e.g. from
+    :func:`tailor.design.provenance.study_provenance`) goes into the checkpoint header, and a
+    resume whose provenance differs is refused. A replicate that raises is kept as a row with
+    its ``error`` and missing metrics (see :func:`run_batch`).
 
     ``batch_size`` replicates travel together to a worker (default: enough for about eight
     batches per worker per cell, at most 25); each finished replicate is checkpointed.
@@ -299,8 +453,11 @@ def run_study(fn: ReplicateFunction, cells: Sequence[Cell], *, replicates: int, 
     if len(set(keys)) != len(keys):
         raise ScenarioError("the grid repeats a cell")
     backend = backend or LocalBackend()
-    ck = Checkpoint(checkpoint, {"seed": seed, "function": function_name(fn)}) if checkpoint \
-        else None
+    header: dict[str, Any] = {"seed": seed, "function": function_name(fn)}
+    if common:
+        header["common_random_numbers"] = sorted(common)
+    header.update(provenance or {})
+    ck = Checkpoint(checkpoint, header) if checkpoint else None
     done = ck.load() if ck else {}
     resumed = sum((c.key, r) in done for c in cells for r in range(replicates))
     per = batch_size or max(1, min(25, math.ceil(replicates / (8 * backend.workers))))
@@ -314,7 +471,7 @@ def run_study(fn: ReplicateFunction, cells: Sequence[Cell], *, replicates: int, 
         progress(finished, total)
     t0 = time.perf_counter()
     try:
-        for records in backend.run(fn, seed, batches):
+        for records in backend.run(fn, seed, batches, tuple(common)):
             if ck:
                 ck.append(records)
             for rec in records:
@@ -330,7 +487,11 @@ def run_study(fn: ReplicateFunction, cells: Sequence[Cell], *, replicates: int, 
     for c in cells:
         for r in range(replicates):
             rec = done[(c.key, r)]
-            rows.append({**c.params, "replicate": r, **rec["metrics"]})
-    return StudyResult(results=pd.DataFrame(rows), cells=tuple(cells), replicates=replicates,
+            rows.append({**c.params, "replicate": r, **rec["metrics"],
+                         "error": rec.get("error")})
+    frame = pd.DataFrame(rows)
+    err = frame.pop("error").astype(object)
+    frame["error"] = err.where(err.notna(), None)  # last column, None when it ran
+    return StudyResult(results=frame, cells=tuple(cells), replicates=replicates,
                        seed=seed, ran=total - resumed, resumed=resumed, seconds=seconds,
                        workers=backend.workers)

@@ -47,7 +47,8 @@ from tailor.stats.scenarios import (
 from tailor.stats.simulation import draw_cohort
 from tailor.stats.variables import VARIABLES
 
-__all__ = ["PIPELINE_DEFAULTS", "REPLICATES", "best_pipeline", "best_stage1", "prototypical_smart"]
+__all__ = ["PIPELINE_DEFAULTS", "REPLICATES", "best_pipeline", "best_stage1", "prototypical_smart",
+           "simulate_prototypical"]
 
 Z975 = float(stats.norm.ppf(0.975))
 
@@ -59,6 +60,23 @@ def _hajek(y: np.ndarray, w: np.ndarray) -> tuple[float, float]:
     mu = float((w * y).sum() / sw)
     var = float(((w * (y - mu)) ** 2).sum() / sw**2)
     return mu, var
+
+
+def simulate_prototypical(n: int, delta: float, response_rate: float,
+                          seed: np.random.SeedSequence
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One prototypical SMART's data: ``a1``, ``responded``, ``a2`` (+/-1), outcome ``y``.
+
+    Participant i's draws are the i-th rows of two streams, so a larger ``n`` extends the same
+    participants (common random numbers across n in a sample-size search).
+    """
+    s_u, s_y = seed.spawn(2)
+    u = np.random.default_rng(s_u).random((n, 3))
+    a1 = np.where(u[:, 0] < 0.5, 1, -1)
+    resp = u[:, 1] < response_rate
+    a2 = np.where(u[:, 2] < 0.5, 1, -1)
+    y = np.random.default_rng(s_y).standard_normal(n) + a1 * delta / 2
+    return a1, resp, a2, y
 
 
 def prototypical_smart(params: Mapping[str, Any], seed: np.random.SeedSequence) -> dict[str, float]:
@@ -73,11 +91,7 @@ def prototypical_smart(params: Mapping[str, Any], seed: np.random.SeedSequence) 
     n = int(number_param(params, "n", 200, 4, 1e7))
     delta = number_param(params, "delta", 0.3, -10, 10)
     r = number_param(params, "response_rate", 0.4, 0, 1)
-    rng = np.random.default_rng(seed)
-    a1 = np.where(rng.random(n) < 0.5, 1, -1)
-    resp = rng.random(n) < r
-    a2 = np.where(rng.random(n) < 0.5, 1, -1)
-    y = rng.standard_normal(n) + a1 * delta / 2
+    a1, resp, a2, y = simulate_prototypical(n, delta, r, seed)
     est, var = [], 0.0
     for start in (1, -1):
         consistent = (a1 == start) & (resp | (a2 == 1))

@@ -8,9 +8,10 @@ import io
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-__all__ = ["render_report"]
+__all__ = ["metric_range", "render_report", "render_size_report"]
 
 LABELS = {
     "correct_first_line": "learned first-line = oracle's (share of participants)",
@@ -88,8 +89,11 @@ def _curves(summary: pd.DataFrame, metric: str, others: Sequence[str]) -> str | 
         g = g.sort_values("n")
         key = key if isinstance(key, tuple) else (key,)
         label = ", ".join(f"{k}={v}" for k, v in zip(others, key, strict=True)) or metric
-        ax.errorbar(g["n"], g["mean"], yerr=2 * g["mc_se"].fillna(0), marker="o", ms=3,
-                    capsize=2, label=label)
+        mean = g["mean"].to_numpy(float)
+        half = 2 * g["mc_se"].fillna(0).to_numpy(float)
+        lo, hi = metric_range(metric)
+        yerr = [mean - np.maximum(mean - half, lo), np.minimum(mean + half, hi) - mean]
+        ax.errorbar(g["n"], mean, yerr=yerr, marker="o", ms=3, capsize=2, label=label)
     if metric in POWER:
         ax.axhline(0.8, color="grey", lw=0.8, ls="--")
         ax.axhline(0.05, color="grey", lw=0.8, ls=":")
@@ -104,6 +108,15 @@ def _curves(summary: pd.DataFrame, metric: str, others: Sequence[str]) -> str | 
     out = _png(fig)
     plt.close(fig)
     return out
+
+
+def metric_range(metric: str) -> tuple[float, float]:
+    """The values a metric can take: [0, 1] for rates, shares of participants and coverage
+    (error bars are clipped to it: a coverage of 0.975 +/- 0.05 is drawn to 1, not 1.025)."""
+    bounded = (metric in POWER or metric.endswith(("_reject", "covered", "covered_cohort"))
+               or metric.startswith("correct") or metric.startswith("tree_correct")
+               or metric in ("reject", "covered", "guess_rate", "missing_w24"))
+    return (0.0, 1.0) if bounded else (-np.inf, np.inf)
 
 
 def _grouped(metrics: Sequence[str]) -> list[tuple[str, list[str]]]:
@@ -136,7 +149,8 @@ def render_report(summary: pd.DataFrame, *, params: Sequence[str], title: str,
         f"<title>{html.escape(title)}</title><style>body{{font-family:sans-serif;"
         "margin:2em;max-width:1200px}table{border-collapse:collapse;font-size:12px}"
         "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}th{background:#f3f3f3}"
-        "img{margin:4px;border:1px solid #eee}.meta td{text-align:left}</style></head><body>",
+        "img{margin:4px;border:1px solid #eee}.meta td{text-align:left}"
+        ".wide{overflow-x:auto;max-width:100%}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
         "<table class='meta'>" + "".join(
             f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
@@ -150,7 +164,12 @@ def render_report(summary: pd.DataFrame, *, params: Sequence[str], title: str,
     for heading, cols in _grouped(metrics):
         if heading:
             parts.append(f"<h3>{html.escape(heading)}</h3>")
-        parts.append(table[cols].to_html(escape=True))
+        parts.append("<div class='wide'>" + table[cols].to_html(escape=True) + "</div>")
+    if "failed" in summary and (summary["failed"] > 0).any():
+        bad = summary[summary["failed"] > 0].drop_duplicates(list(params))
+        parts.append("<h2>Failed replicates (left out of the means above, counted here)</h2>")
+        parts.append("<div class='wide'>" + bad[[*params, "replicates", "failed", "failure"]]
+                     .to_html(index=False, escape=True) + "</div>")
     if not p05.empty:
         parts.append("<h2>Lower tail: 5th percentile over replicates (bootstrap SE)</h2>")
         t5 = p05.assign(p05=p05["p05"].map(lambda v: f"{v:.3f}") + " ± "
@@ -165,4 +184,71 @@ def render_report(summary: pd.DataFrame, *, params: Sequence[str], title: str,
                   for m, img in shown]
         parts.append("</div>")
     parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _size_plot(result: Any) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ev = result.evaluations
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    fitted = ev[ev["fitted"]] if "fitted" in ev and ev["fitted"].any() else ev
+    # the curve is drawn where it was fitted (near N*), not extrapolated
+    grid = np.exp(np.linspace(np.log(fitted["n"].min()), np.log(fitted["n"].max()), 200))
+    lo, hi = result.band(grid)
+    if np.isfinite(lo).any():
+        ax.fill_between(grid, lo, hi, color="C0", alpha=0.2,
+                        label="95% band (bootstrap over replicates)")
+    if result.coef is not None:
+        ax.plot(grid, result.curve(grid), color="C0", label="fitted: logit p = a + b log N")
+    p = ev["probability"].to_numpy(float)
+    half = 2 * ev["mc_se"].to_numpy(float)
+    yerr = [p - np.maximum(p - half, 0.0), np.minimum(p + half, 1.0) - p]
+    ax.errorbar(ev["n"], p, yerr=yerr, fmt="o", ms=3, color="k", capsize=2,
+                label="estimate at N (± 2 MC SE)")
+    ax.axhline(result.target.probability, color="grey", ls="--", lw=0.8, label="target")
+    if result.smoothed_n is not None:
+        ax.axvline(result.smoothed_n, color="C3", lw=1.2,
+                   label=f"N* = {result.smoothed_n:.0f} (recommended {result.recommended_n})")
+        if result.interval is not None and np.isfinite(result.interval[1]):
+            ax.axvspan(*result.interval, color="C3", alpha=0.12, label="95% interval for N*")
+    ax.set_xscale("log")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("participants randomized (N, log scale)")
+    ax.set_ylabel(str(result.target))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    out = _png(fig)
+    plt.close(fig)
+    return out
+
+
+def render_size_report(result: Any, *, title: str, meta: Mapping[str, Any],
+                       paragraph: str) -> str:
+    """HTML page of a sample-size search: the curve vs N with its band and N* marked, the
+    evaluations (with failures), and the grant paragraph."""
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title><style>body{{font-family:sans-serif;"
+        "margin:2em;max-width:1000px}table{border-collapse:collapse;font-size:12px}"
+        "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}th{background:#f3f3f3}"
+        ".meta td{text-align:left;word-break:break-all}.wide{overflow-x:auto}"
+        "blockquote{background:#f8f8f8;padding:0.8em;border-left:3px solid #999}"
+        "</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p><b>Answer:</b> {html.escape(result.summary().splitlines()[-1])}</p>",
+        f"<img alt='curve' src='data:image/png;base64,{_size_plot(result)}'>",
+        "<h2>For the grant's sample-size section</h2>",
+        f"<blockquote id='grant'>{html.escape(paragraph)}</blockquote>",
+        "<h2>Evaluations (failed and NaN replicates count as not meeting the target)</h2>",
+        "<div class='wide'>" + result.evaluations.to_html(index=False, escape=True,
+                                                          float_format="%.3f") + "</div>",
+        "<h2>Provenance</h2><table class='meta'>" + "".join(
+            f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+            for k, v in meta.items()) + "</table>",
+        "</body></html>",
+    ]
     return "\n".join(parts)

@@ -52,13 +52,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+from scipy import optimize, stats
 
 from tailor.exceptions import ScenarioError
 
 __all__ = [
     "MCBPower",
     "design_effect",
+    "design_ii_covariance",
+    "design_ii_weights",
+    "estimate_regime_covariance",
+    "global_test_power",
+    "global_test_sample_size",
     "mcb_power",
     "mcb_sample_size",
     "oetting_power",
@@ -173,6 +178,55 @@ def _mcb_statistic(cov: np.ndarray, delta: np.ndarray, min_delta: float, alpha: 
     return t, c
 
 
+def design_ii_covariance(response_rate: float) -> np.ndarray:
+    """Covariance of ``sqrt(N)`` times the four embedded regimes' IPW means in design II.
+
+    Regimes in the order (+1, +1), (+1, -1), (-1, +1), (-1, -1) (first-stage option,
+    non-responders' second-stage option), both randomizations 1:1, outcome variance 1 within
+    each regime. With weights ``W_d = 2 [R + (1 - R) 2 1{A2 = a2}]`` on those starting with the
+    regime's option, ``V_dd = E[W_d^2] = 2 (2 - r)``; regimes sharing the first-stage option
+    share only the responders, ``V_dd' = E[W_d W_d'] = 2 r``; other pairs share nobody (0).
+    ``V_dd + V_d'd' - 2 V_dd'`` for two regimes with different first-stage options is
+    ``4 (2 - r)``, Oetting's design effect (:func:`design_effect`) times 4.
+    """
+    if not 0.0 <= response_rate <= 1.0:
+        raise ScenarioError(f"response_rate must be in [0, 1]; got {response_rate}")
+    d, o = 2 * (2 - response_rate), 2 * response_rate
+    return np.array([[d, o, 0, 0], [o, d, 0, 0], [0, 0, d, o], [0, 0, o, d]])
+
+
+DESIGN_II_REGIMES = ((1, 1), (1, -1), (-1, 1), (-1, -1))
+"""Embedded regimes of design II: (first-stage option, non-responders' second-stage option)."""
+
+
+def design_ii_weights(a1: np.ndarray, responded: np.ndarray, a2: np.ndarray) -> np.ndarray:
+    """(N, 4) inverse-probability weights of the design-II regimes (1:1 randomizations):
+    2 for a responder starting with the regime's option, 4 for a consistent non-responder."""
+    return np.column_stack([(a1 == s) * np.where(responded, 2.0, 4.0 * (a2 == t))
+                            for s, t in DESIGN_II_REGIMES])
+
+
+def estimate_regime_covariance(y: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Sandwich estimate of the covariance of ``sqrt(N)`` times the Hajek regime means.
+
+    ``weights`` is (N, K): participant i's inverse-probability weight for regime k (0 when
+    inconsistent with it). With ``mu_k`` the weighted means and ``w_k`` the mean weights,
+    ``V_kl = mean(W_k W_l (Y - mu_k)(Y - mu_l)) / (w_k w_l)`` (the influence functions'
+    covariance); from a large simulated SMART this is the covariance MCB needs (Artman et al.
+    2020 take it as given).
+    """
+    y = np.asarray(y, float)
+    w = np.asarray(weights, float)
+    if w.ndim != 2 or len(w) != len(y):
+        raise ScenarioError(f"weights must be (N, K) with N = {len(y)}; got {w.shape}")
+    wbar = w.mean(axis=0)
+    if np.any(wbar <= 0):
+        raise ScenarioError("a regime has no consistent participant; simulate more")
+    mu = (w * y[:, None]).sum(axis=0) / w.sum(axis=0)
+    phi = w * (y[:, None] - mu[None, :]) / wbar[None, :]
+    return phi.T @ phi / len(y)
+
+
 def mcb_power(cov: Sequence[Sequence[float]] | np.ndarray, delta: Sequence[float], *,
               min_delta: float, n: int | Sequence[int], alpha: float = 0.05,
               draws: int = 200_000, seed: int = 20200101) -> list[MCBPower]:
@@ -222,3 +276,50 @@ def mcb_sample_size(cov: Sequence[Sequence[float]] | np.ndarray, delta: Sequence
                           min_delta, alpha, draws, seed)
     q = float(np.quantile(t, power))
     return max(1, math.ceil(q**2)) if q > 0 else 1
+
+
+# --------------------------------------------------------------------------- global test
+def _global_ncp_per_n(cov: np.ndarray, means: np.ndarray) -> tuple[float, int]:
+    k = len(means)
+    if cov.shape != (k, k):
+        raise ScenarioError(f"the covariance matrix is {cov.shape}; it must be {k} x {k}")
+    c = np.eye(k)[1:] - np.eye(k)[0]  # contrasts: each regime minus the first
+    cm = c @ means
+    return float(cm @ np.linalg.solve(c @ cov @ c.T, cm)), k - 1
+
+
+def global_test_power(cov: Sequence[Sequence[float]] | np.ndarray, means: Sequence[float], *,
+                      n: int, alpha: float = 0.05) -> float:
+    """Power of the Wald chi-square test that all embedded regimes have the same mean.
+
+    With ``V`` the covariance of ``sqrt(N)`` times the regime-mean estimators and ``C`` the
+    ``K - 1`` contrasts against the first regime, the statistic
+    ``N (C mu_hat)' (C V C')^{-1} (C mu_hat)`` is asymptotically noncentral chi-square with
+    ``K - 1`` degrees of freedom and noncentrality ``N (C mu)' (C V C')^{-1} (C mu)``
+    (the omnibus test of Ogbagaber, Karp & Wahed 2016, SMARTAR).
+
+    References
+    ----------
+    Ogbagaber SB, Karp J, Wahed AS (2016). Design of sequentially randomized trials for testing
+    adaptive treatment strategies. Stat Med 35(6):840-858.
+    """
+    _check_prob("alpha", alpha)
+    if n < 1:
+        raise ScenarioError(f"n must be >= 1; got {n}")
+    lam, df = _global_ncp_per_n(np.asarray(cov, float), np.asarray(means, float))
+    crit = stats.chi2.ppf(1 - alpha, df)
+    return float(stats.ncx2.sf(crit, df, n * lam)) if lam > 0 else alpha
+
+
+def global_test_sample_size(cov: Sequence[Sequence[float]] | np.ndarray,
+                            means: Sequence[float], *, power: float = 0.80,
+                            alpha: float = 0.05) -> int:
+    """Smallest N whose :func:`global_test_power` reaches ``power``."""
+    _check_prob("power", power)
+    _check_prob("alpha", alpha)
+    lam, df = _global_ncp_per_n(np.asarray(cov, float), np.asarray(means, float))
+    if lam <= 0:
+        raise ScenarioError("the regime means are all equal: no N gives power above alpha")
+    crit = stats.chi2.ppf(1 - alpha, df)
+    ncp = optimize.brentq(lambda x: stats.ncx2.sf(crit, df, x) - power, 1e-9, 1e6)
+    return max(1, math.ceil(ncp / lam - 1e-9))
