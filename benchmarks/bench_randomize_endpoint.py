@@ -26,14 +26,14 @@ import contextlib
 import os
 import random
 import statistics
-import tempfile
+import sys
 import time
-import uuid
+from pathlib import Path
+from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 from tests.service import server
-from tests.service.conftest import DbHandle
 from tests.service.factories import (
     PASSWORD,
     Trial,
@@ -43,8 +43,11 @@ from tests.service.factories import (
 )
 
 from tailor.db import models as m
-from tailor.db import upgrade, verify_chain
+from tailor.db import verify_chain
 from tailor.services import randomization
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import bench_database
 
 Job = tuple[str, str, str]
 SERVER_MS: list[float] = []  # the app's own time per request (Server-Timing: app;dur=...)
@@ -147,16 +150,11 @@ def main() -> None:
     ap.add_argument("--stage", type=int, choices=[1, 2], default=1)
     ap.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     args = ap.parse_args()
-    schema = None
-    if args.backend == "sqlite":
-        url = f"sqlite:///{tempfile.mkdtemp()}/bench.db"
-    else:
-        url = args.url
-        schema = "bench_" + uuid.uuid4().hex[:8]
-        with create_engine(url, isolation_level="AUTOCOMMIT").connect() as c:
-            c.execute(text(f"CREATE SCHEMA {schema}"))
-    dbh = DbHandle(args.backend, url, schema)
-    upgrade(dbh.db.engine)
+    with bench_database(args.backend, args.url) as dbh:
+        run(args, dbh)
+
+
+def run(args: argparse.Namespace, dbh: Any) -> None:
     t = setup_trial(dbh.db)
     users = ("coord1", "coord2")
     warm = [(u, _participant(t, u, args.stage)) for u in users for _ in range(16)]
@@ -220,10 +218,6 @@ def main() -> None:
     print(f"throughput: {timed_alloc / elapsed:.1f} allocations/s ({len(statuses) / elapsed:.1f} "
           f"requests/s) over {elapsed:.1f} s; load average at start "
           f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    dbh.db.dispose()
-    if schema:
-        with create_engine(url, isolation_level="AUTOCOMMIT").connect() as c:
-            c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
 
 
 if __name__ == "__main__":

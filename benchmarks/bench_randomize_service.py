@@ -14,17 +14,19 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import tempfile
+import sys
 import time
-import uuid
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
-from sqlalchemy import create_engine, event, text
-from tests.service.conftest import DbHandle
+from sqlalchemy import event
 from tests.service.factories import NOW, PEG_ITEMS, ready_participant, setup_trial
 
-from tailor.db import upgrade
 from tailor.services import randomization, trial
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import bench_database
 
 
 def main() -> None:
@@ -33,17 +35,13 @@ def main() -> None:
     ap.add_argument("--url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     ap.add_argument("--n", type=int, default=60, help="participants (allocations per stage)")
     args = ap.parse_args()
-    schema = None
-    if args.backend == "sqlite":
-        url = f"sqlite:///{tempfile.mkdtemp()}/bench.db"
-    else:
-        url, schema = args.url, "bench_" + uuid.uuid4().hex[:8]
-        with create_engine(url, isolation_level="AUTOCOMMIT").connect() as c:
-            c.execute(text(f"CREATE SCHEMA {schema}"))
-    dbh = DbHandle(args.backend, url, schema)
-    upgrade(dbh.db.engine)
+    with bench_database(args.backend, args.url) as dbh:
+        run(dbh, args.n)
+
+
+def run(dbh: Any, n: int) -> None:
     t = setup_trial(dbh.db)
-    codes = [ready_participant(t) for _ in range(args.n)]
+    codes = [ready_participant(t) for _ in range(n)]
     statements = [0]
     event.listen(dbh.db.engine, "before_cursor_execute",
                  lambda *a, **k: statements.__setitem__(0, statements[0] + 1))
@@ -66,14 +64,10 @@ def main() -> None:
             times.append(time.perf_counter() - t0)
             n_sql += statements[0] - before
         ms = sorted(x * 1000 for x in times)
-        print(f"backend={args.backend} stage={stage} n={len(ms)} p50={statistics.median(ms):.2f} "
+        print(f"backend={dbh.backend} stage={stage} n={len(ms)} p50={statistics.median(ms):.2f} "
               f"p95={ms[int(0.95 * (len(ms) - 1))]:.2f} ms "
               f"alloc/s={1000 / statistics.fmean(ms):.1f} sql/alloc={n_sql / len(ms):.1f} "
               f"load={load[0]:.2f}")
-    dbh.db.dispose()
-    if schema:
-        with create_engine(url, isolation_level="AUTOCOMMIT").connect() as c:
-            c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
 
 
 if __name__ == "__main__":
