@@ -162,3 +162,14 @@ def test_saved_forms_show_answers_scores_and_ask_a_reason(client: TestClient, tr
                     data={"csrf_token": csrf, "visit_date": site_now("coord1").date()
                           .isoformat()})
     assert r.status_code == 422 and "Reason for the correction: required" in r.text
+
+
+def test_site_dashboard_lists_open_queries(client: TestClient, trial) -> None:  # type: ignore[no-untyped-def]
+    from tailor.services import queries
+
+    code = at_week12(trial)
+    queries.open_query(trial.db, trial.ctx("dm"), code, fld="PEG3",
+                       message="PEG3 missing on paper", visit_code="week0")
+    login(client, "coord1")
+    page = client.get("/site").text
+    assert "Open data queries (1)" in page and "PEG3 missing on paper" in page
