@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import subprocess
+import tempfile
 import time
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -43,3 +48,30 @@ def write_result(name: str, body: str) -> Path:
     path = RESULTS / f"{name}.md"
     path.write_text(body)
     return path
+
+
+@contextlib.contextmanager
+def bench_database(backend: str, url: str) -> Iterator[Any]:
+    """A fresh, migrated database for a service benchmark (a ``tests.service.conftest.DbHandle``):
+    a temporary SQLite file, or a throwaway schema on the PostgreSQL server at ``url``."""
+    from sqlalchemy import create_engine, text
+    from tests.service.conftest import DbHandle
+
+    from tailor.db import upgrade
+
+    schema = None
+    if backend == "sqlite":
+        url = f"sqlite:///{tempfile.mkdtemp()}/bench.db"
+    else:
+        schema = "bench_" + uuid.uuid4().hex[:8]
+        with create_engine(url, isolation_level="AUTOCOMMIT").connect() as c:
+            c.execute(text(f"CREATE SCHEMA {schema}"))
+    dbh = DbHandle(backend, url, schema)
+    upgrade(dbh.db.engine)
+    try:
+        yield dbh
+    finally:
+        dbh.db.dispose()
+        if schema:
+            with create_engine(url, isolation_level="AUTOCOMMIT").connect() as c:
+                c.execute(text(f"DROP SCHEMA {schema} CASCADE"))

@@ -26,10 +26,13 @@ import contextlib
 import os
 import random
 import statistics
+import sys
 import time
+from pathlib import Path
+from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 from tests.service import server
 from tests.service.factories import (
     PASSWORD,
@@ -42,6 +45,9 @@ from tests.service.factories import (
 from tailor.db import models as m
 from tailor.db import verify_chain
 from tailor.services import randomization
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import bench_database
 
 Job = tuple[str, str, str]
 SERVER_MS: list[float] = []  # the app's own time per request (Server-Timing: app;dur=...)
@@ -144,7 +150,11 @@ def main() -> None:
     ap.add_argument("--stage", type=int, choices=[1, 2], default=1)
     ap.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     args = ap.parse_args()
-    dbh = server.fresh_database(args.backend, args.url)
+    with bench_database(args.backend, args.url) as dbh:
+        run(args, dbh)
+
+
+def run(args: argparse.Namespace, dbh: Any) -> None:
     t = setup_trial(dbh.db)
     users = ("coord1", "coord2")
     warm = [(u, _participant(t, u, args.stage)) for u in users for _ in range(16)]
@@ -208,10 +218,6 @@ def main() -> None:
     print(f"throughput: {timed_alloc / elapsed:.1f} allocations/s ({len(statuses) / elapsed:.1f} "
           f"requests/s) over {elapsed:.1f} s; load average at start "
           f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    dbh.db.dispose()
-    if dbh.schema:
-        with create_engine(dbh.url, isolation_level="AUTOCOMMIT").connect() as c:
-            c.execute(text(f"DROP SCHEMA {dbh.schema} CASCADE"))
 
 
 if __name__ == "__main__":

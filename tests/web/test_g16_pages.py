@@ -141,3 +141,35 @@ def test_event_details_withdrawal_kind_and_timeline_in_date_order(client: TestCl
     timeline = page.text.split('<ol class="timeline">')[1].split("</ol>")[0]
     dates = re.findall(r"<li>(\d{4}-\d{2}-\d{2}) · ", timeline)
     assert dates == sorted(dates) and len(dates) >= 7
+
+
+def test_saved_forms_show_answers_scores_and_ask_a_reason(client: TestClient, trial) -> None:  # type: ignore[no-untyped-def]
+    from tests.web.conftest import ready
+
+    code = at_week12(trial)
+    csrf = login(client, "coord1")
+    assert _week12(client, code, csrf, 5).status_code == 200
+    form = client.get(f"/participants/{code}/visits/week12").text
+    assert "Saved scores" in form and "response category" in form
+    assert re.search(r'<select id="f-pgic-PGIC1"[^>]*>.*?<option value="5" selected',
+                     form, re.S), "the saved PGIC is not shown"
+    assert 'name="reason"' in form
+    v0 = ready(trial)
+    page = client.get(f"/participants/{v0}/visits/week0").text
+    assert "Saved scores" in page and "PEGSCORE" in page and 'name="reason"' in page
+    assert re.search(r'<select id="f-peg-PEG1"[^>]*>.*?<option value="6" selected', page, re.S)
+    r = client.post(f"/participants/{v0}/visits/week0",
+                    data={"csrf_token": csrf, "visit_date": site_now("coord1").date()
+                          .isoformat()})
+    assert r.status_code == 422 and "Reason for the correction: required" in r.text
+
+
+def test_site_dashboard_lists_open_queries(client: TestClient, trial) -> None:  # type: ignore[no-untyped-def]
+    from tailor.services import queries
+
+    code = at_week12(trial)
+    queries.open_query(trial.db, trial.ctx("dm"), code, fld="PEG3",
+                       message="PEG3 missing on paper", visit_code="week0")
+    login(client, "coord1")
+    page = client.get("/site").text
+    assert "Open data queries (1)" in page and "PEG3 missing on paper" in page

@@ -84,12 +84,16 @@ def _columns(row: Any, names: Iterable[str]) -> dict[str, Any]:
     return {n: _j(getattr(row, n)) for n in names}
 
 
-def session_facts(session: Session, participant_id: int) -> Facts:
-    """The facts as the live tables hold them now."""
+def session_facts(session: Session, participant_id: int, *,
+                  assessments_only: bool = False) -> Facts:
+    """The facts as the live tables hold them now (``assessments_only``: what stage-1 inputs
+    read, one query)."""
     f = Facts()
     for a in session.scalars(select(m.EligibilityAssessment).where(
             m.EligibilityAssessment.participant_id == participant_id)):
         f.assessments[a.id] = _columns(a, ("phases", "record", "eligible", "eligible_arms"))
+    if assessments_only:
+        return f
     for v in session.scalars(select(m.Visit).where(m.Visit.participant_id == participant_id)):
         f.visits[v.id] = _columns(v, ("code", "status", "visit_date"))
     if f.visits:

@@ -184,7 +184,8 @@ def randomize(db: Database, ctx: RequestContext, code: str, stage: int,
         if stage == 1 and p.status != "ready":
             raise ConflictError(f"stage-1 randomization needs a completed, eligible Visit 0 "
                                 f"(status {p.status})")
-        inputs = allocation_inputs(protocol, stage, session_facts(session, p.id))
+        inputs = allocation_inputs(protocol, stage, session_facts(
+            session, p.id, assessments_only=stage == 1))
         option_set, levels = feasible(protocol, stage, inputs)
         if not option_set.eligible:
             raise ConflictError(f"no eligible option at stage {stage} among "

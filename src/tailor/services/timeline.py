@@ -149,9 +149,9 @@ def _in_date_order(view: dict[str, Any], visits: list[dict[str, Any]],
     add(view.get("enrolled_on"), "enrolled; run-in started")
     if d["run_in"]:
         r = d["run_in"]
-        add(r["completed_on"], f"Run-in {'passed' if r['passed'] else 'not passed'}: "
-                               f"{r['modules_completed']} modules, {r['messages_answered']} "
-                               "messages answered")
+        add(r["completed_on"], f"run-in: {r['modules_completed']} modules, "
+                               f"{r['messages_answered']} messages answered · "
+                               f"{'passed' if r['passed'] else 'not passed'}")
     labels = d["visit_labels"]
     for v in visits:
         if v["status"] == "completed":

@@ -50,6 +50,7 @@ __all__ = [
     "record_visit_in",
     "screen",
     "site_today",
+    "visit_answers",
     "visits_view",
     "withdraw",
 ]
@@ -398,6 +399,25 @@ def record_visit_in(db: Database, ctx: RequestContext, session: Session, code: s
     if deviations:
         out["protocol_deviations"] = deviations
     return redact(out, ctx.actor, arm_tokens(protocol))  # a data manager correcting Visit 0
+
+
+def visit_answers(db: Database, ctx: RequestContext, code: str,
+                  visit_code: str) -> dict[str, dict[str, str | None]]:
+    """The saved item answers of one visit: instrument -> {item code: value as text}, for the
+    forms to show what was saved (empty before the visit is recorded)."""
+    require(ctx.actor, PARTICIPANT_READ, "read visits")
+
+    def run(session: Session) -> dict[str, dict[str, str | None]]:
+        p = get_participant(session, ctx.actor, code)
+        visit = _visit(session, p, visit_code)
+        out: dict[str, dict[str, str | None]] = {}
+        if visit is not None:
+            for r in session.scalars(select(m.InstrumentResponse).where(
+                    m.InstrumentResponse.visit_id == visit.id)):
+                out.setdefault(r.instrument, {})[r.item_code] = r.value
+        return out
+
+    return in_transaction(db, ctx, run, write=False)
 
 
 def visits_view(db: Database, ctx: RequestContext, code: str) -> list[dict[str, Any]]:

@@ -24,9 +24,10 @@ from starlette.datastructures import FormData
 
 from tailor.exceptions import AuthenticationError, RecordError, TailorError
 from tailor.services import auth as auth_service
-from tailor.services import overview, timeline, trial
+from tailor.services import overview, queries, timeline, trial
 from tailor.services.admin import live_protocol
 from tailor.services.auth import RateLimitedError
+from tailor.services.scope import PARTICIPANT_READ
 from tailor.services.uow import in_transaction
 from tailor.web.forms import date_field, parse_date, parse_protocol_fields, protocol_field
 from tailor.web.inputs import check_form
@@ -133,9 +134,13 @@ def home(page: User) -> Response:
 # --------------------------------------------------------------------------- dashboard
 @router.get("/site", response_class=HTMLResponse)
 def dashboard(page: User) -> Response:
-    """Screening funnel, enrolment, and visits due and overdue with their windows."""
+    """Screening funnel, enrolment, visits due and overdue with their windows, and the open
+    data queries (oldest first)."""
     data = overview.site_dashboard(page.db, page.ctx)
-    return page.render("dashboard.html", data=data)
+    open_queries = queries.list_queries(page.db, page.ctx, status="open", sort="age",
+                                        limit=20) if page.actor.role in PARTICIPANT_READ \
+        else []
+    return page.render("dashboard.html", data=data, open_queries=open_queries)
 
 
 # --------------------------------------------------------------------------- participants

@@ -65,12 +65,29 @@ def _baseline_page(page: Page, code: str, visit: str, data: dict[str, Any],
                    errors: dict[str, str], status: int = 200) -> Response:
     protocol = protocol_of(page)
     v = _visit(data, visit)
-    top = [date_field("visit_date", "Visit date", fields.get("visit_date") or data["today"],
-                      errors.get("visit_date"),
+    correcting = v["status"] == "completed"
+    values = values or _saved(page, code, visit)
+    top = [date_field("visit_date", "Visit date", fields.get("visit_date")
+                      or v.get("visit_date") or data["today"], errors.get("visit_date"),
                       hint=f"Window {v['window_start']} to {v['window_end']} (inclusive)")]
     top += [protocol_field(protocol, n, fields.get(n), errors.get(n)) for n in _BASELINE_FIELDS]
+    if correcting:
+        top.append(_reason_field(fields, errors))
     return page.render("baseline.html", status, t=data, code=code, visit=v, top=top,
-                       blocks=_baseline_blocks(values, errors), errors=errors)
+                       blocks=_baseline_blocks(values, errors), errors=errors,
+                       correcting=correcting)
+
+
+def _saved(page: Page, code: str, visit: str) -> dict[str, dict[str, Any]]:
+    """What the visit's form saved, keyed as the form's blocks are (PEG -> peg ...)."""
+    answers = trial.visit_answers(page.db, page.ctx, code, visit)
+    return {(k.lower() if k in ("PEG", "PGIC") else k): dict(v) for k, v in answers.items()}
+
+
+def _reason_field(fields: dict[str, Any], errors: dict[str, str]) -> dict[str, Any]:
+    return {"name": "reason", "id": "f-reason", "kind": "text",
+            "label": "Reason for the correction", "value": fields.get("reason", ""),
+            "error": errors.get("reason"), "required": True}
 
 
 def _follow_up_page(page: Page, code: str, visit: str, data: dict[str, Any],
@@ -82,9 +99,8 @@ def _follow_up_page(page: Page, code: str, visit: str, data: dict[str, Any],
                       or v.get("visit_date") or data["today"], errors.get("visit_date"),
                       hint=f"Window {v['window_start']} to {v['window_end']} (inclusive)")]
     if correcting:
-        top.append({"name": "reason", "id": "f-reason", "kind": "text",
-                    "label": "Reason for the correction", "value": fields.get("reason", ""),
-                    "error": errors.get("reason"), "required": True})
+        top.append(_reason_field(fields, errors))
+        values = values or _saved(page, code, visit)
     blocks = [instrument_block("peg", values.get("peg", {}), errors),
               instrument_block("pgic", values.get("pgic", {}), errors)]
     decision = data["decision_visit"] == visit
@@ -137,9 +153,15 @@ def record_visit(page: User, code: str, visit: str, form: Form) -> Response:
         values = {"peg": parse_items("peg", form, errors)}
         values |= {n: parse_items(n, form, errors) for n in BASELINE_INSTRUMENTS}
         known = {f"{b}.{i}" for b, items in values.items() for i in items} | set(fields)
+        reason = str(form.get("reason", "")).strip()[:500]
+        fields["reason"] = reason
+        if v["status"] == "completed" and not reason:
+            errors["reason"] = "Reason for the correction: required"
         if not errors:
+            ctx = page.ctx
+            ctx.reason = reason
             try:
-                record_baseline(page.db, page.ctx, code, visit, visit_date=day,
+                record_baseline(page.db, ctx, code, visit, visit_date=day,
                                 peg=values["peg"],
                                 questionnaires={n: values[n] for n in BASELINE_INSTRUMENTS},
                                 fields=record)

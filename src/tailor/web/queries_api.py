@@ -6,11 +6,10 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
-from fastapi.responses import PlainTextResponse
 
 from tailor.services import queries
 from tailor.web import schemas as s
-from tailor.web.api import ERR, Code, Ctx, Db, no_unknown_query
+from tailor.web.api import ERR, Code, CsvResponse, Ctx, Db, no_unknown_query
 
 __all__ = ["router"]
 
@@ -34,13 +33,13 @@ def list_queries(ctx: Ctx, db: Db, status: Status = None, participant: Participa
                                 sort=sort, limit=limit, offset=offset)
 
 
-@router.get("/queries.csv", response_class=PlainTextResponse)
+@router.get("/queries.csv", response_class=CsvResponse)
 def export_queries(ctx: Ctx, db: Db, status: Status = None, participant: Participant = None,
-                   site: SiteCode = None, sort: Sort = "age") -> PlainTextResponse:
+                   site: SiteCode = None, sort: Sort = "age") -> CsvResponse:
     """The filtered query list as CSV."""
     body = queries.export_queries_csv(db, ctx, status=status, participant=participant,
                                       site=site, sort=sort)
-    return PlainTextResponse(body, media_type="text/csv", headers={
+    return CsvResponse(body, headers={
         "Content-Disposition": 'attachment; filename="queries.csv"'})
 
 
