@@ -130,3 +130,31 @@ def test_second_factor_by_setting(trial):  # type: ignore[no-untyped-def]
     assert r.status_code == 422 and "does not match" in r.text
     r = p.post(f"{path}/birth-year", data={"birth_year": "1980"})  # the factory's
     assert "Question 1 of 4" in r.text
+
+
+def test_coordinator_links_page_issue_resend_revoke(trial, plain_app):  # type: ignore[no-untyped-def]
+    from tests.web.conftest import csrf_of, login
+
+    code = at_week12(trial)
+    c = TestClient(plain_app, base_url="https://testserver")
+    csrf = login(c, "coord1")
+    assert f'href="/participants/{code}/links"' in c.get(f"/participants/{code}").text
+    page = c.get(f"/participants/{code}/links")
+    assert page.status_code == 200 and "not sent" in page.text
+    r = c.post(f"/participants/{code}/links/week12", data={"csrf_token": csrf,
+                                                           "action": "issue"})
+    url = re.search(r'<code id="link-url">https://testserver(/p/[^<]+)</code>', r.text)
+    assert url, r.text
+    assert TestClient(plain_app).get(url.group(1)).status_code == 200
+    r = c.post(f"/participants/{code}/links/week12",
+               data={"csrf_token": csrf_of(r.text), "action": "issue"})  # resend
+    assert "Resend" in r.text and TestClient(plain_app).get(url.group(1)).status_code == 404
+    r = c.post(f"/participants/{code}/links/week12",
+               data={"csrf_token": csrf_of(r.text), "action": "revoke"})
+    assert re.search(r"<td>week12</td><td>revoked</td>", r.text)
+    r = c.post(f"/participants/{code}/links/week0",
+               data={"csrf_token": csrf_of(r.text), "action": "issue"})
+    assert r.status_code == 409 and "Visit 0 is recorded by the site" in r.text
+    other = TestClient(plain_app, base_url="https://testserver")
+    login(other, "coord2")
+    assert other.get(f"/participants/{code}/links").status_code == 404

@@ -213,8 +213,10 @@ def _link_ctx(request_id: str, now: datetime | None) -> RequestContext:
 
 def _resolve(session: Session, token: str, now: datetime
              ) -> tuple[m.ParticipantLink, m.Participant, m.Visit]:
-    link = session.scalars(select(m.ParticipantLink).where(
-        m.ParticipantLink.token_hash == token_hash(token))).one_or_none()
+    stmt = select(m.ParticipantLink).where(m.ParticipantLink.token_hash == token_hash(token))
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update()  # two submits (two tabs) of one link: one records
+    link = session.scalars(stmt).one_or_none()
     if link is None or link.revoked_at is not None or link.submitted_at is not None \
             or link.expires_at <= now:
         raise LinkUnavailableError(UNAVAILABLE)
