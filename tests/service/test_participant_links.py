@@ -12,8 +12,8 @@ from sqlalchemy import select
 
 from tailor.db import models as m
 from tailor.exceptions import ConflictError, InvalidFieldError, NotFoundError
+from tailor.services import exports, randomization, trial
 from tailor.services import participant_links as links
-from tailor.services import randomization, trial
 
 from .factories import NOW, ready_participant, setup_trial
 
@@ -71,6 +71,11 @@ def test_week12_link_answers_make_a_nonresponder_audited_as_the_link(dbh, caplog
     assert links.link_statuses(t.db, t.ctx("coord1", now=WEEK12), code)[1] == {
         "visit": "week12", "status": "complete", "expires_at": issued["expires_at"],
         "participant_entered": True}
+    # participant-entered data are marked in the long export (and only that visit)
+    _, long = exports.export_frames(t.db, t.ctx("stat", now=WEEK12))
+    marked = long[long["field"] == "participant_entered"]
+    assert marked[["participant_id", "visit", "value"]].values.tolist() == [
+        [code, "week12", "1"]]
     # spent: the link shows nothing any more
     with pytest.raises(links.LinkUnavailableError):
         links.link_form(t.db, token, now=WEEK12)
