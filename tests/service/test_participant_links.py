@@ -145,3 +145,13 @@ def test_second_factor_year_of_birth(sqlite_dbh):
         links.link_form(t.db, token, now=WEEK12, birth_year=1979)
     assert links.save_answers(t.db, token, {"PEG1": 1}, now=WEEK12,
                               birth_year=1980) == {"PEG1": 1}
+
+    # wrong years of birth are counted on the link (2 so far); the fifth revokes it
+    for _ in range(links.MAX_FACTOR_FAILURES - 3):
+        with pytest.raises(links.SecondFactorError):
+            links.link_form(t.db, token, now=WEEK12, birth_year=1900)
+    assert links.link_form(t.db, token, now=WEEK12, birth_year=1980)["answers"] == {"PEG1": 1}
+    with pytest.raises(links.SecondFactorError):
+        links.link_form(t.db, token, now=WEEK12, birth_year=1900)
+    with pytest.raises(links.LinkUnavailableError):
+        links.link_form(t.db, token, now=WEEK12, birth_year=1980)

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -34,8 +35,10 @@ from tailor.services.trial import record_visit_in
 from tailor.services.uow import in_transaction
 
 __all__ = [
+    "MAX_FACTOR_FAILURES",
     "LinkUnavailableError",
     "Question",
+    "SecondFactorError",
     "issue_link",
     "link_form",
     "link_statuses",
@@ -46,6 +49,7 @@ __all__ = [
     "token_hash",
 ]
 
+T = TypeVar("T")
 PARTICIPANT_ROLE = "participant"
 UNAVAILABLE = "this link cannot be used"
 
@@ -233,10 +237,42 @@ def _resolve(session: Session, token: str, now: datetime
     return link, p, visit
 
 
+class SecondFactorError(InvalidFieldError):
+    """The year of birth given with a link does not match (422); counted on the link."""
+
+
+#: wrong years of birth a link tolerates; the next one revokes it (the site issues a new one)
+MAX_FACTOR_FAILURES = 5
+
+
 def _check_factor(link: m.ParticipantLink, p: m.Participant, birth_year: int | None) -> None:
     if link.second_factor and (birth_year is None or birth_year != p.birth_year):
-        raise InvalidFieldError("the year of birth does not match our records",
+        raise SecondFactorError("the year of birth does not match our records",
                                 field="birth_year", value=None, rule="second_factor")
+
+
+def _count_failure(db: Database, ctx: RequestContext, token: str) -> None:
+    def run(session: Session) -> None:
+        link, _, _ = _resolve(session, token, ctx.utcnow())
+        failures = int(link.draft.get("factor_failures", 0)) + 1
+        link.draft = dict(link.draft) | {"factor_failures": failures}
+        if failures >= MAX_FACTOR_FAILURES:
+            link.revoked_at = ctx.utcnow()
+
+    try:
+        in_transaction(db, ctx, run, reason="wrong year of birth for a participant link")
+    except LinkUnavailableError:
+        pass
+
+
+def _guarded(db: Database, ctx: RequestContext, token: str, run: Callable[[Session], T],
+             reason: str) -> T:
+    """One participant-side transaction; a wrong year of birth is counted in its own."""
+    try:
+        return in_transaction(db, ctx, run, reason=reason)
+    except SecondFactorError:
+        _count_failure(db, ctx, token)
+        raise
 
 
 def link_form(db: Database, token: str, *, now: datetime | None = None,
@@ -257,7 +293,7 @@ def link_form(db: Database, token: str, *, now: datetime | None = None,
                 "answers": dict(link.draft.get("answers", {})),
                 "needs_birth_year": needs_factor, "closes_on": visit.window_end}
 
-    return in_transaction(db, ctx, run, reason="participant opened the link")
+    return _guarded(db, ctx, token, run, "participant opened the link")
 
 
 def _validate(questions: list[Question], answers: dict[str, Any]) -> dict[str, int]:
@@ -297,7 +333,7 @@ def save_answers(db: Database, token: str, answers: dict[str, Any], *,
         link.draft = dict(link.draft) | {"answers": merged}
         return merged
 
-    return in_transaction(db, ctx, run, reason="participant saved answers")
+    return _guarded(db, ctx, token, run, "participant saved answers")
 
 
 def submit_link(db: Database, token: str, *, now: datetime | None = None,
@@ -331,4 +367,4 @@ def submit_link(db: Database, token: str, *, now: datetime | None = None,
         link.submitted_at = ctx.utcnow()
         return {"submitted": True}
 
-    return in_transaction(db, ctx, run, reason="participant submitted the questionnaires")
+    return _guarded(db, ctx, token, run, "participant submitted the questionnaires")
