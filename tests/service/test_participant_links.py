@@ -12,10 +12,10 @@ from sqlalchemy import select
 
 from tailor.db import models as m
 from tailor.exceptions import ConflictError, InvalidFieldError, NotFoundError
-from tailor.services import exports, randomization, trial
+from tailor.services import admin, exports, randomization, trial
 from tailor.services import participant_links as links
 
-from .factories import NOW, ready_participant, setup_trial
+from .factories import NOW, PASSWORD, ready_participant, setup_trial
 
 WEEK12 = NOW + timedelta(days=84)
 
@@ -131,6 +131,16 @@ def test_expiry_revoke_resend_and_unknown_tokens(dbh):
         links.issue_link(t.db, t.ctx("coord1", now=WEEK12), code, "week0")
     with pytest.raises(ConflictError, match="window closed"):
         links.issue_link(t.db, t.ctx("coord1", now=end + timedelta(days=1)), code, "week12")
+    # after data lock: no new link, and a live link shows nothing
+    live = links.issue_link(t.db, t.ctx("coord1", now=WEEK12), code, "week18")["token"]
+    early = links.link_form(t.db, live, now=WEEK12)
+    assert early["opens_on"] == (NOW + timedelta(weeks=18) - timedelta(days=7)).date()
+    assert links.link_form(t.db, live, now=WEEK12 + timedelta(weeks=6))["opens_on"] is None
+    admin.lock_data(t.db, t.ctx("dm", now=WEEK12), password=PASSWORD)
+    with pytest.raises(ConflictError, match="locked"):
+        links.issue_link(t.db, t.ctx("coord1", now=WEEK12), code, "week24")
+    with pytest.raises(links.LinkUnavailableError):
+        links.link_form(t.db, live, now=WEEK12 + timedelta(weeks=6))
 
 
 def test_second_factor_year_of_birth(sqlite_dbh):

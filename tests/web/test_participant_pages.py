@@ -98,6 +98,13 @@ def test_revoked_and_unknown_links_get_the_friendly_page(trial, plain_app):  # t
     code = at_week12(trial)
     c = TestClient(plain_app, base_url="https://testserver")
     hc = _bearer(c, "coord1")
+    early = c.post(f"/api/v1/participants/{code}/visits/week18/link",
+                   headers=hc).json()["path"]
+    for r in (c.get(early), c.post(early, data={"step": "0", "answer": "3"})):
+        assert r.status_code == 200 and "This questionnaire opens on" in r.text
+        assert "Question" not in r.text
+    assert c.get(f"/api/v1/participants/{code}/links", headers=hc).json()[2]["status"] == \
+        "opened"  # opened, nothing saved
     path = c.post(f"/api/v1/participants/{code}/visits/week12/link", headers=hc).json()["path"]
     assert c.delete(f"/api/v1/participants/{code}/visits/week12/link",
                     headers=hc).json()["status"] == "revoked"

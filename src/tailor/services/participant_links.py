@@ -28,8 +28,8 @@ from tailor.db import Database
 from tailor.db import models as m
 from tailor.exceptions import ConflictError, InvalidFieldError, NotFoundError
 from tailor.instruments.pain import PEG, PGIC
-from tailor.services.admin import live_protocol
-from tailor.services.context import Actor, RequestContext
+from tailor.services.admin import ensure_writable, live_protocol
+from tailor.services.context import Actor, RequestContext, local_date
 from tailor.services.scope import PARTICIPANT_READ, PARTICIPANT_WRITE, get_participant, require
 from tailor.services.trial import record_visit_in
 from tailor.services.uow import in_transaction
@@ -122,7 +122,8 @@ def issue_link(db: Database, ctx: RequestContext, code: str, visit_code: str, *,
     require(ctx.actor, PARTICIPANT_WRITE, "issue participant links")
 
     def run(session: Session) -> dict[str, Any]:
-        _, protocol = live_protocol(db, session)
+        pv, protocol = live_protocol(db, session)
+        ensure_writable(session, pv)
         p = get_participant(session, ctx.actor, code, for_update=True)
         first = min(protocol.visits, key=lambda v: v.week).code
         if visit_code == first:
@@ -164,6 +165,7 @@ def revoke_link(db: Database, ctx: RequestContext, code: str, visit_code: str
     require(ctx.actor, PARTICIPANT_WRITE, "revoke participant links")
 
     def run(session: Session) -> dict[str, Any]:
+        ensure_writable(session, live_protocol(db, session)[0])
         p = get_participant(session, ctx.actor, code, for_update=True)
         link = _live(session, _visit_of(session, p, visit_code))
         if link is None:
@@ -227,7 +229,9 @@ def _resolve(session: Session, token: str, now: datetime
     p = session.get(m.Participant, link.participant_id)
     visit = session.get(m.Visit, link.visit_id)
     assert p is not None and visit is not None
-    if p.status == "withdrawn" or visit.status == "completed":
+    locked = session.scalars(select(m.DataLock.id).where(
+        m.DataLock.protocol_version_id == p.protocol_version_id)).first() is not None
+    if p.status == "withdrawn" or visit.status == "completed" or locked:
         raise LinkUnavailableError(UNAVAILABLE)
     audit = session.info.get("audit")
     if audit is not None:  # the participant's own writes carry the link as the actor
@@ -289,9 +293,12 @@ def link_form(db: Database, token: str, *, now: datetime | None = None,
         if link.opened_at is None:
             link.opened_at = ctx.utcnow()
         _, protocol = live_protocol(db, session)
+        site = session.get(m.Site, p.site_id)
+        today = local_date(ctx.utcnow(), site.timezone) if site else visit.window_start
         return {"questions": questions_for(list(protocol.visit(visit.code).assessments)),
                 "answers": dict(link.draft.get("answers", {})),
-                "needs_birth_year": needs_factor, "closes_on": visit.window_end}
+                "needs_birth_year": needs_factor, "closes_on": visit.window_end,
+                "opens_on": visit.window_start if today < visit.window_start else None}
 
     return _guarded(db, ctx, token, run, "participant opened the link")
 

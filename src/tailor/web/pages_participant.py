@@ -44,6 +44,13 @@ def _unavailable(request: Request) -> HTMLResponse:
                  message=UNAVAILABLE)
 
 
+def _not_open(request: Request, form: dict[str, Any]) -> HTMLResponse:
+    day = form["opens_on"].strftime("%d %B %Y")
+    return _page(request, "p_message.html", title="Not open yet",
+                 message=f"This questionnaire opens on {day}. Please come back to this link "
+                         "then.")
+
+
 def _valid_token(token: str) -> bool:
     return 20 <= len(token) <= 100 and set(token) <= _TOKEN_CHARS
 
@@ -88,6 +95,8 @@ def questionnaire(request: Request, token: str, step: int | None = None) -> Resp
         return _unavailable(request)
     if form["needs_birth_year"]:
         return _page(request, "p_birth_year.html", token=token, error="")
+    if form["opens_on"] is not None:
+        return _not_open(request, form)
     questions = form["questions"]
     if step is None:
         step = next((i for i, q in enumerate(questions) if q.code not in form["answers"]),
@@ -107,6 +116,8 @@ async def answer(request: Request, token: str) -> Response:
     if form is None or form["needs_birth_year"]:
         return _unavailable(request) if form is None else RedirectResponse(
             f"/p/{token}", status_code=303)
+    if form["opens_on"] is not None:
+        return _not_open(request, form)
     questions = form["questions"]
     raw_step = str(data.get("step", ""))
     step = int(raw_step) if raw_step.isdigit() and int(raw_step) < len(questions) else 0
