@@ -39,6 +39,8 @@ class Settings(BaseSettings):
                                       pattern=r"^[a-z_]+(,[a-z_]+)*$")
     # /docs and /openapi.json without login (a public API reference); off by default
     api_docs_public: bool = False
+    # participant links (ePRO): ask for the year of birth before showing any question
+    participant_link_second_factor: bool = False
     # emergency unblindings one user may sign in any 24 hours (429 beyond, audited)
     unblind_max_per_day: int = Field(default=5, ge=1, le=1000)
     # the notification outbox's SMTP sender (tailor.services.mail); empty host: not sent

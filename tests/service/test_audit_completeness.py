@@ -126,6 +126,10 @@ def test_every_mutating_endpoint_is_fully_audited(dbh):
                      "promis_depression_t": 55.0, "phenotype_label": "mixed"}},
          {"visit": "week0"}, "coordinator"),
         ("post", P + "/randomize", "coord1", {"stage": 1}, {}, "coordinator"),
+        # participant links (issue 20): issue, then revoke, the week-6 link
+        ("post", P + "/visits/{visit}/link", "coord1", None, {"visit": "week6"}, "coordinator"),
+        ("delete", P + "/visits/{visit}/link", "coord1", None, {"visit": "week6"},
+         "coordinator"),
         ("post", P + "/unblind", "dman", {"reason": "serious adverse event",
                                           "password": PASSWORD}, {}, "data_manager"),
         ("post", P + "/queries", "dman", {"field": "PEG1", "message": "please check PEG1",

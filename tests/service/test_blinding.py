@@ -104,7 +104,8 @@ def get_urls(app: Any, codes: dict[str, str]) -> list[str]:
              "stage": ["1", "2"], "shape": ["wide", "long", "dictionary"],
              "content_hash": ["0" * 64], "username": ["dm"],
              "entity": ["Allocation", "AdverseEvent", "Participant", "DerivedScore"],
-             "record_id": ["1", "2", "3", "4", "5", "6"], "query_id": ["1", "2"]}
+             "record_id": ["1", "2", "3", "4", "5", "6"], "query_id": ["1", "2"],
+             "token": ["A" * 43]}  # participant links (issue 20): unknown token
     queries = {"/api/v1/audit/asof/": "?at=999999999"}  # as of the latest audit row
     urls: list[str] = []
     for route in _routes(list(app.routes)):

@@ -40,7 +40,7 @@ def demo(
     from tailor.dtr.analysis_report import write_analysis
     from tailor.instruments.phenotype import derive_phenotype
     from tailor.protocol import load_protocol
-    from tailor.services import audit, exports, overview
+    from tailor.services import audit, exports, overview, participant_links
     from tailor.services.analysis_data import analysis_table, trial_sections
     from tailor.services.auth import AuthPolicy, configure
     from tailor.services.demo import (
@@ -142,6 +142,8 @@ def demo(
         paths = write_analysis(result, table, out, sections=trial_sections(
             flow, balance, table, threshold=plan.responder_threshold, note=note))
         showcase = seed_showcase(db)  # one participant per workflow state, open queries
+        p_link = participant_links.issue_link(  # issue 20: answer week 12 as the participant
+            db, actor_of(db, "coord.s01"), showcase["due for week 12"], "week12")
         chain = audit.verify(db)
         bar.update(task, completed=1, info=str(paths["report"]))
         timings["report"] = time.perf_counter() - t0
@@ -181,6 +183,8 @@ def demo(
     for state, code in showcase.items():
         tries.add_row(state, code)
     console.print(tries)
+    console.print(f"  participant link (week 12 questionnaire of {showcase['due for week 12']}, "
+                  f"no login): http://127.0.0.1:8000{p_link['path']}", highlight=False)
     logins = Table(title=f"demo users (password for all: {DEMO_PASSWORD})")
     logins.add_column("username")
     logins.add_column("role")

@@ -42,6 +42,7 @@ __all__ = [
     "LoginThrottle",
     "Notification",
     "Participant",
+    "ParticipantLink",
     "ProtocolDeviation",
     "ProtocolVersion",
     "RunIn",
@@ -429,3 +430,27 @@ class LoginThrottle(Base):
     last_failure_at: Mapped[datetime | None] = mapped_column(default=None)
     blocked_until: Mapped[datetime | None] = mapped_column(default=None)
 # --- end issue 17
+
+
+# --- issue 20 (migration 0005): participant links (ePRO)
+class ParticipantLink(Base):
+    """A participant's link to answer one visit's questionnaires: only the SHA-256 of its random
+    token is stored; it expires at the end of the visit window (site-local) and can be revoked.
+    ``draft`` keeps answers between sessions; ``submitted_at`` marks the visit's instrument
+    data as participant-entered (the audit rows of that write carry the actor ``link:<id>``)."""
+
+    __tablename__ = "participant_links"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
+    visit_id: Mapped[int] = mapped_column(ForeignKey("visits.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime]
+    second_factor: Mapped[bool] = mapped_column(Boolean, default=False)
+    sent_at: Mapped[datetime | None] = mapped_column(default=None)
+    opened_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    submitted_at: Mapped[datetime | None] = mapped_column(default=None)
+    draft: Mapped[dict[str, Any]] = mapped_column(default=dict)
+# --- end issue 20

@@ -96,6 +96,9 @@ def export_frames(db: Database, ctx: RequestContext) -> tuple[pd.DataFrame, pd.D
 def _frames(session: Session, protocol: Protocol,
             ctx: RequestContext) -> tuple[pd.DataFrame, pd.DataFrame]:
     sites = {s.id: s.code for s in session.scalars(select(m.Site))}
+    # visits the participant answered through a link (issue 20): one long row each
+    by_participant = set(session.scalars(select(m.ParticipantLink.visit_id).where(
+        m.ParticipantLink.submitted_at.is_not(None))))
     wide_rows: list[dict[str, Any]] = []
     long_rows: list[dict[str, Any]] = []
     for p in session.scalars(participants(ctx.actor).order_by(m.Participant.id)):
@@ -130,6 +133,10 @@ def _frames(session: Session, protocol: Protocol,
                 long_rows.append({"participant_id": p.study_code, "site": site,
                                   "visit": v.code, "week": v.week, "field": "study_day",
                                   "value": str((v.visit_date - p.visit0_date).days)})
+            if v.id in by_participant:
+                long_rows.append({"participant_id": p.study_code, "site": site,
+                                  "visit": v.code, "week": v.week,
+                                  "field": "participant_entered", "value": "1"})
         a1 = allocs.get(1)
         if a1 is None:
             continue

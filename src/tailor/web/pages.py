@@ -344,6 +344,9 @@ def run_in(page: User, code: str, form: Form) -> Response:
 def install_pages(app: FastAPI) -> None:
     """Mount the pages, the decide API, the static files and the page error handling."""
     from tailor.web import cds_api, decide_api, pages_admin, pages_central, pages_visits
+    from tailor.web.pages_links import router as links_pages  # issue 20
+    from tailor.web.pages_participant import router as participant_pages  # issue 20
+    from tailor.web.participant_links_api import router as participant_links  # issue 20
 
     original = app.exception_handlers.get(TailorError)
 
@@ -375,6 +378,9 @@ def install_pages(app: FastAPI) -> None:
     app.include_router(pages_visits.router)
     app.include_router(pages_central.router)
     app.include_router(pages_admin.router)
+    app.include_router(participant_links)  # issue 20: coordinator API
+    app.include_router(participant_pages)  # issue 20: /p/{token}
+    app.include_router(links_pages)  # issue 20: /participants/{code}/links
     app.mount("/static", StaticFiles(directory=str(Path(__file__).with_name("static"))),
               name="static")
 

@@ -1,0 +1,377 @@
+"""Participant links (ePRO): a participant answers one visit's own questionnaires (PEG, PGIC)
+through a link, with no account and no password.
+
+The token is ``secrets.token_urlsafe(32)``; only its SHA-256 is stored, so a database reader
+cannot use a link. A link is scoped to one participant and one visit: every participant-side
+call resolves the token to that (participant, visit) pair and reads or writes nothing else. It
+expires at the end of the visit window's last day at the site (the protocol's window), can be
+revoked, and is spent once submitted. Issuing a new link for the same visit (resend) revokes
+the previous one. Participant-side writes are audited with the actor ``link:<id>`` and the role
+``participant``; the submit goes through :func:`tailor.services.trial.record_visit_in`, so the
+derived scores and the week-12 response category are computed exactly as for a coordinator.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tailor.db import Database
+from tailor.db import models as m
+from tailor.exceptions import ConflictError, InvalidFieldError, NotFoundError
+from tailor.instruments.pain import PEG, PGIC
+from tailor.services.admin import ensure_writable, live_protocol
+from tailor.services.context import Actor, RequestContext, local_date
+from tailor.services.scope import PARTICIPANT_READ, PARTICIPANT_WRITE, get_participant, require
+from tailor.services.trial import record_visit_in
+from tailor.services.uow import in_transaction
+
+__all__ = [
+    "MAX_FACTOR_FAILURES",
+    "LinkUnavailableError",
+    "Question",
+    "SecondFactorError",
+    "issue_link",
+    "link_form",
+    "link_statuses",
+    "questions_for",
+    "revoke_link",
+    "save_answers",
+    "submit_link",
+    "token_hash",
+]
+
+T = TypeVar("T")
+PARTICIPANT_ROLE = "participant"
+UNAVAILABLE = "this link cannot be used"
+
+# the participant-facing wording: PEG (Krebs 2009, open access), PGIC (CGI-I, public domain)
+_WORDING = {
+    "PEG1": "What number best describes your pain on average in the past week?",
+    "PEG2": "What number best describes how, during the past week, pain has interfered with "
+            "your enjoyment of life?",
+    "PEG3": "What number best describes how, during the past week, pain has interfered with "
+            "your general activity?",
+    "PGIC1": "Since the start of the study, how would you describe the change in your back "
+             "pain overall?",
+}
+_BLOCKS = {"peg": ("PEG", PEG), "pgic": ("PGIC", PGIC)}
+
+
+class LinkUnavailableError(NotFoundError):
+    """Unknown, expired, revoked or already submitted link: one message for all (404)."""
+
+
+@dataclass(frozen=True)
+class Question:
+    """One screen: an item, its wording and its allowed answers (code, label)."""
+
+    block: str
+    code: str
+    text: str
+    choices: tuple[tuple[int, str], ...]
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def questions_for(assessments: list[str]) -> list[Question]:
+    """The participant-reported items of a visit's assessments, in form order."""
+    out = []
+    for name in assessments:
+        if name in _BLOCKS:
+            block, inst = _BLOCKS[name]
+            out += [Question(block, it.code, _WORDING[it.code], it.scale.choices)
+                    for it in inst.items]
+    return out
+
+
+def _expiry(window_end: Any, tz: str) -> datetime:
+    """The first instant after the window's last day at the site."""
+    return datetime.combine(window_end + timedelta(days=1), time(0),
+                            ZoneInfo(tz)).astimezone(UTC)
+
+
+def _visit_of(session: Session, p: m.Participant, visit_code: str) -> m.Visit:
+    v = session.scalars(select(m.Visit).where(m.Visit.participant_id == p.id,
+                                              m.Visit.code == visit_code)).one_or_none()
+    if v is None:
+        raise NotFoundError(f"visit {visit_code} is not scheduled for this participant")
+    return v
+
+
+def _live(session: Session, visit: m.Visit) -> m.ParticipantLink | None:
+    return session.scalars(select(m.ParticipantLink).where(
+        m.ParticipantLink.visit_id == visit.id, m.ParticipantLink.revoked_at.is_(None),
+        m.ParticipantLink.submitted_at.is_(None)).order_by(m.ParticipantLink.id.desc())
+    ).first()
+
+
+def issue_link(db: Database, ctx: RequestContext, code: str, visit_code: str, *,
+               second_factor: bool = False) -> dict[str, Any]:
+    """Issue (or re-issue: the previous live link is revoked) a link for one visit."""
+    require(ctx.actor, PARTICIPANT_WRITE, "issue participant links")
+
+    def run(session: Session) -> dict[str, Any]:
+        pv, protocol = live_protocol(db, session)
+        ensure_writable(session, pv)
+        p = get_participant(session, ctx.actor, code, for_update=True)
+        first = min(protocol.visits, key=lambda v: v.week).code
+        if visit_code == first:
+            raise ConflictError("participant links cover the follow-up visits (PEG, PGIC); "
+                                "Visit 0 is recorded by the site")
+        visit = _visit_of(session, p, visit_code)
+        if visit.status == "completed":
+            raise ConflictError(f"visit {visit_code} is already completed")
+        if p.status not in ("randomized", "stage2"):
+            raise ConflictError(f"follow-up visits start after randomization "
+                                f"(status {p.status})")
+        site = session.get(m.Site, p.site_id)
+        assert site is not None
+        now = ctx.utcnow()
+        expires = _expiry(visit.window_end, site.timezone)
+        if expires <= now:
+            raise ConflictError(f"the {visit_code} window closed on {visit.window_end}")
+        old = _live(session, visit)
+        draft: dict[str, Any] = {}
+        if old is not None:
+            old.revoked_at = now
+            draft = dict(old.draft)  # a resend keeps what the participant already answered
+        token = secrets.token_urlsafe(32)
+        link = m.ParticipantLink(participant_id=p.id, visit_id=visit.id,
+                                 token_hash=token_hash(token), created_by=ctx.actor.username,
+                                 created_at=now, expires_at=expires, sent_at=now,
+                                 second_factor=second_factor, draft=draft)
+        session.add(link)
+        session.flush()
+        return {"id": link.id, "token": token, "path": f"/p/{token}", "visit": visit_code,
+                "expires_at": expires, "window_end": visit.window_end}
+
+    return in_transaction(db, ctx, run, reason="participant link issued")
+
+
+def revoke_link(db: Database, ctx: RequestContext, code: str, visit_code: str
+                ) -> dict[str, Any]:
+    """Revoke the live link of one visit (a later use gets the friendly 'unavailable' page)."""
+    require(ctx.actor, PARTICIPANT_WRITE, "revoke participant links")
+
+    def run(session: Session) -> dict[str, Any]:
+        ensure_writable(session, live_protocol(db, session)[0])
+        p = get_participant(session, ctx.actor, code, for_update=True)
+        link = _live(session, _visit_of(session, p, visit_code))
+        if link is None:
+            raise NotFoundError(f"no live link for visit {visit_code}")
+        link.revoked_at = ctx.utcnow()
+        return {"id": link.id, "visit": visit_code, "status": "revoked"}
+
+    return in_transaction(db, ctx, run, reason="participant link revoked")
+
+
+def _status(link: m.ParticipantLink | None, visit: m.Visit, now: datetime) -> str:
+    if link is None:
+        return "complete" if visit.status == "completed" else "not sent"
+    if link.submitted_at is not None:
+        return "complete"
+    if link.revoked_at is not None:
+        return "revoked"
+    if link.expires_at <= now:
+        return "expired"
+    if link.draft.get("answers"):
+        return "partial"
+    return "opened" if link.opened_at is not None else "sent"
+
+
+def link_statuses(db: Database, ctx: RequestContext, code: str) -> list[dict[str, Any]]:
+    """Per follow-up visit: the latest link's status (not sent, sent, opened, partial,
+    complete, expired, revoked) and when it expires."""
+    require(ctx.actor, PARTICIPANT_READ, "read participant links")
+
+    def run(session: Session) -> list[dict[str, Any]]:
+        p = get_participant(session, ctx.actor, code)
+        now = ctx.utcnow()
+        out = []
+        for v in session.scalars(select(m.Visit).where(m.Visit.participant_id == p.id,
+                                                       m.Visit.week > 0).order_by(m.Visit.week)):
+            link = session.scalars(select(m.ParticipantLink).where(
+                m.ParticipantLink.visit_id == v.id).order_by(m.ParticipantLink.id.desc())
+            ).first()
+            out.append({"visit": v.code, "status": _status(link, v, now),
+                        "expires_at": link.expires_at if link else None,
+                        "participant_entered": bool(link and link.submitted_at)})
+        return out
+
+    return in_transaction(db, ctx, run, write=False)
+
+
+# ------------------------------------------------------------------ the participant's side
+def _link_ctx(request_id: str, now: datetime | None) -> RequestContext:
+    return RequestContext(Actor(0, "link", PARTICIPANT_ROLE), request_id=request_id, now=now)
+
+
+def _resolve(session: Session, token: str, now: datetime
+             ) -> tuple[m.ParticipantLink, m.Participant, m.Visit]:
+    stmt = select(m.ParticipantLink).where(m.ParticipantLink.token_hash == token_hash(token))
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update()  # two submits (two tabs) of one link: one records
+    link = session.scalars(stmt).one_or_none()
+    if link is None or link.revoked_at is not None or link.submitted_at is not None \
+            or link.expires_at <= now:
+        raise LinkUnavailableError(UNAVAILABLE)
+    p = session.get(m.Participant, link.participant_id)
+    visit = session.get(m.Visit, link.visit_id)
+    assert p is not None and visit is not None
+    locked = session.scalars(select(m.DataLock.id).where(
+        m.DataLock.protocol_version_id == p.protocol_version_id)).first() is not None
+    if p.status == "withdrawn" or visit.status == "completed" or locked:
+        raise LinkUnavailableError(UNAVAILABLE)
+    audit = session.info.get("audit")
+    if audit is not None:  # the participant's own writes carry the link as the actor
+        audit.actor = f"link:{link.id}"
+        site = session.get(m.Site, p.site_id)
+        audit.site = site.code if site else ""
+    return link, p, visit
+
+
+class SecondFactorError(InvalidFieldError):
+    """The year of birth given with a link does not match (422); counted on the link."""
+
+
+#: wrong years of birth a link tolerates; the next one revokes it (the site issues a new one)
+MAX_FACTOR_FAILURES = 5
+
+
+def _check_factor(link: m.ParticipantLink, p: m.Participant, birth_year: int | None) -> None:
+    if link.second_factor and (birth_year is None or birth_year != p.birth_year):
+        raise SecondFactorError("the year of birth does not match our records",
+                                field="birth_year", value=None, rule="second_factor")
+
+
+def _count_failure(db: Database, ctx: RequestContext, token: str) -> None:
+    def run(session: Session) -> None:
+        link, _, _ = _resolve(session, token, ctx.utcnow())
+        failures = int(link.draft.get("factor_failures", 0)) + 1
+        link.draft = dict(link.draft) | {"factor_failures": failures}
+        if failures >= MAX_FACTOR_FAILURES:
+            link.revoked_at = ctx.utcnow()
+
+    try:
+        in_transaction(db, ctx, run, reason="wrong year of birth for a participant link")
+    except LinkUnavailableError:
+        pass
+
+
+def _guarded(db: Database, ctx: RequestContext, token: str, run: Callable[[Session], T],
+             reason: str) -> T:
+    """One participant-side transaction; a wrong year of birth is counted in its own."""
+    try:
+        return in_transaction(db, ctx, run, reason=reason)
+    except SecondFactorError:
+        _count_failure(db, ctx, token)
+        raise
+
+
+def link_form(db: Database, token: str, *, now: datetime | None = None,
+              request_id: str = "", birth_year: int | None = None) -> dict[str, Any]:
+    """What the participant's page shows: the questions and the answers saved so far (no
+    study, arm or participant information). Marks the link as opened."""
+    ctx = _link_ctx(request_id, now)
+
+    def run(session: Session) -> dict[str, Any]:
+        link, p, visit = _resolve(session, token, ctx.utcnow())
+        needs_factor = link.second_factor and birth_year is None
+        if not needs_factor:
+            _check_factor(link, p, birth_year)
+        if link.opened_at is None:
+            link.opened_at = ctx.utcnow()
+        _, protocol = live_protocol(db, session)
+        site = session.get(m.Site, p.site_id)
+        today = local_date(ctx.utcnow(), site.timezone) if site else visit.window_start
+        return {"questions": questions_for(list(protocol.visit(visit.code).assessments)),
+                "answers": dict(link.draft.get("answers", {})),
+                "needs_birth_year": needs_factor, "closes_on": visit.window_end,
+                "opens_on": visit.window_start if today < visit.window_start else None}
+
+    return _guarded(db, ctx, token, run, "participant opened the link")
+
+
+def _validate(questions: list[Question], answers: dict[str, Any]) -> dict[str, int]:
+    by_code = {q.code: q for q in questions}
+    clean: dict[str, int] = {}
+    for item, value in answers.items():
+        q = by_code.get(item)
+        if q is None:
+            raise InvalidFieldError(f"question {item!r} is not part of this questionnaire",
+                                    field=item, value=None, rule="declared")
+        try:
+            number = int(str(value))
+        except ValueError:
+            number = None
+        allowed = [c for c, _ in q.choices]
+        if number not in allowed:
+            raise InvalidFieldError(f"Please choose one of the answers ({allowed[0]} to "
+                                    f"{allowed[-1]}).", field=item, value=value,
+                                    rule="choice")
+        clean[item] = number
+    return clean
+
+
+def save_answers(db: Database, token: str, answers: dict[str, Any], *,
+                 now: datetime | None = None, request_id: str = "",
+                 birth_year: int | None = None) -> dict[str, int]:
+    """Keep answers on the link (save and return); returns every answer saved so far."""
+    ctx = _link_ctx(request_id, now)
+
+    def run(session: Session) -> dict[str, int]:
+        link, p, visit = _resolve(session, token, ctx.utcnow())
+        _check_factor(link, p, birth_year)
+        _, protocol = live_protocol(db, session)
+        clean = _validate(questions_for(list(protocol.visit(visit.code).assessments)),
+                          answers)
+        merged = dict(link.draft.get("answers", {})) | clean
+        link.draft = dict(link.draft) | {"answers": merged}
+        return merged
+
+    return _guarded(db, ctx, token, run, "participant saved answers")
+
+
+def submit_link(db: Database, token: str, *, now: datetime | None = None,
+                request_id: str = "", birth_year: int | None = None) -> dict[str, Any]:
+    """Record the visit from the saved answers (every question answered) and spend the link.
+
+    Returns only what the participant may see (no scores, category or arm)."""
+    ctx = _link_ctx(request_id, now)
+
+    def run(session: Session) -> dict[str, Any]:
+        link, p, visit = _resolve(session, token, ctx.utcnow())
+        _check_factor(link, p, birth_year)
+        _, protocol = live_protocol(db, session)
+        questions = questions_for(list(protocol.visit(visit.code).assessments))
+        answers = _validate(questions, dict(link.draft.get("answers", {})))
+        missing = [q.code for q in questions if q.code not in answers]
+        if missing:
+            raise InvalidFieldError(f"Please answer every question first ({len(missing)} "
+                                    f"left).", field=missing[0], value=None, rule="required")
+        blocks: dict[str, dict[str, Any]] = {}
+        for q in questions:
+            blocks.setdefault(q.block, {"version": "1", "items": {}})["items"][q.code] = \
+                answers[q.code]
+        site = session.get(m.Site, p.site_id)
+        inner = RequestContext(
+            Actor(0, f"link:{link.id}", "coordinator", site_id=p.site_id,
+                  site_code=site.code if site else ""),
+            request_id=ctx.request_id, now=ctx.utcnow())
+        record_visit_in(db, inner, session, p.study_code, visit.code, instruments=blocks,
+                        fields={})
+        link.submitted_at = ctx.utcnow()
+        return {"submitted": True}
+
+    return _guarded(db, ctx, token, run, "participant submitted the questionnaires")
