@@ -19,6 +19,7 @@ from tailor.services.scope import ADMIN, DATA_LOCK, require
 from tailor.services.signatures import Signer, signature_view, verify_signer
 from tailor.services.signatures import record as sign
 from tailor.services.uow import DataLockedError, audit_refusal, in_transaction
+from tailor.text_input import clean_name
 
 __all__ = [
     "create_site",
@@ -42,6 +43,8 @@ def create_site(db: Database, ctx: RequestContext, code: str, name: str,
                 timezone: str) -> dict[str, Any]:
     """Create a site with its IANA time zone (e.g. ``America/New_York``)."""
     require(ctx.actor, ADMIN, "create sites")
+    clean_name(code, field="code")
+    clean_name(name, field="name")
     if timezone not in available_timezones():
         raise InvalidFieldError(f"timezone must be an IANA zone such as America/New_York; "
                                 f"got {timezone!r}", field="timezone", value=timezone,
@@ -79,6 +82,8 @@ def create_user(db: Database, ctx: RequestContext, username: str, password: str,
     """Create a user; site roles need a site, central roles must not have one. ``full_name``
     is the printed name shown with the user's electronic signatures."""
     require(ctx.actor, ADMIN, "create users")
+    clean_name(username, field="username")
+    clean_name(full_name, field="full_name")
     if role not in ROLES:
         raise InvalidFieldError(f"role must be one of {', '.join(ROLES)}; got {role!r}",
                                 field="role", value=role, rule="role")

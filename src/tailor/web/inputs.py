@@ -16,47 +16,12 @@ from typing import Any
 from starlette.datastructures import FormData, UploadFile
 
 from tailor.exceptions import InvalidFieldError, NotFoundError
+from tailor.text_input import BIDI, SECRET_FIELDS, clean_name, clean_text
 
 __all__ = ["BIDI", "FORM_MAX", "SECRET_FIELDS", "check_form", "clean_name", "clean_text",
            "path_number"]
 
-BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
-SECRET_FIELDS = frozenset({"password", "current_password", "new_password", "csrf_token"})
 FORM_MAX = 200_000  # characters per form value: a protocol YAML, as the API allows
-
-
-def _shown(field: str, value: str) -> str:
-    return "(hidden)" if field in SECRET_FIELDS else repr(value[:40])
-
-
-def clean_text(value: str, *, field: str = "text", max_length: int | None = None) -> str:
-    """``value`` if it is valid UTF-8 without control characters (tab, CR, LF allowed);
-    InvalidFieldError naming ``field`` and the rule otherwise."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidFieldError(f"{field}: text must be valid UTF-8", field=field,
-                                rule="utf8") from None
-    bad = next((c for c in value if (ord(c) < 32 and c not in "\t\n\r") or ord(c) == 127
-                or 0x80 <= ord(c) <= 0x9f), None)
-    if bad is not None:
-        raise InvalidFieldError(f"{field}: text must not contain control characters (found "
-                                f"U+{ord(bad):04X} in {_shown(field, value)})", field=field,
-                                rule="control")
-    if max_length is not None and len(value) > max_length:
-        raise InvalidFieldError(f"{field}: at most {max_length} characters; got {len(value)}",
-                                field=field, rule="max_length")
-    return value
-
-
-def clean_name(value: str, *, field: str = "name", max_length: int | None = None) -> str:
-    """A display name: :func:`clean_text` and no bidirectional control characters."""
-    clean_text(value, field=field, max_length=max_length)
-    bad = next((c for c in value if c in BIDI), None)
-    if bad is not None:
-        raise InvalidFieldError(f"{field}: must not contain bidirectional control characters "
-                                f"(found U+{ord(bad):04X})", field=field, rule="bidi")
-    return value
 
 
 def check_form(form: FormData) -> dict[str, str]:
