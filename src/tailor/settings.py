@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     # checked; with the bounds below at most 20 + 7 + 3600/60 = 87 checks per account and
     # hour reach the password hash (G13: <= 100)
     login_free_failures: int = Field(default=5, ge=1, le=20)
+    # the same for a client address trying usernames that do not exist (each costs a decoy
+    # password check; a few suffice for a mistyped name)
+    login_free_failures_unknown_user: int = Field(default=2, ge=1, le=20)
     login_backoff_base_seconds: float = Field(default=1.0, ge=0.5, le=3600)
     login_backoff_max_seconds: float = Field(default=900, ge=60, le=86_400)
     # days after which a password must be changed (0: never, as NIST 800-63B recommends)

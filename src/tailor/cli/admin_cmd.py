@@ -59,6 +59,10 @@ def open_database(settings: Settings | None = None) -> Iterator[Database]:
         idle_timeout=timedelta(minutes=s.token_idle_minutes),
         backoff=Backoff(s.login_free_failures, s.login_backoff_base_seconds,
                         max(s.login_backoff_max_seconds, s.login_backoff_base_seconds)),
+        address_backoff=Backoff(s.login_free_failures_unknown_user,
+                                s.login_backoff_base_seconds,
+                                max(s.login_backoff_max_seconds,
+                                    s.login_backoff_base_seconds)),
         password_max_age=(timedelta(days=s.password_max_age_days)
                           if s.password_max_age_days else None),
         time_cost=s.argon2_time_cost,

@@ -57,6 +57,9 @@ class AuthPolicy:
     token_ttl: timedelta = timedelta(hours=8)
     idle_timeout: timedelta = timedelta(minutes=30)
     backoff: Backoff = field(default_factory=Backoff)
+    # a client address trying unknown usernames: fewer free failures (nobody is locked out by
+    # it, and each free failure costs a decoy Argon2 check that competes with real requests)
+    address_backoff: Backoff = field(default_factory=lambda: Backoff(free_failures=2))
     # None: passwords do not expire (NIST 800-63B 5.1.1.2); else a change is required after it
     password_max_age: timedelta | None = None
     time_cost: int = 2
@@ -250,7 +253,8 @@ def _record_failure(db: Database, ctx: RequestContext, username: str, address: s
 
     def add(session: Session) -> datetime | None:
         events = session.info["audit"].events
-        streak = throttle.record_failure(session, key, t, policy.backoff)
+        streak = throttle.record_failure(session, key, t, policy.backoff if known
+                                         else policy.address_backoff)
         if known:
             session.add(m.LoginAttempt(username=username[:64], at=t, success=False))
             events.append({"action": "login_failed", "entity": "User",

@@ -42,6 +42,10 @@ def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
         backoff=Backoff(settings.login_free_failures, settings.login_backoff_base_seconds,
                         max(settings.login_backoff_max_seconds,
                             settings.login_backoff_base_seconds)),
+        address_backoff=Backoff(settings.login_free_failures_unknown_user,
+                                settings.login_backoff_base_seconds,
+                                max(settings.login_backoff_max_seconds,
+                                    settings.login_backoff_base_seconds)),
         password_max_age=(timedelta(days=settings.password_max_age_days)
                           if settings.password_max_age_days else None),
         time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib,
