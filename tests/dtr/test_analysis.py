@@ -161,3 +161,20 @@ def test_sequential_censoring_weights_remove_dropout_bias(best):
         old.append(aipw_value(d, reg, **kw).estimate - truth)
         new.append(aipw_value(d, reg, weights=w, **kw).estimate - truth)
     assert abs(np.mean(new)) < 0.04 < abs(np.mean(old))
+
+
+def test_a_candidate_missing_by_design_is_filled_and_said(best):
+    """Optional phenotyping skipped by design (BEST: ~37%) must not stop the analysis: the
+    candidate is filled with the trial mean for the tree and the adjustments, and the report's
+    notes say which and how many; post-baseline columns are never filled (the censoring
+    weights still see who was missing)."""
+    from tailor.dtr.plan import load_plan, resolve_plan
+
+    d = best_like(400, seed=5)
+    skipped = d.sample(frac=0.37, random_state=1).index
+    d.loc[skipped, "age"] = float("nan")
+    plan, notes = resolve_plan(load_plan("best"), d, bootstrap=50, folds=3)
+    result = analyze(d, best, plan, plan_notes=notes)
+    said = [n for n in result.notes if n.startswith("age is missing")]
+    assert said and f"{len(skipped)} of 400" in said[0]
+    assert d["age"].isna().sum() == len(skipped)  # the caller's table is left as it was

@@ -324,6 +324,7 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
     _check_columns(data, protocol, plan)
     rng = np.random.default_rng(plan.seed)
     notes: list[str] = list(plan_notes)
+    notes.extend(_fill_missing_covariates(data, plan))
     data["responder"] = responder_indicator(data, baseline=plan.baseline, followup=plan.outcome,
                                             threshold=plan.responder_threshold)
     n_outcome = int(data[plan.outcome].notna().sum())
@@ -534,6 +535,28 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
         model=json.loads(json.dumps(model, default=_jsonable)), contrasts=contrast_table,
         heterogeneity=heterogeneity, assignment_shares=shares,
         time_points=time_points, plan_hash=plan_hash, notes=tuple(notes))
+
+
+def _fill_missing_covariates(data: pd.DataFrame, plan: AnalysisPlan) -> list[str]:
+    """Baseline candidate modifiers and stage-1 main effects missing for some participants
+    (e.g. optional phenotyping skipped by design) are filled, in place, with the trial mean, as
+    the decision tool does for a patient without that measure; notes say which and how many.
+    Post-baseline columns (stage-2 history, outcomes) and the working model's tailoring terms
+    are never filled: their missingness is the censoring the weights model."""
+    notes = []
+    names = dict.fromkeys([*plan.tree_features, *plan.main1])
+    for name in names:
+        if name not in data.columns or not pd.api.types.is_numeric_dtype(data[name]):
+            continue
+        missing = data[name].isna()
+        if missing.any() and not missing.all():
+            mean = float(data[name].mean())
+            data[name] = data[name].fillna(mean)
+            notes.append(f"{name} is missing for {int(missing.sum())} of {len(data)} "
+                         f"participants ({missing.mean():.0%}); filled with the trial mean "
+                         f"({mean:.3g}) for the candidate modifiers and adjustments, as the "
+                         "decision tool does for a patient without it.")
+    return notes
 
 
 def assignment_shares(recommendations: pd.DataFrame, data: pd.DataFrame) -> pd.DataFrame:
