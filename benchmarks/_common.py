@@ -6,9 +6,7 @@ import contextlib
 import os
 import platform
 import subprocess
-import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,23 +53,13 @@ def bench_database(backend: str, url: str) -> Iterator[Any]:
     """A fresh, migrated database for a service benchmark (a ``tests.service.conftest.DbHandle``):
     a temporary SQLite file, or a throwaway schema on the PostgreSQL server at ``url``."""
     from sqlalchemy import create_engine, text
-    from tests.service.conftest import DbHandle
+    from tests.service.server import fresh_database
 
-    from tailor.db import upgrade
-
-    schema = None
-    if backend == "sqlite":
-        url = f"sqlite:///{tempfile.mkdtemp()}/bench.db"
-    else:
-        schema = "bench_" + uuid.uuid4().hex[:8]
-        with create_engine(url, isolation_level="AUTOCOMMIT").connect() as c:
-            c.execute(text(f"CREATE SCHEMA {schema}"))
-    dbh = DbHandle(backend, url, schema)
-    upgrade(dbh.db.engine)
+    dbh = fresh_database(backend, url)
     try:
         yield dbh
     finally:
         dbh.db.dispose()
-        if schema:
-            with create_engine(url, isolation_level="AUTOCOMMIT").connect() as c:
-                c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        if dbh.schema:
+            with create_engine(dbh.url, isolation_level="AUTOCOMMIT").connect() as c:
+                c.execute(text(f"DROP SCHEMA {dbh.schema} CASCADE"))
