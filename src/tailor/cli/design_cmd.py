@@ -344,6 +344,15 @@ def oetting(
     Console().print(f"N = {n} (power at N: {achieved:.3f})")
 
 
+def _regime_values(raw: str, option: str) -> list[float]:
+    """One number per design-II embedded regime, (+1,+1), (+1,-1), (-1,+1), (-1,-1)."""
+    values = _list(raw, option, float)
+    if len(values) != 4:
+        raise ScenarioError(f"{option} needs 4 values (one per embedded regime); got "
+                            f"{len(values)}")
+    return values
+
+
 @app.command("mcb")
 def mcb(
     response_rate: float = typer.Option(..., help="Response rate to first-stage treatment."),
@@ -368,9 +377,7 @@ def mcb(
         mcb_sample_size,
     )
 
-    d = _list(delta, "--delta", float)
-    if len(d) != 4:
-        raise ScenarioError(f"--delta needs 4 values (one per embedded regime); got {len(d)}")
+    d = _regime_values(delta, "--delta")
     if not 0.0 <= response_rate <= 1.0:
         raise ScenarioError(f"--response-rate must be in [0, 1]; got {response_rate}")
     a1, resp, a2, y = simulate_prototypical(simulate, 0.0, response_rate,
@@ -406,9 +413,7 @@ def global_test(
         global_test_sample_size,
     )
 
-    mu = _list(means, "--means", float)
-    if len(mu) != 4:
-        raise ScenarioError(f"--means needs 4 values (one per embedded regime); got {len(mu)}")
+    mu = _regime_values(means, "--means")
     v = design_ii_covariance(response_rate)
     n = global_test_sample_size(v, mu, power=power, alpha=alpha)
     Console().print(f"N = {n} (power at N: {global_test_power(v, mu, n=n, alpha=alpha):.3f}; "
