@@ -59,7 +59,7 @@ from tailor.dtr.phenotype import (
     subgroup_effects,
 )
 from tailor.dtr.qlearning import QLearning, QLearningResult
-from tailor.dtr.regime_model import FORMAT, regime_document
+from tailor.dtr.regime_model import regime_document
 from tailor.dtr.value import ValueEstimate, aipw_value, dr_scores, static_regime
 from tailor.exceptions import EstimationError, InputFileError
 from tailor.protocol import Protocol
@@ -68,7 +68,6 @@ from tailor.rules import stage_options
 __all__ = ["AnalysisPlan", "AnalysisResult", "analyze", "censoring_weights", "default_plan",
            "tree_rewards", "working_model"]
 
-MODEL_FORMAT = FORMAT
 
 # Candidate features in order of preference; the plan keeps those present in the data.
 PHENOTYPE_FEATURES = ("amplifier_index", "body_regions", "wpi", "sss", "fibromyalgianess",
@@ -511,7 +510,6 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
 
     step("model file")
     data_hash = _hash_frame(data.drop(columns=["responder"]))
-    plan_hash = _plan_hash(plan)
     agree = float(np.mean(np.asarray(tree_rec, dtype=object) == rec["A1"].to_numpy()))
     model = regime_document(deployed_fit, boot if deployed_fit is fit else None, data=data,
                             protocol=protocol,
@@ -520,6 +518,7 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
                             baseline=plan.baseline,
                             responder_threshold=plan.responder_threshold, tree=tree.tree_,
                             tree_features=plan.tree_features, tree_agreement=agree)
+    plan_hash = model["provenance"]["plan_hash"]  # content hash of the plan that was fitted
     model["analysis_plan"] = plan_hash
     model["analysis_plan_file"] = {"name": plan.plan_name, "content_hash": plan.plan_file_hash}
     model["deployed"] = f"{deployed_label} regime on {plan.outcome}"
@@ -609,13 +608,6 @@ def _memoized(learner: FirstStageLearner) -> FirstStageLearner:
         return cache[key]
 
     return learn
-
-
-def _plan_hash(plan: AnalysisPlan) -> str:
-    """Content hash of the plan (what was fitted), as protocols are hash-identified."""
-    text = json.dumps({k: list(v) if isinstance(v, tuple) else v
-                       for k, v in plan.__dict__.items()}, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _time_points(data: pd.DataFrame, protocol: Protocol, ql: QLearning, plan: AnalysisPlan,
