@@ -13,7 +13,6 @@ import getpass
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -49,24 +48,11 @@ def open_database(settings: Settings | None = None) -> Iterator[Database]:
     """The configured database with the settings' password policy attached."""
     from tailor.db import Database
     from tailor.services.auth import AuthPolicy, configure
-    from tailor.services.throttle import Backoff
     from tailor.settings import get_settings
 
     s = settings or get_settings()
     db = Database(s.database_url)
-    configure(db, AuthPolicy(
-        token_ttl=timedelta(minutes=s.token_ttl_minutes),
-        idle_timeout=timedelta(minutes=s.token_idle_minutes),
-        backoff=Backoff(s.login_free_failures, s.login_backoff_base_seconds,
-                        max(s.login_backoff_max_seconds, s.login_backoff_base_seconds)),
-        address_backoff=Backoff(s.login_free_failures_unknown_user,
-                                s.login_backoff_base_seconds,
-                                max(s.login_backoff_max_seconds,
-                                    s.login_backoff_base_seconds)),
-        password_max_age=(timedelta(days=s.password_max_age_days)
-                          if s.password_max_age_days else None),
-        time_cost=s.argon2_time_cost,
-        memory_kib=s.argon2_memory_kib, parallelism=s.argon2_parallelism))
+    configure(db, AuthPolicy.from_settings(s))
     try:
         yield db
     finally:

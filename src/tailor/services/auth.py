@@ -9,6 +9,7 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -73,6 +74,23 @@ class AuthPolicy:
     def hasher(self) -> PasswordHasher:
         return PasswordHasher(time_cost=self.time_cost, memory_cost=self.memory_kib,
                               parallelism=self.parallelism)
+
+    @classmethod
+    def from_settings(cls, s: Any) -> AuthPolicy:
+        """The policy a :class:`tailor.settings.Settings` describes (read by attribute: the
+        services layer does not import the settings module); the server and the admin CLI
+        both build theirs here."""
+        cap = max(s.login_backoff_max_seconds, s.login_backoff_base_seconds)
+        return cls(
+            token_ttl=timedelta(minutes=s.token_ttl_minutes),
+            idle_timeout=timedelta(minutes=s.token_idle_minutes),
+            backoff=Backoff(s.login_free_failures, s.login_backoff_base_seconds, cap),
+            address_backoff=Backoff(s.login_free_failures_unknown_user,
+                                    s.login_backoff_base_seconds, cap),
+            password_max_age=(timedelta(days=s.password_max_age_days)
+                              if s.password_max_age_days else None),
+            time_cost=s.argon2_time_cost, memory_kib=s.argon2_memory_kib,
+            parallelism=s.argon2_parallelism)
 
 
 @dataclass(frozen=True)

@@ -7,14 +7,12 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import timedelta
 
 import anyio.to_thread
 from fastapi import FastAPI, Request, Response
 
 from tailor.db import Database
 from tailor.services.auth import AuthPolicy, configure
-from tailor.services.throttle import Backoff
 from tailor.services.unblinding import configure_notifications
 from tailor.settings import Settings
 from tailor.web import audit_api
@@ -36,20 +34,7 @@ def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
     database = db or Database(settings.database_url, pool_size=settings.pool_size,
                               pause_ms=settings.test_pause_ms,
                               pause_dir=settings.test_pause_dir)
-    configure(database, AuthPolicy(
-        token_ttl=timedelta(minutes=settings.token_ttl_minutes),
-        idle_timeout=timedelta(minutes=settings.token_idle_minutes),
-        backoff=Backoff(settings.login_free_failures, settings.login_backoff_base_seconds,
-                        max(settings.login_backoff_max_seconds,
-                            settings.login_backoff_base_seconds)),
-        address_backoff=Backoff(settings.login_free_failures_unknown_user,
-                                settings.login_backoff_base_seconds,
-                                max(settings.login_backoff_max_seconds,
-                                    settings.login_backoff_base_seconds)),
-        password_max_age=(timedelta(days=settings.password_max_age_days)
-                          if settings.password_max_age_days else None),
-        time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib,
-        parallelism=settings.argon2_parallelism))
+    configure(database, AuthPolicy.from_settings(settings))
     configure_notifications(database, tuple(settings.unblind_notify_roles.split(",")),
                             max_per_day=settings.unblind_max_per_day)
     threads = settings.worker_threads or settings.pool_size
