@@ -145,3 +145,18 @@ def test_an_item_shared_by_two_instruments_is_one_redcap_field() -> None:
     assert week12 is not None
     assert {f.get("FormOID") for f in week12} == {"F.promis_depression_4a", "F.promis29"}
     assert len(list(root.iter(f"{Q}ItemData"))) == len(items)
+
+
+def test_redcap_bookkeeping_fields_are_not_items() -> None:
+    ex, _first, items = _items(10, 5)
+    doc = to_odm(items, PROTOCOL, redcap=True).decode()
+    # as REDCap exports it: the record ID and each form's completion status in the data
+    doc = doc.replace('<ItemGroupData ItemGroupOID="IG.peg">',
+                      '<ItemGroupData ItemGroupOID="IG.peg"><ItemData ItemOID="record_id" '
+                      'Value="x" /><ItemData ItemOID="peg_complete" Value="2" />')
+    log = Extract({k: ex.domains[k] for k in ("RA", "SC", "DS", "AE")})
+    extract = odm_extract(doc.encode(), log)
+    codes = set(extract.domains["QS"]["QSTESTCD"].str.upper())
+    assert "PEG1" in codes and not codes & {"RECORD_ID", "PEG_COMPLETE"}
+    back = build_tables(extract, PROTOCOL)
+    assert back.report.ok and not [f for f in back.report.findings if f.kind == "unknown_item"]

@@ -258,7 +258,11 @@ def odm_extract(source: Path | bytes, trial_log: Path | Extract, *,
                 events: Mapping[str, str] | None = None) -> Extract:
     """The extract of an ODM document's ClinicalData: QS from ``ItemData`` (item OID
     ``I.<code>`` or the code), ``VISIT`` from the ``StudyEventOID`` (``SE.<visit>``, or mapped
-    by ``events``), DM from ``SubjectData``/``SiteRef``; RA/SC/DS/AE from ``trial_log``."""
+    by ``events``), DM from ``SubjectData``/``SiteRef``; RA/SC/DS/AE from ``trial_log``.
+
+    REDCap's bookkeeping fields in a REDCap ODM export are not item answers and are left out:
+    the record-ID field (``redcap:RecordIdField``, a copy of ``SubjectKey``) and each form's
+    ``<form>_complete`` status."""
     try:
         root = ET.fromstring(source) if isinstance(source, bytes) else ET.parse(source).getroot()
     except (ET.ParseError, OSError) as exc:
@@ -269,6 +273,8 @@ def odm_extract(source: Path | bytes, trial_log: Path | Extract, *,
     events = dict(events or {})
     qs: list[tuple[str, str | None, str, str | None]] = []
     dm: dict[str, str | None] = {}
+    record_ids = {el.get(_r("RecordIdField")) for el in root.iter()
+                  if el.get(_r("RecordIdField"))}
     for subj in root.iter(_q("SubjectData")):
         pid = subj.get("SubjectKey", "")
         site = subj.find(_q("SiteRef"))
@@ -276,10 +282,14 @@ def odm_extract(source: Path | bytes, trial_log: Path | Extract, *,
         for sed in subj.iter(_q("StudyEventData")):
             oid = sed.get("StudyEventOID", "")
             visit = events.get(oid, oid[3:] if oid.startswith("SE.") else oid)
-            for item in sed.iter(_q("ItemData")):
-                code = item.get("ItemOID", "")
-                qs.append((pid, visit, code[2:] if code.startswith("I.") else code,
-                           item.get("Value")))
+            for form in sed.iter(_q("FormData")):
+                status = form.get("FormOID", "").partition(".")[2] + "_complete"
+                for item in form.iter(_q("ItemData")):
+                    code = item.get("ItemOID", "")
+                    if record_ids and (code in record_ids or code == status):
+                        continue
+                    qs.append((pid, visit, code[2:] if code.startswith("I.") else code,
+                               item.get("Value")))
     log = trial_log if isinstance(trial_log, Extract) else read_extract(trial_log,
                                                                         required=("RA",))
     q = pd.DataFrame(qs, columns=["USUBJID", "VISIT", "QSTESTCD", "QSORRES"])
