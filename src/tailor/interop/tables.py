@@ -362,12 +362,12 @@ def build_tables(extract: Extract, protocol: Protocol, *,
     items = items.sort_values(["USUBJID", "_visit"], kind="stable")
     by_visit: dict[tuple[str, str], dict[str, Any]] = {}
     num = pd.to_numeric(items["_canon"], errors="coerce").to_numpy(dtype=float)
-    vals = num.astype(object)  # whole numbers as Python ints, blanks as None (vectorized)
+    answers = num.astype(object)  # whole numbers as Python ints, blanks as None (vectorized)
     whole = np.isfinite(num) & (num == np.round(num))
-    vals[whole] = num[whole].astype(np.int64).astype(object)
-    vals[np.isnan(num)] = None
+    answers[whole] = num[whole].astype(np.int64).astype(object)
+    answers[np.isnan(num)] = None
     for pid, vis, code, val in zip(items["USUBJID"].tolist(), items["_visit"].tolist(),
-                                   items["QSTESTCD"].tolist(), vals.tolist(), strict=True):
+                                   items["QSTESTCD"].tolist(), answers.tolist(), strict=True):
         by_visit.setdefault((pid, vis), {})[code] = val
     study_day: dict[tuple[str, str], Any] = {}
     if "QSDY" in qs.columns:
