@@ -230,3 +230,22 @@ def test_allocation_log_errors_are_named(example) -> None:
     assert len(errors) == 1 and "probability 1.5 is not in (0, 1]" in errors[0]
     assert any("PROB 0.123 differs from PROBS" in f.message for f in result.report.findings
                if f.severity == "warning")
+
+
+def test_an_incomplete_instrument_is_one_finding_naming_what_is_missing(example) -> None:
+    ex, _ = example
+    bad = _copy(ex)
+    qs = bad.domains["QS"]
+    pid = qs["USUBJID"].iloc[0]
+    gone = (qs["USUBJID"] == pid) & (qs["VISITNUM"] == "0") & (qs["QSTESTCD"] == "TSK3")
+    if not gone.any():  # the fixture's baseline phenotyping carries TSK-11 or TSK-17
+        gone = (qs["USUBJID"] == pid) & (qs["VISITNUM"] == "0") & (qs["QSTESTCD"] == "PCS3")
+    assert gone.sum() == 1
+    code = qs.loc[gone, "QSTESTCD"].iloc[0]
+    bad.domains["QS"] = qs[~gone]
+    result = build_tables(bad, PROTOCOL)
+    mine = [f for f in result.report.findings if f.kind == "scoring"
+            and f.participant == pid and f.visit == "week0"]
+    assert len(mine) == 1, [f.message for f in mine]
+    assert "incomplete" in mine[0].message and f"missing {code}" in mine[0].message
+    assert code not in (mine[0].value or "").split(", ") and (mine[0].value or "").count(",") > 0

@@ -15,7 +15,9 @@ from tailor import instruments
 from tailor.cli import main
 from tailor.cli.analyze_cmd import read_wide_table
 from tailor.db import Database, upgrade
+from tailor.exceptions import TailorError
 from tailor.instruments.phenotype import derive_phenotype
+from tailor.interop.odm import validate_odm
 from tailor.services import exports
 from tailor.services.demo import actor_of, drive_trial, setup_demo_trial
 from tailor.stats.generative import InstrumentScoring
@@ -42,6 +44,14 @@ def test_service_export_sdtm_import_roundtrip(tmp_path: Path, monkeypatch) -> No
         exports.write_export(db, ctx, tmp_path / "csv", fmt="csv")
         manifest = exports.write_export(db, ctx, tmp_path / "sdtm", fmt="sdtm")
         odm_manifest = exports.write_export(db, ctx, tmp_path / "odm", fmt="odm")
+        # an ODM document that fails the schema is refused, nothing written
+        real = exports.to_odm
+        monkeypatch.setattr(exports, "to_odm", lambda *a, **k: real(*a, **k).replace(
+            b'DataType="integer"', b'DataType="number"'))
+        with pytest.raises(TailorError, match=r"not valid CDISC ODM 1\.3\.2.*DataType"):
+            exports.write_export(db, ctx, tmp_path / "bad-odm", fmt="odm")
+        assert not (tmp_path / "bad-odm" / "odm.xml").exists()
+        monkeypatch.setattr(exports, "to_odm", real)
     finally:
         db.dispose()
     # `tailor export --format sdtm --vlmd` from the command line gives the same domains
@@ -77,6 +87,7 @@ def test_service_export_sdtm_import_roundtrip(tmp_path: Path, monkeypatch) -> No
     # the ODM export's ClinicalData, imported with the allocation log, gives the same wide
     # table but for age and sex (not in ClinicalData)
     assert [f["name"] for f in odm_manifest["files"]] == ["odm.xml"]
+    assert validate_odm((tmp_path / "odm" / "odm.xml").read_bytes(), redcap=True) == []
     assert main(["import", "odm", str(tmp_path / "odm" / "odm.xml"), "--trial-log",
                  str(tmp_path / "sdtm"), "--out", str(tmp_path / "from-odm")]) == 0
     odm_wide = _read(tmp_path / "from-odm" / "wide.csv").drop(columns=["age", "sex"])
@@ -84,6 +95,11 @@ def test_service_export_sdtm_import_roundtrip(tmp_path: Path, monkeypatch) -> No
         odm_wide.sort_values("participant_id").reset_index(drop=True),
         want.drop(columns=["age", "sex"]).sort_values("participant_id").reset_index(drop=True),
         check_dtype=False)
+    odm_long = _read(tmp_path / "from-odm" / "long.csv")
+    odm_long = odm_long[odm_long["field"] != "study_day"]  # not in ClinicalData
+    pd.testing.assert_frame_equal(odm_long.sort_values(key).reset_index(drop=True),
+                                  lw[lw["field"] != "study_day"].sort_values(key)
+                                  .reset_index(drop=True))
     # `tailor analyze` reads both folders the same way: its input is identical
     a, b = read_wide_table(tmp_path / "csv"), read_wide_table(tmp_path / "imported")
     pd.testing.assert_frame_equal(b.sort_values("participant_id").reset_index(drop=True),

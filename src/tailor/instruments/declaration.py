@@ -286,6 +286,10 @@ class Instrument:
         return tuple(it.code for it in self.items)
 
     @cached_property
+    def _code_set(self) -> frozenset[str]:
+        return frozenset(self.codes)
+
+    @cached_property
     def _by_code(self) -> dict[str, Item]:
         return {it.code: it for it in self.items}
 
@@ -328,8 +332,10 @@ class Instrument:
                     f"{self.name}: unknown coding '{coding}' (allowed: {', '.join(known)})",
                     instrument=self.name, item=None, value=coding, allowed=known)
             recode = self.codings[coding]
-        if isinstance(responses, Mapping):
-            by_code: dict[str, Any] = {}
+        if isinstance(responses, dict) and responses.keys() == self._code_set:
+            by_code: dict[str, Any] = responses  # already the item codes (an importer's case)
+        elif isinstance(responses, Mapping):
+            by_code = {}
             for key, val in responses.items():
                 code = str(key).strip().upper()
                 if code not in self.codes:

@@ -10,7 +10,7 @@ fields named ``<instrument>_<field>`` (e.g. ``promis_depression_4a_t_score``).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from tailor.exceptions import InstrumentError
@@ -69,10 +69,16 @@ def derived_scores(name: str, items: Mapping[str, Any]) -> dict[str, float]:
 def complete_instruments(codes: Iterable[str]) -> dict[str, tuple[str, ...]]:
     """Block name -> item codes of every instrument whose items are all in ``codes``, leaving
     out one whose items are a proper subset of another complete one's (PCS-6 inside PCS-13)."""
-    present = frozenset(codes)
+    return dict(_complete(frozenset(codes)))
+
+
+@lru_cache(maxsize=4096)
+def _complete(present: frozenset[str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """:func:`complete_instruments` of one set of codes (an import meets the same few sets
+    thousands of times: one per participant-visit)."""
     found = [(name, order, c) for name, order, c in _code_sets() if c <= present]
-    return {name: order for name, order, c in found
-            if not any(c < other for _, _, other in found)}
+    return tuple((name, order) for name, order, c in found
+                 if not any(c < other for _, _, other in found))
 
 
 @cache

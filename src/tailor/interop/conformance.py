@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -52,6 +52,16 @@ class Finding:
     value: str | None = None
 
 
+FIELDS = [f.name for f in fields(Finding)]
+#: findings shown per section in the HTML page (the JSON report lists all)
+HTML_ROWS = 500
+
+
+def _row(f: Finding) -> dict[str, Any]:
+    """``asdict`` without its deep copies (every field is a str, int or None)."""
+    return {k: getattr(f, k) for k in FIELDS}
+
+
 @dataclass
 class ConformanceReport:
     """What one import read and found; ``ok`` when nothing stops it."""
@@ -91,7 +101,7 @@ class ConformanceReport:
         return {"source": self.source, "protocol": self.protocol, "ok": self.ok,
                 "summary": self.summary(), "counts": dict(self.counts),
                 "severity": self.by_severity(),
-                "findings": [asdict(f) for f in self.findings]}
+                "findings": [_row(f) for f in self.findings]}
 
     def to_json(self) -> str:
         return json.dumps(self.as_dict(), indent=2, sort_keys=True)
@@ -102,15 +112,17 @@ class ConformanceReport:
         rep.paragraph(self.summary(), note=True)
         rep.heading("Counts")
         rep.table(pd.DataFrame(sorted(self.counts.items()), columns=["what", "count"]))
-        kinds = [k for k in SECTIONS if any(f.kind == k for f in self.findings)]
-        kinds += sorted({f.kind for f in self.findings} - set(SECTIONS))
+        by_kind: dict[str, list[Finding]] = {}
+        for f in self.findings:
+            by_kind.setdefault(f.kind, []).append(f)
+        kinds = [k for k in SECTIONS if k in by_kind] + sorted(set(by_kind) - set(SECTIONS))
         for kind in kinds:
-            rows = [f for f in self.findings if f.kind == kind]
+            rows = by_kind[kind]
             rep.heading(f"{SECTIONS.get(kind, kind)} ({len(rows)})")
-            frame = pd.DataFrame([asdict(f) for f in rows]).drop(columns=["kind"])
-            frame = frame.dropna(axis=1, how="all")
-            rep.table(frame.head(500), caption="" if len(rows) <= 500 else
-                      f"first 500 of {len(rows)}; the JSON report lists all")
+            frame = pd.DataFrame([_row(f) for f in rows[:HTML_ROWS]], columns=FIELDS)
+            frame = frame.drop(columns=["kind"]).dropna(axis=1, how="all")
+            rep.table(frame, caption="" if len(rows) <= HTML_ROWS else
+                      f"first {HTML_ROWS} of {len(rows)}; the JSON report lists all")
         if not self.findings:
             rep.paragraph("No findings: every row was read, matched and scored.")
         return rep.render()

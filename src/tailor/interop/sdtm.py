@@ -113,7 +113,7 @@ def read_extract(directory: Path, *, required: tuple[str, ...] = REQUIRED_DOMAIN
         if name not in files:
             continue
         try:
-            df = pd.read_csv(files[name], dtype=str, keep_default_na=False,
+            df = pd.read_csv(files[name], dtype=object, keep_default_na=False,
                              usecols=(lambda c: str(c).strip().upper() in QS_READ)
                              if name == "QS" else None)
         except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:

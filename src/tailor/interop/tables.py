@@ -235,12 +235,30 @@ def _score_visit(items: Mapping[str, int], who: tuple[str, str], report: Conform
         out |= values
         if res is not None:
             results.append(res)
-    orphans = set(items) - covered
-    for code in sorted(orphans & _scorable()):
-        report.add("scoring", "warning", f"item {code} belongs to no complete instrument at "
-                   "this visit (record unanswered items with a blank value); not scored",
-                   file="QS", participant=who[0], visit=who[1], value=code)
+    orphans = (set(items) - covered) & _scorable()
+    if orphans:  # one finding per incomplete instrument, not one per item
+        for name, codes in _incomplete(frozenset(orphans)):
+            missing = [c for c in codes if c not in items]
+            n_have = len(codes) - len(missing)
+            report.add("scoring", "warning", f"{name} incomplete at this visit ({n_have} of "
+                       f"{len(codes)} items; missing {', '.join(missing)}): "
+                       "its items are kept but not scored (record unanswered items with a "
+                       "blank value)", file="QS", participant=who[0], visit=who[1],
+                       value=", ".join(c for c in codes if c in orphans))
     return out, results
+
+
+@cache
+def _incomplete(orphans: frozenset[str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The instruments that own ``orphans`` (items of no complete instrument), each orphan
+    given to the first declared instrument holding it."""
+    out: list[tuple[str, tuple[str, ...]]] = []
+    left = set(orphans)
+    for inst in instruments():
+        if left & set(inst.codes):
+            out.append((inst.name, inst.codes))
+            left -= set(inst.codes)
+    return tuple(out)
 
 
 def build_tables(extract: Extract, protocol: Protocol, *,
@@ -314,6 +332,7 @@ def build_tables(extract: Extract, protocol: Protocol, *,
                    value=r.get("QSORRES") if r.get("QSORRES") is not None else r["_value"])
     items["_canon"] = canon.where(scorable, items["_value"])
     items = _dedupe(items, ["USUBJID", "_visit", "QSTESTCD"], "_canon", "QS", report)
+    items = items[["USUBJID", "_visit", "QSTESTCD", "_canon"]]  # all that is used below
     report.counts["qs_item_rows"] = len(items)
 
     supplied = qs[derived_flag & qs["_visit"].notna() & ~strange]
@@ -342,12 +361,14 @@ def build_tables(extract: Extract, protocol: Protocol, *,
     # ---- score each participant-visit (one Python call per visit, none per row)
     items = items.sort_values(["USUBJID", "_visit"], kind="stable")
     by_visit: dict[tuple[str, str], dict[str, Any]] = {}
+    num = pd.to_numeric(items["_canon"], errors="coerce").to_numpy(dtype=float)
+    answers = num.astype(object)  # whole numbers as Python ints, blanks as None (vectorized)
+    whole = np.isfinite(num) & (num == np.round(num))
+    answers[whole] = num[whole].astype(np.int64).astype(object)
+    answers[np.isnan(num)] = None
     for pid, vis, code, val in zip(items["USUBJID"].tolist(), items["_visit"].tolist(),
-                                   items["QSTESTCD"].tolist(), items["_canon"].tolist(),
-                                   strict=True):
-        by_visit.setdefault((pid, vis), {})[code] = None if val is None or (
-            isinstance(val, float) and np.isnan(val)) else int(val) if float(val).is_integer() \
-            else val
+                                   items["QSTESTCD"].tolist(), answers.tolist(), strict=True):
+        by_visit.setdefault((pid, vis), {})[code] = val
     study_day: dict[tuple[str, str], Any] = {}
     if "QSDY" in qs.columns:
         day_src = qs[qs["_visit"].notna() & ~strange & qs["QSDY"].notna()]

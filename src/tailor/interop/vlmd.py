@@ -4,14 +4,19 @@ Two dictionaries, one per tabular file of the export: ``wide`` (one variable per
 data contract's wide table) and ``items`` (one variable per item code or derived score that
 the long table's ``field`` column can carry). Each is written as HEAL's CSV template (one row
 per variable, ``|``-separated lists, ``value=label`` encodings) and as HEAL's JSON data
-dictionary (``title`` + ``fields``). Items of instruments in the HEAL pain core set carry a
-``standardsMappings`` instrument entry (source ``heal-cde``, the core domain and questionnaire
-title); the HEAL CDE repository's numeric identifiers could not be found in any source
-available while this was written and are left empty rather than guessed.
+dictionary (``title`` + ``fields``).
+
+Instruments that are HEAL common data elements carry a ``standardsMappings`` instrument entry
+(source ``heal-cde``; title, the HEAL CDE repository's numeric ``id`` and ``url`` where known),
+read from ``heal_cde.csv`` next to this module, which records for every mapping the file,
+repository and commit (or paper) it was taken from. An id is filled only where a cited source
+gives it; the others are left empty (docs/interop.md lists them). The wide table's ``age``
+and ``sex`` map to HEAL's adult demographics CRF.
 
 References
 ----------
-HEAL/heal-metadata-schemas, variable-level-metadata-schema (fields: section, name, title,
+HEAL/heal-metadata-schemas, variable-level-metadata-schema (v0.3.2 as shipped in the PyPI
+package healdata-utils 0.6.0) (fields: section, name, title,
 description, type, constraints.enum/minimum/maximum, enumLabels, standardsMappings);
 Wandner LD et al. NIH HEAL Initiative Clinical Pain Management Common Data Element Program.
 J Pain 2022;23:370-378 (the core pain domains).
@@ -19,8 +24,10 @@ J Pain 2022;23:370-378 (the core pain domains).
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Iterable, Sequence
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -30,25 +37,36 @@ from tailor.instruments.bacpac import UNSCORED_CODES
 from tailor.instruments.declaration import Instrument
 from tailor.instruments.registry import instruments
 
-__all__ = ["HEAL_CORE", "SCHEMA_VERSION", "items_dictionary", "wide_dictionary", "write_vlmd"]
+__all__ = ["SCHEMA_VERSION", "heal_cde", "items_dictionary", "wide_dictionary", "write_vlmd"]
 
 SCHEMA_VERSION = "0.3.2"
-#: tailor instrument -> (HEAL core pain domain, questionnaire) where the instrument is one of
-#: the HEAL core CDE questionnaires (adult chronic pain); ids are not known (see module doc)
-HEAL_CORE: dict[str, tuple[str, str]] = {
-    "peg": ("Pain intensity; pain interference", "PEG (3-item pain intensity and interference)"),
-    "pgic": ("Global satisfaction with treatment / impression of change", "PGIC"),
-    "promis_physical_function_6b": ("Physical functioning", "PROMIS Physical Function 6b"),
-    "promis_sleep_6a": ("Sleep", "PROMIS Sleep Disturbance 6a"),
-    "pcs6": ("Pain catastrophizing", "Pain Catastrophizing Scale - short form 6"),
-    "phq2": ("Depression", "PHQ-2"), "phq8": ("Depression", "PHQ-8"),
-    "phq9": ("Depression", "PHQ-9"),
-    "gad2": ("Anxiety", "GAD-2"), "gad7": ("Anxiety", "GAD-7"),
-    "taps1": ("Substance use screener", "TAPS-1"),
-}
+HEAL_CDE_FILE = Path(__file__).with_name("heal_cde.csv")
+#: wide-table columns that are variables of a HEAL CDE form (key into ``heal_cde.csv``)
+WIDE_CDE = {"age": "demographics", "sex": "demographics"}
+
+
+@cache
+def heal_cde() -> dict[str, dict[str, str]]:
+    """tailor instrument (or ``demographics``) -> its ``heal_cde.csv`` row (provenance
+    included)."""
+    with HEAL_CDE_FILE.open(encoding="utf-8", newline="") as fh:
+        return {r["instrument"]: r for r in csv.DictReader(fh)}
+
+
+def _mapping(key: str) -> list[dict[str, Any]] | None:
+    """The ``standardsMappings`` of a variable of HEAL CDE form ``key`` (None: not a CDE)."""
+    row = heal_cde().get(key)
+    if row is None:
+        return None
+    inst = {"url": row["heal_url"], "source": "heal-cde", "title": row["heal_title"],
+            "id": row["heal_cde_id"]}
+    return [{"instrument": {k: v for k, v in inst.items() if v}}]
+
+
 CSV_COLUMNS = ["schemaVersion", "section", "name", "title", "description", "type",
                "constraints.enum", "constraints.minimum", "constraints.maximum", "enumLabels",
-               "enumOrdered", "standardsMappings[0].instrument.source",
+               "enumOrdered", "standardsMappings[0].instrument.url",
+               "standardsMappings[0].instrument.source",
                "standardsMappings[0].instrument.title", "standardsMappings[0].instrument.id"]
 _TYPES = {"str": "string", "number": "number", "float": "number", "int": "integer",
           "0/1": "integer"}
@@ -66,6 +84,8 @@ def wide_dictionary(columns: Iterable[tuple[str, str, str]]) -> list[dict[str, A
             f["enumLabels"] = {"0": "No", "1": "Yes"}
         elif name.startswith("p_") or name.startswith("p1_"):
             f["constraints"] = {"minimum": 0, "maximum": 1}
+        if name in WIDE_CDE:
+            f["standardsMappings"] = _mapping(WIDE_CDE[name])
         fields.append(f)
     return fields
 
@@ -93,18 +113,18 @@ def items_dictionary(names: Sequence[str] | None = None) -> list[dict[str, Any]]
     or those in ``names``), with HEAL core standards mappings where they apply."""
     fields: list[dict[str, Any]] = []
     seen: set[str] = set()
-    for inst in instruments():
-        if names is not None and inst.name not in names:
-            continue
-        mapping = HEAL_CORE.get(inst.name)
+    chosen = [i for i in instruments() if names is None or i.name in names]
+    for inst in chosen:
         for code in inst.codes:
             if code in seen:
                 continue
             seen.add(code)
             f = _item_field(inst, code)
-            if mapping is not None:
-                f["standardsMappings"] = [{"instrument": {
-                    "source": "heal-cde", "title": f"{mapping[0]}: {mapping[1]}"}}]
+            # an item shared by several CDE forms (PHQ-2 in PHQ-8 in PHQ-9) maps to each
+            mapping = [m for other in chosen if code in other.codes
+                       for m in _mapping(other.name) or []]
+            if mapping:
+                f["standardsMappings"] = mapping
             fields.append(f)
         for attr, dcode in inst.derived_codes.items():
             if dcode not in seen:
@@ -124,6 +144,9 @@ def items_dictionary(names: Sequence[str] | None = None) -> list[dict[str, Any]]
 
 
 def _csv_row(f: dict[str, Any]) -> dict[str, Any]:
+    """One row of HEAL's CSV template (``enumOrdered`` is kept in the JSON only: HEAL's CSV
+    validation, healdata-utils ``validate_vlmd_csv``, reads every cell as text and the CSV
+    schema types it boolean, so a filled cell never validates)."""
     c = f.get("constraints", {})
     sm = (f.get("standardsMappings") or [{}])[0].get("instrument", {})
     return {"schemaVersion": SCHEMA_VERSION, "section": f.get("section"), "name": f["name"],
@@ -133,7 +156,9 @@ def _csv_row(f: dict[str, Any]) -> dict[str, Any]:
             "constraints.maximum": None if "maximum" not in c else str(c["maximum"]),
             "enumLabels": "|".join(f"{k}={v}" for k, v in f["enumLabels"].items())
             if "enumLabels" in f else None,
-            "enumOrdered": f.get("enumOrdered"),
+            # blank in the CSV: HEAL's CSV check reads cells as text against a boolean type
+            "enumOrdered": None,
+            "standardsMappings[0].instrument.url": sm.get("url"),
             "standardsMappings[0].instrument.source": sm.get("source"),
             "standardsMappings[0].instrument.title": sm.get("title"),
             "standardsMappings[0].instrument.id": sm.get("id")}

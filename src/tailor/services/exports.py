@@ -21,9 +21,9 @@ from sqlalchemy.orm import Session
 from tailor.db import Database
 from tailor.db import models as m
 from tailor.db.audit import sign_head
-from tailor.exceptions import InvalidFieldError
+from tailor.exceptions import InvalidFieldError, TailorError
 from tailor.interop import vlmd
-from tailor.interop.odm import to_odm
+from tailor.interop.odm import to_odm, validate_odm
 from tailor.interop.sdtm import item_codes, to_sdtm
 from tailor.protocol import Protocol
 from tailor.services import redcap
@@ -239,7 +239,9 @@ def write_export(db: Database, ctx: RequestContext, out_dir: Path, *, fmt: str =
     Files: ``wide`` and ``long`` (CSV or Parquet) and ``dictionary.csv``; with ``redcap``,
     REDCap's ``redcap_dictionary.csv`` and ``redcap_records.csv`` instead; with ``sdtm``, the
     SDTM-like domains of :mod:`tailor.interop.sdtm` (what ``tailor import sdtm`` reads back);
-    with ``odm``, ``odm.xml`` (CDISC ODM 1.3.2 forms + ClinicalData, :mod:`tailor.interop.odm`). ``manifest.json``
+    with ``odm``, ``odm.xml`` (CDISC ODM 1.3.2 forms + ClinicalData shaped for REDCap's "create
+    project from ODM", validated against the ODM XSD with the REDCap extension before it is
+    written; :mod:`tailor.interop.odm`). ``manifest.json``
     records the protocol, the audit chain head the export was read at (signed with
     ``audit_key``), row counts and the SHA-256 of every file. Data and head are read in one
     snapshot (PostgreSQL REPEATABLE READ; SQLite's read transaction). The export itself is
@@ -265,8 +267,12 @@ def write_export(db: Database, ctx: RequestContext, out_dir: Path, *, fmt: str =
     tables: dict[str, pd.DataFrame] = {}
     if fmt == "odm":
         items = long[long["field"].isin(item_codes())]
-        document = to_odm(items, protocol, study=pv.name.upper(),
+        document = to_odm(items, protocol, study=pv.name.upper(), redcap=True,
                           sites=dict(zip(long["participant_id"], long["site"], strict=True)))
+        invalid = validate_odm(document, redcap=True)
+        if invalid:  # never hand out a file REDCap or an ODM tool would reject
+            raise TailorError("the ODM export is not valid CDISC ODM 1.3.2 (with the REDCap "
+                              "extension); nothing was written: " + "; ".join(invalid[:5]))
         (out_dir / "odm.xml").write_bytes(document)
     elif fmt == "sdtm":
         tables = {f"{name}.csv": frame for name, frame in
