@@ -10,9 +10,13 @@ from collections.abc import Iterable
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from tailor.db import Database
 from tailor.db import models as m
+from tailor.services.context import RequestContext
+from tailor.services.scope import PARTICIPANT_READ, get_participant, require
+from tailor.services.uow import in_transaction
 
-__all__ = ["engagement_counts", "run_in_engagement"]
+__all__ = ["engagement_counts", "engagement_of", "run_in_engagement"]
 
 
 def run_in_engagement(session: Session, participant_id: int) -> dict[str, int] | None:
@@ -35,3 +39,13 @@ def engagement_counts(session: Session, participant_ids: Iterable[int]
             out[int(pid)] = {"recorded": int(total), "sent": int(sent),
                              "answered": int(answered)}
     return out
+
+
+def engagement_of(db: Database, ctx: RequestContext, code: str) -> dict[str, int] | None:
+    """One participant's recorded run-in messages (site roles; ``None``: none recorded)."""
+    require(ctx.actor, PARTICIPANT_READ, "read run-in engagement")
+
+    def run(session: Session) -> dict[str, int] | None:
+        return run_in_engagement(session, get_participant(session, ctx.actor, code).id)
+
+    return in_transaction(db, ctx, run, write=False)

@@ -42,6 +42,7 @@ __all__ = [
     "issue_in_session",
     "issue_link",
     "link_form",
+    "link_status",
     "link_statuses",
     "live_link",
     "questions_for",
@@ -195,7 +196,7 @@ def revoke_link(db: Database, ctx: RequestContext, code: str, visit_code: str
     return in_transaction(db, ctx, run, reason="participant link revoked")
 
 
-def _status(link: m.ParticipantLink | None, visit: m.Visit, now: datetime) -> str:
+def link_status(link: m.ParticipantLink | None, visit: m.Visit, now: datetime) -> str:
     if link is None:
         return "complete" if visit.status == "completed" else "not sent"
     if link.submitted_at is not None:
@@ -223,7 +224,7 @@ def link_statuses(db: Database, ctx: RequestContext, code: str) -> list[dict[str
             link = session.scalars(select(m.ParticipantLink).where(
                 m.ParticipantLink.visit_id == v.id).order_by(m.ParticipantLink.id.desc())
             ).first()
-            out.append({"visit": v.code, "status": _status(link, v, now),
+            out.append({"visit": v.code, "status": link_status(link, v, now),
                         "expires_at": link.expires_at if link else None,
                         "participant_entered": bool(link and link.submitted_at)})
         return out
