@@ -68,9 +68,6 @@ class Settings(BaseSettings):
     # attempts, then marked "gave up" (the site dashboard shows it: call the participant)
     message_max_attempts: int = Field(default=5, ge=1, le=50)
     message_retry_base_seconds: float = Field(default=300, ge=1, le=86_400)
-    # the server queues and sends participant messages every this many seconds (0: never;
-    # run `tailor reminders send` from cron instead)
-    messages_interval_seconds: int = Field(default=0, ge=0, le=86_400)
     # whole-trial computations (exports, data queries, statistics pages) running at once per
     # process; one more is a 429 with Retry-After (tailor.web.limits)
     heavy_requests: int = Field(default=2, ge=1, le=64)
