@@ -250,7 +250,10 @@ def queue_due(db: Database, config: OutreachConfig, *, now: datetime | None = No
             .join(m.ParticipantContact, m.ParticipantContact.participant_id == m.Participant.id)
             .where(m.ParticipantContact.consent_to_contact,
                    m.Participant.status.in_(("randomized", "stage2")),
-                   m.Visit.week > 0, m.Visit.status != "completed")).all()
+                   m.Visit.week > 0, m.Visit.status != "completed",
+                   # open somewhere today (each site's own today is checked below)
+                   m.Visit.window_start <= max(today.values()),
+                   m.Visit.window_end >= min(today.values()))).all()
         open_rows = [(pid, code, sid, v) for pid, code, sid, v in rows
                      if v.window_start <= today[sid] <= v.window_end]
         vids = [v.id for *_, v in open_rows]
