@@ -68,6 +68,10 @@ def test_run_in_form_uses_the_recorded_answers(trial: Any, plain_app: FastAPI,
     c = TestClient(plain_app, base_url="https://testserver")
     login(c, "coord1")
     assert "runin_messages_answered" in c.get(f"/participants/{code}/run-in").text
+    api = TestClient(plain_app, base_url="https://testserver")
+    r = api.post(f"/api/v1/participants/{code}/run-in", headers=_bearer(api, "coord1"),
+                 json={"modules_completed": 2})  # no count and no recorded messages
+    assert r.status_code == 422 and "runin_messages_answered" in r.text, r.text
     cfg = outreach.OutreachConfig(link_secret=SECRET, public_url="https://testserver",
                                   sms=outreach.FileSmsSender(tmp_path / "sms.jsonl"))
     now = site_now("coord1")

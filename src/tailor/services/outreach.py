@@ -230,7 +230,10 @@ def queue_due(db: Database, config: OutreachConfig, *, now: datetime | None = No
     report = QueueReport(dry_run=dry_run)
 
     def run(session: Session) -> QueueReport:
-        _pv, protocol = live_protocol(db, session)
+        pv, protocol = live_protocol(db, session)
+        if session.scalars(select(m.DataLock.id).where(
+                m.DataLock.protocol_version_id == pv.id)).first() is not None:
+            return report  # data locked: no more participant messages
         sites = {s.id: s for s in session.scalars(select(m.Site))}
         today = {sid: local_date(ctx.utcnow(), s.timezone) for sid, s in sites.items()}
         reach: dict[int, tuple[str | None, str | None]] = {
