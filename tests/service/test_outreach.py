@@ -23,11 +23,19 @@ from tailor.exceptions import (
     NotFoundError,
     PermissionDeniedError,
 )
-from tailor.services import contacts, exports, outreach, participant_links, randomization, trial
+from tailor.services import (
+    admin,
+    contacts,
+    exports,
+    outreach,
+    participant_links,
+    randomization,
+    trial,
+)
 from tailor.services.mail import SmtpConfig
 
 from .conftest import free_port
-from .factories import NOW, SCREEN_OK, TODAY, ready_participant, setup_trial
+from .factories import NOW, PASSWORD, SCREEN_OK, TODAY, ready_participant, setup_trial
 
 ARMS = ("ESC", "ACT", "EBEM", "DUL")
 SECRET = "a-test-secret-of-32-characters!!"
@@ -142,6 +150,16 @@ def test_answered_visit_cancels_its_reminder(dbh, smtp, tmp_path) -> None:  # ty
         "visit week6 is already completed"]
     assert len(inbox.messages) == 1
     assert outreach.queue_due(t.db, cfg, now=later + timedelta(days=10)).queued == []
+
+
+def test_no_messages_after_data_lock(dbh, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    t = setup_trial(dbh.db)
+    _randomized_with_contact(t)
+    cfg = outreach.OutreachConfig(link_secret=SECRET, public_url=BASE,
+                                  sms=outreach.FileSmsSender(tmp_path / "sms.jsonl"))
+    assert outreach.queue_due(t.db, cfg, now=OPENING, dry_run=True).queued  # due ...
+    admin.lock_data(t.db, t.ctx("dm"), password=PASSWORD)
+    assert outreach.queue_due(t.db, cfg, now=OPENING).queued == []  # ... but locked
 
 
 def test_failed_sends_back_off_then_give_up(dbh, tmp_path) -> None:  # type: ignore[no-untyped-def]
