@@ -55,6 +55,19 @@ class Settings(BaseSettings):
     smtp_password: str = ""
     # where notifications go for users without an e-mail address (empty: they wait)
     mail_fallback_to: str = ""
+    # --- participant messages (issue 20b, tailor.services.outreach; `tailor reminders send`)
+    # the secret the links in participant messages are derived from (>= 16 characters; empty:
+    # no participant message is queued or sent). Keep it like a password.
+    link_secret: str = ""
+    # the server's address as participants reach it (the links in messages start with it)
+    public_url: str = "http://127.0.0.1:8000"
+    # SMS: '' (none), 'file:<path>' (one JSON line per message; tests and demos) or
+    # 'python:<module>:<factory>' (a deployment's own gateway adapter, see SmsSender)
+    sms_sender: str = ""
+    # a failed message is retried after retry_base * 2**(attempts-1) seconds, up to this many
+    # attempts, then marked "gave up" (the site dashboard shows it: call the participant)
+    message_max_attempts: int = Field(default=5, ge=1, le=50)
+    message_retry_base_seconds: float = Field(default=300, ge=1, le=86_400)
     # whole-trial computations (exports, data queries, statistics pages) running at once per
     # process; one more is a 429 with Retry-After (tailor.web.limits)
     heavy_requests: int = Field(default=2, ge=1, le=64)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 
@@ -91,3 +92,35 @@ def dbh(request, tmp_path) -> Iterator[DbHandle]:  # type: ignore[no-untyped-def
 @pytest.fixture
 def sqlite_dbh(tmp_path) -> Iterator[DbHandle]:  # type: ignore[no-untyped-def]
     yield from make_handle("sqlite", tmp_path)
+
+
+# --------------------------------------------------------------------- a real SMTP server
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Inbox:
+    """What the local aiosmtpd server received: (recipients, raw message) per message."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], bytes]] = []
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        self.messages.append((list(envelope.rcpt_tos), envelope.content))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Inbox, int]]:
+    """A local aiosmtpd server on a free port: (its inbox, its port)."""
+    from aiosmtpd.controller import Controller
+
+    inbox, port = Inbox(), free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield inbox, port
+    finally:
+        controller.stop()

@@ -139,6 +139,9 @@ def test_every_mutating_endpoint_is_fully_audited(dbh):
         ("post", "/api/v1/queries/{query_id}/reopen", "dman",
          {"message": "please attach the source"}, {}, "data_manager"),
         ("post", "/api/v1/queries/{query_id}/close", "dman", None, {}, "data_manager"),
+        # participant contact (issue 20b): values audited as changed, but redacted
+        ("put", P + "/contact", "coord1", {"email": "p@example.org", "mobile": "+14155550100",
+                                           "consent_to_contact": True}, {}, "coordinator"),
         ("post", P + "/intolerance", "coord1",
          {"onset_date": str(today), "kind": "adverse_event"}, {}, "coordinator"),
         ("post", P + "/withdrawal", "coord1",
@@ -181,8 +184,9 @@ def test_every_mutating_endpoint_is_fully_audited(dbh):
             row = audited.get((entity, ident, fld))
             assert row is not None, f"{verb} {template}: {entity}[{ident}].{fld} " \
                                     f"{old} -> {new} not audited"
-            if (entity, fld) == ("User", "password_hash"):
-                assert row.new_value == _json("<redacted>")  # never the hash itself
+            if (entity, fld) in {("User", "password_hash"), ("ParticipantContact", "email"),
+                                 ("ParticipantContact", "mobile")}:
+                assert row.new_value == _json("<redacted>")  # never the value itself
             else:
                 assert (row.old_value, row.new_value) == (old, new), (template, fld)
         if template.startswith("/api/v1/auth/"):

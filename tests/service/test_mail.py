@@ -3,8 +3,6 @@ SQLite and PostgreSQL; a server that is down leaves the rows unsent for the next
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
 from email import message_from_bytes
 
 import pytest
@@ -16,37 +14,10 @@ from tailor.services import admin, mail, randomization
 from tailor.settings import Settings
 from tailor.web import create_app
 
+from .conftest import free_port
 from .factories import PASSWORD, SYSTEM, ready_participant, setup_trial
 
 ARMS = ("ESC", "ACT", "EBEM", "DUL")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class _Inbox:
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], bytes]] = []
-
-    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
-        self.messages.append((list(envelope.rcpt_tos), envelope.content))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[_Inbox, int]]:
-    from aiosmtpd.controller import Controller
-
-    inbox, port = _Inbox(), _free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield inbox, port
-    finally:
-        controller.stop()
 
 
 def test_unblinding_notifications_are_mailed(dbh, smtp) -> None:  # type: ignore[no-untyped-def]
@@ -86,7 +57,7 @@ def test_mail_server_down_leaves_rows_unsent(dbh) -> None:  # type: ignore[no-un
 
     unblinding.unblind(t.db, t.ctx("dm"), code, reason="SAE", password=PASSWORD)
     with pytest.raises(OSError):
-        mail.deliver_outbox(t.db, mail.SmtpConfig(host="127.0.0.1", port=_free_port(),
+        mail.deliver_outbox(t.db, mail.SmtpConfig(host="127.0.0.1", port=free_port(),
                                                   timeout_s=2))
     s = t.db.session(write=False)
     assert all(n.sent_at is None for n in s.scalars(select(m.Notification)))

@@ -56,6 +56,7 @@ def _register() -> None:
         instruments_cmd,
         protocol_cmd,
         randomize_cmd,
+        reminders_cmd,
         serve_cmd,
         simulate_cmd,
         warmup_cmd,
@@ -63,6 +64,7 @@ def _register() -> None:
 
     app.add_typer(protocol_cmd.app, name="protocol")
     app.add_typer(randomize_cmd.app, name="randomize")
+    app.add_typer(reminders_cmd.app, name="reminders")
     app.add_typer(instruments_cmd.instruments_app, name="instruments",
                   invoke_without_command=True)
     app.command("score")(instruments_cmd.score)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -23,6 +24,10 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from tailor.db import Database
+    from tailor.services.context import RequestContext
 
 
 def demo(
@@ -142,8 +147,12 @@ def demo(
         paths = write_analysis(result, table, out, sections=trial_sections(
             flow, balance, table, threshold=plan.responder_threshold, note=note))
         showcase = seed_showcase(db)  # one participant per workflow state, open queries
-        p_link = participant_links.issue_link(  # issue 20: answer week 12 as the participant
-            db, actor_of(db, "coord.s01"), showcase["due for week 12"], "week12")
+        # issue 20b: the week-12 invitation really mailed, to a local aiosmtpd mail catcher
+        catcher, p_url = _mail_invitation(db, showcase["due for week 12"],
+                                          actor_of(db, "coord.s01"))
+        if not p_url:  # no aiosmtpd: the coordinator's link instead (issue 20)
+            p_url = "http://127.0.0.1:8000" + participant_links.issue_link(
+                db, actor_of(db, "coord.s01"), showcase["due for week 12"], "week12")["path"]
         chain = audit.verify(db)
         bar.update(task, completed=1, info=str(paths["report"]))
         timings["report"] = time.perf_counter() - t0
@@ -184,7 +193,13 @@ def demo(
         tries.add_row(state, code)
     console.print(tries)
     console.print(f"  participant link (week 12 questionnaire of {showcase['due for week 12']}, "
-                  f"no login): http://127.0.0.1:8000{p_link['path']}", highlight=False)
+                  f"no login): {p_url}", highlight=False)
+    console.print(
+        f"  {catcher}\n  mail catcher while serving: python -m aiosmtpd -n -l 127.0.0.1:8025"
+        "  (prints every message)\n  then: TAILOR_SMTP_HOST=127.0.0.1 TAILOR_SMTP_PORT=8025 "
+        "TAILOR_LINK_SECRET=<16+ characters> \\\n        TAILOR_DATABASE_URL=sqlite:///"
+        f"{db_path} tailor reminders send   # invitations and reminders due today",
+        highlight=False)
     logins = Table(title=f"demo users (password for all: {DEMO_PASSWORD})")
     logins.add_column("username")
     logins.add_column("role")
@@ -200,3 +215,47 @@ def chain_text(report: object) -> str:
     ok = getattr(report, "ok", None)
     rows = getattr(report, "rows", None) or getattr(report, "n", None)
     return ("verified" if ok else "NOT verified") + (f", {rows} rows" if rows else "")
+
+
+def _mail_invitation(db: Database, code: str, coordinator: RequestContext
+                     ) -> tuple[str, str]:
+    """Give ``code`` a demo e-mail address, then queue and send what is due today through a
+    local aiosmtpd mail catcher (started for this step only); returns what to print about the
+    catcher and the link in the mail it caught ('' when aiosmtpd is not installed)."""
+    import re
+    import secrets
+    import socket
+
+    from tailor.services import contacts, outreach
+    from tailor.services.mail import SmtpConfig
+
+    try:
+        from aiosmtpd.controller import Controller
+    except ImportError:
+        return "mail catcher: not started (pip install aiosmtpd)", ""
+    caught: list[bytes] = []
+
+    class Catch:
+        async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+            caught.append(envelope.content)
+            return "250 OK"
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    controller = Controller(Catch(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        contacts.set_contact(db, coordinator, code, email="participant@example.org",
+                             mobile=None, consent_to_contact=True)
+        config = outreach.OutreachConfig(link_secret=secrets.token_urlsafe(24),
+                                         smtp=SmtpConfig(host="127.0.0.1", port=port))
+        outreach.queue_due(db, config)
+        outreach.send_pending(db, config)
+    finally:
+        controller.stop()
+    text = b"".join(caught).decode(errors="replace").replace("=\r\n", "")
+    links = re.findall(r"http://127\.0\.0\.1:8000/p/[A-Za-z0-9_-]+", text)
+    return (f"mail catcher (aiosmtpd) at 127.0.0.1:{port} received {len(caught)} message(s) "
+            f"for participant@example.org; the link above is the one in the mail",
+            links[-1] if links else "")

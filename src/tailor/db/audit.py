@@ -39,7 +39,10 @@ __all__ = [
 
 GENESIS = "0" * 64
 _SKIP = (m.AuditLog, m.SessionToken, m.LoginAttempt, m.LoginThrottle, m.StageState)
-_REDACT = {("User", "password_hash")}
+# contact details are recorded as changed (who, when, why) but not their values: the chain is
+# append-only, and data managers (blinded, no contact role) read it (issue 20b)
+_REDACT = {("User", "password_hash"), ("ParticipantContact", "email"),
+           ("ParticipantContact", "mobile")}
 # model name (the audit row's ``entity``) -> table, for every model the audit hooks record
 AUDITED_ENTITIES: dict[str, str] = {
     mapper.class_.__name__: str(mapper.class_.__tablename__)

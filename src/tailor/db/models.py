@@ -42,10 +42,12 @@ __all__ = [
     "LoginThrottle",
     "Notification",
     "Participant",
+    "ParticipantContact",
     "ParticipantLink",
     "ProtocolDeviation",
     "ProtocolVersion",
     "RunIn",
+    "RunInMessage",
     "SessionToken",
     "Signature",
     "Site",
@@ -177,6 +179,10 @@ class RunIn(Base):
     messages_answered: Mapped[int] = mapped_column(Integer)
     completed_on: Mapped[date] = mapped_column(Date)
     passed: Mapped[bool] = mapped_column(Boolean)
+    # issue 20b (migration 0007): "data" when messages_answered was counted from the recorded
+    # run-in messages (RunInMessage), "manual" when the coordinator typed it in
+    messages_source: Mapped[str] = mapped_column(String(16), default="manual",
+                                                 server_default="manual")
 
 
 class Visit(Base):
@@ -369,13 +375,32 @@ class Notification(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     kind: Mapped[str] = mapped_column(String(32))
-    recipient_user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    # a staff recipient (unblinding notifications); NULL for a participant message
+    recipient_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     recipient_username: Mapped[str] = mapped_column(String(64))
     recipient_role: Mapped[str] = mapped_column(String(32))
     subject: Mapped[str] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(Text)
     signature_id: Mapped[int | None] = mapped_column(ForeignKey("signatures.id"))
     sent_at: Mapped[datetime | None]
+    # --- issue 20b (migration 0007): participant messages (invitations, reminders, run-in
+    # messages; tailor.services.outreach). The body holds ``{link}`` where the link goes: the
+    # token is derived only when the message is sent and is never stored or logged.
+    participant_id: Mapped[int | None] = mapped_column(ForeignKey("participants.id"),
+                                                       index=True, default=None)
+    visit_id: Mapped[int | None] = mapped_column(ForeignKey("visits.id"), default=None)
+    run_in_message_id: Mapped[int | None] = mapped_column(ForeignKey("run_in_messages.id"),
+                                                          default=None)
+    channel: Mapped[str] = mapped_column(String(8), default="email", server_default="email")
+    # queued | sent | failed (retried after next_attempt_at) | gave up | cancelled
+    status: Mapped[str] = mapped_column(String(16), default="queued", server_default="queued",
+                                        index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(String(200), default=None)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(default=None)
+    # one message per (visit, kind, channel) or (run-in day, channel): the job's idempotency
+    dedupe_key: Mapped[str | None] = mapped_column(String(128), unique=True, default=None)
+    # --- end issue 20b
 
 
 # --------------------------------------------------------------------------------------------
@@ -453,4 +478,44 @@ class ParticipantLink(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
     submitted_at: Mapped[datetime | None] = mapped_column(default=None)
     draft: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # issue 20b (migration 0007): a link issued by the message job carries a random salt; its
+    # token is HMAC(link_secret, salt), so the job can put the same link in every reminder of
+    # the visit without the database ever holding a usable token (NULL: coordinator-issued)
+    token_salt: Mapped[str | None] = mapped_column(String(32), default=None)
 # --- end issue 20
+
+
+# --- issue 20b (migration 0007): participant contact and the run-in's daily messages
+class ParticipantContact(Base):
+    """How the site may reach a participant: optional e-mail and mobile number (E.164), and
+    whether the participant agreed to be contacted (no message is sent without it). Never in
+    an export; read only by the site roles (tailor.services.contacts)."""
+
+    __tablename__ = "participant_contacts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), unique=True)
+    email: Mapped[str | None] = mapped_column(String(254), default=None)
+    mobile: Mapped[str | None] = mapped_column(String(16), default=None)
+    consent_to_contact: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(64))
+
+
+class RunInMessage(Base):
+    """One daily run-in message (day 1..messages_sent) and the participant's answer, the data
+    the run-in engagement rule is evaluated from. ``token_hash`` is the SHA-256 of the answer
+    link's token, HMAC(link_secret, ``token_salt``)."""
+
+    __tablename__ = "run_in_messages"
+    __table_args__ = (UniqueConstraint("participant_id", "day"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
+    day: Mapped[int] = mapped_column(Integer)
+    scheduled_on: Mapped[date] = mapped_column(Date)
+    token_salt: Mapped[str] = mapped_column(String(32))
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
+    expires_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None] = mapped_column(default=None)
+    answered_at: Mapped[datetime | None] = mapped_column(default=None)
+    answer: Mapped[int | None] = mapped_column(Integer, default=None)
+# --- end issue 20b

@@ -11,6 +11,8 @@ reported, not dropped. Bodies never carry arm labels (they are written that way)
 from __future__ import annotations
 
 import smtplib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 
@@ -23,7 +25,7 @@ from tailor.exceptions import InvalidFieldError
 from tailor.services.context import Actor, RequestContext
 from tailor.services.uow import in_transaction
 
-__all__ = ["DeliveryReport", "SmtpConfig", "deliver_outbox"]
+__all__ = ["DeliveryReport", "SmtpConfig", "deliver_outbox", "email_message", "smtp_session"]
 
 
 @dataclass(frozen=True)
@@ -56,14 +58,31 @@ class DeliveryReport:
     no_address: list[int] = field(default_factory=list)
 
 
-def _message(n: m.Notification, sender: str, to: str) -> EmailMessage:
+def email_message(sender: str, to: str, subject: str, body: str, *,
+                  notification_id: int) -> EmailMessage:
+    """One plain-text message of the outbox (its row id in ``X-Tailor-Notification``)."""
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = to
-    msg["Subject"] = n.subject
-    msg["X-Tailor-Notification"] = str(n.id)
-    msg.set_content(n.body)
+    msg["Subject"] = subject
+    msg["X-Tailor-Notification"] = str(notification_id)
+    msg.set_content(body)
     return msg
+
+
+@contextmanager
+def smtp_session(config: SmtpConfig) -> Iterator[smtplib.SMTP]:
+    """A connected (STARTTLS and login when configured) SMTP session."""
+    with smtplib.SMTP(config.host, config.port, timeout=config.timeout_s) as smtp:
+        if config.starttls:
+            smtp.starttls()
+        if config.username:
+            smtp.login(config.username, config.password)
+        yield smtp
+
+
+def _message(n: m.Notification, sender: str, to: str) -> EmailMessage:
+    return email_message(sender, to, n.subject, n.body, notification_id=n.id)
 
 
 def deliver_outbox(db: Database, config: SmtpConfig, *, limit: int = 200) -> DeliveryReport:
@@ -84,11 +103,7 @@ def deliver_outbox(db: Database, config: SmtpConfig, *, limit: int = 200) -> Del
     todo = in_transaction(db, ctx, pending, write=False)
     if not todo:
         return report
-    with smtplib.SMTP(config.host, config.port, timeout=config.timeout_s) as smtp:
-        if config.starttls:
-            smtp.starttls()
-        if config.username:
-            smtp.login(config.username, config.password)
+    with smtp_session(config) as smtp:
         for nid, to, n in todo:
             if not to:
                 report.no_address.append(nid)
@@ -104,6 +119,7 @@ def deliver_outbox(db: Database, config: SmtpConfig, *, limit: int = 200) -> Del
         for row in session.scalars(select(m.Notification).where(
                 m.Notification.id.in_(report.sent), m.Notification.sent_at.is_(None))):
             row.sent_at = ctx.utcnow()
+            row.status = "sent"
 
     if report.sent:
         in_transaction(db, ctx, mark)

@@ -39,9 +39,12 @@ __all__ = [
     "LinkUnavailableError",
     "Question",
     "SecondFactorError",
+    "issue_in_session",
     "issue_link",
     "link_form",
+    "link_status",
     "link_statuses",
+    "live_link",
     "questions_for",
     "revoke_link",
     "save_answers",
@@ -116,6 +119,48 @@ def _live(session: Session, visit: m.Visit) -> m.ParticipantLink | None:
     ).first()
 
 
+def issue_in_session(session: Session, protocol: Any, p: m.Participant, visit: m.Visit,
+                     now: datetime, created_by: str, *, second_factor: bool = False,
+                     token: str | None = None, token_salt: str | None = None
+                     ) -> tuple[m.ParticipantLink, str]:
+    """Issue a link for ``visit`` inside the caller's transaction (the previous live link is
+    revoked, its saved answers carried over); ConflictError when the visit cannot take one.
+    ``token``/``token_salt``: a token the caller derived (the message job), else a random
+    one. Returns the link and its token (which is not stored)."""
+    first = min(protocol.visits, key=lambda v: v.week).code
+    if visit.code == first:
+        raise ConflictError("participant links cover the follow-up visits (PEG, PGIC); "
+                            "Visit 0 is recorded by the site")
+    if visit.status == "completed":
+        raise ConflictError(f"visit {visit.code} is already completed")
+    if p.status not in ("randomized", "stage2"):
+        raise ConflictError(f"follow-up visits start after randomization "
+                            f"(status {p.status})")
+    site = session.get(m.Site, p.site_id)
+    assert site is not None
+    expires = _expiry(visit.window_end, site.timezone)
+    if expires <= now:
+        raise ConflictError(f"the {visit.code} window closed on {visit.window_end}")
+    old = _live(session, visit)
+    draft: dict[str, Any] = {}
+    if old is not None:
+        old.revoked_at = now
+        draft = dict(old.draft)  # a resend keeps what the participant already answered
+    token = token or secrets.token_urlsafe(32)
+    link = m.ParticipantLink(participant_id=p.id, visit_id=visit.id,
+                             token_hash=token_hash(token), created_by=created_by,
+                             created_at=now, expires_at=expires, sent_at=now,
+                             second_factor=second_factor, draft=draft, token_salt=token_salt)
+    session.add(link)
+    session.flush()
+    return link, token
+
+
+def live_link(session: Session, visit: m.Visit) -> m.ParticipantLink | None:
+    """The visit's live link (not revoked, not submitted), if any."""
+    return _live(session, visit)
+
+
 def issue_link(db: Database, ctx: RequestContext, code: str, visit_code: str, *,
                second_factor: bool = False) -> dict[str, Any]:
     """Issue (or re-issue: the previous live link is revoked) a link for one visit."""
@@ -125,36 +170,11 @@ def issue_link(db: Database, ctx: RequestContext, code: str, visit_code: str, *,
         pv, protocol = live_protocol(db, session)
         ensure_writable(session, pv)
         p = get_participant(session, ctx.actor, code, for_update=True)
-        first = min(protocol.visits, key=lambda v: v.week).code
-        if visit_code == first:
-            raise ConflictError("participant links cover the follow-up visits (PEG, PGIC); "
-                                "Visit 0 is recorded by the site")
         visit = _visit_of(session, p, visit_code)
-        if visit.status == "completed":
-            raise ConflictError(f"visit {visit_code} is already completed")
-        if p.status not in ("randomized", "stage2"):
-            raise ConflictError(f"follow-up visits start after randomization "
-                                f"(status {p.status})")
-        site = session.get(m.Site, p.site_id)
-        assert site is not None
-        now = ctx.utcnow()
-        expires = _expiry(visit.window_end, site.timezone)
-        if expires <= now:
-            raise ConflictError(f"the {visit_code} window closed on {visit.window_end}")
-        old = _live(session, visit)
-        draft: dict[str, Any] = {}
-        if old is not None:
-            old.revoked_at = now
-            draft = dict(old.draft)  # a resend keeps what the participant already answered
-        token = secrets.token_urlsafe(32)
-        link = m.ParticipantLink(participant_id=p.id, visit_id=visit.id,
-                                 token_hash=token_hash(token), created_by=ctx.actor.username,
-                                 created_at=now, expires_at=expires, sent_at=now,
-                                 second_factor=second_factor, draft=draft)
-        session.add(link)
-        session.flush()
+        link, token = issue_in_session(session, protocol, p, visit, ctx.utcnow(),
+                                       ctx.actor.username, second_factor=second_factor)
         return {"id": link.id, "token": token, "path": f"/p/{token}", "visit": visit_code,
-                "expires_at": expires, "window_end": visit.window_end}
+                "expires_at": link.expires_at, "window_end": visit.window_end}
 
     return in_transaction(db, ctx, run, reason="participant link issued")
 
@@ -176,7 +196,7 @@ def revoke_link(db: Database, ctx: RequestContext, code: str, visit_code: str
     return in_transaction(db, ctx, run, reason="participant link revoked")
 
 
-def _status(link: m.ParticipantLink | None, visit: m.Visit, now: datetime) -> str:
+def link_status(link: m.ParticipantLink | None, visit: m.Visit, now: datetime) -> str:
     if link is None:
         return "complete" if visit.status == "completed" else "not sent"
     if link.submitted_at is not None:
@@ -204,7 +224,7 @@ def link_statuses(db: Database, ctx: RequestContext, code: str) -> list[dict[str
             link = session.scalars(select(m.ParticipantLink).where(
                 m.ParticipantLink.visit_id == v.id).order_by(m.ParticipantLink.id.desc())
             ).first()
-            out.append({"visit": v.code, "status": _status(link, v, now),
+            out.append({"visit": v.code, "status": link_status(link, v, now),
                         "expires_at": link.expires_at if link else None,
                         "participant_entered": bool(link and link.submitted_at)})
         return out

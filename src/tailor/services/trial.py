@@ -26,6 +26,7 @@ from tailor.services.allocation_inputs import (
 from tailor.services.blinding import arm_tokens, redact, tokens_in_session
 from tailor.services.context import RequestContext, local_date
 from tailor.services.edit_checks import run_checks
+from tailor.services.engagement import run_in_engagement
 from tailor.services.scope import (
     CORRECTION,
     PARTICIPANT_READ,
@@ -233,8 +234,12 @@ def enrol(db: Database, ctx: RequestContext, code: str,
 
 
 def record_run_in(db: Database, ctx: RequestContext, code: str, *, modules_completed: int,
-                  messages_answered: int, completed_on: date | None = None) -> dict[str, Any]:
-    """Run-in engagement; the run-in criteria decide whether Visit 0 may take place."""
+                  messages_answered: int | None = None, completed_on: date | None = None
+                  ) -> dict[str, Any]:
+    """Run-in engagement; the run-in criteria decide whether Visit 0 may take place.
+
+    ``messages_answered=None``: counted from the recorded run-in messages (issue 20b), an
+    error when none were recorded; a number typed in is stored as ``manual``."""
     def run(session: Session) -> dict[str, Any]:
         p, protocol, today = _writable_participant(db, ctx, session, code)
         if p.status != "run_in":
@@ -246,13 +251,23 @@ def record_run_in(db: Database, ctx: RequestContext, code: str, *, modules_compl
         assert p.enrolled_on is not None
         if day < p.enrolled_on:
             raise ConflictError("the run-in cannot end before enrolment")
+        answered, source = messages_answered, "manual"
+        if answered is None:
+            counts = run_in_engagement(session, p.id)
+            if counts is None:
+                raise MissingFieldError(
+                    f"{protocol.run_in.messages_field} is required: no run-in messages were "
+                    "recorded for this participant", field=protocol.run_in.messages_field,
+                    rule="required")
+            answered, source = counts["answered"], "data"
         record = merged_record(session, p) | {
             protocol.run_in.modules_field: modules_completed,
-            protocol.run_in.messages_field: messages_answered}
+            protocol.run_in.messages_field: answered}
         out = _assess(session, protocol, p, record, ("prescreen", "screening", "run_in"), day)
         session.add(m.RunIn(participant_id=p.id, modules_completed=modules_completed,
-                            messages_answered=messages_answered, completed_on=day,
-                            passed=out["eligible"]))
+                            messages_answered=answered, completed_on=day,
+                            passed=out["eligible"], messages_source=source))
+        out = out | {"messages_answered": answered, "messages_source": source}
         p.status = "run_in_passed" if out["eligible"] else "run_in_failed"
         soft = run_checks(session, ctx, protocol, p, {
             "run_in_end_date", protocol.run_in.modules_field, protocol.run_in.messages_field})

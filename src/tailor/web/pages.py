@@ -24,7 +24,7 @@ from starlette.datastructures import FormData
 
 from tailor.exceptions import AuthenticationError, RecordError, TailorError
 from tailor.services import auth as auth_service
-from tailor.services import overview, queries, timeline, trial
+from tailor.services import engagement, epro, overview, queries, timeline, trial
 from tailor.services.admin import live_protocol
 from tailor.services.auth import RateLimitedError
 from tailor.services.scope import PARTICIPANT_READ
@@ -137,10 +137,11 @@ def dashboard(page: User) -> Response:
     """Screening funnel, enrolment, visits due and overdue with their windows, and the open
     data queries (oldest first)."""
     data = overview.site_dashboard(page.db, page.ctx)
+    site_role = page.actor.role in PARTICIPANT_READ
     open_queries = queries.list_queries(page.db, page.ctx, status="open", sort="age",
-                                        limit=20) if page.actor.role in PARTICIPANT_READ \
-        else []
-    return page.render("dashboard.html", data=data, open_queries=open_queries)
+                                        limit=20) if site_role else []
+    epro_rows = epro.epro_overview(page.db, page.ctx) if site_role else None
+    return page.render("dashboard.html", data=data, open_queries=open_queries, epro=epro_rows)
 
 
 # --------------------------------------------------------------------------- participants
@@ -298,21 +299,27 @@ def enrol_form(page: User, code: str) -> Response:
 def run_in_form(page: User, code: str) -> Response:
     """Record run-in engagement."""
     data = timeline.participant_timeline(page.db, page.ctx, check_code(code))
-    return page.render("run_in.html", t=data, code=code, fields=_run_in_fields(
-        page, {"completed_on": data["today"]}, {}), errors={})
+    counts = engagement.engagement_of(page.db, page.ctx, code)
+    return page.render("run_in.html", t=data, code=code, counts=counts,
+                       fields=_run_in_fields(page, {"completed_on": data["today"]}, {},
+                                             from_data=counts is not None), errors={})
 
 
-def _run_in_fields(page: Page, values: dict[str, Any], errors: dict[str, str]
-                   ) -> list[dict[str, Any]]:
+def _run_in_fields(page: Page, values: dict[str, Any], errors: dict[str, str], *,
+                   from_data: bool = False) -> list[dict[str, Any]]:
+    """The run-in form; the messages answered are asked only when no run-in messages were
+    recorded (issue 20b: otherwise they are counted from the participant's answers)."""
     protocol = protocol_of(page)
     r = protocol.run_in
     fields = [date_field("completed_on", "Date the run-in ended", values.get("completed_on"),
                          errors.get("completed_on"))]
     if r is not None:
         fields += [protocol_field(protocol, r.modules_field, values.get(r.modules_field),
-                                  errors.get(r.modules_field)),
-                   protocol_field(protocol, r.messages_field, values.get(r.messages_field),
-                                  errors.get(r.messages_field))]
+                                  errors.get(r.modules_field))]
+        if not from_data:
+            fields += [protocol_field(protocol, r.messages_field,
+                                      values.get(r.messages_field),
+                                      errors.get(r.messages_field))]
     return fields
 
 
@@ -322,28 +329,32 @@ def run_in(page: User, code: str, form: Form) -> Response:
     check_code(code)
     protocol = protocol_of(page)
     r = protocol.run_in
-    names = [r.modules_field, r.messages_field] if r else []
+    counts = engagement.engagement_of(page.db, page.ctx, code)
+    names = ([r.modules_field] + ([r.messages_field] if counts is None else [])) if r else []
     record, errors = parse_protocol_fields(protocol, names, form)
     day = parse_date(form, "completed_on", "Date the run-in ended", errors)
     if not errors and r is not None:
         try:
             trial.record_run_in(page.db, page.ctx, code,
                                 modules_completed=int(record[r.modules_field]),
-                                messages_answered=int(record[r.messages_field]),
-                                completed_on=day)
+                                messages_answered=None if counts is not None
+                                else int(record[r.messages_field]), completed_on=day)
             return redirect(f"/participants/{code}")
         except TailorError as exc:
             form_error(errors, exc, set(names))
     data = timeline.participant_timeline(page.db, page.ctx, code)
     values = {k: form.get(k, "") for k in (*names, "completed_on")}
-    return page.render("run_in.html", 422, t=data, code=code,
-                       fields=_run_in_fields(page, values, errors), errors=errors)
+    return page.render("run_in.html", 422, t=data, code=code, counts=counts,
+                       fields=_run_in_fields(page, values, errors,
+                                             from_data=counts is not None), errors=errors)
 
 
 # --------------------------------------------------------------------------- install
 def install_pages(app: FastAPI) -> None:
     """Mount the pages, the decide API, the static files and the page error handling."""
     from tailor.web import cds_api, decide_api, pages_admin, pages_central, pages_visits
+    from tailor.web.pages_epro import api_router as epro_api  # issue 20b
+    from tailor.web.pages_epro import router as epro_pages  # issue 20b
     from tailor.web.pages_links import router as links_pages  # issue 20
     from tailor.web.pages_participant import router as participant_pages  # issue 20
     from tailor.web.participant_links_api import router as participant_links  # issue 20
@@ -381,6 +392,8 @@ def install_pages(app: FastAPI) -> None:
     app.include_router(participant_links)  # issue 20: coordinator API
     app.include_router(participant_pages)  # issue 20: /p/{token}
     app.include_router(links_pages)  # issue 20: /participants/{code}/links
+    app.include_router(epro_pages)  # issue 20b: /r/{token}, /participants/{code}/contact
+    app.include_router(epro_api)  # issue 20b: /api/v1/participants/{code}/contact
     app.mount("/static", StaticFiles(directory=str(Path(__file__).with_name("static"))),
               name="static")
 

@@ -150,7 +150,8 @@ class EnrolIn(_In):
 
 class RunInIn(_In):
     modules_completed: Annotated[int, Field(ge=0, le=1000, strict=True)]
-    messages_answered: Annotated[int, Field(ge=0, le=1000, strict=True)]
+    # omitted: counted from the recorded run-in messages (issue 20b); given: stored as manual
+    messages_answered: Annotated[int, Field(ge=0, le=1000, strict=True)] | None = None
     completed_on: ClinicalDate | None = None
 
 
