@@ -53,7 +53,7 @@ def test_without_a_modifier_no_domain_stands_out_often():
 
 
 def test_forest_by_domain_finds_moods_modification_and_intervals_hold_the_estimate():
-    scores, x, site, fold = _mood_world(4)
+    scores, x, site, _fold = _mood_world(4)
     f = domain_forest(scores, x, DOMAINS, best="ESC", clusters=site)
     assert set(f["subgroup"]) == {"bottom third", "top third", "top minus bottom"}
     assert (f["lower"] <= f["estimate"]).all() and (f["estimate"] <= f["upper"]).all()
@@ -72,7 +72,7 @@ def test_forest_by_domain_finds_moods_modification_and_intervals_hold_the_estima
 
 
 def test_bad_inputs_are_named():
-    scores, x, site, fold = _mood_world(5, n=100)
+    scores, x, _site, fold = _mood_world(5, n=100)
     with pytest.raises(EstimationError, match="at least one domain"):
         effect_importance(scores, x, [], folds=fold)
     with pytest.raises(EstimationError, match="fold partition has shape"):

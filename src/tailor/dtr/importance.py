@@ -6,7 +6,7 @@ effects differ between the ends of each domain? With intervals, site-clustered.
   regressor (default: standardized ridge, the linear member of the ensemble's stack) of the
   doubly robust contrasts ``tau_a = Gamma_a - Gamma_ref`` on every candidate variable is
   fitted on the other
-  folds; on the held-out fold the domain's variables are permuted jointly and the increase in
+  folds (censoring-weighted where the regressor takes weights); on the held-out fold the domain's variables are permuted jointly and the increase in
   the squared error of the predicted contrasts is recorded per participant. Because the
   pseudo-outcome is conditionally unbiased for the true contrast, the mean increase estimates
   ``E[(tau - tau_hat_perm)^2 - (tau - tau_hat)^2]`` (the loss against the *true* effect), so an
@@ -51,12 +51,20 @@ __all__ = ["domain_forest", "effect_importance", "ridge_regressor"]
 
 
 def ridge_regressor() -> Any:
-    """Standardized ridge regression with a cross-validated penalty (a linear DR-learner)."""
+    """Ridge regression with a cross-validated penalty (a linear DR-learner); the candidate
+    variables are standardized by :func:`effect_importance` before fitting."""
     from sklearn.linear_model import RidgeCV
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
-    return make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 4, 13)))
+    return RidgeCV(alphas=np.logspace(-2, 4, 13))
+
+
+def _fit(model: Any, x: np.ndarray, y: np.ndarray, w: np.ndarray) -> Any:
+    """Fit with the censoring weights when the estimator takes them."""
+    import inspect
+
+    if "sample_weight" in inspect.signature(model.fit).parameters:
+        return model.fit(x, y, sample_weight=w)
+    return model.fit(x, y)
 
 
 def _mean_with_ci(values: np.ndarray, use: np.ndarray, w: np.ndarray, site: Any
@@ -132,6 +140,8 @@ def effect_importance(scores: DRScores, data: pd.DataFrame,
         spans.append(np.arange(start, start + b.shape[1]))
         start += b.shape[1]
     ok_x = ~np.isnan(x).any(axis=1)
+    sd = np.nanstd(x, axis=0)
+    x = (x - np.nanmean(x, axis=0)) / np.where(sd > 0, sd, 1.0)  # unsupervised: no outcome
     arms = [a for a in range(len(scores.options)) if a != r]
     tau = {a: scores.scores[:, a] - scores.scores[:, r] for a in arms}
     usable = {a: scores.feasible[:, a] & scores.feasible[:, r] & ok_x & (w > 0) for a in arms}
@@ -147,7 +157,7 @@ def effect_importance(scores: DRScores, data: pd.DataFrame,
                 rows = test[usable[a][test]]
                 if train.sum() < 30 or len(rows) < 2:
                     continue
-                model = regressor().fit(x[train], tau[a][train])
+                model = _fit(regressor(), x[train], tau[a][train], w[train])
                 base = model.predict(x[rows])
                 for j, span in enumerate(spans):
                     acc = np.zeros(len(rows))
