@@ -375,6 +375,12 @@ def write_analysis(result: AnalysisResult, data: pd.DataFrame, out: Path, *,
         f"{result.plan.tree_depth} on censoring-weighted doubly robust scores; the "
         "pre-specified phenotype-category regime ranks options by mean score among members "
         "who may take them.",
+        "Effect heterogeneity by domain: permutation importance of a cross-fitted linear "
+        "DR-learner (loss against the doubly robust contrasts, site-clustered intervals "
+        "conditional on the fitted models; stage 1) and, per domain, the bottom vs top third "
+        "of the domain's score, each first treatment vs the best single one (doubly robust, "
+        "site-clustered); the interpretable regime's value is the cross-fitted value of the "
+        "tree-learning procedure, not of the tree shown.",
         "Embedded regimes: weighted and replicated estimator (Nahum-Shani et al. 2012).",
         "Missing week-24 outcomes: inverse-probability-of-censoring weights.",
         *result.notes,
