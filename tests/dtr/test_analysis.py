@@ -197,12 +197,14 @@ def test_the_interpretable_value_is_labelled_as_the_procedures(result):
 
 def test_importance_and_forest_by_domain_in_the_analysis(tmp_path, result, data):
     imp = result.effect_importance
-    # amplifier x arm interactions in these data: the pain-spread domain ranks first. Its
-    # lower bound is not asserted: at n = 600 the DR contrasts are so noisy (SD ~5 PEG points,
-    # correlation with the amplifier ~0.13) that the interval straddles 0 for some partitions
-    # (the interval-excludes-0 check is on the mood world of tests/dtr/test_importance.py)
-    assert imp.iloc[0]["domain"] == "pain_spread_nociplastic"
-    assert imp.iloc[0]["importance"] > 0 and list(imp["rank"]) == [1, 2, 3]
+    # amplifier x arm interactions in these data. Neither the rank nor the lower bound is
+    # asserted: at n = 600 (3 folds) the DR contrasts are so noisy (SD ~5 PEG points,
+    # correlation with the amplifier ~0.13) that the importances of the three domains are
+    # within one SE of each other and their ranking changes with the permutation seed (the
+    # rank-first and interval-excludes-0 checks are on the mood world of test_importance.py)
+    amp = imp.set_index("domain").loc["pain_spread_nociplastic"]
+    assert amp["importance"] > 0 and list(imp["rank"]) == [1, 2, 3]
+    assert (imp["lower"] <= imp["importance"]).all() and (imp["std_error"] > 0).all()
     forest = result.domain_forest
     assert set(forest["domain"]) == set(imp["domain"])
     assert (forest["lower"] <= forest["estimate"]).all()

@@ -29,13 +29,14 @@ def interpretable_in_words(result: AnalysisResult) -> str:
     """Says exactly which value the interpretable regime's numbers are: the cross-fitted value
     of the tree-learning procedure, not the in-sample value of the tree shown."""
     info = result.interpretable
-    depth = result.plan.tree_depth
+    depth, k = result.plan.tree_depth, result.plan.folds
     text = (f"Exploratory. The tree shown is the depth-{depth} policy tree fitted on all "
             f"participants. Its value in the tables is the cross-fitted value of the procedure "
             "that produced it (each participant scored by a tree, and a week-12 rule, learned "
-            "without them): the value to expect from a tree learned this way from a trial of "
-            "this size, not the value of this one tree, which cannot be estimated honestly "
-            "from the data it was fitted on (its in-sample value is optimistic).")
+            f"without them, {k} folds): the value to expect from a tree learned this way from "
+            f"{k - 1} in {k} of this trial's participants, not the value of this one tree, "
+            "which cannot be estimated honestly from the data it was fitted on (its in-sample "
+            "value is optimistic).")
     resp, peg = info.get("responder"), info.get("peg")
     if resp:
         text += (f" Procedure value: responder rate {_pct(resp['estimate'])} "
@@ -122,7 +123,8 @@ def add_heterogeneity_sections(report: HtmlReport, result: AnalysisResult,
                     "fold partition): how much worse the predicted effects get when the "
                     "domain's variables are shuffled. Intervals are site-clustered and "
                     "conditional on the fitted models; 0 means the model does not use the "
-                    "domain. Stage 1 only.")
+                    "domain. Noisier than the per-domain tests above: domains whose intervals "
+                    "overlap are not ranked by the data. Stage 1 only.")
     forest = result.domain_forest
     if not forest.empty:
         best = result.primary("peg")["chosen_best"] if not result.contrasts.empty else "best"
