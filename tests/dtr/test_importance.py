@@ -92,3 +92,46 @@ def test_interpretable_summary_is_the_cross_fitted_procedure_value():
     assert info["responder"] == {"estimate": 0.4, "lower": 0.3, "upper": 0.5}
     assert info["peg"]["estimate"] == 4.0
     assert info["agreement"] == pytest.approx(2 / 3) and info["n_decided"] == 3
+
+
+class _Spy:
+    """A regressor that remembers its training rows and fails if asked to predict one."""
+
+    def fit(self, x, y, sample_weight=None):
+        self.seen = {tuple(r) for r in np.round(x, 12)}
+        self.mean = float(np.average(y, weights=sample_weight))
+        return self
+
+    def predict(self, x):
+        assert not any(tuple(r) in self.seen for r in np.round(x, 12)), \
+            "a participant was scored by a model fitted on them"
+        return np.full(len(x), self.mean)
+
+
+def test_importance_never_scores_a_participant_with_a_model_fitted_on_them():
+    scores, x, site, fold = _mood_world(6, n=150)
+    t = effect_importance(scores, x, DOMAINS, folds=fold, clusters=site, regressor=_Spy,
+                          n_repeats=1)
+    # a constant model uses no variable: every importance is exactly 0
+    assert np.allclose(t["importance"], 0) and np.allclose(t["std_error"], 0)
+    with pytest.raises(AssertionError, match="fitted on them"):  # the spy can fail
+        _Spy().fit(x.to_numpy(), np.ones(150)).predict(x.to_numpy()[:5])
+    with pytest.raises(EstimationError, match="at least 2 folds"):
+        effect_importance(scores, x, DOMAINS, folds=np.zeros(150, dtype=int))
+
+
+def test_forest_interval_is_statsmodels_cluster_robust_mean():
+    import statsmodels.api as sm
+
+    scores, x, site, _fold = _mood_world(7, n=300)
+    f = domain_forest(scores, x, DOMAINS, best="ESC", clusters=site).set_index(
+        ["domain", "subgroup", "option"])
+    z = x["fear"].to_numpy()
+    top = z > np.quantile((z - z.mean()) / z.std(), 2 / 3) * z.std() + z.mean()
+    diff = scores.scores[:, 1] - scores.scores[:, 0]
+    ols = sm.OLS(diff[top], np.ones(top.sum())).fit(cov_type="cluster",
+                                                    cov_kwds={"groups": site[top]})
+    row = f.loc[("fear", "top third", "ACT")]
+    assert row["estimate"] == pytest.approx(ols.params[0])
+    # statsmodels' CR1 factor uses the subgroup's n, tailor's the whole trial's: equal to 1%
+    assert row["std_error"] == pytest.approx(ols.bse[0], rel=0.01)

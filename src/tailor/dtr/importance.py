@@ -130,6 +130,9 @@ def effect_importance(scores: DRScores, data: pd.DataFrame,
     fold = np.asarray(folds)
     if fold.shape != (n,):
         raise EstimationError(f"the fold partition has shape {fold.shape}, the data {n} rows")
+    if len(np.unique(fold)) < 2:
+        raise EstimationError("variable importance is cross-fitted: it needs at least 2 folds, "
+                              f"the partition has {len(np.unique(fold))}")
     if regressor is None:
         regressor = ridge_regressor
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
