@@ -51,6 +51,7 @@ from tailor.dtr.crossfit import (
 )
 from tailor.dtr.embedded import WeightedReplicated, embedded_regimes
 from tailor.dtr.heterogeneity import domain_tests
+from tailor.dtr.importance import domain_forest, effect_importance
 from tailor.dtr.inference import best_of, cluster_multipliers, clustered, contrast_with_best
 from tailor.dtr.phenotype import (
     modifier_importance,
@@ -66,7 +67,7 @@ from tailor.protocol import Protocol
 from tailor.rules import stage_options
 
 __all__ = ["AnalysisPlan", "AnalysisResult", "analyze", "censoring_weights", "default_plan",
-           "tree_rewards", "working_model"]
+           "interpretable_summary", "tree_rewards", "working_model"]
 
 
 # Candidate features in order of preference; the plan keeps those present in the data.
@@ -77,6 +78,7 @@ PHENOTYPE_FEATURES = ("amplifier_index", "body_regions", "wpi", "sss", "fibromya
 PROFILE_FEATURES = ("amplifier_index", "body_regions", "peg_baseline", "promis_depression_t",
                     "promis_sleep_t", "pcs_total", "age", "sex", "phenotype_label")
 SUBGROUPS = ("phenotype_label", "pain_ge5", "opioid", "depression", "sex")
+INTERPRETABLE = "interpretable regime (policy tree, exploratory)"
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,9 @@ class AnalysisResult:
     model: dict[str, Any]
     contrasts: pd.DataFrame = field(default_factory=pd.DataFrame)
     heterogeneity: pd.DataFrame = field(default_factory=pd.DataFrame)
+    effect_importance: pd.DataFrame = field(default_factory=pd.DataFrame)
+    domain_forest: pd.DataFrame = field(default_factory=pd.DataFrame)
+    interpretable: dict[str, Any] = field(default_factory=dict)
     assignment_shares: pd.DataFrame = field(default_factory=pd.DataFrame)
     time_points: pd.DataFrame = field(default_factory=pd.DataFrame)
     plan_hash: str = ""
@@ -379,6 +384,7 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
     values: dict[str, pd.DataFrame] = {}
     contrasts: list[pd.DataFrame] = []
     crossfit_rec: dict[str, pd.DataFrame] = {}
+    chosen_best: dict[str, str] = {}
     for label, outcome, nuisance in (("peg", plan.outcome, ql),
                                      ("responder", "responder", ql_resp)):
         larger = label == "responder"
@@ -400,11 +406,12 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
         best = best_of(statics, larger_is_better=larger, clusters=clusters,
                        alpha=plan.alpha, multipliers=multipliers,
                        labels=list(protocol.arm_codes))
+        chosen_best[label] = best.chosen
         learned: dict[str, ValueEstimate] = {}
         specs: list[tuple[str, str, dict[str, Any]]] = [
             ("deployed", f"deployed regime ({deployed_label} on week-24 PEG)", {}),
             ("stage1", "personalize stage 1 only (Q-learning)", {"later_stages": False}),
-            ("interpretable", "interpretable regime (policy tree, exploratory)",
+            ("interpretable", INTERPRETABLE,
              {"first_stage": learners["interpretable"]}),
         ]
         if ql_pen is not None and plan.deployed != "penalized":
@@ -442,12 +449,20 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
     contrast_table = pd.concat(contrasts, ignore_index=True)
 
     step("heterogeneity by domain (Holm)")
-    heterogeneity = pd.DataFrame()
-    if plan.domains:
+    heterogeneity = importance = forest = pd.DataFrame()
+    domains = plan.domains or tuple((f, (f,)) for f in plan.tree_features)
+    if domains:
         scores = dr_scores(data, ql, outcome=plan.outcome, stage=1, propensities=props,
                            weights=weights, folds=fold)
-        heterogeneity = domain_tests(scores, data, plan.domains, clusters=clusters,
-                                     weights=weights, alpha=plan.alpha)
+        if plan.domains:
+            heterogeneity = domain_tests(scores, data, plan.domains, clusters=clusters,
+                                         weights=weights, alpha=plan.alpha)
+        step("variable importance and forest plots by domain")
+        importance = effect_importance(scores, data, domains, folds=fold, clusters=clusters,
+                                       weights=weights, alpha=plan.alpha,
+                                       random_state=int(rng.integers(2**31)))
+        forest = domain_forest(scores, data, domains, best=chosen_best["peg"],
+                               clusters=clusters, weights=weights, alpha=plan.alpha)
     shares = assignment_shares(crossfit_rec["deployed"], data)
 
     step("regimes learned on all participants (shown)")
@@ -455,6 +470,7 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
                                              else np.ones(len(data)))
     tree = tree_predict.tree  # type: ignore[attr-defined]
     tree_rec = list(tree_predict(data))
+    interpretable = interpretable_summary(values, tree_rec, crossfit_rec["interpretable"])
     category_rec: list[str | None] = [None] * len(data)
     if "category" in learners:
         category_rec = list(learners["category"](
@@ -533,6 +549,7 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
         modifiers=mods, subgroups=subs, response_by_arm=response, balance=balance,
         model=json.loads(json.dumps(model, default=_jsonable)), contrasts=contrast_table,
         heterogeneity=heterogeneity, assignment_shares=shares,
+        effect_importance=importance, domain_forest=forest, interpretable=interpretable,
         time_points=time_points, plan_hash=plan_hash, notes=tuple(notes))
 
 
@@ -592,6 +609,34 @@ def assignment_shares(recommendations: pd.DataFrame, data: pd.DataFrame) -> pd.D
             rows.append({"group": group, "stage": "week 12 (decided)", "choice": str(choice),
                          "share": count / max(len(k), 1), "n": len(k)})
     return pd.DataFrame(rows, columns=["group", "stage", "choice", "share", "n"])
+
+
+def interpretable_summary(values: dict[str, pd.DataFrame], shown: Sequence[str | None],
+                          crossfitted: pd.DataFrame) -> dict[str, Any]:
+    """What the interpretable regime's value is the value *of*.
+
+    The tree shown is fitted on all participants; no honest estimate of that one tree's value
+    exists on the same data (its in-sample doubly robust value is optimistic: the tree was
+    chosen to maximize it). The value reported is the cross-fitted value of the *procedure*
+    that produced it (each participant scored by a tree learned without them, stage-2 rule
+    included), i.e. the expected value of a tree learned this way from a trial of this size.
+    ``agreement`` is the share of participants whose first treatment under the shown tree is
+    the one their cross-fitted tree gave them: how far the procedure's value speaks for the
+    tree shown.
+    """
+    out: dict[str, Any] = {"regime": INTERPRETABLE, "value_of": "procedure, cross-fitted"}
+    for label, table in values.items():
+        row = table[table["regime"] == INTERPRETABLE]
+        if len(row):
+            out[label] = {k: float(row.iloc[0][k]) for k in ("estimate", "lower", "upper")}
+    cf = np.asarray(crossfitted["A1"].astype(object))
+    sh = np.asarray(list(shown), dtype=object)
+    decided = np.array([v is not None and not (isinstance(v, float) and np.isnan(v))
+                        for v in cf])
+    out["agreement"] = float(np.mean(sh[decided] == cf[decided])) if decided.any() else \
+        float("nan")
+    out["n_decided"] = int(decided.sum())
+    return out
 
 
 def _memoized(learner: FirstStageLearner) -> FirstStageLearner:

@@ -17,6 +17,7 @@ import pandas as pd
 
 from tailor import __version__
 from tailor.dtr.analysis import AnalysisResult
+from tailor.dtr.heterogeneity_report import add_heterogeneity_sections, interpretable_in_words
 from tailor.report import HtmlReport
 
 __all__ = ["primary_in_words", "readable_values", "regime_in_words", "write_analysis"]
@@ -213,6 +214,8 @@ def write_analysis(result: AnalysisResult, data: pd.DataFrame, out: Path, *,
     tables = {"values_peg": result.values_peg, "values_responder": result.values_responder,
               "contrasts": result.contrasts, "heterogeneity": result.heterogeneity,
               "assignment_shares": result.assignment_shares,
+              "effect_importance": result.effect_importance,
+              "domain_forest": result.domain_forest,
               "embedded_regimes": result.embedded,
               "embedded_pairwise": result.embedded_pairwise,
               "coefficients_stage1": result.coefficients[1],
@@ -238,7 +241,8 @@ def write_analysis(result: AnalysisResult, data: pd.DataFrame, out: Path, *,
         "time_points": result.time_points.to_dict(orient="records"),
         "headline_responder_rates": result.headline(),
         "values_peg": result.values_peg.to_dict(orient="records"),
-        "tree_rules": result.tree_rules, "notes": list(result.notes),
+        "tree_rules": result.tree_rules, "interpretable": result.interpretable,
+        "notes": list(result.notes),
         "software": _software(),
     }
     (out / "results.json").write_text(json.dumps(summary, indent=1, default=str))
@@ -301,6 +305,7 @@ def write_analysis(result: AnalysisResult, data: pd.DataFrame, out: Path, *,
                     "treatment's effect relative to the reference (best linear projection of "
                     "cross-fitted doubly robust contrasts, site-clustered), Holm-adjusted "
                     "across domains.")
+    add_heterogeneity_sections(report, result, plots)
     if not result.assignment_shares.empty:
         sh = result.assignment_shares
         report.table(pd.DataFrame({
@@ -309,11 +314,7 @@ def write_analysis(result: AnalysisResult, data: pd.DataFrame, out: Path, *,
             caption="Counterfactual assignment shares under the deployed regime "
                     "(cross-fitted recommendations); the contraindicated subgroup separately.")
     report.heading("The interpretable regime (exploratory)")
-    report.paragraph("Exploratory: a depth-" f"{result.plan.tree_depth}" " policy tree learned "
-                     "on all participants. Its value in the tables is that of a tree learned "
-                     "this way, cross-fitted (each participant scored by a tree learned without "
-                     "them); a tree is shown even when no tailoring is real, so read it with "
-                     "the contrasts above.")
+    report.paragraph(interpretable_in_words(result))
     fig = _tree_plot(result)
     report.figure(fig, save_as=plots / "regime_tree")
     plt.close(fig)
@@ -374,6 +375,12 @@ def write_analysis(result: AnalysisResult, data: pd.DataFrame, out: Path, *,
         f"{result.plan.tree_depth} on censoring-weighted doubly robust scores; the "
         "pre-specified phenotype-category regime ranks options by mean score among members "
         "who may take them.",
+        "Effect heterogeneity by domain: permutation importance of a cross-fitted linear "
+        "DR-learner (loss against the doubly robust contrasts, site-clustered intervals "
+        "conditional on the fitted models; stage 1) and, per domain, the bottom vs top third "
+        "of the domain's score, each first treatment vs the best single one (doubly robust, "
+        "site-clustered); the interpretable regime's value is the cross-fitted value of the "
+        "tree-learning procedure, not of the tree shown.",
         "Embedded regimes: weighted and replicated estimator (Nahum-Shani et al. 2012).",
         "Missing week-24 outcomes: inverse-probability-of-censoring weights.",
         *result.notes,
