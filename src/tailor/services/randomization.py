@@ -28,6 +28,8 @@ from tailor.services.admin import ensure_writable, live_protocol
 from tailor.services.allocation_inputs import allocation_inputs, feasible, session_facts
 from tailor.services.blinding import NO_TOKENS, redact
 from tailor.services.context import Actor, RequestContext
+from tailor.services.lifecycle import ParticipantStatus as S
+from tailor.services.lifecycle import advance
 from tailor.services.scope import (
     ALLOCATION_DETAIL,
     PARTICIPANT_READ,
@@ -178,10 +180,10 @@ def randomize(db: Database, ctx: RequestContext, code: str, stage: int,
             raise InvalidFieldError(f"stage must be 1..{len(protocol.stages)}; got {stage}",
                                     field="stage", value=stage)
         ensure_writable(session, pv)
-        if p.status == "withdrawn":
+        if p.status == S.WITHDRAWN:
             raise ConflictError("the participant has withdrawn")
         # G16: the feasible set and the factor levels derive only from the stored inputs
-        if stage == 1 and p.status != "ready":
+        if stage == 1 and p.status != S.READY:
             raise ConflictError(f"stage-1 randomization needs a completed, eligible Visit 0 "
                                 f"(status {p.status})")
         inputs = allocation_inputs(protocol, stage, session_facts(
@@ -190,7 +192,8 @@ def randomize(db: Database, ctx: RequestContext, code: str, stage: int,
         if not option_set.eligible:
             raise ConflictError(f"no eligible option at stage {stage} among "
                                 f"{', '.join(option_set.options)}")
-        p.status = "randomized" if stage == 1 else "stage2"
+        advance(p, S.RANDOMIZED if stage == 1 else S.STAGE2,
+                action=f"stage-{stage} randomization")
         session.flush()  # participant-level writes happen before the per-stage lock
         db.lock(session, f"allocation:{pv.id}:{stage}")
         stored, top = _stored_state(session, pv.id, stage)

@@ -26,6 +26,8 @@ from tailor.services.allocation_inputs import (
 from tailor.services.blinding import arm_tokens, redact, tokens_in_session
 from tailor.services.context import RequestContext, local_date
 from tailor.services.edit_checks import run_checks
+from tailor.services.lifecycle import ACTIVE, SCREENABLE, advance
+from tailor.services.lifecycle import ParticipantStatus as S
 from tailor.services.scope import (
     CORRECTION,
     PARTICIPANT_READ,
@@ -93,7 +95,7 @@ def create_participant(db: Database, ctx: RequestContext, *, consent_date: date 
             raise ConflictError(f"consent date {consent_date} is in the future (today at the "
                                 f"site is {today})")
         p = m.Participant(study_code=_study_code(), site_id=ctx.actor.site_id,
-                          protocol_version_id=pv.id, status="screening",
+                          protocol_version_id=pv.id, status=S.SCREENING.value,
                           consented=consent_date is not None, consent_date=consent_date,
                           birth_year=birth_year, sex=sex, created_at=ctx.utcnow())
         session.add(p)
@@ -171,7 +173,7 @@ def _writable_participant(db: Database, ctx: RequestContext, session: Session, c
     pv, protocol = live_protocol(db, session)
     p = get_participant(session, ctx.actor, code, for_update=True)
     ensure_writable(session, pv)
-    if p.status == "withdrawn":
+    if p.status == S.WITHDRAWN:
         raise ConflictError("the participant has withdrawn; no further data are accepted")
     return p, protocol, site_today(session, ctx, p.site_id)
 
@@ -186,7 +188,7 @@ def screen(db: Database, ctx: RequestContext, code: str, record: dict[str, Any],
     """Pre-screening and screening eligibility with every failing criterion's reason."""
     def run(session: Session) -> dict[str, Any]:
         p, protocol, today = _writable_participant(db, ctx, session, code)
-        if p.status not in ("screening", "screen_failed", "eligible"):
+        if p.status not in SCREENABLE:
             raise ConflictError(f"screening is closed for this participant (status {p.status})")
         day = assessed_on or today
         _check_day(day, today, "screening date")
@@ -199,7 +201,7 @@ def screen(db: Database, ctx: RequestContext, code: str, record: dict[str, Any],
         again = session.scalar(select(func.count()).select_from(m.EligibilityAssessment)
                                .where(m.EligibilityAssessment.participant_id == p.id)) or 0
         out = _assess(session, protocol, p, dict(record), phases, day)
-        p.status = "eligible" if out["eligible"] else "screen_failed"
+        advance(p, S.ELIGIBLE if out["eligible"] else S.SCREEN_FAILED, action="screening")
         p.consented = bool(record.get("consented", p.consented))
         soft = run_checks(session, ctx, protocol, p,
                           {"screening_date", "rescreening", *record},
@@ -215,14 +217,14 @@ def enrol(db: Database, ctx: RequestContext, code: str,
     """Enrol an eligible participant; the run-in starts and Visit 0 is scheduled."""
     def run(session: Session) -> dict[str, Any]:
         p, protocol, today = _writable_participant(db, ctx, session, code)
-        if p.status != "eligible":
+        if p.status != S.ELIGIBLE:
             raise ConflictError(f"only an eligible screened participant can be enrolled "
                                 f"(status {p.status})")
         day = enrolled_on or today
         _check_day(day, today, "enrolment date")
         w = visit0_window(protocol, day)
         p.enrolled_on = day
-        p.status = "run_in"
+        advance(p, S.RUN_IN, action="enrolment")
         session.add(m.Visit(participant_id=p.id, code=w.code, week=w.week, target_date=w.target,
                             window_start=w.start, window_end=w.end))
         soft = run_checks(session, ctx, protocol, p, {"enrolment_date"})
@@ -237,7 +239,7 @@ def record_run_in(db: Database, ctx: RequestContext, code: str, *, modules_compl
     """Run-in engagement; the run-in criteria decide whether Visit 0 may take place."""
     def run(session: Session) -> dict[str, Any]:
         p, protocol, today = _writable_participant(db, ctx, session, code)
-        if p.status != "run_in":
+        if p.status != S.RUN_IN:
             raise ConflictError(f"the participant is not in the run-in (status {p.status})")
         if protocol.run_in is None:
             raise ConflictError("this protocol has no run-in")
@@ -253,7 +255,7 @@ def record_run_in(db: Database, ctx: RequestContext, code: str, *, modules_compl
         session.add(m.RunIn(participant_id=p.id, modules_completed=modules_completed,
                             messages_answered=messages_answered, completed_on=day,
                             passed=out["eligible"]))
-        p.status = "run_in_passed" if out["eligible"] else "run_in_failed"
+        advance(p, S.RUN_IN_PASSED if out["eligible"] else S.RUN_IN_FAILED, action="run-in")
         soft = run_checks(session, ctx, protocol, p, {
             "run_in_end_date", protocol.run_in.modules_field, protocol.run_in.messages_field})
         return out | ({"edit_checks": soft} if soft else {})
@@ -338,9 +340,9 @@ def record_visit_in(db: Database, ctx: RequestContext, session: Session, code: s
     if visit is None:
         raise ConflictError(f"visit {visit_code} is not scheduled yet for this participant "
                             f"(status {p.status})")
-    if visit_code == first and not correcting and p.status != "run_in_passed":
+    if visit_code == first and not correcting and p.status != S.RUN_IN_PASSED:
         raise ConflictError(f"Visit 0 needs a passed run-in (status {p.status})")
-    if visit_code != first and not correcting and p.status not in ("randomized", "stage2"):
+    if visit_code != first and not correcting and p.status not in ACTIVE:
         raise ConflictError(f"follow-up visits start after randomization (status {p.status})")
     day = visit_date or (visit.visit_date if correcting and visit.visit_date else today)
     _check_day(day, today, "visit date")
@@ -372,7 +374,7 @@ def record_visit_in(db: Database, ctx: RequestContext, session: Session, code: s
             ("prescreen", "screening", "run_in", "visit0")), day)
         if not correcting:
             p.visit0_date = day
-            p.status = "ready" if out["eligible"] else "visit0_failed"
+            advance(p, S.READY if out["eligible"] else S.VISIT0_FAILED, action="Visit 0")
             for w in schedule(protocol, day):
                 session.add(m.Visit(participant_id=p.id, code=w.code, week=w.week,
                                     target_date=w.target, window_start=w.start,
@@ -463,7 +465,7 @@ def record_intolerance(db: Database, ctx: RequestContext, code: str, *, arm: str
 
     def run(session: Session) -> dict[str, Any]:
         p, protocol, today = _writable_participant(db, ctx, session, code)
-        if p.status not in ("randomized", "stage2"):
+        if p.status not in ACTIVE:
             raise ConflictError(f"adverse events are recorded after randomization "
                                 f"(status {p.status})")
         _check_day(onset_date, today, "onset date")
@@ -531,7 +533,7 @@ def withdraw(db: Database, ctx: RequestContext, code: str, *, withdrawn_on: date
             row.withdrawn_on, row.reason_code, row.kind = withdrawn_on, reason_code, kind
             row.reason_text, row.last_week_observed = text, last
         if kind == "withdrew_consent":
-            p.status = "withdrawn"
+            advance(p, S.WITHDRAWN, action="withdrawal")
         return {"id": p.study_code, "status": p.status, "kind": kind,
                 "last_week_observed": last}
 
