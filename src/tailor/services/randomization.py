@@ -37,7 +37,7 @@ from tailor.services.scope import (
     get_participant,
     require,
 )
-from tailor.services.uow import in_transaction, pause
+from tailor.services.uow import in_transaction
 from tailor.stats.allocation import StageState, allocate, new_stage_state
 from tailor.stats.randomization import Draws, MinimizationState
 
@@ -200,7 +200,7 @@ def randomize(db: Database, ctx: RequestContext, code: str, stage: int,
         state = _current_state(protocol, stage, stored, top)
         result = allocate(protocol, state, option_set, levels,
                           (draw_source or _draws)())
-        pause(db, "after_compute")
+        db.checkpoint("after_compute")
         spec = protocol.stage(stage).randomization
         stored.last_sequence += 1
         alloc = m.Allocation(
@@ -220,8 +220,8 @@ def randomize(db: Database, ctx: RequestContext, code: str, stage: int,
         stored.n_allocated = state.minimization.n_allocated
         session.flush()
         write_pending(session)
-        pause(db, "after_audit")
-        pause(db, "before_commit")
+        db.checkpoint("after_audit")
+        db.checkpoint("before_commit")
         return allocation_view(alloc, ctx.actor), False
 
     return in_transaction(db, ctx, run, reason=f"stage-{stage} randomization",
