@@ -5,6 +5,7 @@ lookup goes through :mod:`tailor.services.scope`."""
 from __future__ import annotations
 
 import secrets
+import warnings
 from datetime import date
 from typing import Any
 
@@ -46,6 +47,7 @@ __all__ = [
     "list_participants",
     "merged_record",
     "participant_view",
+    "record_adverse_event",
     "record_intolerance",
     "record_run_in",
     "record_visit",
@@ -184,8 +186,11 @@ def _check_day(day: date, today: date, what: str) -> None:
 
 
 def screen(db: Database, ctx: RequestContext, code: str, record: dict[str, Any],
-           assessed_on: date | None = None) -> dict[str, Any]:
-    """Pre-screening and screening eligibility with every failing criterion's reason."""
+           assessed_on: date | None = None, *, reason: str | None = None) -> dict[str, Any]:
+    """Pre-screening and screening eligibility with every failing criterion's reason
+    (``reason``: the user's reason, which a re-screening needs)."""
+    ctx = ctx.with_reason(reason)
+
     def run(session: Session) -> dict[str, Any]:
         p, protocol, today = _writable_participant(db, ctx, session, code)
         if p.status not in SCREENABLE:
@@ -304,11 +309,13 @@ def _set_score(session: Session, visit: m.Visit, old: dict[str, m.DerivedScore],
 
 def record_visit(db: Database, ctx: RequestContext, code: str, visit_code: str, *,
                  visit_date: date | None = None, instruments: dict[str, dict[str, Any]],
-                 fields: dict[str, Any], safety: dict[str, Any] | None = None
-                 ) -> dict[str, Any]:
+                 fields: dict[str, Any], safety: dict[str, Any] | None = None,
+                 reason: str | None = None) -> dict[str, Any]:
     """Record a visit inside its window. Visit 0 adds the baseline fields, re-checks
     eligibility and schedules the follow-up visits; the stage-2 decision visit derives the
-    response category. Re-recording a completed visit is a correction and needs a reason."""
+    response category. Re-recording a completed visit is a correction and needs a reason
+    (``reason``, or the context's)."""
+    ctx = ctx.with_reason(reason)
     return in_transaction(db, ctx, lambda session: record_visit_in(
         db, ctx, session, code, visit_code, visit_date=visit_date, instruments=instruments,
         fields=fields, safety=safety), reason="visit")
@@ -440,6 +447,7 @@ def visits_view(db: Database, ctx: RequestContext, code: str) -> list[dict[str, 
     return in_transaction(db, ctx, run, write=False)
 
 
+AE_KINDS = ("intolerance", "adverse_event")
 AE_SEVERITY = ("mild", "moderate", "severe")
 AE_RELATEDNESS = ("not_related", "unlikely", "possible", "probable", "definite")
 AE_OUTCOME = ("recovered", "recovering", "not_recovered", "recovered_with_sequelae", "fatal",
@@ -452,13 +460,17 @@ def _choice(value: str | None, name: str, allowed: tuple[str, ...]) -> None:
                                 field=name, value=value, rule="choice")
 
 
-def record_intolerance(db: Database, ctx: RequestContext, code: str, *, arm: str | None,
-                       onset_date: date, serious: bool = False,
-                       kind: str = "intolerance", description: str | None = None,
-                       severity: str | None = None, relatedness: str | None = None,
-                       outcome: str | None = None) -> dict[str, Any]:
-    """An intolerance (or other adverse) event; before week 12 it makes the response 'bad'.
-    The arm, if named, must be one the participant has received (G16)."""
+def record_adverse_event(db: Database, ctx: RequestContext, code: str, *, arm: str | None,
+                         onset_date: date, serious: bool = False,
+                         kind: str = "intolerance", description: str | None = None,
+                         severity: str | None = None, relatedness: str | None = None,
+                         outcome: str | None = None, reason: str | None = None
+                         ) -> dict[str, Any]:
+    """An adverse event of a kind in :data:`AE_KINDS`; an intolerance before week 12 makes
+    the response 'bad'. The arm, if named, must be one the participant has received (G16);
+    ``reason``: the user's reason (a late report needs one)."""
+    _choice(kind, "kind", AE_KINDS)
+    ctx = ctx.with_reason(reason)
     _choice(severity, "severity", AE_SEVERITY)
     _choice(relatedness, "relatedness", AE_RELATEDNESS)
     _choice(outcome, "outcome", AE_OUTCOME)
@@ -493,6 +505,14 @@ def record_intolerance(db: Database, ctx: RequestContext, code: str, *, arm: str
         return out
 
     return in_transaction(db, ctx, run, reason="adverse event")
+
+
+def record_intolerance(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    """Deprecated alias of :func:`record_adverse_event` (it records any adverse event);
+    removed in the next release."""
+    warnings.warn("record_intolerance is deprecated; use record_adverse_event",
+                  DeprecationWarning, stacklevel=2)
+    return record_adverse_event(*args, **kwargs)
 
 
 WITHDRAWAL_REASONS = ("participant_decision", "lost_to_follow_up", "adverse_event",
