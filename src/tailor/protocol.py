@@ -39,6 +39,7 @@ from tailor.exceptions import ProtocolError
 __all__ = [
     "ACTIONS",
     "EDIT_CHECK_NAMES",
+    "MAX_STAGES",
     "AllOf",
     "AnyOf",
     "Arm",
@@ -65,6 +66,8 @@ __all__ = [
 ACTIONS = ("continue", "augment", "switch")
 Phase = Literal["prescreen", "screening", "run_in", "visit0"]
 PHASES: tuple[str, ...] = ("prescreen", "screening", "run_in", "visit0")
+MAX_STAGES = 9
+"""The most decision stages a protocol may have (the randomization API checks against it)."""
 Tagged = Literal["confirmed", "design", "assumed"]
 
 
@@ -365,7 +368,7 @@ class Protocol(_Model):
     run_in: RunIn | None = None
     eligibility: Eligibility
     visits: list[Visit]
-    stages: list[Stage] = Field(min_length=1)
+    stages: list[Stage] = Field(min_length=1, max_length=MAX_STAGES)
     responders: list[ResponderDefinition] = []
     edit_checks: list[EditCheck] = []
     source_text: str | None = Field(default=None, exclude=True, repr=False)
