@@ -39,6 +39,7 @@ from tailor.exceptions import ProtocolError
 __all__ = [
     "ACTIONS",
     "EDIT_CHECK_NAMES",
+    "MAX_STAGES",
     "AllOf",
     "AnyOf",
     "Arm",
@@ -65,6 +66,8 @@ __all__ = [
 ACTIONS = ("continue", "augment", "switch")
 Phase = Literal["prescreen", "screening", "run_in", "visit0"]
 PHASES: tuple[str, ...] = ("prescreen", "screening", "run_in", "visit0")
+MAX_STAGES = 9
+"""The most decision stages a protocol may have (the randomization API checks against it)."""
 Tagged = Literal["confirmed", "design", "assumed"]
 
 
@@ -365,7 +368,7 @@ class Protocol(_Model):
     run_in: RunIn | None = None
     eligibility: Eligibility
     visits: list[Visit]
-    stages: list[Stage] = Field(min_length=1)
+    stages: list[Stage] = Field(min_length=1, max_length=MAX_STAGES)
     responders: list[ResponderDefinition] = []
     edit_checks: list[EditCheck] = []
     source_text: str | None = Field(default=None, exclude=True, repr=False)
@@ -453,143 +456,193 @@ def _schema_errors(exc: ValidationError) -> list[tuple[str, str]]:
 
 
 def _check_references(p: Protocol) -> list[tuple[str, str]]:
-    """Cross-reference checks pydantic cannot express; each error carries its YAML path."""
-    errors: list[tuple[str, str]] = []
-    arms = set(p.arm_codes)
-    visits = {v.code for v in p.visits}
+    """Cross-reference checks pydantic cannot express; each error carries its YAML path.
+    The named checks of :class:`_References` run in this order, then the edit checks."""
+    c = _References(p)
+    for check in (c.check_arms, c.check_fields, c.check_eligibility, c.check_run_in,
+                  c.check_visit_codes, c.check_stages, c.check_visit_weeks,
+                  c.check_responders):
+        check()
+    return c.errors + _check_edit_checks(p, c.visits)
 
-    def known_field(path: str, name: str) -> None:
-        if name not in p.fields:
-            errors.append((path, f"unknown field '{name}' (declare it under 'fields')"))
 
-    def check_predicate(path: str, pred: Any) -> None:
+class _References:
+    """The named cross-reference checks of one protocol; each appends ``(path, message)``."""
+
+    def __init__(self, p: Protocol) -> None:
+        self.p = p
+        self.errors: list[tuple[str, str]] = []
+        self.arms = set(p.arm_codes)
+        self.visits = {v.code for v in p.visits}
+
+    def _add(self, path: str, message: str) -> None:
+        self.errors.append((path, message))
+
+    def _known_field(self, path: str, name: str) -> None:
+        if name not in self.p.fields:
+            self._add(path, f"unknown field '{name}' (declare it under 'fields')")
+
+    def _predicate(self, path: str, pred: Any) -> None:
         for name in predicate_fields(pred):
-            known_field(path, name)
-        _check_compare_values(path, pred)
+            self._known_field(path, name)
+        self._compare_values(path, pred)
 
-    def _check_compare_values(path: str, pred: Any) -> None:
+    def _compare_values(self, path: str, pred: Any) -> None:
+        p = self.p
         if isinstance(pred, Compare) and pred.field in p.fields:
             spec = p.fields[pred.field]
             values = pred.value if isinstance(pred.value, list) else [pred.value]
             for v in values:
                 if spec.type == "category" and spec.categories and v not in spec.categories:
-                    errors.append((path, f"'{v}' is not a category of field '{pred.field}' "
-                                         f"(allowed: {', '.join(spec.categories)})"))
+                    self._add(path, f"'{v}' is not a category of field '{pred.field}' "
+                                    f"(allowed: {', '.join(spec.categories)})")
                 if spec.type in ("number", "integer") and (
                     isinstance(v, bool) or not isinstance(v, int | float)
                 ):
-                    errors.append((path, f"field '{pred.field}' is numeric; got {v!r}"))
+                    self._add(path, f"field '{pred.field}' is numeric; got {v!r}")
                 if spec.type == "boolean" and not isinstance(v, bool):
-                    errors.append((path, f"field '{pred.field}' is boolean; got {v!r}"))
+                    self._add(path, f"field '{pred.field}' is boolean; got {v!r}")
         elif isinstance(pred, AllOf | AnyOf):
             for q in pred.all if isinstance(pred, AllOf) else pred.any:
-                _check_compare_values(path, q)
+                self._compare_values(path, q)
         elif isinstance(pred, NotOf):
-            _check_compare_values(path, pred.not_)
+            self._compare_values(path, pred.not_)
 
-    if len(arms) != len(p.arms):
-        errors.append(("arms", "arm codes must be unique"))
-    if sorted(p.allocation_order) != sorted(arms):
-        errors.append(("allocation_order", f"must list every arm exactly once: {sorted(arms)}"))
-    for name, spec in p.fields.items():
-        if spec.type == "category" and not spec.categories:
-            errors.append((f"fields.{name}", "a category field needs 'categories'"))
-        if spec.min is not None and spec.max is not None and spec.min > spec.max:
-            errors.append((f"fields.{name}", f"min {spec.min} > max {spec.max}"))
-    for section in ("inclusion", "exclusion"):
-        ids: set[str] = set()
-        for i, c in enumerate(getattr(p.eligibility, section)):
-            check_predicate(f"eligibility.{section}[{i}].rule", c.rule)
-            if c.id in ids:
-                errors.append((f"eligibility.{section}[{i}].id", f"duplicate id '{c.id}'"))
-            ids.add(c.id)
-    for arm, items in p.eligibility.contraindications.items():
-        if arm not in arms:
-            errors.append((f"eligibility.contraindications.{arm}", f"unknown arm '{arm}'"))
-        for i, c in enumerate(items):
-            check_predicate(f"eligibility.contraindications.{arm}[{i}].rule", c.rule)
-    if p.run_in is not None:
-        known_field("run_in.modules_field", p.run_in.modules_field)
-        known_field("run_in.messages_field", p.run_in.messages_field)
-        if p.run_in.messages_required > p.run_in.messages_sent:
-            errors.append(("run_in.messages_required", "cannot exceed messages_sent"))
-    codes = [v.code for v in p.visits]
-    if len(set(codes)) != len(codes):
-        errors.append(("visits", "visit codes must be unique"))
-    numbers = [s.number for s in p.stages]
-    if numbers != list(range(1, len(numbers) + 1)):
-        errors.append(("stages", f"stages must be numbered 1..{len(numbers)} in order"))
-    for i, s in enumerate(p.stages):
-        base = f"stages[{i}]"
-        if s.decision_visit not in visits:
-            errors.append((f"{base}.decision_visit", f"unknown visit '{s.decision_visit}'"))
+    def check_arms(self) -> None:
+        """Arm codes are unique and the allocation order lists each once."""
+        if len(self.arms) != len(self.p.arms):
+            self._add("arms", "arm codes must be unique")
+        if sorted(self.p.allocation_order) != sorted(self.arms):
+            self._add("allocation_order",
+                      f"must list every arm exactly once: {sorted(self.arms)}")
+
+    def check_fields(self) -> None:
+        """Category fields have categories; min <= max."""
+        for name, spec in self.p.fields.items():
+            if spec.type == "category" and not spec.categories:
+                self._add(f"fields.{name}", "a category field needs 'categories'")
+            if spec.min is not None and spec.max is not None and spec.min > spec.max:
+                self._add(f"fields.{name}", f"min {spec.min} > max {spec.max}")
+
+    def check_eligibility(self) -> None:
+        """Criteria name declared fields and fitting values, with unique ids; the
+        contraindications name known arms."""
+        elig = self.p.eligibility
+        for section in ("inclusion", "exclusion"):
+            ids: set[str] = set()
+            for i, c in enumerate(getattr(elig, section)):
+                self._predicate(f"eligibility.{section}[{i}].rule", c.rule)
+                if c.id in ids:
+                    self._add(f"eligibility.{section}[{i}].id", f"duplicate id '{c.id}'")
+                ids.add(c.id)
+        for arm, items in elig.contraindications.items():
+            if arm not in self.arms:
+                self._add(f"eligibility.contraindications.{arm}", f"unknown arm '{arm}'")
+            for i, c in enumerate(items):
+                self._predicate(f"eligibility.contraindications.{arm}[{i}].rule", c.rule)
+
+    def check_run_in(self) -> None:
+        """The run-in's fields are declared; it cannot require more messages than it sends."""
+        run_in = self.p.run_in
+        if run_in is not None:
+            self._known_field("run_in.modules_field", run_in.modules_field)
+            self._known_field("run_in.messages_field", run_in.messages_field)
+            if run_in.messages_required > run_in.messages_sent:
+                self._add("run_in.messages_required", "cannot exceed messages_sent")
+
+    def check_visit_codes(self) -> None:
+        codes = [v.code for v in self.p.visits]
+        if len(set(codes)) != len(codes):
+            self._add("visits", "visit codes must be unique")
+
+    def check_stages(self) -> None:
+        """Stages numbered 1..n in order; each stage's randomization, and a later stage's
+        response, options and rules."""
+        numbers = [s.number for s in self.p.stages]
+        if numbers != list(range(1, len(numbers) + 1)):
+            self._add("stages", f"stages must be numbered 1..{len(numbers)} in order")
+        for i, s in enumerate(self.p.stages):
+            base = f"stages[{i}]"
+            if s.decision_visit not in self.visits:
+                self._add(f"{base}.decision_visit", f"unknown visit '{s.decision_visit}'")
+            self._stage_randomization(base, s)
+            if s.number == 1:
+                if s.options is not None or s.response is not None:
+                    self._add(base, "stage 1 takes no 'options' or 'response'")
+                continue
+            self._later_stage(base, s)
+
+    def _stage_randomization(self, base: str, s: Stage) -> None:
         r = s.randomization
         for j, f in enumerate(r.factors):
             fpath = f"{base}.randomization.factors[{j}]"
             if (f.rule is None) == (f.field is None):
-                errors.append((fpath, "give exactly one of 'rule' (binary) or 'field' (levels)"))
+                self._add(fpath, "give exactly one of 'rule' (binary) or 'field' (levels)")
             if f.rule is not None:
-                check_predicate(f"{fpath}.rule", f.rule)
+                self._predicate(f"{fpath}.rule", f.rule)
             if f.field is not None and f.field not in ("stage1_arm", "response_category"):
-                known_field(f"{fpath}.field", f.field)
+                self._known_field(f"{fpath}.field", f.field)
         if r.method == "minimization" and not r.factors:
-            errors.append((f"{base}.randomization.factors", "minimization needs factors"))
+            self._add(f"{base}.randomization.factors", "minimization needs factors")
         if r.method == "permuted_block" and not r.block_sizes:
-            errors.append((f"{base}.randomization.block_sizes", "permuted blocks need sizes"))
+            self._add(f"{base}.randomization.block_sizes", "permuted blocks need sizes")
         for key in ("theta", "omega"):
             val = getattr(r, key)
             if isinstance(val, dict) and s.number == 1:
                 for arm in val:
-                    if arm not in arms and arm != "default":
-                        errors.append((f"{base}.randomization.{key}.{arm}", f"unknown arm '{arm}'"))
-        if s.number == 1:
-            if s.options is not None or s.response is not None:
-                errors.append((base, "stage 1 takes no 'options' or 'response'"))
-            continue
+                    if arm not in self.arms and arm != "default":
+                        self._add(f"{base}.randomization.{key}.{arm}", f"unknown arm '{arm}'")
+
+    def _later_stage(self, base: str, s: Stage) -> None:
         if s.response is None or s.options is None or s.rules is None:
-            errors.append((base, "a later stage needs 'response', 'options' and 'rules'"))
-            continue
-        if s.response.visit not in visits:
-            errors.append((f"{base}.response.visit", f"unknown visit '{s.response.visit}'"))
+            self._add(base, "a later stage needs 'response', 'options' and 'rules'")
+            return
+        if s.response.visit not in self.visits:
+            self._add(f"{base}.response.visit", f"unknown visit '{s.response.visit}'")
         cats = set(s.response.categories)
         for cat, actions in s.options.items():
             if cat not in cats:
-                errors.append((f"{base}.options.{cat}", f"unknown response category '{cat}'"))
+                self._add(f"{base}.options.{cat}", f"unknown response category '{cat}'")
             if not actions:
-                errors.append((f"{base}.options.{cat}", "needs at least one action"))
+                self._add(f"{base}.options.{cat}", "needs at least one action")
             for a in actions:
                 if a not in ACTIONS:
-                    errors.append((f"{base}.options.{cat}",
-                                   f"unknown action '{a}' (allowed: {', '.join(ACTIONS)})"))
+                    self._add(f"{base}.options.{cat}",
+                              f"unknown action '{a}' (allowed: {', '.join(ACTIONS)})")
         for cat in cats - set(s.options):
-            errors.append((f"{base}.options", f"no options for response category '{cat}'"))
+            self._add(f"{base}.options", f"no options for response category '{cat}'")
         if s.response.intolerance_category not in cats:
-            errors.append((f"{base}.response.intolerance_category",
-                           f"unknown response category '{s.response.intolerance_category}'"))
+            self._add(f"{base}.response.intolerance_category",
+                      f"unknown response category '{s.response.intolerance_category}'")
+        self._response_codes(base, s.response)
+        for key in ("no_switch_to", "augment_only_from", "augment_partner_excludes"):
+            for arm in getattr(s.rules, key):
+                if arm not in self.arms:
+                    self._add(f"{base}.rules.{key}", f"unknown arm '{arm}'")
+
+    def _response_codes(self, base: str, response: ResponseSpec) -> None:
+        """Every PGIC code 1-7 maps to exactly one response category."""
         codes_seen: dict[int, str] = {}
-        for cat, pgic_codes in s.response.categories.items():
+        for cat, pgic_codes in response.categories.items():
             for c in pgic_codes:
                 if not 1 <= c <= 7:
-                    errors.append((f"{base}.response.categories.{cat}",
-                                   f"PGIC code {c} outside 1-7"))
+                    self._add(f"{base}.response.categories.{cat}", f"PGIC code {c} outside 1-7")
                 if c in codes_seen:
-                    errors.append((f"{base}.response.categories.{cat}",
-                                   f"PGIC code {c} already maps to '{codes_seen[c]}'"))
+                    self._add(f"{base}.response.categories.{cat}",
+                              f"PGIC code {c} already maps to '{codes_seen[c]}'")
                 codes_seen[c] = cat
         missing = sorted(set(range(1, 8)) - set(codes_seen))
         if missing:
-            errors.append((f"{base}.response.categories", f"PGIC codes {missing} map to no category"))
-        for key in ("no_switch_to", "augment_only_from", "augment_partner_excludes"):
-            for arm in getattr(s.rules, key):
-                if arm not in arms:
-                    errors.append((f"{base}.rules.{key}", f"unknown arm '{arm}'"))
-    for i, v in enumerate(p.visits):
-        if v.week < 0:
-            errors.append((f"visits[{i}].week", "must be >= 0"))
-    if sum(r.default for r in p.responders) > 1:
-        errors.append(("responders", "at most one responder definition may be the default"))
-    errors += _check_edit_checks(p, visits)
-    return errors
+            self._add(f"{base}.response.categories", f"PGIC codes {missing} map to no category")
+
+    def check_visit_weeks(self) -> None:
+        for i, v in enumerate(self.p.visits):
+            if v.week < 0:
+                self._add(f"visits[{i}].week", "must be >= 0")
+
+    def check_responders(self) -> None:
+        if sum(r.default for r in self.p.responders) > 1:
+            self._add("responders", "at most one responder definition may be the default")
 
 
 def _check_edit_checks(p: Protocol, visits: set[str]) -> list[tuple[str, str]]:

@@ -54,7 +54,7 @@ def test_events_may_name_only_a_received_arm_within_its_period(t):
         if arm == a1:
             continue
         with pytest.raises(ConflictError, match=f"arm {arm} was never given"):
-            trial.record_intolerance(t.db, _later(t), code, arm=arm,
+            trial.record_adverse_event(t.db, _later(t), code, arm=arm,
                                      onset_date=WEEK12 + timedelta(days=2))
     view = randomization.randomize(t.db, _later(t), code, 2, f"s2-{code}")[0]
     s = t.db.session(write=False)
@@ -70,12 +70,12 @@ def test_events_may_name_only_a_received_arm_within_its_period(t):
     # after stage 2, its own arms are received from the stage-2 allocation day on
     day2 = (NOW + timedelta(weeks=14)).date()
     for arm in alloc.option.split("+"):
-        trial.record_intolerance(t.db, _later(t), code, arm=arm,  # not an input
+        trial.record_adverse_event(t.db, _later(t), code, arm=arm,  # not an input
                                  onset_date=day2)
     # the stage-1 arm was left by the switch: its period ended on the stage-2 day
     assert alloc.action == "switch"
     with pytest.raises(ConflictError, match="outside the treatment period"):
-        trial.record_intolerance(t.db, t.ctx("coord1", now=NOW + timedelta(weeks=15)), code,
+        trial.record_adverse_event(t.db, t.ctx("coord1", now=NOW + timedelta(weeks=15)), code,
                                  arm=a1, onset_date=day2 + timedelta(days=3))
     assert replay_allocation_log(t.db).ok
 
@@ -143,9 +143,9 @@ def test_late_intolerance_before_the_decision_visit_is_an_input_change(t):
     a1 = _stage1_arm(t, code)
     randomization.randomize(t.db, _later(t), code, 2, f"s2-{code}")
     with pytest.raises(MissingFieldError, match="reason"):
-        trial.record_intolerance(t.db, _later(t), code, arm=a1,
+        trial.record_adverse_event(t.db, _later(t), code, arm=a1,
                                  onset_date=WEEK12 - timedelta(days=10))
-    out = trial.record_intolerance(t.db, _later(t, reason="reported late by the participant"),
+    out = trial.record_adverse_event(t.db, _later(t, reason="reported late by the participant"),
                                    code, arm=a1, onset_date=WEEK12 - timedelta(days=10))
     assert out["protocol_deviations"]
     report = replay_allocation_log(t.db)

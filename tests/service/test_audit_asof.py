@@ -180,7 +180,7 @@ class Ops:
         arm = randomization.allocations_of(self.t.db, self.t.ctx(user), code)[-1]["option"]
         arm = arm.split("+")[0]
         when = NOW + timedelta(weeks=15) if status == "stage2" else NOW
-        trial.record_intolerance(self.t.db, self.t.ctx(user, now=when), code, arm=arm,
+        trial.record_adverse_event(self.t.db, self.t.ctx(user, now=when), code, arm=arm,
                                  onset_date=when.date(), serious=self.rng.random() < 0.3)
         self._put(status, code, user)
         return True

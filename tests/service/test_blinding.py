@@ -48,7 +48,7 @@ def populated(t: Trial) -> dict[str, str]:
     later = t.ctx("coord1", now=NOW + timedelta(weeks=14))
     randomization.randomize(t.db, later, s2, 2, f"s2-{s2}")
     a1 = randomization.allocations_of(t.db, t.ctx("coord1"), s2)[0]["option"]
-    trial.record_intolerance(t.db, later, s2, arm=a1.split("+")[0],
+    trial.record_adverse_event(t.db, later, s2, arm=a1.split("+")[0],
                              onset_date=NOW.date() + timedelta(days=90))
     # data queries: one opened by the data manager and answered by the site naming the arm
     # (the blinded data manager must not read it back), one from a G16 input change

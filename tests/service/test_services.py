@@ -134,7 +134,7 @@ def test_intolerance_makes_response_bad_and_withdrawal_closes(t):
     ctx = t.ctx("coord1")
     randomization.randomize(t.db, ctx, code, 1, "a")
     later = t.ctx("coord1", now=NOW + timedelta(weeks=12))
-    trial.record_intolerance(t.db, later, code, arm=None, onset_date=TODAY + timedelta(days=20))
+    trial.record_adverse_event(t.db, later, code, arm=None, onset_date=TODAY + timedelta(days=20))
     out = trial.record_visit(t.db, later, code, "week12", instruments={
         "PGIC": {"items": {"PGIC1": 1}}}, fields={}, visit_date=TODAY + timedelta(days=84))
     assert out["response_category"] == "bad"
@@ -216,7 +216,7 @@ def test_intolerance_of_the_stage1_arm_leads_to_a_switch(t):
         ctx = t.ctx("coord1")
         a1 = randomization.randomize(t.db, ctx, code, 1, f"s1-{code}")[0]["option"]
         later = t.ctx("coord1", now=NOW + timedelta(weeks=12))
-        trial.record_intolerance(t.db, later, code, arm=a1,
+        trial.record_adverse_event(t.db, later, code, arm=a1,
                                  onset_date=TODAY + timedelta(days=20))
         trial.record_visit(t.db, later, code, "week12", instruments={
             "PGIC": {"items": {"PGIC1": 2}}}, fields={}, visit_date=TODAY + timedelta(days=84))

@@ -25,6 +25,33 @@ from tests.web.conftest import CSRF
 pytestmark = pytest.mark.slow
 
 
+GOLDEN = Path(__file__).parent / "golden" / "demo_300_seed1.json"
+
+
+def _leaves(x: object, path: str = "") -> dict[str, object]:
+    """Every number, string and boolean of results.json by its path."""
+    if isinstance(x, dict):
+        return {k: v for key, val in x.items() for k, v in _leaves(val, f"{path}.{key}").items()}
+    if isinstance(x, list):
+        return {k: v for i, val in enumerate(x) for k, v in _leaves(val, f"{path}[{i}]").items()}
+    return {path: x}
+
+
+def _same_numbers_as_golden(results: dict[str, object]) -> None:
+    """The demo's report numbers are those of the recorded run (issue 12: refactoring the
+    services, the pipeline and the protocol checks changed no number); see the golden file's
+    ``_provenance``. Every recorded number is still there and equal (floats to 1e-9
+    relative: BLAS summation order); new keys and changed labels are not this check's."""
+    golden = json.loads(GOLDEN.read_text())
+    golden.pop("_provenance")
+    got = _leaves(results)
+    want = {k: v for k, v in _leaves(golden).items()
+            if isinstance(v, int | float) and not isinstance(v, bool)}
+    assert len(want) > 100 and not set(want) - set(got), sorted(set(want) - set(got))
+    for key, value in want.items():
+        assert got[key] == pytest.approx(value, rel=1e-9, abs=1e-12, nan_ok=True), key
+
+
 def test_demo_runs_a_whole_trial_through_the_service(tmp_path: Path) -> None:
     out = tmp_path / "demo-output"
     rc = main(["demo", "--out", str(out), "--participants", "300", "--bootstrap", "50",
@@ -43,6 +70,7 @@ def test_demo_runs_a_whole_trial_through_the_service(tmp_path: Path) -> None:
     assert "1 in 3" not in report  # the headline is computed from the data, never hard-coded
     assert "Participant flow (CONSORT-style SMART)" in report and "Randomized (stage 1): 300" \
         in report
+    _same_numbers_as_golden(json.loads((out / "results.json").read_text()))
     wide = pd.read_csv(out / "export" / "wide.csv")
     assert len(wide) == 300 and wide["p_A1"].between(0, 1, inclusive="right").all()
     assert not {"birth_year", "consent_date", "enrolled_on"} & set(wide.columns)

@@ -10,6 +10,7 @@ import fcntl
 import hashlib
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import create_engine, event, text
@@ -136,7 +137,7 @@ class Database:
     """
 
     def __init__(self, url: str, *, schema: str | None = None, pool_size: int = 10,
-                 pause_ms: dict[str, int] | None = None, pause_dir: str = "") -> None:
+                 hook: Callable[[str], None] | None = None) -> None:
         self.url = url
         kwargs: dict[str, Any] = {}
         if url.startswith("sqlite"):
@@ -158,9 +159,14 @@ class Database:
         self.write_session = sessionmaker(self.write_engine, expire_on_commit=False)
         for factory in (self.read_session, self.write_session):
             install_audit(factory, self.dialect)
-        self.pause_ms = dict(pause_ms or {})
-        self.pause_dir = pause_dir
+        self.hook = hook
         self.cache: dict[str, Any] = {}
+
+    def checkpoint(self, point: str) -> None:
+        """A named point of a transaction (``commit``, ``after_compute`` ...): calls the
+        injected hook, if any (tests pause or kill the process there); else nothing."""
+        if self.hook is not None:
+            self.hook(point)
 
     def session(self, *, write: bool) -> Session:
         return (self.write_session if write else self.read_session)()

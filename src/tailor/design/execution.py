@@ -102,6 +102,9 @@ def run_batch(fn: ReplicateFunction, study_seed: int, cell_key: str,
         try:
             metrics = fn(dict(cell.params), replicate_seed(study_seed, seeds, r))
             rec["metrics"] = {str(k): float(v) for k, v in metrics.items()}
+            failures = getattr(metrics, "failures", None)  # a pipeline's failed named steps
+            if failures:
+                rec["step_errors"] = "; ".join(f"{k}: {v}" for k, v in failures.items())[:1000]
         except Exception as exc:  # recorded, counted and reported per cell
             rec["metrics"] = {}
             rec["error"] = f"{type(exc).__name__}: {exc}"[:500]
@@ -413,7 +416,8 @@ class StudyResult:
     @property
     def metrics(self) -> list[str]:
         params = {k for c in self.cells for k in c.params}
-        return [c for c in self.results.columns if c not in params | {"replicate", "error"}]
+        return [c for c in self.results.columns
+                if c not in params | {"replicate", "error", "step_errors"}]
 
     @property
     def failed(self) -> int:
@@ -488,8 +492,11 @@ def run_study(fn: ReplicateFunction, cells: Sequence[Cell], *, replicates: int, 
         for r in range(replicates):
             rec = done[(c.key, r)]
             rows.append({**c.params, "replicate": r, **rec["metrics"],
-                         "error": rec.get("error")})
+                         "step_errors": rec.get("step_errors"), "error": rec.get("error")})
     frame = pd.DataFrame(rows)
+    steps = frame.pop("step_errors").astype(object)
+    if steps.notna().any():  # why a step's metrics are NaN (pipelines with named steps)
+        frame["step_errors"] = steps.where(steps.notna(), None)
     err = frame.pop("error").astype(object)
     frame["error"] = err.where(err.notna(), None)  # last column, None when it ran
     return StudyResult(results=frame, cells=tuple(cells), replicates=replicates,

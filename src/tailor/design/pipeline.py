@@ -33,7 +33,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -58,8 +58,8 @@ from tailor.stats.simulation import population_truth, simulate_trial
 from tailor.stats.truth import Regime, Truth, random_regime
 from tailor.stats.variables import domain_of, measured_domains
 
-__all__ = ["DEFAULTS", "EMBEDDED", "METRICS", "STATIC_ARM", "best_pipeline", "design_scenario",
-           "dropout_intercept"]
+__all__ = ["DEFAULTS", "EMBEDDED", "METRICS", "STATIC_ARM", "PipelineMetrics", "StepGuard",
+           "best_pipeline", "best_trial_pipeline", "design_scenario", "dropout_intercept"]
 
 DEFAULTS: dict[str, Any] = {"scenario": "amplifier-guitar", "n": 805, "effect": 1.0,
                             "contraindication": 0.45, "dropout": 0.20, "folds": 2,
@@ -97,7 +97,7 @@ METRICS = (
     "gain_captured", "gain_captured_peg", "deployed_minus_best_single", "tree_gain_captured",
     "tree_minus_best_single", "best_single_value", "oracle_value", "deployed_value",
     "q_discovery_power", "q_false_discovery", "tree_discovery_power", "tree_false_discovery")
-"""Every metric :func:`best_pipeline` returns, in order (NaN where a step could not be fitted)."""
+"""Every metric :func:`best_trial_pipeline` returns, in order (NaN where a step could not be fitted)."""
 # Dropout: the scenario's per-visit logit hazard has 4 visits up to week 24; the offset makes
 # 1 - (1 - h)^4 match the simulated share of missing week-24 PEG (intercept -2.75 -> 20.3%;
 # -4.5 -> 4.0%; -2.0 -> 36.4%; checked on 20 x 805 participants per intercept).
@@ -329,7 +329,8 @@ def _covered(est: Any, truth: float) -> float:
     return float(est.lower <= truth <= est.upper) if np.isfinite(truth) else NAN
 
 
-def best_pipeline(params: Mapping[str, Any], seed: np.random.SeedSequence) -> dict[str, float]:
+def best_trial_pipeline(params: Mapping[str, Any], seed: np.random.SeedSequence
+                        ) -> PipelineMetrics:
     """One simulated BEST trial, analysed as ``tailor analyze`` does; metrics vs the truth.
 
     ``params`` (defaults in :data:`DEFAULTS`): ``scenario`` (a built-in name or YAML path),
@@ -378,8 +379,12 @@ def best_pipeline(params: Mapping[str, Any], seed: np.random.SeedSequence) -> di
       sees the optional phenotyping block, whose missing-data handling belongs to the
       analysis, not to this lean pipeline).
 
-    A metric is NaN when its analysis step cannot be fitted to that trial (e.g. an option
-    nobody received at a small N); the summary's ``n_ok`` counts the others.
+    The analysis runs as named steps (``marginal_model``, ``qlearning``, ``policy_tree``,
+    ``static_value``, ``randomized_value``, ``learned_value``, ``embedded_regimes``) under one
+    :class:`StepGuard`: a metric is NaN when its step cannot be fitted to that trial (e.g. an
+    option nobody received at a small N), and the returned :class:`PipelineMetrics` says in
+    ``failures`` which step failed and why (the study's ``step_errors`` column); the
+    summary's ``n_ok`` counts the others.
     """
     p = {**DEFAULTS, **params}
     n = int(number_param(p, "n", DEFAULTS["n"], 40, 1e6))
@@ -412,13 +417,8 @@ def best_pipeline(params: Mapping[str, Any], seed: np.random.SeedSequence) -> di
     w, _ = censoring_weights(wide, plan)  # sequential IPCW, as `tailor analyze` uses
     ql = QLearning(stages=working_model(proto, plan), coding="dummy", maximize=False,
                    cov_type="HC1")
-    try:  # the stage-1 working model fitted to the observed outcome (stage 2 as randomized)
-        marginal = QLearning(stages=ql.stages[:1], coding="dummy", maximize=False,
-                             cov_type="HC1").fit(wide, outcome=OUTCOME, weights=w)
-        out["interaction_p"] = _interaction_p(marginal)
-        out["interaction_reject"] = float(out["interaction_p"] < 0.05)
-    except (EstimationError, RecordError):
-        pass
+    guard = StepGuard()
+    guard.run("marginal_model", _step_marginal, out, wide, ql, w)
     v_rand, v_orc = _row(truth, "randomized"), _row(truth, "oracle")
     best_resp, best_peg = _best_single(truth)
     out.update(best_single_value=best_resp, oracle_value=v_orc["responder_w24"])
@@ -427,69 +427,161 @@ def best_pipeline(params: Mapping[str, Any], seed: np.random.SeedSequence) -> di
     out.update(_discovery("q", named_q, true_domains))
     pop = (_population(str(p["protocol"]), scenario_name, effect, contra, dropout, truth_n,
                        inner) if truth_n else None)
-    oracle_first = truth.baseline["oracle_A1"].to_numpy()
-    fit: QLearningResult | None = None
-    choices: _QChoices | None = None
-    learned_value: dict[str, Any] = {}
+    run = _Run(wide=wide, truth=truth, plan=plan, ql=ql, w=w, folds=folds, rng=rng, pop=pop,
+               out=out, v_rand=v_rand, v_orc=v_orc, best_resp=best_resp, best_peg=best_peg,
+               true_domains=true_domains, oracle_first=truth.baseline["oracle_A1"].to_numpy())
+    learned = guard.run("qlearning", _step_qlearning, run)
+    if learned is not None:
+        guard.run("policy_tree", _step_tree, run, learned.choices)
+    for name, (estimate, v_pop, v_cohort) in _estimands(run, arms, learned).items():
+        guard.run(f"{name}_value", _step_value, run, name, estimate, v_pop, v_cohort)
+    guard.run("embedded_regimes", _step_embedded, out, wide, w)
+    return PipelineMetrics({m: float(out.get(m, NAN)) for m in METRICS}, guard.failures)
+
+
+best_pipeline = best_trial_pipeline
+"""Deprecated alias of :func:`best_trial_pipeline` (removed in the next release)."""
+
+
+# --------------------------------------------------------------------------- the named steps
+T = TypeVar("T")
+STEP_ERRORS = (EstimationError, RecordError)
+"""What a step may raise when its analysis cannot be fitted to one trial's data: the guard
+records it and the step's metrics stay NaN; anything else is a bug and propagates."""
+
+
+class PipelineMetrics(dict[str, float]):
+    """A replicate's metrics (a plain ``{metric: float}`` mapping) plus ``failures``: each
+    step that could not be fitted and why (``{step: "TypeName: message"}``), which the study
+    runner writes to the results' ``step_errors`` column."""
+
+    def __init__(self, metrics: Mapping[str, float], failures: Mapping[str, str]) -> None:
+        super().__init__(metrics)
+        self.failures = dict(failures)
+
+
+class StepGuard:
+    """The one guard of the pipeline's named steps: runs a step, and when its analysis cannot
+    be fitted (:data:`STEP_ERRORS`) records the step's name and the reason instead of failing
+    the replicate; the metrics that step would have set stay NaN."""
+
+    def __init__(self) -> None:
+        self.failures: dict[str, str] = {}
+
+    def run(self, step: str, fn: Callable[..., T], *args: Any) -> T | None:
+        """``fn(*args)``, or None (and the reason recorded) when the step cannot be fitted."""
+        try:
+            return fn(*args)
+        except STEP_ERRORS as exc:
+            self.failures[step] = f"{type(exc).__name__}: {exc}"[:300]
+            return None
+
+
+@dataclass
+class _Run:
+    """What the steps share: one simulated trial, its analysis set-up and the metrics so far."""
+
+    wide: pd.DataFrame
+    truth: Truth
+    plan: Any
+    ql: QLearning
+    w: Any
+    folds: int
+    rng: np.random.Generator
+    pop: Any
+    out: dict[str, float]
+    v_rand: dict[str, float]
+    v_orc: dict[str, float]
+    best_resp: float
+    best_peg: float
+    true_domains: set[str]
+    oracle_first: np.ndarray
+
+
+@dataclass
+class _Learned:
+    """The Q-learning step's result, used by the tree and the learned regime's value."""
+
+    fit: QLearningResult
+    choices: _QChoices
+    value: dict[str, Any]
+    value_pop: dict[str, Any]
+
+
+def _step_marginal(out: dict[str, float], wide: pd.DataFrame, ql: QLearning, w: Any) -> None:
+    """The stage-1 working model fitted to the observed outcome (stage 2 as randomized)."""
+    marginal = QLearning(stages=ql.stages[:1], coding="dummy", maximize=False,
+                         cov_type="HC1").fit(wide, outcome=OUTCOME, weights=w)
+    out["interaction_p"] = _interaction_p(marginal)
+    out["interaction_reject"] = float(out["interaction_p"] < 0.05)
+
+
+def _step_qlearning(r: _Run) -> _Learned:
+    """Two-stage Q-learning: the learned regime, its agreement with the oracle and values."""
+    out, truth, v_rand, v_orc = r.out, r.truth, r.v_rand, r.v_orc
+    fit = r.ql.fit(r.wide, outcome=OUTCOME, weights=r.w)
+    out["interaction_q_p"] = _interaction_p(fit)
+    out["interaction_q_reject"] = float(out["interaction_q_p"] < 0.05)
+    choices = _QChoices(fit)
+    agree = choices(1, truth.baseline) == r.oracle_first
+    out["correct_first_line"] = float(agree.mean())
+    labels = truth.baseline["phenotype_label"].to_numpy()
+    for label, short in PHENOTYPES.items():
+        m = labels == label
+        out[f"correct_{short}"] = float(agree[m].mean()) if m.any() else NAN
+    learned = choices.regime()
+    learned_value = truth.value(learned)
+    out["share_of_oracle"] = _share(learned_value["responder_w24"],
+                                    v_rand["responder_w24"], v_orc["responder_w24"])
+    out["share_of_oracle_peg"] = _share(learned_value["mean_peg_w24"],
+                                        v_rand["mean_peg_w24"], v_orc["mean_peg_w24"])
+    out.update(deployed_value=learned_value["responder_w24"],
+               gain_captured=_share(learned_value["responder_w24"], r.best_resp,
+                                    v_orc["responder_w24"]),
+               gain_captured_peg=_share(learned_value["mean_peg_w24"], r.best_peg,
+                                        v_orc["mean_peg_w24"]),
+               deployed_minus_best_single=learned_value["responder_w24"] - r.best_resp)
     learned_value_pop: dict[str, Any] = {}
-    try:
-        fit = ql.fit(wide, outcome=OUTCOME, weights=w)
-        out["interaction_q_p"] = _interaction_p(fit)
-        out["interaction_q_reject"] = float(out["interaction_q_p"] < 0.05)
-        choices = _QChoices(fit)
-        agree = choices(1, truth.baseline) == oracle_first
-        out["correct_first_line"] = float(agree.mean())
-        labels = truth.baseline["phenotype_label"].to_numpy()
-        for label, short in PHENOTYPES.items():
-            m = labels == label
-            out[f"correct_{short}"] = float(agree[m].mean()) if m.any() else NAN
-        learned = choices.regime()
-        learned_value = truth.value(learned)
-        out["share_of_oracle"] = _share(learned_value["responder_w24"],
-                                        v_rand["responder_w24"], v_orc["responder_w24"])
-        out["share_of_oracle_peg"] = _share(learned_value["mean_peg_w24"],
-                                            v_rand["mean_peg_w24"], v_orc["mean_peg_w24"])
-        out.update(deployed_value=learned_value["responder_w24"],
-                   gain_captured=_share(learned_value["responder_w24"], best_resp,
-                                        v_orc["responder_w24"]),
-                   gain_captured_peg=_share(learned_value["mean_peg_w24"], best_peg,
-                                            v_orc["mean_peg_w24"]),
-                   deployed_minus_best_single=learned_value["responder_w24"] - best_resp)
-        if pop is not None:
-            learned_value_pop = pop.truth.value(learned)
-            out["share_of_oracle_pop"] = _share(learned_value_pop["responder_w24"],
-                                                pop.randomized["responder_w24"],
-                                                pop.oracle["responder_w24"])
-    except (EstimationError, RecordError):
-        fit = None
+    if r.pop is not None:
+        learned_value_pop = r.pop.truth.value(learned)
+        out["share_of_oracle_pop"] = _share(learned_value_pop["responder_w24"],
+                                            r.pop.randomized["responder_w24"],
+                                            r.pop.oracle["responder_w24"])
+    return _Learned(fit, choices, learned_value, learned_value_pop)
 
-    if fit is not None and choices is not None:
-        try:  # the interpretable regime: depth-2 tree on cross-fitted DR scores
-            scores = dr_scores(wide, ql, outcome=OUTCOME, stage=1, propensities=PROPENSITIES,
-                               weights=w, folds=folds, random_state=int(rng.integers(2**31)))
-            usable = scores.feasible.any(axis=1)
-            # features missing for anyone (the optional phenotyping block when skipped by
-            # design) are left out: the policy tree needs complete features
-            features = [f for f in plan.tree_features if wide[f].notna().all()]
-            tree = PolicyTree(depth=plan.tree_depth,
-                              min_node_size=plan.tree_min_node_size).fit(
-                wide.loc[np.asarray(usable, dtype=bool), features],
-                pd.DataFrame(tree_rewards(scores.rewards, scores.feasible)[usable],
-                             columns=list(scores.options)))
-            tree_first = _tree_first(tree, features, list(scores.options))
-            out["tree_correct_first_line"] = float(
-                (tree_first(truth.baseline) == oracle_first).mean())
-            vt = truth.value(choices.regime("interpretable (tree)", tree_first))
-            out["tree_share_of_oracle"] = _share(vt["responder_w24"], v_rand["responder_w24"],
-                                                 v_orc["responder_w24"])
-            out.update(tree_gain_captured=_share(vt["responder_w24"], best_resp,
-                                                 v_orc["responder_w24"]),
-                       tree_minus_best_single=vt["responder_w24"] - best_resp)
-            named = {d for f in _split_features(tree.tree_) if (d := domain_of(f))}
-            out.update(_discovery("tree", named, true_domains))
-        except (EstimationError, RecordError):
-            pass
 
+def _step_tree(r: _Run, choices: _QChoices) -> None:
+    """The interpretable regime: a depth-2 tree on cross-fitted DR scores."""
+    wide, plan, out, truth = r.wide, r.plan, r.out, r.truth
+    scores = dr_scores(wide, r.ql, outcome=OUTCOME, stage=1, propensities=PROPENSITIES,
+                       weights=r.w, folds=r.folds, random_state=int(r.rng.integers(2**31)))
+    usable = scores.feasible.any(axis=1)
+    # features missing for anyone (the optional phenotyping block when skipped by
+    # design) are left out: the policy tree needs complete features
+    features = [f for f in plan.tree_features if wide[f].notna().all()]
+    tree = PolicyTree(depth=plan.tree_depth,
+                      min_node_size=plan.tree_min_node_size).fit(
+        wide.loc[np.asarray(usable, dtype=bool), features],
+        pd.DataFrame(tree_rewards(scores.rewards, scores.feasible)[usable],
+                     columns=list(scores.options)))
+    tree_first = _tree_first(tree, features, list(scores.options))
+    out["tree_correct_first_line"] = float(
+        (tree_first(truth.baseline) == r.oracle_first).mean())
+    vt = truth.value(choices.regime("interpretable (tree)", tree_first))
+    out["tree_share_of_oracle"] = _share(vt["responder_w24"], r.v_rand["responder_w24"],
+                                         r.v_orc["responder_w24"])
+    out.update(tree_gain_captured=_share(vt["responder_w24"], r.best_resp,
+                                         r.v_orc["responder_w24"]),
+               tree_minus_best_single=vt["responder_w24"] - r.best_resp)
+    named = {d for f in _split_features(tree.tree_) if (d := domain_of(f))}
+    out.update(_discovery("tree", named, r.true_domains))
+
+
+def _estimands(r: _Run, arms: list[str], learned: _Learned | None
+               ) -> dict[str, tuple[Callable[[], Any], float, float]]:
+    """The values whose AIPW intervals are scored: (estimate, population value, cohort
+    value); the learned regime's only when Q-learning was fitted."""
+    wide, w, ql, pop = r.wide, r.w, r.ql, r.pop
     feasible1 = {a: f"eligible_{a}" for a in arms}
     nobody = [None] * len(wide)
     estimands: dict[str, tuple[Callable[[], Any], float, float]] = {
@@ -497,34 +589,35 @@ def best_pipeline(params: Mapping[str, Any], seed: np.random.SeedSequence) -> di
             wide, static_regime(wide, STATIC_ARM, treatment="A1", feasible=feasible1),
             outcome=OUTCOME, qlearning=ql, propensities=PROPENSITIES, weights=w),
             pop.static["mean_peg_w24"] if pop else NAN,
-            truth.value(_static_truth(STATIC_ARM))["mean_peg_w24"]),
+            r.truth.value(_static_truth(STATIC_ARM))["mean_peg_w24"]),
         "randomized": (lambda: aipw_value(
             wide, {"A1": nobody, "A2": nobody}, outcome=OUTCOME, qlearning=ql,
             propensities=PROPENSITIES, weights=w, outcome_model="zero"),
-            pop.randomized["mean_peg_w24"] if pop else NAN, v_rand["mean_peg_w24"]),
+            pop.randomized["mean_peg_w24"] if pop else NAN, r.v_rand["mean_peg_w24"]),
     }
-    if fit is not None:
+    if learned is not None:
         estimands["learned"] = (lambda: crossfit_value(
-            wide, ql, outcome=OUTCOME, propensities=PROPENSITIES, weights=w, folds=folds,
-            random_state=int(rng.integers(2**31))),
-            learned_value_pop.get("mean_peg_w24", NAN), learned_value["mean_peg_w24"])
-    for name, (estimate, v_pop, v_cohort) in estimands.items():
-        try:
-            est = estimate()
-        except (EstimationError, RecordError):
-            continue
-        out[f"{name}_se"] = est.std_error
-        out[f"{name}_covered_cohort"] = _covered(est, v_cohort)
-        if pop is not None:
-            out[f"{name}_covered"] = _covered(est, v_pop)
-            out[f"{name}_error"] = est.estimate - v_pop
+            wide, ql, outcome=OUTCOME, propensities=PROPENSITIES, weights=w, folds=r.folds,
+            random_state=int(r.rng.integers(2**31))),
+            learned.value_pop.get("mean_peg_w24", NAN), learned.value["mean_peg_w24"])
+    return estimands
 
-    try:
-        emb = WeightedReplicated().fit(wide, list(EMBEDDED), outcome=OUTCOME,
-                                       propensities=PROPENSITIES, weights=w)
-        pair = emb.pairwise(adjust="none").iloc[0]
-        out.update(regime_p=float(pair["p_value"]), regime_reject=float(pair["p_value"] < 0.05),
-                   regime_diff=float(pair["difference"]))
-    except (EstimationError, RecordError):
-        pass
-    return {m: float(out.get(m, NAN)) for m in METRICS}
+
+def _step_value(r: _Run, name: str, estimate: Callable[[], Any], v_pop: float,
+                v_cohort: float) -> None:
+    """One value estimate's standard error, error and interval coverage."""
+    est = estimate()
+    r.out[f"{name}_se"] = est.std_error
+    r.out[f"{name}_covered_cohort"] = _covered(est, v_cohort)
+    if r.pop is not None:
+        r.out[f"{name}_covered"] = _covered(est, v_pop)
+        r.out[f"{name}_error"] = est.estimate - v_pop
+
+
+def _step_embedded(out: dict[str, float], wide: pd.DataFrame, w: Any) -> None:
+    """The two embedded regimes of :data:`EMBEDDED` compared (weighted and replicated)."""
+    emb = WeightedReplicated().fit(wide, list(EMBEDDED), outcome=OUTCOME,
+                                   propensities=PROPENSITIES, weights=w)
+    pair = emb.pairwise(adjust="none").iloc[0]
+    out.update(regime_p=float(pair["p_value"]), regime_reject=float(pair["p_value"] < 0.05),
+               regime_diff=float(pair["difference"]))

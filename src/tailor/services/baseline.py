@@ -77,7 +77,7 @@ def score_baseline(questionnaires: Mapping[str, Mapping[str, Any]]) -> Phenotype
 def record_baseline(db: Database, ctx: RequestContext, code: str, visit: str, *,
                     visit_date: date | None,
                     peg: Mapping[str, Any], questionnaires: Mapping[str, Mapping[str, Any]],
-                    fields: Mapping[str, Any]) -> dict[str, Any]:
+                    fields: Mapping[str, Any], reason: str | None = None) -> dict[str, Any]:
     """Record Visit 0 (``visit``, the protocol's first visit): PEG items, the baseline questionnaires, and the Visit-0 fields given in
     ``fields`` (e.g. pregnancy, opioid use) plus those derived from the phenotype."""
     derived_scores("PEG", peg)  # validates the three items (InstrumentError names the item)
@@ -88,6 +88,6 @@ def record_baseline(db: Database, ctx: RequestContext, code: str, visit: str, *,
         name: {"version": instruments.get(name).version, "items": dict(questionnaires[name])}
         for name in BASELINE_INSTRUMENTS}
     out = trial.record_visit(db, ctx, code, visit, visit_date=visit_date, instruments=blocks,
-                             fields=record)
+                             fields=record, reason=reason)
     return out | {"phenotype": phenotype.as_fields(),
                   "contributions": dict(phenotype.contributions)}

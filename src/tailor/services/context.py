@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
@@ -38,6 +38,11 @@ class RequestContext:
 
     def utcnow(self) -> datetime:
         return self.now if self.now is not None else datetime.now(UTC)
+
+    def with_reason(self, reason: str | None) -> RequestContext:
+        """This request with the user's ``reason`` for a change (a copy: the caller's context
+        is not mutated); ``None`` keeps the context's own reason."""
+        return self if reason is None else replace(self, reason=reason.strip()[:500])
 
 
 def local_date(instant: datetime, tz: str) -> date:

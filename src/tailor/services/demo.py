@@ -269,7 +269,7 @@ class _Driver:
             if week == 12 and intolerant:
                 onset = visit0 + timedelta(weeks=9)
                 yield onset
-                self.call("intolerance", trial.record_intolerance, self.ctx(site, onset), code,
+                self.call("intolerance", trial.record_adverse_event, self.ctx(site, onset), code,
                           arm=a1, onset_date=onset, serious=False, kind="intolerance")
             day = target + timedelta(days=self.jitter())
             yield day

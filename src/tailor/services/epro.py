@@ -16,6 +16,7 @@ from tailor.db import models as m
 from tailor.services.admin import live_protocol
 from tailor.services.context import RequestContext, local_date
 from tailor.services.engagement import engagement_counts
+from tailor.services.lifecycle import ParticipantStatus as S
 from tailor.services.participant_links import link_status
 from tailor.services.scope import PARTICIPANT_READ, participants, require
 from tailor.services.uow import in_transaction
@@ -86,7 +87,7 @@ def epro_overview(db: Database, ctx: RequestContext) -> dict[str, list[dict[str,
                 if vlink.submitted_at >= since:
                     out["answered"].append(row | {"answered_at": vlink.submitted_at})
                 continue
-            if v.status == "completed" or p.status not in ("randomized", "stage2"):
+            if v.status == "completed" or p.status not in (S.RANDOMIZED, S.STAGE2):
                 continue
             day = today[p.site_id]
             if v.window_start <= day <= v.window_end:
@@ -105,10 +106,10 @@ def epro_overview(db: Database, ctx: RequestContext) -> dict[str, list[dict[str,
                                     f"{n.kind.removeprefix('epro ')} ({n.status})",
                                     "why": f"{n.channel} message {n.status}: {n.last_error}"})
         for pid, category in sorted(categories.items(), key=lambda x: people[x[0]].study_code):
-            if people[pid].status == "randomized":
+            if people[pid].status == S.RANDOMIZED:
                 out["ready"].append({"participant": people[pid].study_code,
                                      "category": category})
-        in_run_in = [pid for pid, p in people.items() if p.status == "run_in"]
+        in_run_in = [pid for pid, p in people.items() if p.status == S.RUN_IN]
         counts = engagement_counts(session, in_run_in)
         ri = protocol.run_in
         for pid in sorted(in_run_in, key=lambda i: people[i].study_code):

@@ -51,6 +51,7 @@ from tailor.db import models as m
 from tailor.exceptions import ConflictError, InvalidFieldError
 from tailor.services.admin import live_protocol
 from tailor.services.context import Actor, RequestContext, local_date
+from tailor.services.lifecycle import ParticipantStatus as S
 from tailor.services.mail import SmtpConfig, email_message, smtp_session
 from tailor.services.participant_links import (
     LinkUnavailableError,
@@ -298,7 +299,7 @@ def queue_due(db: Database, config: OutreachConfig, *, now: datetime | None = No
                 .join(m.ParticipantContact,
                       m.ParticipantContact.participant_id == m.Participant.id)
                 .where(m.ParticipantContact.consent_to_contact,
-                       m.Participant.status == "run_in")).all()
+                       m.Participant.status == S.RUN_IN)).all()
             pids = [p[0] for p in people]
             days_have: set[tuple[int, int]] = set()
             for chunk in range(0, len(pids), 900):
@@ -429,7 +430,7 @@ def send_pending(db: Database, config: OutreachConfig, *, now: datetime | None =
                 else:
                     msg = session.get(m.RunInMessage, n.run_in_message_id)
                     assert msg is not None
-                    if p.status != "run_in" or msg.expires_at <= ctx.utcnow() \
+                    if p.status != S.RUN_IN or msg.expires_at <= ctx.utcnow() \
                             or msg.answered_at is not None:
                         raise ConflictError("the run-in message can no longer be answered")
                     url = (f"{config.public_url.rstrip('/')}/r/"
@@ -511,7 +512,7 @@ def _resolve_run_in(session: Session, token: str, now: datetime
     if msg is None or msg.expires_at <= now:
         raise LinkUnavailableError("this link cannot be used")
     p = session.get(m.Participant, msg.participant_id)
-    if p is None or p.status != "run_in":
+    if p is None or p.status != S.RUN_IN:
         raise LinkUnavailableError("this link cannot be used")
     audit = session.info.get("audit")
     if audit is not None:  # the participant's answer carries the message as the actor

@@ -17,6 +17,8 @@ from tailor.protocol import Protocol
 from tailor.rules import check_eligibility
 from tailor.services.admin import live_protocol
 from tailor.services.context import RequestContext, local_date
+from tailor.services.lifecycle import CLOSED, STATUS_LABELS, STATUS_ORDER
+from tailor.services.lifecycle import ParticipantStatus as S
 from tailor.services.scope import ALLOCATION_DETAIL, PARTICIPANT_READ, participants, require
 from tailor.services.uow import in_transaction
 from tailor.trialflow import TrialFlow
@@ -25,16 +27,6 @@ __all__ = ["STATUS_LABELS", "STATUS_ORDER", "balance_tables", "enrolment_by_site
            "trial_flow"]
 
 ENROLMENT_READ = frozenset({"admin", "data_manager", "statistician"})
-STATUS_ORDER = ("screening", "screen_failed", "eligible", "run_in", "run_in_failed",
-                "run_in_passed", "visit0_failed", "ready", "randomized", "stage2", "withdrawn")
-#: the words the pages show for each status (issue 15: no raw codes)
-STATUS_LABELS = {
-    "screening": "awaiting screening", "screen_failed": "screen failure",
-    "eligible": "eligible, not yet enrolled", "run_in": "in the run-in",
-    "run_in_failed": "run-in not passed", "run_in_passed": "due for Visit 0",
-    "visit0_failed": "not eligible at Visit 0", "ready": "ready to randomize",
-    "randomized": "on the first treatment", "stage2": "on the second treatment",
-    "withdrawn": "withdrawn"}
 
 
 def _ids(ctx: RequestContext) -> Select[tuple[int]]:
@@ -62,7 +54,7 @@ def site_dashboard(db: Database, ctx: RequestContext) -> dict[str, Any]:
             .order_by(m.Visit.window_end))
         for v in pending:
             code, status, site_id = status_of[v.participant_id]
-            if status in ("withdrawn", "visit0_failed", "run_in_failed"):
+            if status in CLOSED:  # no visit is due any more
                 continue
             today = today_of[site_id]
             row = {"participant": code, "site": sites[site_id].code, "visit": v.code,
@@ -104,7 +96,7 @@ def enrolment_by_site(db: Database, ctx: RequestContext) -> pd.DataFrame:
             c["screened"] += 1
             c["enrolled"] += p.enrolled_on is not None
             c["randomized"] += p.id in randomized
-            c["withdrawn"] += p.status == "withdrawn"
+            c["withdrawn"] += p.status == S.WITHDRAWN
         if primary:
             for pid_site in session.execute(
                     select(m.Participant.site_id).join(m.Visit).where(
@@ -147,7 +139,7 @@ def trial_flow(db: Database, ctx: RequestContext) -> TrialFlow:
         allocs = {(a.participant_id, a.stage): a for a in session.scalars(
             select(m.Allocation).where(m.Allocation.participant_id.in_(_ids(ctx))))}
         reasons: Counter[str] = Counter()
-        failed_ids = [pid for pid, p in people.items() if p.status == "screen_failed"]
+        failed_ids = [pid for pid, p in people.items() if p.status == S.SCREEN_FAILED]
         latest: dict[int, m.EligibilityAssessment] = {}
         for chunk in range(0, len(failed_ids), 500):
             for a in session.scalars(select(m.EligibilityAssessment).where(
@@ -159,9 +151,9 @@ def trial_flow(db: Database, ctx: RequestContext) -> TrialFlow:
             for f in result.failures:
                 reasons[labels.get(f.criterion, f.criterion)] += 1
         withdrawn_early = sum(1 for pid, p in people.items()
-                              if p.status == "withdrawn" and (pid, 1) not in allocs)
-        in_progress = sum(status[s] for s in ("screening", "eligible", "run_in",
-                                              "run_in_passed", "ready"))
+                              if p.status == S.WITHDRAWN and (pid, 1) not in allocs)
+        in_progress = sum(status[s] for s in (S.SCREENING, S.ELIGIBLE, S.RUN_IN,
+                                              S.RUN_IN_PASSED, S.READY))
         arms = protocol.arm_codes
         randomized: Counter[str] = Counter()
         for (_pid, stage), al in allocs.items():

@@ -22,13 +22,14 @@ from tailor.db import models as m
 from tailor.services.admin import live_protocol
 from tailor.services.blinding import redact, tokens_in_session
 from tailor.services.context import RequestContext, local_date
+from tailor.services.lifecycle import CLOSED
 from tailor.services.scope import AUDIT_READ, get_participant, participants, require
 from tailor.services.uow import in_transaction
 
 __all__ = ["DATA_REVIEW", "data_queries", "missing_data", "participant_audit"]
 
 DATA_REVIEW = frozenset({"admin", "data_manager"})
-_CLOSED = ("withdrawn", "screen_failed", "run_in_failed", "visit0_failed")
+_CLOSED = CLOSED
 
 
 def _scores(session: Session, visit_ids: list[int]) -> dict[int, dict[str, str | None]]:

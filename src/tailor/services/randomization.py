@@ -23,11 +23,13 @@ from tailor.db import Database
 from tailor.db import models as m
 from tailor.db.audit import write_pending
 from tailor.exceptions import ConflictError, InvalidFieldError, NotFoundError
-from tailor.protocol import Protocol
+from tailor.protocol import MAX_STAGES, Protocol
 from tailor.services.admin import ensure_writable, live_protocol
 from tailor.services.allocation_inputs import allocation_inputs, feasible, session_facts
 from tailor.services.blinding import NO_TOKENS, redact
 from tailor.services.context import Actor, RequestContext
+from tailor.services.lifecycle import ParticipantStatus as S
+from tailor.services.lifecycle import advance
 from tailor.services.scope import (
     ALLOCATION_DETAIL,
     PARTICIPANT_READ,
@@ -35,8 +37,8 @@ from tailor.services.scope import (
     get_participant,
     require,
 )
-from tailor.services.uow import in_transaction, pause
-from tailor.stats.allocation import StageState, allocate, new_stage_state
+from tailor.services.uow import in_transaction
+from tailor.stats.allocation import OptionSet, StageState, allocate, new_stage_state
 from tailor.stats.randomization import Draws, MinimizationState
 
 __all__ = [
@@ -147,6 +149,31 @@ def _current_state(protocol: Protocol, stage: int, stored: m.StageState,
     return state
 
 
+def _participant_checks(session: Session, protocol: Protocol, pv: m.ProtocolVersion,
+                        p: m.Participant, stage: int
+                        ) -> tuple[dict[str, Any], OptionSet, dict[str, Any]]:
+    """The participant-level preconditions of an allocation (before the per-stage lock): the
+    stage exists, the trial is writable, the participant may be randomized at this stage and
+    has an eligible option. Returns the stored inputs, the option set and the factor levels
+    (G16: they derive only from the stored inputs)."""
+    if stage > len(protocol.stages):
+        raise InvalidFieldError(f"stage must be 1..{len(protocol.stages)}; got {stage}",
+                                field="stage", value=stage)
+    ensure_writable(session, pv)
+    if p.status == S.WITHDRAWN:
+        raise ConflictError("the participant has withdrawn")
+    if stage == 1 and p.status != S.READY:
+        raise ConflictError(f"stage-1 randomization needs a completed, eligible Visit 0 "
+                            f"(status {p.status})")
+    inputs = allocation_inputs(protocol, stage, session_facts(
+        session, p.id, assessments_only=stage == 1))
+    option_set, levels = feasible(protocol, stage, inputs)
+    if not option_set.eligible:
+        raise ConflictError(f"no eligible option at stage {stage} among "
+                            f"{', '.join(option_set.options)}")
+    return inputs, option_set, levels
+
+
 def randomize(db: Database, ctx: RequestContext, code: str, stage: int,
               idempotency_key: str, *, draw_source: Callable[[], Draws] | None = None
               ) -> tuple[dict[str, Any], bool]:
@@ -164,7 +191,7 @@ def randomize(db: Database, ctx: RequestContext, code: str, stage: int,
     the audit rows.
     """
     require(ctx.actor, PARTICIPANT_WRITE, "randomize")
-    if not 1 <= stage <= 9:
+    if not 1 <= stage <= MAX_STAGES:  # cheap check before the transaction
         raise InvalidFieldError("stage must be a protocol stage number", field="stage",
                                 value=stage)
 
@@ -174,30 +201,16 @@ def randomize(db: Database, ctx: RequestContext, code: str, stage: int,
         again = _existing(session, ctx, p, stage, idempotency_key)
         if again is not None:
             return again
-        if stage > len(protocol.stages):
-            raise InvalidFieldError(f"stage must be 1..{len(protocol.stages)}; got {stage}",
-                                    field="stage", value=stage)
-        ensure_writable(session, pv)
-        if p.status == "withdrawn":
-            raise ConflictError("the participant has withdrawn")
-        # G16: the feasible set and the factor levels derive only from the stored inputs
-        if stage == 1 and p.status != "ready":
-            raise ConflictError(f"stage-1 randomization needs a completed, eligible Visit 0 "
-                                f"(status {p.status})")
-        inputs = allocation_inputs(protocol, stage, session_facts(
-            session, p.id, assessments_only=stage == 1))
-        option_set, levels = feasible(protocol, stage, inputs)
-        if not option_set.eligible:
-            raise ConflictError(f"no eligible option at stage {stage} among "
-                                f"{', '.join(option_set.options)}")
-        p.status = "randomized" if stage == 1 else "stage2"
+        inputs, option_set, levels = _participant_checks(session, protocol, pv, p, stage)
+        advance(p, S.RANDOMIZED if stage == 1 else S.STAGE2,
+                action=f"stage-{stage} randomization")
         session.flush()  # participant-level writes happen before the per-stage lock
         db.lock(session, f"allocation:{pv.id}:{stage}")
         stored, top = _stored_state(session, pv.id, stage)
         state = _current_state(protocol, stage, stored, top)
         result = allocate(protocol, state, option_set, levels,
                           (draw_source or _draws)())
-        pause(db, "after_compute")
+        db.checkpoint("after_compute")
         spec = protocol.stage(stage).randomization
         stored.last_sequence += 1
         alloc = m.Allocation(
@@ -217,8 +230,8 @@ def randomize(db: Database, ctx: RequestContext, code: str, stage: int,
         stored.n_allocated = state.minimization.n_allocated
         session.flush()
         write_pending(session)
-        pause(db, "after_audit")
-        pause(db, "before_commit")
+        db.checkpoint("after_audit")
+        db.checkpoint("before_commit")
         return allocation_view(alloc, ctx.actor), False
 
     return in_transaction(db, ctx, run, reason=f"stage-{stage} randomization",

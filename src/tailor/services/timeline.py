@@ -17,6 +17,8 @@ from tailor.services import randomization, trial
 from tailor.services.admin import live_protocol
 from tailor.services.blinding import redact, tokens_in_session
 from tailor.services.context import RequestContext
+from tailor.services.lifecycle import ACTIVE, CLOSED, SCREENABLE
+from tailor.services.lifecycle import ParticipantStatus as S
 from tailor.services.scope import PARTICIPANT_READ, get_participant, require
 from tailor.services.trial import site_today
 from tailor.services.uow import in_transaction
@@ -91,20 +93,20 @@ def participant_timeline(db: Database, ctx: RequestContext, code: str) -> dict[s
     status = view["status"]
     stages_done = {a["stage"] for a in allocations}
     steps: list[tuple[str, str]] = []
-    if ctx.actor.role == "coordinator" and status != "withdrawn":
+    if ctx.actor.role == "coordinator" and status != S.WITHDRAWN:
         base = f"/participants/{code}"
-        if status in ("screening", "screen_failed", "eligible"):
+        if status in SCREENABLE:
             steps.append(("Screening and eligibility", f"{base}/screening"))
-        if status == "eligible":
+        if status == S.ELIGIBLE:
             steps.append(("Enrol (start the run-in)", f"{base}/enrol"))
-        if status == "run_in":
+        if status == S.RUN_IN:
             steps.append(("Record the run-in", f"{base}/run-in"))
-        if status == "run_in_passed":
+        if status == S.RUN_IN_PASSED:
             steps.append(("Visit 0: baseline phenotyping",
                           f"{base}/visits/{details['first_visit']}"))
-        if status == "ready":
+        if status == S.READY:
             steps.append(("Randomize (stage 1)", f"{base}/randomize/1"))
-        if status in ("randomized", "stage2"):
+        if status in ACTIVE:
             for v in visits:
                 if v["status"] != "completed" and v["week"] > 0:
                     steps.append((f"Record {details['visit_labels'].get(v['visit'], v['visit'])}",
@@ -117,7 +119,7 @@ def participant_timeline(db: Database, ctx: RequestContext, code: str) -> dict[s
                     steps.append((f"Stage {stage}: assign the next treatment",
                                   f"{base}/randomize/{stage}"))
             steps.append(("Record an intolerance or adverse event", f"{base}/intolerance"))
-        if status not in ("screen_failed", "run_in_failed", "visit0_failed"):
+        if status not in CLOSED:
             steps.append(("Withdraw", f"{base}/withdraw"))
     return redact({"participant": view, "visits": visits, "allocations": allocations,
                    "next_steps": steps, "timeline": _in_date_order(view, visits, allocations,

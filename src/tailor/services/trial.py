@@ -5,6 +5,7 @@ lookup goes through :mod:`tailor.services.scope`."""
 from __future__ import annotations
 
 import secrets
+import warnings
 from datetime import date
 from typing import Any
 
@@ -27,6 +28,8 @@ from tailor.services.blinding import arm_tokens, redact, tokens_in_session
 from tailor.services.context import RequestContext, local_date
 from tailor.services.edit_checks import run_checks
 from tailor.services.engagement import run_in_engagement
+from tailor.services.lifecycle import ACTIVE, SCREENABLE, advance
+from tailor.services.lifecycle import ParticipantStatus as S
 from tailor.services.scope import (
     CORRECTION,
     PARTICIPANT_READ,
@@ -45,6 +48,7 @@ __all__ = [
     "list_participants",
     "merged_record",
     "participant_view",
+    "record_adverse_event",
     "record_intolerance",
     "record_run_in",
     "record_visit",
@@ -94,7 +98,7 @@ def create_participant(db: Database, ctx: RequestContext, *, consent_date: date 
             raise ConflictError(f"consent date {consent_date} is in the future (today at the "
                                 f"site is {today})")
         p = m.Participant(study_code=_study_code(), site_id=ctx.actor.site_id,
-                          protocol_version_id=pv.id, status="screening",
+                          protocol_version_id=pv.id, status=S.SCREENING.value,
                           consented=consent_date is not None, consent_date=consent_date,
                           birth_year=birth_year, sex=sex, created_at=ctx.utcnow())
         session.add(p)
@@ -172,7 +176,7 @@ def _writable_participant(db: Database, ctx: RequestContext, session: Session, c
     pv, protocol = live_protocol(db, session)
     p = get_participant(session, ctx.actor, code, for_update=True)
     ensure_writable(session, pv)
-    if p.status == "withdrawn":
+    if p.status == S.WITHDRAWN:
         raise ConflictError("the participant has withdrawn; no further data are accepted")
     return p, protocol, site_today(session, ctx, p.site_id)
 
@@ -183,11 +187,14 @@ def _check_day(day: date, today: date, what: str) -> None:
 
 
 def screen(db: Database, ctx: RequestContext, code: str, record: dict[str, Any],
-           assessed_on: date | None = None) -> dict[str, Any]:
-    """Pre-screening and screening eligibility with every failing criterion's reason."""
+           assessed_on: date | None = None, *, reason: str | None = None) -> dict[str, Any]:
+    """Pre-screening and screening eligibility with every failing criterion's reason
+    (``reason``: the user's reason, which a re-screening needs)."""
+    ctx = ctx.with_reason(reason)
+
     def run(session: Session) -> dict[str, Any]:
         p, protocol, today = _writable_participant(db, ctx, session, code)
-        if p.status not in ("screening", "screen_failed", "eligible"):
+        if p.status not in SCREENABLE:
             raise ConflictError(f"screening is closed for this participant (status {p.status})")
         day = assessed_on or today
         _check_day(day, today, "screening date")
@@ -200,7 +207,7 @@ def screen(db: Database, ctx: RequestContext, code: str, record: dict[str, Any],
         again = session.scalar(select(func.count()).select_from(m.EligibilityAssessment)
                                .where(m.EligibilityAssessment.participant_id == p.id)) or 0
         out = _assess(session, protocol, p, dict(record), phases, day)
-        p.status = "eligible" if out["eligible"] else "screen_failed"
+        advance(p, S.ELIGIBLE if out["eligible"] else S.SCREEN_FAILED, action="screening")
         p.consented = bool(record.get("consented", p.consented))
         soft = run_checks(session, ctx, protocol, p,
                           {"screening_date", "rescreening", *record},
@@ -216,14 +223,14 @@ def enrol(db: Database, ctx: RequestContext, code: str,
     """Enrol an eligible participant; the run-in starts and Visit 0 is scheduled."""
     def run(session: Session) -> dict[str, Any]:
         p, protocol, today = _writable_participant(db, ctx, session, code)
-        if p.status != "eligible":
+        if p.status != S.ELIGIBLE:
             raise ConflictError(f"only an eligible screened participant can be enrolled "
                                 f"(status {p.status})")
         day = enrolled_on or today
         _check_day(day, today, "enrolment date")
         w = visit0_window(protocol, day)
         p.enrolled_on = day
-        p.status = "run_in"
+        advance(p, S.RUN_IN, action="enrolment")
         session.add(m.Visit(participant_id=p.id, code=w.code, week=w.week, target_date=w.target,
                             window_start=w.start, window_end=w.end))
         soft = run_checks(session, ctx, protocol, p, {"enrolment_date"})
@@ -242,7 +249,7 @@ def record_run_in(db: Database, ctx: RequestContext, code: str, *, modules_compl
     error when none were recorded; a number typed in is stored as ``manual``."""
     def run(session: Session) -> dict[str, Any]:
         p, protocol, today = _writable_participant(db, ctx, session, code)
-        if p.status != "run_in":
+        if p.status != S.RUN_IN:
             raise ConflictError(f"the participant is not in the run-in (status {p.status})")
         if protocol.run_in is None:
             raise ConflictError("this protocol has no run-in")
@@ -268,7 +275,7 @@ def record_run_in(db: Database, ctx: RequestContext, code: str, *, modules_compl
                             messages_answered=answered, completed_on=day,
                             passed=out["eligible"], messages_source=source))
         out = out | {"messages_answered": answered, "messages_source": source}
-        p.status = "run_in_passed" if out["eligible"] else "run_in_failed"
+        advance(p, S.RUN_IN_PASSED if out["eligible"] else S.RUN_IN_FAILED, action="run-in")
         soft = run_checks(session, ctx, protocol, p, {
             "run_in_end_date", protocol.run_in.modules_field, protocol.run_in.messages_field})
         return out | ({"edit_checks": soft} if soft else {})
@@ -317,11 +324,13 @@ def _set_score(session: Session, visit: m.Visit, old: dict[str, m.DerivedScore],
 
 def record_visit(db: Database, ctx: RequestContext, code: str, visit_code: str, *,
                  visit_date: date | None = None, instruments: dict[str, dict[str, Any]],
-                 fields: dict[str, Any], safety: dict[str, Any] | None = None
-                 ) -> dict[str, Any]:
+                 fields: dict[str, Any], safety: dict[str, Any] | None = None,
+                 reason: str | None = None) -> dict[str, Any]:
     """Record a visit inside its window. Visit 0 adds the baseline fields, re-checks
     eligibility and schedules the follow-up visits; the stage-2 decision visit derives the
-    response category. Re-recording a completed visit is a correction and needs a reason."""
+    response category. Re-recording a completed visit is a correction and needs a reason
+    (``reason``, or the context's)."""
+    ctx = ctx.with_reason(reason)
     return in_transaction(db, ctx, lambda session: record_visit_in(
         db, ctx, session, code, visit_code, visit_date=visit_date, instruments=instruments,
         fields=fields, safety=safety), reason="visit")
@@ -353,9 +362,9 @@ def record_visit_in(db: Database, ctx: RequestContext, session: Session, code: s
     if visit is None:
         raise ConflictError(f"visit {visit_code} is not scheduled yet for this participant "
                             f"(status {p.status})")
-    if visit_code == first and not correcting and p.status != "run_in_passed":
+    if visit_code == first and not correcting and p.status != S.RUN_IN_PASSED:
         raise ConflictError(f"Visit 0 needs a passed run-in (status {p.status})")
-    if visit_code != first and not correcting and p.status not in ("randomized", "stage2"):
+    if visit_code != first and not correcting and p.status not in ACTIVE:
         raise ConflictError(f"follow-up visits start after randomization (status {p.status})")
     day = visit_date or (visit.visit_date if correcting and visit.visit_date else today)
     _check_day(day, today, "visit date")
@@ -387,7 +396,7 @@ def record_visit_in(db: Database, ctx: RequestContext, session: Session, code: s
             ("prescreen", "screening", "run_in", "visit0")), day)
         if not correcting:
             p.visit0_date = day
-            p.status = "ready" if out["eligible"] else "visit0_failed"
+            advance(p, S.READY if out["eligible"] else S.VISIT0_FAILED, action="Visit 0")
             for w in schedule(protocol, day):
                 session.add(m.Visit(participant_id=p.id, code=w.code, week=w.week,
                                     target_date=w.target, window_start=w.start,
@@ -453,6 +462,7 @@ def visits_view(db: Database, ctx: RequestContext, code: str) -> list[dict[str, 
     return in_transaction(db, ctx, run, write=False)
 
 
+AE_KINDS = ("intolerance", "adverse_event")
 AE_SEVERITY = ("mild", "moderate", "severe")
 AE_RELATEDNESS = ("not_related", "unlikely", "possible", "probable", "definite")
 AE_OUTCOME = ("recovered", "recovering", "not_recovered", "recovered_with_sequelae", "fatal",
@@ -465,20 +475,24 @@ def _choice(value: str | None, name: str, allowed: tuple[str, ...]) -> None:
                                 field=name, value=value, rule="choice")
 
 
-def record_intolerance(db: Database, ctx: RequestContext, code: str, *, arm: str | None,
-                       onset_date: date, serious: bool = False,
-                       kind: str = "intolerance", description: str | None = None,
-                       severity: str | None = None, relatedness: str | None = None,
-                       outcome: str | None = None) -> dict[str, Any]:
-    """An intolerance (or other adverse) event; before week 12 it makes the response 'bad'.
-    The arm, if named, must be one the participant has received (G16)."""
+def record_adverse_event(db: Database, ctx: RequestContext, code: str, *, arm: str | None,
+                         onset_date: date, serious: bool = False,
+                         kind: str = "intolerance", description: str | None = None,
+                         severity: str | None = None, relatedness: str | None = None,
+                         outcome: str | None = None, reason: str | None = None
+                         ) -> dict[str, Any]:
+    """An adverse event of a kind in :data:`AE_KINDS`; an intolerance before week 12 makes
+    the response 'bad'. The arm, if named, must be one the participant has received (G16);
+    ``reason``: the user's reason (a late report needs one)."""
+    _choice(kind, "kind", AE_KINDS)
+    ctx = ctx.with_reason(reason)
     _choice(severity, "severity", AE_SEVERITY)
     _choice(relatedness, "relatedness", AE_RELATEDNESS)
     _choice(outcome, "outcome", AE_OUTCOME)
 
     def run(session: Session) -> dict[str, Any]:
         p, protocol, today = _writable_participant(db, ctx, session, code)
-        if p.status not in ("randomized", "stage2"):
+        if p.status not in ACTIVE:
             raise ConflictError(f"adverse events are recorded after randomization "
                                 f"(status {p.status})")
         _check_day(onset_date, today, "onset date")
@@ -506,6 +520,14 @@ def record_intolerance(db: Database, ctx: RequestContext, code: str, *, arm: str
         return out
 
     return in_transaction(db, ctx, run, reason="adverse event")
+
+
+def record_intolerance(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    """Deprecated alias of :func:`record_adverse_event` (it records any adverse event);
+    removed in the next release."""
+    warnings.warn("record_intolerance is deprecated; use record_adverse_event",
+                  DeprecationWarning, stacklevel=2)
+    return record_adverse_event(*args, **kwargs)
 
 
 WITHDRAWAL_REASONS = ("participant_decision", "lost_to_follow_up", "adverse_event",
@@ -546,7 +568,7 @@ def withdraw(db: Database, ctx: RequestContext, code: str, *, withdrawn_on: date
             row.withdrawn_on, row.reason_code, row.kind = withdrawn_on, reason_code, kind
             row.reason_text, row.last_week_observed = text, last
         if kind == "withdrew_consent":
-            p.status = "withdrawn"
+            advance(p, S.WITHDRAWN, action="withdrawal")
         return {"id": p.study_code, "status": p.status, "kind": kind,
                 "last_week_observed": last}
 

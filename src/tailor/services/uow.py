@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import os
 import random
-import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy.exc import IntegrityError
@@ -18,42 +14,13 @@ from tailor.db import AuditContext, Database, is_retryable
 from tailor.exceptions import ConflictError
 from tailor.services.context import RequestContext
 
-__all__ = ["DataLockedError", "audit_refusal", "in_transaction", "pause"]
+__all__ = ["DataLockedError", "audit_refusal", "in_transaction"]
 
 T = TypeVar("T")
 
 
 class DataLockedError(ConflictError):
     """A write was attempted after data lock (409); the attempt itself is audited."""
-
-
-def pause(db: Database, point: str) -> None:
-    """Test-only pause at a named point of a transaction (``TAILOR_TEST_PAUSE_MS``).
-
-    With ``TAILOR_TEST_PAUSE_DIR`` (the G3 crash harness) the pauses are read from
-    ``pause.json`` in that directory on every call, ``alive.<pid>`` marks a process that has
-    served a transaction, and ``<pid>.<thread>.<point>`` exists while the process is paused
-    there, so the harness can SIGKILL it exactly at that point.
-    """
-    ms = db.pause_ms.get(point, 0)
-    folder = db.pause_dir
-    if folder:
-        pid = os.getpid()
-        try:
-            ms = int(json.loads((Path(folder) / "pause.json").read_text()).get(point, 0))
-        except (OSError, ValueError):
-            pass
-        (Path(folder) / f"alive.{pid}").touch()
-    if ms <= 0:
-        return
-    marker = Path(folder) / f"{os.getpid()}.{threading.get_ident()}.{point}" if folder else None
-    if marker is not None:
-        marker.touch()
-    try:
-        time.sleep(ms / 1000.0)
-    finally:
-        if marker is not None:
-            marker.unlink(missing_ok=True)
 
 
 def in_transaction(db: Database, ctx: RequestContext, fn: Callable[[Session], T], *,
@@ -75,7 +42,7 @@ def in_transaction(db: Database, ctx: RequestContext, fn: Callable[[Session], T]
         try:
             result = fn(session)
             if write:
-                pause(db, "commit")
+                db.checkpoint("commit")
             session.commit()
             return result
         except DataLockedError as exc:

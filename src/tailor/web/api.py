@@ -293,10 +293,10 @@ def allocations(code: Code, ctx: Ctx, db: Db) -> list[dict[str, Any]]:
 @router.post("/participants/{code}/intolerance", status_code=201, tags=["participants"])
 def intolerance(code: Code, body: s.IntoleranceIn, ctx: Ctx, db: Db) -> dict[str, Any]:
     """Record an intolerance or adverse event."""
-    return trial.record_intolerance(db, ctx, code, arm=body.arm, onset_date=body.onset_date,
-                                    serious=body.serious, kind=body.kind,
-                                    description=body.description, severity=body.severity,
-                                    relatedness=body.relatedness, outcome=body.outcome)
+    return trial.record_adverse_event(db, ctx, code, arm=body.arm, onset_date=body.onset_date,
+                                      serious=body.serious, kind=body.kind,
+                                      description=body.description, severity=body.severity,
+                                      relatedness=body.relatedness, outcome=body.outcome)
 
 
 @router.post("/participants/{code}/withdrawal", tags=["participants"])

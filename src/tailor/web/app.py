@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request, Response
 
 from tailor.db import Database
 from tailor.services.auth import AuthPolicy, configure
+from tailor.services.pauses import PauseHook
 from tailor.services.unblinding import configure_notifications
 from tailor.settings import Settings
 from tailor.web import audit_api
@@ -31,9 +32,9 @@ _REQ_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
     """Build the app for ``settings`` (or around an existing ``db``, as tests do)."""
-    database = db or Database(settings.database_url, pool_size=settings.pool_size,
-                              pause_ms=settings.test_pause_ms,
-                              pause_dir=settings.test_pause_dir)
+    hook = (PauseHook(settings.test_pause_ms, settings.test_pause_dir)
+            if settings.test_pause_ms or settings.test_pause_dir else None)
+    database = db or Database(settings.database_url, pool_size=settings.pool_size, hook=hook)
     configure(database, AuthPolicy.from_settings(settings))
     configure_notifications(database, tuple(settings.unblind_notify_roles.split(",")),
                             max_per_day=settings.unblind_max_per_day)

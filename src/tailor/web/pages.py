@@ -265,9 +265,8 @@ def screening(page: User, code: str, form: Form) -> Response:
     reason = str(form.get("reason", "")).strip()[:500]
     if not errors:
         try:
-            ctx = page.ctx
-            ctx.reason = reason  # a re-screening needs one (edit check)
-            trial.screen(page.db, ctx, code, record, day)
+            # a re-screening needs a reason (edit check)
+            trial.screen(page.db, page.ctx, code, record, day, reason=reason)
             return redirect(f"/participants/{code}/screening#result")
         except TailorError as exc:
             form_error(errors, exc, set(names) | {"reason"})

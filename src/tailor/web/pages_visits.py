@@ -158,13 +158,11 @@ def record_visit(page: User, code: str, visit: str, form: Form) -> Response:
         if v["status"] == "completed" and not reason:
             errors["reason"] = "Reason for the correction: required"
         if not errors:
-            ctx = page.ctx
-            ctx.reason = reason
             try:
-                record_baseline(page.db, ctx, code, visit, visit_date=day,
+                record_baseline(page.db, page.ctx, code, visit, visit_date=day,
                                 peg=values["peg"],
                                 questionnaires={n: values[n] for n in BASELINE_INSTRUMENTS},
-                                fields=record)
+                                fields=record, reason=reason)
                 return redirect(f"/participants/{code}#visits")
             except TailorError as exc:
                 form_error(errors, exc, known)
@@ -177,12 +175,11 @@ def record_visit(page: User, code: str, visit: str, form: Form) -> Response:
         errors["reason"] = "Reason for the correction: required"
     known = {f"{b}.{i}" for b, items in values.items() for i in items} | set(fields)
     if not errors:
-        ctx = page.ctx
-        ctx.reason = reason
         try:
-            trial.record_visit(page.db, ctx, code, visit, visit_date=day, instruments={
+            trial.record_visit(page.db, page.ctx, code, visit, visit_date=day, instruments={
                 "PEG": {"version": "1", "items": values["peg"]},
-                "PGIC": {"version": "1", "items": values["pgic"]}}, fields={})
+                "PGIC": {"version": "1", "items": values["pgic"]}}, fields={},
+                reason=reason)
             if visit == data["decision_visit"]:
                 return redirect(f"/participants/{code}/visits/{visit}#response")
             return redirect(f"/participants/{code}#visits")
@@ -283,21 +280,20 @@ def intolerance(page: User, code: str, form: Form) -> Response:
                                                   "reason", "description", "severity",
                                                   "relatedness", "outcome")}
     onset = parse_date(form, "onset_date", "Onset date", errors)
-    if values["kind"] not in ("intolerance", "adverse_event"):
+    if values["kind"] not in trial.AE_KINDS:
         errors["kind"] = "Kind of event: choose one"
     if values["serious"] not in ("yes", "no"):
         errors["serious"] = "Serious: choose yes or no"
     if not errors and onset is not None:
         try:
-            ctx = page.ctx
-            ctx.reason = values["reason"].strip()[:500]
-            trial.record_intolerance(page.db, ctx, code, arm=values["arm"] or None,
-                                     onset_date=onset, serious=values["serious"] == "yes",
-                                     kind=values["kind"],
-                                     description=values["description"][:1000] or None,
-                                     severity=values["severity"] or None,
-                                     relatedness=values["relatedness"] or None,
-                                     outcome=values["outcome"] or None)
+            trial.record_adverse_event(page.db, page.ctx, code, arm=values["arm"] or None,
+                                       onset_date=onset, serious=values["serious"] == "yes",
+                                       kind=values["kind"],
+                                       description=values["description"][:1000] or None,
+                                       severity=values["severity"] or None,
+                                       relatedness=values["relatedness"] or None,
+                                       outcome=values["outcome"] or None,
+                                       reason=values["reason"])
             return redirect(f"/participants/{code}")
         except TailorError as exc:
             form_error(errors, exc, set(values))

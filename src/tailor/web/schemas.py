@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
 
+from tailor.protocol import MAX_STAGES
 from tailor.web.inputs import clean_name, clean_text
 
 __all__ = [
@@ -174,7 +175,7 @@ class VisitIn(_In):
 
 
 class RandomizeIn(_In):
-    stage: Annotated[int, Field(ge=1, le=9, strict=True)]  # {"stage": true} is not stage 1
+    stage: Annotated[int, Field(ge=1, le=MAX_STAGES, strict=True)]  # {"stage": true} is not stage 1
 
 
 class AllocationOut(BaseModel):
