@@ -1,0 +1,180 @@
+"""Issue 15: form status (incomplete / complete / verified), the per-participant status grid
+(visits x forms) and questionnaire errors in plain words, through the API and the pages, on
+SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from tailor.db import models as m
+from tailor.settings import Settings
+from tailor.web import create_app
+
+from .factories import PASSWORD, ready_participant, setup_trial
+
+NY = ZoneInfo("America/New_York")
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def _site_now(days_ago: int = 0) -> datetime:
+    day = datetime.now(NY).date() - timedelta(days=days_ago)
+    return datetime.combine(day, time(12, 0), NY).astimezone(UTC)
+
+
+@pytest.fixture
+def api(dbh):
+    t = setup_trial(dbh.db)
+    app = create_app(Settings(database_url=dbh.url, argon2_time_cost=1, argon2_memory_kib=8),
+                     db=dbh.db)
+    code = ready_participant(t, "coord1", now=_site_now())  # Visit 0 today, PEG only
+    return t, app, TestClient(app, raise_server_exceptions=False), code
+
+
+def _h(c: TestClient, user: str, **extra: str) -> dict[str, str]:
+    r = c.post("/api/v1/auth/login", json={"username": user, "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['token']}"} | extra
+
+
+def _cell(grid: list[dict], visit: str, form: str) -> dict:
+    row = next(r for r in grid if r["visit"] == visit)
+    return next(c for c in row["forms"] if c["form"] == form)
+
+
+def _correct_week0(c: TestClient, code: str, h: dict[str, str], instruments: dict):  # type: ignore[no-untyped-def]
+    return c.post(f"/api/v1/participants/{code}/visits/week0", headers=h, json={
+        "visit_date": str(datetime.now(NY).date()), "instruments": instruments})
+
+
+def test_grid_lists_every_expected_form_of_the_schedule(api) -> None:  # type: ignore[no-untyped-def]
+    _, _, c, code = api
+    grid = c.get(f"/api/v1/participants/{code}/forms", headers=_h(c, "coord1")).json()
+    assert [r["visit"] for r in grid] == ["week0", "week6", "week12", "week18", "week24",
+                                          "week36"]
+    assert [f["form"] for f in grid[0]["forms"]] == [
+        "PEG", "fm2016", "promis_sleep_4a", "promis_fatigue_4a", "promis_depression_4a",
+        "promis_anxiety_4a", "pcs13"]
+    assert [f["form"] for f in grid[2]["forms"]] == ["PEG", "PGIC"]
+    assert _cell(grid, "week0", "PEG")["state"] == "complete"
+    assert _cell(grid, "week0", "fm2016")["state"] == "not_started"
+    assert _cell(grid, "week12", "PGIC")["label"] == "Not started"
+    other = c.get(f"/api/v1/participants/{code}/forms", headers=_h(c, "coord2"))
+    assert other.status_code == 404  # another site's participant
+
+
+def test_verify_transitions_roles_and_a_later_correction(api) -> None:  # type: ignore[no-untyped-def]
+    t, _, c, code = api
+    url = f"/api/v1/participants/{code}/visits/week0/forms/PEG/verify"
+    assert c.post(url, headers=_h(c, "coord1")).status_code == 403  # the site never verifies
+    dm = _h(c, "dm")
+    r = c.post(url, headers=dm)
+    assert r.status_code == 200 and r.json()["status"] == "verified", r.text
+    again = c.post(url, headers=dm)
+    assert again.status_code == 409 and "is verified" in again.json()["detail"]
+    unsaved = c.post(f"/api/v1/participants/{code}/visits/week0/forms/fm2016/verify",
+                     headers=dm)
+    assert unsaved.status_code == 409 and "not been saved" in unsaved.json()["detail"]
+    for path in ("visits/week0/forms/PGIC/verify", "visits/week99/forms/PEG/verify"):
+        bad = c.post(f"/api/v1/participants/{code}/{path}", headers=dm)
+        assert bad.status_code == 422, bad.text
+    coord = _h(c, "coord1", **{"X-Reason": "same answers re-entered"})
+    same = _correct_week0(c, code, coord, {"PEG": {"items": {"PEG1": 6, "PEG2": 5, "PEG3": 7}}})
+    assert same.status_code == 200 and same.json()["forms"]["PEG"] == "verified", same.text
+    fix = _h(c, "coord1", **{"X-Reason": "transcription error in PEG1"})
+    r = _correct_week0(c, code, fix, {"PEG": {"items": {"PEG1": 7, "PEG2": 5, "PEG3": 7}}})
+    assert r.status_code == 200 and r.json()["forms"]["PEG"] == "complete", r.text
+    cell = _cell(c.get(f"/api/v1/participants/{code}/forms", headers=dm).json(), "week0", "PEG")
+    assert cell["state"] == "complete" and "verification cleared" in cell["note"]
+    s = t.db.session(write=False)
+    try:
+        rows = list(s.scalars(select(m.AuditLog).where(m.AuditLog.entity == "FormStatus",
+                                                       m.AuditLog.field == "status")))
+    finally:
+        s.close()
+    changes = [(r.old_value, r.new_value, r.reason) for r in rows]
+    assert ('"complete"', '"verified"', "form verified") in changes
+    assert ('"verified"', '"complete"', "transcription error in PEG1") in changes
+
+
+def test_partial_form_saves_incomplete_and_cannot_be_verified(api) -> None:  # type: ignore[no-untyped-def]
+    _, _, c, code = api
+    h = _h(c, "coord1", **{"X-Reason": "sleep questionnaire added"})
+    sleep = {"SLEEP109": 2, "SLEEP116": 3, "SLEEP20": 2, "SLEEP44": None}  # PROMIS allows 2
+    r = _correct_week0(c, code, h, {"PEG": {"items": {"PEG1": 6, "PEG2": 5, "PEG3": 7}},
+                                    "promis_sleep_4a": {"items": sleep}})
+    assert r.status_code == 200, r.text
+    assert r.json()["forms"] == {"PEG": "complete", "promis_sleep_4a": "incomplete"}
+    v = c.post(f"/api/v1/participants/{code}/visits/week0/forms/promis_sleep_4a/verify",
+               headers=_h(c, "dm"))
+    assert v.status_code == 409 and "is incomplete" in v.json()["detail"]
+    h2 = _h(c, "coord1", **{"X-Reason": "last answer found"})
+    r = _correct_week0(c, code, h2, {"promis_sleep_4a": {"items": sleep | {"SLEEP44": 4}}})
+    assert r.json()["forms"] == {"promis_sleep_4a": "complete"}
+
+
+def test_questionnaire_errors_all_at_once_in_plain_words(api) -> None:  # type: ignore[no-untyped-def]
+    _, _, c, code = api
+    h = _h(c, "coord1", **{"X-Reason": "correction"})
+    r = _correct_week0(c, code, h, {"PEG": {"items": {"PEG1": None, "PEG2": 12, "PEG3": 4}},
+                                    "fm2016": {"items": {}},
+                                    "PGIC": {"items": {}}})
+    assert r.status_code == 422, r.text
+    detail = r.json()["detail"]
+    msgs = [d["msg"] for d in detail]
+    assert ("PEG: question 2 (interference with enjoyment of life) must be one of 0-10; "
+            "the answer given was 12") in msgs
+    assert "PEG: question 1 (average pain, past week) is missing" not in msgs  # range first
+    assert "2016 fibromyalgia survey criteria: question 1 (pain in the past week: jaw, " \
+           "left) is missing" in msgs
+    assert sum(m_.startswith("2016 fibromyalgia") for m_ in msgs) == 26  # every question
+    assert any(m_.startswith("Patient Global Impression of Change: question 1") for m_ in msgs)
+    assert {d["hint"] for d in detail} >= {"PEG2", "WPIJAWL", "PGIC1"}
+    assert not any("got None" in m_ or "item(s) missing" in m_ or "WPIJAWL" in m_
+                   for m_ in msgs)
+    r = _correct_week0(c, code, h, {"PEG": {"items": {"PEG1": None, "PEG2": 5, "PEG3": 4}}})
+    assert r.json()["detail"][0]["msg"] == "PEG: question 1 (average pain, past week) is missing"
+
+
+# --------------------------------------------------------------------------- pages
+def _login(client: TestClient, user: str) -> str:
+    page = client.get("/login")
+    token = CSRF.search(page.text).group(1)  # type: ignore[union-attr]
+    r = client.post("/login", data={"username": user, "password": PASSWORD,
+                                    "csrf_token": token, "next": "/"}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    return CSRF.search(client.get(r.headers["location"]).text).group(1)  # type: ignore[union-attr]
+
+
+def test_pages_grid_verify_button_and_visit0_plain_errors(api) -> None:  # type: ignore[no-untyped-def]
+    _, app, _, code = api
+    dm = TestClient(app, base_url="https://testserver")
+    csrf = _login(dm, "dm")
+    page = dm.get(f"/participants/{code}")
+    assert 'id="h-forms"' in page.text and "Form status" in page.text
+    assert f'href="/participants/{code}/visits/week0#form-peg"' in page.text
+    assert page.text.count('class="fs fs-not_started"') >= 6 + 2 * 5 - 1
+    verify = f"/participants/{code}/visits/week0/forms/PEG/verify"
+    assert f'action="{verify}"' in page.text
+    done = dm.post(verify, data={"csrf_token": csrf}, follow_redirects=True)
+    assert done.status_code == 200 and 'class="fs fs-verified"' in done.text
+    twice = dm.post(verify, data={"csrf_token": csrf})
+    assert twice.status_code == 409 and "only a complete form can be verified" in twice.text
+    coord = TestClient(app, base_url="https://testserver")
+    ccsrf = _login(coord, "coord1")
+    assert f'action="{verify}"' not in coord.get(f"/participants/{code}").text
+    form = {"csrf_token": ccsrf, "visit_date": str(datetime.now(NY).date()),
+            "pregnant_visit0": "no", "opioid_use": "no", "reason": "baseline forms added",
+            "peg.PEG1": "6", "peg.PEG2": "5"}
+    r = coord.post(f"/participants/{code}/visits/week0", data=form)
+    assert r.status_code == 422
+    assert "PEG: question 3 (interference with general activity) is missing" in r.text
+    assert "2016 fibromyalgia survey criteria: question 1 (pain in the past week: jaw, " \
+           "left) is missing" in r.text  # every questionnaire's errors in one submit
+    assert "PROMIS Depression 4a: 4 of 4 questions are unanswered" in r.text
+    assert "got None" not in r.text and "item(s) missing" not in r.text
