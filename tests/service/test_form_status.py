@@ -178,3 +178,34 @@ def test_pages_grid_verify_button_and_visit0_plain_errors(api) -> None:  # type:
            "left) is missing" in r.text  # every questionnaire's errors in one submit
     assert "PROMIS Depression 4a: 4 of 4 questions are unanswered" in r.text
     assert "got None" not in r.text and "item(s) missing" not in r.text
+
+
+def test_site_grid_pages_scope_and_summaries(api) -> None:  # type: ignore[no-untyped-def]
+    from tailor.services import trial as trial_service
+
+    t, app, c, code = api
+    ctx = t.ctx("coord1", now=_site_now())
+    day = datetime.now(NY).date() - timedelta(days=3)
+    newer = [trial_service.create_participant(t.db, ctx, consent_date=day, birth_year=1970,
+                                              sex="F")["id"] for _ in range(2)]
+    h = _h(c, "coord1")
+    first = c.get("/api/v1/forms?limit=2", headers=h).json()
+    assert [r["code"] for r in first["rows"]] == newer[::-1] and first["more"] is True
+    rest = c.get("/api/v1/forms?limit=2&offset=2", headers=h).json()
+    assert [r["code"] for r in rest["rows"]] == [code] and rest["more"] is False
+    cells = {x["visit"]: x["state"] for x in rest["rows"][0]["cells"]}
+    # Visit 0 saved PEG only (6 phenotyping forms not started): incomplete; week 6 scheduled
+    # but nothing saved; nothing after the schedule's visits exist
+    assert cells == {"week0": "incomplete", "week6": "not_started", "week12": "not_started",
+                     "week18": "not_started", "week24": "not_started",
+                     "week36": "not_started"}
+    assert {x["state"] for x in first["rows"][0]["cells"]} == {"not_scheduled"}
+    assert c.get("/api/v1/forms", headers=_h(c, "coord2")).json()["rows"] == []
+    assert c.get("/api/v1/forms?limit=0", headers=h).status_code == 422
+    browser = TestClient(app, base_url="https://testserver")
+    _login(browser, "coord1")
+    page = browser.get("/data/forms?page=1")
+    assert page.status_code == 200 and "Form status" in page.text
+    assert page.text.index(newer[1]) < page.text.index(newer[0]) < page.text.index(code)
+    assert 'class="fs fs-incomplete"' in page.text and "Not scheduled" in page.text
+    assert 'rel="next"' not in page.text  # 3 participants, 50 a page

@@ -280,6 +280,14 @@ def form_grid(code: Code, ctx: Ctx, db: Db) -> list[dict[str, Any]]:
     return forms.form_grid(db, ctx, code)
 
 
+@router.get("/forms", tags=["participants"])
+def site_form_grid(ctx: Ctx, db: Db, limit: Annotated[int, Query(ge=1, le=200)] = 50,
+                   offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0) -> dict[str, Any]:
+    """Site-level form status grid: participants in scope (newest first) x visits, each cell
+    the summary of that visit's forms; ``more`` says whether another page follows."""
+    return forms.site_form_grid(db, ctx, limit=limit, offset=offset)
+
+
 @router.post("/participants/{code}/visits/{visit}/forms/{form}/verify", tags=["participants"])
 def verify_form(code: Code, visit: VisitCode, form: FormCode, ctx: Ctx,
                 db: Db) -> dict[str, Any]:

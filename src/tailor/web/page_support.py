@@ -57,9 +57,10 @@ _CODE = re.compile(r"^P-[0-9A-Z]{4}-[0-9A-Z]{4}$")
 
 _NAV = {
     "coordinator": [("Site dashboard", "/site"), ("Participants", "/participants"),
-                    ("Queries", "/data/queries")],
+                    ("Form status", "/data/forms"), ("Queries", "/data/queries")],
     "data_manager": [("Dashboard", "/site"), ("Participants", "/participants"),
-                     ("Missing data", "/data/missing"), ("Queries", "/data/queries")],
+                     ("Form status", "/data/forms"), ("Missing data", "/data/missing"),
+                     ("Queries", "/data/queries")],
     "admin": [("Dashboard", "/site"), ("Participants", "/participants"),
               ("Missing data", "/data/missing"), ("Queries", "/data/queries"),
               ("Statistics", "/stats"), ("Decision tool", "/decide"), ("Users", "/admin/users"),
