@@ -5,7 +5,7 @@ SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,33 +13,19 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from tailor.db import models as m
-from tailor.settings import Settings
-from tailor.web import create_app
 
-from .factories import PASSWORD, ready_participant, setup_trial
+from .factories import PASSWORD, ready_participant
+from .test_api_g16 import _h, _site_now, api  # noqa: F401  (api: the fixture)
 
-NY = ZoneInfo("America/New_York")
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-def _site_now(days_ago: int = 0) -> datetime:
-    day = datetime.now(NY).date() - timedelta(days=days_ago)
-    return datetime.combine(day, time(12, 0), NY).astimezone(UTC)
+NY = ZoneInfo("America/New_York")
 
 
 @pytest.fixture
-def api(dbh):
-    t = setup_trial(dbh.db)
-    app = create_app(Settings(database_url=dbh.url, argon2_time_cost=1, argon2_memory_kib=8),
-                     db=dbh.db)
-    code = ready_participant(t, "coord1", now=_site_now())  # Visit 0 today, PEG only
-    return t, app, TestClient(app, raise_server_exceptions=False), code
-
-
-def _h(c: TestClient, user: str, **extra: str) -> dict[str, str]:
-    r = c.post("/api/v1/auth/login", json={"username": user, "password": PASSWORD})
-    assert r.status_code == 200, r.text
-    return {"Authorization": f"Bearer {r.json()['token']}"} | extra
+def fs(api):  # type: ignore[no-untyped-def]  # noqa: F811
+    """test_api_g16's trial and client, plus a participant whose Visit 0 (PEG only) is today."""
+    _, t, c = api
+    return t, c.app, c, ready_participant(t, "coord1", now=_site_now(0))
 
 
 def _cell(grid: list[dict], visit: str, form: str) -> dict:
@@ -52,8 +38,8 @@ def _correct_week0(c: TestClient, code: str, h: dict[str, str], instruments: dic
         "visit_date": str(datetime.now(NY).date()), "instruments": instruments})
 
 
-def test_grid_lists_every_expected_form_of_the_schedule(api) -> None:  # type: ignore[no-untyped-def]
-    _, _, c, code = api
+def test_grid_lists_every_expected_form_of_the_schedule(fs) -> None:  # type: ignore[no-untyped-def]
+    _, _, c, code = fs
     grid = c.get(f"/api/v1/participants/{code}/forms", headers=_h(c, "coord1")).json()
     assert [r["visit"] for r in grid] == ["week0", "week6", "week12", "week18", "week24",
                                           "week36"]
@@ -68,8 +54,8 @@ def test_grid_lists_every_expected_form_of_the_schedule(api) -> None:  # type: i
     assert other.status_code == 404  # another site's participant
 
 
-def test_verify_transitions_roles_and_a_later_correction(api) -> None:  # type: ignore[no-untyped-def]
-    t, _, c, code = api
+def test_verify_transitions_roles_and_a_later_correction(fs) -> None:  # type: ignore[no-untyped-def]
+    t, _, c, code = fs
     url = f"/api/v1/participants/{code}/visits/week0/forms/PEG/verify"
     assert c.post(url, headers=_h(c, "coord1")).status_code == 403  # the site never verifies
     dm = _h(c, "dm")
@@ -102,8 +88,8 @@ def test_verify_transitions_roles_and_a_later_correction(api) -> None:  # type: 
     assert ('"verified"', '"complete"', "transcription error in PEG1") in changes
 
 
-def test_partial_form_saves_incomplete_and_cannot_be_verified(api) -> None:  # type: ignore[no-untyped-def]
-    _, _, c, code = api
+def test_partial_form_saves_incomplete_and_cannot_be_verified(fs) -> None:  # type: ignore[no-untyped-def]
+    _, _, c, code = fs
     h = _h(c, "coord1", **{"X-Reason": "sleep questionnaire added"})
     sleep = {"SLEEP109": 2, "SLEEP116": 3, "SLEEP20": 2, "SLEEP44": None}  # PROMIS allows 2
     r = _correct_week0(c, code, h, {"PEG": {"items": {"PEG1": 6, "PEG2": 5, "PEG3": 7}},
@@ -118,8 +104,8 @@ def test_partial_form_saves_incomplete_and_cannot_be_verified(api) -> None:  # t
     assert r.json()["forms"] == {"promis_sleep_4a": "complete"}
 
 
-def test_questionnaire_errors_all_at_once_in_plain_words(api) -> None:  # type: ignore[no-untyped-def]
-    _, _, c, code = api
+def test_questionnaire_errors_all_at_once_in_plain_words(fs) -> None:  # type: ignore[no-untyped-def]
+    _, _, c, code = fs
     h = _h(c, "coord1", **{"X-Reason": "correction"})
     r = _correct_week0(c, code, h, {"PEG": {"items": {"PEG1": None, "PEG2": 12, "PEG3": 4}},
                                     "fm2016": {"items": {}},
@@ -151,8 +137,8 @@ def _login(client: TestClient, user: str) -> str:
     return CSRF.search(client.get(r.headers["location"]).text).group(1)  # type: ignore[union-attr]
 
 
-def test_pages_grid_verify_button_and_visit0_plain_errors(api) -> None:  # type: ignore[no-untyped-def]
-    _, app, _, code = api
+def test_pages_grid_verify_button_and_visit0_plain_errors(fs) -> None:  # type: ignore[no-untyped-def]
+    _, app, _, code = fs
     dm = TestClient(app, base_url="https://testserver")
     csrf = _login(dm, "dm")
     page = dm.get(f"/participants/{code}")
@@ -180,11 +166,11 @@ def test_pages_grid_verify_button_and_visit0_plain_errors(api) -> None:  # type:
     assert "got None" not in r.text and "item(s) missing" not in r.text
 
 
-def test_site_grid_pages_scope_and_summaries(api) -> None:  # type: ignore[no-untyped-def]
+def test_site_grid_pages_scope_and_summaries(fs) -> None:  # type: ignore[no-untyped-def]
     from tailor.services import trial as trial_service
 
-    t, app, c, code = api
-    ctx = t.ctx("coord1", now=_site_now())
+    t, app, c, code = fs
+    ctx = t.ctx("coord1", now=_site_now(0))
     day = datetime.now(NY).date() - timedelta(days=3)
     newer = [trial_service.create_participant(t.db, ctx, consent_date=day, birth_year=1970,
                                               sex="F")["id"] for _ in range(2)]

@@ -87,3 +87,10 @@ def test_form_grid_visit0_plain_errors_verify_and_query(server: str, page: Any, 
     assert "fs-verified" in (_cell(page, "Visit 0", 0).get_attribute("class") or "")
     assert _cell(page, "Visit 0", 1).inner_text().startswith("Complete, open query")
     shot(page, "issue15-03-grid-verified-and-query")
+
+    # the site-level grid: one row per participant, one summary cell per visit
+    page.goto(f"{base}/data/forms")
+    row = page.locator("table.form-grid tbody tr", has_text=code)
+    assert row.locator("td").first.inner_text().strip() == "Open query"  # Visit 0
+    assert row.locator("td").nth(1).inner_text().strip() == "Not started"  # week 6
+    shot(page, "issue15-04-site-grid")

@@ -16,7 +16,7 @@ from tailor.instruments.declaration import Instrument
 from tailor.instruments.derived import BLOCK_NAMES, derived_scores
 from tailor.instruments.registry import get
 
-__all__ = ["check_forms", "form_name", "form_problems", "item_codes", "missing_items", "question"]
+__all__ = ["check_forms", "form_name", "form_problems", "invalid_answer", "item_codes", "missing_items", "question"]
 
 _REGISTRY_NAMES = {block: name for name, block in BLOCK_NAMES.items()}
 
@@ -36,6 +36,13 @@ def question(inst: Instrument, code: str) -> str:
         if item.code == code:
             return f"question {n} ({item.label})" if item.label else f"question {n}"
     return f"question {code}"
+
+
+def invalid_answer(block: str, code: str, value: Any) -> str:
+    """"PEG: question 2 (...) must be one of 0-10; the answer given was 12"."""
+    inst = _declaration(block)
+    return (f"{form_name(block)}: {question(inst, code)} must be one of "
+            f"{inst.item(code).scale.allowed_text()}; the answer given was {value!r}")
 
 
 def _by_code(inst: Instrument, items: Mapping[str, Any]) -> dict[str, Any]:
@@ -70,9 +77,7 @@ def form_problems(block: str, items: Mapping[str, Any]) -> list[tuple[str, str |
         if v is None:
             continue
         if isinstance(v, bool) or not isinstance(v, int) or v not in item.allowed:
-            out.append((block, item.code,
-                        f"{name}: {question(inst, item.code)} must be one of "
-                        f"{item.scale.allowed_text()}; the answer given was {v!r}"))
+            out.append((block, item.code, invalid_answer(block, item.code, v)))
     if out:
         return out
     try:
