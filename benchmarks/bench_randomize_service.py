@@ -50,11 +50,18 @@ def run(dbh: Any, n: int) -> None:
     later = t.ctx("coord1", now=NOW + timedelta(weeks=14))
     for stage in (1, 2):
         if stage == 2:
-            for code in codes:  # week 12 (PGIC 5: bad), untimed
+            saves, save_sql = [], statements[0]
+            for code in codes:  # week 12 (PGIC 5: bad): the save path (edit checks, form status)
+                t0 = time.perf_counter()
                 trial.record_visit(t.db, later, code, "week12", visit_date=NOW.date()
                                    + timedelta(days=84), instruments=PEG_ITEMS | {
                                        "PGIC": {"version": "1", "items": {"PGIC1": 5}}},
                                    fields={})
+                saves.append(time.perf_counter() - t0)
+            ss = sorted(x * 1000 for x in saves)
+            print(f"backend={dbh.backend} week12-save n={len(ss)} "
+                  f"p50={statistics.median(ss):.2f} p95={ss[int(0.95 * (len(ss) - 1))]:.2f} ms "
+                  f"sql/save={(statements[0] - save_sql) / len(ss):.1f}")
         times, n_sql = [], 0
         for code in codes:
             before = statements[0]

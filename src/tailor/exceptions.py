@@ -36,6 +36,7 @@ __all__ = [
     "ConflictError",
     "EditCheckError",
     "EstimationError",
+    "FormProblemsError",
     "InputFileError",
     "InstrumentError",
     "InvalidFieldError",
@@ -138,6 +139,18 @@ class InstrumentError(TailorError, ValueError):
         self.value = value
         self.allowed = allowed
         super().__init__(message)
+
+
+class FormProblemsError(InstrumentError):
+    """Every problem of one submitted set of questionnaires at once: ``problems`` lists
+    ``(instrument, item code or None, plain-words message)``; the item code is a secondary
+    hint, never the message itself (the first problem is also the error's instrument/item)."""
+
+    def __init__(self, problems: list[tuple[str, str | None, str]]) -> None:
+        self.problems = list(problems)
+        instrument, item, _ = self.problems[0]
+        super().__init__("; ".join(msg for _, _, msg in self.problems),
+                         instrument=instrument, item=item)
 
 
 class AllocationError(TailorError, ValueError):

@@ -125,6 +125,8 @@ def test_every_mutating_endpoint_is_fully_audited(dbh):
           "fields": {"pregnant_visit0": False, "opioid_use": False,
                      "promis_depression_t": 55.0, "phenotype_label": "mixed"}},
          {"visit": "week0"}, "coordinator"),
+        ("post", P + "/visits/{visit}/forms/{form}/verify", "dman", None,
+         {"visit": "week0", "form": "PEG"}, "data_manager"),
         ("post", P + "/randomize", "coord1", {"stage": 1}, {}, "coordinator"),
         # participant links (issue 20): issue, then revoke, the week-6 link
         ("post", P + "/visits/{visit}/link", "coord1", None, {"visit": "week6"}, "coordinator"),

@@ -37,6 +37,7 @@ __all__ = [
     "DataQuery",
     "DerivedScore",
     "EligibilityAssessment",
+    "FormStatus",
     "InstrumentResponse",
     "LoginAttempt",
     "LoginThrottle",
@@ -519,3 +520,23 @@ class RunInMessage(Base):
     answered_at: Mapped[datetime | None] = mapped_column(default=None)
     answer: Mapped[int | None] = mapped_column(Integer, default=None)
 # --- end issue 20b
+
+
+# --- issue 15 (migration 0006): form status (REDCap-style)
+class FormStatus(Base):
+    """The status of one saved form (questionnaire block) of a visit: ``incomplete`` (saved
+    with questions left blank that its scoring rule allows), ``complete`` (every question
+    answered) or ``verified`` (checked against the source by the data manager). A later
+    correction of a verified form sets it back and ``note`` says so (audited)."""
+
+    __tablename__ = "form_statuses"
+    __table_args__ = (UniqueConstraint("visit_id", "form"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
+    visit_id: Mapped[int] = mapped_column(ForeignKey("visits.id"), index=True)
+    form: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str | None] = mapped_column(String(1000), default=None)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(64))
+# --- end issue 15

@@ -15,17 +15,15 @@ from typing import Any
 from tailor import instruments
 from tailor.db import Database
 from tailor.exceptions import InstrumentError
+from tailor.instruments.messages import check_forms
 from tailor.instruments.phenotype import Phenotype, derive_phenotype
 from tailor.services import trial
 from tailor.services.context import RequestContext
-from tailor.services.scoring import derived_scores
+from tailor.services.forms import BASELINE_INSTRUMENTS
 
 __all__ = ["BASELINE_INSTRUMENTS", "item_instrument", "peg_items", "record_baseline",
            "score_baseline", "validate_items"]
 
-# the questionnaires the phenotype needs, in form order
-BASELINE_INSTRUMENTS = ("fm2016", "promis_sleep_4a", "promis_fatigue_4a",
-                        "promis_depression_4a", "promis_anxiety_4a", "pcs13")
 
 
 def item_instrument(names: tuple[str, ...] = ("peg", "pgic", *BASELINE_INSTRUMENTS)
@@ -80,7 +78,9 @@ def record_baseline(db: Database, ctx: RequestContext, code: str, visit: str, *,
                     fields: Mapping[str, Any], reason: str | None = None) -> dict[str, Any]:
     """Record Visit 0 (``visit``, the protocol's first visit): PEG items, the baseline questionnaires, and the Visit-0 fields given in
     ``fields`` (e.g. pregnancy, opioid use) plus those derived from the phenotype."""
-    derived_scores("PEG", peg)  # validates the three items (InstrumentError names the item)
+    # every problem of every questionnaire at once, in plain words (FormProblemsError)
+    check_forms({"PEG": peg} | {name: questionnaires.get(name, {})
+                                for name in BASELINE_INSTRUMENTS})
     phenotype = score_baseline(questionnaires)
     record = dict(fields) | {"promis_depression_t": phenotype.promis_depression_t,
                              "phenotype_label": phenotype.label}

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from tailor.db import Database
 from tailor.db import models as m
 from tailor.exceptions import ConflictError, InvalidFieldError, MissingFieldError
+from tailor.instruments.messages import check_forms
 from tailor.protocol import Protocol
 from tailor.rules import check_eligibility, response_category
 from tailor.services.admin import ensure_writable, live_protocol
@@ -30,6 +31,7 @@ from tailor.services.edit_checks import run_checks
 from tailor.services.engagement import run_in_engagement
 from tailor.services.lifecycle import ACTIVE, SCREENABLE, advance
 from tailor.services.lifecycle import ParticipantStatus as S
+from tailor.services.forms import mark_saved
 from tailor.services.scope import (
     CORRECTION,
     PARTICIPANT_READ,
@@ -289,9 +291,14 @@ def _visit(session: Session, p: m.Participant, code: str) -> m.Visit | None:
 
 
 def _store_instruments(session: Session, visit: m.Visit,
-                       instruments: dict[str, dict[str, Any]]) -> dict[str, float]:
-    """Item-level responses (generic: instrument, version, item, value) and derived scores."""
+                       instruments: dict[str, dict[str, Any]]
+                       ) -> tuple[dict[str, float], set[str]]:
+    """Item-level responses (generic: instrument, version, item, value) and derived scores;
+    also the blocks whose stored answers this save changed. Every problem of every block is
+    reported at once, in plain words (FormProblemsError)."""
+    check_forms({name: block.get("items", {}) for name, block in instruments.items()})
     scores: dict[str, float] = {}
+    changed: set[str] = set()
     existing = {(r.instrument, r.item_code): r for r in session.scalars(
         select(m.InstrumentResponse).where(m.InstrumentResponse.visit_id == visit.id))}
     for name, block in instruments.items():
@@ -304,13 +311,15 @@ def _store_instruments(session: Session, visit: m.Visit,
             if row is None:
                 session.add(m.InstrumentResponse(visit_id=visit.id, instrument=name,
                                                  version=version, item_code=item, value=text))
+                changed.add(name)
             elif row.value != text or row.version != version:
                 row.value, row.version = text, version
+                changed.add(name)
     old_scores = {d.name: d for d in session.scalars(
         select(m.DerivedScore).where(m.DerivedScore.visit_id == visit.id))}
     for name, value in scores.items():
         _set_score(session, visit, old_scores, name, repr(float(value)))
-    return scores
+    return scores, changed
 
 
 def _set_score(session: Session, visit: m.Visit, old: dict[str, m.DerivedScore], name: str,
@@ -381,8 +390,9 @@ def record_visit_in(db: Database, ctx: RequestContext, session: Session, code: s
                                 field=unknown[0], rule="declared")
     visit.visit_date = day
     visit.status = "completed"
-    scores = _store_instruments(session, visit, instruments)
-    out: dict[str, Any] = {"visit": visit_code, "visit_date": day, "scores": scores}
+    scores, changed = _store_instruments(session, visit, instruments)
+    out: dict[str, Any] = {"visit": visit_code, "visit_date": day, "scores": scores,
+                           "forms": mark_saved(session, ctx, visit, instruments, changed)}
     if safety:
         old = {d.name: d for d in session.scalars(
             select(m.DerivedScore).where(m.DerivedScore.visit_id == visit.id))}

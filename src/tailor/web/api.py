@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from tailor.db import Database
 from tailor.exceptions import AuthenticationError, PermissionDeniedError
-from tailor.services import accounts, admin, audit, exports, randomization, trial
+from tailor.services import accounts, admin, audit, exports, forms, randomization, trial
 from tailor.services import auth as auth_service
 from tailor.services.context import RequestContext
 from tailor.web import schemas as s
@@ -268,6 +268,31 @@ def record_visit(code: Code, visit: VisitCode, body: s.VisitIn, ctx: Ctx,
 def visits(code: Code, ctx: Ctx, db: Db) -> list[dict[str, Any]]:
     """Visit schedule, windows and derived scores."""
     return trial.visits_view(db, ctx, code)
+
+
+FormCode = Annotated[str, Path(pattern=r"^[A-Za-z0-9_]{1,64}$")]
+
+
+@router.get("/participants/{code}/forms", tags=["participants"])
+def form_grid(code: Code, ctx: Ctx, db: Db) -> list[dict[str, Any]]:
+    """Form status grid: one row per visit of the schedule, one cell per expected form
+    (not_started / incomplete / complete / verified / open_query)."""
+    return forms.form_grid(db, ctx, code)
+
+
+@router.get("/forms", tags=["participants"])
+def site_form_grid(ctx: Ctx, db: Db, limit: Annotated[int, Query(ge=1, le=200)] = 50,
+                   offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0) -> dict[str, Any]:
+    """Site-level form status grid: participants in scope (newest first) x visits, each cell
+    the summary of that visit's forms; ``more`` says whether another page follows."""
+    return forms.site_form_grid(db, ctx, limit=limit, offset=offset)
+
+
+@router.post("/participants/{code}/visits/{visit}/forms/{form}/verify", tags=["participants"])
+def verify_form(code: Code, visit: VisitCode, form: FormCode, ctx: Ctx,
+                db: Db) -> dict[str, Any]:
+    """Data manager: mark a complete form verified (409 unless it is complete now)."""
+    return forms.verify_form(db, ctx, code, visit, form)
 
 
 @router.post("/participants/{code}/randomize", response_model=s.AllocationOut,

@@ -17,6 +17,7 @@ from tailor.exceptions import (
     AuthenticationError,
     ConflictError,
     EditCheckError,
+    FormProblemsError,
     InstrumentError,
     NotFoundError,
     PermissionDeniedError,
@@ -53,6 +54,10 @@ def _body(exc: TailorError, status: int) -> dict[str, object]:
     if isinstance(exc, RecordError) and status == 422:
         return {"detail": [{"loc": ["body", exc.field], "msg": str(exc),
                             "type": exc.rule or "invalid"}]}
+    if isinstance(exc, FormProblemsError):  # every problem at once, the item code a hint
+        return {"detail": [{"loc": ["body", "instruments", block, item or ""], "msg": msg,
+                            "type": "instrument", "hint": item or block}
+                           for block, item, msg in exc.problems]}
     if isinstance(exc, InstrumentError):
         return {"detail": [{"loc": ["body", "instruments", exc.instrument or "",
                                     exc.item or ""], "msg": str(exc), "type": "instrument"}]}

@@ -17,6 +17,7 @@ from starlette.datastructures import FormData
 
 from tailor import instruments
 from tailor.exceptions import RecordError
+from tailor.instruments.messages import invalid_answer
 from tailor.protocol import Protocol
 from tailor.rules import normalize_value
 
@@ -145,10 +146,10 @@ def parse_items(name: str, form: FormData, errors: dict[str, str], *,
         try:
             value = int(raw)
         except ValueError:
-            errors[key] = f"{item.label}: choose one of {item.scale.allowed_text()}"
+            errors[key] = invalid_answer(name, item.code, raw[:40])
             continue
         if value not in item.allowed:
-            errors[key] = f"{item.label}: choose one of {item.scale.allowed_text()}"
+            errors[key] = invalid_answer(name, item.code, value)
             continue
         out[item.code] = value
     return out

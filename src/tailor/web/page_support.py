@@ -31,6 +31,7 @@ from tailor.db import Database
 from tailor.exceptions import (
     AuthenticationError,
     EditCheckError,
+    FormProblemsError,
     InstrumentError,
     NotFoundError,
     RecordError,
@@ -56,9 +57,10 @@ _CODE = re.compile(r"^P-[0-9A-Z]{4}-[0-9A-Z]{4}$")
 
 _NAV = {
     "coordinator": [("Site dashboard", "/site"), ("Participants", "/participants"),
-                    ("Queries", "/data/queries")],
+                    ("Form status", "/data/forms"), ("Queries", "/data/queries")],
     "data_manager": [("Dashboard", "/site"), ("Participants", "/participants"),
-                     ("Missing data", "/data/missing"), ("Queries", "/data/queries")],
+                     ("Form status", "/data/forms"), ("Missing data", "/data/missing"),
+                     ("Queries", "/data/queries")],
     "admin": [("Dashboard", "/site"), ("Participants", "/participants"),
               ("Missing data", "/data/missing"), ("Queries", "/data/queries"),
               ("Statistics", "/stats"), ("Decision tool", "/decide"), ("Users", "/admin/users"),
@@ -219,6 +221,13 @@ def form_error(errors: dict[str, str], exc: TailorError, known: set[str]) -> Non
         for fld, msg, _ in exc.violations:
             key = fld if fld in known else "_form"
             errors[key] = f"{errors[key]}; {msg}" if key in errors else msg
+        return
+    if isinstance(exc, FormProblemsError):  # every questionnaire problem beside its question
+        for block, item, msg in exc.problems:
+            key = f"{block.lower() if block in ('PEG', 'PGIC') else block}.{item}"
+            text = f"{msg} (item code {item})" if item else msg
+            key = key if item and key in known else "_form"
+            errors[key] = f"{errors[key]}; {text}" if key in errors else text
         return
     if isinstance(exc, InstrumentError):
         key = f"{(exc.instrument or '').lower()}.{exc.item}"

@@ -24,7 +24,7 @@ from starlette.datastructures import FormData
 
 from tailor.exceptions import AuthenticationError, RecordError, TailorError
 from tailor.services import auth as auth_service
-from tailor.services import engagement, epro, overview, queries, timeline, trial
+from tailor.services import engagement, epro, forms, overview, queries, timeline, trial
 from tailor.services.admin import live_protocol
 from tailor.services.auth import RateLimitedError
 from tailor.services.scope import PARTICIPANT_READ
@@ -221,7 +221,22 @@ def create_participant(page: User, form: Form) -> Response:
 def participant(page: User, code: str) -> Response:
     """The participant's timeline and next steps."""
     data = timeline.participant_timeline(page.db, page.ctx, check_code(code))
-    return page.render("participant.html", t=data, code=code)
+    return page.render("participant.html", t=data, code=code,
+                       **form_grid_context(page, code))
+
+
+def form_grid_context(page: Page, code: str, error: str | None = None) -> dict[str, Any]:
+    """The participant's form status grid (visits x forms) for participant.html: the rows,
+    the columns (every form of any visit, in schedule order) and whether to offer Verify."""
+    rows = forms.form_grid(page.db, page.ctx, code)
+    columns: list[tuple[str, str]] = []
+    for r in rows:
+        for c in r["forms"]:
+            if (c["form"], c["title"]) not in columns:
+                columns.append((c["form"], c["title"]))
+    return {"grid": [r | {"cells": {c["form"]: c for c in r["forms"]}} for r in rows],
+            "grid_columns": columns, "can_verify": page.actor.role in forms.VERIFY,
+            "grid_error": error}
 
 
 # --------------------------------------------------------------------------- screening

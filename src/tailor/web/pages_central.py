@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
 from tailor.exceptions import ConflictError, NotFoundError, PermissionDeniedError, TailorError
-from tailor.services import overview, quality, queries
+from tailor.services import forms, overview, quality, queries
 from tailor.services.baseline import BASELINE_INSTRUMENTS
 from tailor.services.decide import (
     INTENDED_USE,
@@ -74,6 +74,19 @@ def _queries_page(page: Page, status: str, participant: str, sort: str,
                        statuses=queries.STATUSES, export_query=export, error=error,
                        can_answer=page.actor.role == "coordinator",
                        can_manage=page.actor.role in queries.QUERY_MANAGE)
+
+
+FORM_GRID_PAGE = 50
+
+
+@router.get("/data/forms", response_class=HTMLResponse)
+def form_status_page(page: User, page_no: int = Query(1, alias="page")) -> Response:
+    """Site-level form status grid (participants x visits, newest first, 50 a page): each
+    cell sums up the visit's forms and opens the participant's own grid."""
+    page_no = max(1, min(page_no, 100_000))
+    grid = forms.site_form_grid(page.db, page.ctx, limit=FORM_GRID_PAGE,
+                                offset=(page_no - 1) * FORM_GRID_PAGE)
+    return page.render("data_forms.html", grid=grid, page_no=page_no)
 
 
 @router.get("/data/queries", response_class=HTMLResponse, dependencies=[Depends(heavy)])

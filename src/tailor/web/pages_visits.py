@@ -11,12 +11,13 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
-from tailor.exceptions import NotFoundError, TailorError
+from tailor.exceptions import NotFoundError, PermissionDeniedError, TailorError
 from tailor.rules import stage_options
-from tailor.services import randomization, timeline, trial
+from tailor.services import forms, randomization, timeline, trial
 from tailor.services.baseline import BASELINE_INSTRUMENTS, record_baseline
 from tailor.services.blinding import is_blinded
 from tailor.services.trial import AE_OUTCOME, AE_RELATEDNESS, AE_SEVERITY, WITHDRAWAL_REASONS
+from tailor.web.errors import status_for
 from tailor.web.forms import (
     YES_NO,
     date_field,
@@ -35,7 +36,7 @@ from tailor.web.page_support import (
     page_user,
     redirect,
 )
-from tailor.web.pages import protocol_of
+from tailor.web.pages import form_grid_context, protocol_of
 
 __all__ = ["router"]
 
@@ -186,6 +187,22 @@ def record_visit(page: User, code: str, visit: str, form: Form) -> Response:
         except TailorError as exc:
             form_error(errors, exc, known)
     return _follow_up_page(page, code, visit, data, values, fields, errors, 422)
+
+
+@router.post("/participants/{code}/visits/{visit}/forms/{form}/verify",
+             response_class=HTMLResponse)
+def verify_form(page: User, code: str, visit: str, form: str, _form: Form) -> Response:
+    """Data manager: mark a complete form verified; a refusal is shown above the grid."""
+    check_code(code)
+    try:
+        forms.verify_form(page.db, page.ctx, code, visit, form)
+        return redirect(f"/participants/{code}#forms")
+    except TailorError as exc:
+        if isinstance(exc, LookupError | PermissionDeniedError):
+            raise
+        data = timeline.participant_timeline(page.db, page.ctx, code)
+        return page.render("participant.html", status_for(exc), t=data, code=code,
+                           **form_grid_context(page, code, str(exc)))
 
 
 # --------------------------------------------------------------------------- randomize

@@ -6,7 +6,7 @@ came from.
 participant contact and messages
 
 Revision ID: 0007
-Revises: 0005 (re-chained after 0006 at merge)
+Revises: 0006 (re-chained after 0006 at merge)
 Create Date: 2026-12-03 11:00:00
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0007'
-down_revision = '0005'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 
