@@ -29,9 +29,9 @@ from tailor.services.blinding import arm_tokens, redact, tokens_in_session
 from tailor.services.context import RequestContext, local_date
 from tailor.services.edit_checks import run_checks
 from tailor.services.engagement import run_in_engagement
+from tailor.services.forms import mark_saved
 from tailor.services.lifecycle import ACTIVE, SCREENABLE, advance
 from tailor.services.lifecycle import ParticipantStatus as S
-from tailor.services.forms import mark_saved
 from tailor.services.scope import (
     CORRECTION,
     PARTICIPANT_READ,
