@@ -236,9 +236,11 @@ def queue_due(db: Database, config: OutreachConfig, *, now: datetime | None = No
             return report  # data locked: no more participant messages
         sites = {s.id: s for s in session.scalars(select(m.Site))}
         today = {sid: local_date(ctx.utcnow(), s.timezone) for sid, s in sites.items()}
-        reach: dict[int, tuple[str | None, str | None]] = {
-            c.participant_id: (c.email, c.mobile) for c in session.scalars(
-                select(m.ParticipantContact).where(m.ParticipantContact.consent_to_contact))}
+        reach: dict[int, tuple[str | None, str | None]] = {  # columns: no ORM object each
+            pid: (email, mobile) for pid, email, mobile in session.execute(
+                select(m.ParticipantContact.participant_id, m.ParticipantContact.email,
+                       m.ParticipantContact.mobile)
+                .where(m.ParticipantContact.consent_to_contact))}
         if not reach or not channels:
             return report
 
