@@ -22,7 +22,7 @@ from datetime import timedelta
 
 from benchmarks._common import machine, write_result
 from benchmarks.bench_reminders import _populate
-from sqlalchemy import insert, select
+from sqlalchemy import event, insert, select
 from tests.service import server
 from tests.service.conftest import Inbox
 from tests.service.factories import NOW, setup_trial
@@ -64,16 +64,24 @@ def main() -> None:
     cfg = outreach.OutreachConfig(link_secret="bench-secret-0123456789",
                                   smtp=SmtpConfig(host="127.0.0.1", port=port))
     load = os.getloadavg()[0]
-    dry, queue, send, counts = [], [], [], []
+    dry, queue, send, counts, stmts = [], [], [], [], []
+    executed: list[str] = []
+
+    def count(_conn, _cur, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        executed.append(statement)
+
+    event.listen(t.db.engine, "before_cursor_execute", count)
     try:
         for d in range(args.days):
             now = NOW + timedelta(days=40 + d)
             t0 = time.perf_counter()
             outreach.queue_due(t.db, cfg, now=now, dry_run=True)
             dry.append(time.perf_counter() - t0)
+            executed.clear()
             t0 = time.perf_counter()
             q = outreach.queue_due(t.db, cfg, now=now)
             queue.append(time.perf_counter() - t0)
+            stmts.append(len(executed))
             counts.append(len(q.queued))
             assert outreach.queue_due(t.db, cfg, now=now).queued == []  # idempotent
             if d == 0:
@@ -82,6 +90,7 @@ def main() -> None:
                 send.append(time.perf_counter() - t0)
                 assert len(sent.sent) == counts[0] == len(inbox.messages)
     finally:
+        event.remove(t.db.engine, "before_cursor_execute", count)
         controller.stop()
         dbh.db.dispose()
     body = (f"# Participant-message generation (issue 20b), {args.backend}\n\n{machine()}\n\n"
@@ -95,6 +104,9 @@ def main() -> None:
             f"{max(queue):.3f} |\n"
             f"| `send_pending`, day 1 ({counts[0]} e-mails to local aiosmtpd) | "
             f"{send[0]:.3f} | {send[0]:.3f} |\n\n"
+            f"SQL statements per `queue_due` (SQLAlchemy `before_cursor_execute`; an "
+            f"executemany counts once; on PostgreSQL the audit rows' `COPY` is on the raw "
+            f"driver cursor and not counted, add 1): {stmts}.\n\n"
             f"Target: queueing <= 1 s. Load average at start {load:.2f}.\n")
     print(body)
     write_result(f"outreach_{args.backend}", body)

@@ -131,6 +131,42 @@ def test_invitation_and_reminder_sent_once_each_with_one_link(  # type: ignore[n
     assert all("{link}" in n.body for n in rows)
 
 
+def test_queueing_looks_up_no_participant_per_message(dbh, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 20c: the audit rows of N queued messages get their participant's site from one
+    batched query, not one ``SELECT participants WHERE id = ?`` each; content and chain kept."""
+    from sqlalchemy import event
+
+    from tailor.db.audit import verify_chain
+
+    t = setup_trial(dbh.db)
+    codes = [_randomized_with_contact(t, mobile=None) for _ in range(3)]
+    statements: list[str] = []
+
+    def count(_conn, _cur, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        statements.append(" ".join(statement.split()))
+
+    event.listen(t.db.engine, "before_cursor_execute", count)
+    try:
+        queued = outreach.queue_due(t.db, _config(free_port(), tmp_path), now=OPENING)
+    finally:
+        event.remove(t.db.engine, "before_cursor_execute", count)
+    assert sorted(queued.queued) == sorted((c, "week6", "invitation", "email") for c in codes)
+    by_pk = [x for x in statements if x.startswith("SELECT") and " FROM participants" in x
+             and re.search(r"WHERE participants\.id = ", x)]
+    assert by_pk == []
+    assert len(statements) <= 16, statements  # was 13 + one per message
+    s = t.db.session(write=False)
+    try:
+        sites = {p.id: p.site_id for p in s.scalars(select(m.Participant))}
+        rows = list(s.scalars(select(m.AuditLog).where(m.AuditLog.entity == "Notification",
+                                                       m.AuditLog.field == "participant_id")))
+        assert len(rows) == 3
+        assert all(r.participant_site_id == sites[int(str(r.new_value))] for r in rows)
+        assert verify_chain(s).ok
+    finally:
+        s.close()
+
+
 def test_answered_visit_cancels_its_reminder(dbh, smtp, tmp_path) -> None:  # type: ignore[no-untyped-def]
     inbox, port = smtp
     t = setup_trial(dbh.db)

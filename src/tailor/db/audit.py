@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import event, insert, inspect, select, text
+from sqlalchemy import Connection, event, insert, inspect, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.util import identity_key
 
 from tailor.db import models as m
 from tailor.db.types import utcnow
@@ -83,6 +85,38 @@ def _site_of(session: Session, obj: Any) -> int | None:
     return None
 
 
+def _prefetch_sites(session: Session, objs: list[Any]) -> list[Any]:
+    """Load, in one query per 900 ids, the visits and participants :func:`_site_of` will look
+    up for ``objs``, so a flush of N rows costs no N round trips (issue 20c: 360 queued
+    messages were 360 ``SELECT participants`` on PostgreSQL). The caller holds the returned
+    objects while it records: the identity map only keeps weak references."""
+    loaded: list[Any] = []
+
+    def missing(model: type[Any], ids: set[Any]) -> list[int]:
+        return sorted(i for i in ids if i is not None
+                      and identity_key(model, i) not in session.identity_map)
+
+    def load(model: Any, ids: list[int]) -> None:
+        for start in range(0, len(ids), 900):
+            loaded.extend(session.scalars(
+                select(model).where(model.id.in_(ids[start:start + 900]))))
+
+    with session.no_autoflush:
+        load(m.Visit, missing(m.Visit, {
+            o.visit_id for o in objs if isinstance(o, m.InstrumentResponse | m.DerivedScore)
+            and getattr(o, "participant_id", None) is None}))
+        pids: set[Any] = set()
+        for o in objs:
+            pid = None if isinstance(o, m.Participant) else getattr(o, "participant_id", None)
+            if pid is None and isinstance(o, m.InstrumentResponse | m.DerivedScore) \
+                    and o.visit_id is not None:
+                visit = session.identity_map.get(identity_key(m.Visit, o.visit_id))
+                pid = visit.participant_id if visit is not None else None
+            pids.add(pid)
+        load(m.Participant, missing(m.Participant, pids))
+    return loaded
+
+
 def _record(session: Session, ctx: AuditContext, action: str, obj: Any,
             changes: list[tuple[str, Any, Any]]) -> None:
     """Queue one audit row per changed field of ``obj`` (site and identity looked up once)."""
@@ -125,6 +159,10 @@ def _after_flush(session: Session, _ctx: Any) -> None:
     ctx: AuditContext | None = session.info.get("audit")
     if ctx is None:
         return
+    held = _prefetch_sites(session, [
+        o for o in [*session.new, *session.deleted, *(o for o in session.dirty
+                                                      if session.is_modified(o))]
+        if not isinstance(o, _SKIP)])
     for obj in session.new:
         if isinstance(obj, _SKIP):
             continue
@@ -150,6 +188,7 @@ def _after_flush(session: Session, _ctx: Any) -> None:
         _record(session, ctx, "delete", obj, [
             (attr.key, getattr(obj, attr.key), None)
             for attr in inspect(obj).mapper.column_attrs])
+    del held  # the prefetched rows stayed in the identity map until every row was recorded
 
 
 def row_hash(prev_hash: str, row: dict[str, Any]) -> str:
@@ -187,8 +226,32 @@ def write_pending(session: Session) -> int:
         row["prev_hash"] = prev
         row["hash"] = prev = row_hash(prev, row)
         rows.append(row)
-    conn.execute(insert(m.AuditLog), rows)
+    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
+        _copy_rows(conn, rows)
+    else:
+        conn.execute(insert(m.AuditLog), rows)
     return len(rows)
+
+
+_COLUMNS = tuple(c.name for c in m.AuditLog.__table__.columns)
+
+
+def _copy_rows(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Append ``rows`` with one ``COPY ... FROM STDIN`` on the session's own connection (same
+    transaction, after the chain lock): about 5x faster than psycopg's pipelined executemany
+    for the thousands of rows of a bulk write (issue 20c: 6,840 rows 0.07 s against 0.37 s).
+    Driver errors are raised as SQLAlchemy's, as ``conn.execute`` would."""
+    import psycopg
+
+    sql = f"COPY {m.AuditLog.__tablename__} ({', '.join(_COLUMNS)}) FROM STDIN"
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    try:
+        with raw.cursor() as cur, cur.copy(sql) as copy:
+            for row in rows:
+                copy.write_row([row[k] for k in _COLUMNS])
+    except psycopg.Error as exc:
+        raise DBAPIError.instance(sql, None, exc, psycopg.Error) from exc
 
 
 def _before_commit(session: Session) -> None:

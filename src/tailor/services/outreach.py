@@ -237,9 +237,11 @@ def queue_due(db: Database, config: OutreachConfig, *, now: datetime | None = No
             return report  # data locked: no more participant messages
         sites = {s.id: s for s in session.scalars(select(m.Site))}
         today = {sid: local_date(ctx.utcnow(), s.timezone) for sid, s in sites.items()}
-        reach: dict[int, tuple[str | None, str | None]] = {
-            c.participant_id: (c.email, c.mobile) for c in session.scalars(
-                select(m.ParticipantContact).where(m.ParticipantContact.consent_to_contact))}
+        reach: dict[int, tuple[str | None, str | None]] = {  # columns: no ORM object each
+            pid: (email, mobile) for pid, email, mobile in session.execute(
+                select(m.ParticipantContact.participant_id, m.ParticipantContact.email,
+                       m.ParticipantContact.mobile)
+                .where(m.ParticipantContact.consent_to_contact))}
         if not reach or not channels:
             return report
 
@@ -306,6 +308,7 @@ def queue_due(db: Database, config: OutreachConfig, *, now: datetime | None = No
                 days_have |= {(a, b) for a, b in session.execute(
                     select(m.RunInMessage.participant_id, m.RunInMessage.day).where(
                         m.RunInMessage.participant_id.in_(pids[chunk:chunk + 900])))}
+            msgs: list[tuple[str, int, m.RunInMessage]] = []
             for pid, code, sid, enrolled in people:
                 if enrolled is None or not wanted(pid):
                     continue
@@ -319,21 +322,23 @@ def queue_due(db: Database, config: OutreachConfig, *, now: datetime | None = No
                                           for ch in wanted(pid)]
                         continue
                     salt = secrets.token_hex(16)
-                    msg = m.RunInMessage(
+                    msgs.append((code, pid, m.RunInMessage(
                         participant_id=pid, day=i, scheduled_on=day, token_salt=salt,
                         token_hash=token_hash(derive_token(config.link_secret, salt)),
-                        expires_at=_end_of(day + timedelta(days=1), sites[sid].timezone))
-                    session.add(msg)
-                    session.flush()
-                    for ch in wanted(pid):
-                        report.queued.append((code, f"run-in day {i}", "run-in", ch))
-                        new.append(m.Notification(
-                            kind="epro run-in", recipient_user_id=None,
-                            recipient_username=f"participant:{code}",
-                            recipient_role="participant", subject=_SUBJECTS["run-in"],
-                            body=_body("run-in", ch, None), participant_id=pid,
-                            run_in_message_id=msg.id, channel=ch, status="queued",
-                            dedupe_key=f"runin:{pid}:{i}:{ch}", created_at=ctx.utcnow()))
+                        expires_at=_end_of(day + timedelta(days=1), sites[sid].timezone))))
+            if msgs:  # one flush gives every run-in message its id (no flush per message)
+                session.add_all([msg for *_, msg in msgs])
+                session.flush()
+            for code, pid, msg in msgs:
+                for ch in wanted(pid):
+                    report.queued.append((code, f"run-in day {msg.day}", "run-in", ch))
+                    new.append(m.Notification(
+                        kind="epro run-in", recipient_user_id=None,
+                        recipient_username=f"participant:{code}",
+                        recipient_role="participant", subject=_SUBJECTS["run-in"],
+                        body=_body("run-in", ch, None), participant_id=pid,
+                        run_in_message_id=msg.id, channel=ch, status="queued",
+                        dedupe_key=f"runin:{pid}:{msg.day}:{ch}", created_at=ctx.utcnow()))
         if not dry_run:
             session.add_all(new)
         return report
