@@ -16,6 +16,11 @@ model gives the expected PEG with its 95% interval and the chance of response.
   (cross-fitted on one half, evaluated on the other half; its own error is not zero, so the
   figure is approximate).
 
+Superseded for coverage by ``bench_decide_coverage.py`` (issue 16): this script fits the plan's
+linear working model (not the decision model ``tailor analyze`` now writes) and its truth, fitted
+on half of a 6,000-patient cohort, has an error as large as the intervals, which is most of why
+it recorded 0.60. Its calibration tables (ECE) remain a check of the linear model's chances.
+
 Run from the repository root::
 
     python benchmarks/bench_decide_calibration.py [--replicates 8] [--holdout 12000] [--write]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -74,7 +75,12 @@ def test_outputs_are_written(tmp_path, result, data):
     assert "Does personalizing beat the best single treatment?" in html
     assert "personalizing beats the best single treatment" in html
     assert "exploratory" in html and "responder rate at week 12" in html
-    for plot in ("values", "regime_tree", "phenotype_map", "forest"):
+    assert "chance of response calibrated?" in html
+    assert f"mean gap): {result.calibration_ece:.3f}." in html
+    cal = result.calibration
+    assert len(cal) == 10 and cal["n"].sum() == result.n_outcome
+    assert (np.diff(cal["predicted"]) >= 0).all() and 0 <= result.calibration_ece < 0.2
+    for plot in ("values", "regime_tree", "phenotype_map", "forest", "calibration"):
         assert (tmp_path / "plots" / f"{plot}.png").exists()
         assert (tmp_path / "plots" / f"{plot}.svg").exists()
     model = json.loads(paths["model"].read_text())
@@ -82,7 +88,11 @@ def test_outputs_are_written(tmp_path, result, data):
     assert model["analysis_plan"] == result.plan_hash and len(result.plan_hash) == 16
     assert model["provenance"]["protocol"]["name"] == "best"
     assert model["provenance"]["n"] == len(data) and len(model["provenance"]["plan_hash"]) == 16
-    assert 0 <= model["tree_agreement"] <= 1 and model["stages"][0]["cov_method"] == "bootstrap"
+    assert 0 <= model["tree_agreement"] <= 1
+    assert model["stages"][0]["cov_method"].startswith("bootstrap of the whole two-stage fit")
+    # the decision tool's flexible stage 1: spline columns of the continuous variables
+    assert {b["of"] for b in model["basis"].values()} == {"amplifier_index", "peg_baseline"}
+    assert "A1[DUL]:amplifier_index__rcs1" in model["stages"][0]["terms"]
     assert model["stages"][0]["options"] == ["ESC", "ACT", "EBEM", "DUL"]
     assert len(model["stages"][0]["coef"]) == len(model["stages"][0]["terms"])
     summary = json.loads(paths["results"].read_text())

@@ -122,12 +122,14 @@ def test_missing_input_widens_the_interval_and_names_what_could_change(best, fit
     gap = {**row, "amplifier_index": None}
     part = model.decide(gap, list(best.arm_codes), best)
     assert part.missing == ("amplifier_index",)
-    at_mean = model.decide({**row, "amplifier_index": model.feature_stats["amplifier_index"][
-        "mean"]}, list(best.arm_codes), best)
+    # integrated over the trial's deciles of the input: mean of the predictions there
+    st = model.feature_stats["amplifier_index"]
+    at = [model.decide({**row, "amplifier_index": st[f"q{q:02d}"]}, list(best.arm_codes), best)
+          for q in range(5, 100, 10)]
     for a in best.arm_codes:
-        assert part.outcome[a][0] == pytest.approx(at_mean.outcome[a][0])
-        assert (part.outcome[a][2] - part.outcome[a][1]) > (at_mean.outcome[a][2]
-                                                            - at_mean.outcome[a][1])
+        assert part.outcome[a][0] == pytest.approx(np.mean([o.outcome[a][0] for o in at]))
+        assert (part.outcome[a][2] - part.outcome[a][1]) > (at[4].outcome[a][2]
+                                                            - at[4].outcome[a][1])
     assert full.recommended in best.arm_codes
     # the widened interval covers the predictions for the trial's own range of the input
     preds = model.predict({**{f: np.repeat(row[f], len(d)) for f in model.features},
@@ -172,7 +174,8 @@ def test_bad_input(best, fitted, tmp_path):
     with pytest.raises(InputFileError, match="fitted under protocol"):
         RegimeModel(other).decide({"peg_baseline": 6.0, "amplifier_index": 0.0}, ["ESC"], best)
     assert model.features[:2] == ["peg_baseline", "amplifier_index"]
-    assert model.tailoring == ["amplifier_index"]
+    # the decision model interacts both continuous inputs with the first treatment
+    assert model.tailoring == ["peg_baseline", "amplifier_index"]
 
 
 def test_a_penalized_deployed_regime_is_the_model_file(best):
@@ -193,3 +196,55 @@ def test_a_penalized_deployed_regime_is_the_model_file(best):
         eligible = [a for a in best.arm_codes if row[f"eligible_{a}"] == 1]
         assert model.decide(row.to_dict(), eligible, best).recommended == \
             rec.loc[row["participant_id"], "A1_flexible"]
+
+
+def test_restricted_cubic_spline_is_linear_beyond_the_outer_knots():
+    from tailor.dtr.regime_model import rcs_columns
+
+    knots = [1.0, 3.0, 5.0, 9.0]
+    x = np.linspace(-5, 20, 501)
+    cols = rcs_columns(x, knots)
+    assert cols.shape == (501, 2)
+    for side in (x < knots[0], x > knots[-1]):
+        second = np.diff(cols[side], n=2, axis=0)
+        assert np.abs(second).max() < 1e-9  # linear in the tails
+    assert np.allclose(cols[x < knots[0]], 0.0)
+    inner = (x > knots[0]) & (x < knots[-1])
+    assert np.abs(np.diff(cols[inner], n=2, axis=0)).max() > 1e-6  # curved inside
+
+
+def test_flexible_decision_model_file_reproduces_its_fit_and_site_bootstrap(best):
+    """The model file of the decision model (flexible stage 1, site bootstrap): predictions
+    from the raw inputs equal the fitted Q-values (the spline columns are rebuilt from the
+    knots in the file) and the SE is the replicate SD times sqrt(G / (G - 1))."""
+    from tailor.dtr.decision_model import fit_decision_model
+
+    d = best_like(400, seed=4)
+    d["site"] = [f"S{i % 7}" for i in range(len(d))]
+    plan = default_plan(d, best, bootstrap=40)
+    dm = fit_decision_model(d, working_model(best, plan), outcome="peg_w24", clusters="site",
+                            replicates=40, random_state=3)
+    assert dm.clusters == d["site"].nunique() and dm.scale == pytest.approx(
+        dm.clusters / (dm.clusters - 1))
+    doc = regime_document(dm.fit, dm.boot, data=d, protocol=best, stages=dm.stages,
+                          plan=asdict(plan), data_hash="x", outcome="peg_w24",
+                          baseline="peg_baseline", responder_threshold=0.3, tree=None,
+                          tree_features=(), tree_agreement=None, basis=dm.basis,
+                          cov_scale=dm.scale, cov_note="site bootstrap")
+    m = RegimeModel(json.loads(json.dumps(doc)))
+    assert "amplifier_index" in m.features and not any("__rcs" in f for f in m.features)
+    q = dm.fit.q_values(dm.data.head(6), stage=1)
+    pr = m.predict({f: d[f].head(6).to_numpy() for f in m.features})
+    checked = 0
+    for i in range(6):
+        cols = {f: d[f].iloc[[i]].to_numpy() for f in m.features}
+        cols.update({b: dm.data[b].iloc[[i]].to_numpy() for b in dm.basis})
+        for k, a in enumerate(m.stages[0].options):
+            reps = dm.boot.coef_replicates[0] @ m.stages[0].designs(cols, a, 1)[0]
+            assert pr.se[i, k] == pytest.approx(np.std(reps, ddof=1) * np.sqrt(dm.scale),
+                                                rel=1e-9)
+            if not np.isnan(q.iloc[i][a]):
+                assert pr.mean[i, k] == pytest.approx(float(q.iloc[i][a]), abs=1e-8)
+                checked += 1
+    assert checked >= 12
+    assert doc["stages"][0]["cov_method"] == "site bootstrap"

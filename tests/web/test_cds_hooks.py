@@ -18,7 +18,15 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fastapi.testclient import TestClient
 from fhir.resources.R4B.questionnaire import Questionnaire
 
-from tailor.cds.fhir import LOCAL, LOINC, PEG_LOINC, short_form_questionnaire
+from tailor.cds.fhir import (
+    CODES_FILE,
+    LOCAL,
+    LOINC,
+    PEG_LOINC,
+    PEG_PANEL_LOINC,
+    PEG_TOTAL_LOINC,
+    short_form_questionnaire,
+)
 from tailor.services.baseline import BASELINE_INSTRUMENTS
 from tailor.services.decide import short_form
 from tailor.web import create_app
@@ -112,7 +120,8 @@ def test_discovery_lists_patient_view_with_prefetch_templates(ehr: TestClient) -
     pre = svc["prefetch"]
     assert pre["patient"] == "Patient/{{context.patientId}}"
     assert "QuestionnaireResponse?patient={{context.patientId}}" in pre["questionnaireResponses"]
-    assert f"{LOINC}|{PEG_LOINC['PEG1']}" in pre["observations"]
+    assert f"{LOINC}|{PEG_LOINC['PEG2']}" in pre["observations"]
+    assert f"{LOCAL}|peg.PEG1" in pre["observations"]  # no verified LOINC code: local
 
 
 def test_spec_example_request(ehr: TestClient, keys: dict[str, Any]) -> None:
@@ -123,7 +132,7 @@ def test_spec_example_request(ehr: TestClient, keys: dict[str, Any]) -> None:
     call = json.loads(json.dumps(SPEC_EXAMPLE))
     call["prefetch"] = {"patient": SPEC_EXAMPLE["prefetch"]["patientToGreet"],
                         "observations": bundle([
-                            observation(PEG_LOINC["PEG1"], 6, LOINC),
+                            observation("peg.PEG1", 6),
                             observation(PEG_LOINC["PEG2"], 7, LOINC),
                             observation(PEG_LOINC["PEG3"], 5, LOINC),
                             observation("amplifier_index", 72.5),
@@ -216,7 +225,8 @@ def test_short_form_questionnaire_is_valid_fhir(ehr: TestClient) -> None:
     links = [g.linkId for g in q.item]
     assert links[:2] == ["peg", "opioid_use"] and set(BASELINE_INSTRUMENTS) <= set(links)
     peg = q.item[0].item
-    assert [i.code[0].code for i in peg] == list(PEG_LOINC.values())
+    assert [i.code[0].code for i in peg] == ["peg.PEG1", *PEG_LOINC.values()]
+    assert q.item[0].code[0].code == PEG_PANEL_LOINC == "91148-7"
     # only what the model needs: a model reading PEG and depression asks for two forms
     small = short_form(SimpleNamespace(features=["peg_baseline", "depression"]))  # type: ignore[arg-type]
     assert small == ["peg", "promis_depression_4a"]
@@ -232,3 +242,20 @@ def test_misconfigured_issuers_are_503_not_500(trial: Trial, regime_model_path: 
     r = client.post("/cds-services/tailor-first-treatment", json=SPEC_EXAMPLE,
                     headers=token(keys))
     assert r.status_code == 503 and "TAILOR_CDS_ISSUERS" in r.json()["detail"]
+
+
+def test_peg_codes_come_from_the_provenance_file_with_sources() -> None:
+    """Every LOINC code used has its meaning and a named source in codes.json; the PEG items
+    map to the meanings the sources give (the pre-issue-16 mapping was shifted by one)."""
+    data = json.loads(CODES_FILE.read_text())
+    entries = {e["item"]: e for e in data["codes"]}
+    assert PEG_LOINC == {"PEG2": "91145-3", "PEG3": "91146-1"}
+    assert (PEG_TOTAL_LOINC, PEG_PANEL_LOINC) == ("91147-9", "91148-7")
+    assert "enjoyment" in entries["peg.PEG2"]["meaning"]
+    assert "general activity" in entries["peg.PEG3"]["meaning"]
+    assert "mean score" in entries["peg_score"]["meaning"]
+    for e in data["codes"]:
+        if e["system"] == "loinc":
+            assert e["sources"] and all(s in data["sources"] for s in e["sources"]), e
+        else:
+            assert e["status"] == "local" and e["reason"], e

@@ -3,9 +3,12 @@
 Resources are validated with the ``fhir.resources`` package (its R4B models, which agree with
 R4 for the elements used here). Codes:
 
-* PEG items and total: LOINC 91145-3 (average pain, past week), 91146-1 (interference with
-  enjoyment of life), 91147-9 (interference with general activity), 91148-7 (PEG 3-item
-  scale). Check them against your LOINC release before production use.
+* PEG: the codes and their provenance are in ``tailor/cds/codes.json`` (one entry per code,
+  with its sources): LOINC 91145-3 (interference with enjoyment of life), 91146-1
+  (interference with general activity), 91147-9 (PEG mean score) and 91148-7 (the PEG panel,
+  the Questionnaire group's code). The average-pain item keeps the local code ``peg.PEG1``:
+  the LOINC references disagree on its code, so none is guessed. Check them against your
+  LOINC release before production use.
 * Everything else uses tailor's documented local code system :data:`LOCAL` (see
   ``docs/cds-hooks.md``): a questionnaire item is ``<instrument>.<item>`` (e.g.
   ``promis_sleep_4a.SLEEP109``, the same code as the QuestionnaireResponse ``linkId``), a model
@@ -18,7 +21,9 @@ A bad resource or an unknown code raises :class:`FhirInputError` naming the elem
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -27,14 +32,26 @@ from tailor import instruments
 from tailor.exceptions import RecordError
 from tailor.services.baseline import BASELINE_INSTRUMENTS
 
-__all__ = ["LOCAL", "LOINC", "PEG_LOINC", "FhirInputError", "inputs_from_prefetch",
+__all__ = ["LOCAL", "LOINC", "PEG_LOINC", "PEG_PANEL_LOINC", "PEG_TOTAL_LOINC", "FhirInputError", "inputs_from_prefetch",
            "prefetch_templates", "short_form_questionnaire"]
 
 LOINC = "http://loinc.org"
 LOCAL = "https://tailor.dev/fhir/CodeSystem/tailor-decision-inputs"
 QUESTIONNAIRE_URL = "https://tailor.dev/fhir/Questionnaire/tailor-short-form"
-PEG_LOINC = {"PEG1": "91145-3", "PEG2": "91146-1", "PEG3": "91147-9"}
-PEG_TOTAL_LOINC = "91148-7"
+CODES_FILE = Path(__file__).with_name("codes.json")
+
+
+def _peg_codes() -> tuple[dict[str, str], str, str]:
+    """PEG item -> LOINC code (verified items only), the score's and the panel's codes."""
+    entries = {e["item"]: e for e in json.loads(CODES_FILE.read_text(encoding="utf-8"))["codes"]}
+    items = {item.split(".", 1)[1]: e["code"] for item, e in entries.items()
+             if item.startswith("peg.PEG") and e["system"] == "loinc"}
+    return items, entries["peg_score"]["code"], entries["peg_panel"]["code"]
+
+
+# PEG item -> LOINC (PEG1 has none: local code ``peg.PEG1``), the mean score and the panel
+PEG_LOINC, PEG_TOTAL_LOINC, PEG_PANEL_LOINC = _peg_codes()
+_LOCAL_PEG = tuple(f"peg.{k}" for k in ("PEG1", "PEG2", "PEG3") if k not in PEG_LOINC)
 # model inputs an Observation may carry directly (local codes)
 FEATURE_CODES = ("peg_baseline", "amplifier_index", "body_regions", "wpi", "sss",
                  "fibromyalgianess", "promis_sleep_t", "promis_fatigue_t", "promis_depression_t",
@@ -59,7 +76,8 @@ def prefetch_templates() -> dict[str, str]:
         "observations": "Observation?patient={{context.patientId}}&code="
                         + ",".join([f"{LOINC}|{c}" for c in (*PEG_LOINC.values(),
                                                               PEG_TOTAL_LOINC)]
-                                   + [f"{LOCAL}|{c}" for c in (*FEATURE_CODES, "opioid_use",
+                                   + [f"{LOCAL}|{c}" for c in (*_LOCAL_PEG, *FEATURE_CODES,
+                                                              "opioid_use",
                                                               "contraindication")])
                         + "&_sort=-date",
     }
@@ -183,6 +201,8 @@ def inputs_from_prefetch(prefetch: Mapping[str, Any]) -> dict[str, Any]:
                 for c in codings:
                     if c.system == LOINC and c.code in by_loinc:
                         hit = ("peg", by_loinc[c.code])
+                    elif c.system == LOCAL and c.code in _LOCAL_PEG:
+                        hit = ("peg", str(c.code).split(".", 1)[1])
                     elif c.system == LOINC and c.code == PEG_TOTAL_LOINC:
                         hit = ("score", "peg_baseline")
                     elif c.system == LOCAL and c.code in (*FEATURE_CODES, "opioid_use",
@@ -240,12 +260,16 @@ def short_form_questionnaire(needed: Sequence[str]) -> dict[str, Any]:
                                  "answerOption": [{"valueCoding": {"system": LOCAL,
                                                                    "code": str(v)}}
                                                   for v in it.allowed]}
-            if name == "peg":
+            if name == "peg" and it.code in PEG_LOINC:
                 q["code"] = [{"system": LOINC, "code": PEG_LOINC[it.code]}]
             else:
                 q["code"] = [{"system": LOCAL, "code": f"{name}.{it.code}"}]
             items.append(q)
-        groups.append({"linkId": name, "text": inst.title, "type": "group", "item": items})
+        group: dict[str, Any] = {"linkId": name, "text": inst.title, "type": "group",
+                                 "item": items}
+        if name == "peg":
+            group["code"] = [{"system": LOINC, "code": PEG_PANEL_LOINC}]
+        groups.append(group)
     doc = {"resourceType": "Questionnaire", "url": QUESTIONNAIRE_URL, "status": "active",
            "name": "TailorShortForm", "title": "tailor decision tool: short form",
            "description": "Only the questions the deployed regime model uses.", "item": groups}

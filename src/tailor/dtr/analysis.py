@@ -49,6 +49,7 @@ from tailor.dtr.crossfit import (
     tree_learner,
     tree_rewards,
 )
+from tailor.dtr.decision_model import crossfit_calibration, fit_decision_model
 from tailor.dtr.embedded import WeightedReplicated, embedded_regimes
 from tailor.dtr.heterogeneity import domain_tests
 from tailor.dtr.importance import domain_forest, effect_importance
@@ -181,6 +182,8 @@ class AnalysisResult:
     time_points: pd.DataFrame = field(default_factory=pd.DataFrame)
     plan_hash: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
+    calibration: pd.DataFrame = field(default_factory=pd.DataFrame)
+    calibration_ece: float = float("nan")
 
     def primary(self, outcome: str = "responder") -> dict[str, Any]:
         """The primary contrast: deployed regime minus the best single treatment."""
@@ -526,18 +529,49 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
 
     step("model file")
     data_hash = _hash_frame(data.drop(columns=["responder"]))
-    agree = float(np.mean(np.asarray(tree_rec, dtype=object) == rec["A1"].to_numpy()))
-    model = regime_document(deployed_fit, boot if deployed_fit is fit else None, data=data,
-                            protocol=protocol,
-                            stages=[dict(deployed_ql.stages[0]), dict(deployed_ql.stages[1])],
+    doc_fit, doc_boot = deployed_fit, (boot if deployed_fit is fit else None)
+    doc_stages = [dict(deployed_ql.stages[0]), dict(deployed_ql.stages[1])]
+    doc_extra: dict[str, Any] = {}
+    calibration, calibration_ece = pd.DataFrame(), float("nan")
+    model_rec = rec["A1"].to_numpy()
+    if deployed_fit is fit:
+        # the decision tool's model: the plan's model with a flexible stage 1 and a site
+        # bootstrap of the whole fit (tailor.dtr.decision_model; docs/decide.md)
+        try:
+            dm = fit_decision_model(data, stages, outcome=plan.outcome, clusters=plan.cluster,
+                                    replicates=max(plan.bootstrap, 10), weights=weights,
+                                    random_state=int(rng.integers(2**31)))
+        except EstimationError as exc:
+            notes.append(f"the decision tool's flexible model could not be fitted ({exc}); "
+                         "the model file carries the plan's linear working model")
+        else:
+            doc_fit, doc_boot, doc_stages = dm.fit, dm.boot, dm.stages
+            unit = "sites" if dm.clusters < len(data) else "participants"
+            doc_extra = {"basis": dm.basis, "cov_scale": dm.scale,
+                         "cov_note": f"bootstrap of the whole two-stage fit ({dm.clusters} "
+                                     f"{unit} resampled; x G/(G-1))"}
+            model_rec = dm.fit.recommend(dm.data)["A1"].to_numpy()
+            try:
+                calibration, calibration_ece = crossfit_calibration(
+                    data, stages, outcome=plan.outcome, baseline=plan.baseline,
+                    threshold=plan.responder_threshold, folds=fold, protocol=protocol,
+                    weights=weights)
+            except EstimationError as exc:
+                notes.append(f"no cross-fitted calibration of the response chance ({exc})")
+            # one model speaks: the recommendations table shows the model file's first step
+            recommendations["A1_flexible"] = model_rec
+    agree = float(np.mean(np.asarray(tree_rec, dtype=object) == model_rec))
+    model = regime_document(doc_fit, doc_boot, data=data, protocol=protocol, stages=doc_stages,
                             plan=asdict(plan), data_hash=data_hash, outcome=plan.outcome,
                             baseline=plan.baseline,
                             responder_threshold=plan.responder_threshold, tree=tree.tree_,
-                            tree_features=plan.tree_features, tree_agreement=agree)
+                            tree_features=plan.tree_features, tree_agreement=agree,
+                            **doc_extra)
     plan_hash = model["provenance"]["plan_hash"]  # content hash of the plan that was fitted
     model["analysis_plan"] = plan_hash
     model["analysis_plan_file"] = {"name": plan.plan_name, "content_hash": plan.plan_file_hash}
-    model["deployed"] = f"{deployed_label} regime on {plan.outcome}"
+    model["deployed"] = f"{deployed_label} regime on {plan.outcome}" + (
+        " (flexible stage 1 for the decision tool)" if doc_extra else "")
     step("done")
     return AnalysisResult(
         plan=plan, protocol_name=protocol.name, protocol_hash=protocol.content_hash,
@@ -550,7 +584,8 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
         model=json.loads(json.dumps(model, default=_jsonable)), contrasts=contrast_table,
         heterogeneity=heterogeneity, assignment_shares=shares,
         effect_importance=importance, domain_forest=forest, interpretable=interpretable,
-        time_points=time_points, plan_hash=plan_hash, notes=tuple(notes))
+        time_points=time_points, plan_hash=plan_hash, notes=tuple(notes),
+        calibration=calibration, calibration_ece=calibration_ece)
 
 
 def _fill_missing_covariates(data: pd.DataFrame, plan: AnalysisPlan) -> list[str]:

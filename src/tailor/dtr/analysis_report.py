@@ -190,6 +190,23 @@ def _forest_plot(result: AnalysisResult) -> plt.Figure | None:
     return fig
 
 
+def _calibration_plot(result: AnalysisResult) -> plt.Figure:
+    """Predicted chance of response (deciles) against the observed share, with the diagonal."""
+    cal = result.calibration
+    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    ax.plot([0, 1], [0, 1], color="#a0aec0", lw=1, ls="--", label="perfect calibration")
+    ax.plot(cal["predicted"], cal["observed"], "o-", color="#2b6cb0",
+            label="deciles of the predicted chance")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("predicted chance of response (cross-fitted)")
+    ax.set_ylabel("observed share responding at week 24")
+    ax.set_title(f"Calibration: ECE {result.calibration_ece:.3f}")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def _software() -> dict[str, str]:
     import numba
     import scipy
@@ -222,7 +239,8 @@ def write_analysis(result: AnalysisResult, data: pd.DataFrame, out: Path, *,
               "coefficients_stage2": result.coefficients[2],
               "phenotype_map": result.phenotype_map, "modifier_importance": result.modifiers,
               "subgroups": result.subgroups, "recommendations": result.recommendations,
-              "response_by_arm": result.response_by_arm, "balance": result.balance}
+              "response_by_arm": result.response_by_arm, "balance": result.balance,
+              "calibration": result.calibration}
     for name, table in tables.items():
         path = out / f"{name}.csv"
         table.to_csv(path, index=False)
@@ -333,6 +351,27 @@ def write_analysis(result: AnalysisResult, data: pd.DataFrame, out: Path, *,
     if forest is not None:
         report.figure(forest, save_as=plots / "forest")
         plt.close(forest)
+    if not result.calibration.empty:
+        report.heading("Is the decision tool's chance of response calibrated?")
+        report.paragraph(
+            "The decision tool's chance of response for the first treatment each participant "
+            "received, cross-fitted (each participant predicted by the model fitted without "
+            f"their fold; {result.plan.folds} folds), against whether they responded at week "
+            "24, by deciles of the prediction (censoring-weighted). Expected calibration "
+            f"error (ECE, the size-weighted mean gap): {result.calibration_ece:.3f}. The "
+            "participants followed the trial's randomized second step, the prediction the "
+            "model's own; held-out simulated patients: benchmarks/results/decide_coverage.md.")
+        fig = _calibration_plot(result)
+        report.figure(fig, save_as=plots / "calibration")
+        plt.close(fig)
+        cal = result.calibration
+        report.table(pd.DataFrame({
+            "Decile": cal["bin"], "Participants": cal["n"],
+            "Predicted range": [f"{lo:.0%}-{hi:.0%}" for lo, hi in
+                                zip(cal["lowest"], cal["highest"], strict=True)],
+            "Mean predicted": [f"{v:.1%}" for v in cal["predicted"]],
+            "Observed": [f"{v:.1%}" for v in cal["observed"]]}),
+            caption="Calibration of the chance of response by decile of the prediction.")
     report.heading("Embedded regimes")
     report.table(result.embedded.head(15), caption="The 15 embedded regimes with the lowest "
                                                    "mean week-24 PEG (weighted and replicated).")

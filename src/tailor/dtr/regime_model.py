@@ -19,8 +19,11 @@ gives, for every feasible first treatment,
 The interpretable tree is kept only to say how often it agrees with the recommendation in the
 trial (``tree_agreement``), never as a second recommendation.
 
-Missing inputs: a missing numeric feature is set to the trial mean and the prediction variance
-gains ``(mu(x_mean + sd) - mu(x_mean))**2`` per missing feature (independence assumed);
+Missing inputs: a missing numeric feature is integrated over its trial distribution (ten
+quantiles, 5th to 95th percentile, kept in the file): the expected PEG is the mean of the
+predictions at those values and the prediction variance gains their variance, per missing
+feature (independence assumed). Files without the quantiles use the trial mean and
+``(mu(mean +- sd) - mu)**2``;
 :meth:`RegimeModel.could_change` names the missing inputs whose trial 5th-95th percentile range
 would change the recommended treatment.
 
@@ -59,10 +62,44 @@ if TYPE_CHECKING:
     from tailor.dtr.bootstrap import BootstrapResult
     from tailor.dtr.qlearning import QLearningResult
 
-__all__ = ["FORMAT", "Decision", "Prediction", "RegimeModel", "StagePlan", "Z", "regime_document"]
+__all__ = ["FORMAT", "Decision", "Prediction", "RegimeModel", "StagePlan", "Z", "rcs_columns",
+           "regime_document"]
 
 FORMAT = "tailor-regime/2"
+# trial quantiles (%) kept per input: a missing input is integrated over them
+QUANTILE_POINTS = (5, 15, 25, 35, 45, 55, 65, 75, 85, 95)
 Z = float(stats.norm.ppf(0.975))
+
+
+# ----------------------------------------------------------------------------- bases
+def rcs_columns(x: np.ndarray, knots: Sequence[float]) -> np.ndarray:
+    """The nonlinear columns (n, k - 2) of a restricted cubic spline with knots ``t_1..t_k``
+    (Harrell 2015, eq. 2.25: linear beyond the outer knots), divided by (t_k - t_1)^2 so they
+    are on the scale of ``x``. The linear column is ``x`` itself (not returned)."""
+    t = np.asarray(knots, dtype=float)
+    k = len(t)
+    x = np.asarray(x, dtype=float)
+    span = (t[-1] - t[-2])
+    norm = (t[-1] - t[0]) ** 2
+
+    def cube(u: np.ndarray) -> np.ndarray:
+        return np.maximum(u, 0.0) ** 3
+
+    cols = [(cube(x - t[j]) - cube(x - t[-2]) * (t[-1] - t[j]) / span
+             + cube(x - t[-1]) * (t[-2] - t[j]) / span) / norm for j in range(k - 2)]
+    return np.stack(cols, axis=1) if cols else np.zeros((len(x), 0))
+
+
+def _derive(cols: Mapping[str, np.ndarray], basis: Mapping[str, Mapping[str, Any]]
+            ) -> dict[str, np.ndarray]:
+    """``cols`` plus the model's derived basis columns computed from their raw variables."""
+    out = dict(cols)
+    for name, b in basis.items():
+        raw = cols.get(str(b["of"]))
+        if raw is not None:
+            out[name] = rcs_columns(np.asarray(raw, dtype=float),
+                                    b["knots"])[:, int(b["index"])]
+    return out
 
 
 # ----------------------------------------------------------------------------- writing
@@ -95,11 +132,15 @@ def _stage_document(result: QLearningResult, stage: int, spec_in: Mapping[str, A
             "model_cov": cov, "residual_variance": scale}
 
 
-def _features_of(terms: Sequence[str], treatment: str) -> list[str]:
+def _features_of(terms: Sequence[str], treatment: str,
+                 basis: Mapping[str, Mapping[str, Any]] | None = None) -> list[str]:
+    """The raw input variables of ``terms`` (a derived basis column counts as its variable)."""
     names: list[str] = []
     for term in terms:
         for f in term.split(":"):
             base = f.split("[", 1)[0]
+            if basis and base in basis:
+                base = str(basis[base]["of"])
             if base not in ("Intercept", treatment) and base not in names:
                 names.append(base)
     return names
@@ -111,11 +152,16 @@ def regime_document(fit: QLearningResult, boot: BootstrapResult | None, *,
                     responder_threshold: float, tree: Mapping[str, Any] | None,
                     tree_features: Sequence[str], tree_agreement: float | None,
                     simulated: bool | None = None, mid: float = 1.0,
-                    date: str | None = None) -> dict[str, Any]:
+                    date: str | None = None,
+                    basis: Mapping[str, Mapping[str, Any]] | None = None,
+                    cov_scale: float = 1.0, cov_note: str | None = None) -> dict[str, Any]:
     """The ``tailor-regime/2`` model file of a fitted PEG regime (see the module docstring).
 
     ``plan`` is the analysis plan as plain data (hashed into the provenance); ``simulated``
-    says whether the data were simulated (None: not stated)."""
+    says whether the data were simulated (None: not stated). ``basis`` names derived spline
+    columns of the terms (:func:`tailor.dtr.decision_model.flexible_stages`); ``cov_scale``
+    multiplies the bootstrap covariances (G / (G - 1) for a site bootstrap) and ``cov_note``
+    describes the bootstrap in the file."""
     reps: list[np.ndarray | None] = [None, None]
     factors = [1.0, 1.0]
     if boot is not None:
@@ -126,10 +172,16 @@ def regime_document(fit: QLearningResult, boot: BootstrapResult | None, *,
             if last and boot.last_stage_replicates is not None:
                 r = boot.last_stage_replicates
             reps[i] = r
-            factors[i] = (boot.m / boot.n) if (boot.m and not last) else 1.0
+            factors[i] = ((boot.m / boot.n) if (boot.m and not last) else 1.0) * cov_scale
     docs = [_stage_document(fit, s + 1, stages[s], reps[s], factors[s])
             for s in range(len(stages))]
-    names = _features_of(docs[0]["terms"], docs[0]["treatment"])
+    if cov_note:
+        for d in docs:
+            if d["cov_method"] == "bootstrap":
+                d["cov_method"] = cov_note
+    basis_doc = {str(k): {"of": str(v["of"]), "knots": [float(t) for t in v["knots"]],
+                          "index": int(v["index"])} for k, v in dict(basis or {}).items()}
+    names = _features_of(docs[0]["terms"], docs[0]["treatment"], basis_doc)
     names += [f for f in tree_features if f not in names]
     feature_stats: dict[str, dict[str, float]] = {}
     for name in names:
@@ -141,7 +193,9 @@ def regime_document(fit: QLearningResult, boot: BootstrapResult | None, *,
             feature_stats[name] = {"mean": float(x.mean()), "sd": float(x.std(ddof=1)),
                                    "p05": float(np.quantile(x, 0.05)),
                                    "p95": float(np.quantile(x, 0.95)),
-                                   "min": float(x.min()), "max": float(x.max())}
+                                   "min": float(x.min()), "max": float(x.max()),
+                                   **{f"q{q:02d}": float(np.quantile(x, q / 100))
+                                      for q in QUANTILE_POINTS}}
     plan_json = json.dumps(dict(plan), sort_keys=True, default=str)
     return {
         "format": FORMAT,
@@ -155,7 +209,7 @@ def regime_document(fit: QLearningResult, boot: BootstrapResult | None, *,
             "simulated": simulated},
         "outcome": outcome, "baseline": baseline, "lower_is_better": True,
         "mid": float(mid), "responder_threshold": float(responder_threshold),
-        "stages": docs, "features": feature_stats,
+        "stages": docs, "features": feature_stats, "basis": basis_doc,
         "tree": tree, "tree_features": list(tree_features),
         "tree_agreement": None if tree_agreement is None else float(tree_agreement),
     }
@@ -281,16 +335,25 @@ class RegimeModel:
         except (KeyError, IndexError, TypeError, ValueError) as exc:
             raise InputFileError(f"model file is incomplete or malformed ({exc})",
                                  path=source) from None
+        try:
+            self.basis: dict[str, dict[str, Any]] = {
+                str(k): {"of": str(v["of"]), "knots": [float(t) for t in v["knots"]],
+                         "index": int(v["index"])}
+                for k, v in dict(data.get("basis") or {}).items()}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputFileError(f"model file has a malformed basis ({exc})",
+                                 path=source) from None
         self.tree = data.get("tree")
         self.tree_agreement = data.get("tree_agreement")
         self.data = dict(data)
         self.source = source
         s1 = self.stages[0]
-        self.features = _features_of([":".join(t) for t in s1.terms], s1.treatment)
+        self.features = _features_of([":".join(t) for t in s1.terms], s1.treatment,
+                                     self.basis)
         tailoring = set()
         for t in s1.terms:
             if any(f.startswith(s1.treatment + "[") for f in t):
-                tailoring |= {f.split("[", 1)[0] for f in t} - {"Intercept", s1.treatment}
+                tailoring |= set(_features_of([":".join(t)], s1.treatment, self.basis))
         self.tailoring = [f for f in self.features if f in tailoring]
         self.sigma = math.sqrt(sum(max(s.residual_variance, 0.0) for s in self.stages))
 
@@ -347,7 +410,7 @@ class RegimeModel:
                 x = np.where(m, self.feature_stats[name]["mean"], x)
             cols[name] = x
             miss[:, j] = m
-        return cols, miss
+        return _derive(cols, self.basis), miss
 
     def predict(self, patients: Mapping[str, Any], eligible: np.ndarray | None = None
                 ) -> Prediction:
@@ -365,14 +428,27 @@ class RegimeModel:
         mean = x @ s1.coef
         # extra variance of missing inputs: shift each missing feature by one trial SD
         shifts = np.zeros((n, k, 0))
+        adjust = np.zeros((n, k))
         for j, name in enumerate(self.features):
             if not miss[:, j].any():
                 continue
-            moved = dict(cols)
-            moved[name] = cols[name] + self.feature_stats[name]["sd"] * miss[:, j]
-            xm = np.stack([s1.designs(moved, a, n) for a in s1.options], axis=1)
-            shifts = np.concatenate([shifts, (xm @ s1.coef - mean)[:, :, None]], axis=2)
-        mean = np.where(elig, mean, np.nan)
+            st = self.feature_stats[name]
+            points = [st[f"q{q:02d}"] for q in QUANTILE_POINTS if f"q{q:02d}" in st]
+            if len(points) < len(QUANTILE_POINTS):  # an older file: +- one SD
+                points = [st["mean"] + st["sd"], st["mean"] - st["sd"]]
+            mus = []
+            for v in points:
+                moved = dict(cols)
+                moved[name] = np.where(miss[:, j], v, cols[name])
+                moved = _derive(moved, self.basis)
+                xm = np.stack([s1.designs(moved, a, n) for a in s1.options], axis=1)
+                mus.append(xm @ s1.coef)
+            mu = np.stack(mus, axis=2)  # (n, k, points)
+            centre = mu.mean(axis=2) if len(points) > 2 else mean
+            adjust = adjust + (centre - mean)
+            shifts = np.concatenate([shifts, (mu - centre[:, :, None])
+                                     / math.sqrt(len(points))], axis=2)
+        mean = np.where(elig, mean + adjust, np.nan)
         masked = np.where(elig, mean, np.inf)
         best = masked.argmin(axis=1)
         rows = np.arange(n)
@@ -471,7 +547,9 @@ class RegimeModel:
             rec: str | None = opts[0] if len(opts) == 1 else None
             if s2 is not None and len(opts) > 1:
                 fitted = [o for o in opts if o in s2.options]
-                row = {**{k: [v] for k, v in filled.items()}, "A1": [first],
+                row = {**_derive({k: np.asarray([v]) for k, v in filled.items()
+                                  if _is_number(v)}, self.basis),
+                       **{k: [v] for k, v in filled.items()}, "A1": [first],
                        "response_category": [category]}
                 try:
                     q = {o: float(s2.designs(row, o, 1, contrast_only=True)[0] @ s2.coef)
