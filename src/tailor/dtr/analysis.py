@@ -58,6 +58,7 @@ from tailor.dtr.phenotype import (
     responder_indicator,
     subgroup_effects,
 )
+from tailor.dtr.plan import TRIAL_COLUMNS
 from tailor.dtr.qlearning import QLearning, QLearningResult
 from tailor.dtr.regime_model import regime_document
 from tailor.dtr.value import ValueEstimate, aipw_value, dr_scores, static_regime
@@ -357,7 +358,7 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
     fold = fold_partition(len(data), plan.folds, rng)
     clusters = data[plan.cluster].astype(str).to_numpy() if plan.cluster else None
     multipliers = cluster_multipliers(clusters, len(data), plan.bootstrap, rng)
-    props = ["p_A1", "p_A2"]
+    props = list(TRIAL_COLUMNS.propensities)
     learners: dict[str, FirstStageLearner] = {
         "interpretable": tree_learner(ql, outcome=plan.outcome, propensities=props,
                                       features=plan.tree_features, depth=plan.tree_depth,
@@ -468,7 +469,7 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
 
     regimes = embedded_regimes(list(protocol.arm_codes), rule, categories)
     emb = WeightedReplicated(alpha=plan.alpha).fit(
-        data, regimes, outcome=plan.outcome, propensities=["p_A1", "p_A2"], weights=weights)
+        data, regimes, outcome=plan.outcome, propensities=list(TRIAL_COLUMNS.propensities), weights=weights)
     emb_table = emb.table().sort_values("estimate", ignore_index=True)
     top = emb_table.head(10)
     pairwise = emb.pairwise()
@@ -627,7 +628,7 @@ def _time_points(data: pd.DataFrame, protocol: Protocol, ql: QLearning, plan: An
                     else f"mean {plan.outcome}", data, plan.outcome))
     for label, frame, col in targets:
         est = aipw_value(frame, {"A1": [None] * len(frame), "A2": [None] * len(frame)},
-                         outcome=col, qlearning=ql, propensities=["p_A1", "p_A2"],
+                         outcome=col, qlearning=ql, propensities=list(TRIAL_COLUMNS.propensities),
                          alpha=plan.alpha, name=label, outcome_model="zero")
         est = clustered(est, clusters, alpha=plan.alpha)
         rows.append({"measure": label, "estimate": est.estimate, "lower": est.lower,

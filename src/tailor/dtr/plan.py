@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tailor.exceptions import PlanError
 
-__all__ = ["PlanSpec", "builtin_plans", "load_plan", "parse_plan", "resolve_plan"]
+__all__ = ["TRIAL_COLUMNS", "PlanSpec", "TrialColumns", "builtin_plans", "load_plan", "parse_plan", "resolve_plan"]
 
 
 class _Strict(BaseModel):
@@ -85,6 +85,21 @@ class PrimaryContrast(_Strict):
 class Margins(_Strict):
     responder_rate: float = Field(default=0.05, ge=0)
     peg: float = Field(default=0.5, ge=0)
+
+
+class TrialColumns(_Strict):
+    """Column names of the wide table tailor's simulator and exports write (one row per
+    participant): the single place generic estimators take their default column names from
+    (``tailor.dtr.embedded``, ``tailor.dtr.phenotype``, the analysis). Not part of the plan
+    file (so a plan's content hash does not depend on it)."""
+
+    treatments: tuple[str, ...] = ("A1", "A2")
+    propensities: tuple[str, ...] = ("p_A1", "p_A2")
+    response_category: str = "response_category"
+    stage2_options: str = "options2"
+
+
+TRIAL_COLUMNS = TrialColumns()
 
 
 class PlanSpec(_Strict):

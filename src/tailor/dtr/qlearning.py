@@ -29,6 +29,7 @@ import pandas as pd
 from scipy import stats
 
 from tailor.dtr._summary import Summary
+from tailor.dtr.data import SmartData, censoring_formula
 from tailor.dtr.design import StageSpec, _truthy, option_label, parse_options
 from tailor.exceptions import EstimationError, InputFileError, NotFittedError, RecordError
 
@@ -383,14 +384,15 @@ class QLearning:
             if not isinstance(st, Mapping) or "treatment" not in st:
                 raise EstimationError(f"stages[{i}] must be a dict with at least 'treatment'")
 
-    def fit(self, data: pd.DataFrame, *, outcome: str,
+    def fit(self, data: pd.DataFrame | SmartData, *, outcome: str | None = None,
             weights: str | np.ndarray | None = None) -> QLearningResult:
         """Fit the Q-functions backwards and return the frozen result.
 
         Parameters
         ----------
-        data : DataFrame
-            One row per participant (the wide table).
+        data : DataFrame or SmartData
+            One row per participant (the wide table), validated once as a
+            :class:`~tailor.dtr.data.SmartData` (built here from a DataFrame).
         outcome : str
             Final-outcome column.
         weights : str or array, optional
@@ -398,48 +400,35 @@ class QLearning:
             a row. When absent and the outcome has missing values, ``missing`` decides.
         """
         self._validate()
-        if outcome not in data.columns:
-            raise InputFileError(f"outcome column '{outcome}' is absent", column=outcome)
-        data = data.reset_index(drop=True)
-        y = pd.to_numeric(data[outcome], errors="coerce").to_numpy(dtype=float)
-        w, missing_note = self._weights(data, y, outcome, weights)
+        sd = self.smart_data(data, outcome=outcome, weights=weights)
+        w, missing_note = sd.censoring_weights(covariates=censoring_formula(self.stages),
+                                               missing=self.missing)
         sign = 1.0 if self.maximize else -1.0
-        fits, pseudo0 = fit_stages(self.stages, data, y, w, coding=self.coding,
+        fits, pseudo0 = fit_stages(self.stages, sd.frame, sd.y, w, coding=self.coding,
                                    regressor=self.regressor, cov_type=self.cov_type,
                                    decide=choose_best(sign))
         result = QLearningResult(
-            stages=tuple(fits), outcome=outcome, maximize=self.maximize, n=len(data),
-            weights=w, y=y, pseudo0=pseudo0, missing_note=missing_note, estimator=self,
-            data=data)
+            stages=tuple(fits), outcome=sd.outcome, maximize=self.maximize, n=sd.n,
+            weights=w, y=sd.y, pseudo0=pseudo0, missing_note=missing_note, estimator=self,
+            data=sd.frame)
         self.result_ = result
         return result
 
-    def _weights(self, data: pd.DataFrame, y: np.ndarray, outcome: str,
-                 weights: str | np.ndarray | None) -> tuple[np.ndarray, str]:
-        observed = ~np.isnan(y)
-        if weights is not None:
-            w = (pd.to_numeric(data[weights], errors="coerce").to_numpy(dtype=float)
-                 if isinstance(weights, str) else np.asarray(weights, dtype=float))
-            if w.shape != (len(data),) or np.isnan(w[observed]).any() or (w < 0).any():
-                raise RecordError("weights must be non-negative, one per row",
-                                  field=str(weights) if isinstance(weights, str) else "weights")
-            w = np.where(observed, np.nan_to_num(w), 0.0)
-            return w, "user weights"
-        if observed.all():
-            return np.ones(len(data)), "complete outcome"
-        n_miss = int((~observed).sum())
-        if self.missing == "error":
-            raise RecordError(f"outcome '{outcome}' is missing for {n_miss} participant(s); "
-                              "pass missing='ipcw' or 'drop', or impute", field=outcome)
-        if self.missing == "drop":
-            return observed.astype(float), f"complete cases ({n_miss} missing outcomes dropped)"
-        from tailor.dtr.missing import ipcw_weights
-
-        first = self.stages[0]
-        formula = " + ".join(
-            [t for t in (first.get("main"), first.get("tailoring")) if t] + [str(first["treatment"])])
-        w = ipcw_weights(data, observed=observed, covariates=formula)
-        return w, (f"IPCW for {n_miss} missing outcomes (censoring model: observed ~ {formula})")
+    def smart_data(self, data: pd.DataFrame | SmartData, *, outcome: str | None = None,
+                   weights: str | np.ndarray | None = None) -> SmartData:
+        """``data`` validated as a :class:`~tailor.dtr.data.SmartData` with this estimator's
+        stages (a SmartData passes through; then ``outcome``/``weights`` must be None or
+        agree)."""
+        if isinstance(data, SmartData):
+            if outcome is not None and outcome != data.outcome:
+                raise EstimationError(f"outcome {outcome!r} differs from the SmartData's "
+                                      f"{data.outcome!r}")
+            if weights is not None:
+                raise EstimationError("pass weights to SmartData.from_frame, not to fit")
+            return data
+        if outcome is None:
+            raise EstimationError("fit needs the outcome column (outcome=...)")
+        return SmartData.from_frame(data, outcome=outcome, stages=self.stages, weights=weights)
 
 
 @dataclass(frozen=True)

@@ -48,9 +48,16 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from tailor.dtr.design import _is_missing, option_label
+from tailor.dtr.data import (
+    SmartData,
+    censoring_formula,
+    is_missing,
+    propensity_values,
+    require_column,
+)
+from tailor.dtr.design import option_label
 from tailor.dtr.qlearning import QLearning, QLearningResult, StageFit, fit_stages
-from tailor.exceptions import EstimationError, InputFileError, RecordError
+from tailor.exceptions import EstimationError, RecordError
 
 __all__ = [
     "DRScores",
@@ -90,7 +97,7 @@ class ValueEstimate:
 # helpers
 # ---------------------------------------------------------------------------------------------
 def _labels(values: Sequence[Any]) -> list[str | None]:
-    return [None if _is_missing(v) else option_label(v) for v in values]
+    return [None if is_missing(v) else option_label(v) for v in values]
 
 
 def _regime_labels(regime: Regime, data: pd.DataFrame,
@@ -119,15 +126,12 @@ def _ratios(data: pd.DataFrame, treatments: Sequence[str], propensities: Sequenc
     r = np.ones((n, k_stages))
     active = np.zeros((n, k_stages), dtype=bool)
     for k, (t, pcol) in enumerate(zip(treatments, propensities, strict=True)):
-        for col in (t, pcol):
-            if col not in data.columns:
-                raise InputFileError(f"column '{col}' is absent", column=col)
-        a = _labels(list(data[t]))
-        p = pd.to_numeric(data[pcol], errors="coerce").to_numpy(dtype=float)
+        a = _labels(list(require_column(data, t, "treatment")))
+        p = propensity_values(data, pcol)
         for i in range(n):
             if recs[k][i] is None or a[i] is None:
                 continue
-            if not (p[i] > 0) or p[i] > 1:
+            if np.isnan(p[i]):
                 raise RecordError(f"row {i + 1}: randomization probability '{pcol}' = {p[i]!r} "
                                   "must lie in (0, 1]", field=pcol, value=p[i])
             active[i, k] = True
@@ -168,32 +172,14 @@ def _estimate(name: str, method: str, value: float, infl: np.ndarray, w: np.ndar
 def _outcome_and_weights(data: pd.DataFrame, outcome: str,
                          weights: str | np.ndarray | None,
                          covariates: str | None) -> tuple[np.ndarray, np.ndarray]:
-    if outcome not in data.columns:
-        raise InputFileError(f"outcome column '{outcome}' is absent", column=outcome)
-    y = pd.to_numeric(data[outcome], errors="coerce").to_numpy(dtype=float)
-    observed = ~np.isnan(y)
-    if weights is not None:
-        w = (pd.to_numeric(data[weights], errors="coerce").to_numpy(dtype=float)
-             if isinstance(weights, str) else np.asarray(weights, dtype=float))
-        w = np.where(observed, np.nan_to_num(w), 0.0)
-    elif observed.all():
-        w = np.ones(len(y))
-    else:
-        if covariates is None:
-            raise RecordError(f"outcome '{outcome}' has missing values: pass censoring weights "
-                              "or a Q-learning specification to build them", field=outcome)
-        from tailor.dtr.missing import ipcw_weights
-
-        w = ipcw_weights(data, observed=observed, covariates=covariates)
-    return np.where(observed, y, 0.0), w
+    """The outcome (0 where not observed) and censoring weights, read by :class:`SmartData`."""
+    sd = SmartData.from_frame(data, outcome=outcome, weights=weights)
+    w, _ = sd.censoring_weights(covariates=covariates)
+    return np.where(sd.observed, sd.y, 0.0), w
 
 
 def _censoring_formula(ql: QLearning | None) -> str | None:
-    if ql is None:
-        return None
-    first = ql.stages[0]
-    parts = [t for t in (first.get("main"), first.get("tailoring")) if t]
-    return " + ".join([*parts, str(first["treatment"])])
+    return None if ql is None else censoring_formula(ql.stages)
 
 
 # ---------------------------------------------------------------------------------------------
