@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from tailor.dtr.data import decide
 from tailor.exceptions import EstimationError
 
 if TYPE_CHECKING:
@@ -197,10 +198,9 @@ def _stage_pass(fit: StageFit, counts_w: np.ndarray, target: np.ndarray,
         q = (np.nan_to_num(xo).reshape(d * nd, p) @ coef.T).reshape(d, nd, -1)  # (d, nd, B)
         q = np.transpose(q, (2, 1, 0))  # (B, nd, d)
         mask = fit.mask[dec] & ~np.isnan(xo).any(axis=2).T
-        scored = np.where(mask[None, :, :], sign * q, -np.inf)
-        best = scored.max(axis=2)
-        has = np.isfinite(best)
-        new_target[:, dec] = np.where(has, sign * best, target[:, dec])
+        chosen = decide(q, mask[None, :, :], maximize=sign > 0, active=mask.any(axis=1)[None, :])
+        best = np.take_along_axis(q, np.maximum(chosen, 0)[:, :, None], axis=2)[:, :, 0]
+        new_target[:, dec] = np.where(chosen >= 0, best, target[:, dec])
     return coef, failed, new_target
 
 

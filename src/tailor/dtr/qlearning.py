@@ -29,7 +29,7 @@ import pandas as pd
 from scipy import stats
 
 from tailor.dtr._summary import Summary
-from tailor.dtr.data import SmartData, censoring_formula
+from tailor.dtr.data import SmartData, censoring_formula, decide
 from tailor.dtr.design import StageSpec, _truthy, option_label, parse_options
 from tailor.exceptions import EstimationError, InputFileError, NotFittedError, RecordError
 
@@ -303,13 +303,11 @@ def choose_best(sign: float) -> Decide:
 
 def best_feasible(q: np.ndarray, mask: np.ndarray, sign: float,
                   decision: np.ndarray | None = None) -> np.ndarray:
-    scored = np.where(mask & ~np.isnan(q), sign * q, -np.inf)
-    chosen = np.argmax(scored, axis=1)
-    none = ~np.isfinite(scored.max(axis=1)) if scored.shape[1] else np.ones(len(q), bool)
-    if decision is not None:
-        none |= ~decision
-    chosen[none] = -1
-    return chosen
+    """:func:`tailor.dtr.data.decide` for rows with a scorable feasible option (and, given
+    ``decision``, a decision to make); -1 elsewhere."""
+    scorable = (mask & ~np.isnan(q)).any(axis=1) if q.shape[1] else np.zeros(len(q), bool)
+    active = scorable if decision is None else scorable & decision
+    return decide(q, mask, maximize=sign > 0, active=active)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -519,8 +517,7 @@ class QLearningResult:
                     f"row {int(np.flatnonzero(bad)[0]) + 1}: stage-{spec.stage} Q-values cannot be computed (a "
                     f"covariate among {list(spec.variables)} is missing or has a level "
                     "unseen in training)", field=spec.treatment)
-            # the best feasible option; ties go to the first in option order
-            best = np.argmax(np.where(mask, self.sign * np.nan_to_num(q), -np.inf), axis=1)
+            best = decide(q, mask, maximize=self.maximize, active=size >= 2)
             col: list[str | None] = [
                 None if size[i] == 0 else sets[i][0] if size[i] == 1 else spec.options[best[i]]
                 for i in range(len(sets))]

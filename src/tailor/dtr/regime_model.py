@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy import special, stats
 
+from tailor.dtr.data import decide
 from tailor.exceptions import InputFileError, InvalidFieldError, MissingFieldError
 from tailor.protocol import Protocol
 from tailor.rules import stage_options
@@ -373,8 +374,7 @@ class RegimeModel:
             xm = np.stack([s1.designs(moved, a, n) for a in s1.options], axis=1)
             shifts = np.concatenate([shifts, (xm @ s1.coef - mean)[:, :, None]], axis=2)
         mean = np.where(elig, mean, np.nan)
-        masked = np.where(elig, mean, np.inf)
-        best = masked.argmin(axis=1)
+        best = decide(mean, elig, maximize=False)
         rows = np.arange(n)
         xb = x[rows, best]  # (n, p)
         var = np.einsum("nkp,pq,nkq->nk", x, s1.cov, x) + (shifts ** 2).sum(axis=2)
