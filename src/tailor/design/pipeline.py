@@ -41,12 +41,13 @@ from scipy import stats
 
 from tailor.design.grid import number_param
 from tailor.dtr.analysis import censoring_weights, default_plan, tree_rewards, working_model
+from tailor.dtr.crossfit import crossfit_value
 from tailor.dtr.data import decide
 from tailor.dtr.design import parse_options
 from tailor.dtr.embedded import EmbeddedRegime, WeightedReplicated
 from tailor.dtr.policytree import PolicyTree
 from tailor.dtr.qlearning import QLearning, QLearningResult, StageFit
-from tailor.dtr.value import aipw_value, crossfit_value, dr_scores, static_regime
+from tailor.dtr.value import aipw_value, dr_scores, static_regime
 from tailor.exceptions import EstimationError, RecordError, ScenarioError
 from tailor.protocol import Protocol, load_protocol
 from tailor.rules import stage_options

@@ -58,7 +58,7 @@ from tailor.dtr.phenotype import (
     responder_indicator,
     subgroup_effects,
 )
-from tailor.dtr.plan import TRIAL_COLUMNS
+from tailor.dtr.plan import TRIAL_COLUMNS, AnalysisPlan
 from tailor.dtr.qlearning import QLearning, QLearningResult
 from tailor.dtr.regime_model import regime_document
 from tailor.dtr.value import ValueEstimate, aipw_value, dr_scores, static_regime
@@ -78,38 +78,6 @@ PHENOTYPE_FEATURES = ("amplifier_index", "body_regions", "wpi", "sss", "fibromya
 PROFILE_FEATURES = ("amplifier_index", "body_regions", "peg_baseline", "promis_depression_t",
                     "promis_sleep_t", "pcs_total", "age", "sex", "phenotype_label")
 SUBGROUPS = ("phenotype_label", "pain_ge5", "opioid", "depression", "sex")
-
-
-@dataclass(frozen=True)
-class AnalysisPlan:
-    """What the analysis fits; :func:`default_plan` builds one from the data's columns."""
-
-    outcome: str = "peg_w24"
-    baseline: str = "peg_baseline"
-    responder_threshold: float = 0.30
-    main1: tuple[str, ...] = ("peg_baseline", "amplifier_index")
-    tailoring1: tuple[str, ...] = ("amplifier_index",)
-    main2: tuple[str, ...] = ("peg_baseline", "peg_w12", "response_category")
-    tailoring2: tuple[str, ...] = ("amplifier_index",)
-    tree_features: tuple[str, ...] = ("amplifier_index", "peg_baseline")
-    tree_depth: int = 2
-    tree_min_node_size: int = 30
-    profile_features: tuple[str, ...] = ("amplifier_index", "peg_baseline")
-    phenotype_categories: tuple[str, ...] = ()
-    subgroups: tuple[str, ...] = ()
-    cluster: str | None = "site"
-    domains: tuple[tuple[str, tuple[str, ...]], ...] = ()
-    plan_name: str = "default (from the data's columns)"
-    plan_file_hash: str = ""
-    responder_week: int = 12
-    penalized: bool = False
-    l1_ratio: float = 1.0
-    deployed: str = "working_model"
-    ensemble: bool = False
-    bootstrap: int = 500
-    folds: int = 5
-    alpha: float = 0.05
-    seed: int = 1
 
 
 def _present(data: pd.DataFrame, names: Sequence[str]) -> tuple[str, ...]:

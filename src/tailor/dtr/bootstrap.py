@@ -36,17 +36,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from tailor.dtr.backward import FittedBackward, StageFit, choose_best, fit_stages
 from tailor.dtr.data import decide
 from tailor.exceptions import EstimationError
-
-if TYPE_CHECKING:
-    from tailor.dtr.qlearning import QLearningResult, StageFit
 
 __all__ = ["BootstrapResult", "adaptive_m", "bootstrap_qlearning"]
 
@@ -124,7 +121,7 @@ class BootstrapResult:
         return pd.concat([*frames, val], ignore_index=True)
 
 
-def adaptive_m(result: QLearningResult, *, tuning: float = 0.1, nu: float = 0.001) -> tuple[int,
+def adaptive_m(result: FittedBackward, *, tuning: float = 0.1, nu: float = 0.001) -> tuple[int,
                                                                                              float]:
     """Data-driven resample size (Chakraborty, Laber and Zhao 2013) and the non-regular share."""
     n = int((result.weights > 0).sum())
@@ -204,7 +201,7 @@ def _stage_pass(fit: StageFit, counts_w: np.ndarray, target: np.ndarray,
     return coef, failed, new_target
 
 
-def bootstrap_qlearning(result: QLearningResult, *, replicates: int = 1000,
+def bootstrap_qlearning(result: FittedBackward, *, replicates: int = 1000,
                         m: int | str | None = None,
                         random_state: int | np.random.Generator | None = None,
                         alpha: float = 0.05) -> BootstrapResult:
@@ -248,7 +245,7 @@ def bootstrap_qlearning(result: QLearningResult, *, replicates: int = 1000,
         failed=int(failed_any.sum()), p_nonregular=p_nonreg, last_stage_replicates=last_reps)
 
 
-def _run(result: QLearningResult, counts: np.ndarray) -> tuple[list[np.ndarray], np.ndarray,
+def _run(result: FittedBackward, counts: np.ndarray) -> tuple[list[np.ndarray], np.ndarray,
                                                                 np.ndarray]:
     w = result.weights
     used = w > 0
@@ -268,12 +265,10 @@ def _run(result: QLearningResult, counts: np.ndarray) -> tuple[list[np.ndarray],
     return coefs, failed_any, values
 
 
-def _loop_bootstrap(result: QLearningResult, replicates: int, m_size: int | None,
+def _loop_bootstrap(result: FittedBackward, replicates: int, m_size: int | None,
                     rng: np.random.Generator, alpha: float, probs: np.ndarray,
                     p_nonreg: float | None) -> BootstrapResult:
     """Refit loop for non-linear regressors (value intervals; coefficients where available)."""
-    from tailor.dtr.qlearning import choose_best, fit_stages
-
     est = result.estimator
     if est is None or result.data is None:
         raise EstimationError("this result does not keep its data; refit to bootstrap")

@@ -36,8 +36,9 @@ import pandas as pd
 
 from tailor.exceptions import EstimationError, InputFileError, RecordError
 
-__all__ = ["SmartData", "Stage", "censoring_formula", "check_stage", "decide", "feasibility_matrix",
-           "is_missing", "propensity_values", "require_column", "truthy"]
+__all__ = ["SmartData", "Stage", "as_partition", "censoring_formula", "check_stage", "decide",
+           "feasibility_matrix", "fold_partition", "is_missing", "propensity_values",
+           "require_column", "truthy"]
 
 _TRUE = ("1", "true", "yes", "y", "t")
 _FALSE = ("0", "false", "no", "n", "f", "")
@@ -311,6 +312,35 @@ class SmartData:
 
         w = ipcw_weights(self.frame, observed=self.observed, covariates=covariates)
         return w, f"IPCW for {n_miss} missing outcomes (censoring model: observed ~ {covariates})"
+
+
+# ---------------------------------------------------------------------------------------------
+# fold partitions (shared by every cross-fitted estimate)
+# ---------------------------------------------------------------------------------------------
+def fold_partition(n: int, folds: int, random_state: int | np.random.Generator | None = None
+                   ) -> np.ndarray:
+    """Fold label (0..folds-1) per row, balanced sizes, randomly permuted."""
+    if folds < 2:
+        raise EstimationError("cross-fitting needs at least 2 folds")
+    if n < folds:
+        raise EstimationError(f"cross-fitting with {folds} folds needs at least {folds} rows, "
+                              f"got {n}")
+    rng = np.random.default_rng(random_state)
+    return rng.permutation(np.arange(n) % folds)
+
+
+def as_partition(folds: int | np.ndarray, n: int,
+                 random_state: int | np.random.Generator | None = None) -> np.ndarray:
+    """A fold partition from a number of folds or a given label array (validated)."""
+    if isinstance(folds, int | np.integer):
+        return fold_partition(n, int(folds), random_state)
+    fold = np.asarray(folds)
+    if fold.shape != (n,):
+        raise EstimationError(f"the fold partition has shape {fold.shape}, the data {n} rows")
+    _, codes = np.unique(fold, return_inverse=True)
+    if codes.max() < 1:
+        raise EstimationError("cross-fitting needs at least 2 folds")
+    return codes.astype(np.int64)
 
 
 def check_stage(stage: Any, n_stages: int) -> int:

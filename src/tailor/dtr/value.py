@@ -50,6 +50,7 @@ from scipy import stats
 
 from tailor.dtr.data import (
     SmartData,
+    as_partition,
     censoring_formula,
     is_missing,
     propensity_values,
@@ -63,8 +64,6 @@ __all__ = [
     "DRScores",
     "ValueEstimate",
     "aipw_value",
-    "compare_regimes",
-    "crossfit_value",
     "dr_scores",
     "ipw_value",
     "static_regime",
@@ -306,31 +305,6 @@ def _stage_q(result: QLearningResult, data: pd.DataFrame) -> list[np.ndarray]:
     return [result._q(f, data) for f in result.stages]
 
 
-def crossfit_value(data: pd.DataFrame, qlearning: QLearning, *, outcome: str,
-                   propensities: Sequence[str], weights: str | np.ndarray | None = None,
-                   folds: int | np.ndarray = 5,
-                   random_state: int | np.random.Generator | None = None,
-                   normalize: bool = True, alpha: float = 0.05,
-                   name: str = "learned regime") -> ValueEstimate:
-    """Cross-fitted AIPW value of the regime Q-learning learns.
-
-    Each fold's participants are scored with the regime and Q-functions fitted on the other
-    folds, so no one is scored by a rule chosen with their own data; the standard error is the
-    influence-function SE of the pooled out-of-fold scores. ``folds`` is a number of folds or
-    a fold label per row (a shared partition). See
-    :func:`tailor.dtr.crossfit.crossfit_regime` for tree and category regimes.
-
-    References
-    ----------
-    Chernozhukov et al. (2018); Zhang et al. (2013); Murphy (2005).
-    """
-    from tailor.dtr.crossfit import crossfit_regime
-
-    return crossfit_regime(data, qlearning, outcome=outcome, propensities=propensities,
-                           weights=weights, folds=folds, random_state=random_state,
-                           normalize=normalize, alpha=alpha, name=name).value
-
-
 def _decision_mask(fit: StageFit, data: pd.DataFrame) -> np.ndarray:
     sets = fit.spec.feasible_sets(data)
     return np.array([len(s) >= 2 for s in sets])
@@ -387,8 +361,6 @@ def dr_scores(data: pd.DataFrame, qlearning: QLearning, *, outcome: str, stage: 
     if not 1 <= stage <= k_stages:
         raise EstimationError(f"stage must be 1..{k_stages}, got {stage}")
     y, w = _outcome_and_weights(data, outcome, weights, _censoring_formula(qlearning))
-    from tailor.dtr.crossfit import as_partition
-
     fold = as_partition(folds, len(data), random_state)
     full = qlearning.fit(data, outcome=outcome, weights=w)
     spec = full.stages[stage - 1].spec
@@ -461,43 +433,3 @@ def static_regime(data: pd.DataFrame, option: str, *, treatment: str,
             ok = opt in parse_options(data[feasible].iloc[i])
         rec.append(opt if ok else None)
     return {treatment: rec}
-
-
-def compare_regimes(data: pd.DataFrame, qlearning: QLearning, *, outcome: str,
-                    propensities: Sequence[str], weights: str | np.ndarray | None = None,
-                    folds: int = 5, random_state: int | np.random.Generator | None = None,
-                    alpha: float = 0.05) -> pd.DataFrame:
-    """Values of as-randomized treatment, every single first treatment, the best single first
-    treatment and the cross-fitted learned regime (AIPW, with intervals).
-
-    Use a responder indicator as ``outcome`` to compare responder rates. The "best single
-    treatment" row reuses the estimate of the best static row, so its interval ignores the
-    selection.
-    """
-    data = data.reset_index(drop=True)
-    first = qlearning.stages[0]
-    t1 = str(first["treatment"])
-    treatments = [str(s["treatment"]) for s in qlearning.stages]
-    rows = []
-    as_rand = aipw_value(data, {t: [None] * len(data) for t in treatments}, outcome=outcome,
-                         qlearning=qlearning, propensities=propensities, weights=weights,
-                         alpha=alpha, name="as randomized", outcome_model="zero")
-    rows.append(as_rand.to_frame())
-    fit = qlearning.fit(data, outcome=outcome, weights=weights)
-    statics = []
-    for opt in fit.stages[0].spec.options:
-        reg = static_regime(data, opt, treatment=t1, feasible=first.get("feasible"))
-        est = aipw_value(data, reg, outcome=outcome, qlearning=qlearning,
-                         propensities=propensities, weights=weights, alpha=alpha,
-                         name=f"always {opt} first")
-        statics.append(est)
-        rows.append(est.to_frame())
-    sign = 1.0 if qlearning.maximize else -1.0
-    best = max(statics, key=lambda e: sign * e.estimate)
-    best_row = best.to_frame()
-    best_row["regime"] = f"best single treatment ({best.name.split()[1]})"
-    rows.append(best_row)
-    learned = crossfit_value(data, qlearning, outcome=outcome, propensities=propensities,
-                             weights=weights, folds=folds, random_state=random_state, alpha=alpha)
-    rows.append(learned.to_frame())
-    return pd.concat(rows, ignore_index=True)

@@ -25,7 +25,6 @@ from starlette.datastructures import FormData
 from tailor.exceptions import AuthenticationError, RecordError, TailorError
 from tailor.services import auth as auth_service
 from tailor.services import overview, queries, timeline, trial
-from tailor.services.admin import live_protocol
 from tailor.services.auth import RateLimitedError
 from tailor.services.scope import PARTICIPANT_READ
 from tailor.services.uow import in_transaction
@@ -44,6 +43,7 @@ from tailor.web.page_support import (
     home_for,
     login_csrf_cookie,
     page_user,
+    protocol_of,
     redirect,
     render,
     set_session_cookie,
@@ -54,11 +54,6 @@ __all__ = ["install_pages", "protocol_of", "router"]
 router = APIRouter(include_in_schema=False)
 User = Annotated[Page, Depends(page_user)]
 Form = Annotated[FormData, Depends(csrf_form)]
-
-
-def protocol_of(page: Page) -> Any:
-    return in_transaction(page.db, page.ctx, lambda s: live_protocol(page.db, s)[1],
-                          write=False)
 
 
 def _safe_next(target: str) -> str:

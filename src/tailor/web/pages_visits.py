@@ -33,9 +33,9 @@ from tailor.web.page_support import (
     csrf_form,
     form_error,
     page_user,
+    protocol_of,
     redirect,
 )
-from tailor.web.pages import protocol_of
 
 __all__ = ["router"]
 
