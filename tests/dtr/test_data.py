@@ -9,6 +9,7 @@ import pytest
 from tailor.dtr import QLearning, WeightedReplicated, embedded_regimes, ipw_value
 from tailor.dtr.data import SmartData, Stage, decide, feasibility_matrix
 from tailor.exceptions import EstimationError, InputFileError, RecordError
+from tests.dtr.best_like import STAGES
 
 
 def _frame(n: int = 8) -> pd.DataFrame:
@@ -114,3 +115,27 @@ def test_feasibility_matrix_check():
         feasibility_matrix([[2, 0], [0, 1]], (2, 2))
     with pytest.raises(ValueError, match="row 1 has no feasible option"):
         feasibility_matrix([[1, 0], [0, 0]], (2, 2), name="feasible")
+
+
+def test_refit_on_one_table_reuses_designs_and_matches_a_fresh_fit(best_data):
+    ql = QLearning(stages=STAGES, maximize=False)
+    sd = ql.smart_data(best_data, outcome="peg_w24")
+    rng = np.random.default_rng(4)
+    for _ in range(3):
+        idx = rng.integers(0, len(best_data), len(best_data))
+        counts = np.bincount(idx, minlength=len(best_data)).astype(float)
+        fresh = ql.fit(best_data.iloc[idx], outcome="peg_w24")
+        reused = ql.fit(sd.with_weights(counts))
+        for a, b in zip(fresh.stages, reused.stages, strict=True):
+            np.testing.assert_allclose(a.coef, b.coef, rtol=1e-9, atol=1e-10)
+    designs = [len(prep._designs) for prep in sd.design_cache.values()]
+    assert len(designs) == 2 and max(designs) <= 2  # built once per stage (per level set)
+    # a new outcome on the same table: same designs, the fit of that outcome
+    y = sd.y + rng.normal(size=sd.n)
+    direct = ql.fit(best_data.assign(peg_w24=y), outcome="peg_w24")
+    np.testing.assert_allclose(ql.fit(sd.with_outcome(y)).stages[1].coef, direct.stages[1].coef,
+                               rtol=1e-9)
+    with pytest.raises(RecordError, match="one value per row"):
+        sd.with_outcome(y[:-1])
+    with pytest.raises(RecordError, match="non-negative"):
+        sd.with_weights(-counts)

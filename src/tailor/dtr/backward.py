@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 
 from tailor.dtr.data import decide
-from tailor.dtr.design import StageSpec, _truthy, parse_options
+from tailor.dtr.design import StageSpec, _is_categorical, _truthy, parse_formula, parse_options
 from tailor.exceptions import EstimationError, InputFileError, RecordError
 
-__all__ = ["Decide", "FittedBackward", "StageFit", "best_feasible", "choose_best", "fit_stages",
-           "weighted_least_squares"]
+__all__ = ["Decide", "FittedBackward", "StageDesign", "StageFit", "StagePreparation",
+           "best_feasible", "choose_best", "fit_stages", "stage_key", "weighted_least_squares"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -179,22 +179,18 @@ def _decision_rows(spec: Mapping[str, Any], data: pd.DataFrame) -> np.ndarray:
     return np.array([len(parse_options(v)) >= 2 for v in data[str(feasible)]])
 
 
-def fit_stages(stages: Sequence[Mapping[str, Any]], data: pd.DataFrame, y: np.ndarray,
-               w: np.ndarray, *, coding: str, regressor: Any, cov_type: str,
-               decide: Decide) -> tuple[list[StageFit], np.ndarray]:
-    """Backward induction shared by Q-learning and regime evaluation.
+class StageDesign:
+    """A stage's working model and design matrices on one data table, for one set of levels.
 
-    ``decide(k, stage_fit, q)`` returns, for every training row, the index of the option whose
-    Q-value is passed back (-1: pass the row's own target back). Returns the stage fits (stage 1
-    first) and the stage-0 pseudo-outcome.
+    Everything here depends on the data and on which options and categorical levels the
+    stage's training rows contain, never on the outcome or weights; so a refit with new
+    outcomes or weights whose training rows contain the same levels reuses it.
     """
-    target = np.asarray(y, dtype=float).copy()
-    fits: list[StageFit] = []
-    for k in range(len(stages), 0, -1):
-        raw = stages[k - 1]
-        decision = _decision_rows(raw, data)
-        usable = decision & (w > 0) & ~np.isnan(target)
-        rows = np.flatnonzero(usable)
+
+    __slots__ = ("labels", "mask", "observed", "sets", "spec", "x_options")
+
+    def __init__(self, k: int, raw: Mapping[str, Any], data: pd.DataFrame, coding: str,
+                 rows: np.ndarray, decision: np.ndarray) -> None:
         spec = StageSpec.from_data(k, raw, data, coding, rows)
         labels = spec.observed_labels(data)
         sets = spec.feasible_sets(data, labels)
@@ -202,10 +198,107 @@ def fit_stages(stages: Sequence[Mapping[str, Any]], data: pd.DataFrame, y: np.nd
         mask[~decision] = False
         index = {o: j for j, o in enumerate(spec.options)}
         observed = np.array([index.get(lab, -1) if lab is not None else -1 for lab in labels])
-        _check_observed(spec, rows, labels, observed, mask, sets)
         main, tail = spec.history(data, strict=False)
         x_options = spec.option_designs(main, tail)
         x_options[:, ~decision, :] = np.nan
+        for arr in (mask, observed, x_options):
+            arr.setflags(write=False)  # shared by every fit that reuses this design
+        self.spec, self.labels, self.sets = spec, labels, sets
+        self.mask, self.observed, self.x_options = mask, observed, x_options
+
+
+class StagePreparation:
+    """Per stage and data table: the decision rows and the designs built so far, keyed by the
+    levels present among the training rows (see :class:`StageDesign`)."""
+
+    def __init__(self, k: int, raw: Mapping[str, Any], data: pd.DataFrame, coding: str) -> None:
+        self.k, self.raw, self.data, self.coding = k, raw, data, coding
+        self.decision = _decision_rows(raw, data)
+        self.decision.setflags(write=False)
+        self._codes: list[tuple[np.ndarray, int]] | None = None
+        self._designs: dict[bytes, StageDesign] = {}
+        self._first: tuple[np.ndarray, StageDesign] | None = None
+
+    def _level_codes(self) -> list[tuple[np.ndarray, int]]:
+        """Integer codes (-1 = missing) of the treatment and every categorical variable."""
+        if self._codes is None:
+            names = [str(self.raw["treatment"])]
+            for key in ("main", "tailoring"):
+                try:
+                    names += list(parse_formula(self.raw.get(key)).variables)
+                except EstimationError:
+                    pass  # StageSpec.from_data reports it
+            codes = []
+            for name in dict.fromkeys(names):
+                if name in self.data.columns and (name == names[0]
+                                                  or _is_categorical(self.data[name])):
+                    try:
+                        c, uniques = pd.factorize(self.data[name])
+                        codes.append((np.asarray(c), len(uniques)))
+                    except TypeError:  # unhashable cells: every row its own level
+                        codes.append((np.arange(len(self.data)), len(self.data)))
+            self._codes = codes
+        return self._codes
+
+    def _key(self, rows: np.ndarray) -> bytes:
+        return b"".join(np.bincount(c[rows] + 1, minlength=m + 1).astype(bool).tobytes()
+                        for c, m in self._level_codes())
+
+    def design(self, rows: np.ndarray) -> StageDesign:
+        if self._first is None and not self._designs:  # a single fit pays no key
+            self._first = (rows, StageDesign(self.k, self.raw, self.data, self.coding, rows,
+                                             self.decision))
+            return self._first[1]
+        if self._first is not None:
+            first_rows, first = self._first
+            self._designs[self._key(first_rows)] = first
+            self._first = None
+        key = self._key(rows)
+        hit = self._designs.get(key)
+        if hit is None:
+            hit = self._designs[key] = StageDesign(self.k, self.raw, self.data, self.coding,
+                                                   rows, self.decision)
+        return hit
+
+
+def stage_key(k: int, raw: Mapping[str, Any], coding: str) -> tuple[Any, ...]:
+    """What a stage's design depends on besides the data (its regressor does not count)."""
+    return (k, coding, tuple(sorted((str(a), repr(b)) for a, b in raw.items()
+                                    if a != "regressor")))
+
+
+def fit_stages(stages: Sequence[Mapping[str, Any]], data: pd.DataFrame, y: np.ndarray,
+               w: np.ndarray, *, coding: str, regressor: Any, cov_type: str,
+               decide: Decide, cache: dict[Any, StagePreparation] | None = None
+               ) -> tuple[list[StageFit], np.ndarray]:
+    """Backward induction shared by Q-learning and regime evaluation.
+
+    ``decide(k, stage_fit, q)`` returns, for every training row, the index of the option whose
+    Q-value is passed back (-1: pass the row's own target back). Returns the stage fits (stage 1
+    first) and the stage-0 pseudo-outcome. ``cache`` (one dict per data table, e.g.
+    :attr:`tailor.dtr.data.SmartData.design_cache`) keeps each stage's designs between calls,
+    so refits with new outcomes or weights skip formula parsing and design building.
+    """
+    target = np.asarray(y, dtype=float).copy()
+    fits: list[StageFit] = []
+    for k in range(len(stages), 0, -1):
+        raw = stages[k - 1]
+        key = stage_key(k, raw, coding)
+        prep = cache.get(key) if cache is not None else None
+        if prep is None:
+            prep = StagePreparation(k, raw, data, coding)
+            if cache is not None:
+                cache[key] = prep
+        decision = prep.decision
+        usable = decision & (w > 0) & ~np.isnan(target)
+        rows = np.flatnonzero(usable)
+        if cache is None:
+            design = StageDesign(k, raw, data, coding, rows, decision)
+        else:
+            design = prep.design(rows)
+        spec, mask, observed = design.spec, design.mask, design.observed
+        x_options = design.x_options
+        _check_observed(spec, rows, design.labels, observed, mask, design.sets)
         x_obs = x_options[observed[rows], rows, :]
         bad = np.isnan(x_obs).any(axis=1)
         if bad.any():

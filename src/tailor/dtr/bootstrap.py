@@ -36,12 +36,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from tailor.dtr.backward import FittedBackward, StageFit, choose_best, fit_stages
+from tailor.dtr.backward import (
+    FittedBackward,
+    StageFit,
+    StagePreparation,
+    choose_best,
+    fit_stages,
+)
 from tailor.dtr.data import decide
 from tailor.exceptions import EstimationError
 
@@ -275,13 +282,14 @@ def _loop_bootstrap(result: FittedBackward, replicates: int, m_size: int | None,
     n = int((result.weights > 0).sum())
     values = np.full(replicates, np.nan)
     coef_reps: list[list[np.ndarray]] = [[] for _ in result.stages]
+    cache: dict[Any, StagePreparation] = {}  # designs shared by the replicates (same table)
     for b in range(replicates):
         counts = rng.multinomial(m_size if m_size is not None else n, probs).astype(float)
         wb = counts * result.weights
         try:
             fits, pseudo0 = fit_stages(est.stages, result.data, result.y, wb, coding=est.coding,
                                        regressor=est.regressor, cov_type=est.cov_type,
-                                       decide=choose_best(result.sign))
+                                       decide=choose_best(result.sign), cache=cache)
         except (EstimationError, ValueError):
             continue
         ok = (wb > 0) & ~np.isnan(pseudo0)

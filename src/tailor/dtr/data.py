@@ -28,7 +28,7 @@ there) get -1; an active row with no feasible option raises :class:`EstimationEr
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -198,6 +198,9 @@ class SmartData:
     weights_name: str
     cluster: np.ndarray | None = field(repr=False)
     _propensities: tuple[np.ndarray | None, ...] = field(repr=False)
+    design_cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+    """Stage designs built on this table (filled by the estimators; shared by the copies
+    :meth:`with_outcome` and :meth:`with_weights` make, which keep the table)."""
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, *, outcome: str,
@@ -265,6 +268,24 @@ class SmartData:
             raise RecordError(f"weights must be non-negative, one per row: row {i + 1} of "
                               f"'{name}' is {float(w[i])!r}", field=name, value=float(w[i]), rule="non-negative")
         return np.where(observed, np.nan_to_num(w), 0.0), name
+
+    # -- cheap variants (same table, same design cache) ----------------------------------------
+    def with_weights(self, weights: str | np.ndarray | Sequence[float] | None) -> SmartData:
+        """The same table with other censoring weights (validated; e.g. bootstrap counts)."""
+        w, name = self._read_weights(self.frame, weights, self.observed)
+        return replace(self, user_weights=w, weights_name=name, design_cache=self.design_cache)
+
+    def with_outcome(self, y: np.ndarray | Sequence[float]) -> SmartData:
+        """The same table with another outcome vector (NaN = missing; e.g. a simulated or
+        permuted outcome). User weights stay, set to 0 where the new outcome is missing."""
+        values = np.asarray(y, dtype=float)
+        if values.shape != (self.n,):
+            raise RecordError(f"the outcome must have one value per row ({self.n}), got shape "
+                              f"{values.shape}", field=self.outcome, rule="shape")
+        observed = ~np.isnan(values)
+        w = None if self.user_weights is None else np.where(observed, self.user_weights, 0.0)
+        return replace(self, y=values, observed=observed, user_weights=w,
+                       design_cache=self.design_cache)
 
     # -- reading ------------------------------------------------------------------------------
     @property

@@ -146,7 +146,7 @@ class QLearning:
         sign = 1.0 if self.maximize else -1.0
         fits, pseudo0 = fit_stages(self.stages, sd.frame, sd.y, w, coding=self.coding,
                                    regressor=self.regressor, cov_type=self.cov_type,
-                                   decide=choose_best(sign))
+                                   decide=choose_best(sign), cache=sd.design_cache)
         result = QLearningResult(
             stages=tuple(fits), outcome=sd.outcome, maximize=self.maximize, n=sd.n,
             weights=w, y=sd.y, pseudo0=pseudo0, missing_note=missing_note, estimator=self,
