@@ -43,8 +43,8 @@ from tailor.design.grid import number_param
 from tailor.dtr.analysis import censoring_weights, default_plan, tree_rewards, working_model
 from tailor.dtr.crossfit import crossfit_value
 from tailor.dtr.data import decide
-from tailor.dtr.design import parse_options
 from tailor.dtr.embedded import EmbeddedRegime, WeightedReplicated
+from tailor.dtr.formula import parse_options
 from tailor.dtr.policytree import PolicyTree
 from tailor.dtr.qlearning import QLearning, QLearningResult, StageFit
 from tailor.dtr.value import aipw_value, dr_scores, static_regime

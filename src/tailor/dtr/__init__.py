@@ -3,13 +3,13 @@ regimes, missing data and the phenotype map. Pure statistics: data frames in, re
 
 from tailor.dtr.bootstrap import BootstrapResult
 from tailor.dtr.crossfit import compare_regimes, crossfit_value
-from tailor.dtr.design import parse_formula, parse_options
 from tailor.dtr.embedded import (
     EmbeddedRegime,
     EmbeddedResult,
     WeightedReplicated,
     embedded_regimes,
 )
+from tailor.dtr.formula import parse_formula, parse_options
 from tailor.dtr.missing import (
     MultipleImputation,
     PooledEstimate,

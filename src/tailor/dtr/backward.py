@@ -16,8 +16,8 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from tailor.dtr.data import decide
-from tailor.dtr.design import StageSpec, _is_categorical, _truthy, parse_formula, parse_options
+from tailor.dtr.data import decide, truthy
+from tailor.dtr.formula import StageSpec, is_categorical, parse_formula, parse_options
 from tailor.exceptions import EstimationError, InputFileError, RecordError
 
 __all__ = ["Decide", "FittedBackward", "StageDesign", "StageFit", "StagePreparation",
@@ -171,7 +171,7 @@ def _decision_rows(spec: Mapping[str, Any], data: pd.DataFrame) -> np.ndarray:
                 raise InputFileError(f"feasibility column '{col}' is absent", column=col)
         counts = np.zeros(len(data), dtype=int)
         for col in feasible.values():
-            counts += np.array([_truthy(v) for v in data[col]], dtype=int)
+            counts += np.array([truthy(v) for v in data[col]], dtype=int)
         return counts >= 2
     if str(feasible) not in data.columns:
         raise InputFileError(f"feasible-options column '{feasible}' is absent",
@@ -231,7 +231,7 @@ class StagePreparation:
             codes = []
             for name in dict.fromkeys(names):
                 if name in self.data.columns and (name == names[0]
-                                                  or _is_categorical(self.data[name])):
+                                                  or is_categorical(self.data[name])):
                     try:
                         c, uniques = pd.factorize(self.data[name])
                         codes.append((np.asarray(c), len(uniques)))

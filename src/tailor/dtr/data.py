@@ -34,35 +34,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tailor.dtr.formula import TRUE_TOKENS, is_missing, truthy
 from tailor.exceptions import EstimationError, InputFileError, RecordError
+
+_FALSE = ("0", "false", "no", "n", "f", "")
 
 __all__ = ["SmartData", "Stage", "as_partition", "censoring_formula", "check_stage", "decide",
            "feasibility_matrix", "fold_partition", "is_missing", "propensity_values",
            "require_column", "truthy"]
 
-_TRUE = ("1", "true", "yes", "y", "t")
-_FALSE = ("0", "false", "no", "n", "f", "")
-
-
-def is_missing(value: Any) -> bool:
-    """True for ``None``, NaN/NaT/NA and blank strings."""
-    if value is None:
-        return True
-    if isinstance(value, str):
-        return value.strip() == ""
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
-
-
-def truthy(value: Any) -> bool:
-    """A 0/1-like cell as a bool (missing: False; strings "1"/"true"/"yes"/"y"/"t": True)."""
-    if is_missing(value):
-        return False
-    if isinstance(value, str):
-        return value.strip().lower() in _TRUE
-    return bool(value)
 
 
 @dataclass(frozen=True)
@@ -103,7 +83,7 @@ def _numbers(series: pd.Series, column: str) -> np.ndarray:
     if bad.any():
         for i in np.flatnonzero(bad):
             value = series.iloc[int(i)]
-            if not is_missing(value):
+            if not is_missing(value) and not (isinstance(value, str) and not value.strip()):
                 raise RecordError(f"column '{column}', row {int(i) + 1}: {_plain(value)!r} is not a "
                                   "number", field=column, value=_plain(value), rule="numeric")
     return out
@@ -133,7 +113,7 @@ def _zero_one(series: pd.Series, column: str) -> np.ndarray:
         if is_missing(value):
             continue
         text = str(value).strip().lower()
-        if isinstance(value, bool | np.bool_) or text in _TRUE or text in _FALSE:
+        if isinstance(value, bool | np.bool_) or text in TRUE_TOKENS or text in _FALSE:
             out[i] = truthy(value)
         else:
             try:

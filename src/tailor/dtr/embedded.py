@@ -38,7 +38,7 @@ import pandas as pd
 from scipy import stats
 
 from tailor.dtr.data import SmartData, Stage, is_missing, require_column
-from tailor.dtr.design import option_label, parse_options
+from tailor.dtr.formula import option_label, parse_options
 from tailor.dtr.plan import TRIAL_COLUMNS
 from tailor.exceptions import EstimationError
 

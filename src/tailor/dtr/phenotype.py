@@ -33,7 +33,7 @@ from scipy import stats
 
 from tailor.dtr.bootstrap import BootstrapResult
 from tailor.dtr.data import SmartData, Stage, is_missing, require_column
-from tailor.dtr.design import option_label
+from tailor.dtr.formula import option_label
 from tailor.dtr.plan import TRIAL_COLUMNS
 from tailor.dtr.qlearning import QLearningResult, best_feasible
 from tailor.exceptions import EstimationError, InputFileError

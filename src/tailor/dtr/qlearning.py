@@ -38,7 +38,6 @@ from tailor.dtr.backward import (
     weighted_least_squares,
 )
 from tailor.dtr.data import SmartData, censoring_formula, decide
-from tailor.dtr.design import option_label
 from tailor.exceptions import EstimationError, NotFittedError, RecordError
 
 if TYPE_CHECKING:
@@ -208,13 +207,15 @@ class QLearningResult:
         Infeasible options are NaN where ``data`` carries the feasibility columns.
         """
         fit = self.stage(stage)
-        q = self._q(fit, data)
+        q = self.stage_q(fit, data)
         mask = self._mask(fit, data)
         if mask is not None:
             q = np.where(mask, q, np.nan)
         return pd.DataFrame(q, columns=list(fit.spec.options), index=data.index)
 
-    def _q(self, fit: StageFit, data: pd.DataFrame) -> np.ndarray:
+    def stage_q(self, fit: StageFit, data: pd.DataFrame) -> np.ndarray:
+        """Q-values (n, d) of every option of ``fit``'s stage for the histories in ``data``
+        (NaN where a covariate is missing or unseen; feasibility not applied)."""
         main, tail = fit.spec.history(data, strict=False)
         return fit.predict_designs(fit.spec.option_designs(main, tail))
 
@@ -236,7 +237,7 @@ class QLearningResult:
         out: dict[str, list[str | None]] = {}
         for fit in self.stages:
             spec = fit.spec
-            q = self._q(fit, data)
+            q = self.stage_q(fit, data)
             if self._mask(fit, data) is None:
                 sets = [spec.options] * len(data)
             else:
@@ -305,14 +306,3 @@ class QLearningResult:
 
         return bootstrap_qlearning(self, replicates=replicates, m=m, random_state=random_state,
                                    alpha=alpha)
-
-
-def labels_of(values: Sequence[Any]) -> list[str | None]:
-    """Option labels of raw values (None for missing)."""
-    out: list[str | None] = []
-    for v in values:
-        if v is None or (isinstance(v, float) and np.isnan(v)):
-            out.append(None)
-        else:
-            out.append(option_label(v))
-    return out

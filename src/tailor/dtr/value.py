@@ -55,8 +55,9 @@ from tailor.dtr.data import (
     is_missing,
     propensity_values,
     require_column,
+    truthy,
 )
-from tailor.dtr.design import option_label
+from tailor.dtr.formula import option_label, parse_options
 from tailor.dtr.qlearning import QLearning, QLearningResult, StageFit, fit_stages
 from tailor.exceptions import EstimationError, RecordError
 
@@ -302,7 +303,7 @@ def aipw_value(data: pd.DataFrame, regime: Regime, *, outcome: str, qlearning: Q
 # the learned regime, cross-fitted
 # ---------------------------------------------------------------------------------------------
 def _stage_q(result: QLearningResult, data: pd.DataFrame) -> list[np.ndarray]:
-    return [result._q(f, data) for f in result.stages]
+    return [result.stage_q(f, data) for f in result.stages]
 
 
 def _decision_mask(fit: StageFit, data: pd.DataFrame) -> np.ndarray:
@@ -420,15 +421,13 @@ def static_regime(data: pd.DataFrame, option: str, *, treatment: str,
                   feasible: str | Mapping[str, str] | None = None) -> dict[str, list[str | None]]:
     """"Start with ``option``" (later stages as randomized); ``None`` (as randomized) for
     participants for whom ``option`` is infeasible."""
-    from tailor.dtr.design import _truthy, parse_options
-
     opt = option_label(option)
     rec: list[str | None] = []
     for i in range(len(data)):
         ok = True
         if isinstance(feasible, Mapping):
             col = feasible.get(opt)
-            ok = col is not None and _truthy(data[col].iloc[i])
+            ok = col is not None and truthy(data[col].iloc[i])
         elif isinstance(feasible, str):
             ok = opt in parse_options(data[feasible].iloc[i])
         rec.append(opt if ok else None)
