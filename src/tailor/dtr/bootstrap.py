@@ -49,7 +49,8 @@ from tailor.dtr.backward import (
     choose_best,
     fit_stages,
 )
-from tailor.dtr.data import decide
+from tailor.dtr.data import check_stage, decide
+from tailor.dtr.result import Summary
 from tailor.exceptions import EstimationError
 
 __all__ = ["BootstrapResult", "adaptive_m", "bootstrap_qlearning"]
@@ -82,9 +83,9 @@ class BootstrapResult:
     p_nonregular: float | None = None
     last_stage_replicates: np.ndarray | None = field(default=None, repr=False)
 
-    def _interval(self, est: np.ndarray, reps: np.ndarray, m_out: bool) -> tuple[np.ndarray,
-                                                                                 np.ndarray]:
-        a = self.alpha
+    def _interval(self, est: np.ndarray, reps: np.ndarray, m_out: bool,
+                  alpha: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        a = self.alpha if alpha is None else alpha
         if not m_out or self.m is None:
             lo, hi = np.nanquantile(reps, [a / 2, 1 - a / 2], axis=0)
             return lo, hi
@@ -92,40 +93,52 @@ class BootstrapResult:
         qlo, qhi = np.nanquantile(root, [a / 2, 1 - a / 2], axis=0)
         return est - qhi / np.sqrt(self.n), est - qlo / np.sqrt(self.n)
 
-    def coefficients(self, stage: int) -> pd.DataFrame:
+    def coefficients(self, stage: int, alpha: float | None = None) -> pd.DataFrame:
         """``term, estimate, std_error (bootstrap SD), lower, upper, method`` for a stage."""
         k = len(self.estimates)
-        if not 1 <= stage <= k:
-            raise EstimationError(f"stage must be 1..{k}, got {stage}")
+        stage = check_stage(stage, k)
         est = self.estimates[stage - 1]
         last = stage == k
         reps = self.coef_replicates[stage - 1]
         if last and self.last_stage_replicates is not None:
             reps = self.last_stage_replicates
-        lo, hi = self._interval(est, reps, m_out=not last)
+        lo, hi = self._interval(est, reps, m_out=not last, alpha=alpha)
         method = "percentile" if (last or self.m is None) else f"m-out-of-n (m={self.m})"
         return pd.DataFrame({"term": list(self.terms[stage - 1]), "estimate": est,
                              "std_error": np.nanstd(reps, axis=0, ddof=1), "lower": lo,
                              "upper": hi, "method": method})
 
-    def value(self) -> pd.DataFrame:
+    def value(self, alpha: float | None = None) -> pd.DataFrame:
         """Plug-in value of the learned regime with its interval."""
         lo, hi = self._interval(np.array([self.value_estimate]), self.value_replicates[:, None],
-                                m_out=True)
+                                m_out=True, alpha=alpha)
         method = "percentile" if self.m is None else f"m-out-of-n (m={self.m})"
         return pd.DataFrame({"quantity": ["value"], "estimate": [self.value_estimate],
                              "std_error": [np.nanstd(self.value_replicates, ddof=1)],
                              "lower": lo, "upper": hi, "method": [method]})
 
-    def summary(self) -> pd.DataFrame:
+    def to_frame(self, alpha: float | None = None) -> pd.DataFrame:
+        """Every stage's coefficients and the value (stage 0) with bootstrap intervals."""
         frames = []
         for s in range(1, len(self.estimates) + 1):
-            tab = self.coefficients(s)
+            tab = self.coefficients(s, alpha)
             tab.insert(0, "stage", s)
             frames.append(tab)
-        val = self.value().rename(columns={"quantity": "term"})
+        val = self.value(alpha).rename(columns={"quantity": "term"})
         val.insert(0, "stage", 0)
         return pd.concat([*frames, val], ignore_index=True)
+
+    def conf_int(self, alpha: float | None = None) -> pd.DataFrame:
+        """``stage, term, lower, upper`` (``alpha`` defaults to the bootstrap's)."""
+        return self.to_frame(alpha)[["stage", "term", "lower", "upper"]]
+
+    def summary(self, alpha: float | None = None) -> Summary:
+        """:meth:`to_frame` as a printable :class:`Summary` (a DataFrame)."""
+        a = self.alpha if alpha is None else alpha
+        method = "percentile" if self.m is None else f"m-out-of-n (m = {self.m})"
+        return Summary(self.to_frame(alpha), title="Q-learning bootstrap",
+                       lines=(f"{self.replicates} replicates ({self.failed} failed), n = {self.n}; "
+                              f"{100 * (1 - a):g}% {method} intervals",))
 
 
 def adaptive_m(result: FittedBackward, *, tuning: float = 0.1, nu: float = 0.001) -> tuple[int,

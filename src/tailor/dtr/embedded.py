@@ -40,6 +40,7 @@ from scipy import stats
 from tailor.dtr.data import SmartData, Stage, is_missing, require_column
 from tailor.dtr.formula import option_label, parse_options
 from tailor.dtr.plan import TRIAL_COLUMNS
+from tailor.dtr.result import Params, Summary
 from tailor.exceptions import EstimationError
 
 __all__ = ["EmbeddedRegime", "EmbeddedResult", "WeightedReplicated", "embedded_regimes"]
@@ -136,6 +137,28 @@ class EmbeddedResult:
                              "upper": self.estimate + z * se,
                              "n_consistent": self.n_consistent})
 
+    def to_frame(self) -> pd.DataFrame:
+        """:meth:`table` (the result protocol's name)."""
+        return self.table()
+
+    def conf_int(self, alpha: float | None = None) -> pd.DataFrame:
+        """Wald intervals of the regime means: ``regime, lower, upper`` (``alpha`` defaults
+        to the estimator's)."""
+        a = self.alpha if alpha is None else alpha
+        se = np.sqrt(np.diag(self.covariance))
+        z = stats.norm.ppf(1 - a / 2)
+        return pd.DataFrame({"regime": [r.name for r in self.regimes],
+                             "lower": self.estimate - z * se, "upper": self.estimate + z * se})
+
+    def summary(self, alpha: float | None = None) -> Summary:
+        """:meth:`table` with (1 - alpha) intervals, as a printable :class:`Summary`."""
+        a = self.alpha if alpha is None else alpha
+        tab = self.table()
+        tab[["lower", "upper"]] = self.conf_int(a)[["lower", "upper"]].to_numpy()
+        return Summary(tab, title="Embedded regimes (weighted and replicated)",
+                       lines=(f"participants: {self.n}; {len(self.regimes)} regimes; "
+                              f"{100 * (1 - a):g}% Wald intervals (sandwich covariance)",))
+
     def pairwise(self, *, adjust: str = "holm") -> pd.DataFrame:
         """All pairwise differences (first minus second) with SE, interval and p-value
         (``adjust``: ``"holm"``, ``"bonferroni"`` or ``"none"``)."""
@@ -171,7 +194,7 @@ def _adjust(p: np.ndarray, method: str) -> np.ndarray:
     return out
 
 
-class WeightedReplicated:
+class WeightedReplicated(Params):
     """Weighted-and-replicated estimator of embedded-regime means.
 
     Parameters

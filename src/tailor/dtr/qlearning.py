@@ -20,6 +20,7 @@ with ``c_j`` the effect (+-1, two options) or dummy codes of option ``a``.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -28,7 +29,6 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from tailor.dtr._summary import Summary
 from tailor.dtr.backward import (
     Decide,
     StageFit,
@@ -37,7 +37,8 @@ from tailor.dtr.backward import (
     fit_stages,
     weighted_least_squares,
 )
-from tailor.dtr.data import SmartData, censoring_formula, decide
+from tailor.dtr.data import SmartData, censoring_formula, check_stage, decide
+from tailor.dtr.result import Params, Summary
 from tailor.exceptions import EstimationError, NotFittedError, RecordError
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ _MISSING = ("ipcw", "drop", "error")
 # ---------------------------------------------------------------------------------------------
 # estimator and result
 # ---------------------------------------------------------------------------------------------
-class QLearning:
+class QLearning(Params):
     """Q-learning with linear (or scikit-learn) working models, K stages.
 
     Parameters
@@ -86,7 +87,7 @@ class QLearning:
 
     Notes
     -----
-    ``fit`` returns a frozen :class:`QLearningResult` (also stored as ``result_``).
+    ``fit`` returns a frozen :class:`QLearningResult` (``result_``, the last one, is deprecated).
     Standard errors of stage k < K treat the pseudo-outcome as observed; they ignore the
     non-regularity of the max, so use :meth:`QLearningResult.bootstrap` (m-out-of-n) for
     intervals there.
@@ -108,9 +109,15 @@ class QLearning:
         self.cov_type = cov_type
         self.missing = missing
 
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {"stages": self.stages, "coding": self.coding, "maximize": self.maximize,
-                "regressor": self.regressor, "cov_type": self.cov_type, "missing": self.missing}
+    @property
+    def result_(self) -> QLearningResult:
+        """Deprecated: the last result of ``fit`` (use the value ``fit`` returns)."""
+        warnings.warn("QLearning.result_ is deprecated: use the result fit returns",
+                      DeprecationWarning, stacklevel=2)
+        last = self.__dict__.get("_last_result")
+        if last is None:
+            raise NotFittedError("QLearning is not fitted: call fit")
+        return last
 
     def _validate(self) -> None:
         if not self.stages:
@@ -150,7 +157,7 @@ class QLearning:
             stages=tuple(fits), outcome=sd.outcome, maximize=self.maximize, n=sd.n,
             weights=w, y=sd.y, pseudo0=pseudo0, missing_note=missing_note, estimator=self,
             data=sd.frame)
-        self.result_ = result
+        self.__dict__["_last_result"] = result  # for the deprecated result_
         return result
 
     def smart_data(self, data: pd.DataFrame | SmartData, *, outcome: str | None = None,
@@ -193,9 +200,7 @@ class QLearningResult:
         return 1.0 if self.maximize else -1.0
 
     def stage(self, stage: int) -> StageFit:
-        if not 1 <= stage <= len(self.stages):
-            raise NotFittedError(f"stage must be 1..{len(self.stages)}, got {stage}")
-        return self.stages[stage - 1]
+        return self.stages[check_stage(stage, len(self.stages)) - 1]
 
     def coefficients(self, stage: int) -> pd.DataFrame:
         """Coefficient table of a stage: ``term``, ``estimate``, ``std_error``."""
@@ -292,7 +297,22 @@ class QLearningResult:
                          f"{list(fit.spec.options)} (reference {fit.spec.options[0]}, "
                          f"{fit.spec.coding} coding), n = {fit.nobs}")
         lines.append(f"plug-in value of the learned regime: {self.value():.4g}")
-        return Summary("Q-learning", tuple(lines), pd.concat(frames, ignore_index=True))
+        return Summary(pd.concat(frames, ignore_index=True), title="Q-learning", lines=lines)
+
+    def to_frame(self) -> pd.DataFrame:
+        """Coefficients of all stages: ``stage, term, estimate, std_error``."""
+        frames = []
+        for fit in self.stages:
+            tab = fit.coefficients()
+            tab.insert(0, "stage", fit.spec.stage)
+            frames.append(tab)
+        return pd.concat(frames, ignore_index=True)
+
+    def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
+        """Wald (t) intervals of every coefficient: ``stage, term, lower, upper`` (NaN for a
+        regressor without standard errors). Stages before the last ignore the non-regularity
+        of the max; see :meth:`bootstrap`."""
+        return self.summary(alpha).to_frame()[["stage", "term", "lower", "upper"]]
 
     def bootstrap(self, replicates: int = 1000, m: int | str | None = None,
                   random_state: int | np.random.Generator | None = None,

@@ -52,6 +52,7 @@ from tailor.dtr.data import (
     SmartData,
     as_partition,
     censoring_formula,
+    check_stage,
     is_missing,
     propensity_values,
     require_column,
@@ -59,6 +60,7 @@ from tailor.dtr.data import (
 )
 from tailor.dtr.formula import option_label, parse_options
 from tailor.dtr.qlearning import QLearning, QLearningResult, StageFit, fit_stages
+from tailor.dtr.result import Summary
 from tailor.exceptions import EstimationError, RecordError
 
 __all__ = [
@@ -91,6 +93,20 @@ class ValueEstimate:
         return pd.DataFrame([{"regime": self.name, "method": self.method,
                               "estimate": self.estimate, "std_error": self.std_error,
                               "lower": self.lower, "upper": self.upper, "n": self.n}])
+
+    def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
+        """Wald interval ``estimate +- z_{1-alpha/2} std_error``: ``regime, lower, upper``."""
+        z = stats.norm.ppf(1 - alpha / 2)
+        return pd.DataFrame([{"regime": self.name, "lower": self.estimate - z * self.std_error,
+                              "upper": self.estimate + z * self.std_error}])
+
+    def summary(self, alpha: float = 0.05) -> Summary:
+        """The estimate with its (1 - alpha) interval."""
+        tab = self.to_frame()
+        tab[["lower", "upper"]] = self.conf_int(alpha)[["lower", "upper"]].to_numpy()
+        return Summary(tab, title=f"{self.method} value of {self.name}",
+                       lines=(f"participants with weight: {self.n}; "
+                              f"{100 * (1 - alpha):g}% Wald interval",))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -359,8 +375,7 @@ def dr_scores(data: pd.DataFrame, qlearning: QLearning, *, outcome: str, stage: 
     """
     data = data.reset_index(drop=True)
     k_stages = len(qlearning.stages)
-    if not 1 <= stage <= k_stages:
-        raise EstimationError(f"stage must be 1..{k_stages}, got {stage}")
+    stage = check_stage(stage, k_stages)
     y, w = _outcome_and_weights(data, outcome, weights, _censoring_formula(qlearning))
     fold = as_partition(folds, len(data), random_state)
     full = qlearning.fit(data, outcome=outcome, weights=w)
