@@ -221,6 +221,10 @@ class QLearningResult:
     def stage_q(self, fit: StageFit, data: pd.DataFrame) -> np.ndarray:
         """Q-values (n, d) of every option of ``fit``'s stage for the histories in ``data``
         (NaN where a covariate is missing or unseen; feasibility not applied)."""
+        return self._q(fit, data)
+
+    def _q(self, fit: StageFit, data: pd.DataFrame) -> np.ndarray:
+        """:meth:`stage_q`'s implementation (the one hook a test may wrap on an instance)."""
         main, tail = fit.spec.history(data, strict=False)
         return fit.predict_designs(fit.spec.option_designs(main, tail))
 
