@@ -41,10 +41,13 @@ from scipy import stats
 
 from tailor.design.grid import number_param
 from tailor.dtr.analysis import censoring_weights, default_plan, tree_rewards, working_model
+from tailor.dtr.crossfit import crossfit_value
+from tailor.dtr.data import decide
 from tailor.dtr.embedded import EmbeddedRegime, WeightedReplicated
+from tailor.dtr.formula import parse_options
 from tailor.dtr.policytree import PolicyTree
 from tailor.dtr.qlearning import QLearning, QLearningResult, StageFit
-from tailor.dtr.value import aipw_value, crossfit_value, dr_scores, static_regime
+from tailor.dtr.value import aipw_value, dr_scores, static_regime
 from tailor.exceptions import EstimationError, RecordError, ScenarioError
 from tailor.protocol import Protocol, load_protocol
 from tailor.rules import stage_options
@@ -188,7 +191,7 @@ def _feasibility(spec_feasible: Any, options: tuple[str, ...], frame: pd.DataFra
         mask = np.column_stack([frame[spec_feasible[o]].to_numpy() == 1 for o in options])
         return mask, np.full(n, "", dtype=object)
     codes, uniques = pd.factorize(frame[str(spec_feasible)].fillna(""))
-    sets = [tuple(s for s in str(u).split(";") if s) for u in uniques]
+    sets = [parse_options(u) for u in uniques]
     umask = np.array([[o in s for o in options] for s in sets], dtype=bool).reshape(
         len(sets), len(options))
     single = np.array([s[0] if len(s) == 1 else "" for s in sets], dtype=object)
@@ -211,9 +214,10 @@ def _best(stage: StageFit, frame: pd.DataFrame, sign: float) -> np.ndarray:
         psi = stage.coef[pm:].reshape(codes.shape[1], pt)
         q = (main @ stage.coef[:pm])[:, None] + (tail @ psi.T) @ codes.T
     mask, only = _feasibility(spec.feasible, tuple(spec.options), frame)
-    scored = np.where(mask & ~np.isnan(q), sign * q, -np.inf)
-    best = np.asarray(spec.options, dtype=object)[np.argmax(scored, axis=1)]
-    several = np.isfinite(scored).sum(axis=1) >= 2
+    scorable = mask & ~np.isnan(q)
+    chosen = decide(q, scorable, maximize=sign > 0, active=scorable.any(axis=1))
+    best = np.asarray(spec.options, dtype=object)[np.maximum(chosen, 0)]
+    several = scorable.sum(axis=1) >= 2
     return np.where(several | (only == ""), best, only)
 
 

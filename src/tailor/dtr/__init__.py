@@ -2,13 +2,14 @@
 regimes, missing data and the phenotype map. Pure statistics: data frames in, results out."""
 
 from tailor.dtr.bootstrap import BootstrapResult
-from tailor.dtr.design import parse_formula, parse_options
+from tailor.dtr.crossfit import compare_regimes, crossfit_value
 from tailor.dtr.embedded import (
     EmbeddedRegime,
     EmbeddedResult,
     WeightedReplicated,
     embedded_regimes,
 )
+from tailor.dtr.formula import parse_formula, parse_options
 from tailor.dtr.missing import (
     MultipleImputation,
     PooledEstimate,
@@ -29,8 +30,6 @@ from tailor.dtr.value import (
     DRScores,
     ValueEstimate,
     aipw_value,
-    compare_regimes,
-    crossfit_value,
     dr_scores,
     ipw_value,
     static_regime,

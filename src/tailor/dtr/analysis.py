@@ -60,6 +60,7 @@ from tailor.dtr.phenotype import (
     responder_indicator,
     subgroup_effects,
 )
+from tailor.dtr.plan import TRIAL_COLUMNS, AnalysisPlan
 from tailor.dtr.qlearning import QLearning, QLearningResult
 from tailor.dtr.regime_model import regime_document
 from tailor.dtr.value import ValueEstimate, aipw_value, dr_scores, static_regime
@@ -80,38 +81,6 @@ PROFILE_FEATURES = ("amplifier_index", "body_regions", "peg_baseline", "promis_d
                     "promis_sleep_t", "pcs_total", "age", "sex", "phenotype_label")
 SUBGROUPS = ("phenotype_label", "pain_ge5", "opioid", "depression", "sex")
 INTERPRETABLE = "interpretable regime (policy tree, exploratory)"
-
-
-@dataclass(frozen=True)
-class AnalysisPlan:
-    """What the analysis fits; :func:`default_plan` builds one from the data's columns."""
-
-    outcome: str = "peg_w24"
-    baseline: str = "peg_baseline"
-    responder_threshold: float = 0.30
-    main1: tuple[str, ...] = ("peg_baseline", "amplifier_index")
-    tailoring1: tuple[str, ...] = ("amplifier_index",)
-    main2: tuple[str, ...] = ("peg_baseline", "peg_w12", "response_category")
-    tailoring2: tuple[str, ...] = ("amplifier_index",)
-    tree_features: tuple[str, ...] = ("amplifier_index", "peg_baseline")
-    tree_depth: int = 2
-    tree_min_node_size: int = 30
-    profile_features: tuple[str, ...] = ("amplifier_index", "peg_baseline")
-    phenotype_categories: tuple[str, ...] = ()
-    subgroups: tuple[str, ...] = ()
-    cluster: str | None = "site"
-    domains: tuple[tuple[str, tuple[str, ...]], ...] = ()
-    plan_name: str = "default (from the data's columns)"
-    plan_file_hash: str = ""
-    responder_week: int = 12
-    penalized: bool = False
-    l1_ratio: float = 1.0
-    deployed: str = "working_model"
-    ensemble: bool = False
-    bootstrap: int = 500
-    folds: int = 5
-    alpha: float = 0.05
-    seed: int = 1
 
 
 def _present(data: pd.DataFrame, names: Sequence[str]) -> tuple[str, ...]:
@@ -365,7 +334,7 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
     fold = fold_partition(len(data), plan.folds, rng)
     clusters = data[plan.cluster].astype(str).to_numpy() if plan.cluster else None
     multipliers = cluster_multipliers(clusters, len(data), plan.bootstrap, rng)
-    props = ["p_A1", "p_A2"]
+    props = list(TRIAL_COLUMNS.propensities)
     learners: dict[str, FirstStageLearner] = {
         "interpretable": tree_learner(ql, outcome=plan.outcome, propensities=props,
                                       features=plan.tree_features, depth=plan.tree_depth,
@@ -487,7 +456,7 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
 
     regimes = embedded_regimes(list(protocol.arm_codes), rule, categories)
     emb = WeightedReplicated(alpha=plan.alpha).fit(
-        data, regimes, outcome=plan.outcome, propensities=["p_A1", "p_A2"], weights=weights)
+        data, regimes, outcome=plan.outcome, propensities=list(TRIAL_COLUMNS.propensities), weights=weights)
     emb_table = emb.table().sort_values("estimate", ignore_index=True)
     top = emb_table.head(10)
     pairwise = emb.pairwise()
@@ -707,7 +676,7 @@ def _time_points(data: pd.DataFrame, protocol: Protocol, ql: QLearning, plan: An
                     else f"mean {plan.outcome}", data, plan.outcome))
     for label, frame, col in targets:
         est = aipw_value(frame, {"A1": [None] * len(frame), "A2": [None] * len(frame)},
-                         outcome=col, qlearning=ql, propensities=["p_A1", "p_A2"],
+                         outcome=col, qlearning=ql, propensities=list(TRIAL_COLUMNS.propensities),
                          alpha=plan.alpha, name=label, outcome_model="zero")
         est = clustered(est, clusters, alpha=plan.alpha)
         rows.append({"measure": label, "estimate": est.estimate, "lower": est.lower,

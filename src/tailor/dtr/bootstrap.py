@@ -36,16 +36,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from tailor.dtr.backward import (
+    FittedBackward,
+    StageFit,
+    StagePreparation,
+    choose_best,
+    fit_stages,
+)
+from tailor.dtr.data import check_stage, decide
+from tailor.dtr.result import Summary
 from tailor.exceptions import EstimationError
-
-if TYPE_CHECKING:
-    from tailor.dtr.qlearning import QLearningResult, StageFit
 
 __all__ = ["BootstrapResult", "adaptive_m", "bootstrap_qlearning"]
 
@@ -77,9 +83,9 @@ class BootstrapResult:
     p_nonregular: float | None = None
     last_stage_replicates: np.ndarray | None = field(default=None, repr=False)
 
-    def _interval(self, est: np.ndarray, reps: np.ndarray, m_out: bool) -> tuple[np.ndarray,
-                                                                                 np.ndarray]:
-        a = self.alpha
+    def _interval(self, est: np.ndarray, reps: np.ndarray, m_out: bool,
+                  alpha: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        a = self.alpha if alpha is None else alpha
         if not m_out or self.m is None:
             lo, hi = np.nanquantile(reps, [a / 2, 1 - a / 2], axis=0)
             return lo, hi
@@ -87,43 +93,55 @@ class BootstrapResult:
         qlo, qhi = np.nanquantile(root, [a / 2, 1 - a / 2], axis=0)
         return est - qhi / np.sqrt(self.n), est - qlo / np.sqrt(self.n)
 
-    def coefficients(self, stage: int) -> pd.DataFrame:
+    def coefficients(self, stage: int, alpha: float | None = None) -> pd.DataFrame:
         """``term, estimate, std_error (bootstrap SD), lower, upper, method`` for a stage."""
         k = len(self.estimates)
-        if not 1 <= stage <= k:
-            raise EstimationError(f"stage must be 1..{k}, got {stage}")
+        stage = check_stage(stage, k)
         est = self.estimates[stage - 1]
         last = stage == k
         reps = self.coef_replicates[stage - 1]
         if last and self.last_stage_replicates is not None:
             reps = self.last_stage_replicates
-        lo, hi = self._interval(est, reps, m_out=not last)
+        lo, hi = self._interval(est, reps, m_out=not last, alpha=alpha)
         method = "percentile" if (last or self.m is None) else f"m-out-of-n (m={self.m})"
         return pd.DataFrame({"term": list(self.terms[stage - 1]), "estimate": est,
                              "std_error": np.nanstd(reps, axis=0, ddof=1), "lower": lo,
                              "upper": hi, "method": method})
 
-    def value(self) -> pd.DataFrame:
+    def value(self, alpha: float | None = None) -> pd.DataFrame:
         """Plug-in value of the learned regime with its interval."""
         lo, hi = self._interval(np.array([self.value_estimate]), self.value_replicates[:, None],
-                                m_out=True)
+                                m_out=True, alpha=alpha)
         method = "percentile" if self.m is None else f"m-out-of-n (m={self.m})"
         return pd.DataFrame({"quantity": ["value"], "estimate": [self.value_estimate],
                              "std_error": [np.nanstd(self.value_replicates, ddof=1)],
                              "lower": lo, "upper": hi, "method": [method]})
 
-    def summary(self) -> pd.DataFrame:
+    def to_frame(self, alpha: float | None = None) -> pd.DataFrame:
+        """Every stage's coefficients and the value (stage 0) with bootstrap intervals."""
         frames = []
         for s in range(1, len(self.estimates) + 1):
-            tab = self.coefficients(s)
+            tab = self.coefficients(s, alpha)
             tab.insert(0, "stage", s)
             frames.append(tab)
-        val = self.value().rename(columns={"quantity": "term"})
+        val = self.value(alpha).rename(columns={"quantity": "term"})
         val.insert(0, "stage", 0)
         return pd.concat([*frames, val], ignore_index=True)
 
+    def conf_int(self, alpha: float | None = None) -> pd.DataFrame:
+        """``stage, term, lower, upper`` (``alpha`` defaults to the bootstrap's)."""
+        return self.to_frame(alpha)[["stage", "term", "lower", "upper"]]
 
-def adaptive_m(result: QLearningResult, *, tuning: float = 0.1, nu: float = 0.001) -> tuple[int,
+    def summary(self, alpha: float | None = None) -> Summary:
+        """:meth:`to_frame` as a printable :class:`Summary` (a DataFrame)."""
+        a = self.alpha if alpha is None else alpha
+        method = "percentile" if self.m is None else f"m-out-of-n (m = {self.m})"
+        return Summary(self.to_frame(alpha), title="Q-learning bootstrap",
+                       lines=(f"{self.replicates} replicates ({self.failed} failed), n = {self.n}; "
+                              f"{100 * (1 - a):g}% {method} intervals",))
+
+
+def adaptive_m(result: FittedBackward, *, tuning: float = 0.1, nu: float = 0.001) -> tuple[int,
                                                                                              float]:
     """Data-driven resample size (Chakraborty, Laber and Zhao 2013) and the non-regular share."""
     n = int((result.weights > 0).sum())
@@ -197,14 +215,13 @@ def _stage_pass(fit: StageFit, counts_w: np.ndarray, target: np.ndarray,
         q = (np.nan_to_num(xo).reshape(d * nd, p) @ coef.T).reshape(d, nd, -1)  # (d, nd, B)
         q = np.transpose(q, (2, 1, 0))  # (B, nd, d)
         mask = fit.mask[dec] & ~np.isnan(xo).any(axis=2).T
-        scored = np.where(mask[None, :, :], sign * q, -np.inf)
-        best = scored.max(axis=2)
-        has = np.isfinite(best)
-        new_target[:, dec] = np.where(has, sign * best, target[:, dec])
+        chosen = decide(q, mask[None, :, :], maximize=sign > 0, active=mask.any(axis=1)[None, :])
+        best = np.take_along_axis(q, np.maximum(chosen, 0)[:, :, None], axis=2)[:, :, 0]
+        new_target[:, dec] = np.where(chosen >= 0, best, target[:, dec])
     return coef, failed, new_target
 
 
-def bootstrap_qlearning(result: QLearningResult, *, replicates: int = 1000,
+def bootstrap_qlearning(result: FittedBackward, *, replicates: int = 1000,
                         m: int | str | None = None,
                         random_state: int | np.random.Generator | None = None,
                         alpha: float = 0.05) -> BootstrapResult:
@@ -248,7 +265,7 @@ def bootstrap_qlearning(result: QLearningResult, *, replicates: int = 1000,
         failed=int(failed_any.sum()), p_nonregular=p_nonreg, last_stage_replicates=last_reps)
 
 
-def _run(result: QLearningResult, counts: np.ndarray) -> tuple[list[np.ndarray], np.ndarray,
+def _run(result: FittedBackward, counts: np.ndarray) -> tuple[list[np.ndarray], np.ndarray,
                                                                 np.ndarray]:
     w = result.weights
     used = w > 0
@@ -268,25 +285,24 @@ def _run(result: QLearningResult, counts: np.ndarray) -> tuple[list[np.ndarray],
     return coefs, failed_any, values
 
 
-def _loop_bootstrap(result: QLearningResult, replicates: int, m_size: int | None,
+def _loop_bootstrap(result: FittedBackward, replicates: int, m_size: int | None,
                     rng: np.random.Generator, alpha: float, probs: np.ndarray,
                     p_nonreg: float | None) -> BootstrapResult:
     """Refit loop for non-linear regressors (value intervals; coefficients where available)."""
-    from tailor.dtr.qlearning import choose_best, fit_stages
-
     est = result.estimator
     if est is None or result.data is None:
         raise EstimationError("this result does not keep its data; refit to bootstrap")
     n = int((result.weights > 0).sum())
     values = np.full(replicates, np.nan)
     coef_reps: list[list[np.ndarray]] = [[] for _ in result.stages]
+    cache: dict[Any, StagePreparation] = {}  # designs shared by the replicates (same table)
     for b in range(replicates):
         counts = rng.multinomial(m_size if m_size is not None else n, probs).astype(float)
         wb = counts * result.weights
         try:
             fits, pseudo0 = fit_stages(est.stages, result.data, result.y, wb, coding=est.coding,
                                        regressor=est.regressor, cov_type=est.cov_type,
-                                       decide=choose_best(result.sign))
+                                       decide=choose_best(result.sign), cache=cache)
         except (EstimationError, ValueError):
             continue
         ok = (wb > 0) & ~np.isnan(pseudo0)

@@ -24,6 +24,7 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
+from tailor.dtr.data import as_partition, fold_partition
 from tailor.dtr.qlearning import QLearning, QLearningResult
 from tailor.dtr.value import (
     ValueEstimate,
@@ -37,11 +38,15 @@ from tailor.dtr.value import (
     _q_at,
     _ratios,
     _stage_q,
+    aipw_value,
+    dr_scores,
+    static_regime,
 )
 from tailor.exceptions import EstimationError
 
-__all__ = ["CrossFitted", "FirstStageLearner", "as_partition", "category_learner", "crossfit_regime",
-           "eligibility", "fold_partition", "policy_rewards", "tree_learner"]
+__all__ = ["CrossFitted", "FirstStageLearner", "as_partition", "category_learner",
+           "compare_regimes", "crossfit_regime", "crossfit_value", "eligibility", "fold_partition",
+           "policy_rewards", "tree_learner"]
 
 
 class FirstStageLearner(Protocol):
@@ -56,32 +61,6 @@ class FirstStageLearner(Protocol):
     def __call__(self, train: pd.DataFrame, result: QLearningResult, train_folds: np.ndarray,
                  train_weights: np.ndarray) -> Callable[[pd.DataFrame], Sequence[str | None]]:
         ...
-
-
-def fold_partition(n: int, folds: int, random_state: int | np.random.Generator | None = None
-                   ) -> np.ndarray:
-    """Fold label (0..folds-1) per row, balanced sizes, randomly permuted."""
-    if folds < 2:
-        raise EstimationError("cross-fitting needs at least 2 folds")
-    if n < folds:
-        raise EstimationError(f"cross-fitting with {folds} folds needs at least {folds} rows, "
-                              f"got {n}")
-    rng = np.random.default_rng(random_state)
-    return rng.permutation(np.arange(n) % folds)
-
-
-def as_partition(folds: int | np.ndarray, n: int,
-                 random_state: int | np.random.Generator | None = None) -> np.ndarray:
-    """A fold partition from a number of folds or a given label array (validated)."""
-    if isinstance(folds, int | np.integer):
-        return fold_partition(n, int(folds), random_state)
-    fold = np.asarray(folds)
-    if fold.shape != (n,):
-        raise EstimationError(f"the fold partition has shape {fold.shape}, the data {n} rows")
-    _, codes = np.unique(fold, return_inverse=True)
-    if codes.max() < 1:
-        raise EstimationError("cross-fitting needs at least 2 folds")
-    return codes.astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -185,7 +164,6 @@ def policy_rewards(train: pd.DataFrame, qlearning: QLearning, *, outcome: str,
                        train_weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
     """Censoring-weighted doubly robust rewards of the training rows, cross-fitted inside
     them with the shared partition; returns (rewards, feasible, options, usable rows)."""
-    from tailor.dtr.value import dr_scores
 
     scores = dr_scores(train, qlearning, outcome=outcome, stage=1, propensities=propensities,
                        weights=train_weights, folds=train_folds)
@@ -255,3 +233,66 @@ def category_learner(qlearning: QLearning, *, outcome: str, propensities: Sequen
         return predict
 
     return learn
+
+
+def crossfit_value(data: pd.DataFrame, qlearning: QLearning, *, outcome: str,
+                   propensities: Sequence[str], weights: str | np.ndarray | None = None,
+                   folds: int | np.ndarray = 5,
+                   random_state: int | np.random.Generator | None = None,
+                   normalize: bool = True, alpha: float = 0.05,
+                   name: str = "learned regime") -> ValueEstimate:
+    """Cross-fitted AIPW value of the regime Q-learning learns.
+
+    Each fold's participants are scored with the regime and Q-functions fitted on the other
+    folds, so no one is scored by a rule chosen with their own data; the standard error is the
+    influence-function SE of the pooled out-of-fold scores. ``folds`` is a number of folds or
+    a fold label per row (a shared partition). See
+    :func:`tailor.dtr.crossfit.crossfit_regime` for tree and category regimes.
+
+    References
+    ----------
+    Chernozhukov et al. (2018); Zhang et al. (2013); Murphy (2005).
+    """
+    return crossfit_regime(data, qlearning, outcome=outcome, propensities=propensities,
+                           weights=weights, folds=folds, random_state=random_state,
+                           normalize=normalize, alpha=alpha, name=name).value
+
+
+def compare_regimes(data: pd.DataFrame, qlearning: QLearning, *, outcome: str,
+                    propensities: Sequence[str], weights: str | np.ndarray | None = None,
+                    folds: int = 5, random_state: int | np.random.Generator | None = None,
+                    alpha: float = 0.05) -> pd.DataFrame:
+    """Values of as-randomized treatment, every single first treatment, the best single first
+    treatment and the cross-fitted learned regime (AIPW, with intervals).
+
+    Use a responder indicator as ``outcome`` to compare responder rates. The "best single
+    treatment" row reuses the estimate of the best static row, so its interval ignores the
+    selection.
+    """
+    data = data.reset_index(drop=True)
+    first = qlearning.stages[0]
+    t1 = str(first["treatment"])
+    treatments = [str(s["treatment"]) for s in qlearning.stages]
+    rows = []
+    as_rand = aipw_value(data, {t: [None] * len(data) for t in treatments}, outcome=outcome,
+                         qlearning=qlearning, propensities=propensities, weights=weights,
+                         alpha=alpha, name="as randomized", outcome_model="zero")
+    rows.append(as_rand.to_frame())
+    fit = qlearning.fit(data, outcome=outcome, weights=weights)
+    statics = []
+    for opt in fit.stages[0].spec.options:
+        reg = static_regime(data, opt, treatment=t1, feasible=first.get("feasible"))
+        est = aipw_value(data, reg, outcome=outcome, qlearning=qlearning,
+                         propensities=propensities, weights=weights, alpha=alpha,
+                         name=f"always {opt} first")
+        statics.append(est)
+        rows.append(est.to_frame())
+    sign = 1.0 if qlearning.maximize else -1.0
+    best = max(statics, key=lambda e: sign * e.estimate)
+    best_row = best.to_frame()
+    best_row["regime"] = f"best single treatment ({best.name.split()[1]})"
+    rows.append(best_row)
+    learned = crossfit_value(data, qlearning, outcome=outcome, propensities=propensities,
+                             weights=weights, folds=folds, random_state=random_state, alpha=alpha)
+    rows.append(learned.to_frame())
+    return pd.concat(rows, ignore_index=True)

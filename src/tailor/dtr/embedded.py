@@ -28,6 +28,7 @@ comparing adaptive interventions. Psychological Methods 17(4), 457-477.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations, product
@@ -36,10 +37,29 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from tailor.dtr.design import _is_missing, option_label, parse_options
-from tailor.exceptions import EstimationError, InputFileError
+from tailor.dtr.data import SmartData, Stage, is_missing, require_column
+from tailor.dtr.formula import option_label, parse_options
+from tailor.dtr.plan import TRIAL_COLUMNS
+from tailor.dtr.result import Params, Summary
+from tailor.exceptions import EstimationError
 
 __all__ = ["EmbeddedRegime", "EmbeddedResult", "WeightedReplicated", "embedded_regimes"]
+
+
+class Default(enum.Enum):
+    """Marks an argument left at its default (``None`` means "no column" for ``feasible``)."""
+
+    TOKEN = 0
+
+
+DEFAULT = Default.TOKEN
+
+
+def _columns(treatments: Sequence[str] | None, category: str | None,
+             feasible: str | Default | None) -> tuple[Sequence[str], str, str | None]:
+    return (TRIAL_COLUMNS.treatments if treatments is None else treatments,
+            TRIAL_COLUMNS.response_category if category is None else category,
+            TRIAL_COLUMNS.stage2_options if feasible is DEFAULT else feasible)
 
 
 @dataclass(frozen=True)
@@ -60,12 +80,15 @@ class EmbeddedRegime:
                 return o
         return None
 
-    def recommend(self, data: pd.DataFrame, *, treatments: Sequence[str] = ("A1", "A2"),
-                  category: str = "response_category",
-                  feasible: str | None = "options2") -> dict[str, list[str | None]]:
-        """Recommendations in the form the value estimators take (``None``: as randomized)."""
+    def recommend(self, data: pd.DataFrame, *, treatments: Sequence[str] | None = None,
+                  category: str | None = None,
+                  feasible: str | Default | None = DEFAULT) -> dict[str, list[str | None]]:
+        """Recommendations in the form the value estimators take (``None``: as randomized).
+
+        Column names default to :data:`tailor.dtr.plan.TRIAL_COLUMNS`."""
+        treatments, category, feasible = _columns(treatments, category, feasible)
         n = len(data)
-        cats = [None if _is_missing(v) else str(v) for v in data[category]]
+        cats = [None if is_missing(v) else str(v) for v in data[category]]
         sets = [parse_options(v) for v in data[feasible]] if feasible else [None] * n
         rec2: list[str | None] = []
         for i in range(n):
@@ -114,6 +137,28 @@ class EmbeddedResult:
                              "upper": self.estimate + z * se,
                              "n_consistent": self.n_consistent})
 
+    def to_frame(self) -> pd.DataFrame:
+        """:meth:`table` (the result protocol's name)."""
+        return self.table()
+
+    def conf_int(self, alpha: float | None = None) -> pd.DataFrame:
+        """Wald intervals of the regime means: ``regime, lower, upper`` (``alpha`` defaults
+        to the estimator's)."""
+        a = self.alpha if alpha is None else alpha
+        se = np.sqrt(np.diag(self.covariance))
+        z = stats.norm.ppf(1 - a / 2)
+        return pd.DataFrame({"regime": [r.name for r in self.regimes],
+                             "lower": self.estimate - z * se, "upper": self.estimate + z * se})
+
+    def summary(self, alpha: float | None = None) -> Summary:
+        """:meth:`table` with (1 - alpha) intervals, as a printable :class:`Summary`."""
+        a = self.alpha if alpha is None else alpha
+        tab = self.table()
+        tab[["lower", "upper"]] = self.conf_int(a)[["lower", "upper"]].to_numpy()
+        return Summary(tab, title="Embedded regimes (weighted and replicated)",
+                       lines=(f"participants: {self.n}; {len(self.regimes)} regimes; "
+                              f"{100 * (1 - a):g}% Wald intervals (sandwich covariance)",))
+
     def pairwise(self, *, adjust: str = "holm") -> pd.DataFrame:
         """All pairwise differences (first minus second) with SE, interval and p-value
         (``adjust``: ``"holm"``, ``"bonferroni"`` or ``"none"``)."""
@@ -149,7 +194,7 @@ def _adjust(p: np.ndarray, method: str) -> np.ndarray:
     return out
 
 
-class WeightedReplicated:
+class WeightedReplicated(Params):
     """Weighted-and-replicated estimator of embedded-regime means.
 
     Parameters
@@ -166,46 +211,40 @@ class WeightedReplicated:
         self.alpha = alpha
 
     def fit(self, data: pd.DataFrame, regimes: Sequence[EmbeddedRegime], *, outcome: str,
-            treatments: Sequence[str] = ("A1", "A2"),
-            propensities: Sequence[str] = ("p_A1", "p_A2"),
-            category: str = "response_category", feasible: str | None = "options2",
+            treatments: Sequence[str] | None = None,
+            propensities: Sequence[str] | None = None,
+            category: str | None = None, feasible: str | Default | None = DEFAULT,
             weights: str | np.ndarray | None = None,
             covariates: str | None = None) -> EmbeddedResult:
         """Estimate every regime's mean outcome.
 
-        ``weights`` are censoring weights; when the outcome has missing values and no weights
-        are given, IPCW weights are built from ``covariates`` (a formula; default ``A1``).
+        Column names default to :data:`tailor.dtr.plan.TRIAL_COLUMNS`. ``weights`` are
+        censoring weights; when the outcome has missing values and no weights are given, IPCW
+        weights are built from ``covariates`` (a formula; default the first treatment).
         """
-        data = data.reset_index(drop=True)
-        for col in (outcome, *treatments, *propensities, category):
-            if col not in data.columns:
-                raise InputFileError(f"column '{col}' is absent", column=col)
-        y = pd.to_numeric(data[outcome], errors="coerce").to_numpy(dtype=float)
-        observed = ~np.isnan(y)
-        if weights is not None:
-            w = (data[weights].to_numpy(dtype=float) if isinstance(weights, str)
-                 else np.asarray(weights, dtype=float))
-            w = np.where(observed, np.nan_to_num(w), 0.0)
-        elif observed.all():
-            w = np.ones(len(y))
-        else:
-            from tailor.dtr.missing import ipcw_weights
-
-            w = ipcw_weights(data, observed=observed, covariates=covariates or treatments[0])
-        y = np.where(observed, y, 0.0)
-        a1 = np.array([option_label(v) if not _is_missing(v) else "" for v in data[treatments[0]]])
-        a2 = np.array([option_label(v) if not _is_missing(v) else "" for v in data[treatments[1]]])
-        p1 = data[propensities[0]].to_numpy(dtype=float)
-        p2 = np.nan_to_num(data[propensities[1]].to_numpy(dtype=float), nan=1.0)
-        cats = np.array([str(v) if not _is_missing(v) else "" for v in data[category]])
+        treatments, category, feasible = _columns(treatments, category, feasible)
+        if propensities is None:
+            propensities = TRIAL_COLUMNS.propensities
+        sd = SmartData.from_frame(
+            data, outcome=outcome, weights=weights,
+            stages=[Stage(t, p, feasible if k == 1 else None)
+                    for k, (t, p) in enumerate(zip(treatments, propensities, strict=True))])
+        data = sd.frame
+        require_column(data, category, "response-category")
+        w, _ = sd.censoring_weights(covariates=covariates or treatments[0])
+        y = np.where(sd.observed, sd.y, 0.0)
+        a1 = np.array([option_label(v) if not is_missing(v) else "" for v in data[treatments[0]]])
+        a2 = np.array([option_label(v) if not is_missing(v) else "" for v in data[treatments[1]]])
+        p1 = sd.propensity(1)
+        p2 = np.nan_to_num(sd.propensity(2), nan=1.0)
+        cats = np.array([str(v) if not is_missing(v) else "" for v in data[category]])
         sets = ([set(parse_options(v)) for v in data[feasible]] if feasible
                 else [None] * len(data))
         n, r = len(data), len(regimes)
         wmat = np.zeros((n, r))
         for j, reg in enumerate(regimes):
             rules: Mapping[str, str] = dict(reg.rules)
-            on1 = (a1 == reg.a1) / np.where(p1 > 0, p1, np.nan)
-            on1 = np.nan_to_num(on1)
+            on1 = np.nan_to_num((a1 == reg.a1) / p1)
             ratio2 = np.ones(n)
             for i in np.flatnonzero(on1 > 0):
                 opt = rules.get(cats[i])

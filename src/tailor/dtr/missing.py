@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from tailor.dtr.design import _TermBlock, parse_formula
+from tailor.dtr.formula import TermBlock, parse_formula
 from tailor.exceptions import EstimationError, InputFileError, RecordError
 
 __all__ = ["MultipleImputation", "PooledEstimate", "ipcw_weights", "pool_tables", "rubin_pool"]
@@ -93,7 +93,7 @@ def ipcw_weights(data: pd.DataFrame, *, observed: np.ndarray | str | Sequence[np
         rows = np.flatnonzero(at_risk)
         parsed = parse_formula(formula, where=f"ipcw step {j + 1}")
         sub = data.iloc[rows]
-        block = _TermBlock.from_data(parsed, sub)
+        block = TermBlock.from_data(parsed, sub)
         _, x = block.build(sub)
         x = np.hstack([np.ones((len(rows), 1)), x])
         bad = np.isnan(x).any(axis=1)

@@ -32,7 +32,9 @@ import pandas as pd
 from scipy import stats
 
 from tailor.dtr.bootstrap import BootstrapResult
-from tailor.dtr.design import _is_missing, option_label
+from tailor.dtr.data import SmartData, Stage, is_missing, require_column
+from tailor.dtr.formula import option_label
+from tailor.dtr.plan import TRIAL_COLUMNS
 from tailor.dtr.qlearning import QLearningResult, best_feasible
 from tailor.exceptions import EstimationError, InputFileError
 
@@ -166,13 +168,13 @@ def _levels(series: pd.Series) -> list[tuple[str, np.ndarray]]:
         med = float(series.median())
         return [(f"<= {med:.3g}", (series <= med).to_numpy()),
                 (f"> {med:.3g}", (series > med).to_numpy())]
-    labels = series.map(lambda v: None if _is_missing(v) else option_label(v))
+    labels = series.map(lambda v: None if is_missing(v) else option_label(v))
     levels = sorted({v for v in labels if v is not None})
     return [(lv, (labels == lv).to_numpy()) for lv in levels]
 
 
 def subgroup_effects(data: pd.DataFrame, *, subgroups: Sequence[str], outcome: str,
-                     treatment: str = "A1", propensity: str = "p_A1",
+                     treatment: str | None = None, propensity: str | None = None,
                      reference: str | None = None, weights: np.ndarray | None = None,
                      alpha: float = 0.05) -> pd.DataFrame:
     """Forest-plot data: per subgroup level and treatment, the IPW mean outcome and the
@@ -182,16 +184,17 @@ def subgroup_effects(data: pd.DataFrame, *, subgroups: Sequence[str], outcome: s
     Columns: ``variable, level, option, n, mean, mean_se, difference, std_error, lower,
     upper``.
     """
-    data = data.reset_index(drop=True)
-    for col in (*subgroups, outcome, treatment, propensity):
-        if col not in data.columns:
-            raise InputFileError(f"column '{col}' is absent", column=col)
-    y = pd.to_numeric(data[outcome], errors="coerce").to_numpy(dtype=float)
-    w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=float)
-    w = np.where(np.isnan(y), 0.0, w)
-    y = np.nan_to_num(y)
-    a = np.array([option_label(v) if not _is_missing(v) else "" for v in data[treatment]])
-    p = data[propensity].to_numpy(dtype=float)
+    treatment = TRIAL_COLUMNS.treatments[0] if treatment is None else treatment
+    propensity = TRIAL_COLUMNS.propensities[0] if propensity is None else propensity
+    sd = SmartData.from_frame(data, outcome=outcome, stages=[Stage(treatment, propensity)],
+                              weights=weights)
+    data = sd.frame
+    for col in subgroups:
+        require_column(data, col, "subgroup")
+    w = sd.user_weights if sd.user_weights is not None else sd.observed.astype(float)
+    y = np.where(sd.observed, sd.y, 0.0)
+    a = np.array([option_label(v) if not is_missing(v) else "" for v in data[treatment]])
+    p = sd.propensity(1)
     options = sorted({v for v in a if v})
     ref = option_label(reference) if reference is not None else options[0]
     if ref not in options:

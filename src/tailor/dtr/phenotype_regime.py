@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tailor.dtr.data import feasibility_matrix
 from tailor.dtr.policytree import plain_value, read_rewards
 from tailor.exceptions import NotFittedError
 
@@ -74,18 +75,8 @@ class PhenotypeRegime:
 
     @staticmethod
     def _feasible(feasible: Any, shape: tuple[int, int]) -> np.ndarray:
-        if feasible is None:
-            return np.ones(shape, dtype=bool)
-        F = np.asarray(feasible)
-        if F.shape != shape:
-            raise ValueError(f"feasible must have the shape of the rewards {shape}, got {F.shape}")
-        F = F.astype(bool)
-        empty = ~F.any(axis=1)
-        if empty.any():
-            row = int(np.flatnonzero(empty)[0])
-            raise ValueError(f"feasible row {row} has no feasible option; every row needs at "
-                             "least one True")
-        return F
+        F = feasibility_matrix(feasible, shape)
+        return np.ones(shape, dtype=bool) if F is None else F
 
     @staticmethod
     def _rank(R: np.ndarray, F: np.ndarray) -> tuple[list[int], np.ndarray, np.ndarray]:

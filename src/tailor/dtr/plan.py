@@ -1,7 +1,7 @@
 """The analysis plan as data: a versioned YAML file (``plans/best.yaml``) naming the outcome,
 time points, working model, candidate tailoring variables by domain, methods, primary contrast
 and margins; validated by pydantic, identified by a content hash like a protocol, resolved
-against a data table into the :class:`~tailor.dtr.analysis.AnalysisPlan` that is fitted.
+against a data table into the :class:`AnalysisPlan` that is fitted.
 
 Errors carry YAML paths (:class:`~tailor.exceptions.PlanError`): a misspelt key, a value of the
 wrong type, a tailoring term or a required domain the data do not have.
@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -22,7 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tailor.exceptions import PlanError
 
-__all__ = ["PlanSpec", "builtin_plans", "load_plan", "parse_plan", "resolve_plan"]
+__all__ = ["TRIAL_COLUMNS", "AnalysisPlan", "PlanSpec", "TrialColumns", "builtin_plans",
+           "load_plan", "parse_plan", "resolve_plan"]
 
 
 class _Strict(BaseModel):
@@ -87,6 +89,21 @@ class Margins(_Strict):
     peg: float = Field(default=0.5, ge=0)
 
 
+class TrialColumns(_Strict):
+    """Column names of the wide table tailor's simulator and exports write (one row per
+    participant): the single place generic estimators take their default column names from
+    (``tailor.dtr.embedded``, ``tailor.dtr.phenotype``, the analysis). Not part of the plan
+    file (so a plan's content hash does not depend on it)."""
+
+    treatments: tuple[str, ...] = ("A1", "A2")
+    propensities: tuple[str, ...] = ("p_A1", "p_A2")
+    response_category: str = "response_category"
+    stage2_options: str = "options2"
+
+
+TRIAL_COLUMNS = TrialColumns()
+
+
 class PlanSpec(_Strict):
     """A validated analysis plan file."""
 
@@ -111,6 +128,39 @@ class PlanSpec(_Strict):
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True,
                                separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class AnalysisPlan:
+    """What the analysis fits, resolved against a data table (:func:`resolve_plan`;
+    :func:`tailor.dtr.analysis.default_plan` builds one from the data's columns)."""
+
+    outcome: str = "peg_w24"
+    baseline: str = "peg_baseline"
+    responder_threshold: float = 0.30
+    main1: tuple[str, ...] = ("peg_baseline", "amplifier_index")
+    tailoring1: tuple[str, ...] = ("amplifier_index",)
+    main2: tuple[str, ...] = ("peg_baseline", "peg_w12", "response_category")
+    tailoring2: tuple[str, ...] = ("amplifier_index",)
+    tree_features: tuple[str, ...] = ("amplifier_index", "peg_baseline")
+    tree_depth: int = 2
+    tree_min_node_size: int = 30
+    profile_features: tuple[str, ...] = ("amplifier_index", "peg_baseline")
+    phenotype_categories: tuple[str, ...] = ()
+    subgroups: tuple[str, ...] = ()
+    cluster: str | None = "site"
+    domains: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    plan_name: str = "default (from the data's columns)"
+    plan_file_hash: str = ""
+    responder_week: int = 12
+    penalized: bool = False
+    l1_ratio: float = 1.0
+    deployed: str = "working_model"
+    ensemble: bool = False
+    bootstrap: int = 500
+    folds: int = 5
+    alpha: float = 0.05
+    seed: int = 1
 
 
 def _loc(loc: Any) -> str:
@@ -173,15 +223,15 @@ def _varies(data: pd.DataFrame, name: str) -> bool:
     return name in data.columns and data[name].nunique(dropna=True) > 1
 
 
-def resolve_plan(spec: PlanSpec, data: pd.DataFrame, **overrides: Any) -> tuple[Any, list[str]]:
-    """The :class:`~tailor.dtr.analysis.AnalysisPlan` of ``spec`` on ``data``, and notes.
+def resolve_plan(spec: PlanSpec, data: pd.DataFrame,
+                 **overrides: Any) -> tuple[AnalysisPlan, list[str]]:
+    """The :class:`AnalysisPlan` of ``spec`` on ``data``, and notes.
 
     Tailoring terms must be columns of the data and a required domain must have at least one
     (varying) variable, else :class:`PlanError` names the YAML path; main effects and optional
     domains absent from the data are left out with a note (main effects only adjust, in a
     randomized trial, so leaving one out costs precision, not validity).
     """
-    from tailor.dtr.analysis import AnalysisPlan
 
     errors: list[tuple[str, str]] = []
     notes: list[str] = []

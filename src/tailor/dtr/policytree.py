@@ -19,6 +19,7 @@ import pandas as pd
 
 from tailor.dtr import _policytree_hist as _h
 from tailor.dtr import _policytree_kernels as _k
+from tailor.dtr.data import feasibility_matrix
 from tailor.exceptions import NotFittedError
 
 __all__ = ["PolicyTree"]
@@ -257,24 +258,6 @@ class PolicyTree:
                                  f"of X ({names})")
         return sorted(set(result))
 
-    @staticmethod
-    def _read_feasible(feasible: Any, shape: tuple[int, int], arg: str) -> np.ndarray | None:
-        if feasible is None:
-            return None
-        F = np.asarray(feasible)
-        if F.shape != shape:
-            raise ValueError(f"{arg} must have the shape of the rewards {shape}, got {F.shape}")
-        if F.dtype != bool:
-            if not np.isin(F, (0, 1)).all():
-                raise ValueError(f"{arg} must be boolean (True = option feasible)")
-            F = F.astype(bool)
-        empty = ~F.any(axis=1)
-        if empty.any():
-            row = int(np.flatnonzero(empty)[0])
-            raise ValueError(f"{arg} row {row} has no feasible option; every row needs at "
-                             "least one True")
-        return F
-
     # ------------------------------------------------------------------ fit
     def fit(self, X: Any, rewards: Any, feasible: Any = None) -> PolicyTree:
         """Fit the tree.
@@ -303,7 +286,7 @@ class PolicyTree:
         raw = self._read_features(X, fitting=True)
         if raw[0].shape[0] != n:
             raise ValueError(f"X has {raw[0].shape[0]} rows but rewards has {n}")
-        F = self._read_feasible(feasible, (n, d), "feasible")
+        F = feasibility_matrix(feasible, (n, d), name="feasible")
         ok = np.ones((n, d), dtype=bool) if F is None else F
         bad = ~np.isfinite(R) & ok
         if bad.any():
@@ -427,8 +410,8 @@ class PolicyTree:
         """
         self._check_fitted()
         raw = self._read_features(X, fitting=False)
-        F = self._read_feasible(feasible, (raw[0].shape[0], len(self.action_labels_)),
-                                "feasible")
+        F = feasibility_matrix(feasible, (raw[0].shape[0], len(self.action_labels_)),
+                               name="feasible")
         idx = self._predict_index(raw, F)
         labels = np.asarray(self.action_labels_, dtype=object)
         if self.action_labels_ == list(range(len(self.action_labels_))):

@@ -20,7 +20,8 @@ with ``c_j`` the effect (+-1, two options) or dummy codes of option ``a``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,293 +29,33 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from tailor.dtr._summary import Summary
-from tailor.dtr.design import StageSpec, _truthy, option_label, parse_options
-from tailor.exceptions import EstimationError, InputFileError, NotFittedError, RecordError
+from tailor.dtr.backward import (
+    Decide,
+    StageFit,
+    best_feasible,
+    choose_best,
+    fit_stages,
+    weighted_least_squares,
+)
+from tailor.dtr.data import SmartData, censoring_formula, check_stage, decide
+from tailor.dtr.result import Params, Summary
+from tailor.exceptions import EstimationError, NotFittedError, RecordError
 
 if TYPE_CHECKING:
     from tailor.dtr.bootstrap import BootstrapResult
 
-__all__ = ["QLearning", "QLearningResult", "StageFit"]
+# the backward-induction pieces live in tailor.dtr.backward; re-exported for callers
+__all__ = ["Decide", "QLearning", "QLearningResult", "StageFit", "best_feasible", "choose_best",
+           "fit_stages", "weighted_least_squares"]
 
 _COV_TYPES = ("nonrobust", "HC0", "HC1", "HC3")
 _MISSING = ("ipcw", "drop", "error")
 
 
 # ---------------------------------------------------------------------------------------------
-# least squares
-# ---------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _LinearFit:
-    coef: np.ndarray
-    cov: np.ndarray
-    scale: float
-    df_resid: float
-
-
-def weighted_least_squares(x: np.ndarray, y: np.ndarray, w: np.ndarray, *,
-                           cov_type: str = "nonrobust", names: Sequence[str] = (),
-                           where: str = "regression") -> _LinearFit:
-    """Weighted least squares with the standard errors statsmodels' WLS/OLS reports.
-
-    Raises :class:`EstimationError` (naming the aliased terms) when the design is rank deficient.
-    """
-    n, p = x.shape
-    if n <= p:
-        raise EstimationError(f"{where}: {n} participants for {p} coefficients; simplify the "
-                              "working model")
-    sw = np.sqrt(w)
-    xw = x * sw[:, None]
-    yw = y * sw
-    q, r = np.linalg.qr(xw)
-    diag = np.abs(np.diag(r))
-    tol = diag.max() * max(n, p) * np.finfo(float).eps if p else 0.0
-    if p and (diag <= tol).any():
-        bad = [names[int(j)] if j < len(names) else str(j) for j in np.flatnonzero(diag <= tol)]
-        raise EstimationError(f"{where}: the design is rank deficient (aliased term(s): {bad}); "
-                              "drop or merge terms, or check that every option was received")
-    coef = np.linalg.solve(r, q.T @ yw)
-    resid = yw - xw @ coef
-    df_resid = float(n - p)
-    scale = float(resid @ resid / df_resid)
-    rinv = np.linalg.solve(r, np.eye(p))
-    bread = rinv @ rinv.T
-    if cov_type == "nonrobust":
-        cov = scale * bread
-    else:
-        u = resid**2
-        if cov_type == "HC3":
-            h = np.einsum("ij,ij->i", q, q)
-            u = u / (1.0 - h) ** 2
-        meat = (xw * u[:, None]).T @ xw
-        cov = bread @ meat @ bread
-        if cov_type == "HC1":
-            cov = cov * n / df_resid
-    return _LinearFit(coef, cov, scale, df_resid)
-
-
-# ---------------------------------------------------------------------------------------------
-# stage fits
-# ---------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class StageFit:
-    """One stage's fitted Q-function and the arrays the bootstrap and value code reuse.
-
-    Attributes
-    ----------
-    spec : StageSpec
-        Resolved working model (options, coding, term names).
-    coef, cov : ndarray or None
-        Least-squares coefficients and covariance (``None`` for a non-linear regressor).
-    regressor : object or None
-        The fitted scikit-learn regressor when one was given.
-    rows : ndarray of int
-        Training rows in this stage's regression.
-    decision : ndarray of bool
-        Training rows with at least two feasible options (a real decision).
-    mask : ndarray of bool, shape (n, d)
-        Feasible options per training row (rows without a decision are all False).
-    observed : ndarray of int
-        Index of the received option (-1 where none / not modeled).
-    q : ndarray, shape (n, d)
-        Fitted Q-values on the training data (NaN outside decision rows).
-    target : ndarray
-        The outcome or pseudo-outcome regressed at this stage (all training rows).
-    """
-
-    spec: StageSpec
-    coef: np.ndarray | None
-    cov: np.ndarray | None
-    regressor: Any
-    scale: float
-    df_resid: float
-    rows: np.ndarray
-    decision: np.ndarray
-    mask: np.ndarray
-    observed: np.ndarray
-    q: np.ndarray
-    target: np.ndarray
-    x_options: np.ndarray = field(repr=False)  # (d, n, p) designs, NaN rows outside decision
-
-    @property
-    def nobs(self) -> int:
-        return len(self.rows)
-
-    def predict_designs(self, designs: np.ndarray) -> np.ndarray:
-        """Q-values for stacked designs of shape (d, n, p) -> (n, d)."""
-        d, n, p = designs.shape
-        flat = designs.reshape(d * n, p)
-        out = np.full(d * n, np.nan)
-        ok = ~np.isnan(flat).any(axis=1)
-        if ok.any():
-            if self.coef is not None:
-                out[ok] = flat[ok] @ self.coef
-            else:
-                out[ok] = np.asarray(self.regressor.predict(flat[ok]), dtype=float)
-        return out.reshape(d, n).T
-
-    def coefficients(self) -> pd.DataFrame:
-        names = list(self.spec.term_names)
-        if self.coef is None:
-            coef = getattr(self.regressor, "coef_", None)
-            if coef is None:
-                raise EstimationError(f"stage {self.spec.stage}: the regressor "
-                                      f"{type(self.regressor).__name__} has no coefficients")
-            est = np.ravel(coef).astype(float)
-            intercept = float(np.ravel(getattr(self.regressor, "intercept_", 0.0))[0])
-            if self.spec.has_intercept:
-                est = est.copy()
-                est[0] = est[0] + intercept
-            return pd.DataFrame({"term": names, "estimate": est,
-                                 "std_error": np.full(len(names), np.nan)})
-        se = np.sqrt(np.diag(self.cov)) if self.cov is not None else np.nan
-        return pd.DataFrame({"term": names, "estimate": self.coef, "std_error": se})
-
-
-Decide = Callable[[int, StageFit, np.ndarray], np.ndarray]
-
-
-def _decision_rows(spec: Mapping[str, Any], data: pd.DataFrame) -> np.ndarray:
-    """Rows with at least two feasible options (or, with no declared feasibility, a treatment)."""
-    feasible = spec.get("feasible")
-    treatment = str(spec["treatment"])
-    if treatment not in data.columns:
-        raise InputFileError(f"treatment column '{treatment}' is absent", column=treatment)
-    if feasible is None:
-        return data[treatment].notna().to_numpy()
-    if isinstance(feasible, Mapping):
-        for col in feasible.values():
-            if col not in data.columns:
-                raise InputFileError(f"feasibility column '{col}' is absent", column=col)
-        counts = np.zeros(len(data), dtype=int)
-        for col in feasible.values():
-            counts += np.array([_truthy(v) for v in data[col]], dtype=int)
-        return counts >= 2
-    if str(feasible) not in data.columns:
-        raise InputFileError(f"feasible-options column '{feasible}' is absent",
-                             column=str(feasible))
-    return np.array([len(parse_options(v)) >= 2 for v in data[str(feasible)]])
-
-
-def fit_stages(stages: Sequence[Mapping[str, Any]], data: pd.DataFrame, y: np.ndarray,
-               w: np.ndarray, *, coding: str, regressor: Any, cov_type: str,
-               decide: Decide) -> tuple[list[StageFit], np.ndarray]:
-    """Backward induction shared by Q-learning and regime evaluation.
-
-    ``decide(k, stage_fit, q)`` returns, for every training row, the index of the option whose
-    Q-value is passed back (-1: pass the row's own target back). Returns the stage fits (stage 1
-    first) and the stage-0 pseudo-outcome.
-    """
-    target = np.asarray(y, dtype=float).copy()
-    fits: list[StageFit] = []
-    for k in range(len(stages), 0, -1):
-        raw = stages[k - 1]
-        decision = _decision_rows(raw, data)
-        usable = decision & (w > 0) & ~np.isnan(target)
-        rows = np.flatnonzero(usable)
-        spec = StageSpec.from_data(k, raw, data, coding, rows)
-        labels = spec.observed_labels(data)
-        sets = spec.feasible_sets(data, labels)
-        mask = spec.feasible_mask(sets)
-        mask[~decision] = False
-        index = {o: j for j, o in enumerate(spec.options)}
-        observed = np.array([index.get(lab, -1) if lab is not None else -1 for lab in labels])
-        _check_observed(spec, rows, labels, observed, mask, sets)
-        main, tail = spec.history(data, strict=False)
-        x_options = spec.option_designs(main, tail)
-        x_options[:, ~decision, :] = np.nan
-        x_obs = x_options[observed[rows], rows, :]
-        bad = np.isnan(x_obs).any(axis=1)
-        if bad.any():
-            _raise_missing_covariate(spec, data, rows[bad])
-        coef = cov = None
-        reg = None
-        scale = df_resid = float("nan")
-        if _stage_regressor(raw, regressor) is None:
-            lf = weighted_least_squares(x_obs, target[rows], w[rows], cov_type=cov_type,
-                                        names=spec.term_names, where=f"stage {k}")
-            coef, cov, scale, df_resid = lf.coef, lf.cov, lf.scale, lf.df_resid
-        else:
-            from sklearn.base import clone
-
-            reg = clone(_stage_regressor(raw, regressor))
-            if hasattr(reg, "term_names"):  # e.g. PenalizedLinear: penalize interactions only
-                reg.set_params(term_names=tuple(spec.term_names))
-            weights = w[rows]
-            if np.allclose(weights, 1.0):
-                reg.fit(x_obs, target[rows])
-            else:
-                reg.fit(x_obs, target[rows], sample_weight=weights)
-        stage_fit = StageFit(spec, coef, cov, reg, scale, df_resid, rows, decision, mask,
-                             observed, np.empty((0, 0)), target.copy(), x_options)
-        q = stage_fit.predict_designs(x_options)
-        q[~mask] = np.nan
-        object.__setattr__(stage_fit, "q", q)
-        chosen = decide(k, stage_fit, q)
-        new_target = target.copy()
-        pick = chosen >= 0
-        new_target[pick] = q[pick, chosen[pick]]
-        target = new_target
-        fits.append(stage_fit)
-    fits.reverse()
-    return fits, target
-
-
-def _stage_regressor(raw: Mapping[str, Any], default: Any) -> Any:
-    return raw.get("regressor", default)
-
-
-def _check_observed(spec: StageSpec, rows: np.ndarray, labels: Sequence[str | None],
-                    observed: np.ndarray, mask: np.ndarray,
-                    sets: Sequence[tuple[str, ...]]) -> None:
-    obs = observed[rows]
-    ok = (obs >= 0) & mask[rows, np.maximum(obs, 0)]
-    if ok.all():  # the common case, checked without a Python loop over rows
-        return
-    for i in rows[~ok]:
-        if labels[i] is None or observed[i] < 0 or not mask[i, observed[i]]:
-            col = spec.feasible if isinstance(spec.feasible, str) else spec.treatment
-            raise RecordError(
-                f"row {i + 1}: stage-{spec.stage} treatment '{spec.treatment}' = {labels[i]!r} is "
-                f"not among the feasible options {list(sets[i])} (column '{col}'); fix the record "
-                "or its feasible options", field=spec.treatment, value=labels[i])
-
-
-def _raise_missing_covariate(spec: StageSpec, data: pd.DataFrame, rows: np.ndarray) -> None:
-    for var in spec.variables:
-        if var in data.columns and data[var].iloc[rows].isna().any():
-            first = int(rows[np.flatnonzero(data[var].iloc[rows].isna().to_numpy())[0]])
-            raise RecordError(
-                f"stage {spec.stage}: covariate '{var}' is missing for {len(rows)} participant(s) "
-                f"in the regression (first: row {first + 1}); impute it (tailor.dtr.missing) or "
-                "drop the term", field=var)
-    raise RecordError(f"stage {spec.stage}: missing covariate values", field=spec.treatment)
-
-
-def choose_best(sign: float) -> Decide:
-    """The Q-learning decision: the feasible option with the best Q (ties: first option)."""
-
-    def decide(k: int, stage_fit: StageFit, q: np.ndarray) -> np.ndarray:
-        return best_feasible(q, stage_fit.mask, sign, stage_fit.decision)
-
-    return decide
-
-
-def best_feasible(q: np.ndarray, mask: np.ndarray, sign: float,
-                  decision: np.ndarray | None = None) -> np.ndarray:
-    scored = np.where(mask & ~np.isnan(q), sign * q, -np.inf)
-    chosen = np.argmax(scored, axis=1)
-    none = ~np.isfinite(scored.max(axis=1)) if scored.shape[1] else np.ones(len(q), bool)
-    if decision is not None:
-        none |= ~decision
-    chosen[none] = -1
-    return chosen
-
-
-# ---------------------------------------------------------------------------------------------
 # estimator and result
 # ---------------------------------------------------------------------------------------------
-class QLearning:
+class QLearning(Params):
     """Q-learning with linear (or scikit-learn) working models, K stages.
 
     Parameters
@@ -346,7 +87,7 @@ class QLearning:
 
     Notes
     -----
-    ``fit`` returns a frozen :class:`QLearningResult` (also stored as ``result_``).
+    ``fit`` returns a frozen :class:`QLearningResult` (``result_``, the last one, is deprecated).
     Standard errors of stage k < K treat the pseudo-outcome as observed; they ignore the
     non-regularity of the max, so use :meth:`QLearningResult.bootstrap` (m-out-of-n) for
     intervals there.
@@ -368,9 +109,15 @@ class QLearning:
         self.cov_type = cov_type
         self.missing = missing
 
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {"stages": self.stages, "coding": self.coding, "maximize": self.maximize,
-                "regressor": self.regressor, "cov_type": self.cov_type, "missing": self.missing}
+    @property
+    def result_(self) -> QLearningResult:
+        """Deprecated: the last result of ``fit`` (use the value ``fit`` returns)."""
+        warnings.warn("QLearning.result_ is deprecated: use the result fit returns",
+                      DeprecationWarning, stacklevel=2)
+        last = self.__dict__.get("_last_result")
+        if last is None:
+            raise NotFittedError("QLearning is not fitted: call fit")
+        return last
 
     def _validate(self) -> None:
         if not self.stages:
@@ -383,14 +130,15 @@ class QLearning:
             if not isinstance(st, Mapping) or "treatment" not in st:
                 raise EstimationError(f"stages[{i}] must be a dict with at least 'treatment'")
 
-    def fit(self, data: pd.DataFrame, *, outcome: str,
+    def fit(self, data: pd.DataFrame | SmartData, *, outcome: str | None = None,
             weights: str | np.ndarray | None = None) -> QLearningResult:
         """Fit the Q-functions backwards and return the frozen result.
 
         Parameters
         ----------
-        data : DataFrame
-            One row per participant (the wide table).
+        data : DataFrame or SmartData
+            One row per participant (the wide table), validated once as a
+            :class:`~tailor.dtr.data.SmartData` (built here from a DataFrame).
         outcome : str
             Final-outcome column.
         weights : str or array, optional
@@ -398,48 +146,35 @@ class QLearning:
             a row. When absent and the outcome has missing values, ``missing`` decides.
         """
         self._validate()
-        if outcome not in data.columns:
-            raise InputFileError(f"outcome column '{outcome}' is absent", column=outcome)
-        data = data.reset_index(drop=True)
-        y = pd.to_numeric(data[outcome], errors="coerce").to_numpy(dtype=float)
-        w, missing_note = self._weights(data, y, outcome, weights)
+        sd = self.smart_data(data, outcome=outcome, weights=weights)
+        w, missing_note = sd.censoring_weights(covariates=censoring_formula(self.stages),
+                                               missing=self.missing)
         sign = 1.0 if self.maximize else -1.0
-        fits, pseudo0 = fit_stages(self.stages, data, y, w, coding=self.coding,
+        fits, pseudo0 = fit_stages(self.stages, sd.frame, sd.y, w, coding=self.coding,
                                    regressor=self.regressor, cov_type=self.cov_type,
-                                   decide=choose_best(sign))
+                                   decide=choose_best(sign), cache=sd.design_cache)
         result = QLearningResult(
-            stages=tuple(fits), outcome=outcome, maximize=self.maximize, n=len(data),
-            weights=w, y=y, pseudo0=pseudo0, missing_note=missing_note, estimator=self,
-            data=data)
-        self.result_ = result
+            stages=tuple(fits), outcome=sd.outcome, maximize=self.maximize, n=sd.n,
+            weights=w, y=sd.y, pseudo0=pseudo0, missing_note=missing_note, estimator=self,
+            data=sd.frame)
+        self.__dict__["_last_result"] = result  # for the deprecated result_
         return result
 
-    def _weights(self, data: pd.DataFrame, y: np.ndarray, outcome: str,
-                 weights: str | np.ndarray | None) -> tuple[np.ndarray, str]:
-        observed = ~np.isnan(y)
-        if weights is not None:
-            w = (pd.to_numeric(data[weights], errors="coerce").to_numpy(dtype=float)
-                 if isinstance(weights, str) else np.asarray(weights, dtype=float))
-            if w.shape != (len(data),) or np.isnan(w[observed]).any() or (w < 0).any():
-                raise RecordError("weights must be non-negative, one per row",
-                                  field=str(weights) if isinstance(weights, str) else "weights")
-            w = np.where(observed, np.nan_to_num(w), 0.0)
-            return w, "user weights"
-        if observed.all():
-            return np.ones(len(data)), "complete outcome"
-        n_miss = int((~observed).sum())
-        if self.missing == "error":
-            raise RecordError(f"outcome '{outcome}' is missing for {n_miss} participant(s); "
-                              "pass missing='ipcw' or 'drop', or impute", field=outcome)
-        if self.missing == "drop":
-            return observed.astype(float), f"complete cases ({n_miss} missing outcomes dropped)"
-        from tailor.dtr.missing import ipcw_weights
-
-        first = self.stages[0]
-        formula = " + ".join(
-            [t for t in (first.get("main"), first.get("tailoring")) if t] + [str(first["treatment"])])
-        w = ipcw_weights(data, observed=observed, covariates=formula)
-        return w, (f"IPCW for {n_miss} missing outcomes (censoring model: observed ~ {formula})")
+    def smart_data(self, data: pd.DataFrame | SmartData, *, outcome: str | None = None,
+                   weights: str | np.ndarray | None = None) -> SmartData:
+        """``data`` validated as a :class:`~tailor.dtr.data.SmartData` with this estimator's
+        stages (a SmartData passes through; then ``outcome``/``weights`` must be None or
+        agree)."""
+        if isinstance(data, SmartData):
+            if outcome is not None and outcome != data.outcome:
+                raise EstimationError(f"outcome {outcome!r} differs from the SmartData's "
+                                      f"{data.outcome!r}")
+            if weights is not None:
+                raise EstimationError("pass weights to SmartData.from_frame, not to fit")
+            return data
+        if outcome is None:
+            raise EstimationError("fit needs the outcome column (outcome=...)")
+        return SmartData.from_frame(data, outcome=outcome, stages=self.stages, weights=weights)
 
 
 @dataclass(frozen=True)
@@ -465,9 +200,7 @@ class QLearningResult:
         return 1.0 if self.maximize else -1.0
 
     def stage(self, stage: int) -> StageFit:
-        if not 1 <= stage <= len(self.stages):
-            raise NotFittedError(f"stage must be 1..{len(self.stages)}, got {stage}")
-        return self.stages[stage - 1]
+        return self.stages[check_stage(stage, len(self.stages)) - 1]
 
     def coefficients(self, stage: int) -> pd.DataFrame:
         """Coefficient table of a stage: ``term``, ``estimate``, ``std_error``."""
@@ -479,13 +212,19 @@ class QLearningResult:
         Infeasible options are NaN where ``data`` carries the feasibility columns.
         """
         fit = self.stage(stage)
-        q = self._q(fit, data)
+        q = self.stage_q(fit, data)
         mask = self._mask(fit, data)
         if mask is not None:
             q = np.where(mask, q, np.nan)
         return pd.DataFrame(q, columns=list(fit.spec.options), index=data.index)
 
+    def stage_q(self, fit: StageFit, data: pd.DataFrame) -> np.ndarray:
+        """Q-values (n, d) of every option of ``fit``'s stage for the histories in ``data``
+        (NaN where a covariate is missing or unseen; feasibility not applied)."""
+        return self._q(fit, data)
+
     def _q(self, fit: StageFit, data: pd.DataFrame) -> np.ndarray:
+        """:meth:`stage_q`'s implementation (the one hook a test may wrap on an instance)."""
         main, tail = fit.spec.history(data, strict=False)
         return fit.predict_designs(fit.spec.option_designs(main, tail))
 
@@ -507,7 +246,7 @@ class QLearningResult:
         out: dict[str, list[str | None]] = {}
         for fit in self.stages:
             spec = fit.spec
-            q = self._q(fit, data)
+            q = self.stage_q(fit, data)
             if self._mask(fit, data) is None:
                 sets = [spec.options] * len(data)
             else:
@@ -530,8 +269,7 @@ class QLearningResult:
                     f"row {int(np.flatnonzero(bad)[0]) + 1}: stage-{spec.stage} Q-values cannot be computed (a "
                     f"covariate among {list(spec.variables)} is missing or has a level "
                     "unseen in training)", field=spec.treatment)
-            # the best feasible option; ties go to the first in option order
-            best = np.argmax(np.where(mask, self.sign * np.nan_to_num(q), -np.inf), axis=1)
+            best = decide(q, mask, maximize=self.maximize, active=size >= 2)
             col: list[str | None] = [
                 None if size[i] == 0 else sets[i][0] if size[i] == 1 else spec.options[best[i]]
                 for i in range(len(sets))]
@@ -563,7 +301,22 @@ class QLearningResult:
                          f"{list(fit.spec.options)} (reference {fit.spec.options[0]}, "
                          f"{fit.spec.coding} coding), n = {fit.nobs}")
         lines.append(f"plug-in value of the learned regime: {self.value():.4g}")
-        return Summary("Q-learning", tuple(lines), pd.concat(frames, ignore_index=True))
+        return Summary(pd.concat(frames, ignore_index=True), title="Q-learning", lines=lines)
+
+    def to_frame(self) -> pd.DataFrame:
+        """Coefficients of all stages: ``stage, term, estimate, std_error``."""
+        frames = []
+        for fit in self.stages:
+            tab = fit.coefficients()
+            tab.insert(0, "stage", fit.spec.stage)
+            frames.append(tab)
+        return pd.concat(frames, ignore_index=True)
+
+    def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
+        """Wald (t) intervals of every coefficient: ``stage, term, lower, upper`` (NaN for a
+        regressor without standard errors). Stages before the last ignore the non-regularity
+        of the max; see :meth:`bootstrap`."""
+        return self.summary(alpha).to_frame()[["stage", "term", "lower", "upper"]]
 
     def bootstrap(self, replicates: int = 1000, m: int | str | None = None,
                   random_state: int | np.random.Generator | None = None,
@@ -577,14 +330,3 @@ class QLearningResult:
 
         return bootstrap_qlearning(self, replicates=replicates, m=m, random_state=random_state,
                                    alpha=alpha)
-
-
-def labels_of(values: Sequence[Any]) -> list[str | None]:
-    """Option labels of raw values (None for missing)."""
-    out: list[str | None] = []
-    for v in values:
-        if v is None or (isinstance(v, float) and np.isnan(v)):
-            out.append(None)
-        else:
-            out.append(option_label(v))
-    return out

@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy import special, stats
 
+from tailor.dtr.data import decide
 from tailor.exceptions import InputFileError, InvalidFieldError, MissingFieldError
 from tailor.protocol import Protocol
 from tailor.rules import stage_options
@@ -449,8 +450,7 @@ class RegimeModel:
             shifts = np.concatenate([shifts, (mu - centre[:, :, None])
                                      / math.sqrt(len(points))], axis=2)
         mean = np.where(elig, mean + adjust, np.nan)
-        masked = np.where(elig, mean, np.inf)
-        best = masked.argmin(axis=1)
+        best = decide(mean, elig, maximize=False)
         rows = np.arange(n)
         xb = x[rows, best]  # (n, p)
         var = np.einsum("nkp,pq,nkq->nk", x, s1.cov, x) + (shifts ** 2).sum(axis=2)

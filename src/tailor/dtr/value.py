@@ -48,16 +48,25 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from tailor.dtr.design import _is_missing, option_label
+from tailor.dtr.data import (
+    SmartData,
+    as_partition,
+    censoring_formula,
+    check_stage,
+    is_missing,
+    propensity_values,
+    require_column,
+    truthy,
+)
+from tailor.dtr.formula import option_label, parse_options
 from tailor.dtr.qlearning import QLearning, QLearningResult, StageFit, fit_stages
-from tailor.exceptions import EstimationError, InputFileError, RecordError
+from tailor.dtr.result import Summary
+from tailor.exceptions import EstimationError, RecordError
 
 __all__ = [
     "DRScores",
     "ValueEstimate",
     "aipw_value",
-    "compare_regimes",
-    "crossfit_value",
     "dr_scores",
     "ipw_value",
     "static_regime",
@@ -85,12 +94,26 @@ class ValueEstimate:
                               "estimate": self.estimate, "std_error": self.std_error,
                               "lower": self.lower, "upper": self.upper, "n": self.n}])
 
+    def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
+        """Wald interval ``estimate +- z_{1-alpha/2} std_error``: ``regime, lower, upper``."""
+        z = stats.norm.ppf(1 - alpha / 2)
+        return pd.DataFrame([{"regime": self.name, "lower": self.estimate - z * self.std_error,
+                              "upper": self.estimate + z * self.std_error}])
+
+    def summary(self, alpha: float = 0.05) -> Summary:
+        """The estimate with its (1 - alpha) interval."""
+        tab = self.to_frame()
+        tab[["lower", "upper"]] = self.conf_int(alpha)[["lower", "upper"]].to_numpy()
+        return Summary(tab, title=f"{self.method} value of {self.name}",
+                       lines=(f"participants with weight: {self.n}; "
+                              f"{100 * (1 - alpha):g}% Wald interval",))
+
 
 # ---------------------------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------------------------
 def _labels(values: Sequence[Any]) -> list[str | None]:
-    return [None if _is_missing(v) else option_label(v) for v in values]
+    return [None if is_missing(v) else option_label(v) for v in values]
 
 
 def _regime_labels(regime: Regime, data: pd.DataFrame,
@@ -119,15 +142,12 @@ def _ratios(data: pd.DataFrame, treatments: Sequence[str], propensities: Sequenc
     r = np.ones((n, k_stages))
     active = np.zeros((n, k_stages), dtype=bool)
     for k, (t, pcol) in enumerate(zip(treatments, propensities, strict=True)):
-        for col in (t, pcol):
-            if col not in data.columns:
-                raise InputFileError(f"column '{col}' is absent", column=col)
-        a = _labels(list(data[t]))
-        p = pd.to_numeric(data[pcol], errors="coerce").to_numpy(dtype=float)
+        a = _labels(list(require_column(data, t, "treatment")))
+        p = propensity_values(data, pcol)
         for i in range(n):
             if recs[k][i] is None or a[i] is None:
                 continue
-            if not (p[i] > 0) or p[i] > 1:
+            if np.isnan(p[i]):
                 raise RecordError(f"row {i + 1}: randomization probability '{pcol}' = {p[i]!r} "
                                   "must lie in (0, 1]", field=pcol, value=p[i])
             active[i, k] = True
@@ -168,32 +188,14 @@ def _estimate(name: str, method: str, value: float, infl: np.ndarray, w: np.ndar
 def _outcome_and_weights(data: pd.DataFrame, outcome: str,
                          weights: str | np.ndarray | None,
                          covariates: str | None) -> tuple[np.ndarray, np.ndarray]:
-    if outcome not in data.columns:
-        raise InputFileError(f"outcome column '{outcome}' is absent", column=outcome)
-    y = pd.to_numeric(data[outcome], errors="coerce").to_numpy(dtype=float)
-    observed = ~np.isnan(y)
-    if weights is not None:
-        w = (pd.to_numeric(data[weights], errors="coerce").to_numpy(dtype=float)
-             if isinstance(weights, str) else np.asarray(weights, dtype=float))
-        w = np.where(observed, np.nan_to_num(w), 0.0)
-    elif observed.all():
-        w = np.ones(len(y))
-    else:
-        if covariates is None:
-            raise RecordError(f"outcome '{outcome}' has missing values: pass censoring weights "
-                              "or a Q-learning specification to build them", field=outcome)
-        from tailor.dtr.missing import ipcw_weights
-
-        w = ipcw_weights(data, observed=observed, covariates=covariates)
-    return np.where(observed, y, 0.0), w
+    """The outcome (0 where not observed) and censoring weights, read by :class:`SmartData`."""
+    sd = SmartData.from_frame(data, outcome=outcome, weights=weights)
+    w, _ = sd.censoring_weights(covariates=covariates)
+    return np.where(sd.observed, sd.y, 0.0), w
 
 
 def _censoring_formula(ql: QLearning | None) -> str | None:
-    if ql is None:
-        return None
-    first = ql.stages[0]
-    parts = [t for t in (first.get("main"), first.get("tailoring")) if t]
-    return " + ".join([*parts, str(first["treatment"])])
+    return None if ql is None else censoring_formula(ql.stages)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -317,32 +319,7 @@ def aipw_value(data: pd.DataFrame, regime: Regime, *, outcome: str, qlearning: Q
 # the learned regime, cross-fitted
 # ---------------------------------------------------------------------------------------------
 def _stage_q(result: QLearningResult, data: pd.DataFrame) -> list[np.ndarray]:
-    return [result._q(f, data) for f in result.stages]
-
-
-def crossfit_value(data: pd.DataFrame, qlearning: QLearning, *, outcome: str,
-                   propensities: Sequence[str], weights: str | np.ndarray | None = None,
-                   folds: int | np.ndarray = 5,
-                   random_state: int | np.random.Generator | None = None,
-                   normalize: bool = True, alpha: float = 0.05,
-                   name: str = "learned regime") -> ValueEstimate:
-    """Cross-fitted AIPW value of the regime Q-learning learns.
-
-    Each fold's participants are scored with the regime and Q-functions fitted on the other
-    folds, so no one is scored by a rule chosen with their own data; the standard error is the
-    influence-function SE of the pooled out-of-fold scores. ``folds`` is a number of folds or
-    a fold label per row (a shared partition). See
-    :func:`tailor.dtr.crossfit.crossfit_regime` for tree and category regimes.
-
-    References
-    ----------
-    Chernozhukov et al. (2018); Zhang et al. (2013); Murphy (2005).
-    """
-    from tailor.dtr.crossfit import crossfit_regime
-
-    return crossfit_regime(data, qlearning, outcome=outcome, propensities=propensities,
-                           weights=weights, folds=folds, random_state=random_state,
-                           normalize=normalize, alpha=alpha, name=name).value
+    return [result.stage_q(f, data) for f in result.stages]
 
 
 def _decision_mask(fit: StageFit, data: pd.DataFrame) -> np.ndarray:
@@ -398,11 +375,8 @@ def dr_scores(data: pd.DataFrame, qlearning: QLearning, *, outcome: str, stage: 
     """
     data = data.reset_index(drop=True)
     k_stages = len(qlearning.stages)
-    if not 1 <= stage <= k_stages:
-        raise EstimationError(f"stage must be 1..{k_stages}, got {stage}")
+    stage = check_stage(stage, k_stages)
     y, w = _outcome_and_weights(data, outcome, weights, _censoring_formula(qlearning))
-    from tailor.dtr.crossfit import as_partition
-
     fold = as_partition(folds, len(data), random_state)
     full = qlearning.fit(data, outcome=outcome, weights=w)
     spec = full.stages[stage - 1].spec
@@ -462,56 +436,14 @@ def static_regime(data: pd.DataFrame, option: str, *, treatment: str,
                   feasible: str | Mapping[str, str] | None = None) -> dict[str, list[str | None]]:
     """"Start with ``option``" (later stages as randomized); ``None`` (as randomized) for
     participants for whom ``option`` is infeasible."""
-    from tailor.dtr.design import _truthy, parse_options
-
     opt = option_label(option)
     rec: list[str | None] = []
     for i in range(len(data)):
         ok = True
         if isinstance(feasible, Mapping):
             col = feasible.get(opt)
-            ok = col is not None and _truthy(data[col].iloc[i])
+            ok = col is not None and truthy(data[col].iloc[i])
         elif isinstance(feasible, str):
             ok = opt in parse_options(data[feasible].iloc[i])
         rec.append(opt if ok else None)
     return {treatment: rec}
-
-
-def compare_regimes(data: pd.DataFrame, qlearning: QLearning, *, outcome: str,
-                    propensities: Sequence[str], weights: str | np.ndarray | None = None,
-                    folds: int = 5, random_state: int | np.random.Generator | None = None,
-                    alpha: float = 0.05) -> pd.DataFrame:
-    """Values of as-randomized treatment, every single first treatment, the best single first
-    treatment and the cross-fitted learned regime (AIPW, with intervals).
-
-    Use a responder indicator as ``outcome`` to compare responder rates. The "best single
-    treatment" row reuses the estimate of the best static row, so its interval ignores the
-    selection.
-    """
-    data = data.reset_index(drop=True)
-    first = qlearning.stages[0]
-    t1 = str(first["treatment"])
-    treatments = [str(s["treatment"]) for s in qlearning.stages]
-    rows = []
-    as_rand = aipw_value(data, {t: [None] * len(data) for t in treatments}, outcome=outcome,
-                         qlearning=qlearning, propensities=propensities, weights=weights,
-                         alpha=alpha, name="as randomized", outcome_model="zero")
-    rows.append(as_rand.to_frame())
-    fit = qlearning.fit(data, outcome=outcome, weights=weights)
-    statics = []
-    for opt in fit.stages[0].spec.options:
-        reg = static_regime(data, opt, treatment=t1, feasible=first.get("feasible"))
-        est = aipw_value(data, reg, outcome=outcome, qlearning=qlearning,
-                         propensities=propensities, weights=weights, alpha=alpha,
-                         name=f"always {opt} first")
-        statics.append(est)
-        rows.append(est.to_frame())
-    sign = 1.0 if qlearning.maximize else -1.0
-    best = max(statics, key=lambda e: sign * e.estimate)
-    best_row = best.to_frame()
-    best_row["regime"] = f"best single treatment ({best.name.split()[1]})"
-    rows.append(best_row)
-    learned = crossfit_value(data, qlearning, outcome=outcome, propensities=propensities,
-                             weights=weights, folds=folds, random_state=random_state, alpha=alpha)
-    rows.append(learned.to_frame())
-    return pd.concat(rows, ignore_index=True)

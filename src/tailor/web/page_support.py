@@ -38,16 +38,34 @@ from tailor.exceptions import (
     TailorError,
 )
 from tailor.services import auth as auth_service
+from tailor.services import forms
+from tailor.services.admin import live_protocol
 from tailor.services.blinding import is_blinded, redact, tokens_for
 from tailor.services.context import Actor, RequestContext
 from tailor.services.overview import STATUS_LABELS
 from tailor.services.scope import NOT_FOUND
+from tailor.services.uow import in_transaction
 from tailor.web.errors import status_for
 from tailor.web.inputs import check_form
 
-__all__ = ["SESSION_COOKIE", "TEMPLATES", "CsrfError", "LoginRequired", "Page", "check_code",
-           "clear_session_cookie", "csrf_form", "csrf_token", "home_for", "login_csrf_cookie", "nav_for", "page_user",
-           "session_cookie", "set_session_cookie"]
+__all__ = [
+    "SESSION_COOKIE",
+    "TEMPLATES",
+    "CsrfError",
+    "LoginRequired",
+    "Page",
+    "check_code",
+    "clear_session_cookie",
+    "csrf_form",
+    "csrf_token",
+    "home_for",
+    "login_csrf_cookie",
+    "nav_for",
+    "page_user",
+    "protocol_of",
+    "session_cookie",
+    "set_session_cookie",
+]
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 TEMPLATES.env.filters["status_label"] = lambda code: STATUS_LABELS.get(
@@ -244,3 +262,23 @@ def form_error(errors: dict[str, str], exc: TailorError, known: set[str]) -> Non
 
 def redirect(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
+
+
+def protocol_of(page: Page) -> Any:
+    """The live protocol, read in its own read-only transaction."""
+    return in_transaction(page.db, page.ctx, lambda s: live_protocol(page.db, s)[1],
+                          write=False)
+
+
+def form_grid_context(page: Page, code: str, error: str | None = None) -> dict[str, Any]:
+    """The participant's form status grid (visits x forms) for participant.html: the rows,
+    the columns (every form of any visit, in schedule order) and whether to offer Verify."""
+    rows = forms.form_grid(page.db, page.ctx, code)
+    columns: list[tuple[str, str]] = []
+    for r in rows:
+        for c in r["forms"]:
+            if (c["form"], c["title"]) not in columns:
+                columns.append((c["form"], c["title"]))
+    return {"grid": [r | {"cells": {c["form"]: c for c in r["forms"]}} for r in rows],
+            "grid_columns": columns, "can_verify": page.actor.role in forms.VERIFY,
+            "grid_error": error}

@@ -24,8 +24,7 @@ from starlette.datastructures import FormData
 
 from tailor.exceptions import AuthenticationError, RecordError, TailorError
 from tailor.services import auth as auth_service
-from tailor.services import engagement, epro, forms, overview, queries, timeline, trial
-from tailor.services.admin import live_protocol
+from tailor.services import engagement, epro, overview, queries, timeline, trial
 from tailor.services.auth import RateLimitedError
 from tailor.services.scope import PARTICIPANT_READ
 from tailor.services.uow import in_transaction
@@ -41,9 +40,11 @@ from tailor.web.page_support import (
     csrf_form,
     error_page,
     form_error,
+    form_grid_context,
     home_for,
     login_csrf_cookie,
     page_user,
+    protocol_of,
     redirect,
     render,
     set_session_cookie,
@@ -54,11 +55,6 @@ __all__ = ["install_pages", "protocol_of", "router"]
 router = APIRouter(include_in_schema=False)
 User = Annotated[Page, Depends(page_user)]
 Form = Annotated[FormData, Depends(csrf_form)]
-
-
-def protocol_of(page: Page) -> Any:
-    return in_transaction(page.db, page.ctx, lambda s: live_protocol(page.db, s)[1],
-                          write=False)
 
 
 def _safe_next(target: str) -> str:
@@ -223,20 +219,6 @@ def participant(page: User, code: str) -> Response:
     data = timeline.participant_timeline(page.db, page.ctx, check_code(code))
     return page.render("participant.html", t=data, code=code,
                        **form_grid_context(page, code))
-
-
-def form_grid_context(page: Page, code: str, error: str | None = None) -> dict[str, Any]:
-    """The participant's form status grid (visits x forms) for participant.html: the rows,
-    the columns (every form of any visit, in schedule order) and whether to offer Verify."""
-    rows = forms.form_grid(page.db, page.ctx, code)
-    columns: list[tuple[str, str]] = []
-    for r in rows:
-        for c in r["forms"]:
-            if (c["form"], c["title"]) not in columns:
-                columns.append((c["form"], c["title"]))
-    return {"grid": [r | {"cells": {c["form"]: c for c in r["forms"]}} for r in rows],
-            "grid_columns": columns, "can_verify": page.actor.role in forms.VERIFY,
-            "grid_error": error}
 
 
 # --------------------------------------------------------------------------- screening

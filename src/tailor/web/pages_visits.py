@@ -33,10 +33,11 @@ from tailor.web.page_support import (
     check_code,
     csrf_form,
     form_error,
+    form_grid_context,
     page_user,
+    protocol_of,
     redirect,
 )
-from tailor.web.pages import form_grid_context, protocol_of
 
 __all__ = ["router"]
 
