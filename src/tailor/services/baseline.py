@@ -20,8 +20,8 @@ from tailor.services import trial
 from tailor.services.context import RequestContext
 from tailor.services.scoring import derived_scores
 
-__all__ = ["BASELINE_INSTRUMENTS", "item_instrument", "peg_items", "record_baseline",
-           "score_baseline", "validate_items"]
+__all__ = ["BASELINE_INSTRUMENTS", "baseline_visit", "item_instrument", "peg_items",
+           "record_baseline", "score_baseline", "validate_items"]
 
 # the questionnaires the phenotype needs, in form order
 BASELINE_INSTRUMENTS = ("fm2016", "promis_sleep_4a", "promis_fatigue_4a",
@@ -74,12 +74,11 @@ def score_baseline(questionnaires: Mapping[str, Mapping[str, Any]]) -> Phenotype
     return derive_phenotype(results)
 
 
-def record_baseline(db: Database, ctx: RequestContext, code: str, visit: str, *,
-                    visit_date: date | None,
-                    peg: Mapping[str, Any], questionnaires: Mapping[str, Mapping[str, Any]],
-                    fields: Mapping[str, Any]) -> dict[str, Any]:
-    """Record Visit 0 (``visit``, the protocol's first visit): PEG items, the baseline questionnaires, and the Visit-0 fields given in
-    ``fields`` (e.g. pregnancy, opioid use) plus those derived from the phenotype."""
+def baseline_visit(peg: Mapping[str, Any], questionnaires: Mapping[str, Mapping[str, Any]],
+                   fields: Mapping[str, Any]
+                   ) -> tuple[dict[str, dict[str, Any]], dict[str, Any], Phenotype]:
+    """(instrument blocks, Visit-0 fields, phenotype) for :func:`trial.record_visit_in`: the
+    PEG items validated, the questionnaires scored and the phenotype fields derived."""
     derived_scores("PEG", peg)  # validates the three items (InstrumentError names the item)
     phenotype = score_baseline(questionnaires)
     record = dict(fields) | {"promis_depression_t": phenotype.promis_depression_t,
@@ -87,6 +86,18 @@ def record_baseline(db: Database, ctx: RequestContext, code: str, visit: str, *,
     blocks = {"PEG": {"version": "1", "items": dict(peg)}} | {
         name: {"version": instruments.get(name).version, "items": dict(questionnaires[name])}
         for name in BASELINE_INSTRUMENTS}
+    return blocks, record, phenotype
+
+
+def record_baseline(db: Database, ctx: RequestContext, code: str, visit: str, *,
+                    visit_date: date | None,
+                    peg: Mapping[str, Any], questionnaires: Mapping[str, Mapping[str, Any]],
+                    fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Record Visit 0 (``visit``, the protocol's first visit): PEG items, the baseline
+    questionnaires, and the Visit-0 fields given in ``fields`` (e.g. pregnancy, opioid use)
+    plus those derived from the phenotype. A participant link's Visit 0 goes through
+    :func:`baseline_visit` and the same :func:`trial.record_visit_in`."""
+    blocks, record, phenotype = baseline_visit(peg, questionnaires, fields)
     out = trial.record_visit(db, ctx, code, visit, visit_date=visit_date, instruments=blocks,
                              fields=record)
     return out | {"phenotype": phenotype.as_fields(),

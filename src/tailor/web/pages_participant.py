@@ -168,7 +168,8 @@ def _review_rows(form: dict[str, Any]) -> list[dict[str, Any]]:
         label = dict(q.choices).get(value, "") if value is not None else ""
         shown = "" if value is None else (f"{value}" if label == str(value) else
                                           f"{value} ({label})" if q.block == "PEG" else label)
-        rows.append({"step": i, "text": q.text, "answer": shown})
+        text = f"{q.intro} {q.text}" if q.intro.endswith("...") else q.text
+        rows.append({"step": i, "text": text, "answer": shown, "section": q.section})
     return rows
 
 
