@@ -84,7 +84,7 @@ def test_participant_answers_week12_and_becomes_a_nonresponder(trial, plain_app:
     assert week12["status"] == "completed"
     assert week12["scores"]["response_category"] == "bad"
     assert c.get(f"/api/v1/participants/{code}/links",
-                 headers=hc).json()[1]["participant_entered"] is True
+                 headers=hc).json()[2]["participant_entered"] is True
     # a spent link: the friendly page, no data
     spent = p.get(path)
     assert spent.status_code == 404 and "can no longer be used" in spent.text
