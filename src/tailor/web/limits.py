@@ -24,7 +24,7 @@ __all__ = ["heavy", "install_limits", "participant_wait"]
 RETRY_AFTER_S = 5
 
 
-def install_limits(app: FastAPI, heavy_requests: int, *, per_link: int = 120,
+def install_limits(app: FastAPI, heavy_requests: int, *, per_link: int = 300,
                    per_address: int = 600) -> None:
     app.state.heavy = threading.BoundedSemaphore(heavy_requests)
     app.state.participant_rate = (RateWindow(per_link), RateWindow(per_address))
