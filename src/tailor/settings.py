@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     # whole-trial computations (exports, data queries, statistics pages) running at once per
     # process; one more is a 429 with Retry-After (tailor.web.limits)
     heavy_requests: int = Field(default=2, ge=1, le=64)
+    # participant pages (/p/...): requests per minute per link and per client address (a
+    # clinic's shared connection carries many participants); one more is a friendly 429;
+    # a 60-screen Visit 0 answered at speed takes about 120 requests in a minute (browser test)
+    participant_requests_per_link: int = Field(default=300, ge=10, le=10_000)
+    participant_requests_per_address: int = Field(default=600, ge=10, le=1_000_000)
     # database connection pool per process (PostgreSQL)
     pool_size: int = Field(default=10, ge=1)
     # threads per server process running request handlers (service calls block on the

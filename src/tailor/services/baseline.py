@@ -21,8 +21,8 @@ from tailor.services import trial
 from tailor.services.context import RequestContext
 from tailor.services.forms import BASELINE_INSTRUMENTS
 
-__all__ = ["BASELINE_INSTRUMENTS", "item_instrument", "peg_items", "record_baseline",
-           "score_baseline", "validate_items"]
+__all__ = ["BASELINE_INSTRUMENTS", "baseline_visit", "item_instrument", "peg_items",
+           "record_baseline", "score_baseline", "validate_items"]
 
 
 
@@ -72,13 +72,12 @@ def score_baseline(questionnaires: Mapping[str, Mapping[str, Any]]) -> Phenotype
     return derive_phenotype(results)
 
 
-def record_baseline(db: Database, ctx: RequestContext, code: str, visit: str, *,
-                    visit_date: date | None,
-                    peg: Mapping[str, Any], questionnaires: Mapping[str, Mapping[str, Any]],
-                    fields: Mapping[str, Any], reason: str | None = None) -> dict[str, Any]:
-    """Record Visit 0 (``visit``, the protocol's first visit): PEG items, the baseline questionnaires, and the Visit-0 fields given in
-    ``fields`` (e.g. pregnancy, opioid use) plus those derived from the phenotype."""
-    # every problem of every questionnaire at once, in plain words (FormProblemsError)
+def baseline_visit(peg: Mapping[str, Any], questionnaires: Mapping[str, Mapping[str, Any]],
+                   fields: Mapping[str, Any]
+                   ) -> tuple[dict[str, dict[str, Any]], dict[str, Any], Phenotype]:
+    """(instrument blocks, Visit-0 fields, phenotype) for :func:`trial.record_visit_in`: every
+    problem of every questionnaire reported at once in plain words (FormProblemsError), the
+    questionnaires scored and the phenotype fields derived."""
     check_forms({"PEG": peg} | {name: questionnaires.get(name, {})
                                 for name in BASELINE_INSTRUMENTS})
     phenotype = score_baseline(questionnaires)
@@ -87,6 +86,18 @@ def record_baseline(db: Database, ctx: RequestContext, code: str, visit: str, *,
     blocks = {"PEG": {"version": "1", "items": dict(peg)}} | {
         name: {"version": instruments.get(name).version, "items": dict(questionnaires[name])}
         for name in BASELINE_INSTRUMENTS}
+    return blocks, record, phenotype
+
+
+def record_baseline(db: Database, ctx: RequestContext, code: str, visit: str, *,
+                    visit_date: date | None,
+                    peg: Mapping[str, Any], questionnaires: Mapping[str, Mapping[str, Any]],
+                    fields: Mapping[str, Any], reason: str | None = None) -> dict[str, Any]:
+    """Record Visit 0 (``visit``, the protocol's first visit): PEG items, the baseline
+    questionnaires, and the Visit-0 fields given in ``fields`` (e.g. pregnancy, opioid use)
+    plus those derived from the phenotype. A participant link's Visit 0 goes through
+    :func:`baseline_visit` and the same :func:`trial.record_visit_in`."""
+    blocks, record, phenotype = baseline_visit(peg, questionnaires, fields)
     out = trial.record_visit(db, ctx, code, visit, visit_date=visit_date, instruments=blocks,
                              fields=record, reason=reason)
     return out | {"phenotype": phenotype.as_fields(),

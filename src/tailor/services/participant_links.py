@@ -1,5 +1,6 @@
-"""Participant links (ePRO): a participant answers one visit's own questionnaires (PEG, PGIC)
-through a link, with no account and no password.
+"""Participant links (ePRO): a participant answers one visit's own questionnaires (Visit 0: PEG,
+the phenotyping battery and the self-reported Visit-0 fields; later visits: PEG, PGIC) through a
+link, with no account and no password.
 
 The token is ``secrets.token_urlsafe(32)``; only its SHA-256 is stored, so a database reader
 cannot use a link. A link is scoped to one participant and one visit: every participant-side
@@ -7,8 +8,10 @@ call resolves the token to that (participant, visit) pair and reads or writes no
 expires at the end of the visit window's last day at the site (the protocol's window), can be
 revoked, and is spent once submitted. Issuing a new link for the same visit (resend) revokes
 the previous one. Participant-side writes are audited with the actor ``link:<id>`` and the role
-``participant``; the submit goes through :func:`tailor.services.trial.record_visit_in`, so the
-derived scores and the week-12 response category are computed exactly as for a coordinator.
+``participant``; the submit goes through :func:`tailor.services.trial.record_visit_in` (Visit 0
+first through :func:`tailor.services.baseline.baseline_visit`, as the site's Visit 0 form), so
+the derived scores, the phenotype, eligibility, edit checks and the week-12 response category
+are computed exactly as for a coordinator.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -27,9 +29,12 @@ from sqlalchemy.orm import Session
 from tailor.db import Database
 from tailor.db import models as m
 from tailor.exceptions import ConflictError, InvalidFieldError, NotFoundError
-from tailor.instruments.pain import PEG, PGIC
+from tailor.protocol import Protocol
 from tailor.services.admin import ensure_writable, live_protocol
+from tailor.services.baseline import BASELINE_INSTRUMENTS, baseline_visit
 from tailor.services.context import Actor, RequestContext, local_date
+from tailor.services.epro_questions import FIELD_QUESTIONS, Question, instrument_questions
+from tailor.services.lifecycle import ParticipantStatus as S
 from tailor.services.scope import PARTICIPANT_READ, PARTICIPANT_WRITE, get_participant, require
 from tailor.services.trial import record_visit_in
 from tailor.services.uow import in_transaction
@@ -56,46 +61,32 @@ T = TypeVar("T")
 PARTICIPANT_ROLE = "participant"
 UNAVAILABLE = "this link cannot be used"
 
-# the participant-facing wording: PEG (Krebs 2009, open access), PGIC (CGI-I, public domain)
-_WORDING = {
-    "PEG1": "What number best describes your pain on average in the past week?",
-    "PEG2": "What number best describes how, during the past week, pain has interfered with "
-            "your enjoyment of life?",
-    "PEG3": "What number best describes how, during the past week, pain has interfered with "
-            "your general activity?",
-    "PGIC1": "Since the start of the study, how would you describe the change in your back "
-             "pain overall?",
-}
-_BLOCKS = {"peg": ("PEG", PEG), "pgic": ("PGIC", PGIC)}
-
-
 class LinkUnavailableError(NotFoundError):
     """Unknown, expired, revoked or already submitted link: one message for all (404)."""
-
-
-@dataclass(frozen=True)
-class Question:
-    """One screen: an item, its wording and its allowed answers (code, label)."""
-
-    block: str
-    code: str
-    text: str
-    choices: tuple[tuple[int, str], ...]
 
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def questions_for(assessments: list[str]) -> list[Question]:
-    """The participant-reported items of a visit's assessments, in form order."""
-    out = []
-    for name in assessments:
-        if name in _BLOCKS:
-            block, inst = _BLOCKS[name]
-            out += [Question(block, it.code, _WORDING[it.code], it.scale.choices)
-                    for it in inst.items]
-    return out
+def questions_for(assessments: list[str], *, first_visit: bool = False) -> list[Question]:
+    """The participant-reported items of a visit's assessments, in form order: PEG and PGIC
+    at follow-up visits; at Visit 0 (``first_visit``) also the phenotyping questionnaires and
+    the Visit-0 fields the participant reports (never clinician measures)."""
+    names = [n for n in assessments if n in ("peg", "pgic")]
+    if first_visit and "phenotyping" in assessments:
+        names += list(BASELINE_INSTRUMENTS)
+    out = [q for name in names for q in instrument_questions(name)]
+    return out + list(FIELD_QUESTIONS) if first_visit else out
+
+
+def _first_visit(protocol: Protocol) -> str:
+    return min(protocol.visits, key=lambda v: v.week).code
+
+
+def _visit_questions(protocol: Protocol, visit_code: str) -> list[Question]:
+    return questions_for(list(protocol.visit(visit_code).assessments),
+                         first_visit=visit_code == _first_visit(protocol))
 
 
 def _expiry(window_end: Any, tz: str) -> datetime:
@@ -127,13 +118,12 @@ def issue_in_session(session: Session, protocol: Any, p: m.Participant, visit: m
     revoked, its saved answers carried over); ConflictError when the visit cannot take one.
     ``token``/``token_salt``: a token the caller derived (the message job), else a random
     one. Returns the link and its token (which is not stored)."""
-    first = min(protocol.visits, key=lambda v: v.week).code
-    if visit.code == first:
-        raise ConflictError("participant links cover the follow-up visits (PEG, PGIC); "
-                            "Visit 0 is recorded by the site")
     if visit.status == "completed":
         raise ConflictError(f"visit {visit.code} is already completed")
-    if p.status not in ("randomized", "stage2"):
+    if visit.code == _first_visit(protocol):
+        if p.status != S.RUN_IN_PASSED:
+            raise ConflictError(f"Visit 0 needs a passed run-in (status {p.status})")
+    elif p.status not in (S.RANDOMIZED, S.STAGE2):
         raise ConflictError(f"follow-up visits start after randomization "
                             f"(status {p.status})")
     site = session.get(m.Site, p.site_id)
@@ -211,7 +201,7 @@ def link_status(link: m.ParticipantLink | None, visit: m.Visit, now: datetime) -
 
 
 def link_statuses(db: Database, ctx: RequestContext, code: str) -> list[dict[str, Any]]:
-    """Per follow-up visit: the latest link's status (not sent, sent, opened, partial,
+    """Per visit (Visit 0 included): the latest link's status (not sent, sent, opened, partial,
     complete, expired, revoked) and when it expires."""
     require(ctx.actor, PARTICIPANT_READ, "read participant links")
 
@@ -219,8 +209,8 @@ def link_statuses(db: Database, ctx: RequestContext, code: str) -> list[dict[str
         p = get_participant(session, ctx.actor, code)
         now = ctx.utcnow()
         out = []
-        for v in session.scalars(select(m.Visit).where(m.Visit.participant_id == p.id,
-                                                       m.Visit.week > 0).order_by(m.Visit.week)):
+        for v in session.scalars(select(m.Visit).where(m.Visit.participant_id == p.id)
+                                 .order_by(m.Visit.week)):
             link = session.scalars(select(m.ParticipantLink).where(
                 m.ParticipantLink.visit_id == v.id).order_by(m.ParticipantLink.id.desc())
             ).first()
@@ -315,7 +305,7 @@ def link_form(db: Database, token: str, *, now: datetime | None = None,
         _, protocol = live_protocol(db, session)
         site = session.get(m.Site, p.site_id)
         today = local_date(ctx.utcnow(), site.timezone) if site else visit.window_start
-        return {"questions": questions_for(list(protocol.visit(visit.code).assessments)),
+        return {"questions": _visit_questions(protocol, visit.code),
                 "answers": dict(link.draft.get("answers", {})),
                 "needs_birth_year": needs_factor, "closes_on": visit.window_end,
                 "opens_on": visit.window_start if today < visit.window_start else None}
@@ -354,8 +344,7 @@ def save_answers(db: Database, token: str, answers: dict[str, Any], *,
         link, p, visit = _resolve(session, token, ctx.utcnow())
         _check_factor(link, p, birth_year)
         _, protocol = live_protocol(db, session)
-        clean = _validate(questions_for(list(protocol.visit(visit.code).assessments)),
-                          answers)
+        clean = _validate(_visit_questions(protocol, visit.code), answers)
         merged = dict(link.draft.get("answers", {})) | clean
         link.draft = dict(link.draft) | {"answers": merged}
         return merged
@@ -374,23 +363,29 @@ def submit_link(db: Database, token: str, *, now: datetime | None = None,
         link, p, visit = _resolve(session, token, ctx.utcnow())
         _check_factor(link, p, birth_year)
         _, protocol = live_protocol(db, session)
-        questions = questions_for(list(protocol.visit(visit.code).assessments))
+        questions = _visit_questions(protocol, visit.code)
         answers = _validate(questions, dict(link.draft.get("answers", {})))
         missing = [q.code for q in questions if q.code not in answers]
         if missing:
             raise InvalidFieldError(f"Please answer every question first ({len(missing)} "
                                     f"left).", field=missing[0], value=None, rule="required")
-        blocks: dict[str, dict[str, Any]] = {}
+        by_block: dict[str, dict[str, Any]] = {}
         for q in questions:
-            blocks.setdefault(q.block, {"version": "1", "items": {}})["items"][q.code] = \
-                answers[q.code]
+            by_block.setdefault(q.block, {})[q.code] = answers[q.code]
         site = session.get(m.Site, p.site_id)
         inner = RequestContext(
             Actor(0, f"link:{link.id}", "coordinator", site_id=p.site_id,
                   site_code=site.code if site else ""),
             request_id=ctx.request_id, now=ctx.utcnow())
+        fields: dict[str, Any] = {}
+        if visit.code == _first_visit(protocol):  # scored and derived as the site's Visit 0
+            blocks, fields, _ = baseline_visit(
+                by_block.pop("PEG"), by_block,
+                {k: bool(v) for k, v in by_block.pop("fields", {}).items()})
+        else:
+            blocks = {name: {"version": "1", "items": items} for name, items in by_block.items()}
         record_visit_in(db, inner, session, p.study_code, visit.code, instruments=blocks,
-                        fields={})
+                        fields=fields)
         link.submitted_at = ctx.utcnow()
         return {"submitted": True}
 

@@ -32,8 +32,8 @@ from sqlalchemy.orm import Session
 
 from tailor.db import models as m
 
-__all__ = ["Backoff", "FastPath", "account_key", "address_key", "record_failure", "record_success",
-           "retry_after", "wait_for"]
+__all__ = ["Backoff", "FastPath", "RateWindow", "account_key", "address_key", "record_failure",
+           "record_success", "retry_after", "wait_for"]
 
 STREAK_RESET = timedelta(hours=24)  # a streak older than this starts again from zero
 
@@ -150,3 +150,35 @@ def record_success(session: Session, key: str) -> None:
     if row is not None and (row.failures or row.blocked_until is not None):
         row.failures = 0
         row.blocked_until = None
+
+
+@dataclass
+class RateWindow:
+    """At most ``limit`` requests per key in each ``window_s``-second window (fixed windows,
+    process memory). A key over its limit is remembered as blocked in :class:`FastPath` until
+    its window ends, so the rest of a flood is refused from memory; participant pages use it
+    per link and per client address (``tailor.web.limits``)."""
+
+    limit: int
+    window_s: float = 60.0
+    fast: FastPath = field(default_factory=FastPath)
+    counts: dict[str, tuple[datetime, int]] = field(default_factory=dict)
+
+    def hit(self, key: str, now: datetime) -> float:
+        """Count one request for ``key``; seconds to wait (0: go ahead)."""
+        wait = self.fast.wait([key], now)
+        if wait > 0:
+            return wait
+        with self.fast.lock:
+            start, n = self.counts.get(key, (now, 0))
+            if (now - start).total_seconds() >= self.window_s:
+                start, n = now, 0
+            if len(self.counts) >= self.fast.max_keys:  # bounded: forget ended windows
+                span = timedelta(seconds=self.window_s)
+                self.counts = {k: v for k, v in self.counts.items() if v[0] + span > now}
+            self.counts[key] = (start, n + 1)
+        if n + 1 <= self.limit:
+            return 0.0
+        until = start + timedelta(seconds=self.window_s)
+        self.fast.remember(key, until)
+        return max((until - now).total_seconds(), 0.001)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import uuid
@@ -28,10 +29,29 @@ from tailor.web.signatures_api import router as signatures_router
 __all__ = ["create_app"]
 
 _REQ_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+_LINK_PATH = re.compile(r"/p/[^/?#\s\"']+")
+
+
+class _RedactLinks(logging.Filter):
+    """Replace participant-link tokens in log records (``/p/<token>`` -> ``/p/[link]``): an
+    access log, when a deployment turns one on, never holds a usable link."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and "/p/" in record.msg:
+            record.msg = _LINK_PATH.sub("/p/[link]", record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(_LINK_PATH.sub("/p/[link]", a) if isinstance(a, str) else a
+                                for a in record.args)
+        return True
+
+
+_REDACT_LINKS = _RedactLinks()
 
 
 def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
     """Build the app for ``settings`` (or around an existing ``db``, as tests do)."""
+    for name in ("uvicorn.access", "uvicorn.error", "tailor"):
+        logging.getLogger(name).addFilter(_REDACT_LINKS)  # the same filter once per logger
     hook = (PauseHook(settings.test_pause_ms, settings.test_pause_dir)
             if settings.test_pause_ms or settings.test_pause_dir else None)
     database = db or Database(settings.database_url, pool_size=settings.pool_size, hook=hook)
@@ -75,7 +95,9 @@ def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
     app.include_router(signatures_router)  # signed actions: go-live, data lock, unblinding
     app.include_router(queries_router)  # data queries (tailor.web.queries_api)
     install_pages(app)  # HTML pages, /api/v1/decide, static files (tailor.web.pages)
-    install_limits(app, settings.heavy_requests)  # concurrent exports and data checks
+    install_limits(app, settings.heavy_requests,  # concurrent exports and data checks,
+                   per_link=settings.participant_requests_per_link,  # participant pages
+                   per_address=settings.participant_requests_per_address)
     install_docs(app, public=settings.api_docs_public)  # /docs, /openapi.json
     install_security_headers(app)  # outermost: every response, errors and static included
     return app

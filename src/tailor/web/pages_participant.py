@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from tailor.db import Database
 from tailor.exceptions import InvalidFieldError, TailorError
 from tailor.services import participant_links as links
+from tailor.web.limits import participant_wait
 from tailor.web.page_support import TEMPLATES
 
 __all__ = ["router"]
@@ -55,6 +56,20 @@ def _valid_token(token: str) -> bool:
     return 20 <= len(token) <= 100 and set(token) <= _TOKEN_CHARS
 
 
+def _gate(request: Request, token: str) -> Response | None:
+    """The rate limits (per link and per client address), then the token's shape: a page to
+    answer instead of the route's own, or None to go on."""
+    wait = participant_wait(request, links.token_hash(token[:200]))
+    if wait:
+        response = _page(request, "p_message.html", 429, title="Please wait a moment",
+                         message=f"There have been too many requests from this link or this "
+                                 f"connection. Please wait {wait} seconds, then try again. "
+                                 "Your answers so far are saved.")
+        response.headers["Retry-After"] = str(wait)
+        return response
+    return None if _valid_token(token) else _unavailable(request)
+
+
 def _birth_year(request: Request) -> int | None:
     raw = request.cookies.get(_BIRTH_COOKIE, "")
     return int(raw) if raw.isdigit() and len(raw) == 4 else None
@@ -84,8 +99,9 @@ def _question_page(request: Request, token: str, form: dict[str, Any], step: int
 @router.get("/p/{token}", response_class=HTMLResponse)
 def questionnaire(request: Request, token: str, step: int | None = None) -> Response:
     """One question (the first unanswered one unless ``step`` is given), or the review."""
-    if not _valid_token(token):
-        return _unavailable(request)
+    stop = _gate(request, token)
+    if stop is not None:
+        return stop
     try:
         form = _form(request, token)
     except InvalidFieldError:  # a stale year-of-birth cookie
@@ -109,8 +125,9 @@ def questionnaire(request: Request, token: str, step: int | None = None) -> Resp
 @router.post("/p/{token}", response_class=HTMLResponse)
 async def answer(request: Request, token: str) -> Response:
     """Save one answer and go on to the next question (or to the review)."""
-    if not _valid_token(token):
-        return _unavailable(request)
+    stop = _gate(request, token)
+    if stop is not None:
+        return stop
     data = await request.form()
     form = _form(request, token)
     if form is None or form["needs_birth_year"]:
@@ -142,8 +159,9 @@ async def answer(request: Request, token: str) -> Response:
 @router.post("/p/{token}/birth-year", response_class=HTMLResponse)
 async def birth_year(request: Request, token: str) -> Response:
     """The optional second factor: the participant's year of birth."""
-    if not _valid_token(token):
-        return _unavailable(request)
+    stop = _gate(request, token)
+    if stop is not None:
+        return stop
     raw = str((await request.form()).get("birth_year", "")).strip()
     if not (raw.isdigit() and len(raw) == 4):
         return _page(request, "p_birth_year.html", 422, token=token,
@@ -168,15 +186,17 @@ def _review_rows(form: dict[str, Any]) -> list[dict[str, Any]]:
         label = dict(q.choices).get(value, "") if value is not None else ""
         shown = "" if value is None else (f"{value}" if label == str(value) else
                                           f"{value} ({label})" if q.block == "PEG" else label)
-        rows.append({"step": i, "text": q.text, "answer": shown})
+        text = f"{q.intro} {q.text}" if q.intro.endswith("...") else q.text
+        rows.append({"step": i, "text": text, "answer": shown, "section": q.section})
     return rows
 
 
 @router.get("/p/{token}/review", response_class=HTMLResponse)
 def review(request: Request, token: str) -> Response:
     """Every answer, each with a way to change it, and the button that sends them."""
-    if not _valid_token(token):
-        return _unavailable(request)
+    stop = _gate(request, token)
+    if stop is not None:
+        return stop
     form = _form(request, token)
     if form is None:
         return _unavailable(request)
@@ -190,8 +210,9 @@ def review(request: Request, token: str) -> Response:
 @router.post("/p/{token}/submit", response_class=HTMLResponse)
 def submit(request: Request, token: str) -> Response:
     """Send the answers: the visit is recorded and the link is spent."""
-    if not _valid_token(token):
-        return _unavailable(request)
+    stop = _gate(request, token)
+    if stop is not None:
+        return stop
     try:
         links.submit_link(_db(request), token, request_id=_rid(request),
                           birth_year=_birth_year(request))

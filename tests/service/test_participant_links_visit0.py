@@ -1,0 +1,133 @@
+"""Participant links for Visit 0 (issue 20 part A): the whole participant-reported battery
+(PEG, fm2016, PROMIS 4a x 4, PCS-13 and the self-reported Visit-0 fields), scored through
+tailor.instruments and recorded through the site's Visit-0 path; a link reads and writes
+nothing of another participant or another visit."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from tailor import instruments
+from tailor.db import models as m
+from tailor.exceptions import ConflictError, InvalidFieldError, NotFoundError
+from tailor.services import participant_links as links
+from tailor.services import trial
+from tailor.services.baseline import BASELINE_INSTRUMENTS, score_baseline
+
+from .factories import NOW, SCREEN_OK, Trial, setup_trial
+
+
+def run_in_passed(t: Trial, user: str = "coord1") -> str:
+    """A participant through screening, enrolment and the run-in (Visit 0 due today)."""
+    ctx = t.ctx(user)
+    today = NOW.date()
+    code = trial.create_participant(t.db, ctx, consent_date=today - timedelta(days=20),
+                                    birth_year=1980, sex="F")["id"]
+    trial.screen(t.db, ctx, code, SCREEN_OK, assessed_on=today - timedelta(days=15))
+    trial.enrol(t.db, ctx, code, enrolled_on=today - timedelta(days=14))
+    trial.record_run_in(t.db, ctx, code, modules_completed=2, messages_answered=12,
+                        completed_on=today)
+    return str(code)
+
+
+def battery_answers(questions: list[links.Question], seed: int = 0) -> dict[str, int]:
+    """A complete, varied set of answers (each item's choices cycled by position)."""
+    out = {}
+    for i, q in enumerate(questions):
+        codes = [c for c, _ in q.choices]
+        out[q.code] = codes[(i + seed) % len(codes)]
+    out |= {"PEG1": 7, "PEG2": 6, "PEG3": 5, "opioid_use": 1, "pregnant_visit0": 0}
+    return out
+
+
+def test_visit0_battery_is_scored_and_recorded_as_the_sites_visit0(dbh):
+    t = setup_trial(dbh.db)
+    code = run_in_passed(t)
+    issued = links.issue_link(t.db, t.ctx("coord1"), code, "week0")
+    token = issued["token"]
+    form = links.link_form(t.db, token, now=NOW)
+    qs = form["questions"]
+    blocks = [q.block for q in qs]
+    # every participant-reported instrument of Visit 0, in form order, then the fields
+    expected = ["PEG", *BASELINE_INSTRUMENTS, "fields"]
+    assert list(dict.fromkeys(blocks)) == expected
+    n_items = sum(len(instruments.get(n).items) for n in ("peg", *BASELINE_INSTRUMENTS))
+    assert len(qs) == n_items + 2 == 60
+    # the response wording is the instrument's own
+    pcs = next(q for q in qs if q.code == "PCS1")
+    assert pcs.choices == instruments.get("pcs13").item("PCS1").scale.choices
+    assert {q.section for q in qs} >= {"Your pain", "Sleep", "Mood", "About you"}
+    answers = battery_answers(qs)
+    first, rest = dict(list(answers.items())[:25]), dict(list(answers.items())[25:])
+    links.save_answers(t.db, token, first, now=NOW)
+    # save and return across instruments: half the battery is kept on the link
+    assert links.link_form(t.db, token, now=NOW + timedelta(hours=3))["answers"] == first
+    with pytest.raises(InvalidFieldError, match="35 left"):
+        links.submit_link(t.db, token, now=NOW)
+    with pytest.raises(InvalidFieldError, match="choose one of the answers"):
+        links.save_answers(t.db, token, {"EDDEP04": 0}, now=NOW)  # PROMIS codes are 1-5
+    links.save_answers(t.db, token, rest, now=NOW)
+    assert links.submit_link(t.db, token, now=NOW) == {"submitted": True}
+    # the phenotype and the PROMIS depression T-score are the instruments' own
+    by = {n: {q.code: answers[q.code] for q in qs if q.block == n} for n in BASELINE_INSTRUMENTS}
+    phenotype = score_baseline(by)
+    s = t.db.session(write=False)
+    p = s.scalars(select(m.Participant).where(m.Participant.study_code == code)).one()
+    assessment = s.scalars(select(m.EligibilityAssessment).where(
+        m.EligibilityAssessment.participant_id == p.id).order_by(
+        m.EligibilityAssessment.id.desc())).first()
+    assert assessment is not None
+    assert assessment.record["phenotype_label"] == phenotype.label
+    assert assessment.record["promis_depression_t"] == phenotype.promis_depression_t
+    assert assessment.record["opioid_use"] is True and assessment.record["pregnant_visit0"] is False
+    assert assessment.record["peg_visit0"] == pytest.approx(6.0)
+    assert p.status == "ready"  # eligible after Visit 0, awaiting stage-1 randomization
+    stored = {(r.instrument, r.item_code) for r in s.scalars(select(m.InstrumentResponse))}
+    assert len(stored) == n_items
+    actors = set(s.scalars(select(m.AuditLog.actor).where(
+        m.AuditLog.entity.in_(["InstrumentResponse", "Visit", "EligibilityAssessment"]))))
+    s.close()
+    assert f"link:{issued['id']}" in actors
+    status = links.link_statuses(t.db, t.ctx("coord1"), code)[0]
+    assert status["visit"] == "week0" and status["status"] == "complete"
+    assert status["participant_entered"] is True
+    # the follow-up visits are scheduled from the participant's Visit 0 date
+    assert {v["visit"] for v in trial.visits_view(t.db, t.ctx("coord1"), code)} >= {"week12"}
+    with pytest.raises(links.LinkUnavailableError):
+        links.link_form(t.db, token, now=NOW)
+
+
+def test_visit0_link_needs_a_passed_run_in_and_is_scoped(dbh):
+    t = setup_trial(dbh.db)
+    a, b = run_in_passed(t), run_in_passed(t)
+    ctx = t.ctx("coord1")
+    fresh = trial.create_participant(t.db, ctx, consent_date=NOW.date(), birth_year=1970,
+                                     sex="M")["id"]
+    with pytest.raises(NotFoundError, match="not scheduled"):  # still screening
+        links.issue_link(t.db, ctx, fresh, "week0")
+    ta = links.issue_link(t.db, ctx, a, "week0")["token"]
+    tb = links.issue_link(t.db, ctx, b, "week0")["token"]
+    links.save_answers(t.db, tb, {"PEG1": 3}, now=NOW)
+    # a's link sees only its own draft, never b's answers, and no follow-up item
+    assert links.link_form(t.db, ta, now=NOW)["answers"] == {}
+    with pytest.raises(InvalidFieldError, match="not part of this questionnaire"):
+        links.save_answers(t.db, ta, {"PGIC1": 1}, now=NOW)
+    answers: dict[str, Any] = battery_answers(links.link_form(t.db, ta, now=NOW)["questions"])
+    links.save_answers(t.db, ta, answers, now=NOW)
+    links.submit_link(t.db, ta, now=NOW)
+    views = {c: {v["visit"]: v["status"] for v in trial.visits_view(t.db, ctx, c)}
+             for c in (a, b)}
+    assert views[a]["week0"] == "completed" and views[b]["week0"] == "scheduled"
+    assert links.link_form(t.db, tb, now=NOW)["answers"] == {"PEG1": 3}
+    # a completed Visit 0 takes no new link; a link outside its window shows nothing
+    with pytest.raises(ConflictError, match="already completed"):
+        links.issue_link(t.db, ctx, a, "week0")
+    with pytest.raises(links.LinkUnavailableError):
+        links.link_form(t.db, tb, now=NOW + timedelta(days=9))
+    links.revoke_link(t.db, ctx, b, "week0")
+    with pytest.raises(links.LinkUnavailableError):
+        links.save_answers(t.db, tb, {"PEG2": 3}, now=NOW)
