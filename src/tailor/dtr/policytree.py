@@ -350,9 +350,9 @@ class PolicyTree:
         mode (segment trees, histograms, or the cheaper of the two per pair of features)."""
         hist_ok = not search.has_mask and self.split_step == 1
         if self.algorithm == "prefix-max":
-            if not search.use_kb:
-                raise ValueError("algorithm 'prefix-max' needs min_node_size=1, split_step=1 "
-                                 "and no infeasible option; use algorithm='auto' or 'scan'")
+            if not hist_ok:
+                raise ValueError("algorithm 'prefix-max' needs split_step=1 and no infeasible "
+                                 "option; use algorithm='auto' or 'scan'")
             return _h.MODE_SEG
         if self.algorithm == "histogram":
             if not hist_ok:
@@ -363,7 +363,7 @@ class PolicyTree:
             return -1
         size = 1 << max(n - 1, 0).bit_length()
         seg_bytes = 2 * size * d * (d - 1) * 16  # per thread: pair sums and prefix maxima
-        if search.use_kb and seg_bytes <= _SEG_MAX_BYTES:
+        if seg_bytes <= _SEG_MAX_BYTES:
             return _h.MODE_AUTO
         # histograms or the scan: compare the histogram sweeps' cost with the unpruned scan's
         V = search.root[0]
