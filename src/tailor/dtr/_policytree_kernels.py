@@ -877,17 +877,17 @@ def _d2_feature_seg(j: int, V: np.ndarray, ORD: np.ndarray, RK: np.ndarray, G: n
                         _fen_add(FW, r)
                     if not valid[s]:
                         continue
-                    if mmin == 1:
-                        for q in range(Pn):
-                            H[q] = MP[1, q]
-                    elif u >= 2 * mmin:
-                        lo = _fen_kth(FW, mmin, top)
-                        hi = _fen_kth(FW, u - mmin + 1, top)
-                        _seg_range(SD, MP, Pn, size, lo, hi, H, PS, SL, ML, SR, MR)
-                    else:  # fewer than 2 min_node_size members: the leaf only
-                        for q in range(Pn):
-                            H[q] = -np.inf
-                    v = _seg_value(T, H, b0, nb)
+                    if mmin == 1:  # every boundary: the root's prefix maxima
+                        v = _seg_value(T, MP[1], b0, nb)
+                    else:
+                        if u >= 2 * mmin:
+                            lo = _fen_kth(FW, mmin, top)
+                            hi = _fen_kth(FW, u - mmin + 1, top)
+                            _seg_range(SD, MP, Pn, size, lo, hi, H, PS, SL, ML, SR, MR)
+                        else:  # fewer than 2 min_node_size members: the leaf only
+                            for q in range(Pn):
+                                H[q] = -np.inf
+                        v = _seg_value(T, H, b0, nb)
                     if left:
                         gL[s] = max(gL[s], v)
                     else:
