@@ -126,9 +126,7 @@ def algorithms_for(F, mmin=1, step=1):
     out = ["auto", "scan"]
     no_mask = F is None or F.all()
     if no_mask and step == 1:
-        out.append("histogram")
-        if mmin == 1:
-            out.append("prefix-max")
+        out += ["histogram", "prefix-max"]
     return out
 
 
@@ -245,10 +243,14 @@ def test_auto_picks_histograms_for_few_distinct_values_and_segment_trees_for_con
     assert h.pair_uses_hist(n, d, 4, 5, 1, h.MODE_AUTO)  # integer root and child: histogram
     assert h.pair_uses_hist(n, d, n - 1, 2, 1, h.MODE_AUTO)  # binary child: histogram
     assert not h.pair_uses_hist(n, d, n - 1, n, 1, h.MODE_AUTO)  # both continuous: seg trees
-    assert h.pair_uses_hist(n, d, n - 1, n, 30, h.MODE_AUTO)  # min_node_size > 1: histograms
+    # min_node_size > 1: segment trees read over a range of positions, still cheaper than
+    # histograms on continuous pairs; histograms for few distinct values
+    assert not h.pair_uses_hist(n, d, n - 1, n, 30, h.MODE_AUTO)
+    assert h.pair_uses_hist(n, d, 4, 5, 30, h.MODE_AUTO)
     pt = PolicyTree(depth=2, min_node_size=30)
-    assert pt._sweep_mode(_search_of(ints, G, 30), n, d) == h.MODE_HIST
-    assert pt._sweep_mode(_search_of(cont, G, 30), n, d) == -1  # the scan: its pruning wins
+    assert pt._sweep_mode(_search_of(ints, G, 30), n, d) == h.MODE_AUTO
+    assert pt._sweep_mode(_search_of(cont, G, 30), n, d) == h.MODE_AUTO
+    assert PolicyTree(depth=2, split_step=2)._sweep_mode(_search_of(cont, G), n, d) == -1
     assert PolicyTree(depth=2)._sweep_mode(_search_of(cont, G), n, d) == h.MODE_AUTO
     assert PolicyTree(algorithm="scan")._sweep_mode(_search_of(ints, G), n, d) == -1
 
@@ -431,7 +433,7 @@ def test_not_fitted_and_hyperparameters_are_only_stored():
     ({"min_node_size": 0}, "min_node_size must be >= 1, got 0"),
     ({"split_step": 1.5}, "split_step must be an integer, got 1.5"),
     ({"algorithm": "fast"}, "algorithm must be 'auto', 'scan', 'prefix-max' or 'histogram', got 'fast'"),
-    ({"algorithm": "prefix-max", "min_node_size": 2}, "algorithm 'prefix-max' needs"),
+    ({"algorithm": "prefix-max", "split_step": 2}, "algorithm 'prefix-max' needs split_step=1"),
     ({"algorithm": "histogram", "split_step": 2}, "algorithm 'histogram' needs split_step=1"),
 ])
 def test_bad_hyperparameters(kwargs, match):

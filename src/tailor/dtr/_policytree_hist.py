@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-MODE_SEG = 0  # prefix-maximum segment trees for every pair (needs min_node_size 1)
+MODE_SEG = 0  # prefix-maximum segment trees for every pair
 MODE_HIST = 1  # histograms for every pair
 MODE_AUTO = 2  # the cheaper per (root feature, child feature) pair by the cost model
 
@@ -32,6 +32,7 @@ MODE_AUTO = 2  # the cheaper per (root feature, child feature) pair by the cost 
 # benchmarks/bench_policytree_ties.py, see docs/policytree.md).
 SEG_STEP = 1.0  # one (pair of options, tree level) update of the segment tree
 SEG_VALUE = 1.0  # one pair of options read at the root of the segment tree
+SEG_RANGE = 4.0  # per tree level, one pair's range read (min_node_size > 1): two walks, 2 nodes
 HIST_ADD = 1.0  # one option added to a bucket
 HIST_EVAL = 1.5  # one (bucket, option) step of the depth-1 evaluation
 
@@ -58,7 +59,7 @@ def buckets(V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def pair_uses_hist(m: int, d: int, nvj: int, Kk: int, mmin: int, mode: int) -> bool:
     """Whether the (root feature with ``nvj`` valid splits, child feature with ``Kk`` distinct
     values) pair is swept with histograms rather than segment trees."""
-    if mode == MODE_HIST or mmin > 1:
+    if mode == MODE_HIST:
         return True
     if mode == MODE_SEG:
         return False
@@ -68,7 +69,8 @@ def pair_uses_hist(m: int, d: int, nvj: int, Kk: int, mmin: int, mode: int) -> b
         size *= 2
         lg += 1
     P = d * (d - 1)
-    seg = m * (lg + 1) * P * SEG_STEP + nvj * P * SEG_VALUE
+    read = SEG_VALUE if mmin == 1 else SEG_VALUE + (lg + 1) * SEG_RANGE
+    seg = m * (lg + 1) * P * SEG_STEP + nvj * P * read
     hist = m * d * HIST_ADD + nvj * Kk * d * HIST_EVAL
     return hist <= seg
 

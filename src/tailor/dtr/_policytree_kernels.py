@@ -41,6 +41,8 @@ from numba import njit, prange
 from tailor.dtr import _policytree_hist as _h
 
 _BIG = 1e300  # "no key yet" count
+_SEG_BLOCK_BYTES = 2 << 20  # segment trees of one block of option pairs (see _seg_blocks)
+_SEG_MIN_PAIRS = 16
 
 
 @njit(cache=True)
@@ -661,56 +663,144 @@ def _pairs(d: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @njit(cache=True)
-def _seg_init(k: int, V: np.ndarray, size: int, SD: np.ndarray, MP: np.ndarray) -> None:
+def _seg_init(k: int, V: np.ndarray, size: int, Pn: int, SD: np.ndarray, MP: np.ndarray) -> None:
     m = V.shape[1]
-    P = SD.shape[1]
     for u in range(size):
         node = size + u
         bnd = u < m and (u == m - 1 or V[k, u] < V[k, u + 1])
-        for q in range(P):
+        for q in range(Pn):
             SD[node, q] = 0.0
             MP[node, q] = 0.0 if bnd else -np.inf
     for node in range(size - 1, 0, -1):
         lft = 2 * node
         rgt = lft + 1
-        for q in range(P):
+        for q in range(Pn):
             SD[node, q] = SD[lft, q] + SD[rgt, q]
             MP[node, q] = max(MP[lft, q], SD[lft, q] + MP[rgt, q])
 
 
 @njit(cache=True)
 def _seg_insert(u: int, x: int, k: int, V: np.ndarray, G: np.ndarray, pa: np.ndarray,
-                pb: np.ndarray, size: int, SD: np.ndarray, MP: np.ndarray) -> None:
+                pb: np.ndarray, q0: int, Pn: int, size: int, SD: np.ndarray,
+                MP: np.ndarray) -> None:
+    """Add member ``x`` at sorted position ``u`` to the trees of pairs ``q0 .. q0 + Pn - 1``."""
     m = V.shape[1]
-    P = SD.shape[1]
     node = size + u
     bnd = u == m - 1 or V[k, u] < V[k, u + 1]
-    for q in range(P):
-        w = G[x, pa[q]] - G[x, pb[q]]
+    for q in range(Pn):
+        w = G[x, pa[q0 + q]] - G[x, pb[q0 + q]]
         SD[node, q] = w
         MP[node, q] = w if bnd else -np.inf
     node >>= 1
     while node >= 1:
         lft = 2 * node
         rgt = lft + 1
-        for q in range(P):
+        for q in range(Pn):
             SD[node, q] = SD[lft, q] + SD[rgt, q]
             MP[node, q] = max(MP[lft, q], SD[lft, q] + MP[rgt, q])
         node >>= 1
 
 
 @njit(cache=True)
-def _seg_value(T: np.ndarray, MP: np.ndarray) -> float:
+def _seg_value(T: np.ndarray, H: np.ndarray, b0: int, nb: int) -> float:
+    """Best of the options ``b0 .. b0 + nb - 1`` on the right: ``T_b + max(0, max_a H[(a, b)])``
+    (0: the leaf, an empty left side)."""
     d = T.shape[0]
     best = -np.inf
     q = 0
-    for b in range(d):
+    for bb in range(nb):
         h = 0.0
         for _ in range(d - 1):
-            h = max(h, MP[1, q])
+            h = max(h, H[q])
             q += 1
-        best = max(best, T[b] + h)
+        best = max(best, T[b0 + bb] + h)
     return best
+
+
+@njit(cache=True)
+def _fen_add(F: np.ndarray, u: int) -> None:
+    """Count sorted position ``u`` in the Fenwick tree ``F`` (1-based, ``F[0]`` unused)."""
+    i = u + 1
+    n = F.shape[0] - 1
+    while i <= n:
+        F[i] += 1
+        i += i & (-i)
+
+
+@njit(cache=True)
+def _fen_kth(F: np.ndarray, kth: int, top: int) -> int:
+    """Sorted position of the ``kth`` smallest counted position (``top``: the largest power of
+    two <= the tree's size)."""
+    n = F.shape[0] - 1
+    pos = 0
+    rem = kth
+    step = top
+    while step > 0:
+        nxt = pos + step
+        if nxt <= n and F[nxt] < rem:
+            pos = nxt
+            rem -= F[nxt]
+        step >>= 1
+    return pos
+
+
+@njit(cache=True)
+def _seg_range(SD: np.ndarray, MP: np.ndarray, Pn: int, size: int, lo: int, hi: int,
+               H: np.ndarray, PS: np.ndarray, SL: np.ndarray, ML: np.ndarray, SR: np.ndarray,
+               MR: np.ndarray) -> None:
+    """``H[q]``: the largest prefix sum of pair ``q`` over the boundaries at sorted positions
+    ``lo .. hi - 1`` (those with both sides >= min_node_size), -inf when there is none."""
+    for q in range(Pn):
+        PS[q] = 0.0
+        SL[q] = 0.0
+        ML[q] = -np.inf
+        SR[q] = 0.0
+        MR[q] = -np.inf
+    lft = size
+    rgt = size + lo
+    while lft < rgt:  # the sum of the positions before lo
+        if lft & 1:
+            for q in range(Pn):
+                PS[q] += SD[lft, q]
+            lft += 1
+        if rgt & 1:
+            rgt -= 1
+            for q in range(Pn):
+                PS[q] += SD[rgt, q]
+        lft >>= 1
+        rgt >>= 1
+    lft = size + lo
+    rgt = size + hi
+    while lft < rgt:  # (sum, largest prefix sum) of [lo, hi), combined from both ends
+        if lft & 1:
+            for q in range(Pn):
+                ML[q] = max(ML[q], SL[q] + MP[lft, q])
+                SL[q] += SD[lft, q]
+            lft += 1
+        if rgt & 1:
+            rgt -= 1
+            for q in range(Pn):
+                MR[q] = max(MP[rgt, q], SD[rgt, q] + MR[q])
+                SR[q] += SD[rgt, q]
+        lft >>= 1
+        rgt >>= 1
+    for q in range(Pn):
+        H[q] = PS[q] + max(ML[q], SL[q] + MR[q])
+
+
+@njit(cache=True)
+def _seg_blocks(m: int, d: int) -> int:
+    """Right-side options per block of the pair trees: a block's two trees fit in
+    ``_SEG_BLOCK_BYTES`` (about one core's L2 cache), so the sweeps do not stream them from
+    memory, but a block keeps at least ``_SEG_MIN_PAIRS`` pairs (short rows vectorize badly).
+    Measured: 0.58 ns per pair and tree level with 57 pairs at n = 1,000 (1.8 MB) against 1.2 ns
+    with all 380 pairs of d = 20 (12 MB); see ``benchmarks/results/policytree_ties.md``."""
+    size = 1
+    while size < m:
+        size *= 2
+    w = max(d - 1, 1)
+    per_option = 2 * size * w * 16
+    return min(d, max(1, _SEG_BLOCK_BYTES // per_option, -(-_SEG_MIN_PAIRS // w)))
 
 
 @njit(cache=True)
@@ -720,7 +810,10 @@ def _d2_feature_seg(j: int, V: np.ndarray, ORD: np.ndarray, RK: np.ndarray, G: n
     """Best depth-2 tree whose root splits on ``j``: (value, left size), or (-inf, -1).
 
     Each child feature ``k`` is swept with prefix-maximum segment trees or with histograms
-    (``_policytree_hist``), as ``mode`` and the cost model say.
+    (``_policytree_hist``), as ``mode`` and the cost model say. The segment trees are kept for
+    blocks of right-side options (``_seg_blocks``), one block after the other; with
+    ``min_node_size > 1`` the prefix maximum is read over the range of positions whose both sides
+    keep ``min_node_size`` members (found with a Fenwick tree of the members' positions).
     """
     p, m = V.shape
     d = G.shape[1]
@@ -740,10 +833,21 @@ def _d2_feature_seg(j: int, V: np.ndarray, ORD: np.ndarray, RK: np.ndarray, G: n
     size = 1
     while size < m:
         size *= 2
+    top = 1
+    while 2 * top <= m:
+        top *= 2
     pa, pb = _pairs(d)
-    P = pa.shape[0] if need_seg else 0
-    SD = np.empty((2 * size if need_seg else 0, P))
-    MP = np.empty((2 * size if need_seg else 0, P))
+    nbo = _seg_blocks(m, d)  # options per block
+    Pb = nbo * (d - 1) if need_seg else 0
+    SD = np.empty((2 * size if need_seg else 0, Pb))
+    MP = np.empty((2 * size if need_seg else 0, Pb))
+    H = np.empty(Pb)
+    PS = np.empty(Pb)
+    SL = np.empty(Pb)
+    ML = np.empty(Pb)
+    SR = np.empty(Pb)
+    MR = np.empty(Pb)
+    FW = np.zeros(m + 1, dtype=np.int64)
     L = np.empty((kmax, d))
     CNT = np.empty(kmax, dtype=np.int64)
     acc = np.empty(d)
@@ -753,24 +857,41 @@ def _d2_feature_seg(j: int, V: np.ndarray, ORD: np.ndarray, RK: np.ndarray, G: n
         if use_hist[k]:
             _h.hist_sweep(j, k, ORD, RK, G, BK, K[k], valid, mmin, gL, gR, L, CNT, T, acc)
             continue
-        _seg_init(k, V, size, SD, MP)
-        T[:] = 0.0
-        for s in range(1, m):
-            x = ORD[j, s - 1]
-            _seg_insert(RK[k, x], x, k, V, G, pa, pb, size, SD, MP)
-            for a in range(d):
-                T[a] += G[x, a]
-            if valid[s]:
-                gL[s] = max(gL[s], _seg_value(T, MP))
-        _seg_init(k, V, size, SD, MP)
-        T[:] = 0.0
-        for s in range(m - 1, 0, -1):
-            x = ORD[j, s]
-            _seg_insert(RK[k, x], x, k, V, G, pa, pb, size, SD, MP)
-            for a in range(d):
-                T[a] += G[x, a]
-            if valid[s]:
-                gR[s] = max(gR[s], _seg_value(T, MP))
+        for b0 in range(0, d, nbo):
+            nb = min(nbo, d - b0)
+            q0 = b0 * (d - 1)
+            Pn = nb * (d - 1)
+            for left in (True, False):
+                _seg_init(k, V, size, Pn, SD, MP)
+                T[:] = 0.0
+                if mmin > 1:
+                    FW[:] = 0
+                for u in range(1, m):
+                    s = u if left else m - u
+                    x = ORD[j, s - 1] if left else ORD[j, s]
+                    r = RK[k, x]
+                    _seg_insert(r, x, k, V, G, pa, pb, q0, Pn, size, SD, MP)
+                    for a in range(d):
+                        T[a] += G[x, a]
+                    if mmin > 1:
+                        _fen_add(FW, r)
+                    if not valid[s]:
+                        continue
+                    if mmin == 1:  # every boundary: the root's prefix maxima
+                        v = _seg_value(T, MP[1], b0, nb)
+                    else:
+                        if u >= 2 * mmin:
+                            lo = _fen_kth(FW, mmin, top)
+                            hi = _fen_kth(FW, u - mmin + 1, top)
+                            _seg_range(SD, MP, Pn, size, lo, hi, H, PS, SL, ML, SR, MR)
+                        else:  # fewer than 2 min_node_size members: the leaf only
+                            for q in range(Pn):
+                                H[q] = -np.inf
+                        v = _seg_value(T, H, b0, nb)
+                    if left:
+                        gL[s] = max(gL[s], v)
+                    else:
+                        gR[s] = max(gR[s], v)
     bv = -np.inf
     bs = -1
     for s in range(1, m):

@@ -107,14 +107,15 @@ class PolicyTree:
         all consider only split points between distinct values.
         ``"scan"`` re-scans each child's sorted members, pruned by upper bounds, and supports
         every setting. ``"prefix-max"`` keeps one prefix-maximum segment tree per option pair
-        while the root split sweeps, O(p^2 d^2 n log n) for depth 2; it needs no feasibility
-        mask, ``min_node_size=1`` and ``split_step=1``, and holds about ``32 n d^2`` bytes per
-        thread. ``"histogram"`` keeps per-value reward sums of the child's feature, O(n d + K_j
+        while the root split sweeps, O(p^2 d^2 n log n) for depth 2 (with ``min_node_size > 1``
+        the prefix maximum is read over the admissible range, O(d^2 log n) per root split); it
+        needs no feasibility mask and ``split_step=1``, and holds at most about 2 MiB of trees per
+        thread (blocks of option pairs). ``"histogram"`` keeps per-value reward sums of the child's feature, O(n d + K_j
         K_k d) per pair of features with ``K`` distinct values (questionnaire scores, counts,
         binary and categorical indicators); it needs no feasibility mask and ``split_step=1``.
         ``"auto"`` (no mask, ``split_step=1``) picks per pair of features the cheaper of
-        prefix-max and histogram by a measured cost model when ``min_node_size=1`` and the
-        segment trees fit in 128 MiB per thread; otherwise histograms when their estimated cost
+        prefix-max and histogram by a measured cost model when the segment trees of all pairs
+        would fit in 128 MiB per thread; otherwise histograms when their estimated cost
         is under a quarter of the unpruned scan's, else the scan (``docs/policytree.md``).
 
     Attributes
@@ -333,9 +334,9 @@ class PolicyTree:
         mode (segment trees, histograms, or the cheaper of the two per pair of features)."""
         hist_ok = not search.has_mask and self.split_step == 1
         if self.algorithm == "prefix-max":
-            if not search.use_kb:
-                raise ValueError("algorithm 'prefix-max' needs min_node_size=1, split_step=1 "
-                                 "and no infeasible option; use algorithm='auto' or 'scan'")
+            if not hist_ok:
+                raise ValueError("algorithm 'prefix-max' needs split_step=1 and no infeasible "
+                                 "option; use algorithm='auto' or 'scan'")
             return _h.MODE_SEG
         if self.algorithm == "histogram":
             if not hist_ok:
@@ -346,7 +347,7 @@ class PolicyTree:
             return -1
         size = 1 << max(n - 1, 0).bit_length()
         seg_bytes = 2 * size * d * (d - 1) * 16  # per thread: pair sums and prefix maxima
-        if search.use_kb and seg_bytes <= _SEG_MAX_BYTES:
+        if seg_bytes <= _SEG_MAX_BYTES:
             return _h.MODE_AUTO
         # histograms or the scan: compare the histogram sweeps' cost with the unpruned scan's
         V = search.root[0]
