@@ -143,6 +143,9 @@ def test_simulated_trial_end_to_end(best):
     assert abs(v["as randomized"] - truth["randomized"]) < 0.08
     rec = result.recommendations.merge(sim.wide, on="participant_id")
     assert all(row[f"eligible_{row['A1_category']}"] == 1 for _, row in rec.iterrows())
+    # a responder rate's interval never leaves [0, 1] (the demo once showed 89% [63%, 114%])
+    rates = result.values_responder
+    assert (rates["lower"] >= 0).all() and (rates["upper"] <= 1).all()
 
 
 def test_sequential_censoring_weights_remove_dropout_bias(best):

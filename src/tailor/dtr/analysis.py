@@ -406,6 +406,8 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
         rows = [as_rand.to_frame(), *[e.to_frame() for e in statics], best.to_frame(),
                 *[e.to_frame() for e in learned.values()]]
         values[label] = pd.concat(rows, ignore_index=True)
+        if larger:  # a responder rate: its interval is cut to [0, 1], which loses no coverage
+            values[label][["lower", "upper"]] = values[label][["lower", "upper"]].clip(0.0, 1.0)
         for key in (k for k in ("deployed", "stage1", "penalized", "ensemble") if k in learned):
             c = contrast_with_best(learned[key], statics, clusters=clusters,
                                    larger_is_better=larger, alpha=plan.alpha,
