@@ -16,17 +16,18 @@ from tailor.db import models as m
 from tailor.exceptions import ConflictError, InvalidFieldError, NotFoundError
 from tailor.services import participant_links as links
 from tailor.services import trial
-from tailor.services.baseline import BASELINE_INSTRUMENTS, score_baseline
+from tailor.services.baseline import BASELINE_INSTRUMENTS, record_baseline, score_baseline
+from tailor.services.epro_questions import instrument_questions as instruments_questions
 
 from .factories import NOW, SCREEN_OK, Trial, setup_trial
 
 
-def run_in_passed(t: Trial, user: str = "coord1") -> str:
+def run_in_passed(t: Trial, user: str = "coord1", sex: str = "F") -> str:
     """A participant through screening, enrolment and the run-in (Visit 0 due today)."""
     ctx = t.ctx(user)
     today = NOW.date()
     code = trial.create_participant(t.db, ctx, consent_date=today - timedelta(days=20),
-                                    birth_year=1980, sex="F")["id"]
+                                    birth_year=1980, sex=sex)["id"]
     trial.screen(t.db, ctx, code, SCREEN_OK, assessed_on=today - timedelta(days=15))
     trial.enrol(t.db, ctx, code, enrolled_on=today - timedelta(days=14))
     trial.record_run_in(t.db, ctx, code, modules_completed=2, messages_answered=12,
@@ -40,7 +41,9 @@ def battery_answers(questions: list[links.Question], seed: int = 0) -> dict[str,
     for i, q in enumerate(questions):
         codes = [c for c, _ in q.choices]
         out[q.code] = codes[(i + seed) % len(codes)]
-    out |= {"PEG1": 7, "PEG2": 6, "PEG3": 5, "opioid_use": 1, "pregnant_visit0": 0}
+    out |= {"PEG1": 7, "PEG2": 6, "PEG3": 5, "opioid_use": 1}
+    if "pregnant_visit0" in out:
+        out["pregnant_visit0"] = 0
     return out
 
 
@@ -131,3 +134,72 @@ def test_visit0_link_needs_a_passed_run_in_and_is_scoped(dbh):
     links.revoke_link(t.db, ctx, b, "week0")
     with pytest.raises(links.LinkUnavailableError):
         links.save_answers(t.db, tb, {"PEG2": 3}, now=NOW)
+
+
+def _visit0_record(t: Trial, code: str) -> tuple[dict[str, Any], list[str]]:
+    """The latest eligibility record of ``code`` and the audit reasons of its Visit-0 rows."""
+    s = t.db.session(write=False)
+    p = s.scalars(select(m.Participant).where(m.Participant.study_code == code)).one()
+    a = s.scalars(select(m.EligibilityAssessment).where(
+        m.EligibilityAssessment.participant_id == p.id).order_by(
+        m.EligibilityAssessment.id.desc())).first()
+    assert a is not None
+    reasons = list(s.scalars(select(m.AuditLog.reason).where(
+        m.AuditLog.entity == "EligibilityAssessment", m.AuditLog.entity_id == str(a.id))))
+    s.close()
+    return dict(a.record), reasons
+
+
+def test_visit0_battery_does_not_ask_a_man_whether_he_is_pregnant(dbh):
+    t = setup_trial(dbh.db)
+    man, woman = run_in_passed(t, sex="M"), run_in_passed(t, sex="F")
+    ctx = t.ctx("coord1")
+    tm = links.issue_link(t.db, ctx, man, "week0")["token"]
+    tw = links.issue_link(t.db, ctx, woman, "week0")["token"]
+    qm = links.link_form(t.db, tm, now=NOW)["questions"]
+    qw = links.link_form(t.db, tw, now=NOW)["questions"]
+    # the progress count ("Question n of N") is the length of the shown questions
+    assert len(qm) == 59 and len(qw) == 60
+    assert "pregnant_visit0" not in {q.code for q in qm}
+    assert [q.code for q in qw if q.block == "fields"] == ["opioid_use", "pregnant_visit0"]
+    assert [q.code for q in qm if q.block == "fields"] == ["opioid_use"]
+    # a man cannot answer it either: it is not part of his questionnaire
+    with pytest.raises(InvalidFieldError, match="not part of this questionnaire") as exc:
+        links.save_answers(t.db, tm, {"pregnant_visit0": 1}, now=NOW)
+    assert exc.value.field == "pregnant_visit0"
+    for token, qs in ((tm, qm), (tw, qw)):
+        links.save_answers(t.db, token, battery_answers(qs), now=NOW)
+        assert links.submit_link(t.db, token, now=NOW) == {"submitted": True}
+    record, reasons = _visit0_record(t, man)
+    assert record["pregnant_visit0"] is False and record["opioid_use"] is True
+    note = "pregnant_visit0 not asked (sex recorded as M): recorded as False"
+    assert reasons and all(note in r for r in reasons)
+    record, reasons = _visit0_record(t, woman)  # asked, answered no, no note
+    assert record["pregnant_visit0"] is False
+    assert reasons and not any("not asked" in r for r in reasons)
+    views = {c: {v["visit"]: v["status"] for v in trial.visits_view(t.db, ctx, c)}
+             for c in (man, woman)}
+    assert views[man]["week0"] == views[woman]["week0"] == "completed"
+
+
+def test_coordinator_visit0_records_a_man_as_not_pregnant_by_the_same_rule(dbh):
+    """The site's Visit 0 (record_baseline) without the pregnancy field: a man is recorded
+    as not pregnant with the same audit note; a woman still has to answer it."""
+    t = setup_trial(dbh.db)
+    man, woman = run_in_passed(t, sex="M"), run_in_passed(t, sex="F")
+    ctx = t.ctx("coord1")
+    qs = {n: {q.code: q.choices[0][0] for q in instruments_questions(n)}
+          for n in BASELINE_INSTRUMENTS}
+    peg = {"PEG1": 6, "PEG2": 5, "PEG3": 7}
+    out = record_baseline(t.db, ctx, man, "week0", visit_date=NOW.date(), peg=peg,
+                          questionnaires=qs, fields={"opioid_use": False})
+    assert out["not_asked"] == ["pregnant_visit0"]
+    record, reasons = _visit0_record(t, man)
+    assert record["pregnant_visit0"] is False
+    assert all("pregnant_visit0 not asked (sex recorded as M)" in r for r in reasons)
+    out = record_baseline(t.db, ctx, woman, "week0", visit_date=NOW.date(), peg=peg,
+                          questionnaires=qs, fields={"opioid_use": False,
+                                                     "pregnant_visit0": True})
+    assert "not_asked" not in out
+    record, _ = _visit0_record(t, woman)
+    assert record["pregnant_visit0"] is True and out["eligible"] is False
