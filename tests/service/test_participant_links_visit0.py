@@ -19,7 +19,7 @@ from tailor.services import trial
 from tailor.services.baseline import BASELINE_INSTRUMENTS, record_baseline, score_baseline
 from tailor.services.epro_questions import instrument_questions as instruments_questions
 
-from .factories import NOW, SCREEN_OK, Trial, setup_trial
+from .factories import NOW, SCREEN_OK, Trial, setup_trial, visit0_record
 
 
 def run_in_passed(t: Trial, user: str = "coord1", sex: str = "F") -> str:
@@ -136,20 +136,6 @@ def test_visit0_link_needs_a_passed_run_in_and_is_scoped(dbh):
         links.save_answers(t.db, tb, {"PEG2": 3}, now=NOW)
 
 
-def _visit0_record(t: Trial, code: str) -> tuple[dict[str, Any], list[str]]:
-    """The latest eligibility record of ``code`` and the audit reasons of its Visit-0 rows."""
-    s = t.db.session(write=False)
-    p = s.scalars(select(m.Participant).where(m.Participant.study_code == code)).one()
-    a = s.scalars(select(m.EligibilityAssessment).where(
-        m.EligibilityAssessment.participant_id == p.id).order_by(
-        m.EligibilityAssessment.id.desc())).first()
-    assert a is not None
-    reasons = list(s.scalars(select(m.AuditLog.reason).where(
-        m.AuditLog.entity == "EligibilityAssessment", m.AuditLog.entity_id == str(a.id))))
-    s.close()
-    return dict(a.record), reasons
-
-
 def test_visit0_battery_does_not_ask_a_man_whether_he_is_pregnant(dbh):
     t = setup_trial(dbh.db)
     man, woman = run_in_passed(t, sex="M"), run_in_passed(t, sex="F")
@@ -170,11 +156,11 @@ def test_visit0_battery_does_not_ask_a_man_whether_he_is_pregnant(dbh):
     for token, qs in ((tm, qm), (tw, qw)):
         links.save_answers(t.db, token, battery_answers(qs), now=NOW)
         assert links.submit_link(t.db, token, now=NOW) == {"submitted": True}
-    record, reasons = _visit0_record(t, man)
+    record, reasons = visit0_record(t, man)
     assert record["pregnant_visit0"] is False and record["opioid_use"] is True
     note = "pregnant_visit0 not asked (sex recorded as M): recorded as False"
     assert reasons and all(note in r for r in reasons)
-    record, reasons = _visit0_record(t, woman)  # asked, answered no, no note
+    record, reasons = visit0_record(t, woman)  # asked, answered no, no note
     assert record["pregnant_visit0"] is False
     assert reasons and not any("not asked" in r for r in reasons)
     views = {c: {v["visit"]: v["status"] for v in trial.visits_view(t.db, ctx, c)}
@@ -194,12 +180,12 @@ def test_coordinator_visit0_records_a_man_as_not_pregnant_by_the_same_rule(dbh):
     out = record_baseline(t.db, ctx, man, "week0", visit_date=NOW.date(), peg=peg,
                           questionnaires=qs, fields={"opioid_use": False})
     assert out["not_asked"] == ["pregnant_visit0"]
-    record, reasons = _visit0_record(t, man)
+    record, reasons = visit0_record(t, man)
     assert record["pregnant_visit0"] is False
     assert all("pregnant_visit0 not asked (sex recorded as M)" in r for r in reasons)
     out = record_baseline(t.db, ctx, woman, "week0", visit_date=NOW.date(), peg=peg,
                           questionnaires=qs, fields={"opioid_use": False,
                                                      "pregnant_visit0": True})
     assert "not_asked" not in out
-    record, _ = _visit0_record(t, woman)
+    record, _ = visit0_record(t, woman)
     assert record["pregnant_visit0"] is True and out["eligible"] is False
