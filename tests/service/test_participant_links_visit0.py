@@ -78,17 +78,15 @@ def test_visit0_battery_is_scored_and_recorded_as_the_sites_visit0(dbh):
     # the phenotype and the PROMIS depression T-score are the instruments' own
     by = {n: {q.code: answers[q.code] for q in qs if q.block == n} for n in BASELINE_INSTRUMENTS}
     phenotype = score_baseline(by)
+    record, reasons = visit0_record(t, code)
+    assert record["phenotype_label"] == phenotype.label
+    assert record["promis_depression_t"] == phenotype.promis_depression_t
+    assert record["opioid_use"] is True and record["pregnant_visit0"] is False  # asked: F
+    assert record["peg_visit0"] == pytest.approx(6.0)
+    assert reasons and not any("not asked" in r for r in reasons)
+    # eligible after Visit 0, awaiting stage-1 randomization
+    assert trial.participant_view(t.db, t.ctx("coord1"), code)["status"] == "ready"
     s = t.db.session(write=False)
-    p = s.scalars(select(m.Participant).where(m.Participant.study_code == code)).one()
-    assessment = s.scalars(select(m.EligibilityAssessment).where(
-        m.EligibilityAssessment.participant_id == p.id).order_by(
-        m.EligibilityAssessment.id.desc())).first()
-    assert assessment is not None
-    assert assessment.record["phenotype_label"] == phenotype.label
-    assert assessment.record["promis_depression_t"] == phenotype.promis_depression_t
-    assert assessment.record["opioid_use"] is True and assessment.record["pregnant_visit0"] is False
-    assert assessment.record["peg_visit0"] == pytest.approx(6.0)
-    assert p.status == "ready"  # eligible after Visit 0, awaiting stage-1 randomization
     stored = {(r.instrument, r.item_code) for r in s.scalars(select(m.InstrumentResponse))}
     assert len(stored) == n_items
     actors = set(s.scalars(select(m.AuditLog.actor).where(
