@@ -103,3 +103,17 @@ def week12_nonresponder(t: Trial, user: str = "coord1", *, now: datetime = NOW) 
                                                          "items": {"PGIC1": 5}}},
                        fields={}, safety={"serious_event": False})
     return code
+
+
+def visit0_record(t: Trial, code: str) -> tuple[dict[str, Any], list[str]]:
+    """The latest eligibility record of ``code`` and the audit reasons of its Visit-0 rows."""
+    s = t.db.session(write=False)
+    p = s.scalars(select(m.Participant).where(m.Participant.study_code == code)).one()
+    a = s.scalars(select(m.EligibilityAssessment).where(
+        m.EligibilityAssessment.participant_id == p.id).order_by(
+        m.EligibilityAssessment.id.desc())).first()
+    assert a is not None
+    reasons = list(s.scalars(select(m.AuditLog.reason).where(
+        m.AuditLog.entity == "EligibilityAssessment", m.AuditLog.entity_id == str(a.id))))
+    s.close()
+    return dict(a.record), reasons

@@ -16,17 +16,18 @@ from tailor.db import models as m
 from tailor.exceptions import ConflictError, InvalidFieldError, NotFoundError
 from tailor.services import participant_links as links
 from tailor.services import trial
-from tailor.services.baseline import BASELINE_INSTRUMENTS, score_baseline
+from tailor.services.baseline import BASELINE_INSTRUMENTS, record_baseline, score_baseline
+from tailor.services.epro_questions import instrument_questions as instruments_questions
 
-from .factories import NOW, SCREEN_OK, Trial, setup_trial
+from .factories import NOW, SCREEN_OK, Trial, setup_trial, visit0_record
 
 
-def run_in_passed(t: Trial, user: str = "coord1") -> str:
+def run_in_passed(t: Trial, user: str = "coord1", sex: str = "F") -> str:
     """A participant through screening, enrolment and the run-in (Visit 0 due today)."""
     ctx = t.ctx(user)
     today = NOW.date()
     code = trial.create_participant(t.db, ctx, consent_date=today - timedelta(days=20),
-                                    birth_year=1980, sex="F")["id"]
+                                    birth_year=1980, sex=sex)["id"]
     trial.screen(t.db, ctx, code, SCREEN_OK, assessed_on=today - timedelta(days=15))
     trial.enrol(t.db, ctx, code, enrolled_on=today - timedelta(days=14))
     trial.record_run_in(t.db, ctx, code, modules_completed=2, messages_answered=12,
@@ -40,7 +41,9 @@ def battery_answers(questions: list[links.Question], seed: int = 0) -> dict[str,
     for i, q in enumerate(questions):
         codes = [c for c, _ in q.choices]
         out[q.code] = codes[(i + seed) % len(codes)]
-    out |= {"PEG1": 7, "PEG2": 6, "PEG3": 5, "opioid_use": 1, "pregnant_visit0": 0}
+    out |= {"PEG1": 7, "PEG2": 6, "PEG3": 5, "opioid_use": 1}
+    if "pregnant_visit0" in out:
+        out["pregnant_visit0"] = 0
     return out
 
 
@@ -75,17 +78,15 @@ def test_visit0_battery_is_scored_and_recorded_as_the_sites_visit0(dbh):
     # the phenotype and the PROMIS depression T-score are the instruments' own
     by = {n: {q.code: answers[q.code] for q in qs if q.block == n} for n in BASELINE_INSTRUMENTS}
     phenotype = score_baseline(by)
+    record, reasons = visit0_record(t, code)
+    assert record["phenotype_label"] == phenotype.label
+    assert record["promis_depression_t"] == phenotype.promis_depression_t
+    assert record["opioid_use"] is True and record["pregnant_visit0"] is False  # asked: F
+    assert record["peg_visit0"] == pytest.approx(6.0)
+    assert reasons and not any("not asked" in r for r in reasons)
+    # eligible after Visit 0, awaiting stage-1 randomization
+    assert trial.participant_view(t.db, t.ctx("coord1"), code)["status"] == "ready"
     s = t.db.session(write=False)
-    p = s.scalars(select(m.Participant).where(m.Participant.study_code == code)).one()
-    assessment = s.scalars(select(m.EligibilityAssessment).where(
-        m.EligibilityAssessment.participant_id == p.id).order_by(
-        m.EligibilityAssessment.id.desc())).first()
-    assert assessment is not None
-    assert assessment.record["phenotype_label"] == phenotype.label
-    assert assessment.record["promis_depression_t"] == phenotype.promis_depression_t
-    assert assessment.record["opioid_use"] is True and assessment.record["pregnant_visit0"] is False
-    assert assessment.record["peg_visit0"] == pytest.approx(6.0)
-    assert p.status == "ready"  # eligible after Visit 0, awaiting stage-1 randomization
     stored = {(r.instrument, r.item_code) for r in s.scalars(select(m.InstrumentResponse))}
     assert len(stored) == n_items
     actors = set(s.scalars(select(m.AuditLog.actor).where(
@@ -131,3 +132,58 @@ def test_visit0_link_needs_a_passed_run_in_and_is_scoped(dbh):
     links.revoke_link(t.db, ctx, b, "week0")
     with pytest.raises(links.LinkUnavailableError):
         links.save_answers(t.db, tb, {"PEG2": 3}, now=NOW)
+
+
+def test_visit0_battery_does_not_ask_a_man_whether_he_is_pregnant(dbh):
+    t = setup_trial(dbh.db)
+    man, woman = run_in_passed(t, sex="M"), run_in_passed(t, sex="F")
+    ctx = t.ctx("coord1")
+    tm = links.issue_link(t.db, ctx, man, "week0")["token"]
+    tw = links.issue_link(t.db, ctx, woman, "week0")["token"]
+    qm = links.link_form(t.db, tm, now=NOW)["questions"]
+    qw = links.link_form(t.db, tw, now=NOW)["questions"]
+    # the progress count ("Question n of N") is the length of the shown questions
+    assert len(qm) == 59 and len(qw) == 60
+    assert "pregnant_visit0" not in {q.code for q in qm}
+    assert [q.code for q in qw if q.block == "fields"] == ["opioid_use", "pregnant_visit0"]
+    assert [q.code for q in qm if q.block == "fields"] == ["opioid_use"]
+    # a man cannot answer it either: it is not part of his questionnaire
+    with pytest.raises(InvalidFieldError, match="not part of this questionnaire") as exc:
+        links.save_answers(t.db, tm, {"pregnant_visit0": 1}, now=NOW)
+    assert exc.value.field == "pregnant_visit0"
+    for token, qs in ((tm, qm), (tw, qw)):
+        links.save_answers(t.db, token, battery_answers(qs), now=NOW)
+        assert links.submit_link(t.db, token, now=NOW) == {"submitted": True}
+    record, reasons = visit0_record(t, man)
+    assert record["pregnant_visit0"] is False and record["opioid_use"] is True
+    note = "pregnant_visit0 not asked (sex recorded as M): recorded as False"
+    assert reasons and all(note in r for r in reasons)
+    record, reasons = visit0_record(t, woman)  # asked, answered no, no note
+    assert record["pregnant_visit0"] is False
+    assert reasons and not any("not asked" in r for r in reasons)
+    views = {c: {v["visit"]: v["status"] for v in trial.visits_view(t.db, ctx, c)}
+             for c in (man, woman)}
+    assert views[man]["week0"] == views[woman]["week0"] == "completed"
+
+
+def test_coordinator_visit0_records_a_man_as_not_pregnant_by_the_same_rule(dbh):
+    """The site's Visit 0 (record_baseline) without the pregnancy field: a man is recorded
+    as not pregnant with the same audit note; a woman still has to answer it."""
+    t = setup_trial(dbh.db)
+    man, woman = run_in_passed(t, sex="M"), run_in_passed(t, sex="F")
+    ctx = t.ctx("coord1")
+    qs = {n: {q.code: q.choices[0][0] for q in instruments_questions(n)}
+          for n in BASELINE_INSTRUMENTS}
+    peg = {"PEG1": 6, "PEG2": 5, "PEG3": 7}
+    out = record_baseline(t.db, ctx, man, "week0", visit_date=NOW.date(), peg=peg,
+                          questionnaires=qs, fields={"opioid_use": False})
+    assert out["not_asked"] == ["pregnant_visit0"]
+    record, reasons = visit0_record(t, man)
+    assert record["pregnant_visit0"] is False
+    assert all("pregnant_visit0 not asked (sex recorded as M)" in r for r in reasons)
+    out = record_baseline(t.db, ctx, woman, "week0", visit_date=NOW.date(), peg=peg,
+                          questionnaires=qs, fields={"opioid_use": False,
+                                                     "pregnant_visit0": True})
+    assert "not_asked" not in out
+    record, _ = visit0_record(t, woman)
+    assert record["pregnant_visit0"] is True and out["eligible"] is False

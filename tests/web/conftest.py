@@ -37,12 +37,12 @@ def ready(t: Trial, user: str = "coord1", days_ago: int = 0) -> str:
     return ready_participant(t, user, now=site_now(user, days_ago))
 
 
-def enrolled(t: Trial, user: str = "coord1", days_ago: int = 14) -> str:
+def enrolled(t: Trial, user: str = "coord1", days_ago: int = 14, sex: str = "F") -> str:
     """A participant screened and enrolled ``days_ago`` days back (Visit 0 window open)."""
     ctx = t.ctx(user, now=site_now(user, days_ago))
     day = site_now(user, days_ago).astimezone(ZoneInfo(SITE_TZ[user])).date()
     code = str(trial_service.create_participant(t.db, ctx, consent_date=day, birth_year=1970,
-                                                sex="F")["id"])
+                                                sex=sex)["id"])
     trial_service.screen(t.db, ctx, code, SCREEN_OK, day)
     trial_service.enrol(t.db, ctx, code, day)
     return code

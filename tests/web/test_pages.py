@@ -8,7 +8,7 @@ import re
 from fastapi.testclient import TestClient
 
 from tailor.services import trial as trial_service
-from tests.service.factories import PASSWORD, SCREEN_OK
+from tests.service.factories import PASSWORD, SCREEN_OK, visit0_record
 from tests.web.conftest import (
     at_week12,
     csrf_of,
@@ -166,6 +166,33 @@ def test_coordinator_screens_enrols_phenotypes_and_randomizes(
     again = client.post(f"/participants/{code}/randomize/1",
                         data={"csrf_token": csrf, "idempotency_key": key})
     assert f'<strong class="arm">{arm}</strong>' in again.text and "already made" in again.text
+
+
+def test_visit0_form_asks_pregnancy_of_a_woman_only(client: TestClient, trial) -> None:  # type: ignore[no-untyped-def]
+    """The coordinator's Visit 0 form follows the link battery's rule: no pregnancy question
+    for a man (recorded as not pregnant, the audit says it was not asked); a woman must
+    answer it."""
+    csrf = login(client, "coord1")
+    today = site_now("coord1").date().isoformat()
+    codes = {}
+    for sex in ("M", "F"):
+        codes[sex] = enrolled(trial, sex=sex)
+        client.post(f"/participants/{codes[sex]}/run-in", data={
+            "csrf_token": csrf, "completed_on": today, "runin_modules_completed": "2",
+            "runin_messages_answered": "12"})
+    man = client.get(f"/participants/{codes['M']}/visits/week0").text
+    woman = client.get(f"/participants/{codes['F']}/visits/week0").text
+    assert 'name="pregnant_visit0"' not in man and 'name="opioid_use"' in man
+    assert 'name="pregnant_visit0"' in woman
+    form = baseline_form(today) | {"csrf_token": csrf}
+    del form["pregnant_visit0"]
+    blank = client.post(f"/participants/{codes['F']}/visits/week0", data=form)
+    assert blank.status_code == 422 and "Pregnant at Visit 0: required" in blank.text
+    ok = client.post(f"/participants/{codes['M']}/visits/week0", data=form)
+    assert ok.status_code == 200 and "Randomize (stage 1)" in ok.text
+    record, reasons = visit0_record(trial, codes["M"])
+    assert record["pregnant_visit0"] is False
+    assert reasons and all("pregnant_visit0 not asked (sex recorded as M)" in r for r in reasons)
 
 
 def test_week12_response_and_stage2(client: TestClient, trial) -> None:  # type: ignore[no-untyped-def]

@@ -29,12 +29,31 @@ from tailor.services.scope import PARTICIPANT_READ, get_participant, participant
 from tailor.services.uow import in_transaction
 
 __all__ = ["BASELINE_INSTRUMENTS", "FORM_STATES", "VERIFY", "expected_forms", "form_grid",
-           "mark_saved", "site_form_grid", "summary_state", "verify_form"]
+           "mark_saved", "not_asked_note", "site_form_grid", "summary_state",
+           "unasked_visit0_fields", "verify_form"]
 
 # the questionnaires the phenotype needs, in form order (Visit 0's forms after PEG)
 BASELINE_INSTRUMENTS = ("fm2016", "promis_sleep_4a", "promis_fatigue_4a",
                         "promis_depression_4a", "promis_anxiety_4a", "pcs13")
 FORM_STATES = ("incomplete", "complete", "verified")
+#: Visit-0 fields asked only of some participants (REDCap branching logic on the sex recorded
+#: at screening): field -> (the recorded sex that is not asked, the value recorded instead)
+_ASKED_UNLESS = {"pregnant_visit0": ("M", False)}
+
+
+def unasked_visit0_fields(sex: str | None) -> dict[str, Any]:
+    """The Visit-0 fields not asked of a participant whose recorded sex is ``sex``, each with
+    the value recorded instead: pregnancy is asked unless the recorded sex is male, and a man
+    is recorded as not pregnant. The one rule behind the participant link's battery, the
+    coordinator's Visit 0 form and :func:`tailor.services.trial.record_visit_in` (which
+    records the value and notes in the audit that the question was not asked)."""
+    return {name: value for name, (skip, value) in _ASKED_UNLESS.items() if sex == skip}
+
+
+def not_asked_note(values: Mapping[str, Any], sex: str | None) -> str:
+    """The audit note for fields recorded without being asked."""
+    return "; ".join(f"{name} not asked (sex recorded as {sex}): recorded as {value}"
+                     for name, value in values.items())
 #: who verifies forms against the source (REDCap: the data manager)
 VERIFY = frozenset({"data_manager"})
 # grid cell states, worst first, with their labels

@@ -34,6 +34,7 @@ from tailor.services.admin import ensure_writable, live_protocol
 from tailor.services.baseline import BASELINE_INSTRUMENTS, baseline_visit
 from tailor.services.context import Actor, RequestContext, local_date
 from tailor.services.epro_questions import FIELD_QUESTIONS, Question, instrument_questions
+from tailor.services.forms import unasked_visit0_fields
 from tailor.services.lifecycle import ParticipantStatus as S
 from tailor.services.scope import PARTICIPANT_READ, PARTICIPANT_WRITE, get_participant, require
 from tailor.services.trial import record_visit_in
@@ -69,24 +70,30 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def questions_for(assessments: list[str], *, first_visit: bool = False) -> list[Question]:
+def questions_for(assessments: list[str], *, first_visit: bool = False,
+                  sex: str | None = None) -> list[Question]:
     """The participant-reported items of a visit's assessments, in form order: PEG and PGIC
     at follow-up visits; at Visit 0 (``first_visit``) also the phenotyping questionnaires and
-    the Visit-0 fields the participant reports (never clinician measures)."""
+    the Visit-0 fields the participant reports (never clinician measures) that the recorded
+    ``sex`` is asked (branching logic: :func:`~tailor.services.forms.unasked_visit0_fields`;
+    the submit records the value of a field not asked)."""
     names = [n for n in assessments if n in ("peg", "pgic")]
     if first_visit and "phenotyping" in assessments:
         names += list(BASELINE_INSTRUMENTS)
     out = [q for name in names for q in instrument_questions(name)]
-    return out + list(FIELD_QUESTIONS) if first_visit else out
+    if not first_visit:
+        return out
+    skipped = unasked_visit0_fields(sex)
+    return out + [q for q in FIELD_QUESTIONS if q.code not in skipped]
 
 
 def _first_visit(protocol: Protocol) -> str:
     return min(protocol.visits, key=lambda v: v.week).code
 
 
-def _visit_questions(protocol: Protocol, visit_code: str) -> list[Question]:
+def _visit_questions(protocol: Protocol, visit_code: str, p: m.Participant) -> list[Question]:
     return questions_for(list(protocol.visit(visit_code).assessments),
-                         first_visit=visit_code == _first_visit(protocol))
+                         first_visit=visit_code == _first_visit(protocol), sex=p.sex)
 
 
 def _expiry(window_end: Any, tz: str) -> datetime:
@@ -305,7 +312,7 @@ def link_form(db: Database, token: str, *, now: datetime | None = None,
         _, protocol = live_protocol(db, session)
         site = session.get(m.Site, p.site_id)
         today = local_date(ctx.utcnow(), site.timezone) if site else visit.window_start
-        return {"questions": _visit_questions(protocol, visit.code),
+        return {"questions": _visit_questions(protocol, visit.code, p),
                 "answers": dict(link.draft.get("answers", {})),
                 "needs_birth_year": needs_factor, "closes_on": visit.window_end,
                 "opens_on": visit.window_start if today < visit.window_start else None}
@@ -344,7 +351,7 @@ def save_answers(db: Database, token: str, answers: dict[str, Any], *,
         link, p, visit = _resolve(session, token, ctx.utcnow())
         _check_factor(link, p, birth_year)
         _, protocol = live_protocol(db, session)
-        clean = _validate(_visit_questions(protocol, visit.code), answers)
+        clean = _validate(_visit_questions(protocol, visit.code, p), answers)
         merged = dict(link.draft.get("answers", {})) | clean
         link.draft = dict(link.draft) | {"answers": merged}
         return merged
@@ -363,7 +370,7 @@ def submit_link(db: Database, token: str, *, now: datetime | None = None,
         link, p, visit = _resolve(session, token, ctx.utcnow())
         _check_factor(link, p, birth_year)
         _, protocol = live_protocol(db, session)
-        questions = _visit_questions(protocol, visit.code)
+        questions = _visit_questions(protocol, visit.code, p)
         answers = _validate(questions, dict(link.draft.get("answers", {})))
         missing = [q.code for q in questions if q.code not in answers]
         if missing:

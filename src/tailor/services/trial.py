@@ -29,7 +29,7 @@ from tailor.services.blinding import arm_tokens, redact, tokens_in_session
 from tailor.services.context import RequestContext, local_date
 from tailor.services.edit_checks import run_checks
 from tailor.services.engagement import run_in_engagement
-from tailor.services.forms import mark_saved
+from tailor.services.forms import mark_saved, not_asked_note, unasked_visit0_fields
 from tailor.services.lifecycle import ACTIVE, SCREENABLE, advance
 from tailor.services.lifecycle import ParticipantStatus as S
 from tailor.services.scope import (
@@ -388,11 +388,21 @@ def record_visit_in(db: Database, ctx: RequestContext, session: Session, code: s
     if unknown:
         raise InvalidFieldError(f"field(s) {unknown} are not Visit 0 fields",
                                 field=unknown[0], rule="declared")
+    not_asked: dict[str, Any] = {}
+    if visit_code == first:  # a field the participant is not asked: its value, with a note
+        not_asked = {k: v for k, v in unasked_visit0_fields(p.sex).items() if k not in fields}
+        fields = dict(fields) | not_asked
+        audit = session.info.get("audit")
+        if not_asked and audit is not None:
+            note = not_asked_note(not_asked, p.sex)
+            audit.reason = (f"{audit.reason}; {note}" if audit.reason else note)[:500]
     visit.visit_date = day
     visit.status = "completed"
     scores, changed = _store_instruments(session, visit, instruments)
     out: dict[str, Any] = {"visit": visit_code, "visit_date": day, "scores": scores,
                            "forms": mark_saved(session, ctx, visit, instruments, changed)}
+    if not_asked:
+        out["not_asked"] = sorted(not_asked)
     if safety:
         old = {d.name: d for d in session.scalars(
             select(m.DerivedScore).where(m.DerivedScore.visit_id == visit.id))}

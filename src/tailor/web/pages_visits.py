@@ -16,6 +16,7 @@ from tailor.rules import stage_options
 from tailor.services import forms, randomization, timeline, trial
 from tailor.services.baseline import BASELINE_INSTRUMENTS, record_baseline
 from tailor.services.blinding import is_blinded
+from tailor.services.forms import unasked_visit0_fields
 from tailor.services.trial import AE_OUTCOME, AE_RELATEDNESS, AE_SEVERITY, WITHDRAWAL_REASONS
 from tailor.web.errors import status_for
 from tailor.web.forms import (
@@ -48,6 +49,13 @@ Form = Annotated[FormData, Depends(csrf_form)]
 _BASELINE_FIELDS = ("pregnant_visit0", "opioid_use")
 
 
+def _asked_fields(data: dict[str, Any]) -> tuple[str, ...]:
+    """The Visit-0 fields this participant is asked (a man is not asked about pregnancy; the
+    visit records him as not pregnant and the audit says it was not asked)."""
+    skipped = unasked_visit0_fields(data["participant"].get("sex"))
+    return tuple(n for n in _BASELINE_FIELDS if n not in skipped)
+
+
 def _visit(data: dict[str, Any], visit: str) -> dict[str, Any]:
     for v in data["visits"]:
         if v["visit"] == visit:
@@ -72,7 +80,8 @@ def _baseline_page(page: Page, code: str, visit: str, data: dict[str, Any],
     top = [date_field("visit_date", "Visit date", fields.get("visit_date")
                       or v.get("visit_date") or data["today"], errors.get("visit_date"),
                       hint=f"Window {v['window_start']} to {v['window_end']} (inclusive)")]
-    top += [protocol_field(protocol, n, fields.get(n), errors.get(n)) for n in _BASELINE_FIELDS]
+    top += [protocol_field(protocol, n, fields.get(n), errors.get(n))
+            for n in _asked_fields(data)]
     if correcting:
         top.append(_reason_field(fields, errors))
     return page.render("baseline.html", status, t=data, code=code, visit=v, top=top,
@@ -149,9 +158,10 @@ def record_visit(page: User, code: str, visit: str, form: Form) -> Response:
     fields: dict[str, Any] = {"visit_date": form.get("visit_date", "")}
     if visit == data["first_visit"]:
         protocol = protocol_of(page)
-        record, ferr = parse_protocol_fields(protocol, _BASELINE_FIELDS, form)
+        asked = _asked_fields(data)
+        record, ferr = parse_protocol_fields(protocol, asked, form)
         errors |= ferr
-        fields |= {n: form.get(n, "") for n in _BASELINE_FIELDS}
+        fields |= {n: form.get(n, "") for n in asked}
         values = {"peg": parse_items("peg", form, errors)}
         values |= {n: parse_items(n, form, errors) for n in BASELINE_INSTRUMENTS}
         known = {f"{b}.{i}" for b, items in values.items() for i in items} | set(fields)
