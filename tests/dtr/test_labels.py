@@ -58,6 +58,7 @@ def test_table_headers_are_human_and_the_values_unchanged():
                                  "Benefit: upper 95%"]
     assert out.to_numpy().tolist() == pm.to_numpy().tolist() and "mean_sex" in pm
     stage2 = ["week24_observed", "week24_responders", "mean_peg_w24"]
-    assert [column_label(c) for c in stage2] == ["Week-24 PEG observed", "Responders, week 24",
+    assert [column_label(c) for c in stage2] == ["Week-24 PEG observed",
+                                                 "Share responding, week 24",
                                                  "Mean week-24 PEG"]
     assert column_label("mean_promis_sleep_t") == "Mean PROMIS sleep disturbance T-score"

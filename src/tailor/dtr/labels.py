@@ -78,9 +78,11 @@ COLUMN_LABELS: dict[str, str] = {
     "upper": "Upper 95%", "n_consistent": "Participants consistent with the regime",
     "arm": "First treatment", "level": "Level", "factor": "Minimization factor",
     "term": "Term", "method": "Method",
-    "week12_responder": "Responders, week 12", "week24_responder": "Responders, week 24",
+    "week12_responder": "Share responding, week 12",
+    "week24_responder": "Share responding, week 24",
     "week12_observed": "Week-12 PEG observed", "week24_observed": "Week-24 PEG observed",
-    "week12_responders": "Responders, week 12", "week24_responders": "Responders, week 24",
+    "week12_responders": "Share responding, week 12",
+    "week24_responders": "Share responding, week 24",
     "peg_w24_mean": "Mean week-24 PEG", "mean_peg_w24": "Mean week-24 PEG",
     "excellent": "Excellent", "good": "Good", "medium": "Medium", "bad": "Bad",
 }

@@ -92,9 +92,11 @@ def trial_sections(flow: TrialFlow, balance: dict[str, pd.DataFrame], table: pd.
                                                 "x week-12 category).")
         report.heading("Response by arm and stage")
         s1, s2 = _response_by_stage(table, threshold)
-        report.table(readable_columns(s1), caption=f"Stage 1: week-12 responders (PEG reduced by >= "
-                                 f"{threshold:.0%}) and week-12 categories by first treatment.")
-        report.table(readable_columns(s2), caption="Stage 2: week-24 responders and mean PEG by first treatment "
-                                 "and second-stage action.")
+        report.table(readable_columns(s1),
+                     caption=f"Stage 1: week-12 responders (PEG reduced by >= "
+                             f"{threshold:.0%}) and week-12 categories by first treatment.")
+        report.table(readable_columns(s2),
+                     caption="Stage 2: week-24 responders and mean PEG by first treatment "
+                             "and second-stage action.")
 
     return add
