@@ -42,6 +42,8 @@ def test_variables_domains_and_terms_are_labelled():
     assert domain_label("physical_function") == "Physical function"
     assert term_label("A1[DUL]:amplifier_index__rcs1") == (
         "A1[DUL] x Amplifier (nociplastic) index (spline 1)")
+    assert text_labelled("week 12: peg_w6 + intolerance_s1") == (
+        "week 12: Week-6 PEG + Intolerance before week 12")
     assert text_labelled("96 of 600 participants have no peg_w24; week 12: peg_baseline + "
                          "age") == ("96 of 600 participants have no Week-24 PEG; week 12: "
                                     "Baseline PEG + age")
@@ -62,3 +64,5 @@ def test_table_headers_are_human_and_the_values_unchanged():
                                                  "Share responding, week 24",
                                                  "Mean week-24 PEG"]
     assert column_label("mean_promis_sleep_t") == "Mean PROMIS sleep disturbance T-score"
+    assert column_label("mean_pcs_total") == "Mean Pain Catastrophizing Scale"
+    assert column_label("mean_peg_baseline") == "Mean baseline PEG"

@@ -39,8 +39,12 @@ VARIABLE_LABELS: dict[str, str] = {
     "peg_baseline": "Baseline PEG",
     "peg_visit0": "PEG at Visit 0",
     "peg_screening": "PEG at screening",
+    "peg_w6": "Week-6 PEG",
     "peg_w12": "Week-12 PEG",
+    "peg_w18": "Week-18 PEG",
     "peg_w24": "Week-24 PEG",
+    "peg_w36": "Week-36 PEG",
+    "intolerance_s1": "Intolerance before week 12",
     "pain_ge5": "Baseline PEG >= 5",
     "pain_duration_months": "Duration of low back pain (months)",
     "opioid": "Current opioid use",
@@ -94,6 +98,14 @@ def _words(name: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+def _proper(label: str) -> bool:
+    """Whether a label keeps its capital inside a sentence: an acronym ("PROMIS ...") or a
+    name whose words are capitalized ("Pain Catastrophizing Scale", not "Baseline PEG")."""
+    words = label.split()
+    return label[1:2].isupper() or (len(words) > 1 and words[1][:1].isupper()
+                                    and not words[1].isupper())
+
+
 def variable_label(name: str) -> str:
     """The label of a wide-table variable (its words when unknown)."""
     return VARIABLE_LABELS.get(str(name), _words(name))
@@ -120,8 +132,7 @@ def column_label(column: str, *, categorical: bool = False) -> str:
         name = variable_label(col[len("mean_"):])
         if categorical:
             return f"{name}: most common (share)"
-        acronym = name[1:2].isupper()
-        return f"Mean {name if acronym else name[:1].lower() + name[1:]}"
+        return f"Mean {name if _proper(name) else name[:1].lower() + name[1:]}"
     return variable_label(col)
 
 
