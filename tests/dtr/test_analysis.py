@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from html import unescape
 
 import numpy as np
 import pandas as pd
@@ -11,6 +13,7 @@ import pytest
 from tailor.cli import main
 from tailor.dtr.analysis import analyze, default_plan
 from tailor.dtr.analysis_report import write_analysis
+from tailor.dtr.labels import variable_label
 from tailor.exceptions import InputFileError
 
 from .best_like import best_like
@@ -231,3 +234,24 @@ def test_importance_and_forest_by_domain_in_the_analysis(tmp_path, result, data)
     for plot in ("importance", "forest_domains"):
         assert (tmp_path / "plots" / f"{plot}.png").exists()
     assert len(pd.read_csv(tmp_path / "domain_forest.csv")) == len(forest)
+
+
+RAW = ("mean_amplifier_index", "mean_sex", "mean_phenotype_label", "benefit_lower",
+       "benefit_upper", "week24_responder", "peg_w24_mean", "promis_sleep_t", "pcs_total",
+       "peg_baseline", "amplifier_index", "pain_spread_nociplastic", "physical_function")
+
+
+def test_the_report_shows_labels_not_column_names(tmp_path, result, data):
+    paths = write_analysis(result, data, tmp_path)
+    page = paths["report"].read_text()
+    page = re.sub(r"<svg.*?</svg>|<style.*?</style>", " ", page, flags=re.S)
+    text = unescape(re.sub(r"<[^>]+>", " ", re.sub(r'href="[^"]*"', "", page)))
+    codes = set(re.findall(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b(?!\.(?:md|csv|json))", text))
+    assert not codes, codes
+    assert not [r for r in RAW if r in text]
+    assert "Mean amplifier (nociplastic) index" in text and "Sex: most common (share)" in text
+    assert "Pain spread / nociplastic: Amplifier (nociplastic) index" in text  # Methods
+    assert f"If {variable_label(result.tree['feature'])} <= " in text  # the tree's rules
+    # the machines' files keep the column names
+    pm = pd.read_csv(tmp_path / "phenotype_map.csv")
+    assert {"mean_amplifier_index", "mean_sex", "benefit_lower", "benefit_upper"} <= set(pm)

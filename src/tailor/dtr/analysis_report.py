@@ -18,6 +18,14 @@ import pandas as pd
 from tailor import __version__
 from tailor.dtr.analysis import AnalysisResult
 from tailor.dtr.heterogeneity_report import add_heterogeneity_sections, interpretable_in_words
+from tailor.dtr.labels import (
+    domain_label,
+    readable_columns,
+    term_label,
+    text_labelled,
+    variable_label,
+    variables_label,
+)
 from tailor.report import HtmlReport
 
 __all__ = ["primary_in_words", "readable_values", "regime_in_words", "write_analysis"]
@@ -87,11 +95,14 @@ def _leaves(node: dict[str, Any]) -> int:
     return 1 if node.get("leaf") else _leaves(node["left"]) + _leaves(node["right"])
 
 
-def _condition(node: dict[str, Any], left: bool) -> str:
+def _condition(node: dict[str, Any], left: bool, *, named: bool = True) -> str:
+    """A split as a reader reads it ("PROMIS fatigue T-score <= 60.7"); without the
+    variable's name when ``named`` is false (the tree plot writes it in the node)."""
+    name = f"{variable_label(node['feature'])} " if named else ""
     if node.get("kind") == "categorical":  # rows at that level go left
-        return f"{node['feature']} {'=' if left else '!='} {node['level']}"
+        return f"{name}{'=' if left else '!='} {node['level']}"
     op = "<=" if left else ">"
-    return f"{node['feature']} {op} {node['threshold']:.3g}"
+    return f"{name}{op} {node['threshold']:.3g}"
 
 
 def regime_in_words(tree: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[str]:
@@ -127,10 +138,10 @@ def _tree_plot(result: AnalysisResult) -> plt.Figure:
         x = (xl + xr) / 2
         for child_x, left in ((xl, True), (xr, False)):
             ax.plot([x, child_x], [-level, -level - 1], color="#4a5568", lw=1, zorder=0)
-            short = _condition(node, left)[len(str(node["feature"])) + 1:]
+            short = _condition(node, left, named=False)
             ax.text((x + child_x) / 2, -level - 0.5, short, ha="center",
                     va="center", fontsize=8, bbox={"fc": "white", "ec": "none", "pad": 1})
-        ax.text(x, -level, f"{node['feature']}\nn = {node['n']}", ha="center", va="center",
+        ax.text(x, -level, f"{variable_label(node['feature'])}\nn = {node['n']}", ha="center", va="center",
                 fontsize=9, bbox={"boxstyle": "round,pad=0.4", "fc": "#edf2f7", "ec": "#4a5568"})
         return x
 
@@ -152,8 +163,8 @@ def _phenotype_plot(result: AnalysisResult, data: pd.DataFrame) -> plt.Figure:
         if sel.any():
             axes[0].scatter(data.loc[sel, xcol], data.loc[sel, ycol], s=10, alpha=0.6,
                             color=colour, label=f"{arm} ({sel.sum()})")
-    axes[0].set_xlabel(f"{xcol} (higher = more 'amplifier')")
-    axes[0].set_ylabel(ycol)
+    axes[0].set_xlabel(f"{variable_label(xcol)} (higher = more 'amplifier')")
+    axes[0].set_ylabel(variable_label(ycol))
     axes[0].legend(title="estimated best first treatment", fontsize=8)
     pm = result.phenotype_map
     pm = pm[pm["n"] > 0]
@@ -181,7 +192,7 @@ def _forest_plot(result: AnalysisResult) -> plt.Figure | None:
     ax.errorbar(sub["difference"], y, xerr=[sub["difference"] - sub["lower"],
                                             sub["upper"] - sub["difference"]],
                 fmt="o", color="#2b6cb0", capsize=2, ms=4)
-    ax.set_yticks(y, [f"{v}={lv}: {o}" for v, lv, o in
+    ax.set_yticks(y, [f"{variable_label(v)} = {lv}: {o}" for v, lv, o in
                       zip(sub["variable"], sub["level"], sub["option"], strict=True)], fontsize=8)
     ax.axvline(0, color="black", lw=0.8)
     ax.set_xlabel("difference in mean week-24 PEG vs ESC (negative favours the arm)")
@@ -313,7 +324,8 @@ def write_analysis(result: AnalysisResult, data: pd.DataFrame, out: Path, *,
         report.heading("Which domain of the phenotype modifies the effect?")
         het = result.heterogeneity
         report.table(pd.DataFrame({
-            "Domain": het["domain"].str.replace("_", " "), "Variables": het["variables"],
+            "Domain": het["domain"].map(domain_label),
+            "Variables": het["variables"].map(variables_label),
             "Test statistic (df)": [f"{v:.2f} ({d})" for v, d in
                                     zip(het["statistic"], het["df"], strict=True)],
             "p": [f"{v:.3g}" for v in het["p_value"]],
@@ -344,9 +356,11 @@ def write_analysis(result: AnalysisResult, data: pd.DataFrame, out: Path, *,
     fig = _phenotype_plot(result, data.reset_index(drop=True))
     report.figure(fig, save_as=plots / "phenotype_map")
     plt.close(fig)
-    report.table(result.phenotype_map, caption="Profiles of those for whom each first treatment "
+    report.table(readable_columns(result.phenotype_map), caption="Profiles of those for whom each first treatment "
                                                "is estimated best.")
-    report.table(result.modifiers, caption="Effect-modifier importance (permutation).")
+    report.table(readable_columns(result.modifiers.assign(
+        variable=result.modifiers["variable"].map(variable_label))),
+        caption="Effect-modifier importance (permutation).")
     forest = _forest_plot(result)
     if forest is not None:
         report.figure(forest, save_as=plots / "forest")
@@ -373,15 +387,23 @@ def write_analysis(result: AnalysisResult, data: pd.DataFrame, out: Path, *,
             "Observed": [f"{v:.1%}" for v in cal["observed"]]}),
             caption="Calibration of the chance of response by decile of the prediction.")
     report.heading("Embedded regimes")
-    report.table(result.embedded.head(15), caption="The 15 embedded regimes with the lowest "
+    report.table(readable_columns(result.embedded.head(15)), caption="The 15 embedded regimes with the lowest "
                                                    "mean week-24 PEG (weighted and replicated).")
     report.heading("Trial summary")
-    report.table(result.response_by_arm, caption="Response by first treatment.")
+    report.table(readable_columns(result.response_by_arm),
+                 caption="Response by first treatment.")
     if not result.balance.empty:
-        report.table(result.balance, caption="First-treatment counts by minimization factor.")
+        bal = result.balance
+        if "factor" in bal:
+            bal = bal.assign(factor=bal["factor"].map(variable_label))
+        report.table(readable_columns(bal), caption="First-treatment counts by minimization factor.")
     report.heading("Coefficients")
-    report.table(result.coefficients[1], caption="Stage 1 (m-out-of-n bootstrap intervals).")
-    report.table(result.coefficients[2], caption="Stage 2 (percentile bootstrap intervals).")
+    for stage, caption in ((1, "Stage 1 (m-out-of-n bootstrap intervals)."),
+                           (2, "Stage 2 (percentile bootstrap intervals).")):
+        coef = result.coefficients[stage]
+        if "term" in coef:
+            coef = coef.assign(term=coef["term"].map(term_label))
+        report.table(readable_columns(coef), caption=caption)
     report.heading("Methods and software")
     report.bullets([
         "Q-learning (Murphy 2005) with per-participant feasible options; least squares; "
@@ -401,9 +423,10 @@ def write_analysis(result: AnalysisResult, data: pd.DataFrame, out: Path, *,
         f"Analysis plan: {result.plan.plan_name}"
         + (f" (file hash {result.plan.plan_file_hash[:12]})" if result.plan.plan_file_hash
            else "") + f"; resolved plan hash {result.plan_hash}. Candidate tailoring "
-        "variables by domain: " + ("; ".join(f"{d}: {', '.join(v)}" for d, v in
-                                             result.plan.domains) or
-                                   ", ".join(result.plan.tree_features)) + ".",
+        "variables by domain: " + ("; ".join(
+            f"{domain_label(d)}: {', '.join(variable_label(x) for x in v)}"
+            for d, v in result.plan.domains)
+            or ", ".join(variable_label(x) for x in result.plan.tree_features)) + ".",
         "Penalized Q-learning over every candidate variable (lasso on the option "
         "interactions, cross-validated one-SE penalty, relaxed refit) and, when the plan asks "
         "for it, an ensemble regime (stacked DR-learner: ridge + gradient boosting on the "
@@ -422,7 +445,7 @@ def write_analysis(result: AnalysisResult, data: pd.DataFrame, out: Path, *,
         "tree-learning procedure, not of the tree shown.",
         "Embedded regimes: weighted and replicated estimator (Nahum-Shani et al. 2012).",
         "Missing week-24 outcomes: inverse-probability-of-censoring weights.",
-        *result.notes,
+        *(text_labelled(note) for note in result.notes),
         "Software: " + ", ".join(f"{k} {v}" for k, v in _software().items()),
     ])
     paths["report"] = report.write(out / "report.html")

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from tailor.dtr.analysis import AnalysisResult
+from tailor.dtr.labels import domain_label, variables_label
 from tailor.report import HtmlReport
 
 __all__ = ["add_heterogeneity_sections", "forest_by_domain_plot", "importance_plot",
@@ -65,7 +66,7 @@ def importance_plot(table: pd.DataFrame) -> plt.Figure:
     ax.barh(y, est, color="#2b6cb0", alpha=0.75)
     ax.errorbar(est, y, xerr=[est - t["lower"].to_numpy(), t["upper"].to_numpy() - est],
                 fmt="none", ecolor="black", capsize=3, lw=1)
-    ax.set_yticks(y, [str(d).replace("_", " ") for d in t["domain"]], fontsize=9)
+    ax.set_yticks(y, [domain_label(d) for d in t["domain"]], fontsize=9)
     ax.axvline(0, color="black", lw=0.8)
     ax.set_xlabel("increase in squared error of the predicted effects when the domain is "
                   "permuted\n(PEG points squared; 95% site-clustered interval)")
@@ -87,7 +88,7 @@ def forest_by_domain_plot(table: pd.DataFrame, best: str) -> plt.Figure:
         ax.errorbar(est, y[sel], xerr=[est - t["lower"].to_numpy()[sel],
                                        t["upper"].to_numpy()[sel] - est],
                     fmt="o", ms=4, capsize=2, color=colour, label=label)
-    ax.set_yticks(y, [f"{str(d).replace('_', ' ')}: {o} ({s.split()[0]})" for d, o, s in
+    ax.set_yticks(y, [f"{domain_label(d)}: {o} ({s.split()[0]})" for d, o, s in
                       zip(t["domain"], t["option"], t["subgroup"], strict=True)], fontsize=7)
     ax.axvline(0, color="black", lw=0.8)
     ax.set_xlabel(f"difference in mean week-24 PEG vs {best} (negative favours the arm; "
@@ -113,8 +114,8 @@ def add_heterogeneity_sections(report: HtmlReport, result: AnalysisResult,
         report.figure(fig, save_as=plots / "importance")
         plt.close(fig)
         report.table(pd.DataFrame({
-            "Rank": imp["rank"], "Domain": imp["domain"].str.replace("_", " "),
-            "Variables": imp["variables"],
+            "Rank": imp["rank"], "Domain": imp["domain"].map(domain_label),
+            "Variables": imp["variables"].map(variables_label),
             "Importance [95% interval]": [_ci(e, lo, hi, ".3f") for e, lo, hi in
                                           zip(imp["importance"], imp["lower"], imp["upper"],
                                               strict=True)]}),
@@ -133,7 +134,7 @@ def add_heterogeneity_sections(report: HtmlReport, result: AnalysisResult,
         report.figure(fig, save_as=plots / "forest_domains")
         plt.close(fig)
         report.table(pd.DataFrame({
-            "Domain": forest["domain"].str.replace("_", " "), "Subgroup": forest["subgroup"],
+            "Domain": forest["domain"].map(domain_label), "Subgroup": forest["subgroup"],
             "First treatment": forest["option"], "Participants": forest["n"],
             f"Difference vs {best}, PEG [95% interval]": [
                 _ci(e, lo, hi) for e, lo, hi in zip(forest["estimate"], forest["lower"],

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from tailor import instruments
+from tailor.dtr.labels import readable_columns
 from tailor.instruments.phenotype import derive_phenotype
 from tailor.report import HtmlReport
 from tailor.services.baseline import BASELINE_INSTRUMENTS, item_instrument
@@ -91,9 +92,11 @@ def trial_sections(flow: TrialFlow, balance: dict[str, pd.DataFrame], table: pd.
                                                 "x week-12 category).")
         report.heading("Response by arm and stage")
         s1, s2 = _response_by_stage(table, threshold)
-        report.table(s1, caption=f"Stage 1: week-12 responders (PEG reduced by >= "
-                                 f"{threshold:.0%}) and week-12 categories by first treatment.")
-        report.table(s2, caption="Stage 2: week-24 responders and mean PEG by first treatment "
-                                 "and second-stage action.")
+        report.table(readable_columns(s1),
+                     caption=f"Stage 1: week-12 responders (PEG reduced by >= "
+                             f"{threshold:.0%}) and week-12 categories by first treatment.")
+        report.table(readable_columns(s2),
+                     caption="Stage 2: week-24 responders and mean PEG by first treatment "
+                             "and second-stage action.")
 
     return add
