@@ -97,6 +97,8 @@ def test_demo_runs_a_whole_trial_through_the_service(tmp_path: Path) -> None:
                                     "csrf_token": token})
         stats = client.get("/stats")
         assert stats.status_code == 200 and "Randomized (stage 1): 304" in stats.text
+        # the live counts (304) and the report's (300) differ, and the page says why
+        assert "is a snapshot written by" in stats.text
         assert "Trial flow" in client.get("/stats/report").text
         # the showcase: a coordinator finds someone in every state and open queries
         site = TestClient(app, base_url="https://testserver")

@@ -5,6 +5,7 @@ the clinician's decision tool."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -151,7 +152,9 @@ def stats(page: User) -> Response:
     return page.render("stats.html", flow_svg=flow.to_svg(), flow=flow,
                        enrolment=_frame(enrolment), stage1=_frame(balance["stage1"]),
                        stage2=_frame(balance["stage2"]),
-                       report=report.is_file())
+                       report=report.is_file(), report_written=(
+                           datetime.fromtimestamp(report.stat().st_mtime, UTC)
+                           .strftime("%Y-%m-%d %H:%M") if report.is_file() else None))
 
 
 @router.get("/stats/report", response_class=HTMLResponse)
