@@ -22,8 +22,11 @@ import statistics
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a script
 from benchmarks._common import bench_database, machine, write_result
 from sqlalchemy import insert, select
 from tests.service import server

@@ -16,10 +16,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import sys
 import time
 import uuid
+from pathlib import Path
 
 import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a script
 from benchmarks._common import machine, write_result
 from sqlalchemy import create_engine, func, select, text
 from tests.service import server

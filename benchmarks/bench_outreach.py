@@ -17,9 +17,12 @@ import argparse
 import os
 import socket
 import statistics
+import sys
 import time
 from datetime import timedelta
+from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a script
 from benchmarks._common import machine, write_result
 from benchmarks.bench_reminders import _populate
 from sqlalchemy import event, insert, select

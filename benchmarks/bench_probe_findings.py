@@ -16,8 +16,11 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
+from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a script
 from benchmarks._common import machine, write_result
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text

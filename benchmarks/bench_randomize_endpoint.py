@@ -33,6 +33,8 @@ from typing import Any
 
 import httpx
 from sqlalchemy import func, select
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a script
 from tests.service import server
 from tests.service.factories import (
     PASSWORD,

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a script
 from tests.service.factories import NOW, PEG_ITEMS, ready_participant, setup_trial
 
 from tailor.services import randomization, trial

@@ -16,9 +16,12 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
 from datetime import timedelta
+from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a script
 from benchmarks._common import machine, write_result
 from sqlalchemy import insert, select
 from tests.service import server
