@@ -72,11 +72,16 @@ def test_events_may_name_only_a_received_arm_within_its_period(t):
     for arm in alloc.option.split("+"):
         trial.record_adverse_event(t.db, _later(t), code, arm=arm,  # not an input
                                  onset_date=day2)
-    # the stage-1 arm was left by the switch: its period ended on the stage-2 day
-    assert alloc.action == "switch"
-    with pytest.raises(ConflictError, match="outside the treatment period"):
-        trial.record_adverse_event(t.db, t.ctx("coord1", now=NOW + timedelta(weeks=15)), code,
-                                 arm=a1, onset_date=day2 + timedelta(days=3))
+    # the randomization chose switch or augment (both permissible for this category)
+    assert alloc.action in ("switch", "augment"), alloc.action
+    later = t.ctx("coord1", now=NOW + timedelta(weeks=15))
+    if alloc.action == "switch":  # the stage-1 arm was left: its period ended on the stage-2 day
+        with pytest.raises(ConflictError, match="outside the treatment period"):
+            trial.record_adverse_event(t.db, later, code, arm=a1,
+                                       onset_date=day2 + timedelta(days=3))
+    else:  # augmented: the stage-1 arm goes on, so an event of it after stage 2 is accepted
+        assert a1 in alloc.option.split("+")
+        trial.record_adverse_event(t.db, later, code, arm=a1, onset_date=day2 + timedelta(days=3))
     assert replay_allocation_log(t.db).ok
 
 
