@@ -72,7 +72,7 @@ def test_events_may_name_only_a_received_arm_within_its_period(t):
     for arm in alloc.option.split("+"):
         trial.record_adverse_event(t.db, _later(t), code, arm=arm,  # not an input
                                  onset_date=day2)
-    # the randomization chose switch or augment (both permissible for this category)
+    # a "bad" week 12 means switch, except from ESC, which may only augment (ESC + X)
     assert alloc.action in ("switch", "augment"), alloc.action
     later = t.ctx("coord1", now=NOW + timedelta(weeks=15))
     if alloc.action == "switch":  # the stage-1 arm was left: its period ended on the stage-2 day
