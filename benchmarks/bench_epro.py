@@ -21,7 +21,7 @@ import random
 import statistics
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -30,23 +30,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a sc
 from benchmarks._common import bench_database, machine, write_result
 from sqlalchemy import insert, select
 from tests.service import server
-from tests.service.factories import SCREEN_OK, setup_trial
+from tests.service.factories import run_in_passed, setup_trial
 
 from tailor.db import models as m
 from tailor.services import participant_links as links
-from tailor.services import trial
 
 
 def _populate(t, n: int, now: datetime) -> list[str]:  # type: ignore[no-untyped-def]
     """``n`` participants with Visit 0 due today; one link each (the paths)."""
     ctx = t.ctx("coord1", now=now)
     today = now.date()
-    code = trial.create_participant(t.db, ctx, consent_date=today - timedelta(days=20),
-                                    birth_year=1980, sex="F")["id"]
-    trial.screen(t.db, ctx, code, SCREEN_OK, assessed_on=today - timedelta(days=15))
-    trial.enrol(t.db, ctx, code, enrolled_on=today - timedelta(days=14))
-    trial.record_run_in(t.db, ctx, code, modules_completed=2, messages_answered=12,
-                        completed_on=today)
+    code = run_in_passed(t, now=now)
     s = t.db.session(write=True)
     p0 = s.scalars(select(m.Participant)).one()
     v0 = s.scalars(select(m.Visit)).one()
@@ -70,7 +64,7 @@ def _populate(t, n: int, now: datetime) -> list[str]:  # type: ignore[no-untyped
         for p in parts])
     s.commit()
     s.close()
-    codes = [str(code)] + [p["study_code"] for p in parts]
+    codes = [code] + [p["study_code"] for p in parts]
     return [str(links.issue_link(t.db, ctx, c, "week0")["path"]) for c in codes]
 
 

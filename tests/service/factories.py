@@ -74,20 +74,27 @@ def setup_trial(db: Database) -> Trial:
     return t
 
 
-def ready_participant(t: Trial, user: str = "coord1", *, screen: dict[str, Any] | None = None,
-                      visit0: dict[str, Any] | None = None, now: datetime = NOW) -> str:
-    """A participant through screening, enrolment, run-in and Visit 0 (status 'ready')."""
+def run_in_passed(t: Trial, user: str = "coord1", *, screen: dict[str, Any] | None = None,
+                  sex: str = "F", now: datetime = NOW) -> str:
+    """A participant through screening, enrolment and the run-in (Visit 0 due today)."""
     ctx = t.ctx(user, now=now)
     today = now.date()
     code = trial.create_participant(t.db, ctx, consent_date=today - timedelta(days=20),
-                                    birth_year=1980, sex="F")["id"]
+                                    birth_year=1980, sex=sex)["id"]
     trial.screen(t.db, ctx, code, screen or SCREEN_OK, assessed_on=today - timedelta(days=15))
     trial.enrol(t.db, ctx, code, enrolled_on=today - timedelta(days=14))
     trial.record_run_in(t.db, ctx, code, modules_completed=2, messages_answered=12,
                         completed_on=today)
-    trial.record_visit(t.db, ctx, code, "week0", visit_date=today, instruments=PEG_ITEMS,
-                       fields=visit0 or VISIT0_FIELDS)
     return str(code)
+
+
+def ready_participant(t: Trial, user: str = "coord1", *, screen: dict[str, Any] | None = None,
+                      visit0: dict[str, Any] | None = None, now: datetime = NOW) -> str:
+    """A participant through screening, enrolment, run-in and Visit 0 (status 'ready')."""
+    code = run_in_passed(t, user, screen=screen, now=now)
+    trial.record_visit(t.db, t.ctx(user, now=now), code, "week0", visit_date=now.date(),
+                       instruments=PEG_ITEMS, fields=visit0 or VISIT0_FIELDS)
+    return code
 
 
 def week12_nonresponder(t: Trial, user: str = "coord1", *, now: datetime = NOW) -> str:

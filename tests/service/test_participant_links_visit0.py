@@ -19,20 +19,7 @@ from tailor.services import trial
 from tailor.services.baseline import BASELINE_INSTRUMENTS, record_baseline, score_baseline
 from tailor.services.epro_questions import instrument_questions as instruments_questions
 
-from .factories import NOW, SCREEN_OK, Trial, setup_trial, visit0_record
-
-
-def run_in_passed(t: Trial, user: str = "coord1", sex: str = "F") -> str:
-    """A participant through screening, enrolment and the run-in (Visit 0 due today)."""
-    ctx = t.ctx(user)
-    today = NOW.date()
-    code = trial.create_participant(t.db, ctx, consent_date=today - timedelta(days=20),
-                                    birth_year=1980, sex=sex)["id"]
-    trial.screen(t.db, ctx, code, SCREEN_OK, assessed_on=today - timedelta(days=15))
-    trial.enrol(t.db, ctx, code, enrolled_on=today - timedelta(days=14))
-    trial.record_run_in(t.db, ctx, code, modules_completed=2, messages_answered=12,
-                        completed_on=today)
-    return str(code)
+from .factories import NOW, run_in_passed, setup_trial, visit0_record
 
 
 def battery_answers(questions: list[links.Question], seed: int = 0) -> dict[str, int]:
