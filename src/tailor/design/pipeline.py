@@ -45,7 +45,7 @@ from tailor.dtr.crossfit import crossfit_value
 from tailor.dtr.data import decide
 from tailor.dtr.embedded import EmbeddedRegime, WeightedReplicated
 from tailor.dtr.formula import parse_options
-from tailor.dtr.policytree import PolicyTree
+from tailor.dtr.policytree import PolicyTree, PolicyTreeResult
 from tailor.dtr.qlearning import QLearning, QLearningResult, StageFit
 from tailor.dtr.value import aipw_value, dr_scores, static_regime
 from tailor.exceptions import EstimationError, RecordError, ScenarioError
@@ -244,7 +244,7 @@ class _QChoices:
                       lambda h: _one_hot(self(2, h)))
 
 
-def _tree_first(tree: PolicyTree, features: list[str], arms: list[str]
+def _tree_first(tree: PolicyTreeResult, features: list[str], arms: list[str]
                 ) -> Callable[[pd.DataFrame], np.ndarray]:
     def first(b: pd.DataFrame) -> np.ndarray:
         feasible = np.column_stack([b[f"eligible_{a}"].to_numpy() == 1 for a in arms])

@@ -24,7 +24,7 @@ from tailor.dtr.phenotype import (
     subgroup_effects,
 )
 from tailor.dtr.phenotype_regime import PhenotypeRegime
-from tailor.dtr.policytree import PolicyTree
+from tailor.dtr.policytree import PolicyTree, PolicyTreeResult
 from tailor.dtr.qlearning import QLearning, QLearningResult, StageFit
 from tailor.dtr.value import (
     DRScores,
@@ -43,6 +43,7 @@ __all__ = [
     "MultipleImputation",
     "PhenotypeRegime",
     "PolicyTree",
+    "PolicyTreeResult",
     "PooledEstimate",
     "QLearning",
     "QLearningResult",
