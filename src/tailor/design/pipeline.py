@@ -47,7 +47,7 @@ from tailor.dtr.embedded import EmbeddedRegime, WeightedReplicated
 from tailor.dtr.formula import parse_options
 from tailor.dtr.policytree import PolicyTree, PolicyTreeResult
 from tailor.dtr.qlearning import QLearning, QLearningResult, StageFit
-from tailor.dtr.value import aipw_value, dr_scores, static_regime
+from tailor.dtr.value import AIPWValue, DRScoring, single_option_regime, value_data
 from tailor.exceptions import EstimationError, RecordError, ScenarioError
 from tailor.protocol import Protocol, load_protocol
 from tailor.rules import stage_options
@@ -58,7 +58,7 @@ from tailor.stats.scenarios import (
     scale_effect_modification,
 )
 from tailor.stats.simulation import population_truth, simulate_trial
-from tailor.stats.truth import Regime, Truth, random_regime
+from tailor.stats.truth import TrueRegime, Truth, random_regime
 from tailor.stats.variables import domain_of, measured_domains
 
 __all__ = ["DEFAULTS", "EMBEDDED", "METRICS", "STATIC_ARM", "PipelineMetrics", "StepGuard",
@@ -177,7 +177,7 @@ def _row(truth: Truth, regime: str) -> dict[str, float]:
     return {str(k): float(v) for k, v in row.to_dict().items()}
 
 
-# --------------------------------------------------------------------------- regimes as Regime
+# --------------------------------------------------------------------------- regimes as TrueRegime
 def _one_hot(codes: np.ndarray) -> pd.DataFrame:
     """Codes (n,) as a probability table with one column per code that occurs."""
     return pd.get_dummies(pd.Categorical(codes), dtype=float)
@@ -238,9 +238,9 @@ class _QChoices:
         return codes
 
     def regime(self, name: str = "learned (Q-learning)",
-               first: Callable[[pd.DataFrame], np.ndarray] | None = None) -> Regime:
+               first: Callable[[pd.DataFrame], np.ndarray] | None = None) -> TrueRegime:
         """Q-learning's regime, or ``first`` at stage 1 then Q-learning's stage 2."""
-        return Regime(name, lambda b: _one_hot(first(b) if first else self(1, b)),
+        return TrueRegime(name, lambda b: _one_hot(first(b) if first else self(1, b)),
                       lambda h: _one_hot(self(2, h)))
 
 
@@ -253,7 +253,7 @@ def _tree_first(tree: PolicyTreeResult, features: list[str], arms: list[str]
     return first
 
 
-def _static_truth(arm: str) -> Regime:
+def _static_truth(arm: str) -> TrueRegime:
     """``arm`` first (uniform over the eligible arms where it is contraindicated), stage 2
     uniform over the permissible options: the estimand of the static AIPW value."""
 
@@ -265,7 +265,7 @@ def _static_truth(arm: str) -> Regime:
         uniform.loc[on, arm] = 1.0
         return uniform
 
-    return Regime(f"always {arm} first (stage 2 as randomized)", stage1, random_regime().stage2)
+    return TrueRegime(f"always {arm} first (stage 2 as randomized)", stage1, random_regime().stage2)
 
 
 # --------------------------------------------------------------------------- metrics
@@ -437,7 +437,7 @@ def best_trial_pipeline(params: Mapping[str, Any], seed: np.random.SeedSequence
     learned = guard.run("qlearning", _step_qlearning, run)
     if learned is not None:
         guard.run("policy_tree", _step_tree, run, learned.choices)
-    for name, (estimate, v_pop, v_cohort) in _estimands(run, arms, learned).items():
+    for name, (estimate, v_pop, v_cohort) in _estimands(run, learned).items():
         guard.run(f"{name}_value", _step_value, run, name, estimate, v_pop, v_cohort)
     guard.run("embedded_regimes", _step_embedded, out, wide, w)
     return PipelineMetrics({m: float(out.get(m, NAN)) for m in METRICS}, guard.failures)
@@ -557,8 +557,9 @@ def _step_qlearning(r: _Run) -> _Learned:
 def _step_tree(r: _Run, choices: _QChoices) -> None:
     """The interpretable regime: a depth-2 tree on cross-fitted DR scores."""
     wide, plan, out, truth = r.wide, r.plan, r.out, r.truth
-    scores = dr_scores(wide, r.ql, outcome=OUTCOME, stage=1, propensities=PROPENSITIES,
-                       weights=r.w, folds=r.folds, random_state=int(r.rng.integers(2**31)))
+    scores = DRScoring(qlearning=r.ql, stage=1, folds=r.folds,
+                       random_state=int(r.rng.integers(2**31))).fit(
+        value_data(wide, r.ql, outcome=OUTCOME, propensities=PROPENSITIES, weights=r.w))
     usable = scores.feasible.any(axis=1)
     # features missing for anyone (the optional phenotyping block when skipped by
     # design) are left out: the policy tree needs complete features
@@ -581,23 +582,26 @@ def _step_tree(r: _Run, choices: _QChoices) -> None:
     out.update(_discovery("tree", named, r.true_domains))
 
 
-def _estimands(r: _Run, arms: list[str], learned: _Learned | None
+def _estimands(r: _Run, learned: _Learned | None
                ) -> dict[str, tuple[Callable[[], Any], float, float]]:
     """The values whose AIPW intervals are scored: (estimate, population value, cohort
     value); the learned regime's only when Q-learning was fitted."""
     wide, w, ql, pop = r.wide, r.w, r.ql, r.pop
-    feasible1 = {a: f"eligible_{a}" for a in arms}
-    nobody = [None] * len(wide)
+
+    def static() -> Any:
+        sd = value_data(wide, ql, outcome=OUTCOME, propensities=PROPENSITIES, weights=w)
+        return AIPWValue(qlearning=ql).fit(sd, single_option_regime(sd, STATIC_ARM, stage=1))
+
+    def randomized() -> Any:
+        sd = value_data(wide, ql, outcome=OUTCOME, propensities=PROPENSITIES, weights=w)
+        return AIPWValue(qlearning=ql, outcome_model="zero").fit(
+            sd, {st.treatment: [None] * sd.n for st in sd.stages})
+
     estimands: dict[str, tuple[Callable[[], Any], float, float]] = {
-        "static": (lambda: aipw_value(
-            wide, static_regime(wide, STATIC_ARM, treatment="A1", feasible=feasible1),
-            outcome=OUTCOME, qlearning=ql, propensities=PROPENSITIES, weights=w),
-            pop.static["mean_peg_w24"] if pop else NAN,
-            r.truth.value(_static_truth(STATIC_ARM))["mean_peg_w24"]),
-        "randomized": (lambda: aipw_value(
-            wide, {"A1": nobody, "A2": nobody}, outcome=OUTCOME, qlearning=ql,
-            propensities=PROPENSITIES, weights=w, outcome_model="zero"),
-            pop.randomized["mean_peg_w24"] if pop else NAN, r.v_rand["mean_peg_w24"]),
+        "static": (static, pop.static["mean_peg_w24"] if pop else NAN,
+                   r.truth.value(_static_truth(STATIC_ARM))["mean_peg_w24"]),
+        "randomized": (randomized, pop.randomized["mean_peg_w24"] if pop else NAN,
+                       r.v_rand["mean_peg_w24"]),
     }
     if learned is not None:
         estimands["learned"] = (lambda: crossfit_value(

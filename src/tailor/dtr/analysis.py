@@ -63,7 +63,13 @@ from tailor.dtr.phenotype import (
 from tailor.dtr.plan import TRIAL_COLUMNS, AnalysisPlan
 from tailor.dtr.qlearning import QLearning, QLearningResult
 from tailor.dtr.regime_model import regime_document
-from tailor.dtr.value import ValueEstimate, aipw_value, dr_scores, static_regime
+from tailor.dtr.value import (
+    AIPWValue,
+    DRScoring,
+    ValueEstimate,
+    single_option_regime,
+    value_data,
+)
 from tailor.exceptions import EstimationError, InputFileError
 from tailor.protocol import Protocol
 from tailor.rules import stage_options
@@ -364,16 +370,13 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
         def clus(e: ValueEstimate) -> ValueEstimate:
             return clustered(e, clusters, alpha=plan.alpha)
 
-        treatments = ["A1", "A2"]
-        as_rand = clus(aipw_value(data, {t: [None] * len(data) for t in treatments},
-                                  outcome=outcome, qlearning=nuisance, propensities=props,
-                                  weights=weights, alpha=plan.alpha, name="as randomized",
-                                  outcome_model="zero"))
-        statics = [clus(aipw_value(data, static_regime(data, arm, treatment="A1",
-                                                       feasible=stages[0]["feasible"]),
-                                   outcome=outcome, qlearning=nuisance, propensities=props,
-                                   weights=weights, alpha=plan.alpha,
-                                   name=f"always {arm} first"))
+        sd = value_data(data, nuisance, outcome=outcome, propensities=props, weights=weights)
+        as_rand = clus(AIPWValue(qlearning=nuisance, outcome_model="zero", alpha=plan.alpha,
+                                 name="as randomized").fit(
+            sd, {st.treatment: [None] * sd.n for st in sd.stages}))
+        statics = [clus(AIPWValue(qlearning=nuisance, alpha=plan.alpha,
+                                  name=f"always {arm} first").fit(
+            sd, single_option_regime(sd, arm, stage=1)))
                    for arm in protocol.arm_codes]
         best = best_of(statics, larger_is_better=larger, clusters=clusters,
                        alpha=plan.alpha, multipliers=multipliers,
@@ -426,8 +429,8 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
     heterogeneity = importance = forest = pd.DataFrame()
     domains = plan.domains or tuple((f, (f,)) for f in plan.tree_features)
     if domains:
-        scores = dr_scores(data, ql, outcome=plan.outcome, stage=1, propensities=props,
-                           weights=weights, folds=fold)
+        scores = DRScoring(qlearning=ql, stage=1, folds=fold).fit(
+            value_data(data, ql, outcome=plan.outcome, propensities=props, weights=weights))
         if plan.domains:
             heterogeneity = domain_tests(scores, data, plan.domains, clusters=clusters,
                                          weights=weights, alpha=plan.alpha)
@@ -677,9 +680,9 @@ def _time_points(data: pd.DataFrame, protocol: Protocol, ql: QLearning, plan: An
     targets.append((f"mean week-{week} PEG" if plan.outcome.startswith("peg_w")
                     else f"mean {plan.outcome}", data, plan.outcome))
     for label, frame, col in targets:
-        est = aipw_value(frame, {"A1": [None] * len(frame), "A2": [None] * len(frame)},
-                         outcome=col, qlearning=ql, propensities=list(TRIAL_COLUMNS.propensities),
-                         alpha=plan.alpha, name=label, outcome_model="zero")
+        sd = value_data(frame, ql, outcome=col, propensities=list(TRIAL_COLUMNS.propensities))
+        est = AIPWValue(qlearning=ql, outcome_model="zero", alpha=plan.alpha, name=label).fit(
+            sd, {st.treatment: [None] * sd.n for st in sd.stages})
         est = clustered(est, clusters, alpha=plan.alpha)
         rows.append({"measure": label, "estimate": est.estimate, "lower": est.lower,
                      "upper": est.upper, "n": est.n})
