@@ -33,7 +33,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -47,8 +47,9 @@ from tailor.dtr.embedded import EmbeddedRegime, WeightedReplicated
 from tailor.dtr.formula import parse_options
 from tailor.dtr.policytree import PolicyTree, PolicyTreeResult
 from tailor.dtr.qlearning import QLearning, QLearningResult, StageFit
+from tailor.dtr.steps import StepGuard
 from tailor.dtr.value import AIPWValue, DRScoring, single_option_regime, value_data
-from tailor.exceptions import EstimationError, RecordError, ScenarioError
+from tailor.exceptions import ScenarioError
 from tailor.protocol import Protocol, load_protocol
 from tailor.rules import stage_options
 from tailor.stats.scenarios import (
@@ -385,8 +386,8 @@ def best_trial_pipeline(params: Mapping[str, Any], seed: np.random.SeedSequence
 
     The analysis runs as named steps (``marginal_model``, ``qlearning``, ``policy_tree``,
     ``static_value``, ``randomized_value``, ``learned_value``, ``embedded_regimes``) under one
-    :class:`StepGuard`: a metric is NaN when its step cannot be fitted to that trial (e.g. an
-    option nobody received at a small N), and the returned :class:`PipelineMetrics` says in
+    :class:`~tailor.dtr.steps.StepGuard`: a metric is NaN when its step cannot be fitted to
+    that trial (e.g. an option nobody received at a small N), and the returned :class:`PipelineMetrics` says in
     ``failures`` which step failed and why (the study's ``step_errors`` column); the
     summary's ``n_ok`` counts the others.
     """
@@ -448,12 +449,6 @@ best_pipeline = best_trial_pipeline
 
 
 # --------------------------------------------------------------------------- the named steps
-T = TypeVar("T")
-STEP_ERRORS = (EstimationError, RecordError)
-"""What a step may raise when its analysis cannot be fitted to one trial's data: the guard
-records it and the step's metrics stay NaN; anything else is a bug and propagates."""
-
-
 class PipelineMetrics(dict[str, float]):
     """A replicate's metrics (a plain ``{metric: float}`` mapping) plus ``failures``: each
     step that could not be fitted and why (``{step: "TypeName: message"}``), which the study
@@ -462,23 +457,6 @@ class PipelineMetrics(dict[str, float]):
     def __init__(self, metrics: Mapping[str, float], failures: Mapping[str, str]) -> None:
         super().__init__(metrics)
         self.failures = dict(failures)
-
-
-class StepGuard:
-    """The one guard of the pipeline's named steps: runs a step, and when its analysis cannot
-    be fitted (:data:`STEP_ERRORS`) records the step's name and the reason instead of failing
-    the replicate; the metrics that step would have set stay NaN."""
-
-    def __init__(self) -> None:
-        self.failures: dict[str, str] = {}
-
-    def run(self, step: str, fn: Callable[..., T], *args: Any) -> T | None:
-        """``fn(*args)``, or None (and the reason recorded) when the step cannot be fitted."""
-        try:
-            return fn(*args)
-        except STEP_ERRORS as exc:
-            self.failures[step] = f"{type(exc).__name__}: {exc}"[:300]
-            return None
 
 
 @dataclass
