@@ -157,7 +157,7 @@ def test_sequential_censoring_weights_remove_dropout_bias(best):
     as-randomized value that the sequential model removes (12 simulated trials, fixed seeds)."""
     import numpy as np
 
-    from tailor.dtr import QLearning, aipw_value
+    from tailor.dtr import AIPWValue, QLearning, value_data
     from tailor.dtr.analysis import censoring_weights, working_model
     from tailor.stats.simulation import simulate_trial
 
@@ -172,10 +172,10 @@ def test_sequential_censoring_weights_remove_dropout_bias(best):
         w, desc = censoring_weights(d, plan)
         assert w is not None and "week 18" in desc and (w[d["peg_w24"].isna()] == 0).all()
         reg = {"A1": [None] * len(d), "A2": [None] * len(d)}
-        kw = dict(outcome="peg_w24", qlearning=ql, propensities=["p_A1", "p_A2"],
-                  outcome_model="zero")
-        old.append(aipw_value(d, reg, **kw).estimate - truth)
-        new.append(aipw_value(d, reg, weights=w, **kw).estimate - truth)
+        est = AIPWValue(qlearning=ql, outcome_model="zero")
+        kw = dict(outcome="peg_w24", propensities=["p_A1", "p_A2"])
+        old.append(est.fit(value_data(d, ql, **kw), reg).estimate - truth)
+        new.append(est.fit(value_data(d, ql, weights=w, **kw), reg).estimate - truth)
     assert abs(np.mean(new)) < 0.04 < abs(np.mean(old))
 
 
