@@ -26,6 +26,7 @@ from _common import machine, write_result
 from tailor.design.execution import LocalBackend, run_study
 from tailor.design.grid import Cell
 from tailor.design.replicates import REPLICATES
+from tailor.dtr.value import AIPWValue, DRScoring
 
 PIPELINE = "best"
 CELL = Cell.of({"protocol": "best", "scenario": "amplifier-guitar", "n": 805, "effect": 1.0,
@@ -67,14 +68,20 @@ def per_replicate(reps: int = 10) -> tuple[float, float]:
     return (time.perf_counter() - w0) / reps, (time.process_time() - c0) / reps
 
 
+def _fit_of(cls: type) -> str:
+    """The profile pattern of ``cls.fit`` in value.py (cProfile names a method ``fit`` only,
+    so the line of its ``def`` tells the estimators apart)."""
+    return f"value.py:{cls.fit.__code__.co_firstlineno}\\(fit\\)"
+
+
 PHASES = {
     "simulate the trial and its truth (simulate_trial)": "simulation.py:.*\\(simulate_trial\\)",
     "  of which the two-stage oracle": "truth.py:.*\\(oracle\\)",
     "Q-learning fits (all, incl. inside the value functions)": "qlearning.py:.*\\(fit\\)",
-    "doubly robust scores (2 folds)": "value.py:.*\\(dr_scores\\)",
+    "doubly robust scores (2 folds)": _fit_of(DRScoring),
     "depth-2 policy tree": "policytree.py:.*\\(fit\\)",
-    "AIPW values (static, as randomized)": "value.py:.*\\(aipw_value\\)",
-    "cross-fitted learned-regime value": "value.py:.*\\(crossfit_value\\)",
+    "AIPW values (static, as randomized)": _fit_of(AIPWValue),
+    "cross-fitted learned-regime value": "crossfit.py:.*\\(crossfit_value\\)",
     "embedded regimes": "embedded.py:.*\\(fit\\)",
     "truth of the learned regimes (cohort and population)": "truth.py:.*\\(value\\)",
 }

@@ -157,7 +157,7 @@ def test_sequential_censoring_weights_remove_dropout_bias(best):
     as-randomized value that the sequential model removes (12 simulated trials, fixed seeds)."""
     import numpy as np
 
-    from tailor.dtr import QLearning, aipw_value
+    from tailor.dtr import AIPWValue, QLearning, value_data
     from tailor.dtr.analysis import censoring_weights, working_model
     from tailor.stats.simulation import simulate_trial
 
@@ -172,10 +172,10 @@ def test_sequential_censoring_weights_remove_dropout_bias(best):
         w, desc = censoring_weights(d, plan)
         assert w is not None and "week 18" in desc and (w[d["peg_w24"].isna()] == 0).all()
         reg = {"A1": [None] * len(d), "A2": [None] * len(d)}
-        kw = dict(outcome="peg_w24", qlearning=ql, propensities=["p_A1", "p_A2"],
-                  outcome_model="zero")
-        old.append(aipw_value(d, reg, **kw).estimate - truth)
-        new.append(aipw_value(d, reg, weights=w, **kw).estimate - truth)
+        est = AIPWValue(qlearning=ql, outcome_model="zero")
+        kw = dict(outcome="peg_w24", propensities=["p_A1", "p_A2"])
+        old.append(est.fit(value_data(d, ql, **kw), reg).estimate - truth)
+        new.append(est.fit(value_data(d, ql, weights=w, **kw), reg).estimate - truth)
     assert abs(np.mean(new)) < 0.04 < abs(np.mean(old))
 
 
@@ -255,3 +255,33 @@ def test_the_report_shows_labels_not_column_names(tmp_path, result, data):
     # the machines' files keep the column names
     pm = pd.read_csv(tmp_path / "phenotype_map.csv")
     assert {"mean_amplifier_index", "mean_sex", "benefit_lower", "benefit_upper"} <= set(pm)
+
+
+def test_a_step_that_cannot_be_fitted_is_named_in_the_report_and_changes_nothing_else(
+        tmp_path, monkeypatch, best, data, result):
+    """Issue 12: ``analyze`` runs as named steps under one guard; a step that cannot be fitted
+    leaves its tables empty, says why (result and report), and the other steps' numbers are
+    those of the run where it could."""
+    import tailor.dtr.analysis as analysis
+    from tailor.exceptions import EstimationError
+
+    def unfittable(*args, **kwargs):
+        raise EstimationError("no embedded regime has a participant")
+
+    monkeypatch.setattr(analysis, "embedded_regimes", unfittable)
+    monkeypatch.setattr(analysis, "phenotype_profiles", unfittable)
+    failed = analyze(data, best, default_plan(data, best, bootstrap=100, folds=3))
+    assert failed.step_errors == {
+        "embedded_regimes": "EstimationError: no embedded regime has a participant",
+        "phenotype_map": "EstimationError: no embedded regime has a participant"}
+    assert result.step_errors == {}
+    assert failed.embedded.empty and failed.phenotype_map.empty
+    pd.testing.assert_frame_equal(failed.values_peg, result.values_peg)
+    pd.testing.assert_frame_equal(failed.contrasts, result.contrasts)
+    pd.testing.assert_frame_equal(failed.modifiers, result.modifiers)
+    assert failed.model == result.model
+    paths = write_analysis(failed, data, tmp_path)
+    html = unescape(paths["report"].read_text())
+    assert "Steps that could not be fitted" in html
+    assert "embedded regimes: EstimationError: no embedded regime has a participant" in html
+    assert json.loads(paths["results"].read_text())["step_errors"] == failed.step_errors

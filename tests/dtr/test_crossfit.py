@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tailor.dtr import QLearning, aipw_value, crossfit_value, dr_scores
+from tailor.dtr import AIPWValue, DRScoring, QLearning, crossfit_value, value_data
 from tailor.dtr.crossfit import crossfit_regime, fold_partition, tree_learner
 from tailor.dtr.qlearning import QLearningResult
 from tailor.exceptions import EstimationError
@@ -89,10 +89,10 @@ def test_an_overfitting_regime_gains_nothing_when_cross_fitted(null_data):
     ql = QLearning(stages=STAGES, maximize=False)
     fit = ql.fit(null_data, outcome="peg_w24")
     rows = memorizer(null_data, fit, np.zeros(len(null_data)), np.ones(len(null_data)))
-    in_sample = aipw_value(null_data, {"A1": list(rows(null_data)), "A2": [None] * 400},
-                           outcome="peg_w24", qlearning=ql, propensities=P)
-    as_rand = aipw_value(null_data, {"A1": [None] * 400, "A2": [None] * 400},
-                         outcome="peg_w24", qlearning=ql, propensities=P)
+    sd = value_data(null_data, ql, outcome="peg_w24", propensities=P)
+    in_sample = AIPWValue(qlearning=ql).fit(sd, {"A1": list(rows(null_data)),
+                                                 "A2": [None] * 400})
+    as_rand = AIPWValue(qlearning=ql).fit(sd, {"A1": [None] * 400, "A2": [None] * 400})
     cf = crossfit_regime(null_data, ql, outcome="peg_w24", propensities=P, folds=5,
                          random_state=2, first_stage=memorizer, later_stages=False)
     assert in_sample.estimate < as_rand.estimate - 4 * in_sample.std_error
@@ -103,8 +103,9 @@ def test_an_overfitting_regime_gains_nothing_when_cross_fitted(null_data):
 def test_one_partition_is_shared_and_reproducible(best_data):
     ql = QLearning(stages=STAGES, maximize=False)
     fold = fold_partition(len(best_data), 3, 9)
-    a = dr_scores(best_data, ql, outcome="peg_w24", propensities=P, folds=3, random_state=9)
-    b = dr_scores(best_data, ql, outcome="peg_w24", propensities=P, folds=fold)
+    sd = value_data(best_data, ql, outcome="peg_w24", propensities=P)
+    a = DRScoring(qlearning=ql, folds=3, random_state=9).fit(sd)
+    b = DRScoring(qlearning=ql, folds=fold).fit(sd)
     np.testing.assert_array_equal(a.scores, b.scores)
     v1 = crossfit_value(best_data, ql, outcome="peg_w24", propensities=P, folds=fold)
     v2 = crossfit_regime(best_data, ql, outcome="peg_w24", propensities=P, folds=fold)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tailor.dtr import QLearning, WeightedReplicated, embedded_regimes, ipw_value
+from tailor.dtr import QLearning, WeightedReplicated, embedded_regimes
 from tailor.dtr.data import SmartData, Stage, decide, feasibility_matrix
 from tailor.exceptions import EstimationError, InputFileError, RecordError
 from tests.dtr.best_like import STAGES
@@ -84,8 +84,7 @@ def test_estimators_take_the_same_validated_data():
     with pytest.raises(RecordError, match="'abc' is not a number"):
         ql.fit(df.assign(y=["abc"] + [1.0] * 39), outcome="y")
     with pytest.raises(RecordError, match="must lie in"):
-        ipw_value(df.assign(p=2.0), {"A": ["a"] * 40}, outcome="y", treatments=["A"],
-                  propensities=["p"])
+        SmartData.from_frame(df.assign(p=2.0), outcome="y", stages=[Stage("A", "p")])
 
 
 def test_embedded_reads_through_smartdata(best_data):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tailor.dtr import QLearning, aipw_value
+from tailor.dtr import AIPWValue, QLearning, value_data
 from tailor.dtr.crossfit import crossfit_regime
 from tailor.dtr.dr_learner import ensemble_learner
 from tests.dtr.best_like import ARMS, STAGES, best_like
@@ -19,8 +19,8 @@ def test_the_ensemble_regime_beats_as_randomized_and_is_feasible():
                                features=["amplifier_index", "x1", "x2", "x3", "peg_baseline"])
     cf = crossfit_regime(d, ql, outcome="peg_w24", propensities=P, folds=3, random_state=1,
                          first_stage=learner, later_stages=False)
-    as_rand = aipw_value(d, {"A1": [None] * len(d), "A2": [None] * len(d)},
-                         outcome="peg_w24", qlearning=ql, propensities=P)
+    as_rand = AIPWValue(qlearning=ql).fit(value_data(d, ql, outcome="peg_w24", propensities=P),
+                                          {"A1": [None] * len(d), "A2": [None] * len(d)})
     assert cf.value.estimate < as_rand.estimate - 2 * cf.value.std_error
     rec = cf.recommendations["A1"]
     assert all(d.loc[i, f"eligible_{a}"] == 1 for i, a in rec.items())

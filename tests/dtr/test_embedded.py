@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
-from tailor.dtr import WeightedReplicated, embedded_regimes, ipw_value
+from tailor.dtr import IPWValue, WeightedReplicated, embedded_regimes
+from tailor.dtr.data import SmartData, Stage
 from tests.dtr.best_like import ARMS, CATEGORIES, stage2_options
 
 
@@ -31,10 +32,11 @@ def test_enumeration_follows_the_rules_given_as_data(regimes):
 
 def test_each_mean_is_the_hajek_ipw_of_its_regime(best_data, regimes):
     res = WeightedReplicated().fit(best_data, regimes, outcome="peg_w24")
+    sd = SmartData.from_frame(best_data, outcome="peg_w24",
+                              stages=[Stage("A1", "p_A1"), Stage("A2", "p_A2")])
     for j in (0, 40, 100):
         rec = regimes[j].recommend(best_data)
-        ipw = ipw_value(best_data, rec, outcome="peg_w24", treatments=["A1", "A2"],
-                        propensities=["p_A1", "p_A2"])
+        ipw = IPWValue().fit(sd, rec)
         assert res.estimate[j] == pytest.approx(ipw.estimate, rel=1e-12)
         assert np.sqrt(res.covariance[j, j]) == pytest.approx(ipw.std_error, rel=1e-10)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tailor.dtr import QLearning, dr_scores
+from tailor.dtr import DRScoring, QLearning, value_data
 from tailor.dtr.heterogeneity import domain_tests, holm
 from tailor.dtr.value import DRScores
 from tests.dtr.best_like import STAGES, best_like
@@ -51,8 +51,9 @@ def test_size_under_no_modification_and_power_for_a_modifier():
 
 def test_on_best_like_data_the_pain_domain_modifies():
     d = best_like(500, seed=2)
-    scores = dr_scores(d, QLearning(stages=STAGES, maximize=False), outcome="peg_w24",
-                       propensities=["p_A1", "p_A2"], folds=3, random_state=1)
+    ql = QLearning(stages=STAGES, maximize=False)
+    scores = DRScoring(qlearning=ql, folds=3, random_state=1).fit(
+        value_data(d, ql, outcome="peg_w24", propensities=["p_A1", "p_A2"]))
     t = domain_tests(scores, d, [("pain spread", ["amplifier_index"]),
                                  ("noise", ["x2", "x3"])]).set_index("domain")
     assert t.loc["pain spread", "modifies"] and t.loc["pain spread", "p_holm"] < 1e-3

@@ -463,3 +463,51 @@ def test_bad_inputs_name_the_argument_and_value():
     pt = PolicyTree().fit(X, R)
     with pytest.raises(ValueError, match="X has 3 feature columns but the tree was fitted with 2"):
         pt.predict(np.zeros((2, 3)))
+
+
+# ----------------------------------------------------------- the estimator / result contract
+def test_fit_returns_a_frozen_result_and_the_estimator_keeps_hyperparameters_only():
+    import dataclasses
+
+    from sklearn.base import clone
+
+    from tailor.dtr.policytree import PolicyTreeResult
+
+    X = pd.DataFrame({"a": [0.0, 1, 2, 3, 4, 5], "b": [5.0, 4, 3, 2, 1, 0]})
+    R = pd.DataFrame({"x": [3.0, 3, 3, 0, 0, 0], "y": [0.0, 0, 0, 2, 2, 2]})
+    est = PolicyTree(depth=1, min_node_size=2)
+    assert est.get_params() == {"algorithm": "auto", "categorical_features": None, "depth": 1,
+                                "min_node_size": 2, "split_step": 1}
+    assert clone(est).get_params() == est.get_params()
+    assert est.set_params(depth=2) is est and est.depth == 2
+    res = est.fit(X, R)
+    assert isinstance(res, PolicyTreeResult) and res.estimator is est
+    assert not hasattr(est, "total_reward_")  # fitted quantities live on the result
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        res.total_reward_ = 0.0  # type: ignore[misc]
+    assert res.total_reward_ == 15.0 and res.n == 6 and res.n_features_in_ == 2
+    leaves = res.to_frame()
+    assert list(leaves["rule"]) == ["a <= 2", "a > 2"]
+    assert list(leaves["action"]) == ["x", "y"] and list(leaves["reward"]) == [9.0, 6.0]
+    assert list(leaves["mean_reward"]) == [3.0, 2.0]
+    summary = res.summary(0.1)
+    pd.testing.assert_frame_equal(summary.to_frame(), leaves)
+    assert "Policy tree" in str(summary) and "no intervals" in str(summary)
+    assert "<h4>Policy tree</h4>" in summary._repr_html_()
+    assert not hasattr(res, "conf_int")  # nothing has an interval (see the class notes)
+
+
+def test_reading_the_fit_off_the_estimator_is_deprecated_but_still_works():
+    X = np.arange(8.0).reshape(8, 1)
+    R = np.column_stack([np.r_[np.ones(4), np.zeros(4)], np.r_[np.zeros(4), np.ones(4)]])
+    est = PolicyTree(depth=1)
+    res = est.fit(X, R)
+    with pytest.warns(DeprecationWarning, match="PolicyTree.predict is deprecated"):
+        old = est.predict(X)
+    np.testing.assert_array_equal(old, res.predict(X))
+    with pytest.warns(DeprecationWarning, match="PolicyTree.rules"):
+        assert est.rules() == res.rules()
+    with pytest.warns(DeprecationWarning, match="PolicyTree.apply"):
+        np.testing.assert_array_equal(est.apply(X), res.apply(X))
+    with pytest.warns(DeprecationWarning, match="PolicyTree.tree_"):
+        assert est.tree_ == res.tree_

@@ -12,7 +12,8 @@ from scipy import stats
 from sklearn.base import clone
 from sklearn.linear_model import Ridge
 
-from tailor.dtr import QLearning, WeightedReplicated, embedded_regimes, ipw_value
+from tailor.dtr import IPWValue, QLearning, WeightedReplicated, embedded_regimes
+from tailor.dtr.data import SmartData, Stage
 from tailor.dtr.result import Summary
 from tailor.exceptions import EstimationError
 from tests.dtr.best_like import STAGES
@@ -50,8 +51,8 @@ def test_qlearning_result_protocol(best_data):
 
 
 def test_value_embedded_and_bootstrap_results(best_data):
-    est = ipw_value(best_data, {"A1": ["EBEM"] * len(best_data)}, outcome="peg_w24",
-                    treatments=["A1"], propensities=["p_A1"])
+    sd = SmartData.from_frame(best_data, outcome="peg_w24", stages=[Stage("A1", "p_A1")])
+    est = IPWValue().fit(sd, {"A1": ["EBEM"] * len(best_data)})
     ci = est.conf_int(0.05)
     assert ci.lower[0] == pytest.approx(est.lower) and ci.upper[0] == pytest.approx(est.upper)
     assert "IPW value" in str(est.summary(0.2))

@@ -141,3 +141,81 @@ def test_missing_outcomes_get_ipcw_by_default():
     ql = QLearning(stages=STAGES, maximize=False)
     est = crossfit_value(df, ql, outcome="peg_w24", propensities=P, random_state=0, folds=3)
     assert np.isfinite(est.estimate) and est.n == int(df.peg_w24.notna().sum())
+
+
+# ---------------------------------------------------------------- the estimator contract
+def _smart(frame, ql, weights=None):
+    from tailor.dtr import value_data
+
+    return value_data(frame, ql, outcome="peg_w24", propensities=P, weights=weights)
+
+
+def test_value_estimators_equal_the_deprecated_functions(best_data, learned):
+    from tailor.dtr import AIPWValue, DRScoring, IPWValue, single_option_regime
+
+    ql, rec = learned
+    w = np.where(np.arange(len(best_data)) % 7 == 0, 0.0, 1.5)
+    sd = _smart(best_data, ql, weights=w)
+    with pytest.warns(DeprecationWarning, match="ipw_value is deprecated"):
+        old = ipw_value(best_data, rec, outcome="peg_w24", treatments=["A1", "A2"],
+                        propensities=P, weights=w, normalize=False, alpha=0.1, name="r")
+    new = IPWValue(normalize=False, alpha=0.1, name="r").fit(sd, rec)
+    assert (new.estimate, new.std_error, new.lower, new.n) == (
+        old.estimate, old.std_error, old.lower, old.n)
+    np.testing.assert_array_equal(new.influence, old.influence)
+    with pytest.warns(DeprecationWarning, match="static_regime is deprecated"):
+        static = static_regime(best_data, "DUL", treatment="A1",
+                               feasible=STAGES[0]["feasible"])
+    assert single_option_regime(sd, "DUL", stage=1) == static
+    with pytest.warns(DeprecationWarning, match="aipw_value is deprecated"):
+        old = aipw_value(best_data, static, outcome="peg_w24", qlearning=ql, propensities=P,
+                         weights=w, name="DUL")
+    new = AIPWValue(qlearning=ql, name="DUL").fit(sd, static)
+    assert (new.name, new.estimate, new.std_error) == (old.name, old.estimate, old.std_error)
+    with pytest.warns(DeprecationWarning, match="dr_scores is deprecated"):
+        old_scores = dr_scores(best_data, ql, outcome="peg_w24", propensities=P, weights=w,
+                               folds=3, random_state=4)
+    scores = DRScoring(qlearning=ql, folds=3, random_state=4).fit(sd)
+    np.testing.assert_array_equal(scores.scores, old_scores.scores)
+    assert scores.options == old_scores.options
+    table = scores.summary().to_frame()
+    assert list(table["option"]) == list(scores.options)
+    assert (table["n_feasible"].to_numpy() == scores.feasible.sum(axis=0)).all()
+
+
+def test_value_estimators_take_hyperparameters_and_a_smart_data(best_data, learned):
+    from sklearn.base import clone
+
+    from tailor.dtr import AIPWValue, IPWValue
+    from tailor.exceptions import EstimationError
+
+    ql, rec = learned
+    est = AIPWValue(qlearning=ql, outcome_model="zero", alpha=0.1)
+    copy = clone(est)
+    assert copy.qlearning is not ql and copy.qlearning.get_params() == ql.get_params()
+    assert {k: v for k, v in copy.get_params(deep=False).items() if k != "qlearning"} == {
+        "alpha": 0.1, "name": "regime", "normalize": True, "outcome_model": "zero"}
+    assert est.set_params(qlearning__maximize=True) is est and ql.maximize is True
+    est.set_params(qlearning__maximize=False)
+    with pytest.raises(EstimationError, match="takes a SmartData"):
+        IPWValue().fit(best_data, rec)  # type: ignore[arg-type]
+    one_stage = QLearning(stages=STAGES[:1], maximize=False)
+    with pytest.raises(EstimationError, match=r"treatments \['A1'\] differ"):
+        AIPWValue(qlearning=one_stage).fit(_smart(best_data, ql), rec)
+    with pytest.raises(EstimationError, match="outcome_model must be 'fitted' or 'zero'"):
+        AIPWValue(qlearning=ql, outcome_model="none").fit(_smart(best_data, ql), rec)
+    est = IPWValue(alpha=0.1).fit(_smart(best_data, ql), rec)
+    assert list(est.summary(0.1).columns) == ["regime", "method", "estimate", "std_error",
+                                               "lower", "upper", "n"]
+
+
+def test_regime_kinds_have_distinct_names_and_deprecated_aliases():
+    import tailor.dtr.value as value
+    import tailor.stats.truth as truth
+
+    with pytest.warns(DeprecationWarning, match="use RegimeFunction"):
+        assert value.Regime is value.RegimeFunction
+    with pytest.warns(DeprecationWarning, match="use TrueRegime"):
+        assert truth.Regime is truth.TrueRegime
+    with pytest.raises(AttributeError):
+        _ = value.NoSuchName  # type: ignore[attr-defined]

@@ -18,7 +18,7 @@ from tailor.stats.simulation import (
     simulate_trials,
 )
 from tailor.stats.tables import long_to_wide
-from tailor.stats.truth import Regime, fixed_regime, oracle_regime, random_regime
+from tailor.stats.truth import TrueRegime, fixed_regime, oracle_regime, random_regime
 
 
 @pytest.fixture(scope="module")
@@ -229,7 +229,7 @@ def test_regime_values_are_exact_on_the_cohort(trial):
 
 
 def test_regimes_must_be_permissible(trial):
-    always_dul = Regime("DUL for all", lambda b: ["DUL"] * len(b),
+    always_dul = TrueRegime("DUL for all", lambda b: ["DUL"] * len(b),
                         lambda h: h["oracle_A2"])
     with pytest.raises(ScenarioError, match="non-permissible"):
         trial.truth.value(always_dul)

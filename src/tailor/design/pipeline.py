@@ -33,7 +33,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -45,10 +45,11 @@ from tailor.dtr.crossfit import crossfit_value
 from tailor.dtr.data import decide
 from tailor.dtr.embedded import EmbeddedRegime, WeightedReplicated
 from tailor.dtr.formula import parse_options
-from tailor.dtr.policytree import PolicyTree
+from tailor.dtr.policytree import PolicyTree, PolicyTreeResult
 from tailor.dtr.qlearning import QLearning, QLearningResult, StageFit
-from tailor.dtr.value import aipw_value, dr_scores, static_regime
-from tailor.exceptions import EstimationError, RecordError, ScenarioError
+from tailor.dtr.steps import StepGuard
+from tailor.dtr.value import AIPWValue, DRScoring, single_option_regime, value_data
+from tailor.exceptions import ScenarioError
 from tailor.protocol import Protocol, load_protocol
 from tailor.rules import stage_options
 from tailor.stats.scenarios import (
@@ -58,7 +59,7 @@ from tailor.stats.scenarios import (
     scale_effect_modification,
 )
 from tailor.stats.simulation import population_truth, simulate_trial
-from tailor.stats.truth import Regime, Truth, random_regime
+from tailor.stats.truth import TrueRegime, Truth, random_regime
 from tailor.stats.variables import domain_of, measured_domains
 
 __all__ = ["DEFAULTS", "EMBEDDED", "METRICS", "STATIC_ARM", "PipelineMetrics", "StepGuard",
@@ -177,7 +178,7 @@ def _row(truth: Truth, regime: str) -> dict[str, float]:
     return {str(k): float(v) for k, v in row.to_dict().items()}
 
 
-# --------------------------------------------------------------------------- regimes as Regime
+# --------------------------------------------------------------------------- regimes as TrueRegime
 def _one_hot(codes: np.ndarray) -> pd.DataFrame:
     """Codes (n,) as a probability table with one column per code that occurs."""
     return pd.get_dummies(pd.Categorical(codes), dtype=float)
@@ -238,13 +239,13 @@ class _QChoices:
         return codes
 
     def regime(self, name: str = "learned (Q-learning)",
-               first: Callable[[pd.DataFrame], np.ndarray] | None = None) -> Regime:
+               first: Callable[[pd.DataFrame], np.ndarray] | None = None) -> TrueRegime:
         """Q-learning's regime, or ``first`` at stage 1 then Q-learning's stage 2."""
-        return Regime(name, lambda b: _one_hot(first(b) if first else self(1, b)),
+        return TrueRegime(name, lambda b: _one_hot(first(b) if first else self(1, b)),
                       lambda h: _one_hot(self(2, h)))
 
 
-def _tree_first(tree: PolicyTree, features: list[str], arms: list[str]
+def _tree_first(tree: PolicyTreeResult, features: list[str], arms: list[str]
                 ) -> Callable[[pd.DataFrame], np.ndarray]:
     def first(b: pd.DataFrame) -> np.ndarray:
         feasible = np.column_stack([b[f"eligible_{a}"].to_numpy() == 1 for a in arms])
@@ -253,7 +254,7 @@ def _tree_first(tree: PolicyTree, features: list[str], arms: list[str]
     return first
 
 
-def _static_truth(arm: str) -> Regime:
+def _static_truth(arm: str) -> TrueRegime:
     """``arm`` first (uniform over the eligible arms where it is contraindicated), stage 2
     uniform over the permissible options: the estimand of the static AIPW value."""
 
@@ -265,7 +266,7 @@ def _static_truth(arm: str) -> Regime:
         uniform.loc[on, arm] = 1.0
         return uniform
 
-    return Regime(f"always {arm} first (stage 2 as randomized)", stage1, random_regime().stage2)
+    return TrueRegime(f"always {arm} first (stage 2 as randomized)", stage1, random_regime().stage2)
 
 
 # --------------------------------------------------------------------------- metrics
@@ -385,8 +386,8 @@ def best_trial_pipeline(params: Mapping[str, Any], seed: np.random.SeedSequence
 
     The analysis runs as named steps (``marginal_model``, ``qlearning``, ``policy_tree``,
     ``static_value``, ``randomized_value``, ``learned_value``, ``embedded_regimes``) under one
-    :class:`StepGuard`: a metric is NaN when its step cannot be fitted to that trial (e.g. an
-    option nobody received at a small N), and the returned :class:`PipelineMetrics` says in
+    :class:`~tailor.dtr.steps.StepGuard`: a metric is NaN when its step cannot be fitted to
+    that trial (e.g. an option nobody received at a small N), and the returned :class:`PipelineMetrics` says in
     ``failures`` which step failed and why (the study's ``step_errors`` column); the
     summary's ``n_ok`` counts the others.
     """
@@ -437,7 +438,7 @@ def best_trial_pipeline(params: Mapping[str, Any], seed: np.random.SeedSequence
     learned = guard.run("qlearning", _step_qlearning, run)
     if learned is not None:
         guard.run("policy_tree", _step_tree, run, learned.choices)
-    for name, (estimate, v_pop, v_cohort) in _estimands(run, arms, learned).items():
+    for name, (estimate, v_pop, v_cohort) in _estimands(run, learned).items():
         guard.run(f"{name}_value", _step_value, run, name, estimate, v_pop, v_cohort)
     guard.run("embedded_regimes", _step_embedded, out, wide, w)
     return PipelineMetrics({m: float(out.get(m, NAN)) for m in METRICS}, guard.failures)
@@ -448,12 +449,6 @@ best_pipeline = best_trial_pipeline
 
 
 # --------------------------------------------------------------------------- the named steps
-T = TypeVar("T")
-STEP_ERRORS = (EstimationError, RecordError)
-"""What a step may raise when its analysis cannot be fitted to one trial's data: the guard
-records it and the step's metrics stay NaN; anything else is a bug and propagates."""
-
-
 class PipelineMetrics(dict[str, float]):
     """A replicate's metrics (a plain ``{metric: float}`` mapping) plus ``failures``: each
     step that could not be fitted and why (``{step: "TypeName: message"}``), which the study
@@ -462,23 +457,6 @@ class PipelineMetrics(dict[str, float]):
     def __init__(self, metrics: Mapping[str, float], failures: Mapping[str, str]) -> None:
         super().__init__(metrics)
         self.failures = dict(failures)
-
-
-class StepGuard:
-    """The one guard of the pipeline's named steps: runs a step, and when its analysis cannot
-    be fitted (:data:`STEP_ERRORS`) records the step's name and the reason instead of failing
-    the replicate; the metrics that step would have set stay NaN."""
-
-    def __init__(self) -> None:
-        self.failures: dict[str, str] = {}
-
-    def run(self, step: str, fn: Callable[..., T], *args: Any) -> T | None:
-        """``fn(*args)``, or None (and the reason recorded) when the step cannot be fitted."""
-        try:
-            return fn(*args)
-        except STEP_ERRORS as exc:
-            self.failures[step] = f"{type(exc).__name__}: {exc}"[:300]
-            return None
 
 
 @dataclass
@@ -557,8 +535,9 @@ def _step_qlearning(r: _Run) -> _Learned:
 def _step_tree(r: _Run, choices: _QChoices) -> None:
     """The interpretable regime: a depth-2 tree on cross-fitted DR scores."""
     wide, plan, out, truth = r.wide, r.plan, r.out, r.truth
-    scores = dr_scores(wide, r.ql, outcome=OUTCOME, stage=1, propensities=PROPENSITIES,
-                       weights=r.w, folds=r.folds, random_state=int(r.rng.integers(2**31)))
+    scores = DRScoring(qlearning=r.ql, stage=1, folds=r.folds,
+                       random_state=int(r.rng.integers(2**31))).fit(
+        value_data(wide, r.ql, outcome=OUTCOME, propensities=PROPENSITIES, weights=r.w))
     usable = scores.feasible.any(axis=1)
     # features missing for anyone (the optional phenotyping block when skipped by
     # design) are left out: the policy tree needs complete features
@@ -581,23 +560,26 @@ def _step_tree(r: _Run, choices: _QChoices) -> None:
     out.update(_discovery("tree", named, r.true_domains))
 
 
-def _estimands(r: _Run, arms: list[str], learned: _Learned | None
+def _estimands(r: _Run, learned: _Learned | None
                ) -> dict[str, tuple[Callable[[], Any], float, float]]:
     """The values whose AIPW intervals are scored: (estimate, population value, cohort
     value); the learned regime's only when Q-learning was fitted."""
     wide, w, ql, pop = r.wide, r.w, r.ql, r.pop
-    feasible1 = {a: f"eligible_{a}" for a in arms}
-    nobody = [None] * len(wide)
+
+    def static() -> Any:
+        sd = value_data(wide, ql, outcome=OUTCOME, propensities=PROPENSITIES, weights=w)
+        return AIPWValue(qlearning=ql).fit(sd, single_option_regime(sd, STATIC_ARM, stage=1))
+
+    def randomized() -> Any:
+        sd = value_data(wide, ql, outcome=OUTCOME, propensities=PROPENSITIES, weights=w)
+        return AIPWValue(qlearning=ql, outcome_model="zero").fit(
+            sd, {st.treatment: [None] * sd.n for st in sd.stages})
+
     estimands: dict[str, tuple[Callable[[], Any], float, float]] = {
-        "static": (lambda: aipw_value(
-            wide, static_regime(wide, STATIC_ARM, treatment="A1", feasible=feasible1),
-            outcome=OUTCOME, qlearning=ql, propensities=PROPENSITIES, weights=w),
-            pop.static["mean_peg_w24"] if pop else NAN,
-            r.truth.value(_static_truth(STATIC_ARM))["mean_peg_w24"]),
-        "randomized": (lambda: aipw_value(
-            wide, {"A1": nobody, "A2": nobody}, outcome=OUTCOME, qlearning=ql,
-            propensities=PROPENSITIES, weights=w, outcome_model="zero"),
-            pop.randomized["mean_peg_w24"] if pop else NAN, r.v_rand["mean_peg_w24"]),
+        "static": (static, pop.static["mean_peg_w24"] if pop else NAN,
+                   r.truth.value(_static_truth(STATIC_ARM))["mean_peg_w24"]),
+        "randomized": (randomized, pop.randomized["mean_peg_w24"] if pop else NAN,
+                       r.v_rand["mean_peg_w24"]),
     }
     if learned is not None:
         estimands["learned"] = (lambda: crossfit_value(

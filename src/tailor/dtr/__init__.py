@@ -24,28 +24,39 @@ from tailor.dtr.phenotype import (
     subgroup_effects,
 )
 from tailor.dtr.phenotype_regime import PhenotypeRegime
-from tailor.dtr.policytree import PolicyTree
+from tailor.dtr.policytree import PolicyTree, PolicyTreeResult
 from tailor.dtr.qlearning import QLearning, QLearningResult, StageFit
 from tailor.dtr.value import (
+    AIPWValue,
     DRScores,
+    DRScoring,
+    IPWValue,
+    RegimeFunction,
     ValueEstimate,
     aipw_value,
     dr_scores,
     ipw_value,
+    single_option_regime,
     static_regime,
+    value_data,
 )
 
 __all__ = [
+    "AIPWValue",
     "BootstrapResult",
     "DRScores",
+    "DRScoring",
     "EmbeddedRegime",
     "EmbeddedResult",
+    "IPWValue",
     "MultipleImputation",
     "PhenotypeRegime",
     "PolicyTree",
+    "PolicyTreeResult",
     "PooledEstimate",
     "QLearning",
     "QLearningResult",
+    "RegimeFunction",
     "StageFit",
     "ValueEstimate",
     "WeightedReplicated",
@@ -63,6 +74,8 @@ __all__ = [
     "pool_tables",
     "responder_indicator",
     "rubin_pool",
+    "single_option_regime",
     "static_regime",
     "subgroup_effects",
+    "value_data",
 ]

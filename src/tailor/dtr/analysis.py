@@ -36,7 +36,7 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -61,12 +61,23 @@ from tailor.dtr.phenotype import (
     subgroup_effects,
 )
 from tailor.dtr.plan import TRIAL_COLUMNS, AnalysisPlan
+from tailor.dtr.policytree import PolicyTreeResult
 from tailor.dtr.qlearning import QLearning, QLearningResult
 from tailor.dtr.regime_model import regime_document
-from tailor.dtr.value import ValueEstimate, aipw_value, dr_scores, static_regime
+from tailor.dtr.steps import StepGuard
+from tailor.dtr.value import (
+    AIPWValue,
+    DRScoring,
+    ValueEstimate,
+    single_option_regime,
+    value_data,
+)
 from tailor.exceptions import EstimationError, InputFileError
 from tailor.protocol import Protocol
 from tailor.rules import stage_options
+
+if TYPE_CHECKING:
+    from tailor.dtr.bootstrap import BootstrapResult
 
 __all__ = ["AnalysisPlan", "AnalysisResult", "analyze", "censoring_weights", "default_plan",
            "interpretable_summary", "tree_rewards", "working_model"]
@@ -153,6 +164,9 @@ class AnalysisResult:
     notes: tuple[str, ...] = field(default_factory=tuple)
     calibration: pd.DataFrame = field(default_factory=pd.DataFrame)
     calibration_ece: float = float("nan")
+    step_errors: dict[str, str] = field(default_factory=dict)
+    """The analysis steps that could not be fitted to the data, and why (``{step: reason}``);
+    their tables are empty."""
 
     def primary(self, outcome: str = "responder") -> dict[str, Any]:
         """The primary contrast: deployed regime minus the best single treatment."""
@@ -293,9 +307,163 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
             progress: Callable[[str], None] | None = None,
             plan_notes: Sequence[str] = ()) -> AnalysisResult:
     """Run the full analysis (see the module docstring); ``plan_notes`` (from
-    :func:`tailor.dtr.plan.resolve_plan`) go into the report's methods."""
-    plan = plan or default_plan(data, protocol)
-    step = progress or (lambda _msg: None)
+    :func:`tailor.dtr.plan.resolve_plan`) go into the report's methods.
+
+    The analysis runs as named steps. The Q-learning fit, the cross-fitted regime values and
+    contrasts, the regimes shown and the model file are required: an error there fails the
+    analysis. The others (``heterogeneity``, ``embedded_regimes``, ``phenotype_map``,
+    ``modifier_importance``, ``subgroups``, ``time_points``, ``decision_model``,
+    ``calibration``) run under one :class:`~tailor.dtr.steps.StepGuard`: when one cannot be
+    fitted to the data its tables stay empty and ``AnalysisResult.step_errors`` says which
+    step failed and why (the report shows it).
+    """
+    a = _prepare(data, protocol, plan or default_plan(data, protocol), progress, plan_notes)
+    guard = StepGuard()
+    a.step("Q-learning and bootstrap")
+    fit, boot = _step_qlearning(a)
+    cf = _step_crossfit_setup(a)
+
+    a.step("regime values and contrasts (cross-fitted AIPW, site-clustered)")
+    values = _step_values(a, cf)
+
+    a.step("heterogeneity by domain (Holm)")
+    het = guard.run("heterogeneity", _step_heterogeneity, a, cf, values) or _Heterogeneity()
+    shares = assignment_shares(values.crossfit_rec["deployed"], a.data)
+
+    a.step("regimes learned on all participants (shown)")
+    shown = _step_shown_regimes(a, cf, fit, values)
+
+    a.step("embedded regimes")
+    emb_table, pairwise = guard.run("embedded_regimes", _step_embedded, a) or (
+        pd.DataFrame(), pd.DataFrame())
+
+    a.step("phenotype map")
+    pmap = guard.run("phenotype_map", _step_phenotype_map, a, fit, boot)
+    mods = guard.run("modifier_importance", _step_modifiers, a, fit)
+    subs = guard.run("subgroups", _step_subgroups, a)
+    deployed_fit = fit if cf.deployed_ql is a.ql else cf.deployed_ql.fit(
+        a.data, outcome=a.plan.outcome, weights=a.weights)
+    rec = deployed_fit.recommend(a.data)
+    recommendations = pd.DataFrame({"participant_id": a.data["participant_id"],
+                                    "A1_received": a.data["A1"], "A1_flexible": rec["A1"],
+                                    "A1_interpretable": shown.tree_rec,
+                                    "A1_category": shown.category_rec,
+                                    "A2_received": a.data["A2"], "A2_flexible": rec["A2"]})
+    response = _response_by_arm(a)
+    time_points = guard.run("time_points", _time_points, a.data, protocol, a.ql, a.plan,
+                            cf.clusters)
+    balance = _balance(a)
+
+    a.step("model file")
+    doc = _step_decision_model(a, guard, fit, boot, deployed_fit, cf, rec)
+    if doc.extra:  # one model speaks: the recommendations show the model file's first step
+        recommendations["A1_flexible"] = doc.model_rec
+    model = _model_file(a, cf, shown, doc)
+    a.step("done")
+    return AnalysisResult(
+        plan=a.plan, protocol_name=protocol.name, protocol_hash=protocol.content_hash,
+        data_hash=a.data_hash, n=len(a.data), n_outcome=a.n_outcome,
+        coefficients={k: boot.coefficients(k) for k in (1, 2)}, values_peg=values.tables["peg"],
+        values_responder=values.tables["responder"], embedded=emb_table,
+        embedded_pairwise=pairwise.reset_index(drop=True), tree_rules=shown.tree.rules(),
+        tree=shown.tree.tree_, recommendations=recommendations,
+        phenotype_map=_or_empty(pmap), modifiers=_or_empty(mods), subgroups=_or_empty(subs),
+        response_by_arm=response, balance=balance,
+        model=json.loads(json.dumps(model, default=_jsonable)), contrasts=values.contrasts,
+        heterogeneity=het.tests, assignment_shares=shares,
+        effect_importance=het.importance, domain_forest=het.forest,
+        interpretable=shown.interpretable, time_points=_or_empty(time_points),
+        plan_hash=model["provenance"]["plan_hash"], notes=tuple(a.notes),
+        calibration=doc.calibration, calibration_ece=doc.calibration_ece,
+        step_errors=dict(guard.failures))
+
+
+# --------------------------------------------------------------------------- the named steps
+@dataclass
+class _Analysis:
+    """What the steps share: the prepared table, the plan, the working models, the random
+    stream (drawn from in a fixed order) and the notes for the report."""
+
+    data: pd.DataFrame
+    protocol: Protocol
+    plan: AnalysisPlan
+    step: Callable[[str], None]
+    rng: np.random.Generator
+    notes: list[str]
+    n_outcome: int
+    weights: np.ndarray | None
+    stages: list[dict[str, Any]]
+    ql: QLearning
+    ql_resp: QLearning
+    props: list[str]
+
+    @property
+    def data_hash(self) -> str:
+        return _hash_frame(self.data.drop(columns=["responder"]))
+
+    @property
+    def unit_weights(self) -> np.ndarray:
+        return self.weights if self.weights is not None else np.ones(len(self.data))
+
+
+@dataclass
+class _CrossFit:
+    """The cross-fitting set-up: the deployed learner, one fold partition, the clusters and
+    their bootstrap multipliers, and the first-stage learners."""
+
+    ql_pen: QLearning | None
+    deployed_ql: QLearning
+    deployed_label: str
+    fold: np.ndarray
+    clusters: np.ndarray | None
+    multipliers: np.ndarray
+    learners: dict[str, FirstStageLearner]
+
+
+@dataclass
+class _Values:
+    tables: dict[str, pd.DataFrame]
+    contrasts: pd.DataFrame
+    crossfit_rec: dict[str, pd.DataFrame]
+    chosen_best: dict[str, str]
+
+
+@dataclass
+class _Heterogeneity:
+    tests: pd.DataFrame = field(default_factory=pd.DataFrame)
+    importance: pd.DataFrame = field(default_factory=pd.DataFrame)
+    forest: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+@dataclass
+class _Shown:
+    tree: PolicyTreeResult
+    tree_rec: list[str | None]
+    category_rec: list[str | None]
+    interpretable: dict[str, Any]
+
+
+@dataclass
+class _Document:
+    """What the model file is built from, and the calibration of its chance of response."""
+
+    fit: QLearningResult
+    boot: BootstrapResult | None
+    stages: list[dict[str, Any]]
+    extra: dict[str, Any]
+    model_rec: Any
+    calibration: pd.DataFrame = field(default_factory=pd.DataFrame)
+    calibration_ece: float = float("nan")
+
+
+def _or_empty(table: pd.DataFrame | None) -> pd.DataFrame:
+    return pd.DataFrame() if table is None else table
+
+
+def _prepare(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan,
+             progress: Callable[[str], None] | None, plan_notes: Sequence[str]) -> _Analysis:
+    """Check the table, fill baseline covariates, add the responder indicator, build the
+    censoring weights and the working models."""
     data = data.reset_index(drop=True).copy()
     _check_columns(data, protocol, plan)
     rng = np.random.default_rng(plan.seed)
@@ -310,108 +478,107 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
                      f"{plan.outcome}; sequential inverse-probability-of-censoring weights are "
                      f"used (logistic models of staying in the study: {censoring}).")
     stages = working_model(protocol, plan)
-    ql = QLearning(stages=stages, coding="dummy", maximize=False)
-    ql_resp = QLearning(stages=stages, coding="dummy", maximize=True)
+    return _Analysis(data=data, protocol=protocol, plan=plan,
+                     step=progress or (lambda _msg: None), rng=rng, notes=notes,
+                     n_outcome=n_outcome, weights=weights, stages=stages,
+                     ql=QLearning(stages=stages, coding="dummy", maximize=False),
+                     ql_resp=QLearning(stages=stages, coding="dummy", maximize=True),
+                     props=list(TRIAL_COLUMNS.propensities))
 
-    step("Q-learning and bootstrap")
-    fit: QLearningResult = ql.fit(data, outcome=plan.outcome, weights=weights)
-    boot = fit.bootstrap(replicates=plan.bootstrap, m="adaptive",
-                         random_state=int(rng.integers(2**31)), alpha=plan.alpha)
-    coefficients = {k: boot.coefficients(k) for k in (1, 2)}
 
+def _step_qlearning(a: _Analysis) -> tuple[QLearningResult, BootstrapResult]:
+    """Two-stage Q-learning on the outcome, with bootstrap intervals (adaptive m-out-of-n)."""
+    fit = a.ql.fit(a.data, outcome=a.plan.outcome, weights=a.weights)
+    boot = fit.bootstrap(replicates=a.plan.bootstrap, m="adaptive",
+                         random_state=int(a.rng.integers(2**31)), alpha=a.plan.alpha)
+    return fit, boot
+
+
+def _step_crossfit_setup(a: _Analysis) -> _CrossFit:
+    """The deployed learner (plain or penalized Q-learning), the shared fold partition, the
+    clusters with their bootstrap multipliers, and the first-stage learners."""
+    plan, data = a.plan, a.data
     ql_pen: QLearning | None = None
     if plan.penalized and plan.tree_features:
         from tailor.dtr.penalized import PenalizedLinear
 
-        ql_pen = QLearning(stages=penalized_model(protocol, plan), coding="dummy",
+        ql_pen = QLearning(stages=penalized_model(a.protocol, plan), coding="dummy",
                            maximize=False, regressor=PenalizedLinear(
                                l1_ratio=plan.l1_ratio, random_state=plan.seed))
     if plan.deployed == "penalized" and ql_pen is None:
         raise EstimationError("the plan deploys the penalized Q-learning regime but names no "
                               "candidate tailoring variables present in the data")
-    deployed_ql = ql_pen if plan.deployed == "penalized" and ql_pen is not None else ql
+    deployed_ql = ql_pen if plan.deployed == "penalized" and ql_pen is not None else a.ql
     deployed_label = "penalized Q-learning" if deployed_ql is ql_pen else "Q-learning"
-    fold = fold_partition(len(data), plan.folds, rng)
+    fold = fold_partition(len(data), plan.folds, a.rng)
     clusters = data[plan.cluster].astype(str).to_numpy() if plan.cluster else None
-    multipliers = cluster_multipliers(clusters, len(data), plan.bootstrap, rng)
-    props = list(TRIAL_COLUMNS.propensities)
+    multipliers = cluster_multipliers(clusters, len(data), plan.bootstrap, a.rng)
     learners: dict[str, FirstStageLearner] = {
-        "interpretable": tree_learner(ql, outcome=plan.outcome, propensities=props,
+        "interpretable": tree_learner(a.ql, outcome=plan.outcome, propensities=a.props,
                                       features=plan.tree_features, depth=plan.tree_depth,
                                       min_node_size=plan.tree_min_node_size)}
     if plan.ensemble and plan.tree_features:
         from tailor.dtr.dr_learner import ensemble_learner
 
         learners["ensemble"] = ensemble_learner(
-            ql, outcome=plan.outcome, propensities=props, features=[
+            a.ql, outcome=plan.outcome, propensities=a.props, features=[
                 f for f in plan.tree_features if pd.api.types.is_numeric_dtype(data[f])],
             random_state=plan.seed)
     if plan.phenotype_categories:
         learners["category"] = category_learner(
-            ql, outcome=plan.outcome, propensities=props,
+            a.ql, outcome=plan.outcome, propensities=a.props,
             categories=lambda d: _phenotype_categories(d, plan))
-    learners = {k: _memoized(v) for k, v in learners.items()}
+    return _CrossFit(ql_pen, deployed_ql, deployed_label, fold, clusters, multipliers,
+                     {k: _memoized(v) for k, v in learners.items()})
 
-    step("regime values and contrasts (cross-fitted AIPW, site-clustered)")
-    values: dict[str, pd.DataFrame] = {}
+
+def _step_values(a: _Analysis, cf: _CrossFit) -> _Values:
+    """Values (cross-fitted AIPW, site-clustered) of every regime on the mean PEG and the
+    responder rate, and the contrasts with the best single treatment."""
+    plan, data, protocol = a.plan, a.data, a.protocol
+    tables: dict[str, pd.DataFrame] = {}
     contrasts: list[pd.DataFrame] = []
     crossfit_rec: dict[str, pd.DataFrame] = {}
     chosen_best: dict[str, str] = {}
-    for label, outcome, nuisance in (("peg", plan.outcome, ql),
-                                     ("responder", "responder", ql_resp)):
+    clusters = cf.clusters
+    for label, outcome, nuisance in (("peg", plan.outcome, a.ql),
+                                     ("responder", "responder", a.ql_resp)):
         larger = label == "responder"
 
         def clus(e: ValueEstimate) -> ValueEstimate:
             return clustered(e, clusters, alpha=plan.alpha)
 
-        treatments = ["A1", "A2"]
-        as_rand = clus(aipw_value(data, {t: [None] * len(data) for t in treatments},
-                                  outcome=outcome, qlearning=nuisance, propensities=props,
-                                  weights=weights, alpha=plan.alpha, name="as randomized",
-                                  outcome_model="zero"))
-        statics = [clus(aipw_value(data, static_regime(data, arm, treatment="A1",
-                                                       feasible=stages[0]["feasible"]),
-                                   outcome=outcome, qlearning=nuisance, propensities=props,
-                                   weights=weights, alpha=plan.alpha,
-                                   name=f"always {arm} first"))
+        sd = value_data(data, nuisance, outcome=outcome, propensities=a.props,
+                        weights=a.weights)
+        as_rand = clus(AIPWValue(qlearning=nuisance, outcome_model="zero", alpha=plan.alpha,
+                                 name="as randomized").fit(
+            sd, {st.treatment: [None] * sd.n for st in sd.stages}))
+        statics = [clus(AIPWValue(qlearning=nuisance, alpha=plan.alpha,
+                                  name=f"always {arm} first").fit(
+            sd, single_option_regime(sd, arm, stage=1)))
                    for arm in protocol.arm_codes]
         best = best_of(statics, larger_is_better=larger, clusters=clusters,
-                       alpha=plan.alpha, multipliers=multipliers,
+                       alpha=plan.alpha, multipliers=cf.multipliers,
                        labels=list(protocol.arm_codes))
         chosen_best[label] = best.chosen
         learned: dict[str, ValueEstimate] = {}
-        specs: list[tuple[str, str, dict[str, Any]]] = [
-            ("deployed", f"deployed regime ({deployed_label} on week-24 PEG)", {}),
-            ("stage1", "personalize stage 1 only (Q-learning)", {"later_stages": False}),
-            ("interpretable", INTERPRETABLE,
-             {"first_stage": learners["interpretable"]}),
-        ]
-        if ql_pen is not None and plan.deployed != "penalized":
-            specs.append(("penalized", "penalized Q-learning over all candidates (lasso, "
-                          "one-SE)", {"learner": ql_pen}))
-        if "ensemble" in learners:
-            specs.append(("ensemble", "ensemble regime (stacked DR-learner, stage 1)",
-                          {"first_stage": learners["ensemble"]}))
-        if "category" in learners:
-            specs.append(("category", "pre-specified phenotype categories",
-                          {"first_stage": learners["category"]}))
-        for key, name, extra in specs:
-            extra = {"learner": deployed_ql, **extra}
-            cf = crossfit_regime(data, nuisance, regime_outcome=plan.outcome,
-                                 outcome=outcome, propensities=props, weights=weights,
-                                 folds=fold, alpha=plan.alpha, name=name, **extra)
-            learned[key] = clus(cf.value)
+        for key, name, extra in _regime_specs(plan, cf):
+            extra = {"learner": cf.deployed_ql, **extra}
+            fitted = crossfit_regime(data, nuisance, regime_outcome=plan.outcome,
+                                     outcome=outcome, propensities=a.props, weights=a.weights,
+                                     folds=cf.fold, alpha=plan.alpha, name=name, **extra)
+            learned[key] = clus(fitted.value)
             if label == "peg":
-                crossfit_rec[key] = cf.recommendations
+                crossfit_rec[key] = fitted.recommendations
         rows = [as_rand.to_frame(), *[e.to_frame() for e in statics], best.to_frame(),
                 *[e.to_frame() for e in learned.values()]]
-        values[label] = pd.concat(rows, ignore_index=True)
+        tables[label] = pd.concat(rows, ignore_index=True)
         if larger:  # a responder rate: its interval is cut to [0, 1], which loses no coverage
-            values[label][["lower", "upper"]] = values[label][["lower", "upper"]].clip(0.0, 1.0)
+            tables[label][["lower", "upper"]] = tables[label][["lower", "upper"]].clip(0.0, 1.0)
         for key in (k for k in ("deployed", "stage1", "penalized", "ensemble") if k in learned):
             c = contrast_with_best(learned[key], statics, clusters=clusters,
                                    larger_is_better=larger, alpha=plan.alpha,
-                                   multipliers=multipliers,
+                                   multipliers=cf.multipliers,
                                    name=f"{learned[key].name} - best single treatment")
             contrasts.append(c.to_frame().assign(outcome=label, chosen_best=best.chosen,
                                                  shows_benefit=c.shows_benefit))
@@ -420,70 +587,112 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
             "std_error": as_rand.std_error, "lower": as_rand.lower, "upper": as_rand.upper,
             "one_sided_bound": np.nan, "p_one_sided": np.nan, "outcome": label,
             "chosen_best": best.chosen, "shows_benefit": False}]))
-    contrast_table = pd.concat(contrasts, ignore_index=True)
+    return _Values(tables, pd.concat(contrasts, ignore_index=True), crossfit_rec, chosen_best)
 
-    step("heterogeneity by domain (Holm)")
-    heterogeneity = importance = forest = pd.DataFrame()
+
+def _regime_specs(plan: AnalysisPlan, cf: _CrossFit) -> list[tuple[str, str, dict[str, Any]]]:
+    """The learned regimes valued: (key, name, crossfit_regime arguments)."""
+    specs: list[tuple[str, str, dict[str, Any]]] = [
+        ("deployed", f"deployed regime ({cf.deployed_label} on week-24 PEG)", {}),
+        ("stage1", "personalize stage 1 only (Q-learning)", {"later_stages": False}),
+        ("interpretable", INTERPRETABLE, {"first_stage": cf.learners["interpretable"]}),
+    ]
+    if cf.ql_pen is not None and plan.deployed != "penalized":
+        specs.append(("penalized", "penalized Q-learning over all candidates (lasso, "
+                      "one-SE)", {"learner": cf.ql_pen}))
+    if "ensemble" in cf.learners:
+        specs.append(("ensemble", "ensemble regime (stacked DR-learner, stage 1)",
+                      {"first_stage": cf.learners["ensemble"]}))
+    if "category" in cf.learners:
+        specs.append(("category", "pre-specified phenotype categories",
+                      {"first_stage": cf.learners["category"]}))
+    return specs
+
+
+def _step_heterogeneity(a: _Analysis, cf: _CrossFit, values: _Values) -> _Heterogeneity:
+    """Heterogeneity by domain (Holm), effect-modifier importance and forest plots on the
+    cross-fitted doubly robust scores of the first-stage options."""
+    plan, data = a.plan, a.data
     domains = plan.domains or tuple((f, (f,)) for f in plan.tree_features)
-    if domains:
-        scores = dr_scores(data, ql, outcome=plan.outcome, stage=1, propensities=props,
-                           weights=weights, folds=fold)
-        if plan.domains:
-            heterogeneity = domain_tests(scores, data, plan.domains, clusters=clusters,
-                                         weights=weights, alpha=plan.alpha)
-        step("variable importance and forest plots by domain")
-        importance = effect_importance(scores, data, domains, folds=fold, clusters=clusters,
-                                       weights=weights, alpha=plan.alpha,
-                                       random_state=int(rng.integers(2**31)))
-        forest = domain_forest(scores, data, domains, best=chosen_best["peg"],
-                               clusters=clusters, weights=weights, alpha=plan.alpha)
-    shares = assignment_shares(crossfit_rec["deployed"], data)
+    if not domains:
+        return _Heterogeneity()
+    scores = DRScoring(qlearning=a.ql, stage=1, folds=cf.fold).fit(
+        value_data(data, a.ql, outcome=plan.outcome, propensities=a.props, weights=a.weights))
+    out = _Heterogeneity()
+    if plan.domains:
+        out.tests = domain_tests(scores, data, plan.domains, clusters=cf.clusters,
+                                 weights=a.weights, alpha=plan.alpha)
+    a.step("variable importance and forest plots by domain")
+    out.importance = effect_importance(scores, data, domains, folds=cf.fold,
+                                       clusters=cf.clusters, weights=a.weights,
+                                       alpha=plan.alpha,
+                                       random_state=int(a.rng.integers(2**31)))
+    out.forest = domain_forest(scores, data, domains, best=values.chosen_best["peg"],
+                               clusters=cf.clusters, weights=a.weights, alpha=plan.alpha)
+    return out
 
-    step("regimes learned on all participants (shown)")
-    tree_predict = learners["interpretable"](data, fit, fold, weights if weights is not None
-                                             else np.ones(len(data)))
+
+def _step_shown_regimes(a: _Analysis, cf: _CrossFit, fit: QLearningResult,
+                        values: _Values) -> _Shown:
+    """The interpretable tree and the category regime learned on all participants (shown)."""
+    tree_predict = cf.learners["interpretable"](a.data, fit, cf.fold, a.unit_weights)
     tree = tree_predict.tree  # type: ignore[attr-defined]
-    tree_rec = list(tree_predict(data))
-    interpretable = interpretable_summary(values, tree_rec, crossfit_rec["interpretable"])
-    category_rec: list[str | None] = [None] * len(data)
-    if "category" in learners:
-        category_rec = list(learners["category"](
-            data, fit, fold, weights if weights is not None else np.ones(len(data)))(data))
+    tree_rec = list(tree_predict(a.data))
+    interpretable = interpretable_summary(values.tables, tree_rec,
+                                          values.crossfit_rec["interpretable"])
+    category_rec: list[str | None] = [None] * len(a.data)
+    if "category" in cf.learners:
+        category_rec = list(cf.learners["category"](a.data, fit, cf.fold,
+                                                    a.unit_weights)(a.data))
+    return _Shown(tree, tree_rec, category_rec, interpretable)
 
-    step("embedded regimes")
+
+def _step_embedded(a: _Analysis) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The SMART's embedded regimes (weighted and replicated), best first, and the pairwise
+    comparisons among the ten best."""
+    protocol = a.protocol
     categories = list(protocol.stage(2).options or {})
 
     def rule(a1: str, category: str) -> list[str]:
         return list(stage_options(protocol, a1, category).codes)
 
     regimes = embedded_regimes(list(protocol.arm_codes), rule, categories)
-    emb = WeightedReplicated(alpha=plan.alpha).fit(
-        data, regimes, outcome=plan.outcome, propensities=list(TRIAL_COLUMNS.propensities), weights=weights)
-    emb_table = emb.table().sort_values("estimate", ignore_index=True)
-    top = emb_table.head(10)
+    emb = WeightedReplicated(alpha=a.plan.alpha).fit(
+        a.data, regimes, outcome=a.plan.outcome, propensities=a.props, weights=a.weights)
+    table = emb.table().sort_values("estimate", ignore_index=True)
+    keep = set(table.head(10)["regime"])
     pairwise = emb.pairwise()
-    keep = set(top["regime"])
     pairwise = pairwise[pairwise["first"].isin(keep) & pairwise["second"].isin(keep)]
+    return table, pairwise
 
-    step("phenotype map")
-    pmap = phenotype_profiles(fit, data, covariates=list(plan.profile_features), stage=1,
-                              bootstrap=boot, alpha=plan.alpha)
-    mods = modifier_importance(fit, data, stage=1, n_repeats=10,
-                               random_state=int(rng.integers(2**31)))
-    subs = subgroup_effects(data, subgroups=list(plan.subgroups), outcome=plan.outcome,
-                            weights=weights,
-                            reference="ESC" if "ESC" in protocol.arm_codes else None,
-                            alpha=plan.alpha) if plan.subgroups else pd.DataFrame()
 
-    deployed_fit = fit if deployed_ql is ql else deployed_ql.fit(
-        data, outcome=plan.outcome, weights=weights)
-    rec = deployed_fit.recommend(data)
-    recommendations = pd.DataFrame({"participant_id": data["participant_id"],
-                                    "A1_received": data["A1"], "A1_flexible": rec["A1"],
-                                    "A1_interpretable": tree_rec, "A1_category": category_rec,
-                                    "A2_received": data["A2"],
-                                    "A2_flexible": rec["A2"]})
-    response = (data.assign(week12_responder=responder_indicator(
+def _step_phenotype_map(a: _Analysis, fit: QLearningResult,
+                        boot: BootstrapResult) -> pd.DataFrame:
+    """Profiles of those for whom each first treatment is estimated best."""
+    return phenotype_profiles(fit, a.data, covariates=list(a.plan.profile_features), stage=1,
+                              bootstrap=boot, alpha=a.plan.alpha)
+
+
+def _step_modifiers(a: _Analysis, fit: QLearningResult) -> pd.DataFrame:
+    """Effect-modifier importance (permutation) at stage 1."""
+    return modifier_importance(fit, a.data, stage=1, n_repeats=10,
+                               random_state=int(a.rng.integers(2**31)))
+
+
+def _step_subgroups(a: _Analysis) -> pd.DataFrame:
+    """Subgroup effects of the first treatment (forest-plot data)."""
+    plan = a.plan
+    if not plan.subgroups:
+        return pd.DataFrame()
+    return subgroup_effects(a.data, subgroups=list(plan.subgroups), outcome=plan.outcome,
+                            weights=a.weights,
+                            reference="ESC" if "ESC" in a.protocol.arm_codes else None,
+                            alpha=plan.alpha)
+
+
+def _response_by_arm(a: _Analysis) -> pd.DataFrame:
+    data, plan = a.data, a.plan
+    return (data.assign(week12_responder=responder_indicator(
         data, baseline=plan.baseline, followup="peg_w12", threshold=plan.responder_threshold)
         if "peg_w12" in data.columns else np.nan)
         .groupby("A1").agg(n=("participant_id", "size"),
@@ -491,72 +700,79 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
                            week24_responder=("responder", "mean"),
                            peg_w24_mean=(plan.outcome, "mean"))
         .reset_index().rename(columns={"A1": "arm"}))
-    time_points = _time_points(data, protocol, ql, plan, clusters)
-    factor_cols = [f.name for f in protocol.stage(1).randomization.factors if f.name in data]
-    balance = pd.concat([data.groupby(f)["A1"].value_counts().unstack(fill_value=0)
-                         .assign(factor=f).reset_index().rename(columns={f: "level"})
-                         for f in factor_cols], ignore_index=True) if factor_cols else \
-        pd.DataFrame()
 
-    step("model file")
-    data_hash = _hash_frame(data.drop(columns=["responder"]))
-    doc_fit, doc_boot = deployed_fit, (boot if deployed_fit is fit else None)
-    doc_stages = [dict(deployed_ql.stages[0]), dict(deployed_ql.stages[1])]
-    doc_extra: dict[str, Any] = {}
-    calibration, calibration_ece = pd.DataFrame(), float("nan")
-    model_rec = rec["A1"].to_numpy()
-    if deployed_fit is fit:
-        # the decision tool's model: the plan's model with a flexible stage 1 and a site
-        # bootstrap of the whole fit (tailor.dtr.decision_model; docs/decide.md)
-        try:
-            dm = fit_decision_model(data, stages, outcome=plan.outcome, clusters=plan.cluster,
-                                    replicates=max(plan.bootstrap, 10), weights=weights,
-                                    random_state=int(rng.integers(2**31)))
-        except EstimationError as exc:
-            notes.append(f"the decision tool's flexible model could not be fitted ({exc}); "
-                         "the model file carries the plan's linear working model")
-        else:
-            doc_fit, doc_boot, doc_stages = dm.fit, dm.boot, dm.stages
-            unit = "sites" if dm.clusters < len(data) else "participants"
-            doc_extra = {"basis": dm.basis, "cov_scale": dm.scale,
-                         "cov_note": f"bootstrap of the whole two-stage fit ({dm.clusters} "
-                                     f"{unit} resampled; x G/(G-1))"}
-            model_rec = dm.fit.recommend(dm.data)["A1"].to_numpy()
-            try:
-                calibration, calibration_ece = crossfit_calibration(
-                    data, stages, outcome=plan.outcome, baseline=plan.baseline,
-                    threshold=plan.responder_threshold, folds=fold, protocol=protocol,
-                    weights=weights)
-            except EstimationError as exc:
-                notes.append(f"no cross-fitted calibration of the response chance ({exc})")
-            # one model speaks: the recommendations table shows the model file's first step
-            recommendations["A1_flexible"] = model_rec
-    agree = float(np.mean(np.asarray(tree_rec, dtype=object) == model_rec))
-    model = regime_document(doc_fit, doc_boot, data=data, protocol=protocol, stages=doc_stages,
-                            plan=asdict(plan), data_hash=data_hash, outcome=plan.outcome,
-                            baseline=plan.baseline,
-                            responder_threshold=plan.responder_threshold, tree=tree.tree_,
+
+def _balance(a: _Analysis) -> pd.DataFrame:
+    data = a.data
+    factor_cols = [f.name for f in a.protocol.stage(1).randomization.factors if f.name in data]
+    if not factor_cols:
+        return pd.DataFrame()
+    return pd.concat([data.groupby(f)["A1"].value_counts().unstack(fill_value=0)
+                      .assign(factor=f).reset_index().rename(columns={f: "level"})
+                      for f in factor_cols], ignore_index=True)
+
+
+def _step_decision_model(a: _Analysis, guard: StepGuard, fit: QLearningResult,
+                         boot: BootstrapResult, deployed_fit: QLearningResult, cf: _CrossFit,
+                         rec: pd.DataFrame) -> _Document:
+    """The decision tool's model: the plan's model with a flexible stage 1 and a site
+    bootstrap of the whole fit (:mod:`tailor.dtr.decision_model`; ``docs/decide.md``), and
+    the cross-fitted calibration of its chance of response; the plan's linear working model
+    when the flexible one cannot be fitted (both guarded steps)."""
+    data = a.data
+    doc = _Document(deployed_fit, boot if deployed_fit is fit else None,
+                    [dict(cf.deployed_ql.stages[0]), dict(cf.deployed_ql.stages[1])], {},
+                    rec["A1"].to_numpy())
+    if deployed_fit is not fit:
+        return doc
+    dm = guard.run("decision_model", _fit_decision_model, a)
+    if dm is None:
+        a.notes.append("the decision tool's flexible model could not be fitted (see the steps "
+                       "that could not be fitted); the model file carries the plan's linear "
+                       "working model")
+        return doc
+    unit = "sites" if dm.clusters < len(data) else "participants"
+    doc = _Document(dm.fit, dm.boot, dm.stages, {
+        "basis": dm.basis, "cov_scale": dm.scale,
+        "cov_note": f"bootstrap of the whole two-stage fit ({dm.clusters} {unit} resampled; "
+                    "x G/(G-1))"}, dm.fit.recommend(dm.data)["A1"].to_numpy())
+    calibrated = guard.run("calibration", _calibrate, a, cf)
+    if calibrated is None:
+        a.notes.append("no cross-fitted calibration of the response chance (see the steps "
+                       "that could not be fitted)")
+    else:
+        doc.calibration, doc.calibration_ece = calibrated
+    return doc
+
+
+def _calibrate(a: _Analysis, cf: _CrossFit) -> tuple[pd.DataFrame, float]:
+    plan = a.plan
+    return crossfit_calibration(a.data, a.stages, outcome=plan.outcome, baseline=plan.baseline,
+                                threshold=plan.responder_threshold, folds=cf.fold,
+                                protocol=a.protocol, weights=a.weights)
+
+
+def _fit_decision_model(a: _Analysis) -> Any:
+    return fit_decision_model(a.data, a.stages, outcome=a.plan.outcome, clusters=a.plan.cluster,
+                              replicates=max(a.plan.bootstrap, 10), weights=a.weights,
+                              random_state=int(a.rng.integers(2**31)))
+
+
+def _model_file(a: _Analysis, cf: _CrossFit, shown: _Shown, doc: _Document) -> dict[str, Any]:
+    """The versioned model file of the deployed regime for the decision tool."""
+    plan = a.plan
+    agree = float(np.mean(np.asarray(shown.tree_rec, dtype=object) == doc.model_rec))
+    model = regime_document(doc.fit, doc.boot, data=a.data, protocol=a.protocol,
+                            stages=doc.stages, plan=asdict(plan), data_hash=a.data_hash,
+                            outcome=plan.outcome, baseline=plan.baseline,
+                            responder_threshold=plan.responder_threshold, tree=shown.tree.tree_,
                             tree_features=plan.tree_features, tree_agreement=agree,
-                            **doc_extra)
-    plan_hash = model["provenance"]["plan_hash"]  # content hash of the plan that was fitted
-    model["analysis_plan"] = plan_hash
+                            **doc.extra)
+    model["analysis_plan"] = model["provenance"]["plan_hash"]  # the plan that was fitted
     model["analysis_plan_file"] = {"name": plan.plan_name, "content_hash": plan.plan_file_hash}
-    model["deployed"] = f"{deployed_label} regime on {plan.outcome}" + (
-        " (flexible stage 1 for the decision tool)" if doc_extra else "")
-    step("done")
-    return AnalysisResult(
-        plan=plan, protocol_name=protocol.name, protocol_hash=protocol.content_hash,
-        data_hash=data_hash, n=len(data), n_outcome=n_outcome,
-        coefficients=coefficients, values_peg=values["peg"],
-        values_responder=values["responder"], embedded=emb_table,
-        embedded_pairwise=pairwise.reset_index(drop=True), tree_rules=tree.rules(),
-        tree=tree.tree_, recommendations=recommendations, phenotype_map=pmap,
-        modifiers=mods, subgroups=subs, response_by_arm=response, balance=balance,
-        model=json.loads(json.dumps(model, default=_jsonable)), contrasts=contrast_table,
-        heterogeneity=heterogeneity, assignment_shares=shares,
-        effect_importance=importance, domain_forest=forest, interpretable=interpretable,
-        time_points=time_points, plan_hash=plan_hash, notes=tuple(notes),
-        calibration=calibration, calibration_ece=calibration_ece)
+    model["deployed"] = f"{cf.deployed_label} regime on {plan.outcome}" + (
+        " (flexible stage 1 for the decision tool)" if doc.extra else "")
+    return model
 
 
 def _fill_missing_covariates(data: pd.DataFrame, plan: AnalysisPlan) -> list[str]:
@@ -677,9 +893,9 @@ def _time_points(data: pd.DataFrame, protocol: Protocol, ql: QLearning, plan: An
     targets.append((f"mean week-{week} PEG" if plan.outcome.startswith("peg_w")
                     else f"mean {plan.outcome}", data, plan.outcome))
     for label, frame, col in targets:
-        est = aipw_value(frame, {"A1": [None] * len(frame), "A2": [None] * len(frame)},
-                         outcome=col, qlearning=ql, propensities=list(TRIAL_COLUMNS.propensities),
-                         alpha=plan.alpha, name=label, outcome_model="zero")
+        sd = value_data(frame, ql, outcome=col, propensities=list(TRIAL_COLUMNS.propensities))
+        est = AIPWValue(qlearning=ql, outcome_model="zero", alpha=plan.alpha, name=label).fit(
+            sd, {st.treatment: [None] * sd.n for st in sd.stages})
         est = clustered(est, clusters, alpha=plan.alpha)
         rows.append({"measure": label, "estimate": est.estimate, "lower": est.lower,
                      "upper": est.upper, "n": est.n})

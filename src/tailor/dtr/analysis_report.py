@@ -167,6 +167,10 @@ def _phenotype_plot(result: AnalysisResult, data: pd.DataFrame) -> plt.Figure:
     axes[0].set_ylabel(variable_label(ycol))
     axes[0].legend(title="estimated best first treatment", fontsize=8)
     pm = result.phenotype_map
+    if pm.empty:  # the step could not be fitted (the report says why)
+        axes[1].set_axis_off()
+        fig.tight_layout()
+        return fig
     pm = pm[pm["n"] > 0]
     x = np.arange(len(pm))
     err = [pm["benefit"] - pm["benefit_lower"], pm["benefit_upper"] - pm["benefit"]]
@@ -272,6 +276,7 @@ def write_analysis(result: AnalysisResult, data: pd.DataFrame, out: Path, *,
         "values_peg": result.values_peg.to_dict(orient="records"),
         "tree_rules": result.tree_rules, "interpretable": result.interpretable,
         "notes": list(result.notes),
+        "step_errors": dict(result.step_errors),
         "software": _software(),
     }
     (out / "results.json").write_text(json.dumps(summary, indent=1, default=str))
@@ -356,11 +361,14 @@ def write_analysis(result: AnalysisResult, data: pd.DataFrame, out: Path, *,
     fig = _phenotype_plot(result, data.reset_index(drop=True))
     report.figure(fig, save_as=plots / "phenotype_map")
     plt.close(fig)
-    report.table(readable_columns(result.phenotype_map), caption="Profiles of those for whom each first treatment "
-                                               "is estimated best.")
-    report.table(readable_columns(result.modifiers.assign(
-        variable=result.modifiers["variable"].map(variable_label))),
-        caption="Effect-modifier importance (permutation).")
+    if not result.phenotype_map.empty:
+        report.table(readable_columns(result.phenotype_map),
+                     caption="Profiles of those for whom each first treatment is estimated "
+                             "best.")
+    if not result.modifiers.empty:
+        report.table(readable_columns(result.modifiers.assign(
+            variable=result.modifiers["variable"].map(variable_label))),
+            caption="Effect-modifier importance (permutation).")
     forest = _forest_plot(result)
     if forest is not None:
         report.figure(forest, save_as=plots / "forest")
@@ -386,9 +394,11 @@ def write_analysis(result: AnalysisResult, data: pd.DataFrame, out: Path, *,
             "Mean predicted": [f"{v:.1%}" for v in cal["predicted"]],
             "Observed": [f"{v:.1%}" for v in cal["observed"]]}),
             caption="Calibration of the chance of response by decile of the prediction.")
-    report.heading("Embedded regimes")
-    report.table(readable_columns(result.embedded.head(15)), caption="The 15 embedded regimes with the lowest "
-                                                   "mean week-24 PEG (weighted and replicated).")
+    if not result.embedded.empty:
+        report.heading("Embedded regimes")
+        report.table(readable_columns(result.embedded.head(15)),
+                     caption="The 15 embedded regimes with the lowest mean week-24 PEG "
+                             "(weighted and replicated).")
     report.heading("Trial summary")
     report.table(readable_columns(result.response_by_arm),
                  caption="Response by first treatment.")
@@ -404,6 +414,12 @@ def write_analysis(result: AnalysisResult, data: pd.DataFrame, out: Path, *,
         if "term" in coef:
             coef = coef.assign(term=coef["term"].map(term_label))
         report.table(readable_columns(coef), caption=caption)
+    if result.step_errors:
+        report.heading("Steps that could not be fitted")
+        report.paragraph("These parts of the analysis could not be fitted to this data; their "
+                         "tables are left out (not shown as NaN):", note=True)
+        report.bullets([f"{step.replace('_', ' ')}: {reason}"
+                        for step, reason in result.step_errors.items()])
     report.heading("Methods and software")
     report.bullets([
         "Q-learning (Murphy 2005) with per-participant feasible options; least squares; "

@@ -27,6 +27,8 @@ import pandas as pd
 from tailor.dtr.data import as_partition, fold_partition
 from tailor.dtr.qlearning import QLearning, QLearningResult
 from tailor.dtr.value import (
+    AIPWValue,
+    DRScoring,
     ValueEstimate,
     _aipw_terms,
     _censoring_formula,
@@ -38,9 +40,8 @@ from tailor.dtr.value import (
     _q_at,
     _ratios,
     _stage_q,
-    aipw_value,
-    dr_scores,
-    static_regime,
+    single_option_regime,
+    value_data,
 )
 from tailor.exceptions import EstimationError
 
@@ -165,8 +166,9 @@ def policy_rewards(train: pd.DataFrame, qlearning: QLearning, *, outcome: str,
     """Censoring-weighted doubly robust rewards of the training rows, cross-fitted inside
     them with the shared partition; returns (rewards, feasible, options, usable rows)."""
 
-    scores = dr_scores(train, qlearning, outcome=outcome, stage=1, propensities=propensities,
-                       weights=train_weights, folds=train_folds)
+    scores = DRScoring(qlearning=qlearning, stage=1, folds=train_folds).fit(
+        value_data(train, qlearning, outcome=outcome, propensities=propensities,
+                   weights=train_weights))
     opts = list(scores.options)
     usable = scores.feasible.any(axis=1) & (train_weights > 0)
     w = np.where(usable, train_weights, 0.0)
@@ -270,21 +272,18 @@ def compare_regimes(data: pd.DataFrame, qlearning: QLearning, *, outcome: str,
     selection.
     """
     data = data.reset_index(drop=True)
-    first = qlearning.stages[0]
-    t1 = str(first["treatment"])
-    treatments = [str(s["treatment"]) for s in qlearning.stages]
+    sd = value_data(data, qlearning, outcome=outcome, propensities=propensities,
+                    weights=weights)
+    treatments = [st.treatment for st in sd.stages]
     rows = []
-    as_rand = aipw_value(data, {t: [None] * len(data) for t in treatments}, outcome=outcome,
-                         qlearning=qlearning, propensities=propensities, weights=weights,
-                         alpha=alpha, name="as randomized", outcome_model="zero")
+    as_rand = AIPWValue(qlearning=qlearning, outcome_model="zero", alpha=alpha,
+                        name="as randomized").fit(sd, {t: [None] * len(data) for t in treatments})
     rows.append(as_rand.to_frame())
     fit = qlearning.fit(data, outcome=outcome, weights=weights)
     statics = []
     for opt in fit.stages[0].spec.options:
-        reg = static_regime(data, opt, treatment=t1, feasible=first.get("feasible"))
-        est = aipw_value(data, reg, outcome=outcome, qlearning=qlearning,
-                         propensities=propensities, weights=weights, alpha=alpha,
-                         name=f"always {opt} first")
+        est = AIPWValue(qlearning=qlearning, alpha=alpha, name=f"always {opt} first").fit(
+            sd, single_option_regime(sd, opt, stage=1))
         statics.append(est)
         rows.append(est.to_frame())
     sign = 1.0 if qlearning.maximize else -1.0

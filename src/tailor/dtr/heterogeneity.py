@@ -73,7 +73,7 @@ def domain_tests(scores: DRScores, data: pd.DataFrame,
     Parameters
     ----------
     scores : DRScores
-        Cross-fitted doubly robust scores of the first-stage options (:func:`dr_scores`).
+        Cross-fitted doubly robust scores of the first-stage options (:class:`~tailor.dtr.value.DRScoring`).
     data : DataFrame
         The rows the scores belong to (same order).
     domains : sequence of (name, variables)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -20,9 +21,10 @@ import pandas as pd
 from tailor.dtr import _policytree_hist as _h
 from tailor.dtr import _policytree_kernels as _k
 from tailor.dtr.data import feasibility_matrix
+from tailor.dtr.result import Params, Summary
 from tailor.exceptions import NotFittedError
 
-__all__ = ["PolicyTree"]
+__all__ = ["PolicyTree", "PolicyTreeResult"]
 
 MAX_DEPTH = 3
 _SEG_MAX_BYTES = 128 * 2**20  # "auto" avoids prefix-max trees larger than this per thread
@@ -87,7 +89,7 @@ class _Design:
         return Z
 
 
-class PolicyTree:
+class PolicyTree(Params):
     """Exact policy tree maximizing the sum of per-option scores, with feasible options.
 
     Parameters
@@ -118,28 +120,14 @@ class PolicyTree:
         would fit in 128 MiB per thread; otherwise histograms when their estimated cost
         is under a quarter of the unpruned scan's, else the scan (``docs/policytree.md``).
 
-    Attributes
-    ----------
-    tree_ : dict
-        The fitted tree as nested plain dicts (JSON-serializable). A split node has ``feature``,
-        ``feature_index``, ``kind`` (``"continuous"`` with ``threshold``: rows with value
-        ``<= threshold`` go left; or ``"categorical"`` with ``level``: rows with that level go
-        right), ``left`` and ``right``; a leaf has ``action`` (label), ``action_index``,
-        ``ranking`` (option indices, best first) and ``reward``. Every node has ``node`` (root 1,
-        children ``2i`` and ``2i+1``) and ``n`` (training rows).
-    total_reward_ : float
-        Sum over the training rows of the score of the option the tree recommends to them.
-    n_infeasible_ : int
-        Training rows whose leaf action is infeasible for them (0 whenever a tree that respects
-        every row's feasible set exists); they are given their best-ranked feasible option.
-    action_labels_ : list
-        Reward column labels (0-based indices when ``rewards`` was an array).
-    feature_names_in_ : list of str
-        Feature names (``X0 ..`` when ``X`` was an array).
-    n_features_in_ : int
-
     Notes
     -----
+    Hyper-parameters only (``get_params``/``set_params``, ``sklearn.base.clone`` works);
+    ``fit(X, rewards, feasible)`` returns a frozen :class:`PolicyTreeResult` with the tree,
+    ``predict``, ``apply``, ``rules``, ``summary`` and ``to_frame``. Reading ``predict``,
+    ``apply``, ``rules`` or ``tree_`` off the estimator after ``fit`` is deprecated (a
+    DeprecationWarning; removed in the next release).
+
     A leaf's action maximizes the summed score of its members among the options feasible for
     *all* of them (infeasible scores count as minus infinity). When no tree of the requested depth
     gives every leaf such an option, the tree that needs the fewest overrides is chosen (then the
@@ -182,63 +170,26 @@ class PolicyTree:
             raise ValueError(f"algorithm must be 'auto', 'scan', 'prefix-max' or 'histogram', "
                              f"got {self.algorithm!r}")
 
-    def _read_features(self, X: Any, *, fitting: bool) -> list[np.ndarray]:
-        if isinstance(X, pd.DataFrame):
-            names = [str(c) for c in X.columns]
-            cols = [X.iloc[:, j].to_numpy() for j in range(X.shape[1])]
-            dtypes = [X.dtypes.iloc[j] for j in range(X.shape[1])]
-        else:
-            arr = np.asarray(X)
-            if arr.ndim != 2:
-                raise ValueError(f"X must be 2-dimensional (rows x features), got shape "
-                                 f"{arr.shape}")
-            names = [f"X{j}" for j in range(arr.shape[1])]
-            cols = [arr[:, j] for j in range(arr.shape[1])]
-            dtypes = [arr.dtype] * arr.shape[1]
-        if fitting:
-            if len(cols) == 0:
-                raise ValueError("X must have at least one feature column, got 0")
-            self.feature_names_in_ = names
-            self.n_features_in_ = len(names)
-            cat = self._categorical_columns(names, dtypes, cols)
-            levels: dict[int, list[Any]] = {}
-            for j in cat:
-                col = cols[j]
-                if pd.isna(col).any():
-                    raise ValueError(f"X column '{names[j]}' has missing values; fill them or "
-                                     "drop those rows")
-                uniq = list(pd.unique(col))
-                try:
-                    uniq = sorted(uniq)
-                except TypeError:
-                    pass
-                levels[j] = [plain_value(v) for v in uniq]
-            self._design = _Design(names, levels)
-        else:
-            if len(cols) != self.n_features_in_:
-                raise ValueError(f"X has {len(cols)} feature columns but the tree was fitted "
-                                 f"with {self.n_features_in_}")
-            if isinstance(X, pd.DataFrame) and names != self.feature_names_in_:
-                raise ValueError(f"X columns {names} differ from the fitted ones "
-                                 f"{self.feature_names_in_}")
-        out: list[np.ndarray] = []
-        for j, col in enumerate(cols):
-            if j in self._design.categorical:
-                out.append(np.asarray(col, dtype=object))
-                continue
+    def _read_features(self, X: Any) -> tuple[list[np.ndarray], _Design]:
+        """The training features (coerced) and the design that encodes them."""
+        names, cols, dtypes = _columns(X)
+        if len(cols) == 0:
+            raise ValueError("X must have at least one feature column, got 0")
+        cat = self._categorical_columns(names, dtypes, cols)
+        levels: dict[int, list[Any]] = {}
+        for j in cat:
+            col = cols[j]
+            if pd.isna(col).any():
+                raise ValueError(f"X column '{names[j]}' has missing values; fill them or "
+                                 "drop those rows")
+            uniq = list(pd.unique(col))
             try:
-                num = np.asarray(col, dtype=float)
-            except (TypeError, ValueError):
-                raise ValueError(f"X column '{names[j]}' is not numeric; list it in "
-                                 "categorical_features") from None
-            bad = ~np.isfinite(num)
-            if bad.any():
-                row = int(np.flatnonzero(bad)[0])
-                raise ValueError(f"X column '{names[j]}' has a missing or infinite value "
-                                 f"({num[row]}) at row {row}; fill or drop it")
-            out.append(num)
-        return out
-
+                uniq = sorted(uniq)
+            except TypeError:
+                pass
+            levels[j] = [plain_value(v) for v in uniq]
+        design = _Design(names, levels)
+        return _coerce(cols, names, design), design
     def _categorical_columns(self, names: list[str], dtypes: list[Any],
                              cols: list[np.ndarray]) -> list[int]:
         if self.categorical_features is None:
@@ -260,8 +211,8 @@ class PolicyTree:
         return sorted(set(result))
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X: Any, rewards: Any, feasible: Any = None) -> PolicyTree:
-        """Fit the tree.
+    def fit(self, X: Any, rewards: Any, feasible: Any = None) -> PolicyTreeResult:
+        """Fit the tree and return it as a frozen :class:`PolicyTreeResult`.
 
         Parameters
         ----------
@@ -275,7 +226,7 @@ class PolicyTree:
 
         Returns
         -------
-        self
+        PolicyTreeResult
         """
         self._check_params()
         R, labels = read_rewards(rewards)
@@ -284,7 +235,7 @@ class PolicyTree:
             raise ValueError("rewards must have at least one option column, got 0")
         if n < 1:
             raise ValueError("rewards must have at least one row, got 0")
-        raw = self._read_features(X, fitting=True)
+        raw, design = self._read_features(X)
         if raw[0].shape[0] != n:
             raise ValueError(f"X has {raw[0].shape[0]} rows but rewards has {n}")
         F = feasibility_matrix(feasible, (n, d), name="feasible")
@@ -295,8 +246,7 @@ class PolicyTree:
             raise ValueError(f"rewards has a missing or infinite value ({R[i, a]}) at row {i}, "
                              f"option {labels[a]!r}, which is feasible; impute the score or mark "
                              "the option infeasible")
-        self.action_labels_ = labels
-        Z = self._design.encode(raw)
+        Z = design.encode(raw)
         has_mask = F is not None and not bool(F.all())
         G = np.where(ok, R, 0.0)
         C = (~ok).astype(float)
@@ -319,15 +269,20 @@ class PolicyTree:
                          has_mask and not penalized)
         search.leaf_data = (G, C, has_mask)
         search.kb = self._sweep_mode(search, n, d)
-        self.tree_ = search.grow(self.depth, self._design, labels)
-        self.n_infeasible_ = _count_infeasible(self.tree_)
-        if self.n_infeasible_ > 0:
+        tree = search.grow(self.depth, design, labels)
+        n_infeasible = _count_infeasible(tree)
+        if n_infeasible > 0:
             warnings.warn(f"no depth-{self.depth} tree gives every leaf an option feasible for all "
-                          f"its members; {self.n_infeasible_} training rows get a fallback option",
+                          f"its members; {n_infeasible} training rows get a fallback option",
                           stacklevel=2)
-        chosen = self._predict_index(raw, F)
-        self.total_reward_ = float(np.asarray(R)[np.arange(n), chosen].sum())
-        return self
+        chosen = _predict_index(tree, raw, F)
+        result = PolicyTreeResult(
+            tree_=tree, total_reward_=float(np.asarray(R)[np.arange(n), chosen].sum()),
+            n_infeasible_=n_infeasible, action_labels_=labels,
+            feature_names_in_=list(design.names), depth=self.depth, n=n, design=design,
+            estimator=self)
+        self.__dict__["_last_result"] = result  # for the deprecated predict/apply/rules
+        return result
 
     def _sweep_mode(self, search: _Search, n: int, d: int) -> int:
         """How the depth-2 problems are solved: -1 the pruned scan, else a ``_policytree_hist``
@@ -358,41 +313,104 @@ class PolicyTree:
         scan = 2.0 * splits * p * n * d
         return _h.MODE_HIST if hist <= _HIST_VS_SCAN * scan else -1
 
-    # ------------------------------------------------------------------ use
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "tree_"):
+    # ------------------------------------------------------------------ deprecated fitted use
+    def _fitted(self, name: str) -> PolicyTreeResult:
+        """The last result of ``fit``, for the deprecated methods that read it off the
+        estimator (removed in the next release)."""
+        last: PolicyTreeResult | None = self.__dict__.get("_last_result")
+        if last is None:
             raise NotFittedError("this PolicyTree is not fitted yet; call fit(X, rewards) first")
+        warnings.warn(f"PolicyTree.{name} is deprecated and removed in the next release: use "
+                      f"the PolicyTreeResult that fit returns (result.{name})",
+                      DeprecationWarning, stacklevel=3)
+        return last
 
-    def _route(self, raw: list[np.ndarray]) -> list[tuple[_Node, np.ndarray]]:
-        """(leaf, row indices) pairs for the rows of ``raw``."""
-        n = raw[0].shape[0]
-        out: list[tuple[_Node, np.ndarray]] = []
-        stack: list[tuple[_Node, np.ndarray]] = [(self.tree_, np.arange(n))]
-        while stack:
-            node, rows = stack.pop()
-            if node["leaf"]:
-                out.append((node, rows))
-                continue
-            col = raw[node["feature_index"]][rows]
-            if node["kind"] == "categorical":
-                right = np.asarray([v == node["level"] for v in col], dtype=bool)
-            else:
-                right = col > node["threshold"]
-            stack.append((node["left"], rows[~right]))
-            stack.append((node["right"], rows[right]))
-        return out
+    def predict(self, X: Any, feasible: Any = None) -> np.ndarray:
+        """Deprecated: :meth:`PolicyTreeResult.predict` of the last fit."""
+        return self._fitted("predict").predict(X, feasible=feasible)
 
-    def _predict_index(self, raw: list[np.ndarray], F: np.ndarray | None) -> np.ndarray:
-        n = raw[0].shape[0]
-        chosen = np.empty(n, dtype=np.int64)
-        for leaf, rows in self._route(raw):
-            chosen[rows] = leaf["action_index"]
-            if F is None or rows.size == 0:
-                continue
-            ranking = np.asarray(leaf["ranking"], dtype=np.int64)
-            sub = F[rows][:, ranking]  # feasibility of each row's options in ranked order
-            chosen[rows] = ranking[np.argmax(sub, axis=1)]
-        return chosen
+    def apply(self, X: Any) -> np.ndarray:
+        """Deprecated: :meth:`PolicyTreeResult.apply` of the last fit."""
+        return self._fitted("apply").apply(X)
+
+    def rules(self) -> str:
+        """Deprecated: :meth:`PolicyTreeResult.rules` of the last fit."""
+        return self._fitted("rules").rules()
+
+    @property
+    def tree_(self) -> _Node:
+        """Deprecated: :attr:`PolicyTreeResult.tree_` of the last fit."""
+        return self._fitted("tree_").tree_
+
+    def __repr__(self) -> str:
+        return (f"PolicyTree(depth={self.depth}, min_node_size={self.min_node_size}, "
+                f"split_step={self.split_step})")
+
+
+@dataclass(frozen=True, eq=False)
+class PolicyTreeResult:
+    """A fitted policy tree: the tree, its recommendations and its leaves.
+
+    The fitted quantities keep scikit-learn's trailing-underscore names (``tree_``,
+    ``total_reward_``, ...), so code that read them off a fitted estimator reads them here.
+
+    Attributes
+    ----------
+    tree_ : dict
+        The tree as nested plain dicts (JSON-serializable). A split node has ``feature``,
+        ``feature_index``, ``kind`` (``"continuous"`` with ``threshold``: rows with value
+        ``<= threshold`` go left; or ``"categorical"`` with ``level``: rows with that level go
+        right), ``left`` and ``right``; a leaf has ``action`` (label), ``action_index``,
+        ``ranking`` (option indices, best first) and ``reward``. Every node has ``node`` (root 1,
+        children ``2i`` and ``2i+1``) and ``n`` (training rows).
+    total_reward_ : float
+        Sum over the training rows of the score of the option the tree recommends to them.
+    n_infeasible_ : int
+        Training rows whose leaf action is infeasible for them (0 whenever a tree that respects
+        every row's feasible set exists); they are given their best-ranked feasible option.
+    action_labels_ : list
+        Reward column labels (0-based indices when ``rewards`` was an array).
+    feature_names_in_ : list of str
+        Feature names (``X0 ..`` when ``X`` was an array).
+    depth : int
+        The requested depth (the tree may be shallower after pruning).
+    n : int
+        Training rows.
+    estimator : PolicyTree
+        The estimator (hyper-parameters) that produced it.
+
+    Notes
+    -----
+    There is no ``conf_int``: nothing the tree reports has an interval. Its rewards are
+    in-sample sums over the rows that chose the tree, so they are optimistic, and no honest
+    interval for the value of *this* tree exists on the same data. The value of the procedure
+    that learns it, with an interval, is the cross-fitted AIPW value of
+    :func:`tailor.dtr.crossfit.crossfit_regime` (``first_stage=tree_learner(...)``).
+    """
+
+    tree_: _Node = field(repr=False)
+    total_reward_: float
+    n_infeasible_: int
+    action_labels_: list[Any]
+    feature_names_in_: list[str]
+    depth: int
+    n: int
+    design: _Design = field(repr=False)
+    estimator: PolicyTree | None = field(default=None, repr=False)
+
+    @property
+    def n_features_in_(self) -> int:
+        return len(self.feature_names_in_)
+
+    def _read(self, X: Any) -> list[np.ndarray]:
+        names, cols, _ = _columns(X)
+        if len(cols) != self.n_features_in_:
+            raise ValueError(f"X has {len(cols)} feature columns but the tree was fitted "
+                             f"with {self.n_features_in_}")
+        if isinstance(X, pd.DataFrame) and names != self.feature_names_in_:
+            raise ValueError(f"X columns {names} differ from the fitted ones "
+                             f"{self.feature_names_in_}")
+        return _coerce(cols, names, self.design)
 
     def predict(self, X: Any, feasible: Any = None) -> np.ndarray:
         """Recommended option per row.
@@ -409,11 +427,10 @@ class PolicyTree:
         numpy.ndarray, shape (n,)
             Reward column labels (when ``rewards`` was a DataFrame) or 0-based column indices.
         """
-        self._check_fitted()
-        raw = self._read_features(X, fitting=False)
+        raw = self._read(X)
         F = feasibility_matrix(feasible, (raw[0].shape[0], len(self.action_labels_)),
                                name="feasible")
-        idx = self._predict_index(raw, F)
+        idx = _predict_index(self.tree_, raw, F)
         labels = np.asarray(self.action_labels_, dtype=object)
         if self.action_labels_ == list(range(len(self.action_labels_))):
             return idx
@@ -425,16 +442,14 @@ class PolicyTree:
 
     def apply(self, X: Any) -> np.ndarray:
         """Leaf node number (root 1, children ``2i`` and ``2i+1``) of each row."""
-        self._check_fitted()
-        raw = self._read_features(X, fitting=False)
+        raw = self._read(X)
         out = np.empty(raw[0].shape[0], dtype=np.int64)
-        for leaf, rows in self._route(raw):
+        for leaf, rows in _route(self.tree_, raw):
             out[rows] = leaf["node"]
         return out
 
     def rules(self) -> str:
         """The tree as text, in the style of policytree's ``print``."""
-        self._check_fitted()
         acts = " ".join(f"{i}: {lab}" for i, lab in enumerate(self.action_labels_))
         lines = ["policy_tree object", f"Tree depth:  {self.depth}", f"Actions:  {acts}",
                  "Variable splits:"]
@@ -458,9 +473,116 @@ class PolicyTree:
         walk(self.tree_, 0)
         return "\n".join(lines)
 
-    def __repr__(self) -> str:
-        return (f"PolicyTree(depth={self.depth}, min_node_size={self.min_node_size}, "
-                f"split_step={self.split_step})")
+    def to_frame(self) -> pd.DataFrame:
+        """One row per leaf, in node order: ``node, rule`` (the path's conditions), ``n``,
+        ``action``, ``reward`` (summed training score of the action), ``mean_reward`` and
+        ``n_infeasible`` (members for whom the action is infeasible)."""
+        rows: list[dict[str, Any]] = []
+
+        def walk(node: _Node, path: list[str]) -> None:
+            if node["leaf"]:
+                n = int(node["n"])
+                rows.append({"node": node["node"], "rule": " & ".join(path) or "(all)",
+                             "n": n, "action": node["action"], "reward": node["reward"],
+                             "mean_reward": node["reward"] / n if n else float("nan"),
+                             "n_infeasible": int(node.get("n_infeasible", 0))})
+                return
+            if node["kind"] == "categorical":
+                left = f"{node['feature']} != {node['level']}"
+                right = f"{node['feature']} == {node['level']}"
+            else:
+                left = f"{node['feature']} <= {_fmt(node['threshold'])}"
+                right = f"{node['feature']} > {_fmt(node['threshold'])}"
+            walk(node["left"], [*path, left])
+            walk(node["right"], [*path, right])
+
+        walk(self.tree_, [])
+        cols = ["node", "rule", "n", "action", "reward", "mean_reward", "n_infeasible"]
+        return pd.DataFrame(rows, columns=cols).sort_values("node", ignore_index=True)
+
+    def summary(self, alpha: float = 0.05) -> Summary:
+        """The leaves (:meth:`to_frame`) as a titled report (text, HTML or DataFrame).
+
+        ``alpha`` is accepted for the result protocol and unused: no number here has an
+        interval (see the class notes)."""
+        del alpha
+        acts = ", ".join(f"{i}: {lab}" for i, lab in enumerate(self.action_labels_))
+        lines = (f"depth {self.depth}; {self.n} training rows; features "
+                 f"{', '.join(self.feature_names_in_)}",
+                 f"actions: {acts}",
+                 f"total in-sample reward: {self.total_reward_:.6g}; rows given a fallback "
+                 f"option: {self.n_infeasible_}",
+                 "in-sample rewards, no intervals: value the procedure by cross-fitting")
+        return Summary(self.to_frame(), title="Policy tree", lines=lines)
+
+
+def _columns(X: Any) -> tuple[list[str], list[np.ndarray], list[Any]]:
+    """Names, columns and dtypes of a feature table (``X0 ..`` for an array)."""
+    if isinstance(X, pd.DataFrame):
+        names = [str(c) for c in X.columns]
+        cols = [X.iloc[:, j].to_numpy() for j in range(X.shape[1])]
+        dtypes = [X.dtypes.iloc[j] for j in range(X.shape[1])]
+        return names, cols, dtypes
+    arr = np.asarray(X)
+    if arr.ndim != 2:
+        raise ValueError(f"X must be 2-dimensional (rows x features), got shape {arr.shape}")
+    return ([f"X{j}" for j in range(arr.shape[1])], [arr[:, j] for j in range(arr.shape[1])],
+            [arr.dtype] * arr.shape[1])
+
+
+def _coerce(cols: list[np.ndarray], names: list[str], design: _Design) -> list[np.ndarray]:
+    """The columns as the search reads them: categorical ones as objects, the others as
+    finite floats (a missing or infinite value raises, naming the column and row)."""
+    out: list[np.ndarray] = []
+    for j, col in enumerate(cols):
+        if j in design.categorical:
+            out.append(np.asarray(col, dtype=object))
+            continue
+        try:
+            num = np.asarray(col, dtype=float)
+        except (TypeError, ValueError):
+            raise ValueError(f"X column '{names[j]}' is not numeric; list it in "
+                             "categorical_features") from None
+        bad = ~np.isfinite(num)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"X column '{names[j]}' has a missing or infinite value "
+                             f"({num[row]}) at row {row}; fill or drop it")
+        out.append(num)
+    return out
+
+
+def _route(tree: _Node, raw: list[np.ndarray]) -> list[tuple[_Node, np.ndarray]]:
+    """(leaf, row indices) pairs for the rows of ``raw``."""
+    n = raw[0].shape[0]
+    out: list[tuple[_Node, np.ndarray]] = []
+    stack: list[tuple[_Node, np.ndarray]] = [(tree, np.arange(n))]
+    while stack:
+        node, rows = stack.pop()
+        if node["leaf"]:
+            out.append((node, rows))
+            continue
+        col = raw[node["feature_index"]][rows]
+        if node["kind"] == "categorical":
+            right = np.asarray([v == node["level"] for v in col], dtype=bool)
+        else:
+            right = col > node["threshold"]
+        stack.append((node["left"], rows[~right]))
+        stack.append((node["right"], rows[right]))
+    return out
+
+
+def _predict_index(tree: _Node, raw: list[np.ndarray], F: np.ndarray | None) -> np.ndarray:
+    n = raw[0].shape[0]
+    chosen = np.empty(n, dtype=np.int64)
+    for leaf, rows in _route(tree, raw):
+        chosen[rows] = leaf["action_index"]
+        if F is None or rows.size == 0:
+            continue
+        ranking = np.asarray(leaf["ranking"], dtype=np.int64)
+        sub = F[rows][:, ranking]  # feasibility of each row's options in ranked order
+        chosen[rows] = ranking[np.argmax(sub, axis=1)]
+    return chosen
 
 
 def _all_numbers(col: np.ndarray) -> bool:

@@ -14,12 +14,21 @@ A stage number outside 1..K raises :class:`~tailor.exceptions.EstimationError` e
 (:func:`tailor.dtr.data.check_stage`).
 
 Regimes: the word names one concept, a rule giving a recommendation per participant and
-stage (``None``: as randomized). Its kinds are named for how the rule is given:
-recommendations per treatment column (``tailor.dtr.value.Regime``, what the value estimators
-take), an embedded regime of the trial (:class:`~tailor.dtr.embedded.EmbeddedRegime`, whose
-``recommend`` gives that form), a learned Q-learning regime
-(:meth:`~tailor.dtr.qlearning.QLearningResult.recommend`, same form), and the simulator's
-true-value regimes (``tailor.stats.truth.Regime``, probability tables over options).
+stage (``None``: as randomized). Its kinds have distinct names, for how the rule is given:
+:data:`~tailor.dtr.value.RegimeFunction` (recommendations per treatment column, or a callable
+of the table giving them: what the value estimators take), an embedded regime of the trial
+(:class:`~tailor.dtr.embedded.EmbeddedRegime`, whose ``recommend`` gives that form), a learned
+Q-learning regime (:meth:`~tailor.dtr.qlearning.QLearningResult.recommend`, same form), and
+the simulator's :class:`~tailor.stats.truth.TrueRegime` (choosers valued exactly on the
+potential outcomes). ``Regime`` in ``tailor.dtr.value`` and ``tailor.stats.truth`` is a
+deprecated alias of the first and the last (removed in the next release).
+
+Estimators and their results: :class:`~tailor.dtr.qlearning.QLearning` ->
+:class:`~tailor.dtr.qlearning.QLearningResult`; :class:`~tailor.dtr.policytree.PolicyTree` ->
+:class:`~tailor.dtr.policytree.PolicyTreeResult` (no ``conf_int``: nothing it reports has an
+interval); :class:`~tailor.dtr.value.IPWValue` and :class:`~tailor.dtr.value.AIPWValue` ->
+:class:`~tailor.dtr.value.ValueEstimate`; :class:`~tailor.dtr.value.DRScoring` ->
+:class:`~tailor.dtr.value.DRScores`.
 """
 
 from __future__ import annotations

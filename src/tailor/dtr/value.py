@@ -40,6 +40,7 @@ Athey, S. and Wager, S. (2021). Policy learning with observational data. Econome
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +51,7 @@ from scipy import stats
 
 from tailor.dtr.data import (
     SmartData,
+    Stage,
     as_partition,
     censoring_formula,
     check_stage,
@@ -60,20 +62,46 @@ from tailor.dtr.data import (
 )
 from tailor.dtr.formula import option_label, parse_options
 from tailor.dtr.qlearning import QLearning, QLearningResult, StageFit, fit_stages
-from tailor.dtr.result import Summary
+from tailor.dtr.result import Params, Summary
 from tailor.exceptions import EstimationError, RecordError
 
 __all__ = [
+    "AIPWValue",
     "DRScores",
+    "DRScoring",
+    "IPWValue",
+    "RegimeFunction",
     "ValueEstimate",
     "aipw_value",
     "dr_scores",
     "ipw_value",
+    "single_option_regime",
     "static_regime",
+    "value_data",
 ]
 
 Recommendations = Sequence[str | None]
-Regime = Mapping[str, Recommendations | Callable[[pd.DataFrame], Recommendations]] | pd.DataFrame
+RegimeFunction = (Mapping[str, Recommendations | Callable[[pd.DataFrame], Recommendations]]
+                  | pd.DataFrame)
+"""A regime as the value estimators take it: treatment column -> recommendations per row
+(``None``: as randomized), or a callable of the table returning them; a DataFrame such as
+``QLearningResult.recommend(data)`` works too. (One kind of the one regime concept, see
+:mod:`tailor.dtr.result`; it was called ``Regime``, a deprecated alias.)"""
+
+
+def __getattr__(name: str) -> Any:
+    """The deprecated alias ``Regime`` of :data:`RegimeFunction` (removed in the next
+    release)."""
+    if name == "Regime":
+        warnings.warn("tailor.dtr.value.Regime is deprecated: use RegimeFunction",
+                      DeprecationWarning, stacklevel=2)
+        return RegimeFunction
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _deprecated(old: str, new: str) -> None:
+    warnings.warn(f"tailor.dtr.value.{old} is deprecated and removed in the next release: use "
+                  f"{new}", DeprecationWarning, stacklevel=3)
 
 
 @dataclass(frozen=True)
@@ -116,7 +144,7 @@ def _labels(values: Sequence[Any]) -> list[str | None]:
     return [None if is_missing(v) else option_label(v) for v in values]
 
 
-def _regime_labels(regime: Regime, data: pd.DataFrame,
+def _regime_labels(regime: RegimeFunction, data: pd.DataFrame,
                    treatments: Sequence[str]) -> list[list[str | None]]:
     out = []
     for t in treatments:
@@ -198,40 +226,97 @@ def _censoring_formula(ql: QLearning | None) -> str | None:
     return None if ql is None else censoring_formula(ql.stages)
 
 
+def _stage_columns(data: SmartData, method: str) -> tuple[list[str], list[str]]:
+    """The treatment and propensity columns of ``data``'s stages (a value estimator needs
+    every stage's propensity)."""
+    if not isinstance(data, SmartData):
+        raise EstimationError(f"{method}.fit takes a SmartData (SmartData.from_frame(frame, "
+                              f"outcome=..., stages=[Stage(treatment, propensity), ...])), got "
+                              f"{type(data).__name__}")
+    if not data.stages:
+        raise EstimationError(f"{method}.fit needs the SmartData's stages (treatment and "
+                              "propensity columns), got none")
+    for k in range(1, len(data.stages) + 1):
+        data.propensity(k)  # raises naming the stage without a propensity column
+    return ([st.treatment for st in data.stages],
+            [str(st.propensity) for st in data.stages])
+
+
+def _value_data(data: pd.DataFrame, *, outcome: str, treatments: Sequence[str],
+                propensities: Sequence[str], weights: str | np.ndarray | None) -> SmartData:
+    """The SmartData the deprecated keyword functions build from their arguments."""
+    stages = [Stage(str(t), str(p)) for t, p in zip(treatments, propensities, strict=True)]
+    return SmartData.from_frame(data, outcome=outcome, stages=stages, weights=weights)
+
+
+def value_data(frame: pd.DataFrame, qlearning: QLearning, *, outcome: str,
+               propensities: Sequence[str], weights: str | np.ndarray | None = None
+               ) -> SmartData:
+    """The :class:`~tailor.dtr.data.SmartData` the value estimators take for ``qlearning``'s
+    stages (treatment and feasibility columns) with the logged ``propensities`` columns."""
+    stages = [Stage.of(s, propensity=str(p))
+              for s, p in zip(qlearning.stages, propensities, strict=True)]
+    return SmartData.from_frame(frame, outcome=outcome, stages=stages, weights=weights)
+
+
+def _treatments(qlearning: QLearning) -> list[str]:
+    return [str(s["treatment"]) for s in qlearning.stages]
+
+
 # ---------------------------------------------------------------------------------------------
 # IPW and AIPW for a given regime
 # ---------------------------------------------------------------------------------------------
-def ipw_value(data: pd.DataFrame, regime: Regime, *, outcome: str, treatments: Sequence[str],
-              propensities: Sequence[str], weights: str | np.ndarray | None = None,
-              normalize: bool = True, alpha: float = 0.05, name: str = "regime") -> ValueEstimate:
-    """Inverse-probability-weighted value of ``regime``.
+class IPWValue(Params):
+    """Inverse-probability-weighted value of a regime.
 
     Parameters
     ----------
-    data : DataFrame
-        The wide table.
-    regime : dict or DataFrame
-        Treatment column -> recommendations per row (``None``: as randomized), or a callable
-        of the data returning them; a DataFrame such as ``fit.recommend(data)`` works too.
-    outcome : str
-    treatments, propensities : sequence of str
-        Treatment and logged randomization-probability columns, one per stage.
-    weights : column, array or None
-        Censoring weights (zero for a missing outcome).
     normalize : bool
         Hajek (ratio) form when True, Horvitz-Thompson when False.
+    alpha : float
+        ``1 - alpha`` Wald interval of the returned estimate.
+    name : str
+        The regime's name in the result.
+
+    ``fit(data, regime)`` takes the outcome, the treatments, their logged randomization
+    probabilities and the censoring weights from the :class:`~tailor.dtr.data.SmartData`
+    spec, and returns a frozen :class:`ValueEstimate`.
 
     References
     ----------
     Robins (1994); Zhang et al. (2012).
     """
-    data = data.reset_index(drop=True)
-    y, w = _outcome_and_weights(data, outcome, weights, None)
-    recs = _regime_labels(regime, data, treatments)
-    r, _ = _ratios(data, treatments, propensities, recs)
-    rho = r.prod(axis=1)
-    value, infl = _combine([(1.0, rho, y)], w, normalize)
-    return _estimate(name, "IPW", value, infl, w, alpha)
+
+    def __init__(self, *, normalize: bool = True, alpha: float = 0.05,
+                 name: str = "regime") -> None:
+        self.normalize = normalize
+        self.alpha = alpha
+        self.name = name
+
+    def fit(self, data: SmartData, regime: RegimeFunction) -> ValueEstimate:
+        """The value of ``regime`` (a :data:`RegimeFunction`) on ``data``."""
+        treatments, propensities = _stage_columns(data, "IPWValue")
+        frame = data.frame
+        w, _ = data.censoring_weights(covariates=None)
+        y = np.where(data.observed, data.y, 0.0)
+        recs = _regime_labels(regime, frame, treatments)
+        r, _ = _ratios(frame, treatments, propensities, recs)
+        rho = r.prod(axis=1)
+        value, infl = _combine([(1.0, rho, y)], w, self.normalize)
+        return _estimate(self.name, "IPW", value, infl, w, self.alpha)
+
+
+def ipw_value(data: pd.DataFrame, regime: RegimeFunction, *, outcome: str,
+              treatments: Sequence[str], propensities: Sequence[str],
+              weights: str | np.ndarray | None = None, normalize: bool = True,
+              alpha: float = 0.05, name: str = "regime") -> ValueEstimate:
+    """Deprecated (removed in the next release): ``IPWValue(normalize=, alpha=, name=)
+    .fit(SmartData.from_frame(data, outcome=, stages=[Stage(treatment, propensity), ...],
+    weights=), regime)``."""
+    _deprecated("ipw_value", "IPWValue(...).fit(smart_data, regime)")
+    sd = _value_data(data, outcome=outcome, treatments=treatments, propensities=propensities,
+                     weights=weights)
+    return IPWValue(normalize=normalize, alpha=alpha, name=name).fit(sd, regime)
 
 
 def _evaluate_backward(ql: QLearning, data: pd.DataFrame, y: np.ndarray, w: np.ndarray,
@@ -276,43 +361,78 @@ def _q_at(fit: StageFit, q: np.ndarray, labels: Sequence[str | None]) -> np.ndar
     return out
 
 
-def aipw_value(data: pd.DataFrame, regime: Regime, *, outcome: str, qlearning: QLearning,
-               propensities: Sequence[str], weights: str | np.ndarray | None = None,
-               normalize: bool = True, alpha: float = 0.05, name: str = "regime",
-               outcome_model: str = "fitted") -> ValueEstimate:
-    """Doubly robust (AIPW) value of ``regime`` with regime-specific Q-functions.
+class AIPWValue(Params):
+    """Doubly robust (AIPW) value of a regime with regime-specific Q-functions.
 
     Parameters
     ----------
     qlearning : QLearning
-        Supplies the per-stage working models (its treatments define the stages).
+        Supplies the per-stage working models; its treatments must be the SmartData's stages.
     outcome_model : {"fitted", "zero"}
-        ``"zero"`` sets every Q-function to 0 (then AIPW equals IPW; a check).
+        ``"zero"`` sets every Q-function to 0 (then AIPW equals IPW; a check, and the
+        as-randomized mean).
+    normalize, alpha, name
+        As :class:`IPWValue`.
 
-    Other parameters as :func:`ipw_value`.
+    ``fit(data, regime)`` takes the outcome, treatments, propensities and censoring weights
+    from the :class:`~tailor.dtr.data.SmartData` spec (without weights and with a missing
+    outcome, IPCW weights from the working model's stage-1 history) and returns a frozen
+    :class:`ValueEstimate`.
 
     References
     ----------
     Zhang et al. (2012, 2013); Robins (1994).
     """
-    data = data.reset_index(drop=True)
-    treatments = [str(s["treatment"]) for s in qlearning.stages]
-    y, w = _outcome_and_weights(data, outcome, weights, _censoring_formula(qlearning))
-    recs = _regime_labels(regime, data, treatments)
-    r, active = _ratios(data, treatments, propensities, recs)
-    n, k_stages = r.shape
-    q_obs = np.zeros((n, k_stages))
-    q_rec = np.zeros((n, k_stages))
-    if outcome_model == "fitted":
-        fits = _evaluate_backward(qlearning, data, y, w, recs)
-        for k, fit in enumerate(fits):
-            q_obs[:, k] = _q_at(fit, fit.q, _labels(list(data[fit.spec.treatment])))
-            q_rec[:, k] = _q_at(fit, fit.q, recs[k])
-            q_obs[~fit.decision, k] = np.nan
-    elif outcome_model != "zero":
-        raise EstimationError(f"outcome_model must be 'fitted' or 'zero', got {outcome_model!r}")
-    value, infl = _combine(_aipw_terms(q_obs, q_rec, r, active, y), w, normalize)
-    return _estimate(name, "AIPW", value, infl, w, alpha)
+
+    def __init__(self, *, qlearning: QLearning, outcome_model: str = "fitted",
+                 normalize: bool = True, alpha: float = 0.05, name: str = "regime") -> None:
+        self.qlearning = qlearning
+        self.outcome_model = outcome_model
+        self.normalize = normalize
+        self.alpha = alpha
+        self.name = name
+
+    def fit(self, data: SmartData, regime: RegimeFunction) -> ValueEstimate:
+        """The value of ``regime`` (a :data:`RegimeFunction`) on ``data``."""
+        if self.outcome_model not in ("fitted", "zero"):
+            raise EstimationError(f"outcome_model must be 'fitted' or 'zero', got "
+                                  f"{self.outcome_model!r}")
+        treatments, propensities = _stage_columns(data, "AIPWValue")
+        if _treatments(self.qlearning) != treatments:
+            raise EstimationError(f"the Q-learning stages' treatments "
+                                  f"{_treatments(self.qlearning)} differ from the SmartData's "
+                                  f"{treatments}")
+        frame = data.frame
+        w, _ = data.censoring_weights(covariates=_censoring_formula(self.qlearning))
+        y = np.where(data.observed, data.y, 0.0)
+        recs = _regime_labels(regime, frame, treatments)
+        r, active = _ratios(frame, treatments, propensities, recs)
+        n, k_stages = r.shape
+        q_obs = np.zeros((n, k_stages))
+        q_rec = np.zeros((n, k_stages))
+        if self.outcome_model == "fitted":
+            fits = _evaluate_backward(self.qlearning, frame, y, w, recs)
+            for k, fit in enumerate(fits):
+                q_obs[:, k] = _q_at(fit, fit.q, _labels(list(frame[fit.spec.treatment])))
+                q_rec[:, k] = _q_at(fit, fit.q, recs[k])
+                q_obs[~fit.decision, k] = np.nan
+        value, infl = _combine(_aipw_terms(q_obs, q_rec, r, active, y), w, self.normalize)
+        return _estimate(self.name, "AIPW", value, infl, w, self.alpha)
+
+
+def aipw_value(data: pd.DataFrame, regime: RegimeFunction, *, outcome: str,
+               qlearning: QLearning, propensities: Sequence[str],
+               weights: str | np.ndarray | None = None, normalize: bool = True,
+               alpha: float = 0.05, name: str = "regime",
+               outcome_model: str = "fitted") -> ValueEstimate:
+    """Deprecated (removed in the next release): ``AIPWValue(qlearning=, outcome_model=,
+    normalize=, alpha=, name=).fit(SmartData.from_frame(data, outcome=, stages=[Stage(
+    treatment, propensity), ...], weights=), regime)``."""
+    _deprecated("aipw_value", "AIPWValue(qlearning=...).fit(smart_data, regime)")
+    sd = _value_data(data, outcome=outcome, treatments=_treatments(qlearning),
+                     propensities=propensities, weights=weights)
+    return AIPWValue(qlearning=qlearning, outcome_model=outcome_model, normalize=normalize,
+                     alpha=alpha, name=name).fit(sd, regime)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -358,12 +478,41 @@ class DRScores:
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.scores, columns=list(self.options))
 
+    def summary(self, alpha: float = 0.05) -> Summary:
+        """Per option: the rows where it is feasible and their mean score (text, HTML or
+        DataFrame).
 
-def dr_scores(data: pd.DataFrame, qlearning: QLearning, *, outcome: str, stage: int = 1,
-              propensities: Sequence[str], weights: str | np.ndarray | None = None,
-              folds: int | np.ndarray = 5,
-              random_state: int | np.random.Generator | None = None) -> DRScores:
-    """Cross-fitted doubly robust scores of every option at ``stage`` (for policy trees).
+        ``alpha`` is accepted for the result protocol and unused, and there is no
+        ``conf_int``: a mean of these scores is not the value of a regime (the rows differ by
+        option, and censored rows carry no score, unweighted here); value a regime with
+        :class:`AIPWValue` or cross-fitting."""
+        del alpha
+        n = self.feasible.sum(axis=0)
+        sums = np.where(self.feasible, np.nan_to_num(self.scores), 0.0).sum(axis=0)
+        mean = np.divide(sums, n, out=np.full(len(n), np.nan), where=n > 0)
+        tab = pd.DataFrame({"option": list(self.options), "n_feasible": n.astype(int),
+                            "mean_score": mean})
+        return Summary(tab, title="Doubly robust scores",
+                       lines=(f"{len(self.scores)} rows; "
+                              f"{'higher' if self.maximize else 'lower'} is better",))
+
+
+class DRScoring(Params):
+    """Cross-fitted doubly robust scores of every option at one stage (for policy trees).
+
+    Parameters
+    ----------
+    qlearning : QLearning
+        The working models; its treatments must be the SmartData's stages.
+    stage : int
+        The stage whose options are scored (1-based).
+    folds : int or array
+        A number of folds, or a fold label per row (a shared partition).
+    random_state : int, Generator or None
+        Draws the fold partition when ``folds`` is a number.
+
+    ``fit(data)`` takes the outcome, treatments, propensities and censoring weights from the
+    :class:`~tailor.dtr.data.SmartData` spec and returns a frozen :class:`DRScores`.
 
     For stage k < K the target is the doubly robust pseudo-outcome of the later stages under
     the Q-learning regime, ``Q_{k+1}(d) + 1[A_{k+1} = d] / p_{k+1} (Y~_{k+1} - Q_{k+1}(A))``
@@ -373,77 +522,125 @@ def dr_scores(data: pd.DataFrame, qlearning: QLearning, *, outcome: str, stage: 
     ----------
     Athey and Wager (2021); Zhang et al. (2013).
     """
-    data = data.reset_index(drop=True)
-    k_stages = len(qlearning.stages)
-    stage = check_stage(stage, k_stages)
-    y, w = _outcome_and_weights(data, outcome, weights, _censoring_formula(qlearning))
-    fold = as_partition(folds, len(data), random_state)
-    full = qlearning.fit(data, outcome=outcome, weights=w)
-    spec = full.stages[stage - 1].spec
-    extra = sorted({s[0] for s in spec.feasible_sets(data) if len(s) == 1} - set(spec.options))
-    options = (*spec.options, *extra)  # continuation-only options (e.g. excellent responders)
-    n = len(data)
-    scores = np.full((n, len(options)), np.nan)
-    feasible = np.zeros((n, len(options)), dtype=bool)
-    for f in range(int(fold.max()) + 1):
-        test = np.flatnonzero(fold == f)
-        train = np.flatnonzero(fold != f)
-        res = qlearning.fit(data.iloc[train], outcome=outcome, weights=w[train])
-        sub = data.iloc[test].reset_index(drop=True)
-        target = y[test].copy()
-        qs = _stage_q(res, sub)
-        rec = res.recommend(sub)
-        for k in range(k_stages - 1, stage - 1, -1):  # later stages, backwards (0-based k)
-            fit = res.stages[k]
-            pcol = propensities[k]
+
+    def __init__(self, *, qlearning: QLearning, stage: int = 1, folds: int | np.ndarray = 5,
+                 random_state: int | np.random.Generator | None = None) -> None:
+        self.qlearning = qlearning
+        self.stage = stage
+        self.folds = folds
+        self.random_state = random_state
+
+    def fit(self, data: SmartData) -> DRScores:
+        """The scores of every row of ``data`` (NaN where an option is infeasible)."""
+        treatments, propensities = _stage_columns(data, "DRScoring")
+        qlearning = self.qlearning
+        if _treatments(qlearning) != treatments:
+            raise EstimationError(f"the Q-learning stages' treatments {_treatments(qlearning)} "
+                                  f"differ from the SmartData's {treatments}")
+        frame, outcome = data.frame, data.outcome
+        k_stages = len(qlearning.stages)
+        stage = check_stage(self.stage, k_stages)
+        w, _ = data.censoring_weights(covariates=_censoring_formula(qlearning))
+        y = np.where(data.observed, data.y, 0.0)
+        fold = as_partition(self.folds, len(frame), self.random_state)
+        full = qlearning.fit(frame, outcome=outcome, weights=w)
+        spec = full.stages[stage - 1].spec
+        extra = sorted({s[0] for s in spec.feasible_sets(frame) if len(s) == 1}
+                       - set(spec.options))
+        options = (*spec.options, *extra)  # continuation-only options (e.g. excellent responders)
+        n = len(frame)
+        scores = np.full((n, len(options)), np.nan)
+        feasible = np.zeros((n, len(options)), dtype=bool)
+        for f in range(int(fold.max()) + 1):
+            test = np.flatnonzero(fold == f)
+            train = np.flatnonzero(fold != f)
+            res = qlearning.fit(frame.iloc[train], outcome=outcome, weights=w[train])
+            sub = frame.iloc[test].reset_index(drop=True)
+            target = y[test].copy()
+            qs = _stage_q(res, sub)
+            rec = res.recommend(sub)
+            for k in range(k_stages - 1, stage - 1, -1):  # later stages, backwards (0-based k)
+                fit = res.stages[k]
+                pcol = propensities[k]
+                a = _labels(list(sub[fit.spec.treatment]))
+                d = _labels(list(rec[fit.spec.treatment]))
+                dec = _decision_mask(fit, sub)
+                p = pd.to_numeric(sub[pcol], errors="coerce").to_numpy(dtype=float)
+                qa, qd = _q_at(fit, qs[k], a), _q_at(fit, qs[k], d)
+                follow = np.array([ai is not None and ai == di
+                                   for ai, di in zip(a, d, strict=True)])
+                aug = qd + np.where(follow, (target - qa) / np.where(p > 0, p, 1.0), 0.0)
+                target = np.where(dec & ~np.isnan(aug), aug, target)
+            fit = res.stages[stage - 1]
+            col_index = {o: j for j, o in enumerate(fit.spec.options)}
+            q = qs[stage - 1]
             a = _labels(list(sub[fit.spec.treatment]))
-            d = _labels(list(rec[fit.spec.treatment]))
-            dec = _decision_mask(fit, sub)
-            p = pd.to_numeric(sub[pcol], errors="coerce").to_numpy(dtype=float)
-            qa, qd = _q_at(fit, qs[k], a), _q_at(fit, qs[k], d)
-            follow = np.array([ai is not None and ai == di for ai, di in zip(a, d, strict=True)])
-            aug = qd + np.where(follow, (target - qa) / np.where(p > 0, p, 1.0), 0.0)
-            target = np.where(dec & ~np.isnan(aug), aug, target)
-        fit = res.stages[stage - 1]
-        col_index = {o: j for j, o in enumerate(fit.spec.options)}
-        q = qs[stage - 1]
-        a = _labels(list(sub[fit.spec.treatment]))
-        p = pd.to_numeric(sub[propensities[stage - 1]], errors="coerce").to_numpy(dtype=float)
-        sets = fit.spec.feasible_sets(sub)
-        for j, i in enumerate(test):
-            if w[i] <= 0:
-                continue
-            for o in sets[j] if sets[j] else ((a[j],) if a[j] is not None else ()):
-                if o not in options:
+            p = pd.to_numeric(sub[propensities[stage - 1]], errors="coerce").to_numpy(
+                dtype=float)
+            sets = fit.spec.feasible_sets(sub)
+            for j, i in enumerate(test):
+                if w[i] <= 0:
                     continue
-                c = options.index(o)
-                if len(sets[j]) <= 1:  # no decision: the observed (pseudo-)outcome
-                    score = target[j]
-                elif o in col_index:
-                    qv = q[j, col_index[o]]
-                    score = qv + ((target[j] - qv) / p[j] if a[j] == o else 0.0)
-                else:
-                    continue
-                scores[i, c] = score
-                feasible[i, c] = True
-    return DRScores(scores, feasible, tuple(options), qlearning.maximize)
+                for o in sets[j] if sets[j] else ((a[j],) if a[j] is not None else ()):
+                    if o not in options:
+                        continue
+                    c = options.index(o)
+                    if len(sets[j]) <= 1:  # no decision: the observed (pseudo-)outcome
+                        score = target[j]
+                    elif o in col_index:
+                        qv = q[j, col_index[o]]
+                        score = qv + ((target[j] - qv) / p[j] if a[j] == o else 0.0)
+                    else:
+                        continue
+                    scores[i, c] = score
+                    feasible[i, c] = True
+        return DRScores(scores, feasible, tuple(options), qlearning.maximize)
+
+
+def dr_scores(data: pd.DataFrame, qlearning: QLearning, *, outcome: str, stage: int = 1,
+              propensities: Sequence[str], weights: str | np.ndarray | None = None,
+              folds: int | np.ndarray = 5,
+              random_state: int | np.random.Generator | None = None) -> DRScores:
+    """Deprecated (removed in the next release): ``DRScoring(qlearning=, stage=, folds=,
+    random_state=).fit(SmartData.from_frame(data, outcome=, stages=[Stage(treatment,
+    propensity), ...], weights=))``."""
+    _deprecated("dr_scores", "DRScoring(qlearning=...).fit(smart_data)")
+    sd = _value_data(data, outcome=outcome, treatments=_treatments(qlearning),
+                     propensities=propensities, weights=weights)
+    return DRScoring(qlearning=qlearning, stage=stage, folds=folds,
+                     random_state=random_state).fit(sd)
 
 
 # ---------------------------------------------------------------------------------------------
 # regimes to compare
 # ---------------------------------------------------------------------------------------------
-def static_regime(data: pd.DataFrame, option: str, *, treatment: str,
-                  feasible: str | Mapping[str, str] | None = None) -> dict[str, list[str | None]]:
-    """"Start with ``option``" (later stages as randomized); ``None`` (as randomized) for
-    participants for whom ``option`` is infeasible."""
+def _static(frame: pd.DataFrame, option: str, treatment: str,
+            feasible: str | Mapping[str, str] | None) -> dict[str, list[str | None]]:
     opt = option_label(option)
     rec: list[str | None] = []
-    for i in range(len(data)):
+    for i in range(len(frame)):
         ok = True
         if isinstance(feasible, Mapping):
             col = feasible.get(opt)
-            ok = col is not None and truthy(data[col].iloc[i])
+            ok = col is not None and truthy(frame[col].iloc[i])
         elif isinstance(feasible, str):
-            ok = opt in parse_options(data[feasible].iloc[i])
+            ok = opt in parse_options(frame[feasible].iloc[i])
         rec.append(opt if ok else None)
     return {treatment: rec}
+
+
+def single_option_regime(data: SmartData, option: str, *, stage: int = 1
+                         ) -> dict[str, list[str | None]]:
+    """"Give ``option`` at ``stage``" (other stages as randomized), a :data:`RegimeFunction`;
+    ``None`` (as randomized) for participants for whom ``option`` is infeasible by the stage's
+    feasibility columns in the SmartData spec."""
+    st = data.stage(stage)
+    return _static(data.frame, option, st.treatment, st.feasible)
+
+
+def static_regime(data: pd.DataFrame, option: str, *, treatment: str,
+                  feasible: str | Mapping[str, str] | None = None) -> dict[str, list[str | None]]:
+    """Deprecated (removed in the next release): :func:`single_option_regime` on a
+    SmartData whose stage carries ``treatment`` and ``feasible``."""
+    _deprecated("static_regime", "single_option_regime(smart_data, option, stage=...)")
+    return _static(data, option, treatment, feasible)

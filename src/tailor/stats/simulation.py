@@ -46,7 +46,7 @@ from tailor.stats.generative import (
 from tailor.stats.randomization import Draws
 from tailor.stats.scenarios import Scenario, load_scenario
 from tailor.stats.tables import build_long, build_truth, build_wide, standard_regimes
-from tailor.stats.truth import Regime, Truth, oracle, potential_outcomes, regime_outcomes
+from tailor.stats.truth import TrueRegime, Truth, oracle, potential_outcomes, regime_outcomes
 from tailor.stats.variables import term_values
 
 __all__ = [
@@ -613,7 +613,7 @@ def population_truth(protocol: Protocol | str = "best",
                        paths=False)
 
 
-def regime_value(scenario: Scenario | str, regime: Regime | None = None, *, n: int = 200_000,
+def regime_value(scenario: Scenario | str, regime: TrueRegime | None = None, *, n: int = 200_000,
                  protocol: Protocol | str = "best", seed: int = 0, chunk: int = 50_000,
                  oracle_inner: int = 64) -> pd.DataFrame:
     """Population value of ``regime`` (default: the standard regimes) by a large Monte Carlo.

@@ -25,7 +25,7 @@ from tailor.stats.generative import (
     peg_items,
 )
 from tailor.stats.truth import (
-    Regime,
+    TrueRegime,
     Truth,
     evaluate_regime,
     fixed_regime,
@@ -362,7 +362,7 @@ def build_truth(st: Any, base: dict[str, np.ndarray], levels: np.ndarray, noise:
                  modifiers=true_modifiers(st.model, base))
 
 
-def standard_regimes(protocol: Protocol) -> list[Regime]:
+def standard_regimes(protocol: Protocol) -> list[TrueRegime]:
     """Randomized, oracle first treatment, oracle (two-stage), and each arm first."""
     regimes = [random_regime(), oracle_regime("stage1"), oracle_regime("two-stage")]
     return regimes + [fixed_regime(a, stage2="random") for a in protocol.arm_codes]

@@ -33,7 +33,7 @@ from tailor.stats.generative import CATEGORIES, OutcomeModel, peg_at, pgic_at
 from tailor.stats.variables import VARIABLES, term_values
 
 __all__ = [
-    "Regime",
+    "TrueRegime",
     "Truth",
     "evaluate_regime",
     "fixed_regime",
@@ -193,8 +193,12 @@ Chooser = Callable[[pd.DataFrame], Any]
 
 
 @dataclass(frozen=True)
-class Regime:
-    """A two-stage regime: ``stage1(baseline) -> arm`` and ``stage2(history) -> option``.
+class TrueRegime:
+    """A two-stage regime of the simulator, valued exactly on the potential outcomes:
+    ``stage1(baseline) -> arm`` and ``stage2(history) -> option``.
+
+    (One of the kinds of the one regime concept, see :mod:`tailor.dtr.result`; it was called
+    ``Regime``, a deprecated alias removed in the next release.)
 
     ``baseline`` has one row per participant (the wide table's baseline columns, ``eligible_*``
     and the oracle's ``oracle_A1`` / ``oracle_A1_w12``); ``history`` one row per participant and
@@ -209,6 +213,17 @@ class Regime:
     stage2: Chooser
 
 
+def __getattr__(name: str) -> Any:
+    """The deprecated alias ``Regime`` of :class:`TrueRegime` (removed in the next release)."""
+    if name == "Regime":
+        import warnings
+
+        warnings.warn("tailor.stats.truth.Regime is deprecated: use TrueRegime",
+                      DeprecationWarning, stacklevel=2)
+        return TrueRegime
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _uniform(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     # the option lists take few distinct values: split each once
     codes, uniques = pd.factorize(frame[column].astype(str))
@@ -217,24 +232,24 @@ def _uniform(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     return pd.DataFrame(dummies.to_numpy()[codes], columns=dummies.columns, index=frame.index)
 
 
-def random_regime() -> Regime:
+def random_regime() -> TrueRegime:
     """Uniform randomization among eligible arms, then among permissible options."""
-    return Regime("randomized", lambda b: _uniform(b, "eligible_arms"),
+    return TrueRegime("randomized", lambda b: _uniform(b, "eligible_arms"),
                   lambda h: _uniform(h, "options2"))
 
 
-def oracle_regime(kind: str = "two-stage") -> Regime:
+def oracle_regime(kind: str = "two-stage") -> TrueRegime:
     """The oracle: ``two-stage`` (both stages), or ``stage1`` (oracle first treatment for
     week-12 response, then uniform randomization at stage 2)."""
     if kind == "two-stage":
-        return Regime("oracle", lambda b: b["oracle_A1"], lambda h: h["oracle_A2"])
+        return TrueRegime("oracle", lambda b: b["oracle_A1"], lambda h: h["oracle_A2"])
     if kind == "stage1":
-        return Regime("oracle first treatment", lambda b: b["oracle_A1_w12"],
+        return TrueRegime("oracle first treatment", lambda b: b["oracle_A1_w12"],
                       lambda h: _uniform(h, "options2"))
     raise ScenarioError(f"oracle kind must be 'two-stage' or 'stage1'; got {kind!r}")
 
 
-def fixed_regime(preference: tuple[str, ...] | str, stage2: str = "oracle") -> Regime:
+def fixed_regime(preference: tuple[str, ...] | str, stage2: str = "oracle") -> TrueRegime:
     """The first eligible arm of ``preference``; then ``stage2`` = ``oracle`` or ``random``."""
     pref = (preference,) if isinstance(preference, str) else tuple(preference)
 
@@ -244,7 +259,7 @@ def fixed_regime(preference: tuple[str, ...] | str, stage2: str = "oracle") -> R
 
     second: Chooser = ((lambda h: h["oracle_A2"]) if stage2 == "oracle"
                        else (lambda h: _uniform(h, "options2")))
-    return Regime(f"always {'/'.join(pref)} (stage 2: {stage2})", first, second)
+    return TrueRegime(f"always {'/'.join(pref)} (stage 2: {stage2})", first, second)
 
 
 def _as_probs(choice: Any, frame: pd.DataFrame, codes: tuple[str, ...], allowed: np.ndarray,
@@ -296,12 +311,12 @@ class Truth:
     options: tuple[str, ...]
     modifiers: pd.DataFrame = field(default_factory=pd.DataFrame)
 
-    def value(self, regime: Regime) -> dict[str, float]:
+    def value(self, regime: TrueRegime) -> dict[str, float]:
         """Exact value of ``regime`` on this cohort (see :func:`evaluate_regime`)."""
         return evaluate_regime(self, regime)
 
 
-def regime_outcomes(truth: Truth, regime: Regime) -> dict[str, np.ndarray]:
+def regime_outcomes(truth: Truth, regime: TrueRegime) -> dict[str, np.ndarray]:
     """Each participant's expected outcome under ``regime`` (n,): PEG and response at weeks
     12, 24, 36 and the week-12 category shares (exact: averaged over the regime's own
     randomization, if any, through the potential outcomes)."""
@@ -330,7 +345,7 @@ def regime_outcomes(truth: Truth, regime: Regime) -> dict[str, np.ndarray]:
     return out
 
 
-def evaluate_regime(truth: Truth, regime: Regime) -> dict[str, Any]:
+def evaluate_regime(truth: Truth, regime: TrueRegime) -> dict[str, Any]:
     """Mean week-12/24/36 PEG, response rates and week-12 category shares when everyone
     follows ``regime`` (exact on the cohort)."""
     per = regime_outcomes(truth, regime)
