@@ -25,6 +25,7 @@ Murphy SA (2005). A generalization error for Q-learning. JMLR 6:1073-97.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
@@ -47,7 +48,8 @@ from tailor.stats.scenarios import (
 from tailor.stats.simulation import draw_cohort
 from tailor.stats.variables import VARIABLES
 
-__all__ = ["PIPELINE_DEFAULTS", "REPLICATES", "best_pipeline", "best_stage1", "prototypical_smart",
+__all__ = ["PIPELINE_DEFAULTS", "REPLICATES", "best_pipeline", "best_stage1",
+           "prototypical_binary", "prototypical_clustered", "prototypical_smart",
            "simulate_prototypical"]
 
 Z975 = float(stats.norm.ppf(0.975))
@@ -93,16 +95,101 @@ def prototypical_smart(params: Mapping[str, Any], seed: np.random.SeedSequence) 
     r = number_param(params, "response_rate", 0.4, 0, 1)
     a1, resp, a2, y = simulate_prototypical(n, delta, r, seed)
     est, var = [], 0.0
-    for start in (1, -1):
-        consistent = (a1 == start) & (resp | (a2 == 1))
-        w = np.where(consistent, np.where(resp, 2.0, 4.0), 0.0)
+    for start in REGIME_STARTS:
+        w = _regime_weights(a1, resp, a2, start)
         if w.sum() == 0:
-            return {"reject": float("nan"), "estimate": float("nan"), "covered": float("nan")}
+            return dict(NAN3)
         mu, v = _hajek(y, w)
         est.append(mu)
         var += v
     diff = est[0] - est[1]
     se = float(np.sqrt(var))
+    return {"reject": float(abs(diff) > Z975 * se), "estimate": diff,
+            "covered": float(abs(diff - delta) <= Z975 * se)}
+
+
+NAN3 = {"reject": float("nan"), "estimate": float("nan"), "covered": float("nan")}
+REGIME_STARTS = (1, -1)
+"""The compared regimes of the prototypical SMARTs: start with +1 (or -1); non-responders
+re-randomized, the regimes following those given +1 at stage 2."""
+
+
+def _regime_weights(a1: np.ndarray, resp: np.ndarray, a2: np.ndarray, start: int) -> np.ndarray:
+    """IPW weights of the regime (start, nr -> +1): 2 for its responders, 4 for its
+    consistent non-responders, 0 otherwise (1:1 randomizations)."""
+    consistent = (a1 == start) & (resp | (a2 == 1))
+    return np.where(consistent, np.where(resp, 2.0, 4.0), 0.0)
+
+
+def prototypical_binary(params: Mapping[str, Any], seed: np.random.SeedSequence
+                        ) -> dict[str, float]:
+    """The prototypical SMART with a binary outcome; Kidwell et al. (2018)'s comparison.
+
+    ``params``: ``n``; ``p1``, ``p2`` the success probabilities of the regimes starting with
+    +1 and -1 (every cell of a regime has its regime's probability, the working assumption
+    of :func:`tailor.design.sizing.binary_sample_size`); ``response_rate``. The regimes'
+    Hajek (weighted-and-replicated) success rates are compared by the Wald test of the log
+    odds ratio (delta method on the sandwich variances). Metrics: ``reject``, ``estimate``
+    (log odds ratio), ``covered`` (its 95% interval covers the true log odds ratio).
+    Participant i's draws are row i of fixed streams (common random numbers across n).
+    """
+    n = int(number_param(params, "n", 400, 8, 1e7))
+    p1 = number_param(params, "p1", 0.6, 0, 1)
+    p2 = number_param(params, "p2", 0.45, 0, 1)
+    r = number_param(params, "response_rate", 0.4, 0, 1)
+    a1, resp, a2, _ = simulate_prototypical(n, 0.0, r, seed)
+    u = np.random.default_rng(seed.spawn(1)[0]).random(n)
+    y = (u < np.where(a1 == 1, p1, p2)).astype(float)
+    est, var = [], 0.0
+    for start in REGIME_STARTS:
+        w = _regime_weights(a1, resp, a2, start)
+        if w.sum() == 0:
+            return dict(NAN3)
+        mu, v = _hajek(y, w)
+        if not 0 < mu < 1:
+            return dict(NAN3)  # no log odds: every consistent participant succeeded or failed
+        est.append(math.log(mu / (1 - mu)))
+        var += v / (mu * (1 - mu)) ** 2
+    diff = est[0] - est[1]
+    truth = math.log(p1 / (1 - p1)) - math.log(p2 / (1 - p2)) if 0 < p1 < 1 and 0 < p2 < 1 \
+        else float("nan")
+    se = math.sqrt(var)
+    return {"reject": float(abs(diff) > Z975 * se), "estimate": diff,
+            "covered": float(abs(diff - truth) <= Z975 * se)}
+
+
+def prototypical_clustered(params: Mapping[str, Any], seed: np.random.SeedSequence
+                           ) -> dict[str, float]:
+    """A cluster-randomized prototypical SMART (NeCamp et al. 2017's setting).
+
+    ``params``: ``n`` clusters (sites), each of ``cluster_size`` individuals; ``icc`` the
+    share of the outcome's variance between clusters (a normal site effect of variance
+    ``icc`` plus individual noise of variance ``1 - icc``); ``delta`` the standardized
+    difference of the regimes; ``response_rate`` of clusters to first-stage treatment. Both
+    randomizations and response are cluster-level. Analysis: the individual-level Hajek
+    estimator with the sandwich variance summed within clusters (cluster-robust). Metrics as
+    :func:`prototypical_smart`; cluster i's draws are row i of fixed streams.
+    """
+    n = int(number_param(params, "n", 100, 4, 1e6))
+    m = int(number_param(params, "cluster_size", 20, 1, 1e4))
+    icc = number_param(params, "icc", 0.05, 0, 0.999)
+    delta = number_param(params, "delta", 0.3, -10, 10)
+    r = number_param(params, "response_rate", 0.4, 0, 1)
+    a1, resp, a2, site = simulate_prototypical(n, 0.0, r, seed)
+    noise = np.random.default_rng(seed.spawn(1)[0]).standard_normal((n, m))
+    y = (a1 * delta / 2 + math.sqrt(icc) * site)[:, None] + math.sqrt(1 - icc) * noise
+    est, var = [], 0.0
+    for start in REGIME_STARTS:
+        w = _regime_weights(a1, resp, a2, start)  # one weight per cluster
+        sw = w.sum() * m
+        if sw == 0:
+            return dict(NAN3)
+        mu = float((w[:, None] * y).sum() / sw)
+        infl = w * (y - mu).sum(axis=1)  # each cluster's summed contribution
+        est.append(mu)
+        var += float((infl**2).sum() / sw**2)
+    diff = est[0] - est[1]
+    se = math.sqrt(var)
     return {"reject": float(abs(diff) > Z975 * se), "estimate": diff,
             "covered": float(abs(diff - delta) <= Z975 * se)}
 
@@ -264,7 +351,8 @@ def best_stage1(params: Mapping[str, Any], seed: np.random.SeedSequence) -> dict
 
 
 REPLICATES = {"best": best_pipeline, "best-stage1": best_stage1,
-              "prototypical": prototypical_smart}
+              "prototypical": prototypical_smart, "prototypical-binary": prototypical_binary,
+              "prototypical-clustered": prototypical_clustered}
 """Replicate functions by the name ``tailor design --pipeline`` takes; ``best`` is the default."""
 
 PIPELINE_DEFAULTS: dict[str, dict[str, float]] = {

@@ -31,6 +31,48 @@
     One large set of draws replaces smartsizer's average over 500 sets of 1,000 (same
     estimand, smaller Monte-Carlo error); ``draws`` and ``seed`` are arguments.
 
+:func:`binary_sample_size` / :func:`binary_power`
+    Total N to compare the success probabilities ``p1``, ``p2`` of two embedded regimes with
+    different first-stage options by the Wald test of the log odds ratio from the
+    inverse-probability-weighted (weighted-and-replicated) regime means (Kidwell et al. 2018)::
+
+        N = 2 z^2 [1/(p1 q1) + 1/(p2 q2)] / log(OR)^2 * DE,   q = 1 - p,
+
+    the two-arm trial's log-odds-ratio sample size times the same design effect ``DE`` as the
+    continuous case. Derivation (the working assumption of the formula: within a regime, the
+    success probability is the same for responders and non-responders): the Hajek mean of
+    regime d has asymptotic variance ``E[W_d^2 (Y - p_d)^2] / N = E[W_d^2] p_d q_d / N`` and
+    ``E[W_d^2] = 2 DE`` (design II: weight 2 for the share r/2 of responders starting with the
+    option, 4 for the share (1 - r)/4 of consistent non-responders: 2 r + 4 (1 - r)); the two
+    regimes share nobody, and the delta method gives ``var(log OR) = 2 DE [1/(p1 q1) +
+    1/(p2 q2)] / N``.
+
+:func:`clustered_sample_size` / :func:`clustered_power`
+    Number of clusters for a cluster-randomized SMART (clusters randomized at both stages,
+    response a cluster-level status, outcome measured on ``m`` individuals per cluster with
+    intraclass correlation ``icc``; NeCamp et al. 2017)::
+
+        clusters = 4 z^2 / delta^2 * DE * (1 + (m - 1) icc) / m,
+
+    ``delta`` standardized by the total (between + within cluster) SD. With the cluster as
+    the unit, the IPW estimator is the individual-level one applied to cluster means, whose
+    variance is ``sigma^2 (1 + (m - 1) icc) / m`` (the usual cluster design effect).
+
+:func:`longitudinal_sample_size`
+    Total N when the outcome is measured at baseline, at the end of stage 1 and at the end of
+    the study (three occasions) and the end-of-study contrast is estimated from the
+    longitudinal model (Seewald et al. 2020)::
+
+        N = 4 z^2 / delta^2 * DE * F,
+
+    ``F = 1 - rho^2`` (the *conservative* deflation, valid for exchangeable and, as the
+    authors' AR(1) simulations check, AR(1) within-person correlation ``rho``) or, for an
+    exchangeable correlation only, the *sharp* design-specific factor of the authors' code
+    (rmSMARTsize ``sampleSize.R``):
+    design I ``(1 - rho^2) - (1 - rho) rho^2 / (2 (1 + rho))``; design II
+    ``(1 - rho)(2 rho + 1) / (1 + rho) + (1 - rho) rho^2 / ((1 + rho)(2 - r))``; design III
+    ``((3 - r)(1 + 2 rho) + 2 rho^2)(1 - rho) / ((3 - r)(1 + rho))``.
+
 References
 ----------
 Oetting AI, Levy JA, Weiss RD, Murphy SA (2011). Statistical methodology for a SMART design in
@@ -43,6 +85,12 @@ Artman WJ, Nahum-Shani I, Wu T, Mckay JR, Ertefaie A (2020). Power analysis in a
 sample size estimation for determining the best embedded dynamic treatment regime.
 Biostatistics 21(3):432-448 (R package smartsizer).
 Hsu JC (1996). Multiple Comparisons: Theory and Methods. Chapman & Hall.
+Kidwell KM, Seewald NJ, Tran Q, Kasari C, Almirall D (2018). Design and analysis considerations
+for comparing dynamic treatment regimens with binary outcomes from sequential multiple
+assignment randomized trials. J Appl Stat 45(9):1628-1651.
+NeCamp T, Kilbourne A, Almirall D (2017). Comparing cluster-level dynamic treatment regimens
+using sequential, multiple assignment, randomized trials: regression estimation and sample size
+considerations. Stat Methods Med Res 26(4):1572-1589.
 """
 
 from __future__ import annotations
@@ -58,12 +106,19 @@ from tailor.exceptions import ScenarioError
 
 __all__ = [
     "MCBPower",
+    "binary_power",
+    "binary_sample_size",
+    "cluster_design_effect",
+    "clustered_power",
+    "clustered_sample_size",
     "design_effect",
     "design_ii_covariance",
     "design_ii_weights",
     "estimate_regime_covariance",
     "global_test_power",
     "global_test_sample_size",
+    "longitudinal_factor",
+    "longitudinal_sample_size",
     "mcb_power",
     "mcb_sample_size",
     "oetting_power",
@@ -87,6 +142,19 @@ def design_effect(design: str, response_rate: float) -> float:
         raise ScenarioError(f"design must be one of I, II, III; got {design!r}") from None
 
 
+def _z2(alpha: float, power: float) -> float:
+    """``(z_{1-alpha/2} + z_{power})^2`` after checking both lie in (0, 1)."""
+    _check_prob("alpha", alpha)
+    _check_prob("power", power)
+    return float((stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) ** 2)
+
+
+def _wald_power(ncp: float, alpha: float) -> float:
+    """Power of a two-sided level-``alpha`` Wald test whose statistic has mean ``ncp``."""
+    za = stats.norm.ppf(1 - alpha / 2)
+    return float(stats.norm.cdf(ncp - za) + stats.norm.cdf(-ncp - za))
+
+
 def oetting_sample_size(delta: float, response_rate: float, *, alpha: float = 0.05,
                         power: float = 0.80, design: str = "II") -> int:
     """Total N to compare two embedded regimes with different first-stage options.
@@ -108,13 +176,14 @@ def oetting_sample_size(delta: float, response_rate: float, *, alpha: float = 0.
     ----------
     Oetting et al. (2011); Seewald et al. (2020), see the module docstring.
     """
+    _check_delta(delta)
+    n = 4.0 * _z2(alpha, power) / delta**2 * design_effect(design, response_rate)
+    return math.ceil(n - 1e-9)
+
+
+def _check_delta(delta: float) -> None:
     if delta == 0 or not math.isfinite(delta):
         raise ScenarioError(f"delta must be a non-zero finite number; got {delta}")
-    _check_prob("alpha", alpha)
-    _check_prob("power", power)
-    z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
-    n = 4.0 * z**2 / delta**2 * design_effect(design, response_rate)
-    return math.ceil(n - 1e-9)
 
 
 def oetting_power(n: int, delta: float, response_rate: float, *, alpha: float = 0.05,
@@ -123,9 +192,154 @@ def oetting_power(n: int, delta: float, response_rate: float, *, alpha: float = 
     if n < 1:
         raise ScenarioError(f"n must be >= 1; got {n}")
     _check_prob("alpha", alpha)
-    ncp = abs(delta) * math.sqrt(n / (4.0 * design_effect(design, response_rate)))
-    za = stats.norm.ppf(1 - alpha / 2)
-    return float(stats.norm.cdf(ncp - za) + stats.norm.cdf(-ncp - za))
+    return _wald_power(abs(delta) * math.sqrt(n / (4.0 * design_effect(design, response_rate))),
+                       alpha)
+
+
+# --------------------------------------------------------------------------- binary outcome
+def _binary_unit_variance(p1: float, p2: float) -> float:
+    """``[1/(p1 q1) + 1/(p2 q2)] / log(OR)^2``: the log-odds-ratio's variance per unit of
+    information over its squared size (checks both probabilities)."""
+    _check_prob("p1", p1)
+    _check_prob("p2", p2)
+    if p1 == p2:
+        raise ScenarioError(f"p1 and p2 must differ (equal success probabilities give no "
+                            f"sample size); got p1 = p2 = {p1}")
+    log_or = math.log(p1 / (1 - p1)) - math.log(p2 / (1 - p2))
+    return (1 / (p1 * (1 - p1)) + 1 / (p2 * (1 - p2))) / log_or**2
+
+
+def binary_sample_size(p1: float, p2: float, response_rate: float, *, alpha: float = 0.05,
+                       power: float = 0.80, design: str = "II") -> int:
+    """Total N to compare two embedded regimes' success probabilities (binary outcome).
+
+    Parameters
+    ----------
+    p1, p2 : success probabilities of the two regimes (different first-stage options)
+    response_rate : probability of response to first-stage treatment
+    alpha, power : two-sided type I error and desired power
+    design : SMART design I, II or III (as :func:`design_effect`)
+
+    References
+    ----------
+    Kidwell et al. (2018), J Appl Stat 45(9):1628-1651; see the module docstring.
+    """
+    n = (2.0 * _z2(alpha, power) * _binary_unit_variance(p1, p2)
+         * design_effect(design, response_rate))
+    return math.ceil(n - 1e-9)
+
+
+def binary_power(n: int, p1: float, p2: float, response_rate: float, *, alpha: float = 0.05,
+                 design: str = "II") -> float:
+    """Power of the log-odds-ratio Wald test at total N (inverse of the above)."""
+    if n < 1:
+        raise ScenarioError(f"n must be >= 1; got {n}")
+    _check_prob("alpha", alpha)
+    var = 2.0 * _binary_unit_variance(p1, p2) * design_effect(design, response_rate)
+    return _wald_power(math.sqrt(n / var), alpha)
+
+
+# --------------------------------------------------------------------------- clustered SMART
+def cluster_design_effect(cluster_size: int, icc: float) -> float:
+    """``(1 + (m - 1) icc) / m``: the variance of a cluster mean relative to one individual's."""
+    if not (isinstance(cluster_size, int | np.integer) and cluster_size >= 1):
+        raise ScenarioError(f"cluster_size must be an integer >= 1; got {cluster_size!r}")
+    if not (math.isfinite(icc) and 0.0 <= icc < 1.0):
+        raise ScenarioError(f"icc (intraclass correlation) must lie in [0, 1); got {icc}")
+    return (1.0 + (cluster_size - 1) * icc) / cluster_size
+
+
+def clustered_sample_size(delta: float, response_rate: float, *, cluster_size: int,
+                          icc: float, alpha: float = 0.05, power: float = 0.80,
+                          design: str = "II") -> int:
+    """Number of clusters to compare two cluster-level embedded regimes.
+
+    Parameters
+    ----------
+    delta : standardized difference of the two regimes' mean individual outcomes (difference
+        / total SD)
+    response_rate : probability that a cluster responds to first-stage treatment
+    cluster_size : individuals measured per cluster (``m``)
+    icc : intraclass correlation of the outcome, in [0, 1)
+    alpha, power, design : as :func:`oetting_sample_size`
+
+    References
+    ----------
+    NeCamp et al. (2017), Stat Methods Med Res 26(4):1572-1589; see the module docstring.
+    """
+    _check_delta(delta)
+    n = (4.0 * _z2(alpha, power) / delta**2 * design_effect(design, response_rate)
+         * cluster_design_effect(cluster_size, icc))
+    return math.ceil(n - 1e-9)
+
+
+def clustered_power(clusters: int, delta: float, response_rate: float, *, cluster_size: int,
+                    icc: float, alpha: float = 0.05, design: str = "II") -> float:
+    """Power of the two-sided Wald test with ``clusters`` clusters (inverse of the above)."""
+    if clusters < 1:
+        raise ScenarioError(f"clusters must be >= 1; got {clusters}")
+    _check_prob("alpha", alpha)
+    var = 4.0 * design_effect(design, response_rate) * cluster_design_effect(cluster_size, icc)
+    return _wald_power(abs(delta) * math.sqrt(clusters / var), alpha)
+
+
+# --------------------------------------------------------------------------- longitudinal
+CORRELATIONS = ("exchangeable", "ar1")
+
+
+def longitudinal_factor(rho: float, response_rate: float, *, design: str = "II",
+                        correlation: str = "exchangeable", sharp: bool = False) -> float:
+    """Deflation of the end-of-study sample size from a 3-occasion longitudinal analysis.
+
+    ``1 - rho^2`` (conservative) or, with ``sharp`` and an exchangeable correlation, the
+    design-specific factor of Seewald et al. (2020) (module docstring).
+    """
+    if correlation not in CORRELATIONS:
+        raise ScenarioError(f"correlation must be one of {', '.join(CORRELATIONS)}; got "
+                            f"{correlation!r}")
+    if not (math.isfinite(rho) and 0.0 <= rho < 1.0):
+        raise ScenarioError(f"rho (within-person correlation) must lie in [0, 1); got {rho}")
+    de = design_effect(design, response_rate)  # also checks design and response_rate
+    if not sharp:
+        return 1.0 - rho**2
+    if correlation != "exchangeable":
+        raise ScenarioError("the sharp longitudinal factor is derived for an exchangeable "
+                            f"correlation only; got correlation={correlation!r} (use the "
+                            "conservative factor, sharp=False)")
+    d = design.upper()
+    r = response_rate
+    if d == "I":
+        return (1 - rho**2) - (1 - rho) * rho**2 / (2 * (1 + rho))
+    if d == "II":
+        return (1 - rho) * (2 * rho + 1) / (1 + rho) + (1 - rho) / (1 + rho) * rho**2 / de
+    return ((3 - r) * (1 + 2 * rho) + 2 * rho**2) * (1 - rho) / ((3 - r) * (1 + rho))
+
+
+def longitudinal_sample_size(delta: float, response_rate: float, *, rho: float,
+                             alpha: float = 0.05, power: float = 0.80, design: str = "II",
+                             correlation: str = "exchangeable", sharp: bool = False) -> int:
+    """Total N to compare two regimes' end-of-study means with a longitudinal outcome.
+
+    Parameters
+    ----------
+    delta : standardized end-of-study difference of the two regimes (different first-stage
+        options)
+    response_rate : probability of response to first-stage treatment
+    rho : within-person correlation of the outcome between occasions (exchangeable) or
+        between adjacent occasions (AR(1)), in [0, 1)
+    alpha, power, design : as :func:`oetting_sample_size`
+    correlation : ``"exchangeable"`` or ``"ar1"``
+    sharp : the design-specific factor instead of the conservative ``1 - rho^2``
+
+    References
+    ----------
+    Seewald et al. (2020), Stat Methods Med Res 29(7):1891-1912; see the module docstring.
+    """
+    _check_delta(delta)
+    n = (4.0 * _z2(alpha, power) / delta**2 * design_effect(design, response_rate)
+         * longitudinal_factor(rho, response_rate, design=design, correlation=correlation,
+                               sharp=sharp))
+    return math.ceil(n - 1e-9)
 
 
 # --------------------------------------------------------------------------- MCB (Artman)
