@@ -35,6 +35,7 @@ from scipy import stats
 
 from tailor.design.grid import number_param
 from tailor.design.pipeline import best_pipeline
+from tailor.design.sizing import log_odds_ratio_wald
 from tailor.protocol import Protocol, load_protocol
 from tailor.stats.allocation import OptionSet, allocate, new_stage_state, stage_option_sets
 from tailor.stats.generative import OutcomeModel
@@ -140,20 +141,19 @@ def prototypical_binary(params: Mapping[str, Any], seed: np.random.SeedSequence
     a1, resp, a2, _ = simulate_prototypical(n, 0.0, r, seed)
     u = np.random.default_rng(seed.spawn(1)[0]).random(n)
     y = (u < np.where(a1 == 1, p1, p2)).astype(float)
-    est, var = [], 0.0
+    mus, vs = [], []
     for start in REGIME_STARTS:
         w = _regime_weights(a1, resp, a2, start)
         if w.sum() == 0:
             return dict(NAN3)
         mu, v = _hajek(y, w)
-        if not 0 < mu < 1:
-            return dict(NAN3)  # no log odds: every consistent participant succeeded or failed
-        est.append(math.log(mu / (1 - mu)))
-        var += v / (mu * (1 - mu)) ** 2
-    diff = est[0] - est[1]
+        mus.append(mu)
+        vs.append(v)
+    diff, se = log_odds_ratio_wald(mus, np.diag(vs))  # the two regimes share nobody
+    if math.isnan(diff):
+        return dict(NAN3)  # no log odds: every consistent participant succeeded or failed
     truth = math.log(p1 / (1 - p1)) - math.log(p2 / (1 - p2)) if 0 < p1 < 1 and 0 < p2 < 1 \
         else float("nan")
-    se = math.sqrt(var)
     return {"reject": float(abs(diff) > Z975 * se), "estimate": diff,
             "covered": float(abs(diff - truth) <= Z975 * se)}
 

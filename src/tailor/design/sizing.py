@@ -117,6 +117,7 @@ __all__ = [
     "estimate_regime_covariance",
     "global_test_power",
     "global_test_sample_size",
+    "log_odds_ratio_wald",
     "longitudinal_factor",
     "longitudinal_sample_size",
     "mcb_power",
@@ -207,6 +208,24 @@ def _binary_unit_variance(p1: float, p2: float) -> float:
                             f"sample size); got p1 = p2 = {p1}")
     log_or = math.log(p1 / (1 - p1)) - math.log(p2 / (1 - p2))
     return (1 / (p1 * (1 - p1)) + 1 / (p2 * (1 - p2))) / log_or**2
+
+
+def log_odds_ratio_wald(p: Sequence[float] | np.ndarray,
+                        cov: Sequence[Sequence[float]] | np.ndarray) -> tuple[float, float]:
+    """Log odds ratio of two estimated success probabilities and its delta-method SE.
+
+    ``p`` = (p1, p2), ``cov`` their 2 x 2 covariance (e.g. the sandwich of the weighted-and-
+    replicated regime means); ``(nan, nan)`` when either estimate is 0 or 1. This is the test
+    :func:`binary_sample_size` sizes (Kidwell et al. 2018).
+    """
+    p1, p2 = (float(x) for x in p)
+    v = np.asarray(cov, dtype=float)
+    if not (0 < p1 < 1 and 0 < p2 < 1):
+        return float("nan"), float("nan")
+    g = np.array([1 / (p1 * (1 - p1)), -1 / (p2 * (1 - p2))])
+    var = float(g @ v @ g)
+    return (math.log(p1 / (1 - p1)) - math.log(p2 / (1 - p2)),
+            math.sqrt(var) if var >= 0 else float("nan"))
 
 
 def binary_sample_size(p1: float, p2: float, response_rate: float, *, alpha: float = 0.05,
