@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -79,6 +80,29 @@ def _fixed(pipeline: str, protocol: str, truth_n: int | None) -> dict[str, Any]:
             raise ScenarioError("--truth-n applies to the best pipeline only")
         fixed["truth_n"] = truth_n
     return fixed
+
+
+_RESERVED = ("n", "scenario", "protocol", "effect", "contraindication", "dropout", "truth_n")
+
+
+def _settings(text: str | None) -> dict[str, float]:
+    """``--set KEY=NUMBER,...`` as a dict (the grid's own options are refused here)."""
+    out: dict[str, float] = {}
+    for item in [t.strip() for t in (text or "").split(",") if t.strip()]:
+        key, eq, value = item.partition("=")
+        key = key.strip()
+        if not eq or not key.isidentifier():
+            raise ScenarioError(f"--set takes KEY=NUMBER items, comma-separated; got {item!r}")
+        if key in _RESERVED:
+            raise ScenarioError(f"--set {key}: '{key}' has its own option (--{key.replace('_', '-')})"
+                                if key != "n" else "--set n: N is the grid's (--n) or the "
+                                "search's own; it cannot be set")
+        try:
+            out[key] = float(value)
+        except ValueError:
+            raise ScenarioError(f"--set {key}: the value must be a number; got {value!r}"
+                                ) from None
+    return out
 
 
 @contextmanager
@@ -186,11 +210,15 @@ def design(
     workers: int | None = typer.Option(None, help="Local worker processes (default: all cores)."),
     dask_scheduler: str | None = typer.Option(None, "--dask-scheduler",
                                               help="Run on a Dask cluster at this address."),
+    set_params: str | None = typer.Option(None, "--set", help="Other replicate parameters, "
+                                          "KEY=NUMBER comma-separated, e.g. p1=0.6,p2=0.45 "
+                                          "(prototypical-binary) or cluster_size=20,icc=0.05 "
+                                          "(prototypical-clustered)."),
 ) -> None:
     """Simulate the whole pipeline over a grid; write results.csv, summary.csv, report.html."""
     ctx.obj = {"protocol": protocol, "pipeline": pipeline, "scenario": scenario,
                "effect": effect, "contraindication": contraindication, "dropout": dropout,
-               "truth_n": truth_n,
+               "truth_n": truth_n, "set": _settings(set_params),
                "replicates": replicates, "seed": seed, "out": out, "workers": workers,
                "dask_scheduler": dask_scheduler}
     if ctx.invoked_subcommand is not None:
@@ -208,7 +236,7 @@ def design(
 
     fn = _pipeline(pipeline)
     proto = load_protocol(protocol)
-    fixed = _fixed(pipeline, protocol, truth_n)
+    fixed = {**_fixed(pipeline, protocol, truth_n), **ctx.obj["set"]}
     axes: dict[str, list[Any]] = {"scenario": _list(scenario, "--scenario", str),
                                   "n": _list(n, "--n", int)}
     if pipeline.startswith("best"):
@@ -278,7 +306,7 @@ def size(
     fn = _pipeline(o["pipeline"])
     scenario = _list(o["scenario"], "--scenario", str)[0]
     params: dict[str, Any] = {"scenario": scenario,
-                              **_fixed(o["pipeline"], o["protocol"], o["truth_n"])}
+                              **_fixed(o["pipeline"], o["protocol"], o["truth_n"]), **o["set"]}
     assumptions: dict[str, Any] = {"simulation pipeline": o["pipeline"]}
     head: dict[str, Any] = study_provenance(())
     if o["pipeline"].startswith("best"):
@@ -444,3 +472,127 @@ def interim(
     Console().print(f"fixed design N = {fixed}; with {looks} O'Brien-Fleming looks: maximum "
                     f"N = {n_max} (inflation {r:.3f}); |Z| boundaries "
                     + ", ".join(f"{b:.3f}" for b in bounds), highlight=False)
+
+
+def _closed_form_paragraph(what: str, n: int, unit: str, achieved: float, power: float,
+                           alpha: float, assumptions: dict[str, Any], method: str) -> str:
+    """A sample-size sentence for a grant: the answer, the test, every assumption."""
+    listed = "; ".join(f"{k}: {v}" for k, v in assumptions.items())
+    return (f"To {what} with a two-sided test at the {alpha:g} level and power {power:g}, "
+            f"{n} {unit} are needed (power at {n}: {achieved:.3f}), by {method}. "
+            f"Assumptions: {listed}.")
+
+
+@app.command("binary")
+def binary(
+    p1: float = typer.Option(..., help="Success probability of the first regime."),
+    p2: float = typer.Option(..., help="Success probability of the second regime (different "
+                             "first-stage option)."),
+    response_rate: float = typer.Option(..., help="Response rate to first-stage treatment."),
+    alpha: float = typer.Option(0.05, help="Two-sided type I error."),
+    power: float = typer.Option(0.80, help="Desired power."),
+    smart: str = typer.Option("II", "--design", help="SMART design I, II or III."),
+) -> None:
+    """N to compare two embedded regimes on a binary outcome (Kidwell et al. 2018)."""
+    from rich.console import Console
+
+    from tailor.design.sizing import binary_power, binary_sample_size, design_effect
+
+    n = binary_sample_size(p1, p2, response_rate, alpha=alpha, power=power, design=smart)
+    achieved = binary_power(n, p1, p2, response_rate, alpha=alpha, design=smart)
+    con = Console()
+    con.print(f"N = {n} (power at N: {achieved:.3f}; log-odds-ratio Wald test)",
+              highlight=False)
+    con.print(_closed_form_paragraph(
+        "compare the success probabilities of two embedded regimes that start with different "
+        "treatments", n, "participants", achieved, power, alpha,
+        {"success probabilities": f"{p1:g} and {p2:g}",
+         "response rate to first-stage treatment": f"{response_rate:g}",
+         "SMART design": f"{smart.upper()} (design effect "
+                         f"{design_effect(smart, response_rate):g})",
+         "within each regime, responders and non-responders succeed equally often": "yes"},
+        "the closed form of Kidwell et al. (2018, J Appl Stat 45:1628-51) for the Wald test of "
+        "the log odds ratio of the weighted-and-replicated regime success rates"),
+        highlight=False, soft_wrap=True)
+
+
+@app.command("clustered")
+def clustered(
+    delta: float = typer.Option(..., help="Standardized difference between the two regimes "
+                                "(difference / total SD of the individual outcome)."),
+    response_rate: float = typer.Option(..., help="Share of clusters responding to "
+                                        "first-stage treatment."),
+    cluster_size: int = typer.Option(..., help="Individuals measured per cluster."),
+    icc: float = typer.Option(..., help="Intraclass correlation of the outcome, in [0, 1)."),
+    alpha: float = typer.Option(0.05, help="Two-sided type I error."),
+    power: float = typer.Option(0.80, help="Desired power."),
+    smart: str = typer.Option("II", "--design", help="SMART design I, II or III."),
+) -> None:
+    """Clusters for a cluster-randomized SMART comparing two regimes (NeCamp et al. 2017)."""
+    from rich.console import Console
+
+    from tailor.design.sizing import clustered_power, clustered_sample_size
+
+    c = clustered_sample_size(delta, response_rate, cluster_size=cluster_size, icc=icc,
+                              alpha=alpha, power=power, design=smart)
+    achieved = clustered_power(c, delta, response_rate, cluster_size=cluster_size, icc=icc,
+                               alpha=alpha, design=smart)
+    con = Console()
+    con.print(f"clusters = {c} ({c * cluster_size} individuals; power at {c} clusters: "
+              f"{achieved:.3f})", highlight=False)
+    con.print(_closed_form_paragraph(
+        "compare two cluster-level embedded regimes that start with different treatments", c,
+        "clusters", achieved, power, alpha,
+        {"standardized difference": f"{delta:g}", "individuals per cluster": cluster_size,
+         "intraclass correlation": f"{icc:g}",
+         "cluster response rate to first-stage treatment": f"{response_rate:g}",
+         "SMART design": smart.upper(), "randomization and response": "at the cluster level"},
+        "the closed form of NeCamp et al. (2017, Stat Methods Med Res 26:1572-89): the "
+        "individual-level SMART sample size times (1 + (m - 1) ICC) / m"),
+        highlight=False, soft_wrap=True)
+
+
+@app.command("longitudinal")
+def longitudinal(
+    delta: float = typer.Option(..., help="Standardized end-of-study difference between the "
+                                "two regimes."),
+    response_rate: float = typer.Option(..., help="Response rate to first-stage treatment."),
+    rho: float = typer.Option(..., help="Within-person correlation between occasions, in "
+                              "[0, 1)."),
+    correlation: str = typer.Option("exchangeable", help="exchangeable or ar1."),
+    sharp: bool = typer.Option(False, help="The design-specific (exchangeable) factor "
+                               "instead of the conservative 1 - rho^2."),
+    alpha: float = typer.Option(0.05, help="Two-sided type I error."),
+    power: float = typer.Option(0.80, help="Desired power."),
+    smart: str = typer.Option("II", "--design", help="SMART design I, II or III."),
+) -> None:
+    """N with a 3-occasion longitudinal outcome (Seewald et al. 2020)."""
+    from rich.console import Console
+
+    from tailor.design.sizing import (
+        longitudinal_factor,
+        longitudinal_sample_size,
+        oetting_power,
+        oetting_sample_size,
+    )
+
+    n = longitudinal_sample_size(delta, response_rate, rho=rho, alpha=alpha, power=power,
+                                 design=smart, correlation=correlation, sharp=sharp)
+    f = longitudinal_factor(rho, response_rate, design=smart, correlation=correlation,
+                            sharp=sharp)
+    end = oetting_sample_size(delta, response_rate, alpha=alpha, power=power, design=smart)
+    achieved = oetting_power(n, delta / math.sqrt(f), response_rate, alpha=alpha, design=smart)
+    con = Console()
+    con.print(f"N = {n} (deflation {f:.4f} of the end-of-study N = {end}; power at N: "
+              f"{achieved:.3f})", highlight=False)
+    con.print(_closed_form_paragraph(
+        "compare the end-of-study means of two embedded regimes that start with different "
+        "treatments, using the outcome measured at baseline, end of stage 1 and end of study",
+        n, "participants", achieved, power, alpha,
+        {"standardized end-of-study difference": f"{delta:g}",
+         "response rate to first-stage treatment": f"{response_rate:g}",
+         "within-person correlation": f"{rho:g} ({correlation})",
+         "deflation factor": f"{f:.4f} ({'sharp' if sharp else 'conservative, 1 - rho^2'})",
+         "SMART design": smart.upper()},
+        "the closed form of Seewald et al. (2020, Stat Methods Med Res 29:1891-1912)"),
+        highlight=False, soft_wrap=True)
