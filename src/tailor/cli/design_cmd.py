@@ -33,7 +33,10 @@ PIPELINE_NOTES = {
              "(*_covered) against the population value, *_covered_cohort against the cohort's "
              "own value. regime_* compares the embedded regimes EBEM-first (add or switch to "
              "ACT) and ACT-first (add or switch to EBEM); under the null scenario arms still "
-             "differ in their mean effects, so regime_reject is power there too."),
+             "differ in their mean effects, so regime_reject is power there too. "
+             "regime_responder_* compares the same two regimes on the binary end point "
+             "(week-24 responder, PEG reduced >= 30%) by the Wald test of the log odds ratio "
+             "(Kidwell et al. 2018)."),
     "best-stage1": ("Pipeline best-stage1 is the stage-1 planning model (tailor.design."
                     "replicates.best_stage1): minimization allocation at stage 1, linear "
                     "Q-function with arm x amplifier terms, IPW value; fast, for exploring a "
