@@ -555,6 +555,14 @@ def clustered(
         highlight=False, soft_wrap=True)
 
 
+def _longitudinal_label(sharp: bool, correlation: str) -> str:
+    if sharp:
+        return "sharp, design-specific (exchangeable)"
+    return ("conservative, 1 - rho^2" if correlation == "exchangeable" else
+            "conservative, 1 - rho^4: the baseline-to-end correlation rho^2 under AR(1), "
+            "tailor's extension of the paper's exchangeable formula")
+
+
 @app.command("longitudinal")
 def longitudinal(
     delta: float = typer.Option(..., help="Standardized end-of-study difference between the "
@@ -595,7 +603,7 @@ def longitudinal(
         {"standardized end-of-study difference": f"{delta:g}",
          "response rate to first-stage treatment": f"{response_rate:g}",
          "within-person correlation": f"{rho:g} ({correlation})",
-         "deflation factor": f"{f:.4f} ({'sharp' if sharp else 'conservative, 1 - rho^2'})",
+         "deflation factor": f"{f:.4f} ({_longitudinal_label(sharp, correlation)})",
          "SMART design": smart.upper()},
         "the closed form of Seewald et al. (2020, Stat Methods Med Res 29:1891-1912)"),
         highlight=False, soft_wrap=True)

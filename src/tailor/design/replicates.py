@@ -35,7 +35,7 @@ from scipy import stats
 
 from tailor.design.grid import number_param
 from tailor.design.pipeline import best_pipeline
-from tailor.design.sizing import log_odds_ratio_wald
+from tailor.design.sizing import DESIGN_II_REGIMES, design_ii_weights, log_odds_ratio_wald
 from tailor.protocol import Protocol, load_protocol
 from tailor.stats.allocation import OptionSet, allocate, new_stage_state, stage_option_sets
 from tailor.stats.generative import OutcomeModel
@@ -50,7 +50,8 @@ from tailor.stats.simulation import draw_cohort
 from tailor.stats.variables import VARIABLES
 
 __all__ = ["PIPELINE_DEFAULTS", "REPLICATES", "best_pipeline", "best_stage1",
-           "prototypical_binary", "prototypical_clustered", "prototypical_smart",
+           "prototypical_binary", "prototypical_clustered", "prototypical_longitudinal",
+           "prototypical_smart",
            "simulate_prototypical"]
 
 Z975 = float(stats.norm.ppf(0.975))
@@ -192,6 +193,67 @@ def prototypical_clustered(params: Mapping[str, Any], seed: np.random.SeedSequen
     se = math.sqrt(var)
     return {"reject": float(abs(diff) > Z975 * se), "estimate": diff,
             "covered": float(abs(diff - delta) <= Z975 * se)}
+
+
+def _within_person_corr(rho: float, ar1: bool) -> np.ndarray:
+    """3 x 3 correlation of the outcome at baseline, end of stage 1 and end of study."""
+    lag = np.abs(np.subtract.outer(np.arange(3), np.arange(3)))
+    return np.where(lag == 0, 1.0, rho**lag if ar1 else rho)
+
+
+def prototypical_longitudinal(params: Mapping[str, Any], seed: np.random.SeedSequence
+                              ) -> dict[str, float]:
+    """The prototypical SMART with the outcome measured three times (Seewald et al. 2020).
+
+    ``params``: ``n``; ``delta`` the standardized end-of-study difference of the regimes
+    starting with +1 and -1 (every non-responder cell of a regime at its regime's mean, the
+    end-of-stage-1 mean half of it, baseline mean 0); ``response_rate`` (response independent
+    of the outcome); ``rho`` the within-person correlation, exchangeable or (``ar1`` = 1)
+    AR(1); unit variances. Analysis: the weighted-and-replicated GEE with a saturated mean
+    model over the four embedded regimes (baseline mean shared by all, end-of-stage-1 mean
+    by first-stage option, end-of-study mean per regime), the true working correlation, and
+    the sandwich variance; the end-of-study contrast of (+1, nr -> +1) and (-1, nr -> +1) is
+    tested at 5%. Metrics as :func:`prototypical_smart`.
+    """
+    n = int(number_param(params, "n", 400, 8, 1e7))
+    delta = number_param(params, "delta", 0.3, -10, 10)
+    r = number_param(params, "response_rate", 0.4, 0, 1)
+    rho = number_param(params, "rho", 0.5, 0, 0.99)
+    ar1 = bool(number_param(params, "ar1", 0, 0, 1))
+    a1, resp, a2, _ = simulate_prototypical(n, 0.0, r, seed)
+    corr = _within_person_corr(rho, ar1)
+    z = np.random.default_rng(seed.spawn(1)[0]).standard_normal((n, 3))
+    y = z @ np.linalg.cholesky(corr).T + np.column_stack(
+        [np.zeros(n), a1 * delta / 4, a1 * delta / 2])
+    vinv = np.linalg.inv(corr)
+    w = design_ii_weights(a1, resp, a2)  # (n, 4), regimes in DESIGN_II_REGIMES order
+    xs = [_longitudinal_design(k, s1) for k, (s1, _) in enumerate(DESIGN_II_REGIMES)]
+    bread = sum(w[:, k].sum() * x.T @ vinv @ x for k, x in enumerate(xs))
+    if np.linalg.matrix_rank(bread) < 7:
+        return dict(NAN3)
+    # the estimating equation sum_i sum_d W_id X_d' V^-1 (y_i - X_d beta) = 0
+    xv = np.stack([x.T @ vinv for x in xs])  # (4, 7, 3)
+    b_inv = np.linalg.inv(bread)
+    beta = b_inv @ np.einsum("ik,kpt,it->p", w, xv, y)
+    fitted = np.stack([x @ beta for x in xs])  # (4, 3): each regime's mean at 3 occasions
+    scores = np.einsum("ik,kpt,ikt->ip", w, xv, y[:, None, :] - fitted[None])
+    cov = b_inv @ (scores.T @ scores) @ b_inv
+    c = np.zeros(7)
+    c[3], c[5] = 1.0, -1.0  # end of study: regimes (+1, +1) minus (-1, +1)
+    diff = float(c @ beta)
+    se = math.sqrt(float(c @ cov @ c))
+    return {"reject": float(abs(diff) > Z975 * se), "estimate": diff,
+            "covered": float(abs(diff - delta) <= Z975 * se)}
+
+
+def _longitudinal_design(k: int, first: int) -> np.ndarray:
+    """3 x 7 design of regime k's means: baseline (shared), end of stage 1 (per first-stage
+    option), end of study (per regime)."""
+    x = np.zeros((3, 7))
+    x[0, 0] = 1.0
+    x[1, 1 if first == 1 else 2] = 1.0
+    x[2, 3 + k] = 1.0
+    return x
 
 
 # --------------------------------------------------------------------------- BEST stage-1 model
@@ -352,7 +414,8 @@ def best_stage1(params: Mapping[str, Any], seed: np.random.SeedSequence) -> dict
 
 REPLICATES = {"best": best_pipeline, "best-stage1": best_stage1,
               "prototypical": prototypical_smart, "prototypical-binary": prototypical_binary,
-              "prototypical-clustered": prototypical_clustered}
+              "prototypical-clustered": prototypical_clustered,
+              "prototypical-longitudinal": prototypical_longitudinal}
 """Replicate functions by the name ``tailor design --pipeline`` takes; ``best`` is the default."""
 
 PIPELINE_DEFAULTS: dict[str, dict[str, float]] = {
