@@ -75,3 +75,14 @@ def test_binary_end_point_runs_on_library_worlds(tmp_path: Path) -> None:
     cols = ["regime_responder_p", "regime_responder_logor", "regime_responder_diff"]
     assert res[cols].notna().all().all()
     assert res["regime_responder_p"].between(0, 1).all()
+
+
+def test_design_bayes(capsys) -> None:
+    args = ["design", "bayes", "--response-prob", "0.2,0.3,0.4,0.5,0.6,0.7",
+            "--response-rate1", "0.6", "--response-rate2", "0.4"]
+    assert main([*args, "--exclude", "1,2", "--n", "100", "--trials", "20"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "N = 100: power" in out and "SMARTbayesR" in out
+    assert "log odds ratios vs the best -1.642, -1.434, -0.248, 0.000" in out
+    assert main([*args, "--n", "100"]) == 2  # neither --exclude nor --threshold
+    assert "either the regimes to exclude" in capsys.readouterr().err.replace("\n", " ")

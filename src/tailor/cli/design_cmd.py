@@ -478,10 +478,12 @@ def interim(
 
 
 def _closed_form_paragraph(what: str, n: int, unit: str, achieved: float, power: float,
-                           alpha: float, assumptions: dict[str, Any], method: str) -> str:
+                           alpha: float, assumptions: dict[str, Any], method: str,
+                           test: str | None = None) -> str:
     """A sample-size sentence for a grant: the answer, the test, every assumption."""
     listed = "; ".join(f"{k}: {v}" for k, v in assumptions.items())
-    return (f"To {what} with a two-sided test at the {alpha:g} level and power {power:g}, "
+    test = test or f"a two-sided test at the {alpha:g} level"
+    return (f"To {what} with {test} and power {power:g}, "
             f"{n} {unit} are needed (power at {n}: {achieved:.3f}), by {method}. "
             f"Assumptions: {listed}.")
 
@@ -606,4 +608,67 @@ def longitudinal(
          "deflation factor": f"{f:.4f} ({_longitudinal_label(sharp, correlation)})",
          "SMART design": smart.upper()},
         "the closed form of Seewald et al. (2020, Stat Methods Med Res 29:1891-1912)"),
+        highlight=False, soft_wrap=True)
+
+
+@app.command("bayes")
+def bayes(
+    response_prob: str = typer.Option(..., help="Success probabilities of the 6 treatment "
+                                      "sequences (design 1: responders to treatment 1, its "
+                                      "non-responders given option 1 and 2, the same for "
+                                      "treatment 2), e.g. 0.2,0.3,0.4,0.5,0.6,0.7."),
+    response_rate1: float = typer.Option(..., help="Response rate to first-stage treatment 1."),
+    response_rate2: float = typer.Option(..., help="Response rate to first-stage treatment 2."),
+    exclude: str | None = typer.Option(None, help="Regimes (1-4) to exclude from the set of "
+                                       "best, e.g. 1,2."),
+    threshold: float | None = typer.Option(None, help="Or: exclude every regime inferior to "
+                                           "the best by this log odds ratio or more."),
+    n: int | None = typer.Option(None, help="Power at this N (otherwise the N for --power)."),
+    power: float = typer.Option(0.80, help="Desired power (when --n is not given)."),
+    alpha: float = typer.Option(0.05, help="Probability of excluding the best at most."),
+    trials: int = typer.Option(500, min=10, help="Simulated trials per N."),
+    seed: int = typer.Option(2020, min=0, help="Seed (the same at every N)."),
+    n_max: int = typer.Option(5000, min=8, help="Largest N searched."),
+) -> None:
+    """Bayesian set-of-best power or N for a binary outcome (SMARTbayesR, Artman et al.)."""
+    from rich.console import Console
+
+    from tailor.design.bayes import (
+        bayes_mcb_power,
+        bayes_mcb_sample_size,
+        edtr_log_odds_ratios,
+        edtr_probabilities,
+    )
+
+    p = _list(response_prob, "--response-prob", float)
+    ex = _list(exclude, "--exclude", int) if exclude is not None else None
+    kw: dict[str, Any] = {"response_rate1": response_rate1, "response_rate2": response_rate2,
+                          "exclude": ex, "threshold": threshold, "alpha": alpha,
+                          "trials": trials, "seed": seed}
+    if n is not None:
+        res = bayes_mcb_power(n, p, **kw)[0]
+    else:
+        res = bayes_mcb_sample_size(p, power=power, n_max=n_max, **kw)
+    con = Console()
+    theta = edtr_probabilities(p, response_rate1, response_rate2)
+    lor = edtr_log_odds_ratios(p, response_rate1, response_rate2)
+    con.print("regime success probabilities " + ", ".join(f"{t:.3f}" for t in theta)
+              + "; log odds ratios vs the best " + ", ".join(f"{x:.3f}" for x in lor),
+              highlight=False)
+    con.print(f"N = {res.n}: power {res.power:.3f} +/- {res.mc_se:.3f} (MC SE, {trials} "
+              f"simulated trials)", highlight=False)
+    target = (f"regimes {', '.join(map(str, ex))}" if ex is not None else
+              f"every regime inferior to the best by a log odds ratio of {threshold:g} or more")
+    con.print(_closed_form_paragraph(
+        f"exclude {target} from the Bayesian set of best embedded regimes", res.n, "participants", res.power,
+        power if n is None else res.power, alpha,
+        {"treatment-sequence success probabilities": ", ".join(f"{x:g}" for x in p),
+         "first-stage response rates": f"{response_rate1:g} and {response_rate2:g}",
+         "priors": "uniform (Beta(1, 1)) on every probability",
+         "simulation": f"{trials} trials x {10} posterior resamples of 1,000 draws, seed "
+                       f"{seed}; Monte-Carlo SE of the power {res.mc_se:.3f}"},
+        "simulation of the Bayesian multiple-comparisons-with-the-best method of Artman et "
+        "al. (2020, arXiv:2008.02341; R package SMARTbayesR)",
+        test=f"simultaneous one-sided {1 - alpha:.0%} upper credible limits of the log odds "
+             "ratios against the best"),
         highlight=False, soft_wrap=True)
