@@ -279,7 +279,7 @@ def design(
     con = Console()
     headline = summary[summary["metric"].isin(["correct_first_line", "share_of_oracle",
                                                "interaction_reject", "regime_reject",
-                                               "reject"])]
+                                               "regime_responder_reject", "reject"])]
     con.print(headline.pivot_table(index=params, columns="metric", values="mean", sort=False)
               .to_string(float_format=lambda x: f"{x:.3f}"), highlight=False)
     con.print(f"{len(cells)} cells x {replicates} replicates ({study.ran} run, {study.resumed} "
