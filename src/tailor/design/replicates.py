@@ -96,18 +96,11 @@ def prototypical_smart(params: Mapping[str, Any], seed: np.random.SeedSequence) 
     delta = number_param(params, "delta", 0.3, -10, 10)
     r = number_param(params, "response_rate", 0.4, 0, 1)
     a1, resp, a2, y = simulate_prototypical(n, delta, r, seed)
-    est, var = [], 0.0
-    for start in REGIME_STARTS:
-        w = _regime_weights(a1, resp, a2, start)
-        if w.sum() == 0:
-            return dict(NAN3)
-        mu, v = _hajek(y, w)
-        est.append(mu)
-        var += v
-    diff = est[0] - est[1]
-    se = float(np.sqrt(var))
-    return {"reject": float(abs(diff) > Z975 * se), "estimate": diff,
-            "covered": float(abs(diff - delta) <= Z975 * se)}
+    means = _compared_means(y, a1, resp, a2)
+    if means is None:
+        return dict(NAN3)
+    (m1, m2), (v1, v2) = means
+    return _wald_metrics(m1 - m2, math.sqrt(v1 + v2), delta)
 
 
 NAN3 = {"reject": float("nan"), "estimate": float("nan"), "covered": float("nan")}
@@ -121,6 +114,27 @@ def _regime_weights(a1: np.ndarray, resp: np.ndarray, a2: np.ndarray, start: int
     consistent non-responders, 0 otherwise (1:1 randomizations)."""
     consistent = (a1 == start) & (resp | (a2 == 1))
     return np.where(consistent, np.where(resp, 2.0, 4.0), 0.0)
+
+
+def _compared_means(y: np.ndarray, a1: np.ndarray, resp: np.ndarray, a2: np.ndarray
+                    ) -> tuple[list[float], list[float]] | None:
+    """Hajek means and sandwich variances of the two compared regimes (:data:`REGIME_STARTS`);
+    None when a regime has no consistent participant."""
+    mus, vs = [], []
+    for start in REGIME_STARTS:
+        w = _regime_weights(a1, resp, a2, start)
+        if w.sum() == 0:
+            return None
+        mu, v = _hajek(y, w)
+        mus.append(mu)
+        vs.append(v)
+    return mus, vs
+
+
+def _wald_metrics(diff: float, se: float, truth: float) -> dict[str, float]:
+    """``reject`` (two-sided 5% Wald test), ``estimate`` and ``covered`` (95% interval)."""
+    return {"reject": float(abs(diff) > Z975 * se), "estimate": diff,
+            "covered": float(abs(diff - truth) <= Z975 * se)}
 
 
 def prototypical_binary(params: Mapping[str, Any], seed: np.random.SeedSequence
@@ -142,21 +156,15 @@ def prototypical_binary(params: Mapping[str, Any], seed: np.random.SeedSequence
     a1, resp, a2, _ = simulate_prototypical(n, 0.0, r, seed)
     u = np.random.default_rng(seed.spawn(1)[0]).random(n)
     y = (u < np.where(a1 == 1, p1, p2)).astype(float)
-    mus, vs = [], []
-    for start in REGIME_STARTS:
-        w = _regime_weights(a1, resp, a2, start)
-        if w.sum() == 0:
-            return dict(NAN3)
-        mu, v = _hajek(y, w)
-        mus.append(mu)
-        vs.append(v)
-    diff, se = log_odds_ratio_wald(mus, np.diag(vs))  # the two regimes share nobody
+    means = _compared_means(y, a1, resp, a2)
+    if means is None:
+        return dict(NAN3)
+    diff, se = log_odds_ratio_wald(means[0], np.diag(means[1]))  # the regimes share nobody
     if math.isnan(diff):
         return dict(NAN3)  # no log odds: every consistent participant succeeded or failed
     truth = math.log(p1 / (1 - p1)) - math.log(p2 / (1 - p2)) if 0 < p1 < 1 and 0 < p2 < 1 \
         else float("nan")
-    return {"reject": float(abs(diff) > Z975 * se), "estimate": diff,
-            "covered": float(abs(diff - truth) <= Z975 * se)}
+    return _wald_metrics(diff, se, truth)
 
 
 def prototypical_clustered(params: Mapping[str, Any], seed: np.random.SeedSequence
@@ -189,10 +197,7 @@ def prototypical_clustered(params: Mapping[str, Any], seed: np.random.SeedSequen
         infl = w * (y - mu).sum(axis=1)  # each cluster's summed contribution
         est.append(mu)
         var += float((infl**2).sum() / sw**2)
-    diff = est[0] - est[1]
-    se = math.sqrt(var)
-    return {"reject": float(abs(diff) > Z975 * se), "estimate": diff,
-            "covered": float(abs(diff - delta) <= Z975 * se)}
+    return _wald_metrics(est[0] - est[1], math.sqrt(var), delta)
 
 
 def _within_person_corr(rho: float, ar1: bool) -> np.ndarray:
@@ -240,10 +245,7 @@ def prototypical_longitudinal(params: Mapping[str, Any], seed: np.random.SeedSeq
     cov = b_inv @ (scores.T @ scores) @ b_inv
     c = np.zeros(7)
     c[3], c[5] = 1.0, -1.0  # end of study: regimes (+1, +1) minus (-1, +1)
-    diff = float(c @ beta)
-    se = math.sqrt(float(c @ cov @ c))
-    return {"reject": float(abs(diff) > Z975 * se), "estimate": diff,
-            "covered": float(abs(diff - delta) <= Z975 * se)}
+    return _wald_metrics(float(c @ beta), math.sqrt(float(c @ cov @ c)), delta)
 
 
 def _longitudinal_design(k: int, first: int) -> np.ndarray:
