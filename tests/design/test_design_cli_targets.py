@@ -86,3 +86,14 @@ def test_design_bayes(capsys) -> None:
     assert "log odds ratios vs the best -1.642, -1.434, -0.248, 0.000" in out
     assert main([*args, "--n", "100"]) == 2  # neither --exclude nor --threshold
     assert "either the regimes to exclude" in capsys.readouterr().err.replace("\n", " ")
+
+
+def test_size_search_counts_clusters_for_the_clustered_prototype(tmp_path: Path,
+                                                                  capsys) -> None:
+    assert main(["design", "--pipeline", "prototypical-clustered", "--set",
+                 "cluster_size=20,icc=0.05,delta=0.5", "--replicates", "40", "--workers", "1",
+                 "--out", str(tmp_path), "size", "--target", "reject>=1@0.8", "--n-min", "8",
+                 "--n-max", "200", "--step", "2", "--points", "4"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "we therefore plan to randomize" in out and " clusters." in out
+    assert "cluster_size: 20.0; icc: 0.05; delta: 0.5" in out

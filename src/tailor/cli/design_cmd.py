@@ -345,7 +345,9 @@ def size(
     prov = run_provenance(head, seed=o["seed"], seconds=time.perf_counter() - t0)
     design_name = ("the BEST SMART" if o["pipeline"].startswith("best")
                    else f"the {o['pipeline']} SMART")
-    paragraph = result.grant_paragraph(design_name, assumptions)
+    paragraph = result.grant_paragraph(
+        design_name, assumptions,
+        unit="clusters" if o["pipeline"] == "prototypical-clustered" else "participants")
     Console().print(result.summary(), highlight=False)
     Console().print("\n" + paragraph, highlight=False, soft_wrap=True)
     if out:
