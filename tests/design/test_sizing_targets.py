@@ -40,9 +40,11 @@ from tailor.design.sizing import (
     cluster_design_effect,
     clustered_power,
     clustered_sample_size,
+    design_effect,
     longitudinal_factor,
     longitudinal_sample_size,
     oetting_sample_size,
+    weight_moments,
 )
 from tailor.design.summary import summarize
 from tailor.exceptions import ScenarioError
@@ -59,6 +61,14 @@ def test_binary_formula_by_hand() -> None:
     assert binary_sample_size(0.45, 0.6, 0.4) == 562  # symmetric
     assert binary_sample_size(0.6, 0.45, 0.4, design="I") == 702  # 350.66 * 2 = 701.3
     assert binary_power(562, 0.6, 0.45, 0.4) == pytest.approx(0.80, abs=0.002)
+    # design III, p1's regime re-randomizes its non-responders (E[W^2] = 2 (2 - .4) = 3.2),
+    # p2's nobody (E[W^2] = 2): 7.848879 * (3.2 * 4.16667 + 2 * 4.04040) / .367401
+    # = 7.848879 * 21.41414 / .367401 = 457.47 -> 458; swapped: (2 * 4.16667 + 3.2 *
+    # 4.04040) = 21.26263 -> 454.23 -> 455
+    assert binary_sample_size(0.6, 0.45, 0.4, design="III") == 458
+    assert binary_sample_size(0.45, 0.6, 0.4, design="III") == 455
+    for design in ("I", "II", "III"):  # the weights' moments give the continuous DE
+        assert sum(weight_moments(design, 0.4)) / 4 == pytest.approx(design_effect(design, 0.4))
 
 
 def test_binary_reduces_to_the_two_arm_log_odds_ratio_formula() -> None:
@@ -71,10 +81,10 @@ def test_binary_reduces_to_the_two_arm_log_odds_ratio_formula() -> None:
 
 
 def _brute_force_binary_power(n: int, p1: float, p2: float, r: float, reps: int,
-                              seed: int) -> float:
+                              seed: int, design_iii: bool = False) -> float:
     """Independent oracle: design-II trials (1:1 randomizations, only non-responders
-    re-randomized), regimes (+1, nr -> +1) and (-1, nr -> +1), Hajek means with the
-    sandwich variance, log-odds-ratio Wald test at 5%."""
+    re-randomized; design III: only those starting with +1), regimes (+1, nr -> +1) and
+    (-1, nr -> +1), Hajek means with the sandwich variance, log-odds-ratio Wald test at 5%."""
     rng = np.random.default_rng(seed)
     a1 = rng.random((reps, n)) < 0.5
     resp = rng.random((reps, n)) < r
@@ -83,6 +93,8 @@ def _brute_force_binary_power(n: int, p1: float, p2: float, r: float, reps: int,
     logit, var = [], np.zeros(reps)
     for start in (True, False):
         w = np.where((a1 == start) & (resp | a2), np.where(resp, 2.0, 4.0), 0.0)
+        if design_iii and not start:
+            w = np.where(a1 == start, 2.0, 0.0)  # nobody re-randomized after -1
         mu = (w * y).sum(1) / w.sum(1)
         v = ((w * (y - mu[:, None])) ** 2).sum(1) / w.sum(1) ** 2
         logit.append(np.log(mu / (1 - mu)))
@@ -96,6 +108,10 @@ def test_binary_formula_gives_nominal_power_by_brute_force() -> None:
     assert abs(power - 0.80) < 3 * math.sqrt(0.16 / 4000) + 0.01
     size = _brute_force_binary_power(n, 0.5, 0.5, 0.4, reps=4000, seed=2019)
     assert abs(size - 0.05) < 3 * math.sqrt(0.05 * 0.95 / 4000) + 0.005
+    n3 = binary_sample_size(0.6, 0.45, 0.4, design="III")
+    power3 = _brute_force_binary_power(n3, 0.6, 0.45, 0.4, reps=4000, seed=2020,
+                                       design_iii=True)
+    assert abs(power3 - 0.80) < 3 * math.sqrt(0.16 / 4000) + 0.01
 
 
 def test_binary_replicate_through_the_study_runner() -> None:

@@ -498,12 +498,13 @@ def binary(
     response_rate: float = typer.Option(..., help="Response rate to first-stage treatment."),
     alpha: float = typer.Option(0.05, help="Two-sided type I error."),
     power: float = typer.Option(0.80, help="Desired power."),
-    smart: str = typer.Option("II", "--design", help="SMART design I, II or III."),
+    smart: str = typer.Option("II", "--design", help="SMART design I, II or III (III: the "
+                              "first regime's non-responders are the re-randomized ones)."),
 ) -> None:
     """N to compare two embedded regimes on a binary outcome (Kidwell et al. 2018)."""
     from rich.console import Console
 
-    from tailor.design.sizing import binary_power, binary_sample_size, design_effect
+    from tailor.design.sizing import binary_power, binary_sample_size, weight_moments
 
     n = binary_sample_size(p1, p2, response_rate, alpha=alpha, power=power, design=smart)
     achieved = binary_power(n, p1, p2, response_rate, alpha=alpha, design=smart)
@@ -515,8 +516,9 @@ def binary(
         "treatments", n, "participants", achieved, power, alpha,
         {"success probabilities": f"{p1:g} and {p2:g}",
          "response rate to first-stage treatment": f"{response_rate:g}",
-         "SMART design": f"{smart.upper()} (design effect "
-                         f"{design_effect(smart, response_rate):g})",
+         "SMART design": f"{smart.upper()} (E[W^2] of the two regimes' weights "
+                         + " and ".join(f"{m:g}" for m in weight_moments(smart, response_rate))
+                         + ")",
          "within each regime, responders and non-responders succeed equally often": "yes"},
         "the closed form of Kidwell et al. (2018, J Appl Stat 45:1628-51) for the Wald test of "
         "the log odds ratio of the weighted-and-replicated regime success rates"),

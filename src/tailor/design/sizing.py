@@ -36,16 +36,20 @@
     different first-stage options by the Wald test of the log odds ratio from the
     inverse-probability-weighted (weighted-and-replicated) regime means (Kidwell et al. 2018)::
 
-        N = 2 z^2 [1/(p1 q1) + 1/(p2 q2)] / log(OR)^2 * DE,   q = 1 - p,
+        N = z^2 [E[W1^2]/(p1 q1) + E[W2^2]/(p2 q2)] / log(OR)^2,   q = 1 - p,
 
-    the two-arm trial's log-odds-ratio sample size times the same design effect ``DE`` as the
-    continuous case. Derivation (the working assumption of the formula: within a regime, the
-    success probability is the same for responders and non-responders): the Hajek mean of
-    regime d has asymptotic variance ``E[W_d^2 (Y - p_d)^2] / N = E[W_d^2] p_d q_d / N`` and
-    ``E[W_d^2] = 2 DE`` (design II: weight 2 for the share r/2 of responders starting with the
-    option, 4 for the share (1 - r)/4 of consistent non-responders: 2 r + 4 (1 - r)); the two
-    regimes share nobody, and the delta method gives ``var(log OR) = 2 DE [1/(p1 q1) +
-    1/(p2 q2)] / N``.
+    which for designs I and II (``E[W^2] = 2 DE`` for both regimes) is the two-arm trial's
+    log-odds-ratio sample size ``2 z^2 [1/(p1 q1) + 1/(p2 q2)] / log(OR)^2`` times the same
+    design effect ``DE`` as the continuous case. Derivation (the working assumption of the
+    formula: within a regime, the success probability is the same for responders and
+    non-responders): the Hajek mean of regime d has asymptotic variance
+    ``E[W_d^2 (Y - p_d)^2] / N = E[W_d^2] p_d q_d / N`` (design II: weight 2 for the share r/2
+    of responders starting with the option, 4 for the share (1 - r)/4 of consistent
+    non-responders: ``E[W^2] = 2 r + 4 (1 - r) = 2 (2 - r)``; :func:`weight_moments`); the two
+    regimes share nobody, and the delta method gives ``var(log OR) = [E[W1^2]/(p1 q1) +
+    E[W2^2]/(p2 q2)] / N``. In design III the two regimes' weights differ (one arm
+    re-randomizes nobody), so the continuous case's averaged ``DE`` would be exact only when
+    ``p1 q1 = p2 q2``.
 
 :func:`clustered_sample_size` / :func:`clustered_power`
     Number of clusters for a cluster-randomized SMART (clusters randomized at both stages,
@@ -128,6 +132,7 @@ __all__ = [
     "mcb_sample_size",
     "oetting_power",
     "oetting_sample_size",
+    "weight_moments",
 ]
 
 
@@ -202,16 +207,27 @@ def oetting_power(n: int, delta: float, response_rate: float, *, alpha: float = 
 
 
 # --------------------------------------------------------------------------- binary outcome
-def _binary_unit_variance(p1: float, p2: float) -> float:
-    """``[1/(p1 q1) + 1/(p2 q2)] / log(OR)^2``: the log-odds-ratio's variance per unit of
-    information over its squared size (checks both probabilities)."""
+def weight_moments(design: str, response_rate: float) -> tuple[float, float]:
+    """``E[W^2]`` of the two compared regimes' inverse-probability weights (1:1
+    randomizations): design I 4 and 4; II ``2 (2 - r)`` and ``2 (2 - r)``; III ``2 (2 - r)``
+    for the regime whose first-stage option re-randomizes its non-responders and 2 for the
+    other (nobody re-randomized). Their mean, halved, is :func:`design_effect`."""
+    design_effect(design, response_rate)  # checks design and response_rate
+    m = 2.0 * (2.0 - response_rate)
+    return {"I": (4.0, 4.0), "II": (m, m), "III": (m, 2.0)}[design.upper()]
+
+
+def _binary_variance(p1: float, p2: float, design: str, response_rate: float) -> float:
+    """``N var(log OR) / log(OR)^2`` for the Hajek success rates:
+    ``[E[W1^2]/(p1 q1) + E[W2^2]/(p2 q2)] / log(OR)^2`` (checks both probabilities)."""
     _check_prob("p1", p1)
     _check_prob("p2", p2)
     if p1 == p2:
         raise ScenarioError(f"p1 and p2 must differ (equal success probabilities give no "
                             f"sample size); got p1 = p2 = {p1}")
+    m1, m2 = weight_moments(design, response_rate)
     log_or = math.log(p1 / (1 - p1)) - math.log(p2 / (1 - p2))
-    return (1 / (p1 * (1 - p1)) + 1 / (p2 * (1 - p2))) / log_or**2
+    return (m1 / (p1 * (1 - p1)) + m2 / (p2 * (1 - p2))) / log_or**2
 
 
 def log_odds_ratio_wald(p: Sequence[float] | np.ndarray,
@@ -241,15 +257,15 @@ def binary_sample_size(p1: float, p2: float, response_rate: float, *, alpha: flo
     p1, p2 : success probabilities of the two regimes (different first-stage options)
     response_rate : probability of response to first-stage treatment
     alpha, power : two-sided type I error and desired power
-    design : SMART design I, II or III (as :func:`design_effect`)
+    design : SMART design I, II or III (as :func:`design_effect`; in III the regime of
+        ``p1`` is the one whose non-responders are re-randomized)
 
     References
     ----------
     Kidwell et al. (2018), J Appl Stat 45(9):1628-1651; see the module docstring.
     """
-    n = (2.0 * _z2(alpha, power) * _binary_unit_variance(p1, p2)
-         * design_effect(design, response_rate))
-    return math.ceil(n - 1e-9)
+    return math.ceil(_z2(alpha, power) * _binary_variance(p1, p2, design, response_rate)
+                     - 1e-9)
 
 
 def binary_power(n: int, p1: float, p2: float, response_rate: float, *, alpha: float = 0.05,
@@ -258,7 +274,7 @@ def binary_power(n: int, p1: float, p2: float, response_rate: float, *, alpha: f
     if n < 1:
         raise ScenarioError(f"n must be >= 1; got {n}")
     _check_prob("alpha", alpha)
-    var = 2.0 * _binary_unit_variance(p1, p2) * design_effect(design, response_rate)
+    var = _binary_variance(p1, p2, design, response_rate)
     return _wald_power(math.sqrt(n / var), alpha)
 
 
