@@ -31,6 +31,11 @@ BEFORE: dict[str, float | None] = {
     "regime_p": 0.3503262632578489,
     "regime_reject": 0.0,
     "regime_diff": 0.46643088102479746,
+    # the binary end point (issue 19), recorded when added (commit after 2b536ef)
+    "regime_responder_p": 0.03434367489221815,
+    "regime_responder_reject": 1.0,
+    "regime_responder_logor": -1.644571183205983,
+    "regime_responder_diff": -0.3506130756243725,
     "static_covered": 1.0,
     "static_covered_cohort": 1.0,
     "static_error": -0.013144049147216563,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -32,7 +33,10 @@ PIPELINE_NOTES = {
              "(*_covered) against the population value, *_covered_cohort against the cohort's "
              "own value. regime_* compares the embedded regimes EBEM-first (add or switch to "
              "ACT) and ACT-first (add or switch to EBEM); under the null scenario arms still "
-             "differ in their mean effects, so regime_reject is power there too."),
+             "differ in their mean effects, so regime_reject is power there too. "
+             "regime_responder_* compares the same two regimes on the binary end point "
+             "(week-24 responder, PEG reduced >= 30%) by the Wald test of the log odds ratio "
+             "(Kidwell et al. 2018)."),
     "best-stage1": ("Pipeline best-stage1 is the stage-1 planning model (tailor.design."
                     "replicates.best_stage1): minimization allocation at stage 1, linear "
                     "Q-function with arm x amplifier terms, IPW value; fast, for exploring a "
@@ -79,6 +83,29 @@ def _fixed(pipeline: str, protocol: str, truth_n: int | None) -> dict[str, Any]:
             raise ScenarioError("--truth-n applies to the best pipeline only")
         fixed["truth_n"] = truth_n
     return fixed
+
+
+_RESERVED = ("n", "scenario", "protocol", "effect", "contraindication", "dropout", "truth_n")
+
+
+def _settings(text: str | None) -> dict[str, float]:
+    """``--set KEY=NUMBER,...`` as a dict (the grid's own options are refused here)."""
+    out: dict[str, float] = {}
+    for item in [t.strip() for t in (text or "").split(",") if t.strip()]:
+        key, eq, value = item.partition("=")
+        key = key.strip()
+        if not eq or not key.isidentifier():
+            raise ScenarioError(f"--set takes KEY=NUMBER items, comma-separated; got {item!r}")
+        if key in _RESERVED:
+            raise ScenarioError(f"--set {key}: '{key}' has its own option (--{key.replace('_', '-')})"
+                                if key != "n" else "--set n: N is the grid's (--n) or the "
+                                "search's own; it cannot be set")
+        try:
+            out[key] = float(value)
+        except ValueError:
+            raise ScenarioError(f"--set {key}: the value must be a number; got {value!r}"
+                                ) from None
+    return out
 
 
 @contextmanager
@@ -186,11 +213,15 @@ def design(
     workers: int | None = typer.Option(None, help="Local worker processes (default: all cores)."),
     dask_scheduler: str | None = typer.Option(None, "--dask-scheduler",
                                               help="Run on a Dask cluster at this address."),
+    set_params: str | None = typer.Option(None, "--set", help="Other replicate parameters, "
+                                          "KEY=NUMBER comma-separated, e.g. p1=0.6,p2=0.45 "
+                                          "(prototypical-binary) or cluster_size=20,icc=0.05 "
+                                          "(prototypical-clustered)."),
 ) -> None:
     """Simulate the whole pipeline over a grid; write results.csv, summary.csv, report.html."""
     ctx.obj = {"protocol": protocol, "pipeline": pipeline, "scenario": scenario,
                "effect": effect, "contraindication": contraindication, "dropout": dropout,
-               "truth_n": truth_n,
+               "truth_n": truth_n, "set": _settings(set_params),
                "replicates": replicates, "seed": seed, "out": out, "workers": workers,
                "dask_scheduler": dask_scheduler}
     if ctx.invoked_subcommand is not None:
@@ -208,7 +239,7 @@ def design(
 
     fn = _pipeline(pipeline)
     proto = load_protocol(protocol)
-    fixed = _fixed(pipeline, protocol, truth_n)
+    fixed = {**_fixed(pipeline, protocol, truth_n), **ctx.obj["set"]}
     axes: dict[str, list[Any]] = {"scenario": _list(scenario, "--scenario", str),
                                   "n": _list(n, "--n", int)}
     if pipeline.startswith("best"):
@@ -248,7 +279,7 @@ def design(
     con = Console()
     headline = summary[summary["metric"].isin(["correct_first_line", "share_of_oracle",
                                                "interaction_reject", "regime_reject",
-                                               "reject"])]
+                                               "regime_responder_reject", "reject"])]
     con.print(headline.pivot_table(index=params, columns="metric", values="mean", sort=False)
               .to_string(float_format=lambda x: f"{x:.3f}"), highlight=False)
     con.print(f"{len(cells)} cells x {replicates} replicates ({study.ran} run, {study.resumed} "
@@ -278,7 +309,7 @@ def size(
     fn = _pipeline(o["pipeline"])
     scenario = _list(o["scenario"], "--scenario", str)[0]
     params: dict[str, Any] = {"scenario": scenario,
-                              **_fixed(o["pipeline"], o["protocol"], o["truth_n"])}
+                              **_fixed(o["pipeline"], o["protocol"], o["truth_n"]), **o["set"]}
     assumptions: dict[str, Any] = {"simulation pipeline": o["pipeline"]}
     head: dict[str, Any] = study_provenance(())
     if o["pipeline"].startswith("best"):
@@ -314,7 +345,9 @@ def size(
     prov = run_provenance(head, seed=o["seed"], seconds=time.perf_counter() - t0)
     design_name = ("the BEST SMART" if o["pipeline"].startswith("best")
                    else f"the {o['pipeline']} SMART")
-    paragraph = result.grant_paragraph(design_name, assumptions)
+    paragraph = result.grant_paragraph(
+        design_name, assumptions,
+        unit="clusters" if o["pipeline"] == "prototypical-clustered" else "participants")
     Console().print(result.summary(), highlight=False)
     Console().print("\n" + paragraph, highlight=False, soft_wrap=True)
     if out:
@@ -444,3 +477,202 @@ def interim(
     Console().print(f"fixed design N = {fixed}; with {looks} O'Brien-Fleming looks: maximum "
                     f"N = {n_max} (inflation {r:.3f}); |Z| boundaries "
                     + ", ".join(f"{b:.3f}" for b in bounds), highlight=False)
+
+
+def _closed_form_paragraph(what: str, n: int, unit: str, achieved: float, power: float,
+                           alpha: float, assumptions: dict[str, Any], method: str,
+                           test: str | None = None) -> str:
+    """A sample-size sentence for a grant: the answer, the test, every assumption."""
+    listed = "; ".join(f"{k}: {v}" for k, v in assumptions.items())
+    test = test or f"a two-sided test at the {alpha:g} level"
+    return (f"To {what} with {test} and power {power:g}, "
+            f"{n} {unit} are needed (power at {n}: {achieved:.3f}), by {method}. "
+            f"Assumptions: {listed}.")
+
+
+@app.command("binary")
+def binary(
+    p1: float = typer.Option(..., help="Success probability of the first regime."),
+    p2: float = typer.Option(..., help="Success probability of the second regime (different "
+                             "first-stage option)."),
+    response_rate: float = typer.Option(..., help="Response rate to first-stage treatment."),
+    alpha: float = typer.Option(0.05, help="Two-sided type I error."),
+    power: float = typer.Option(0.80, help="Desired power."),
+    smart: str = typer.Option("II", "--design", help="SMART design I, II or III (III: the "
+                              "first regime's non-responders are the re-randomized ones)."),
+) -> None:
+    """N to compare two embedded regimes on a binary outcome (Kidwell et al. 2018)."""
+    from rich.console import Console
+
+    from tailor.design.sizing import binary_power, binary_sample_size, weight_moments
+
+    n = binary_sample_size(p1, p2, response_rate, alpha=alpha, power=power, design=smart)
+    achieved = binary_power(n, p1, p2, response_rate, alpha=alpha, design=smart)
+    con = Console()
+    con.print(f"N = {n} (power at N: {achieved:.3f}; log-odds-ratio Wald test)",
+              highlight=False)
+    con.print(_closed_form_paragraph(
+        "compare the success probabilities of two embedded regimes that start with different "
+        "treatments", n, "participants", achieved, power, alpha,
+        {"success probabilities": f"{p1:g} and {p2:g}",
+         "response rate to first-stage treatment": f"{response_rate:g}",
+         "SMART design": f"{smart.upper()} (E[W^2] of the two regimes' weights "
+                         + " and ".join(f"{m:g}" for m in weight_moments(smart, response_rate))
+                         + ")",
+         "within each regime, responders and non-responders succeed equally often": "yes"},
+        "the closed form of Kidwell et al. (2018, J Appl Stat 45:1628-51) for the Wald test of "
+        "the log odds ratio of the weighted-and-replicated regime success rates"),
+        highlight=False, soft_wrap=True)
+
+
+@app.command("clustered")
+def clustered(
+    delta: float = typer.Option(..., help="Standardized difference between the two regimes "
+                                "(difference / total SD of the individual outcome)."),
+    response_rate: float = typer.Option(..., help="Share of clusters responding to "
+                                        "first-stage treatment."),
+    cluster_size: int = typer.Option(..., help="Individuals measured per cluster."),
+    icc: float = typer.Option(..., help="Intraclass correlation of the outcome, in [0, 1)."),
+    alpha: float = typer.Option(0.05, help="Two-sided type I error."),
+    power: float = typer.Option(0.80, help="Desired power."),
+    smart: str = typer.Option("II", "--design", help="SMART design I, II or III."),
+) -> None:
+    """Clusters for a cluster-randomized SMART comparing two regimes (NeCamp et al. 2017)."""
+    from rich.console import Console
+
+    from tailor.design.sizing import clustered_power, clustered_sample_size
+
+    c = clustered_sample_size(delta, response_rate, cluster_size=cluster_size, icc=icc,
+                              alpha=alpha, power=power, design=smart)
+    achieved = clustered_power(c, delta, response_rate, cluster_size=cluster_size, icc=icc,
+                               alpha=alpha, design=smart)
+    con = Console()
+    con.print(f"clusters = {c} ({c * cluster_size} individuals; power at {c} clusters: "
+              f"{achieved:.3f})", highlight=False)
+    con.print(_closed_form_paragraph(
+        "compare two cluster-level embedded regimes that start with different treatments", c,
+        "clusters", achieved, power, alpha,
+        {"standardized difference": f"{delta:g}", "individuals per cluster": cluster_size,
+         "intraclass correlation": f"{icc:g}",
+         "cluster response rate to first-stage treatment": f"{response_rate:g}",
+         "SMART design": smart.upper(), "randomization and response": "at the cluster level"},
+        "the closed form of NeCamp et al. (2017, Stat Methods Med Res 26:1572-89): the "
+        "individual-level SMART sample size times (1 + (m - 1) ICC) / m"),
+        highlight=False, soft_wrap=True)
+
+
+def _longitudinal_label(sharp: bool, correlation: str) -> str:
+    if sharp:
+        return "sharp, design-specific (exchangeable)"
+    return ("conservative, 1 - rho^2" if correlation == "exchangeable" else
+            "conservative, 1 - rho^4: the baseline-to-end correlation rho^2 under AR(1), "
+            "tailor's extension of the paper's exchangeable formula")
+
+
+@app.command("longitudinal")
+def longitudinal(
+    delta: float = typer.Option(..., help="Standardized end-of-study difference between the "
+                                "two regimes."),
+    response_rate: float = typer.Option(..., help="Response rate to first-stage treatment."),
+    rho: float = typer.Option(..., help="Within-person correlation between occasions, in "
+                              "[0, 1)."),
+    correlation: str = typer.Option("exchangeable", help="exchangeable or ar1."),
+    sharp: bool = typer.Option(False, help="The design-specific (exchangeable) factor "
+                               "instead of the conservative 1 - rho^2."),
+    alpha: float = typer.Option(0.05, help="Two-sided type I error."),
+    power: float = typer.Option(0.80, help="Desired power."),
+    smart: str = typer.Option("II", "--design", help="SMART design I, II or III."),
+) -> None:
+    """N with a 3-occasion longitudinal outcome (Seewald et al. 2020)."""
+    from rich.console import Console
+
+    from tailor.design.sizing import (
+        longitudinal_factor,
+        longitudinal_sample_size,
+        oetting_power,
+        oetting_sample_size,
+    )
+
+    n = longitudinal_sample_size(delta, response_rate, rho=rho, alpha=alpha, power=power,
+                                 design=smart, correlation=correlation, sharp=sharp)
+    f = longitudinal_factor(rho, response_rate, design=smart, correlation=correlation,
+                            sharp=sharp)
+    end = oetting_sample_size(delta, response_rate, alpha=alpha, power=power, design=smart)
+    achieved = oetting_power(n, delta / math.sqrt(f), response_rate, alpha=alpha, design=smart)
+    con = Console()
+    con.print(f"N = {n} (deflation {f:.4f} of the end-of-study N = {end}; power at N: "
+              f"{achieved:.3f})", highlight=False)
+    con.print(_closed_form_paragraph(
+        "compare the end-of-study means of two embedded regimes that start with different "
+        "treatments, using the outcome measured at baseline, end of stage 1 and end of study",
+        n, "participants", achieved, power, alpha,
+        {"standardized end-of-study difference": f"{delta:g}",
+         "response rate to first-stage treatment": f"{response_rate:g}",
+         "within-person correlation": f"{rho:g} ({correlation})",
+         "deflation factor": f"{f:.4f} ({_longitudinal_label(sharp, correlation)})",
+         "SMART design": smart.upper()},
+        "the closed form of Seewald et al. (2020, Stat Methods Med Res 29:1891-1912)"),
+        highlight=False, soft_wrap=True)
+
+
+@app.command("bayes")
+def bayes(
+    response_prob: str = typer.Option(..., help="Success probabilities of the 6 treatment "
+                                      "sequences (design 1: responders to treatment 1, its "
+                                      "non-responders given option 1 and 2, the same for "
+                                      "treatment 2), e.g. 0.2,0.3,0.4,0.5,0.6,0.7."),
+    response_rate1: float = typer.Option(..., help="Response rate to first-stage treatment 1."),
+    response_rate2: float = typer.Option(..., help="Response rate to first-stage treatment 2."),
+    exclude: str | None = typer.Option(None, help="Regimes (1-4) to exclude from the set of "
+                                       "best, e.g. 1,2."),
+    threshold: float | None = typer.Option(None, help="Or: exclude every regime inferior to "
+                                           "the best by this log odds ratio or more."),
+    n: int | None = typer.Option(None, help="Power at this N (otherwise the N for --power)."),
+    power: float = typer.Option(0.80, help="Desired power (when --n is not given)."),
+    alpha: float = typer.Option(0.05, help="Probability of excluding the best at most."),
+    trials: int = typer.Option(500, min=10, help="Simulated trials per N."),
+    seed: int = typer.Option(2020, min=0, help="Seed (the same at every N)."),
+    n_max: int = typer.Option(5000, min=8, help="Largest N searched."),
+) -> None:
+    """Bayesian set-of-best power or N for a binary outcome (SMARTbayesR, Artman et al.)."""
+    from rich.console import Console
+
+    from tailor.design.bayes import (
+        bayes_mcb_power,
+        bayes_mcb_sample_size,
+        edtr_log_odds_ratios,
+        edtr_probabilities,
+    )
+
+    p = _list(response_prob, "--response-prob", float)
+    ex = _list(exclude, "--exclude", int) if exclude is not None else None
+    kw: dict[str, Any] = {"response_rate1": response_rate1, "response_rate2": response_rate2,
+                          "exclude": ex, "threshold": threshold, "alpha": alpha,
+                          "trials": trials, "seed": seed}
+    if n is not None:
+        res = bayes_mcb_power(n, p, **kw)[0]
+    else:
+        res = bayes_mcb_sample_size(p, power=power, n_max=n_max, **kw)
+    con = Console()
+    theta = edtr_probabilities(p, response_rate1, response_rate2)
+    lor = edtr_log_odds_ratios(p, response_rate1, response_rate2)
+    con.print("regime success probabilities " + ", ".join(f"{t:.3f}" for t in theta)
+              + "; log odds ratios vs the best " + ", ".join(f"{x:.3f}" for x in lor),
+              highlight=False)
+    con.print(f"N = {res.n}: power {res.power:.3f} +/- {res.mc_se:.3f} (MC SE, {trials} "
+              f"simulated trials)", highlight=False)
+    target = (f"regimes {', '.join(map(str, ex))}" if ex is not None else
+              f"every regime inferior to the best by a log odds ratio of {threshold:g} or more")
+    con.print(_closed_form_paragraph(
+        f"exclude {target} from the Bayesian set of best embedded regimes", res.n, "participants", res.power,
+        power if n is None else res.power, alpha,
+        {"treatment-sequence success probabilities": ", ".join(f"{x:g}" for x in p),
+         "first-stage response rates": f"{response_rate1:g} and {response_rate2:g}",
+         "priors": "uniform (Beta(1, 1)) on every probability",
+         "simulation": f"{trials} trials x {10} posterior resamples of 1,000 draws, seed "
+                       f"{seed}; Monte-Carlo SE of the power {res.mc_se:.3f}"},
+        "simulation of the Bayesian multiple-comparisons-with-the-best method of Artman et "
+        "al. (2020, arXiv:2008.02341; R package SMARTbayesR)",
+        test=f"simultaneous one-sided {1 - alpha:.0%} upper credible limits of the log odds "
+             "ratios against the best"),
+        highlight=False, soft_wrap=True)

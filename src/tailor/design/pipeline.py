@@ -40,6 +40,7 @@ import pandas as pd
 from scipy import stats
 
 from tailor.design.grid import number_param
+from tailor.design.sizing import log_odds_ratio_wald
 from tailor.dtr.analysis import censoring_weights, default_plan, tree_rewards, working_model
 from tailor.dtr.crossfit import crossfit_value
 from tailor.dtr.data import decide
@@ -59,7 +60,7 @@ from tailor.stats.scenarios import (
     scale_effect_modification,
 )
 from tailor.stats.simulation import population_truth, simulate_trial
-from tailor.stats.truth import TrueRegime, Truth, random_regime
+from tailor.stats.truth import TrueRegime, Truth, random_regime, responded
 from tailor.stats.variables import domain_of, measured_domains
 
 __all__ = ["DEFAULTS", "EMBEDDED", "METRICS", "STATIC_ARM", "PipelineMetrics", "StepGuard",
@@ -95,6 +96,8 @@ METRICS = (
     "tree_correct_first_line", "share_of_oracle", "share_of_oracle_peg", "share_of_oracle_pop",
     "tree_share_of_oracle", "interaction_p", "interaction_reject", "interaction_q_p",
     "interaction_q_reject", "regime_p", "regime_reject", "regime_diff",
+    "regime_responder_p", "regime_responder_reject", "regime_responder_logor",
+    "regime_responder_diff",
     *(f"{v}_{m}" for v in ("static", "randomized", "learned")
       for m in ("covered", "covered_cohort", "error", "se")),
     "imbalance", "imbalance_eligible", "guess_rate", "missing_w24",
@@ -362,6 +365,10 @@ def best_trial_pipeline(params: Mapping[str, Any], seed: np.random.SeedSequence
       m-out-of-n bootstrap there); reported to show how far that shortcut is from 5%.
     * ``regime_p`` / ``regime_reject`` / ``regime_diff``: the two embedded regimes of
       :data:`EMBEDDED` (EBEM-first minus ACT-first, mean week-24 PEG).
+    * ``regime_responder_p`` / ``_reject`` / ``_logor`` / ``_diff``: the same two regimes
+      on the binary end point, week-24 responder (PEG reduced >= 30%; missing where week-24
+      PEG is, IPCW as above): Wald test of the log odds ratio of the weighted-and-replicated
+      responder rates (Kidwell et al. 2018), ``_diff`` the difference in rates.
     * ``static_covered``, ``randomized_covered``, ``learned_covered``: the 95% intervals of
       the AIPW value of always-``STATIC_ARM``-first, of the trial as randomized, and of the
       cross-fitted learned regime cover the population value (for the learned regime: of the
@@ -607,3 +614,16 @@ def _step_embedded(out: dict[str, float], wide: pd.DataFrame, w: Any) -> None:
     pair = emb.pairwise(adjust="none").iloc[0]
     out.update(regime_p=float(pair["p_value"]), regime_reject=float(pair["p_value"] < 0.05),
                regime_diff=float(pair["difference"]))
+    # the binary end point: week-24 responder (PEG reduced >= 30%), log-odds-ratio Wald test
+    # of the same two regimes (Kidwell et al. 2018; sized by sizing.binary_sample_size)
+    peg = wide[OUTCOME].to_numpy(float)
+    resp = np.where(np.isnan(peg), np.nan,
+                    responded(wide["peg_baseline"].to_numpy(float), peg).astype(float))
+    emb_b = WeightedReplicated().fit(wide.assign(responder_w24=resp), list(EMBEDDED),
+                                     outcome="responder_w24", propensities=PROPENSITIES,
+                                     weights=w)
+    log_or, se = log_odds_ratio_wald(emb_b.estimate, emb_b.covariance)
+    p_b = float(2 * stats.norm.sf(abs(log_or / se))) if se > 0 else NAN
+    out.update(regime_responder_p=p_b, regime_responder_reject=float(p_b < 0.05)
+               if not np.isnan(p_b) else NAN, regime_responder_logor=log_or,
+               regime_responder_diff=float(emb_b.estimate[0] - emb_b.estimate[1]))

@@ -25,6 +25,7 @@ Murphy SA (2005). A generalization error for Q-learning. JMLR 6:1073-97.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
@@ -34,6 +35,7 @@ from scipy import stats
 
 from tailor.design.grid import number_param
 from tailor.design.pipeline import best_pipeline
+from tailor.design.sizing import DESIGN_II_REGIMES, design_ii_weights, log_odds_ratio_wald
 from tailor.protocol import Protocol, load_protocol
 from tailor.stats.allocation import OptionSet, allocate, new_stage_state, stage_option_sets
 from tailor.stats.generative import OutcomeModel
@@ -47,7 +49,9 @@ from tailor.stats.scenarios import (
 from tailor.stats.simulation import draw_cohort
 from tailor.stats.variables import VARIABLES
 
-__all__ = ["PIPELINE_DEFAULTS", "REPLICATES", "best_pipeline", "best_stage1", "prototypical_smart",
+__all__ = ["PIPELINE_DEFAULTS", "REPLICATES", "best_pipeline", "best_stage1",
+           "prototypical_binary", "prototypical_clustered", "prototypical_longitudinal",
+           "prototypical_smart",
            "simulate_prototypical"]
 
 Z975 = float(stats.norm.ppf(0.975))
@@ -92,19 +96,166 @@ def prototypical_smart(params: Mapping[str, Any], seed: np.random.SeedSequence) 
     delta = number_param(params, "delta", 0.3, -10, 10)
     r = number_param(params, "response_rate", 0.4, 0, 1)
     a1, resp, a2, y = simulate_prototypical(n, delta, r, seed)
-    est, var = [], 0.0
-    for start in (1, -1):
-        consistent = (a1 == start) & (resp | (a2 == 1))
-        w = np.where(consistent, np.where(resp, 2.0, 4.0), 0.0)
+    means = _compared_means(y, a1, resp, a2)
+    if means is None:
+        return dict(NAN3)
+    (m1, m2), (v1, v2) = means
+    return _wald_metrics(m1 - m2, math.sqrt(v1 + v2), delta)
+
+
+NAN3 = {"reject": float("nan"), "estimate": float("nan"), "covered": float("nan")}
+REGIME_STARTS = (1, -1)
+"""The compared regimes of the prototypical SMARTs: start with +1 (or -1); non-responders
+re-randomized, the regimes following those given +1 at stage 2."""
+
+
+def _regime_weights(a1: np.ndarray, resp: np.ndarray, a2: np.ndarray, start: int) -> np.ndarray:
+    """IPW weights of the regime (start, nr -> +1): 2 for its responders, 4 for its
+    consistent non-responders, 0 otherwise (1:1 randomizations)."""
+    consistent = (a1 == start) & (resp | (a2 == 1))
+    return np.where(consistent, np.where(resp, 2.0, 4.0), 0.0)
+
+
+def _compared_means(y: np.ndarray, a1: np.ndarray, resp: np.ndarray, a2: np.ndarray
+                    ) -> tuple[list[float], list[float]] | None:
+    """Hajek means and sandwich variances of the two compared regimes (:data:`REGIME_STARTS`);
+    None when a regime has no consistent participant."""
+    mus, vs = [], []
+    for start in REGIME_STARTS:
+        w = _regime_weights(a1, resp, a2, start)
         if w.sum() == 0:
-            return {"reject": float("nan"), "estimate": float("nan"), "covered": float("nan")}
+            return None
         mu, v = _hajek(y, w)
-        est.append(mu)
-        var += v
-    diff = est[0] - est[1]
-    se = float(np.sqrt(var))
+        mus.append(mu)
+        vs.append(v)
+    return mus, vs
+
+
+def _wald_metrics(diff: float, se: float, truth: float) -> dict[str, float]:
+    """``reject`` (two-sided 5% Wald test), ``estimate`` and ``covered`` (95% interval)."""
     return {"reject": float(abs(diff) > Z975 * se), "estimate": diff,
-            "covered": float(abs(diff - delta) <= Z975 * se)}
+            "covered": float(abs(diff - truth) <= Z975 * se)}
+
+
+def prototypical_binary(params: Mapping[str, Any], seed: np.random.SeedSequence
+                        ) -> dict[str, float]:
+    """The prototypical SMART with a binary outcome; Kidwell et al. (2018)'s comparison.
+
+    ``params``: ``n``; ``p1``, ``p2`` the success probabilities of the regimes starting with
+    +1 and -1 (every cell of a regime has its regime's probability, the working assumption
+    of :func:`tailor.design.sizing.binary_sample_size`); ``response_rate``. The regimes'
+    Hajek (weighted-and-replicated) success rates are compared by the Wald test of the log
+    odds ratio (delta method on the sandwich variances). Metrics: ``reject``, ``estimate``
+    (log odds ratio), ``covered`` (its 95% interval covers the true log odds ratio).
+    Participant i's draws are row i of fixed streams (common random numbers across n).
+    """
+    n = int(number_param(params, "n", 400, 8, 1e7))
+    p1 = number_param(params, "p1", 0.6, 0, 1)
+    p2 = number_param(params, "p2", 0.45, 0, 1)
+    r = number_param(params, "response_rate", 0.4, 0, 1)
+    a1, resp, a2, _ = simulate_prototypical(n, 0.0, r, seed)
+    u = np.random.default_rng(seed.spawn(1)[0]).random(n)
+    y = (u < np.where(a1 == 1, p1, p2)).astype(float)
+    means = _compared_means(y, a1, resp, a2)
+    if means is None:
+        return dict(NAN3)
+    diff, se = log_odds_ratio_wald(means[0], np.diag(means[1]))  # the regimes share nobody
+    if math.isnan(diff):
+        return dict(NAN3)  # no log odds: every consistent participant succeeded or failed
+    truth = math.log(p1 / (1 - p1)) - math.log(p2 / (1 - p2)) if 0 < p1 < 1 and 0 < p2 < 1 \
+        else float("nan")
+    return _wald_metrics(diff, se, truth)
+
+
+def prototypical_clustered(params: Mapping[str, Any], seed: np.random.SeedSequence
+                           ) -> dict[str, float]:
+    """A cluster-randomized prototypical SMART (NeCamp et al. 2017's setting).
+
+    ``params``: ``n`` clusters (sites), each of ``cluster_size`` individuals; ``icc`` the
+    share of the outcome's variance between clusters (a normal site effect of variance
+    ``icc`` plus individual noise of variance ``1 - icc``); ``delta`` the standardized
+    difference of the regimes; ``response_rate`` of clusters to first-stage treatment. Both
+    randomizations and response are cluster-level. Analysis: the individual-level Hajek
+    estimator with the sandwich variance summed within clusters (cluster-robust). Metrics as
+    :func:`prototypical_smart`; cluster i's draws are row i of fixed streams.
+    """
+    n = int(number_param(params, "n", 100, 4, 1e6))
+    m = int(number_param(params, "cluster_size", 20, 1, 1e4))
+    icc = number_param(params, "icc", 0.05, 0, 0.999)
+    delta = number_param(params, "delta", 0.3, -10, 10)
+    r = number_param(params, "response_rate", 0.4, 0, 1)
+    a1, resp, a2, site = simulate_prototypical(n, 0.0, r, seed)
+    noise = np.random.default_rng(seed.spawn(1)[0]).standard_normal((n, m))
+    y = (a1 * delta / 2 + math.sqrt(icc) * site)[:, None] + math.sqrt(1 - icc) * noise
+    est, var = [], 0.0
+    for start in REGIME_STARTS:
+        w = _regime_weights(a1, resp, a2, start)  # one weight per cluster
+        sw = w.sum() * m
+        if sw == 0:
+            return dict(NAN3)
+        mu = float((w[:, None] * y).sum() / sw)
+        infl = w * (y - mu).sum(axis=1)  # each cluster's summed contribution
+        est.append(mu)
+        var += float((infl**2).sum() / sw**2)
+    return _wald_metrics(est[0] - est[1], math.sqrt(var), delta)
+
+
+def _within_person_corr(rho: float, ar1: bool) -> np.ndarray:
+    """3 x 3 correlation of the outcome at baseline, end of stage 1 and end of study."""
+    lag = np.abs(np.subtract.outer(np.arange(3), np.arange(3)))
+    return np.where(lag == 0, 1.0, rho**lag if ar1 else rho)
+
+
+def prototypical_longitudinal(params: Mapping[str, Any], seed: np.random.SeedSequence
+                              ) -> dict[str, float]:
+    """The prototypical SMART with the outcome measured three times (Seewald et al. 2020).
+
+    ``params``: ``n``; ``delta`` the standardized end-of-study difference of the regimes
+    starting with +1 and -1 (every non-responder cell of a regime at its regime's mean, the
+    end-of-stage-1 mean half of it, baseline mean 0); ``response_rate`` (response independent
+    of the outcome); ``rho`` the within-person correlation, exchangeable or (``ar1`` = 1)
+    AR(1); unit variances. Analysis: the weighted-and-replicated GEE with a saturated mean
+    model over the four embedded regimes (baseline mean shared by all, end-of-stage-1 mean
+    by first-stage option, end-of-study mean per regime), the true working correlation, and
+    the sandwich variance; the end-of-study contrast of (+1, nr -> +1) and (-1, nr -> +1) is
+    tested at 5%. Metrics as :func:`prototypical_smart`.
+    """
+    n = int(number_param(params, "n", 400, 8, 1e7))
+    delta = number_param(params, "delta", 0.3, -10, 10)
+    r = number_param(params, "response_rate", 0.4, 0, 1)
+    rho = number_param(params, "rho", 0.5, 0, 0.99)
+    ar1 = bool(number_param(params, "ar1", 0, 0, 1))
+    a1, resp, a2, _ = simulate_prototypical(n, 0.0, r, seed)
+    corr = _within_person_corr(rho, ar1)
+    z = np.random.default_rng(seed.spawn(1)[0]).standard_normal((n, 3))
+    y = z @ np.linalg.cholesky(corr).T + np.column_stack(
+        [np.zeros(n), a1 * delta / 4, a1 * delta / 2])
+    vinv = np.linalg.inv(corr)
+    w = design_ii_weights(a1, resp, a2)  # (n, 4), regimes in DESIGN_II_REGIMES order
+    xs = [_longitudinal_design(k, s1) for k, (s1, _) in enumerate(DESIGN_II_REGIMES)]
+    bread = sum(w[:, k].sum() * x.T @ vinv @ x for k, x in enumerate(xs))
+    if np.linalg.matrix_rank(bread) < 7:
+        return dict(NAN3)
+    # the estimating equation sum_i sum_d W_id X_d' V^-1 (y_i - X_d beta) = 0
+    xv = np.stack([x.T @ vinv for x in xs])  # (4, 7, 3)
+    b_inv = np.linalg.inv(bread)
+    beta = b_inv @ np.einsum("ik,kpt,it->p", w, xv, y)
+    fitted = np.stack([x @ beta for x in xs])  # (4, 3): each regime's mean at 3 occasions
+    scores = np.einsum("ik,kpt,ikt->ip", w, xv, y[:, None, :] - fitted[None])
+    cov = b_inv @ (scores.T @ scores) @ b_inv
+    c = np.zeros(7)
+    c[3], c[5] = 1.0, -1.0  # end of study: regimes (+1, +1) minus (-1, +1)
+    return _wald_metrics(float(c @ beta), math.sqrt(float(c @ cov @ c)), delta)
+
+
+def _longitudinal_design(k: int, first: int) -> np.ndarray:
+    """3 x 7 design of regime k's means: baseline (shared), end of stage 1 (per first-stage
+    option), end of study (per regime)."""
+    x = np.zeros((3, 7))
+    x[0, 0] = 1.0
+    x[1, 1 if first == 1 else 2] = 1.0
+    x[2, 3 + k] = 1.0
+    return x
 
 
 # --------------------------------------------------------------------------- BEST stage-1 model
@@ -264,7 +415,9 @@ def best_stage1(params: Mapping[str, Any], seed: np.random.SeedSequence) -> dict
 
 
 REPLICATES = {"best": best_pipeline, "best-stage1": best_stage1,
-              "prototypical": prototypical_smart}
+              "prototypical": prototypical_smart, "prototypical-binary": prototypical_binary,
+              "prototypical-clustered": prototypical_clustered,
+              "prototypical-longitudinal": prototypical_longitudinal}
 """Replicate functions by the name ``tailor design --pipeline`` takes; ``best`` is the default."""
 
 PIPELINE_DEFAULTS: dict[str, dict[str, float]] = {

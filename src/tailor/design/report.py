@@ -32,6 +32,11 @@ LABELS = {
     "regime_reject": "power: the two pre-specified embedded regimes differ",
     "regime_p": "p-value comparing the two embedded regimes",
     "regime_diff": "difference between the embedded regimes (week-24 PEG)",
+    "regime_responder_reject": "power: the embedded regimes differ in week-24 response "
+                               "(binary end point, log-odds-ratio Wald test, Kidwell et al.)",
+    "regime_responder_p": "p-value comparing the embedded regimes' responder rates",
+    "regime_responder_logor": "log odds ratio of response, EBEM-first vs ACT-first",
+    "regime_responder_diff": "difference in week-24 responder rates between the regimes",
     "value_covered": "coverage of the 95% value interval",
     "static_covered": "coverage: static regime value (population truth)",
     "randomized_covered": "coverage: as-randomized value (population truth)",
@@ -58,8 +63,10 @@ GROUPS = (
     ("Value intervals", ("value_", "static_", "randomized_", "learned_", "covered")),
     ("Allocation and data", ("imbalance", "guess_rate", "missing_")),
 )
-POWER = ("interaction_reject", "interaction_q_reject", "regime_reject", "reject")
-PLOTTED = ("interaction_reject", "interaction_q_reject", "regime_reject", "reject", "correct_first_line",
+POWER = ("interaction_reject", "interaction_q_reject", "regime_reject",
+         "regime_responder_reject", "reject")
+PLOTTED = ("interaction_reject", "interaction_q_reject", "regime_reject",
+           "regime_responder_reject", "reject", "correct_first_line",
            "tree_correct_first_line", "share_of_oracle", "share_of_oracle_peg",
            "share_of_oracle_pop", "tree_share_of_oracle", "correct_nociceptive",
            "correct_mixed", "correct_nociplastic", "value_covered", "covered", "static_covered",

@@ -146,9 +146,11 @@ class SizeSearch:
         q = (1 - level) / 2
         return np.quantile(p, q, axis=0), np.quantile(p, 1 - q, axis=0)
 
-    def grant_paragraph(self, design: str, assumptions: Mapping[str, Any]) -> str:
+    def grant_paragraph(self, design: str, assumptions: Mapping[str, Any],
+                        unit: str = "participants") -> str:
         """A sample-size paragraph for a grant, listing every assumption given (and the
-        simulation's own: replicates, seed, grid, failures, what the interval covers)."""
+        simulation's own: replicates, seed, grid, failures, what the interval covers);
+        ``unit`` is what N counts (``clusters`` for a cluster-randomized design)."""
         if self.smoothed_n is None or self.recommended_n is None:
             return (f"Simulation of {design} did not reach the target {self.target} within "
                     f"N = {int(self.evaluations['n'].min())} to "
@@ -169,7 +171,7 @@ class SizeSearch:
             f"study seed {self.seed}), and fitted a logistic curve in log N to the share of "
             f"trials meeting the target. The curve reaches the target at N = "
             f"{self.smoothed_n:.0f}{iv}; we therefore plan to randomize "
-            f"{self.recommended_n} participants. The interval reflects Monte-Carlo error "
+            f"{self.recommended_n} {unit}. The interval reflects Monte-Carlo error "
             f"only (a bootstrap over simulated trials), not uncertainty in the assumptions. "
             f"{fails} of {int(ev['replicates'].sum())} simulated analyses failed or returned "
             f"no estimate and were counted as not meeting the target. Assumptions: {listed}.")

@@ -31,6 +31,56 @@
     One large set of draws replaces smartsizer's average over 500 sets of 1,000 (same
     estimand, smaller Monte-Carlo error); ``draws`` and ``seed`` are arguments.
 
+:func:`binary_sample_size` / :func:`binary_power`
+    Total N to compare the success probabilities ``p1``, ``p2`` of two embedded regimes with
+    different first-stage options by the Wald test of the log odds ratio from the
+    inverse-probability-weighted (weighted-and-replicated) regime means (Kidwell et al. 2018)::
+
+        N = z^2 [E[W1^2]/(p1 q1) + E[W2^2]/(p2 q2)] / log(OR)^2,   q = 1 - p,
+
+    which for designs I and II (``E[W^2] = 2 DE`` for both regimes) is the two-arm trial's
+    log-odds-ratio sample size ``2 z^2 [1/(p1 q1) + 1/(p2 q2)] / log(OR)^2`` times the same
+    design effect ``DE`` as the continuous case. Derivation (the working assumption of the
+    formula: within a regime, the success probability is the same for responders and
+    non-responders): the Hajek mean of regime d has asymptotic variance
+    ``E[W_d^2 (Y - p_d)^2] / N = E[W_d^2] p_d q_d / N`` (design II: weight 2 for the share r/2
+    of responders starting with the option, 4 for the share (1 - r)/4 of consistent
+    non-responders: ``E[W^2] = 2 r + 4 (1 - r) = 2 (2 - r)``; :func:`weight_moments`); the two
+    regimes share nobody, and the delta method gives ``var(log OR) = [E[W1^2]/(p1 q1) +
+    E[W2^2]/(p2 q2)] / N``. In design III the two regimes' weights differ (one arm
+    re-randomizes nobody), so the continuous case's averaged ``DE`` would be exact only when
+    ``p1 q1 = p2 q2``.
+
+:func:`clustered_sample_size` / :func:`clustered_power`
+    Number of clusters for a cluster-randomized SMART (clusters randomized at both stages,
+    response a cluster-level status, outcome measured on ``m`` individuals per cluster with
+    intraclass correlation ``icc``; NeCamp et al. 2017)::
+
+        clusters = 4 z^2 / delta^2 * DE * (1 + (m - 1) icc) / m,
+
+    ``delta`` standardized by the total (between + within cluster) SD. With the cluster as
+    the unit, the IPW estimator is the individual-level one applied to cluster means, whose
+    variance is ``sigma^2 (1 + (m - 1) icc) / m`` (the usual cluster design effect).
+
+:func:`longitudinal_sample_size`
+    Total N when the outcome is measured at baseline, at the end of stage 1 and at the end of
+    the study (three occasions) and the end-of-study contrast is estimated from the
+    longitudinal model (Seewald et al. 2020)::
+
+        N = 4 z^2 / delta^2 * DE * F,
+
+``F = 1 - rho_0T^2`` the *conservative* deflation, ``rho_0T`` the correlation of the
+    baseline and end-of-study measurements: ``rho`` for an exchangeable correlation (Seewald et
+    al.'s conservative formula), ``rho^2`` for an AR(1) correlation with lag-1 correlation
+    ``rho`` (tailor's extension: the deflation the baseline adjustment alone guarantees; the
+    paper's ``1 - rho^2`` applied to an AR(1) ``rho`` gave power 0.74 instead of 0.80 in
+    :func:`tailor.design.replicates.prototypical_longitudinal`, ``1 - rho^4`` gave 0.80-0.85),
+    or, for an exchangeable correlation only, the *sharp* design-specific factor of the
+    authors' code (rmSMARTsize ``sampleSize.R``):
+    design I ``(1 - rho^2) - (1 - rho) rho^2 / (2 (1 + rho))``; design II
+    ``(1 - rho)(2 rho + 1) / (1 + rho) + (1 - rho) rho^2 / ((1 + rho)(2 - r))``; design III
+    ``((3 - r)(1 + 2 rho) + 2 rho^2)(1 - rho) / ((3 - r)(1 + rho))``.
+
 References
 ----------
 Oetting AI, Levy JA, Weiss RD, Murphy SA (2011). Statistical methodology for a SMART design in
@@ -43,6 +93,12 @@ Artman WJ, Nahum-Shani I, Wu T, Mckay JR, Ertefaie A (2020). Power analysis in a
 sample size estimation for determining the best embedded dynamic treatment regime.
 Biostatistics 21(3):432-448 (R package smartsizer).
 Hsu JC (1996). Multiple Comparisons: Theory and Methods. Chapman & Hall.
+Kidwell KM, Seewald NJ, Tran Q, Kasari C, Almirall D (2018). Design and analysis considerations
+for comparing dynamic treatment regimens with binary outcomes from sequential multiple
+assignment randomized trials. J Appl Stat 45(9):1628-1651.
+NeCamp T, Kilbourne A, Almirall D (2017). Comparing cluster-level dynamic treatment regimens
+using sequential, multiple assignment, randomized trials: regression estimation and sample size
+considerations. Stat Methods Med Res 26(4):1572-1589.
 """
 
 from __future__ import annotations
@@ -58,16 +114,25 @@ from tailor.exceptions import ScenarioError
 
 __all__ = [
     "MCBPower",
+    "binary_power",
+    "binary_sample_size",
+    "cluster_design_effect",
+    "clustered_power",
+    "clustered_sample_size",
     "design_effect",
     "design_ii_covariance",
     "design_ii_weights",
     "estimate_regime_covariance",
     "global_test_power",
     "global_test_sample_size",
+    "log_odds_ratio_wald",
+    "longitudinal_factor",
+    "longitudinal_sample_size",
     "mcb_power",
     "mcb_sample_size",
     "oetting_power",
     "oetting_sample_size",
+    "weight_moments",
 ]
 
 
@@ -85,6 +150,19 @@ def design_effect(design: str, response_rate: float) -> float:
         return table[design.upper()]
     except KeyError:
         raise ScenarioError(f"design must be one of I, II, III; got {design!r}") from None
+
+
+def _z2(alpha: float, power: float) -> float:
+    """``(z_{1-alpha/2} + z_{power})^2`` after checking both lie in (0, 1)."""
+    _check_prob("alpha", alpha)
+    _check_prob("power", power)
+    return float((stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) ** 2)
+
+
+def _wald_power(ncp: float, alpha: float) -> float:
+    """Power of a two-sided level-``alpha`` Wald test whose statistic has mean ``ncp``."""
+    za = stats.norm.ppf(1 - alpha / 2)
+    return float(stats.norm.cdf(ncp - za) + stats.norm.cdf(-ncp - za))
 
 
 def oetting_sample_size(delta: float, response_rate: float, *, alpha: float = 0.05,
@@ -108,13 +186,14 @@ def oetting_sample_size(delta: float, response_rate: float, *, alpha: float = 0.
     ----------
     Oetting et al. (2011); Seewald et al. (2020), see the module docstring.
     """
+    _check_delta(delta)
+    n = 4.0 * _z2(alpha, power) / delta**2 * design_effect(design, response_rate)
+    return math.ceil(n - 1e-9)
+
+
+def _check_delta(delta: float) -> None:
     if delta == 0 or not math.isfinite(delta):
         raise ScenarioError(f"delta must be a non-zero finite number; got {delta}")
-    _check_prob("alpha", alpha)
-    _check_prob("power", power)
-    z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
-    n = 4.0 * z**2 / delta**2 * design_effect(design, response_rate)
-    return math.ceil(n - 1e-9)
 
 
 def oetting_power(n: int, delta: float, response_rate: float, *, alpha: float = 0.05,
@@ -123,9 +202,184 @@ def oetting_power(n: int, delta: float, response_rate: float, *, alpha: float = 
     if n < 1:
         raise ScenarioError(f"n must be >= 1; got {n}")
     _check_prob("alpha", alpha)
-    ncp = abs(delta) * math.sqrt(n / (4.0 * design_effect(design, response_rate)))
-    za = stats.norm.ppf(1 - alpha / 2)
-    return float(stats.norm.cdf(ncp - za) + stats.norm.cdf(-ncp - za))
+    return _wald_power(abs(delta) * math.sqrt(n / (4.0 * design_effect(design, response_rate))),
+                       alpha)
+
+
+# --------------------------------------------------------------------------- binary outcome
+def weight_moments(design: str, response_rate: float) -> tuple[float, float]:
+    """``E[W^2]`` of the two compared regimes' inverse-probability weights (1:1
+    randomizations): design I 4 and 4; II ``2 (2 - r)`` and ``2 (2 - r)``; III ``2 (2 - r)``
+    for the regime whose first-stage option re-randomizes its non-responders and 2 for the
+    other (nobody re-randomized). Their mean, halved, is :func:`design_effect`."""
+    design_effect(design, response_rate)  # checks design and response_rate
+    m = 2.0 * (2.0 - response_rate)
+    return {"I": (4.0, 4.0), "II": (m, m), "III": (m, 2.0)}[design.upper()]
+
+
+def _binary_variance(p1: float, p2: float, design: str, response_rate: float) -> float:
+    """``N var(log OR) / log(OR)^2`` for the Hajek success rates:
+    ``[E[W1^2]/(p1 q1) + E[W2^2]/(p2 q2)] / log(OR)^2`` (checks both probabilities)."""
+    _check_prob("p1", p1)
+    _check_prob("p2", p2)
+    if p1 == p2:
+        raise ScenarioError(f"p1 and p2 must differ (equal success probabilities give no "
+                            f"sample size); got p1 = p2 = {p1}")
+    m1, m2 = weight_moments(design, response_rate)
+    log_or = math.log(p1 / (1 - p1)) - math.log(p2 / (1 - p2))
+    return (m1 / (p1 * (1 - p1)) + m2 / (p2 * (1 - p2))) / log_or**2
+
+
+def log_odds_ratio_wald(p: Sequence[float] | np.ndarray,
+                        cov: Sequence[Sequence[float]] | np.ndarray) -> tuple[float, float]:
+    """Log odds ratio of two estimated success probabilities and its delta-method SE.
+
+    ``p`` = (p1, p2), ``cov`` their 2 x 2 covariance (e.g. the sandwich of the weighted-and-
+    replicated regime means); ``(nan, nan)`` when either estimate is 0 or 1. This is the test
+    :func:`binary_sample_size` sizes (Kidwell et al. 2018).
+    """
+    p1, p2 = (float(x) for x in p)
+    v = np.asarray(cov, dtype=float)
+    if not (0 < p1 < 1 and 0 < p2 < 1):
+        return float("nan"), float("nan")
+    g = np.array([1 / (p1 * (1 - p1)), -1 / (p2 * (1 - p2))])
+    var = float(g @ v @ g)
+    return (math.log(p1 / (1 - p1)) - math.log(p2 / (1 - p2)),
+            math.sqrt(var) if var >= 0 else float("nan"))
+
+
+def binary_sample_size(p1: float, p2: float, response_rate: float, *, alpha: float = 0.05,
+                       power: float = 0.80, design: str = "II") -> int:
+    """Total N to compare two embedded regimes' success probabilities (binary outcome).
+
+    Parameters
+    ----------
+    p1, p2 : success probabilities of the two regimes (different first-stage options)
+    response_rate : probability of response to first-stage treatment
+    alpha, power : two-sided type I error and desired power
+    design : SMART design I, II or III (as :func:`design_effect`; in III the regime of
+        ``p1`` is the one whose non-responders are re-randomized)
+
+    References
+    ----------
+    Kidwell et al. (2018), J Appl Stat 45(9):1628-1651; see the module docstring.
+    """
+    return math.ceil(_z2(alpha, power) * _binary_variance(p1, p2, design, response_rate)
+                     - 1e-9)
+
+
+def binary_power(n: int, p1: float, p2: float, response_rate: float, *, alpha: float = 0.05,
+                 design: str = "II") -> float:
+    """Power of the log-odds-ratio Wald test at total N (inverse of the above)."""
+    if n < 1:
+        raise ScenarioError(f"n must be >= 1; got {n}")
+    _check_prob("alpha", alpha)
+    var = _binary_variance(p1, p2, design, response_rate)
+    return _wald_power(math.sqrt(n / var), alpha)
+
+
+# --------------------------------------------------------------------------- clustered SMART
+def cluster_design_effect(cluster_size: int, icc: float) -> float:
+    """``(1 + (m - 1) icc) / m``: the variance of a cluster mean relative to one individual's."""
+    if not (isinstance(cluster_size, int | np.integer) and cluster_size >= 1):
+        raise ScenarioError(f"cluster_size must be an integer >= 1; got {cluster_size!r}")
+    if not (math.isfinite(icc) and 0.0 <= icc < 1.0):
+        raise ScenarioError(f"icc (intraclass correlation) must lie in [0, 1); got {icc}")
+    return (1.0 + (cluster_size - 1) * icc) / cluster_size
+
+
+def clustered_sample_size(delta: float, response_rate: float, *, cluster_size: int,
+                          icc: float, alpha: float = 0.05, power: float = 0.80,
+                          design: str = "II") -> int:
+    """Number of clusters to compare two cluster-level embedded regimes.
+
+    Parameters
+    ----------
+    delta : standardized difference of the two regimes' mean individual outcomes (difference
+        / total SD)
+    response_rate : probability that a cluster responds to first-stage treatment
+    cluster_size : individuals measured per cluster (``m``)
+    icc : intraclass correlation of the outcome, in [0, 1)
+    alpha, power, design : as :func:`oetting_sample_size`
+
+    References
+    ----------
+    NeCamp et al. (2017), Stat Methods Med Res 26(4):1572-1589; see the module docstring.
+    """
+    _check_delta(delta)
+    n = (4.0 * _z2(alpha, power) / delta**2 * design_effect(design, response_rate)
+         * cluster_design_effect(cluster_size, icc))
+    return math.ceil(n - 1e-9)
+
+
+def clustered_power(clusters: int, delta: float, response_rate: float, *, cluster_size: int,
+                    icc: float, alpha: float = 0.05, design: str = "II") -> float:
+    """Power of the two-sided Wald test with ``clusters`` clusters (inverse of the above)."""
+    if clusters < 1:
+        raise ScenarioError(f"clusters must be >= 1; got {clusters}")
+    _check_prob("alpha", alpha)
+    var = 4.0 * design_effect(design, response_rate) * cluster_design_effect(cluster_size, icc)
+    return _wald_power(abs(delta) * math.sqrt(clusters / var), alpha)
+
+
+# --------------------------------------------------------------------------- longitudinal
+CORRELATIONS = ("exchangeable", "ar1")
+
+
+def longitudinal_factor(rho: float, response_rate: float, *, design: str = "II",
+                        correlation: str = "exchangeable", sharp: bool = False) -> float:
+    """Deflation of the end-of-study sample size from a 3-occasion longitudinal analysis.
+
+    Conservative: ``1 - rho^2`` (exchangeable) or ``1 - rho^4`` (AR(1), lag-1 ``rho``); with
+    ``sharp`` and an exchangeable correlation, the design-specific factor of Seewald et al.
+    (2020) (module docstring).
+    """
+    if correlation not in CORRELATIONS:
+        raise ScenarioError(f"correlation must be one of {', '.join(CORRELATIONS)}; got "
+                            f"{correlation!r}")
+    if not (math.isfinite(rho) and 0.0 <= rho < 1.0):
+        raise ScenarioError(f"rho (within-person correlation) must lie in [0, 1); got {rho}")
+    de = design_effect(design, response_rate)  # also checks design and response_rate
+    if not sharp:
+        return 1.0 - (rho**2 if correlation == "exchangeable" else rho**4)
+    if correlation != "exchangeable":
+        raise ScenarioError("the sharp longitudinal factor is derived for an exchangeable "
+                            f"correlation only; got correlation={correlation!r} (use the "
+                            "conservative factor, sharp=False)")
+    d = design.upper()
+    r = response_rate
+    if d == "I":
+        return (1 - rho**2) - (1 - rho) * rho**2 / (2 * (1 + rho))
+    if d == "II":
+        return (1 - rho) * (2 * rho + 1) / (1 + rho) + (1 - rho) / (1 + rho) * rho**2 / de
+    return ((3 - r) * (1 + 2 * rho) + 2 * rho**2) * (1 - rho) / ((3 - r) * (1 + rho))
+
+
+def longitudinal_sample_size(delta: float, response_rate: float, *, rho: float,
+                             alpha: float = 0.05, power: float = 0.80, design: str = "II",
+                             correlation: str = "exchangeable", sharp: bool = False) -> int:
+    """Total N to compare two regimes' end-of-study means with a longitudinal outcome.
+
+    Parameters
+    ----------
+    delta : standardized end-of-study difference of the two regimes (different first-stage
+        options)
+    response_rate : probability of response to first-stage treatment
+    rho : within-person correlation of the outcome between occasions (exchangeable) or
+        between adjacent occasions (AR(1)), in [0, 1)
+    alpha, power, design : as :func:`oetting_sample_size`
+    correlation : ``"exchangeable"`` or ``"ar1"``
+    sharp : the design-specific factor instead of the conservative ``1 - rho^2``
+
+    References
+    ----------
+    Seewald et al. (2020), Stat Methods Med Res 29(7):1891-1912; see the module docstring.
+    """
+    _check_delta(delta)
+    n = (4.0 * _z2(alpha, power) / delta**2 * design_effect(design, response_rate)
+         * longitudinal_factor(rho, response_rate, design=design, correlation=correlation,
+                               sharp=sharp))
+    return math.ceil(n - 1e-9)
 
 
 # --------------------------------------------------------------------------- MCB (Artman)

@@ -40,6 +40,7 @@ __all__ = [
     "oracle_regime",
     "potential_outcomes",
     "random_regime",
+    "responded",
     "true_modifiers",
 ]
 
@@ -101,7 +102,8 @@ def potential_outcomes(model: OutcomeModel, base: Mapping[str, np.ndarray],
     return out
 
 
-def _resp(peg0: np.ndarray, peg: np.ndarray) -> np.ndarray:
+def responded(peg0: np.ndarray, peg: np.ndarray) -> np.ndarray:
+    """The responder rule: PEG reduced by at least :data:`RESPONSE` (30%) from baseline."""
     return (peg0 - peg >= RESPONSE * peg0 - 1e-9) & (peg0 > 0)
 
 
@@ -334,12 +336,12 @@ def regime_outcomes(truth: Truth, regime: TrueRegime) -> dict[str, np.ndarray]:
     peg0 = a["peg0"]
     out: dict[str, np.ndarray] = {
         "mean_peg_w12": (w1 * a["peg_w12"]).sum(axis=1),
-        "responder_w12": (w1 * _resp(peg0[:, None], a["peg_w12"])).sum(axis=1)}
+        "responder_w12": (w1 * responded(peg0[:, None], a["peg_w12"])).sum(axis=1)}
     joint = w1[:, :, None] * w2
     for w in (24, 36):
         peg = np.nan_to_num(a[f"peg_w{w}"])
         out[f"mean_peg_w{w}"] = (joint * peg).sum(axis=(1, 2))
-        out[f"responder_w{w}"] = (joint * _resp(peg0[:, None, None], peg)).sum(axis=(1, 2))
+        out[f"responder_w{w}"] = (joint * responded(peg0[:, None, None], peg)).sum(axis=(1, 2))
     for ci, name in enumerate(CATEGORIES):
         out[f"share_{name}"] = (w1 * (a["cat"] == ci)).sum(axis=1)
     return out
