@@ -63,11 +63,12 @@ SUMMARY_LABELS = CELL_LABELS | {"not_scheduled": "Not scheduled"}
 
 
 def expected_forms(protocol: Protocol, visit_code: str) -> list[str]:
-    """The form blocks the site's pages collect at ``visit_code``: at the first visit PEG and
-    the phenotyping questionnaires, later the visit's declared PEG / PGIC assessments."""
+    """The form blocks the site's pages collect at ``visit_code``: at the first visit the
+    protocol's pain score and the phenotyping questionnaires, later the visit's declared
+    pain score / global impression assessments."""
     first = min(protocol.visits, key=lambda v: v.week).code
     if visit_code == first:
-        return ["PEG", *BASELINE_INSTRUMENTS]
+        return [protocol.instrument_roles.pain_score, *BASELINE_INSTRUMENTS]
     visit = protocol.visit(visit_code)
     return [BLOCK_NAMES[a] for a in visit.assessments if a in BLOCK_NAMES]
 

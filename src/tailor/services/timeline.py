@@ -77,6 +77,7 @@ def _details(db: Database, ctx: RequestContext, code: str) -> dict[str, Any]:
             "first_visit": min(protocol.visits, key=lambda v: v.week).code,
             "visit_labels": {v.code: v.label for v in protocol.visits},
             "n_stages": len(protocol.stages),
+            "instrument_roles": protocol.instrument_roles,
             "_tokens": tokens_in_session(db, session)}
 
     return in_transaction(db, ctx, run, write=False)

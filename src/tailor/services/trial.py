@@ -410,8 +410,9 @@ def record_visit_in(db: Database, ctx: RequestContext, session: Session, code: s
             _set_score(session, visit, old, f"safety_{key}", str(value))
     if visit_code == first:
         record = merged_record(session, p) | dict(fields)
-        if "PEGSCORE" in scores and "peg_visit0" not in fields:
-            record["peg_visit0"] = round(scores["PEGSCORE"], 6)
+        pain = protocol.instrument_roles.pain_score_derived
+        if pain in scores and "peg_visit0" not in fields:
+            record["peg_visit0"] = round(scores[pain], 6)
         out |= _assess(session, protocol, p, record, tuple(
             ("prescreen", "screening", "run_in", "visit0")), day)
         if not correcting:
@@ -424,7 +425,7 @@ def record_visit_in(db: Database, ctx: RequestContext, session: Session, code: s
     decision = [s for s in protocol.stages if s.response is not None
                 and s.response.visit == visit_code]
     if decision:
-        pgic = scores.get("PGIC")
+        pgic = scores.get(protocol.instrument_roles.global_impression_derived)
         intolerant = session.scalar(select(func.count()).select_from(m.AdverseEvent).where(
             m.AdverseEvent.participant_id == p.id, m.AdverseEvent.kind == "intolerance",
             m.AdverseEvent.onset_date <= day)) or 0

@@ -242,17 +242,13 @@ def form_error(errors: dict[str, str], exc: TailorError, known: set[str]) -> Non
         return
     if isinstance(exc, FormProblemsError):  # every questionnaire problem beside its question
         for block, item, msg in exc.problems:
-            key = f"{block.lower() if block in ('PEG', 'PGIC') else block}.{item}"
+            key = f"{block.lower()}.{item}"  # form keys are instrument (registry) names
             text = f"{msg} (item code {item})" if item else msg
             key = key if item and key in known else "_form"
             errors[key] = f"{errors[key]}; {text}" if key in errors else text
         return
     if isinstance(exc, InstrumentError):
         key = f"{(exc.instrument or '').lower()}.{exc.item}"
-        if exc.instrument and exc.instrument.upper() == "PEG":
-            key = f"peg.{exc.item}"
-        if exc.instrument and exc.instrument.upper() == "PGIC":
-            key = f"pgic.{exc.item}"
         errors[key if key in known else "_form"] = str(exc)
     elif isinstance(exc, RecordError):
         errors[exc.field if exc.field in known else "_form"] = str(exc)

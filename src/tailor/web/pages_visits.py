@@ -64,9 +64,21 @@ def _visit(data: dict[str, Any], visit: str) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- visit 0
-def _baseline_blocks(values: dict[str, dict[str, Any]], errors: dict[str, str]
-                     ) -> list[dict[str, Any]]:
-    return [instrument_block("peg", values.get("peg", {}), errors)] + [
+def _form_key(block: str) -> str:
+    """The form's key of an instrument block: its registry name (PEG -> peg)."""
+    return block.lower()
+
+
+def _roles(data: dict[str, Any]) -> tuple[str, str]:
+    """The form keys of the protocol's pain score and global impression."""
+    roles = data["instrument_roles"]
+    return _form_key(roles.pain_score), _form_key(roles.global_impression)
+
+
+def _baseline_blocks(data: dict[str, Any], values: dict[str, dict[str, Any]],
+                     errors: dict[str, str]) -> list[dict[str, Any]]:
+    pain, _ = _roles(data)
+    return [instrument_block(pain, values.get(pain, {}), errors)] + [
         instrument_block(name, values.get(name, {}), errors) for name in BASELINE_INSTRUMENTS]
 
 
@@ -85,14 +97,14 @@ def _baseline_page(page: Page, code: str, visit: str, data: dict[str, Any],
     if correcting:
         top.append(_reason_field(fields, errors))
     return page.render("baseline.html", status, t=data, code=code, visit=v, top=top,
-                       blocks=_baseline_blocks(values, errors), errors=errors,
+                       blocks=_baseline_blocks(data, values, errors), errors=errors,
                        correcting=correcting)
 
 
 def _saved(page: Page, code: str, visit: str) -> dict[str, dict[str, Any]]:
     """What the visit's form saved, keyed as the form's blocks are (PEG -> peg ...)."""
     answers = trial.visit_answers(page.db, page.ctx, code, visit)
-    return {(k.lower() if k in ("PEG", "PGIC") else k): dict(v) for k, v in answers.items()}
+    return {_form_key(k): dict(v) for k, v in answers.items()}
 
 
 def _reason_field(fields: dict[str, Any], errors: dict[str, str]) -> dict[str, Any]:
@@ -112,8 +124,7 @@ def _follow_up_page(page: Page, code: str, visit: str, data: dict[str, Any],
     if correcting:
         top.append(_reason_field(fields, errors))
         values = values or _saved(page, code, visit)
-    blocks = [instrument_block("peg", values.get("peg", {}), errors),
-              instrument_block("pgic", values.get("pgic", {}), errors)]
+    blocks = [instrument_block(key, values.get(key, {}), errors) for key in _roles(data)]
     decision = data["decision_visit"] == visit
     response = _response_summary(page, data) if decision and v["status"] == "completed" \
         else None
@@ -162,7 +173,8 @@ def record_visit(page: User, code: str, visit: str, form: Form) -> Response:
         record, ferr = parse_protocol_fields(protocol, asked, form)
         errors |= ferr
         fields |= {n: form.get(n, "") for n in asked}
-        values = {"peg": parse_items("peg", form, errors)}
+        pain, _ = _roles(data)
+        values = {pain: parse_items(pain, form, errors)}
         values |= {n: parse_items(n, form, errors) for n in BASELINE_INSTRUMENTS}
         known = {f"{b}.{i}" for b, items in values.items() for i in items} | set(fields)
         reason = str(form.get("reason", "")).strip()[:500]
@@ -172,14 +184,15 @@ def record_visit(page: User, code: str, visit: str, form: Form) -> Response:
         if not errors:
             try:
                 record_baseline(page.db, page.ctx, code, visit, visit_date=day,
-                                peg=values["peg"],
+                                peg=values[pain],
                                 questionnaires={n: values[n] for n in BASELINE_INSTRUMENTS},
                                 fields=record, reason=reason)
                 return redirect(f"/participants/{code}#visits")
             except TailorError as exc:
                 form_error(errors, exc, known)
         return _baseline_page(page, code, visit, data, values, fields, errors, 422)
-    values = {"peg": parse_items("peg", form, errors), "pgic": parse_items("pgic", form, errors)}
+    keys = _roles(data)
+    values = {key: parse_items(key, form, errors) for key in keys}
     correcting = v["status"] == "completed"
     reason = str(form.get("reason", "")).strip()[:500]
     fields["reason"] = reason
@@ -188,10 +201,11 @@ def record_visit(page: User, code: str, visit: str, form: Form) -> Response:
     known = {f"{b}.{i}" for b, items in values.items() for i in items} | set(fields)
     if not errors:
         try:
+            roles = data["instrument_roles"]
+            blocks = (roles.pain_score, roles.global_impression)
             trial.record_visit(page.db, page.ctx, code, visit, visit_date=day, instruments={
-                "PEG": {"version": "1", "items": values["peg"]},
-                "PGIC": {"version": "1", "items": values["pgic"]}}, fields={},
-                reason=reason)
+                block: {"version": "1", "items": values[key]}
+                for block, key in zip(blocks, keys, strict=True)}, fields={}, reason=reason)
             if visit == data["decision_visit"]:
                 return redirect(f"/participants/{code}/visits/{visit}#response")
             return redirect(f"/participants/{code}#visits")
