@@ -268,7 +268,7 @@ def record_run_in(db: Database, ctx: RequestContext, code: str, *, modules_compl
                     f"{protocol.run_in.messages_field} is required: no run-in messages were "
                     "recorded for this participant", field=protocol.run_in.messages_field,
                     rule="required")
-            answered, source = counts["answered"], "data"
+            answered, source = counts.answered, "data"
         record = merged_record(session, p) | {
             protocol.run_in.modules_field: modules_completed,
             protocol.run_in.messages_field: answered}

@@ -274,7 +274,7 @@ FormCode = Annotated[str, Path(pattern=r"^[A-Za-z0-9_]{1,64}$")]
 
 
 @router.get("/participants/{code}/forms", tags=["participants"])
-def form_grid(code: Code, ctx: Ctx, db: Db) -> list[dict[str, Any]]:
+def form_grid(code: Code, ctx: Ctx, db: Db) -> list[forms.VisitForms]:
     """Form status grid: one row per visit of the schedule, one cell per expected form
     (not_started / incomplete / complete / verified / open_query)."""
     return forms.form_grid(db, ctx, code)
@@ -282,7 +282,8 @@ def form_grid(code: Code, ctx: Ctx, db: Db) -> list[dict[str, Any]]:
 
 @router.get("/forms", tags=["participants"])
 def site_form_grid(ctx: Ctx, db: Db, limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                   offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0) -> dict[str, Any]:
+                   offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0
+                   ) -> forms.SiteFormGrid:
     """Site-level form status grid: participants in scope (newest first) x visits, each cell
     the summary of that visit's forms; ``more`` says whether another page follows."""
     return forms.site_form_grid(db, ctx, limit=limit, offset=offset)
@@ -290,7 +291,7 @@ def site_form_grid(ctx: Ctx, db: Db, limit: Annotated[int, Query(ge=1, le=200)] 
 
 @router.post("/participants/{code}/visits/{visit}/forms/{form}/verify", tags=["participants"])
 def verify_form(code: Code, visit: VisitCode, form: FormCode, ctx: Ctx,
-                db: Db) -> dict[str, Any]:
+                db: Db) -> forms.FormVerified:
     """Data manager: mark a complete form verified (409 unless it is complete now)."""
     return forms.verify_form(db, ctx, code, visit, form)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -272,9 +272,9 @@ def form_grid_context(page: Page, code: str, error: str | None = None) -> dict[s
     rows = forms.form_grid(page.db, page.ctx, code)
     columns: list[tuple[str, str]] = []
     for r in rows:
-        for c in r["forms"]:
-            if (c["form"], c["title"]) not in columns:
-                columns.append((c["form"], c["title"]))
-    return {"grid": [r | {"cells": {c["form"]: c for c in r["forms"]}} for r in rows],
+        for c in r.forms:
+            if (c.form, c.title) not in columns:
+                columns.append((c.form, c.title))
+    return {"grid": [asdict(r) | {"cells": {c.form: c for c in r.forms}} for r in rows],
             "grid_columns": columns, "can_verify": page.actor.role in forms.VERIFY,
             "grid_error": error}
