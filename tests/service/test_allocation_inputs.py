@@ -152,7 +152,7 @@ def test_late_intolerance_before_the_decision_visit_is_an_input_change(t):
                                  onset_date=WEEK12 - timedelta(days=10))
     out = trial.record_adverse_event(t.db, _later(t, reason="reported late by the participant"),
                                    code, arm=a1, onset_date=WEEK12 - timedelta(days=10))
-    assert out["protocol_deviations"]
+    assert out.protocol_deviations
     report = replay_allocation_log(t.db)
     assert report.ok and [c.inputs for c in report.changed] == [("intolerance",)]
 

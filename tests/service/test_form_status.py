@@ -173,7 +173,7 @@ def test_site_grid_pages_scope_and_summaries(fs) -> None:  # type: ignore[no-unt
     ctx = t.ctx("coord1", now=_site_now(0))
     day = datetime.now(NY).date() - timedelta(days=3)
     newer = [trial_service.create_participant(t.db, ctx, consent_date=day, birth_year=1970,
-                                              sex="F")["id"] for _ in range(2)]
+                                              sex="F").participant.study_code for _ in range(2)]
     h = _h(c, "coord1")
     first = c.get("/api/v1/forms?limit=2", headers=h).json()
     assert [r["code"] for r in first["rows"]] == newer[::-1] and first["more"] is True

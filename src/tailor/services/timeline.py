@@ -91,7 +91,7 @@ def participant_timeline(db: Database, ctx: RequestContext, code: str) -> dict[s
     allocations = randomization.allocations_of(db, ctx, code)
     details = _details(db, ctx, code)
     tokens = details.pop("_tokens")
-    status = view["status"]
+    status = view.status
     stages_done = {a["stage"] for a in allocations}
     steps: list[tuple[str, str]] = []
     if ctx.actor.role == "coordinator" and status != S.WITHDRAWN:
@@ -132,7 +132,7 @@ def _words(code: str | None) -> str:
     return (code or "").replace("_", " ")
 
 
-def _in_date_order(view: dict[str, Any], visits: list[dict[str, Any]],
+def _in_date_order(view: trial.ParticipantView, visits: list[dict[str, Any]],
                    allocations: list[dict[str, Any]], d: dict[str, Any]
                    ) -> list[dict[str, Any]]:
     """Every dated event of the record as ``{date, text, details}``, oldest first (ties keep
@@ -143,13 +143,13 @@ def _in_date_order(view: dict[str, Any], visits: list[dict[str, Any]],
         if day:
             out.append((str(day)[:10], len(out), text, details or []))
 
-    add(view.get("consent_date"), "Informed consent given")
+    add(view.consent_date, "Informed consent given")
     for a in d["assessments"]:
         verdict = "eligible" if a["eligible"] else "not eligible"
         add(a["assessed_on"], f"Eligibility ({', '.join(a['phases'])}): {verdict}; eligible "
                               f"treatments {', '.join(a['eligible_arms']) or 'none'}",
             list(a["reasons"]))
-    add(view.get("enrolled_on"), "enrolled; run-in started")
+    add(view.enrolled_on, "enrolled; run-in started")
     if d["run_in"]:
         r = d["run_in"]
         add(r["completed_on"], f"run-in: {r['modules_completed']} modules, "

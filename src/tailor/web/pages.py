@@ -205,7 +205,7 @@ def create_participant(page: User, form: Form) -> Response:
         try:
             out = trial.create_participant(page.db, page.ctx, consent_date=consent,
                                            birth_year=birth, sex=sex)
-            return redirect(f"/participants/{out['id']}/screening")
+            return redirect(f"/participants/{out.participant.study_code}/screening")
         except RecordError as exc:
             errors[exc.field] = str(exc)
         except TailorError as exc:

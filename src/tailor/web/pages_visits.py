@@ -52,7 +52,7 @@ _BASELINE_FIELDS = ("pregnant_visit0", "opioid_use")
 def _asked_fields(data: dict[str, Any]) -> tuple[str, ...]:
     """The Visit-0 fields this participant is asked (a man is not asked about pregnancy; the
     visit records him as not pregnant and the audit says it was not asked)."""
-    skipped = unasked_visit0_fields(data["participant"].get("sex"))
+    skipped = unasked_visit0_fields(data["participant"].sex)
     return tuple(n for n in _BASELINE_FIELDS if n not in skipped)
 
 
