@@ -253,9 +253,9 @@ def screening(code: Code, body: s.ScreeningIn, ctx: Ctx, db: Db) -> dict[str, An
 def enrol(code: Code, body: s.EnrolIn, ctx: Ctx, db: Db) -> dict[str, Any]:
     """Enrol an eligible participant; the run-in starts."""
     out = trial.enrol(db, ctx, code, body.enrolled_on)
-    body = (_json(out.participant, rename={"study_code": "id"})
-            | {"visit0_window": list(out.visit0_window)})
-    return body | ({"edit_checks": out.edit_checks} if out.edit_checks else {})
+    enrolled = (_json(out.participant, rename={"study_code": "id"})
+                | {"visit0_window": list(out.visit0_window)})
+    return enrolled | ({"edit_checks": out.edit_checks} if out.edit_checks else {})
 
 
 @router.post("/participants/{code}/run-in", tags=["participants"])
