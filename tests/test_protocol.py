@@ -89,3 +89,33 @@ def test_not_yaml_and_missing_file():
         parse_protocol("- a list")
     with pytest.raises(ProtocolError, match="no protocol file or built-in protocol named 'nope'"):
         load_protocol("nope")
+
+
+def test_instrument_roles_default_to_best_and_keep_the_hash(best, best_dict):
+    roles = best.instrument_roles
+    assert (roles.pain_score, roles.pain_score_derived) == ("PEG", "PEGSCORE")
+    assert (roles.global_impression, roles.global_impression_derived) == ("PGIC", "PGIC")
+    absent = copy.deepcopy(best_dict)
+    absent.pop("instrument_roles", None)
+    assert parse_protocol(absent).instrument_roles == roles
+    assert parse_protocol(absent).content_hash == best.content_hash  # BEST's defaults
+    other = copy.deepcopy(best_dict)
+    other["instrument_roles"] = {"pain_score_derived": "PAINSCORE"}
+    changed = parse_protocol(other)
+    assert changed.instrument_roles.pain_score_derived == "PAINSCORE"
+    assert changed.instrument_roles.pain_score == "PEG"
+    assert changed.content_hash != best.content_hash
+
+
+@pytest.mark.parametrize(("roles", "expected"), [
+    ({"pain_score": "peg"}, "instrument_roles.pain_score: String should match pattern"),
+    ({"pain_score": "PGIC"}, "instrument_roles.global_impression: 'PGIC' is already the "
+                             "pain_score"),
+    ({"pain_score": "NRS"}, "instrument_roles.pain_score: 'NRS' is not assessed at any visit"),
+    ({"global_impression": "PGI"}, "instrument_roles.global_impression: 'PGI' is not assessed"),
+    ({"pain": "PEG"}, "instrument_roles.pain: unknown key"),
+])
+def test_bad_instrument_roles_name_their_yaml_path(best_dict, roles, expected):
+    best_dict["instrument_roles"] = roles
+    errors = _errors(best_dict)
+    assert any(e.startswith(expected) for e in errors), errors

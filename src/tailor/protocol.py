@@ -48,6 +48,7 @@ __all__ = [
     "EditCheck",
     "Factor",
     "FieldSpec",
+    "InstrumentRoles",
     "NotOf",
     "Predicate",
     "Protocol",
@@ -318,6 +319,27 @@ class ResponderDefinition(_Model):
     default: bool = False
 
 
+_BLOCK = r"^[A-Z][A-Z0-9_]{0,31}$"
+
+
+class InstrumentRoles(_Model):
+    """Which instrument plays each role the workflow needs (BEST's values when absent).
+
+    The pain score is entered at every visit and its derived score is the baseline pain
+    (``peg_visit0``) and the primary outcome; the global impression of change is the response
+    measure of the stage-2 decision. Values are form-block names (``PEG``) and derived-score
+    names (``PEGSCORE``) as the service stores them.
+    """
+
+    pain_score: str = Field(default="PEG", pattern=_BLOCK)
+    pain_score_derived: str = Field(default="PEGSCORE", pattern=_BLOCK)
+    global_impression: str = Field(default="PGIC", pattern=_BLOCK)
+    global_impression_derived: str = Field(default="PGIC", pattern=_BLOCK)
+
+    def is_default(self) -> bool:
+        return self == InstrumentRoles()
+
+
 # --------------------------------------------------------------------------- edit checks
 #: names an edit check may read besides the protocol's fields (tailor.edit_checks builds them);
 #: every visit adds ``<visit code>_date``
@@ -371,6 +393,7 @@ class Protocol(_Model):
     stages: list[Stage] = Field(min_length=1, max_length=MAX_STAGES)
     responders: list[ResponderDefinition] = []
     edit_checks: list[EditCheck] = []
+    instrument_roles: InstrumentRoles = Field(default_factory=InstrumentRoles)
     source_text: str | None = Field(default=None, exclude=True, repr=False)
 
     # ----------------------------------------------------------------- derived views
@@ -381,8 +404,10 @@ class Protocol(_Model):
     @cached_property
     def content_hash(self) -> str:
         """SHA-256 of the canonical JSON form of the protocol (its version identity)."""
-        # a protocol without edit checks keeps the hash it had before they existed
-        skip = {"source_text"} | (set() if self.edit_checks else {"edit_checks"})
+        # a protocol without edit checks or with BEST's instrument roles keeps the hash it had
+        # before they existed
+        skip = ({"source_text"} | (set() if self.edit_checks else {"edit_checks"})
+                | ({"instrument_roles"} if self.instrument_roles.is_default() else set()))
         canonical = json.dumps(
             self.model_dump(mode="json", by_alias=True, exclude=skip),
             sort_keys=True,
@@ -461,7 +486,7 @@ def _check_references(p: Protocol) -> list[tuple[str, str]]:
     c = _References(p)
     for check in (c.check_arms, c.check_fields, c.check_eligibility, c.check_run_in,
                   c.check_visit_codes, c.check_stages, c.check_visit_weeks,
-                  c.check_responders):
+                  c.check_responders, c.check_instrument_roles):
         check()
     return c.errors + _check_edit_checks(p, c.visits)
 
@@ -643,6 +668,22 @@ class _References:
     def check_responders(self) -> None:
         if sum(r.default for r in self.p.responders) > 1:
             self._add("responders", "at most one responder definition may be the default")
+
+    def check_instrument_roles(self) -> None:
+        roles = self.p.instrument_roles
+        if roles.pain_score == roles.global_impression:
+            self._add("instrument_roles.global_impression",
+                      f"'{roles.global_impression}' is already the pain_score; the two roles "
+                      "need different instruments")
+        if "instrument_roles" not in self.p.model_fields_set:
+            return  # BEST's defaults: nothing named in the file to cross-check
+        assessed = {a.lower() for v in self.p.visits for a in v.assessments}
+        for role in ("pain_score", "global_impression"):
+            block = getattr(roles, role)
+            if block.lower() not in assessed:
+                self._add(f"instrument_roles.{role}",
+                          f"'{block}' is not assessed at any visit (list "
+                          f"'{block.lower()}' in a visit's assessments)")
 
 
 def _check_edit_checks(p: Protocol, visits: set[str]) -> list[tuple[str, str]]:

@@ -80,7 +80,7 @@ def run_in_passed(t: Trial, user: str = "coord1", *, screen: dict[str, Any] | No
     ctx = t.ctx(user, now=now)
     today = now.date()
     code = trial.create_participant(t.db, ctx, consent_date=today - timedelta(days=20),
-                                    birth_year=1980, sex=sex)["id"]
+                                    birth_year=1980, sex=sex).participant.study_code
     trial.screen(t.db, ctx, code, screen or SCREEN_OK, assessed_on=today - timedelta(days=15))
     trial.enrol(t.db, ctx, code, enrolled_on=today - timedelta(days=14))
     trial.record_run_in(t.db, ctx, code, modules_completed=2, messages_answered=12,

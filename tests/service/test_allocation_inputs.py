@@ -12,11 +12,12 @@ import json
 from datetime import timedelta
 
 import pytest
+import yaml
 from sqlalchemy import select, text
 
 from tailor.db import models as m
 from tailor.exceptions import ConflictError, MissingFieldError
-from tailor.protocol import load_protocol
+from tailor.protocol import builtin_protocols, load_protocol, parse_protocol
 from tailor.services import randomization, trial
 from tailor.services.allocation_inputs import Facts, allocation_inputs, feasible
 from tailor.services.replay import replay_allocation_log
@@ -108,6 +109,28 @@ def test_feasible_set_uses_only_events_up_to_the_decision_visit():
     assert all("EBEM" not in o.split("+") for o in option_set.eligible)
 
 
+def test_the_global_impression_score_is_the_protocols_role():
+    """The stage-2 input reads the derived score the protocol names as the global impression
+    (instrument_roles), not a literal 'PGIC'."""
+    data = yaml.safe_load(builtin_protocols()["best"].read_text())
+    data["instrument_roles"] = {"global_impression_derived": "PGI_C"}
+    protocol = parse_protocol(data)
+    f = Facts(
+        assessments={1: {"phases": ["visit0"], "record": {}, "eligible": True,
+                         "eligible_arms": list(ARMS)}},
+        visits={7: {"code": "week12", "status": "completed", "visit_date": "2025-08-25"}},
+        scores={3: {"visit_id": 7, "name": "PGIC", "value": "2.0"}},
+        allocations={9: {"stage": 1, "option": "EBEM", "action": "start",
+                         "allocated_at": "2025-06-02T15:00:00+00:00"}})
+    with pytest.raises(ConflictError, match=r"PGI_C missing"):
+        allocation_inputs(protocol, 2, f)
+    f.scores[3]["name"] = "PGI_C"
+    assert allocation_inputs(protocol, 2, f)["pgic"] == 2
+    assert allocation_inputs(load_protocol("best"), 2, Facts(
+        assessments=f.assessments, visits=f.visits, allocations=f.allocations,
+        scores={3: {"visit_id": 7, "name": "PGIC", "value": "3.0"}}))["pgic"] == 3
+
+
 def test_week12_change_after_stage2_needs_reason_and_records_deviation_and_query(t):
     """Hole 2 closed: PGIC good -> bad after the stage-2 allocation needs a reason, leaves the
     allocation as it was, records a deviation and opens a query; verify reports the change
@@ -152,7 +175,7 @@ def test_late_intolerance_before_the_decision_visit_is_an_input_change(t):
                                  onset_date=WEEK12 - timedelta(days=10))
     out = trial.record_adverse_event(t.db, _later(t, reason="reported late by the participant"),
                                    code, arm=a1, onset_date=WEEK12 - timedelta(days=10))
-    assert out["protocol_deviations"]
+    assert out.protocol_deviations
     report = replay_allocation_log(t.db)
     assert report.ok and [c.inputs for c in report.changed] == [("intolerance",)]
 

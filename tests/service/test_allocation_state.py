@@ -45,8 +45,8 @@ def _set(dbh, sql: str, **params) -> None:  # type: ignore[no-untyped-def]
 def test_stored_state_equals_recomputation(t):
     assert randomization.verify_allocation_state(t.db) == []
     view = randomization.stage_state_view(t.db, t.ctx("stat"), 1)
-    assert view["matches_recomputation"] and view["n_allocated"] == 4
-    assert view["last_sequence"] == 4
+    assert view.matches_recomputation and view.n_allocated == 4
+    assert view.last_sequence == 4
 
 
 def test_swapped_counts_found_by_full_verification(t):

@@ -90,7 +90,7 @@ class Ops:
         code = trial.create_participant(self.t.db, self.t.ctx(user),
                                         consent_date=TODAY - timedelta(days=20),
                                         birth_year=self.rng.randint(1950, 2000),
-                                        sex=self.rng.choice(["F", "M"]))["id"]
+                                        sex=self.rng.choice(["F", "M"])).participant.study_code
         self._put("created", code, user)
         return True
 

@@ -51,7 +51,7 @@ def run_cohort(t: Trial, n: int, seed: int) -> dict[int, int]:
         ctx = t.ctx(user)
         code = trial.create_participant(t.db, ctx, consent_date=TODAY - timedelta(days=20),
                                         birth_year=rng.randint(1950, 2000),
-                                        sex=rng.choice("FM"))["id"]
+                                        sex=rng.choice("FM")).participant.study_code
         screen = dict(SCREEN_OK)
         if rng.random() < 0.3:
             screen[rng.choice(CONTRA)] = True

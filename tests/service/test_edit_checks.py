@@ -36,7 +36,7 @@ def _queries(t) -> list[tuple[str, str | None]]:
 
 def _new(t, *, consent: date, birth_year: int = 1980, sex: str = "F") -> str:
     return str(trial.create_participant(t.db, t.ctx("coord1"), consent_date=consent,
-                                        birth_year=birth_year, sex=sex)["id"])
+                                        birth_year=birth_year, sex=sex).participant.study_code)
 
 
 def test_hard_checks_block_with_every_violation_at_once(t):
@@ -52,7 +52,7 @@ def test_hard_checks_block_with_every_violation_at_once(t):
                                                       "pregnancy_needs_female_sex"}
     assert "Screening cannot be dated before the informed consent" in str(both.value)
     # nothing was saved: the participant is still waiting for screening
-    assert trial.participant_view(t.db, ctx, code)["status"] == "screening"
+    assert trial.participant_view(t.db, ctx, code).status == "screening"
 
 
 def test_rescreening_keeps_the_earlier_screening_and_needs_a_reason(t):
@@ -65,7 +65,7 @@ def test_rescreening_keeps_the_earlier_screening_and_needs_a_reason(t):
         trial.screen(t.db, ctx, code, again, assessed_on=TODAY - timedelta(days=3))
     out = trial.screen(t.db, t.ctx("coord1", reason="PEG re-measured after flare"), code,
                        again, assessed_on=TODAY - timedelta(days=3))
-    assert out["eligible"]
+    assert out.eligible
     s = t.db.session(write=False)
     kept = [a.record["peg_screening"] for a in s.scalars(
         select(m.EligibilityAssessment).order_by(m.EligibilityAssessment.id))]
@@ -83,7 +83,7 @@ def test_date_order_through_the_run_in_and_visit0(t):
     # a 0-day run-in saves (soft) and opens a query
     out = trial.record_run_in(t.db, ctx, code, modules_completed=2, messages_answered=12,
                               completed_on=TODAY - timedelta(days=14))
-    assert out["eligible"] and "less than 7 days" in out["edit_checks"][0]
+    assert out.eligible and "less than 7 days" in out.edit_checks[0]
     assert _queries(t) == [("edit_check:run_in_length", "enrolment_date")]
     out = trial.record_visit(t.db, ctx, code, "week0", visit_date=TODAY, instruments=PEG_ITEMS,
                              fields=VISIT0_FIELDS)

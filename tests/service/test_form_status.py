@@ -9,10 +9,13 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from tailor.db import models as m
+from tailor.protocol import builtin_protocols, parse_protocol
+from tailor.services.forms import expected_forms
 
 from .factories import PASSWORD, ready_participant
 from .test_api_g16 import _h, _site_now, api  # noqa: F401  (api: the fixture)
@@ -173,7 +176,7 @@ def test_site_grid_pages_scope_and_summaries(fs) -> None:  # type: ignore[no-unt
     ctx = t.ctx("coord1", now=_site_now(0))
     day = datetime.now(NY).date() - timedelta(days=3)
     newer = [trial_service.create_participant(t.db, ctx, consent_date=day, birth_year=1970,
-                                              sex="F")["id"] for _ in range(2)]
+                                              sex="F").participant.study_code for _ in range(2)]
     h = _h(c, "coord1")
     first = c.get("/api/v1/forms?limit=2", headers=h).json()
     assert [r["code"] for r in first["rows"]] == newer[::-1] and first["more"] is True
@@ -195,3 +198,13 @@ def test_site_grid_pages_scope_and_summaries(fs) -> None:  # type: ignore[no-unt
     assert page.text.index(newer[1]) < page.text.index(newer[0]) < page.text.index(code)
     assert 'class="fs fs-incomplete"' in page.text and "Not scheduled" in page.text
     assert 'rel="next"' not in page.text  # 3 participants, 50 a page
+
+
+def test_visit0_forms_start_with_the_protocols_pain_score() -> None:
+    """The first visit's forms lead with the protocol's pain-score role, not a literal."""
+    data = yaml.safe_load(builtin_protocols()["best"].read_text())
+    assert expected_forms(parse_protocol(data), "week0")[0] == "PEG"
+    data["visits"][0]["assessments"] = ["nrs", "phenotyping"]
+    data["instrument_roles"] = {"pain_score": "NRS"}
+    forms = expected_forms(parse_protocol(data), "week0")
+    assert forms[0] == "NRS" and "PEG" not in forms

@@ -46,7 +46,7 @@ def test_page_form_with_a_400_digit_number_is_422(env) -> None:  # type: ignore[
 
     code = str(trial_service.create_participant(t.db, t.ctx("coord1", now=NOW),
                                                 consent_date=TODAY, birth_year=1970,
-                                                sex="F")["id"])
+                                                sex="F").participant.study_code)
     csrf = login(c, "coord1")
     page = c.get(f"/participants/{code}/screening")
     assert page.status_code == 200

@@ -96,7 +96,7 @@ def test_the_table_holds_every_transition_the_services_perform(recorded):
     ctx = t.ctx("coord1")
     fail = SCREEN_OK | {"peg_screening": 3}
     code = trial.create_participant(t.db, ctx, consent_date=TODAY - timedelta(days=20),
-                                    birth_year=1980, sex="M")["id"]
+                                    birth_year=1980, sex="M").participant.study_code
     why = t.ctx("coord1", reason="answers corrected at re-screening")
     for record in (fail, fail, SCREEN_OK, SCREEN_OK, fail, SCREEN_OK):  # re-screening
         trial.screen(t.db, why, code, record, assessed_on=TODAY - timedelta(days=15))

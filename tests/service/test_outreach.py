@@ -235,7 +235,7 @@ def test_failed_sends_back_off_then_give_up(dbh, tmp_path) -> None:  # type: ign
 def _in_run_in(t, user: str = "coord1") -> str:  # type: ignore[no-untyped-def]
     ctx = t.ctx(user)
     code = trial.create_participant(t.db, ctx, consent_date=TODAY - timedelta(days=20),
-                                    birth_year=1980, sex="F")["id"]
+                                    birth_year=1980, sex="F").participant.study_code
     trial.screen(t.db, ctx, code, SCREEN_OK, assessed_on=TODAY - timedelta(days=2))
     trial.enrol(t.db, ctx, code, enrolled_on=TODAY)
     return str(code)
@@ -272,10 +272,10 @@ def test_run_in_engagement_is_evaluated_from_the_answers(dbh, tmp_path) -> None:
     end = t.ctx("coord1", now=NOW + timedelta(days=14))
     ok = trial.record_run_in(t.db, end, keen, modules_completed=2,
                              completed_on=TODAY + timedelta(days=13))
-    assert ok["eligible"] and (ok["messages_answered"], ok["messages_source"]) == (10, "data")
+    assert ok.eligible and (ok.messages_answered, ok.messages_source) == (10, "data")
     short = trial.record_run_in(t.db, end, almost, modules_completed=2,
                                 completed_on=TODAY + timedelta(days=13))
-    assert not short["eligible"] and short["messages_answered"] == 9
+    assert not short.eligible and short.messages_answered == 9
     s = t.db.session(write=False)
     sources = {r.messages_answered: r.messages_source for r in s.scalars(select(m.RunIn))}
     actors = set(s.scalars(select(m.AuditLog.actor).where(

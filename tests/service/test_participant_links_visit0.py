@@ -72,7 +72,7 @@ def test_visit0_battery_is_scored_and_recorded_as_the_sites_visit0(dbh):
     assert record["peg_visit0"] == pytest.approx(6.0)
     assert reasons and not any("not asked" in r for r in reasons)
     # eligible after Visit 0, awaiting stage-1 randomization
-    assert trial.participant_view(t.db, t.ctx("coord1"), code)["status"] == "ready"
+    assert trial.participant_view(t.db, t.ctx("coord1"), code).status == "ready"
     s = t.db.session(write=False)
     stored = {(r.instrument, r.item_code) for r in s.scalars(select(m.InstrumentResponse))}
     assert len(stored) == n_items
@@ -94,7 +94,7 @@ def test_visit0_link_needs_a_passed_run_in_and_is_scoped(dbh):
     a, b = run_in_passed(t), run_in_passed(t)
     ctx = t.ctx("coord1")
     fresh = trial.create_participant(t.db, ctx, consent_date=NOW.date(), birth_year=1970,
-                                     sex="M")["id"]
+                                     sex="M").participant.study_code
     with pytest.raises(NotFoundError, match="not scheduled"):  # still screening
         links.issue_link(t.db, ctx, fresh, "week0")
     ta = links.issue_link(t.db, ctx, a, "week0")["token"]

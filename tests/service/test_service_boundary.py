@@ -41,19 +41,19 @@ def test_adverse_event_kind_is_validated_by_the_service(t):
     with pytest.warns(DeprecationWarning, match="record_adverse_event"):
         out = trial.record_intolerance(t.db, later, code, arm=None,
                                        onset_date=TODAY + timedelta(days=7))
-    assert out["kind"] == "intolerance" and _events(t) == 1
+    assert out.kind == "intolerance" and _events(t) == 1
 
 
 def test_the_reason_is_an_argument_and_the_context_is_not_mutated(t):
     ctx = t.ctx("coord1")
     code = trial.create_participant(t.db, ctx, consent_date=TODAY - timedelta(days=3),
-                                    birth_year=1980, sex="F")["id"]
+                                    birth_year=1980, sex="F").participant.study_code
     trial.screen(t.db, ctx, code, SCREEN_OK, assessed_on=TODAY - timedelta(days=2))
     with pytest.raises(EditCheckError, match="reason"):  # re-screening needs a reason
         trial.screen(t.db, ctx, code, SCREEN_OK, assessed_on=TODAY - timedelta(days=1))
     out = trial.screen(t.db, ctx, code, SCREEN_OK, assessed_on=TODAY - timedelta(days=1),
                        reason="  answers re-checked with the participant ")
-    assert out["eligible"] and ctx.reason == ""
+    assert out.eligible and ctx.reason == ""
     s = t.db.session(write=False)
     try:
         reasons = set(s.scalars(select(m.AuditLog.reason).where(

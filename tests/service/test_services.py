@@ -39,12 +39,12 @@ def t(dbh):
 def test_screening_gives_reasons_and_blocks_enrolment(t):
     ctx = t.ctx("coord1")
     code = trial.create_participant(t.db, ctx, consent_date=TODAY, birth_year=1990,
-                                    sex="M")["id"]
+                                    sex="M").participant.study_code
     out = trial.screen(t.db, ctx, code, SCREEN_OK | {"peg_screening": 3,
                                                      "dul_serotonergic_drug": True})
-    assert not out["eligible"]
-    assert any("PEG at screening" in r and "3" in r for r in out["reasons"])
-    assert out["contraindicated"] == {"DUL": ["MAO inhibitor or interacting serotonergic drug"]}
+    assert not out.eligible
+    assert any("PEG at screening" in r and "3" in r for r in out.reasons)
+    assert out.contraindicated == {"DUL": ["MAO inhibitor or interacting serotonergic drug"]}
     with pytest.raises(ConflictError, match="eligible"):
         trial.enrol(t.db, ctx, code)
     with pytest.raises(MissingFieldError):
@@ -97,7 +97,7 @@ def test_visit0_window_and_future_dates(t):
     # dates in a possible order (edit checks: consent <= screening <= enrolment <= run-in end
     # <= Visit 0)
     code = trial.create_participant(t.db, ctx, consent_date=TODAY - timedelta(days=31),
-                                    birth_year=1980, sex="M")["id"]
+                                    birth_year=1980, sex="M").participant.study_code
     trial.screen(t.db, ctx, code, SCREEN_OK, assessed_on=TODAY - timedelta(days=31))
     trial.enrol(t.db, ctx, code, enrolled_on=TODAY - timedelta(days=30))
     trial.record_run_in(t.db, ctx, code, modules_completed=2, messages_answered=10,
@@ -117,11 +117,11 @@ def test_visit0_window_and_future_dates(t):
 def test_run_in_failure_and_visit0_ineligible(t):
     ctx = t.ctx("coord1")
     code = trial.create_participant(t.db, ctx, consent_date=TODAY - timedelta(days=14),
-                                    birth_year=1980, sex="M")["id"]
+                                    birth_year=1980, sex="M").participant.study_code
     trial.screen(t.db, ctx, code, SCREEN_OK, assessed_on=TODAY - timedelta(days=14))
     trial.enrol(t.db, ctx, code, enrolled_on=TODAY - timedelta(days=14))
     out = trial.record_run_in(t.db, ctx, code, modules_completed=1, messages_answered=9)
-    assert not out["eligible"] and len(out["reasons"]) == 2
+    assert not out.eligible and len(out.reasons) == 2
     with pytest.raises(ConflictError, match="run-in"):
         trial.record_visit(t.db, ctx, code, "week0", instruments=PEG_ITEMS, fields=VISIT0_FIELDS)
     code2 = ready_participant(t, visit0=VISIT0_FIELDS | {"pregnant_visit0": True})

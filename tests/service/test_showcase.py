@@ -21,7 +21,7 @@ def test_showcase_has_every_state_and_open_queries(sqlite_dbh):
     codes = seed_showcase(db)
     assert set(SHOWCASE_STATES) <= set(codes)
     coord = actor_of(db, "coord.s01")
-    status = {p["id"]: p["status"] for p in trial.list_participants(db, coord, limit=50)}
+    status = {p.study_code: p.status for p in trial.list_participants(db, coord, limit=50)}
     assert [status[codes[s]] for s in SHOWCASE_STATES] == [
         "screening", "run_in", "run_in_passed", "ready", "randomized", "randomized",
         "stage2", "withdrawn"]

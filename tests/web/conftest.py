@@ -42,7 +42,7 @@ def enrolled(t: Trial, user: str = "coord1", days_ago: int = 14, sex: str = "F")
     ctx = t.ctx(user, now=site_now(user, days_ago))
     day = site_now(user, days_ago).astimezone(ZoneInfo(SITE_TZ[user])).date()
     code = str(trial_service.create_participant(t.db, ctx, consent_date=day, birth_year=1970,
-                                                sex=sex)["id"])
+                                                sex=sex).participant.study_code)
     trial_service.screen(t.db, ctx, code, SCREEN_OK, day)
     trial_service.enrol(t.db, ctx, code, day)
     return code

@@ -279,7 +279,7 @@ def test_dashboard_lists_visits_due_with_windows(client: TestClient, trial) -> N
 def test_every_form_control_has_a_label(app, trial) -> None:  # type: ignore[no-untyped-def]
     code = ready(trial)
     new = trial_service.create_participant(trial.db, trial.ctx("coord1", now=site_now(
-        "coord1")), consent_date=None, birth_year=1970, sex="M")["id"]
+        "coord1")), consent_date=None, birth_year=1970, sex="M").participant.study_code
     coord = https_client(app)
     login(coord, "coord1")
     pages = ["/login", "/site", "/participants", f"/participants/{new}/screening",

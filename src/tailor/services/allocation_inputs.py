@@ -163,13 +163,15 @@ def allocation_inputs(protocol: Protocol, stage: int, f: Facts) -> dict[str, Any
     spec = protocol.stage(stage).response
     if spec is None:
         raise ConflictError(f"stage {stage} has no response rule")
+    impression = protocol.instrument_roles.global_impression_derived
     visit_id, visit = next(((k, v) for k, v in f.visits.items() if v.get("code") == spec.visit),
                            (None, None))
     if visit is None or visit.get("status") != "completed" or not visit.get("visit_date"):
-        raise ConflictError(f"stage {stage} needs the {spec.visit} visit with PGIC first")
+        raise ConflictError(f"stage {stage} needs the {spec.visit} visit with "
+                            f"{impression} first")
     day = str(visit["visit_date"])
     pgic_text = next((s.get("value") for s in f.scores.values()
-                      if s.get("visit_id") == visit_id and s.get("name") == "PGIC"), None)
+                      if s.get("visit_id") == visit_id and s.get("name") == impression), None)
     pgic = None if pgic_text in (None, "") else int(float(str(pgic_text)))
     intolerance = sorted(({"arm": e.get("arm"), "onset_date": str(e.get("onset_date"))}
                           for e in f.adverse_events.values()
@@ -177,7 +179,7 @@ def allocation_inputs(protocol: Protocol, stage: int, f: Facts) -> dict[str, Any
                           and str(e.get("onset_date")) <= day),
                          key=lambda e: (e["onset_date"], e["arm"] or ""))
     if pgic is None and not intolerance:
-        raise ConflictError(f"no response category at {spec.visit} (PGIC missing)")
+        raise ConflictError(f"no response category at {spec.visit} ({impression} missing)")
     return {"stage": stage, "previous_option": str(previous.get("option")),
             "decision_visit": spec.visit, "visit_date": day, "pgic": pgic,
             "intolerance": intolerance, "eligible_arms": arms}

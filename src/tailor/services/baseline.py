@@ -12,14 +12,19 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from tailor import instruments
 from tailor.db import Database
 from tailor.exceptions import InstrumentError
 from tailor.instruments.messages import check_forms
 from tailor.instruments.phenotype import Phenotype, derive_phenotype
+from tailor.protocol import InstrumentRoles
 from tailor.services import trial
+from tailor.services.admin import live_protocol
 from tailor.services.context import RequestContext
 from tailor.services.forms import BASELINE_INSTRUMENTS
+from tailor.services.uow import in_transaction
 
 __all__ = ["BASELINE_INSTRUMENTS", "baseline_visit", "item_instrument", "peg_items",
            "record_baseline", "score_baseline", "validate_items"]
@@ -73,17 +78,19 @@ def score_baseline(questionnaires: Mapping[str, Mapping[str, Any]]) -> Phenotype
 
 
 def baseline_visit(peg: Mapping[str, Any], questionnaires: Mapping[str, Mapping[str, Any]],
-                   fields: Mapping[str, Any]
+                   fields: Mapping[str, Any], *, roles: InstrumentRoles | None = None
                    ) -> tuple[dict[str, dict[str, Any]], dict[str, Any], Phenotype]:
     """(instrument blocks, Visit-0 fields, phenotype) for :func:`trial.record_visit_in`: every
     problem of every questionnaire reported at once in plain words (FormProblemsError), the
-    questionnaires scored and the phenotype fields derived."""
-    check_forms({"PEG": peg} | {name: questionnaires.get(name, {})
-                                for name in BASELINE_INSTRUMENTS})
+    questionnaires scored and the phenotype fields derived. ``peg`` holds the items of the
+    protocol's pain score (``roles``: the protocol's instrument roles; BEST's by default)."""
+    pain = (roles or InstrumentRoles()).pain_score
+    check_forms({pain: peg} | {name: questionnaires.get(name, {})
+                               for name in BASELINE_INSTRUMENTS})
     phenotype = score_baseline(questionnaires)
     record = dict(fields) | {"promis_depression_t": phenotype.promis_depression_t,
                              "phenotype_label": phenotype.label}
-    blocks = {"PEG": {"version": "1", "items": dict(peg)}} | {
+    blocks = {pain: {"version": "1", "items": dict(peg)}} | {
         name: {"version": instruments.get(name).version, "items": dict(questionnaires[name])}
         for name in BASELINE_INSTRUMENTS}
     return blocks, record, phenotype
@@ -97,8 +104,14 @@ def record_baseline(db: Database, ctx: RequestContext, code: str, visit: str, *,
     questionnaires, and the Visit-0 fields given in ``fields`` (e.g. pregnancy, opioid use)
     plus those derived from the phenotype. A participant link's Visit 0 goes through
     :func:`baseline_visit` and the same :func:`trial.record_visit_in`."""
-    blocks, record, phenotype = baseline_visit(peg, questionnaires, fields)
-    out = trial.record_visit(db, ctx, code, visit, visit_date=visit_date, instruments=blocks,
-                             fields=record, reason=reason)
-    return out | {"phenotype": phenotype.as_fields(),
-                  "contributions": dict(phenotype.contributions)}
+    ctx = ctx.with_reason(reason)
+
+    def run(session: Session) -> dict[str, Any]:
+        roles = live_protocol(db, session)[1].instrument_roles
+        blocks, record, phenotype = baseline_visit(peg, questionnaires, fields, roles=roles)
+        out = trial.record_visit_in(db, ctx, session, code, visit, visit_date=visit_date,
+                                    instruments=blocks, fields=record)
+        return out | {"phenotype": phenotype.as_fields(),
+                      "contributions": dict(phenotype.contributions)}
+
+    return in_transaction(db, ctx, run, reason="visit")

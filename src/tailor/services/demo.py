@@ -225,7 +225,7 @@ class _Driver:
         ctx = self.ctx(site, day)
         out = self.call("create participant", trial.create_participant, ctx,
                         consent_date=day, birth_year=day.year - age, sex=sex)
-        return str(out["id"])
+        return str(out.participant.study_code)
 
     # ------------------------------------------------------------------ lives
     def randomized_life(self, i: int, arrival: date) -> Iterator[date]:

@@ -5,8 +5,8 @@ run-in messages (no arm is read or shown)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -21,12 +21,59 @@ from tailor.services.participant_links import link_status
 from tailor.services.scope import PARTICIPANT_READ, participants, require
 from tailor.services.uow import in_transaction
 
-__all__ = ["epro_overview"]
+__all__ = ["EproOverview", "EproVisit", "ReadyForStage2", "RunInMessages", "epro_overview"]
 
 ANSWERED_DAYS = 14  # "has answered": submitted within this many days
 
 
-def epro_overview(db: Database, ctx: RequestContext) -> dict[str, list[dict[str, Any]]]:
+@dataclass(frozen=True)
+class EproVisit:
+    """A participant's visit questionnaire as the dashboard lists it: the window's end (None
+    for a failed run-in message), the participant link's status, the last message and its
+    status; ``answered_at`` when submitted, ``why`` when the site should call."""
+
+    participant: str  # the study code
+    visit: str  # the visit code ("run-in" for a run-in message)
+    window_end: date | None
+    last_message: str
+    link: str
+    answered_at: datetime | None = None
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class ReadyForStage2:
+    """A participant whose week-12 response category is known, stage 2 not yet randomized."""
+
+    participant: str
+    category: str
+
+
+@dataclass(frozen=True)
+class RunInMessages:
+    """Run-in messages ``answered`` of ``sent``; ``required`` of ``of`` needed to pass
+    (None without a run-in); ``from_data``: False when no message was recorded."""
+
+    participant: str
+    sent: int
+    answered: int
+    required: int | None
+    of: int | None
+    from_data: bool
+
+
+@dataclass(frozen=True)
+class EproOverview:
+    """The dashboard's ePRO lists (see :func:`epro_overview`)."""
+
+    due: list[EproVisit] = field(default_factory=list)
+    answered: list[EproVisit] = field(default_factory=list)
+    call: list[EproVisit] = field(default_factory=list)
+    ready: list[ReadyForStage2] = field(default_factory=list)
+    run_in: list[RunInMessages] = field(default_factory=list)
+
+
+def epro_overview(db: Database, ctx: RequestContext) -> EproOverview:
     """Lists for the dashboard (each row names the participant and, where relevant, the
     visit): ``due`` (window open, not answered; the last message and its status),
     ``answered`` (participant-entered in the last 14 days), ``call`` (the last reminder was
@@ -35,7 +82,7 @@ def epro_overview(db: Database, ctx: RequestContext) -> dict[str, list[dict[str,
     not yet randomized) and ``run_in`` (messages answered of those sent)."""
     require(ctx.actor, PARTICIPANT_READ, "read the ePRO overview")
 
-    def run(session: Session) -> dict[str, list[dict[str, Any]]]:
+    def run(session: Session) -> EproOverview:
         _pv, protocol = live_protocol(db, session)
         now = ctx.utcnow()
         today = {s.id: local_date(now, s.timezone) for s in session.scalars(select(m.Site))}
@@ -43,8 +90,7 @@ def epro_overview(db: Database, ctx: RequestContext) -> dict[str, list[dict[str,
         people = {row.id: row for row in session.execute(
             select(scoped.c.id, scoped.c.study_code, scoped.c.site_id, scoped.c.status))}
         ids = list(people)
-        out: dict[str, list[dict[str, Any]]] = {k: [] for k in
-                                                 ("due", "answered", "call", "ready", "run_in")}
+        out = EproOverview()
         if not ids:
             return out
         visits: list[m.Visit] = []
@@ -79,46 +125,45 @@ def epro_overview(db: Database, ctx: RequestContext) -> dict[str, list[dict[str,
         for v in sorted(visits, key=lambda v: (people[v.participant_id].study_code, v.week)):
             p = people[v.participant_id]
             vlink, msg = links.get(v.id), last_msg.get(v.id)
-            row = {"participant": p.study_code, "visit": v.code,
-                   "window_end": v.window_end,
-                   "last_message": f"{msg.kind.removeprefix('epro ')} ({msg.status})"
-                   if msg else "", "link": link_status(vlink, v, now)}
+            row = EproVisit(participant=p.study_code, visit=v.code, window_end=v.window_end,
+                            last_message=f"{msg.kind.removeprefix('epro ')} ({msg.status})"
+                            if msg else "", link=link_status(vlink, v, now))
             if vlink is not None and vlink.submitted_at is not None:
                 if vlink.submitted_at >= since:
-                    out["answered"].append(row | {"answered_at": vlink.submitted_at})
+                    out.answered.append(replace(row, answered_at=vlink.submitted_at))
                 continue
             if v.status == "completed" or p.status not in (S.RANDOMIZED, S.STAGE2):
                 continue
             day = today[p.site_id]
             if v.window_start <= day <= v.window_end:
-                out["due"].append(row)
+                out.due.append(row)
                 if msg is not None and msg.kind == "epro last reminder" \
                         and msg.status == "sent":
-                    out["call"].append(row | {"why": "no answer after the last reminder"})
+                    out.call.append(replace(row, why="no answer after the last reminder"))
             elif v.window_end < day <= v.window_end + timedelta(days=ANSWERED_DAYS):
-                out["call"].append(row | {"why": "window closed without an answer"})
+                out.call.append(replace(row, why="window closed without an answer"))
         for n in failed:
             who = people.get(n.participant_id or 0)
             if who is not None:
-                out["call"].append({"participant": who.study_code,
-                                    "visit": codes.get(n.visit_id or 0, "run-in"),
-                                    "window_end": None, "link": "", "last_message":
-                                    f"{n.kind.removeprefix('epro ')} ({n.status})",
-                                    "why": f"{n.channel} message {n.status}: {n.last_error}"})
+                out.call.append(EproVisit(
+                    participant=who.study_code, visit=codes.get(n.visit_id or 0, "run-in"),
+                    window_end=None, link="",
+                    last_message=f"{n.kind.removeprefix('epro ')} ({n.status})",
+                    why=f"{n.channel} message {n.status}: {n.last_error}"))
         for pid, category in sorted(categories.items(), key=lambda x: people[x[0]].study_code):
             if people[pid].status == S.RANDOMIZED:
-                out["ready"].append({"participant": people[pid].study_code,
-                                     "category": category})
+                out.ready.append(ReadyForStage2(participant=people[pid].study_code,
+                                                category=category))
         in_run_in = [pid for pid, p in people.items() if p.status == S.RUN_IN]
         counts = engagement_counts(session, in_run_in)
         ri = protocol.run_in
         for pid in sorted(in_run_in, key=lambda i: people[i].study_code):
             got = counts.get(pid)
-            out["run_in"].append({
-                "participant": people[pid].study_code,
-                "sent": got["sent"] if got else 0, "answered": got["answered"] if got else 0,
-                "required": ri.messages_required if ri else None,
-                "of": ri.messages_sent if ri else None, "from_data": got is not None})
+            out.run_in.append(RunInMessages(
+                participant=people[pid].study_code,
+                sent=got.sent if got else 0, answered=got.answered if got else 0,
+                required=ri.messages_required if ri else None,
+                of=ri.messages_sent if ri else None, from_data=got is not None))
         return out
 
     return in_transaction(db, ctx, run, write=False)

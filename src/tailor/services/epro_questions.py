@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tailor import instruments
+from tailor.instruments.derived import BLOCK_NAMES
 
 __all__ = ["FIELD_QUESTIONS", "Question", "instrument_questions"]
 
@@ -67,8 +68,8 @@ _SSS = {"SSSFATIG": "Fatigue (tiredness)", "SSSWAKE": "Waking up tired (unrefres
 
 #: instrument -> (block name in the visit record, section, stem, item texts or None)
 _SECTIONS: dict[str, tuple[str, str, str, dict[str, str] | None]] = {
-    "peg": ("PEG", "Your pain", "", _PEG),
-    "pgic": ("PGIC", "Overall change", "", _PGIC),
+    "peg": (BLOCK_NAMES["peg"], "Your pain", "", _PEG),
+    "pgic": (BLOCK_NAMES["pgic"], "Overall change", "", _PGIC),
     "fm2016": ("fm2016", "Where you have pain and other symptoms", "", None),
     "promis_sleep_4a": ("promis_sleep_4a", "Sleep", "In the past 7 days ...", _SLEEP),
     "promis_fatigue_4a": ("promis_fatigue_4a", "Tiredness", "During the past 7 days ...",

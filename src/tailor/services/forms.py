@@ -12,6 +12,7 @@ saved with questions left blank. The data manager verifies a complete form again
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -28,8 +29,9 @@ from tailor.services.context import RequestContext
 from tailor.services.scope import PARTICIPANT_READ, get_participant, participants, require
 from tailor.services.uow import in_transaction
 
-__all__ = ["BASELINE_INSTRUMENTS", "FORM_STATES", "VERIFY", "expected_forms", "form_grid",
-           "mark_saved", "not_asked_note", "site_form_grid", "summary_state",
+__all__ = ["BASELINE_INSTRUMENTS", "FORM_STATES", "VERIFY", "FormCell", "FormVerified",
+           "SiteFormGrid", "SiteGridCell", "SiteGridRow", "VisitForms", "expected_forms",
+           "form_grid", "mark_saved", "not_asked_note", "site_form_grid", "summary_state",
            "unasked_visit0_fields", "verify_form"]
 
 # the questionnaires the phenotype needs, in form order (Visit 0's forms after PEG)
@@ -63,11 +65,12 @@ SUMMARY_LABELS = CELL_LABELS | {"not_scheduled": "Not scheduled"}
 
 
 def expected_forms(protocol: Protocol, visit_code: str) -> list[str]:
-    """The form blocks the site's pages collect at ``visit_code``: at the first visit PEG and
-    the phenotyping questionnaires, later the visit's declared PEG / PGIC assessments."""
+    """The form blocks the site's pages collect at ``visit_code``: at the first visit the
+    protocol's pain score and the phenotyping questionnaires, later the visit's declared
+    pain score / global impression assessments."""
     first = min(protocol.visits, key=lambda v: v.week).code
     if visit_code == first:
-        return ["PEG", *BASELINE_INSTRUMENTS]
+        return [protocol.instrument_roles.pain_score, *BASELINE_INSTRUMENTS]
     visit = protocol.visit(visit_code)
     return [BLOCK_NAMES[a] for a in visit.assessments if a in BLOCK_NAMES]
 
@@ -99,12 +102,79 @@ def mark_saved(session: Session, ctx: RequestContext, visit: m.Visit,
     return out
 
 
+@dataclass(frozen=True)
+class FormVerified:
+    """A form the data manager verified: the participant's study code, the visit code, the
+    form block, its new status and who verified it."""
+
+    participant: str
+    visit: str
+    form: str
+    status: str
+    updated_by: str | None
+
+
+@dataclass(frozen=True)
+class FormCell:
+    """One form of one visit in the grid: its saved ``status``, the ``state`` shown (the
+    status, or open_query), the label, the open data queries on it and the note."""
+
+    form: str
+    title: str
+    status: str
+    state: str
+    label: str
+    open_queries: int
+    note: str | None
+
+
+@dataclass(frozen=True)
+class VisitForms:
+    """One visit of the schedule (its code, label, week; whether it is scheduled and its
+    status) with one cell per expected form."""
+
+    visit: str
+    label: str
+    week: int
+    scheduled: bool
+    visit_status: str
+    forms: list[FormCell]
+
+
+@dataclass(frozen=True)
+class SiteGridCell:
+    """One visit of one participant in the site grid: the summary state of its forms."""
+
+    visit: str
+    state: str
+    label: str
+
+
+@dataclass(frozen=True)
+class SiteGridRow:
+    """One participant (``code``: the study code; ``status``) of the site grid."""
+
+    code: str
+    status: str
+    cells: list[SiteGridCell]
+
+
+@dataclass(frozen=True)
+class SiteFormGrid:
+    """The site grid: the visit columns (code, label), one row a participant, and whether
+    another page follows."""
+
+    visits: list[tuple[str, str]]
+    rows: list[SiteGridRow]
+    more: bool
+
+
 def verify_form(db: Database, ctx: RequestContext, code: str, visit_code: str,
-                form: str) -> dict[str, Any]:
+                form: str) -> FormVerified:
     """The data manager marks a complete form verified (409 unless it is complete now)."""
     require(ctx.actor, VERIFY, "verify forms")
 
-    def run(session: Session) -> dict[str, Any]:
+    def run(session: Session) -> FormVerified:
         pv, protocol = live_protocol(db, session)
         ensure_writable(session, pv)
         p = get_participant(session, ctx.actor, code, for_update=True)
@@ -130,15 +200,15 @@ def verify_form(db: Database, ctx: RequestContext, code: str, visit_code: str,
         row.status, row.note = "verified", None
         row.updated_by, row.updated_at = ctx.actor.username, ctx.utcnow()
         session.flush()
-        return {"participant": p.study_code, "visit": visit_code, "form": form,
-                "status": row.status, "updated_by": row.updated_by}
+        return FormVerified(participant=p.study_code, visit=visit_code, form=form,
+                            status=row.status, updated_by=row.updated_by)
 
     return in_transaction(db, ctx, run, reason="form verified")
 
 
 def _cells(protocol: Protocol, visit_code: str, visit: m.Visit | None,
            statuses: Mapping[tuple[int, str], m.FormStatus],
-           queries: list[m.DataQuery]) -> list[dict[str, Any]]:
+           queries: list[m.DataQuery]) -> list[FormCell]:
     """One grid cell per expected form of ``visit_code`` (statuses keyed (visit id, form))."""
     cells = []
     for form in expected_forms(protocol, visit_code):
@@ -151,18 +221,18 @@ def _cells(protocol: Protocol, visit_code: str, visit: m.Visit | None,
         label = CELL_LABELS[state]
         if state == "open_query":
             label = f"{CELL_LABELS[status]}, open query"
-        cells.append({"form": form, "title": form_name(form), "status": status,
-                      "state": state, "label": label, "open_queries": n_open,
-                      "note": row.note if row is not None else None})
+        cells.append(FormCell(form=form, title=form_name(form), status=status, state=state,
+                              label=label, open_queries=n_open,
+                              note=row.note if row is not None else None))
     return cells
 
 
-def form_grid(db: Database, ctx: RequestContext, code: str) -> list[dict[str, Any]]:
+def form_grid(db: Database, ctx: RequestContext, code: str) -> list[VisitForms]:
     """One row per visit of the protocol's schedule, one cell per expected form: state
     (not_started / incomplete / complete / verified / open_query), label, open queries, note."""
     require(ctx.actor, PARTICIPANT_READ, "read visits")
 
-    def run(session: Session) -> list[dict[str, Any]]:
+    def run(session: Session) -> list[VisitForms]:
         _pv, protocol = live_protocol(db, session)
         p = get_participant(session, ctx.actor, code)
         visits = {v.code: v for v in session.scalars(select(m.Visit).where(
@@ -174,21 +244,22 @@ def form_grid(db: Database, ctx: RequestContext, code: str) -> list[dict[str, An
         rows = []
         for pv_visit in sorted(protocol.visits, key=lambda v: v.week):
             v = visits.get(pv_visit.code)
-            rows.append({"visit": pv_visit.code, "label": pv_visit.label,
-                         "week": pv_visit.week, "scheduled": v is not None,
-                         "visit_status": v.status if v is not None else "not_scheduled",
-                         "forms": _cells(protocol, pv_visit.code, v, statuses, queries)})
+            rows.append(VisitForms(
+                visit=pv_visit.code, label=pv_visit.label, week=pv_visit.week,
+                scheduled=v is not None,
+                visit_status=v.status if v is not None else "not_scheduled",
+                forms=_cells(protocol, pv_visit.code, v, statuses, queries)))
         return rows
 
     return in_transaction(db, ctx, run, write=False)
 
 
-def summary_state(cells: list[dict[str, Any]], scheduled: bool) -> str:
+def summary_state(cells: list[FormCell], scheduled: bool) -> str:
     """One visit's forms in one word, as the site grid shows it: open_query if any form has
     an open query, else not_started (nothing saved), incomplete (something missing or not
     started), verified (all verified) or complete; ``not_scheduled`` before the visit exists."""
-    states = {c["state"] for c in cells}
-    statuses = [c["status"] for c in cells]
+    states = {c.state for c in cells}
+    statuses = [c.status for c in cells]
     if not scheduled:
         return "not_scheduled"
     if "open_query" in states:
@@ -201,12 +272,12 @@ def summary_state(cells: list[dict[str, Any]], scheduled: bool) -> str:
 
 
 def site_form_grid(db: Database, ctx: RequestContext, *, limit: int = 50,
-                   offset: int = 0) -> dict[str, Any]:
+                   offset: int = 0) -> SiteFormGrid:
     """The site-level grid (participants x visits, newest participant first, ``limit`` a
     page): per visit the summary of its forms (:func:`summary_state`). Four queries a page."""
     require(ctx.actor, PARTICIPANT_READ, "read visits")
 
-    def run(session: Session) -> dict[str, Any]:
+    def run(session: Session) -> SiteFormGrid:
         _pv, protocol = live_protocol(db, session)
         order = sorted(protocol.visits, key=lambda v: v.week)
         people = list(session.scalars(participants(ctx.actor).order_by(
@@ -229,9 +300,9 @@ def site_form_grid(db: Database, ctx: RequestContext, *, limit: int = 50,
                 v = visits.get((p.id, pv_visit.code))
                 state = summary_state(_cells(protocol, pv_visit.code, v, statuses,
                                              queries.get(p.id, [])), v is not None)
-                cells.append({"visit": pv_visit.code, "state": state,
-                              "label": SUMMARY_LABELS[state]})
-            rows.append({"code": p.study_code, "status": p.status, "cells": cells})
-        return {"visits": [(v.code, v.label) for v in order], "rows": rows, "more": more}
+                cells.append(SiteGridCell(visit=pv_visit.code, state=state,
+                                          label=SUMMARY_LABELS[state]))
+            rows.append(SiteGridRow(code=p.study_code, status=p.status, cells=cells))
+        return SiteFormGrid(visits=[(v.code, v.label) for v in order], rows=rows, more=more)
 
     return in_transaction(db, ctx, run, write=False)

@@ -5,6 +5,8 @@ coordinator sees only their own site; arm counts are for the statistician and ad
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import pandas as pd
@@ -23,8 +25,8 @@ from tailor.services.scope import ALLOCATION_DETAIL, PARTICIPANT_READ, participa
 from tailor.services.uow import in_transaction
 from tailor.trialflow import TrialFlow
 
-__all__ = ["STATUS_LABELS", "STATUS_ORDER", "balance_tables", "enrolment_by_site", "site_dashboard",
-           "trial_flow"]
+__all__ = ["STATUS_LABELS", "STATUS_ORDER", "PendingVisit", "SiteDashboard", "balance_tables",
+           "enrolment_by_site", "site_dashboard", "trial_flow"]
 
 ENROLMENT_READ = frozenset({"admin", "data_manager", "statistician"})
 
@@ -33,12 +35,42 @@ def _ids(ctx: RequestContext) -> Select[tuple[int]]:
     return participants(ctx.actor).with_only_columns(m.Participant.id)
 
 
-def site_dashboard(db: Database, ctx: RequestContext) -> dict[str, Any]:
+@dataclass(frozen=True)
+class PendingVisit:
+    """A visit not yet done whose window is open (due) or closed (overdue)."""
+
+    participant: str  # the study code
+    site: str  # the site code
+    visit: str  # the visit code
+    week: int
+    target: date
+    window_start: date
+    window_end: date
+    status: str  # the participant's status
+    days_left: int  # negative once overdue
+
+
+@dataclass(frozen=True)
+class SiteDashboard:
+    """The site dashboard: the sites seen, each one's local date, the screening funnel
+    (status, count) in lifecycle order, the totals and the visits due and overdue."""
+
+    sites: list[str]
+    today: dict[str, date]
+    funnel: list[tuple[str, int]]
+    screened: int
+    enrolled: int
+    randomized: int
+    due: list[PendingVisit]
+    overdue: list[PendingVisit]
+
+
+def site_dashboard(db: Database, ctx: RequestContext) -> SiteDashboard:
     """The screening funnel, enrolment and the visits due (window open today) and overdue
     (window closed, visit not done) at the caller's site, or every site for central roles."""
     require(ctx.actor, PARTICIPANT_READ, "see the site dashboard")
 
-    def run(session: Session) -> dict[str, Any]:
+    def run(session: Session) -> SiteDashboard:
         sites = {s.id: s for s in session.scalars(select(m.Site))}
         funnel: Counter[str] = Counter()
         enrolled = 0
@@ -47,7 +79,8 @@ def site_dashboard(db: Database, ctx: RequestContext) -> dict[str, Any]:
             funnel[p.status] += 1
             enrolled += p.enrolled_on is not None
             status_of[p.id] = (p.study_code, p.status, p.site_id)
-        due, overdue = [], []
+        due: list[PendingVisit] = []
+        overdue: list[PendingVisit] = []
         today_of = {sid: local_date(ctx.utcnow(), s.timezone) for sid, s in sites.items()}
         pending = session.scalars(select(m.Visit).where(
             m.Visit.participant_id.in_(_ids(ctx)), m.Visit.status != "completed")
@@ -57,25 +90,24 @@ def site_dashboard(db: Database, ctx: RequestContext) -> dict[str, Any]:
             if status in CLOSED:  # no visit is due any more
                 continue
             today = today_of[site_id]
-            row = {"participant": code, "site": sites[site_id].code, "visit": v.code,
-                   "week": v.week, "target": v.target_date, "window_start": v.window_start,
-                   "window_end": v.window_end, "status": status,
-                   "days_left": (v.window_end - today).days}
+            row = PendingVisit(participant=code, site=sites[site_id].code, visit=v.code,
+                               week=v.week, target=v.target_date,
+                               window_start=v.window_start, window_end=v.window_end,
+                               status=status, days_left=(v.window_end - today).days)
             if v.window_end < today:
                 overdue.append(row)
             elif v.window_start <= today:
                 due.append(row)
         visible = [sites[sid].code for sid in sorted(sites)
                    if not ctx.actor.site_scoped or sid == ctx.actor.site_id]
-        return {"sites": visible, "today": {sites[k].code: v for k, v in today_of.items()
-                                            if sites[k].code in visible},
-                "funnel": [(s, funnel.get(s, 0)) for s in STATUS_ORDER],
-                "screened": sum(funnel.values()), "enrolled": enrolled,
-                "randomized": len(set(session.scalars(select(m.Allocation.participant_id)
-                                                  .where(m.Allocation.stage == 1,
-                                                         m.Allocation.participant_id.in_(
-                                                             _ids(ctx)))))),
-                "due": due, "overdue": overdue}
+        randomized = set(session.scalars(select(m.Allocation.participant_id).where(
+            m.Allocation.stage == 1, m.Allocation.participant_id.in_(_ids(ctx)))))
+        return SiteDashboard(
+            sites=visible, today={sites[k].code: v for k, v in today_of.items()
+                                  if sites[k].code in visible},
+            funnel=[(s, funnel.get(s, 0)) for s in STATUS_ORDER],
+            screened=sum(funnel.values()), enrolled=enrolled, randomized=len(randomized),
+            due=due, overdue=overdue)
 
     return in_transaction(db, ctx, run, write=False)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, or_, select
@@ -42,6 +43,7 @@ from tailor.stats.allocation import OptionSet, StageState, allocate, new_stage_s
 from tailor.stats.randomization import Draws, MinimizationState
 
 __all__ = [
+    "StageStateView",
     "allocation_view",
     "allocations_of",
     "randomize",
@@ -250,20 +252,32 @@ def allocations_of(db: Database, ctx: RequestContext, code: str) -> list[dict[st
     return in_transaction(db, ctx, run, write=False)
 
 
-def stage_state_view(db: Database, ctx: RequestContext, stage: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class StageStateView:
+    """A stage's stored minimization state: allocations counted, the last sequence number,
+    the counts (as stored) and whether they equal the recomputation from the history."""
+
+    stage: int
+    n_allocated: int
+    last_sequence: int
+    counts: dict[str, Any]
+    matches_recomputation: bool
+
+
+def stage_state_view(db: Database, ctx: RequestContext, stage: int) -> StageStateView:
     """Stored minimization counts and whether they equal the recomputation (statistician)."""
     require(ctx.actor, ALLOCATION_DETAIL, "see the minimization state")
 
-    def run(session: Session) -> dict[str, Any]:
+    def run(session: Session) -> StageStateView:
         pv, protocol = live_protocol(db, session)
         if not 1 <= stage <= len(protocol.stages):
             raise NotFoundError("stage not found")
         stored = session.get(m.StageState, (pv.id, stage))
         recomputed = recompute_state(session, protocol, pv.id, stage).snapshot()
         counts = stored.counts if stored else {}
-        return {"stage": stage, "n_allocated": stored.n_allocated if stored else 0,
-                "last_sequence": stored.last_sequence if stored else 0, "counts": counts,
-                "matches_recomputation": counts == recomputed}
+        return StageStateView(stage=stage, n_allocated=stored.n_allocated if stored else 0,
+                              last_sequence=stored.last_sequence if stored else 0,
+                              counts=counts, matches_recomputation=counts == recomputed)
 
     return in_transaction(db, ctx, run, write=False)
 

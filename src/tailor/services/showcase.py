@@ -97,7 +97,7 @@ def seed_showcase(db: Database, *, coordinator: str = "coord.s01",
     def start(days_ago: int) -> str:
         c, d = ctx(days_ago), day0 - timedelta(days=days_ago)
         code = str(trial.create_participant(db, c, consent_date=d, birth_year=d.year - 45,
-                                            sex="F")["id"])
+                                            sex="F").participant.study_code)
         trial.screen(db, c, code, screen, d)
         trial.enrol(db, c, code, d)
         return code
@@ -119,7 +119,7 @@ def seed_showcase(db: Database, *, coordinator: str = "coord.s01",
 
     c = ctx(0)
     codes["awaiting screening"] = str(trial.create_participant(
-        db, c, consent_date=day0, birth_year=day0.year - 52, sex="M")["id"])
+        db, c, consent_date=day0, birth_year=day0.year - 52, sex="M").participant.study_code)
     codes["in the run-in"] = start(5)
     due0 = start(run_in.length_days)
     passed(due0, 0)

@@ -6,6 +6,8 @@ as the JSON API (and the same scope)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from sqlalchemy import select
@@ -13,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from tailor.db import Database
 from tailor.db import models as m
+from tailor.protocol import InstrumentRoles
 from tailor.services import randomization, trial
 from tailor.services.admin import live_protocol
 from tailor.services.blinding import redact, tokens_in_session
@@ -23,7 +26,36 @@ from tailor.services.scope import PARTICIPANT_READ, get_participant, require
 from tailor.services.trial import site_today
 from tailor.services.uow import in_transaction
 
-__all__ = ["participant_timeline"]
+__all__ = ["Timeline", "participant_timeline"]
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Everything the participant page shows, as the caller's role may see it (the lists of
+    visits, allocations and events are already redacted for blinded roles).
+
+    ``next_steps``: (label, URL) pairs for the coordinator; ``timeline``: every dated event
+    (``{date, text, details}``), oldest first; ``today``: the date at the participant's
+    site; ``first_visit`` / ``decision_visit``: the protocol's Visit 0 and stage-2 decision
+    visit codes; ``instrument_roles``: the protocol's pain score and global impression."""
+
+    participant: trial.ParticipantView
+    visits: list[dict[str, Any]]
+    allocations: list[dict[str, Any]]
+    next_steps: list[tuple[str, str]]
+    timeline: list[dict[str, Any]]
+    assessments: list[dict[str, Any]]
+    run_in: dict[str, Any] | None
+    adverse_events: list[dict[str, Any]]
+    queries: list[dict[str, Any]]
+    deviations: list[dict[str, Any]]
+    withdrawal: dict[str, Any] | None
+    today: date
+    decision_visit: str | None
+    first_visit: str
+    visit_labels: dict[str, str]
+    n_stages: int
+    instrument_roles: InstrumentRoles
 
 
 def _details(db: Database, ctx: RequestContext, code: str) -> dict[str, Any]:
@@ -77,12 +109,13 @@ def _details(db: Database, ctx: RequestContext, code: str) -> dict[str, Any]:
             "first_visit": min(protocol.visits, key=lambda v: v.week).code,
             "visit_labels": {v.code: v.label for v in protocol.visits},
             "n_stages": len(protocol.stages),
+            "instrument_roles": protocol.instrument_roles,
             "_tokens": tokens_in_session(db, session)}
 
     return in_transaction(db, ctx, run, write=False)
 
 
-def participant_timeline(db: Database, ctx: RequestContext, code: str) -> dict[str, Any]:
+def participant_timeline(db: Database, ctx: RequestContext, code: str) -> Timeline:
     """Everything the participant page shows (404 if missing or at another site)."""
     require(ctx.actor, PARTICIPANT_READ, "read participants")
     view = trial.participant_view(db, ctx, code)
@@ -90,7 +123,7 @@ def participant_timeline(db: Database, ctx: RequestContext, code: str) -> dict[s
     allocations = randomization.allocations_of(db, ctx, code)
     details = _details(db, ctx, code)
     tokens = details.pop("_tokens")
-    status = view["status"]
+    status = view.status
     stages_done = {a["stage"] for a in allocations}
     steps: list[tuple[str, str]] = []
     if ctx.actor.role == "coordinator" and status != S.WITHDRAWN:
@@ -121,17 +154,17 @@ def participant_timeline(db: Database, ctx: RequestContext, code: str) -> dict[s
             steps.append(("Record an intolerance or adverse event", f"{base}/intolerance"))
         if status not in CLOSED:
             steps.append(("Withdraw", f"{base}/withdraw"))
-    return redact({"participant": view, "visits": visits, "allocations": allocations,
-                   "next_steps": steps, "timeline": _in_date_order(view, visits, allocations,
-                                                                    details),
-                   **details}, ctx.actor, tokens)
+    return Timeline(**redact({  # redaction rewrites the dicts by shape, then they are typed
+        "participant": view, "visits": visits, "allocations": allocations, "next_steps": steps,
+        "timeline": _in_date_order(view, visits, allocations, details), **details},
+        ctx.actor, tokens))
 
 
 def _words(code: str | None) -> str:
     return (code or "").replace("_", " ")
 
 
-def _in_date_order(view: dict[str, Any], visits: list[dict[str, Any]],
+def _in_date_order(view: trial.ParticipantView, visits: list[dict[str, Any]],
                    allocations: list[dict[str, Any]], d: dict[str, Any]
                    ) -> list[dict[str, Any]]:
     """Every dated event of the record as ``{date, text, details}``, oldest first (ties keep
@@ -142,13 +175,13 @@ def _in_date_order(view: dict[str, Any], visits: list[dict[str, Any]],
         if day:
             out.append((str(day)[:10], len(out), text, details or []))
 
-    add(view.get("consent_date"), "Informed consent given")
+    add(view.consent_date, "Informed consent given")
     for a in d["assessments"]:
         verdict = "eligible" if a["eligible"] else "not eligible"
         add(a["assessed_on"], f"Eligibility ({', '.join(a['phases'])}): {verdict}; eligible "
                               f"treatments {', '.join(a['eligible_arms']) or 'none'}",
             list(a["reasons"]))
-    add(view.get("enrolled_on"), "enrolled; run-in started")
+    add(view.enrolled_on, "enrolled; run-in started")
     if d["run_in"]:
         r = d["run_in"]
         add(r["completed_on"], f"run-in: {r['modules_completed']} modules, "

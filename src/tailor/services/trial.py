@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import secrets
 import warnings
+from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
 
@@ -45,6 +46,14 @@ from tailor.services.uow import in_transaction
 from tailor.services.visits import schedule, visit0_window
 
 __all__ = [
+    "AdverseEventRecorded",
+    "Eligibility",
+    "Enrolment",
+    "ParticipantCreated",
+    "ParticipantView",
+    "RunInOutcome",
+    "Screening",
+    "Withdrawal",
     "create_participant",
     "enrol",
     "list_participants",
@@ -78,21 +87,114 @@ def site_today(session: Session, ctx: RequestContext, site_id: int) -> date:
     return local_date(ctx.utcnow(), site.timezone)
 
 
-def _view(session: Session, p: m.Participant) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ParticipantView:
+    """A participant as the site sees them: the study code (the API's ``id``), the site's
+    code, the lifecycle status (:class:`ParticipantStatus` value) and the recorded dates."""
+
+    study_code: str
+    site: str
+    status: str
+    consented: bool
+    consent_date: date | None
+    birth_year: int | None
+    sex: str | None
+    enrolled_on: date | None
+    visit0_date: date | None
+
+
+@dataclass(frozen=True)
+class ParticipantCreated:
+    """A new participant and the soft edit checks the creation broke (each opened a query)."""
+
+    participant: ParticipantView
+    edit_checks: list[str]
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """An enrolled participant, the Visit 0 window (first and last day, inclusive) and the
+    soft edit checks the enrolment broke."""
+
+    participant: ParticipantView
+    visit0_window: tuple[date, date]
+    edit_checks: list[str]
+
+
+@dataclass(frozen=True)
+class Withdrawal:
+    """A recorded withdrawal: the participant's study code and status afterwards, the kind
+    (:data:`WITHDRAWAL_KINDS`) and the last week with a completed visit (None: none)."""
+
+    study_code: str
+    status: str
+    kind: str
+    last_week_observed: int | None
+
+
+@dataclass(frozen=True)
+class AdverseEventRecorded:
+    """A recorded adverse event (``event_id``: its row id, the API's ``id``) and the
+    allocations whose inputs it changed (``protocol_deviations``: their ids)."""
+
+    event_id: int
+    kind: str
+    arm: str | None
+    onset_date: date
+    serious: bool
+    description: str | None
+    severity: str | None
+    relatedness: str | None
+    outcome: str | None
+    protocol_deviations: list[int]
+
+
+@dataclass(frozen=True)
+class Eligibility:
+    """An eligibility assessment: the verdict, every failing criterion's reason and id, the
+    arms the participant may receive and the contraindicated ones (arm -> reasons)."""
+
+    eligible: bool
+    reasons: list[str]
+    failed_criteria: list[str]
+    eligible_arms: list[str]
+    contraindicated: dict[str, list[str]]
+
+
+@dataclass(frozen=True)
+class Screening(Eligibility):
+    """The screening assessment and the soft edit checks it broke."""
+
+    edit_checks: list[str]
+
+
+@dataclass(frozen=True)
+class RunInOutcome(Eligibility):
+    """The run-in assessment, the messages answered and where that count came from
+    (``data``: the recorded run-in messages; ``manual``: typed in), and the soft edit checks
+    it broke."""
+
+    messages_answered: int
+    messages_source: str
+    edit_checks: list[str]
+
+
+def _view(session: Session, p: m.Participant) -> ParticipantView:
     site = session.get(m.Site, p.site_id)
-    return {"id": p.study_code, "site": site.code if site else "", "status": p.status,
-            "consented": p.consented, "consent_date": p.consent_date, "birth_year": p.birth_year,
-            "sex": p.sex, "enrolled_on": p.enrolled_on, "visit0_date": p.visit0_date}
+    return ParticipantView(study_code=p.study_code, site=site.code if site else "",
+                           status=p.status, consented=p.consented,
+                           consent_date=p.consent_date, birth_year=p.birth_year, sex=p.sex,
+                           enrolled_on=p.enrolled_on, visit0_date=p.visit0_date)
 
 
 def create_participant(db: Database, ctx: RequestContext, *, consent_date: date | None,
-                       birth_year: int | None, sex: str | None) -> dict[str, Any]:
+                       birth_year: int | None, sex: str | None) -> ParticipantCreated:
     """A new participant at the coordinator's own site, with a random study code."""
     require(ctx.actor, PARTICIPANT_WRITE, "create participants")
     if ctx.actor.site_id is None:
         raise ConflictError("your account has no site; ask an admin to assign one")
 
-    def run(session: Session) -> dict[str, Any]:
+    def run(session: Session) -> ParticipantCreated:
         pv, protocol = live_protocol(db, session)
         ensure_writable(session, pv)
         today = site_today(session, ctx, ctx.actor.site_id or 0)
@@ -106,12 +208,12 @@ def create_participant(db: Database, ctx: RequestContext, *, consent_date: date 
         session.add(p)
         session.flush()
         soft = run_checks(session, ctx, protocol, p, PARTICIPANT_NAMES)
-        return _view(session, p) | ({"edit_checks": soft} if soft else {})
+        return ParticipantCreated(participant=_view(session, p), edit_checks=soft)
 
     return in_transaction(db, ctx, run, retry_integrity=True)
 
 
-def participant_view(db: Database, ctx: RequestContext, code: str) -> dict[str, Any]:
+def participant_view(db: Database, ctx: RequestContext, code: str) -> ParticipantView:
     require(ctx.actor, PARTICIPANT_READ, "read participants")
     return in_transaction(db, ctx, lambda s: _view(s, get_participant(s, ctx.actor, code)),
                           write=False)
@@ -124,7 +226,7 @@ _LIST_ORDER = {"oldest": (m.Participant.id,), "newest": (m.Participant.id.desc()
 
 def list_participants(db: Database, ctx: RequestContext, *, status: str | None = None,
                       search: str | None = None, limit: int = 100, offset: int = 0,
-                      sort: str = "oldest") -> list[dict[str, Any]]:
+                      sort: str = "oldest") -> list[ParticipantView]:
     """Participants in scope, optionally by status or study-code prefix; sorted oldest or
     newest first, by study code or by status."""
     if sort not in _LIST_ORDER:
@@ -132,7 +234,7 @@ def list_participants(db: Database, ctx: RequestContext, *, status: str | None =
                                 field="sort", value=sort, rule="choice")
     require(ctx.actor, PARTICIPANT_READ, "list participants")
 
-    def run(session: Session) -> list[dict[str, Any]]:
+    def run(session: Session) -> list[ParticipantView]:
         stmt = participants(ctx.actor)
         if status:
             stmt = stmt.where(m.Participant.status == status)
@@ -158,17 +260,17 @@ def merged_record(session: Session, p: m.Participant) -> dict[str, Any]:
 
 
 def _assess(session: Session, protocol: Protocol, p: m.Participant, record: dict[str, Any],
-            phases: tuple[str, ...], day: date) -> dict[str, Any]:
+            phases: tuple[str, ...], day: date) -> Eligibility:
     result = check_eligibility(protocol, record, phases)
     session.add(m.EligibilityAssessment(
         participant_id=p.id, phases=list(phases), record=record, eligible=result.eligible,
         eligible_arms=list(result.eligible_arms),
         contraindicated={k: list(v) for k, v in result.contraindicated.items()},
         reasons=result.reasons, protocol_hash=protocol.content_hash, assessed_on=day))
-    return {"eligible": result.eligible, "reasons": result.reasons,
-            "failed_criteria": [f.criterion for f in result.failures],
-            "eligible_arms": list(result.eligible_arms),
-            "contraindicated": {k: list(v) for k, v in result.contraindicated.items()}}
+    return Eligibility(eligible=result.eligible, reasons=list(result.reasons),
+                       failed_criteria=[f.criterion for f in result.failures],
+                       eligible_arms=list(result.eligible_arms),
+                       contraindicated={k: list(v) for k, v in result.contraindicated.items()})
 
 
 def _writable_participant(db: Database, ctx: RequestContext, session: Session, code: str,
@@ -189,12 +291,12 @@ def _check_day(day: date, today: date, what: str) -> None:
 
 
 def screen(db: Database, ctx: RequestContext, code: str, record: dict[str, Any],
-           assessed_on: date | None = None, *, reason: str | None = None) -> dict[str, Any]:
+           assessed_on: date | None = None, *, reason: str | None = None) -> Screening:
     """Pre-screening and screening eligibility with every failing criterion's reason
     (``reason``: the user's reason, which a re-screening needs)."""
     ctx = ctx.with_reason(reason)
 
-    def run(session: Session) -> dict[str, Any]:
+    def run(session: Session) -> Screening:
         p, protocol, today = _writable_participant(db, ctx, session, code)
         if p.status not in SCREENABLE:
             raise ConflictError(f"screening is closed for this participant (status {p.status})")
@@ -209,21 +311,21 @@ def screen(db: Database, ctx: RequestContext, code: str, record: dict[str, Any],
         again = session.scalar(select(func.count()).select_from(m.EligibilityAssessment)
                                .where(m.EligibilityAssessment.participant_id == p.id)) or 0
         out = _assess(session, protocol, p, dict(record), phases, day)
-        advance(p, S.ELIGIBLE if out["eligible"] else S.SCREEN_FAILED, action="screening")
+        advance(p, S.ELIGIBLE if out.eligible else S.SCREEN_FAILED, action="screening")
         p.consented = bool(record.get("consented", p.consented))
         soft = run_checks(session, ctx, protocol, p,
                           {"screening_date", "rescreening", *record},
                           extra={"rescreening": again > 0,
                                  "reason_given": bool(ctx.reason.strip())})
-        return out | ({"edit_checks": soft} if soft else {})
+        return Screening(**asdict(out), edit_checks=soft)
 
     return in_transaction(db, ctx, run, reason="screening")
 
 
 def enrol(db: Database, ctx: RequestContext, code: str,
-          enrolled_on: date | None = None) -> dict[str, Any]:
+          enrolled_on: date | None = None) -> Enrolment:
     """Enrol an eligible participant; the run-in starts and Visit 0 is scheduled."""
-    def run(session: Session) -> dict[str, Any]:
+    def run(session: Session) -> Enrolment:
         p, protocol, today = _writable_participant(db, ctx, session, code)
         if p.status != S.ELIGIBLE:
             raise ConflictError(f"only an eligible screened participant can be enrolled "
@@ -236,20 +338,20 @@ def enrol(db: Database, ctx: RequestContext, code: str,
         session.add(m.Visit(participant_id=p.id, code=w.code, week=w.week, target_date=w.target,
                             window_start=w.start, window_end=w.end))
         soft = run_checks(session, ctx, protocol, p, {"enrolment_date"})
-        return _view(session, p) | {"visit0_window": [w.start, w.end]} | (
-            {"edit_checks": soft} if soft else {})
+        return Enrolment(participant=_view(session, p), visit0_window=(w.start, w.end),
+                         edit_checks=soft)
 
     return in_transaction(db, ctx, run, reason="enrolment")
 
 
 def record_run_in(db: Database, ctx: RequestContext, code: str, *, modules_completed: int,
                   messages_answered: int | None = None, completed_on: date | None = None
-                  ) -> dict[str, Any]:
+                  ) -> RunInOutcome:
     """Run-in engagement; the run-in criteria decide whether Visit 0 may take place.
 
     ``messages_answered=None``: counted from the recorded run-in messages (issue 20b), an
     error when none were recorded; a number typed in is stored as ``manual``."""
-    def run(session: Session) -> dict[str, Any]:
+    def run(session: Session) -> RunInOutcome:
         p, protocol, today = _writable_participant(db, ctx, session, code)
         if p.status != S.RUN_IN:
             raise ConflictError(f"the participant is not in the run-in (status {p.status})")
@@ -268,19 +370,19 @@ def record_run_in(db: Database, ctx: RequestContext, code: str, *, modules_compl
                     f"{protocol.run_in.messages_field} is required: no run-in messages were "
                     "recorded for this participant", field=protocol.run_in.messages_field,
                     rule="required")
-            answered, source = counts["answered"], "data"
+            answered, source = counts.answered, "data"
         record = merged_record(session, p) | {
             protocol.run_in.modules_field: modules_completed,
             protocol.run_in.messages_field: answered}
         out = _assess(session, protocol, p, record, ("prescreen", "screening", "run_in"), day)
         session.add(m.RunIn(participant_id=p.id, modules_completed=modules_completed,
                             messages_answered=answered, completed_on=day,
-                            passed=out["eligible"], messages_source=source))
-        out = out | {"messages_answered": answered, "messages_source": source}
-        advance(p, S.RUN_IN_PASSED if out["eligible"] else S.RUN_IN_FAILED, action="run-in")
+                            passed=out.eligible, messages_source=source))
+        advance(p, S.RUN_IN_PASSED if out.eligible else S.RUN_IN_FAILED, action="run-in")
         soft = run_checks(session, ctx, protocol, p, {
             "run_in_end_date", protocol.run_in.modules_field, protocol.run_in.messages_field})
-        return out | ({"edit_checks": soft} if soft else {})
+        return RunInOutcome(**asdict(out), messages_answered=answered,
+                            messages_source=source, edit_checks=soft)
 
     return in_transaction(db, ctx, run, reason="run-in")
 
@@ -410,13 +512,15 @@ def record_visit_in(db: Database, ctx: RequestContext, session: Session, code: s
             _set_score(session, visit, old, f"safety_{key}", str(value))
     if visit_code == first:
         record = merged_record(session, p) | dict(fields)
-        if "PEGSCORE" in scores and "peg_visit0" not in fields:
-            record["peg_visit0"] = round(scores["PEGSCORE"], 6)
-        out |= _assess(session, protocol, p, record, tuple(
+        pain = protocol.instrument_roles.pain_score_derived
+        if pain in scores and "peg_visit0" not in fields:
+            record["peg_visit0"] = round(scores[pain], 6)
+        assessed = _assess(session, protocol, p, record, tuple(
             ("prescreen", "screening", "run_in", "visit0")), day)
+        out |= asdict(assessed)
         if not correcting:
             p.visit0_date = day
-            advance(p, S.READY if out["eligible"] else S.VISIT0_FAILED, action="Visit 0")
+            advance(p, S.READY if assessed.eligible else S.VISIT0_FAILED, action="Visit 0")
             for w in schedule(protocol, day):
                 session.add(m.Visit(participant_id=p.id, code=w.code, week=w.week,
                                     target_date=w.target, window_start=w.start,
@@ -424,7 +528,7 @@ def record_visit_in(db: Database, ctx: RequestContext, session: Session, code: s
     decision = [s for s in protocol.stages if s.response is not None
                 and s.response.visit == visit_code]
     if decision:
-        pgic = scores.get("PGIC")
+        pgic = scores.get(protocol.instrument_roles.global_impression_derived)
         intolerant = session.scalar(select(func.count()).select_from(m.AdverseEvent).where(
             m.AdverseEvent.participant_id == p.id, m.AdverseEvent.kind == "intolerance",
             m.AdverseEvent.onset_date <= day)) or 0
@@ -500,7 +604,7 @@ def record_adverse_event(db: Database, ctx: RequestContext, code: str, *, arm: s
                          kind: str = "intolerance", description: str | None = None,
                          severity: str | None = None, relatedness: str | None = None,
                          outcome: str | None = None, reason: str | None = None
-                         ) -> dict[str, Any]:
+                         ) -> AdverseEventRecorded:
     """An adverse event of a kind in :data:`AE_KINDS`; an intolerance before week 12 makes
     the response 'bad'. The arm, if named, must be one the participant has received (G16);
     ``reason``: the user's reason (a late report needs one)."""
@@ -510,7 +614,7 @@ def record_adverse_event(db: Database, ctx: RequestContext, code: str, *, arm: s
     _choice(relatedness, "relatedness", AE_RELATEDNESS)
     _choice(outcome, "outcome", AE_OUTCOME)
 
-    def run(session: Session) -> dict[str, Any]:
+    def run(session: Session) -> AdverseEventRecorded:
         p, protocol, today = _writable_participant(db, ctx, session, code)
         if p.status not in ACTIVE:
             raise ConflictError(f"adverse events are recorded after randomization "
@@ -530,19 +634,15 @@ def record_adverse_event(db: Database, ctx: RequestContext, code: str, *, arm: s
                             severity=severity, relatedness=relatedness, outcome=outcome)
         session.add(ev)
         session.flush()
-        out: dict[str, Any] = {"id": ev.id, "kind": kind, "arm": arm, "onset_date": onset_date,
-                               "serious": serious, "description": ev.description,
-                               "severity": severity, "relatedness": relatedness,
-                               "outcome": outcome}
-        deviations = guard_inputs(session, ctx, protocol, guard)
-        if deviations:
-            out["protocol_deviations"] = deviations
-        return out
+        return AdverseEventRecorded(
+            event_id=ev.id, kind=kind, arm=arm, onset_date=onset_date, serious=serious,
+            description=ev.description, severity=severity, relatedness=relatedness,
+            outcome=outcome, protocol_deviations=guard_inputs(session, ctx, protocol, guard))
 
     return in_transaction(db, ctx, run, reason="adverse event")
 
 
-def record_intolerance(*args: Any, **kwargs: Any) -> dict[str, Any]:
+def record_intolerance(*args: Any, **kwargs: Any) -> AdverseEventRecorded:
     """Deprecated alias of :func:`record_adverse_event` (it records any adverse event);
     removed in the next release."""
     warnings.warn("record_intolerance is deprecated; use record_adverse_event",
@@ -559,7 +659,7 @@ WITHDRAWAL_KINDS = ("withdrew_consent", "off_treatment_followed")
 
 def withdraw(db: Database, ctx: RequestContext, code: str, *, withdrawn_on: date,
              reason_code: str, kind: str = "withdrew_consent",
-             reason_text: str | None = None) -> dict[str, Any]:
+             reason_text: str | None = None) -> Withdrawal:
     """Withdraw a participant. ``withdrew_consent``: no data are accepted afterwards;
     ``off_treatment_followed``: the treatment stops, follow-up visits go on (a later
     withdrawal of consent updates the same record)."""
@@ -568,7 +668,7 @@ def withdraw(db: Database, ctx: RequestContext, code: str, *, withdrawn_on: date
                                 field="reason_code", value=reason_code)
     _choice(kind, "kind", WITHDRAWAL_KINDS)
 
-    def run(session: Session) -> dict[str, Any]:
+    def run(session: Session) -> Withdrawal:
         p, _protocol, today = _writable_participant(db, ctx, session, code)
         _check_day(withdrawn_on, today, "withdrawal date")
         last = session.scalar(select(func.max(m.Visit.week)).where(
@@ -589,7 +689,7 @@ def withdraw(db: Database, ctx: RequestContext, code: str, *, withdrawn_on: date
             row.reason_text, row.last_week_observed = text, last
         if kind == "withdrew_consent":
             advance(p, S.WITHDRAWN, action="withdrawal")
-        return {"id": p.study_code, "status": p.status, "kind": kind,
-                "last_week_observed": last}
+        return Withdrawal(study_code=p.study_code, status=p.status, kind=kind,
+                          last_week_observed=last)
 
     return in_transaction(db, ctx, run, reason="withdrawal", retry_integrity=True)

@@ -73,7 +73,7 @@ def unblind(db: Database, ctx: RequestContext, code: str, *, reason: str,
     if len(reason) > 500:
         raise InvalidFieldError("reason must have at most 500 characters", field="reason",
                                 rule="max_length")
-    ctx.reason = reason
+    ctx = ctx.with_reason(reason)  # a copy: the caller's context is not mutated
 
     def allocations(session: Session) -> list[m.Allocation]:
         p = get_participant(session, ctx.actor, code)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -74,6 +75,15 @@ def context(request: Request, db: Annotated[Database, Depends(get_db)],
         raise PermissionDeniedError("your password is temporary or expired: change it first "
                                     f"(POST /api/v1/users/{actor.username}/password)")
     return RequestContext(actor, request_id=request.state.request_id, reason=reason or "")
+
+
+def _json(result: Any, *, omit_empty: tuple[str, ...] = (),
+          rename: dict[str, str] | None = None) -> dict[str, Any]:
+    """A service's frozen result as the API's JSON object, field by field in order; the
+    ``omit_empty`` fields are left out when empty (the API has always omitted them then) and
+    ``rename`` gives a field its JSON name (the study code is the API's ``id``)."""
+    names = rename or {}
+    return {names.get(k, k): v for k, v in asdict(result).items() if v or k not in omit_empty}
 
 
 def _password_route(request: Request, username: str) -> bool:
@@ -208,10 +218,10 @@ def register_protocol(body: s.ProtocolIn, ctx: Ctx, db: Db) -> dict[str, Any]:
 # --------------------------------------------------------------------------- participants
 @router.post("/participants", status_code=201, response_model=s.ParticipantOut,
              tags=["participants"], responses=PARTICIPANT_LINKS)
-def create_participant(body: s.ParticipantIn, ctx: Ctx, db: Db) -> dict[str, Any]:
+def create_participant(body: s.ParticipantIn, ctx: Ctx, db: Db) -> trial.ParticipantView:
     """Create a participant at the coordinator's site."""
     return trial.create_participant(db, ctx, consent_date=body.consent_date,
-                                    birth_year=body.birth_year, sex=body.sex)
+                                    birth_year=body.birth_year, sex=body.sex).participant
 
 
 @router.get("/participants", response_model=list[s.ParticipantOut], tags=["participants"])
@@ -220,14 +230,14 @@ def list_participants(ctx: Ctx, db: Db,
                       search: Annotated[str | None, Query(pattern=r"^[0-9A-Z-]{1,16}$")] = None,
                       limit: Annotated[int, Query(ge=1, le=500)] = 100,
                       offset: Annotated[int, Query(ge=0, le=10**6)] = 0
-                      ) -> list[dict[str, Any]]:
+                      ) -> list[trial.ParticipantView]:
     """Participants in the caller's scope."""
     return trial.list_participants(db, ctx, status=status, search=search, limit=limit,
                                    offset=offset)
 
 
 @router.get("/participants/{code}", response_model=s.ParticipantOut, tags=["participants"])
-def get_participant(code: Code, ctx: Ctx, db: Db) -> dict[str, Any]:
+def get_participant(code: Code, ctx: Ctx, db: Db) -> trial.ParticipantView:
     """One participant (404 if missing or at another site)."""
     return trial.participant_view(db, ctx, code)
 
@@ -235,21 +245,26 @@ def get_participant(code: Code, ctx: Ctx, db: Db) -> dict[str, Any]:
 @router.post("/participants/{code}/screening", tags=["participants"])
 def screening(code: Code, body: s.ScreeningIn, ctx: Ctx, db: Db) -> dict[str, Any]:
     """Pre-screening and screening eligibility, with reasons."""
-    return trial.screen(db, ctx, code, dict(body.record), body.assessed_on)
+    return _json(trial.screen(db, ctx, code, dict(body.record), body.assessed_on),
+                 omit_empty=("edit_checks",))
 
 
 @router.post("/participants/{code}/enrol", tags=["participants"])
 def enrol(code: Code, body: s.EnrolIn, ctx: Ctx, db: Db) -> dict[str, Any]:
     """Enrol an eligible participant; the run-in starts."""
-    return trial.enrol(db, ctx, code, body.enrolled_on)
+    out = trial.enrol(db, ctx, code, body.enrolled_on)
+    enrolled = (_json(out.participant, rename={"study_code": "id"})
+                | {"visit0_window": list(out.visit0_window)})
+    return enrolled | ({"edit_checks": out.edit_checks} if out.edit_checks else {})
 
 
 @router.post("/participants/{code}/run-in", tags=["participants"])
 def run_in(code: Code, body: s.RunInIn, ctx: Ctx, db: Db) -> dict[str, Any]:
     """Record run-in engagement."""
-    return trial.record_run_in(db, ctx, code, modules_completed=body.modules_completed,
-                               messages_answered=body.messages_answered,
-                               completed_on=body.completed_on)
+    return _json(trial.record_run_in(db, ctx, code, modules_completed=body.modules_completed,
+                                     messages_answered=body.messages_answered,
+                                     completed_on=body.completed_on),
+                 omit_empty=("edit_checks",))
 
 
 @router.post("/participants/{code}/visits/{visit}", tags=["participants"])
@@ -274,7 +289,7 @@ FormCode = Annotated[str, Path(pattern=r"^[A-Za-z0-9_]{1,64}$")]
 
 
 @router.get("/participants/{code}/forms", tags=["participants"])
-def form_grid(code: Code, ctx: Ctx, db: Db) -> list[dict[str, Any]]:
+def form_grid(code: Code, ctx: Ctx, db: Db) -> list[forms.VisitForms]:
     """Form status grid: one row per visit of the schedule, one cell per expected form
     (not_started / incomplete / complete / verified / open_query)."""
     return forms.form_grid(db, ctx, code)
@@ -282,7 +297,8 @@ def form_grid(code: Code, ctx: Ctx, db: Db) -> list[dict[str, Any]]:
 
 @router.get("/forms", tags=["participants"])
 def site_form_grid(ctx: Ctx, db: Db, limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                   offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0) -> dict[str, Any]:
+                   offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0
+                   ) -> forms.SiteFormGrid:
     """Site-level form status grid: participants in scope (newest first) x visits, each cell
     the summary of that visit's forms; ``more`` says whether another page follows."""
     return forms.site_form_grid(db, ctx, limit=limit, offset=offset)
@@ -290,7 +306,7 @@ def site_form_grid(ctx: Ctx, db: Db, limit: Annotated[int, Query(ge=1, le=200)] 
 
 @router.post("/participants/{code}/visits/{visit}/forms/{form}/verify", tags=["participants"])
 def verify_form(code: Code, visit: VisitCode, form: FormCode, ctx: Ctx,
-                db: Db) -> dict[str, Any]:
+                db: Db) -> forms.FormVerified:
     """Data manager: mark a complete form verified (409 unless it is complete now)."""
     return forms.verify_form(db, ctx, code, visit, form)
 
@@ -318,18 +334,20 @@ def allocations(code: Code, ctx: Ctx, db: Db) -> list[dict[str, Any]]:
 @router.post("/participants/{code}/intolerance", status_code=201, tags=["participants"])
 def intolerance(code: Code, body: s.IntoleranceIn, ctx: Ctx, db: Db) -> dict[str, Any]:
     """Record an intolerance or adverse event."""
-    return trial.record_adverse_event(db, ctx, code, arm=body.arm, onset_date=body.onset_date,
-                                      serious=body.serious, kind=body.kind,
-                                      description=body.description, severity=body.severity,
-                                      relatedness=body.relatedness, outcome=body.outcome)
+    out = trial.record_adverse_event(db, ctx, code, arm=body.arm, onset_date=body.onset_date,
+                                     serious=body.serious, kind=body.kind,
+                                     description=body.description, severity=body.severity,
+                                     relatedness=body.relatedness, outcome=body.outcome)
+    return _json(out, omit_empty=("protocol_deviations",), rename={"event_id": "id"})
 
 
 @router.post("/participants/{code}/withdrawal", tags=["participants"])
 def withdrawal(code: Code, body: s.WithdrawalIn, ctx: Ctx, db: Db) -> dict[str, Any]:
     """Withdraw the participant."""
-    return trial.withdraw(db, ctx, code, withdrawn_on=body.withdrawn_on,
-                          reason_code=body.reason_code, kind=body.kind,
-                          reason_text=body.reason_text)
+    out = trial.withdraw(db, ctx, code, withdrawn_on=body.withdrawn_on,
+                         reason_code=body.reason_code, kind=body.kind,
+                         reason_text=body.reason_text)
+    return _json(out, rename={"study_code": "id"})
 
 
 # --------------------------------------------------------------------------- statistics, audit
@@ -338,8 +356,8 @@ def stage_state(stage: Annotated[str, Path(max_length=12)], ctx: Ctx,
                 db: Db) -> dict[str, Any]:
     """Minimization counts and their recomputation check (statistician, admin); a stage
     outside 1-9 is a 404 like any missing resource."""
-    return randomization.stage_state_view(db, ctx, path_number(stage, low=1, high=9,
-                                                               what="stage"))
+    return _json(randomization.stage_state_view(db, ctx, path_number(stage, low=1, high=9,
+                                                                     what="stage")))
 
 
 @router.get("/audit", response_model=list[s.AuditRowOut], tags=["audit"])

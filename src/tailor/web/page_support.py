@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -242,17 +242,13 @@ def form_error(errors: dict[str, str], exc: TailorError, known: set[str]) -> Non
         return
     if isinstance(exc, FormProblemsError):  # every questionnaire problem beside its question
         for block, item, msg in exc.problems:
-            key = f"{block.lower() if block in ('PEG', 'PGIC') else block}.{item}"
+            key = f"{block.lower()}.{item}"  # form keys are instrument (registry) names
             text = f"{msg} (item code {item})" if item else msg
             key = key if item and key in known else "_form"
             errors[key] = f"{errors[key]}; {text}" if key in errors else text
         return
     if isinstance(exc, InstrumentError):
         key = f"{(exc.instrument or '').lower()}.{exc.item}"
-        if exc.instrument and exc.instrument.upper() == "PEG":
-            key = f"peg.{exc.item}"
-        if exc.instrument and exc.instrument.upper() == "PGIC":
-            key = f"pgic.{exc.item}"
         errors[key if key in known else "_form"] = str(exc)
     elif isinstance(exc, RecordError):
         errors[exc.field if exc.field in known else "_form"] = str(exc)
@@ -276,9 +272,9 @@ def form_grid_context(page: Page, code: str, error: str | None = None) -> dict[s
     rows = forms.form_grid(page.db, page.ctx, code)
     columns: list[tuple[str, str]] = []
     for r in rows:
-        for c in r["forms"]:
-            if (c["form"], c["title"]) not in columns:
-                columns.append((c["form"], c["title"]))
-    return {"grid": [r | {"cells": {c["form"]: c for c in r["forms"]}} for r in rows],
+        for c in r.forms:
+            if (c.form, c.title) not in columns:
+                columns.append((c.form, c.title))
+    return {"grid": [asdict(r) | {"cells": {c.form: c for c in r.forms}} for r in rows],
             "grid_columns": columns, "can_verify": page.actor.role in forms.VERIFY,
             "grid_error": error}

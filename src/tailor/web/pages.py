@@ -27,6 +27,7 @@ from tailor.services import auth as auth_service
 from tailor.services import engagement, epro, overview, queries, timeline, trial
 from tailor.services.auth import RateLimitedError
 from tailor.services.scope import PARTICIPANT_READ
+from tailor.services.timeline import Timeline
 from tailor.services.uow import in_transaction
 from tailor.web.forms import date_field, parse_date, parse_protocol_fields, protocol_field
 from tailor.web.inputs import check_form
@@ -205,7 +206,7 @@ def create_participant(page: User, form: Form) -> Response:
         try:
             out = trial.create_participant(page.db, page.ctx, consent_date=consent,
                                            birth_year=birth, sex=sex)
-            return redirect(f"/participants/{out['id']}/screening")
+            return redirect(f"/participants/{out.participant.study_code}/screening")
         except RecordError as exc:
             errors[exc.field] = str(exc)
         except TailorError as exc:
@@ -226,8 +227,8 @@ def _screening_names(protocol: Any) -> list[str]:
     return [n for n, f in protocol.fields.items() if f.phase in ("prescreen", "screening")]
 
 
-def _latest(data: dict[str, Any], phase: str) -> dict[str, Any] | None:
-    found = [a for a in data["assessments"] if phase in a["phases"]]
+def _latest(data: Timeline, phase: str) -> dict[str, Any] | None:
+    found = [a for a in data.assessments if phase in a["phases"]]
     return found[-1] if found else None
 
 
@@ -239,7 +240,7 @@ def screening_form(page: User, code: str) -> Response:
     record = _record(page, code)
     fields = [protocol_field(protocol, n, record.get(n)) for n in _screening_names(protocol)]
     return page.render("screening.html", t=data, code=code, fields=fields, errors={},
-                       result=_latest(data, "screening"), assessed_on=data["today"])
+                       result=_latest(data, "screening"), assessed_on=data.today)
 
 
 def _record(page: Page, code: str) -> dict[str, Any]:
@@ -297,7 +298,7 @@ def run_in_form(page: User, code: str) -> Response:
     data = timeline.participant_timeline(page.db, page.ctx, check_code(code))
     counts = engagement.engagement_of(page.db, page.ctx, code)
     return page.render("run_in.html", t=data, code=code, counts=counts,
-                       fields=_run_in_fields(page, {"completed_on": data["today"]}, {},
+                       fields=_run_in_fields(page, {"completed_on": data.today}, {},
                                              from_data=counts is not None), errors={})
 
 

@@ -101,24 +101,24 @@ def trial_setup(page: User) -> Response:
 def trial_action(page: User, what: str, form: Form) -> Response:
     """Create a site, register a protocol version, go live or lock the data (signed)."""
     require(page.actor, ADMIN, "set up the trial")
-    page.ctx.reason = _text(form, "reason")[:500]
+    ctx = page.ctx.with_reason(_text(form, "reason"))  # the user's reason, passed explicitly
     try:
         if what == "sites":
-            admin.create_site(page.db, page.ctx, _text(form, "code"),
+            admin.create_site(page.db, ctx, _text(form, "code"),
                               clean_name(_text(form, "name"), field="name", max_length=200),
                               _text(form, "timezone"))
             return _trial_page(page, notice="site created")
         if what == "protocols":
-            out = admin.register_protocol(page.db, page.ctx, str(form.get("yaml", "")))
+            out = admin.register_protocol(page.db, ctx, str(form.get("yaml", "")))
             return _trial_page(page, notice=f"protocol {out['name']} {out['version']} "
                                             f"registered ({out['content_hash'][:12]})")
         if what == "go-live":
-            out = admin.go_live(page.db, page.ctx, _text(form, "content_hash"),
+            out = admin.go_live(page.db, ctx, _text(form, "content_hash"),
                                 password=str(form.get("password", "")))
             return _trial_page(page, notice=f"protocol {out['content_hash'][:12]} is live, "
                                             f"signed by {out['signature']['printed_name']}")
         if what == "data-lock":
-            admin.lock_data(page.db, page.ctx, password=str(form.get("password", "")))
+            admin.lock_data(page.db, ctx, password=str(form.get("password", "")))
             return _trial_page(page, notice="the trial's data are locked")
     except TailorError as exc:
         return _trial_page(page, status_for(exc), error=str(exc))

@@ -184,8 +184,9 @@ def _review_rows(form: dict[str, Any]) -> list[dict[str, Any]]:
     for i, q in enumerate(form["questions"]):
         value = form["answers"].get(q.code)
         label = dict(q.choices).get(value, "") if value is not None else ""
+        numeric = any(text == str(v) for v, text in q.choices)  # a 0-10 rating scale
         shown = "" if value is None else (f"{value}" if label == str(value) else
-                                          f"{value} ({label})" if q.block == "PEG" else label)
+                                          f"{value} ({label})" if numeric else label)
         text = f"{q.intro} {q.text}" if q.intro.endswith("...") else q.text
         rows.append({"step": i, "text": text, "answer": shown, "section": q.section})
     return rows

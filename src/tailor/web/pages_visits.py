@@ -17,6 +17,7 @@ from tailor.services import forms, randomization, timeline, trial
 from tailor.services.baseline import BASELINE_INSTRUMENTS, record_baseline
 from tailor.services.blinding import is_blinded
 from tailor.services.forms import unasked_visit0_fields
+from tailor.services.timeline import Timeline
 from tailor.services.trial import AE_OUTCOME, AE_RELATEDNESS, AE_SEVERITY, WITHDRAWAL_REASONS
 from tailor.web.errors import status_for
 from tailor.web.forms import (
@@ -49,28 +50,40 @@ Form = Annotated[FormData, Depends(csrf_form)]
 _BASELINE_FIELDS = ("pregnant_visit0", "opioid_use")
 
 
-def _asked_fields(data: dict[str, Any]) -> tuple[str, ...]:
+def _asked_fields(data: Timeline) -> tuple[str, ...]:
     """The Visit-0 fields this participant is asked (a man is not asked about pregnancy; the
     visit records him as not pregnant and the audit says it was not asked)."""
-    skipped = unasked_visit0_fields(data["participant"].get("sex"))
+    skipped = unasked_visit0_fields(data.participant.sex)
     return tuple(n for n in _BASELINE_FIELDS if n not in skipped)
 
 
-def _visit(data: dict[str, Any], visit: str) -> dict[str, Any]:
-    for v in data["visits"]:
+def _visit(data: Timeline, visit: str) -> dict[str, Any]:
+    for v in data.visits:
         if v["visit"] == visit:
             return v
     raise NotFoundError("visit not scheduled for this participant")
 
 
 # --------------------------------------------------------------------------- visit 0
-def _baseline_blocks(values: dict[str, dict[str, Any]], errors: dict[str, str]
-                     ) -> list[dict[str, Any]]:
-    return [instrument_block("peg", values.get("peg", {}), errors)] + [
+def _form_key(block: str) -> str:
+    """The form's key of an instrument block: its registry name (PEG -> peg)."""
+    return block.lower()
+
+
+def _roles(data: Timeline) -> tuple[str, str]:
+    """The form keys of the protocol's pain score and global impression."""
+    roles = data.instrument_roles
+    return _form_key(roles.pain_score), _form_key(roles.global_impression)
+
+
+def _baseline_blocks(data: Timeline, values: dict[str, dict[str, Any]],
+                     errors: dict[str, str]) -> list[dict[str, Any]]:
+    pain, _ = _roles(data)
+    return [instrument_block(pain, values.get(pain, {}), errors)] + [
         instrument_block(name, values.get(name, {}), errors) for name in BASELINE_INSTRUMENTS]
 
 
-def _baseline_page(page: Page, code: str, visit: str, data: dict[str, Any],
+def _baseline_page(page: Page, code: str, visit: str, data: Timeline,
                    values: dict[str, dict[str, Any]], fields: dict[str, Any],
                    errors: dict[str, str], status: int = 200) -> Response:
     protocol = protocol_of(page)
@@ -78,21 +91,21 @@ def _baseline_page(page: Page, code: str, visit: str, data: dict[str, Any],
     correcting = v["status"] == "completed"
     values = values or _saved(page, code, visit)
     top = [date_field("visit_date", "Visit date", fields.get("visit_date")
-                      or v.get("visit_date") or data["today"], errors.get("visit_date"),
+                      or v.get("visit_date") or data.today, errors.get("visit_date"),
                       hint=f"Window {v['window_start']} to {v['window_end']} (inclusive)")]
     top += [protocol_field(protocol, n, fields.get(n), errors.get(n))
             for n in _asked_fields(data)]
     if correcting:
         top.append(_reason_field(fields, errors))
     return page.render("baseline.html", status, t=data, code=code, visit=v, top=top,
-                       blocks=_baseline_blocks(values, errors), errors=errors,
+                       blocks=_baseline_blocks(data, values, errors), errors=errors,
                        correcting=correcting)
 
 
 def _saved(page: Page, code: str, visit: str) -> dict[str, dict[str, Any]]:
     """What the visit's form saved, keyed as the form's blocks are (PEG -> peg ...)."""
     answers = trial.visit_answers(page.db, page.ctx, code, visit)
-    return {(k.lower() if k in ("PEG", "PGIC") else k): dict(v) for k, v in answers.items()}
+    return {_form_key(k): dict(v) for k, v in answers.items()}
 
 
 def _reason_field(fields: dict[str, Any], errors: dict[str, str]) -> dict[str, Any]:
@@ -101,20 +114,19 @@ def _reason_field(fields: dict[str, Any], errors: dict[str, str]) -> dict[str, A
             "error": errors.get("reason"), "required": True}
 
 
-def _follow_up_page(page: Page, code: str, visit: str, data: dict[str, Any],
+def _follow_up_page(page: Page, code: str, visit: str, data: Timeline,
                     values: dict[str, dict[str, Any]], fields: dict[str, Any],
                     errors: dict[str, str], status: int = 200) -> Response:
     v = _visit(data, visit)
     correcting = v["status"] == "completed"
     top = [date_field("visit_date", "Visit date", fields.get("visit_date")
-                      or v.get("visit_date") or data["today"], errors.get("visit_date"),
+                      or v.get("visit_date") or data.today, errors.get("visit_date"),
                       hint=f"Window {v['window_start']} to {v['window_end']} (inclusive)")]
     if correcting:
         top.append(_reason_field(fields, errors))
         values = values or _saved(page, code, visit)
-    blocks = [instrument_block("peg", values.get("peg", {}), errors),
-              instrument_block("pgic", values.get("pgic", {}), errors)]
-    decision = data["decision_visit"] == visit
+    blocks = [instrument_block(key, values.get(key, {}), errors) for key in _roles(data)]
+    decision = data.decision_visit == visit
     response = _response_summary(page, data) if decision and v["status"] == "completed" \
         else None
     return page.render("visit.html", status, t=data, code=code, visit=v, top=top,
@@ -122,19 +134,19 @@ def _follow_up_page(page: Page, code: str, visit: str, data: dict[str, Any],
                        decision=decision, response=response)
 
 
-def _response_summary(page: Page, data: dict[str, Any]) -> dict[str, Any] | None:
+def _response_summary(page: Page, data: Timeline) -> dict[str, Any] | None:
     """The week-12 category and the stage-2 options the protocol allows (no allocation
     detail beyond what the coordinator already sees)."""
-    visit = _visit(data, data["decision_visit"])
+    visit = _visit(data, data.decision_visit or "")  # none: 404, as for any unknown visit
     category = visit["scores"].get("response_category")
-    stage1 = next((a for a in data["allocations"] if a["stage"] == 1), None)
+    stage1 = next((a for a in data.allocations if a["stage"] == 1), None)
     if category is None or stage1 is None or is_blinded(page.actor):
         return {"category": category, "options": [], "assigned": None}
     protocol = protocol_of(page)
-    latest = next((a for a in reversed(data["assessments"]) if a["eligible"]), None)
+    latest = next((a for a in reversed(data.assessments) if a["eligible"]), None)
     blocked = [a for a in protocol.arm_codes if latest and a not in latest["eligible_arms"]]
     opts = stage_options(protocol, stage1["option"], category, blocked)
-    assigned = next((a for a in data["allocations"] if a["stage"] == 2), None)
+    assigned = next((a for a in data.allocations if a["stage"] == 2), None)
     return {"category": category, "options": [(o.code, o.action) for o in opts.eligible],
             "randomized": opts.randomized, "assigned": assigned}
 
@@ -143,7 +155,7 @@ def _response_summary(page: Page, data: dict[str, Any]) -> dict[str, Any] | None
 def visit_form(page: User, code: str, visit: str) -> Response:
     """Visit 0 (baseline phenotyping) or a follow-up visit."""
     data = timeline.participant_timeline(page.db, page.ctx, check_code(code))
-    if visit == data["first_visit"]:
+    if visit == data.first_visit:
         return _baseline_page(page, code, visit, data, {}, {}, {})
     return _follow_up_page(page, code, visit, data, {}, {}, {})
 
@@ -156,13 +168,14 @@ def record_visit(page: User, code: str, visit: str, form: Form) -> Response:
     errors: dict[str, str] = {}
     day = parse_date(form, "visit_date", "Visit date", errors)
     fields: dict[str, Any] = {"visit_date": form.get("visit_date", "")}
-    if visit == data["first_visit"]:
+    if visit == data.first_visit:
         protocol = protocol_of(page)
         asked = _asked_fields(data)
         record, ferr = parse_protocol_fields(protocol, asked, form)
         errors |= ferr
         fields |= {n: form.get(n, "") for n in asked}
-        values = {"peg": parse_items("peg", form, errors)}
+        pain, _ = _roles(data)
+        values = {pain: parse_items(pain, form, errors)}
         values |= {n: parse_items(n, form, errors) for n in BASELINE_INSTRUMENTS}
         known = {f"{b}.{i}" for b, items in values.items() for i in items} | set(fields)
         reason = str(form.get("reason", "")).strip()[:500]
@@ -172,14 +185,15 @@ def record_visit(page: User, code: str, visit: str, form: Form) -> Response:
         if not errors:
             try:
                 record_baseline(page.db, page.ctx, code, visit, visit_date=day,
-                                peg=values["peg"],
+                                peg=values[pain],
                                 questionnaires={n: values[n] for n in BASELINE_INSTRUMENTS},
                                 fields=record, reason=reason)
                 return redirect(f"/participants/{code}#visits")
             except TailorError as exc:
                 form_error(errors, exc, known)
         return _baseline_page(page, code, visit, data, values, fields, errors, 422)
-    values = {"peg": parse_items("peg", form, errors), "pgic": parse_items("pgic", form, errors)}
+    keys = _roles(data)
+    values = {key: parse_items(key, form, errors) for key in keys}
     correcting = v["status"] == "completed"
     reason = str(form.get("reason", "")).strip()[:500]
     fields["reason"] = reason
@@ -188,11 +202,12 @@ def record_visit(page: User, code: str, visit: str, form: Form) -> Response:
     known = {f"{b}.{i}" for b, items in values.items() for i in items} | set(fields)
     if not errors:
         try:
+            roles = data.instrument_roles
+            blocks = (roles.pain_score, roles.global_impression)
             trial.record_visit(page.db, page.ctx, code, visit, visit_date=day, instruments={
-                "PEG": {"version": "1", "items": values["peg"]},
-                "PGIC": {"version": "1", "items": values["pgic"]}}, fields={},
-                reason=reason)
-            if visit == data["decision_visit"]:
+                block: {"version": "1", "items": values[key]}
+                for block, key in zip(blocks, keys, strict=True)}, fields={}, reason=reason)
+            if visit == data.decision_visit:
                 return redirect(f"/participants/{code}/visits/{visit}#response")
             return redirect(f"/participants/{code}#visits")
         except TailorError as exc:
@@ -223,7 +238,7 @@ def randomize_form(page: User, code: str, stage: str) -> Response:
     check_code(code)
     stage_no = path_number(stage, low=1, high=9, what="stage")  # -1, 10, 'x': 404
     data = timeline.participant_timeline(page.db, page.ctx, code)
-    done = next((a for a in data["allocations"] if a["stage"] == stage_no), None)
+    done = next((a for a in data.allocations if a["stage"] == stage_no), None)
     if done is not None:
         return page.render("allocation.html", t=data, code=code, allocation=done,
                            replayed=True)
@@ -295,7 +310,7 @@ def intolerance_form(page: User, code: str) -> Response:
     """Record an intolerance or adverse event."""
     data = timeline.participant_timeline(page.db, page.ctx, check_code(code))
     return page.render("event.html", t=data, code=code, title="Intolerance or adverse event",
-                       fields=_intolerance_fields(page, {"onset_date": data["today"]}, {}),
+                       fields=_intolerance_fields(page, {"onset_date": data.today}, {}),
                        errors={}, action=f"/participants/{code}/intolerance")
 
 
@@ -355,7 +370,7 @@ def withdraw_form(page: User, code: str) -> Response:
     """Withdraw a participant."""
     data = timeline.participant_timeline(page.db, page.ctx, check_code(code))
     return page.render("event.html", t=data, code=code, title="Withdrawal",
-                       fields=_withdraw_fields({"withdrawn_on": data["today"]}, {}),
+                       fields=_withdraw_fields({"withdrawn_on": data.today}, {}),
                        errors={}, action=f"/participants/{code}/withdraw")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
+from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, StrictBool
 
 from tailor.protocol import MAX_STAGES
 from tailor.web.inputs import clean_name, clean_text
@@ -129,7 +129,12 @@ class ParticipantIn(_In):
 
 
 class ParticipantOut(BaseModel):
-    id: str
+    """A participant (:class:`tailor.services.trial.ParticipantView`); ``id`` is the study
+    code."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str = Field(validation_alias=AliasChoices("id", "study_code"))
     site: str
     status: str
     consented: bool

@@ -58,7 +58,7 @@ def prepare(t: Trial, n: int, start: datetime) -> list[str]:
         ctx = t.ctx(user, now=start)
         day = start.date()
         code = trial.create_participant(t.db, ctx, consent_date=day - timedelta(days=20),
-                                        birth_year=1980, sex="F")["id"]
+                                        birth_year=1980, sex="F").participant.study_code
         trial.screen(t.db, ctx, code, SCREEN_OK, assessed_on=day - timedelta(days=15))
         trial.enrol(t.db, ctx, code, enrolled_on=day - timedelta(days=14))
         trial.record_run_in(t.db, ctx, code, modules_completed=2, messages_answered=12,
