@@ -648,8 +648,8 @@ def depth1_argmax(V: np.ndarray, ORD: np.ndarray, G: np.ndarray, C: np.ndarray, 
 # Layout: a node of the tree stores the per-option reward sums S[node, a] of its members (d values,
 # not one difference per pair) and the largest prefix sum MP[node, bb * d + a] of the pair
 # (a, b0 + bb), for the right-side options b0 .. b0 + nb - 1 of the block; the pair's sum is
-# S[node, a] - S[node, b]. Only the ``size - 1`` inner nodes are stored; a leaf (one sorted
-# position) is read from its member's rewards when it is present. The diagonal pairs (a, a) are
+# S[node, a] - S[node, b]. Only the ``size - 1`` inner nodes store prefix maxima; a leaf's (one
+# sorted position) follows from its sums and whether it is a boundary. The diagonal pairs (a, a) are
 # kept (their prefix maximum is 0 or -inf, which the value's max(0, .) ignores) so each option's
 # row of pairs is contiguous. An insertion is one flat loop nest (no call per node): per pair and
 # level one subtraction, one addition and one maximum over rows that stay in the L2 cache.
@@ -669,61 +669,41 @@ def _seg_bounds(k: int, V: np.ndarray, size: int, BND: np.ndarray, HB: np.ndarra
 
 
 @njit(cache=True)
-def _seg_init(size: int, Pn: int, HB: np.ndarray, PRES: np.ndarray, S: np.ndarray,
-              MP: np.ndarray) -> None:
+def _seg_init(size: int, Pn: int, HB: np.ndarray, S: np.ndarray, MP: np.ndarray) -> None:
     """No member yet: every sum 0, every prefix maximum 0 where the range holds a boundary."""
     d = S.shape[1]
-    for u in range(size):
-        PRES[u] = False
-    for node in range(1, size):
-        e = 0.0 if HB[node] else -np.inf
+    for node in range(1, 2 * size):
         for a in range(d):
             S[node, a] = 0.0
+    for node in range(1, size):
+        e = 0.0 if HB[node] else -np.inf
         for q in range(Pn):
             MP[node, q] = e
 
 
 @njit(cache=True)
-def _seg_leaf(u: int, k: int, ORD: np.ndarray, GP: np.ndarray, PRES: np.ndarray,
-              BND: np.ndarray, b0: int, nb: int, sv: np.ndarray, mv: np.ndarray) -> None:
-    """Sums ``sv`` and prefix maxima ``mv`` of the leaf at sorted position ``u``."""
-    d = GP.shape[1]
-    x = ORD[k, u] if PRES[u] else GP.shape[0] - 1  # the last row of GP is zeros: no member
-    cb = 0.0 if BND[u] else -np.inf
+def _seg_insert(u: int, x: int, G: np.ndarray, BND: np.ndarray, b0: int, nb: int, size: int,
+                S: np.ndarray, MP: np.ndarray) -> None:
+    """Add member ``x`` at sorted position ``u`` to the trees of the block ``b0 .. b0 + nb - 1``:
+    its leaf's sums, its parent from the two leaves, then the inner nodes up to the root
+    (written out flat: the loops over a row of pairs are what the sweeps cost)."""
+    d = G.shape[1]
     for a in range(d):
-        sv[a] = GP[x, a]
-    for bb in range(nb):
-        sb = GP[x, b0 + bb]
-        o = bb * d
-        for a in range(d):
-            mv[o + a] = (GP[x, a] - sb) + cb
-
-
-@njit(cache=True)
-def _seg_insert(u: int, k: int, ORD: np.ndarray, GP: np.ndarray, PRES: np.ndarray,
-                BND: np.ndarray, b0: int, nb: int, size: int, S: np.ndarray,
-                MP: np.ndarray) -> None:
-    """Add the member at sorted position ``u`` to the trees of the block ``b0 .. b0 + nb - 1``:
-    its parent from the two leaves' rewards, then the inner nodes up to the root (written out
-    flat: the loops over a row of pairs are what the sweeps cost)."""
-    d = GP.shape[1]
-    none = GP.shape[0] - 1
-    PRES[u] = True
+        S[size + u, a] = G[x, a]
     node = (size + u) >> 1
-    lu = 2 * node - size
-    xl = ORD[k, lu] if PRES[lu] else none
-    xr = ORD[k, lu + 1] if PRES[lu + 1] else none
-    cl = 0.0 if BND[lu] else -np.inf  # a leaf's prefix maximum: its sum at a boundary
-    cr = 0.0 if BND[lu + 1] else -np.inf
+    lft = 2 * node
+    rgt = lft + 1
+    cl = 0.0 if BND[lft - size] else -np.inf  # a leaf's prefix maximum: its sum at a boundary
+    cr = 0.0 if BND[rgt - size] else -np.inf
     for a in range(d):
-        S[node, a] = GP[xl, a] + GP[xr, a]
+        S[node, a] = S[lft, a] + S[rgt, a]
     for bb in range(nb):
-        sbl = GP[xl, b0 + bb]
-        sbr = GP[xr, b0 + bb]
+        sbl = S[lft, b0 + bb]
+        sbr = S[rgt, b0 + bb]
         o = bb * d
         for a in range(d):
-            dl = GP[xl, a] - sbl
-            MP[node, o + a] = max(dl + cl, dl + ((GP[xr, a] - sbr) + cr))
+            dl = S[lft, a] - sbl
+            MP[node, o + a] = max(dl + cl, dl + ((S[rgt, a] - sbr) + cr))
     node >>= 1
     while node >= 1:
         lft = 2 * node
@@ -739,16 +719,16 @@ def _seg_insert(u: int, k: int, ORD: np.ndarray, GP: np.ndarray, PRES: np.ndarra
 
 
 @njit(cache=True)
-def _seg_value(T: np.ndarray, H: np.ndarray, b0: int, nb: int) -> float:
-    """Best of the options ``b0 .. b0 + nb - 1`` on the right: ``T_b + max(0, max_a H[(a, b)])``
-    (0: the leaf, an empty left side)."""
+def _seg_value(T: np.ndarray, H: np.ndarray, row: int, b0: int, nb: int) -> float:
+    """Best of the options ``b0 .. b0 + nb - 1`` on the right: ``T_b + max(0, max_a H[row, (a,
+    b)])`` (0: the leaf, an empty left side)."""
     d = T.shape[0]
     best = -np.inf
     for bb in range(nb):
         h = 0.0
         o = bb * d
         for a in range(d):
-            h = max(h, H[o + a])
+            h = max(h, H[row, o + a])
         best = max(best, T[b0 + bb] + h)
     return best
 
@@ -781,23 +761,12 @@ def _fen_kth(F: np.ndarray, kth: int, top: int) -> int:
 
 
 @njit(cache=True)
-def _seg_node(node: int, k: int, ORD: np.ndarray, GP: np.ndarray, PRES: np.ndarray,
-              BND: np.ndarray, b0: int, nb: int, size: int, S: np.ndarray, MP: np.ndarray,
-              sv: np.ndarray, mv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(sums, prefix maxima) of any node: an inner node's stored rows, a leaf's computed ones."""
-    if node >= size:
-        _seg_leaf(node - size, k, ORD, GP, PRES, BND, b0, nb, sv, mv)
-        return sv, mv
-    return S[node], MP[node]
-
-
-@njit(cache=True)
-def _seg_range(k: int, ORD: np.ndarray, GP: np.ndarray, PRES: np.ndarray, BND: np.ndarray,
-               b0: int, nb: int, size: int, S: np.ndarray, MP: np.ndarray, lo: int, hi: int,
-               H: np.ndarray, PS: np.ndarray, SL: np.ndarray, ML: np.ndarray, MR: np.ndarray,
-               sv: np.ndarray, mv: np.ndarray) -> None:
-    """``H[q]``: the largest prefix sum of pair ``q`` over the boundaries at sorted positions
-    ``lo .. hi - 1`` (those with both sides >= min_node_size), -inf when there is none."""
+def _seg_range(BND: np.ndarray, b0: int, nb: int, size: int, S: np.ndarray, MP: np.ndarray,
+               lo: int, hi: int, H: np.ndarray, PS: np.ndarray, SL: np.ndarray, ML: np.ndarray,
+               MR: np.ndarray) -> None:
+    """``H[0, q]``: the largest prefix sum of pair ``q`` over the boundaries at sorted positions
+    ``lo .. hi - 1`` (those with both sides >= min_node_size), -inf when there is none. A leaf's
+    prefix maximum is computed from its sums (only inner nodes store theirs)."""
     d = S.shape[1]
     Pn = nb * d
     for a in range(d):
@@ -810,45 +779,48 @@ def _seg_range(k: int, ORD: np.ndarray, GP: np.ndarray, PRES: np.ndarray, BND: n
     rgt = size + lo
     while lft < rgt:  # the sums of the positions before lo
         if lft & 1:
-            s_, _ = _seg_node(lft, k, ORD, GP, PRES, BND, b0, nb, size, S, MP, sv, mv)
             for a in range(d):
-                PS[a] += s_[a]
+                PS[a] += S[lft, a]
             lft += 1
         if rgt & 1:
             rgt -= 1
-            s_, _ = _seg_node(rgt, k, ORD, GP, PRES, BND, b0, nb, size, S, MP, sv, mv)
             for a in range(d):
-                PS[a] += s_[a]
+                PS[a] += S[rgt, a]
         lft >>= 1
         rgt >>= 1
     lft = size + lo
     rgt = size + hi
     while lft < rgt:  # (sums, largest prefix sum) of [lo, hi), combined from both ends
         if lft & 1:
-            s_, m_ = _seg_node(lft, k, ORD, GP, PRES, BND, b0, nb, size, S, MP, sv, mv)
+            leaf = lft >= size
+            cb = -np.inf if leaf and not BND[lft - size] else 0.0
             for bb in range(nb):
                 sb = SL[b0 + bb]
+                sn = S[lft, b0 + bb]
                 o = bb * d
                 for a in range(d):
-                    ML[o + a] = max(ML[o + a], (SL[a] - sb) + m_[o + a])
+                    mp = (S[lft, a] - sn) + cb if leaf else MP[lft, o + a]
+                    ML[o + a] = max(ML[o + a], (SL[a] - sb) + mp)
             for a in range(d):
-                SL[a] += s_[a]
+                SL[a] += S[lft, a]
             lft += 1
         if rgt & 1:
             rgt -= 1
-            s_, m_ = _seg_node(rgt, k, ORD, GP, PRES, BND, b0, nb, size, S, MP, sv, mv)
+            leaf = rgt >= size
+            cb = -np.inf if leaf and not BND[rgt - size] else 0.0
             for bb in range(nb):
-                sb = s_[b0 + bb]
+                sb = S[rgt, b0 + bb]
                 o = bb * d
                 for a in range(d):
-                    MR[o + a] = max(m_[o + a], (s_[a] - sb) + MR[o + a])
+                    mp = (S[rgt, a] - sb) + cb if leaf else MP[rgt, o + a]
+                    MR[o + a] = max(mp, (S[rgt, a] - sb) + MR[o + a])
         lft >>= 1
         rgt >>= 1
     for bb in range(nb):
         b = b0 + bb
         o = bb * d
         for a in range(d):
-            H[o + a] = (PS[a] - PS[b]) + max(ML[o + a], (SL[a] - SL[b]) + MR[o + a])
+            H[0, o + a] = (PS[a] - PS[b]) + max(ML[o + a], (SL[a] - SL[b]) + MR[o + a])
 
 
 @njit(cache=True)
@@ -901,16 +873,11 @@ def _d2_feature_seg(j: int, V: np.ndarray, ORD: np.ndarray, RK: np.ndarray, G: n
         top *= 2
     nbo = _seg_blocks(m, d)  # options per block
     Pb = nbo * d if need_seg else 0
-    S = np.empty((size if need_seg else 0, d))
-    MP = np.empty((size if need_seg else 0, Pb))
-    PRES = np.empty(size, dtype=np.bool_)
+    S = np.empty((2 * size if need_seg else 0, d))  # sums of every node, leaves included
+    MP = np.empty((size if need_seg else 0, Pb))  # prefix maxima of the inner nodes
     BND = np.empty(size, dtype=np.bool_)
     HB = np.empty(2 * size, dtype=np.bool_)
-    GP = np.zeros((m + 1, d))  # the rewards and a row of zeros (m: no member)
-    GP[:m] = G
-    sv = np.empty(d)
-    mv = np.empty(Pb)
-    H = np.empty(Pb)
+    H = np.empty((1, Pb))
     PS = np.empty(d)
     SL = np.empty(d)
     ML = np.empty(Pb)
@@ -929,7 +896,7 @@ def _d2_feature_seg(j: int, V: np.ndarray, ORD: np.ndarray, RK: np.ndarray, G: n
         for b0 in range(0, d, nbo):
             nb = min(nbo, d - b0)
             for left in (True, False):
-                _seg_init(size, nb * d, HB, PRES, S, MP)
+                _seg_init(size, nb * d, HB, S, MP)
                 T[:] = 0.0
                 if mmin > 1:
                     FW[:] = 0
@@ -937,7 +904,7 @@ def _d2_feature_seg(j: int, V: np.ndarray, ORD: np.ndarray, RK: np.ndarray, G: n
                     s = u if left else m - u
                     x = ORD[j, s - 1] if left else ORD[j, s]
                     r = RK[k, x]
-                    _seg_insert(r, k, ORD, GP, PRES, BND, b0, nb, size, S, MP)
+                    _seg_insert(r, x, G, BND, b0, nb, size, S, MP)
                     for a in range(d):
                         T[a] += G[x, a]
                     if mmin > 1:
@@ -945,17 +912,16 @@ def _d2_feature_seg(j: int, V: np.ndarray, ORD: np.ndarray, RK: np.ndarray, G: n
                     if not valid[s]:
                         continue
                     if mmin == 1:  # every boundary: the root's prefix maxima
-                        v = _seg_value(T, MP[1], b0, nb)
+                        v = _seg_value(T, MP, 1, b0, nb)
                     else:
                         if u >= 2 * mmin:
                             lo = _fen_kth(FW, mmin, top)
                             hi = _fen_kth(FW, u - mmin + 1, top)
-                            _seg_range(k, ORD, GP, PRES, BND, b0, nb, size, S, MP, lo, hi, H, PS,
-                                       SL, ML, MR, sv, mv)
+                            _seg_range(BND, b0, nb, size, S, MP, lo, hi, H, PS, SL, ML, MR)
                         else:  # fewer than 2 min_node_size members: the leaf only
                             for q in range(nb * d):
-                                H[q] = -np.inf
-                        v = _seg_value(T, H, b0, nb)
+                                H[0, q] = -np.inf
+                        v = _seg_value(T, H, 0, b0, nb)
                     if left:
                         gL[s] = max(gL[s], v)
                     else:
