@@ -41,7 +41,7 @@ from numba import njit, prange
 from tailor.dtr import _policytree_hist as _h
 
 _BIG = 1e300  # "no key yet" count
-_SEG_BLOCK_BYTES = 2 << 20  # segment trees of one block of option pairs (see _seg_blocks)
+_SEG_BLOCK_BYTES = 2 << 20  # prefix maxima of one block of option pairs (see _seg_blocks)
 _SEG_MIN_PAIRS = 16
 
 
@@ -632,7 +632,7 @@ def depth1_argmax(V: np.ndarray, ORD: np.ndarray, G: np.ndarray, C: np.ndarray, 
 
 
 # --------------------------------------------------------------------------------------------
-# Depth 2 without mask, min_node_size 1 and split_step 1: prefix-maximum segment trees.
+# Depth 2 without mask and split_step 1: prefix-maximum segment trees.
 #
 # For a child S and a feature k, the best depth-1 value is
 #     g_k(S) = max_t [max_a A_a(t) + max_b (T_b - A_b(t))] = max_{a,b} [T_b + max_t (A_a - A_b)(t)]
@@ -644,75 +644,91 @@ def depth1_argmax(V: np.ndarray, ORD: np.ndarray, G: np.ndarray, C: np.ndarray, 
 # gets its children's exact depth-1 values on every k in ORD(p d^2 log n) instead of ORD(p n d).
 # Boundaries with an empty side give the leaf value, which never beats a real split, so g_k equals
 # policytree's value (best split, or the leaf when k has no split).
+#
+# Layout: a node of the tree stores the per-option reward sums S[node, a] of its members (d values,
+# not one difference per pair) and the largest prefix sum MP[node, bb * d + a] of the pair
+# (a, b0 + bb), for the right-side options b0 .. b0 + nb - 1 of the block; the pair's sum is
+# S[node, a] - S[node, b]. Only the ``size - 1`` inner nodes store prefix maxima; a leaf's (one
+# sorted position) follows from its sums and whether it is a boundary. The diagonal pairs (a, a) are
+# kept (their prefix maximum is 0 or -inf, which the value's max(0, .) ignores) so each option's
+# row of pairs is contiguous. An insertion is one flat loop nest (no call per node): per pair and
+# level one subtraction, one addition and one maximum over rows that stay in the L2 cache.
 
 
 @njit(cache=True)
-def _pairs(d: int) -> tuple[np.ndarray, np.ndarray]:
-    """Ordered pairs (a, b), a != b, grouped by b: pair q = b * (d - 1) + r."""
-    P = d * (d - 1)
-    pa = np.empty(P, dtype=np.int64)
-    pb = np.empty(P, dtype=np.int64)
-    q = 0
-    for b in range(d):
-        for a in range(d):
-            if a != b:
-                pa[q] = a
-                pb[q] = b
-                q += 1
-    return pa, pb
-
-
-@njit(cache=True)
-def _seg_init(k: int, V: np.ndarray, size: int, Pn: int, SD: np.ndarray, MP: np.ndarray) -> None:
+def _seg_bounds(k: int, V: np.ndarray, size: int, BND: np.ndarray, HB: np.ndarray) -> None:
+    """``BND[u]``: sorted position ``u`` of feature ``k`` ends a run of equal values (a split
+    boundary); ``HB[node]``: the node's range holds a boundary (leaves at ``size + u``)."""
     m = V.shape[1]
     for u in range(size):
-        node = size + u
-        bnd = u < m and (u == m - 1 or V[k, u] < V[k, u + 1])
-        for q in range(Pn):
-            SD[node, q] = 0.0
-            MP[node, q] = 0.0 if bnd else -np.inf
+        b = u < m and (u == m - 1 or V[k, u] < V[k, u + 1])
+        BND[u] = b
+        HB[size + u] = b
     for node in range(size - 1, 0, -1):
-        lft = 2 * node
-        rgt = lft + 1
-        for q in range(Pn):
-            SD[node, q] = SD[lft, q] + SD[rgt, q]
-            MP[node, q] = max(MP[lft, q], SD[lft, q] + MP[rgt, q])
+        HB[node] = HB[2 * node] or HB[2 * node + 1]
 
 
 @njit(cache=True)
-def _seg_insert(u: int, x: int, k: int, V: np.ndarray, G: np.ndarray, pa: np.ndarray,
-                pb: np.ndarray, q0: int, Pn: int, size: int, SD: np.ndarray,
-                MP: np.ndarray) -> None:
-    """Add member ``x`` at sorted position ``u`` to the trees of pairs ``q0 .. q0 + Pn - 1``."""
-    m = V.shape[1]
-    node = size + u
-    bnd = u == m - 1 or V[k, u] < V[k, u + 1]
-    for q in range(Pn):
-        w = G[x, pa[q0 + q]] - G[x, pb[q0 + q]]
-        SD[node, q] = w
-        MP[node, q] = w if bnd else -np.inf
+def _seg_init(size: int, Pn: int, HB: np.ndarray, S: np.ndarray, MP: np.ndarray) -> None:
+    """No member yet: every sum 0, every prefix maximum 0 where the range holds a boundary."""
+    d = S.shape[1]
+    for node in range(1, 2 * size):
+        for a in range(d):
+            S[node, a] = 0.0
+    for node in range(1, size):
+        e = 0.0 if HB[node] else -np.inf
+        for q in range(Pn):
+            MP[node, q] = e
+
+
+@njit(cache=True)
+def _seg_insert(u: int, x: int, G: np.ndarray, BND: np.ndarray, b0: int, nb: int, size: int,
+                S: np.ndarray, MP: np.ndarray) -> None:
+    """Add member ``x`` at sorted position ``u`` to the trees of the block ``b0 .. b0 + nb - 1``:
+    its leaf's sums, its parent from the two leaves, then the inner nodes up to the root
+    (written out flat: the loops over a row of pairs are what the sweeps cost)."""
+    d = G.shape[1]
+    for a in range(d):
+        S[size + u, a] = G[x, a]
+    node = (size + u) >> 1
+    lft = 2 * node
+    rgt = lft + 1
+    cl = 0.0 if BND[lft - size] else -np.inf  # a leaf's prefix maximum: its sum at a boundary
+    cr = 0.0 if BND[rgt - size] else -np.inf
+    for a in range(d):
+        S[node, a] = S[lft, a] + S[rgt, a]
+    for bb in range(nb):
+        sbl = S[lft, b0 + bb]
+        sbr = S[rgt, b0 + bb]
+        o = bb * d
+        for a in range(d):
+            dl = S[lft, a] - sbl
+            MP[node, o + a] = max(dl + cl, dl + ((S[rgt, a] - sbr) + cr))
     node >>= 1
     while node >= 1:
         lft = 2 * node
         rgt = lft + 1
-        for q in range(Pn):
-            SD[node, q] = SD[lft, q] + SD[rgt, q]
-            MP[node, q] = max(MP[lft, q], SD[lft, q] + MP[rgt, q])
+        for a in range(d):
+            S[node, a] = S[lft, a] + S[rgt, a]
+        for bb in range(nb):
+            sb = S[lft, b0 + bb]
+            o = bb * d
+            for a in range(d):
+                MP[node, o + a] = max(MP[lft, o + a], (S[lft, a] - sb) + MP[rgt, o + a])
         node >>= 1
 
 
 @njit(cache=True)
-def _seg_value(T: np.ndarray, H: np.ndarray, b0: int, nb: int) -> float:
-    """Best of the options ``b0 .. b0 + nb - 1`` on the right: ``T_b + max(0, max_a H[(a, b)])``
-    (0: the leaf, an empty left side)."""
+def _seg_value(T: np.ndarray, H: np.ndarray, row: int, b0: int, nb: int) -> float:
+    """Best of the options ``b0 .. b0 + nb - 1`` on the right: ``T_b + max(0, max_a H[row, (a,
+    b)])`` (0: the leaf, an empty left side)."""
     d = T.shape[0]
     best = -np.inf
-    q = 0
     for bb in range(nb):
         h = 0.0
-        for _ in range(d - 1):
-            h = max(h, H[q])
-            q += 1
+        o = bb * d
+        for a in range(d):
+            h = max(h, H[row, o + a])
         best = max(best, T[b0 + bb] + h)
     return best
 
@@ -745,62 +761,81 @@ def _fen_kth(F: np.ndarray, kth: int, top: int) -> int:
 
 
 @njit(cache=True)
-def _seg_range(SD: np.ndarray, MP: np.ndarray, Pn: int, size: int, lo: int, hi: int,
-               H: np.ndarray, PS: np.ndarray, SL: np.ndarray, ML: np.ndarray, SR: np.ndarray,
+def _seg_range(BND: np.ndarray, b0: int, nb: int, size: int, S: np.ndarray, MP: np.ndarray,
+               lo: int, hi: int, H: np.ndarray, PS: np.ndarray, SL: np.ndarray, ML: np.ndarray,
                MR: np.ndarray) -> None:
-    """``H[q]``: the largest prefix sum of pair ``q`` over the boundaries at sorted positions
-    ``lo .. hi - 1`` (those with both sides >= min_node_size), -inf when there is none."""
+    """``H[0, q]``: the largest prefix sum of pair ``q`` over the boundaries at sorted positions
+    ``lo .. hi - 1`` (those with both sides >= min_node_size), -inf when there is none. A leaf's
+    prefix maximum is computed from its sums (only inner nodes store theirs)."""
+    d = S.shape[1]
+    Pn = nb * d
+    for a in range(d):
+        PS[a] = 0.0
+        SL[a] = 0.0
     for q in range(Pn):
-        PS[q] = 0.0
-        SL[q] = 0.0
         ML[q] = -np.inf
-        SR[q] = 0.0
         MR[q] = -np.inf
     lft = size
     rgt = size + lo
-    while lft < rgt:  # the sum of the positions before lo
+    while lft < rgt:  # the sums of the positions before lo
         if lft & 1:
-            for q in range(Pn):
-                PS[q] += SD[lft, q]
+            for a in range(d):
+                PS[a] += S[lft, a]
             lft += 1
         if rgt & 1:
             rgt -= 1
-            for q in range(Pn):
-                PS[q] += SD[rgt, q]
+            for a in range(d):
+                PS[a] += S[rgt, a]
         lft >>= 1
         rgt >>= 1
     lft = size + lo
     rgt = size + hi
-    while lft < rgt:  # (sum, largest prefix sum) of [lo, hi), combined from both ends
+    while lft < rgt:  # (sums, largest prefix sum) of [lo, hi), combined from both ends
         if lft & 1:
-            for q in range(Pn):
-                ML[q] = max(ML[q], SL[q] + MP[lft, q])
-                SL[q] += SD[lft, q]
+            leaf = lft >= size
+            cb = -np.inf if leaf and not BND[lft - size] else 0.0
+            for bb in range(nb):
+                sb = SL[b0 + bb]
+                sn = S[lft, b0 + bb]
+                o = bb * d
+                for a in range(d):
+                    mp = (S[lft, a] - sn) + cb if leaf else MP[lft, o + a]
+                    ML[o + a] = max(ML[o + a], (SL[a] - sb) + mp)
+            for a in range(d):
+                SL[a] += S[lft, a]
             lft += 1
         if rgt & 1:
             rgt -= 1
-            for q in range(Pn):
-                MR[q] = max(MP[rgt, q], SD[rgt, q] + MR[q])
-                SR[q] += SD[rgt, q]
+            leaf = rgt >= size
+            cb = -np.inf if leaf and not BND[rgt - size] else 0.0
+            for bb in range(nb):
+                sb = S[rgt, b0 + bb]
+                o = bb * d
+                for a in range(d):
+                    mp = (S[rgt, a] - sb) + cb if leaf else MP[rgt, o + a]
+                    MR[o + a] = max(mp, (S[rgt, a] - sb) + MR[o + a])
         lft >>= 1
         rgt >>= 1
-    for q in range(Pn):
-        H[q] = PS[q] + max(ML[q], SL[q] + MR[q])
+    for bb in range(nb):
+        b = b0 + bb
+        o = bb * d
+        for a in range(d):
+            H[0, o + a] = (PS[a] - PS[b]) + max(ML[o + a], (SL[a] - SL[b]) + MR[o + a])
 
 
 @njit(cache=True)
 def _seg_blocks(m: int, d: int) -> int:
-    """Right-side options per block of the pair trees: a block's two trees fit in
+    """Right-side options per block of the pair trees: a block's prefix maxima fit in
     ``_SEG_BLOCK_BYTES`` (about one core's L2 cache), so the sweeps do not stream them from
-    memory, but a block keeps at least ``_SEG_MIN_PAIRS`` pairs (short rows vectorize badly).
-    Measured: 0.58 ns per pair and tree level with 57 pairs at n = 1,000 (1.8 MB) against 1.2 ns
-    with all 380 pairs of d = 20 (12 MB); see ``benchmarks/results/policytree_ties.md``."""
-    size = 1
+    memory, in blocks of equal width, but a block keeps at least ``_SEG_MIN_PAIRS`` pairs (short
+    rows vectorize badly)."""
+    size = 2
     while size < m:
         size *= 2
-    w = max(d - 1, 1)
-    per_option = 2 * size * w * 16
-    return min(d, max(1, _SEG_BLOCK_BYTES // per_option, -(-_SEG_MIN_PAIRS // w)))
+    per_option = size * d * 8
+    most = min(d, max(1, _SEG_BLOCK_BYTES // per_option, -(-_SEG_MIN_PAIRS // d)))
+    nblocks = -(-d // most)
+    return -(-d // nblocks)
 
 
 @njit(cache=True)
@@ -830,22 +865,22 @@ def _d2_feature_seg(j: int, V: np.ndarray, ORD: np.ndarray, RK: np.ndarray, G: n
         use_hist[k] = _h.pair_uses_hist(m, d, nvj, K[k], mmin, mode)
         need_seg = need_seg or not use_hist[k]
         kmax = max(kmax, K[k])
-    size = 1
+    size = 2
     while size < m:
         size *= 2
     top = 1
     while 2 * top <= m:
         top *= 2
-    pa, pb = _pairs(d)
     nbo = _seg_blocks(m, d)  # options per block
-    Pb = nbo * (d - 1) if need_seg else 0
-    SD = np.empty((2 * size if need_seg else 0, Pb))
-    MP = np.empty((2 * size if need_seg else 0, Pb))
-    H = np.empty(Pb)
-    PS = np.empty(Pb)
-    SL = np.empty(Pb)
+    Pb = nbo * d if need_seg else 0
+    S = np.empty((2 * size if need_seg else 0, d))  # sums of every node, leaves included
+    MP = np.empty((size if need_seg else 0, Pb))  # prefix maxima of the inner nodes
+    BND = np.empty(size, dtype=np.bool_)
+    HB = np.empty(2 * size, dtype=np.bool_)
+    H = np.empty((1, Pb))
+    PS = np.empty(d)
+    SL = np.empty(d)
     ML = np.empty(Pb)
-    SR = np.empty(Pb)
     MR = np.empty(Pb)
     FW = np.zeros(m + 1, dtype=np.int64)
     L = np.empty((kmax, d))
@@ -857,12 +892,11 @@ def _d2_feature_seg(j: int, V: np.ndarray, ORD: np.ndarray, RK: np.ndarray, G: n
         if use_hist[k]:
             _h.hist_sweep(j, k, ORD, RK, G, BK, K[k], valid, mmin, gL, gR, L, CNT, T, acc)
             continue
+        _seg_bounds(k, V, size, BND, HB)
         for b0 in range(0, d, nbo):
             nb = min(nbo, d - b0)
-            q0 = b0 * (d - 1)
-            Pn = nb * (d - 1)
             for left in (True, False):
-                _seg_init(k, V, size, Pn, SD, MP)
+                _seg_init(size, nb * d, HB, S, MP)
                 T[:] = 0.0
                 if mmin > 1:
                     FW[:] = 0
@@ -870,7 +904,7 @@ def _d2_feature_seg(j: int, V: np.ndarray, ORD: np.ndarray, RK: np.ndarray, G: n
                     s = u if left else m - u
                     x = ORD[j, s - 1] if left else ORD[j, s]
                     r = RK[k, x]
-                    _seg_insert(r, x, k, V, G, pa, pb, q0, Pn, size, SD, MP)
+                    _seg_insert(r, x, G, BND, b0, nb, size, S, MP)
                     for a in range(d):
                         T[a] += G[x, a]
                     if mmin > 1:
@@ -878,16 +912,16 @@ def _d2_feature_seg(j: int, V: np.ndarray, ORD: np.ndarray, RK: np.ndarray, G: n
                     if not valid[s]:
                         continue
                     if mmin == 1:  # every boundary: the root's prefix maxima
-                        v = _seg_value(T, MP[1], b0, nb)
+                        v = _seg_value(T, MP, 1, b0, nb)
                     else:
                         if u >= 2 * mmin:
                             lo = _fen_kth(FW, mmin, top)
                             hi = _fen_kth(FW, u - mmin + 1, top)
-                            _seg_range(SD, MP, Pn, size, lo, hi, H, PS, SL, ML, SR, MR)
+                            _seg_range(BND, b0, nb, size, S, MP, lo, hi, H, PS, SL, ML, MR)
                         else:  # fewer than 2 min_node_size members: the leaf only
-                            for q in range(Pn):
-                                H[q] = -np.inf
-                        v = _seg_value(T, H, b0, nb)
+                            for q in range(nb * d):
+                                H[0, q] = -np.inf
+                        v = _seg_value(T, H, 0, b0, nb)
                     if left:
                         gL[s] = max(gL[s], v)
                     else:

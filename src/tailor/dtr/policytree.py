@@ -301,7 +301,10 @@ class PolicyTree(Params):
         if self.algorithm == "scan" or not hist_ok:
             return -1
         size = 1 << max(n - 1, 0).bit_length()
-        seg_bytes = 2 * size * d * (d - 1) * 16  # per thread: pair sums and prefix maxima
+        # the size of all pairs' trees in the layout before issue 18 (pair sums and prefix maxima
+        # of every node); kept as the threshold so the choice is unchanged (the trees now hold
+        # about a quarter of it, one L2-sized block of pairs at a time)
+        seg_bytes = 2 * size * d * (d - 1) * 16
         if seg_bytes <= _SEG_MAX_BYTES:
             return _h.MODE_AUTO
         # histograms or the scan: compare the histogram sweeps' cost with the unpruned scan's
