@@ -127,6 +127,39 @@ def _stage2_probabilities(model: OutcomeModel, tau: np.ndarray, tau_eff1: np.nda
                      peg0[..., None, None])
 
 
+def _stage2_slots(model: OutcomeModel, tau: np.ndarray, qi: np.ndarray, x: np.ndarray,
+                  intol_cat: int, contra: np.ndarray) -> np.ndarray:
+    """Per participant, week-12 state (categories, then intolerant) and arm, the permissible
+    stage-2 options as J slots (n * states * K, 4, J): the stage-2 mean with the new arm
+    tolerated, and not, its intolerance probability, and 1 where the slot holds an option
+    (J: the most options any arm, category and contraindication allows; an empty slot holds
+    zeros)."""
+    k = tau.shape[1]
+    n_cat = len(CATEGORIES)
+    state_cat = np.array([*range(n_cat), intol_cat])
+    eligible = model.eligible  # (K, C, contra, O)
+    j = max(1, int(eligible.sum(axis=-1).max()))
+    # option index per (K, C, contra, slot), padded with option 0 (slot not valid)
+    order = np.argsort(~eligible, axis=-1, kind="stable")[..., :j]
+    filled = np.take_along_axis(eligible, order, axis=-1)
+    arm = np.arange(k)[None, None, :]
+    opt = order[arm, state_cat[None, :, None], contra[:, None, None]]  # (n, S, K, J)
+    valid = filled[arm, state_cat[None, :, None], contra[:, None, None]]
+    t = tau[:, None, :]
+    q1 = qi[:, None, :]
+    s_eff = np.where((np.arange(n_cat + 1) == n_cat)[None, :, None],
+                     model.scenario.effects.intolerance_retained * t, t)
+    s_cat = np.broadcast_to(state_cat[None, :, None], s_eff.shape)
+    xs = x[:, None, :]
+    ok = np.take_along_axis(model.stage2_all(t, s_eff, s_cat, 1.0, xs, q1), opt, axis=-1)
+    bad = np.take_along_axis(model.stage2_all(t, s_eff, s_cat, 0.0, xs, q1), opt, axis=-1)
+    q_opt = q1[..., np.maximum(model.partner, 0)] * (model.partner >= 0)  # (n, 1, K, O)
+    q = np.take_along_axis(np.broadcast_to(q_opt, (*ok.shape[:3], q_opt.shape[-1])), opt,
+                           axis=-1)
+    packed = np.where(valid[..., None, :], np.stack([ok, bad, q, valid], axis=-2), 0.0)
+    return packed.reshape(-1, 4, j)
+
+
 def oracle(model: OutcomeModel, base: Mapping[str, np.ndarray], noise: Mapping[str, np.ndarray],
            site_effect: np.ndarray, po: Mapping[str, np.ndarray], cat_of_pgic: np.ndarray,
            intol_cat: int, contra: np.ndarray, *, inner: int = 64, seed: int = 20240607
@@ -165,25 +198,32 @@ def oracle(model: OutcomeModel, base: Mapping[str, np.ndarray], noise: Mapping[s
     ui = rng.random(inner)
     value = np.zeros((n, k))
     chunk = max(1, 200_000 // (inner * k))
-    cuts = np.asarray(sc.pgic.cutpoints)
+    ascending = np.asarray(sc.pgic.cutpoints)[::-1]  # validated strictly decreasing
+    # A draw changes stage 2 only through its state under each arm: tolerated with week-12
+    # category c (states 0-3) or intolerant (state 4). Each participant's permissible options,
+    # their stage-2 means and intolerance probabilities are laid out once per arm and state
+    # (``_stage2_slots``); a draw picks its state's slots. Every probability is computed by
+    # the same elementwise operations as over all (draw, arm, option) cells, and the maximum
+    # over the permissible ones is the same number.
+    slots = _stage2_slots(model, tau, qi, x, intol_cat, contra)  # (n * S * K, 4, J)
+    cuts_n = len(ascending)
+    n_cat = len(CATEGORIES)
+    n_states = n_cat + 1
+    arm_k = np.arange(k)
     for lo in range(0, n, chunk):
         sl = slice(lo, min(n, lo + chunk))
-        m_ = len(range(*sl.indices(n)))
         t = tau[sl][:, None, :]  # (m, 1, K)
-        q_sl = qi[sl][:, None, :]  # (m, 1, K)
-        intol = ui[None, :, None] < q_sl  # (m, I, K)
+        intol = ui[None, :, None] < qi[sl][:, None, :]  # (m, I, K)
         t_eff = np.where(intol, eff.intolerance_retained * t, t)  # (m, I, K)
         com = known_common[sl][:, None, None] + zb[None, :, None]
-        r12 = t_eff + com + z1[None, :, None]
-        g = r12 + zg[None, :, None]
-        code = 1 + (g[..., None] < cuts).sum(axis=-1)
-        cat = np.where(intol, intol_cat, cat_of_pgic[code])
-        armm = np.arange(k)
-        kn = np.broadcast_to(com + ns.persistence * z1[None, :, None], (m_, inner, k))
-        pr = _stage2_probabilities(model, t, t_eff, cat, x[sl][:, None, :], q_sl, kn,
-                                   peg0[sl][:, None])
-        perm = model.eligible[armm, cat, contra[sl][:, None, None]]
-        value[sl] = np.where(perm, pr, -np.inf).max(axis=-1).mean(axis=1)
+        g = t_eff + com + z1[None, :, None] + zg[None, :, None]
+        code = 1 + (cuts_n - np.searchsorted(ascending, g, side="right"))
+        state = np.where(intol, n_cat, cat_of_pgic[code])  # (m, I, K)
+        rows = (np.arange(lo, sl.stop)[:, None, None] * n_states + state) * k + arm_k
+        ok, bad, q, valid = np.moveaxis(slots.take(rows, axis=0), -2, 0)  # (m, I, K, J) each
+        kn = (com + ns.persistence * z1[None, :, None])[..., None]  # (m, I, 1, 1)
+        pr = _p_stage2(model, ok + kn, bad + kn, q, peg0[sl][:, None, None, None])
+        value[sl] = np.where(valid > 0, pr, -np.inf).max(axis=-1).mean(axis=1)
     a1 = np.argmax(np.where(elig1, value, -np.inf), axis=1)
     return {"a1_w12": a1_w12, "a1": a1, "a2": a2, "p12": p12, "v24": value}
 
