@@ -53,12 +53,11 @@ from tailor.dtr.data import (
     as_partition,
     censoring_formula,
     check_stage,
-    is_missing,
     propensity_values,
     require_column,
     truthy,
 )
-from tailor.dtr.formula import option_label, parse_options
+from tailor.dtr.formula import column_labels, option_label, parse_options
 from tailor.dtr.qlearning import QLearning, QLearningResult, StageFit, fit_stages
 from tailor.dtr.result import Summary
 from tailor.exceptions import EstimationError, RecordError
@@ -112,8 +111,10 @@ class ValueEstimate:
 # ---------------------------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------------------------
-def _labels(values: Sequence[Any]) -> list[str | None]:
-    return [None if is_missing(v) else option_label(v) for v in values]
+def _labels(values: Sequence[Any] | pd.Series) -> list[str | None]:
+    """``option_label`` of every value (None where missing), each distinct value once."""
+    series = values if isinstance(values, pd.Series) else pd.Series(list(values), dtype=object)
+    return column_labels(series)
 
 
 def _regime_labels(regime: Regime, data: pd.DataFrame,
