@@ -235,6 +235,21 @@ def test_regimes_must_be_permissible(trial):
         trial.truth.value(always_dul)
 
 
+def test_regime_codes_must_be_known_and_the_first_unknown_is_named(trial):
+    b = trial.truth.baseline
+    codes = list(b["oracle_A1"])
+    codes[3], codes[7] = "XYZ", None  # row order: 'XYZ' is the first unknown
+    odd = Regime("odd", lambda _: codes, lambda h: h["oracle_A2"])
+    with pytest.raises(ScenarioError, match="unknown stage-1 arm code 'XYZ'"):
+        trial.truth.value(odd)
+    codes[3] = [1, 2]  # unhashable, now first
+    with pytest.raises(ScenarioError, match=r"unknown stage-1 arm code \[1, 2\]"):
+        trial.truth.value(odd)
+    codes[3] = b["oracle_A1"].iloc[3]
+    with pytest.raises(ScenarioError, match="unknown stage-1 arm code None"):
+        trial.truth.value(odd)
+
+
 # --------------------------------------------------------------------------- scenarios
 def test_scenario_errors_name_the_yaml_path(tmp_path):
     bad = tmp_path / "bad.yaml"

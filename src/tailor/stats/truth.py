@@ -20,8 +20,9 @@ values); Rubin DB (1974) (potential outcomes).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -287,6 +288,24 @@ def fixed_regime(preference: tuple[str, ...] | str, stage2: str = "oracle") -> R
     return Regime(f"always {'/'.join(pref)} (stage 2: {stage2})", first, second)
 
 
+def _code_index(values: list[Any], codes: tuple[str, ...], what: str, regime: str
+                ) -> np.ndarray:
+    """Each value's index in ``codes`` (each distinct value looked up once); the first value
+    (in row order) that is not a code raises."""
+    uniques: Sequence[Any]
+    try:
+        inverse, found = pd.factorize(pd.Series(values, dtype=object))
+        uniques = list(found)
+    except TypeError:  # unhashable values: none of them is a code
+        inverse, uniques = np.arange(len(values)), values
+    where = [codes.index(u) if u in codes else -1 for u in uniques]
+    index = np.array([*where, -1], dtype=np.int64)[inverse]
+    if (index < 0).any():
+        v = values[int(np.argmax(index < 0))]
+        raise ScenarioError(f"regime '{regime}': unknown {what} code {v!r}")
+    return index
+
+
 def _as_probs(choice: Any, frame: pd.DataFrame, codes: tuple[str, ...], allowed: np.ndarray,
               what: str, regime: str) -> np.ndarray:
     if isinstance(choice, pd.DataFrame):
@@ -302,10 +321,7 @@ def _as_probs(choice: Any, frame: pd.DataFrame, codes: tuple[str, ...], allowed:
             raise ScenarioError(f"regime '{regime}': {what} chooser returned {len(values)} "
                                 f"choices for {len(frame)} rows")
         out = np.zeros((len(frame), len(codes)))
-        for i, v in enumerate(values):
-            if v not in codes:
-                raise ScenarioError(f"regime '{regime}': unknown {what} code {v!r}")
-            out[i, codes.index(v)] = 1.0
+        out[np.arange(len(values)), _code_index(values, codes, what, regime)] = 1.0
     bad = (out > 0) & ~allowed
     if bad.any():
         i = int(np.argwhere(bad)[0][0])
@@ -340,6 +356,22 @@ class Truth:
         """Exact value of ``regime`` on this cohort (see :func:`evaluate_regime`)."""
         return evaluate_regime(self, regime)
 
+    @cached_property
+    def outcome_tables(self) -> dict[str, np.ndarray]:
+        """What every regime's outcomes average, computed once per truth: week-12 response
+        (n, K); week-24/36 PEG with NaN (impossible paths) as 0 and response (n, K, O); and
+        ``cat{c}`` (n, K), the week-12 category being ``c`` (index into CATEGORIES)."""
+        a = self.arrays
+        peg0 = a["peg0"]
+        out = {"responder_w12": _resp(peg0[:, None], a["peg_w12"])}
+        for w in (24, 36):
+            peg = np.nan_to_num(a[f"peg_w{w}"])
+            out[f"peg_w{w}"] = peg
+            out[f"responder_w{w}"] = _resp(peg0[:, None, None], peg)
+        for ci in range(len(CATEGORIES)):
+            out[f"cat{ci}"] = a["cat"] == ci
+        return out
+
 
 def regime_outcomes(truth: Truth, regime: Regime) -> dict[str, np.ndarray]:
     """Each participant's expected outcome under ``regime`` (n,): PEG and response at weeks
@@ -356,17 +388,16 @@ def regime_outcomes(truth: Truth, regime: Regime) -> dict[str, np.ndarray]:
     w2 = np.zeros((n * k, len(truth.options)))
     w2[rows] = w2_rows
     w2 = w2.reshape(n, k, -1)
-    peg0 = a["peg0"]
+    tab = truth.outcome_tables
     out: dict[str, np.ndarray] = {
         "mean_peg_w12": (w1 * a["peg_w12"]).sum(axis=1),
-        "responder_w12": (w1 * _resp(peg0[:, None], a["peg_w12"])).sum(axis=1)}
+        "responder_w12": (w1 * tab["responder_w12"]).sum(axis=1)}
     joint = w1[:, :, None] * w2
     for w in (24, 36):
-        peg = np.nan_to_num(a[f"peg_w{w}"])
-        out[f"mean_peg_w{w}"] = (joint * peg).sum(axis=(1, 2))
-        out[f"responder_w{w}"] = (joint * _resp(peg0[:, None, None], peg)).sum(axis=(1, 2))
+        out[f"mean_peg_w{w}"] = (joint * tab[f"peg_w{w}"]).sum(axis=(1, 2))
+        out[f"responder_w{w}"] = (joint * tab[f"responder_w{w}"]).sum(axis=(1, 2))
     for ci, name in enumerate(CATEGORIES):
-        out[f"share_{name}"] = (w1 * (a["cat"] == ci)).sum(axis=1)
+        out[f"share_{name}"] = (w1 * tab[f"cat{ci}"]).sum(axis=1)
     return out
 
 
