@@ -87,7 +87,9 @@ def wide_schema(protocol: Protocol) -> dict[str, str]:
 
 
 def _typed(df: pd.DataFrame, schema: dict[str, str]) -> pd.DataFrame:
-    out = pd.DataFrame(index=df.index)
+    """``df``'s columns in ``schema`` order and types (absent ones missing); one frame is
+    built from the typed columns at the end."""
+    out: dict[str, pd.Series] = {}
     for col, kind in schema.items():
         s = df[col] if col in df.columns else pd.Series(np.nan, index=df.index)
         if kind == "str":
@@ -98,7 +100,7 @@ def _typed(df: pd.DataFrame, schema: dict[str, str]) -> pd.DataFrame:
             out[col] = pd.to_numeric(s, errors="raise").astype(np.int64)
         else:
             out[col] = pd.to_numeric(s, errors="raise").astype("Int64")
-    return out.reset_index(drop=True)
+    return pd.DataFrame(out, index=df.index).reset_index(drop=True)
 
 
 def build_wide(st: Any, run: dict[str, Any], ids: np.ndarray) -> tuple[pd.DataFrame,
