@@ -55,9 +55,13 @@ from tailor.dtr.data import (
     check_stage,
     propensity_values,
     require_column,
-    truthy,
 )
-from tailor.dtr.formula import column_labels, option_label, parse_options
+from tailor.dtr.formula import (
+    column_labels,
+    option_label,
+    options_column,
+    truthy_column,
+)
 from tailor.dtr.qlearning import QLearning, QLearningResult, StageFit, fit_stages
 from tailor.dtr.result import Summary
 from tailor.exceptions import EstimationError, RecordError
@@ -438,13 +442,13 @@ def static_regime(data: pd.DataFrame, option: str, *, treatment: str,
     """"Start with ``option``" (later stages as randomized); ``None`` (as randomized) for
     participants for whom ``option`` is infeasible."""
     opt = option_label(option)
-    rec: list[str | None] = []
-    for i in range(len(data)):
-        ok = True
-        if isinstance(feasible, Mapping):
-            col = feasible.get(opt)
-            ok = col is not None and truthy(data[col].iloc[i])
-        elif isinstance(feasible, str):
-            ok = opt in parse_options(data[feasible].iloc[i])
-        rec.append(opt if ok else None)
-    return {treatment: rec}
+    ok: Sequence[bool]
+    if isinstance(feasible, Mapping):
+        col = feasible.get(opt)
+        ok = ([False] * len(data) if col is None
+              else truthy_column(require_column(data, col, "feasibility")).tolist())
+    elif isinstance(feasible, str):
+        ok = [opt in s for s in options_column(require_column(data, feasible, "feasibility"))]
+    else:
+        ok = [True] * len(data)
+    return {treatment: [opt if o else None for o in ok]}
