@@ -280,28 +280,34 @@ def fixed_regime(preference: tuple[str, ...] | str, stage2: str = "oracle") -> R
     pref = (preference,) if isinstance(preference, str) else tuple(preference)
 
     def first(b: pd.DataFrame) -> pd.Series:
-        sets = b["eligible_arms"].str.split(";")
-        return pd.Series([next((a for a in pref if a in s), s[0]) for s in sets], index=b.index)
+        # the eligible sets take few distinct values: choose for each once
+        codes, uniques = pd.factorize(b["eligible_arms"])
+        if (codes < 0).any():
+            raise ScenarioError(f"row {int(np.argmax(codes < 0)) + 1}: no eligible arms")
+        chosen = [next((a for a in pref if a in s), s[0]) for s in
+                  (str(u).split(";") for u in uniques)]
+        return pd.Series(np.array(chosen, dtype=object)[codes], index=b.index)
 
     second: Chooser = ((lambda h: h["oracle_A2"]) if stage2 == "oracle"
                        else (lambda h: _uniform(h, "options2")))
     return Regime(f"always {'/'.join(pref)} (stage 2: {stage2})", first, second)
 
 
-def _code_index(values: list[Any], codes: tuple[str, ...], what: str, regime: str
-                ) -> np.ndarray:
+def _code_index(values: Sequence[Any] | pd.Series, codes: tuple[str, ...], what: str,
+                regime: str) -> np.ndarray:
     """Each value's index in ``codes`` (each distinct value looked up once); the first value
     (in row order) that is not a code raises."""
+    series = values if isinstance(values, pd.Series) else pd.Series(list(values), dtype=object)
     uniques: Sequence[Any]
     try:
-        inverse, found = pd.factorize(pd.Series(values, dtype=object))
+        inverse, found = pd.factorize(series)
         uniques = list(found)
     except TypeError:  # unhashable values: none of them is a code
-        inverse, uniques = np.arange(len(values)), values
+        inverse, uniques = np.arange(len(series)), list(series)
     where = [codes.index(u) if u in codes else -1 for u in uniques]
     index = np.array([*where, -1], dtype=np.int64)[inverse]
     if (index < 0).any():
-        v = values[int(np.argmax(index < 0))]
+        v = series.iloc[int(np.argmax(index < 0))]
         raise ScenarioError(f"regime '{regime}': unknown {what} code {v!r}")
     return index
 
@@ -316,7 +322,7 @@ def _as_probs(choice: Any, frame: pd.DataFrame, codes: tuple[str, ...], allowed:
         for c in choice.columns:
             out[:, codes.index(c)] = choice[c].to_numpy(dtype=float)
     else:
-        values = list(choice)
+        values = choice if isinstance(choice, pd.Series) else list(choice)
         if len(values) != len(frame):
             raise ScenarioError(f"regime '{regime}': {what} chooser returned {len(values)} "
                                 f"choices for {len(frame)} rows")
