@@ -558,7 +558,8 @@ def _step_tree(r: _Run, choices: _QChoices) -> None:
     """The interpretable regime: a depth-2 tree on cross-fitted DR scores."""
     wide, plan, out, truth = r.wide, r.plan, r.out, r.truth
     scores = dr_scores(wide, r.ql, outcome=OUTCOME, stage=1, propensities=PROPENSITIES,
-                       weights=r.w, folds=r.folds, random_state=int(r.rng.integers(2**31)))
+                       weights=r.w, folds=r.folds, random_state=int(r.rng.integers(2**31)),
+                       fitted=choices.fit)
     usable = scores.feasible.any(axis=1)
     # features missing for anyone (the optional phenotyping block when skipped by
     # design) are left out: the policy tree needs complete features

@@ -367,12 +367,16 @@ class DRScores:
 def dr_scores(data: pd.DataFrame, qlearning: QLearning, *, outcome: str, stage: int = 1,
               propensities: Sequence[str], weights: str | np.ndarray | None = None,
               folds: int | np.ndarray = 5,
-              random_state: int | np.random.Generator | None = None) -> DRScores:
+              random_state: int | np.random.Generator | None = None,
+              fitted: QLearningResult | None = None) -> DRScores:
     """Cross-fitted doubly robust scores of every option at ``stage`` (for policy trees).
 
     For stage k < K the target is the doubly robust pseudo-outcome of the later stages under
     the Q-learning regime, ``Q_{k+1}(d) + 1[A_{k+1} = d] / p_{k+1} (Y~_{k+1} - Q_{k+1}(A))``
     (the observed outcome for participants without a later decision).
+
+    The options scored are those of ``qlearning`` fitted to all of ``data``; ``fitted`` is
+    that fit when the caller already has it (same data, outcome and weights), saving a fit.
 
     References
     ----------
@@ -383,7 +387,7 @@ def dr_scores(data: pd.DataFrame, qlearning: QLearning, *, outcome: str, stage: 
     stage = check_stage(stage, k_stages)
     y, w = _outcome_and_weights(data, outcome, weights, _censoring_formula(qlearning))
     fold = as_partition(folds, len(data), random_state)
-    full = qlearning.fit(data, outcome=outcome, weights=w)
+    full = fitted if fitted is not None else qlearning.fit(data, outcome=outcome, weights=w)
     spec = full.stages[stage - 1].spec
     extra = sorted({s[0] for s in spec.feasible_sets(data) if len(s) == 1} - set(spec.options))
     options = (*spec.options, *extra)  # continuation-only options (e.g. excellent responders)
