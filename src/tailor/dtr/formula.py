@@ -533,6 +533,12 @@ def options_column(series: pd.Series) -> list[tuple[str, ...]]:
 def truthy_column(series: pd.Series) -> np.ndarray:
     """:func:`truthy` of every value of a column (vectorized for numeric and boolean
     columns)."""
+    kind = series.dtype.kind if isinstance(series.dtype, np.dtype) else ""
+    if kind == "b":  # a NumPy bool column has no missing values
+        return series.to_numpy()
+    if kind in ("i", "u", "f"):
+        values = series.to_numpy(dtype=float)
+        return ~np.isnan(values) & (values != 0)
     if pd.api.types.is_bool_dtype(series) and not series.isna().any():
         return series.to_numpy(dtype=bool)
     if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
