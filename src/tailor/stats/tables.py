@@ -133,22 +133,15 @@ def build_wide(st: Any, run: dict[str, Any], ids: np.ndarray) -> tuple[pd.DataFr
     intol = run["intol"][0] & (alive[:, 0] | alive[:, 1])
     d["intolerance_s1"] = intol.astype(int)
     d["response_category"] = np.where(cat >= 0, np.array(CATEGORIES)[np.maximum(cat, 0)], None)
-    opts2: list[str | None] = []
-    a2: list[str | None] = []
-    act2: list[str | None] = []
-    p2: list[float] = []
-    for i in range(n):
-        if opt[i] < 0:
-            opts2.append(None)
-            a2.append(None)
-            act2.append(None)
-            p2.append(np.nan)
-            continue
-        allowed = st.model.eligible[arm1[i], cat[i], contra[i]]
-        opts2.append(";".join(o for o, ok in zip(options, allowed, strict=True) if ok))
-        a2.append(options[opt[i]])
-        act2.append(ACTION_NAMES[st.model.action[arm1[i], opt[i]]])
-        p2.append(prob2[i, opt[i]])
+    # stage 2 (None / NaN where no option was allocated)
+    two = opt >= 0
+    i2, o2 = np.flatnonzero(two), opt[two]
+    opts2, a2, act2 = (np.full(n, None, dtype=object) for _ in range(3))
+    opts2[i2] = _joined(st.model.eligible[arm1[i2], cat[i2], contra[i2]], np.array(options))
+    a2[i2] = np.array(options, dtype=object)[o2]
+    act2[i2] = np.array(ACTION_NAMES, dtype=object)[st.model.action[arm1[i2], o2]]
+    p2 = np.full(n, np.nan)
+    p2[i2] = prob2[i2, o2]
     d.update({"options2": opts2, "A2": a2, "action2": act2, "p_A2": p2})
     observed = alive.sum(axis=1)
     last = np.array((0, *PEG_WEEKS))[observed]
