@@ -178,9 +178,9 @@ def _row(truth: Truth, regime: str) -> dict[str, float]:
 
 
 # --------------------------------------------------------------------------- regimes as Regime
-def _one_hot(codes: np.ndarray) -> pd.DataFrame:
-    """Codes (n,) as a probability table with one column per code that occurs."""
-    return pd.get_dummies(pd.Categorical(codes), dtype=float)
+def _codes(codes: np.ndarray) -> pd.Series:
+    """A deterministic choice (n,) as the option codes a :class:`Regime` chooser returns."""
+    return pd.Series(codes, dtype=object)
 
 
 def _feasibility(spec_feasible: Any, options: tuple[str, ...], frame: pd.DataFrame
@@ -240,8 +240,8 @@ class _QChoices:
     def regime(self, name: str = "learned (Q-learning)",
                first: Callable[[pd.DataFrame], np.ndarray] | None = None) -> Regime:
         """Q-learning's regime, or ``first`` at stage 1 then Q-learning's stage 2."""
-        return Regime(name, lambda b: _one_hot(first(b) if first else self(1, b)),
-                      lambda h: _one_hot(self(2, h)))
+        return Regime(name, lambda b: _codes(first(b) if first else self(1, b)),
+                      lambda h: _codes(self(2, h)))
 
 
 def _tree_first(tree: PolicyTree, features: list[str], arms: list[str]
