@@ -183,23 +183,42 @@ def _codes(codes: np.ndarray) -> pd.Series:
     return pd.Series(codes, dtype=object)
 
 
+_Feasible = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
 def _feasibility(spec_feasible: Any, options: tuple[str, ...], frame: pd.DataFrame
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Mask (n, d) over ``options`` and each row's only option ('' unless it has exactly one)."""
+                 ) -> _Feasible:
+    """Mask (n, d) over ``options``, each row's only option ('' unless it has exactly one)
+    and whether it has one. A truth's frames are read many times (the population's in every
+    replicate): the last few frames' answers are kept (the frame object is held, so its id
+    stays its own)."""
+    key = (id(frame), repr(spec_feasible), options)
+    hit = _FEASIBLE.get(key)
+    if hit is not None and hit[0] is frame:
+        return hit[1]
     n = len(frame)
+    out: _Feasible
     if isinstance(spec_feasible, Mapping):
         mask = np.column_stack([frame[spec_feasible[o]].to_numpy() == 1 for o in options])
-        return mask, np.full(n, "", dtype=object)
-    codes, uniques = pd.factorize(frame[str(spec_feasible)].fillna(""))
-    sets = [parse_options(u) for u in uniques]
-    umask = np.array([[o in s for o in options] for s in sets], dtype=bool).reshape(
-        len(sets), len(options))
-    single = np.array([s[0] if len(s) == 1 else "" for s in sets], dtype=object)
-    first = np.array([s[0] if s else "" for s in sets], dtype=object)
-    only = single[codes]
-    # no scorable option among several (an option nobody received): fall back to the first
-    fallback = np.where(umask[codes].any(axis=1), only, first[codes])
-    return umask[codes], np.where(only != "", only, fallback)
+        out = (mask, np.full(n, "", dtype=object), np.zeros(n, dtype=bool))
+    else:
+        codes, uniques = pd.factorize(frame[str(spec_feasible)].fillna(""))
+        sets = [parse_options(u) for u in uniques]
+        umask = np.array([[o in s for o in options] for s in sets], dtype=bool).reshape(
+            len(sets), len(options))
+        # exactly one option; no scorable option among several (an option nobody received):
+        # fall back to the first
+        only = [s[0] if len(s) == 1 or (s and not m.any()) else "" for s, m in
+                zip(sets, umask, strict=True)]
+        uonly = np.array(only, dtype=object)
+        out = (umask[codes], uonly[codes], (uonly != "")[codes])
+    if len(_FEASIBLE) >= 4:
+        _FEASIBLE.pop(next(iter(_FEASIBLE)))
+    _FEASIBLE[key] = (frame, out)
+    return out
+
+
+_FEASIBLE: dict[tuple[Any, ...], tuple[pd.DataFrame, _Feasible]] = {}
 
 
 def _best(stage: StageFit, frame: pd.DataFrame, sign: float) -> np.ndarray:
@@ -213,12 +232,12 @@ def _best(stage: StageFit, frame: pd.DataFrame, sign: float) -> np.ndarray:
         codes = spec.treatment_codes(list(spec.options))  # (d, d_codes)
         psi = stage.coef[pm:].reshape(codes.shape[1], pt)
         q = (main @ stage.coef[:pm])[:, None] + (tail @ psi.T) @ codes.T
-    mask, only = _feasibility(spec.feasible, tuple(spec.options), frame)
+    mask, only, has_only = _feasibility(spec.feasible, tuple(spec.options), frame)
     scorable = mask & ~np.isnan(q)
     chosen = decide(q, scorable, maximize=sign > 0, active=scorable.any(axis=1))
     best = np.asarray(spec.options, dtype=object)[np.maximum(chosen, 0)]
     several = scorable.sum(axis=1) >= 2
-    return np.where(several | (only == ""), best, only)
+    return np.where(several | ~has_only, best, only)
 
 
 class _QChoices:
