@@ -204,6 +204,15 @@ def test_reproducible_from_the_seed():
     pd.testing.assert_frame_equal(a.truth.paths, b.truth.paths)
     pd.testing.assert_frame_equal(a.long, b.long)
     assert not a.wide["A1"].equals(c.wide["A1"])
+    # a design replicate's lean trial: no allocation log, no truth paths, the same numbers
+    lean = simulate_trial(participants=120, seed=5, items=False, oracle_inner=8, long=False,
+                          log=False, paths=False)
+    pd.testing.assert_frame_equal(lean.wide, a.wide)
+    pd.testing.assert_frame_equal(lean.truth.values, a.truth.values)
+    pd.testing.assert_frame_equal(lean.truth.baseline, a.truth.baseline)
+    assert lean.truth.paths.empty and not a.truth.paths.empty
+    assert lean.allocation_log.empty
+    assert list(lean.allocation_log.columns) == list(a.allocation_log.columns)
 
 
 def test_files_are_written(trial, tmp_path):

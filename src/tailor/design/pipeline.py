@@ -4,7 +4,8 @@ it as ``tailor analyze`` does (leanly), and score the analysis against the truth
 One replicate (:func:`best_pipeline`):
 
 1. **Simulate** a BEST trial with :func:`tailor.stats.simulation.simulate_trial` (compiled
-   allocation path, no long or item-level tables, the generative model's summary scores) from a
+   allocation path, no long or item-level tables, allocation log or truth paths, the
+   generative model's summary scores) from a
    scenario adjusted by the design parameters (:func:`design_scenario`).
 2. **Analyse** the wide table with the working model of :mod:`tailor.dtr.analysis`
    (:func:`~tailor.dtr.analysis.default_plan`, :func:`~tailor.dtr.analysis.working_model`):
@@ -425,7 +426,8 @@ def best_trial_pipeline(params: Mapping[str, Any], seed: np.random.SeedSequence
     rng = np.random.default_rng(int(state[1]))
 
     res = simulate_trial(proto, scen, participants=n, seed=int(state[0]), items=False,
-                         engine=False, scoring=None, long=False, oracle_inner=inner)
+                         engine=False, scoring=None, long=False, log=False, paths=False,
+                         oracle_inner=inner)
     wide, truth = res.wide, res.truth
     out: dict[str, float] = {"missing_w24": float(wide[OUTCOME].isna().mean())}
     arms = list(proto.arm_codes)

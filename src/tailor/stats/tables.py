@@ -103,9 +103,15 @@ def _typed(df: pd.DataFrame, schema: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame(out, index=df.index).reset_index(drop=True)
 
 
-def build_wide(st: Any, run: dict[str, Any], ids: np.ndarray) -> tuple[pd.DataFrame,
-                                                                     pd.DataFrame]:
-    """The wide analysis table and the allocation log of a single-trial run."""
+LOG_COLUMNS = ("participant_id", "stage", "sequence", "u1", "u2", "u3", "assigned",
+               "probability", "probabilities")
+"""The allocation log's columns: one row per allocation, in allocation order per stage."""
+
+
+def build_wide(st: Any, run: dict[str, Any], ids: np.ndarray, *, log: bool = True
+               ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The wide analysis table and the allocation log of a single-trial run (``log=False``:
+    an empty log with its columns)."""
     protocol = st.protocol
     arms = protocol.arm_codes
     options = st.model.options
@@ -148,6 +154,8 @@ def build_wide(st: Any, run: dict[str, Any], ids: np.ndarray) -> tuple[pd.DataFr
     d["dropout_week"] = pd.array(np.where(observed < len(PEG_WEEKS), last, 0), dtype="Int64")
     d["dropout_week"][observed == len(PEG_WEEKS)] = pd.NA
     wide = _typed(pd.DataFrame(d), wide_schema(protocol))
+    if not log:
+        return wide, pd.DataFrame(columns=list(LOG_COLUMNS))
     rows = []
     for stage, order, u, assigned, prob, codes in (
             (1, range(n), run["u1"][0], arm1, prob1, arms),
@@ -163,7 +171,7 @@ def build_wide(st: Any, run: dict[str, Any], ids: np.ndarray) -> tuple[pd.DataFr
                          "u1": u[i, 0], "u2": u[i, 1], "u3": u[i, 2],
                          "assigned": codes[assigned[i]],
                          "probability": prob[i, assigned[i]], "probabilities": probs})
-    return wide, pd.DataFrame(rows)
+    return wide, pd.DataFrame(rows, columns=list(LOG_COLUMNS))
 
 
 def _text(v: Any) -> str:
