@@ -244,6 +244,17 @@ def test_regimes_must_be_permissible(trial):
         trial.truth.value(always_dul)
 
 
+def test_uniform_stage2_is_recomputed_per_frame_and_not_shared(trial):
+    h = trial.truth.history
+    first = random_regime().stage2(h)
+    first.iloc[:, :] = -1.0  # a caller's edit must not reach the next regime
+    again = random_regime().stage2(h)
+    assert (again.to_numpy() >= 0).all()
+    np.testing.assert_allclose(again.sum(axis=1), 1.0)
+    fewer = h.iloc[:10].reset_index(drop=True)  # another frame, its own table
+    assert len(random_regime().stage2(fewer)) == 10
+
+
 def test_regime_codes_must_be_known_and_the_first_unknown_is_named(trial):
     b = trial.truth.baseline
     codes = list(b["oracle_A1"])

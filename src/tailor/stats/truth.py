@@ -251,11 +251,25 @@ class Regime:
 
 
 def _uniform(frame: pd.DataFrame, column: str) -> pd.DataFrame:
-    # the option lists take few distinct values: split each once
-    codes, uniques = pd.factorize(frame[column].astype(str))
-    dummies = pd.Series(uniques).str.get_dummies(sep=";").astype(float)
-    dummies = dummies.div(dummies.sum(axis=1), axis=0)
-    return pd.DataFrame(dummies.to_numpy()[codes], columns=dummies.columns, index=frame.index)
+    """Uniform probabilities over each row's ';'-separated options in ``column``. A truth's
+    frames are read by many regimes: the last few frames' tables are kept (read-only; the
+    frame object is held, so its id stays its own)."""
+    key = (id(frame), column)
+    hit = _UNIFORM.get(key)
+    if hit is None or hit[0] is not frame:
+        # the option lists take few distinct values: split each once
+        codes, uniques = pd.factorize(frame[column].astype(str))
+        dummies = pd.Series(uniques).str.get_dummies(sep=";").astype(float)
+        dummies = dummies.div(dummies.sum(axis=1), axis=0)
+        table = dummies.to_numpy()[codes]
+        table.flags.writeable = False
+        if len(_UNIFORM) >= 8:
+            _UNIFORM.pop(next(iter(_UNIFORM)))
+        hit = _UNIFORM[key] = (frame, table, dummies.columns)
+    return pd.DataFrame(hit[1], columns=hit[2], index=frame.index, copy=True)
+
+
+_UNIFORM: dict[tuple[int, str], tuple[pd.DataFrame, np.ndarray, pd.Index]] = {}
 
 
 def random_regime() -> Regime:
