@@ -56,3 +56,13 @@ def test_missing_domains_and_terms_give_clear_errors_or_notes(raw):
     assert "candidates.pain_spread_nociplastic.variables" in text and "required" in text
     assert "working_model.stage1.tailoring[0]: 'amplifier_index' is not a varying column" \
         in text
+
+
+def test_a_plan_file_is_read_again_when_it_changes(raw, tmp_path):
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    first = load_plan(path)
+    assert load_plan(path) is first  # parsed once while the file is unchanged
+    path.write_text(yaml.safe_dump(dict(raw, seed=12345)))
+    changed = load_plan(path)
+    assert changed.seed == 12345 and changed.content_hash != first.content_hash

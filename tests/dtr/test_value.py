@@ -109,6 +109,12 @@ def test_dr_scores_shape_and_mask(best_data):
     s2 = dr_scores(best_data, ql, outcome="peg_w24", stage=2, propensities=P, random_state=0)
     single = best_data.options2.str.count(";").to_numpy() == 0
     np.testing.assert_allclose(np.nansum(s2.scores[single], axis=1), best_data.peg_w24[single])
+    # the caller's full fit (same data, outcome, weights) gives the same scores, one fit less
+    reused = dr_scores(best_data, ql, outcome="peg_w24", propensities=P, random_state=0,
+                       fitted=ql.fit(best_data, outcome="peg_w24"))
+    assert reused.options == s.options
+    np.testing.assert_array_equal(reused.scores, s.scores)
+    np.testing.assert_array_equal(reused.feasible, s.feasible)
 
 
 def test_bad_propensity_is_reported(best_data):

@@ -204,6 +204,15 @@ def test_reproducible_from_the_seed():
     pd.testing.assert_frame_equal(a.truth.paths, b.truth.paths)
     pd.testing.assert_frame_equal(a.long, b.long)
     assert not a.wide["A1"].equals(c.wide["A1"])
+    # a design replicate's lean trial: no allocation log, no truth paths, the same numbers
+    lean = simulate_trial(participants=120, seed=5, items=False, oracle_inner=8, long=False,
+                          log=False, paths=False)
+    pd.testing.assert_frame_equal(lean.wide, a.wide)
+    pd.testing.assert_frame_equal(lean.truth.values, a.truth.values)
+    pd.testing.assert_frame_equal(lean.truth.baseline, a.truth.baseline)
+    assert lean.truth.paths.empty and not a.truth.paths.empty
+    assert lean.allocation_log.empty
+    assert list(lean.allocation_log.columns) == list(a.allocation_log.columns)
 
 
 def test_files_are_written(trial, tmp_path):
@@ -233,6 +242,32 @@ def test_regimes_must_be_permissible(trial):
                         lambda h: h["oracle_A2"])
     with pytest.raises(ScenarioError, match="non-permissible"):
         trial.truth.value(always_dul)
+
+
+def test_uniform_stage2_is_recomputed_per_frame_and_not_shared(trial):
+    h = trial.truth.history
+    first = random_regime().stage2(h)
+    first.iloc[:, :] = -1.0  # a caller's edit must not reach the next regime
+    again = random_regime().stage2(h)
+    assert (again.to_numpy() >= 0).all()
+    np.testing.assert_allclose(again.sum(axis=1), 1.0)
+    fewer = h.iloc[:10].reset_index(drop=True)  # another frame, its own table
+    assert len(random_regime().stage2(fewer)) == 10
+
+
+def test_regime_codes_must_be_known_and_the_first_unknown_is_named(trial):
+    b = trial.truth.baseline
+    codes = list(b["oracle_A1"])
+    codes[3], codes[7] = "XYZ", None  # row order: 'XYZ' is the first unknown
+    odd = TrueRegime("odd", lambda _: codes, lambda h: h["oracle_A2"])
+    with pytest.raises(ScenarioError, match="unknown stage-1 arm code 'XYZ'"):
+        trial.truth.value(odd)
+    codes[3] = [1, 2]  # unhashable, now first
+    with pytest.raises(ScenarioError, match=r"unknown stage-1 arm code \[1, 2\]"):
+        trial.truth.value(odd)
+    codes[3] = b["oracle_A1"].iloc[3]
+    with pytest.raises(ScenarioError, match="unknown stage-1 arm code None"):
+        trial.truth.value(odd)
 
 
 # --------------------------------------------------------------------------- scenarios

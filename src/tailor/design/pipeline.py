@@ -4,7 +4,8 @@ it as ``tailor analyze`` does (leanly), and score the analysis against the truth
 One replicate (:func:`best_pipeline`):
 
 1. **Simulate** a BEST trial with :func:`tailor.stats.simulation.simulate_trial` (compiled
-   allocation path, no long or item-level tables, the generative model's summary scores) from a
+   allocation path, no long or item-level tables, allocation log or truth paths, the
+   generative model's summary scores) from a
    scenario adjusted by the design parameters (:func:`design_scenario`).
 2. **Analyse** the wide table with the working model of :mod:`tailor.dtr.analysis`
    (:func:`~tailor.dtr.analysis.default_plan`, :func:`~tailor.dtr.analysis.working_model`):
@@ -182,28 +183,47 @@ def _row(truth: Truth, regime: str) -> dict[str, float]:
 
 
 # --------------------------------------------------------------------------- regimes as TrueRegime
-def _one_hot(codes: np.ndarray) -> pd.DataFrame:
-    """Codes (n,) as a probability table with one column per code that occurs."""
-    return pd.get_dummies(pd.Categorical(codes), dtype=float)
+def _codes(codes: np.ndarray) -> pd.Series:
+    """A deterministic choice (n,) as the option codes a :class:`TrueRegime` chooser returns."""
+    return pd.Series(codes, dtype=object)
+
+
+_Feasible = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def _feasibility(spec_feasible: Any, options: tuple[str, ...], frame: pd.DataFrame
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Mask (n, d) over ``options`` and each row's only option ('' unless it has exactly one)."""
+                 ) -> _Feasible:
+    """Mask (n, d) over ``options``, each row's only option ('' unless it has exactly one)
+    and whether it has one. A truth's frames are read many times (the population's in every
+    replicate): the last few frames' answers are kept (the frame object is held, so its id
+    stays its own)."""
+    key = (id(frame), repr(spec_feasible), options)
+    hit = _FEASIBLE.get(key)
+    if hit is not None and hit[0] is frame:
+        return hit[1]
     n = len(frame)
+    out: _Feasible
     if isinstance(spec_feasible, Mapping):
         mask = np.column_stack([frame[spec_feasible[o]].to_numpy() == 1 for o in options])
-        return mask, np.full(n, "", dtype=object)
-    codes, uniques = pd.factorize(frame[str(spec_feasible)].fillna(""))
-    sets = [parse_options(u) for u in uniques]
-    umask = np.array([[o in s for o in options] for s in sets], dtype=bool).reshape(
-        len(sets), len(options))
-    single = np.array([s[0] if len(s) == 1 else "" for s in sets], dtype=object)
-    first = np.array([s[0] if s else "" for s in sets], dtype=object)
-    only = single[codes]
-    # no scorable option among several (an option nobody received): fall back to the first
-    fallback = np.where(umask[codes].any(axis=1), only, first[codes])
-    return umask[codes], np.where(only != "", only, fallback)
+        out = (mask, np.full(n, "", dtype=object), np.zeros(n, dtype=bool))
+    else:
+        codes, uniques = pd.factorize(frame[str(spec_feasible)].fillna(""))
+        sets = [parse_options(u) for u in uniques]
+        umask = np.array([[o in s for o in options] for s in sets], dtype=bool).reshape(
+            len(sets), len(options))
+        # exactly one option; no scorable option among several (an option nobody received):
+        # fall back to the first
+        only = [s[0] if len(s) == 1 or (s and not m.any()) else "" for s, m in
+                zip(sets, umask, strict=True)]
+        uonly = np.array(only, dtype=object)
+        out = (umask[codes], uonly[codes], (uonly != "")[codes])
+    if len(_FEASIBLE) >= 4:
+        _FEASIBLE.pop(next(iter(_FEASIBLE)))
+    _FEASIBLE[key] = (frame, out)
+    return out
+
+
+_FEASIBLE: dict[tuple[Any, ...], tuple[pd.DataFrame, _Feasible]] = {}
 
 
 def _best(stage: StageFit, frame: pd.DataFrame, sign: float) -> np.ndarray:
@@ -217,12 +237,12 @@ def _best(stage: StageFit, frame: pd.DataFrame, sign: float) -> np.ndarray:
         codes = spec.treatment_codes(list(spec.options))  # (d, d_codes)
         psi = stage.coef[pm:].reshape(codes.shape[1], pt)
         q = (main @ stage.coef[:pm])[:, None] + (tail @ psi.T) @ codes.T
-    mask, only = _feasibility(spec.feasible, tuple(spec.options), frame)
+    mask, only, has_only = _feasibility(spec.feasible, tuple(spec.options), frame)
     scorable = mask & ~np.isnan(q)
     chosen = decide(q, scorable, maximize=sign > 0, active=scorable.any(axis=1))
     best = np.asarray(spec.options, dtype=object)[np.maximum(chosen, 0)]
     several = scorable.sum(axis=1) >= 2
-    return np.where(several | (only == ""), best, only)
+    return np.where(several | ~has_only, best, only)
 
 
 class _QChoices:
@@ -244,8 +264,8 @@ class _QChoices:
     def regime(self, name: str = "learned (Q-learning)",
                first: Callable[[pd.DataFrame], np.ndarray] | None = None) -> TrueRegime:
         """Q-learning's regime, or ``first`` at stage 1 then Q-learning's stage 2."""
-        return TrueRegime(name, lambda b: _one_hot(first(b) if first else self(1, b)),
-                      lambda h: _one_hot(self(2, h)))
+        return TrueRegime(name, lambda b: _codes(first(b) if first else self(1, b)),
+                          lambda h: _codes(self(2, h)))
 
 
 def _tree_first(tree: PolicyTreeResult, features: list[str], arms: list[str]
@@ -414,7 +434,8 @@ def best_trial_pipeline(params: Mapping[str, Any], seed: np.random.SeedSequence
     rng = np.random.default_rng(int(state[1]))
 
     res = simulate_trial(proto, scen, participants=n, seed=int(state[0]), items=False,
-                         engine=False, scoring=None, long=False, oracle_inner=inner)
+                         engine=False, scoring=None, long=False, log=False, paths=False,
+                         oracle_inner=inner)
     wide, truth = res.wide, res.truth
     out: dict[str, float] = {"missing_w24": float(wide[OUTCOME].isna().mean())}
     arms = list(proto.arm_codes)
@@ -544,7 +565,8 @@ def _step_tree(r: _Run, choices: _QChoices) -> None:
     wide, plan, out, truth = r.wide, r.plan, r.out, r.truth
     scores = DRScoring(qlearning=r.ql, stage=1, folds=r.folds,
                        random_state=int(r.rng.integers(2**31))).fit(
-        value_data(wide, r.ql, outcome=OUTCOME, propensities=PROPENSITIES, weights=r.w))
+        value_data(wide, r.ql, outcome=OUTCOME, propensities=PROPENSITIES, weights=r.w),
+        fitted=choices.fit)
     usable = scores.feasible.any(axis=1)
     # features missing for anyone (the optional phenotyping block when skipped by
     # design) are left out: the policy tree needs complete features

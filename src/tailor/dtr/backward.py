@@ -16,8 +16,14 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from tailor.dtr.data import decide, truthy
-from tailor.dtr.formula import StageSpec, is_categorical, parse_formula, parse_options
+from tailor.dtr.data import decide
+from tailor.dtr.formula import (
+    StageSpec,
+    is_categorical,
+    options_column,
+    parse_formula,
+    truthy_column,
+)
 from tailor.exceptions import EstimationError, InputFileError, RecordError
 
 __all__ = ["Decide", "FittedBackward", "StageDesign", "StageFit", "StagePreparation",
@@ -171,12 +177,12 @@ def _decision_rows(spec: Mapping[str, Any], data: pd.DataFrame) -> np.ndarray:
                 raise InputFileError(f"feasibility column '{col}' is absent", column=col)
         counts = np.zeros(len(data), dtype=int)
         for col in feasible.values():
-            counts += np.array([truthy(v) for v in data[col]], dtype=int)
+            counts += truthy_column(data[str(col)]).astype(int)
         return counts >= 2
     if str(feasible) not in data.columns:
         raise InputFileError(f"feasible-options column '{feasible}' is absent",
                              column=str(feasible))
-    return np.array([len(parse_options(v)) >= 2 for v in data[str(feasible)]])
+    return np.array([len(s) >= 2 for s in options_column(data[str(feasible)])], dtype=bool)
 
 
 class StageDesign:

@@ -42,9 +42,11 @@ __all__ = [
     "is_categorical",
     "is_missing",
     "option_label",
+    "options_column",
     "parse_formula",
     "parse_options",
     "truthy",
+    "truthy_column",
 ]
 
 TRUE_TOKENS = ("1", "true", "yes", "y", "t")
@@ -219,23 +221,25 @@ class _Variable:
             except (TypeError, ValueError) as exc:
                 raise RecordError(f"column '{self.name}' must be numeric", field=self.name) from exc
             return [self.name], values[:, None]
-        # label each distinct value once (missing values factorize to -1 -> None)
+        # label and code each distinct value once (missing values factorize to -1, the last
+        # row of the table); a missing value or (strict=False) an unseen level gives NaN
         codes, uniques = pd.factorize(series)
-        ulabels = np.array([option_label(u) for u in uniques] + [None], dtype=object)
-        labels = pd.Series(ulabels[codes], index=series.index, dtype=object)
-        unknown = set(labels.dropna()) - set(self.levels)
-        if unknown and not strict:
-            labels = labels.where(~labels.isin(unknown), None)
-        elif unknown:
+        ulabels = [option_label(u) for u in uniques]
+        position = {lv: j for j, lv in enumerate(self.levels)}
+        unknown = {lab for lab in ulabels if lab not in position}
+        if unknown and strict:
             raise RecordError(
                 f"column '{self.name}' has level(s) {sorted(unknown)} not seen when the model was "
                 f"fitted (known: {list(self.levels)})", field=self.name, value=sorted(unknown))
-        out = np.zeros((len(series), len(self.levels) - 1))
-        missing = labels.isna().to_numpy()
-        for j, level in enumerate(self.levels[1:]):
-            out[:, j] = (labels == level).to_numpy(dtype=float)
-        out[missing] = np.nan
-        return self.names(), out
+        table = np.zeros((len(ulabels) + 1, len(self.levels) - 1))
+        table[-1] = np.nan
+        for u, lab in enumerate(ulabels):
+            j = position.get(lab)
+            if j is None:
+                table[u] = np.nan
+            elif j > 0:
+                table[u, j - 1] = 1.0
+        return self.names(), table[codes]
 
     def names(self) -> list[str]:
         """Column names of the variable's block (its indicators when categorical)."""
@@ -474,7 +478,7 @@ class StageSpec:
             for col in cols.values():
                 if col not in data.columns:
                     raise InputFileError(f"feasibility column '{col}' is absent", column=col)
-            flags = {option_label(o): _truthy_column(data[c]) for o, c in cols.items()}
+            flags = {option_label(o): truthy_column(data[c]) for o, c in cols.items()}
             known = [o for o in self.options if o in flags]
             if not known:
                 return [()] * len(data)
@@ -486,12 +490,7 @@ class StageSpec:
         col = str(self.feasible)
         if col not in data.columns:
             raise InputFileError(f"feasible-options column '{col}' is absent", column=col)
-        try:  # a column of ';'-separated strings takes few distinct values: parse each once
-            codes, uniques = pd.factorize(data[col])
-        except TypeError:  # unhashable cells (lists)
-            return [parse_options(v) for v in data[col]]
-        parsed = [parse_options(u) for u in uniques]
-        return [parsed[c] if c >= 0 else () for c in codes]
+        return options_column(data[col])
 
     def feasible_mask(self, sets: Sequence[tuple[str, ...]]) -> np.ndarray:
         """(n, d) boolean mask over ``self.options``; unknown options raise."""
@@ -520,8 +519,26 @@ class StageSpec:
         return table[which] if len(sets) else np.zeros((0, len(self.options)), dtype=bool)
 
 
-def _truthy_column(series: pd.Series) -> np.ndarray:
-    """``_truthy`` of every value of a column (vectorized for numeric and boolean columns)."""
+def options_column(series: pd.Series) -> list[tuple[str, ...]]:
+    """:func:`parse_options` of every cell of a feasible-options column, each distinct cell
+    parsed once (a column of ``;``-separated strings takes few distinct values)."""
+    try:
+        codes, uniques = pd.factorize(series)
+    except TypeError:  # unhashable cells (lists)
+        return [parse_options(v) for v in series]
+    parsed = [parse_options(u) for u in uniques]
+    return [parsed[c] if c >= 0 else () for c in codes]
+
+
+def truthy_column(series: pd.Series) -> np.ndarray:
+    """:func:`truthy` of every value of a column (vectorized for numeric and boolean
+    columns)."""
+    kind = series.dtype.kind if isinstance(series.dtype, np.dtype) else ""
+    if kind == "b":  # a NumPy bool column has no missing values
+        return series.to_numpy()
+    if kind in ("i", "u", "f"):
+        values = series.to_numpy(dtype=float)
+        return ~np.isnan(values) & (values != 0)
     if pd.api.types.is_bool_dtype(series) and not series.isna().any():
         return series.to_numpy(dtype=bool)
     if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):

@@ -13,6 +13,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -216,7 +217,15 @@ def load_plan(name_or_path: str | Path) -> PlanSpec:
     if not candidate.is_file():
         raise PlanError([("", f"no plan file or built-in plan named '{name_or_path}' "
                               f"(built-in: {', '.join(builtins) or 'none'})")])
-    return parse_plan(candidate.read_text(encoding="utf-8"), source=str(candidate))
+    stat = candidate.stat()
+    return _parse_file(str(candidate), str(candidate.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=32)
+def _parse_file(source: str, path: str, mtime_ns: int, size: int) -> PlanSpec:
+    """A plan file parsed once per version (the spec is frozen); a changed file (time or
+    size) is read again."""
+    return parse_plan(Path(path).read_text(encoding="utf-8"), source=source)
 
 
 def _varies(data: pd.DataFrame, name: str) -> bool:

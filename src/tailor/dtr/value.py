@@ -55,12 +55,15 @@ from tailor.dtr.data import (
     as_partition,
     censoring_formula,
     check_stage,
-    is_missing,
     propensity_values,
     require_column,
-    truthy,
 )
-from tailor.dtr.formula import option_label, parse_options
+from tailor.dtr.formula import (
+    column_labels,
+    option_label,
+    options_column,
+    truthy_column,
+)
 from tailor.dtr.qlearning import QLearning, QLearningResult, StageFit, fit_stages
 from tailor.dtr.result import Params, Summary
 from tailor.exceptions import EstimationError, RecordError
@@ -140,8 +143,10 @@ class ValueEstimate:
 # ---------------------------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------------------------
-def _labels(values: Sequence[Any]) -> list[str | None]:
-    return [None if is_missing(v) else option_label(v) for v in values]
+def _labels(values: Sequence[Any] | pd.Series) -> list[str | None]:
+    """``option_label`` of every value (None where missing), each distinct value once."""
+    series = values if isinstance(values, pd.Series) else pd.Series(list(values), dtype=object)
+    return column_labels(series)
 
 
 def _regime_labels(regime: RegimeFunction, data: pd.DataFrame,
@@ -518,6 +523,9 @@ class DRScoring(Params):
     the Q-learning regime, ``Q_{k+1}(d) + 1[A_{k+1} = d] / p_{k+1} (Y~_{k+1} - Q_{k+1}(A))``
     (the observed outcome for participants without a later decision).
 
+    The options scored are those of ``qlearning`` fitted to all of ``data``; ``fitted`` is
+    that fit when the caller already has it (same data, outcome and weights), saving a fit.
+
     References
     ----------
     Athey and Wager (2021); Zhang et al. (2013).
@@ -530,8 +538,10 @@ class DRScoring(Params):
         self.folds = folds
         self.random_state = random_state
 
-    def fit(self, data: SmartData) -> DRScores:
-        """The scores of every row of ``data`` (NaN where an option is infeasible)."""
+    def fit(self, data: SmartData, *, fitted: QLearningResult | None = None) -> DRScores:
+        """The scores of every row of ``data`` (NaN where an option is infeasible).
+        ``fitted``: the Q-learning fit on the whole of ``data`` with its censoring weights,
+        when the caller already has it (saves one fit; the same numbers)."""
         treatments, propensities = _stage_columns(data, "DRScoring")
         qlearning = self.qlearning
         if _treatments(qlearning) != treatments:
@@ -543,7 +553,8 @@ class DRScoring(Params):
         w, _ = data.censoring_weights(covariates=_censoring_formula(qlearning))
         y = np.where(data.observed, data.y, 0.0)
         fold = as_partition(self.folds, len(frame), self.random_state)
-        full = qlearning.fit(frame, outcome=outcome, weights=w)
+        full = (fitted if fitted is not None
+                else qlearning.fit(frame, outcome=outcome, weights=w))
         spec = full.stages[stage - 1].spec
         extra = sorted({s[0] for s in spec.feasible_sets(frame) if len(s) == 1}
                        - set(spec.options))
@@ -600,7 +611,8 @@ class DRScoring(Params):
 def dr_scores(data: pd.DataFrame, qlearning: QLearning, *, outcome: str, stage: int = 1,
               propensities: Sequence[str], weights: str | np.ndarray | None = None,
               folds: int | np.ndarray = 5,
-              random_state: int | np.random.Generator | None = None) -> DRScores:
+              random_state: int | np.random.Generator | None = None,
+              fitted: QLearningResult | None = None) -> DRScores:
     """Deprecated (removed in the next release): ``DRScoring(qlearning=, stage=, folds=,
     random_state=).fit(SmartData.from_frame(data, outcome=, stages=[Stage(treatment,
     propensity), ...], weights=))``."""
@@ -608,7 +620,7 @@ def dr_scores(data: pd.DataFrame, qlearning: QLearning, *, outcome: str, stage: 
     sd = _value_data(data, outcome=outcome, treatments=_treatments(qlearning),
                      propensities=propensities, weights=weights)
     return DRScoring(qlearning=qlearning, stage=stage, folds=folds,
-                     random_state=random_state).fit(sd)
+                     random_state=random_state).fit(sd, fitted=fitted)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -617,16 +629,16 @@ def dr_scores(data: pd.DataFrame, qlearning: QLearning, *, outcome: str, stage: 
 def _static(frame: pd.DataFrame, option: str, treatment: str,
             feasible: str | Mapping[str, str] | None) -> dict[str, list[str | None]]:
     opt = option_label(option)
-    rec: list[str | None] = []
-    for i in range(len(frame)):
-        ok = True
-        if isinstance(feasible, Mapping):
-            col = feasible.get(opt)
-            ok = col is not None and truthy(frame[col].iloc[i])
-        elif isinstance(feasible, str):
-            ok = opt in parse_options(frame[feasible].iloc[i])
-        rec.append(opt if ok else None)
-    return {treatment: rec}
+    ok: Sequence[bool]
+    if isinstance(feasible, Mapping):
+        col = feasible.get(opt)
+        ok = ([False] * len(frame) if col is None
+              else truthy_column(require_column(frame, col, "feasibility")).tolist())
+    elif isinstance(feasible, str):
+        ok = [opt in s for s in options_column(require_column(frame, feasible, "feasibility"))]
+    else:
+        ok = [True] * len(frame)
+    return {treatment: [opt if o else None for o in ok]}
 
 
 def single_option_regime(data: SmartData, option: str, *, stage: int = 1

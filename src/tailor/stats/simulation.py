@@ -480,8 +480,8 @@ def simulate_trial(protocol: Protocol | str = "best",
                    scenario: Scenario | str = "amplifier-guitar", *, participants: int = 805,
                    seed: int = 1, items: bool = True, engine: bool = True,
                    oracle_inner: int = 64, long: bool = True,
-                   scoring: InstrumentScoring | Literal["instruments"] | None = "instruments"
-                   ) -> SimulationResult:
+                   scoring: InstrumentScoring | Literal["instruments"] | None = "instruments",
+                   log: bool = True, paths: bool = True) -> SimulationResult:
     """Simulate one SMART trial and its truth.
 
     Parameters
@@ -501,6 +501,9 @@ def simulate_trial(protocol: Protocol | str = "best",
         ``derive_phenotype``, and the long table carries those items. Without it the same
         summary scores come straight from the generative model (PEG, PGIC and FM 2016 items are
         still given; their scoring rules are sums and means).
+    log : build the allocation log (False: an empty frame with its columns)
+    paths : build ``truth.paths``, every participant's paths (False: an empty frame; regime
+        values do not need it). A design replicate reads neither.
 
     Returns
     -------
@@ -514,21 +517,21 @@ def simulate_trial(protocol: Protocol | str = "best",
         scoring = InstrumentScoring.instruments()
     run = _run(st, 1, participants, seed, engine, scoring=scoring)
     ids = np.array([f"P{seed % 10_000:04d}-{i + 1:04d}" for i in range(participants)])
-    wide, log = build_wide(st, run, ids)
+    wide, log_table = build_wide(st, run, ids, log=log)
     po = run["po"]
     flat = {k: v[0] for k, v in run["cohort"].base.items()}
     noise = {k: v[0] for k, v in run["noise"].items()}
     orc = oracle(st.model, flat, noise, run["s_eff"][0], po, st.cat_of_pgic, st.intol_cat,
                  run["cohort"].contra[0], inner=oracle_inner)
     truth = build_truth(st, flat, run["cohort"].levels[0], noise, run["s_eff"][0],
-                        run["cohort"].contra[0], ids, po, orc)
+                        run["cohort"].contra[0], ids, po, orc, paths=paths)
     long_table = (build_long(st, run, wide, items=items, scoring=scoring) if long else
                   pd.DataFrame(columns=["participant_id", "site", "visit", "week", "field",
                                         "value"]))
     sites = {f"S{j + 1:02d}": float(v) for j, v in enumerate(run["site_effect"][0])}
     return SimulationResult(protocol=proto, scenario=scen, seed=seed, wide=wide, long=long_table,
                             truth=truth, funnel=run["cohort"].funnel,
-                            reasons=run["cohort"].reasons, allocation_log=log,
+                            reasons=run["cohort"].reasons, allocation_log=log_table,
                             site_effects=sites)
 
 

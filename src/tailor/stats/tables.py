@@ -87,7 +87,9 @@ def wide_schema(protocol: Protocol) -> dict[str, str]:
 
 
 def _typed(df: pd.DataFrame, schema: dict[str, str]) -> pd.DataFrame:
-    out = pd.DataFrame(index=df.index)
+    """``df``'s columns in ``schema`` order and types (absent ones missing); one frame is
+    built from the typed columns at the end."""
+    out: dict[str, pd.Series] = {}
     for col, kind in schema.items():
         s = df[col] if col in df.columns else pd.Series(np.nan, index=df.index)
         if kind == "str":
@@ -98,12 +100,18 @@ def _typed(df: pd.DataFrame, schema: dict[str, str]) -> pd.DataFrame:
             out[col] = pd.to_numeric(s, errors="raise").astype(np.int64)
         else:
             out[col] = pd.to_numeric(s, errors="raise").astype("Int64")
-    return out.reset_index(drop=True)
+    return pd.DataFrame(out, index=df.index).reset_index(drop=True)
 
 
-def build_wide(st: Any, run: dict[str, Any], ids: np.ndarray) -> tuple[pd.DataFrame,
-                                                                     pd.DataFrame]:
-    """The wide analysis table and the allocation log of a single-trial run."""
+LOG_COLUMNS = ("participant_id", "stage", "sequence", "u1", "u2", "u3", "assigned",
+               "probability", "probabilities")
+"""The allocation log's columns: one row per allocation, in allocation order per stage."""
+
+
+def build_wide(st: Any, run: dict[str, Any], ids: np.ndarray, *, log: bool = True
+               ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The wide analysis table and the allocation log of a single-trial run (``log=False``:
+    an empty log with its columns)."""
     protocol = st.protocol
     arms = protocol.arm_codes
     options = st.model.options
@@ -131,28 +139,23 @@ def build_wide(st: Any, run: dict[str, Any], ids: np.ndarray) -> tuple[pd.DataFr
     intol = run["intol"][0] & (alive[:, 0] | alive[:, 1])
     d["intolerance_s1"] = intol.astype(int)
     d["response_category"] = np.where(cat >= 0, np.array(CATEGORIES)[np.maximum(cat, 0)], None)
-    opts2: list[str | None] = []
-    a2: list[str | None] = []
-    act2: list[str | None] = []
-    p2: list[float] = []
-    for i in range(n):
-        if opt[i] < 0:
-            opts2.append(None)
-            a2.append(None)
-            act2.append(None)
-            p2.append(np.nan)
-            continue
-        allowed = st.model.eligible[arm1[i], cat[i], contra[i]]
-        opts2.append(";".join(o for o, ok in zip(options, allowed, strict=True) if ok))
-        a2.append(options[opt[i]])
-        act2.append(ACTION_NAMES[st.model.action[arm1[i], opt[i]]])
-        p2.append(prob2[i, opt[i]])
+    # stage 2 (None / NaN where no option was allocated)
+    two = opt >= 0
+    i2, o2 = np.flatnonzero(two), opt[two]
+    opts2, a2, act2 = (np.full(n, None, dtype=object) for _ in range(3))
+    opts2[i2] = _joined(st.model.eligible[arm1[i2], cat[i2], contra[i2]], np.array(options))
+    a2[i2] = np.array(options, dtype=object)[o2]
+    act2[i2] = np.array(ACTION_NAMES, dtype=object)[st.model.action[arm1[i2], o2]]
+    p2 = np.full(n, np.nan)
+    p2[i2] = prob2[i2, o2]
     d.update({"options2": opts2, "A2": a2, "action2": act2, "p_A2": p2})
     observed = alive.sum(axis=1)
     last = np.array((0, *PEG_WEEKS))[observed]
     d["dropout_week"] = pd.array(np.where(observed < len(PEG_WEEKS), last, 0), dtype="Int64")
     d["dropout_week"][observed == len(PEG_WEEKS)] = pd.NA
     wide = _typed(pd.DataFrame(d), wide_schema(protocol))
+    if not log:
+        return wide, pd.DataFrame(columns=list(LOG_COLUMNS))
     rows = []
     for stage, order, u, assigned, prob, codes in (
             (1, range(n), run["u1"][0], arm1, prob1, arms),
@@ -168,7 +171,7 @@ def build_wide(st: Any, run: dict[str, Any], ids: np.ndarray) -> tuple[pd.DataFr
                          "u1": u[i, 0], "u2": u[i, 1], "u3": u[i, 2],
                          "assigned": codes[assigned[i]],
                          "probability": prob[i, assigned[i]], "probabilities": probs})
-    return wide, pd.DataFrame(rows)
+    return wide, pd.DataFrame(rows, columns=list(LOG_COLUMNS))
 
 
 def _text(v: Any) -> str:

@@ -20,8 +20,9 @@ values); Rubin DB (1974) (potential outcomes).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -129,6 +130,39 @@ def _stage2_probabilities(model: OutcomeModel, tau: np.ndarray, tau_eff1: np.nda
                      peg0[..., None, None])
 
 
+def _stage2_slots(model: OutcomeModel, tau: np.ndarray, qi: np.ndarray, x: np.ndarray,
+                  intol_cat: int, contra: np.ndarray) -> np.ndarray:
+    """Per participant, week-12 state (categories, then intolerant) and arm, the permissible
+    stage-2 options as J slots (n * states * K, 4, J): the stage-2 mean with the new arm
+    tolerated, and not, its intolerance probability, and 1 where the slot holds an option
+    (J: the most options any arm, category and contraindication allows; an empty slot holds
+    zeros)."""
+    k = tau.shape[1]
+    n_cat = len(CATEGORIES)
+    state_cat = np.array([*range(n_cat), intol_cat])
+    eligible = model.eligible  # (K, C, contra, O)
+    j = max(1, int(eligible.sum(axis=-1).max()))
+    # option index per (K, C, contra, slot), padded with option 0 (slot not valid)
+    order = np.argsort(~eligible, axis=-1, kind="stable")[..., :j]
+    filled = np.take_along_axis(eligible, order, axis=-1)
+    arm = np.arange(k)[None, None, :]
+    opt = order[arm, state_cat[None, :, None], contra[:, None, None]]  # (n, S, K, J)
+    valid = filled[arm, state_cat[None, :, None], contra[:, None, None]]
+    t = tau[:, None, :]
+    q1 = qi[:, None, :]
+    s_eff = np.where((np.arange(n_cat + 1) == n_cat)[None, :, None],
+                     model.scenario.effects.intolerance_retained * t, t)
+    s_cat = np.broadcast_to(state_cat[None, :, None], s_eff.shape)
+    xs = x[:, None, :]
+    ok = np.take_along_axis(model.stage2_all(t, s_eff, s_cat, 1.0, xs, q1), opt, axis=-1)
+    bad = np.take_along_axis(model.stage2_all(t, s_eff, s_cat, 0.0, xs, q1), opt, axis=-1)
+    q_opt = q1[..., np.maximum(model.partner, 0)] * (model.partner >= 0)  # (n, 1, K, O)
+    q = np.take_along_axis(np.broadcast_to(q_opt, (*ok.shape[:3], q_opt.shape[-1])), opt,
+                           axis=-1)
+    packed = np.where(valid[..., None, :], np.stack([ok, bad, q, valid], axis=-2), 0.0)
+    return packed.reshape(-1, 4, j)
+
+
 def oracle(model: OutcomeModel, base: Mapping[str, np.ndarray], noise: Mapping[str, np.ndarray],
            site_effect: np.ndarray, po: Mapping[str, np.ndarray], cat_of_pgic: np.ndarray,
            intol_cat: int, contra: np.ndarray, *, inner: int = 64, seed: int = 20240607
@@ -167,25 +201,32 @@ def oracle(model: OutcomeModel, base: Mapping[str, np.ndarray], noise: Mapping[s
     ui = rng.random(inner)
     value = np.zeros((n, k))
     chunk = max(1, 200_000 // (inner * k))
-    cuts = np.asarray(sc.pgic.cutpoints)
+    ascending = np.asarray(sc.pgic.cutpoints)[::-1]  # validated strictly decreasing
+    # A draw changes stage 2 only through its state under each arm: tolerated with week-12
+    # category c (states 0-3) or intolerant (state 4). Each participant's permissible options,
+    # their stage-2 means and intolerance probabilities are laid out once per arm and state
+    # (``_stage2_slots``); a draw picks its state's slots. Every probability is computed by
+    # the same elementwise operations as over all (draw, arm, option) cells, and the maximum
+    # over the permissible ones is the same number.
+    slots = _stage2_slots(model, tau, qi, x, intol_cat, contra)  # (n * S * K, 4, J)
+    cuts_n = len(ascending)
+    n_cat = len(CATEGORIES)
+    n_states = n_cat + 1
+    arm_k = np.arange(k)
     for lo in range(0, n, chunk):
         sl = slice(lo, min(n, lo + chunk))
-        m_ = len(range(*sl.indices(n)))
         t = tau[sl][:, None, :]  # (m, 1, K)
-        q_sl = qi[sl][:, None, :]  # (m, 1, K)
-        intol = ui[None, :, None] < q_sl  # (m, I, K)
+        intol = ui[None, :, None] < qi[sl][:, None, :]  # (m, I, K)
         t_eff = np.where(intol, eff.intolerance_retained * t, t)  # (m, I, K)
         com = known_common[sl][:, None, None] + zb[None, :, None]
-        r12 = t_eff + com + z1[None, :, None]
-        g = r12 + zg[None, :, None]
-        code = 1 + (g[..., None] < cuts).sum(axis=-1)
-        cat = np.where(intol, intol_cat, cat_of_pgic[code])
-        armm = np.arange(k)
-        kn = np.broadcast_to(com + ns.persistence * z1[None, :, None], (m_, inner, k))
-        pr = _stage2_probabilities(model, t, t_eff, cat, x[sl][:, None, :], q_sl, kn,
-                                   peg0[sl][:, None])
-        perm = model.eligible[armm, cat, contra[sl][:, None, None]]
-        value[sl] = np.where(perm, pr, -np.inf).max(axis=-1).mean(axis=1)
+        g = t_eff + com + z1[None, :, None] + zg[None, :, None]
+        code = 1 + (cuts_n - np.searchsorted(ascending, g, side="right"))
+        state = np.where(intol, n_cat, cat_of_pgic[code])  # (m, I, K)
+        rows = (np.arange(lo, sl.stop)[:, None, None] * n_states + state) * k + arm_k
+        ok, bad, q, valid = np.moveaxis(slots.take(rows, axis=0), -2, 0)  # (m, I, K, J) each
+        kn = (com + ns.persistence * z1[None, :, None])[..., None]  # (m, I, 1, 1)
+        pr = _p_stage2(model, ok + kn, bad + kn, q, peg0[sl][:, None, None, None])
+        value[sl] = np.where(valid > 0, pr, -np.inf).max(axis=-1).mean(axis=1)
     a1 = np.argmax(np.where(elig1, value, -np.inf), axis=1)
     return {"a1_w12": a1_w12, "a1": a1, "a2": a2, "p12": p12, "v24": value}
 
@@ -227,11 +268,25 @@ def __getattr__(name: str) -> Any:
 
 
 def _uniform(frame: pd.DataFrame, column: str) -> pd.DataFrame:
-    # the option lists take few distinct values: split each once
-    codes, uniques = pd.factorize(frame[column].astype(str))
-    dummies = pd.Series(uniques).str.get_dummies(sep=";").astype(float)
-    dummies = dummies.div(dummies.sum(axis=1), axis=0)
-    return pd.DataFrame(dummies.to_numpy()[codes], columns=dummies.columns, index=frame.index)
+    """Uniform probabilities over each row's ';'-separated options in ``column``. A truth's
+    frames are read by many regimes: the last few frames' tables are kept (read-only; the
+    frame object is held, so its id stays its own)."""
+    key = (id(frame), column)
+    hit = _UNIFORM.get(key)
+    if hit is None or hit[0] is not frame:
+        # the option lists take few distinct values: split each once
+        codes, uniques = pd.factorize(frame[column].astype(str))
+        dummies = pd.Series(uniques).str.get_dummies(sep=";").astype(float)
+        dummies = dummies.div(dummies.sum(axis=1), axis=0)
+        table = dummies.to_numpy()[codes]
+        table.flags.writeable = False
+        if len(_UNIFORM) >= 8:
+            _UNIFORM.pop(next(iter(_UNIFORM)))
+        hit = _UNIFORM[key] = (frame, table, dummies.columns)
+    return pd.DataFrame(hit[1], columns=hit[2], index=frame.index, copy=True)
+
+
+_UNIFORM: dict[tuple[int, str], tuple[pd.DataFrame, np.ndarray, pd.Index]] = {}
 
 
 def random_regime() -> TrueRegime:
@@ -256,12 +311,36 @@ def fixed_regime(preference: tuple[str, ...] | str, stage2: str = "oracle") -> T
     pref = (preference,) if isinstance(preference, str) else tuple(preference)
 
     def first(b: pd.DataFrame) -> pd.Series:
-        sets = b["eligible_arms"].str.split(";")
-        return pd.Series([next((a for a in pref if a in s), s[0]) for s in sets], index=b.index)
+        # the eligible sets take few distinct values: choose for each once
+        codes, uniques = pd.factorize(b["eligible_arms"])
+        if (codes < 0).any():
+            raise ScenarioError(f"row {int(np.argmax(codes < 0)) + 1}: no eligible arms")
+        chosen = [next((a for a in pref if a in s), s[0]) for s in
+                  (str(u).split(";") for u in uniques)]
+        return pd.Series(np.array(chosen, dtype=object)[codes], index=b.index)
 
     second: Chooser = ((lambda h: h["oracle_A2"]) if stage2 == "oracle"
                        else (lambda h: _uniform(h, "options2")))
     return TrueRegime(f"always {'/'.join(pref)} (stage 2: {stage2})", first, second)
+
+
+def _code_index(values: Sequence[Any] | pd.Series, codes: tuple[str, ...], what: str,
+                regime: str) -> np.ndarray:
+    """Each value's index in ``codes`` (each distinct value looked up once); the first value
+    (in row order) that is not a code raises."""
+    series = values if isinstance(values, pd.Series) else pd.Series(list(values), dtype=object)
+    uniques: Sequence[Any]
+    try:
+        inverse, found = pd.factorize(series)
+        uniques = list(found)
+    except TypeError:  # unhashable values: none of them is a code
+        inverse, uniques = np.arange(len(series)), list(series)
+    where = [codes.index(u) if u in codes else -1 for u in uniques]
+    index = np.array([*where, -1], dtype=np.int64)[inverse]
+    if (index < 0).any():
+        v = series.iloc[int(np.argmax(index < 0))]
+        raise ScenarioError(f"regime '{regime}': unknown {what} code {v!r}")
+    return index
 
 
 def _as_probs(choice: Any, frame: pd.DataFrame, codes: tuple[str, ...], allowed: np.ndarray,
@@ -274,15 +353,12 @@ def _as_probs(choice: Any, frame: pd.DataFrame, codes: tuple[str, ...], allowed:
         for c in choice.columns:
             out[:, codes.index(c)] = choice[c].to_numpy(dtype=float)
     else:
-        values = list(choice)
+        values = choice if isinstance(choice, pd.Series) else list(choice)
         if len(values) != len(frame):
             raise ScenarioError(f"regime '{regime}': {what} chooser returned {len(values)} "
                                 f"choices for {len(frame)} rows")
         out = np.zeros((len(frame), len(codes)))
-        for i, v in enumerate(values):
-            if v not in codes:
-                raise ScenarioError(f"regime '{regime}': unknown {what} code {v!r}")
-            out[i, codes.index(v)] = 1.0
+        out[np.arange(len(values)), _code_index(values, codes, what, regime)] = 1.0
     bad = (out > 0) & ~allowed
     if bad.any():
         i = int(np.argwhere(bad)[0][0])
@@ -317,6 +393,22 @@ class Truth:
         """Exact value of ``regime`` on this cohort (see :func:`evaluate_regime`)."""
         return evaluate_regime(self, regime)
 
+    @cached_property
+    def outcome_tables(self) -> dict[str, np.ndarray]:
+        """What every regime's outcomes average, computed once per truth: week-12 response
+        (n, K); week-24/36 PEG with NaN (impossible paths) as 0 and response (n, K, O); and
+        ``cat{c}`` (n, K), the week-12 category being ``c`` (index into CATEGORIES)."""
+        a = self.arrays
+        peg0 = a["peg0"]
+        out = {"responder_w12": responded(peg0[:, None], a["peg_w12"])}
+        for w in (24, 36):
+            peg = np.nan_to_num(a[f"peg_w{w}"])
+            out[f"peg_w{w}"] = peg
+            out[f"responder_w{w}"] = responded(peg0[:, None, None], peg)
+        for ci in range(len(CATEGORIES)):
+            out[f"cat{ci}"] = a["cat"] == ci
+        return out
+
 
 def regime_outcomes(truth: Truth, regime: TrueRegime) -> dict[str, np.ndarray]:
     """Each participant's expected outcome under ``regime`` (n,): PEG and response at weeks
@@ -333,17 +425,16 @@ def regime_outcomes(truth: Truth, regime: TrueRegime) -> dict[str, np.ndarray]:
     w2 = np.zeros((n * k, len(truth.options)))
     w2[rows] = w2_rows
     w2 = w2.reshape(n, k, -1)
-    peg0 = a["peg0"]
+    tab = truth.outcome_tables
     out: dict[str, np.ndarray] = {
         "mean_peg_w12": (w1 * a["peg_w12"]).sum(axis=1),
-        "responder_w12": (w1 * responded(peg0[:, None], a["peg_w12"])).sum(axis=1)}
+        "responder_w12": (w1 * tab["responder_w12"]).sum(axis=1)}
     joint = w1[:, :, None] * w2
     for w in (24, 36):
-        peg = np.nan_to_num(a[f"peg_w{w}"])
-        out[f"mean_peg_w{w}"] = (joint * peg).sum(axis=(1, 2))
-        out[f"responder_w{w}"] = (joint * responded(peg0[:, None, None], peg)).sum(axis=(1, 2))
+        out[f"mean_peg_w{w}"] = (joint * tab[f"peg_w{w}"]).sum(axis=(1, 2))
+        out[f"responder_w{w}"] = (joint * tab[f"responder_w{w}"]).sum(axis=(1, 2))
     for ci, name in enumerate(CATEGORIES):
-        out[f"share_{name}"] = (w1 * (a["cat"] == ci)).sum(axis=1)
+        out[f"share_{name}"] = (w1 * tab[f"cat{ci}"]).sum(axis=1)
     return out
 
 
