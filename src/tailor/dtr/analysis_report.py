@@ -496,7 +496,8 @@ def write_analysis(result: AnalysisResult, data: pd.DataFrame, out: Path, *,
         "conditional on the fitted models) with exact Shapley values of its predicted effect "
         "beside it, at stage 1 (first-treatment contrasts with the reference arm) and at "
         "stage 2 (each option vs the mean of the participant's feasible options, among those "
-        "with a week-12 decision; all options, combinations and single options) and, per domain, the bottom vs top third "
+        "with a week-12 decision; all options, combinations and single options) and, per "
+        "domain, the bottom vs top third "
         "of the domain's score, each first treatment vs the best single one (doubly robust, "
         "site-clustered); the interpretable regime's value is the cross-fitted value of the "
         "tree-learning procedure, not of the tree shown.",

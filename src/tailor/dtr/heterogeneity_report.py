@@ -145,6 +145,15 @@ def _num(v: float, fmt: str = ".3f") -> str:
     return f"{v:{fmt}}" if np.isfinite(v) else "n/a"
 
 
+def _importance_cells(t: pd.DataFrame) -> dict[str, list[str]]:
+    """The importance with its interval and the mean |Shapley value|, as table cells."""
+    shap = t["shapley"] if "shapley" in t else pd.Series(np.nan, index=t.index)
+    return {"Importance [95% interval]": [
+                _ci(e, lo, hi, ".3f") for e, lo, hi in zip(t["importance"], t["lower"],
+                                                           t["upper"], strict=True)],
+            "Mean |Shapley value|": [_num(v) for v in shap]}
+
+
 def _ci(e: float, lo: float, hi: float, fmt: str = ".2f") -> str:
     return f"{e:{fmt}} [{lo:{fmt}}, {hi:{fmt}}]"
 
@@ -160,11 +169,7 @@ def add_heterogeneity_sections(report: HtmlReport, result: AnalysisResult,
         plt.close(fig)
         report.table(pd.DataFrame({
             "Rank": imp["rank"], "Domain": imp["domain"].map(domain_label),
-            "Variables": imp["variables"].map(variables_label),
-            "Importance [95% interval]": [_ci(e, lo, hi, ".3f") for e, lo, hi in
-                                          zip(imp["importance"], imp["lower"], imp["upper"],
-                                              strict=True)],
-            "Mean |Shapley value|": [_num(v) for v in imp.get("shapley", [np.nan] * len(imp))]}),
+            "Variables": imp["variables"].map(variables_label), **_importance_cells(imp)}),
             caption="Permutation importance, by domain, of a cross-fitted linear DR-learner "
                     "(ridge on the doubly robust first-treatment contrasts, the analysis' "
                     "fold partition): how much worse the predicted effects get when the "
@@ -175,8 +180,9 @@ def add_heterogeneity_sections(report: HtmlReport, result: AnalysisResult,
                     "|Shapley value|: exact Shapley values of the same cross-fitted linear "
                     "learner's predicted effect (coefficient times the variable's deviation "
                     "from its mean, summed over the domain's variables), averaged in "
-                    "absolute value over participants and contrasts, in PEG points; it describes the fitted model and is positive "
-                    "even for a domain that modifies nothing, so it has no interval.")
+                    "absolute value over participants and contrasts, in PEG points; it "
+                    "describes the fitted model and is positive even for a domain that "
+                    "modifies nothing, so it has no interval.")
     imp2 = result.effect_importance_stage2
     if not imp2.empty:
         report.heading("Predictors of response at stage 2: single vs combination options")
@@ -185,11 +191,7 @@ def add_heterogeneity_sections(report: HtmlReport, result: AnalysisResult,
         plt.close(fig)
         report.table(pd.DataFrame({
             "Stage-2 options": imp2["options"], "Rank": imp2["rank"],
-            "Domain": imp2["domain"].map(domain_label),
-            "Importance [95% interval]": [_ci(e, lo, hi, ".3f") for e, lo, hi in
-                                          zip(imp2["importance"], imp2["lower"],
-                                              imp2["upper"], strict=True)],
-            "Mean |Shapley value|": [_num(v) for v in imp2["shapley"]],
+            "Domain": imp2["domain"].map(domain_label), **_importance_cells(imp2),
             "Participants": imp2["n"]}),
             caption="The same importance for the second treatment, among participants with a "
                     "week-12 decision (non-responders; excellent responders continue without "
