@@ -234,6 +234,21 @@ def test_importance_and_forest_by_domain_in_the_analysis(tmp_path, result, data)
     for plot in ("importance", "forest_domains"):
         assert (tmp_path / "plots" / f"{plot}.png").exists()
     assert len(pd.read_csv(tmp_path / "domain_forest.csv")) == len(forest)
+    # issue 14 item 4: Shapley values beside permutation importance; stage 2 by option kind
+    assert (imp["shapley"] > 0).all()
+    imp2 = result.effect_importance_stage2
+    assert set(imp2["options"]) == {"all stage-2 options", "combination (augment)",
+                                    "single (switch or continue)"}
+    assert set(imp2["domain"]) == set(imp["domain"])
+    assert (imp2["lower"] <= imp2["importance"]).all() and (imp2["std_error"] > 0).all()
+    assert "Predictors of response at stage 2: single vs combination options" in html
+    assert "Mean |Shapley value|" in html
+    assert (tmp_path / "plots" / "importance_stage2.png").exists()
+    assert len(pd.read_csv(tmp_path / "effect_importance_stage2.csv")) == len(imp2)
+    # issue 14 item 3: the Methods say which stage-1 interval is used
+    m = result.coefficients[1]["method"].iloc[0]
+    assert m.startswith("m-out-of-n (m=") and "Stage-1 coefficients (non-regular" in html
+    assert f"{m} bootstrap" in html and "No projection" in html
 
 
 RAW = ("mean_amplifier_index", "mean_sex", "mean_phenotype_label", "benefit_lower",

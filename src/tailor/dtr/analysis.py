@@ -17,7 +17,8 @@ From the wide table of ``docs/data-contract.md`` and the protocol:
 4. the embedded regimes of the SMART (weighted and replicated), best first;
 5. the phenotype map: for each first treatment, the profile of those for whom it is estimated
    best and their estimated benefit over the next-best feasible arm; effect-modifier
-   importance; subgroup forest-plot data;
+   importance by domain (permutation importance with intervals and Shapley values) at stage 1
+   and at stage 2 (all, combination and single options); subgroup forest-plot data;
 6. a versioned model file of the deployed regime for the clinician's decision tool.
 
 Missing week-24 outcomes are handled by sequential inverse-probability-of-censoring weights
@@ -52,7 +53,7 @@ from tailor.dtr.crossfit import (
 from tailor.dtr.decision_model import crossfit_calibration, fit_decision_model
 from tailor.dtr.embedded import WeightedReplicated, embedded_regimes
 from tailor.dtr.heterogeneity import domain_tests
-from tailor.dtr.importance import domain_forest, effect_importance
+from tailor.dtr.importance import domain_forest, effect_importance, stage2_importance
 from tailor.dtr.inference import best_of, cluster_multipliers, clustered, contrast_with_best
 from tailor.dtr.phenotype import (
     modifier_importance,
@@ -157,6 +158,8 @@ class AnalysisResult:
     heterogeneity: pd.DataFrame = field(default_factory=pd.DataFrame)
     effect_importance: pd.DataFrame = field(default_factory=pd.DataFrame)
     domain_forest: pd.DataFrame = field(default_factory=pd.DataFrame)
+    effect_importance_stage2: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Variable importance by domain for the stage-2 options (all, combination, single)."""
     interpretable: dict[str, Any] = field(default_factory=dict)
     assignment_shares: pd.DataFrame = field(default_factory=pd.DataFrame)
     time_points: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -311,7 +314,7 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
 
     The analysis runs as named steps. The Q-learning fit, the cross-fitted regime values and
     contrasts, the regimes shown and the model file are required: an error there fails the
-    analysis. The others (``heterogeneity``, ``embedded_regimes``, ``phenotype_map``,
+    analysis. The others (``heterogeneity``, ``stage2_importance``, ``embedded_regimes``, ``phenotype_map``,
     ``modifier_importance``, ``subgroups``, ``time_points``, ``decision_model``,
     ``calibration``) run under one :class:`~tailor.dtr.steps.StepGuard`: when one cannot be
     fitted to the data its tables stay empty and ``AnalysisResult.step_errors`` says which
@@ -328,6 +331,8 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
 
     a.step("heterogeneity by domain (Holm)")
     het = guard.run("heterogeneity", _step_heterogeneity, a, cf, values) or _Heterogeneity()
+    a.step("variable importance at stage 2 (single vs combination options)")
+    imp2 = guard.run("stage2_importance", _step_stage2_importance, a, cf)
     shares = assignment_shares(values.crossfit_rec["deployed"], a.data)
 
     a.step("regimes learned on all participants (shown)")
@@ -372,6 +377,7 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
         model=json.loads(json.dumps(model, default=_jsonable)), contrasts=values.contrasts,
         heterogeneity=het.tests, assignment_shares=shares,
         effect_importance=het.importance, domain_forest=het.forest,
+        effect_importance_stage2=_or_empty(imp2),
         interpretable=shown.interpretable, time_points=_or_empty(time_points),
         plan_hash=model["provenance"]["plan_hash"], notes=tuple(a.notes),
         calibration=doc.calibration, calibration_ece=doc.calibration_ece,
@@ -630,6 +636,22 @@ def _step_heterogeneity(a: _Analysis, cf: _CrossFit, values: _Values) -> _Hetero
     out.forest = domain_forest(scores, data, domains, best=values.chosen_best["peg"],
                                clusters=cf.clusters, weights=a.weights, alpha=plan.alpha)
     return out
+
+
+def _step_stage2_importance(a: _Analysis, cf: _CrossFit) -> pd.DataFrame:
+    """Variable importance by domain for the stage-2 options of those with a stage-2
+    decision (cross-fitted stage-2 doubly robust scores on the shared partition), over all
+    options and by kind (combination = augment, single = switch or continue). Its
+    permutations are seeded from the plan's seed, not the shared stream, so that adding this
+    step left every other number of the analysis unchanged."""
+    plan, data = a.plan, a.data
+    domains = plan.domains or tuple((f, (f,)) for f in plan.tree_features)
+    if not domains:
+        return pd.DataFrame()
+    scores = DRScoring(qlearning=a.ql, stage=2, folds=cf.fold).fit(
+        value_data(data, a.ql, outcome=plan.outcome, propensities=a.props, weights=a.weights))
+    return stage2_importance(scores, data, domains, folds=cf.fold, clusters=cf.clusters,
+                             weights=a.weights, alpha=plan.alpha, random_state=plan.seed)
 
 
 def _step_shown_regimes(a: _Analysis, cf: _CrossFit, fit: QLearningResult,

@@ -222,6 +222,43 @@ def _calibration_plot(result: AnalysisResult) -> plt.Figure:
     return fig
 
 
+def _stage1_method(result: AnalysisResult) -> str:
+    """The stage-1 coefficient interval's method as the bootstrap recorded it."""
+    coef = result.coefficients.get(1, pd.DataFrame())
+    return str(coef["method"].iloc[0]) if "method" in coef and len(coef) else "m-out-of-n"
+
+
+def intervals_used(result: AnalysisResult) -> list[str]:
+    """The Methods' account of which interval each shown number carries (issue 14: say which
+    stage-1 interval is used)."""
+    clus = (f"site-clustered (CR1, clusters '{result.plan.cluster}')" if result.plan.cluster
+            else "participant-level (no site column)")
+    return [
+        "Intervals, number by number. Regime values, the as-randomized and single-treatment "
+        f"values, the contrasts and the time-point rates: 95% Wald intervals, {clus}, from the "
+        "cross-fitted doubly robust influence functions; the best single treatment's interval "
+        "is selection-adjusted (cluster bootstrap of the best, simultaneous max-|t|) and the "
+        "primary contrast's one-sided bound is an intersection-union test against every "
+        "single treatment.",
+        f"Stage-1 coefficients (non-regular: the stage-2 rule's argmax makes them "
+        f"non-differentiable where two stage-2 options tie): {_stage1_method(result)} "
+        "bootstrap (Chakraborty, Laber & Zhao 2013; m chosen from the estimated share of "
+        "participants whose best two stage-2 options cannot be told apart; participants "
+        "resampled, not sites). No projection or adaptive-confidence (Laber et al. 2014) "
+        "interval is computed. Stage-2 coefficients: percentile bootstrap (n out of n).",
+        "Phenotype map benefit intervals: percentiles of the same stage-1 bootstrap replicates "
+        "(resamples of size m, not rescaled to n: wider than an n-out-of-n interval when m < n; "
+        "participants resampled).",
+        f"Variable importance (stages 1 and 2) and the forest plot by domain: 95% Wald "
+        f"intervals, {clus}, conditional on the fitted models; Shapley values: no interval. "
+        "Embedded regimes: Wald intervals with the sandwich covariance (participant level). "
+        "Subgroup effects: inverse-probability-weighted means with influence-function "
+        "intervals (participant level). "
+        "The decision tool's model file: a bootstrap of the whole two-stage fit, resampling "
+        "sites.",
+    ]
+
+
 def _software() -> dict[str, str]:
     import numba
     import scipy
@@ -247,6 +284,7 @@ def write_analysis(result: AnalysisResult, data: pd.DataFrame, out: Path, *,
               "contrasts": result.contrasts, "heterogeneity": result.heterogeneity,
               "assignment_shares": result.assignment_shares,
               "effect_importance": result.effect_importance,
+              "effect_importance_stage2": result.effect_importance_stage2,
               "domain_forest": result.domain_forest,
               "embedded_regimes": result.embedded,
               "embedded_pairwise": result.embedded_pairwise,
@@ -408,7 +446,8 @@ def write_analysis(result: AnalysisResult, data: pd.DataFrame, out: Path, *,
             bal = bal.assign(factor=bal["factor"].map(variable_label))
         report.table(readable_columns(bal), caption="First-treatment counts by minimization factor.")
     report.heading("Coefficients")
-    for stage, caption in ((1, "Stage 1 (m-out-of-n bootstrap intervals)."),
+    for stage, caption in ((1, f"Stage 1 ({_stage1_method(result)} bootstrap intervals; "
+                               "non-regular: see Methods)."),
                            (2, "Stage 2 (percentile bootstrap intervals).")):
         coef = result.coefficients[stage]
         if "term" in coef:
@@ -447,15 +486,18 @@ def write_analysis(result: AnalysisResult, data: pd.DataFrame, out: Path, *,
         "interactions, cross-validated one-SE penalty, relaxed refit) and, when the plan asks "
         "for it, an ensemble regime (stacked DR-learner: ridge + gradient boosting on the "
         "doubly robust scores), each cross-fitted like the others.",
-        "Stage-1 coefficient intervals: adaptive m-out-of-n bootstrap (non-regular stage-1 "
-        "inference); no projection intervals.",
+        *intervals_used(result),
         "Interpretable regime: exact policy tree (Athey & Wager 2021) of depth "
         f"{result.plan.tree_depth} on censoring-weighted doubly robust scores; the "
         "pre-specified phenotype-category regime ranks options by mean score among members "
         "who may take them.",
         "Effect heterogeneity by domain: permutation importance of a cross-fitted linear "
         "DR-learner (loss against the doubly robust contrasts, site-clustered intervals "
-        "conditional on the fitted models; stage 1) and, per domain, the bottom vs top third "
+        "conditional on the fitted models) with exact Shapley values of its predicted effect "
+        "beside it, at stage 1 (first-treatment contrasts with the reference arm) and at "
+        "stage 2 (each option vs the mean of the participant's feasible options, among those "
+        "with a week-12 decision; all options, combinations and single options) and, per "
+        "domain, the bottom vs top third "
         "of the domain's score, each first treatment vs the best single one (doubly robust, "
         "site-clustered); the interpretable regime's value is the cross-fitted value of the "
         "tree-learning procedure, not of the tree shown.",

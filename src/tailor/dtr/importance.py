@@ -1,5 +1,6 @@
-"""Which phenotype domain drives the estimated treatment-effect heterogeneity, and how do the
-effects differ between the ends of each domain? With intervals, site-clustered.
+"""Which phenotype domain drives the estimated treatment-effect heterogeneity, at stage 1 and at
+stage 2 (single vs combination options), and how do the effects differ between the ends of
+each domain? With intervals, site-clustered.
 
 - :func:`effect_importance`: permutation importance, by domain, of a cross-fitted DR-learner
   of the first treatment's effects. On each fold of the analysis' shared partition a
@@ -19,7 +20,17 @@ effects differ between the ends of each domain? With intervals, site-clustered.
   4 domains, ``tests/dtr/test_importance.py``'s world): the lower bound exceeded 0 for 2.5% of
   the 400 domain intervals (nominal one-sided 2.5%), mean importance -0.0002. The intervals
   are per domain, not family-wise: the per-domain test with family-wise control is
-  :func:`tailor.dtr.heterogeneity.domain_tests` (Holm).
+  :func:`tailor.dtr.heterogeneity.domain_tests` (Holm). Beside it, the same fitted learners'
+  exact Shapley values of the predicted effect (:mod:`tailor.dtr.shapley`), mean |phi| by
+  domain: descriptive, no interval.
+- :func:`stage2_importance`: the same on the stage-2 doubly robust scores of the participants
+  with a stage-2 decision (non-responders; contrasts against the mean of each participant's
+  feasible options), by option kind: all options, combinations (augment) and single options
+  (switch; continue). Calibration under no modification (40 simulated score sets of 400
+  participants, 12 sites, the protocol's feasible sets, 4 domains x 3 groups,
+  ``tests/dtr/test_importance.py``): 427/480 = 0.89 of the 95% intervals cover 0 (they are
+  conditional on the fitted models and under-cover; the misses are mostly below 0), and 3.1%
+  of the lower bounds exceed 0 (one-sided nominal 2.5%).
 - :func:`domain_forest`: forest-plot data. Per domain, a score (the mean of the domain's
   standardized variables, signs as recorded) is cut at its tertiles; in the bottom and the top
   third, the effect of every first treatment versus the best single treatment is the
@@ -45,10 +56,12 @@ from scipy import stats
 
 from tailor.dtr.heterogeneity import _numeric
 from tailor.dtr.inference import cluster_covariance
+from tailor.dtr.shapley import domain_shapley, linear_shapley
 from tailor.dtr.value import DRScores
 from tailor.exceptions import EstimationError
 
-__all__ = ["domain_forest", "effect_importance", "ridge_regressor"]
+__all__ = ["domain_forest", "effect_importance", "option_kind", "ridge_regressor",
+           "stage2_importance"]
 
 
 def ridge_regressor() -> Any:
@@ -93,13 +106,98 @@ def _site(clusters: Any) -> Any:
     return None if clusters is None else np.asarray(pd.Series(list(clusters)).astype(str))
 
 
+def _design(data: pd.DataFrame, domains: Sequence[tuple[str, Sequence[str]]], folds: Any
+            ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray, np.ndarray]:
+    """The standardized candidate variables, each domain's columns, complete rows, folds."""
+    if not domains:
+        raise EstimationError("variable importance needs at least one domain of variables")
+    n = len(data)
+    fold = np.asarray(folds)
+    if fold.shape != (n,):
+        raise EstimationError(f"the fold partition has shape {fold.shape}, the data {n} rows")
+    if len(np.unique(fold)) < 2:
+        raise EstimationError("variable importance is cross-fitted: it needs at least 2 folds, "
+                              f"the partition has {len(np.unique(fold))}")
+    blocks = [_numeric(data, list(v)) for _, v in domains]
+    x = np.column_stack(blocks)
+    spans, start = [], 0
+    for b in blocks:
+        spans.append(np.arange(start, start + b.shape[1]))
+        start += b.shape[1]
+    ok_x = ~np.isnan(x).any(axis=1)
+    sd = np.nanstd(x, axis=0)
+    x = (x - np.nanmean(x, axis=0)) / np.where(sd > 0, sd, 1.0)  # unsupervised: no outcome
+    return x, spans, ok_x, fold
+
+
+def _crossfit_explain(targets: Sequence[tuple[np.ndarray, np.ndarray]], x: np.ndarray,
+                      spans: Sequence[np.ndarray], fold: np.ndarray, w: np.ndarray,
+                      regressor: Callable[[], Any], n_repeats: int, rng: np.random.Generator
+                      ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """For each target ``(tau, usable)``: on every fold, a regressor of ``tau`` fitted on the
+    other folds' usable rows explains the held-out usable rows by (a) the per-participant
+    increase in squared error when each domain is permuted (n, domains) and (b) each domain's
+    exact Shapley value of the predicted effect (n, domains; NaN when the regressor is not
+    linear). Rows never scored stay 0 (increase) and NaN (Shapley)."""
+    n, n_dom = len(fold), len(spans)
+    increases = [np.zeros((n, n_dom)) for _ in targets]
+    shapley = [np.full((n, n_dom), np.nan) for _ in targets]
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):  # OpenMP boosting oversubscribed on a busy machine is slow
+        for f in np.unique(fold):
+            test = np.flatnonzero(fold == f)
+            for t, (tau, usable) in enumerate(targets):
+                train = usable & (fold != f)
+                rows = test[usable[test]]
+                if train.sum() < 30 or len(rows) < 2:
+                    continue
+                model = _fit(regressor(), x[train], tau[train], w[train])
+                base = model.predict(x[rows])
+                for j, span in enumerate(spans):
+                    acc = np.zeros(len(rows))
+                    for _ in range(n_repeats):
+                        xp = x[rows].copy()
+                        xp[:, span] = xp[rng.permutation(len(rows))][:, span]
+                        perm = model.predict(xp)
+                        acc += (tau[rows] - perm) ** 2 - (tau[rows] - base) ** 2
+                    increases[t][rows, j] += acc / n_repeats
+                if getattr(model, "coef_", None) is not None:
+                    phi = linear_shapley(model, x[rows], x[train])
+                    shapley[t][rows] = domain_shapley(phi, spans)
+    return increases, shapley
+
+
+def _summarize(domains: Sequence[tuple[str, Sequence[str]]], increase: np.ndarray,
+               shap_abs: np.ndarray, used: np.ndarray, w: np.ndarray, site: Any,
+               alpha: float) -> pd.DataFrame:
+    """Per domain: weighted mean increase with its CR1 Wald interval, mean |Shapley|, rank."""
+    if used.sum() < 30:
+        raise EstimationError("too few participants with usable doubly robust contrasts for "
+                              f"variable importance ({int(used.sum())})")
+    z = float(stats.norm.ppf(1 - alpha / 2))
+    rows_out = []
+    for j, (name, variables) in enumerate(domains):
+        est, se = _mean_with_ci(increase[:, j], used, w, site)
+        sv = shap_abs[used, j]
+        rows_out.append({"domain": name, "variables": ", ".join(variables),
+                         "importance": est, "std_error": se, "lower": est - z * se,
+                         "upper": est + z * se,
+                         "shapley": float(np.mean(sv)) if np.isfinite(sv).all() else np.nan,
+                         "n": int(used.sum())})
+    out = pd.DataFrame(rows_out).sort_values("importance", ascending=False, ignore_index=True)
+    out["rank"] = np.arange(1, len(out) + 1)
+    return out
+
+
 def effect_importance(scores: DRScores, data: pd.DataFrame,
                       domains: Sequence[tuple[str, Sequence[str]]], *, folds: np.ndarray,
                       clusters: Any = None, reference: str | None = None,
                       weights: np.ndarray | None = None, n_repeats: int = 3,
                       regressor: Callable[[], Any] | None = None,
                       random_state: int | None = 0, alpha: float = 0.05) -> pd.DataFrame:
-    """Permutation importance of each domain for a cross-fitted DR-learner (module docstring).
+    """Permutation importance and Shapley values of each domain for a cross-fitted DR-learner
+    of the first treatment's effects (module docstring).
 
     Parameters
     ----------
@@ -120,72 +218,116 @@ def effect_importance(scores: DRScores, data: pd.DataFrame,
 
     Returns
     -------
-    DataFrame ``domain, variables, importance, std_error, lower, upper, rank`` (rank 1 = most
-    important), sorted by importance; importance is in squared outcome units.
+    DataFrame ``domain, variables, importance, std_error, lower, upper, shapley, n, rank``
+    (rank 1 = most important), sorted by importance; importance is in squared outcome units,
+    ``shapley`` the mean over participants and contrasts of the domain's absolute Shapley
+    value of the predicted effect (outcome units; :mod:`tailor.dtr.shapley`; NaN for a
+    non-linear regressor).
     """
-    if not domains:
-        raise EstimationError("variable importance needs at least one domain of variables")
     data = data.reset_index(drop=True)
+    x, spans, ok_x, fold = _design(data, domains, folds)
     n = len(data)
-    fold = np.asarray(folds)
-    if fold.shape != (n,):
-        raise EstimationError(f"the fold partition has shape {fold.shape}, the data {n} rows")
-    if len(np.unique(fold)) < 2:
-        raise EstimationError("variable importance is cross-fitted: it needs at least 2 folds, "
-                              f"the partition has {len(np.unique(fold))}")
-    if regressor is None:
-        regressor = ridge_regressor
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
     r = _ref_index(scores, reference)
-    blocks = [_numeric(data, list(v)) for _, v in domains]
-    x = np.column_stack(blocks)
-    spans, start = [], 0
-    for b in blocks:
-        spans.append(np.arange(start, start + b.shape[1]))
-        start += b.shape[1]
-    ok_x = ~np.isnan(x).any(axis=1)
-    sd = np.nanstd(x, axis=0)
-    x = (x - np.nanmean(x, axis=0)) / np.where(sd > 0, sd, 1.0)  # unsupervised: no outcome
     arms = [a for a in range(len(scores.options)) if a != r]
-    tau = {a: scores.scores[:, a] - scores.scores[:, r] for a in arms}
-    usable = {a: scores.feasible[:, a] & scores.feasible[:, r] & ok_x & (w > 0) for a in arms}
-    rng = np.random.default_rng(random_state)
-    increase = np.zeros((n, len(domains)))
-    from threadpoolctl import threadpool_limits
+    targets = [(scores.scores[:, a] - scores.scores[:, r],
+                scores.feasible[:, a] & scores.feasible[:, r] & ok_x & (w > 0)) for a in arms]
+    increases, shapley = _crossfit_explain(targets, x, spans, fold, w,
+                                           regressor or ridge_regressor, n_repeats,
+                                           np.random.default_rng(random_state))
+    used = np.logical_or.reduce([u for _, u in targets])
+    return _summarize(domains, sum(increases, np.zeros((n, len(domains)))),
+                      _mean_abs(shapley), used, w, _site(clusters), alpha)
 
-    with threadpool_limits(1):  # OpenMP boosting oversubscribed on a busy machine is slow
-        for f in np.unique(fold):
-            test = np.flatnonzero(fold == f)
-            for a in arms:
-                train = usable[a] & (fold != f)
-                rows = test[usable[a][test]]
-                if train.sum() < 30 or len(rows) < 2:
-                    continue
-                model = _fit(regressor(), x[train], tau[a][train], w[train])
-                base = model.predict(x[rows])
-                for j, span in enumerate(spans):
-                    acc = np.zeros(len(rows))
-                    for _ in range(n_repeats):
-                        xp = x[rows].copy()
-                        xp[:, span] = xp[rng.permutation(len(rows))][:, span]
-                        perm = model.predict(xp)
-                        acc += (tau[a][rows] - perm) ** 2 - (tau[a][rows] - base) ** 2
-                    increase[rows, j] += acc / n_repeats
-    used = np.logical_or.reduce([usable[a] for a in arms])
-    if used.sum() < 30:
-        raise EstimationError("too few participants with usable doubly robust contrasts for "
-                              f"variable importance ({int(used.sum())})")
+
+def _mean_abs(shapley: Sequence[np.ndarray]) -> np.ndarray:
+    """Per row and domain, the mean absolute Shapley value over the contrasts that scored it
+    (NaN where the learner is not linear)."""
+    stack = np.abs(np.stack(shapley))
+    scored = ~np.isnan(stack)
+    cnt = scored.sum(axis=0)
+    tot = np.where(scored, stack, 0.0).sum(axis=0)
+    return np.divide(tot, cnt, out=np.full(cnt.shape, np.nan), where=cnt > 0)
+
+
+COMBINATION = "combination (augment)"
+SINGLE = "single (switch or continue)"
+ALL_STAGE2 = "all stage-2 options"
+
+
+def option_kind(option: str) -> str:
+    """A stage-2 option is a combination when it pairs two arms (``ESC+DUL``, an augmentation),
+    single otherwise (a switch, or continuing the first arm); see docs/best-protocol.md."""
+    return COMBINATION if "+" in str(option) else SINGLE
+
+
+def stage2_importance(scores: DRScores, data: pd.DataFrame,
+                      domains: Sequence[tuple[str, Sequence[str]]], *, folds: np.ndarray,
+                      clusters: Any = None, weights: np.ndarray | None = None,
+                      n_repeats: int = 3, regressor: Callable[[], Any] | None = None,
+                      random_state: int | None = 0, alpha: float = 0.05) -> pd.DataFrame:
+    """Permutation importance and Shapley values of each domain for the stage-2 options.
+
+    The stage-2 feasible sets differ by participant (first arm, week-12 category,
+    contraindications), so there is no common reference option: each option's contrast is
+    its doubly robust score minus the mean score of the participant's feasible options,
+    ``tau_io = Gamma_io - mean_{o' in S_i} Gamma_io'``, defined for participants with a
+    decision (``|S_i| >= 2``; excellent responders continue without one). Conditionally on
+    the history it is unbiased for the option's advantage over the participant's average
+    feasible option, so the importance keeps the meaning of :func:`effect_importance` (loss
+    against the true contrast). One linear DR-learner per option, cross-fitted on the shared
+    partition; the per-participant increases are summed over all options, over the
+    combination options (augmentations) and over the single options (switches; continuing),
+    giving one table per group with site-clustered intervals.
+
+    Parameters
+    ----------
+    scores : DRScores
+        Cross-fitted doubly robust scores of the stage-2 options (``DRScoring(stage=2)``).
+    Others as :func:`effect_importance`.
+
+    Returns
+    -------
+    DataFrame ``options, domain, variables, importance, std_error, lower, upper, shapley, n,
+    rank`` (``options`` one of "all stage-2 options", "combination (augment)", "single
+    (switch or continue)"; rank within the group).
+    """
+    data = data.reset_index(drop=True)
+    x, spans, ok_x, fold = _design(data, domains, folds)
+    n = len(data)
+    w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
+    feas = scores.feasible & ~np.isnan(scores.scores)
+    size = feas.sum(axis=1)
+    decided = (size >= 2) & ok_x & (w > 0)
+    centre = np.divide(np.where(feas, scores.scores, 0.0).sum(axis=1), size,
+                       out=np.full(n, np.nan), where=size > 0)
+    opts = [o for o in range(len(scores.options)) if (feas[:, o] & decided).sum() >= 2]
+    if not opts:
+        raise EstimationError("no stage-2 option is open to two or more participants with a "
+                              "stage-2 decision: no stage-2 variable importance")
+    targets = [(scores.scores[:, o] - centre, feas[:, o] & decided) for o in opts]
+    increases, shapley = _crossfit_explain(targets, x, spans, fold, w,
+                                           regressor or ridge_regressor, n_repeats,
+                                           np.random.default_rng(random_state))
+    kinds = [option_kind(scores.options[o]) for o in opts]
     site = _site(clusters)
-    z = float(stats.norm.ppf(1 - alpha / 2))
-    rows_out = []
-    for j, (name, variables) in enumerate(domains):
-        est, se = _mean_with_ci(increase[:, j], used, w, site)
-        rows_out.append({"domain": name, "variables": ", ".join(variables),
-                         "importance": est, "std_error": se, "lower": est - z * se,
-                         "upper": est + z * se})
-    out = pd.DataFrame(rows_out).sort_values("importance", ascending=False, ignore_index=True)
-    out["rank"] = np.arange(1, len(out) + 1)
-    return out
+    tables = []
+    for group in (ALL_STAGE2, COMBINATION, SINGLE):
+        idx = [t for t, k in enumerate(kinds) if group in (ALL_STAGE2, k)]
+        if not idx:
+            continue
+        used = np.logical_or.reduce([targets[t][1] for t in idx])
+        if used.sum() < 30:
+            continue
+        inc = sum((increases[t] for t in idx), np.zeros((n, len(domains))))
+        tab = _summarize(domains, inc, _mean_abs([shapley[t] for t in idx]), used, w, site,
+                         alpha)
+        tables.append(tab.assign(options=group))
+    if not tables:
+        raise EstimationError("too few participants with a stage-2 decision for variable "
+                              f"importance ({int(decided.sum())})")
+    out = pd.concat(tables, ignore_index=True)
+    return out[["options", *[c for c in out.columns if c != "options"]]]
 
 
 def domain_forest(scores: DRScores, data: pd.DataFrame,
