@@ -54,7 +54,7 @@ def populated(t: Trial) -> dict[str, str]:
     # (the blinded data manager must not read it back), one from a G16 input change
     q = queries.open_query(t.db, t.ctx("dm"), s2, fld="PEG1", message="please verify PEG1",
                            visit_code="week12")
-    queries.answer_query(t.db, t.ctx("coord1"), q["id"], f"verified; the participant is on "
+    queries.answer_query(t.db, t.ctx("coord1"), q.id, f"verified; the participant is on "
                                                          f"{a1} and reported nausea")
     trial.record_visit(t.db, t.ctx("coord1", now=NOW + timedelta(weeks=14),
                                    reason="PGIC re-read from the source"), s2, "week12",
