@@ -117,7 +117,7 @@ def test_invitation_and_reminder_sent_once_each_with_one_link(  # type: ignore[n
         "reminder", "reminder"]
     assert len(outreach.send_pending(t.db, cfg, now=later).sent) == 2
     assert len(inbox.messages) == 2 and _token(_body(inbox.messages[1][1])) == token
-    assert participant_links.link_form(t.db, token, now=later)["questions"]
+    assert participant_links.link_form(t.db, token, now=later).questions
 
     # the token is in the messages only: not in the database, not in the logs
     ours = "\n".join(r.getMessage() for r in caplog.records  # not the test SMTP server's
