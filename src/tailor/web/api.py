@@ -347,7 +347,7 @@ def stage_state(stage: Annotated[str, Path(max_length=12)], ctx: Ctx,
 def audit_trail(ctx: Ctx, db: Db,
                 entity: Annotated[str | None, Query(pattern=r"^[A-Za-z]{1,64}$")] = None,
                 after_seq: Annotated[int, Query(ge=0, le=2**62)] = 0,
-                limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[dict[str, Any]]:
+                limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[audit.AuditRow]:
     """Audit rows (admin, data manager)."""
     return audit.audit_trail(db, ctx, entity=entity, after_seq=after_seq, limit=limit)
 
