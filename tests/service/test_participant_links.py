@@ -114,8 +114,8 @@ def test_expiry_revoke_resend_and_unknown_tokens(dbh):
         links.link_form(t.db, first.token, now=WEEK12)
     assert links.link_form(t.db, second.token, now=WEEK12).answers == {"PEG1": 4}
     # expiry: the first instant after the window's last day at the site (New York)
-    end = second["expires_at"]
-    assert second["window_end"] == (NOW + timedelta(days=84 + 7)).date()
+    end = second.expires_at
+    assert second.window_end == (NOW + timedelta(days=84 + 7)).date()
     assert end.utcoffset() == timedelta(0) and end.hour in (4, 5)
     links.link_form(t.db, second.token, now=end - timedelta(seconds=1))
     with pytest.raises(links.LinkUnavailableError):
@@ -135,7 +135,7 @@ def test_expiry_revoke_resend_and_unknown_tokens(dbh):
     # after data lock: no new link, and a live link shows nothing
     live = links.issue_link(t.db, t.ctx("coord1", now=WEEK12), code, "week18").token
     early = links.link_form(t.db, live, now=WEEK12)
-    assert early["opens_on"] == (NOW + timedelta(weeks=18) - timedelta(days=7)).date()
+    assert early.opens_on == (NOW + timedelta(weeks=18) - timedelta(days=7)).date()
     assert links.link_form(t.db, live, now=WEEK12 + timedelta(weeks=6)).opens_on is None
     admin.lock_data(t.db, t.ctx("dm", now=WEEK12), password=PASSWORD)
     with pytest.raises(ConflictError, match="locked"):
