@@ -308,8 +308,8 @@ def test_contact_is_validated_scoped_redacted_and_never_exported(  # type: ignor
         assert (err.value.field, err.value.rule) == (fld, rule)
     out = contacts.set_contact(t.db, coord, code, email=" pat.q@example.org ",
                                mobile="+44 (20) 7946-0958", consent_to_contact=True)
-    assert (out["email"], out["mobile"]) == ("pat.q@example.org", "+442079460958")
-    assert contacts.get_contact(t.db, t.ctx("admin"), code)["mobile"] == "+442079460958"
+    assert (out.email, out.mobile) == ("pat.q@example.org", "+442079460958")
+    assert contacts.get_contact(t.db, t.ctx("admin"), code).mobile == "+442079460958"
     for blinded in ("dm", "stat", "clin"):
         with pytest.raises(PermissionDeniedError):
             contacts.get_contact(t.db, t.ctx(blinded), code)
