@@ -261,7 +261,7 @@ def test_run_in_engagement_is_evaluated_from_the_answers(dbh, tmp_path) -> None:
         for text in _sms(tmp_path)[-2:]:
             token = _token(str(text["body"]), "r")
             tokens.append(token)
-            assert outreach.run_in_question(t.db, token, now=now)["answered"] is False
+            assert outreach.run_in_question(t.db, token, now=now).answered is False
             if day < answers[str(text["to"])]:
                 outreach.answer_run_in(t.db, token, "3", now=now)
     assert outreach.queue_due(t.db, cfg, now=NOW + timedelta(days=14)).queued == []

@@ -61,7 +61,7 @@ def run_in_question(request: Request, token: str) -> Response:
         q = outreach.run_in_question(request.app.state.db, token)
     except LinkUnavailableError:
         return _gone(request)
-    return _page(request, token=token, q=q, error="", thanks=q["answered"])
+    return _page(request, token=token, q=q, error="", thanks=q.answered)
 
 
 @router.post("/r/{token}", response_class=HTMLResponse)
