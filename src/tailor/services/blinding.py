@@ -153,12 +153,12 @@ def _audit_row(row: dict[str, Any], tokens: ArmTokens) -> dict[str, Any]:
 
 def _dataclass(value: Any, tokens: ArmTokens) -> Any:
     """A frozen result (services' typed views): its fields walked like a dict's values; an
-    audit row's old/new values concealed as in :func:`_audit_row`. Allocations cannot be
-    reduced structurally once typed (their fields cannot be dropped), so they are refused."""
+    audit row's old/new values concealed as in :func:`_audit_row`. An allocation cannot keep
+    its type (its arm fields must be dropped, not scrubbed): it becomes the neutral dict
+    of :func:`_allocation`."""
     names = {f.name for f in dataclasses.fields(value)}
     if {"stage", "option"} <= names:
-        raise TypeError(f"{type(value).__name__}: redact an allocation as a dict "
-                        "(its arm fields must be dropped, not scrubbed)")
+        return _allocation({k: getattr(value, k) for k in names})
     changes = {f.name: _walk(getattr(value, f.name), tokens)
                for f in dataclasses.fields(value) if f.init}
     if "entity" in names and names & {"old_value", "new_value"}:
