@@ -160,7 +160,7 @@ def test_wide_export_meets_the_analysis_contract(populated, tmp_path):
     protocol = load_protocol(builtin_protocols()["best"])
     _check_columns(wide, protocol, default_plan(wide, protocol))  # raises on a breach
     assert set(wide["A1"]) <= set(protocol.arm_codes)
-    assert wide["A2"].notna().sum() == 1 and manifest["format"] == "csv"
+    assert wide["A2"].notna().sum() == 1 and manifest.format == "csv"
 
 
 def test_redcap_dictionary_and_records(populated, tmp_path):
