@@ -297,7 +297,7 @@ def test_scope_roles_and_blinding(small):
     head = audit.chain_head(t.db).seq
     # the study code resolves through the audit trail; the table name is accepted too
     by_code = audit.record_as_of(t.db, t.ctx("coord1"), "participants", code, head)
-    assert by_code["id"] == pid and by_code["fields"]["study_code"] == code
+    assert by_code.id == pid and by_code.fields["study_code"] == code
     # another site's coordinator: 404, the same as a record that never existed
     for ident in (code, pid):
         with pytest.raises(NotFoundError) as other:

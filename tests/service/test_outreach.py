@@ -104,7 +104,7 @@ def test_invitation_and_reminder_sent_once_each_with_one_link(  # type: ignore[n
     assert len(texts) == 1 and texts[0]["to"] == "+14155550100"
     assert _token(str(texts[0]["body"])) == token  # one link, both channels
     form = participant_links.link_form(t.db, token, now=OPENING)
-    assert [q.code for q in form["questions"]][:3] == ["PEG1", "PEG2", "PEG3"]
+    assert [q.code for q in form.questions][:3] == ["PEG1", "PEG2", "PEG3"]
 
     # the same day again, twice: nothing queued, nothing sent
     for hours in (1, 5):
@@ -179,7 +179,7 @@ def test_answered_visit_cancels_its_reminder(dbh, smtp, tmp_path) -> None:  # ty
     assert len(outreach.queue_due(t.db, cfg, now=later).queued) == 1  # queued, not yet sent
     form = participant_links.link_form(t.db, token, now=later)
     participant_links.save_answers(t.db, token, {q.code: q.choices[0][0]
-                                                 for q in form["questions"]}, now=later)
+                                                 for q in form.questions}, now=later)
     participant_links.submit_link(t.db, token, now=later)
     report = outreach.send_pending(t.db, cfg, now=later)
     assert not report.sent and list(report.cancelled.values()) == [
