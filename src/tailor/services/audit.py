@@ -24,8 +24,9 @@ from tailor.services.scope import (
 )
 from tailor.services.uow import in_transaction
 
-__all__ = ["AS_OF_READ", "AuditRow", "ChainHead", "RecordAsOf", "audit_trail", "chain_head",
-           "parse_anchor", "parse_as_of", "record_as_of", "resolve_entity", "verify"]
+__all__ = ["AS_OF_READ", "AuditRow", "ChainHead", "RecordAsOf", "audit_row", "audit_trail",
+           "chain_head", "parse_anchor", "parse_as_of", "record_as_of", "resolve_entity",
+           "verify"]
 
 # who may reconstruct a record: the audit readers, the statistician, and a coordinator for
 # the participants of their own site (another site's record is a 404, as everywhere)
@@ -114,6 +115,14 @@ def parse_anchor(text: str, key: str = "") -> tuple[int, str]:
     return seq, h
 
 
+def audit_row(r: m.AuditLog) -> AuditRow:
+    """An audit log row as its (unredacted) view."""
+    return AuditRow(seq=r.seq, at=r.at_utc, actor=r.actor, role=r.role, site=r.site,
+                    action=r.action, entity=r.entity, entity_id=r.entity_id, field=r.field,
+                    old_value=r.old_value, new_value=r.new_value, request_id=r.request_id,
+                    reason=r.reason)
+
+
 def audit_trail(db: Database, ctx: RequestContext, *, entity: str | None = None,
                 entity_id: str | None = None, limit: int = 200,
                 after_seq: int = 0) -> list[AuditRow]:
@@ -129,11 +138,7 @@ def audit_trail(db: Database, ctx: RequestContext, *, entity: str | None = None,
             stmt = stmt.where(m.AuditLog.entity_id == entity_id)
         out = []
         for r in session.scalars(stmt.order_by(m.AuditLog.seq).limit(limit)):
-            out.append(AuditRow(seq=r.seq, at=r.at_utc, actor=r.actor, role=r.role,
-                                site=r.site, action=r.action, entity=r.entity,
-                                entity_id=r.entity_id, field=r.field,
-                                old_value=r.old_value, new_value=r.new_value,
-                                request_id=r.request_id, reason=r.reason))
+            out.append(audit_row(r))
         shown: list[AuditRow] = redact(out, ctx.actor, tokens_in_session(db, session))
         return shown
 

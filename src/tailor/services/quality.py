@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from tailor.db import Database
 from tailor.db import models as m
 from tailor.services.admin import live_protocol
+from tailor.services.audit import AuditRow, audit_row
 from tailor.services.blinding import redact, tokens_in_session
 from tailor.services.context import RequestContext, local_date
 from tailor.services.lifecycle import CLOSED
@@ -28,7 +29,7 @@ from tailor.services.scope import AUDIT_READ, get_participant, participants, req
 from tailor.services.uow import in_transaction
 
 __all__ = ["DATA_REVIEW", "DataCheck", "IncompleteVisit", "MissingData", "OverdueVisit",
-           "RecordAuditRow", "VisitCounts", "data_queries", "missing_data", "participant_audit"]
+           "VisitCounts", "data_queries", "missing_data", "participant_audit"]
 
 DATA_REVIEW = frozenset({"admin", "data_manager"})
 _CLOSED = CLOSED
@@ -81,23 +82,6 @@ class DataCheck:
     visit: str
     check: str
     message: str
-
-
-@dataclass(frozen=True)
-class RecordAuditRow:
-    """One audit row of a participant's record (values concealed for blinded roles)."""
-
-    seq: int
-    at: str
-    actor: str
-    role: str
-    action: str
-    entity: str
-    entity_id: str
-    field: str
-    old_value: str | None
-    new_value: str | None
-    reason: str
 
 
 def _scores(session: Session, visit_ids: list[int]) -> dict[int, dict[str, str | None]]:
@@ -200,12 +184,12 @@ def data_queries(db: Database, ctx: RequestContext) -> list[DataCheck]:
 
 
 def participant_audit(db: Database, ctx: RequestContext, code: str,
-                      limit: int = 2000) -> list[RecordAuditRow]:
+                      limit: int = 2000) -> list[AuditRow]:
     """The audit rows of one participant's record and every row belonging to it (admin, data
     manager; arm-bearing values concealed for the blinded data manager)."""
     require(ctx.actor, AUDIT_READ, "read the audit trail")
 
-    def run(session: Session) -> list[RecordAuditRow]:
+    def run(session: Session) -> list[AuditRow]:
         p = get_participant(session, ctx.actor, code)
         visit_ids = list(session.scalars(select(m.Visit.id).where(
             m.Visit.participant_id == p.id)))
@@ -238,12 +222,8 @@ def participant_audit(db: Database, ctx: RequestContext, code: str,
         out = []
         for r in session.scalars(select(m.AuditLog).where(or_(*terms))
                                  .order_by(m.AuditLog.seq).limit(limit)):
-            out.append(RecordAuditRow(seq=r.seq, at=r.at_utc, actor=r.actor, role=r.role,
-                                      action=r.action, entity=r.entity,
-                                      entity_id=r.entity_id, field=r.field,
-                                      old_value=r.old_value, new_value=r.new_value,
-                                      reason=r.reason))
-        shown: list[RecordAuditRow] = redact(out, ctx.actor, tokens_in_session(db, session))
+            out.append(audit_row(r))
+        shown: list[AuditRow] = redact(out, ctx.actor, tokens_in_session(db, session))
         return shown
 
     return in_transaction(db, ctx, run, write=False)

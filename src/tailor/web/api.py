@@ -137,7 +137,7 @@ def me(ctx: Ctx) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- admin
-@router.get("/sites", response_model=list[s.SiteOut], tags=["admin"])
+@router.get("/sites", response_model=list[s.SiteOut], tags=["admin"])  # type: ignore[valid-type]
 def sites(ctx: Ctx, db: Db) -> list[admin.SiteView]:
     """Sites visible to the caller."""
     return admin.list_sites(db, ctx)
@@ -159,7 +159,7 @@ def create_user(body: s.UserIn, ctx: Ctx, db: Db) -> dict[str, Any]:
 Username = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_.-]{1,63}$")]
 
 
-@router.get("/users", response_model=list[s.UserOut], tags=["admin"])
+@router.get("/users", response_model=list[s.UserOut], tags=["admin"])  # type: ignore[valid-type]
 def users(ctx: Ctx, db: Db) -> list[accounts.UserView]:
     """Every user with role, site and state (admin)."""
     return accounts.list_users(db, ctx)
@@ -190,7 +190,7 @@ def reactivate(username: Username, ctx: Ctx, db: Db) -> accounts.UserState:
     return accounts.set_active(db, ctx, username, True)
 
 
-@router.get("/protocols", response_model=list[s.ProtocolOut], tags=["admin"])
+@router.get("/protocols", response_model=list[s.ProtocolOut], tags=["admin"])  # type: ignore[valid-type]
 def protocols(ctx: Ctx, db: Db) -> list[admin.ProtocolView]:
     """Registered protocol versions."""
     return admin.list_protocols(db, ctx)
@@ -343,7 +343,7 @@ def stage_state(stage: Annotated[str, Path(max_length=12)], ctx: Ctx,
                                                                what="stage"))
 
 
-@router.get("/audit", response_model=list[s.AuditRowOut], tags=["audit"])
+@router.get("/audit", response_model=list[s.AuditRowOut], tags=["audit"])  # type: ignore[valid-type]
 def audit_trail(ctx: Ctx, db: Db,
                 entity: Annotated[str | None, Query(pattern=r"^[A-Za-z]{1,64}$")] = None,
                 after_seq: Annotated[int, Query(ge=0, le=2**62)] = 0,
