@@ -65,7 +65,7 @@ def _populate(t, n: int, now: datetime) -> list[str]:  # type: ignore[no-untyped
     s.commit()
     s.close()
     codes = [code] + [p["study_code"] for p in parts]
-    return [str(links.issue_link(t.db, ctx, c, "week0")["path"]) for c in codes]
+    return [str(links.issue_link(t.db, ctx, c, "week0").path) for c in codes]
 
 
 app_ms: list[float] = []  # the app's own time per request (Server-Timing), no queueing

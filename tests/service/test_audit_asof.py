@@ -234,10 +234,10 @@ def _check(t: Trial, ctx: Any, seq: int, at: str, snap: Snapshot, later: Snapsho
         for when in (seq, datetime.fromisoformat(at)):
             got = audit.record_as_of(t.db, ctx, entity, ident, when)
             if (entity, ident) in snap:
-                assert got["exists"], (entity, ident, when)
-                assert got["fields"] == snap[(entity, ident)], (entity, ident, when)
+                assert got.exists, (entity, ident, when)
+                assert got.fields == snap[(entity, ident)], (entity, ident, when)
             else:
-                assert not got["exists"] and got["fields"] == {}, (entity, ident, when)
+                assert not got.exists and got.fields == {}, (entity, ident, when)
             checked += 1
     return checked
 
@@ -266,7 +266,7 @@ def test_reconstruction_equals_snapshot_at_random_times(dbh, seed):
         checked += _check(t, stat, seq, at, snap, final, rng)
     assert checked > 200
     # a sequence number before everything: nothing existed
-    assert not audit.record_as_of(t.db, stat, "Site", "1", 0)["exists"]
+    assert not audit.record_as_of(t.db, stat, "Site", "1", 0).exists
 
 
 @pytest.fixture
@@ -294,10 +294,10 @@ def _pid(t: Trial, code: str) -> str:
 def test_scope_roles_and_blinding(small):
     t, code = small
     pid = _pid(t, code)
-    head = audit.chain_head(t.db)["seq"]
+    head = audit.chain_head(t.db).seq
     # the study code resolves through the audit trail; the table name is accepted too
     by_code = audit.record_as_of(t.db, t.ctx("coord1"), "participants", code, head)
-    assert by_code["id"] == pid and by_code["fields"]["study_code"] == code
+    assert by_code.id == pid and by_code.fields["study_code"] == code
     # another site's coordinator: 404, the same as a record that never existed
     for ident in (code, pid):
         with pytest.raises(NotFoundError) as other:
@@ -320,14 +320,14 @@ def test_scope_roles_and_blinding(small):
         ae_id = str(s.scalars(select(m.AdverseEvent.id)).first())
     finally:
         s.close()
-    full = audit.record_as_of(t.db, t.ctx("stat"), "Allocation", alloc_id, head)["fields"]
-    site = audit.record_as_of(t.db, t.ctx("coord1"), "Allocation", alloc_id, head)["fields"]
-    dm = audit.record_as_of(t.db, t.ctx("dm"), "Allocation", alloc_id, head)["fields"]
+    full = audit.record_as_of(t.db, t.ctx("stat"), "Allocation", alloc_id, head).fields
+    site = audit.record_as_of(t.db, t.ctx("coord1"), "Allocation", alloc_id, head).fields
+    dm = audit.record_as_of(t.db, t.ctx("dm"), "Allocation", alloc_id, head).fields
     assert set(full["draws"]) == {"u1", "u2", "u3"}
     assert site["option"] == full["option"] and site["draws"] == CONCEALED
     assert dm["option"] == CONCEALED and dm["stage"] == 1
     assert audit.record_as_of(t.db, t.ctx("dm"), "AdverseEvent", ae_id,
-                              head)["fields"]["arm"] == CONCEALED
+                              head).fields["arm"] == CONCEALED
     assert full["option"] not in json.dumps(dm)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import asdict
 
 import pytest
 from sqlalchemy import text
@@ -148,7 +149,7 @@ def test_clean_chain_verifies(populated):
 def test_every_tampering_is_detected(populated):
     """>= 500 tamperings applied by a DBA (guards disabled, app bypassed), each checked
     against the signed head kept outside the database: 100% detected, then rolled back."""
-    signed = json.dumps(audit.chain_head(populated.db, KEY))  # stored off the server
+    signed = json.dumps(asdict(audit.chain_head(populated.db, KEY)))  # stored off the server
     anchor = audit.parse_anchor(signed, KEY)
     assert audit.verify(populated.db, anchor=anchor).ok
     rng = random.Random(7)
@@ -182,9 +183,9 @@ def test_every_tampering_is_detected(populated):
 
 def test_forged_head_is_rejected(populated):
     """A head re-signed without the key (to match a rebuilt chain) fails its signature."""
-    head = audit.chain_head(populated.db, KEY)
+    head = asdict(audit.chain_head(populated.db, KEY))
     for forged in (head | {"seq": head["seq"] - 1}, head | {"hash": "f" * 64},
-                   head | {"signature": audit.chain_head(populated.db, "guess")["signature"]}):
+                   head | {"signature": audit.chain_head(populated.db, "guess").signature}):
         with pytest.raises(ConflictError, match="signature"):
             audit.parse_anchor(json.dumps(forged), KEY)
 

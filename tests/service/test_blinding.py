@@ -54,7 +54,7 @@ def populated(t: Trial) -> dict[str, str]:
     # (the blinded data manager must not read it back), one from a G16 input change
     q = queries.open_query(t.db, t.ctx("dm"), s2, fld="PEG1", message="please verify PEG1",
                            visit_code="week12")
-    queries.answer_query(t.db, t.ctx("coord1"), q["id"], f"verified; the participant is on "
+    queries.answer_query(t.db, t.ctx("coord1"), q.id, f"verified; the participant is on "
                                                          f"{a1} and reported nausea")
     trial.record_visit(t.db, t.ctx("coord1", now=NOW + timedelta(weeks=14),
                                    reason="PGIC re-read from the source"), s2, "week12",
@@ -230,3 +230,34 @@ def test_redact_is_identity_for_unblinded_and_structural_for_blinded() -> None:
     assert redact([row], dm, tokens) == [row | {"new_value": "<concealed>"}]
     assert redact({"DUL": ["x"], "ESC": ["y"], "note": "Duloxetine"}, dm, tokens) == {
         "[blinded]": ["x"], "[blinded]'": ["y"], "note": "[blinded]"}
+
+
+def test_redact_walks_frozen_results_like_dicts() -> None:
+    """Services return frozen dataclasses (issue 12): strings in their fields are scrubbed,
+    an audit row's values concealed, and an allocation loses its arm fields (it becomes the
+    neutral dict, since a dataclass cannot drop a field)."""
+    from tailor.services.audit import AuditRow
+    from tailor.services.queries import QueryDetail, QueryEvent
+    from tailor.services.unblinding import RevealedAllocation
+
+    tokens = arm_tokens(load_protocol("best"))
+    dm = Actor(1, "u", "data_manager")
+    row = AuditRow(seq=1, at="t", actor="a", role="coordinator", site="S01", action="insert",
+                   entity="EligibilityAssessment", entity_id="1", field="eligible_arms",
+                   old_value=None, new_value='["ACT", "EBEM"]', request_id="r",
+                   reason="on ACT now")
+    shown = redact([row], dm, tokens)[0]
+    assert isinstance(shown, AuditRow)
+    assert (shown.old_value, shown.new_value, shown.reason) == (None, "<concealed>",
+                                                                "on [blinded] now")
+    assert redact(row, Actor(1, "u", "admin"), tokens) is row
+    event = QueryEvent(at="t", actor="c", role="coordinator", action="update", field="answer",
+                       value="the participant is on Duloxetine", reason="")
+    query = QueryDetail(1, "P-1", "S01", "week12", "PEG1", "manual", "check ESC", "open",
+                        "coordinator", "dm", "t", 0, None, None, None, history=[event])
+    seen = redact(query, dm, tokens)
+    assert isinstance(seen, QueryDetail) and seen.message == "check [blinded]"
+    assert seen.history[0].value == "the participant is on [blinded]"
+    alloc = RevealedAllocation(stage=2, option="ACT+EBEM", action="augment", allocated_at="t")
+    assert redact(alloc, dm, tokens) == {"stage": 2, "allocated_at": "t",
+                                         "option": stage_marker(2), "action": stage_marker(2)}

@@ -136,8 +136,8 @@ def test_export_cli_files_manifest_and_audit_event(populated, env, tmp_path, cap
     out = tmp_path / "exp"
     assert main(["export", "--out", str(out), "--format", "csv"]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["audit_chain_head"]["seq"] == head_before["seq"]
-    assert manifest["audit_chain_head"]["hash"] == head_before["hash"]
+    assert manifest["audit_chain_head"]["seq"] == head_before.seq
+    assert manifest["audit_chain_head"]["hash"] == head_before.hash
     names = {f["name"]: f for f in manifest["files"]}
     assert set(names) == {"wide.csv", "long.csv", "dictionary.csv"}
     for name, f in names.items():
@@ -148,7 +148,7 @@ def test_export_cli_files_manifest_and_audit_event(populated, env, tmp_path, cap
     s = env.db.session(write=False)
     ev = s.scalars(select(m.AuditLog).where(m.AuditLog.action == "export")).one()
     s.close()
-    assert ev.actor.startswith("cli:") and ev.seq == head_before["seq"] + 1
+    assert ev.actor.startswith("cli:") and ev.seq == head_before.seq + 1
     assert main(["export", "--out", str(tmp_path / "pq"), "--format", "parquet"]) == 0
     assert len(pd.read_parquet(tmp_path / "pq" / "wide.parquet")) == 4
 
@@ -160,7 +160,7 @@ def test_wide_export_meets_the_analysis_contract(populated, tmp_path):
     protocol = load_protocol(builtin_protocols()["best"])
     _check_columns(wide, protocol, default_plan(wide, protocol))  # raises on a breach
     assert set(wide["A1"]) <= set(protocol.arm_codes)
-    assert wide["A2"].notna().sum() == 1 and manifest["format"] == "csv"
+    assert wide["A2"].notna().sum() == 1 and manifest.format == "csv"
 
 
 def test_redcap_dictionary_and_records(populated, tmp_path):

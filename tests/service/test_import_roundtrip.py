@@ -69,7 +69,7 @@ def test_service_export_sdtm_import_roundtrip(tmp_path: Path, monkeypatch) -> No
     vlmd = pd.read_csv(tmp_path / "cli" / "vlmd-wide.csv")
     assert set(vlmd["name"]) == set(_read(tmp_path / "csv" / "wide.csv").columns)
     assert json.loads((tmp_path / "cli" / "vlmd-items.json").read_text())["fields"]
-    assert {f["name"] for f in manifest["files"]} == {"DM.csv", "QS.csv", "SC.csv", "RA.csv",
+    assert {f.name for f in manifest.files} == {"DM.csv", "QS.csv", "SC.csv", "RA.csv",
                                                      "DS.csv", "AE.csv"}
     assert main(["import", "sdtm", str(tmp_path / "sdtm"), "--out",
                  str(tmp_path / "imported")]) == 0
@@ -86,7 +86,7 @@ def test_service_export_sdtm_import_roundtrip(tmp_path: Path, monkeypatch) -> No
                                   lw.sort_values(key).reset_index(drop=True))
     # the ODM export's ClinicalData, imported with the allocation log, gives the same wide
     # table but for age and sex (not in ClinicalData)
-    assert [f["name"] for f in odm_manifest["files"]] == ["odm.xml"]
+    assert [f.name for f in odm_manifest.files] == ["odm.xml"]
     assert validate_odm((tmp_path / "odm" / "odm.xml").read_bytes(), redcap=True) == []
     assert main(["import", "odm", str(tmp_path / "odm" / "odm.xml"), "--trial-log",
                  str(tmp_path / "sdtm"), "--out", str(tmp_path / "from-odm")]) == 0

@@ -104,7 +104,7 @@ def test_invitation_and_reminder_sent_once_each_with_one_link(  # type: ignore[n
     assert len(texts) == 1 and texts[0]["to"] == "+14155550100"
     assert _token(str(texts[0]["body"])) == token  # one link, both channels
     form = participant_links.link_form(t.db, token, now=OPENING)
-    assert [q.code for q in form["questions"]][:3] == ["PEG1", "PEG2", "PEG3"]
+    assert [q.code for q in form.questions][:3] == ["PEG1", "PEG2", "PEG3"]
 
     # the same day again, twice: nothing queued, nothing sent
     for hours in (1, 5):
@@ -117,7 +117,7 @@ def test_invitation_and_reminder_sent_once_each_with_one_link(  # type: ignore[n
         "reminder", "reminder"]
     assert len(outreach.send_pending(t.db, cfg, now=later).sent) == 2
     assert len(inbox.messages) == 2 and _token(_body(inbox.messages[1][1])) == token
-    assert participant_links.link_form(t.db, token, now=later)["questions"]
+    assert participant_links.link_form(t.db, token, now=later).questions
 
     # the token is in the messages only: not in the database, not in the logs
     ours = "\n".join(r.getMessage() for r in caplog.records  # not the test SMTP server's
@@ -179,7 +179,7 @@ def test_answered_visit_cancels_its_reminder(dbh, smtp, tmp_path) -> None:  # ty
     assert len(outreach.queue_due(t.db, cfg, now=later).queued) == 1  # queued, not yet sent
     form = participant_links.link_form(t.db, token, now=later)
     participant_links.save_answers(t.db, token, {q.code: q.choices[0][0]
-                                                 for q in form["questions"]}, now=later)
+                                                 for q in form.questions}, now=later)
     participant_links.submit_link(t.db, token, now=later)
     report = outreach.send_pending(t.db, cfg, now=later)
     assert not report.sent and list(report.cancelled.values()) == [
@@ -261,7 +261,7 @@ def test_run_in_engagement_is_evaluated_from_the_answers(dbh, tmp_path) -> None:
         for text in _sms(tmp_path)[-2:]:
             token = _token(str(text["body"]), "r")
             tokens.append(token)
-            assert outreach.run_in_question(t.db, token, now=now)["answered"] is False
+            assert outreach.run_in_question(t.db, token, now=now).answered is False
             if day < answers[str(text["to"])]:
                 outreach.answer_run_in(t.db, token, "3", now=now)
     assert outreach.queue_due(t.db, cfg, now=NOW + timedelta(days=14)).queued == []
@@ -308,8 +308,8 @@ def test_contact_is_validated_scoped_redacted_and_never_exported(  # type: ignor
         assert (err.value.field, err.value.rule) == (fld, rule)
     out = contacts.set_contact(t.db, coord, code, email=" pat.q@example.org ",
                                mobile="+44 (20) 7946-0958", consent_to_contact=True)
-    assert (out["email"], out["mobile"]) == ("pat.q@example.org", "+442079460958")
-    assert contacts.get_contact(t.db, t.ctx("admin"), code)["mobile"] == "+442079460958"
+    assert (out.email, out.mobile) == ("pat.q@example.org", "+442079460958")
+    assert contacts.get_contact(t.db, t.ctx("admin"), code).mobile == "+442079460958"
     for blinded in ("dm", "stat", "clin"):
         with pytest.raises(PermissionDeniedError):
             contacts.get_contact(t.db, t.ctx(blinded), code)

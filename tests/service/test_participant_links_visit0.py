@@ -5,6 +5,7 @@ nothing of another participant or another visit."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 
@@ -38,9 +39,9 @@ def test_visit0_battery_is_scored_and_recorded_as_the_sites_visit0(dbh):
     t = setup_trial(dbh.db)
     code = run_in_passed(t)
     issued = links.issue_link(t.db, t.ctx("coord1"), code, "week0")
-    token = issued["token"]
+    token = issued.token
     form = links.link_form(t.db, token, now=NOW)
-    qs = form["questions"]
+    qs = form.questions
     blocks = [q.block for q in qs]
     # every participant-reported instrument of Visit 0, in form order, then the fields
     expected = ["PEG", *BASELINE_INSTRUMENTS, "fields"]
@@ -55,13 +56,13 @@ def test_visit0_battery_is_scored_and_recorded_as_the_sites_visit0(dbh):
     first, rest = dict(list(answers.items())[:25]), dict(list(answers.items())[25:])
     links.save_answers(t.db, token, first, now=NOW)
     # save and return across instruments: half the battery is kept on the link
-    assert links.link_form(t.db, token, now=NOW + timedelta(hours=3))["answers"] == first
+    assert links.link_form(t.db, token, now=NOW + timedelta(hours=3)).answers == first
     with pytest.raises(InvalidFieldError, match="35 left"):
         links.submit_link(t.db, token, now=NOW)
     with pytest.raises(InvalidFieldError, match="choose one of the answers"):
         links.save_answers(t.db, token, {"EDDEP04": 0}, now=NOW)  # PROMIS codes are 1-5
     links.save_answers(t.db, token, rest, now=NOW)
-    assert links.submit_link(t.db, token, now=NOW) == {"submitted": True}
+    assert asdict(links.submit_link(t.db, token, now=NOW)) == {"submitted": True}
     # the phenotype and the PROMIS depression T-score are the instruments' own
     by = {n: {q.code: answers[q.code] for q in qs if q.block == n} for n in BASELINE_INSTRUMENTS}
     phenotype = score_baseline(by)
@@ -79,10 +80,10 @@ def test_visit0_battery_is_scored_and_recorded_as_the_sites_visit0(dbh):
     actors = set(s.scalars(select(m.AuditLog.actor).where(
         m.AuditLog.entity.in_(["InstrumentResponse", "Visit", "EligibilityAssessment"]))))
     s.close()
-    assert f"link:{issued['id']}" in actors
+    assert f"link:{issued.id}" in actors
     status = links.link_statuses(t.db, t.ctx("coord1"), code)[0]
-    assert status["visit"] == "week0" and status["status"] == "complete"
-    assert status["participant_entered"] is True
+    assert status.visit == "week0" and status.status == "complete"
+    assert status.participant_entered is True
     # the follow-up visits are scheduled from the participant's Visit 0 date
     assert {v["visit"] for v in trial.visits_view(t.db, t.ctx("coord1"), code)} >= {"week12"}
     with pytest.raises(links.LinkUnavailableError):
@@ -97,20 +98,20 @@ def test_visit0_link_needs_a_passed_run_in_and_is_scoped(dbh):
                                      sex="M").participant.study_code
     with pytest.raises(NotFoundError, match="not scheduled"):  # still screening
         links.issue_link(t.db, ctx, fresh, "week0")
-    ta = links.issue_link(t.db, ctx, a, "week0")["token"]
-    tb = links.issue_link(t.db, ctx, b, "week0")["token"]
+    ta = links.issue_link(t.db, ctx, a, "week0").token
+    tb = links.issue_link(t.db, ctx, b, "week0").token
     links.save_answers(t.db, tb, {"PEG1": 3}, now=NOW)
     # a's link sees only its own draft, never b's answers, and no follow-up item
-    assert links.link_form(t.db, ta, now=NOW)["answers"] == {}
+    assert links.link_form(t.db, ta, now=NOW).answers == {}
     with pytest.raises(InvalidFieldError, match="not part of this questionnaire"):
         links.save_answers(t.db, ta, {"PGIC1": 1}, now=NOW)
-    answers: dict[str, Any] = battery_answers(links.link_form(t.db, ta, now=NOW)["questions"])
+    answers: dict[str, Any] = battery_answers(links.link_form(t.db, ta, now=NOW).questions)
     links.save_answers(t.db, ta, answers, now=NOW)
     links.submit_link(t.db, ta, now=NOW)
     views = {c: {v["visit"]: v["status"] for v in trial.visits_view(t.db, ctx, c)}
              for c in (a, b)}
     assert views[a]["week0"] == "completed" and views[b]["week0"] == "scheduled"
-    assert links.link_form(t.db, tb, now=NOW)["answers"] == {"PEG1": 3}
+    assert links.link_form(t.db, tb, now=NOW).answers == {"PEG1": 3}
     # a completed Visit 0 takes no new link; a link outside its window shows nothing
     with pytest.raises(ConflictError, match="already completed"):
         links.issue_link(t.db, ctx, a, "week0")
@@ -125,10 +126,10 @@ def test_visit0_battery_does_not_ask_a_man_whether_he_is_pregnant(dbh):
     t = setup_trial(dbh.db)
     man, woman = run_in_passed(t, sex="M"), run_in_passed(t, sex="F")
     ctx = t.ctx("coord1")
-    tm = links.issue_link(t.db, ctx, man, "week0")["token"]
-    tw = links.issue_link(t.db, ctx, woman, "week0")["token"]
-    qm = links.link_form(t.db, tm, now=NOW)["questions"]
-    qw = links.link_form(t.db, tw, now=NOW)["questions"]
+    tm = links.issue_link(t.db, ctx, man, "week0").token
+    tw = links.issue_link(t.db, ctx, woman, "week0").token
+    qm = links.link_form(t.db, tm, now=NOW).questions
+    qw = links.link_form(t.db, tw, now=NOW).questions
     # the progress count ("Question n of N") is the length of the shown questions
     assert len(qm) == 59 and len(qw) == 60
     assert "pregnant_visit0" not in {q.code for q in qm}
@@ -140,7 +141,7 @@ def test_visit0_battery_does_not_ask_a_man_whether_he_is_pregnant(dbh):
     assert exc.value.field == "pregnant_visit0"
     for token, qs in ((tm, qm), (tw, qw)):
         links.save_answers(t.db, token, battery_answers(qs), now=NOW)
-        assert links.submit_link(t.db, token, now=NOW) == {"submitted": True}
+        assert asdict(links.submit_link(t.db, token, now=NOW)) == {"submitted": True}
     record, reasons = visit0_record(t, man)
     assert record["pregnant_visit0"] is False and record["opioid_use"] is True
     note = "pregnant_visit0 not asked (sex recorded as M): recorded as False"

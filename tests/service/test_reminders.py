@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import date, timedelta
 
 from hypothesis import given
@@ -38,11 +39,11 @@ def test_due_today_follows_the_site_calendar_and_scope(dbh) -> None:  # type: ig
     randomization.randomize(t.db, t.ctx("coord1"), code, 1, f"k-{code}")
     opening = NOW + timedelta(days=6 * 7 - 7)  # week 6 window opens (target - 7 days)
     due = reminders.due_today(t.db, t.ctx("coord1", now=opening))
-    assert due == [{"participant": code, "visit": "week6", "kind": "invitation",
+    assert [asdict(d) for d in due] == [{"participant": code, "visit": "week6", "kind": "invitation",
                     "window_end": (NOW + timedelta(days=49)).date()}]
     assert reminders.due_today(t.db, t.ctx("coord1", now=opening + timedelta(days=1))) == []
     later = reminders.due_today(t.db, t.ctx("coord1", now=opening + timedelta(days=2)))
-    assert [d["kind"] for d in later] == ["reminder"]
+    assert [d.kind for d in later] == ["reminder"]
     last = reminders.due_today(t.db, t.ctx("coord1", now=opening + timedelta(days=13)))
-    assert [d["kind"] for d in last] == ["last reminder"]
+    assert [d.kind for d in last] == ["last reminder"]
     assert reminders.due_today(t.db, t.ctx("coord2", now=opening)) == []  # another site

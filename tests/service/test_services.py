@@ -205,7 +205,7 @@ def test_go_live_freezes_configuration(t):
 
     pv = admin.register_protocol(t.db, SYSTEM, text)
     with pytest.raises(ConflictError, match="frozen"):
-        admin.go_live(t.db, t.ctx("admin"), pv["content_hash"], password=PASSWORD)
+        admin.go_live(t.db, t.ctx("admin"), pv.content_hash, password=PASSWORD)
 
 
 def test_intolerance_of_the_stage1_arm_leads_to_a_switch(t):

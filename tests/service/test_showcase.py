@@ -27,7 +27,7 @@ def test_showcase_has_every_state_and_open_queries(sqlite_dbh):
         "stage2", "withdrawn"]
     dm = actor_of(db, "datamanager")
     open_q = queries.list_queries(db, dm, status="open")
-    assert {q["source"] for q in open_q} >= {"manual", "edit_check:run_in_length"}
+    assert {q.source for q in open_q} >= {"manual", "edit_check:run_in_length"}
     # what a newcomer does from the pages works today, with the real clock
     noon = datetime.combine(datetime.now(ZoneInfo("America/New_York")).date(), time(12),
                             ZoneInfo("America/New_York")).astimezone(UTC)

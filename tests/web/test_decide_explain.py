@@ -31,13 +31,13 @@ def test_shares_add_up_to_the_model_difference(model: RegimeModel) -> None:
         d_full = dec.outcome[dec.recommended][0] - dec.outcome[runner][0]
         d_mean = at_mean.outcome[dec.recommended][0] - at_mean.outcome[runner][0]
         # the flexible model tailors on both continuous inputs; one share per input
-        assert {t["feature"] for t in out["terms"]} == {"amplifier_index", "peg_baseline"}
-        term = next(t for t in out["terms"] if t["feature"] == "amplifier_index")
-        assert term["peg_points"] == pytest.approx(d_full - d_mean, abs=0.006)
-        assert f"{dec.recommended} than with {runner}" in out["summary"]
+        assert {t.feature for t in out.terms} == {"amplifier_index", "peg_baseline"}
+        term = next(t for t in out.terms if t.feature == "amplifier_index")
+        assert term.peg_points == pytest.approx(d_full - d_mean, abs=0.006)
+        assert f"{dec.recommended} than with {runner}" in out.summary
         for w in what_if(model, best, x, arms):
-            again = model.decide({**x, w["feature"]: w["value"]}, arms, best)
-            assert w["recommended"] == again.recommended
+            again = model.decide({**x, w.feature: w.value}, arms, best)
+            assert w.recommended == again.recommended
 
 
 def test_words_follow_the_inputs() -> None:

@@ -49,10 +49,10 @@ def test_epro_dashboard_and_run_in_answer(server: str, page: Any, phone: Any, tr
     # ready for stage 2: the participant's own week-12 answers (PGIC 5: a non-responder)
     done = at_week12(trial)
     link = participant_links.issue_link(trial.db, trial.ctx("coord1", now=now), done, "week12")
-    form = participant_links.link_form(trial.db, link["token"], now=now)
-    participant_links.save_answers(trial.db, link["token"], {
-        q.code: (5 if q.code == "PGIC1" else 6) for q in form["questions"]}, now=now)
-    participant_links.submit_link(trial.db, link["token"], now=now)
+    form = participant_links.link_form(trial.db, link.token, now=now)
+    participant_links.save_answers(trial.db, link.token, {
+        q.code: (5 if q.code == "PGIC1" else 6) for q in form.questions}, now=now)
+    participant_links.submit_link(trial.db, link.token, now=now)
     # due: week-6 window opened today, the invitation went out by SMS
     due = ready(trial, days_ago=35)
     randomization.randomize(trial.db, trial.ctx("coord1", now=site_now("coord1", 35)), due, 1,

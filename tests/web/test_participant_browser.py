@@ -35,7 +35,7 @@ def test_participant_week12_at_phone_width(server: str, phone: Any, browser: Any
     code = at_week12(trial)
     link = participant_links.issue_link(trial.db, trial.ctx("coord1", now=site_now("coord1")),
                                         code, "week12")
-    url = server + link["path"]
+    url = server + link.path
     phone.goto(url)
     assert phone.get_by_role("main").is_visible()
     assert phone.locator("#progress-label").inner_text() == "Question 1 of 4 · Your pain"

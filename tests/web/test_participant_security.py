@@ -29,7 +29,7 @@ def visit0_due(t: Any, user: str = "coord1") -> str:
 
 
 def issue(t: Any, code: str, user: str = "coord1") -> str:
-    return str(links.issue_link(t.db, t.ctx(user, now=site_now(user)), code, "week0")["path"])
+    return str(links.issue_link(t.db, t.ctx(user, now=site_now(user)), code, "week0").path)
 
 
 def test_rate_limits_per_link_and_per_address(trial: Any) -> None:
@@ -45,7 +45,7 @@ def test_rate_limits_per_link_and_per_address(trial: Any) -> None:
     assert "Please wait" in r.text and "Question" not in r.text
     assert "Your answers so far are saved" in r.text
     assert c.post(pa, data={"step": "0", "answer": "3"}).status_code == 429  # nothing saved
-    assert links.link_form(trial.db, pa[3:], now=site_now("coord1"))["answers"] == {}
+    assert links.link_form(trial.db, pa[3:], now=site_now("coord1")).answers == {}
     # another link from the same address still works until the address's own limit
     codes = [c.get(pb).status_code for _ in range(10)]
     assert codes == [200] * 10
@@ -105,8 +105,8 @@ def test_a_link_reads_and_writes_nothing_of_another_participant(trial: Any) -> N
     # a's link writes only to a's draft: b's answers are unchanged
     c.post(pa, data={"step": "0", "answer": "2"})
     now = site_now("coord1")
-    assert links.link_form(trial.db, pb[3:], now=now)["answers"] == {"PEG1": 9}
-    assert links.link_form(trial.db, pa[3:], now=now)["answers"] == {"PEG1": 2}
+    assert links.link_form(trial.db, pb[3:], now=now).answers == {"PEG1": 9}
+    assert links.link_form(trial.db, pa[3:], now=now).answers == {"PEG1": 2}
     # a token is no API credential, and the API gives no participant data without login
     token = pa[3:]
     for url in (f"/api/v1/participants/{a}", f"/api/v1/participants/{b}/visits",

@@ -9,10 +9,10 @@ A model fitted on simulated data gives a ``warning`` card that says so.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from tailor.cds.fhir import prefetch_templates
+from tailor.services.decide import Decision
 
 __all__ = ["SERVICE_ID", "cards_of", "discovery"]
 
@@ -29,37 +29,37 @@ def discovery() -> dict[str, Any]:
         "prefetch": prefetch_templates()}]}
 
 
-def _summary(result: Mapping[str, Any]) -> str:
-    arms = result["equally_reasonable"]
-    text = (f"Recommended first treatment: {result['recommended_name']} ({arms[0]})"
+def _summary(result: Decision) -> str:
+    arms = result.equally_reasonable
+    text = (f"Recommended first treatment: {result.recommended_name} ({arms[0]})"
             if len(arms) == 1 else f"Equally reasonable: {', '.join(arms)} (no meaningful "
             "difference for this patient)")
     return text if len(text) < 140 else text[:136] + "..."
 
 
-def cards_of(result: Mapping[str, Any], link: str) -> dict[str, Any]:
+def cards_of(result: Decision, link: str) -> dict[str, Any]:
     """The card response for one decision (``result`` of the decide service)."""
-    prov = result["provenance"]
+    prov = result.provenance
     lines = ["| first treatment | expected PEG week 24 (95% CI) | chance of response (95% CI) "
              "| |", "|---|---|---|---|"]
-    for t in result["treatments"]:
-        lines.append(f"| {t['arm']} {t['name']} | {t['expected_peg']:.1f} ({t['lower']:.1f} "
-                     f"to {t['upper']:.1f}) | {100 * t['response']:.0f}% "
-                     f"({100 * t['response_lower']:.0f}% to {100 * t['response_upper']:.0f}%) "
-                     f"| {t['reason']} |")
-    parts = ["\n".join(lines), result["interval_note"], result["explanation"]["summary"]]
-    if result["missing_note"]:
-        parts.append(result["missing_note"])
-    parts += [w for w in result["warnings"]]
-    if result.get("simple_rule"):
-        parts.append(result["simple_rule"]["text"])
-    parts += [prov["statement"], result["intended_use"]]
-    simulated = bool(prov.get("simulated"))
+    for t in result.treatments:
+        lines.append(f"| {t.arm} {t.name} | {t.expected_peg:.1f} ({t.lower:.1f} "
+                     f"to {t.upper:.1f}) | {100 * t.response:.0f}% "
+                     f"({100 * t.response_lower:.0f}% to {100 * t.response_upper:.0f}%) "
+                     f"| {t.reason} |")
+    parts = ["\n".join(lines), result.interval_note, result.explanation.summary]
+    if result.missing_note:
+        parts.append(result.missing_note)
+    parts += [w for w in result.warnings]
+    if result.simple_rule:
+        parts.append(result.simple_rule.text)
+    parts += [prov.statement, result.intended_use]
+    simulated = bool(prov.simulated)
     return {"cards": [{
         "summary": _summary(result),
         "indicator": "warning" if simulated else "info",
         "detail": "\n\n".join(parts),
         "source": {"label": "tailor: " + ("SIMULATED-data model, not for treatment decisions"
-                                          if simulated else f"{prov['trial']}")},
+                                          if simulated else f"{prov.trial}")},
         "links": [{"label": "Full explanation and what-if", "url": link,
                    "type": "absolute"}]}]}

@@ -96,7 +96,7 @@ def create_site(code: str = typer.Argument(..., help="Site code, e.g. S01."),
     with open_database() as db:
         out = admin.create_site(db, cli_context("site created (admin CLI)"), code, name,
                                 timezone)
-    typer.echo(f"site {out['code']} created ({out['timezone']})")
+    typer.echo(f"site {out.code} created ({out.timezone})")
 
 
 @app.command("create-user")
@@ -114,8 +114,8 @@ def create_user(username: str = typer.Argument(..., help="Login name."),
     with open_database() as db:
         out = admin.create_user(db, cli_context("user created (admin CLI)"), username, password,
                                 role, site, full_name=full_name)
-    typer.echo(f"user {out['username']} created (role {out['role']}"
-               f"{', site ' + out['site'] if out['site'] else ''})")
+    typer.echo(f"user {out.username} created (role {out.role}"
+               f"{', site ' + out.site if out.site else ''})")
 
 
 @app.command("set-password")
@@ -138,7 +138,7 @@ def deactivate_user(username: str = typer.Argument(..., help="Login name.")) -> 
     with open_database() as db:
         out = accounts.set_active(db, cli_context("user deactivated (admin CLI)"), username,
                                   False)
-    typer.echo(f"user {username} deactivated ({out['sessions_ended']} session(s) ended)")
+    typer.echo(f"user {username} deactivated ({out.sessions_ended} session(s) ended)")
 
 
 @app.command("reactivate-user")
@@ -188,6 +188,6 @@ def go_live(protocol: str = typer.Option("best", help="A built-in protocol name 
         ctx = cli_context("protocol go-live (admin CLI)")
         ctx.actor = actor_of(db, signer)
         pv = admin.register_protocol(db, ctx, path.read_text(encoding="utf-8"))
-        out = admin.go_live(db, ctx, pv["content_hash"], password=password)
-    typer.echo(f"protocol {out['name']} {out['version']} live ({out['content_hash'][:12]}), "
-               f"signed by {out['signature']['printed_name']} ({signer})")
+        out = admin.go_live(db, ctx, pv.content_hash, password=password)
+    typer.echo(f"protocol {out.name} {out.version} live ({out.content_hash[:12]}), "
+               f"signed by {out.signature.printed_name} ({signer})")

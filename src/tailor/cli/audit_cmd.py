@@ -4,6 +4,7 @@ as of an audit time."""
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import typer
@@ -54,7 +55,7 @@ def head_cmd(out: Path | None = typer.Option(None, help="Write the head to this 
         head = audit.chain_head(db, settings.audit_key)
     finally:
         db.dispose()
-    text = json.dumps(head)
+    text = json.dumps(asdict(head))
     if out:
         out.write_text(text + "\n")
     typer.echo(text)
@@ -82,4 +83,4 @@ def asof_cmd(entity: str = typer.Argument(..., help="Audited entity: Participant
         record = audit.record_as_of(db, cli_context("audit as-of"), entity, record_id, when)
     finally:
         db.dispose()
-    typer.echo(json.dumps(record, sort_keys=True))
+    typer.echo(json.dumps(asdict(record), sort_keys=True))

@@ -152,7 +152,7 @@ def demo(
                                           actor_of(db, "coord.s01"))
         if not p_url:  # no aiosmtpd: the coordinator's link instead (issue 20)
             p_url = "http://127.0.0.1:8000" + participant_links.issue_link(
-                db, actor_of(db, "coord.s01"), showcase["due for week 12"], "week12")["path"]
+                db, actor_of(db, "coord.s01"), showcase["due for week 12"], "week12").path
         chain = audit.verify(db)
         bar.update(task, completed=1, info=str(paths["report"]))
         timings["report"] = time.perf_counter() - t0

@@ -32,9 +32,9 @@ def export(out: Path = typer.Option(Path("export"), "--out", "-o",
                                         fmt=fmt, audit_key=settings.audit_key)
         extra = exports.write_heal_vlmd(db, cli_context("HEAL VLMD (CLI)"), out) if vlmd \
             else []
-    for f in manifest["files"]:
-        typer.echo(f"{out / f['name']}: {f['rows']} rows, sha256 {f['sha256'][:16]}...")
-    head = manifest["audit_chain_head"]
+    for f in manifest.files:
+        typer.echo(f"{out / f.name}: {f.rows} rows, sha256 {f.sha256[:16]}...")
+    head = manifest.audit_chain_head
     for path in extra:
         typer.echo(f"{path}: HEAL variable-level metadata")
-    typer.echo(f"{out / 'manifest.json'}: audit chain head {head['seq']} {head['hash'][:16]}...")
+    typer.echo(f"{out / 'manifest.json'}: audit chain head {head.seq} {head.hash[:16]}...")

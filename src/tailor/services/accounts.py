@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import secrets
-from typing import Any
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -27,7 +27,29 @@ from tailor.services.context import RequestContext
 from tailor.services.scope import ADMIN, require
 from tailor.services.uow import in_transaction
 
-__all__ = ["list_users", "reset_password", "set_active", "set_password"]
+__all__ = ["UserState", "UserView", "list_users", "reset_password", "set_active",
+           "set_password"]
+
+
+@dataclass(frozen=True)
+class UserState:
+    """A user's state after a deactivation or reactivation (the API's ``UserStateOut``)."""
+
+    username: str
+    active: bool
+    sessions_ended: int
+
+
+@dataclass(frozen=True)
+class UserView:
+    """A user as the admin sees it (the API's ``UserOut``)."""
+
+    username: str
+    role: str
+    site: str | None
+    full_name: str
+    active: bool
+    must_change_password: bool
 
 
 def _event(session: Session, action: str, user: m.User, value: str | None = None) -> None:
@@ -134,13 +156,13 @@ def reset_password(db: Database, ctx: RequestContext, username: str) -> str:
     return temp
 
 
-def set_active(db: Database, ctx: RequestContext, username: str, active: bool) -> dict[str, Any]:
+def set_active(db: Database, ctx: RequestContext, username: str, active: bool) -> UserState:
     """Deactivate (every session ends at once) or reactivate a user (admin; not oneself)."""
     require(ctx.actor, ADMIN, "deactivate or reactivate users")
     if ctx.actor.username == username:
         raise ConflictError("an admin cannot deactivate or reactivate their own account")
 
-    def run(session: Session) -> dict[str, Any]:
+    def run(session: Session) -> UserState:
         user = _user(session, username)
         ended = 0
         if user.active != active:
@@ -149,21 +171,21 @@ def set_active(db: Database, ctx: RequestContext, username: str, active: bool) -
                 ended = revoke_sessions(session, user.id, ctx.utcnow())
             _event(session, "user_reactivated" if active else "user_deactivated", user,
                    f"{ended} session(s) ended")
-        return {"username": user.username, "active": user.active, "sessions_ended": ended}
+        return UserState(username=user.username, active=user.active, sessions_ended=ended)
 
     return in_transaction(db, ctx, run, reason="user reactivated" if active
                           else "user deactivated")
 
 
-def list_users(db: Database, ctx: RequestContext) -> list[dict[str, Any]]:
+def list_users(db: Database, ctx: RequestContext) -> list[UserView]:
     """Every user with role, site and state (admin)."""
     require(ctx.actor, ADMIN, "list users")
 
-    def run(session: Session) -> list[dict[str, Any]]:
+    def run(session: Session) -> list[UserView]:
         sites = {s.id: s.code for s in session.scalars(select(m.Site))}
-        return [{"username": u.username, "role": u.role, "site": sites.get(u.site_id or -1),
-                 "full_name": u.full_name, "active": u.active,
-                 "must_change_password": u.must_change_password}
+        return [UserView(username=u.username, role=u.role, site=sites.get(u.site_id or -1),
+                         full_name=u.full_name, active=u.active,
+                         must_change_password=u.must_change_password)
                 for u in session.scalars(select(m.User).order_by(m.User.username))]
 
     return in_transaction(db, ctx, run, write=False)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from sqlalchemy import select
@@ -16,12 +16,17 @@ from tailor.services.accounts import set_password
 from tailor.services.auth import check_password_policy, policy_of
 from tailor.services.context import ROLES, SITE_ROLES, RequestContext
 from tailor.services.scope import ADMIN, DATA_LOCK, require
-from tailor.services.signatures import Signer, signature_view, verify_signer
+from tailor.services.signatures import SignatureView, Signer, signature_view, verify_signer
 from tailor.services.signatures import record as sign
 from tailor.services.uow import DataLockedError, audit_refusal, in_transaction
 from tailor.text_input import clean_name
 
 __all__ = [
+    "DataLockView",
+    "GoLiveView",
+    "ProtocolView",
+    "SiteView",
+    "UserCreated",
     "create_site",
     "create_user",
     "ensure_writable",
@@ -35,12 +40,57 @@ __all__ = [
 ]
 
 
-def _site_view(s: m.Site) -> dict[str, Any]:
-    return {"code": s.code, "name": s.name, "timezone": s.timezone}
+@dataclass(frozen=True)
+class SiteView:
+    """A site (the API's ``SiteOut``)."""
+
+    code: str
+    name: str
+    timezone: str
+
+
+@dataclass(frozen=True)
+class UserCreated:
+    """A user just created."""
+
+    username: str
+    role: str
+    site: str | None
+
+
+@dataclass(frozen=True)
+class ProtocolView:
+    """A registered protocol version (the API's ``ProtocolOut``)."""
+
+    name: str
+    version: str
+    content_hash: str
+    live: bool
+    live_at: str | None
+
+
+@dataclass(frozen=True)
+class GoLiveView(ProtocolView):
+    """The protocol version just put live, with the go-live signature."""
+
+    signature: SignatureView
+
+
+@dataclass(frozen=True)
+class DataLockView:
+    """The data lock just set, with its signature."""
+
+    locked: bool
+    locked_at: str
+    signature: SignatureView
+
+
+def _site_view(s: m.Site) -> SiteView:
+    return SiteView(code=s.code, name=s.name, timezone=s.timezone)
 
 
 def create_site(db: Database, ctx: RequestContext, code: str, name: str,
-                timezone: str) -> dict[str, Any]:
+                timezone: str) -> SiteView:
     """Create a site with its IANA time zone (e.g. ``America/New_York``)."""
     require(ctx.actor, ADMIN, "create sites")
     clean_name(code, field="code")
@@ -54,7 +104,7 @@ def create_site(db: Database, ctx: RequestContext, code: str, name: str,
     except (ZoneInfoNotFoundError, ValueError):
         raise InvalidFieldError(f"unknown time zone {timezone!r}", field="timezone") from None
 
-    def run(session: Session) -> dict[str, Any]:
+    def run(session: Session) -> SiteView:
         if session.scalars(select(m.Site).where(m.Site.code == code)).first():
             raise ConflictError(f"site '{code}' already exists")
         site = m.Site(code=code, name=name, timezone=timezone, created_at=ctx.utcnow())
@@ -65,9 +115,9 @@ def create_site(db: Database, ctx: RequestContext, code: str, name: str,
     return in_transaction(db, ctx, run, retry_integrity=True)
 
 
-def list_sites(db: Database, ctx: RequestContext) -> list[dict[str, Any]]:
+def list_sites(db: Database, ctx: RequestContext) -> list[SiteView]:
     """Sites the actor may know of: all for central roles, the own site for site roles."""
-    def run(session: Session) -> list[dict[str, Any]]:
+    def run(session: Session) -> list[SiteView]:
         stmt = select(m.Site).order_by(m.Site.code)
         if ctx.actor.site_scoped:
             stmt = stmt.where(m.Site.id == ctx.actor.site_id)
@@ -78,7 +128,7 @@ def list_sites(db: Database, ctx: RequestContext) -> list[dict[str, Any]]:
 
 def create_user(db: Database, ctx: RequestContext, username: str, password: str, role: str,
                 site: str | None = None, *, full_name: str = "",
-                email: str | None = None) -> dict[str, Any]:
+                email: str | None = None) -> UserCreated:
     """Create a user; site roles need a site, central roles must not have one. ``full_name``
     is the printed name shown with the user's electronic signatures."""
     require(ctx.actor, ADMIN, "create users")
@@ -95,7 +145,7 @@ def create_user(db: Database, ctx: RequestContext, username: str, password: str,
     check_password_policy(password, username, (site or "", *full_name.split()))
     hashed = policy_of(db).hasher().hash(password)
 
-    def run(session: Session) -> dict[str, Any]:
+    def run(session: Session) -> UserCreated:
         site_id = None
         if site:
             row = session.scalars(select(m.Site).where(m.Site.code == site)).one_or_none()
@@ -109,18 +159,18 @@ def create_user(db: Database, ctx: RequestContext, username: str, password: str,
                       password_changed_at=ctx.utcnow(), email=email or None)
         session.add(user)
         session.flush()
-        return {"username": username, "role": role, "site": site}
+        return UserCreated(username=username, role=role, site=site)
 
     return in_transaction(db, ctx, run, retry_integrity=True)
 
 
 # --------------------------------------------------------------------------- protocols
-def register_protocol(db: Database, ctx: RequestContext, yaml_text: str) -> dict[str, Any]:
+def register_protocol(db: Database, ctx: RequestContext, yaml_text: str) -> ProtocolView:
     """Validate and store a protocol version (idempotent by content hash)."""
     require(ctx.actor, ADMIN, "register protocols")
     protocol = parse_protocol(yaml_text, source="upload")
 
-    def run(session: Session) -> dict[str, Any]:
+    def run(session: Session) -> ProtocolView:
         if session.scalars(select(m.DataLock)).first() is not None:  # G15: not after lock
             raise DataLockedError("the trial's data are locked; no protocol version can be "
                                   "registered")
@@ -137,14 +187,13 @@ def register_protocol(db: Database, ctx: RequestContext, yaml_text: str) -> dict
     return in_transaction(db, ctx, run, retry_integrity=True)
 
 
-def _protocol_view(row: m.ProtocolVersion) -> dict[str, Any]:
-    return {"name": row.name, "version": row.version, "content_hash": row.content_hash,
-            "live": row.live_at is not None,
-            "live_at": row.live_at.isoformat() if row.live_at else None}
+def _protocol_view(row: m.ProtocolVersion) -> ProtocolView:
+    return ProtocolView(row.name, row.version, row.content_hash, row.live_at is not None,
+                        row.live_at.isoformat() if row.live_at else None)
 
 
-def list_protocols(db: Database, ctx: RequestContext) -> list[dict[str, Any]]:
-    def run(session: Session) -> list[dict[str, Any]]:
+def list_protocols(db: Database, ctx: RequestContext) -> list[ProtocolView]:
+    def run(session: Session) -> list[ProtocolView]:
         return [_protocol_view(r) for r in
                 session.scalars(select(m.ProtocolVersion).order_by(m.ProtocolVersion.id))]
 
@@ -152,7 +201,7 @@ def list_protocols(db: Database, ctx: RequestContext) -> list[dict[str, Any]]:
 
 
 def go_live(db: Database, ctx: RequestContext, content_hash: str, *,
-            password: str | None = None) -> dict[str, Any]:
+            password: str | None = None) -> GoLiveView:
     """Freeze a protocol version and make it the trial's live protocol (only one ever).
 
     An electronic signature ("go-live"): the admin's password is verified again and the
@@ -170,9 +219,9 @@ def go_live(db: Database, ctx: RequestContext, content_hash: str, *,
 
 
 def _go_live(db: Database, ctx: RequestContext, content_hash: str,
-             signer: Signer) -> dict[str, Any]:
+             signer: Signer) -> GoLiveView:
 
-    def run(session: Session) -> dict[str, Any]:
+    def run(session: Session) -> GoLiveView:
         row = session.scalars(select(m.ProtocolVersion).where(
             m.ProtocolVersion.content_hash == content_hash)).one_or_none()
         if row is None:
@@ -188,7 +237,9 @@ def _go_live(db: Database, ctx: RequestContext, content_hash: str,
                          content={"protocol": row.content_hash, "name": row.name,
                                   "version": row.version},
                          reason=ctx.reason or "protocol go-live")
-        return _protocol_view(row) | {"signature": signature_view(signature)}
+        view = _protocol_view(row)
+        return GoLiveView(view.name, view.version, view.content_hash, view.live, view.live_at,
+                          signature_view(signature))
 
     return in_transaction(db, ctx, run, reason="go-live")
 
@@ -217,7 +268,7 @@ def ensure_writable(session: Session, pv: m.ProtocolVersion) -> None:
 
 
 def lock_data(db: Database, ctx: RequestContext, *,
-              password: str | None = None) -> dict[str, Any]:
+              password: str | None = None) -> DataLockView:
     """Lock the live trial's data: every later write is rejected with 409 and audited.
 
     An electronic signature ("data lock"): the password is verified again; the signature
@@ -226,7 +277,7 @@ def lock_data(db: Database, ctx: RequestContext, *,
     require(ctx.actor, DATA_LOCK, "lock data")
     signer = verify_signer(db, ctx, password, "data lock")
 
-    def run(session: Session) -> dict[str, Any]:
+    def run(session: Session) -> DataLockView:
         pv, _ = live_protocol(db, session)
         ensure_writable(session, pv)
         lock = m.DataLock(protocol_version_id=pv.id, locked_at=ctx.utcnow(),
@@ -241,7 +292,7 @@ def lock_data(db: Database, ctx: RequestContext, *,
                                   "audit_head_seq": int(head[0]) if head else 0,
                                   "audit_head_hash": str(head[1]) if head else ""},
                          reason=ctx.reason or "data lock")
-        return {"locked": True, "locked_at": lock.locked_at.isoformat(),
-                "signature": signature_view(signature)}
+        return DataLockView(locked=True, locked_at=lock.locked_at.isoformat(),
+                            signature=signature_view(signature))
 
     return in_transaction(db, ctx, run, reason="data lock")

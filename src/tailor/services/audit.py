@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -23,8 +24,9 @@ from tailor.services.scope import (
 )
 from tailor.services.uow import in_transaction
 
-__all__ = ["AS_OF_READ", "audit_trail", "chain_head", "parse_anchor", "parse_as_of",
-           "record_as_of", "resolve_entity", "verify"]
+__all__ = ["AS_OF_READ", "AuditRow", "ChainHead", "RecordAsOf", "audit_row", "audit_trail",
+           "chain_head", "parse_anchor", "parse_as_of", "record_as_of", "resolve_entity",
+           "verify"]
 
 # who may reconstruct a record: the audit readers, the statistician, and a coordinator for
 # the participants of their own site (another site's record is a 404, as everywhere)
@@ -37,6 +39,49 @@ _BLINDED_FIELDS = {"AdverseEvent": {"arm"}}
 NOT_FOUND = "record not found"
 
 
+@dataclass(frozen=True)
+class ChainHead:
+    """The audit chain's head, signed with the audit key (keep it outside the database;
+    its JSON form is what :func:`parse_anchor` reads)."""
+
+    seq: int
+    hash: str
+    signature: str
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    """One audit row as its reader may see it (the API's ``AuditRowOut``)."""
+
+    seq: int
+    at: str
+    actor: str
+    role: str
+    site: str
+    action: str
+    entity: str
+    entity_id: str
+    field: str
+    old_value: str | None
+    new_value: str | None
+    request_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RecordAsOf:
+    """One record reconstructed from the audit trail as it stood at ``at``."""
+
+    entity: str
+    id: str
+    at: int | str
+    exists: bool
+    deleted: bool
+    last_seq: int | None
+    last_changed_at: str | None
+    fields: dict[str, Any]
+
+
 def verify(db: Database, *, anchor: tuple[int, str] | None = None) -> ChainReport:
     """Recompute the whole chain (and check it against an externally kept anchor)."""
     session = db.session(write=False)
@@ -46,7 +91,7 @@ def verify(db: Database, *, anchor: tuple[int, str] | None = None) -> ChainRepor
         session.close()
 
 
-def chain_head(db: Database, key: str = "") -> dict[str, Any]:
+def chain_head(db: Database, key: str = "") -> ChainHead:
     """The current head ``{seq, hash, signature}``; keep it outside the database."""
     session = db.session(write=False)
     try:
@@ -55,7 +100,7 @@ def chain_head(db: Database, key: str = "") -> dict[str, Any]:
     finally:
         session.close()
     seq, h = (int(row[0]), str(row[1])) if row else (0, "0" * 64)
-    return {"seq": seq, "hash": h, "signature": sign_head(seq, h, key)}
+    return ChainHead(seq=seq, hash=h, signature=sign_head(seq, h, key))
 
 
 def parse_anchor(text: str, key: str = "") -> tuple[int, str]:
@@ -70,14 +115,22 @@ def parse_anchor(text: str, key: str = "") -> tuple[int, str]:
     return seq, h
 
 
+def audit_row(r: m.AuditLog) -> AuditRow:
+    """An audit log row as its (unredacted) view."""
+    return AuditRow(seq=r.seq, at=r.at_utc, actor=r.actor, role=r.role, site=r.site,
+                    action=r.action, entity=r.entity, entity_id=r.entity_id, field=r.field,
+                    old_value=r.old_value, new_value=r.new_value, request_id=r.request_id,
+                    reason=r.reason)
+
+
 def audit_trail(db: Database, ctx: RequestContext, *, entity: str | None = None,
                 entity_id: str | None = None, limit: int = 200,
-                after_seq: int = 0) -> list[dict[str, Any]]:
+                after_seq: int = 0) -> list[AuditRow]:
     """Audit rows for admin and data managers; arm-bearing values are concealed for the data
     manager (blinded role; :func:`tailor.services.blinding.redact`)."""
     require(ctx.actor, AUDIT_READ, "read the audit trail")
 
-    def run(session: Session) -> list[dict[str, Any]]:
+    def run(session: Session) -> list[AuditRow]:
         stmt = select(m.AuditLog).where(m.AuditLog.seq > after_seq)
         if entity:
             stmt = stmt.where(m.AuditLog.entity == entity)
@@ -85,12 +138,9 @@ def audit_trail(db: Database, ctx: RequestContext, *, entity: str | None = None,
             stmt = stmt.where(m.AuditLog.entity_id == entity_id)
         out = []
         for r in session.scalars(stmt.order_by(m.AuditLog.seq).limit(limit)):
-            out.append({"seq": r.seq, "at": r.at_utc, "actor": r.actor, "role": r.role,
-                        "site": r.site, "action": r.action, "entity": r.entity,
-                        "entity_id": r.entity_id, "field": r.field,
-                        "old_value": r.old_value, "new_value": r.new_value,
-                        "request_id": r.request_id, "reason": r.reason})
-        return redact(out, ctx.actor, tokens_in_session(db, session))
+            out.append(audit_row(r))
+        shown: list[AuditRow] = redact(out, ctx.actor, tokens_in_session(db, session))
+        return shown
 
     return in_transaction(db, ctx, run, write=False)
 
@@ -158,7 +208,7 @@ def _participant_id_of(session: Session, code: str) -> str:
 
 
 def record_as_of(db: Database, ctx: RequestContext, entity: str, entity_id: str,
-                 at: int | datetime) -> dict[str, Any]:
+                 at: int | datetime) -> RecordAsOf:
     """Reconstruct one record from the audit trail alone, as it stood at ``at`` (an audit
     sequence number, inclusive, or a UTC instant: every row committed at or before it).
 
@@ -173,7 +223,7 @@ def record_as_of(db: Database, ctx: RequestContext, entity: str, entity_id: str,
     if isinstance(at, int) and at < 0:
         raise InvalidFieldError(f"at must be >= 0; got {at}", field="at", value=at, rule=">= 0")
 
-    def run(session: Session) -> dict[str, Any]:
+    def run(session: Session) -> RecordAsOf:
         key = entity_id.strip()
         if name == "Participant" and not (key.isascii() and key.isdigit()):
             key = _participant_id_of(session, key)
@@ -201,10 +251,11 @@ def record_as_of(db: Database, ctx: RequestContext, entity: str, entity_id: str,
                     fields, exists = {}, True
                 fields[r.field] = None if r.new_value is None else json.loads(r.new_value)
             last = r
-        return {"entity": name, "id": key, "at": at if isinstance(at, int) else at.isoformat(),
-                "exists": exists, "deleted": last is not None and last.action == "delete",
-                "last_seq": last.seq if last else None,
-                "last_changed_at": last.at_utc if last else None,
-                "fields": _blind(db, session, ctx, name, fields) if exists else {}}
+        return RecordAsOf(entity=name, id=key,
+                          at=at if isinstance(at, int) else at.isoformat(), exists=exists,
+                          deleted=last is not None and last.action == "delete",
+                          last_seq=last.seq if last else None,
+                          last_changed_at=last.at_utc if last else None,
+                          fields=_blind(db, session, ctx, name, fields) if exists else {})
 
     return in_transaction(db, ctx, run, write=False)

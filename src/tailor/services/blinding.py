@@ -23,6 +23,7 @@ stage-2 option code, and the stage-2 actions the protocol names (``continue``, `
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from dataclasses import dataclass
@@ -150,9 +151,29 @@ def _audit_row(row: dict[str, Any], tokens: ArmTokens) -> dict[str, Any]:
     return out
 
 
+def _dataclass(value: Any, tokens: ArmTokens) -> Any:
+    """A frozen result (services' typed views): its fields walked like a dict's values; an
+    audit row's old/new values concealed as in :func:`_audit_row`. An allocation cannot keep
+    its type (its arm fields must be dropped, not scrubbed): it becomes the neutral dict
+    of :func:`_allocation`."""
+    names = {f.name for f in dataclasses.fields(value)}
+    if {"stage", "option"} <= names:
+        return _allocation({k: getattr(value, k) for k in names})
+    changes = {f.name: _walk(getattr(value, f.name), tokens)
+               for f in dataclasses.fields(value) if f.init}
+    if "entity" in names and names & {"old_value", "new_value"}:
+        row: dict[str, Any] = {k: getattr(value, k) for k in ("entity", "old_value", "new_value")
+                               if k in names}
+        concealed = _audit_row(row, tokens)
+        changes |= {k: concealed[k] for k in ("old_value", "new_value") if k in names}
+    return dataclasses.replace(value, **changes)
+
+
 def _walk(value: Any, tokens: ArmTokens) -> Any:
     if isinstance(value, str):
         return tokens.scrub(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _dataclass(value, tokens)
     if isinstance(value, dict):
         if "stage" in value and "option" in value:
             return _allocation(value)

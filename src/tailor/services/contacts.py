@@ -10,7 +10,8 @@ but not the values (``tailor.db.audit`` redacts them).
 from __future__ import annotations
 
 import re
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -23,7 +24,8 @@ from tailor.services.context import RequestContext
 from tailor.services.scope import PARTICIPANT_WRITE, get_participant, require
 from tailor.services.uow import in_transaction
 
-__all__ = ["CONTACT_READ", "get_contact", "normalize_email", "normalize_mobile", "set_contact"]
+__all__ = ["CONTACT_READ", "ContactView", "get_contact", "normalize_email", "normalize_mobile",
+           "set_contact"]
 
 #: who may read contact details (the site and the trial's administrator)
 CONTACT_READ = frozenset({"coordinator", "admin"})
@@ -62,12 +64,21 @@ def normalize_mobile(value: str | None) -> str | None:
     return compact
 
 
-def _view(c: m.ParticipantContact | None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ContactView:
+    """A participant's contact details and consent to be contacted."""
+
+    email: str | None
+    mobile: str | None
+    consent_to_contact: bool
+    updated_at: datetime | None
+
+
+def _view(c: m.ParticipantContact | None) -> ContactView:
     if c is None:
-        return {"email": None, "mobile": None, "consent_to_contact": False,
-                "updated_at": None}
-    return {"email": c.email, "mobile": c.mobile, "consent_to_contact": c.consent_to_contact,
-            "updated_at": c.updated_at}
+        return ContactView(email=None, mobile=None, consent_to_contact=False, updated_at=None)
+    return ContactView(email=c.email, mobile=c.mobile, consent_to_contact=c.consent_to_contact,
+                       updated_at=c.updated_at)
 
 
 def contact_of(session: Session, participant_id: int) -> m.ParticipantContact | None:
@@ -76,7 +87,7 @@ def contact_of(session: Session, participant_id: int) -> m.ParticipantContact | 
 
 
 def set_contact(db: Database, ctx: RequestContext, code: str, *, email: str | None,
-                mobile: str | None, consent_to_contact: bool) -> dict[str, Any]:
+                mobile: str | None, consent_to_contact: bool) -> ContactView:
     """Enter or change one participant's contact (a change needs a reason, as any change)."""
     require(ctx.actor, PARTICIPANT_WRITE, "enter participant contact details")
     clean_email, clean_mobile = normalize_email(email), normalize_mobile(mobile)
@@ -85,7 +96,7 @@ def set_contact(db: Database, ctx: RequestContext, code: str, *, email: str | No
                                 "number", field="consent_to_contact", value=True,
                                 rule="needs_address")
 
-    def run(session: Session) -> dict[str, Any]:
+    def run(session: Session) -> ContactView:
         ensure_writable(session, live_protocol(db, session)[0])
         p = get_participant(session, ctx.actor, code, for_update=True)
         c = contact_of(session, p.id)
@@ -100,11 +111,11 @@ def set_contact(db: Database, ctx: RequestContext, code: str, *, email: str | No
     return in_transaction(db, ctx, run, reason=ctx.reason or "participant contact entered")
 
 
-def get_contact(db: Database, ctx: RequestContext, code: str) -> dict[str, Any]:
+def get_contact(db: Database, ctx: RequestContext, code: str) -> ContactView:
     """One participant's contact (coordinator of the site, admin)."""
     require(ctx.actor, CONTACT_READ, "read participant contact details")
 
-    def run(session: Session) -> dict[str, Any]:
+    def run(session: Session) -> ContactView:
         p = get_participant(session, ctx.actor, code)
         return _view(contact_of(session, p.id))
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +36,14 @@ from tailor.rules import evaluate
 from tailor.services.admin import live_protocol
 from tailor.services.baseline import BASELINE_INSTRUMENTS, validate_items
 from tailor.services.context import RequestContext
-from tailor.services.decide_explain import LABELS, explain, what_if
+from tailor.services.decide_explain import LABELS, Explanation, WhatIf, explain, what_if
 from tailor.services.scope import require
 from tailor.services.uow import in_transaction
 
-__all__ = ["DECIDE", "INTENDED_USE", "INTERVAL_NOTE", "DecisionInputError", "ModelUnavailableError", "decide",
-           "decide_with", "decision_result", "feature_specs", "load_model", "model_and_protocol",
+__all__ = ["DECIDE", "INTENDED_USE", "INTERVAL_NOTE", "CouldChange", "Decision",
+           "DecisionInputError", "FeatureSpec", "MissingInput", "ModelUnavailableError",
+           "PlanRow", "Provenance", "SimpleRule", "TreatmentRow", "decide", "decide_with",
+           "decision_result", "feature_specs", "load_model", "model_and_protocol",
            "model_for_ehr", "provenance", "short_form"]
 
 DECIDE = frozenset({"clinician", "statistician", "admin"})
@@ -60,6 +63,115 @@ _FEATURES: dict[str, tuple[str, float, float]] = {
     "pcs_total": ("Pain catastrophizing scale total (0-52)", 0, 52),
     "age": ("Age (years)", 18, 110),
 }
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """A model feature with its label and range, for the scores form."""
+
+    name: str
+    label: str
+    low: float
+    high: float
+    binary: bool
+
+
+@dataclass(frozen=True)
+class TreatmentRow:
+    """One eligible first treatment: expected week-24 PEG, difference from the best and
+    chance of response, each with its 95% interval, and why it is (not) in the set."""
+
+    arm: str
+    name: str
+    expected_peg: float
+    lower: float
+    upper: float
+    difference: float
+    difference_lower: float
+    difference_upper: float
+    response: float
+    response_lower: float
+    response_upper: float
+    equally_reasonable: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    """The week-12 plan for one response category."""
+
+    category: str
+    options: list[str]
+    recommended: str | None
+    randomized_in_trial: bool
+
+
+@dataclass(frozen=True)
+class SimpleRule:
+    """How often the decision tree agrees with the model on the trial's participants."""
+
+    agreement: float
+    text: str
+
+
+@dataclass(frozen=True)
+class MissingInput:
+    input: str
+    label: str
+
+
+@dataclass(frozen=True)
+class CouldChange:
+    """A missing input whose answer could change the recommendation, and to what."""
+
+    input: str
+    label: str
+    could_lead_to: str
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Trial, protocol version, plan, data (simulated or real, n) and model date."""
+
+    trial: str
+    protocol: dict[str, Any]
+    plan_hash: Any
+    data_hash: Any
+    n: Any
+    date: Any
+    simulated: Any
+    format: Any
+    model_file: str
+    statement: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The full result for one patient (what the API returns and the page shows)."""
+
+    headline: str
+    recommended: str
+    recommended_name: str
+    equally_reasonable: list[str]
+    treatments: list[TreatmentRow]
+    ranking: list[str]
+    outcome_definition: str
+    responder_definition: str
+    interval_note: str
+    plan: list[PlanRow]
+    simple_rule: SimpleRule | None
+    missing: list[MissingInput]
+    could_change: list[CouldChange]
+    missing_note: str
+    explanation: Explanation
+    what_if: list[WhatIf]
+    features: dict[str, Any]
+    contraindicated: dict[str, list[str]]
+    eligible: list[str]
+    why: dict[str, Any]
+    warnings: list[str]
+    provenance: Provenance
+    intended_use: str
 
 
 class DecisionInputError(RecordError):
@@ -120,17 +232,16 @@ def model_and_protocol(db: Database, ctx: RequestContext, path: str
     return model, protocol
 
 
-def feature_specs(model: RegimeModel, protocol: Protocol) -> list[dict[str, Any]]:
+def feature_specs(model: RegimeModel, protocol: Protocol) -> list[FeatureSpec]:
     """The model's features with a label and range, for the scores form."""
     factors = {f.name: f.label for f in protocol.stage(1).randomization.factors}
     out = []
     for name in model.features:
         if name in factors:
-            out.append({"name": name, "label": f"{factors[name]} (0 = no, 1 = yes)", "low": 0,
-                        "high": 1, "binary": True})
+            out.append(FeatureSpec(name, f"{factors[name]} (0 = no, 1 = yes)", 0, 1, True))
         else:
             label, lo, hi = _FEATURES.get(name, (name, -math.inf, math.inf))
-            out.append({"name": name, "label": label, "low": lo, "high": hi, "binary": False})
+            out.append(FeatureSpec(name, label, lo, hi, False))
     return out
 
 
@@ -281,12 +392,12 @@ def _scores(model: RegimeModel, protocol: Protocol, scores: Mapping[str, Any],
             errors: dict[str, str]) -> dict[str, Any]:
     features: dict[str, Any] = {}
     for spec in feature_specs(model, protocol):
-        name, raw = spec["name"], scores.get(spec["name"])
+        name, raw = spec.name, scores.get(spec.name)
         if (raw is None or (isinstance(raw, str) and not raw.strip())) and \
                 name != model.baseline:
             continue  # missing: the model widens its uncertainty
-        x = _number(name, raw, spec["low"], spec["high"], errors, f"scores.{name}")
-        if x is not None and spec["binary"] and x not in (0.0, 1.0):
+        x = _number(name, raw, spec.low, spec.high, errors, f"scores.{name}")
+        if x is not None and spec.binary and x not in (0.0, 1.0):
             errors[f"scores.{name}"] = f"{name} must be 0 or 1; got {x:g}"
         features[name] = x
     unknown = sorted(set(scores) - set(model.features) - set(_FEATURES))
@@ -319,27 +430,28 @@ _REASONS = {"best": "lowest expected PEG at week 24",
             "interval": "the 95% interval of the difference from the best includes 0"}
 
 
-def provenance(model: RegimeModel, protocol: Protocol) -> dict[str, Any]:
+def provenance(model: RegimeModel, protocol: Protocol) -> Provenance:
     """Trial, protocol version, plan, data (simulated or real, n) and model date."""
     prov = model.provenance
     simulated = prov.get("simulated")
     data = ("simulated data" if simulated else "real trial data" if simulated is False
             else "data whose origin the model file does not state")
-    return {"trial": protocol.title, "protocol": dict(model.protocol_info),
-            "plan_hash": prov.get("plan_hash"), "data_hash": prov.get("data_hash"),
-            "n": prov.get("n"), "date": prov.get("date"), "simulated": simulated,
-            "format": model.data.get("format"), "model_file": Path(model.source or "").name,
-            "statement": f"Fitted on {data} from {prov.get('n')} randomized participants of "
+    return Provenance(
+        trial=protocol.title, protocol=dict(model.protocol_info),
+        plan_hash=prov.get("plan_hash"), data_hash=prov.get("data_hash"),
+        n=prov.get("n"), date=prov.get("date"), simulated=simulated,
+        format=model.data.get("format"), model_file=Path(model.source or "").name,
+        statement=f"Fitted on {data} from {prov.get('n')} randomized participants of "
                          f"{protocol.title} (protocol {protocol.name} version "
                          f"{model.protocol_info.get('version')}), analysis plan "
                          f"{prov.get('plan_hash')}, model dated {prov.get('date')}."
                          + (" The model came from SIMULATED data: it shows how the tool works "
-                            "and must not guide treatment." if simulated else "")}
+                            "and must not guide treatment." if simulated else ""))
 
 
 def decision_result(model: RegimeModel, protocol: Protocol, features: Mapping[str, Any],
                     eligible: Sequence[str], blocked: Mapping[str, list[str]] | None = None,
-                    why: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                    why: Mapping[str, Any] | None = None) -> Decision:
     """The full result for one patient (what the API returns and the page shows)."""
     decision = model.decide(features, eligible, protocol)
     names = {a.code: a.name for a in protocol.arms}
@@ -357,14 +469,14 @@ def decision_result(model: RegimeModel, protocol: Protocol, features: Mapping[st
         d, dlo, dhi = decision.difference[a]
         p, plo, phi = decision.response[a]
         reason = decision.reasons.get(a, "")
-        treatments.append({
-            "arm": a, "name": names[a], "expected_peg": m, "lower": lo, "upper": hi,
-            "difference": d, "difference_lower": dlo, "difference_upper": dhi,
-            "response": p, "response_lower": plo, "response_upper": phi,
-            "equally_reasonable": a in reasonable,
-            "reason": _REASONS[reason].format(mid=model.mid) if reason else
+        treatments.append(TreatmentRow(
+            arm=a, name=names[a], expected_peg=m, lower=lo, upper=hi,
+            difference=d, difference_lower=dlo, difference_upper=dhi,
+            response=p, response_lower=plo, response_upper=phi,
+            equally_reasonable=a in reasonable,
+            reason=_REASONS[reason].format(mid=model.mid) if reason else
             f"expected PEG {d:.1f} points worse than the best (95% interval {dlo:.1f} to "
-            f"{dhi:.1f}), beyond the minimal important difference"})
+            f"{dhi:.1f}), beyond the minimal important difference"))
     if len(reasonable) == 1:
         headline = f"Recommended: {names[reasonable[0]]} ({reasonable[0]})"
     else:
@@ -379,41 +491,41 @@ def decision_result(model: RegimeModel, protocol: Protocol, features: Mapping[st
     full_features = {f: features.get(f) for f in model.features}
     words = {k: v for k, v in features.items() if v is not None}  # every input, for wording
     left_out = list((why or {}).get("left_out", []))
-    return {
-        "headline": headline, "recommended": decision.recommended,
-        "recommended_name": names[decision.recommended],
-        "equally_reasonable": reasonable, "treatments": treatments,
-        "ranking": list(decision.ranking),
-        "outcome_definition": f"expected PEG (0-10, lower is better) at week 24 with the "
+    return Decision(
+        headline=headline, recommended=decision.recommended,
+        recommended_name=names[decision.recommended],
+        equally_reasonable=reasonable, treatments=treatments,
+        ranking=list(decision.ranking),
+        outcome_definition=f"expected PEG (0-10, lower is better) at week 24 with the "
                               f"recommended second step; minimal important difference "
                               f"{model.mid:g} PEG point(s)",
-        "responder_definition": f"PEG reduced by >= {model.threshold:.0%} at week 24, with the "
+        responder_definition=f"PEG reduced by >= {model.threshold:.0%} at week 24, with the "
                                 "recommended second step (from the same model)",
-        "interval_note": INTERVAL_NOTE,
-        "plan": [{"category": p.category, "options": list(p.options),
-                  "recommended": p.recommended, "randomized_in_trial": p.randomized_in_trial}
-                 for p in decision.plan],
-        "simple_rule": None if agreement is None else {
-            "agreement": agreement,
-            "text": f"The simple rule (decision tree) agrees with the model's recommendation "
-                    f"for {agreement:.0%} of trial participants."},
-        "missing": [{"input": f, "label": LABELS.get(f, f)} for f in missing],
-        "could_change": [{"input": f, "label": LABELS.get(f, f), "could_lead_to": a}
-                         for f, a in changes.items()],
-        "missing_note": ("" if not missing else
+        interval_note=INTERVAL_NOTE,
+        plan=[PlanRow(category=p.category, options=list(p.options),
+                      recommended=p.recommended, randomized_in_trial=p.randomized_in_trial)
+              for p in decision.plan],
+        simple_rule=None if agreement is None else SimpleRule(
+            agreement=agreement,
+            text=f"The simple rule (decision tree) agrees with the model's recommendation "
+                 f"for {agreement:.0%} of trial participants."),
+        missing=[MissingInput(input=f, label=LABELS.get(f, f)) for f in missing],
+        could_change=[CouldChange(input=f, label=LABELS.get(f, f), could_lead_to=a)
+                      for f, a in changes.items()],
+        missing_note=("" if not missing else
                          "Missing: " + ", ".join(LABELS.get(f, f) for f in missing)
                          + (f" (not answered: {', '.join(left_out)})" if left_out else "")
                          + "; the intervals are widened for them. " + (
                              "The answer to " + " or ".join(LABELS.get(f, f) for f in changes)
                              + " could change the recommendation." if changes else
                              "No plausible answer to them changes the recommendation.")),
-        "explanation": explain(model, protocol, words, eligible, decision.recommended, runner),
-        "what_if": what_if(model, protocol, words, eligible),
-        "features": full_features,
-        "contraindicated": blocked, "eligible": list(decision.eligible),
-        "why": dict(why or {}), "warnings": warnings,
-        "provenance": provenance(model, protocol), "intended_use": INTENDED_USE,
-    }
+        explanation=explain(model, protocol, words, eligible, decision.recommended, runner),
+        what_if=what_if(model, protocol, words, eligible),
+        features=full_features,
+        contraindicated=blocked, eligible=list(decision.eligible),
+        why=dict(why or {}), warnings=warnings,
+        provenance=provenance(model, protocol), intended_use=INTENDED_USE,
+    )
 
 
 def decide(db: Database, ctx: RequestContext, model_path: str, *,
@@ -421,7 +533,7 @@ def decide(db: Database, ctx: RequestContext, model_path: str, *,
            questionnaires: Mapping[str, Mapping[str, Any]] | None = None,
            peg: Mapping[str, Any] | None = None, opioid_use: Any = None, age: Any = None,
            contraindications: Sequence[str] = (),
-           eligible_arms: Sequence[str] | None = None) -> dict[str, Any]:
+           eligible_arms: Sequence[str] | None = None) -> Decision:
     """The decision for one patient (see the module docstring)."""
     model, protocol = model_and_protocol(db, ctx, model_path)
     return decide_with(model, protocol, scores=scores, questionnaires=questionnaires, peg=peg,
@@ -448,7 +560,7 @@ def decide_with(model: RegimeModel, protocol: Protocol, *,
                 questionnaires: Mapping[str, Mapping[str, Any]] | None = None,
                 peg: Mapping[str, Any] | None = None, opioid_use: Any = None, age: Any = None,
                 contraindications: Sequence[str] = (),
-                eligible_arms: Sequence[str] | None = None) -> dict[str, Any]:
+                eligible_arms: Sequence[str] | None = None) -> Decision:
     """:func:`decide` for a model and protocol already at hand."""
     errors: dict[str, str] = {}
     why: dict[str, Any] = {}

@@ -12,12 +12,46 @@ percentile (or flips a yes/no) and reports the recommendation that follows.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from tailor.dtr.regime_model import RegimeModel
 from tailor.protocol import Protocol
 
-__all__ = ["LABELS", "describe", "explain", "what_if"]
+__all__ = ["LABELS", "Explanation", "ExplanationTerm", "WhatIf", "describe", "explain",
+           "what_if"]
+
+
+@dataclass(frozen=True)
+class ExplanationTerm:
+    """One tailoring input's share of the predicted week-24 PEG difference."""
+
+    feature: str
+    label: str
+    value: Any
+    trial_mean: float
+    words: str
+    peg_points: float
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why the recommended treatment over the comparator (the runner-up)."""
+
+    comparator: str | None
+    terms: list[ExplanationTerm]
+    summary: str
+
+
+@dataclass(frozen=True)
+class WhatIf:
+    """The recommendation that follows from changing one input."""
+
+    feature: str
+    value: float
+    change: str
+    recommended: str
+    equally_reasonable: list[str]
 
 # feature -> plain label used in forms and sentences
 LABELS: dict[str, str] = {
@@ -83,12 +117,12 @@ def describe(feature: str, value: Any, features: Mapping[str, Any]) -> str:
 
 
 def explain(model: RegimeModel, protocol: Protocol, features: Mapping[str, Any],
-            eligible: Sequence[str], best: str, comparator: str | None) -> dict[str, Any]:
+            eligible: Sequence[str], best: str, comparator: str | None) -> Explanation:
     """Why ``best`` over ``comparator``: the model's tailoring inputs with their share of the
     predicted week-24 PEG difference (negative = favours ``best``)."""
     if comparator is None:
-        return {"comparator": None, "terms": [], "summary": f"{best} is the only treatment "
-                "this patient can receive."}
+        return Explanation(comparator=None, terms=[],
+                           summary=f"{best} is the only treatment this patient can receive.")
     full = model.decide(features, eligible, protocol, plan=False)
     d_full = full.outcome[best][0] - full.outcome[comparator][0]
     terms = []
@@ -98,22 +132,24 @@ def explain(model: RegimeModel, protocol: Protocol, features: Mapping[str, Any],
         mean = model.feature_stats[f]["mean"]
         alt = model.decide({**features, f: mean}, eligible, protocol, plan=False)
         d_alt = alt.outcome[best][0] - alt.outcome[comparator][0]
-        terms.append({"feature": f, "label": LABELS.get(f, f), "value": features[f],
-                      "trial_mean": round(mean, 2), "words": describe(f, features[f], features),
-                      "peg_points": round(d_full - d_alt, 2)})
-    terms.sort(key=lambda t: t["peg_points"])
-    helping = [t["words"] for t in terms if t["peg_points"] < -0.05]
+        terms.append(ExplanationTerm(feature=f, label=LABELS.get(f, f), value=features[f],
+                                     trial_mean=round(mean, 2),
+                                     words=describe(f, features[f], features),
+                                     peg_points=round(d_full - d_alt, 2)))
+    terms.sort(key=lambda t: t.peg_points)
+    helping = [t.words for t in terms if t.peg_points < -0.05]
     d, lo, hi = full.difference[comparator]
     found = (f"the trial's model predicts week-24 PEG {d:.1f} points lower with {best} than "
              f"with {comparator} (95% interval {lo:.1f} to {hi:.1f})")
     summary = (f"{'; '.join(helping)}, for which {found}." if helping else
                f"For a patient like this {found}; the model's tailoring inputs are close to "
                "the trial average, so the difference is the average one.")
-    return {"comparator": comparator, "terms": terms, "summary": summary[0].upper() + summary[1:]}
+    return Explanation(comparator=comparator, terms=terms,
+                       summary=summary[0].upper() + summary[1:])
 
 
 def what_if(model: RegimeModel, protocol: Protocol, features: Mapping[str, Any],
-            eligible: Sequence[str]) -> list[dict[str, Any]]:
+            eligible: Sequence[str]) -> list[WhatIf]:
     """Change one input (trial 5th/95th percentile, or flip a yes/no): what follows."""
     out = []
     for f in model.tailoring:
@@ -125,8 +161,8 @@ def what_if(model: RegimeModel, protocol: Protocol, features: Mapping[str, Any],
             [0.0, 1.0] if binary else [stats["p05"], stats["p95"]])
         for v in values:
             dec = model.decide({**features, f: v}, eligible, protocol, plan=False)
-            out.append({"feature": f, "value": round(v, 2),
-                        "change": f"if {describe(f, v, {f: v})}",
-                        "recommended": dec.recommended,
-                        "equally_reasonable": list(dec.equally_reasonable)})
+            out.append(WhatIf(feature=f, value=round(v, 2),
+                              change=f"if {describe(f, v, {f: v})}",
+                              recommended=dec.recommended,
+                              equally_reasonable=list(dec.equally_reasonable)))
     return out

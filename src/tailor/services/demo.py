@@ -92,7 +92,7 @@ def setup_demo_trial(db: Database, protocol: str = "best") -> None:
     # go-live is an electronic signature by the demo admin (password re-entered)
     signer = actor_of(db, "admin")
     signer.reason = "demo setup"
-    admin.go_live(db, signer, pv["content_hash"], password=DEMO_PASSWORD)
+    admin.go_live(db, signer, pv.content_hash, password=DEMO_PASSWORD)
 
 
 @dataclass

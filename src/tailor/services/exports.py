@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -28,12 +29,14 @@ from tailor.interop.sdtm import item_codes, to_sdtm
 from tailor.protocol import Protocol
 from tailor.services import redcap
 from tailor.services.admin import live_protocol
+from tailor.services.audit import ChainHead
 from tailor.services.context import RequestContext
 from tailor.services.scope import EXPORT, participants, require
 from tailor.services.uow import in_transaction
 
-__all__ = ["FORMATS", "data_dictionary", "export_csv", "export_frames", "wide_columns",
-           "write_export", "write_heal_vlmd"]
+__all__ = ["FORMATS", "ExportManifest", "ExportedFile", "ProtocolRef", "RowCounts",
+           "data_dictionary", "export_csv", "export_frames", "wide_columns", "write_export",
+           "write_heal_vlmd"]
 
 WEEKS = (6, 12, 18, 24, 36)
 
@@ -232,8 +235,44 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+@dataclass(frozen=True)
+class ExportedFile:
+    name: str
+    rows: int
+    columns: int
+    bytes: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ProtocolRef:
+    name: str
+    version: str
+    content_hash: str
+
+
+@dataclass(frozen=True)
+class RowCounts:
+    participants_randomized: int
+    long_values: int
+
+
+@dataclass(frozen=True)
+class ExportManifest:
+    """What ``manifest.json`` records (its JSON is ``asdict`` of this, keys sorted)."""
+
+    created_at: str
+    created_by: str
+    format: str
+    protocol: ProtocolRef
+    audit_chain_head: ChainHead
+    row_counts: RowCounts
+    files: list[ExportedFile]
+    deidentification: str
+
+
 def write_export(db: Database, ctx: RequestContext, out_dir: Path, *, fmt: str = "csv",
-                 audit_key: str = "") -> dict[str, Any]:
+                 audit_key: str = "") -> ExportManifest:
     """Write the de-identified export to ``out_dir`` and return its manifest.
 
     Files: ``wide`` and ``long`` (CSV or Parquet) and ``dictionary.csv``; with ``redcap``,
@@ -286,31 +325,29 @@ def write_export(db: Database, ctx: RequestContext, out_dir: Path, *, fmt: str =
         tables[f"wide.{ext}"] = wide
         tables[f"long.{ext}"] = long
         tables["dictionary.csv"] = data_dictionary(protocol)
-    files = []
+    files: list[ExportedFile] = []
     if fmt == "odm":
         path = out_dir / "odm.xml"
-        files.append({"name": "odm.xml", "rows": len(items), "columns": 0,
-                      "bytes": path.stat().st_size, "sha256": _sha256(path)})
+        files.append(ExportedFile("odm.xml", len(items), 0, path.stat().st_size,
+                                  _sha256(path)))
     for name, frame in tables.items():
         path = out_dir / name
         if name.endswith(".parquet"):
             frame.to_parquet(path, index=False)
         else:
             frame.to_csv(path, index=False)
-        files.append({"name": name, "rows": len(frame), "columns": len(frame.columns),
-                      "bytes": path.stat().st_size, "sha256": _sha256(path)})
-    manifest = {
-        "created_at": ctx.utcnow().isoformat(), "created_by": ctx.actor.username,
-        "format": fmt,
-        "protocol": {"name": pv.name, "version": pv.version, "content_hash": pv.content_hash},
-        "audit_chain_head": {"seq": seq, "hash": head_hash,
-                             "signature": sign_head(seq, head_hash, audit_key)},
-        "row_counts": {"participants_randomized": len(wide), "long_values": len(long)},
-        "files": files,
-        "deidentification": "allow-list of docs/data-contract.md: random study codes, age at "
-                            "Visit 0 capped at 90, study days instead of dates, no free text",
-    }
-    text = json.dumps(manifest, indent=2, sort_keys=True)
+        files.append(ExportedFile(name, len(frame), len(frame.columns), path.stat().st_size,
+                                  _sha256(path)))
+    manifest = ExportManifest(
+        created_at=ctx.utcnow().isoformat(), created_by=ctx.actor.username, format=fmt,
+        protocol=ProtocolRef(pv.name, pv.version, pv.content_hash),
+        audit_chain_head=ChainHead(seq, head_hash, sign_head(seq, head_hash, audit_key)),
+        row_counts=RowCounts(len(wide), len(long)),
+        files=files,
+        deidentification="allow-list of docs/data-contract.md: random study codes, age at "
+                         "Visit 0 capped at 90, study days instead of dates, no free text",
+    )
+    text = json.dumps(asdict(manifest), indent=2, sort_keys=True)
     (out_dir / "manifest.json").write_text(text + "\n", encoding="utf-8")
     digest = hashlib.sha256(text.encode()).hexdigest()
 

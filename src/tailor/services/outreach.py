@@ -66,6 +66,8 @@ __all__ = [
     "FileSmsSender",
     "OutreachConfig",
     "QueueReport",
+    "RunInAnswered",
+    "RunInQuestion",
     "SendReport",
     "SmsSender",
     "answer_run_in",
@@ -527,21 +529,38 @@ def _resolve_run_in(session: Session, token: str, now: datetime
     return msg, p
 
 
+@dataclass(frozen=True)
+class RunInQuestion:
+    """What the run-in answer page shows (no study or participant information)."""
+
+    question: str
+    choices: tuple[tuple[int, str], ...]
+    answered: bool
+    answer: int | None
+
+
+@dataclass(frozen=True)
+class RunInAnswered:
+    """The participant's answer was recorded (or an earlier one kept)."""
+
+    answered: bool
+
+
 def run_in_question(db: Database, token: str, *, now: datetime | None = None
-                    ) -> dict[str, Any]:
+                    ) -> RunInQuestion:
     """What the run-in answer page shows (no study or participant information)."""
     ctx = RequestContext(Actor(0, "link", "participant"), request_id="runin", now=now)
 
-    def run(session: Session) -> dict[str, Any]:
+    def run(session: Session) -> RunInQuestion:
         msg, _ = _resolve_run_in(session, token, ctx.utcnow())
-        return {"question": RUN_IN_QUESTION, "choices": RUN_IN_CHOICES,
-                "answered": msg.answered_at is not None, "answer": msg.answer}
+        return RunInQuestion(question=RUN_IN_QUESTION, choices=RUN_IN_CHOICES,
+                             answered=msg.answered_at is not None, answer=msg.answer)
 
     return in_transaction(db, ctx, run, write=False)
 
 
 def answer_run_in(db: Database, token: str, answer: Any, *, now: datetime | None = None
-                  ) -> dict[str, Any]:
+                  ) -> RunInAnswered:
     """Record the participant's answer to one run-in message (the first answer counts)."""
     ctx = RequestContext(Actor(0, "link", "participant"), request_id="runin", now=now)
     try:
@@ -552,10 +571,10 @@ def answer_run_in(db: Database, token: str, answer: Any, *, now: datetime | None
         raise InvalidFieldError("Please choose a number from 0 to 10.", field="answer",
                                 value=answer, rule="choice")
 
-    def run(session: Session) -> dict[str, Any]:
+    def run(session: Session) -> RunInAnswered:
         msg, _ = _resolve_run_in(session, token, ctx.utcnow())
         if msg.answered_at is None:
             msg.answered_at, msg.answer = ctx.utcnow(), value
-        return {"answered": True}
+        return RunInAnswered(answered=True)
 
     return in_transaction(db, ctx, run, reason="participant answered a run-in message")

@@ -19,7 +19,9 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Callable
-from datetime import UTC, datetime, time, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -42,9 +44,15 @@ from tailor.services.uow import in_transaction
 
 __all__ = [
     "MAX_FACTOR_FAILURES",
+    "IssuedLink",
+    "LinkForm",
+    "LinkState",
+    "LinkStatus",
     "LinkUnavailableError",
     "Question",
+    "RevokedLink",
     "SecondFactorError",
+    "Submitted",
     "issue_in_session",
     "issue_link",
     "link_form",
@@ -64,6 +72,67 @@ UNAVAILABLE = "this link cannot be used"
 
 class LinkUnavailableError(NotFoundError):
     """Unknown, expired, revoked or already submitted link: one message for all (404)."""
+
+
+class LinkStatus(StrEnum):
+    """A visit's link as the site sees it (the values are the words shown and sent)."""
+
+    NOT_SENT = "not sent"
+    SENT = "sent"
+    OPENED = "opened"
+    PARTIAL = "partial"
+    COMPLETE = "complete"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+
+
+@dataclass(frozen=True)
+class IssuedLink:
+    """A link just issued; ``token`` is shown once and never stored."""
+
+    id: int
+    token: str
+    path: str
+    visit: str
+    expires_at: datetime
+    window_end: date
+
+
+@dataclass(frozen=True)
+class RevokedLink:
+    """A link just revoked."""
+
+    id: int
+    visit: str
+    status: LinkStatus
+
+
+@dataclass(frozen=True)
+class LinkState:
+    """One visit's latest link: its status, when it expires, whether it was submitted."""
+
+    visit: str
+    status: LinkStatus
+    expires_at: datetime | None
+    participant_entered: bool
+
+
+@dataclass(frozen=True)
+class LinkForm:
+    """What the participant's page shows (no study, arm or participant information)."""
+
+    questions: list[Question]
+    answers: dict[str, int]
+    needs_birth_year: bool
+    closes_on: date
+    opens_on: date | None
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """What the participant sees after submitting (no scores, category or arm)."""
+
+    submitted: bool
 
 
 def token_hash(token: str) -> str:
@@ -159,60 +228,60 @@ def live_link(session: Session, visit: m.Visit) -> m.ParticipantLink | None:
 
 
 def issue_link(db: Database, ctx: RequestContext, code: str, visit_code: str, *,
-               second_factor: bool = False) -> dict[str, Any]:
+               second_factor: bool = False) -> IssuedLink:
     """Issue (or re-issue: the previous live link is revoked) a link for one visit."""
     require(ctx.actor, PARTICIPANT_WRITE, "issue participant links")
 
-    def run(session: Session) -> dict[str, Any]:
+    def run(session: Session) -> IssuedLink:
         pv, protocol = live_protocol(db, session)
         ensure_writable(session, pv)
         p = get_participant(session, ctx.actor, code, for_update=True)
         visit = _visit_of(session, p, visit_code)
         link, token = issue_in_session(session, protocol, p, visit, ctx.utcnow(),
                                        ctx.actor.username, second_factor=second_factor)
-        return {"id": link.id, "token": token, "path": f"/p/{token}", "visit": visit_code,
-                "expires_at": link.expires_at, "window_end": visit.window_end}
+        return IssuedLink(id=link.id, token=token, path=f"/p/{token}", visit=visit_code,
+                          expires_at=link.expires_at, window_end=visit.window_end)
 
     return in_transaction(db, ctx, run, reason="participant link issued")
 
 
 def revoke_link(db: Database, ctx: RequestContext, code: str, visit_code: str
-                ) -> dict[str, Any]:
+                ) -> RevokedLink:
     """Revoke the live link of one visit (a later use gets the friendly 'unavailable' page)."""
     require(ctx.actor, PARTICIPANT_WRITE, "revoke participant links")
 
-    def run(session: Session) -> dict[str, Any]:
+    def run(session: Session) -> RevokedLink:
         ensure_writable(session, live_protocol(db, session)[0])
         p = get_participant(session, ctx.actor, code, for_update=True)
         link = _live(session, _visit_of(session, p, visit_code))
         if link is None:
             raise NotFoundError(f"no live link for visit {visit_code}")
         link.revoked_at = ctx.utcnow()
-        return {"id": link.id, "visit": visit_code, "status": "revoked"}
+        return RevokedLink(id=link.id, visit=visit_code, status=LinkStatus.REVOKED)
 
     return in_transaction(db, ctx, run, reason="participant link revoked")
 
 
-def link_status(link: m.ParticipantLink | None, visit: m.Visit, now: datetime) -> str:
+def link_status(link: m.ParticipantLink | None, visit: m.Visit, now: datetime) -> LinkStatus:
     if link is None:
-        return "complete" if visit.status == "completed" else "not sent"
+        return LinkStatus.COMPLETE if visit.status == "completed" else LinkStatus.NOT_SENT
     if link.submitted_at is not None:
-        return "complete"
+        return LinkStatus.COMPLETE
     if link.revoked_at is not None:
-        return "revoked"
+        return LinkStatus.REVOKED
     if link.expires_at <= now:
-        return "expired"
+        return LinkStatus.EXPIRED
     if link.draft.get("answers"):
-        return "partial"
-    return "opened" if link.opened_at is not None else "sent"
+        return LinkStatus.PARTIAL
+    return LinkStatus.OPENED if link.opened_at is not None else LinkStatus.SENT
 
 
-def link_statuses(db: Database, ctx: RequestContext, code: str) -> list[dict[str, Any]]:
+def link_statuses(db: Database, ctx: RequestContext, code: str) -> list[LinkState]:
     """Per visit (Visit 0 included): the latest link's status (not sent, sent, opened, partial,
     complete, expired, revoked) and when it expires."""
     require(ctx.actor, PARTICIPANT_READ, "read participant links")
 
-    def run(session: Session) -> list[dict[str, Any]]:
+    def run(session: Session) -> list[LinkState]:
         p = get_participant(session, ctx.actor, code)
         now = ctx.utcnow()
         out = []
@@ -221,9 +290,9 @@ def link_statuses(db: Database, ctx: RequestContext, code: str) -> list[dict[str
             link = session.scalars(select(m.ParticipantLink).where(
                 m.ParticipantLink.visit_id == v.id).order_by(m.ParticipantLink.id.desc())
             ).first()
-            out.append({"visit": v.code, "status": link_status(link, v, now),
-                        "expires_at": link.expires_at if link else None,
-                        "participant_entered": bool(link and link.submitted_at)})
+            out.append(LinkState(visit=v.code, status=link_status(link, v, now),
+                                 expires_at=link.expires_at if link else None,
+                                 participant_entered=bool(link and link.submitted_at)))
         return out
 
     return in_transaction(db, ctx, run, write=False)
@@ -297,12 +366,12 @@ def _guarded(db: Database, ctx: RequestContext, token: str, run: Callable[[Sessi
 
 
 def link_form(db: Database, token: str, *, now: datetime | None = None,
-              request_id: str = "", birth_year: int | None = None) -> dict[str, Any]:
+              request_id: str = "", birth_year: int | None = None) -> LinkForm:
     """What the participant's page shows: the questions and the answers saved so far (no
     study, arm or participant information). Marks the link as opened."""
     ctx = _link_ctx(request_id, now)
 
-    def run(session: Session) -> dict[str, Any]:
+    def run(session: Session) -> LinkForm:
         link, p, visit = _resolve(session, token, ctx.utcnow())
         needs_factor = link.second_factor and birth_year is None
         if not needs_factor:
@@ -312,10 +381,10 @@ def link_form(db: Database, token: str, *, now: datetime | None = None,
         _, protocol = live_protocol(db, session)
         site = session.get(m.Site, p.site_id)
         today = local_date(ctx.utcnow(), site.timezone) if site else visit.window_start
-        return {"questions": _visit_questions(protocol, visit.code, p),
-                "answers": dict(link.draft.get("answers", {})),
-                "needs_birth_year": needs_factor, "closes_on": visit.window_end,
-                "opens_on": visit.window_start if today < visit.window_start else None}
+        return LinkForm(questions=_visit_questions(protocol, visit.code, p),
+                        answers=dict(link.draft.get("answers", {})),
+                        needs_birth_year=needs_factor, closes_on=visit.window_end,
+                        opens_on=visit.window_start if today < visit.window_start else None)
 
     return _guarded(db, ctx, token, run, "participant opened the link")
 
@@ -360,13 +429,13 @@ def save_answers(db: Database, token: str, answers: dict[str, Any], *,
 
 
 def submit_link(db: Database, token: str, *, now: datetime | None = None,
-                request_id: str = "", birth_year: int | None = None) -> dict[str, Any]:
+                request_id: str = "", birth_year: int | None = None) -> Submitted:
     """Record the visit from the saved answers (every question answered) and spend the link.
 
     Returns only what the participant may see (no scores, category or arm)."""
     ctx = _link_ctx(request_id, now)
 
-    def run(session: Session) -> dict[str, Any]:
+    def run(session: Session) -> Submitted:
         link, p, visit = _resolve(session, token, ctx.utcnow())
         _check_factor(link, p, birth_year)
         _, protocol = live_protocol(db, session)
@@ -394,6 +463,6 @@ def submit_link(db: Database, token: str, *, now: datetime | None = None,
         record_visit_in(db, inner, session, p.study_code, visit.code, instruments=blocks,
                         fields=fields)
         link.submitted_at = ctx.utcnow()
-        return {"submitted": True}
+        return Submitted(submitted=True)
 
     return _guarded(db, ctx, token, run, "participant submitted the questionnaires")

@@ -11,8 +11,9 @@ of every row that belongs to it; for the blinded data manager every view here pa
 from __future__ import annotations
 
 import json
+from collections import Counter
+from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
 from sqlalchemy import or_, select, tuple_
 from sqlalchemy.orm import Session
@@ -20,16 +21,67 @@ from sqlalchemy.orm import Session
 from tailor.db import Database
 from tailor.db import models as m
 from tailor.services.admin import live_protocol
+from tailor.services.audit import AuditRow, audit_row
 from tailor.services.blinding import redact, tokens_in_session
 from tailor.services.context import RequestContext, local_date
 from tailor.services.lifecycle import CLOSED
 from tailor.services.scope import AUDIT_READ, get_participant, participants, require
 from tailor.services.uow import in_transaction
 
-__all__ = ["DATA_REVIEW", "data_queries", "missing_data", "participant_audit"]
+__all__ = ["DATA_REVIEW", "DataCheck", "IncompleteVisit", "MissingData", "OverdueVisit",
+           "VisitCounts", "data_queries", "missing_data", "participant_audit"]
 
 DATA_REVIEW = frozenset({"admin", "data_manager"})
 _CLOSED = CLOSED
+
+
+@dataclass(frozen=True)
+class OverdueVisit:
+    participant: str
+    site: str
+    visit: str
+    window: str
+    days_overdue: int
+
+
+@dataclass(frozen=True)
+class IncompleteVisit:
+    """A completed visit lacking an expected score."""
+
+    participant: str
+    site: str
+    visit: str
+    visit_date: date | None
+    missing: str
+
+
+@dataclass(frozen=True)
+class VisitCounts:
+    """Per visit: how many are scheduled, completed, overdue, completed without a score."""
+
+    visit: str
+    scheduled: int
+    completed: int
+    overdue: int
+    missing_scores: int
+
+
+@dataclass(frozen=True)
+class MissingData:
+    overdue: list[OverdueVisit]
+    incomplete: list[IncompleteVisit]
+    per_visit: list[VisitCounts]
+
+
+@dataclass(frozen=True)
+class DataCheck:
+    """An automatic data query: what a data manager should ask a site to check."""
+
+    participant: str
+    site: str
+    visit: str
+    check: str
+    message: str
 
 
 def _scores(session: Session, visit_ids: list[int]) -> dict[int, dict[str, str | None]]:
@@ -54,21 +106,21 @@ def _visits(db: Database, ctx: RequestContext, session: Session
     return rows, {sid: (codes[sid], today[sid]) for sid in zones}
 
 
-def missing_data(db: Database, ctx: RequestContext) -> dict[str, Any]:
+def missing_data(db: Database, ctx: RequestContext) -> MissingData:
     """Overdue visits and completed visits lacking an expected score, with counts per visit."""
     require(ctx.actor, DATA_REVIEW, "review missing data")
 
-    def run(session: Session) -> dict[str, Any]:
+    def run(session: Session) -> MissingData:
         _pv, protocol = live_protocol(db, session)
         first = min(protocol.visits, key=lambda v: v.week).code
         rows, site_today = _visits(db, ctx, session)
         scores = _scores(session, [v.id for _, v in rows if v.status == "completed"])
-        overdue, incomplete = [], []
-        per_visit: dict[str, dict[str, int]] = {}
+        overdue: list[OverdueVisit] = []
+        incomplete: list[IncompleteVisit] = []
+        per_visit: dict[str, Counter[str]] = {}
         for p, v in rows:
             site, today = site_today[p.site_id]
-            stats = per_visit.setdefault(v.code, {"scheduled": 0, "completed": 0,
-                                                  "overdue": 0, "missing scores": 0})
+            stats = per_visit.setdefault(v.code, Counter())
             stats["scheduled"] += 1
             if v.status == "completed":
                 stats["completed"] += 1
@@ -76,32 +128,33 @@ def missing_data(db: Database, ctx: RequestContext) -> dict[str, Any]:
                 need = ["PEGSCORE"] + ([] if v.code == first else ["PGIC"])
                 lacking = [n for n in need if have.get(n) in (None, "")]
                 if lacking:
-                    stats["missing scores"] += 1
-                    incomplete.append({"participant": p.study_code, "site": site,
-                                       "visit": v.code, "visit_date": v.visit_date,
-                                       "missing": ", ".join(lacking)})
+                    stats["missing_scores"] += 1
+                    incomplete.append(IncompleteVisit(p.study_code, site, v.code, v.visit_date,
+                                                      ", ".join(lacking)))
             elif v.window_end < today and p.status not in _CLOSED:
                 stats["overdue"] += 1
-                overdue.append({"participant": p.study_code, "site": site, "visit": v.code,
-                                "window": f"{v.window_start} to {v.window_end}",
-                                "days_overdue": (today - v.window_end).days})
-        return {"overdue": overdue, "incomplete": incomplete,
-                "per_visit": [{"visit": k, **val} for k, val in per_visit.items()]}
+                overdue.append(OverdueVisit(p.study_code, site, v.code,
+                                            f"{v.window_start} to {v.window_end}",
+                                            (today - v.window_end).days))
+        return MissingData(overdue=overdue, incomplete=incomplete,
+                           per_visit=[VisitCounts(k, c["scheduled"], c["completed"],
+                                                  c["overdue"], c["missing_scores"])
+                                      for k, c in per_visit.items()])
 
     return in_transaction(db, ctx, run, write=False)
 
 
-def data_queries(db: Database, ctx: RequestContext) -> list[dict[str, Any]]:
+def data_queries(db: Database, ctx: RequestContext) -> list[DataCheck]:
     """Automatic data queries: what a data manager should ask a site to check."""
     require(ctx.actor, DATA_REVIEW, "review data queries")
 
-    def run(session: Session) -> list[dict[str, Any]]:
+    def run(session: Session) -> list[DataCheck]:
         _pv, protocol = live_protocol(db, session)
         decision = next((s.response.visit for s in protocol.stages if s.response is not None),
                         None)
         rows, site_today = _visits(db, ctx, session)
         scores = _scores(session, [v.id for _, v in rows if v.status == "completed"])
-        out: list[dict[str, Any]] = []
+        out: list[DataCheck] = []
         last_peg: dict[int, tuple[str, float]] = {}
         for p, v in rows:
             site, today = site_today[p.site_id]
@@ -111,34 +164,32 @@ def data_queries(db: Database, ctx: RequestContext) -> list[dict[str, Any]]:
                     peg = float(str(raw))
                     prev = last_peg.get(p.id)
                     if prev is not None and abs(peg - prev[1]) >= 5:
-                        out.append({"participant": p.study_code, "site": site,
-                                    "visit": v.code, "check": "PEG jump",
-                                    "message": f"PEG moved from {prev[1]:.1f} at {prev[0]} to "
-                                               f"{peg:.1f}; please verify the items"})
+                        out.append(DataCheck(
+                            p.study_code, site, v.code, "PEG jump",
+                            f"PEG moved from {prev[1]:.1f} at {prev[0]} to {peg:.1f}; "
+                            "please verify the items"))
                     last_peg[p.id] = (v.code, peg)
                 if v.code == decision and "response_category" not in scores.get(v.id, {}):
-                    out.append({"participant": p.study_code, "site": site, "visit": v.code,
-                                "check": "no response category",
-                                "message": "the week-12 visit has no response category "
-                                           "(PGIC missing?)"})
+                    out.append(DataCheck(p.study_code, site, v.code, "no response category",
+                                         "the week-12 visit has no response category "
+                                         "(PGIC missing?)"))
             elif (v.code == decision and v.window_end < today
                   and p.status not in _CLOSED):
-                out.append({"participant": p.study_code, "site": site, "visit": v.code,
-                            "check": "response window closed",
-                            "message": f"the response window closed on {v.window_end}; "
-                                       "stage 2 cannot be assigned without it"})
+                out.append(DataCheck(p.study_code, site, v.code, "response window closed",
+                                     f"the response window closed on {v.window_end}; "
+                                     "stage 2 cannot be assigned without it"))
         return out
 
     return in_transaction(db, ctx, run, write=False)
 
 
 def participant_audit(db: Database, ctx: RequestContext, code: str,
-                      limit: int = 2000) -> list[dict[str, Any]]:
+                      limit: int = 2000) -> list[AuditRow]:
     """The audit rows of one participant's record and every row belonging to it (admin, data
     manager; arm-bearing values concealed for the blinded data manager)."""
     require(ctx.actor, AUDIT_READ, "read the audit trail")
 
-    def run(session: Session) -> list[dict[str, Any]]:
+    def run(session: Session) -> list[AuditRow]:
         p = get_participant(session, ctx.actor, code)
         visit_ids = list(session.scalars(select(m.Visit.id).where(
             m.Visit.participant_id == p.id)))
@@ -171,10 +222,8 @@ def participant_audit(db: Database, ctx: RequestContext, code: str,
         out = []
         for r in session.scalars(select(m.AuditLog).where(or_(*terms))
                                  .order_by(m.AuditLog.seq).limit(limit)):
-            out.append({"seq": r.seq, "at": r.at_utc, "actor": r.actor, "role": r.role,
-                        "action": r.action, "entity": r.entity, "entity_id": r.entity_id,
-                        "field": r.field, "old_value": r.old_value, "new_value": r.new_value,
-                        "reason": r.reason})
-        return redact(out, ctx.actor, tokens_in_session(db, session))
+            out.append(audit_row(r))
+        shown: list[AuditRow] = redact(out, ctx.actor, tokens_in_session(db, session))
+        return shown
 
     return in_transaction(db, ctx, run, write=False)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -23,7 +25,7 @@ from tailor.db import Database
 from tailor.db import models as m
 from tailor.exceptions import ConflictError, InvalidFieldError, MissingFieldError, NotFoundError
 from tailor.services.admin import ensure_writable, live_protocol
-from tailor.services.blinding import redact, tokens_in_session
+from tailor.services.blinding import ArmTokens, redact, tokens_in_session
 from tailor.services.context import RequestContext
 from tailor.services.scope import PARTICIPANT_READ, get_participant, participants, require
 from tailor.services.uow import in_transaction
@@ -31,6 +33,9 @@ from tailor.services.uow import in_transaction
 __all__ = [
     "QUERY_MANAGE",
     "STATUSES",
+    "QueryDetail",
+    "QueryEvent",
+    "QueryView",
     "add_query",
     "answer_query",
     "close_query",
@@ -45,6 +50,47 @@ QUERY_MANAGE = frozenset({"data_manager", "admin"})  # open (manual), close, re-
 STATUSES = ("open", "answered", "closed")
 SORTS = {"age": (m.DataQuery.opened_at, False), "newest": (m.DataQuery.opened_at, True),
          "participant": (m.Participant.study_code, False), "status": (m.DataQuery.status, False)}
+
+
+@dataclass(frozen=True)
+class QueryView:
+    """A data query as its reader may see it (texts redacted for blinded roles)."""
+
+    id: int
+    participant: str
+    site: str
+    visit: str | None
+    field: str | None
+    source: str
+    message: str
+    status: str
+    assigned_role: str
+    opened_by: str
+    opened_at: str
+    age_days: int
+    answer: str | None
+    answered_at: str | None
+    closed_at: str | None
+
+
+@dataclass(frozen=True)
+class QueryEvent:
+    """One change of a query (an audit row of its status, answer or message)."""
+
+    at: str
+    actor: str
+    role: str
+    action: str
+    field: str
+    value: Any
+    reason: str
+
+
+@dataclass(frozen=True)
+class QueryDetail(QueryView):
+    """A query with its history."""
+
+    history: list[QueryEvent]
 
 
 def _text(value: str, name: str, limit: int = 1000) -> str:
@@ -84,7 +130,7 @@ def _age_days(q: m.DataQuery, now: datetime) -> int:
     return max(0, (now - q.opened_at).days)
 
 
-def _view(q: m.DataQuery, code: str, site: str, now: datetime) -> dict[str, Any]:
+def _fields(q: m.DataQuery, code: str, site: str, now: datetime) -> dict[str, Any]:
     return {"id": q.id, "participant": code, "site": site, "visit": q.visit_code,
             "field": q.field, "source": q.source, "message": q.message, "status": q.status,
             "assigned_role": q.assigned_role, "opened_by": q.opened_by,
@@ -92,6 +138,15 @@ def _view(q: m.DataQuery, code: str, site: str, now: datetime) -> dict[str, Any]
             "answer": q.answer,
             "answered_at": q.answered_at.isoformat() if q.answered_at else None,
             "closed_at": q.closed_at.isoformat() if q.closed_at else None}
+
+
+def _view(q: m.DataQuery, code: str, site: str, now: datetime) -> QueryView:
+    return QueryView(**_fields(q, code, site, now))
+
+
+def _redacted(view: QueryView, ctx: RequestContext, tokens: ArmTokens) -> QueryView:
+    out: QueryView = redact(view, ctx.actor, tokens)
+    return out
 
 
 def _scoped(session: Session, ctx: RequestContext, query_id: int
@@ -114,7 +169,7 @@ def _site_code(session: Session, site_id: int) -> str:
 
 def list_queries(db: Database, ctx: RequestContext, *, status: str | None = None,
                  participant: str | None = None, site: str | None = None,
-                 sort: str = "age", limit: int = 200, offset: int = 0) -> list[dict[str, Any]]:
+                 sort: str = "age", limit: int = 200, offset: int = 0) -> list[QueryView]:
     """Queries in scope, filtered by status, participant and site; sorted by age (oldest
     first), newest, participant or status."""
     require(ctx.actor, PARTICIPANT_READ, "read data queries")
@@ -125,7 +180,7 @@ def list_queries(db: Database, ctx: RequestContext, *, status: str | None = None
         raise InvalidFieldError(f"sort must be one of {', '.join(SORTS)}; got {sort!r}",
                                 field="sort", value=sort, rule="choice")
 
-    def run(session: Session) -> list[dict[str, Any]]:
+    def run(session: Session) -> list[QueryView]:
         ids = participants(ctx.actor).with_only_columns(m.Participant.id)
         stmt = (select(m.DataQuery, m.Participant.study_code, m.Site.code)
                 .join(m.Participant, m.Participant.id == m.DataQuery.participant_id)
@@ -142,58 +197,60 @@ def list_queries(db: Database, ctx: RequestContext, *, status: str | None = None
         now = ctx.utcnow()
         out = [_view(q, code, sc, now) for q, code, sc in
                session.execute(stmt.limit(limit).offset(offset))]
-        return redact(out, ctx.actor, tokens_in_session(db, session))
+        redacted: list[QueryView] = redact(out, ctx.actor, tokens_in_session(db, session))
+        return redacted
 
     return in_transaction(db, ctx, run, write=False)
 
 
-def query_view(db: Database, ctx: RequestContext, query_id: int) -> dict[str, Any]:
+def query_view(db: Database, ctx: RequestContext, query_id: int) -> QueryDetail:
     """One query with its history (its audit rows: who changed what, when, why)."""
     require(ctx.actor, PARTICIPANT_READ, "read data queries")
 
-    def run(session: Session) -> dict[str, Any]:
+    def run(session: Session) -> QueryDetail:
         q, p = _scoped(session, ctx, query_id)
-        history = [{"at": r.at_utc, "actor": r.actor, "role": r.role, "action": r.action,
-                    "field": r.field,
-                    "value": None if r.new_value is None else json.loads(r.new_value),
-                    "reason": r.reason}
+        history = [QueryEvent(at=r.at_utc, actor=r.actor, role=r.role, action=r.action,
+                              field=r.field,
+                              value=None if r.new_value is None else json.loads(r.new_value),
+                              reason=r.reason)
                    for r in session.scalars(select(m.AuditLog).where(
                        m.AuditLog.entity == "DataQuery", m.AuditLog.entity_id == str(q.id),
                        m.AuditLog.field.in_(("status", "answer", "message")))
                        .order_by(m.AuditLog.seq))]
-        out = _view(q, p.study_code, _site_code(session, p.site_id), ctx.utcnow()) | {
-            "history": history}
-        return redact(out, ctx.actor, tokens_in_session(db, session))
+        out = QueryDetail(**_fields(q, p.study_code, _site_code(session, p.site_id),
+                                    ctx.utcnow()), history=history)
+        redacted: QueryDetail = redact(out, ctx.actor, tokens_in_session(db, session))
+        return redacted
 
     return in_transaction(db, ctx, run, write=False)
 
 
 def open_query(db: Database, ctx: RequestContext, code: str, *, fld: str, message: str,
-               visit_code: str | None = None) -> dict[str, Any]:
+               visit_code: str | None = None) -> QueryView:
     """The data manager opens a query on any field of a participant."""
     require(ctx.actor, QUERY_MANAGE, "open data queries")
     text = _text(message, "message")
     name = _text(fld, "field", 64)
 
-    def run(session: Session) -> dict[str, Any]:
+    def run(session: Session) -> QueryView:
         pv, _ = live_protocol(db, session)
         ensure_writable(session, pv)
         p = get_participant(session, ctx.actor, code)
         q = add_query(session, ctx, p.id, source="manual", message=text,
                       visit_code=visit_code, fld=name)
-        return redact(_view(q, p.study_code, _site_code(session, p.site_id), ctx.utcnow()),
-                      ctx.actor, tokens_in_session(db, session))
+        return _redacted(_view(q, p.study_code, _site_code(session, p.site_id), ctx.utcnow()),
+                         ctx, tokens_in_session(db, session))
 
     return in_transaction(db, ctx, run, reason="query opened")
 
 
 def _transition(db: Database, ctx: RequestContext, query_id: int, allowed: frozenset[str],
-                action: str, from_status: tuple[str, ...], apply: Any, reason: str
-                ) -> dict[str, Any]:
+                action: str, from_status: tuple[str, ...],
+                apply: Callable[[m.DataQuery], None], reason: str) -> QueryView:
     """``reason`` is also the past tense shown in a refused transition's message."""
     require(ctx.actor, allowed, f"{action} data queries")
 
-    def run(session: Session) -> dict[str, Any]:
+    def run(session: Session) -> QueryView:
         pv, _ = live_protocol(db, session)
         ensure_writable(session, pv)
         q, p = _scoped(session, ctx, query_id)
@@ -202,14 +259,14 @@ def _transition(db: Database, ctx: RequestContext, query_id: int, allowed: froze
                                 f"{' or '.join(from_status)} can be {reason.split()[-1]}")
         apply(q)
         session.flush()
-        return redact(_view(q, p.study_code, _site_code(session, p.site_id), ctx.utcnow()),
-                      ctx.actor, tokens_in_session(db, session))
+        return _redacted(_view(q, p.study_code, _site_code(session, p.site_id), ctx.utcnow()),
+                         ctx, tokens_in_session(db, session))
 
     return in_transaction(db, ctx, run, reason=reason)
 
 
 def answer_query(db: Database, ctx: RequestContext, query_id: int,
-                 answer: str) -> dict[str, Any]:
+                 answer: str) -> QueryView:
     """The site answers an open query (coordinator of the participant's site)."""
     text = _text(answer, "answer")
 
@@ -220,7 +277,7 @@ def answer_query(db: Database, ctx: RequestContext, query_id: int,
                        apply, "query answered")
 
 
-def close_query(db: Database, ctx: RequestContext, query_id: int) -> dict[str, Any]:
+def close_query(db: Database, ctx: RequestContext, query_id: int) -> QueryView:
     """The data manager accepts the answer (or the correction) and closes the query."""
     def apply(q: m.DataQuery) -> None:
         q.status, q.closed_at = "closed", ctx.utcnow()
@@ -230,7 +287,7 @@ def close_query(db: Database, ctx: RequestContext, query_id: int) -> dict[str, A
 
 
 def reopen_query(db: Database, ctx: RequestContext, query_id: int,
-                 message: str) -> dict[str, Any]:
+                 message: str) -> QueryView:
     """The data manager re-opens an answered or closed query with a new message."""
     text = _text(message, "message")
 
@@ -249,5 +306,5 @@ def export_queries_csv(db: Database, ctx: RequestContext, **filters: Any) -> str
             "opened_by", "opened_at", "message", "answer", "answered_at", "closed_at"]
     writer = csv.DictWriter(out, fieldnames=cols, extrasaction="ignore")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows(asdict(r) for r in rows)
     return out.getvalue()

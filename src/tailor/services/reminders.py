@@ -10,8 +10,8 @@ needs a contact address the database does not hold yet; this is the schedule onl
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -22,7 +22,7 @@ from tailor.services.context import RequestContext, local_date
 from tailor.services.scope import PARTICIPANT_READ, participants, require
 from tailor.services.uow import in_transaction
 
-__all__ = ["REMINDER_KINDS", "due_today", "reminder_plan"]
+__all__ = ["REMINDER_KINDS", "DueReminder", "due_today", "reminder_plan"]
 
 REMINDER_KINDS = ("invitation", "reminder", "last reminder")
 
@@ -38,11 +38,21 @@ def reminder_plan(window_start: date, window_end: date) -> list[tuple[date, str]
     return sorted(plan.items())
 
 
-def due_today(db: Database, ctx: RequestContext) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class DueReminder:
+    """A message due today for one participant's open follow-up visit."""
+
+    participant: str
+    visit: str
+    kind: str
+    window_end: date
+
+
+def due_today(db: Database, ctx: RequestContext) -> list[DueReminder]:
     """What is due today (site-local) for each open, uncompleted follow-up visit in scope."""
     require(ctx.actor, PARTICIPANT_READ, "read reminders")
 
-    def run(session: Session) -> list[dict[str, Any]]:
+    def run(session: Session) -> list[DueReminder]:
         today = {s.id: local_date(ctx.utcnow(), s.timezone)
                  for s in session.scalars(select(m.Site))}
         scoped = participants(ctx.actor).where(
@@ -61,8 +71,8 @@ def due_today(db: Database, ctx: RequestContext) -> list[dict[str, Any]]:
                 continue
             kind = dict(reminder_plan(visit.window_start, visit.window_end)).get(day)
             if kind is not None:
-                out.append({"participant": code, "visit": visit.code, "kind": kind,
-                            "window_end": visit.window_end})
+                out.append(DueReminder(participant=code, visit=visit.code, kind=kind,
+                                       window_end=visit.window_end))
         return out
 
     return in_transaction(db, ctx, run, write=False)

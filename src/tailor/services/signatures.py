@@ -42,6 +42,7 @@ from tailor.services.uow import in_transaction
 __all__ = [
     "MEANINGS",
     "SignatureRejectedError",
+    "SignatureView",
     "Signer",
     "content_hash",
     "list_signatures",
@@ -145,20 +146,39 @@ def record(session: Session, ctx: RequestContext, signer: Signer, *, meaning: st
     return row
 
 
-def signature_view(row: m.Signature) -> dict[str, Any]:
-    return {"id": row.id, "printed_name": row.printed_name, "username": row.username,
-            "role": row.role, "signed_at": row.signed_at.isoformat(), "meaning": row.meaning,
-            "entity": row.entity, "entity_id": row.entity_id,
-            "content_hash": row.content_hash, "reason": row.reason,
-            "record_hash": row.record_hash, "intact": record_hash(row) == row.record_hash}
+@dataclass(frozen=True)
+class SignatureView:
+    """A stored electronic signature; ``intact`` says whether its record hash still matches."""
+
+    id: int
+    printed_name: str
+    username: str
+    role: str
+    signed_at: str
+    meaning: str
+    entity: str
+    entity_id: str
+    content_hash: str
+    reason: str
+    record_hash: str
+    intact: bool
+
+
+def signature_view(row: m.Signature) -> SignatureView:
+    return SignatureView(id=row.id, printed_name=row.printed_name, username=row.username,
+                         role=row.role, signed_at=row.signed_at.isoformat(),
+                         meaning=row.meaning, entity=row.entity, entity_id=row.entity_id,
+                         content_hash=row.content_hash, reason=row.reason,
+                         record_hash=row.record_hash,
+                         intact=record_hash(row) == row.record_hash)
 
 
 def list_signatures(db: Database, ctx: RequestContext, *, limit: int = 200,
-                    after_id: int = 0) -> list[dict[str, Any]]:
+                    after_id: int = 0) -> list[SignatureView]:
     """Signatures in order (admin, data manager), each re-checked against its record hash."""
     require(ctx.actor, AUDIT_READ, "read signatures")
 
-    def run(session: Session) -> list[dict[str, Any]]:
+    def run(session: Session) -> list[SignatureView]:
         rows = session.scalars(select(m.Signature).where(m.Signature.id > after_id)
                                .order_by(m.Signature.id).limit(limit))
         return [signature_view(r) for r in rows]

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -27,17 +27,62 @@ from tailor.services.admin import ensure_writable, live_protocol
 from tailor.services.auth import RateLimitedError
 from tailor.services.context import ROLES, RequestContext
 from tailor.services.scope import AUDIT_READ, EMERGENCY_UNBLIND, NOT_FOUND, get_participant, require
+from tailor.services.signatures import SignatureView, signature_view, verify_signer
 from tailor.services.signatures import record as sign
-from tailor.services.signatures import signature_view, verify_signer
 from tailor.services.uow import audit_refusal, in_transaction
 
-__all__ = ["DEFAULT_NOTIFY_ROLES", "configure_notifications", "list_notifications",
-           "notify_roles", "unblind"]
+__all__ = ["DEFAULT_NOTIFY_ROLES", "NotificationView", "Notified", "RevealedAllocation",
+           "Unblinding", "configure_notifications", "list_notifications", "notify_roles",
+           "unblind"]
 
 DEFAULT_NOTIFY_ROLES = ("admin", "statistician")
 DEFAULT_MAX_PER_DAY = 5
 _KEY = "unblind_notify_roles"
 _LIMIT = "unblind_max_per_day"
+
+
+@dataclass(frozen=True)
+class RevealedAllocation:
+    """One allocation revealed by an emergency unblinding."""
+
+    stage: int
+    option: str
+    action: str
+    allocated_at: str
+
+
+@dataclass(frozen=True)
+class Notified:
+    """A user notified of an unblinding."""
+
+    username: str
+    role: str
+
+
+@dataclass(frozen=True)
+class Unblinding:
+    """What an emergency unblinding revealed, its signature and who was notified."""
+
+    participant: str
+    allocations: list[RevealedAllocation]
+    reason: str
+    signature: SignatureView
+    notified: list[Notified]
+
+
+@dataclass(frozen=True)
+class NotificationView:
+    """A row of the notification outbox."""
+
+    id: int
+    created_at: str
+    kind: str
+    recipient: str
+    role: str
+    subject: str
+    body: str
+    signature_id: int | None
+    sent_at: str | None
 
 
 def configure_notifications(db: Database, roles: tuple[str, ...], *,
@@ -62,7 +107,7 @@ def notify_roles(db: Database) -> tuple[str, ...]:
 
 
 def unblind(db: Database, ctx: RequestContext, code: str, *, reason: str,
-            password: str | None, stage: int | None = None) -> dict[str, Any]:
+            password: str | None, stage: int | None = None) -> Unblinding:
     """Reveal one participant's allocation(s) (all stages, or ``stage``); see the module."""
     if ctx.actor.role not in EMERGENCY_UNBLIND:
         raise NotFoundError(NOT_FOUND)  # existence hidden, as for another site's participant
@@ -92,7 +137,7 @@ def unblind(db: Database, ctx: RequestContext, code: str, *, reason: str,
     signer = verify_signer(db, ctx, password, "unblinding")
     roles = notify_roles(db)
 
-    def run(session: Session) -> dict[str, Any]:
+    def run(session: Session) -> Unblinding:
         pv, _ = live_protocol(db, session)
         ensure_writable(session, pv)
         found = allocations(session)
@@ -120,14 +165,14 @@ def unblind(db: Database, ctx: RequestContext, code: str, *, reason: str,
             "participant_site_id": p.site_id, "field": "allocations",
             "new_value": json.dumps({"stages": stages, "signature_id": signature.id,
                                      "notified": [u.username for u in recipients]})})
-        return {
-            "participant": code,
-            "allocations": [{"stage": a.stage, "option": a.option, "action": a.action,
-                             "allocated_at": a.allocated_at.isoformat()} for a in found],
-            "reason": reason,
-            "signature": signature_view(signature),
-            "notified": [{"username": u.username, "role": u.role} for u in recipients],
-        }
+        return Unblinding(
+            participant=code,
+            allocations=[RevealedAllocation(a.stage, a.option, a.action,
+                                            a.allocated_at.isoformat()) for a in found],
+            reason=reason,
+            signature=signature_view(signature),
+            notified=[Notified(u.username, u.role) for u in recipients],
+        )
 
     return in_transaction(db, ctx, run, reason="emergency unblinding")
 
@@ -156,18 +201,19 @@ def _check_rate(db: Database, ctx: RequestContext) -> None:
 
 
 def list_notifications(db: Database, ctx: RequestContext, *, kind: str | None = None,
-                       after_id: int = 0, limit: int = 200) -> list[dict[str, Any]]:
+                       after_id: int = 0, limit: int = 200) -> list[NotificationView]:
     """The notification outbox (admin, data manager), oldest first."""
     require(ctx.actor, AUDIT_READ, "read the notification outbox")
 
-    def run(session: Session) -> list[dict[str, Any]]:
+    def run(session: Session) -> list[NotificationView]:
         stmt = select(m.Notification).where(m.Notification.id > after_id)
         if kind:
             stmt = stmt.where(m.Notification.kind == kind)
         rows = session.scalars(stmt.order_by(m.Notification.id).limit(limit))
-        return [{"id": n.id, "created_at": n.created_at.isoformat(), "kind": n.kind,
-                 "recipient": n.recipient_username, "role": n.recipient_role,
-                 "subject": n.subject, "body": n.body, "signature_id": n.signature_id,
-                 "sent_at": n.sent_at.isoformat() if n.sent_at else None} for n in rows]
+        return [NotificationView(id=n.id, created_at=n.created_at.isoformat(), kind=n.kind,
+                                 recipient=n.recipient_username, role=n.recipient_role,
+                                 subject=n.subject, body=n.body, signature_id=n.signature_id,
+                                 sent_at=n.sent_at.isoformat() if n.sent_at else None)
+                for n in rows]
 
     return in_transaction(db, ctx, run, write=False)

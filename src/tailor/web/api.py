@@ -146,14 +146,14 @@ def me(ctx: Ctx) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- admin
-@router.get("/sites", response_model=list[s.SiteOut], tags=["admin"])
-def sites(ctx: Ctx, db: Db) -> list[dict[str, Any]]:
+@router.get("/sites", response_model=list[s.SiteOut], tags=["admin"])  # type: ignore[valid-type]
+def sites(ctx: Ctx, db: Db) -> list[admin.SiteView]:
     """Sites visible to the caller."""
     return admin.list_sites(db, ctx)
 
 
 @router.post("/sites", status_code=201, response_model=s.SiteOut, tags=["admin"])
-def create_site(body: s.SiteIn, ctx: Ctx, db: Db) -> dict[str, Any]:
+def create_site(body: s.SiteIn, ctx: Ctx, db: Db) -> admin.SiteView:
     """Create a site with its IANA time zone (admin)."""
     return admin.create_site(db, ctx, body.code, body.name, body.timezone)
 
@@ -161,15 +161,15 @@ def create_site(body: s.SiteIn, ctx: Ctx, db: Db) -> dict[str, Any]:
 @router.post("/users", status_code=201, tags=["admin"], responses=USER_LINKS)
 def create_user(body: s.UserIn, ctx: Ctx, db: Db) -> dict[str, Any]:
     """Create a user with a role (admin)."""
-    return admin.create_user(db, ctx, body.username, body.password, body.role, body.site,
-                             full_name=body.full_name, email=body.email)
+    return asdict(admin.create_user(db, ctx, body.username, body.password, body.role,
+                                    body.site, full_name=body.full_name, email=body.email))
 
 
 Username = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_.-]{1,63}$")]
 
 
-@router.get("/users", response_model=list[s.UserOut], tags=["admin"])
-def users(ctx: Ctx, db: Db) -> list[dict[str, Any]]:
+@router.get("/users", response_model=list[s.UserOut], tags=["admin"])  # type: ignore[valid-type]
+def users(ctx: Ctx, db: Db) -> list[accounts.UserView]:
     """Every user with role, site and state (admin)."""
     return accounts.list_users(db, ctx)
 
@@ -188,26 +188,26 @@ def set_password(username: Username, body: s.PasswordIn, ctx: Ctx, db: Db,
 
 
 @router.post("/users/{username}/deactivate", response_model=s.UserStateOut, tags=["admin"])
-def deactivate(username: Username, ctx: Ctx, db: Db) -> dict[str, Any]:
+def deactivate(username: Username, ctx: Ctx, db: Db) -> accounts.UserState:
     """Deactivate a user: every session ends at once (admin)."""
     return accounts.set_active(db, ctx, username, False)
 
 
 @router.post("/users/{username}/reactivate", response_model=s.UserStateOut, tags=["admin"])
-def reactivate(username: Username, ctx: Ctx, db: Db) -> dict[str, Any]:
+def reactivate(username: Username, ctx: Ctx, db: Db) -> accounts.UserState:
     """Reactivate a deactivated user (admin)."""
     return accounts.set_active(db, ctx, username, True)
 
 
-@router.get("/protocols", response_model=list[s.ProtocolOut], tags=["admin"])
-def protocols(ctx: Ctx, db: Db) -> list[dict[str, Any]]:
+@router.get("/protocols", response_model=list[s.ProtocolOut], tags=["admin"])  # type: ignore[valid-type]
+def protocols(ctx: Ctx, db: Db) -> list[admin.ProtocolView]:
     """Registered protocol versions."""
     return admin.list_protocols(db, ctx)
 
 
 @router.post("/protocols", status_code=201, response_model=s.ProtocolOut,
              tags=["admin"], responses=PROTOCOL_LINKS)
-def register_protocol(body: s.ProtocolIn, ctx: Ctx, db: Db) -> dict[str, Any]:
+def register_protocol(body: s.ProtocolIn, ctx: Ctx, db: Db) -> admin.ProtocolView:
     """Validate and register a protocol version (admin)."""
     return admin.register_protocol(db, ctx, body.yaml)
 
@@ -360,11 +360,11 @@ def stage_state(stage: Annotated[str, Path(max_length=12)], ctx: Ctx,
                                                                      what="stage")))
 
 
-@router.get("/audit", response_model=list[s.AuditRowOut], tags=["audit"])
+@router.get("/audit", response_model=list[s.AuditRowOut], tags=["audit"])  # type: ignore[valid-type]
 def audit_trail(ctx: Ctx, db: Db,
                 entity: Annotated[str | None, Query(pattern=r"^[A-Za-z]{1,64}$")] = None,
                 after_seq: Annotated[int, Query(ge=0, le=2**62)] = 0,
-                limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[dict[str, Any]]:
+                limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[audit.AuditRow]:
     """Audit rows (admin, data manager)."""
     return audit.audit_trail(db, ctx, entity=entity, after_seq=after_seq, limit=limit)
 

@@ -4,6 +4,7 @@ own-site participant records, another site's is a 404)."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
@@ -25,4 +26,4 @@ def record_as_of(ctx: Ctx, db: Db,
                                           description="Audit sequence number or ISO 8601 "
                                                       "instant with a zone")]) -> Any:
     """The record's fields as they stood at ``at`` (``exists`` false before its creation)."""
-    return audit.record_as_of(db, ctx, entity, record_id, audit.parse_as_of(at))
+    return asdict(audit.record_as_of(db, ctx, entity, record_id, audit.parse_as_of(at)))

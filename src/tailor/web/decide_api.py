@@ -3,6 +3,7 @@ admin). Bad input is a 422 listing every field's problem; no model configured is
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -52,10 +53,11 @@ def decide(body: DecideIn, request: Request, db: Annotated[Database, Depends(get
     scores = None if body.scores is None else {
         k: (int(v) if isinstance(v, bool) else v) for k, v in body.scores.items()}
     try:
-        return decide_service(db, ctx, path, scores=scores, questionnaires=body.questionnaires,
-                              peg=body.peg, opioid_use=body.opioid_use, age=body.age,
-                              contraindications=body.contraindications,
-                              eligible_arms=body.eligible_arms)
+        return asdict(decide_service(db, ctx, path, scores=scores,
+                                     questionnaires=body.questionnaires, peg=body.peg,
+                                     opioid_use=body.opioid_use, age=body.age,
+                                     contraindications=body.contraindications,
+                                     eligible_arms=body.eligible_arms))
     except DecisionInputError as exc:
         return JSONResponse({"detail": [{"loc": ["body", *k.split(".")], "msg": v,
                                          "type": "invalid"} for k, v in exc.errors.items()]},

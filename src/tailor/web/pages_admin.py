@@ -70,7 +70,7 @@ def user_action(page: User, username: str, action: str, form: Form) -> Response:
         if action == "deactivate":
             out = accounts.set_active(page.db, page.ctx, username, False)
             return _users_page(page, notice=f"{username} deactivated; "
-                                            f"{out['sessions_ended']} session(s) ended")
+                                            f"{out.sessions_ended} session(s) ended")
         if action == "reactivate":
             accounts.set_active(page.db, page.ctx, username, True)
             return _users_page(page, notice=f"{username} reactivated")
@@ -110,13 +110,13 @@ def trial_action(page: User, what: str, form: Form) -> Response:
             return _trial_page(page, notice="site created")
         if what == "protocols":
             out = admin.register_protocol(page.db, ctx, str(form.get("yaml", "")))
-            return _trial_page(page, notice=f"protocol {out['name']} {out['version']} "
-                                            f"registered ({out['content_hash'][:12]})")
+            return _trial_page(page, notice=f"protocol {out.name} {out.version} "
+                                            f"registered ({out.content_hash[:12]})")
         if what == "go-live":
             out = admin.go_live(page.db, ctx, _text(form, "content_hash"),
                                 password=str(form.get("password", "")))
-            return _trial_page(page, notice=f"protocol {out['content_hash'][:12]} is live, "
-                                            f"signed by {out['signature']['printed_name']}")
+            return _trial_page(page, notice=f"protocol {out.content_hash[:12]} is live, "
+                                            f"signed by {out.signature.printed_name}")
         if what == "data-lock":
             admin.lock_data(page.db, ctx, password=str(form.get("password", "")))
             return _trial_page(page, notice="the trial's data are locked")

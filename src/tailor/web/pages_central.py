@@ -19,6 +19,7 @@ from tailor.services import forms, overview, quality, queries
 from tailor.services.baseline import BASELINE_INSTRUMENTS
 from tailor.services.decide import (
     INTENDED_USE,
+    Decision,
     DecisionInputError,
     ModelUnavailableError,
     decide,
@@ -184,7 +185,7 @@ def _contra_groups(protocol: Any, chosen: set[str]) -> list[dict[str, Any]]:
 
 
 def _decide_page(page: Page, *, mode: str = "scores", values: dict[str, Any] | None = None,
-                 errors: dict[str, str] | None = None, result: dict[str, Any] | None = None,
+                 errors: dict[str, str] | None = None, result: Decision | None = None,
                  status: int = 200) -> Response:
     values = values or {}
     errors = errors or {}
@@ -193,13 +194,13 @@ def _decide_page(page: Page, *, mode: str = "scores", values: dict[str, Any] | N
     except ModelUnavailableError as exc:
         return page.render("decide.html", 409, unavailable=str(exc), model=None)
     specs = feature_specs(model, protocol)
-    score_fields = [{"name": f"scores.{s['name']}", "id": field_id(f"scores.{s['name']}"),
-                     "label": s["label"], "kind": "select" if s["binary"] else "number",
+    score_fields = [{"name": f"scores.{s.name}", "id": field_id(f"scores.{s.name}"),
+                     "label": s.label, "kind": "select" if s.binary else "number",
                      "options": [("", "Choose"), ("1", "Yes (1)"), ("0", "No (0)")],
-                     "min": s["low"], "max": s["high"], "step": "any",
-                     "value": values.get(f"scores.{s['name']}", ""),
-                     "error": errors.get(f"scores.{s['name']}"),
-                     "required": s["name"] == model.baseline}
+                     "min": s.low, "max": s.high, "step": "any",
+                     "value": values.get(f"scores.{s.name}", ""),
+                     "error": errors.get(f"scores.{s.name}"),
+                     "required": s.name == model.baseline}
                     for s in specs]
     q = values.get("questionnaires", {})
     needed = short_form(model)

@@ -4,6 +4,7 @@ and contact API (``/participants/{code}/contact``, ``/api/v1/participants/{code}
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -60,7 +61,7 @@ def run_in_question(request: Request, token: str) -> Response:
         q = outreach.run_in_question(request.app.state.db, token)
     except LinkUnavailableError:
         return _gone(request)
-    return _page(request, token=token, q=q, error="", thanks=q["answered"])
+    return _page(request, token=token, q=q, error="", thanks=q.answered)
 
 
 @router.post("/r/{token}", response_class=HTMLResponse)
@@ -85,7 +86,8 @@ async def run_in_answer(request: Request, token: str) -> Response:
 
 
 # ------------------------------------------------------------------ the coordinator's side
-def _show(page: Page, code: str, values: dict[str, Any], errors: dict[str, str],
+def _show(page: Page, code: str, values: dict[str, Any] | contacts.ContactView,
+          errors: dict[str, str],
           status_code: int = 200, saved: bool = False) -> HTMLResponse:
     return page.render("contact.html", status_code, code=code, values=values, errors=errors,
                        saved=saved)
@@ -123,11 +125,11 @@ class ContactIn(_In):
 @api_router.get("/participants/{code}/contact")
 def get_contact(code: Code, ctx: Ctx, db: Db) -> dict[str, Any]:
     """The participant's contact (site coordinator, admin; never blinded roles)."""
-    return contacts.get_contact(db, ctx, code)
+    return asdict(contacts.get_contact(db, ctx, code))
 
 
 @api_router.put("/participants/{code}/contact")
 def put_contact(code: Code, body: ContactIn, ctx: Ctx, db: Db) -> dict[str, Any]:
     """Enter or change the participant's e-mail, mobile (E.164) and consent to contact."""
-    return contacts.set_contact(db, ctx, code, email=body.email, mobile=body.mobile,
-                                consent_to_contact=body.consent_to_contact)
+    return asdict(contacts.set_contact(db, ctx, code, email=body.email, mobile=body.mobile,
+                                       consent_to_contact=body.consent_to_contact))

@@ -4,7 +4,7 @@ shown once, on the page that issued it (only its hash is stored)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse, Response
@@ -21,10 +21,10 @@ User = Annotated[Page, Depends(page_user)]
 Form = Annotated[FormData, Depends(csrf_form)]
 
 
-def _show(page: Page, code: str, *, issued: dict[str, Any] | None = None, error: str = "",
-          status_code: int = 200) -> HTMLResponse:
+def _show(page: Page, code: str, *, issued: participant_links.IssuedLink | None = None,
+          error: str = "", status_code: int = 200) -> HTMLResponse:
     rows = participant_links.link_statuses(page.db, page.ctx, code)
-    url = str(page.request.base_url).rstrip("/") + issued["path"] if issued else ""
+    url = str(page.request.base_url).rstrip("/") + issued.path if issued else ""
     return page.render("links.html", status_code, code=code, rows=rows, issued=issued,
                        url=url, error=error)
 

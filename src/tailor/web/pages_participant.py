@@ -6,6 +6,7 @@ routes is rendered here)."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -45,8 +46,8 @@ def _unavailable(request: Request) -> HTMLResponse:
                  message=UNAVAILABLE)
 
 
-def _not_open(request: Request, form: dict[str, Any]) -> HTMLResponse:
-    day = form["opens_on"].strftime("%d %B %Y")
+def _not_open(request: Request, opens_on: date) -> HTMLResponse:
+    day = opens_on.strftime("%d %B %Y")
     return _page(request, "p_message.html", title="Not open yet",
                  message=f"This questionnaire opens on {day}. Please come back to this link "
                          "then.")
@@ -79,7 +80,7 @@ def _rid(request: Request) -> str:
     return str(getattr(request.state, "request_id", ""))
 
 
-def _form(request: Request, token: str) -> dict[str, Any] | None:
+def _form(request: Request, token: str) -> links.LinkForm | None:
     try:
         return links.link_form(_db(request), token, request_id=_rid(request),
                                birth_year=_birth_year(request))
@@ -87,13 +88,13 @@ def _form(request: Request, token: str) -> dict[str, Any] | None:
         return None
 
 
-def _question_page(request: Request, token: str, form: dict[str, Any], step: int,
+def _question_page(request: Request, token: str, form: links.LinkForm, step: int,
                    error: str = "", status_code: int = 200) -> HTMLResponse:
-    questions = form["questions"]
+    questions = form.questions
     q = questions[step]
     return _page(request, "p_question.html", status_code, token=token, q=q, step=step,
-                 total=len(questions), answer=form["answers"].get(q.code), error=error,
-                 closes_on=form["closes_on"])
+                 total=len(questions), answer=form.answers.get(q.code), error=error,
+                 closes_on=form.closes_on)
 
 
 @router.get("/p/{token}", response_class=HTMLResponse)
@@ -109,13 +110,13 @@ def questionnaire(request: Request, token: str, step: int | None = None) -> Resp
                      error="That year of birth does not match our records.")
     if form is None:
         return _unavailable(request)
-    if form["needs_birth_year"]:
+    if form.needs_birth_year:
         return _page(request, "p_birth_year.html", token=token, error="")
-    if form["opens_on"] is not None:
-        return _not_open(request, form)
-    questions = form["questions"]
+    if form.opens_on is not None:
+        return _not_open(request, form.opens_on)
+    questions = form.questions
     if step is None:
-        step = next((i for i, q in enumerate(questions) if q.code not in form["answers"]),
+        step = next((i for i, q in enumerate(questions) if q.code not in form.answers),
                     len(questions))
     if not 0 <= step < len(questions):
         return RedirectResponse(f"/p/{token}/review", status_code=303)
@@ -130,12 +131,12 @@ async def answer(request: Request, token: str) -> Response:
         return stop
     data = await request.form()
     form = _form(request, token)
-    if form is None or form["needs_birth_year"]:
+    if form is None or form.needs_birth_year:
         return _unavailable(request) if form is None else RedirectResponse(
             f"/p/{token}", status_code=303)
-    if form["opens_on"] is not None:
-        return _not_open(request, form)
-    questions = form["questions"]
+    if form.opens_on is not None:
+        return _not_open(request, form.opens_on)
+    questions = form.questions
     raw_step = str(data.get("step", ""))
     step = int(raw_step) if raw_step.isdigit() and int(raw_step) < len(questions) else 0
     code = questions[step].code
@@ -179,10 +180,10 @@ async def birth_year(request: Request, token: str) -> Response:
     return response
 
 
-def _review_rows(form: dict[str, Any]) -> list[dict[str, Any]]:
+def _review_rows(form: links.LinkForm) -> list[dict[str, Any]]:
     rows = []
-    for i, q in enumerate(form["questions"]):
-        value = form["answers"].get(q.code)
+    for i, q in enumerate(form.questions):
+        value = form.answers.get(q.code)
         label = dict(q.choices).get(value, "") if value is not None else ""
         numeric = any(text == str(v) for v, text in q.choices)  # a 0-10 rating scale
         shown = "" if value is None else (f"{value}" if label == str(value) else
@@ -201,7 +202,7 @@ def review(request: Request, token: str) -> Response:
     form = _form(request, token)
     if form is None:
         return _unavailable(request)
-    if form["needs_birth_year"]:
+    if form.needs_birth_year:
         return RedirectResponse(f"/p/{token}", status_code=303)
     rows = _review_rows(form)
     return _page(request, "p_review.html", token=token, rows=rows,

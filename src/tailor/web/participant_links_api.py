@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -21,17 +22,17 @@ def issue_link(code: Code, visit: VisitCode, request: Request, ctx: Ctx, db: Db
                ) -> dict[str, Any]:
     """Issue a participant link for one visit (a resend revokes the previous link)."""
     second = bool(getattr(request.app.state.settings, "participant_link_second_factor", False))
-    return participant_links.issue_link(db, ctx, code, visit, second_factor=second)
+    return asdict(participant_links.issue_link(db, ctx, code, visit, second_factor=second))
 
 
 @router.delete("/participants/{code}/visits/{visit}/link")
 def revoke_link(code: Code, visit: VisitCode, ctx: Ctx, db: Db) -> dict[str, Any]:
     """Revoke the visit's live participant link."""
-    return participant_links.revoke_link(db, ctx, code, visit)
+    return asdict(participant_links.revoke_link(db, ctx, code, visit))
 
 
 @router.get("/participants/{code}/links")
 def link_statuses(code: Code, ctx: Ctx, db: Db) -> list[dict[str, Any]]:
     """Each follow-up visit's link status: not sent, sent, opened, partial, complete, expired,
     revoked."""
-    return participant_links.link_statuses(db, ctx, code)
+    return [asdict(s) for s in participant_links.link_statuses(db, ctx, code)]

@@ -3,6 +3,7 @@ open (data manager, any field), answer (site), close and re-open (data manager).
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -29,8 +30,9 @@ def list_queries(ctx: Ctx, db: Db, status: Status = None, participant: Participa
                  limit: Annotated[int, Query(ge=1, le=1000)] = 200,
                  offset: Annotated[int, Query(ge=0, le=10**7)] = 0) -> list[dict[str, Any]]:
     """Data queries in scope (coordinators: own site), oldest first by default."""
-    return queries.list_queries(db, ctx, status=status, participant=participant, site=site,
-                                sort=sort, limit=limit, offset=offset)
+    return [asdict(q) for q in queries.list_queries(
+        db, ctx, status=status, participant=participant, site=site, sort=sort, limit=limit,
+        offset=offset)]
 
 
 @router.get("/queries.csv", response_class=CsvResponse)
@@ -46,30 +48,30 @@ def export_queries(ctx: Ctx, db: Db, status: Status = None, participant: Partici
 @router.get("/queries/{query_id}")
 def get_query(query_id: QueryId, ctx: Ctx, db: Db) -> dict[str, Any]:
     """One query with its history."""
-    return queries.query_view(db, ctx, query_id)
+    return asdict(queries.query_view(db, ctx, query_id))
 
 
 @router.post("/participants/{code}/queries", status_code=201)
 def open_query(code: Code, body: s.QueryIn, ctx: Ctx, db: Db) -> dict[str, Any]:
     """Open a query on any field of a participant (data manager, admin)."""
-    return queries.open_query(db, ctx, code, fld=body.field, message=body.message,
-                              visit_code=body.visit)
+    return asdict(queries.open_query(db, ctx, code, fld=body.field, message=body.message,
+                                     visit_code=body.visit))
 
 
 @router.post("/queries/{query_id}/answer")
 def answer_query(query_id: QueryId, body: s.QueryAnswerIn, ctx: Ctx, db: Db) -> dict[str, Any]:
     """Answer an open query (the participant's site)."""
-    return queries.answer_query(db, ctx, query_id, body.answer)
+    return asdict(queries.answer_query(db, ctx, query_id, body.answer))
 
 
 @router.post("/queries/{query_id}/close")
 def close_query(query_id: QueryId, ctx: Ctx, db: Db) -> dict[str, Any]:
     """Close an open or answered query (data manager, admin)."""
-    return queries.close_query(db, ctx, query_id)
+    return asdict(queries.close_query(db, ctx, query_id))
 
 
 @router.post("/queries/{query_id}/reopen")
 def reopen_query(query_id: QueryId, body: s.QueryReopenIn, ctx: Ctx,
                  db: Db) -> dict[str, Any]:
     """Re-open an answered or closed query with a new message (data manager, admin)."""
-    return queries.reopen_query(db, ctx, query_id, body.message)
+    return asdict(queries.reopen_query(db, ctx, query_id, body.message))

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, StrictBool
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    create_model,
+)
 
 from tailor.protocol import MAX_STAGES
+from tailor.services.accounts import UserState, UserView
+from tailor.services.admin import ProtocolView, SiteView
+from tailor.services.audit import AuditRow
 from tailor.web.inputs import clean_name, clean_text
 
 __all__ = [
@@ -103,19 +116,15 @@ class PasswordIn(_In):
     temporary: StrictBool = False
 
 
-class UserOut(BaseModel):
-    username: str
-    role: str
-    site: str | None
-    full_name: str
-    active: bool
-    must_change_password: bool
+def _out(name: str, result: type) -> type[BaseModel]:
+    """The response model of a service's frozen result: its fields, defined once (there)."""
+    hints = typing.get_type_hints(result)
+    fields: dict[str, Any] = {f.name: (hints[f.name], ...) for f in dataclasses.fields(result)}
+    return create_model(name, **fields)
 
 
-class UserStateOut(BaseModel):
-    username: str
-    active: bool
-    sessions_ended: int
+UserOut = _out("UserOut", UserView)
+UserStateOut = _out("UserStateOut", UserState)
 
 
 class ProtocolIn(_In):
@@ -209,18 +218,8 @@ class MeOut(BaseModel):
     site: str | None
 
 
-class SiteOut(BaseModel):
-    code: str
-    name: str
-    timezone: str
-
-
-class ProtocolOut(BaseModel):
-    name: str
-    version: str
-    content_hash: str
-    live: bool
-    live_at: str | None
+SiteOut = _out("SiteOut", SiteView)
+ProtocolOut = _out("ProtocolOut", ProtocolView)
 
 
 class VisitOut(BaseModel):
@@ -234,20 +233,7 @@ class VisitOut(BaseModel):
     scores: dict[str, str | None]
 
 
-class AuditRowOut(BaseModel):
-    seq: int
-    at: str
-    actor: str
-    role: str
-    site: str
-    action: str
-    entity: str
-    entity_id: str
-    field: str
-    old_value: str | None
-    new_value: str | None
-    request_id: str
-    reason: str
+AuditRowOut = _out("AuditRowOut", AuditRow)
 
 
 class IntoleranceIn(_In):

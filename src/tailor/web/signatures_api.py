@@ -10,6 +10,7 @@ that). A missing password or reason is a 422 naming the field.
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Path, Query, Request
@@ -46,14 +47,15 @@ class UnblindIn(_In):
 def go_live(content_hash: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")], body: SignIn,
             ctx: Ctx, db: Db) -> dict[str, Any]:
     """Freeze a protocol version and make it live (admin; once; signed)."""
-    return admin.go_live(db, ctx.with_reason(body.reason or None), content_hash,
-                         password=body.password)
+    return asdict(admin.go_live(db, ctx.with_reason(body.reason or None), content_hash,
+                                password=body.password))
 
 
 @router.post("/data-lock", tags=["admin"])
 def data_lock(body: SignIn, ctx: Ctx, db: Db) -> dict[str, Any]:
     """Lock the trial's data (admin, data manager; signed)."""
-    return admin.lock_data(db, ctx.with_reason(body.reason or None), password=body.password)
+    return asdict(admin.lock_data(db, ctx.with_reason(body.reason or None),
+                                  password=body.password))
 
 
 @router.post("/participants/{code}/unblind", tags=["randomization"])
@@ -66,7 +68,7 @@ def unblind(code: Code, body: UnblindIn, ctx: Ctx, db: Db, request: Request,
     settings = request.app.state.settings
     if settings.smtp_host:  # after the response: a slow mail server never delays it
         background.add_task(_send_outbox, db, settings)
-    return out
+    return asdict(out)
 
 
 def _send_outbox(db: Database, settings: Any) -> None:
@@ -86,7 +88,8 @@ def list_signatures(ctx: Ctx, db: Db,
                     after_id: Annotated[int, Query(ge=0, le=2**62)] = 0,
                     limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[dict[str, Any]]:
     """Electronic signatures, each re-checked against its record hash (admin, data manager)."""
-    return signatures.list_signatures(db, ctx, after_id=after_id, limit=limit)
+    return [asdict(v) for v in signatures.list_signatures(db, ctx, after_id=after_id,
+                                                          limit=limit)]
 
 
 @router.get("/notifications", tags=["audit"])
@@ -95,4 +98,5 @@ def notifications(ctx: Ctx, db: Db,
                   after_id: Annotated[int, Query(ge=0, le=2**62)] = 0,
                   limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[dict[str, Any]]:
     """The notification outbox (admin, data manager)."""
-    return unblinding.list_notifications(db, ctx, kind=kind, after_id=after_id, limit=limit)
+    return [asdict(n) for n in unblinding.list_notifications(db, ctx, kind=kind,
+                                                             after_id=after_id, limit=limit)]
