@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from tailor.design import shared
 from tailor.design.execution import DaskBackend, LocalBackend, SerialBackend, run_study
 from tailor.design.grid import Cell, expand_grid
-from tailor.design.pipeline import _population, _population_args, _population_key, _prepare
+from tailor.design.pipeline import (
+    _compute_population,
+    _population,
+    _population_args,
+    _population_key,
+    _prepare,
+)
 from tests.design.helpers import best_counted
 
 CELL = {"truth_n": 600, "oracle_inner": 8, "scenario": "amplifier-guitar", "n": 160}
@@ -64,10 +71,15 @@ def test_shared_population_equals_computed(tmp_path: Path) -> None:
     files = _prepare([Cell.of(CELL)], tmp_path)
     assert list(files) == [key] and Path(files[key]).parent == tmp_path
     stored = shared.read(files[key], key)
-    here = _population(*args)
-    pd.testing.assert_frame_equal(stored.truth.baseline, here.truth.baseline)
-    pd.testing.assert_frame_equal(stored.truth.values, here.truth.values)
-    assert stored.static == here.static and stored.oracle == here.oracle
+    here = _compute_population(*args)  # what every process computed before the store
+    for name in ("participants", "values", "baseline", "history", "modifiers"):
+        pd.testing.assert_frame_equal(getattr(stored.truth, name), getattr(here.truth, name))
+    assert stored.truth.arrays.keys() == here.truth.arrays.keys()
+    for name, arr in here.truth.arrays.items():
+        np.testing.assert_array_equal(stored.truth.arrays[name], arr)
+    assert (stored.static, stored.oracle, stored.randomized) == (here.static, here.oracle,
+                                                                   here.randomized)
+    assert _population(*args).static == here.static  # the replicate's route: read the file
     # another scenario, size or effect is another key; truth_n 0 needs no file
     assert _population_key(*_population_args({**CELL, "truth_n": 601})) != key
     assert _population_key(*_population_args({**CELL, "effect": 0.5})) != key

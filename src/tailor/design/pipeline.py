@@ -200,7 +200,8 @@ def _prepare(cells: Sequence[Any], directory: Path) -> dict[str, str]:
             continue
         key = _population_key(*args)
         if key not in out:
-            out[key] = shared.prepare(directory, key, partial(_population, *args))
+            # not through the lru cache: the client need not keep every population in memory
+            out[key] = shared.prepare(directory, key, partial(_compute_population, *args))
     shared.install(out)
     return out
 
