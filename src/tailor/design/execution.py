@@ -161,13 +161,6 @@ def _pool_init() -> None:
 
 
 def _worker_init() -> None:
-    # a worker that has to compile numba kernels (no warmed cache on this machine) says so once
-    from tailor.stats.compile_notice import notify_first_compile
-
-    notify_first_compile(
-        lambda text: print(text, file=sys.stderr, flush=True),
-        f"tailor worker (pid {os.getpid()}): compiling numba kernels, not loading them from the "
-        "cache (~30-60 s per family); run `tailor warmup` once on this machine's installation")
     # one thread per worker process: the pool is the parallelism
     for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"
@@ -175,6 +168,14 @@ def _worker_init() -> None:
     # BLAS may already have started their thread pools: limit those too
     if "numba" in sys.modules:
         sys.modules["numba"].set_num_threads(1)
+    # a worker that has to compile numba kernels (no warmed cache on this machine) says so
+    # once; this imports numba, so it comes after NUMBA_NUM_THREADS is set
+    from tailor.stats.compile_notice import notify_first_compile
+
+    notify_first_compile(
+        lambda text: print(text, file=sys.stderr, flush=True),
+        f"tailor worker (pid {os.getpid()}): compiling numba kernels, not loading them from the "
+        "cache (~30-60 s per family); run `tailor warmup` once on this machine's installation")
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
