@@ -123,3 +123,11 @@ def test_grid_of_cells_shares_one_population_per_scenario(tmp_path: Path) -> Non
     fixed = {k: v for k, v in CELL.items() if k != "n"}
     cells = expand_grid(fixed, n=[160, 200])  # two N, one population
     assert len(_prepare(cells, tmp_path)) == 1
+
+
+def test_invalid_cells_are_left_to_their_replicates(tmp_path: Path) -> None:
+    """A cell the pipeline rejects gets no population; its replicates record the error."""
+    bad = [Cell.of({**CELL, "effect": 99.0}), Cell.of({**CELL, "scenario": "no-such-world"})]
+    assert _prepare(bad, tmp_path) == {}
+    study = run_study(best_counted, bad[:1], replicates=1, seed=1, backend=SerialBackend())
+    assert study.failed == 1 and "effect" in study.results["error"][0]

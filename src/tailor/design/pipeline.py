@@ -51,7 +51,7 @@ from tailor.dtr.policytree import PolicyTree, PolicyTreeResult
 from tailor.dtr.qlearning import QLearning, QLearningResult, StageFit
 from tailor.dtr.steps import StepGuard
 from tailor.dtr.value import AIPWValue, DRScoring, single_option_regime, value_data
-from tailor.exceptions import ScenarioError
+from tailor.exceptions import ScenarioError, TailorError
 from tailor.protocol import Protocol, load_protocol
 from tailor.rules import stage_options
 from tailor.stats.scenarios import (
@@ -195,10 +195,19 @@ def _prepare(cells: Sequence[Any], directory: Path) -> dict[str, str]:
     ``cells`` need, once for the study; returns ``{key: file}`` for the workers
     (:func:`tailor.design.execution.run_study` calls this before submitting any batch)."""
     out: dict[str, str] = {}
-    for args in sorted({_population_args(c.params) for c in cells}):
+    wanted: set[tuple[str, str, float, float, float, int, int]] = set()
+    for c in cells:
+        try:
+            wanted.add(_population_args(c.params))
+        except TailorError:
+            continue  # an invalid cell: its replicates fail and are recorded, as without this
+    for args in sorted(wanted):
         if args[5] == 0:  # truth_n 0: no population
             continue
-        key = _population_key(*args)
+        try:
+            key = _population_key(*args)
+        except TailorError:  # e.g. an unknown scenario: the replicates record the error
+            continue
         if key not in out:
             # not through the lru cache: the client need not keep every population in memory
             out[key] = shared.prepare(directory, key, partial(_compute_population, *args))
