@@ -52,3 +52,23 @@ def threads(params: Mapping[str, Any], seed: np.random.SeedSequence) -> dict[str
 
     blas = [p["num_threads"] for p in threadpool_info() if p.get("user_api") == "blas"]
     return {"numba": float(numba.get_num_threads()), "blas": float(max(blas, default=1))}
+
+
+def best_counted(params: Mapping[str, Any], seed: np.random.SeedSequence) -> dict[str, float]:
+    """The BEST pipeline's metrics plus ``computed``: how many truth populations this worker
+    process computed itself instead of reading the study's shared file."""
+    from tailor.design import shared
+    from tailor.design.pipeline import best_trial_pipeline
+
+    out = dict(best_trial_pipeline(params, seed))
+    out["computed"] = float(shared.computed())
+    return out
+
+
+def _prepare_best(cells: Any, directory: Any) -> dict[str, str]:
+    from tailor.design.pipeline import _prepare
+
+    return _prepare(cells, directory)
+
+
+best_counted.prepare = _prepare_best  # type: ignore[attr-defined]

@@ -28,22 +28,10 @@ def install_compile_notice(write: Callable[[str], object] | None = None) -> None
     global _notice_installed
     if _notice_installed:
         return
-    from numba.core import event
+    from tailor.stats.compile_notice import notify_first_compile
 
-    out = write or (lambda text: print(text, file=sys.stderr, flush=True))
-
-    class _Notice(event.Listener):  # type: ignore[misc]
-        shown = False
-
-        def on_start(self, ev: event.Event) -> None:
-            if not self.shown:
-                self.shown = True
-                out(_NOTICE)
-
-        def on_end(self, ev: event.Event) -> None:
-            pass
-
-    event.register("numba:compile", _Notice())
+    notify_first_compile(write or (lambda text: print(text, file=sys.stderr, flush=True)),
+                         _NOTICE)
     _notice_installed = True
 
 

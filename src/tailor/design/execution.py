@@ -22,6 +22,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -34,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from tailor.design.grid import Cell, replicate_seed
+from tailor.design.shared import install as install_shared
 from tailor.exceptions import ConflictError, ScenarioError
 
 __all__ = [
@@ -83,16 +85,20 @@ def _pin_threads() -> None:
 
 def run_batch(fn: ReplicateFunction, study_seed: int, cell_key: str,
               replicates: Sequence[int], common: Sequence[str] = (),
-              pin: bool = False) -> list[Record]:
+              pin: bool = False, shared: Mapping[str, str | bytes] | None = None
+              ) -> list[Record]:
     """Run some replicates of one cell (module-level so that process pools can pickle it).
 
     A replicate that raises becomes a record with empty ``metrics`` and its exception in
     ``error`` (``"TypeName: message"``): it is counted as failed, never aborts the study, and,
     being checkpointed, is not re-run (nor re-raised) on resume. ``pin`` limits the worker to
-    one numba/BLAS thread first (the pool is the parallelism).
+    one numba/BLAS thread first (the pool is the parallelism). ``shared``: the study's shared
+    warm-up sources (see :mod:`tailor.design.shared`), installed in this process first.
     """
     if pin:
         _pin_threads()
+    if shared:
+        install_shared(shared)
     cell = Cell.of(json.loads(cell_key))
     seeds = seed_cell(cell, common)
     out: list[Record] = []
@@ -126,7 +132,8 @@ class Backend(Protocol):
     workers: int
 
     def run(self, fn: ReplicateFunction, study_seed: int, batches: Sequence[Batch],
-            common: Sequence[str] = ()) -> Iterator[list[Record]]: ...
+            common: Sequence[str] = (), shared: Mapping[str, str] | None = None
+            ) -> Iterator[list[Record]]: ...
 
     def close(self) -> None: ...
 
@@ -137,9 +144,11 @@ class SerialBackend:
     workers = 1
 
     def run(self, fn: ReplicateFunction, study_seed: int, batches: Sequence[Batch],
-            common: Sequence[str] = ()) -> Iterator[list[Record]]:
+            common: Sequence[str] = (), shared: Mapping[str, str] | None = None
+            ) -> Iterator[list[Record]]:
         for b in batches:
-            yield run_batch(fn, study_seed, b.cell.key, b.replicates, tuple(common))
+            yield run_batch(fn, study_seed, b.cell.key, b.replicates, tuple(common),
+                            shared=shared)
 
     def close(self) -> None:
         pass
@@ -159,6 +168,14 @@ def _worker_init() -> None:
     # BLAS may already have started their thread pools: limit those too
     if "numba" in sys.modules:
         sys.modules["numba"].set_num_threads(1)
+    # a worker that has to compile numba kernels (no warmed cache on this machine) says so
+    # once; this imports numba, so it comes after NUMBA_NUM_THREADS is set
+    from tailor.stats.compile_notice import notify_first_compile
+
+    notify_first_compile(
+        lambda text: print(text, file=sys.stderr, flush=True),
+        f"tailor worker (pid {os.getpid()}): compiling numba kernels, not loading them from the "
+        "cache (~30-60 s per family); run `tailor warmup` once on this machine's installation")
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
@@ -192,7 +209,10 @@ class LocalBackend:
         return self._pool
 
     def run(self, fn: ReplicateFunction, study_seed: int, batches: Sequence[Batch],
-            common: Sequence[str] = ()) -> Iterator[list[Record]]:
+            common: Sequence[str] = (), shared: Mapping[str, str] | None = None
+            ) -> Iterator[list[Record]]:
+        # shared: file paths (the workers share this machine's disk), read once per process
+        sources = dict(shared or {})
         pool = self._pool or self._new_pool()
         queue = list(batches)[::-1]
         suspects: list[Batch] = []  # caught in two breaks: run alone to find the culprit
@@ -206,7 +226,7 @@ class LocalBackend:
                     break  # a suspect runs alone
                 b = suspects.pop() if suspects else queue.pop()
                 running[pool.submit(run_batch, fn, study_seed, b.cell.key, b.replicates,
-                                    tuple(common))] = b
+                                    tuple(common), False, sources)] = b
                 if suspects or (b.cell.key, b.replicates) in tries:
                     break
             alone = len(running) == 1
@@ -289,15 +309,25 @@ class DaskBackend:
         self.retries = retries
         self.dashboard: str | None = getattr(self.client, "dashboard_link", None)
 
+    def share(self, shared: Mapping[str, str] | None) -> dict[str, Any]:
+        """The shared files' bytes scattered to every worker (one transfer per worker; a
+        worker on another machine cannot read the client's ``--out`` folder): ``{key: future}``,
+        which a task receives resolved as ``{key: bytes}``."""
+        return {k: self.client.scatter(Path(p).read_bytes(), broadcast=True, hash=False)
+                for k, p in (shared or {}).items()}
+
     def run(self, fn: ReplicateFunction, study_seed: int, batches: Sequence[Batch],
-            common: Sequence[str] = ()) -> Iterator[list[Record]]:
+            common: Sequence[str] = (), shared: Mapping[str, str] | None = None
+            ) -> Iterator[list[Record]]:
         from distributed import as_completed
 
         # pin=True: each worker process limits itself to one numba/BLAS thread on its first
         # batch; retries: a batch lost with its worker more than ``retries`` times (the
         # scheduler's own count of suspicious deaths aside) is recorded as failed
+        sources = self.share(shared)
         futures = [self.client.submit(run_batch, fn, study_seed, b.cell.key, b.replicates,
-                                      tuple(common), True, pure=False, retries=self.retries)
+                                      tuple(common), True, sources, pure=False,
+                                      retries=self.retries)
                    for b in batches]
         which = dict(zip((f.key for f in futures), batches, strict=True))
         try:
@@ -308,7 +338,7 @@ class DaskBackend:
                     yield failed_records(which[fut.key], f"{type(exc).__name__}: {exc}"[:500])
                 fut.release()
         finally:
-            for fut in futures:
+            for fut in [*futures, *sources.values()]:
                 fut.release()
 
     def close(self) -> None:
@@ -429,6 +459,14 @@ def function_name(fn: Callable[..., Any]) -> str:
     return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
 
 
+def _prepare_shared(fn: ReplicateFunction, cells: Sequence[Cell], directory: Path
+                    ) -> dict[str, str]:
+    """The replicate function's shared warm-up files (``fn.prepare(cells, directory)`` when it
+    has one, e.g. the BEST pipeline's truth populations), computed once by the client."""
+    prepare = getattr(fn, "prepare", None)
+    return dict(prepare(cells, directory)) if prepare is not None else {}
+
+
 def run_study(fn: ReplicateFunction, cells: Sequence[Cell], *, replicates: int, seed: int,
               checkpoint: Path | str | None = None, backend: Backend | None = None,
               batch_size: int | None = None,
@@ -446,6 +484,11 @@ def run_study(fn: ReplicateFunction, cells: Sequence[Cell], *, replicates: int, 
     ``batch_size`` replicates travel together to a worker (default: enough for about eight
     batches per worker per cell, at most 25); each finished replicate is checkpointed.
     ``progress(done, total)`` is called as replicates finish (resumed ones count as done).
+
+    When ``fn`` has a ``prepare(cells, directory) -> {key: file}`` attribute (the BEST pipeline
+    does: its truth populations), the client calls it once before submitting any batch, in a
+    ``shared`` folder next to the checkpoint (a temporary folder without one), and every worker
+    reads those files instead of recomputing them (:mod:`tailor.design.shared`).
     """
     if replicates < 1:
         raise ScenarioError(f"replicates must be >= 1; got {replicates}")
@@ -474,8 +517,11 @@ def run_study(fn: ReplicateFunction, cells: Sequence[Cell], *, replicates: int, 
     if progress:
         progress(finished, total)
     t0 = time.perf_counter()
+    tmp = tempfile.TemporaryDirectory(prefix="tailor-shared-") if batches and not ck else None
     try:
-        for records in backend.run(fn, seed, batches, tuple(common)):
+        shared = _prepare_shared(fn, cells, Path(tmp.name) if tmp else
+                                 Path(checkpoint or ".").parent / "shared") if batches else {}
+        for records in backend.run(fn, seed, batches, tuple(common), shared=shared):
             if ck:
                 ck.append(records)
             for rec in records:
@@ -486,6 +532,8 @@ def run_study(fn: ReplicateFunction, cells: Sequence[Cell], *, replicates: int, 
     finally:
         if ck:
             ck.close()
+        if tmp:
+            tmp.cleanup()
     seconds = time.perf_counter() - t0
     rows = []
     for c in cells:

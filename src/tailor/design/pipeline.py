@@ -31,15 +31,17 @@ al. (2012) Psychol Methods 17:457-77 (embedded regimes).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from tailor.design import shared
 from tailor.design.grid import number_param
 from tailor.design.sizing import log_odds_ratio_wald
 from tailor.dtr.analysis import censoring_weights, default_plan, tree_rewards, working_model
@@ -51,7 +53,7 @@ from tailor.dtr.policytree import PolicyTree, PolicyTreeResult
 from tailor.dtr.qlearning import QLearning, QLearningResult, StageFit
 from tailor.dtr.steps import StepGuard
 from tailor.dtr.value import AIPWValue, DRScoring, single_option_regime, value_data
-from tailor.exceptions import ScenarioError
+from tailor.exceptions import ScenarioError, TailorError
 from tailor.protocol import Protocol, load_protocol
 from tailor.rules import stage_options
 from tailor.stats.scenarios import (
@@ -161,11 +163,67 @@ class _Population:
 @lru_cache(maxsize=8)
 def _population(protocol: str, scenario: str, effect: float, contraindication: float,
                 dropout: float, n: int, inner: int) -> _Population:
-    """A fixed population (seed 0) of the adjusted scenario with its standard regime values.
+    """A fixed population (seed 0) of the adjusted scenario with its standard regime values:
+    read from the study's shared file when the client prepared one (:func:`_prepare`), else
+    computed here (once per process)."""
+    args = (protocol, scenario, effect, contraindication, dropout, n, inner)
+    return shared.load(_population_key(*args), lambda: _compute_population(*args))
 
-    The trial-level site effects and site x arm effects are set to their mean (0): a
-    population value averages over them, whereas one draw of 13 site effects would shift every
-    population value by a common offset of about 0.05 PEG."""
+
+def _population_key(protocol: str, scenario: str, effect: float, contraindication: float,
+                    dropout: float, n: int, inner: int) -> str:
+    """The shared-store key of a population: everything that defines it (the protocol's and
+    the adjusted scenario's content hashes, sizes, seed 0; the code hash is added by
+    :func:`tailor.design.shared.key_of`)."""
+    scen = design_scenario(scenario, effect, contraindication, dropout)
+    return shared.key_of({
+        "what": "best population truth", "protocol": _protocol(protocol).content_hash,
+        "scenario": scen.model_dump(mode="json", by_alias=True), "effect": effect,
+        "contraindication": contraindication, "dropout": dropout, "n": n, "inner": inner,
+        "seed": 0})
+
+
+def _population_args(params: Mapping[str, Any]) -> tuple[str, str, float, float, float, int, int]:
+    """The arguments of :func:`_population` for a cell's ``params`` (``truth_n`` 0: none)."""
+    p = {**DEFAULTS, **params}
+    return (str(p["protocol"]), str(p["scenario"]),
+            number_param(p, "effect", DEFAULTS["effect"], -10, 10),
+            number_param(p, "contraindication", DEFAULTS["contraindication"], 0, 0.9),
+            number_param(p, "dropout", DEFAULTS["dropout"], 0, 0.9),
+            int(number_param(p, "truth_n", DEFAULTS["truth_n"], 0, 1e7)),
+            int(number_param(p, "oracle_inner", DEFAULTS["oracle_inner"], 1, 4096)))
+
+
+def _prepare(cells: Sequence[Any], directory: Path) -> dict[str, str]:
+    """Compute (or find, verified, in ``directory``) each distinct truth population the
+    ``cells`` need, once for the study; returns ``{key: file}`` for the workers
+    (:func:`tailor.design.execution.run_study` calls this before submitting any batch)."""
+    out: dict[str, str] = {}
+    wanted: set[tuple[str, str, float, float, float, int, int]] = set()
+    for c in cells:
+        try:
+            wanted.add(_population_args(c.params))
+        except TailorError:
+            continue  # an invalid cell: its replicates fail and are recorded, as without this
+    for args in sorted(wanted):
+        if args[5] == 0:  # truth_n 0: no population
+            continue
+        try:
+            key = _population_key(*args)
+        except TailorError:  # e.g. an unknown scenario: the replicates record the error
+            continue
+        if key not in out:
+            # not through the lru cache: the client need not keep every population in memory
+            out[key] = shared.prepare(directory, key, partial(_compute_population, *args))
+    shared.install(out)
+    return out
+
+
+def _compute_population(protocol: str, scenario: str, effect: float, contraindication: float,
+                        dropout: float, n: int, inner: int) -> _Population:
+    """:func:`_population` computed. The trial-level site effects and site x arm effects are
+    set to their mean (0): a population value averages over them, whereas one draw of 13 site
+    effects would shift every population value by a common offset of about 0.05 PEG."""
     proto = _protocol(protocol)
     base = design_scenario(scenario, effect, contraindication, dropout)
     scen = override_scenario(base, {"population.site_effect_sd": 0.0, **{
@@ -472,6 +530,7 @@ def best_trial_pipeline(params: Mapping[str, Any], seed: np.random.SeedSequence
     return PipelineMetrics({m: float(out.get(m, NAN)) for m in METRICS}, guard.failures)
 
 
+best_trial_pipeline.prepare = _prepare  # type: ignore[attr-defined]
 best_pipeline = best_trial_pipeline
 """Deprecated alias of :func:`best_trial_pipeline` (removed in the next release)."""
 
