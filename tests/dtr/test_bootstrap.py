@@ -88,3 +88,16 @@ def test_null_coverage_of_stage1_interaction():
         row = tab.set_index("term").loc["A1"]
         hits += row.lower <= 0 <= row.upper
     assert 0.85 <= hits / reps <= 1.0
+
+
+def test_failed_m_out_of_n_replicates_are_dropped_not_raised(best_data):
+    """A small-m replicate may miss an option entirely (its stage fit fails): the replicate is
+    counted as failed and dropped; it used to abort the whole bootstrap in the stage-1
+    decision ("no feasible option with a Q-value")."""
+    stages = [dict(STAGES[0], tailoring="amplifier_index + x1"), STAGES[1]]
+    fit = QLearning(stages=stages, maximize=False).fit(best_data, outcome="peg_w24")
+    boot = fit.bootstrap(replicates=300, m=150, random_state=1)
+    assert boot.failed > 0
+    assert len(boot.coef_replicates[0]) == 300 - boot.failed
+    assert np.isfinite(boot.coef_replicates[0]).all()
+    assert np.isfinite(boot.value(0.05)[["lower", "upper"]].to_numpy()).all()

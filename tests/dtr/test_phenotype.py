@@ -36,6 +36,35 @@ def test_profiles(best_data, fitted):
     assert prof.loc["EBEM", "mean_amplifier_index"] < 0
 
 
+def test_profile_benefit_interval_rescales_m_out_of_n_replicates(best_data, fitted):
+    """With an m-out-of-n bootstrap (m < n) the benefit interval is the root interval of the
+    replicates rescaled to n, not the plain percentile of size-m replicates (too wide by about
+    sqrt(n / m)); checked against a hand computation from the same replicates."""
+    m = len(best_data) // 2
+    boot = fitted.bootstrap(replicates=300, m=m, random_state=1)
+    prof = phenotype_profiles(fitted, best_data, covariates=["amplifier_index"],
+                              bootstrap=boot).set_index("option")
+    row = prof[prof.n > 20].iloc[0]
+    option = row.name
+    # the benefit replicates by hand: the best-minus-second design of each member
+    from tailor.dtr.phenotype import _best_two, _stage_arrays
+    designs, q, mask = _stage_arrays(fitted, best_data.reset_index(drop=True), 1)
+    best, second = _best_two(q, mask, fitted.sign)
+    j = list(fitted.stage(1).spec.options).index(option)
+    rows = np.flatnonzero(best == j)
+    diff = fitted.sign * (designs[best[rows], rows, :] - designs[second[rows], rows, :])
+    reps = (diff @ boot.coef_replicates[0].T).mean(axis=0)
+    est = float((diff @ fitted.stage(1).coef).mean())
+    root = np.sqrt(m) * (reps - est)
+    q_lo, q_hi = np.nanquantile(root, [0.025, 0.975])
+    n = len(best_data)
+    assert row.benefit == pytest.approx(est)
+    assert row.benefit_lower == pytest.approx(est - q_hi / np.sqrt(n))
+    assert row.benefit_upper == pytest.approx(est - q_lo / np.sqrt(n))
+    naive = np.nanquantile(reps, [0.025, 0.975])
+    assert row.benefit_upper - row.benefit_lower < 0.85 * (naive[1] - naive[0])
+
+
 def test_modifier_importance_ranks_true_modifier_first(best_data, fitted):
     imp = modifier_importance(fitted, best_data, n_repeats=5, random_state=0)
     assert list(imp.variable) == ["amplifier_index", "x1"]

@@ -83,8 +83,12 @@ class BootstrapResult:
     p_nonregular: float | None = None
     last_stage_replicates: np.ndarray | None = field(default=None, repr=False)
 
-    def _interval(self, est: np.ndarray, reps: np.ndarray, m_out: bool,
-                  alpha: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def interval(self, est: np.ndarray, reps: np.ndarray, m_out: bool,
+                 alpha: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The interval of ``est`` from its replicates ``reps`` (B, ...): percentile when
+        ``m_out`` is false or the bootstrap is n-out-of-n; else the m-out-of-n root interval
+        ``[est - q_hi / sqrt(n), est - q_lo / sqrt(n)]``, ``q`` the quantiles of
+        ``sqrt(m) (reps - est)`` (replicates of size m rescaled to n)."""
         a = self.alpha if alpha is None else alpha
         if not m_out or self.m is None:
             lo, hi = np.nanquantile(reps, [a / 2, 1 - a / 2], axis=0)
@@ -102,7 +106,7 @@ class BootstrapResult:
         reps = self.coef_replicates[stage - 1]
         if last and self.last_stage_replicates is not None:
             reps = self.last_stage_replicates
-        lo, hi = self._interval(est, reps, m_out=not last, alpha=alpha)
+        lo, hi = self.interval(est, reps, m_out=not last, alpha=alpha)
         method = "percentile" if (last or self.m is None) else f"m-out-of-n (m={self.m})"
         return pd.DataFrame({"term": list(self.terms[stage - 1]), "estimate": est,
                              "std_error": np.nanstd(reps, axis=0, ddof=1), "lower": lo,
@@ -110,7 +114,7 @@ class BootstrapResult:
 
     def value(self, alpha: float | None = None) -> pd.DataFrame:
         """Plug-in value of the learned regime with its interval."""
-        lo, hi = self._interval(np.array([self.value_estimate]), self.value_replicates[:, None],
+        lo, hi = self.interval(np.array([self.value_estimate]), self.value_replicates[:, None],
                                 m_out=True, alpha=alpha)
         method = "percentile" if self.m is None else f"m-out-of-n (m={self.m})"
         return pd.DataFrame({"quantity": ["value"], "estimate": [self.value_estimate],
@@ -215,7 +219,12 @@ def _stage_pass(fit: StageFit, counts_w: np.ndarray, target: np.ndarray,
         q = (np.nan_to_num(xo).reshape(d * nd, p) @ coef.T).reshape(d, nd, -1)  # (d, nd, B)
         q = np.transpose(q, (2, 1, 0))  # (B, nd, d)
         mask = fit.mask[dec] & ~np.isnan(xo).any(axis=2).T
-        chosen = decide(q, mask[None, :, :], maximize=sign > 0, active=mask.any(axis=1)[None, :])
+        # a failed replicate (no coefficients: dropped from the result) decides nothing
+        chosen = np.full(q.shape[:2], -1, dtype=np.int64)
+        ok = ~failed
+        if ok.any():
+            chosen[ok] = decide(q[ok], mask[None, :, :], maximize=sign > 0,
+                                active=mask.any(axis=1)[None, :])
         best = np.take_along_axis(q, np.maximum(chosen, 0)[:, :, None], axis=2)[:, :, 0]
         new_target[:, dec] = np.where(chosen >= 0, best, target[:, dec])
     return coef, failed, new_target

@@ -99,7 +99,13 @@ def phenotype_profiles(result: QLearningResult, data: pd.DataFrame, *, covariate
     if bootstrap is None:
         bootstrap = result.bootstrap(replicates=replicates, random_state=random_state,
                                      alpha=alpha)
+    # the bootstrap's own interval for this stage: m-out-of-n replicates (size m) are
+    # rescaled to n by the root interval at a non-regular stage; the last stage is regular
+    # (its n-out-of-n replicates, percentile), as for the stage's coefficients
+    last = stage == len(result.stages)
     reps = bootstrap.coef_replicates[stage - 1]  # (B, p)
+    if last and bootstrap.last_stage_replicates is not None:
+        reps = bootstrap.last_stage_replicates
     rows = np.flatnonzero(ok)
     xb = designs[best[rows], rows, :]
     xs = designs[second[rows], rows, :]
@@ -122,8 +128,10 @@ def phenotype_profiles(result: QLearningResult, data: pd.DataFrame, *, covariate
                                       if sel.any() else None)
         if sel.any():
             rec["benefit"] = float(diff_pt[sel].mean())
-            lo, hi = np.nanquantile(diff_rep[sel].mean(axis=0), [alpha / 2, 1 - alpha / 2])
-            rec["benefit_lower"], rec["benefit_upper"] = float(lo), float(hi)
+            lo, hi = bootstrap.interval(np.array([rec["benefit"]]),
+                                        diff_rep[sel].mean(axis=0)[:, None], m_out=not last,
+                                        alpha=alpha)
+            rec["benefit_lower"], rec["benefit_upper"] = float(lo[0]), float(hi[0])
         else:
             rec["benefit"] = rec["benefit_lower"] = rec["benefit_upper"] = np.nan
         out.append(rec)
