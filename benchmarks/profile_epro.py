@@ -32,10 +32,10 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a script
-from benchmarks._common import bench_database, machine, write_result
-from benchmarks.bench_epro import _populate
 import anyio.to_thread
 import httpx
+from benchmarks._common import bench_database, machine, write_result
+from benchmarks.bench_epro import _populate
 from sqlalchemy import event
 from tests.service.factories import setup_trial
 
