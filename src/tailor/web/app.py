@@ -6,11 +6,13 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tailor.db import Database
 from tailor.services.auth import AuthPolicy, configure
@@ -48,6 +50,37 @@ class _RedactLinks(logging.Filter):
 _REDACT_LINKS = _RedactLinks()
 
 
+class _RequestId:
+    """The request id (the client's ``X-Request-ID`` if well formed, else a new one) in
+    ``request.state.request_id`` and on the response, the time spent in the app as W3C
+    Server-Timing (so a client can tell queueing in front of the app from time inside it)
+    and ``Cache-Control: no-store`` on every response. A plain ASGI middleware: Starlette's
+    ``BaseHTTPMiddleware`` cost about 0.2 ms of CPU a request (issue 20,
+    benchmarks/results/epro_profile_*.md)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = Headers(scope=scope).get("x-request-id", "")
+        request_id = given if _REQ_ID.match(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1e3:.1f}"
+                headers["X-Request-ID"] = request_id
+                headers["Cache-Control"] = "no-store"
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
     """Build the app for ``settings`` (or around an existing ``db``, as tests do)."""
     for name in ("uvicorn.access", "uvicorn.error", "tailor"):
@@ -75,19 +108,7 @@ def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
     app.state.db = database
     app.state.settings = settings
 
-    @app.middleware("http")
-    async def request_id(request: Request,
-                         call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        given = request.headers.get("X-Request-ID", "")
-        request.state.request_id = given if _REQ_ID.match(given) else uuid.uuid4().hex
-        started = time.perf_counter()
-        response = await call_next(request)
-        # time spent in the app (W3C Server-Timing), so a client can tell queueing in front
-        # of the app from time inside it
-        response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1e3:.1f}"
-        response.headers["X-Request-ID"] = request.state.request_id
-        response.headers["Cache-Control"] = "no-store"
-        return response
+    app.add_middleware(_RequestId)  # request id, Server-Timing, no-store
 
     install_error_handlers(app)
     app.include_router(router)
