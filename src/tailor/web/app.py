@@ -6,13 +6,13 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
 from fastapi import FastAPI
 from starlette.datastructures import Headers, MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from tailor.db import Database
 from tailor.services.auth import AuthPolicy, configure
@@ -25,7 +25,11 @@ from tailor.web.errors import install_error_handlers
 from tailor.web.limits import install_limits
 from tailor.web.pages import install_pages
 from tailor.web.queries_api import router as queries_router
-from tailor.web.security_headers import install_docs, install_security_headers
+from tailor.web.security_headers import (
+    HeaderMiddleware,
+    install_docs,
+    install_security_headers,
+)
 from tailor.web.signatures_api import router as signatures_router
 
 __all__ = ["create_app"]
@@ -50,35 +54,24 @@ class _RedactLinks(logging.Filter):
 _REDACT_LINKS = _RedactLinks()
 
 
-class _RequestId:
+class _RequestId(HeaderMiddleware):
     """The request id (the client's ``X-Request-ID`` if well formed, else a new one) in
     ``request.state.request_id`` and on the response, the time spent in the app as W3C
     Server-Timing (so a client can tell queueing in front of the app from time inside it)
-    and ``Cache-Control: no-store`` on every response. A plain ASGI middleware: Starlette's
-    ``BaseHTTPMiddleware`` cost about 0.2 ms of CPU a request (issue 20,
-    benchmarks/results/epro_profile_*.md)."""
+    and ``Cache-Control: no-store`` on every response."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    def begin(self, scope: Scope) -> Callable[[MutableHeaders], None]:
         given = Headers(scope=scope).get("x-request-id", "")
         request_id = given if _REQ_ID.match(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
 
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1e3:.1f}"
-                headers["X-Request-ID"] = request_id
-                headers["Cache-Control"] = "no-store"
-            await send(message)
+        def edit(headers: MutableHeaders) -> None:
+            headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1e3:.1f}"
+            headers["X-Request-ID"] = request_id
+            headers["Cache-Control"] = "no-store"
 
-        await self.app(scope, receive, send_with_headers)
+        return edit
 
 
 def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
