@@ -27,6 +27,7 @@ __all__ = [
     "ProtocolView",
     "SiteView",
     "UserCreated",
+    "cached_protocol",
     "create_site",
     "create_user",
     "ensure_writable",
@@ -250,14 +251,20 @@ def live_protocol(db: Database, session: Session) -> tuple[m.ProtocolVersion, Pr
         m.ProtocolVersion.live_at.is_not(None))).first()
     if row is None:
         raise ConflictError("no protocol is live yet; an admin must register one and put it live")
-    key = "protocol:" + row.content_hash
-    cached = db.cache.get(key)
-    if not isinstance(cached, Protocol):
+    cached = cached_protocol(db, row.content_hash)
+    if cached is None:
         cached = parse_protocol(row.yaml_text, source=f"protocol {row.content_hash[:12]}")
         if cached.content_hash != row.content_hash:
             raise ProtocolError([("", "stored protocol text does not match its content hash")])
-        db.cache[key] = cached
+        db.cache["protocol:" + row.content_hash] = cached
     return row, cached
+
+
+def cached_protocol(db: Database, content_hash: str) -> Protocol | None:
+    """The parsed protocol with ``content_hash`` if :func:`live_protocol` parsed it in this
+    process (a caller that read the live hash in its own query skips the protocol query)."""
+    cached = db.cache.get("protocol:" + content_hash)
+    return cached if isinstance(cached, Protocol) else None
 
 
 def ensure_writable(session: Session, pv: m.ProtocolVersion) -> None:

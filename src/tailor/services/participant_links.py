@@ -19,20 +19,20 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from tailor.db import Database
 from tailor.db import models as m
 from tailor.exceptions import ConflictError, InvalidFieldError, NotFoundError
 from tailor.protocol import Protocol
-from tailor.services.admin import ensure_writable, live_protocol
+from tailor.services.admin import cached_protocol, ensure_writable, live_protocol
 from tailor.services.baseline import BASELINE_INSTRUMENTS, baseline_visit
 from tailor.services.context import Actor, RequestContext, local_date
 from tailor.services.epro_questions import FIELD_QUESTIONS, Question, instrument_questions
@@ -44,6 +44,7 @@ from tailor.services.uow import in_transaction
 
 __all__ = [
     "MAX_FACTOR_FAILURES",
+    "AnsweredStep",
     "IssuedLink",
     "LinkForm",
     "LinkState",
@@ -53,6 +54,7 @@ __all__ = [
     "RevokedLink",
     "SecondFactorError",
     "Submitted",
+    "answer_step",
     "issue_in_session",
     "issue_link",
     "link_form",
@@ -129,6 +131,16 @@ class LinkForm:
 
 
 @dataclass(frozen=True)
+class AnsweredStep:
+    """One screen's answer (:func:`answer_step`): the form after it, the question answered and
+    whether anything was saved."""
+
+    form: LinkForm
+    step: int
+    saved: bool
+
+
+@dataclass(frozen=True)
 class Submitted:
     """What the participant sees after submitting (no scores, category or arm)."""
 
@@ -160,9 +172,16 @@ def _first_visit(protocol: Protocol) -> str:
     return min(protocol.visits, key=lambda v: v.week).code
 
 
-def _visit_questions(protocol: Protocol, visit_code: str, p: m.Participant) -> list[Question]:
-    return questions_for(list(protocol.visit(visit_code).assessments),
-                         first_visit=visit_code == _first_visit(protocol), sex=p.sex)
+def _visit_questions(db: Database, protocol: Protocol, visit_code: str,
+                     p: m.Participant) -> list[Question]:
+    """The visit's questions, built once per process for each (protocol, visit, sex)."""
+    key = f"epro-questions:{protocol.content_hash}:{visit_code}:{p.sex}"
+    cached = db.cache.get(key)
+    if cached is None:
+        cached = db.cache[key] = tuple(questions_for(
+            list(protocol.visit(visit_code).assessments),
+            first_visit=visit_code == _first_visit(protocol), sex=p.sex))
+    return list(cached)
 
 
 def _expiry(window_end: Any, tz: str) -> datetime:
@@ -303,28 +322,47 @@ def _link_ctx(request_id: str, now: datetime | None) -> RequestContext:
     return RequestContext(Actor(0, "link", PARTICIPANT_ROLE), request_id=request_id, now=now)
 
 
-def _resolve(session: Session, token: str, now: datetime
-             ) -> tuple[m.ParticipantLink, m.Participant, m.Visit]:
-    stmt = select(m.ParticipantLink).where(m.ParticipantLink.token_hash == token_hash(token))
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update()  # two submits (two tabs) of one link: one records
-    link = session.scalars(stmt).one_or_none()
-    if link is None or link.revoked_at is not None or link.submitted_at is not None \
-            or link.expires_at <= now:
+class _Resolved(NamedTuple):
+    link: m.ParticipantLink
+    p: m.Participant
+    visit: m.Visit
+    site: m.Site
+    live_hash: str | None  # the live protocol's content hash
+
+
+_LOCKED = exists().where(m.DataLock.protocol_version_id == m.Participant.protocol_version_id)
+_LIVE_HASH = select(m.ProtocolVersion.content_hash).where(
+    m.ProtocolVersion.live_at.is_not(None)).limit(1).scalar_subquery()
+
+
+def _resolve(session: Session, token: str, now: datetime, *, lock: bool = True) -> _Resolved:
+    """The link, its participant, visit and site, whether the data are locked and the live
+    protocol's hash in one statement; ``lock``: the link's row is locked (PostgreSQL) for a
+    write (two submits, two tabs, of one link: one records)."""
+    stmt = (select(m.ParticipantLink, m.Participant, m.Visit, m.Site, _LOCKED, _LIVE_HASH)
+            .join(m.Participant, m.Participant.id == m.ParticipantLink.participant_id)
+            .join(m.Visit, m.Visit.id == m.ParticipantLink.visit_id)
+            .join(m.Site, m.Site.id == m.Participant.site_id)
+            .where(m.ParticipantLink.token_hash == token_hash(token)))
+    if lock and session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(of=m.ParticipantLink)
+    row = session.execute(stmt).one_or_none()
+    if row is None:
         raise LinkUnavailableError(UNAVAILABLE)
-    p = session.get(m.Participant, link.participant_id)
-    visit = session.get(m.Visit, link.visit_id)
-    assert p is not None and visit is not None
-    locked = session.scalars(select(m.DataLock.id).where(
-        m.DataLock.protocol_version_id == p.protocol_version_id)).first() is not None
-    if p.status == "withdrawn" or visit.status == "completed" or locked:
+    link, p, visit, site, locked, live_hash = row
+    if link.revoked_at is not None or link.submitted_at is not None or link.expires_at <= now \
+            or p.status == "withdrawn" or visit.status == "completed" or locked:
         raise LinkUnavailableError(UNAVAILABLE)
     audit = session.info.get("audit")
     if audit is not None:  # the participant's own writes carry the link as the actor
         audit.actor = f"link:{link.id}"
-        site = session.get(m.Site, p.site_id)
-        audit.site = site.code if site else ""
-    return link, p, visit
+        audit.site = site.code
+    return _Resolved(link, p, visit, site, live_hash)
+
+
+def _protocol(db: Database, session: Session, r: _Resolved) -> Protocol:
+    cached = cached_protocol(db, r.live_hash) if r.live_hash else None
+    return cached if cached is not None else live_protocol(db, session)[1]
 
 
 class SecondFactorError(InvalidFieldError):
@@ -343,7 +381,7 @@ def _check_factor(link: m.ParticipantLink, p: m.Participant, birth_year: int | N
 
 def _count_failure(db: Database, ctx: RequestContext, token: str) -> None:
     def run(session: Session) -> None:
-        link, _, _ = _resolve(session, token, ctx.utcnow())
+        link = _resolve(session, token, ctx.utcnow()).link
         failures = int(link.draft.get("factor_failures", 0)) + 1
         link.draft = dict(link.draft) | {"factor_failures": failures}
         if failures >= MAX_FACTOR_FAILURES:
@@ -356,37 +394,51 @@ def _count_failure(db: Database, ctx: RequestContext, token: str) -> None:
 
 
 def _guarded(db: Database, ctx: RequestContext, token: str, run: Callable[[Session], T],
-             reason: str) -> T:
+             reason: str, *, write: bool = True) -> T:
     """One participant-side transaction; a wrong year of birth is counted in its own."""
     try:
-        return in_transaction(db, ctx, run, reason=reason)
+        return in_transaction(db, ctx, run, reason=reason, write=write)
     except SecondFactorError:
         _count_failure(db, ctx, token)
         raise
 
 
+def _form(db: Database, session: Session, ctx: RequestContext, r: _Resolved,
+          birth_year: int | None) -> LinkForm:
+    needs_factor = r.link.second_factor and birth_year is None
+    if not needs_factor:
+        _check_factor(r.link, r.p, birth_year)
+    protocol = _protocol(db, session, r)
+    today = local_date(ctx.utcnow(), r.site.timezone)
+    return LinkForm(questions=_visit_questions(db, protocol, r.visit.code, r.p),
+                    answers=dict(r.link.draft.get("answers", {})),
+                    needs_birth_year=needs_factor, closes_on=r.visit.window_end,
+                    opens_on=r.visit.window_start if today < r.visit.window_start else None)
+
+
 def link_form(db: Database, token: str, *, now: datetime | None = None,
               request_id: str = "", birth_year: int | None = None) -> LinkForm:
     """What the participant's page shows: the questions and the answers saved so far (no
-    study, arm or participant information). Marks the link as opened."""
+    study, arm or participant information). Marks the link as opened: a read-only
+    transaction once it is (no writer lock for a page view), a write the first time."""
     ctx = _link_ctx(request_id, now)
 
-    def run(session: Session) -> LinkForm:
-        link, p, visit = _resolve(session, token, ctx.utcnow())
-        needs_factor = link.second_factor and birth_year is None
-        if not needs_factor:
-            _check_factor(link, p, birth_year)
-        if link.opened_at is None:
-            link.opened_at = ctx.utcnow()
-        _, protocol = live_protocol(db, session)
-        site = session.get(m.Site, p.site_id)
-        today = local_date(ctx.utcnow(), site.timezone) if site else visit.window_start
-        return LinkForm(questions=_visit_questions(protocol, visit.code, p),
-                        answers=dict(link.draft.get("answers", {})),
-                        needs_birth_year=needs_factor, closes_on=visit.window_end,
-                        opens_on=visit.window_start if today < visit.window_start else None)
+    def read(session: Session) -> LinkForm | None:
+        r = _resolve(session, token, ctx.utcnow(), lock=False)
+        form = _form(db, session, ctx, r, birth_year)
+        return form if r.link.opened_at is not None else None
 
-    return _guarded(db, ctx, token, run, "participant opened the link")
+    def mark_opened(session: Session) -> LinkForm:
+        r = _resolve(session, token, ctx.utcnow())
+        form = _form(db, session, ctx, r, birth_year)
+        if r.link.opened_at is None:
+            r.link.opened_at = ctx.utcnow()
+        session.flush()  # while ``r`` holds the participant: the audit finds its site loaded
+        return form
+
+    reason = "participant opened the link"
+    form = _guarded(db, ctx, token, read, reason, write=False)
+    return form if form is not None else _guarded(db, ctx, token, mark_opened, reason)
 
 
 def _validate(questions: list[Question], answers: dict[str, Any]) -> dict[str, int]:
@@ -410,6 +462,13 @@ def _validate(questions: list[Question], answers: dict[str, Any]) -> dict[str, i
     return clean
 
 
+def _save(link: m.ParticipantLink, questions: list[Question], answers: dict[str, Any]
+          ) -> dict[str, int]:
+    merged = dict(link.draft.get("answers", {})) | _validate(questions, answers)
+    link.draft = dict(link.draft) | {"answers": merged}
+    return merged
+
+
 def save_answers(db: Database, token: str, answers: dict[str, Any], *,
                  now: datetime | None = None, request_id: str = "",
                  birth_year: int | None = None) -> dict[str, int]:
@@ -417,13 +476,38 @@ def save_answers(db: Database, token: str, answers: dict[str, Any], *,
     ctx = _link_ctx(request_id, now)
 
     def run(session: Session) -> dict[str, int]:
-        link, p, visit = _resolve(session, token, ctx.utcnow())
-        _check_factor(link, p, birth_year)
-        _, protocol = live_protocol(db, session)
-        clean = _validate(_visit_questions(protocol, visit.code, p), answers)
-        merged = dict(link.draft.get("answers", {})) | clean
-        link.draft = dict(link.draft) | {"answers": merged}
-        return merged
+        r = _resolve(session, token, ctx.utcnow())
+        _check_factor(r.link, r.p, birth_year)
+        protocol = _protocol(db, session, r)
+        saved = _save(r.link, _visit_questions(db, protocol, r.visit.code, r.p), answers)
+        session.flush()  # while ``r`` holds the participant: the audit finds its site loaded
+        return saved
+
+    return _guarded(db, ctx, token, run, "participant saved answers")
+
+
+def answer_step(db: Database, token: str, step: int, value: str | None, *,
+                now: datetime | None = None, request_id: str = "",
+                birth_year: int | None = None) -> AnsweredStep:
+    """One screen's answer in one transaction (the page's POST): :func:`link_form`'s form with
+    its answers including this one, ``step`` (the question answered: ``step`` if it is one,
+    else the first) and ``saved`` (False, nothing saved, when the link needs the year of birth
+    or is not open yet, or ``value`` is None). An answer that is not one of the question's
+    choices is an InvalidFieldError (nothing saved)."""
+    ctx = _link_ctx(request_id, now)
+
+    def run(session: Session) -> AnsweredStep:
+        r = _resolve(session, token, ctx.utcnow())
+        form = _form(db, session, ctx, r, birth_year)
+        if r.link.opened_at is None:
+            r.link.opened_at = ctx.utcnow()
+        questions = form.questions
+        at = step if 0 <= step < len(questions) else 0
+        saved = not (form.needs_birth_year or form.opens_on is not None or value is None)
+        if saved:
+            form = replace(form, answers=_save(r.link, questions, {questions[at].code: value}))
+        session.flush()  # while ``r`` holds the participant: the audit finds its site loaded
+        return AnsweredStep(form=form, step=at, saved=saved)
 
     return _guarded(db, ctx, token, run, "participant saved answers")
 
@@ -436,10 +520,11 @@ def submit_link(db: Database, token: str, *, now: datetime | None = None,
     ctx = _link_ctx(request_id, now)
 
     def run(session: Session) -> Submitted:
-        link, p, visit = _resolve(session, token, ctx.utcnow())
+        r = _resolve(session, token, ctx.utcnow())
+        link, p, visit, site = r.link, r.p, r.visit, r.site
         _check_factor(link, p, birth_year)
-        _, protocol = live_protocol(db, session)
-        questions = _visit_questions(protocol, visit.code, p)
+        protocol = _protocol(db, session, r)
+        questions = _visit_questions(db, protocol, visit.code, p)
         answers = _validate(questions, dict(link.draft.get("answers", {})))
         missing = [q.code for q in questions if q.code not in answers]
         if missing:
@@ -448,10 +533,9 @@ def submit_link(db: Database, token: str, *, now: datetime | None = None,
         by_block: dict[str, dict[str, Any]] = {}
         for q in questions:
             by_block.setdefault(q.block, {})[q.code] = answers[q.code]
-        site = session.get(m.Site, p.site_id)
         inner = RequestContext(
             Actor(0, f"link:{link.id}", "coordinator", site_id=p.site_id,
-                  site_code=site.code if site else ""),
+                  site_code=site.code),
             request_id=ctx.request_id, now=ctx.utcnow())
         fields: dict[str, Any] = {}
         if visit.code == _first_visit(protocol):  # scored and derived as the site's Visit 0

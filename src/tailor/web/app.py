@@ -6,11 +6,13 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import Scope
 
 from tailor.db import Database
 from tailor.services.auth import AuthPolicy, configure
@@ -23,7 +25,11 @@ from tailor.web.errors import install_error_handlers
 from tailor.web.limits import install_limits
 from tailor.web.pages import install_pages
 from tailor.web.queries_api import router as queries_router
-from tailor.web.security_headers import install_docs, install_security_headers
+from tailor.web.security_headers import (
+    HeaderMiddleware,
+    install_docs,
+    install_security_headers,
+)
 from tailor.web.signatures_api import router as signatures_router
 
 __all__ = ["create_app"]
@@ -46,6 +52,26 @@ class _RedactLinks(logging.Filter):
 
 
 _REDACT_LINKS = _RedactLinks()
+
+
+class _RequestId(HeaderMiddleware):
+    """The request id (the client's ``X-Request-ID`` if well formed, else a new one) in
+    ``request.state.request_id`` and on the response, the time spent in the app as W3C
+    Server-Timing (so a client can tell queueing in front of the app from time inside it)
+    and ``Cache-Control: no-store`` on every response."""
+
+    def begin(self, scope: Scope) -> Callable[[MutableHeaders], None]:
+        given = Headers(scope=scope).get("x-request-id", "")
+        request_id = given if _REQ_ID.match(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+
+        def edit(headers: MutableHeaders) -> None:
+            headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1e3:.1f}"
+            headers["X-Request-ID"] = request_id
+            headers["Cache-Control"] = "no-store"
+
+        return edit
 
 
 def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
@@ -75,19 +101,7 @@ def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
     app.state.db = database
     app.state.settings = settings
 
-    @app.middleware("http")
-    async def request_id(request: Request,
-                         call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        given = request.headers.get("X-Request-ID", "")
-        request.state.request_id = given if _REQ_ID.match(given) else uuid.uuid4().hex
-        started = time.perf_counter()
-        response = await call_next(request)
-        # time spent in the app (W3C Server-Timing), so a client can tell queueing in front
-        # of the app from time inside it
-        response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1e3:.1f}"
-        response.headers["X-Request-ID"] = request.state.request_id
-        response.headers["Cache-Control"] = "no-store"
-        return response
+    app.add_middleware(_RequestId)  # request id, Server-Timing, no-store
 
     install_error_handlers(app)
     app.include_router(router)

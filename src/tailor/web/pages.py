@@ -380,6 +380,9 @@ def install_pages(app: FastAPI) -> None:
     app.add_exception_handler(TailorError, tailor_error)
     app.add_exception_handler(LoginRequired, login_required)
     app.add_exception_handler(CsrfError, csrf_error)
+    # issue 20: /p/{token} first, so a participant's page is matched before the 100-odd
+    # routes of the site's pages (its paths overlap none of them)
+    app.include_router(participant_pages)
     app.include_router(decide_api.router)
     app.include_router(cds_api.router)
     app.include_router(router)
@@ -387,7 +390,6 @@ def install_pages(app: FastAPI) -> None:
     app.include_router(pages_central.router)
     app.include_router(pages_admin.router)
     app.include_router(participant_links)  # issue 20: coordinator API
-    app.include_router(participant_pages)  # issue 20: /p/{token}
     app.include_router(links_pages)  # issue 20: /participants/{code}/links
     app.include_router(epro_pages)  # issue 20b: /r/{token}, /participants/{code}/contact
     app.include_router(epro_api)  # issue 20b: /api/v1/participants/{code}/contact

@@ -130,27 +130,32 @@ async def answer(request: Request, token: str) -> Response:
     if stop is not None:
         return stop
     data = await request.form()
-    form = _form(request, token)
-    if form is None or form.needs_birth_year:
-        return _unavailable(request) if form is None else RedirectResponse(
-            f"/p/{token}", status_code=303)
-    if form.opens_on is not None:
-        return _not_open(request, form.opens_on)
-    questions = form.questions
-    raw_step = str(data.get("step", ""))
-    step = int(raw_step) if raw_step.isdigit() and int(raw_step) < len(questions) else 0
-    code = questions[step].code
-    value = data.get("answer")
-    if value is None or value == "":
-        return _question_page(request, token, form, step, status_code=422,
-                              error="Please choose an answer to continue.")
-    try:
-        links.save_answers(_db(request), token, {code: str(value)}, request_id=_rid(request),
-                           birth_year=_birth_year(request))
+    raw_step, value = str(data.get("step", "")), data.get("answer")
+    step = int(raw_step) if raw_step.isdigit() else 0
+    error = ""
+    try:  # one transaction: the link, its form and the answer saved
+        answered = links.answer_step(_db(request), token, step,
+                                     None if value is None or value == "" else str(value),
+                                     request_id=_rid(request), birth_year=_birth_year(request))
     except links.LinkUnavailableError:
         return _unavailable(request)
-    except InvalidFieldError as exc:
-        return _question_page(request, token, form, step, status_code=422, error=str(exc))
+    except links.SecondFactorError:
+        raise
+    except InvalidFieldError as exc:  # not one of the choices: nothing saved
+        error, got = str(exc), _form(request, token)
+        if got is None:
+            return _unavailable(request)
+        answered = links.AnsweredStep(form=got, step=step if step < len(got.questions) else 0,
+                                      saved=False)
+    form = answered.form
+    if form.needs_birth_year:
+        return RedirectResponse(f"/p/{token}", status_code=303)
+    if form.opens_on is not None:
+        return _not_open(request, form.opens_on)
+    questions, step = form.questions, answered.step
+    if not answered.saved:
+        return _question_page(request, token, form, step, status_code=422,
+                              error=error or "Please choose an answer to continue.")
     nxt = step + 1
     if data.get("to") == "review" or nxt >= len(questions):
         return RedirectResponse(f"/p/{token}/review", status_code=303)

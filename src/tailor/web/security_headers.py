@@ -7,16 +7,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tailor.exceptions import AuthenticationError
 from tailor.services import auth as auth_service
 
-__all__ = ["HTML_CSP", "NONE_CSP", "docs_csp", "install_docs", "install_security_headers"]
+__all__ = ["HTML_CSP", "NONE_CSP", "HeaderMiddleware", "docs_csp", "install_docs",
+           "install_security_headers"]
 
 HTML_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
             "script-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
@@ -36,20 +39,50 @@ def docs_csp(html: str) -> str:
             "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
 
 
+class HeaderMiddleware:
+    """A plain ASGI middleware that edits the headers of every HTTP response as it starts
+    (no ``BaseHTTPMiddleware`` task and streams per request: about 0.2 ms of CPU each, issue
+    20). A subclass's ``begin(scope)`` runs when the request arrives and returns the editor."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    def begin(self, scope: Scope) -> Callable[[MutableHeaders], None]:
+        raise NotImplementedError
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        edit = self.begin(scope)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                edit(MutableHeaders(scope=message))
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _security_headers(headers: MutableHeaders) -> None:
+    html = headers.get("content-type", "").startswith("text/html")
+    headers.setdefault("Content-Security-Policy", HTML_CSP if html else NONE_CSP)
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+
+
+class _SecurityHeaders(HeaderMiddleware):
+    """The headers are added unless the route set them."""
+
+    def begin(self, scope: Scope) -> Callable[[MutableHeaders], None]:
+        return _security_headers
+
+
 def install_security_headers(app: FastAPI) -> None:
     """nosniff, referrer policy, frame denial and a CSP on every response type."""
-
-    @app.middleware("http")
-    async def headers(request: Request,
-                      call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        response = await call_next(request)
-        html = response.headers.get("content-type", "").startswith("text/html")
-        response.headers.setdefault("Content-Security-Policy", HTML_CSP if html else NONE_CSP)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-        return response
+    app.add_middleware(_SecurityHeaders)
 
 
 def _require_login(request: Request) -> None:
