@@ -914,6 +914,10 @@ def _d2_feature_seg(j: int, V: np.ndarray, ORD: np.ndarray, RK: np.ndarray, G: n
                     if mmin == 1:  # every boundary: the root's prefix maxima
                         v = _seg_value(T, MP, 1, b0, nb)
                     else:
+                        # the range's value is at most the unconstrained one (the root's prefix
+                        # maxima): when that cannot raise the child's best, skip the range read
+                        if _seg_value(T, MP, 1, b0, nb) <= (gL[s] if left else gR[s]):
+                            continue
                         if u >= 2 * mmin:
                             lo = _fen_kth(FW, mmin, top)
                             hi = _fen_kth(FW, u - mmin + 1, top)
