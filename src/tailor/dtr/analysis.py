@@ -511,6 +511,7 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
         try:
             dm = fit_decision_model(data, stages, outcome=plan.outcome, clusters=plan.cluster,
                                     replicates=max(plan.bootstrap, 10), weights=weights,
+                                    propensity=props[-1],
                                     random_state=int(rng.integers(2**31)))
         except EstimationError as exc:
             notes.append(f"the decision tool's flexible model could not be fitted ({exc}); "
@@ -526,7 +527,8 @@ def analyze(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan | None = 
                 calibration, calibration_ece = crossfit_calibration(
                     data, stages, outcome=plan.outcome, baseline=plan.baseline,
                     threshold=plan.responder_threshold, folds=fold, protocol=protocol,
-                    weights=weights)
+                    weights=weights, clusters=plan.cluster,
+                    propensity=props[-1])
             except EstimationError as exc:
                 notes.append(f"no cross-fitted calibration of the response chance ({exc})")
             # one model speaks: the recommendations table shows the model file's first step

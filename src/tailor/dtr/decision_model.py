@@ -43,25 +43,30 @@ clustered errors. Rev Econ Stat 90:414-427.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from tailor.dtr.bootstrap import _stage_pass
+from tailor.dtr.data import decide
 from tailor.dtr.regime_model import rcs_columns
 from tailor.exceptions import EstimationError
 
 if TYPE_CHECKING:
+    from tailor.dtr.backward import StageFit
     from tailor.dtr.bootstrap import BootstrapResult
     from tailor.dtr.qlearning import QLearningResult
 
-__all__ = ["KNOT_QUANTILES", "DecisionFit", "calibration_table", "cluster_counts",
-           "crossfit_calibration", "fit_decision_model", "flexible_stages"]
+__all__ = ["CROSSFIT_FOLDS", "KNOT_QUANTILES", "DecisionFit", "calibration_table",
+           "cluster_counts", "crossfit_calibration", "crossfit_folds", "dr_targets",
+           "fit_decision_model", "fit_point", "flexible_stages"]
 
 KNOT_QUANTILES = (0.05, 0.35, 0.65, 0.95)
 MIN_DISTINCT = 10
 MIN_CLUSTERS = 5
+CROSSFIT_FOLDS = 5
 
 
 def _formula_terms(text: str | None) -> list[str]:
@@ -135,30 +140,132 @@ class DecisionFit:
     scale: float
 
 
+def crossfit_folds(clusters: Any, n: int, rng: np.random.Generator,
+                   folds: int = CROSSFIT_FOLDS) -> np.ndarray:
+    """Fold (0..folds-1) of each row for the cross-fitted stage-2 models: whole sites go to one
+    fold (with at least ``MIN_CLUSTERS`` sites), otherwise participants, at random."""
+    if clusters is not None:
+        codes, _ = pd.factorize(pd.Series(list(clusters)).astype(str))
+        g = int(codes.max()) + 1
+        if g >= max(MIN_CLUSTERS, folds):
+            of_site = rng.permutation(np.arange(g) % folds)
+            return of_site[codes]
+    return rng.permutation(np.arange(n) % folds)
+
+
+def dr_targets(stage: StageFit, counts_w: np.ndarray, target: np.ndarray, sign: float,
+               folds: np.ndarray, prob: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The last stage for B weightings at once (rows of ``counts_w``/``target``, (B, n)): its
+    coefficients (B, p), failure flags (B,) and the augmented pseudo-outcome (B, n) passed to
+    the stage before (module docstring):
+
+        Y~ = Q^(-k)(h, d^(-k)(h)) + 1{A = d^(-k)(h)} / P(A | h) * (Y - Q^(-k)(h, d^(-k)(h)))
+
+    with ``Q^(-k)`` the fit without the row's fold, ``d^(-k)`` its rule and ``prob`` the
+    logged randomization probability of the received option. Rows without a decision pass
+    their own target back. The coefficients returned are those of the fit on all rows."""
+    coef, failed, _ = _stage_pass(stage, counts_w, target, sign)
+    dec = np.flatnonzero(stage.decision)
+    pseudo = target.copy()
+    if not len(dec):
+        return coef, failed, pseudo
+    xo = stage.x_options[:, dec, :]
+    d, nd, p = xo.shape
+    flat = np.nan_to_num(xo).reshape(d * nd, p)
+    mask = stage.mask[dec] & ~np.isnan(xo).any(axis=2).T
+
+    def q_of(c: np.ndarray) -> np.ndarray:  # (B, nd, d)
+        return np.transpose((flat @ c.T).reshape(d, nd, -1), (2, 1, 0))
+
+    active = mask.any(axis=1)[None, :]
+    chosen = np.full((counts_w.shape[0], nd), -1)
+    q_cf = np.full(chosen.shape, np.nan)
+    fold = folds[dec]
+    for k in np.unique(folds):
+        coef_k, failed_k, _ = _stage_pass(stage, counts_w * (folds != k)[None, :], target, sign)
+        failed = failed | failed_k
+        here = fold == k
+        q_k = q_of(np.nan_to_num(coef_k))[:, here, :]
+        chosen[:, here] = decide(q_k, mask[None, here, :], maximize=sign > 0,
+                                 active=active[:, here])
+        pick = np.maximum(chosen[:, here], 0)[:, :, None]
+        q_cf[:, here] = np.take_along_axis(q_k, pick, axis=2)[:, :, 0]
+    agree = (stage.observed[dec][None, :] == chosen) & (chosen >= 0)
+    y = target[:, dec]
+    with np.errstate(invalid="ignore"):
+        augmented = q_cf + np.where(agree, (y - q_cf) / prob[dec][None, :], 0.0)
+    pseudo[:, dec] = np.where(chosen >= 0, augmented, y)
+    return coef, failed, pseudo
+
+
+def _propensity(data: pd.DataFrame, column: str, stage: StageFit, weights: np.ndarray
+                ) -> np.ndarray:
+    if column not in data.columns:
+        raise EstimationError(f"the decision model's stage-1 pseudo-outcome needs the logged "
+                              f"randomization probability '{column}' of the week-12 option")
+    prob = pd.to_numeric(data[column], errors="coerce").to_numpy(dtype=float)
+    need = stage.decision & (weights > 0)
+    bad = need & ~((prob > 0) & (prob <= 1))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise EstimationError(f"'{column}' must be in (0, 1] for every participant with a "
+                              f"week-12 decision; row {i + 1} has {data[column].iloc[i]!r}")
+    return np.where(need, prob, 1.0)
+
+
+def fit_point(aug: pd.DataFrame, stages: Sequence[Mapping[str, Any]], *, outcome: str,
+              weights: np.ndarray | None, folds: np.ndarray, propensity: str
+              ) -> tuple[QLearningResult, np.ndarray]:
+    """The decision model's point fit on the data with the derived columns: the plan's last
+    stage as usual (it gives the week-12 rule) and stage 1 regressed on the augmented
+    pseudo-outcome (:func:`dr_targets`). Returns the fit and the propensities used."""
+    from tailor.dtr.qlearning import QLearning
+
+    full = QLearning(stages=list(stages), coding="dummy", maximize=False).fit(
+        aug, outcome=outcome, weights=weights)
+    if len(full.stages) != 2 or any(f.coef is None for f in full.stages):
+        raise EstimationError("the decision model needs two least-squares stages")
+    w = full.weights
+    last = full.stages[-1]
+    prob = _propensity(aug, propensity, last, w)
+    y = np.where(w > 0, full.y, np.nan)[None, :]
+    _, _, pseudo = dr_targets(last, w[None, :], y, full.sign, folds, prob)
+    target = np.where(w > 0, pseudo[0], np.nan)
+    first = QLearning(stages=[dict(stages[0])], coding="dummy", maximize=False).fit(
+        aug.assign(__pseudo_outcome=target), outcome="__pseudo_outcome", weights=w)
+    fit = replace(full, stages=(first.stages[0], last), pseudo0=first.pseudo0)
+    return fit, prob
+
+
 def fit_decision_model(data: pd.DataFrame, stages: Sequence[Mapping[str, Any]], *,
                        outcome: str, clusters: str | None = "site", replicates: int = 200,
-                       weights: np.ndarray | None = None,
+                       weights: np.ndarray | None = None, propensity: str = "p_A2",
                        random_state: int | np.random.Generator | None = None) -> DecisionFit:
     """Fit the flexible two-stage model and bootstrap it by site (module docstring)."""
-    from tailor.dtr.bootstrap import BootstrapResult, _run
-    from tailor.dtr.qlearning import QLearning
+    from tailor.dtr.bootstrap import BootstrapResult
 
     if replicates < 10:
         raise EstimationError(f"the decision model's bootstrap needs >= 10 replicates; got "
                               f"{replicates}")
     rng = np.random.default_rng(random_state)
     aug, new_stages, basis = flexible_stages(stages, data)
-    ql = QLearning(stages=new_stages, coding="dummy", maximize=False)
-    fit = ql.fit(aug, outcome=outcome, weights=weights)
-    if any(f.coef is None for f in fit.stages):
-        raise EstimationError("the decision model needs least-squares stages")
-    used = fit.weights > 0
     cl = aug[clusters].to_numpy() if clusters and clusters in aug.columns else None
+    folds = crossfit_folds(cl, len(aug), rng)
+    fit, prob = fit_point(aug, new_stages, outcome=outcome, weights=weights, folds=folds,
+                          propensity=propensity)
+    used = fit.weights > 0
     counts, g = cluster_counts(None if cl is None else cl[used], int(used.sum()), replicates,
                                rng)
     full = np.zeros((replicates, len(used)))
     full[:, used] = counts
-    coefs, failed, values = _run(fit, full)
+    cw = full * fit.weights
+    y = np.broadcast_to(np.where(used, np.nan_to_num(fit.y), 0.0), cw.shape).copy()
+    coef2, failed2, pseudo = dr_targets(fit.stages[1], cw, y, fit.sign, folds, prob)
+    coef1, failed1, target = _stage_pass(fit.stages[0], cw, np.nan_to_num(pseudo), fit.sign)
+    failed = failed1 | failed2 | ~np.isfinite(pseudo[:, used]).all(axis=1)
+    tot = cw.sum(axis=1)
+    values = (cw * np.nan_to_num(target)).sum(axis=1) / np.where(tot > 0, tot, np.nan)
     keep = ~failed
     if keep.sum() < max(10, replicates // 2):
         raise EstimationError(f"the decision model's bootstrap failed in {int(failed.sum())} "
@@ -166,7 +273,7 @@ def fit_decision_model(data: pd.DataFrame, stages: Sequence[Mapping[str, Any]], 
     boot = BootstrapResult(
         estimates=tuple(f.coef for f in fit.stages if f.coef is not None),
         terms=tuple(f.spec.term_names for f in fit.stages),
-        coef_replicates=tuple(c[keep] for c in coefs), value_estimate=fit.value(),
+        coef_replicates=(coef1[keep], coef2[keep]), value_estimate=fit.value(),
         value_replicates=values[keep], n=int(used.sum()), m=None, alpha=0.05,
         replicates=replicates, failed=int(failed.sum()))
     scale = g / (g - 1) if g > 1 else 1.0
@@ -201,25 +308,27 @@ def calibration_table(p: np.ndarray, observed: np.ndarray, weights: np.ndarray |
 
 def crossfit_calibration(data: pd.DataFrame, stages: Sequence[Mapping[str, Any]], *,
                          outcome: str, baseline: str, threshold: float, folds: np.ndarray,
-                         protocol: Any, weights: np.ndarray | None = None
-                         ) -> tuple[pd.DataFrame, float]:
+                         protocol: Any, weights: np.ndarray | None = None,
+                         clusters: str | None = None, propensity: str = "p_A2",
+                         random_state: int = 0) -> tuple[pd.DataFrame, float]:
     """Cross-fitted calibration of the decision model's chance of response on the trial: for
     each fold the flexible model is fitted on the other folds and gives each held-out
     participant the chance of response under the first treatment they received; compared with
     their observed week-24 response (censoring-weighted). The observed outcome followed the
     trial's randomized second step, the prediction the model's own, so a model that helps at
     week 12 should look slightly optimistic here."""
-    from tailor.dtr.qlearning import QLearning
     from tailor.dtr.regime_model import RegimeModel, regime_document
 
     aug, new_stages, basis = flexible_stages(stages, data)
     treat = str(new_stages[0]["treatment"])
     pred = np.full(len(aug), np.nan)
+    cl = aug[clusters].to_numpy() if clusters and clusters in aug.columns else None
+    inner = crossfit_folds(cl, len(aug), np.random.default_rng(random_state))
     for k in np.unique(folds):
         test = folds == k
         w = np.where(test, 0.0, 1.0 if weights is None else weights)
-        fit = QLearning(stages=new_stages, coding="dummy", maximize=False).fit(
-            aug, outcome=outcome, weights=w)
+        fit, _ = fit_point(aug, new_stages, outcome=outcome, weights=w, folds=inner,
+                           propensity=propensity)
         doc = regime_document(fit, None, data=aug[~test], protocol=protocol, stages=new_stages,
                               plan={}, data_hash="", outcome=outcome, baseline=baseline,
                               responder_threshold=threshold, tree=None, tree_features=(),
