@@ -10,9 +10,11 @@ multiplicative in baseline PEG: PEG_24 = PEG_0 (1 - improvement(C, P)), which a 
 both cannot follow) and **too small a variance** (the participant m-out-of-n bootstrap ignores
 that outcomes cluster by site: site effects are a between-trial source of error).
 
-With the fix below coverage is 0.84-0.88 over nine worlds, not the 0.93-0.97 targeted: a third
-cause remains, a negative bias (the stage-1 target, the minimum of the estimated week-12
-Q-values, is optimistic about the week-12 rule; see ``benchmarks/results/decide_coverage.md``).
+A site bootstrap and a flexible stage 1 brought coverage to 0.84-0.88 over nine worlds; the
+rest was a negative bias (too optimistic), diagnosed in ``benchmarks/results/decide_coverage.md``
+as the **winner's curse** of Q-learning's stage-1 target: the minimum of the *estimated*
+week-12 Q-values is the estimate at the option whose noise made it look best. Refitting stage 1
+on the oracle target Y(a1, model's week-12 rule) of the same participants removed it.
 
 The fix, pre-specified and the same for every world and plan:
 
@@ -21,10 +23,25 @@ The fix, pre-specified and the same for every world and plan:
   cubic spline with 4 knots at the 5/35/65/95th percentiles of the trial (Harrell 2015, sec.
   2.4.5: linear beyond the outer knots), the pairwise products of the continuous variables,
   as main effects **and** interacted with the first treatment. Binary variables enter as in
-  the plan. Stage 2 is the plan's model unchanged (its pseudo-outcome feeds stage 1).
+  the plan. Stage 2 is the plan's model unchanged; it gives the week-12 rule.
+* **Stage-1 target** (:func:`dr_targets`): for a participant with a week-12 decision, the
+  cross-fitted augmented inverse-probability-weighted value of the week-12 rule
+
+      Y~ = Q2^(-k)(h2, d^(-k)) + 1{A2 = d^(-k)} / P(A2 | h2) * (Y - Q2^(-k)(h2, d^(-k)))
+
+  where ``Q2^(-k)`` is the stage-2 model fitted without the participant's fold (``CROSSFIT_FOLDS``
+  folds of whole sites), ``d^(-k)`` its rule and ``P(A2 | h2)`` the logged randomization
+  probability of the received option (``p_A2``). Given the other folds it is unbiased for
+  E[Y(a1, d^(-k)) | h2] whatever the working model, because the randomization probability is
+  known (Robins, Rotnitzky & Zhao 1994; Zhang et al. 2012); the in-sample minimum is not (and
+  neither is the same formula with the full-data rule: a participant's own outcome moves the
+  rule away from the option they received when it was bad, so agreement and outcome
+  correlate). The fold rules use 80% of the data, so the target is, if anything, the value of
+  a slightly worse rule than the deployed one (conservative). Participants without a decision
+  pass their outcome back, as in Q-learning.
 * **Uncertainty.** Sites are resampled with replacement (every participant of a drawn site
-  comes along) and the whole two-stage Q-learning refitted per replicate (``bootstrap``
-  replicates, stage-2 pseudo-outcomes recomputed); the stage-1 covariance of the replicates is
+  comes along) and the whole procedure refitted per replicate (``bootstrap`` replicates: the
+  stage-2 fits on all rows and without each fold, the augmented targets, stage 1); the stage-1 covariance of the replicates is
   multiplied by G / (G - 1) (G sites; the usual small-cluster correction). Without a cluster
   column (or fewer than ``MIN_CLUSTERS`` sites) participants are resampled.
 
@@ -34,6 +51,12 @@ input and asks a clinician only for the raw variable.
 
 References
 ----------
+Robins JM, Rotnitzky A, Zhao LP (1994). Estimation of regression coefficients when some
+regressors are not always observed. JASA 89:846-866 (augmented inverse probability weighting).
+Zhang B, Tsiatis AA, Laber EB, Davidian M (2012). A robust method for estimating optimal
+treatment regimes. Biometrics 68:1010-1018.
+Chernozhukov V et al. (2018). Double/debiased machine learning. Econometrics J 21:C1-C68
+(cross-fitting).
 Harrell FE (2015). Regression Modeling Strategies, 2nd ed. Springer (restricted cubic splines).
 Field CA, Welsh AH (2007). Bootstrapping clustered data. JRSS-B 69:369-390.
 Cameron AC, Gelbach JB, Miller DL (2008). Bootstrap-based improvements for inference with
@@ -49,7 +72,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from tailor.dtr.bootstrap import _stage_pass
+from tailor.dtr.bootstrap import _gram_solve
 from tailor.dtr.data import decide
 from tailor.dtr.regime_model import rcs_columns
 from tailor.exceptions import EstimationError
@@ -153,6 +176,30 @@ def crossfit_folds(clusters: Any, n: int, rng: np.random.Generator,
     return rng.permutation(np.arange(n) % folds)
 
 
+def _solve(stage: StageFit, counts_w: np.ndarray, target: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """The stage's least squares for B weightings: coefficients (B, p; NaN where singular) and
+    failure flags (B,)."""
+    rows = stage.rows
+    x = stage.x_options[stage.observed[rows], rows, :]
+    return _gram_solve(counts_w[:, rows], x, counts_w[:, rows] * target[:, rows])
+
+
+def _choices(stage: StageFit, coef: np.ndarray, sign: float
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For the stage's decision rows: their indices, the Q-values (B, nd, d) of ``coef`` and
+    the best feasible option (B, nd; -1 without one). A failed (NaN) fit scores 0: its
+    replicate is dropped by the caller."""
+    dec = np.flatnonzero(stage.decision)
+    xo = stage.x_options[:, dec, :]
+    d, nd, p = xo.shape
+    q = np.transpose((np.nan_to_num(xo).reshape(d * nd, p) @ np.nan_to_num(coef).T)
+                     .reshape(d, nd, -1), (2, 1, 0))
+    mask = stage.mask[dec] & ~np.isnan(xo).any(axis=2).T
+    chosen = decide(q, mask[None, :, :], maximize=sign > 0, active=mask.any(axis=1)[None, :])
+    return dec, q, chosen
+
+
 def dr_targets(stage: StageFit, counts_w: np.ndarray, target: np.ndarray, sign: float,
                folds: np.ndarray, prob: np.ndarray
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -165,32 +212,22 @@ def dr_targets(stage: StageFit, counts_w: np.ndarray, target: np.ndarray, sign: 
     with ``Q^(-k)`` the fit without the row's fold, ``d^(-k)`` its rule and ``prob`` the
     logged randomization probability of the received option. Rows without a decision pass
     their own target back. The coefficients returned are those of the fit on all rows."""
-    coef, failed, _ = _stage_pass(stage, counts_w, target, sign)
-    dec = np.flatnonzero(stage.decision)
+    coef, failed = _solve(stage, counts_w, target)
     pseudo = target.copy()
-    if not len(dec):
+    if not stage.decision.any():
         return coef, failed, pseudo
-    xo = stage.x_options[:, dec, :]
-    d, nd, p = xo.shape
-    flat = np.nan_to_num(xo).reshape(d * nd, p)
-    mask = stage.mask[dec] & ~np.isnan(xo).any(axis=2).T
-
-    def q_of(c: np.ndarray) -> np.ndarray:  # (B, nd, d)
-        return np.transpose((flat @ c.T).reshape(d, nd, -1), (2, 1, 0))
-
-    active = mask.any(axis=1)[None, :]
-    chosen = np.full((counts_w.shape[0], nd), -1)
+    dec = np.flatnonzero(stage.decision)
+    chosen = np.full((counts_w.shape[0], len(dec)), -1)
     q_cf = np.full(chosen.shape, np.nan)
     fold = folds[dec]
     for k in np.unique(folds):
-        coef_k, failed_k, _ = _stage_pass(stage, counts_w * (folds != k)[None, :], target, sign)
+        coef_k, failed_k = _solve(stage, counts_w * (folds != k)[None, :], target)
         failed = failed | failed_k
         here = fold == k
-        q_k = q_of(np.nan_to_num(coef_k))[:, here, :]
-        chosen[:, here] = decide(q_k, mask[None, here, :], maximize=sign > 0,
-                                 active=active[:, here])
-        pick = np.maximum(chosen[:, here], 0)[:, :, None]
-        q_cf[:, here] = np.take_along_axis(q_k, pick, axis=2)[:, :, 0]
+        _, q_k, chosen_k = _choices(stage, coef_k, sign)
+        chosen[:, here] = chosen_k[:, here]
+        pick = np.maximum(chosen_k[:, here], 0)[:, :, None]
+        q_cf[:, here] = np.take_along_axis(q_k[:, here, :], pick, axis=2)[:, :, 0]
     agree = (stage.observed[dec][None, :] == chosen) & (chosen >= 0)
     y = target[:, dec]
     with np.errstate(invalid="ignore"):
@@ -262,10 +299,15 @@ def fit_decision_model(data: pd.DataFrame, stages: Sequence[Mapping[str, Any]], 
     cw = full * fit.weights
     y = np.broadcast_to(np.where(used, np.nan_to_num(fit.y), 0.0), cw.shape).copy()
     coef2, failed2, pseudo = dr_targets(fit.stages[1], cw, y, fit.sign, folds, prob)
-    coef1, failed1, target = _stage_pass(fit.stages[0], cw, np.nan_to_num(pseudo), fit.sign)
-    failed = failed1 | failed2 | ~np.isfinite(pseudo[:, used]).all(axis=1)
+    failed2 = failed2 | ~np.isfinite(pseudo[:, used]).all(axis=1)
+    pseudo = np.nan_to_num(pseudo)
+    coef1, failed1 = _solve(fit.stages[0], cw, pseudo)
+    failed = failed1 | failed2
+    dec1, q1, chosen1 = _choices(fit.stages[0], coef1, fit.sign)
+    best1 = np.take_along_axis(q1, np.maximum(chosen1, 0)[:, :, None], axis=2)[:, :, 0]
+    pseudo[:, dec1] = np.where(chosen1 >= 0, best1, pseudo[:, dec1])
     tot = cw.sum(axis=1)
-    values = (cw * np.nan_to_num(target)).sum(axis=1) / np.where(tot > 0, tot, np.nan)
+    values = (cw * pseudo).sum(axis=1) / np.where(tot > 0, tot, np.nan)
     keep = ~failed
     if keep.sum() < max(10, replicates // 2):
         raise EstimationError(f"the decision model's bootstrap failed in {int(failed.sum())} "
