@@ -20,7 +20,7 @@ def _setup(best, n: int, seed: int, null_stage2: bool = False):
     d = best_like(n, seed=seed)
     d["site"] = [f"S{i % 8}" for i in range(n)]
     if null_stage2:  # no week-12 option changes the outcome: E[Y | h2, a] = PEG at week 12
-        d["peg_w24"] = d["peg_w12"] + np.random.default_rng(seed).normal(0, 1, n)
+        d["peg_w24"] = d["peg_w12"] + np.random.default_rng([seed, 1]).normal(0, 1, n)
     stages = working_model(best, default_plan(d, best, bootstrap=20))
     aug, new_stages, _ = flexible_stages(stages, d)
     folds = crossfit_folds(aug["site"].to_numpy(), n, np.random.default_rng(seed))
