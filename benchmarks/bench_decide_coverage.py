@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -41,37 +40,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT), str(ROOT / "benchmarks")]
 
 from _common import machine, write_result  # noqa: E402
-from bench_decide_calibration import KEEP, path_outcomes  # noqa: E402
+from bench_decide_calibration import fit_model, path_outcomes  # noqa: E402
 
 FEATURES = ["peg_baseline", "amplifier_index", "opioid", "depression"]
 WORLDS = "amplifier-guitar,null,strict-null,reversed,mood,imaging,opioid,site-arm,stage2-only"
-
-
-def fit_model(protocol, world: str, seed: int, bootstrap: int, method: str):
-    from tailor.dtr.analysis import default_plan, working_model
-    from tailor.dtr.decision_model import fit_decision_model
-    from tailor.dtr.qlearning import QLearning
-    from tailor.dtr.regime_model import RegimeModel, regime_document
-    from tailor.stats.simulation import simulate_trial
-
-    sim = simulate_trial(protocol, world, participants=805, seed=seed, items=False,
-                         engine=False, oracle_inner=2, long=False, scoring=None)
-    table = sim.wide[[*KEEP, "site"]].reset_index(drop=True)
-    plan = default_plan(table, protocol, bootstrap=bootstrap)
-    stages = working_model(protocol, plan)
-    common = dict(data=table, protocol=protocol, plan=asdict(plan), data_hash=str(seed),
-                  outcome=plan.outcome, baseline=plan.baseline, responder_threshold=0.3,
-                  tree=None, tree_features=(), tree_agreement=None, simulated=True)
-    if method == "working":
-        fit = QLearning(stages=stages, coding="dummy", maximize=False).fit(
-            table, outcome=plan.outcome)
-        boot = fit.bootstrap(replicates=bootstrap, m="adaptive", random_state=seed)
-        return RegimeModel(regime_document(fit, boot, stages=stages, **common))
-    dm = fit_decision_model(table, stages, outcome=plan.outcome,
-                            clusters=None if method == "flexible-iid" else "site",
-                            replicates=bootstrap, random_state=seed)
-    return RegimeModel(regime_document(dm.fit, dm.boot, stages=dm.stages, basis=dm.basis,
-                                       cov_scale=dm.scale, **common))
 
 
 def gbm(x, y):

@@ -771,13 +771,14 @@ def _calibrate(a: _Analysis, cf: _CrossFit) -> tuple[pd.DataFrame, float]:
     plan = a.plan
     return crossfit_calibration(a.data, a.stages, outcome=plan.outcome, baseline=plan.baseline,
                                 threshold=plan.responder_threshold, folds=cf.fold,
-                                protocol=a.protocol, weights=a.weights)
+                                protocol=a.protocol, weights=a.weights, clusters=plan.cluster,
+                                propensity=a.props[-1])
 
 
 def _fit_decision_model(a: _Analysis) -> Any:
     return fit_decision_model(a.data, a.stages, outcome=a.plan.outcome, clusters=a.plan.cluster,
                               replicates=max(a.plan.bootstrap, 10), weights=a.weights,
-                              random_state=int(a.rng.integers(2**31)))
+                              propensity=a.props[-1], random_state=int(a.rng.integers(2**31)))
 
 
 def _model_file(a: _Analysis, cf: _CrossFit, shown: _Shown, doc: _Document) -> dict[str, Any]:
