@@ -2,16 +2,25 @@
 
 Provenance of the reference numbers
 -----------------------------------
-* Binary (Kidwell et al. 2018, J Appl Stat 45(9):1628-1651): the stored corpus held neither
-  the paper's tables nor the SMARTsize app's current binary code, so the closed form is checked
-  (1) by hand arithmetic in the comments, (2) by its reduction to the two-arm log-odds-ratio
-  formula when everyone responds (design II, r = 1), and (3) against a brute-force Monte Carlo
-  written here, independently of :mod:`tailor.design.replicates` (vectorized design-II trials,
-  Hajek regime means, delta-method Wald test of the log odds ratio), and through the study
-  runner with :func:`~tailor.design.replicates.prototypical_binary`.
-* Clustered (NeCamp et al. 2017, SMMR 26(4):1572-1589): reduction to Oetting's individual
-  formula for m = 1 or icc = 0, hand arithmetic, and a simulation with normal site effects
-  through the study runner (:func:`~tailor.design.replicates.prototypical_clustered`).
+* Binary (Kidwell et al. 2018, J Appl Stat 45(9):1628-1651): the paper's text and tables are
+  not in the stored corpus (only its abstract), but the authors' own implementation is: the
+  SMARTsize app (github.com/nickseewald/SMARTsize, server.R at commit 1b1bb22; see
+  ``_smartsize_binary_n``), whose sidebar cites the paper as its binary method. Designs I and II
+  equal it to the integer over a grid of inputs; design III differs on purpose (the app averages
+  the two regimes' weights; tailor does not, and at r = 0 tailor's is exactly the two-binomial-
+  arms variance; see the test). Also checked (1) by hand arithmetic in the comments, (2) by the
+  reduction to the two-arm log-odds-ratio formula when everyone responds (design II, r = 1),
+  and (3) against a brute-force Monte Carlo written here, independently of
+  :mod:`tailor.design.replicates` (vectorized design-II trials, Hajek regime means,
+  delta-method Wald test of the log odds ratio), and through the study runner with
+  :func:`~tailor.design.replicates.prototypical_binary`.
+* Clustered (NeCamp et al. 2017, SMMR 26(4):1572-1589): no published number was available: the
+  stored corpus holds the paper's abstract only (arXiv 1607.04039 / ar5iv, first page), no
+  implementation of its formula (clusterSMART, github.com/panwenchu98/clusterSMART, simulates
+  and analyses clustered SMARTs but has no sample-size function; SMARTp is for tooth-level
+  outcomes). Checked by reduction to Oetting's individual formula for m = 1 or icc = 0, hand
+  arithmetic, and a simulation with normal site effects through the study runner
+  (:func:`~tailor.design.replicates.prototypical_clustered`).
 * Longitudinal (Seewald et al. 2020, SMMR 29(7):1891-1912): the authors' own implementation,
   rmSMARTsize ``sampleSize.R`` (github.com/nseewald1/rmSMARTSize, function ``sample.size``),
   evaluated by hand below (the R code: ``nid * designEffect * correction``, rounded up), and a
@@ -79,6 +88,72 @@ def test_binary_reduces_to_the_two_arm_log_odds_ratio_formula() -> None:
     per_arm = Z2 * (1 / (p1 * (1 - p1)) + 1 / (p2 * (1 - p2))) / math.log(
         (p1 / (1 - p1)) / (p2 / (1 - p2))) ** 2
     assert binary_sample_size(p1, p2, 1.0) == math.ceil(2 * per_arm - 1e-6)
+
+
+# The authors' own implementation of Kidwell et al. (2018): the SMARTsize Shiny app,
+# github.com/nickseewald/SMARTsize, server.R at commit 1b1bb22861ddaf16b27d6f5b76787f96e64d89c9
+# (the newest stored version; the app's sidebar cites Kidwell et al. for its binary method).
+# output$binarySampleSizeA/B/C compute, with A the reference AI's odds and B the odds ratio,
+#   rawSampleSize <- 2 * (qnorm(1 - power) + qnorm(alpha / 2))^2 *
+#                    ((1 + A)^2 * B + (1 + A * B)^2) / (A * B * log(B)^2)
+#   N <- ceiling(designEffect * rawSampleSize)
+# with designEffect 2 (design I), 2 * (1 - r) + r (II) and (3/2) * (1 - r) + r (III); the
+# power outputs invert the same expression. Transcribed here, independently of sizing.py
+# (qnorm from statistics.NormalDist). ((1 + A)^2 B + (1 + AB)^2) / (A B) is
+# 1/(p1 q1) + 1/(p2 q2), so rawSampleSize is the two-arm log-odds-ratio N.
+def _smartsize_binary_n(p1: float, p2: float, r: float, design: str, alpha: float = 0.05,
+                        power: float = 0.80) -> int:
+    from statistics import NormalDist
+    qnorm = NormalDist().inv_cdf
+    a = p1 / (1 - p1)
+    b = (p2 / (1 - p2)) / a
+    de = {"I": 2.0, "II": 2 * (1 - r) + r, "III": 1.5 * (1 - r) + r}[design]
+    raw = 2 * (qnorm(1 - power) + qnorm(alpha / 2)) ** 2 * (
+        (1 + a) ** 2 * b + (1 + a * b) ** 2) / (a * b * math.log(b) ** 2)
+    return math.ceil(de * raw)
+
+
+@pytest.mark.parametrize(("p1", "p2", "r"), [
+    (0.6, 0.45, 0.4), (0.3, 0.45, 0.3), (0.5, 0.6, 0.0), (0.2, 0.35, 0.6),
+    (0.9, 0.75, 0.2), (0.1, 0.2, 0.5)])
+def test_binary_designs_i_ii_equal_the_authors_smartsize_code(p1: float, p2: float,
+                                                             r: float) -> None:
+    # SMARTsize (see _smartsize_binary_n), e.g. p .6 vs .45, r .4: design I 702, II 562
+    # (the hand values of test_binary_formula_by_hand); tailor's E[W^2] = 2 DE for both
+    # regimes is the app's designEffect, so the two agree to the integer
+    for design in ("I", "II"):
+        assert binary_sample_size(p1, p2, r, design=design) == _smartsize_binary_n(
+            p1, p2, r, design)
+    assert binary_sample_size(p1, p2, r, alpha=0.01, power=0.9) == _smartsize_binary_n(
+        p1, p2, r, "II", alpha=0.01, power=0.9)
+
+
+def test_binary_design_iii_differs_from_smartsize_by_the_weights_it_averages() -> None:
+    # SMARTsize's design III uses the averaged designEffect (3 - r)/2 for both regimes;
+    # tailor keeps each regime's own weight moment (2 (2 - r) for the one that
+    # re-randomizes its non-responders, 2 for the other). p .6 vs .45, r .4: SMARTsize
+    # 7.848879 * 2.6 * 8.20707 / .367401 = 455.86 -> 456; tailor 458 (by hand above).
+    assert _smartsize_binary_n(0.6, 0.45, 0.4, "III") == 456
+    assert binary_sample_size(0.6, 0.45, 0.4, design="III") == 458
+    # they coincide when p1 q1 = p2 q2 (.4 vs .6) or when everyone responds (r = 1) ...
+    assert binary_sample_size(0.4, 0.6, 0.3, design="III") == _smartsize_binary_n(
+        0.4, 0.6, 0.3, "III")
+    assert binary_sample_size(0.3, 0.5, 1.0, design="III") == _smartsize_binary_n(
+        0.3, 0.5, 1.0, "III")
+    # ... and otherwise differ by z^2 (1 - r) [1/(p1 q1) - 1/(p2 q2)] / log(OR)^2 (p .2 vs
+    # .35, r 0: tailor 451 for the .2 regime re-randomized, 402 for the .35 one; SMARTsize
+    # 426 for both)
+    assert binary_sample_size(0.2, 0.35, 0.0, design="III") == 451
+    assert binary_sample_size(0.35, 0.2, 0.0, design="III") == 402
+    assert _smartsize_binary_n(0.2, 0.35, 0.0, "III") == 426
+    # Why tailor's: with r = 0 design III is exactly two independent arms, N/4 people
+    # consistent with the re-randomized regime and N/2 with the other, so the Wald test of
+    # the log odds ratio of two binomial proportions with those arm sizes gives
+    # var = 4/(N p1 q1) + 2/(N p2 q2): tailor's formula, not the average 3 [..]/N.
+    p1, p2 = 0.2, 0.35
+    log_or2 = math.log((p1 / (1 - p1)) / (p2 / (1 - p2))) ** 2
+    two_arms = Z2 * (4 / (p1 * (1 - p1)) + 2 / (p2 * (1 - p2))) / log_or2
+    assert binary_sample_size(p1, p2, 0.0, design="III") == math.ceil(two_arms - 1e-6)
 
 
 def _brute_force_binary_power(n: int, p1: float, p2: float, r: float, reps: int,

@@ -49,7 +49,12 @@
     regimes share nobody, and the delta method gives ``var(log OR) = [E[W1^2]/(p1 q1) +
     E[W2^2]/(p2 q2)] / N``. In design III the two regimes' weights differ (one arm
     re-randomizes nobody), so the continuous case's averaged ``DE`` would be exact only when
-    ``p1 q1 = p2 q2``.
+    ``p1 q1 = p2 q2``. Checked against the authors' SMARTsize app (server.R, the binary
+    outputs): its ``designEffect * 2 z^2 [1/(p1 q1) + 1/(p2 q2)] / log(OR)^2`` with
+    ``designEffect`` 2 (I) and ``2 - r`` (II) is this formula exactly; for III the app uses the
+    averaged ``(3 - r)/2`` for both regimes, which tailor does not (at ``r = 0`` design III is
+    two independent arms of ``N/4`` and ``N/2`` consistent people, whose log-odds-ratio
+    variance is ``4/(N p1 q1) + 2/(N p2 q2)``, this formula).
 
 :func:`clustered_sample_size` / :func:`clustered_power`
     Number of clusters for a cluster-randomized SMART (clusters randomized at both stages,
