@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from tailor.dtr.data import feasibility_matrix
-from tailor.dtr.policytree import plain_value, read_rewards
+from tailor.dtr.policytree import check_feasible_rewards, plain_value, read_rewards
 from tailor.exceptions import NotFittedError
 
 __all__ = ["PhenotypeRegime"]
@@ -116,12 +116,7 @@ class PhenotypeRegime:
         if len(cats) != n:
             raise ValueError(f"categories has {len(cats)} rows but rewards has {n}")
         F = self._feasible(feasible, (n, d))
-        bad = ~np.isfinite(R) & F
-        if bad.any():
-            i, a = (int(v) for v in np.argwhere(bad)[0])
-            raise ValueError(f"rewards has a missing or infinite value ({R[i, a]}) at row {i}, "
-                             f"option {labels[a]!r}, which is feasible; impute the score or mark "
-                             "the option infeasible")
+        check_feasible_rewards(R, F, labels)
         self.action_labels_ = labels
         self.default_ranking_, _, _ = self._rank(R, F)
         codes, uniques = pd.factorize(pd.Series(cats, dtype=object), sort=False)

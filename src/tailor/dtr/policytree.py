@@ -55,6 +55,17 @@ def read_rewards(rewards: Any) -> tuple[np.ndarray, list[Any]]:
     return R, list(range(R.shape[1]))
 
 
+def check_feasible_rewards(R: np.ndarray, F: np.ndarray, labels: list[Any]) -> None:
+    """Every feasible cell of the rewards ``R`` (n, d) is finite (``F`` the feasibility mask);
+    else a ValueError naming the first bad row and option."""
+    bad = ~np.isfinite(R) & F
+    if bad.any():
+        i, a = (int(v) for v in np.argwhere(bad)[0])
+        raise ValueError(f"rewards has a missing or infinite value ({R[i, a]}) at row {i}, "
+                         f"option {labels[a]!r}, which is feasible; impute the score or mark "
+                         "the option infeasible")
+
+
 def _fmt(value: float) -> str:
     """Format a split value like R's ``signif(x, 6)`` printed by policytree."""
     return f"{value:.6g}"
@@ -240,12 +251,7 @@ class PolicyTree(Params):
             raise ValueError(f"X has {raw[0].shape[0]} rows but rewards has {n}")
         F = feasibility_matrix(feasible, (n, d), name="feasible")
         ok = np.ones((n, d), dtype=bool) if F is None else F
-        bad = ~np.isfinite(R) & ok
-        if bad.any():
-            i, a = (int(v) for v in np.argwhere(bad)[0])
-            raise ValueError(f"rewards has a missing or infinite value ({R[i, a]}) at row {i}, "
-                             f"option {labels[a]!r}, which is feasible; impute the score or mark "
-                             "the option infeasible")
+        check_feasible_rewards(R, ok, labels)
         Z = design.encode(raw)
         has_mask = F is not None and not bool(F.all())
         G = np.where(ok, R, 0.0)
