@@ -84,3 +84,22 @@ def test_category_ranking_is_by_mean_score_not_by_how_many_cannot_take_an_option
     assert regime.table_.loc[0, "recommended"] == "DUL"
     out = regime.predict(cats, feasible=feasible)
     assert out[0] == "DUL" and out[2] == "ACT"  # the one who cannot take DUL: next best
+
+
+def test_a_missing_feasible_reward_is_refused_alike_by_tree_and_categories():
+    """Both learners refuse a NaN reward where the option is feasible, with one message naming
+    the row and option, and accept it where the option is infeasible."""
+    from tailor.dtr.policytree import PolicyTree
+
+    R = np.array([[1.0, 2.0], [np.nan, 0.5], [0.2, 0.1], [0.3, 0.9]])
+    X = np.array([[0.0], [1.0], [2.0], [3.0]])
+    cats = ["a", "a", "b", "b"]
+    want = r"missing or infinite value \(nan\) at row 1, option 0, which is feasible"
+    with pytest.raises(ValueError, match=want):
+        PolicyTree(depth=1).fit(X, R)
+    with pytest.raises(ValueError, match=want):
+        PhenotypeRegime().fit(cats, R)
+    F = np.ones_like(R, dtype=bool)
+    F[1, 0] = False
+    assert PolicyTree(depth=1).fit(X, R, feasible=F).predict(X).shape == (4,)
+    assert len(PhenotypeRegime().fit(cats, R, feasible=F).predict(cats)) == 4
