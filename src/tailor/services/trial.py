@@ -568,20 +568,39 @@ def visit_answers(db: Database, ctx: RequestContext, code: str,
     return in_transaction(db, ctx, run, write=False)
 
 
-def visits_view(db: Database, ctx: RequestContext, code: str) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class VisitView:
+    """One scheduled visit: its code and week, target date and window (inclusive), the day
+    it was recorded (``None`` before), its status and derived scores (name -> value as text;
+    e.g. the pain score, the response category)."""
+
+    visit: str
+    week: int
+    target_date: date
+    window_start: date
+    window_end: date
+    visit_date: date | None
+    status: str
+    scores: dict[str, str | None]
+
+
+def visits_view(db: Database, ctx: RequestContext, code: str) -> list[VisitView]:
+    """The participant's visit schedule by week, as the caller's role may see it (derived
+    scores scrubbed of arm tokens for blinded roles)."""
     require(ctx.actor, PARTICIPANT_READ, "read visits")
 
-    def run(session: Session) -> list[dict[str, Any]]:
+    def run(session: Session) -> list[VisitView]:
         p = get_participant(session, ctx.actor, code)
         out = []
         for v in session.scalars(select(m.Visit).where(m.Visit.participant_id == p.id)
                                  .order_by(m.Visit.week)):
             scores = {d.name: d.value for d in session.scalars(
                 select(m.DerivedScore).where(m.DerivedScore.visit_id == v.id))}
-            out.append({"visit": v.code, "week": v.week, "target_date": v.target_date,
-                        "window_start": v.window_start, "window_end": v.window_end,
-                        "visit_date": v.visit_date, "status": v.status, "scores": scores})
-        return redact(out, ctx.actor, tokens_in_session(db, session))
+            out.append(VisitView(visit=v.code, week=v.week, target_date=v.target_date,
+                                 window_start=v.window_start, window_end=v.window_end,
+                                 visit_date=v.visit_date, status=v.status, scores=scores))
+        redacted: list[VisitView] = redact(out, ctx.actor, tokens_in_session(db, session))
+        return redacted
 
     return in_transaction(db, ctx, run, write=False)
 
