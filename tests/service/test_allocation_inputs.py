@@ -148,7 +148,7 @@ def test_week12_change_after_stage2_needs_reason_and_records_deviation_and_query
                            fields={})
     out = trial.record_visit(t.db, _later(t, "dm", reason="source document says 5"), code,
                              "week12", instruments=bad, fields={})
-    assert out["protocol_deviations"]
+    assert out.protocol_deviations
     after = randomization.allocations_of(t.db, _later(t), code)
     assert next(a for a in after if a.stage == 2) == before
     s = t.db.session(write=False)

@@ -165,13 +165,14 @@ def test_coordinator_visit0_records_a_man_as_not_pregnant_by_the_same_rule(dbh):
     peg = {"PEG1": 6, "PEG2": 5, "PEG3": 7}
     out = record_baseline(t.db, ctx, man, "week0", visit_date=NOW.date(), peg=peg,
                           questionnaires=qs, fields={"opioid_use": False})
-    assert out["not_asked"] == ["pregnant_visit0"]
+    assert out.visit.not_asked == ["pregnant_visit0"]
     record, reasons = visit0_record(t, man)
     assert record["pregnant_visit0"] is False
     assert all("pregnant_visit0 not asked (sex recorded as M)" in r for r in reasons)
     out = record_baseline(t.db, ctx, woman, "week0", visit_date=NOW.date(), peg=peg,
                           questionnaires=qs, fields={"opioid_use": False,
                                                      "pregnant_visit0": True})
-    assert "not_asked" not in out
+    assert out.visit.not_asked == [] and "not_asked" not in out.to_json()
     record, _ = visit0_record(t, woman)
-    assert record["pregnant_visit0"] is True and out["eligible"] is False
+    assert out.visit.eligibility is not None
+    assert record["pregnant_visit0"] is True and out.visit.eligibility.eligible is False

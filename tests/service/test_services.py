@@ -74,7 +74,7 @@ def test_full_flow_stage1_stage2(t):
     out = trial.record_visit(t.db, later, code, "week12", visit_date=TODAY + timedelta(days=84),
                              instruments=PEG_ITEMS | {"PGIC": {"items": {"PGIC1": 5}}},
                              fields={}, safety={"serious_event": False})
-    assert out["response_category"] == "bad"
+    assert out.response_category == "bad"
     v2, _ = randomization.randomize(t.db, later, code, 2, "key-3")
     if view.option == "ESC":  # ESC non-responders may only augment (ESC + X)
         assert v2.action == "augment" and v2.option.startswith("ESC+")
@@ -113,7 +113,8 @@ def test_visit0_window_and_future_dates(t):
                            instruments=PEG_ITEMS, fields=VISIT0_FIELDS)
     out = trial.record_visit(t.db, ctx, code, "week0", visit_date=TODAY - timedelta(days=9),
                              instruments=PEG_ITEMS, fields=VISIT0_FIELDS)
-    assert out["eligible"] and out["scores"]["PEGSCORE"] == pytest.approx(6.0)
+    assert out.eligibility is not None and out.eligibility.eligible
+    assert out.scores["PEGSCORE"] == pytest.approx(6.0)
 
 
 def test_run_in_failure_and_visit0_ineligible(t):
@@ -139,7 +140,7 @@ def test_intolerance_makes_response_bad_and_withdrawal_closes(t):
     trial.record_adverse_event(t.db, later, code, arm=None, onset_date=TODAY + timedelta(days=20))
     out = trial.record_visit(t.db, later, code, "week12", instruments={
         "PGIC": {"items": {"PGIC1": 1}}}, fields={}, visit_date=TODAY + timedelta(days=84))
-    assert out["response_category"] == "bad"
+    assert out.response_category == "bad"
     trial.withdraw(t.db, later, code, withdrawn_on=TODAY + timedelta(days=84),
                    reason_code="adverse_event")
     with pytest.raises(ConflictError, match="withdrawn"):

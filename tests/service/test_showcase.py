@@ -37,7 +37,7 @@ def test_showcase_has_every_state_and_open_queries(sqlite_dbh):
     wk = trial.record_visit(db, coord, codes["due for week 12"], "week12", instruments={
         "PEG": {"items": {"PEG1": 5, "PEG2": 5, "PEG3": 5}},
         "PGIC": {"items": {"PGIC1": 4}}}, fields={})
-    assert wk["response_category"] == "bad"
+    assert wk.response_category == "bad"
     visits = trial.visits_view(db, coord, codes["week 12 overdue"])
     w12 = next(v for v in visits if v.visit == "week12")
     assert w12.status != "completed" and w12.window_end < noon.date()

@@ -275,7 +275,7 @@ def record_visit(code: Code, visit: VisitCode, body: s.VisitIn, ctx: Ctx,
                    for k, v in body.instruments.items()}
     return trial.record_visit(db, ctx, code, visit, visit_date=body.visit_date,
                               instruments=instruments, fields=dict(body.fields),
-                              safety=dict(body.safety))
+                              safety=dict(body.safety)).to_json()
 
 
 @router.get("/participants/{code}/visits", response_model=list[s.VisitOut],
