@@ -278,8 +278,8 @@ def record_visit(code: Code, visit: VisitCode, body: s.VisitIn, ctx: Ctx,
                               safety=dict(body.safety)).to_json()
 
 
-@router.get("/participants/{code}/visits", response_model=list[s.VisitOut],
-            tags=["participants"])
+@router.get("/participants/{code}/visits", tags=["participants"],
+            response_model=list[s.VisitOut])  # type: ignore[valid-type]
 def visits(code: Code, ctx: Ctx, db: Db) -> list[dict[str, Any]]:
     """Visit schedule, windows and derived scores."""
     return [asdict(v) for v in trial.visits_view(db, ctx, code)]
