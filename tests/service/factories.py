@@ -70,7 +70,7 @@ def setup_trial(db: Database) -> Trial:
                           full_name=f"{name.capitalize()} Tester")
     t = Trial(db)
     # go-live is an electronic signature: the admin account re-enters its password
-    admin.go_live(db, t.ctx("admin", reason="setup"), pv.content_hash, password=PASSWORD)
+    admin.go_live(db, t.ctx("admin"), pv.content_hash, password=PASSWORD, reason="setup")
     return t
 
 

@@ -63,7 +63,7 @@ def test_events_may_name_only_a_received_arm_within_its_period(t):
     s.close()
     assert len(alloc.eligible_options) >= 2, alloc.eligible_options
     assert alloc.probability < 1.0
-    assert view["option"] in alloc.eligible_options
+    assert view.option in alloc.eligible_options
     # the inputs stored with the allocation: PGIC 5 at week 12, no intolerance, stage-1 arm
     assert alloc.inputs["pgic"] == 5 and alloc.inputs["intolerance"] == []
     assert alloc.inputs["previous_option"] == a1
@@ -141,16 +141,16 @@ def test_week12_change_after_stage2_needs_reason_and_records_deviation_and_query
                        instruments={"PGIC": {"version": "1", "items": {"PGIC1": 2}}},
                        fields={})
     before = randomization.randomize(t.db, _later(t), code, 2, f"s2-{code}")[0]
-    assert before["action"] == "augment"
+    assert before.action == "augment"
     bad = {"PGIC": {"version": "1", "items": {"PGIC1": 5}}}
     with pytest.raises(MissingFieldError, match="reason"):
         trial.record_visit(t.db, _later(t, "coord1"), code, "week12", instruments=bad,
                            fields={})
     out = trial.record_visit(t.db, _later(t, "dm", reason="source document says 5"), code,
                              "week12", instruments=bad, fields={})
-    assert out["protocol_deviations"]
+    assert out.protocol_deviations
     after = randomization.allocations_of(t.db, _later(t), code)
-    assert next(a for a in after if a["stage"] == 2) == before
+    assert next(a for a in after if a.stage == 2) == before
     s = t.db.session(write=False)
     dev = s.scalars(select(m.ProtocolDeviation)).one()
     query = s.scalars(select(m.DataQuery)).one()

@@ -52,7 +52,7 @@ def _at_week12(t, c, pgic: int) -> tuple[str, str]:
     """Visit 0 and stage 1 86 days ago; week 12 recorded today through the API."""
     code = ready_participant(t, "coord1", now=_site_now(86))
     a1 = randomization.randomize(t.db, t.ctx("coord1", now=_site_now(86)), code, 1,
-                                 f"s1-{code}")[0]["option"]
+                                 f"s1-{code}")[0].option
     today = datetime.now(NY).date()
     r = c.post(f"/api/v1/participants/{code}/visits/week12", headers=_h(c, "coord1"), json={
         "visit_date": str(today), "instruments": {

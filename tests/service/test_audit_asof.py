@@ -177,7 +177,7 @@ class Ops:
             return False
         status, code, user = got
         # an event may name only an arm being received (G16): the latest allocation's
-        arm = randomization.allocations_of(self.t.db, self.t.ctx(user), code)[-1]["option"]
+        arm = randomization.allocations_of(self.t.db, self.t.ctx(user), code)[-1].option
         arm = arm.split("+")[0]
         when = NOW + timedelta(weeks=15) if status == "stage2" else NOW
         trial.record_adverse_event(self.t.db, self.t.ctx(user, now=when), code, arm=arm,

@@ -66,7 +66,7 @@ def run_cohort(t: Trial, n: int, seed: int) -> dict[int, int]:
                       phenotype_label=rng.choice(["mixed", "nociplastic-predominant"]))
         out = trial.record_visit(t.db, ctx, code, "week0", visit_date=TODAY, instruments=peg,
                                  fields=fields)
-        if not out["eligible"]:
+        if out.eligibility is None or not out.eligibility.eligible:
             continue
         randomization.randomize(t.db, ctx, code, 1, f"s1-{code}", draw_source=draws)
         counts[1] += 1

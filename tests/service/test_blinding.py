@@ -4,6 +4,7 @@ coordinator still sees the arm and the statistician the allocation details."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import timedelta
 from typing import Any
@@ -47,7 +48,7 @@ def populated(t: Trial) -> dict[str, str]:
     s2 = week12_nonresponder(t, "coord1")
     later = t.ctx("coord1", now=NOW + timedelta(weeks=14))
     randomization.randomize(t.db, later, s2, 2, f"s2-{s2}")
-    a1 = randomization.allocations_of(t.db, t.ctx("coord1"), s2)[0]["option"]
+    a1 = randomization.allocations_of(t.db, t.ctx("coord1"), s2)[0].option
     trial.record_adverse_event(t.db, later, s2, arm=a1.split("+")[0],
                              onset_date=NOW.date() + timedelta(days=90))
     # data queries: one opened by the data manager and answered by the site naming the arm
@@ -234,8 +235,9 @@ def test_redact_is_identity_for_unblinded_and_structural_for_blinded() -> None:
 
 def test_redact_walks_frozen_results_like_dicts() -> None:
     """Services return frozen dataclasses (issue 12): strings in their fields are scrubbed,
-    an audit row's values concealed, and an allocation loses its arm fields (it becomes the
-    neutral dict, since a dataclass cannot drop a field)."""
+    an audit row's values concealed, and an allocation loses its arm fields (option and action
+    become the marker; it stays typed when its other fields have defaults, else it becomes
+    the neutral dict, since a dataclass cannot drop a field)."""
     from tailor.services.audit import AuditRow
     from tailor.services.queries import QueryDetail, QueryEvent
     from tailor.services.unblinding import RevealedAllocation
@@ -259,5 +261,37 @@ def test_redact_walks_frozen_results_like_dicts() -> None:
     assert isinstance(seen, QueryDetail) and seen.message == "check [blinded]"
     assert seen.history[0].value == "the participant is on [blinded]"
     alloc = RevealedAllocation(stage=2, option="ACT+EBEM", action="augment", allocated_at="t")
-    assert redact(alloc, dm, tokens) == {"stage": 2, "allocated_at": "t",
-                                         "option": stage_marker(2), "action": stage_marker(2)}
+    assert redact(alloc, dm, tokens) == RevealedAllocation(
+        stage=2, option=stage_marker(2), action=stage_marker(2), allocated_at="t")
+
+    @dataclasses.dataclass(frozen=True)
+    class Drawn:  # an arm-bearing field with no default cannot be emptied in place
+        stage: int
+        option: str
+        draws: dict[str, float]
+
+    assert redact(Drawn(1, "ACT", {"ACT": 0.3}), dm, tokens) == {
+        "stage": 1, "option": stage_marker(1), "action": stage_marker(1)}
+
+
+def test_redact_keeps_an_allocation_view_typed_without_its_detail() -> None:
+    """An allocation whose arm-bearing fields have defaults (``AllocationView.detail``) keeps
+    its type for blinded roles: option and action become the stage marker, the detail (draws,
+    probabilities, inputs naming the stage-1 arm) is dropped; unblinded roles get it as is."""
+    from tailor.services.randomization import AllocationDetail, AllocationView
+
+    detail = AllocationDetail(
+        sequence=3, method="minimization", probabilities={"ACT+EBEM": 0.8},
+        conditional_probabilities={}, imbalance={"ACT+EBEM": 1.0}, draws={"u": 0.1},
+        minimizer="ACT+EBEM", factor_levels={}, eligible_options=["ACT+EBEM", "ACT+DUL"],
+        algorithm_version="1", protocol_hash="h", inputs={"previous_option": "ACT"})
+    view = AllocationView(stage=2, option="ACT+EBEM", action="augment", allocated_at="t",
+                          detail=detail)
+    tokens = arm_tokens(load_protocol("best"))
+    shown = redact(view, Actor(1, "u", "data_manager"), tokens)
+    assert shown == AllocationView(stage=2, option=stage_marker(2), action=stage_marker(2),
+                                   allocated_at="t", detail=None)
+    assert shown.to_json() == {"stage": 2, "option": stage_marker(2),
+                               "action": stage_marker(2), "allocated_at": "t"}
+    assert redact(view, Actor(1, "u", "statistician"), tokens) is view
+    assert list(view.to_json())[4:6] == ["sequence", "method"]  # the API's flat JSON

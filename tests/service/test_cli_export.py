@@ -202,8 +202,8 @@ def test_redcap_import_stages_then_writes_through_services(populated):
     assert report.ok and report.written == 0 and _audit_rows(populated) == count  # staging
     report = redcap.import_records(populated.db, ctx, _week6_csv(code), commit=True)
     assert report.ok and report.written == 1
-    visits = {v["visit"]: v for v in trial.visits_view(populated.db, ctx, code)}
-    assert visits["week6"]["status"] == "completed"
+    visits = {v.visit: v for v in trial.visits_view(populated.db, ctx, code)}
+    assert visits["week6"].status == "completed"
     s = populated.db.session(write=False)
     rows = s.scalars(select(m.AuditLog).where(m.AuditLog.request_id == "import-1",
                                               m.AuditLog.entity == "InstrumentResponse",
@@ -315,5 +315,5 @@ def test_redcap_import_rejected_row_leaves_nothing_written(populated):
     assert [(e["row"], e["record_id"]) for e in report.errors] == [(2, waiting)]
     assert "nothing from this file was written" in report.errors[0]["message"]
     assert _audit_rows(populated) == count
-    visits = {v["visit"]: v for v in trial.visits_view(populated.db, ctx, done)}
-    assert visits["week6"]["status"] != "completed"
+    visits = {v.visit: v for v in trial.visits_view(populated.db, ctx, done)}
+    assert visits["week6"].status != "completed"

@@ -87,7 +87,8 @@ def test_date_order_through_the_run_in_and_visit0(t):
     assert _queries(t) == [("edit_check:run_in_length", "enrolment_date")]
     out = trial.record_visit(t.db, ctx, code, "week0", visit_date=TODAY, instruments=PEG_ITEMS,
                              fields=VISIT0_FIELDS)
-    assert out["eligible"] and "edit_checks" not in out
+    assert out.eligibility is not None and out.eligibility.eligible
+    assert out.edit_checks == [] and "edit_checks" not in out.to_json()
     # Visit 0 inside its window but before the run-in ended: blocked
     late = _new(t, consent=TODAY - timedelta(days=20))
     trial.screen(t.db, ctx, late, SCREEN_OK, assessed_on=TODAY - timedelta(days=16))

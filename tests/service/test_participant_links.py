@@ -29,7 +29,7 @@ def _randomized(t, user="coord1"):  # type: ignore[no-untyped-def]
 
 def _scores(t, code, visit):  # type: ignore[no-untyped-def]
     view = trial.visits_view(t.db, t.ctx("coord1", now=WEEK12), code)
-    return next(v for v in view if v["visit"] == visit)
+    return next(v for v in view if v.visit == visit)
 
 
 def test_week12_link_answers_make_a_nonresponder_audited_as_the_link(dbh, caplog):
@@ -59,9 +59,9 @@ def test_week12_link_answers_make_a_nonresponder_audited_as_the_link(dbh, caplog
     links.save_answers(t.db, token, {"PEG3": 7, "PGIC1": 5}, now=WEEK12)
     assert asdict(links.submit_link(t.db, token, now=WEEK12)) == {"submitted": True}
     v = _scores(t, code, "week12")
-    assert v["status"] == "completed"
-    assert v["scores"]["response_category"] == "bad"
-    assert float(v["scores"]["PEGSCORE"]) == pytest.approx(6.0)
+    assert v.status == "completed"
+    assert v.scores["response_category"] == "bad"
+    assert float(v.scores["PEGSCORE"]) == pytest.approx(6.0)
     s = t.db.session(write=False)
     actors = set(s.scalars(select(m.AuditLog.actor).where(
         m.AuditLog.entity.in_(["InstrumentResponse", "DerivedScore", "Visit"]),
@@ -93,9 +93,9 @@ def test_link_is_scoped_to_one_participant_and_one_visit(dbh):
             links.save_answers(t.db, token, bad, now=WEEK12)
     links.save_answers(t.db, token, {"PEG1": 1, "PEG2": 1, "PEG3": 1, "PGIC1": 1}, now=WEEK12)
     links.submit_link(t.db, token, now=WEEK12)
-    assert _scores(t, b, "week12")["status"] == "scheduled"
-    assert _scores(t, a, "week6")["status"] == "scheduled"
-    assert _scores(t, a, "week12")["scores"]["response_category"] == "excellent"
+    assert _scores(t, b, "week12").status == "scheduled"
+    assert _scores(t, a, "week6").status == "scheduled"
+    assert _scores(t, a, "week12").scores["response_category"] == "excellent"
     # another site's coordinator can neither issue nor read links of this participant
     with pytest.raises(NotFoundError):
         links.issue_link(t.db, t.ctx("coord2", now=WEEK12), a, "week18")

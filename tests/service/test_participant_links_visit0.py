@@ -85,7 +85,7 @@ def test_visit0_battery_is_scored_and_recorded_as_the_sites_visit0(dbh):
     assert status.visit == "week0" and status.status == "complete"
     assert status.participant_entered is True
     # the follow-up visits are scheduled from the participant's Visit 0 date
-    assert {v["visit"] for v in trial.visits_view(t.db, t.ctx("coord1"), code)} >= {"week12"}
+    assert {v.visit for v in trial.visits_view(t.db, t.ctx("coord1"), code)} >= {"week12"}
     with pytest.raises(links.LinkUnavailableError):
         links.link_form(t.db, token, now=NOW)
 
@@ -108,7 +108,7 @@ def test_visit0_link_needs_a_passed_run_in_and_is_scoped(dbh):
     answers: dict[str, Any] = battery_answers(links.link_form(t.db, ta, now=NOW).questions)
     links.save_answers(t.db, ta, answers, now=NOW)
     links.submit_link(t.db, ta, now=NOW)
-    views = {c: {v["visit"]: v["status"] for v in trial.visits_view(t.db, ctx, c)}
+    views = {c: {v.visit: v.status for v in trial.visits_view(t.db, ctx, c)}
              for c in (a, b)}
     assert views[a]["week0"] == "completed" and views[b]["week0"] == "scheduled"
     assert links.link_form(t.db, tb, now=NOW).answers == {"PEG1": 3}
@@ -149,7 +149,7 @@ def test_visit0_battery_does_not_ask_a_man_whether_he_is_pregnant(dbh):
     record, reasons = visit0_record(t, woman)  # asked, answered no, no note
     assert record["pregnant_visit0"] is False
     assert reasons and not any("not asked" in r for r in reasons)
-    views = {c: {v["visit"]: v["status"] for v in trial.visits_view(t.db, ctx, c)}
+    views = {c: {v.visit: v.status for v in trial.visits_view(t.db, ctx, c)}
              for c in (man, woman)}
     assert views[man]["week0"] == views[woman]["week0"] == "completed"
 
@@ -165,13 +165,14 @@ def test_coordinator_visit0_records_a_man_as_not_pregnant_by_the_same_rule(dbh):
     peg = {"PEG1": 6, "PEG2": 5, "PEG3": 7}
     out = record_baseline(t.db, ctx, man, "week0", visit_date=NOW.date(), peg=peg,
                           questionnaires=qs, fields={"opioid_use": False})
-    assert out["not_asked"] == ["pregnant_visit0"]
+    assert out.visit.not_asked == ["pregnant_visit0"]
     record, reasons = visit0_record(t, man)
     assert record["pregnant_visit0"] is False
     assert all("pregnant_visit0 not asked (sex recorded as M)" in r for r in reasons)
     out = record_baseline(t.db, ctx, woman, "week0", visit_date=NOW.date(), peg=peg,
                           questionnaires=qs, fields={"opioid_use": False,
                                                      "pregnant_visit0": True})
-    assert "not_asked" not in out
+    assert out.visit.not_asked == [] and "not_asked" not in out.to_json()
     record, _ = visit0_record(t, woman)
-    assert record["pregnant_visit0"] is True and out["eligible"] is False
+    assert out.visit.eligibility is not None
+    assert record["pregnant_visit0"] is True and out.visit.eligibility.eligible is False

@@ -57,8 +57,9 @@ def test_full_flow_stage1_stage2(t):
     code = ready_participant(t)
     ctx = t.ctx("coord1")
     view, replayed = randomization.randomize(t.db, ctx, code, 1, "key-1")
-    assert not replayed and view["option"] in ("ESC", "ACT", "EBEM", "DUL")
-    assert "probabilities" not in view and "sequence" not in view  # concealed from sites
+    assert not replayed and view.option in ("ESC", "ACT", "EBEM", "DUL")
+    assert view.detail is None  # probabilities, sequence ... concealed from sites
+    assert set(view.to_json()) == {"stage", "option", "action", "allocated_at"}
     again, replayed = randomization.randomize(t.db, ctx, code, 1, "key-1")
     assert replayed and again == view
     with pytest.raises(ConflictError, match="already randomized"):
@@ -73,16 +74,17 @@ def test_full_flow_stage1_stage2(t):
     out = trial.record_visit(t.db, later, code, "week12", visit_date=TODAY + timedelta(days=84),
                              instruments=PEG_ITEMS | {"PGIC": {"items": {"PGIC1": 5}}},
                              fields={}, safety={"serious_event": False})
-    assert out["response_category"] == "bad"
+    assert out.response_category == "bad"
     v2, _ = randomization.randomize(t.db, later, code, 2, "key-3")
-    if view["option"] == "ESC":  # ESC non-responders may only augment (ESC + X)
-        assert v2["action"] == "augment" and v2["option"].startswith("ESC+")
+    if view.option == "ESC":  # ESC non-responders may only augment (ESC + X)
+        assert v2.action == "augment" and v2.option.startswith("ESC+")
     else:
-        assert v2["action"] == "switch" and v2["option"] != view["option"]
+        assert v2.action == "switch" and v2.option != view.option
     stat = t.ctx("stat")
     full = randomization.allocations_of(t.db, stat, code)
-    assert {"probabilities", "draws", "sequence", "imbalance"} <= set(full[0])
-    assert abs(sum(full[0]["probabilities"].values()) - 1) < 1e-9
+    assert full[0].detail is not None
+    assert {"probabilities", "draws", "sequence", "imbalance"} <= set(full[0].to_json())
+    assert abs(sum(full[0].detail.probabilities.values()) - 1) < 1e-9
     s = t.db.session(write=False)
     assert randomization.verify_states(t.db, s) == []
     assert verify_chain(s).ok
@@ -111,7 +113,8 @@ def test_visit0_window_and_future_dates(t):
                            instruments=PEG_ITEMS, fields=VISIT0_FIELDS)
     out = trial.record_visit(t.db, ctx, code, "week0", visit_date=TODAY - timedelta(days=9),
                              instruments=PEG_ITEMS, fields=VISIT0_FIELDS)
-    assert out["eligible"] and out["scores"]["PEGSCORE"] == pytest.approx(6.0)
+    assert out.eligibility is not None and out.eligibility.eligible
+    assert out.scores["PEGSCORE"] == pytest.approx(6.0)
 
 
 def test_run_in_failure_and_visit0_ineligible(t):
@@ -137,7 +140,7 @@ def test_intolerance_makes_response_bad_and_withdrawal_closes(t):
     trial.record_adverse_event(t.db, later, code, arm=None, onset_date=TODAY + timedelta(days=20))
     out = trial.record_visit(t.db, later, code, "week12", instruments={
         "PGIC": {"items": {"PGIC1": 1}}}, fields={}, visit_date=TODAY + timedelta(days=84))
-    assert out["response_category"] == "bad"
+    assert out.response_category == "bad"
     trial.withdraw(t.db, later, code, withdrawn_on=TODAY + timedelta(days=84),
                    reason_code="adverse_event")
     with pytest.raises(ConflictError, match="withdrawn"):
@@ -214,12 +217,12 @@ def test_intolerance_of_the_stage1_arm_leads_to_a_switch(t):
     for _ in range(6):
         code = ready_participant(t)
         ctx = t.ctx("coord1")
-        a1 = randomization.randomize(t.db, ctx, code, 1, f"s1-{code}")[0]["option"]
+        a1 = randomization.randomize(t.db, ctx, code, 1, f"s1-{code}")[0].option
         later = t.ctx("coord1", now=NOW + timedelta(weeks=12))
         trial.record_adverse_event(t.db, later, code, arm=a1,
                                  onset_date=TODAY + timedelta(days=20))
         trial.record_visit(t.db, later, code, "week12", instruments={
             "PGIC": {"items": {"PGIC1": 2}}}, fields={}, visit_date=TODAY + timedelta(days=84))
         a2 = randomization.randomize(t.db, later, code, 2, f"s2-{code}")[0]
-        assert a1 not in a2["option"].split("+")
-        assert a2["action"] == "switch"
+        assert a1 not in a2.option.split("+")
+        assert a2.action == "switch"

@@ -33,11 +33,11 @@ def test_showcase_has_every_state_and_open_queries(sqlite_dbh):
                             ZoneInfo("America/New_York")).astimezone(UTC)
     coord.now = noon
     out = randomization.randomize(db, coord, codes["ready to randomize"], 1, "try-1")[0]
-    assert out["stage"] == 1
+    assert out.stage == 1
     wk = trial.record_visit(db, coord, codes["due for week 12"], "week12", instruments={
         "PEG": {"items": {"PEG1": 5, "PEG2": 5, "PEG3": 5}},
         "PGIC": {"items": {"PGIC1": 4}}}, fields={})
-    assert wk["response_category"] == "bad"
+    assert wk.response_category == "bad"
     visits = trial.visits_view(db, coord, codes["week 12 overdue"])
-    w12 = next(v for v in visits if v["visit"] == "week12")
-    assert w12["status"] != "completed" and w12["window_end"] < noon.date()
+    w12 = next(v for v in visits if v.visit == "week12")
+    assert w12.status != "completed" and w12.window_end < noon.date()

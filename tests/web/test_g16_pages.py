@@ -37,7 +37,7 @@ def _stage2(client: TestClient, code: str, csrf: str) -> None:
 
 def test_event_form_refuses_an_arm_never_received(client: TestClient, trial) -> None:  # type: ignore[no-untyped-def]
     code = at_week12(trial)
-    a1 = randomization.allocations_of(trial.db, trial.ctx("coord1"), code)[0]["option"]
+    a1 = randomization.allocations_of(trial.db, trial.ctx("coord1"), code)[0].option
     csrf = login(client, "coord1")
     assert _week12(client, code, csrf, 5).status_code == 200
     other = next(a for a in ARMS if a != a1)
@@ -119,7 +119,7 @@ def test_participants_list_pages_sorts_and_offers_new_at_the_top(client: TestCli
 def test_event_details_withdrawal_kind_and_timeline_in_date_order(client: TestClient,
                                                                   trial) -> None:  # type: ignore[no-untyped-def]
     code = at_week12(trial)
-    a1 = randomization.allocations_of(trial.db, trial.ctx("coord1"), code)[0]["option"]
+    a1 = randomization.allocations_of(trial.db, trial.ctx("coord1"), code)[0].option
     csrf = login(client, "coord1")
     day = site_now("coord1", 80).date().isoformat()
     r = client.post(f"/participants/{code}/intolerance", data={

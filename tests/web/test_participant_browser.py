@@ -81,8 +81,8 @@ def test_participant_week12_at_phone_width(server: str, phone: Any, browser: Any
 
     visits = trial_service.visits_view(trial.db, trial.ctx("coord1", now=site_now("coord1")),
                                        code)
-    week12 = next(v for v in visits if v["visit"] == "week12")
-    assert week12["scores"]["response_category"] == "bad"  # a non-responder: stage 2 next
+    week12 = next(v for v in visits if v.visit == "week12")
+    assert week12.scores["response_category"] == "bad"  # a non-responder: stage 2 next
     phone.goto(url)  # spent: the friendly page and nothing else
     assert phone.get_by_role("heading").inner_text() == "This link cannot be used"
 
@@ -158,8 +158,8 @@ def test_participant_visit0_battery_at_phone_width(server: str, phone: Any, brow
     context.close()
     visits = trial_service.visits_view(trial.db, trial.ctx("coord1", now=site_now("coord1")),
                                        code)
-    week0 = next(v for v in visits if v["visit"] == "week0")
-    assert week0["status"] == "completed" and float(week0["scores"]["PEGSCORE"]) == 6.0
-    scores = week0["scores"]  # scored by tailor.instruments from the answers given
+    week0 = next(v for v in visits if v.visit == "week0")
+    assert week0.status == "completed" and float(week0.scores["PEGSCORE"]) == 6.0
+    scores = week0.scores  # scored by tailor.instruments from the answers given
     assert float(scores["fm2016_wpi"]) == 0 and float(scores["fm2016_sss"]) == 0
     assert {"promis_depression_4a_t_score", "pcs13_raw", "promis_sleep_4a_t_score"} <= set(scores)

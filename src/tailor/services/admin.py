@@ -202,13 +202,15 @@ def list_protocols(db: Database, ctx: RequestContext) -> list[ProtocolView]:
 
 
 def go_live(db: Database, ctx: RequestContext, content_hash: str, *,
-            password: str | None = None) -> GoLiveView:
+            password: str | None = None, reason: str | None = None) -> GoLiveView:
     """Freeze a protocol version and make it the trial's live protocol (only one ever).
 
     An electronic signature ("go-live"): the admin's password is verified again and the
-    signature over the protocol's content hash is stored with the change.
+    signature over the protocol's content hash is stored with the change; ``reason`` is the
+    signer's reason (``"protocol go-live"`` when none is given).
     """
     require(ctx.actor, ADMIN, "put a protocol live")
+    ctx = ctx.with_reason(reason)
     signer = verify_signer(db, ctx, password, "go-live")
     try:
         return _go_live(db, ctx, content_hash, signer)
@@ -275,13 +277,15 @@ def ensure_writable(session: Session, pv: m.ProtocolVersion) -> None:
 
 
 def lock_data(db: Database, ctx: RequestContext, *,
-              password: str | None = None) -> DataLockView:
+              password: str | None = None, reason: str | None = None) -> DataLockView:
     """Lock the live trial's data: every later write is rejected with 409 and audited.
 
     An electronic signature ("data lock"): the password is verified again; the signature
-    covers the protocol's content hash and the audit chain head at the moment of locking.
+    covers the protocol's content hash and the audit chain head at the moment of locking;
+    ``reason`` is the signer's reason (``"data lock"`` when none is given).
     """
     require(ctx.actor, DATA_LOCK, "lock data")
+    ctx = ctx.with_reason(reason)
     signer = verify_signer(db, ctx, password, "data lock")
 
     def run(session: Session) -> DataLockView:

@@ -9,6 +9,7 @@ instruments' own, never typed by hand.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -26,7 +27,7 @@ from tailor.services.context import RequestContext
 from tailor.services.forms import BASELINE_INSTRUMENTS
 from tailor.services.uow import in_transaction
 
-__all__ = ["BASELINE_INSTRUMENTS", "baseline_visit", "item_instrument", "peg_items",
+__all__ = ["BASELINE_INSTRUMENTS", "RecordedBaseline", "baseline_visit", "item_instrument", "peg_items",
            "record_baseline", "score_baseline", "validate_items"]
 
 
@@ -96,22 +97,37 @@ def baseline_visit(peg: Mapping[str, Any], questionnaires: Mapping[str, Mapping[
     return blocks, record, phenotype
 
 
+@dataclass(frozen=True)
+class RecordedBaseline:
+    """A recorded Visit 0 (``visit``) with the phenotype derived from the questionnaires
+    (its fields as recorded) and each domain's contributions."""
+
+    visit: trial.RecordedVisit
+    phenotype: dict[str, Any]
+    contributions: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        """The visit's JSON object with ``phenotype`` and ``contributions`` added."""
+        return self.visit.to_json() | {"phenotype": self.phenotype,
+                                       "contributions": self.contributions}
+
+
 def record_baseline(db: Database, ctx: RequestContext, code: str, visit: str, *,
                     visit_date: date | None,
                     peg: Mapping[str, Any], questionnaires: Mapping[str, Mapping[str, Any]],
-                    fields: Mapping[str, Any], reason: str | None = None) -> dict[str, Any]:
+                    fields: Mapping[str, Any], reason: str | None = None) -> RecordedBaseline:
     """Record Visit 0 (``visit``, the protocol's first visit): PEG items, the baseline
     questionnaires, and the Visit-0 fields given in ``fields`` (e.g. pregnancy, opioid use)
     plus those derived from the phenotype. A participant link's Visit 0 goes through
     :func:`baseline_visit` and the same :func:`trial.record_visit_in`."""
     ctx = ctx.with_reason(reason)
 
-    def run(session: Session) -> dict[str, Any]:
+    def run(session: Session) -> RecordedBaseline:
         roles = live_protocol(db, session)[1].instrument_roles
         blocks, record, phenotype = baseline_visit(peg, questionnaires, fields, roles=roles)
         out = trial.record_visit_in(db, ctx, session, code, visit, visit_date=visit_date,
                                     instruments=blocks, fields=record)
-        return out | {"phenotype": phenotype.as_fields(),
-                      "contributions": dict(phenotype.contributions)}
+        return RecordedBaseline(visit=out, phenotype=phenotype.as_fields(),
+                                contributions=dict(phenotype.contributions))
 
     return in_transaction(db, ctx, run, reason="visit")

@@ -151,14 +151,36 @@ def _audit_row(row: dict[str, Any], tokens: ArmTokens) -> dict[str, Any]:
     return out
 
 
+def _neutral(value: Any) -> Any:
+    """An allocation-shaped dataclass as the neutral allocation: option and action become the
+    stage marker, the fields of :data:`_ALLOCATION_KEEP` stay and every other field takes its
+    declared default (e.g. ``detail=None``), so the type is kept. A class with an arm-bearing
+    field without a default cannot be emptied: it becomes the neutral dict of
+    :func:`_allocation`."""
+    fields = [f for f in dataclasses.fields(value) if f.init]
+    names = {f.name for f in fields}
+    emptied: dict[str, Any] = {}
+    for f in fields:
+        if f.name in _ALLOCATION_KEEP or f.name in ("option", "action"):
+            continue
+        if f.default is not dataclasses.MISSING:
+            emptied[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            emptied[f.name] = f.default_factory()
+        else:
+            return _allocation({k: getattr(value, k) for k in names})
+    marker = stage_marker(int(getattr(value, "stage", None) or 1))
+    return dataclasses.replace(value, option=marker,
+                               **({"action": marker} if "action" in names else {}), **emptied)
+
+
 def _dataclass(value: Any, tokens: ArmTokens) -> Any:
     """A frozen result (services' typed views): its fields walked like a dict's values; an
-    audit row's old/new values concealed as in :func:`_audit_row`. An allocation cannot keep
-    its type (its arm fields must be dropped, not scrubbed): it becomes the neutral dict
-    of :func:`_allocation`."""
+    audit row's old/new values concealed as in :func:`_audit_row`; an allocation (fields
+    ``stage`` and ``option``) reduced by :func:`_neutral`."""
     names = {f.name for f in dataclasses.fields(value)}
     if {"stage", "option"} <= names:
-        return _allocation({k: getattr(value, k) for k in names})
+        return _neutral(value)
     changes = {f.name: _walk(getattr(value, f.name), tokens)
                for f in dataclasses.fields(value) if f.init}
     if "entity" in names and names & {"old_value", "new_value"}:

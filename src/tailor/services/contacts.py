@@ -87,9 +87,12 @@ def contact_of(session: Session, participant_id: int) -> m.ParticipantContact | 
 
 
 def set_contact(db: Database, ctx: RequestContext, code: str, *, email: str | None,
-                mobile: str | None, consent_to_contact: bool) -> ContactView:
-    """Enter or change one participant's contact (a change needs a reason, as any change)."""
+                mobile: str | None, consent_to_contact: bool,
+                reason: str | None = None) -> ContactView:
+    """Enter or change one participant's contact (``reason``: the user's reason for the
+    change; ``"participant contact entered"`` when none is given)."""
     require(ctx.actor, PARTICIPANT_WRITE, "enter participant contact details")
+    ctx = ctx.with_reason(reason)
     clean_email, clean_mobile = normalize_email(email), normalize_mobile(mobile)
     if consent_to_contact and clean_email is None and clean_mobile is None:
         raise InvalidFieldError("consent to contact needs an e-mail address or a mobile "
@@ -108,7 +111,7 @@ def set_contact(db: Database, ctx: RequestContext, code: str, *, email: str | No
         session.flush()
         return _view(c)
 
-    return in_transaction(db, ctx, run, reason=ctx.reason or "participant contact entered")
+    return in_transaction(db, ctx, run, reason="participant contact entered")
 
 
 def get_contact(db: Database, ctx: RequestContext, code: str) -> ContactView:

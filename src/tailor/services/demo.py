@@ -251,7 +251,7 @@ class _Driver:
         self.call("Visit 0 (baseline)", record_baseline, ctx, code, "week0", visit_date=day,
                   peg=peg, questionnaires=qs, fields=fields)
         a1 = self.call("randomize stage 1", randomization.randomize, ctx, code, 1,
-                       f"demo-{code}-1", draw_source=self.draws)[0]["option"]
+                       f"demo-{code}-1", draw_source=self.draws)[0].option
         visit0 = day
         same1 = a1 == w["A1"]
         self.stats.differs_from_simulation += not same1
@@ -286,7 +286,7 @@ class _Driver:
             if week == 12:
                 try:
                     a2 = self.call("randomize stage 2", randomization.randomize, ctx, code, 2,
-                                   f"demo-{code}-2", draw_source=self.draws)[0]["option"]
+                                   f"demo-{code}-2", draw_source=self.draws)[0].option
                 except TailorError as exc:
                     self.stats.problems.append(f"{code} stage 2: {exc}")
                     return

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import func, or_, select
@@ -43,6 +43,8 @@ from tailor.stats.allocation import OptionSet, StageState, allocate, new_stage_s
 from tailor.stats.randomization import Draws, MinimizationState
 
 __all__ = [
+    "AllocationDetail",
+    "AllocationView",
     "StageStateView",
     "allocation_view",
     "allocations_of",
@@ -59,20 +61,63 @@ def _draws() -> Draws:
     return Draws(*(secrets.randbits(53) / float(1 << 53) for _ in range(3)))
 
 
-def allocation_view(a: m.Allocation, actor: Actor) -> dict[str, Any]:
+@dataclass(frozen=True)
+class AllocationDetail:
+    """What the statistician and the admin see of an allocation beyond the assignment:
+    everything needed to re-derive it (sequence, method, probabilities, the stored draws,
+    imbalance, factor levels, eligible options, algorithm and protocol, the stored inputs)."""
+
+    sequence: int
+    method: str
+    probabilities: dict[str, Any]
+    conditional_probabilities: dict[str, Any]
+    imbalance: dict[str, Any]
+    draws: dict[str, Any]
+    minimizer: str | None
+    factor_levels: dict[str, Any]
+    eligible_options: list[str]
+    algorithm_version: str
+    protocol_hash: str
+    inputs: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class AllocationView:
+    """An allocation as the caller's role may see it: the stage, the assigned option and its
+    action, when; ``detail`` only for the statistician and the admin. For blinded roles
+    :func:`tailor.services.blinding.redact` keeps the type with the neutral marker as option
+    and action and no detail."""
+
+    stage: int
+    option: str
+    action: str
+    allocated_at: str
+    detail: AllocationDetail | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The API's JSON object: the assignment, then the detail's fields (when shown) at the
+        same level, as the API has always answered."""
+        out: dict[str, Any] = {"stage": self.stage, "option": self.option,
+                               "action": self.action, "allocated_at": self.allocated_at}
+        return out | (asdict(self.detail) if self.detail is not None else {})
+
+
+def allocation_view(a: m.Allocation, actor: Actor) -> AllocationView:
     """Site roles see the assignment only; statistician and admin see everything needed to
     re-derive it (probabilities, draws, imbalance, sequence); blinded roles see the stage and
     a neutral marker (:func:`tailor.services.blinding.redact`)."""
-    view: dict[str, Any] = {"stage": a.stage, "option": a.option, "action": a.action,
-                            "allocated_at": a.allocated_at.isoformat()}
+    detail = None
     if actor.role in ALLOCATION_DETAIL:
-        view |= {"sequence": a.sequence, "method": a.method, "probabilities": a.probabilities,
-                 "conditional_probabilities": a.conditional_probabilities,
-                 "imbalance": a.imbalance, "draws": a.draws, "minimizer": a.minimizer,
-                 "factor_levels": a.factor_levels, "eligible_options": a.eligible_options,
-                 "algorithm_version": a.algorithm_version, "protocol_hash": a.protocol_hash,
-                 "inputs": a.inputs}
-    return redact(view, actor, NO_TOKENS)  # structural: the stage marker for blinded roles
+        detail = AllocationDetail(
+            sequence=a.sequence, method=a.method, probabilities=a.probabilities,
+            conditional_probabilities=a.conditional_probabilities, imbalance=a.imbalance,
+            draws=a.draws, minimizer=a.minimizer, factor_levels=a.factor_levels,
+            eligible_options=a.eligible_options, algorithm_version=a.algorithm_version,
+            protocol_hash=a.protocol_hash, inputs=a.inputs)
+    view = AllocationView(stage=a.stage, option=a.option, action=a.action,
+                          allocated_at=a.allocated_at.isoformat(), detail=detail)
+    redacted: AllocationView = redact(view, actor, NO_TOKENS)  # the stage marker if blinded
+    return redacted
 
 
 def _history(session: Session, pv_id: int, stage: int) -> list[tuple[str, dict[str, Any]]]:
@@ -109,7 +154,7 @@ def _stored_state(session: Session, pv_id: int, stage: int) -> tuple[m.StageStat
 
 
 def _existing(session: Session, ctx: RequestContext, p: m.Participant, stage: int,
-              idempotency_key: str) -> tuple[dict[str, Any], bool] | None:
+              idempotency_key: str) -> tuple[AllocationView, bool] | None:
     """The stored answer for a repeated key; 409 for another key or for this participant's key
     used at another stage. Keys are scoped per participant: another participant's (another
     site's) use of the same key is not looked at, so the answer tells nothing about it."""
@@ -178,7 +223,7 @@ def _participant_checks(session: Session, protocol: Protocol, pv: m.ProtocolVers
 
 def randomize(db: Database, ctx: RequestContext, code: str, stage: int,
               idempotency_key: str, *, draw_source: Callable[[], Draws] | None = None
-              ) -> tuple[dict[str, Any], bool]:
+              ) -> tuple[AllocationView, bool]:
     """Allocate ``code`` at ``stage``; returns (view, replayed). A repeated key returns the
     stored allocation; another key for an allocated stage is a 409.
 
@@ -197,7 +242,7 @@ def randomize(db: Database, ctx: RequestContext, code: str, stage: int,
         raise InvalidFieldError("stage must be a protocol stage number", field="stage",
                                 value=stage)
 
-    def run(session: Session) -> tuple[dict[str, Any], bool]:
+    def run(session: Session) -> tuple[AllocationView, bool]:
         pv, protocol = live_protocol(db, session)
         p = get_participant(session, ctx.actor, code, for_update=True)
         again = _existing(session, ctx, p, stage, idempotency_key)
@@ -240,10 +285,11 @@ def randomize(db: Database, ctx: RequestContext, code: str, stage: int,
                           retry_integrity=True)
 
 
-def allocations_of(db: Database, ctx: RequestContext, code: str) -> list[dict[str, Any]]:
+def allocations_of(db: Database, ctx: RequestContext, code: str) -> list[AllocationView]:
+    """The participant's allocations by stage, as the caller's role may see them."""
     require(ctx.actor, PARTICIPANT_READ | ALLOCATION_DETAIL, "read allocations")
 
-    def run(session: Session) -> list[dict[str, Any]]:
+    def run(session: Session) -> list[AllocationView]:
         p = get_participant(session, ctx.actor, code)
         return [allocation_view(a, ctx.actor) for a in session.scalars(
             select(m.Allocation).where(m.Allocation.participant_id == p.id)

@@ -40,8 +40,8 @@ class Timeline:
     visit codes; ``instrument_roles``: the protocol's pain score and global impression."""
 
     participant: trial.ParticipantView
-    visits: list[dict[str, Any]]
-    allocations: list[dict[str, Any]]
+    visits: list[trial.VisitView]
+    allocations: list[randomization.AllocationView]
     next_steps: list[tuple[str, str]]
     timeline: list[dict[str, Any]]
     assessments: list[dict[str, Any]]
@@ -124,7 +124,7 @@ def participant_timeline(db: Database, ctx: RequestContext, code: str) -> Timeli
     details = _details(db, ctx, code)
     tokens = details.pop("_tokens")
     status = view.status
-    stages_done = {a["stage"] for a in allocations}
+    stages_done = {a.stage for a in allocations}
     steps: list[tuple[str, str]] = []
     if ctx.actor.role == "coordinator" and status != S.WITHDRAWN:
         base = f"/participants/{code}"
@@ -141,12 +141,12 @@ def participant_timeline(db: Database, ctx: RequestContext, code: str) -> Timeli
             steps.append(("Randomize (stage 1)", f"{base}/randomize/1"))
         if status in ACTIVE:
             for v in visits:
-                if v["status"] != "completed" and v["week"] > 0:
-                    steps.append((f"Record {details['visit_labels'].get(v['visit'], v['visit'])}",
-                                  f"{base}/visits/{v['visit']}"))
+                if v.status != "completed" and v.week > 0:
+                    steps.append((f"Record {details['visit_labels'].get(v.visit, v.visit)}",
+                                  f"{base}/visits/{v.visit}"))
                     break
             decision = details["decision_visit"]
-            done = any(v["visit"] == decision and v["status"] == "completed" for v in visits)
+            done = any(v.visit == decision and v.status == "completed" for v in visits)
             for stage in range(2, details["n_stages"] + 1):
                 if done and stage not in stages_done and stage - 1 in stages_done:
                     steps.append((f"Stage {stage}: assign the next treatment",
@@ -164,8 +164,8 @@ def _words(code: str | None) -> str:
     return (code or "").replace("_", " ")
 
 
-def _in_date_order(view: trial.ParticipantView, visits: list[dict[str, Any]],
-                   allocations: list[dict[str, Any]], d: dict[str, Any]
+def _in_date_order(view: trial.ParticipantView, visits: list[trial.VisitView],
+                   allocations: list[randomization.AllocationView], d: dict[str, Any]
                    ) -> list[dict[str, Any]]:
     """Every dated event of the record as ``{date, text, details}``, oldest first (ties keep
     the order of the trial's steps)."""
@@ -189,11 +189,11 @@ def _in_date_order(view: trial.ParticipantView, visits: list[dict[str, Any]],
                                f"{'passed' if r['passed'] else 'not passed'}")
     labels = d["visit_labels"]
     for v in visits:
-        if v["status"] == "completed":
-            add(v["visit_date"], f"{labels.get(v['visit'], v['visit'])} recorded")
+        if v.status == "completed":
+            add(v.visit_date, f"{labels.get(v.visit, v.visit)} recorded")
     for a in allocations:
-        add(a.get("allocated_at"), f"Stage {a['stage']} assignment: {a.get('option')}"
-                                   f"{' (' + str(a['action']) + ')' if a.get('action') else ''}")
+        add(a.allocated_at, f"Stage {a.stage} assignment: {a.option}"
+                            f"{' (' + a.action + ')' if a.action else ''}")
     for e in d["adverse_events"]:
         facts = [x for x in (e.get("severity"), _words(e.get("relatedness")),
                              _words(e.get("outcome"))) if x]

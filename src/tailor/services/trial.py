@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import secrets
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
 
@@ -51,8 +51,10 @@ __all__ = [
     "Enrolment",
     "ParticipantCreated",
     "ParticipantView",
+    "RecordedVisit",
     "RunInOutcome",
     "Screening",
+    "VisitView",
     "Withdrawal",
     "create_participant",
     "enrol",
@@ -433,10 +435,45 @@ def _set_score(session: Session, visit: m.Visit, old: dict[str, m.DerivedScore],
         row.value = value
 
 
+@dataclass(frozen=True)
+class RecordedVisit:
+    """A recorded visit: its code and day, the derived scores, each saved form's status;
+    the Visit-0 fields the participant was not asked (recorded with their default), the
+    Visit-0 eligibility re-assessment, the stage decision visit's response category, the
+    soft edit-check messages and the protocol deviations (ids) this save opened."""
+
+    visit: str
+    visit_date: date
+    scores: dict[str, float]
+    forms: dict[str, str]
+    not_asked: list[str] = field(default_factory=list)
+    eligibility: Eligibility | None = None
+    response_category: str | None = None
+    edit_checks: list[str] = field(default_factory=list)
+    protocol_deviations: list[int] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """The API's JSON object: the visit, then only what this visit has (the eligibility's
+        fields at the same level), as the API has always answered."""
+        out: dict[str, Any] = {"visit": self.visit, "visit_date": self.visit_date,
+                               "scores": self.scores, "forms": self.forms}
+        if self.not_asked:
+            out["not_asked"] = self.not_asked
+        if self.eligibility is not None:
+            out |= asdict(self.eligibility)
+        if self.response_category is not None:
+            out["response_category"] = self.response_category
+        if self.edit_checks:
+            out["edit_checks"] = self.edit_checks
+        if self.protocol_deviations:
+            out["protocol_deviations"] = self.protocol_deviations
+        return out
+
+
 def record_visit(db: Database, ctx: RequestContext, code: str, visit_code: str, *,
                  visit_date: date | None = None, instruments: dict[str, dict[str, Any]],
                  fields: dict[str, Any], safety: dict[str, Any] | None = None,
-                 reason: str | None = None) -> dict[str, Any]:
+                 reason: str | None = None) -> RecordedVisit:
     """Record a visit inside its window. Visit 0 adds the baseline fields, re-checks
     eligibility and schedules the follow-up visits; the stage-2 decision visit derives the
     response category. Re-recording a completed visit is a correction and needs a reason
@@ -450,7 +487,7 @@ def record_visit(db: Database, ctx: RequestContext, code: str, visit_code: str, 
 def record_visit_in(db: Database, ctx: RequestContext, session: Session, code: str,
                     visit_code: str, *, visit_date: date | None = None,
                     instruments: dict[str, dict[str, Any]], fields: dict[str, Any],
-                    safety: dict[str, Any] | None = None) -> dict[str, Any]:
+                    safety: dict[str, Any] | None = None) -> RecordedVisit:
     """:func:`record_visit` inside the caller's transaction (a REDCap import writes every
     row in one transaction, so a rejected row leaves nothing written)."""
     correcting = False
@@ -501,10 +538,9 @@ def record_visit_in(db: Database, ctx: RequestContext, session: Session, code: s
     visit.visit_date = day
     visit.status = "completed"
     scores, changed = _store_instruments(session, visit, instruments)
-    out: dict[str, Any] = {"visit": visit_code, "visit_date": day, "scores": scores,
-                           "forms": mark_saved(session, ctx, visit, instruments, changed)}
-    if not_asked:
-        out["not_asked"] = sorted(not_asked)
+    forms = mark_saved(session, ctx, visit, instruments, changed)
+    eligibility: Eligibility | None = None
+    category: str | None = None
     if safety:
         old = {d.name: d for d in session.scalars(
             select(m.DerivedScore).where(m.DerivedScore.visit_id == visit.id))}
@@ -517,7 +553,7 @@ def record_visit_in(db: Database, ctx: RequestContext, session: Session, code: s
             record["peg_visit0"] = round(scores[pain], 6)
         assessed = _assess(session, protocol, p, record, tuple(
             ("prescreen", "screening", "run_in", "visit0")), day)
-        out |= asdict(assessed)
+        eligibility = assessed
         if not correcting:
             p.visit0_date = day
             advance(p, S.READY if assessed.eligible else S.VISIT0_FAILED, action="Visit 0")
@@ -538,15 +574,15 @@ def record_visit_in(db: Database, ctx: RequestContext, session: Session, code: s
         old = {d.name: d for d in session.scalars(
             select(m.DerivedScore).where(m.DerivedScore.visit_id == visit.id))}
         _set_score(session, visit, old, "response_category", category)
-        out["response_category"] = category
     soft = run_checks(session, ctx, protocol, p, {f"{visit_code}_date", *fields},
                       visit_code=visit_code)
-    if soft:
-        out["edit_checks"] = soft
     deviations = guard_inputs(session, ctx, protocol, guard, visit_code=visit_code)
-    if deviations:
-        out["protocol_deviations"] = deviations
-    return redact(out, ctx.actor, arm_tokens(protocol))  # a data manager correcting Visit 0
+    out = RecordedVisit(visit=visit_code, visit_date=day, scores=scores, forms=forms,
+                        not_asked=sorted(not_asked), eligibility=eligibility,
+                        response_category=category, edit_checks=list(soft),
+                        protocol_deviations=list(deviations))
+    shown: RecordedVisit = redact(out, ctx.actor, arm_tokens(protocol))  # a DM's Visit 0 fix
+    return shown
 
 
 def visit_answers(db: Database, ctx: RequestContext, code: str,
@@ -568,20 +604,39 @@ def visit_answers(db: Database, ctx: RequestContext, code: str,
     return in_transaction(db, ctx, run, write=False)
 
 
-def visits_view(db: Database, ctx: RequestContext, code: str) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class VisitView:
+    """One scheduled visit: its code and week, target date and window (inclusive), the day
+    it was recorded (``None`` before), its status and derived scores (name -> value as text;
+    e.g. the pain score, the response category)."""
+
+    visit: str
+    week: int
+    target_date: date
+    window_start: date
+    window_end: date
+    visit_date: date | None
+    status: str
+    scores: dict[str, str | None]
+
+
+def visits_view(db: Database, ctx: RequestContext, code: str) -> list[VisitView]:
+    """The participant's visit schedule by week, as the caller's role may see it (derived
+    scores scrubbed of arm tokens for blinded roles)."""
     require(ctx.actor, PARTICIPANT_READ, "read visits")
 
-    def run(session: Session) -> list[dict[str, Any]]:
+    def run(session: Session) -> list[VisitView]:
         p = get_participant(session, ctx.actor, code)
         out = []
         for v in session.scalars(select(m.Visit).where(m.Visit.participant_id == p.id)
                                  .order_by(m.Visit.week)):
             scores = {d.name: d.value for d in session.scalars(
                 select(m.DerivedScore).where(m.DerivedScore.visit_id == v.id))}
-            out.append({"visit": v.code, "week": v.week, "target_date": v.target_date,
-                        "window_start": v.window_start, "window_end": v.window_end,
-                        "visit_date": v.visit_date, "status": v.status, "scores": scores})
-        return redact(out, ctx.actor, tokens_in_session(db, session))
+            out.append(VisitView(visit=v.code, week=v.week, target_date=v.target_date,
+                                 window_start=v.window_start, window_end=v.window_end,
+                                 visit_date=v.visit_date, status=v.status, scores=scores))
+        redacted: list[VisitView] = redact(out, ctx.actor, tokens_in_session(db, session))
+        return redacted
 
     return in_transaction(db, ctx, run, write=False)
 

@@ -275,14 +275,14 @@ def record_visit(code: Code, visit: VisitCode, body: s.VisitIn, ctx: Ctx,
                    for k, v in body.instruments.items()}
     return trial.record_visit(db, ctx, code, visit, visit_date=body.visit_date,
                               instruments=instruments, fields=dict(body.fields),
-                              safety=dict(body.safety))
+                              safety=dict(body.safety)).to_json()
 
 
-@router.get("/participants/{code}/visits", response_model=list[s.VisitOut],
-            tags=["participants"])
+@router.get("/participants/{code}/visits", tags=["participants"],
+            response_model=list[s.VisitOut])  # type: ignore[valid-type]
 def visits(code: Code, ctx: Ctx, db: Db) -> list[dict[str, Any]]:
     """Visit schedule, windows and derived scores."""
-    return trial.visits_view(db, ctx, code)
+    return [asdict(v) for v in trial.visits_view(db, ctx, code)]
 
 
 FormCode = Annotated[str, Path(pattern=r"^[A-Za-z0-9_]{1,64}$")]
@@ -321,14 +321,14 @@ def randomize(code: Code, body: s.RandomizeIn, ctx: Ctx, db: Db, response: Respo
     view, replayed = randomization.randomize(db, ctx, code, body.stage, idempotency_key)
     if replayed:
         response.status_code = 200
-    return view | {"replayed": replayed}
+    return view.to_json() | {"replayed": replayed}
 
 
 @router.get("/participants/{code}/allocations", response_model=list[s.AllocationView],
             tags=["randomization"])
 def allocations(code: Code, ctx: Ctx, db: Db) -> list[dict[str, Any]]:
     """The participant's allocations (details only for statistician and admin)."""
-    return randomization.allocations_of(db, ctx, code)
+    return [a.to_json() for a in randomization.allocations_of(db, ctx, code)]
 
 
 @router.post("/participants/{code}/intolerance", status_code=201, tags=["participants"])

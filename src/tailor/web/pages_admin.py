@@ -101,7 +101,8 @@ def trial_setup(page: User) -> Response:
 def trial_action(page: User, what: str, form: Form) -> Response:
     """Create a site, register a protocol version, go live or lock the data (signed)."""
     require(page.actor, ADMIN, "set up the trial")
-    ctx = page.ctx.with_reason(_text(form, "reason"))  # the user's reason, passed explicitly
+    reason = _text(form, "reason") or None  # the user's reason, passed explicitly
+    ctx = page.ctx.with_reason(reason)  # registering and site creation audit it as theirs
     try:
         if what == "sites":
             admin.create_site(page.db, ctx, _text(form, "code"),
@@ -113,12 +114,13 @@ def trial_action(page: User, what: str, form: Form) -> Response:
             return _trial_page(page, notice=f"protocol {out.name} {out.version} "
                                             f"registered ({out.content_hash[:12]})")
         if what == "go-live":
-            out = admin.go_live(page.db, ctx, _text(form, "content_hash"),
-                                password=str(form.get("password", "")))
+            out = admin.go_live(page.db, page.ctx, _text(form, "content_hash"),
+                                password=str(form.get("password", "")), reason=reason)
             return _trial_page(page, notice=f"protocol {out.content_hash[:12]} is live, "
                                             f"signed by {out.signature.printed_name}")
         if what == "data-lock":
-            admin.lock_data(page.db, ctx, password=str(form.get("password", "")))
+            admin.lock_data(page.db, page.ctx, password=str(form.get("password", "")),
+                            reason=reason)
             return _trial_page(page, notice="the trial's data are locked")
     except TailorError as exc:
         return _trial_page(page, status_for(exc), error=str(exc))

@@ -57,9 +57,9 @@ def _asked_fields(data: Timeline) -> tuple[str, ...]:
     return tuple(n for n in _BASELINE_FIELDS if n not in skipped)
 
 
-def _visit(data: Timeline, visit: str) -> dict[str, Any]:
+def _visit(data: Timeline, visit: str) -> trial.VisitView:
     for v in data.visits:
-        if v["visit"] == visit:
+        if v.visit == visit:
             return v
     raise NotFoundError("visit not scheduled for this participant")
 
@@ -88,11 +88,11 @@ def _baseline_page(page: Page, code: str, visit: str, data: Timeline,
                    errors: dict[str, str], status: int = 200) -> Response:
     protocol = protocol_of(page)
     v = _visit(data, visit)
-    correcting = v["status"] == "completed"
+    correcting = v.status == "completed"
     values = values or _saved(page, code, visit)
     top = [date_field("visit_date", "Visit date", fields.get("visit_date")
-                      or v.get("visit_date") or data.today, errors.get("visit_date"),
-                      hint=f"Window {v['window_start']} to {v['window_end']} (inclusive)")]
+                      or v.visit_date or data.today, errors.get("visit_date"),
+                      hint=f"Window {v.window_start} to {v.window_end} (inclusive)")]
     top += [protocol_field(protocol, n, fields.get(n), errors.get(n))
             for n in _asked_fields(data)]
     if correcting:
@@ -118,16 +118,16 @@ def _follow_up_page(page: Page, code: str, visit: str, data: Timeline,
                     values: dict[str, dict[str, Any]], fields: dict[str, Any],
                     errors: dict[str, str], status: int = 200) -> Response:
     v = _visit(data, visit)
-    correcting = v["status"] == "completed"
+    correcting = v.status == "completed"
     top = [date_field("visit_date", "Visit date", fields.get("visit_date")
-                      or v.get("visit_date") or data.today, errors.get("visit_date"),
-                      hint=f"Window {v['window_start']} to {v['window_end']} (inclusive)")]
+                      or v.visit_date or data.today, errors.get("visit_date"),
+                      hint=f"Window {v.window_start} to {v.window_end} (inclusive)")]
     if correcting:
         top.append(_reason_field(fields, errors))
         values = values or _saved(page, code, visit)
     blocks = [instrument_block(key, values.get(key, {}), errors) for key in _roles(data)]
     decision = data.decision_visit == visit
-    response = _response_summary(page, data) if decision and v["status"] == "completed" \
+    response = _response_summary(page, data) if decision and v.status == "completed" \
         else None
     return page.render("visit.html", status, t=data, code=code, visit=v, top=top,
                        blocks=blocks, errors=errors, correcting=correcting,
@@ -138,15 +138,15 @@ def _response_summary(page: Page, data: Timeline) -> dict[str, Any] | None:
     """The week-12 category and the stage-2 options the protocol allows (no allocation
     detail beyond what the coordinator already sees)."""
     visit = _visit(data, data.decision_visit or "")  # none: 404, as for any unknown visit
-    category = visit["scores"].get("response_category")
-    stage1 = next((a for a in data.allocations if a["stage"] == 1), None)
+    category = visit.scores.get("response_category")
+    stage1 = next((a for a in data.allocations if a.stage == 1), None)
     if category is None or stage1 is None or is_blinded(page.actor):
         return {"category": category, "options": [], "assigned": None}
     protocol = protocol_of(page)
     latest = next((a for a in reversed(data.assessments) if a["eligible"]), None)
     blocked = [a for a in protocol.arm_codes if latest and a not in latest["eligible_arms"]]
-    opts = stage_options(protocol, stage1["option"], category, blocked)
-    assigned = next((a for a in data.allocations if a["stage"] == 2), None)
+    opts = stage_options(protocol, stage1.option, category, blocked)
+    assigned = next((a for a in data.allocations if a.stage == 2), None)
     return {"category": category, "options": [(o.code, o.action) for o in opts.eligible],
             "randomized": opts.randomized, "assigned": assigned}
 
@@ -180,7 +180,7 @@ def record_visit(page: User, code: str, visit: str, form: Form) -> Response:
         known = {f"{b}.{i}" for b, items in values.items() for i in items} | set(fields)
         reason = str(form.get("reason", "")).strip()[:500]
         fields["reason"] = reason
-        if v["status"] == "completed" and not reason:
+        if v.status == "completed" and not reason:
             errors["reason"] = "Reason for the correction: required"
         if not errors:
             try:
@@ -194,7 +194,7 @@ def record_visit(page: User, code: str, visit: str, form: Form) -> Response:
         return _baseline_page(page, code, visit, data, values, fields, errors, 422)
     keys = _roles(data)
     values = {key: parse_items(key, form, errors) for key in keys}
-    correcting = v["status"] == "completed"
+    correcting = v.status == "completed"
     reason = str(form.get("reason", "")).strip()[:500]
     fields["reason"] = reason
     if correcting and not reason:
@@ -238,7 +238,7 @@ def randomize_form(page: User, code: str, stage: str) -> Response:
     check_code(code)
     stage_no = path_number(stage, low=1, high=9, what="stage")  # -1, 10, 'x': 404
     data = timeline.participant_timeline(page.db, page.ctx, code)
-    done = next((a for a in data.allocations if a["stage"] == stage_no), None)
+    done = next((a for a in data.allocations if a.stage == stage_no), None)
     if done is not None:
         return page.render("allocation.html", t=data, code=code, allocation=done,
                            replayed=True)

@@ -21,6 +21,7 @@ from tailor.protocol import MAX_STAGES
 from tailor.services.accounts import UserState, UserView
 from tailor.services.admin import ProtocolView, SiteView
 from tailor.services.audit import AuditRow
+from tailor.services.trial import VisitView
 from tailor.web.inputs import clean_name, clean_text
 
 __all__ = [
@@ -222,15 +223,7 @@ SiteOut = _out("SiteOut", SiteView)
 ProtocolOut = _out("ProtocolOut", ProtocolView)
 
 
-class VisitOut(BaseModel):
-    visit: str
-    week: int
-    target_date: date
-    window_start: date
-    window_end: date
-    visit_date: date | None
-    status: str
-    scores: dict[str, str | None]
+VisitOut = _out("VisitOut", VisitView)
 
 
 AuditRowOut = _out("AuditRowOut", AuditRow)

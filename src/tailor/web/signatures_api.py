@@ -47,15 +47,15 @@ class UnblindIn(_In):
 def go_live(content_hash: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")], body: SignIn,
             ctx: Ctx, db: Db) -> dict[str, Any]:
     """Freeze a protocol version and make it live (admin; once; signed)."""
-    return asdict(admin.go_live(db, ctx.with_reason(body.reason or None), content_hash,
-                                password=body.password))
+    return asdict(admin.go_live(db, ctx, content_hash, password=body.password,
+                                reason=body.reason or None))
 
 
 @router.post("/data-lock", tags=["admin"])
 def data_lock(body: SignIn, ctx: Ctx, db: Db) -> dict[str, Any]:
     """Lock the trial's data (admin, data manager; signed)."""
-    return asdict(admin.lock_data(db, ctx.with_reason(body.reason or None),
-                                  password=body.password))
+    return asdict(admin.lock_data(db, ctx, password=body.password,
+                                  reason=body.reason or None))
 
 
 @router.post("/participants/{code}/unblind", tags=["randomization"])
