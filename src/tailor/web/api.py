@@ -224,7 +224,8 @@ def create_participant(body: s.ParticipantIn, ctx: Ctx, db: Db) -> trial.Partici
                                     birth_year=body.birth_year, sex=body.sex).participant
 
 
-@router.get("/participants", response_model=list[s.ParticipantOut], tags=["participants"])
+@router.get("/participants", response_model=list[s.ParticipantOut],  # type: ignore[valid-type]
+            tags=["participants"])
 def list_participants(ctx: Ctx, db: Db,
                       status: Annotated[str | None, Query(pattern=r"^[a-z0-9_]{1,24}$")] = None,
                       search: Annotated[str | None, Query(pattern=r"^[0-9A-Z-]{1,16}$")] = None,

@@ -21,7 +21,7 @@ from tailor.protocol import MAX_STAGES
 from tailor.services.accounts import UserState, UserView
 from tailor.services.admin import ProtocolView, SiteView
 from tailor.services.audit import AuditRow
-from tailor.services.trial import VisitView
+from tailor.services.trial import ParticipantView, VisitView
 from tailor.web.inputs import clean_name, clean_text
 
 __all__ = [
@@ -117,11 +117,21 @@ class PasswordIn(_In):
     temporary: StrictBool = False
 
 
-def _out(name: str, result: type) -> type[BaseModel]:
-    """The response model of a service's frozen result: its fields, defined once (there)."""
+def _out(name: str, result: type, *, renamed: dict[str, str] | None = None,
+         doc: str | None = None) -> type[BaseModel]:
+    """The response model of a service's frozen result: its fields, defined once (there).
+    ``renamed`` maps a result field to its JSON name (read from either name); ``doc`` is the
+    model's description."""
     hints = typing.get_type_hints(result)
-    fields: dict[str, Any] = {f.name: (hints[f.name], ...) for f in dataclasses.fields(result)}
-    return create_model(name, **fields)
+    renamed = renamed or {}
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(result):
+        json_name = renamed.get(f.name, f.name)
+        fields[json_name] = (hints[f.name], Field(
+            validation_alias=AliasChoices(json_name, f.name)) if json_name != f.name else ...)
+    config = ConfigDict(from_attributes=True) if renamed else None
+    model: type[BaseModel] = create_model(name, __config__=config, __doc__=doc, **fields)
+    return model
 
 
 UserOut = _out("UserOut", UserView)
@@ -138,21 +148,10 @@ class ParticipantIn(_In):
     sex: Literal["F", "M"] | None = None
 
 
-class ParticipantOut(BaseModel):
-    """A participant (:class:`tailor.services.trial.ParticipantView`); ``id`` is the study
-    code."""
-
-    model_config = ConfigDict(from_attributes=True)
-
-    id: str = Field(validation_alias=AliasChoices("id", "study_code"))
-    site: str
-    status: str
-    consented: bool
-    consent_date: date | None
-    birth_year: int | None
-    sex: str | None
-    enrolled_on: date | None
-    visit0_date: date | None
+ParticipantOut = _out(
+    "ParticipantOut", ParticipantView, renamed={"study_code": "id"},
+    doc="A participant (:class:`tailor.services.trial.ParticipantView`); ``id`` is the study\n"
+        "    code.")
 
 
 class ScreeningIn(_In):
