@@ -297,11 +297,11 @@ _T_SCORES = {"promis_sleep_4a": "promis_sleep_t", "promis_fatigue_4a": "promis_f
              "promis_anxiety_4a": "promis_anxiety_t"}
 
 INTERVAL_NOTE = ("The 95% intervals carry the estimation uncertainty of the trial's model "
-                 "(a site bootstrap of the whole fit) and of missing answers, but not the "
-                 "model's optimism about its own week-12 step: on held-out simulated patients "
-                 "of nine worlds they covered the true expected PEG 84-88% of the time, not "
-                 "95% (benchmarks/results/decide_coverage.md); read them as somewhat too "
-                 "narrow.")
+                 "(a site bootstrap of the whole two-stage fit, its week-12 step cross-fitted "
+                 "by site) and of missing answers: on held-out simulated patients of nine "
+                 "worlds they covered the true expected PEG 95-97.5% of the time "
+                 "(benchmarks/results/decide_coverage_fix_a.md and _fix_b.md); read them as "
+                 "slightly conservative.")
 
 INTENDED_USE = ("Decision support for clinicians treating adults with chronic low back pain "
                 "like those in the trial. It supports, and does not replace, clinical judgment; "
