@@ -73,7 +73,7 @@ import numpy as np
 import pandas as pd
 
 from tailor.dtr.bootstrap import _gram_solve
-from tailor.dtr.data import decide
+from tailor.dtr.data import decide, fold_partition
 from tailor.dtr.regime_model import rcs_columns
 from tailor.exceptions import EstimationError
 
@@ -171,9 +171,8 @@ def crossfit_folds(clusters: Any, n: int, rng: np.random.Generator,
         codes, _ = pd.factorize(pd.Series(list(clusters)).astype(str))
         g = int(codes.max()) + 1
         if g >= max(MIN_CLUSTERS, folds):
-            of_site = rng.permutation(np.arange(g) % folds)
-            return of_site[codes]
-    return rng.permutation(np.arange(n) % folds)
+            return fold_partition(g, folds, rng)[codes]
+    return fold_partition(n, folds, rng)
 
 
 def _solve(stage: StageFit, counts_w: np.ndarray, target: np.ndarray
