@@ -351,7 +351,7 @@ def _resolve(session: Session, token: str, now: datetime, *, lock: bool = True) 
         raise LinkUnavailableError(UNAVAILABLE)
     link, p, visit, site, locked, live_hash = row
     if link.revoked_at is not None or link.submitted_at is not None or link.expires_at <= now \
-            or p.status == "withdrawn" or visit.status == "completed" or locked:
+            or p.status == S.WITHDRAWN or visit.status == "completed" or locked:
         raise LinkUnavailableError(UNAVAILABLE)
     audit = session.info.get("audit")
     if audit is not None:  # the participant's own writes carry the link as the actor
