@@ -64,6 +64,14 @@ BEFORE: dict[str, float | None] = {
     "q_false_discovery": 0.0,
     "tree_discovery_power": 0.3333333333333333,
     "tree_false_discovery": 1.0,
+    # penalized Q-learning over the plan's candidates (issue 13's matrix), recorded when added
+    # (2026-12-03); the tree over the same candidates left the numbers above unchanged
+    "pen_gain_captured": -0.2459016393442631,
+    "pen_gain_captured_peg": -0.32899022801303035,
+    "pen_minus_best_single": -0.018750000000000044,
+    "pen_value": 0.605,
+    "pen_discovery_power": 0.3333333333333333,
+    "pen_false_discovery": 1.0,
 }
 
 

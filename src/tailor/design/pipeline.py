@@ -44,11 +44,20 @@ from scipy import stats
 from tailor.design import shared
 from tailor.design.grid import number_param
 from tailor.design.sizing import log_odds_ratio_wald
-from tailor.dtr.analysis import censoring_weights, default_plan, tree_rewards, working_model
+from tailor.dtr.analysis import (
+    censoring_weights,
+    covariate_fill_values,
+    default_plan,
+    penalized_model,
+    tree_rewards,
+    working_model,
+)
 from tailor.dtr.crossfit import crossfit_value
 from tailor.dtr.data import decide
 from tailor.dtr.embedded import EmbeddedRegime, WeightedReplicated
 from tailor.dtr.formula import parse_options
+from tailor.dtr.penalized import PenalizedLinear
+from tailor.dtr.plan import load_plan, resolve_plan
 from tailor.dtr.policytree import PolicyTree, PolicyTreeResult
 from tailor.dtr.qlearning import QLearning, QLearningResult, StageFit
 from tailor.dtr.steps import StepGuard
@@ -106,7 +115,9 @@ METRICS = (
     "imbalance", "imbalance_eligible", "guess_rate", "missing_w24",
     "gain_captured", "gain_captured_peg", "deployed_minus_best_single", "tree_gain_captured",
     "tree_minus_best_single", "best_single_value", "oracle_value", "deployed_value",
-    "q_discovery_power", "q_false_discovery", "tree_discovery_power", "tree_false_discovery")
+    "q_discovery_power", "q_false_discovery", "tree_discovery_power", "tree_false_discovery",
+    "pen_gain_captured", "pen_gain_captured_peg", "pen_minus_best_single", "pen_value",
+    "pen_discovery_power", "pen_false_discovery")
 """Every metric :func:`best_trial_pipeline` returns, in order (NaN where a step could not be fitted)."""
 # Dropout: the scenario's per-visit logit hazard has 4 visits up to week 24; the offset makes
 # 1 - (1 - h)^4 match the simulated share of missing week-24 PEG (intercept -2.75 -> 20.3%;
@@ -307,15 +318,16 @@ class _QChoices:
     """Q-learning's choices per stage, computed once per frame (the learned and the tree regime
     share the second stage)."""
 
-    def __init__(self, fit: QLearningResult) -> None:
+    def __init__(self, fit: QLearningResult, fills: Mapping[str, float] | None = None) -> None:
         self.fit = fit
+        self.fills = dict(fills or {})
         self._memo: dict[tuple[int, int], tuple[pd.DataFrame, np.ndarray]] = {}
 
     def __call__(self, stage: int, frame: pd.DataFrame) -> np.ndarray:
         hit = self._memo.get((stage, id(frame)))
         if hit is not None and hit[0] is frame:
             return hit[1]
-        codes = _best(self.fit.stage(stage), frame, self.fit.sign)
+        codes = _best(self.fit.stage(stage), _filled(frame, self.fills), self.fit.sign)
         self._memo[(stage, id(frame))] = (frame, codes)
         return codes
 
@@ -326,11 +338,22 @@ class _QChoices:
                           lambda h: _codes(self(2, h)))
 
 
-def _tree_first(tree: PolicyTreeResult, features: list[str], arms: list[str]
-                ) -> Callable[[pd.DataFrame], np.ndarray]:
+def _filled(frame: pd.DataFrame, fills: Mapping[str, float]) -> pd.DataFrame:
+    """``frame`` with the covariates the analysis filled (trial means) filled the same way:
+    a regime fitted on the filled trial decides for a person without a measure as the
+    decision tool does."""
+    cols = [c for c in fills if c in frame.columns]
+    if not cols or not frame[cols].isna().to_numpy().any():
+        return frame
+    return frame.fillna({c: fills[c] for c in cols})
+
+
+def _tree_first(tree: PolicyTreeResult, features: list[str], arms: list[str],
+                fills: Mapping[str, float]) -> Callable[[pd.DataFrame], np.ndarray]:
     def first(b: pd.DataFrame) -> np.ndarray:
         feasible = np.column_stack([b[f"eligible_{a}"].to_numpy() == 1 for a in arms])
-        return np.asarray(tree.predict(b[features], feasible=feasible), dtype=object)
+        return np.asarray(tree.predict(_filled(b[features], fills), feasible=feasible),
+                          dtype=object)
 
     return first
 
@@ -464,13 +487,19 @@ def best_trial_pipeline(params: Mapping[str, Any], seed: np.random.SeedSequence
       stage-1 modifiers (``truth.modifiers``; a latent factor counts through its proxies'
       domains) that the method names (Q-learning: the amplifier index when
       ``interaction_reject``; the tree: the domains of its split variables);
-      ``*_false_discovery``: 1 when it names any other domain (family-wise). The tree uses
-      only the features observed for everyone (in a world with planned missingness it never
-      sees the optional phenotyping block, whose missing-data handling belongs to the
-      analysis, not to this lean pipeline).
+      ``*_false_discovery``: 1 when it names any other domain (family-wise). The tree
+      searches every candidate tailoring variable of the built-in plan (``plans/best.yaml``),
+      covariates missing for some participants (the optional phenotyping block skipped by
+      design) filled with the trial mean as ``tailor analyze`` fills them.
+    * ``pen_*``: penalized Q-learning over the same candidates (lasso, cross-validated one-SE
+      penalty, as ``tailor analyze``'s penalized method): ``pen_gain_captured`` / ``_peg``,
+      ``pen_minus_best_single``, ``pen_value`` (true responder rate of its regime on the
+      cohort), ``pen_discovery_power`` / ``pen_false_discovery`` (the domains of the stage-1
+      interactions the lasso keeps).
 
     The analysis runs as named steps (``marginal_model``, ``qlearning``, ``policy_tree``,
-    ``static_value``, ``randomized_value``, ``learned_value``, ``embedded_regimes``) under one
+    ``static_value``, ``randomized_value``, ``learned_value``, ``embedded_regimes``,
+    ``penalized_qlearning``) under one
     :class:`~tailor.dtr.steps.StepGuard`: a metric is NaN when its step cannot be fitted to
     that trial (e.g. an option nobody received at a small N), and the returned :class:`PipelineMetrics` says in
     ``failures`` which step failed and why (the study's ``step_errors`` column); the
@@ -505,6 +534,8 @@ def best_trial_pipeline(params: Mapping[str, Any], seed: np.random.SeedSequence
                guess_rate=float(wide[[f"p1_{a}" for a in arms]].max(axis=1).mean()))
 
     plan = default_plan(wide, proto, folds=folds)
+    candidates = _candidate_plan(wide)
+    fills = covariate_fill_values(wide, candidates)
     w, _ = censoring_weights(wide, plan)  # sequential IPCW, as `tailor analyze` uses
     ql = QLearning(stages=working_model(proto, plan), coding="dummy", maximize=False,
                    cov_type="HC1")
@@ -518,7 +549,8 @@ def best_trial_pipeline(params: Mapping[str, Any], seed: np.random.SeedSequence
     out.update(_discovery("q", named_q, true_domains))
     pop = (_population(str(p["protocol"]), scenario_name, effect, contra, dropout, truth_n,
                        inner) if truth_n else None)
-    run = _Run(wide=wide, truth=truth, plan=plan, ql=ql, w=w, folds=folds, rng=rng, pop=pop,
+    run = _Run(wide=wide, truth=truth, plan=plan, candidates=candidates, fills=fills,
+               protocol=proto, ql=ql, w=w, folds=folds, rng=rng, pop=pop,
                out=out, v_rand=v_rand, v_orc=v_orc, best_resp=best_resp, best_peg=best_peg,
                true_domains=true_domains, oracle_first=truth.baseline["oracle_A1"].to_numpy())
     learned = guard.run("qlearning", _step_qlearning, run)
@@ -527,6 +559,7 @@ def best_trial_pipeline(params: Mapping[str, Any], seed: np.random.SeedSequence
     for name, (estimate, v_pop, v_cohort) in _estimands(run, learned).items():
         guard.run(f"{name}_value", _step_value, run, name, estimate, v_pop, v_cohort)
     guard.run("embedded_regimes", _step_embedded, out, wide, w)
+    guard.run("penalized_qlearning", _step_penalized, run)
     return PipelineMetrics({m: float(out.get(m, NAN)) for m in METRICS}, guard.failures)
 
 
@@ -553,6 +586,9 @@ class _Run:
     wide: pd.DataFrame
     truth: Truth
     plan: Any
+    candidates: Any
+    fills: dict[str, float]
+    protocol: Protocol
     ql: QLearning
     w: Any
     folds: int
@@ -621,21 +657,22 @@ def _step_qlearning(r: _Run) -> _Learned:
 
 def _step_tree(r: _Run, choices: _QChoices) -> None:
     """The interpretable regime: a depth-2 tree on cross-fitted DR scores."""
-    wide, plan, out, truth = r.wide, r.plan, r.out, r.truth
+    wide, out, truth = r.wide, r.out, r.truth
     scores = DRScoring(qlearning=r.ql, stage=1, folds=r.folds,
                        random_state=int(r.rng.integers(2**31))).fit(
         value_data(wide, r.ql, outcome=OUTCOME, propensities=PROPENSITIES, weights=r.w),
         fitted=choices.fit)
     usable = scores.feasible.any(axis=1)
-    # features missing for anyone (the optional phenotyping block when skipped by
-    # design) are left out: the policy tree needs complete features
-    features = [f for f in plan.tree_features if wide[f].notna().all()]
-    tree = PolicyTree(depth=plan.tree_depth,
-                      min_node_size=plan.tree_min_node_size).fit(
-        wide.loc[np.asarray(usable, dtype=bool), features],
+    # every candidate of the built-in plan, as `tailor analyze` searches them; covariates
+    # missing for some participants (optional phenotyping skipped by design) filled with the
+    # trial mean, as the analysis does
+    cand = r.candidates
+    features = list(cand.tree_features)
+    tree = PolicyTree(depth=cand.tree_depth, min_node_size=cand.tree_min_node_size).fit(
+        _filled(wide.loc[np.asarray(usable, dtype=bool), features], r.fills),
         pd.DataFrame(tree_rewards(scores.rewards, scores.feasible)[usable],
                      columns=list(scores.options)))
-    tree_first = _tree_first(tree, features, list(scores.options))
+    tree_first = _tree_first(tree, features, list(scores.options), r.fills)
     out["tree_correct_first_line"] = float(
         (tree_first(truth.baseline) == r.oracle_first).mean())
     vt = truth.value(choices.regime("interpretable (tree)", tree_first))
@@ -646,6 +683,36 @@ def _step_tree(r: _Run, choices: _QChoices) -> None:
                tree_minus_best_single=vt["responder_w24"] - r.best_resp)
     named = {d for f in _split_features(tree.tree_) if (d := domain_of(f))}
     out.update(_discovery("tree", named, r.true_domains))
+
+
+def _step_penalized(r: _Run) -> None:
+    """Penalized Q-learning over every candidate of the built-in plan (the lasso with a
+    cross-validated one-SE penalty, as ``tailor analyze``'s penalized method): the gain its
+    regime captures on the cohort, and the domains of the stage-1 interactions it keeps."""
+    cand = r.candidates
+    ql = QLearning(stages=penalized_model(r.protocol, cand), coding="dummy", maximize=False,
+                   regressor=PenalizedLinear(l1_ratio=cand.l1_ratio,
+                                             random_state=int(r.rng.integers(2**31))))
+    fit = ql.fit(_filled(r.wide, r.fills), outcome=OUTCOME, weights=r.w)
+    value = r.truth.value(_QChoices(fit, r.fills).regime("penalized Q-learning"))
+    v_orc = r.v_orc
+    r.out.update(
+        pen_value=value["responder_w24"],
+        pen_gain_captured=_share(value["responder_w24"], r.best_resp, v_orc["responder_w24"]),
+        pen_gain_captured_peg=_share(value["mean_peg_w24"], r.best_peg,
+                                     v_orc["mean_peg_w24"]),
+        pen_minus_best_single=value["responder_w24"] - r.best_resp)
+    coefs = fit.stage(1).coefficients()
+    kept = [str(t) for t, c in zip(coefs["term"], coefs["estimate"], strict=True)
+            if ":" in str(t) and abs(c) > 1e-12]
+    named = {d for t in kept if (d := domain_of(t.split(":", 1)[1]))}
+    r.out.update(_discovery("pen", named, r.true_domains))
+
+
+def _candidate_plan(wide: pd.DataFrame) -> Any:
+    """The built-in analysis plan (``plans/best.yaml``) resolved on the trial: its candidate
+    tailoring variables, tree size and penalty mix."""
+    return resolve_plan(load_plan("best"), wide)[0]
 
 
 def _estimands(r: _Run, learned: _Learned | None

@@ -80,8 +80,9 @@ from tailor.rules import stage_options
 if TYPE_CHECKING:
     from tailor.dtr.bootstrap import BootstrapResult
 
-__all__ = ["AnalysisPlan", "AnalysisResult", "analyze", "censoring_weights", "default_plan",
-           "interpretable_summary", "tree_rewards", "working_model"]
+__all__ = ["AnalysisPlan", "AnalysisResult", "analyze", "censoring_weights",
+           "covariate_fill_values", "default_plan", "interpretable_summary", "penalized_model",
+           "tree_rewards", "working_model"]
 
 
 # Candidate features in order of preference; the plan keeps those present in the data.
@@ -798,25 +799,34 @@ def _model_file(a: _Analysis, cf: _CrossFit, shown: _Shown, doc: _Document) -> d
     return model
 
 
-def _fill_missing_covariates(data: pd.DataFrame, plan: AnalysisPlan) -> list[str]:
-    """Baseline candidate modifiers and stage-1 main effects missing for some participants
-    (e.g. optional phenotyping skipped by design) are filled, in place, with the trial mean, as
-    the decision tool does for a patient without that measure; notes say which and how many.
-    Post-baseline columns (stage-2 history, outcomes) and the working model's tailoring terms
-    are never filled: their missingness is the censoring the weights model."""
-    notes = []
-    names = dict.fromkeys([*plan.tree_features, *plan.main1])
-    for name in names:
+def covariate_fill_values(data: pd.DataFrame, plan: AnalysisPlan) -> dict[str, float]:
+    """The trial mean of every baseline candidate modifier or stage-1 main effect that is
+    missing for some participants but not all (e.g. optional phenotyping skipped by design):
+    what the analysis fills in, and what a regime fitted on the filled data is given for a
+    person without that measure (as the decision tool does)."""
+    fills: dict[str, float] = {}
+    for name in dict.fromkeys([*plan.tree_features, *plan.main1]):
         if name not in data.columns or not pd.api.types.is_numeric_dtype(data[name]):
             continue
         missing = data[name].isna()
         if missing.any() and not missing.all():
-            mean = float(data[name].mean())
-            data[name] = data[name].fillna(mean)
-            notes.append(f"{name} is missing for {int(missing.sum())} of {len(data)} "
-                         f"participants ({missing.mean():.0%}); filled with the trial mean "
-                         f"({mean:.3g}) for the candidate modifiers and adjustments, as the "
-                         "decision tool does for a patient without it.")
+            fills[name] = float(data[name].mean())
+    return fills
+
+
+def _fill_missing_covariates(data: pd.DataFrame, plan: AnalysisPlan) -> list[str]:
+    """Fill, in place, the covariates of :func:`covariate_fill_values` with the trial mean;
+    notes say which and how many. Post-baseline columns (stage-2 history, outcomes) and the
+    working model's tailoring terms are never filled: their missingness is the censoring the
+    weights model."""
+    notes = []
+    for name, mean in covariate_fill_values(data, plan).items():
+        missing = data[name].isna()
+        data[name] = data[name].fillna(mean)
+        notes.append(f"{name} is missing for {int(missing.sum())} of {len(data)} "
+                     f"participants ({missing.mean():.0%}); filled with the trial mean "
+                     f"({mean:.3g}) for the candidate modifiers and adjustments, as the "
+                     "decision tool does for a patient without it.")
     return notes
 
 
