@@ -72,3 +72,19 @@ def _prepare_best(cells: Any, directory: Any) -> dict[str, str]:
 
 
 best_counted.prepare = _prepare_best  # type: ignore[attr-defined]
+
+
+def fresh_parallel_kernel(params: Mapping[str, Any], seed: np.random.SeedSequence
+                          ) -> dict[str, float]:
+    """A replicate that compiles a new ``parallel=True`` numba kernel in the worker (as the
+    first replicate on a machine without a warmed kernel cache does)."""
+    import numba
+
+    @numba.njit(parallel=True)
+    def total(x: np.ndarray) -> float:
+        s = 0.0
+        for i in numba.prange(x.shape[0]):
+            s += x[i]
+        return s
+
+    return {"total": float(total(np.ones(int(params.get("n", 10)))))}

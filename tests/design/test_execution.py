@@ -176,3 +176,30 @@ def test_common_random_numbers_share_seeds_across_n() -> None:
     assert (b >= a).all()  # the max over an extended stream can only grow
     plain = run_study(noisy, cells, replicates=3, seed=2, backend=SerialBackend()).results
     assert not (plain[plain["n"] == 5]["max"].to_numpy() == a).any()  # other seeds there
+
+
+def test_worker_compiles_kernels_when_the_parent_imported_numba(tmp_path: Path) -> None:
+    """A study whose main module imports numba (as ``benchmarks/bench_validation.py`` does,
+    through the pipeline) re-imports it in each spawned worker before the worker limits it to
+    one thread; the first kernel compiled there (no warmed cache) used to raise "Cannot set
+    NUMBA_NUM_THREADS to a different value once the threads have been launched"."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    script = tmp_path / "study.py"
+    script.write_text(
+        "import numba  # noqa: F401  (imported before the pool's workers limit threads)\n"
+        "from tailor.design.execution import LocalBackend, run_study\n"
+        "from tailor.design.grid import Cell\n"
+        "from tests.design.helpers import fresh_parallel_kernel\n"
+        "if __name__ == '__main__':\n"
+        "    st = run_study(fresh_parallel_kernel, [Cell.of({'n': 7})], replicates=2, seed=1,\n"
+        "                   backend=LocalBackend(2))\n"
+        "    print(list(st.results['error']), list(st.results['total']))\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(root), str(root / "src"), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          env=env, timeout=300, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[None, None] [7.0, 7.0]", done.stderr

@@ -167,6 +167,12 @@ def _worker_init() -> None:
     # a spawned worker imports the parent's main module before this runs, so numba and the
     # BLAS may already have started their thread pools: limit those too
     if "numba" in sys.modules:
+        # numba read NUMBA_NUM_THREADS (the machine's core count) when it was imported; re-read
+        # it now, before its threads start, or the first kernel compiled in this worker (no
+        # warmed cache) re-reads it, finds it changed after launch and raises
+        from numba.core import config as numba_config
+
+        numba_config.reload_config()
         sys.modules["numba"].set_num_threads(1)
     # a worker that has to compile numba kernels (no warmed cache on this machine) says so
     # once; this imports numba, so it comes after NUMBA_NUM_THREADS is set
