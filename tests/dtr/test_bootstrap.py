@@ -160,3 +160,29 @@ def test_fewer_than_five_sites_resample_participants_as_without_sites(best_data)
     without = fit.bootstrap(replicates=50, m="adaptive", random_state=4)
     assert with_sites.clusters is None
     pd.testing.assert_frame_equal(with_sites.to_frame(), without.to_frame())
+
+
+def test_site_bootstrap_covers_under_site_effects_where_the_participant_one_does_not():
+    """30 sites with a site effect that grows with a site-level covariate: the stage-2
+    percentile interval of its coefficient covers the truth (1) in about 90% of 50 trials when
+    sites are resampled, in well under two thirds when participants are (fixed seeds)."""
+    rng = np.random.default_rng(11)
+    hits = {"sites": 0, "participants": 0}
+    reps = 50
+    for _ in range(reps):
+        g, n = 30, 300
+        site = rng.integers(g, size=n)
+        x = rng.normal(size=g)[site] + 0.5 * rng.normal(size=n)
+        a1, a2 = rng.choice([-1, 1], n), rng.choice([-1, 1], n)
+        y = x + 0.5 * a2 * x + rng.normal(size=g)[site] * (1 + x) + rng.normal(size=n)
+        df = pd.DataFrame({"x": x, "A1": a1, "A2": a2, "y": y, "site": site})
+        fit = QLearning(stages=[dict(treatment="A1", main="x", tailoring="x"),
+                                dict(treatment="A2", main="x + A1", tailoring="x")],
+                        coding="effect").fit(df, outcome="y")
+        for key, clusters in (("sites", df["site"]), ("participants", None)):
+            boot = fit.bootstrap(replicates=200, random_state=int(rng.integers(1 << 30)),
+                                 clusters=clusters)
+            row = boot.coefficients(2).set_index("term").loc["x"]
+            hits[key] += row.lower <= 1.0 <= row.upper
+    assert hits["sites"] / reps >= 0.8
+    assert hits["participants"] / reps <= 0.6
