@@ -362,3 +362,17 @@ def test_a_site_column_clusters_every_interval_and_a_single_site_changes_nothing
     for stage in (1, 2):
         pd.testing.assert_frame_equal(single.coefficients[stage], result.coefficients[stage])
     assert intervals_used(single) == intervals_used(result)
+
+
+def test_the_methods_say_why_participants_are_resampled_with_few_sites(result):
+    """A plan with a cluster whose bootstrap still resampled participants (fewer than five
+    sites) says so and why; the other intervals are still called site-clustered."""
+    from dataclasses import replace
+
+    from tailor.dtr.analysis_report import intervals_used
+
+    few = replace(result, plan=replace(result.plan, cluster="site"))
+    methods = " ".join(intervals_used(few))
+    assert "participants resampled (fewer than 5 'site' values" in methods
+    assert "site-clustered sandwich covariance" in methods
+    assert "whole sites resampled" not in methods
