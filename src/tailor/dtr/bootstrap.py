@@ -299,12 +299,13 @@ def _drawer(w: np.ndarray, clusters: Any, rng: np.random.Generator) -> tuple[Dra
     used = w > 0
     n = int(used.sum())
     sites: Any = None
+    g = n
     if clusters is not None:
         labels = np.asarray(pd.Series(list(clusters)).astype(str), dtype=object)
         if len(labels) != len(w):
             raise EstimationError(f"clusters has {len(labels)} entries, the fit has {len(w)} "
                                   "rows")
-        sites, _ = bootstrap_units(labels[used], n)
+        sites, g = bootstrap_units(labels[used], n)
     if sites is None:
         probs = np.where(used, 1.0 / n, 0.0)
 
@@ -319,7 +320,7 @@ def _drawer(w: np.ndarray, clusters: Any, rng: np.random.Generator) -> tuple[Dra
         out[:, used] = cluster_multipliers(sites, n, count, rng, size=size)
         return out
 
-    return whole_sites, int(pd.Series(sites).nunique())
+    return whole_sites, g
 
 
 def bootstrap_qlearning(result: FittedBackward, *, replicates: int = 1000,
