@@ -249,7 +249,8 @@ def intervals_used(result: AnalysisResult) -> list[str]:
                 "1997, sec. 3.8; Field & Welsh 2007)")
         scale = (f"m counts sites: m = ceil(G^((1 + 0.1 (1 - p)) / 1.1)) of the G = {sites}, "
                  "p the estimated non-regular share of participants, and the root interval "
-                 "rescales by sqrt(m / G)")
+                 "rescales by sqrt(m / G); with few sites cluster-bootstrap intervals run "
+                 "somewhat narrow, see docs/analysis.md")
     else:
         short = "participants resampled"
         unit = short + (f" (fewer than {MIN_CLUSTERS} '{result.plan.cluster}' values: too "
