@@ -300,3 +300,79 @@ def test_a_step_that_cannot_be_fitted_is_named_in_the_report_and_changes_nothing
     assert "Steps that could not be fitted" in html
     assert "embedded regimes: EstimationError: no embedded regime has a participant" in html
     assert json.loads(paths["results"].read_text())["step_errors"] == failed.step_errors
+
+
+def _same(first: pd.DataFrame, second: pd.DataFrame, columns: list[str]) -> None:
+    pd.testing.assert_frame_equal(first[columns].reset_index(drop=True),
+                                  second[columns].reset_index(drop=True))
+
+
+def _differ(first: pd.DataFrame, second: pd.DataFrame, column: str) -> bool:
+    a, b = first[column].to_numpy(float), second[column].to_numpy(float)
+    ok = np.isfinite(a) & np.isfinite(b) & (b > 0)
+    return bool(ok.any() and not np.allclose(a[ok], b[ok], rtol=1e-6))
+
+
+def test_a_site_column_clusters_every_interval_and_a_single_site_changes_nothing(
+        tmp_path, best, data, result):
+    """Issue 14: with a site column (ten sites) the Q-learning bootstrap resamples whole sites
+    and the embedded regimes and subgroup effects get site-clustered intervals, the estimates
+    staying those of the analysis without sites; a site column with one value leaves clustering
+    off and every table equal to the analysis without a site column."""
+    from tailor.dtr.analysis_report import intervals_used
+
+    sited = data.assign(site=[f"S{k}" for k in np.random.default_rng(3).integers(10,
+                                                                                  size=len(data))])
+    plan = default_plan(sited, best, bootstrap=100, folds=3)
+    assert plan.cluster == "site"
+    res = analyze(sited, best, plan)
+    assert res.step_errors == {}
+    for stage in (1, 2):
+        coef, plain = res.coefficients[stage], result.coefficients[stage]
+        assert coef["method"].str.contains("10 sites resampled").all()
+        _same(coef, plain, ["term", "estimate"])
+        assert _differ(coef, plain, "std_error")
+    for table, plain, est, se in ((res.embedded, result.embedded, "estimate", "std_error"),
+                                  (res.subgroups, result.subgroups, "difference", "std_error"),
+                                  (res.phenotype_map, result.phenotype_map, "benefit",
+                                   "benefit_lower")):
+        assert len(table) == len(plain)
+        _same(table, plain, [est])
+        assert _differ(table, plain, se)
+    fixed = ~result.values_peg["regime"].str.startswith("best single")  # bias-corrected draw
+    _same(res.values_peg[fixed.to_numpy()], result.values_peg[fixed], ["regime", "estimate"])
+    methods = " ".join(intervals_used(res))
+    assert "whole sites resampled (10 sites" in methods and "m counts sites" in methods
+    assert "site-clustered sandwich covariance" in methods
+    assert "Subgroup effects: inverse-probability-weighted means with influence-function " \
+           "intervals, site-clustered" in methods
+    assert "not rescaled" not in methods and "rescaled to the full sample" in methods
+    plain_methods = " ".join(intervals_used(result))
+    assert "participants resampled" in plain_methods and "(participant level)" in plain_methods
+    html = unescape(write_analysis(res, sited, tmp_path)["report"].read_text())
+    assert "whole sites resampled (10 sites" in html
+
+    one = data.assign(site="S1")
+    plan1 = default_plan(one, best, bootstrap=100, folds=3)
+    assert plan1.cluster is None
+    single = analyze(one, best, plan1)
+    for name in ("values_peg", "values_responder", "contrasts", "embedded", "subgroups",
+                 "phenotype_map", "embedded_pairwise"):
+        pd.testing.assert_frame_equal(getattr(single, name), getattr(result, name))
+    for stage in (1, 2):
+        pd.testing.assert_frame_equal(single.coefficients[stage], result.coefficients[stage])
+    assert intervals_used(single) == intervals_used(result)
+
+
+def test_the_methods_say_why_participants_are_resampled_with_few_sites(result):
+    """A plan with a cluster whose bootstrap still resampled participants (fewer than five
+    sites) says so and why; the other intervals are still called site-clustered."""
+    from dataclasses import replace
+
+    from tailor.dtr.analysis_report import intervals_used
+
+    few = replace(result, plan=replace(result.plan, cluster="site"))
+    methods = " ".join(intervals_used(few))
+    assert "participants resampled (fewer than 5 'site' values" in methods
+    assert "site-clustered sandwich covariance" in methods
+    assert "whole sites resampled" not in methods

@@ -99,3 +99,54 @@ def test_null_coverage_of_pairwise_differences():
         row = res.pairwise().iloc[0]
         hits += row.lower <= 0 <= row.upper
     assert 0.9 <= hits / reps <= 0.99
+
+
+def test_site_clustered_sandwich_equals_statsmodels_cluster_covariance(best_data, regimes):
+    """The replicated-data WLS of the test above with the *sites* as groups: statsmodels'
+    cluster covariance without its (N - 1) / (N - K) factor, times G / (G - 1), is ours."""
+    g = 15
+    data = best_data.assign(site=np.random.default_rng(8).integers(g, size=len(best_data)))
+    sub = regimes[:12]
+    res = WeightedReplicated().fit(data, sub, outcome="peg_w24", clusters="site")
+    rows, ys, ws, groups = [], [], [], []
+    for j, reg in enumerate(sub):
+        rec = reg.recommend(data)
+        for i in range(len(data)):
+            if data.A1.iloc[i] != reg.a1:
+                continue
+            r2 = rec["A2"][i]
+            if r2 is not None and data.A2.iloc[i] != r2:
+                continue
+            rows.append(j)
+            ys.append(data.peg_w24.iloc[i])
+            ws.append(1 / data.p_A1.iloc[i] / (data.p_A2.iloc[i] if r2 is not None else 1.0))
+            groups.append(data.site.iloc[i])
+    assert len(set(groups)) == g  # every site has a consistent participant
+    x = np.zeros((len(rows), len(sub)))
+    x[np.arange(len(rows)), rows] = 1
+    fit = sm.WLS(np.array(ys), x, weights=np.array(ws)).fit(
+        cov_type="cluster", cov_kwds={"groups": np.array(groups), "use_correction": False})
+    np.testing.assert_allclose(res.estimate, fit.params, rtol=1e-10)
+    np.testing.assert_allclose(res.covariance, fit.cov_params() * g / (g - 1), rtol=1e-8)
+    assert res.clusters == g and "site-clustered" in res.summary().lines[0]
+    # the same labels given as an array; the participant-level covariance differs
+    same = WeightedReplicated().fit(data, sub, outcome="peg_w24", clusters=data["site"].to_numpy())
+    np.testing.assert_array_equal(same.covariance, res.covariance)
+    plain = WeightedReplicated().fit(data, sub, outcome="peg_w24")
+    assert plain.clusters is None
+    assert not np.allclose(plain.covariance, res.covariance, rtol=1e-3)
+
+
+def test_one_site_per_participant_is_the_participant_sandwich_times_n_over_n_minus_1(
+        best_data, regimes):
+    data = best_data.assign(site=np.arange(len(best_data)))
+    res = WeightedReplicated().fit(data, regimes[:5], outcome="peg_w24", clusters="site")
+    plain = WeightedReplicated().fit(data, regimes[:5], outcome="peg_w24")
+    n = len(data)
+    np.testing.assert_allclose(res.covariance, plain.covariance * n / (n - 1), rtol=1e-12)
+    from tailor.exceptions import EstimationError, InputFileError
+    with pytest.raises(InputFileError, match="cluster column 'centre'"):
+        WeightedReplicated().fit(data, regimes[:5], outcome="peg_w24", clusters="centre")
+    with pytest.raises(EstimationError, match="at least 2 clusters"):
+        WeightedReplicated().fit(data.assign(site=1), regimes[:5], outcome="peg_w24",
+                                 clusters="site")

@@ -130,3 +130,24 @@ def test_contrasts_and_the_intersection_union_test():
     low = contrast_with_best(b, [a, c], clusters=site, larger_is_better=False, random_state=1)
     assert low.estimate == pytest.approx(b.estimate - c.estimate)
     assert low.lower <= low.estimate <= low.upper
+
+
+def test_cluster_multipliers_draw_whole_sites_and_m_of_them():
+    """Every participant of a site gets the site's count; ``size`` sites are drawn per
+    replicate (m-out-of-G); fewer than MIN_CLUSTERS sites fall back to participants."""
+    from tailor.dtr.clusters import MIN_CLUSTERS, bootstrap_units, cluster_multipliers
+
+    rng = np.random.default_rng(0)
+    site = np.repeat(np.array(["a", "b", "c", "d", "e", "f"]), [3, 5, 2, 7, 4, 1])
+    counts = cluster_multipliers(site, len(site), 200, rng, size=4)
+    for s in np.unique(site):
+        block = counts[:, site == s]
+        assert (block == block[:, :1]).all()
+    first = counts[:, [np.flatnonzero(site == s)[0] for s in np.unique(site)]]
+    assert (first.sum(axis=1) == 4).all()
+    with pytest.raises(EstimationError, match=r"1\.\.6"):
+        cluster_multipliers(site, len(site), 2, rng, size=7)
+    assert bootstrap_units(site, len(site))[1] == 6
+    few = site[np.isin(site, ["a", "b", "c", "d"])]
+    assert MIN_CLUSTERS == 5 and bootstrap_units(few, len(few)) == (None, len(few))
+    assert bootstrap_units(None, 9) == (None, 9)

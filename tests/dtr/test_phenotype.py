@@ -89,3 +89,30 @@ def test_responder_indicator():
     df = pd.DataFrame({"peg_baseline": [10.0, 10.0, 5.0, np.nan], "peg_w24": [7.0, 7.5, 3.0, 1.0]})
     out = responder_indicator(df)
     assert out.iloc[:3].tolist() == [1.0, 0.0, 1.0] and np.isnan(out.iloc[3])
+
+
+def test_subgroup_effects_cluster_by_site_like_statsmodels(best_data):
+    """Within a subgroup level, the difference of two IPW (Hajek) means is the treatment
+    coefficient of a weighted least-squares fit on those two arms; its site-clustered SE is
+    statsmodels' cluster SE (no (N - 1) / (N - K) factor) times sqrt(G / (G - 1))."""
+    import statsmodels.api as sm
+
+    g = 10
+    data = best_data.assign(site=np.random.default_rng(2).integers(g, size=len(best_data)))
+    tab = subgroup_effects(data, subgroups=["sex"], outcome="peg_w24", reference="ESC",
+                           clusters="site")
+    plain = subgroup_effects(data, subgroups=["sex"], outcome="peg_w24", reference="ESC")
+    pd.testing.assert_series_equal(tab["difference"], plain["difference"])
+    row = tab[(tab.level == "F") & (tab.option == "EBEM")].iloc[0]
+    sel = (data.sex == "F") & data.A1.isin(["EBEM", "ESC"])
+    sub = data[sel]
+    assert sub.site.nunique() == g
+    x = sm.add_constant((sub.A1 == "EBEM").astype(float).to_numpy())
+    fit = sm.WLS(sub.peg_w24.to_numpy(), x, weights=1 / sub.p_A1.to_numpy()).fit(
+        cov_type="cluster", cov_kwds={"groups": sub.site.to_numpy(), "use_correction": False})
+    assert row.difference == pytest.approx(fit.params[1], rel=1e-10)
+    assert row.std_error == pytest.approx(fit.bse[1] * np.sqrt(g / (g - 1)), rel=1e-8)
+    assert not np.allclose(tab.std_error, plain.std_error, rtol=1e-3)
+    same = subgroup_effects(data, subgroups=["sex"], outcome="peg_w24", reference="ESC",
+                            clusters=data["site"].to_numpy())
+    pd.testing.assert_frame_equal(same, tab)

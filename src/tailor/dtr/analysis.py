@@ -4,7 +4,8 @@ From the wide table of ``docs/data-contract.md`` and the protocol:
 
 1. Q-learning over both stages (week-24 PEG, lower is better; feasible options from the
    stage-1 eligibility columns and the logged stage-2 option lists), with bootstrap intervals
-   (percentile at stage 2, adaptive m-out-of-n at stage 1) for the coefficients;
+   (percentile at stage 2, adaptive m-out-of-n at stage 1) for the coefficients, resampling
+   whole sites when the data carry a site (the plan's ``cluster``; at least five sites);
 2. values with site-clustered intervals (:mod:`tailor.dtr.inference`) of: as randomized,
    every single first treatment, the best single treatment (selection-adjusted), the deployed
    regime (Q-learning on week-24 PEG, both stages), "personalize stage 1 only", the
@@ -14,11 +15,13 @@ From the wide table of ``docs/data-contract.md`` and the protocol:
 3. the primary contrast: deployed regime minus the best single treatment, one-sided
    (intersection-union test against every single treatment), and the same for stage 1 only;
    the headline numbers at the protocol's time points computed from the data;
-4. the embedded regimes of the SMART (weighted and replicated), best first;
+4. the embedded regimes of the SMART (weighted and replicated), best first, with a
+   (site-clustered) sandwich covariance;
 5. the phenotype map: for each first treatment, the profile of those for whom it is estimated
    best and their estimated benefit over the next-best feasible arm; effect-modifier
    importance by domain (permutation importance with intervals and Shapley values) at stage 1
-   and at stage 2 (all, combination and single options); subgroup forest-plot data;
+   and at stage 2 (all, combination and single options); subgroup forest-plot data
+   (site-clustered influence-function intervals);
 6. a versioned model file of the deployed regime for the clinician's decision tool.
 
 Missing week-24 outcomes are handled by sequential inverse-probability-of-censoring weights
@@ -494,10 +497,14 @@ def _prepare(data: pd.DataFrame, protocol: Protocol, plan: AnalysisPlan,
 
 
 def _step_qlearning(a: _Analysis) -> tuple[QLearningResult, BootstrapResult]:
-    """Two-stage Q-learning on the outcome, with bootstrap intervals (adaptive m-out-of-n)."""
+    """Two-stage Q-learning on the outcome, with bootstrap intervals (adaptive m-out-of-n at
+    stage 1, n-out-of-n at stage 2); whole sites are resampled when the plan has a cluster
+    column with at least ``MIN_CLUSTERS`` sites (:mod:`tailor.dtr.bootstrap`)."""
     fit = a.ql.fit(a.data, outcome=a.plan.outcome, weights=a.weights)
+    clusters = a.data[a.plan.cluster] if a.plan.cluster else None
     boot = fit.bootstrap(replicates=a.plan.bootstrap, m="adaptive",
-                         random_state=int(a.rng.integers(2**31)), alpha=a.plan.alpha)
+                         random_state=int(a.rng.integers(2**31)), alpha=a.plan.alpha,
+                         clusters=clusters)
     return fit, boot
 
 
@@ -672,7 +679,7 @@ def _step_shown_regimes(a: _Analysis, cf: _CrossFit, fit: QLearningResult,
 
 def _step_embedded(a: _Analysis) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The SMART's embedded regimes (weighted and replicated), best first, and the pairwise
-    comparisons among the ten best."""
+    comparisons among the ten best (site-clustered sandwich when the plan has a cluster)."""
     protocol = a.protocol
     categories = list(protocol.stage(2).options or {})
 
@@ -681,7 +688,8 @@ def _step_embedded(a: _Analysis) -> tuple[pd.DataFrame, pd.DataFrame]:
 
     regimes = embedded_regimes(list(protocol.arm_codes), rule, categories)
     emb = WeightedReplicated(alpha=a.plan.alpha).fit(
-        a.data, regimes, outcome=a.plan.outcome, propensities=a.props, weights=a.weights)
+        a.data, regimes, outcome=a.plan.outcome, propensities=a.props, weights=a.weights,
+        clusters=a.plan.cluster)
     table = emb.table().sort_values("estimate", ignore_index=True)
     keep = set(table.head(10)["regime"])
     pairwise = emb.pairwise()
@@ -703,14 +711,15 @@ def _step_modifiers(a: _Analysis, fit: QLearningResult) -> pd.DataFrame:
 
 
 def _step_subgroups(a: _Analysis) -> pd.DataFrame:
-    """Subgroup effects of the first treatment (forest-plot data)."""
+    """Subgroup effects of the first treatment (forest-plot data; site-clustered intervals
+    when the plan has a cluster)."""
     plan = a.plan
     if not plan.subgroups:
         return pd.DataFrame()
     return subgroup_effects(a.data, subgroups=list(plan.subgroups), outcome=plan.outcome,
                             weights=a.weights,
                             reference="ESC" if "ESC" in a.protocol.arm_codes else None,
-                            alpha=plan.alpha)
+                            alpha=plan.alpha, clusters=plan.cluster)
 
 
 def _response_by_arm(a: _Analysis) -> pd.DataFrame:

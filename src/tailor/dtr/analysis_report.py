@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import pandas as pd
 
 from tailor import __version__
 from tailor.dtr.analysis import AnalysisResult
+from tailor.dtr.clusters import MIN_CLUSTERS
 from tailor.dtr.heterogeneity_report import add_heterogeneity_sections, interpretable_in_words
 from tailor.dtr.labels import (
     domain_label,
@@ -228,11 +230,32 @@ def _stage1_method(result: AnalysisResult) -> str:
     return str(coef["method"].iloc[0]) if "method" in coef and len(coef) else "m-out-of-n"
 
 
+def _bootstrap_sites(result: AnalysisResult) -> int | None:
+    """The number of sites the Q-learning bootstrap resampled, as its stage-1 interval method
+    records it (:meth:`tailor.dtr.bootstrap.BootstrapResult.method`); None: participants."""
+    found = re.search(r"(\d+) sites resampled", _stage1_method(result))
+    return int(found.group(1)) if found else None
+
+
 def intervals_used(result: AnalysisResult) -> list[str]:
     """The Methods' account of which interval each shown number carries (issue 14: say which
-    stage-1 interval is used)."""
+    stage-1 interval is used and what every interval treats as independent)."""
     clus = (f"site-clustered (CR1, clusters '{result.plan.cluster}')" if result.plan.cluster
             else "participant-level (no site column)")
+    sites = _bootstrap_sites(result)
+    if sites is not None:
+        short = "whole sites resampled"
+        unit = (f"{short} ({sites} sites, clusters '{result.plan.cluster}'; Davison & Hinkley "
+                "1997, sec. 3.8; Field & Welsh 2007)")
+        scale = (f"m counts sites: m = ceil(G^((1 + 0.1 (1 - p)) / 1.1)) of the G = {sites}, "
+                 "p the estimated non-regular share of participants, and the root interval "
+                 "rescales by sqrt(m / G); with few sites cluster-bootstrap intervals run "
+                 "somewhat narrow, see docs/analysis.md")
+    else:
+        short = "participants resampled"
+        unit = short + (f" (fewer than {MIN_CLUSTERS} '{result.plan.cluster}' values: too "
+                        "few for a site bootstrap)" if result.plan.cluster else "")
+        scale = "the root interval rescales by sqrt(m / n)"
     return [
         "Intervals, number by number. Regime values, the as-randomized and single-treatment "
         f"values, the contrasts and the time-point rates: 95% Wald intervals, {clus}, from the "
@@ -243,17 +266,22 @@ def intervals_used(result: AnalysisResult) -> list[str]:
         f"Stage-1 coefficients (non-regular: the stage-2 rule's argmax makes them "
         f"non-differentiable where two stage-2 options tie): {_stage1_method(result)} "
         "bootstrap (Chakraborty, Laber & Zhao 2013; m chosen from the estimated share of "
-        "participants whose best two stage-2 options cannot be told apart; participants "
-        "resampled, not sites). No projection or adaptive-confidence (Laber et al. 2014) "
-        "interval is computed. Stage-2 coefficients: percentile bootstrap (n out of n).",
-        "Phenotype map benefit intervals: percentiles of the same stage-1 bootstrap replicates "
-        "(resamples of size m, not rescaled to n: wider than an n-out-of-n interval when m < n; "
-        "participants resampled).",
+        f"participants whose best two stage-2 options cannot be told apart; {unit}; {scale}). "
+        "No projection or adaptive-confidence (Laber et al. 2014) interval is computed. "
+        "Stage-2 coefficients: percentile bootstrap ("
+        + (f"all {sites} of {sites} sites drawn" if sites is not None else "n out of n")
+        + f"; {short}).",
+        "Phenotype map benefit intervals: from the same stage-1 bootstrap replicates and the "
+        "same m-out-of-n root interval as the stage-1 coefficients (replicates of size m "
+        f"rescaled to the full sample; {short}).",
         f"Variable importance (stages 1 and 2) and the forest plot by domain: 95% Wald "
         f"intervals, {clus}, conditional on the fitted models; Shapley values: no interval. "
-        "Embedded regimes: Wald intervals with the sandwich covariance (participant level). "
-        "Subgroup effects: inverse-probability-weighted means with influence-function "
-        "intervals (participant level). "
+        "Embedded regimes: Wald intervals with the "
+        + ("site-clustered sandwich covariance (estimating functions summed within site, "
+           "x G/(G-1))" if result.plan.cluster else
+           "sandwich covariance (participant level)") + ". "
+        f"Subgroup effects: inverse-probability-weighted means with influence-function "
+        f"intervals, {clus}. "
         "The decision tool's model file: a bootstrap of the whole two-stage fit, resampling "
         "sites.",
     ]

@@ -21,6 +21,32 @@ Intervals
   best and second-best stage-2 options are not distinguishable (Chakraborty, Laber and Zhao
   2013; tuning ``a = 0.1``, threshold the 0.999 quantile of chi-square(1)).
 
+Site-clustered trials (``clusters``)
+------------------------------------
+When participants are recruited by site, outcomes of a site share the site's effect, so
+participants are not the independent units: sites are. With ``clusters`` (and at least
+:data:`~tailor.dtr.clusters.MIN_CLUSTERS` sites) whole sites are resampled with replacement
+and every participant of a drawn site comes along (the cluster bootstrap: Davison and Hinkley
+1997, sec. 3.8; Field and Welsh 2007, who show that resampling the clusters, not the units
+within them, is consistent for the between-cluster variance as the number of clusters grows).
+A participant's count ``c_bi`` is then its site's draw count, and everything above holds with
+``n`` replaced by ``G``, the number of sites:
+
+- the m-out-of-n bootstrap draws ``m`` of the ``G`` sites (``m``-out-of-``G``), and the root
+  interval is ``[b - q_{1-alpha/2} / sqrt(G), b - q_{alpha/2} / sqrt(G)]`` with ``q`` the
+  quantiles of ``sqrt(m) (b*_m - b)``: the estimator is root-``G`` consistent under cluster
+  sampling with bounded site sizes, so ``G`` is the sample size of the rescaling;
+- ``"adaptive"`` applies Chakraborty, Laber and Zhao's rule on the cluster scale,
+  ``m = ceil(G^{(1 + a (1 - p)) / (1 + a)})`` sites, with ``p`` the same estimated share of
+  *participants* with a non-regular stage-2 decision (a population proportion, whatever the
+  unit of resampling). This is a choice, not a published result for clustered SMARTs: it keeps
+  the rule's behaviour (``m = G`` when every decision is regular, ``m = G^{1/(1+a)}`` when none
+  is) on the scale of the independent units;
+- the last stage's n-out-of-n percentile interval resamples ``G`` of ``G`` sites.
+
+With fewer than ``MIN_CLUSTERS`` sites a site bootstrap has too few distinct resamples to be
+useful, and participants are resampled (``BootstrapResult.clusters`` is then None).
+
 Censoring weights are held fixed across replicates (not re-estimated).
 
 References
@@ -30,11 +56,15 @@ Chakraborty, B., Laber, E. B. and Zhao, Y. (2013). Inference for optimal dynamic
 regimes using an adaptive m-out-of-n bootstrap scheme. Biometrics 69, 714-723.
 Laber, E. B. et al. (2014). Dynamic treatment regimes: technical challenges and applications.
 Electronic Journal of Statistics 8, 1225-1272.
+Davison, A. C. and Hinkley, D. V. (1997). Bootstrap Methods and their Application. Cambridge
+University Press (sec. 3.8, hierarchical data).
+Field, C. A. and Welsh, A. H. (2007). Bootstrapping clustered data. JRSS-B 69, 369-390.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +79,7 @@ from tailor.dtr.backward import (
     choose_best,
     fit_stages,
 )
+from tailor.dtr.clusters import bootstrap_units, cluster_multipliers
 from tailor.dtr.data import check_stage, decide
 from tailor.dtr.result import Summary
 from tailor.exceptions import EstimationError
@@ -67,7 +98,10 @@ class BootstrapResult:
     value_replicates : ndarray (B,)
         Replicate plug-in values of the learned regime.
     m : int or None
-        Resample size for the non-regular parameters (None: n-out-of-n percentile).
+        Resample size for the non-regular parameters (None: n-out-of-n percentile), in
+        resampling units (sites when ``clusters`` is set, else participants).
+    clusters : int or None
+        Number of sites ``G`` when whole sites were resampled; None: participants.
     """
 
     estimates: tuple[np.ndarray, ...]
@@ -82,20 +116,37 @@ class BootstrapResult:
     failed: int
     p_nonregular: float | None = None
     last_stage_replicates: np.ndarray | None = field(default=None, repr=False)
+    clusters: int | None = None
+
+    @property
+    def units(self) -> int:
+        """The number of independent resampling units: sites ``G`` or participants ``n``."""
+        return self.clusters if self.clusters is not None else self.n
+
+    def method(self, m_out: bool) -> str:
+        """The interval's name: percentile (n-out-of-n) or m-out-of-n, and what was
+        resampled when it was sites."""
+        sites = f"{self.clusters} sites resampled" if self.clusters is not None else ""
+        if not m_out or self.m is None:
+            return f"percentile ({sites})" if sites else "percentile"
+        if sites:
+            return f"m-out-of-n (m={self.m} of {sites})"
+        return f"m-out-of-n (m={self.m})"
 
     def interval(self, est: np.ndarray, reps: np.ndarray, m_out: bool,
                  alpha: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The interval of ``est`` from its replicates ``reps`` (B, ...): percentile when
         ``m_out`` is false or the bootstrap is n-out-of-n; else the m-out-of-n root interval
-        ``[est - q_hi / sqrt(n), est - q_lo / sqrt(n)]``, ``q`` the quantiles of
-        ``sqrt(m) (reps - est)`` (replicates of size m rescaled to n)."""
+        ``[est - q_hi / sqrt(N), est - q_lo / sqrt(N)]``, ``q`` the quantiles of
+        ``sqrt(m) (reps - est)`` (replicates of size m rescaled to N, ``N`` = :attr:`units`:
+        participants, or sites when sites were resampled)."""
         a = self.alpha if alpha is None else alpha
         if not m_out or self.m is None:
             lo, hi = np.nanquantile(reps, [a / 2, 1 - a / 2], axis=0)
             return lo, hi
         root = np.sqrt(self.m) * (reps - est)
         qlo, qhi = np.nanquantile(root, [a / 2, 1 - a / 2], axis=0)
-        return est - qhi / np.sqrt(self.n), est - qlo / np.sqrt(self.n)
+        return est - qhi / np.sqrt(self.units), est - qlo / np.sqrt(self.units)
 
     def coefficients(self, stage: int, alpha: float | None = None) -> pd.DataFrame:
         """``term, estimate, std_error (bootstrap SD), lower, upper, method`` for a stage."""
@@ -107,19 +158,17 @@ class BootstrapResult:
         if last and self.last_stage_replicates is not None:
             reps = self.last_stage_replicates
         lo, hi = self.interval(est, reps, m_out=not last, alpha=alpha)
-        method = "percentile" if (last or self.m is None) else f"m-out-of-n (m={self.m})"
         return pd.DataFrame({"term": list(self.terms[stage - 1]), "estimate": est,
                              "std_error": np.nanstd(reps, axis=0, ddof=1), "lower": lo,
-                             "upper": hi, "method": method})
+                             "upper": hi, "method": self.method(m_out=not last)})
 
     def value(self, alpha: float | None = None) -> pd.DataFrame:
         """Plug-in value of the learned regime with its interval."""
         lo, hi = self.interval(np.array([self.value_estimate]), self.value_replicates[:, None],
                                 m_out=True, alpha=alpha)
-        method = "percentile" if self.m is None else f"m-out-of-n (m={self.m})"
         return pd.DataFrame({"quantity": ["value"], "estimate": [self.value_estimate],
                              "std_error": [np.nanstd(self.value_replicates, ddof=1)],
-                             "lower": lo, "upper": hi, "method": [method]})
+                             "lower": lo, "upper": hi, "method": [self.method(m_out=True)]})
 
     def to_frame(self, alpha: float | None = None) -> pd.DataFrame:
         """Every stage's coefficients and the value (stage 0) with bootstrap intervals."""
@@ -140,24 +189,31 @@ class BootstrapResult:
         """:meth:`to_frame` as a printable :class:`Summary` (a DataFrame)."""
         a = self.alpha if alpha is None else alpha
         method = "percentile" if self.m is None else f"m-out-of-n (m = {self.m})"
+        sites = f", {self.clusters} sites resampled" if self.clusters is not None else ""
         return Summary(self.to_frame(alpha), title="Q-learning bootstrap",
-                       lines=(f"{self.replicates} replicates ({self.failed} failed), n = {self.n}; "
-                              f"{100 * (1 - a):g}% {method} intervals",))
+                       lines=(f"{self.replicates} replicates ({self.failed} failed), n = {self.n}"
+                              f"{sites}; {100 * (1 - a):g}% {method} intervals",))
 
 
-def adaptive_m(result: FittedBackward, *, tuning: float = 0.1, nu: float = 0.001) -> tuple[int,
-                                                                                             float]:
-    """Data-driven resample size (Chakraborty, Laber and Zhao 2013) and the non-regular share."""
+def adaptive_m(result: FittedBackward, *, tuning: float = 0.1, nu: float = 0.001,
+               units: int | None = None) -> tuple[int, float]:
+    """Data-driven resample size (Chakraborty, Laber and Zhao 2013) and the non-regular share.
+
+    ``units`` is the number of independent resampling units when they are not the
+    participants (``G`` sites for a cluster bootstrap): ``m`` is then a number of sites,
+    ``ceil(G^{(1 + a (1 - p)) / (1 + a)})``, with ``p`` still the share of participants whose
+    stage-2 decision is non-regular (see the module docstring)."""
     n = int((result.weights > 0).sum())
+    size = n if units is None else int(units)
     if len(result.stages) < 2:
-        return n, 0.0
+        return size, 0.0
     fit = result.stages[1]
     if fit.cov is None or fit.coef is None:
         raise EstimationError("adaptive m needs a least-squares stage-2 fit")
     tau = stats.chi2.ppf(1 - nu, df=1)
     rows = np.flatnonzero(fit.decision & (result.weights > 0))
     if len(rows) == 0:
-        return n, 0.0
+        return size, 0.0
     sq = np.where(fit.mask[rows], result.sign * fit.q[rows], -np.inf)
     order = np.argsort(-sq, axis=1)
     best, second = order[:, 0], order[:, 1]
@@ -169,8 +225,8 @@ def adaptive_m(result: FittedBackward, *, tuning: float = 0.1, nu: float = 0.001
     stat = np.where(var > 0, diff**2 / np.maximum(var, 1e-300), np.inf)
     nonreg = (stat <= tau) & ok
     p = float(nonreg.sum() / n)
-    m = math.ceil(n ** ((1 + tuning * (1 - p)) / (1 + tuning)))
-    return min(m, n), p
+    m = math.ceil(size ** ((1 + tuning * (1 - p)) / (1 + tuning)))
+    return min(m, size), p
 
 
 def _gram_solve(counts_w: np.ndarray, x: np.ndarray, rhs_w: np.ndarray) -> tuple[np.ndarray,
@@ -230,35 +286,78 @@ def _stage_pass(fit: StageFit, counts_w: np.ndarray, target: np.ndarray,
     return coef, failed, new_target
 
 
+Draw = Callable[[int | None, int], np.ndarray]
+"""``draw(size, count)``: (count, rows) resample counts of ``size`` units (None: all)."""
+
+
+def _drawer(w: np.ndarray, clusters: Any, rng: np.random.Generator) -> tuple[Draw, int | None]:
+    """The resampler of a bootstrap and the number of sites it resamples (None: participants).
+
+    Participants (rows with ``w > 0``) are drawn with equal probability, or, with
+    ``clusters`` naming at least ``MIN_CLUSTERS`` sites among them, whole sites are; rows with
+    zero weight always get count 0."""
+    used = w > 0
+    n = int(used.sum())
+    sites: Any = None
+    g = n
+    if clusters is not None:
+        labels = np.asarray(pd.Series(list(clusters)).astype(str), dtype=object)
+        if len(labels) != len(w):
+            raise EstimationError(f"clusters has {len(labels)} entries, the fit has {len(w)} "
+                                  "rows")
+        sites, g = bootstrap_units(labels[used], n)
+    if sites is None:
+        probs = np.where(used, 1.0 / n, 0.0)
+
+        def participants(size: int | None, count: int) -> np.ndarray:
+            return rng.multinomial(size if size is not None else n, probs,
+                                   size=count).astype(float)
+
+        return participants, None
+
+    def whole_sites(size: int | None, count: int) -> np.ndarray:
+        out = np.zeros((count, len(w)))
+        out[:, used] = cluster_multipliers(sites, n, count, rng, size=size)
+        return out
+
+    return whole_sites, g
+
+
 def bootstrap_qlearning(result: FittedBackward, *, replicates: int = 1000,
                         m: int | str | None = None,
                         random_state: int | np.random.Generator | None = None,
-                        alpha: float = 0.05) -> BootstrapResult:
-    """Bootstrap a :class:`~tailor.dtr.QLearningResult` (see the module docstring)."""
+                        alpha: float = 0.05, clusters: Any = None) -> BootstrapResult:
+    """Bootstrap a :class:`~tailor.dtr.QLearningResult` (see the module docstring).
+
+    ``clusters`` (one label per row of the fitted data, e.g. the site column) makes it a
+    cluster bootstrap: whole sites are resampled, and ``m`` counts sites."""
     if replicates < 2:
         raise EstimationError("bootstrap needs at least 2 replicates")
     rng = np.random.default_rng(random_state)
     w = result.weights
     used = w > 0
     n = int(used.sum())
+    draw, g = _drawer(w, clusters, rng)
+    size = n if g is None else g
+    unit = "" if g is None else " sites"
     p_nonreg: float | None = None
     if m is None:
         m_size = None
     elif m == "adaptive":
-        m_size, p_nonreg = adaptive_m(result)
-    elif isinstance(m, int | np.integer) and 1 < int(m) <= n:
+        m_size, p_nonreg = adaptive_m(result, units=g)
+    elif isinstance(m, int | np.integer) and 1 < int(m) <= size:
         m_size = int(m)
     else:
-        raise EstimationError(f"m must be None, 'adaptive' or an int in 2..{n}, got {m!r}")
+        raise EstimationError(f"m must be None, 'adaptive' or an int in 2..{size}{unit}, got "
+                              f"{m!r}")
     linear = all(f.coef is not None for f in result.stages)
-    probs = np.where(used, 1.0 / n, 0.0)
     if not linear:
-        return _loop_bootstrap(result, replicates, m_size, rng, alpha, probs, p_nonreg)
-    counts = rng.multinomial(m_size if m_size is not None else n, probs, size=replicates)
-    coefs, failed_any, values = _run(result, counts.astype(float))
+        return _loop_bootstrap(result, replicates, m_size, alpha, draw, p_nonreg, g)
+    counts = draw(m_size, replicates)
+    coefs, failed_any, values = _run(result, counts)
     last_reps = None
     if m_size is not None:
-        counts_n = rng.multinomial(n, probs, size=replicates).astype(float)
+        counts_n = draw(None, replicates)
         last = result.stages[-1]
         y = np.where(used, np.nan_to_num(result.y), 0.0)
         cw = counts_n * w
@@ -271,7 +370,8 @@ def bootstrap_qlearning(result: FittedBackward, *, replicates: int = 1000,
         terms=tuple(f.spec.term_names for f in result.stages),
         coef_replicates=tuple(c[keep] for c in coefs), value_estimate=result.value(),
         value_replicates=values[keep], n=n, m=m_size, alpha=alpha, replicates=replicates,
-        failed=int(failed_any.sum()), p_nonregular=p_nonreg, last_stage_replicates=last_reps)
+        failed=int(failed_any.sum()), p_nonregular=p_nonreg, last_stage_replicates=last_reps,
+        clusters=g)
 
 
 def _run(result: FittedBackward, counts: np.ndarray) -> tuple[list[np.ndarray], np.ndarray,
@@ -295,8 +395,8 @@ def _run(result: FittedBackward, counts: np.ndarray) -> tuple[list[np.ndarray], 
 
 
 def _loop_bootstrap(result: FittedBackward, replicates: int, m_size: int | None,
-                    rng: np.random.Generator, alpha: float, probs: np.ndarray,
-                    p_nonreg: float | None) -> BootstrapResult:
+                    alpha: float, draw: Draw, p_nonreg: float | None,
+                    clusters: int | None) -> BootstrapResult:
     """Refit loop for non-linear regressors (value intervals; coefficients where available)."""
     est = result.estimator
     if est is None or result.data is None:
@@ -306,8 +406,7 @@ def _loop_bootstrap(result: FittedBackward, replicates: int, m_size: int | None,
     coef_reps: list[list[np.ndarray]] = [[] for _ in result.stages]
     cache: dict[Any, StagePreparation] = {}  # designs shared by the replicates (same table)
     for b in range(replicates):
-        counts = rng.multinomial(m_size if m_size is not None else n, probs).astype(float)
-        wb = counts * result.weights
+        wb = draw(m_size, 1)[0] * result.weights
         try:
             fits, pseudo0 = fit_stages(est.stages, result.data, result.y, wb, coding=est.coding,
                                        regressor=est.regressor, cov_type=est.cov_type,
@@ -334,4 +433,4 @@ def _loop_bootstrap(result: FittedBackward, replicates: int, m_size: int | None,
         estimates=tuple(estimates), terms=tuple(f.spec.term_names for f in result.stages),
         coef_replicates=reps, value_estimate=result.value(), value_replicates=values[keep], n=n,
         m=m_size, alpha=alpha, replicates=replicates, failed=int((~keep).sum()),
-        p_nonregular=p_nonreg)
+        p_nonregular=p_nonreg, clusters=clusters)

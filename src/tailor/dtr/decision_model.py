@@ -73,6 +73,7 @@ import numpy as np
 import pandas as pd
 
 from tailor.dtr.bootstrap import _gram_solve
+from tailor.dtr.clusters import MIN_CLUSTERS, bootstrap_units, cluster_multipliers
 from tailor.dtr.data import decide, fold_partition
 from tailor.dtr.regime_model import rcs_columns
 from tailor.exceptions import EstimationError
@@ -88,7 +89,6 @@ __all__ = ["CROSSFIT_FOLDS", "KNOT_QUANTILES", "DecisionFit", "calibration_table
 
 KNOT_QUANTILES = (0.05, 0.35, 0.65, 0.95)
 MIN_DISTINCT = 10
-MIN_CLUSTERS = 5
 CROSSFIT_FOLDS = 5
 
 
@@ -139,15 +139,11 @@ def flexible_stages(stages: Sequence[Mapping[str, Any]], data: pd.DataFrame
 def cluster_counts(clusters: Any, n: int, replicates: int, rng: np.random.Generator
                    ) -> tuple[np.ndarray, int]:
     """(replicates, n) resample counts: sites drawn with replacement (all their participants
-    come along), or participants when there are fewer than ``MIN_CLUSTERS`` clusters.
-    Returns the counts and the number of clusters G."""
-    if clusters is not None:
-        codes, _ = pd.factorize(pd.Series(list(clusters)).astype(str))
-        g = int(codes.max()) + 1
-        if g >= MIN_CLUSTERS:
-            drawn = rng.multinomial(g, np.full(g, 1.0 / g), size=replicates)
-            return drawn[:, codes].astype(float), g
-    return rng.multinomial(n, np.full(n, 1.0 / n), size=replicates).astype(float), n
+    come along), or participants when there are fewer than ``MIN_CLUSTERS`` clusters
+    (:func:`tailor.dtr.clusters.bootstrap_units`). Returns the counts and the number of
+    clusters G (``n`` when participants are resampled)."""
+    units, g = bootstrap_units(clusters, n)
+    return cluster_multipliers(units, n, replicates, rng), g
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,26 @@ A participant shared by several regimes (e.g. an excellent responder) correlates
 estimates; the sandwich covariance ``n^-2 sum_i IF_id IF_ie``, with
 ``IF_id = W_id (Y_i - mu_d) / mean_i W_id``, accounts for it, and pairwise contrasts use it.
 
+When participants are recruited by site (``clusters``), outcomes of a site share the site's
+effect, so the participants' contributions are not independent: the cluster-robust sandwich
+sums the estimating-function contributions within each site before squaring,
+
+    Cov = G / (G - 1) * n^-2 sum_g (sum_{i in g} IF_i)(sum_{i in g} IF_i)',
+
+(Liang and Zeger 1986; :func:`tailor.dtr.clusters.cluster_covariance`). It is statsmodels'
+``cov_type="cluster"`` covariance of the saturated weighted least-squares fit to the
+replicated data with the sites as groups, with the small-sample factor ``G / (G - 1)`` only:
+statsmodels' other factor ``(N - 1) / (N - K)`` counts the replicated rows and the regimes,
+which are not independent observations here.
+
 References
 ----------
 Orellana, L., Rotnitzky, A. and Robins, J. M. (2010). Dynamic regime marginal structural mean
 models for estimation of optimal dynamic treatment regimes. Int. J. Biostat. 6(2).
 Nahum-Shani, I. et al. (2012). Experimental design and primary data analysis methods for
 comparing adaptive interventions. Psychological Methods 17(4), 457-477.
+Liang, K. Y. and Zeger, S. L. (1986). Longitudinal data analysis using generalized linear
+models. Biometrika 73, 13-22.
 """
 
 from __future__ import annotations
@@ -37,6 +51,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from tailor.dtr.clusters import cluster_covariance, n_clusters
 from tailor.dtr.data import SmartData, Stage, is_missing, require_column
 from tailor.dtr.formula import option_label, parse_options
 from tailor.dtr.plan import TRIAL_COLUMNS
@@ -118,7 +133,10 @@ def embedded_regimes(stage1_options: Sequence[str],
 
 @dataclass(frozen=True)
 class EmbeddedResult:
-    """Means of the embedded regimes with sandwich covariance; pairwise contrasts on demand."""
+    """Means of the embedded regimes with sandwich covariance; pairwise contrasts on demand.
+
+    ``clusters`` is the number of sites when the covariance is site-clustered (None:
+    independent participants)."""
 
     regimes: tuple[EmbeddedRegime, ...]
     estimate: np.ndarray
@@ -126,6 +144,7 @@ class EmbeddedResult:
     n_consistent: np.ndarray
     n: int
     alpha: float
+    clusters: int | None = None
 
     def table(self) -> pd.DataFrame:
         """One row per regime: estimate, standard error, Wald interval, consistent count."""
@@ -155,9 +174,11 @@ class EmbeddedResult:
         a = self.alpha if alpha is None else alpha
         tab = self.table()
         tab[["lower", "upper"]] = self.conf_int(a)[["lower", "upper"]].to_numpy()
+        cov = "sandwich covariance" if self.clusters is None else \
+            f"site-clustered sandwich covariance, {self.clusters} sites"
         return Summary(tab, title="Embedded regimes (weighted and replicated)",
                        lines=(f"participants: {self.n}; {len(self.regimes)} regimes; "
-                              f"{100 * (1 - a):g}% Wald intervals (sandwich covariance)",))
+                              f"{100 * (1 - a):g}% Wald intervals ({cov})",))
 
     def pairwise(self, *, adjust: str = "holm") -> pd.DataFrame:
         """All pairwise differences (first minus second) with SE, interval and p-value
@@ -215,12 +236,15 @@ class WeightedReplicated(Params):
             propensities: Sequence[str] | None = None,
             category: str | None = None, feasible: str | Default | None = DEFAULT,
             weights: str | np.ndarray | None = None,
-            covariates: str | None = None) -> EmbeddedResult:
+            covariates: str | None = None,
+            clusters: str | Sequence[object] | np.ndarray | None = None) -> EmbeddedResult:
         """Estimate every regime's mean outcome.
 
         Column names default to :data:`tailor.dtr.plan.TRIAL_COLUMNS`. ``weights`` are
         censoring weights; when the outcome has missing values and no weights are given, IPCW
         weights are built from ``covariates`` (a formula; default the first treatment).
+        ``clusters`` (a column name, or one label per row, e.g. the site) makes the sandwich
+        covariance cluster-robust (module docstring); at least two clusters are needed.
         """
         treatments, category, feasible = _columns(treatments, category, feasible)
         if propensities is None:
@@ -259,5 +283,11 @@ class WeightedReplicated(Params):
             raise EstimationError(f"no participant is consistent with regime(s) {empty}")
         mu = (wmat * y[:, None]).mean(axis=0) / totals
         infl = wmat * (y[:, None] - mu[None, :]) / totals[None, :]
-        cov = infl.T @ infl / n**2
-        return EmbeddedResult(tuple(regimes), mu, cov, (wmat > 0).sum(axis=0), n, self.alpha)
+        if clusters is None:
+            cov, g = infl.T @ infl / n**2, None
+        else:
+            labels = require_column(data, clusters, "cluster") if isinstance(clusters, str) \
+                else clusters
+            cov, g = cluster_covariance(infl, labels), n_clusters(labels, n)
+        return EmbeddedResult(tuple(regimes), mu, cov, (wmat > 0).sum(axis=0), n, self.alpha,
+                              g)

@@ -10,7 +10,8 @@ the cluster-robust (CR1) variance sums the influence within each site first,
 
 which for least squares (``psi_i = n (X'X)^-1 x_i e_i``) is exactly statsmodels'
 ``cov_type="cluster"`` covariance (``K`` = number of parameters; ``K = 1`` for a value, where
-the second factor is 1).
+the second factor is 1). The covariance and the site draws live in :mod:`tailor.dtr.clusters`
+(re-exported here).
 
 The cluster bootstrap resamples whole sites with replacement. For estimators that are smooth
 functions of means it is applied to the influence functions (a multiplier bootstrap whose
@@ -42,66 +43,32 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from tailor.dtr.clusters import (
+    MIN_CLUSTERS,
+    bootstrap_units,
+    cluster_codes,
+    cluster_covariance,
+    cluster_multipliers,
+    n_clusters,
+)
 from tailor.dtr.value import ValueEstimate
 from tailor.exceptions import EstimationError
 
 __all__ = [
+    "MIN_CLUSTERS",
     "BestOf",
     "Contrast",
     "best_of",
+    "bootstrap_units",
     "cluster_bootstrap",
+    "cluster_codes",
     "cluster_covariance",
     "cluster_multipliers",
     "clustered",
     "contrast",
     "contrast_with_best",
+    "n_clusters",
 ]
-
-
-def _codes(clusters: Any, n: int) -> np.ndarray:
-    if clusters is None:
-        return np.arange(n)
-    arr = np.asarray(pd.Series(list(clusters)).astype(str))
-    if len(arr) != n:
-        raise EstimationError(f"clusters has {len(arr)} entries, the estimate has {n}")
-    codes, _ = pd.factorize(arr)
-    return codes
-
-
-def cluster_covariance(influence: np.ndarray, clusters: Any = None, *, n_params: int = 1,
-                       correction: bool = True) -> np.ndarray:
-    """CR1 covariance of an estimator from its influence functions.
-
-    Parameters
-    ----------
-    influence : array (n,) or (n, p)
-        Influence function per participant (and parameter), scaled so that the independent
-        variance is ``sum psi psi' / n^2``.
-    clusters : array-like (n,) or None
-        Cluster (site) per participant; ``None``: every participant is its own cluster.
-    n_params : int
-        ``K`` of the small-sample factor ``(N - 1) / (N - K)`` (statsmodels' default).
-    correction : bool
-        Apply ``G / (G - 1) * (N - 1) / (N - K)``; with singleton clusters this is HC1.
-
-    Returns
-    -------
-    ndarray (p, p)
-    """
-    psi = np.asarray(influence, dtype=float)
-    if psi.ndim == 1:
-        psi = psi[:, None]
-    n = psi.shape[0]
-    codes = _codes(clusters, n)
-    g = int(codes.max()) + 1 if n else 0
-    if g < 2:
-        raise EstimationError(f"cluster-robust variance needs at least 2 clusters, got {g}")
-    sums = np.zeros((g, psi.shape[1]))
-    np.add.at(sums, codes, psi)
-    cov = sums.T @ sums / n**2
-    if correction:
-        cov *= g / (g - 1) * (n - 1) / max(n - n_params, 1)
-    return cov
 
 
 def clustered(estimate: ValueEstimate, clusters: Any, *, alpha: float = 0.05) -> ValueEstimate:
@@ -178,16 +145,6 @@ def contrast(first: ValueEstimate, second: ValueEstimate, *, clusters: Any = Non
                     est + z2 * se, float(bound), p, larger_is_better, psi)
 
 
-def cluster_multipliers(clusters: Any, n: int, replicates: int,
-                        rng: np.random.Generator) -> np.ndarray:
-    """(replicates, n) resample counts of each participant's cluster (sites drawn with
-    replacement; every participant of a drawn site comes along)."""
-    codes = _codes(clusters, n)
-    g = int(codes.max()) + 1
-    counts = rng.multinomial(g, np.full(g, 1.0 / g), size=replicates)
-    return counts[:, codes].astype(float)
-
-
 def cluster_bootstrap(statistic: Callable[[np.ndarray], np.ndarray], n: int, *,
                       clusters: Any = None, replicates: int = 500,
                       random_state: int | np.random.Generator | None = None) -> np.ndarray:
@@ -196,7 +153,7 @@ def cluster_bootstrap(statistic: Callable[[np.ndarray], np.ndarray], n: int, *,
     Returns an array (replicates, ...) of the statistic's values.
     """
     rng = np.random.default_rng(random_state)
-    codes = _codes(clusters, n)
+    codes = cluster_codes(clusters, n)
     members = [np.flatnonzero(codes == c) for c in range(int(codes.max()) + 1)]
     out = []
     for _ in range(replicates):

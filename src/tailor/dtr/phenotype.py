@@ -13,7 +13,7 @@ Pure data frames; plotting lives elsewhere.
   recommendations that change.
 - :func:`subgroup_effects`: within each subgroup level, the IPW (Hajek) mean outcome of every
   first treatment (later stages as randomized) and its difference from a reference treatment,
-  with influence-function intervals.
+  with influence-function intervals (site-clustered, CR1, when ``clusters`` is given).
 - :func:`responder_indicator`: 1 when the follow-up score fell by at least ``threshold``
   (a fraction, default 30%) of baseline.
 
@@ -32,6 +32,7 @@ import pandas as pd
 from scipy import stats
 
 from tailor.dtr.bootstrap import BootstrapResult
+from tailor.dtr.clusters import cluster_covariance
 from tailor.dtr.data import SmartData, Stage, is_missing, require_column
 from tailor.dtr.formula import option_label
 from tailor.dtr.plan import TRIAL_COLUMNS
@@ -184,11 +185,18 @@ def _levels(series: pd.Series) -> list[tuple[str, np.ndarray]]:
 def subgroup_effects(data: pd.DataFrame, *, subgroups: Sequence[str], outcome: str,
                      treatment: str | None = None, propensity: str | None = None,
                      reference: str | None = None, weights: np.ndarray | None = None,
-                     alpha: float = 0.05) -> pd.DataFrame:
+                     alpha: float = 0.05,
+                     clusters: str | Sequence[object] | np.ndarray | None = None
+                     ) -> pd.DataFrame:
     """Forest-plot data: per subgroup level and treatment, the IPW mean outcome and the
     difference from ``reference`` (default: the first option in sorted order).
 
     Numeric subgroup columns with more than five values are split at the median.
+    Standard errors come from the influence functions: ``sqrt(sum IF_i^2) / n`` for
+    independent participants, or, with ``clusters`` (a column name or one label per row, e.g.
+    the site), the cluster-robust CR1 form that sums the influence within each site first
+    (:func:`tailor.dtr.clusters.cluster_covariance`; all sites count, also those with no
+    participant in the subgroup level).
     Columns: ``variable, level, option, n, mean, mean_se, difference, std_error, lower,
     upper``.
     """
@@ -207,6 +215,14 @@ def subgroup_effects(data: pd.DataFrame, *, subgroups: Sequence[str], outcome: s
     ref = option_label(reference) if reference is not None else options[0]
     if ref not in options:
         raise EstimationError(f"reference {ref!r} is not a treatment option {options}")
+    labels = require_column(data, clusters, "cluster") if isinstance(clusters, str) \
+        else clusters
+
+    def se_of(influence: np.ndarray) -> float:
+        if labels is None:
+            return float(np.sqrt(np.sum(influence**2)) / len(influence))
+        return float(np.sqrt(cluster_covariance(influence, labels)[0, 0]))
+
     z = stats.norm.ppf(1 - alpha / 2)
     rows = []
     for var in subgroups:
@@ -225,10 +241,10 @@ def subgroup_effects(data: pd.DataFrame, *, subgroups: Sequence[str], outcome: s
                 means[opt] = mu
                 infls[opt] = wr * (y - mu) / tot
             for opt, mu in means.items():
-                se_mu = float(np.sqrt(np.sum(infls[opt] ** 2)) / len(y))
+                se_mu = se_of(infls[opt])
                 if ref in means:
                     diff = mu - means[ref]
-                    se = float(np.sqrt(np.sum((infls[opt] - infls[ref]) ** 2)) / len(y))
+                    se = se_of(infls[opt] - infls[ref])
                 else:
                     diff = se = np.nan
                 rows.append({"variable": var, "level": level, "option": opt,

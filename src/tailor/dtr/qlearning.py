@@ -320,13 +320,15 @@ class QLearningResult:
 
     def bootstrap(self, replicates: int = 1000, m: int | str | None = None,
                   random_state: int | np.random.Generator | None = None,
-                  alpha: float = 0.05) -> BootstrapResult:
+                  alpha: float = 0.05, clusters: Any = None) -> BootstrapResult:
         """Bootstrap intervals for every stage coefficient and the plug-in value.
 
         ``m=None``: percentile bootstrap; ``m=int`` or ``"adaptive"``: m-out-of-n bootstrap for
-        the non-regular stages (< K) and the value. See :mod:`tailor.dtr.bootstrap`.
+        the non-regular stages (< K) and the value. ``clusters`` (a site label per row of the
+        fitted data): resample whole sites (``m`` then counts sites). See
+        :mod:`tailor.dtr.bootstrap`.
         """
         from tailor.dtr.bootstrap import bootstrap_qlearning
 
         return bootstrap_qlearning(self, replicates=replicates, m=m, random_state=random_state,
-                                   alpha=alpha)
+                                   alpha=alpha, clusters=clusters)

@@ -5,8 +5,9 @@
 gives, for every feasible first treatment,
 
 * the **expected week-24 PEG** when that treatment is followed by the regime's second step,
-  with a 95% interval from the **bootstrap covariance** of the coefficients (participants
-  resampled; m-out-of-n replicates rescaled by m/n), widened for inputs that are missing;
+  with a 95% interval from the **bootstrap covariance** of the coefficients (participants or
+  whole sites resampled; m-out-of-n replicates rescaled by m/n, or m/G when m of the G sites
+  are drawn), widened for inputs that are missing;
 * the **chance of response** (PEG reduced by the protocol's responder threshold) from the same
   prediction and the model's residual spread (stage-1 plus stage-2 residual variance, normal
   errors), with the interval obtained by mapping the ends of the expected-PEG interval;
@@ -173,7 +174,7 @@ def regime_document(fit: QLearningResult, boot: BootstrapResult | None, *,
             if last and boot.last_stage_replicates is not None:
                 r = boot.last_stage_replicates
             reps[i] = r
-            factors[i] = ((boot.m / boot.n) if (boot.m and not last) else 1.0) * cov_scale
+            factors[i] = ((boot.m / boot.units) if (boot.m and not last) else 1.0) * cov_scale
     docs = [_stage_document(fit, s + 1, stages[s], reps[s], factors[s])
             for s in range(len(stages))]
     if cov_note:
