@@ -34,38 +34,9 @@ from tailor.design.execution import DaskBackend, LocalBackend, run_study
 from tailor.design.grid import Cell
 from tailor.design.pipeline import best_pipeline
 from tailor.design.summary import summarize
-from tailor.design.validation import misses, render_html, validation_table
+from tailor.design.validation import misses, pool_generated, render_html, validation_table
 from tailor.stats.scenarios import builtin_scenarios
 from tailor.stats.worlds import generate_worlds, load_ranges, write_worlds
-
-INTERPRETATION = """## What the recorded reduced run shows (4 replicates a cell; read with its MC errors)
-
-Nothing was tuned to any world. Figures are n = 805 means from the table below.
-
-1. **The interpretable regime claims personalization in every null world.** The depth-2 policy
-   tree named a modifier domain in 4/4 replicates of `null` and `strict-null` (family-wise
-   false discovery 1.0, Wilson 95% interval 0.51-1; target <= 0.05): the tree always splits
-   and nothing tests whether a split is worth making. A real miss, for the analysis issue.
-2. **Modifiers outside the amplifier index are nearly invisible.** Q-learning's working model
-   tailors on the amplifier index only (`default_plan`), so its gain captured is 0.70 in the
-   hypothesis world but 0.02-0.26 for `mood`/`mood-moderate`, 0.12 for `opioid` and
-   0.36-0.54 for the imaging worlds (target >= 0.6), as the issue measured before this matrix
-   existed (0.04-0.09). The tree's feature list does not include the new measures (PHQ-9,
-   GAD-7, CSI, TSK-11, BMI, opioid use) and, in this lean pipeline, drops the optional
-   phenotyping block when any participant skipped it, so it cannot name the mood, opioid or
-   imaging modifiers either (its gain there is -0.18 to 0.13).
-3. **Stage-2 personalization** (`stage2-only`, `stage2-matters`): Q-learning captures about a
-   third of the oracle's gain (0.32-0.36).
-4. **Coverage.** 2/4 or 3/4 covered in several cells (e.g. the as-randomized value in `mood`,
-   `site-arm`, `strict-null`): with 4 replicates a share of 0.5 has a Wilson interval of
-   0.15-0.85, so these are flagged, not established; `results/value_coverage.md` (200
-   replicates a cell) is the figure to trust for the hypothesis world until the full matrix
-   runs.
-5. **Generated worlds**: the >= 0.6 target is for modifiers of moderate size; the generator
-   also draws weak ones, so a miss there is not by itself a failure.
-6. **Claim rate** is the lean pipeline's test of an arm x amplifier-index interaction, not the
-   wording of the HTML report of `tailor analyze`; 0/4 in `strict-null`, 1/4 in `null` here.
-"""
 
 
 def _markdown(df) -> str:
@@ -89,6 +60,8 @@ def main() -> None:
     ap.add_argument("--worlds", default="", help="comma-separated library worlds (default all)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--dask-scheduler", default="", help="run on a Dask cluster at ADDR")
+    ap.add_argument("--reading", default="",
+                    help="a Markdown file with the reading of this run, put in the results")
     ap.add_argument("--dir", default=str(Path(__file__).resolve().parent / ".validation"))
     args = ap.parse_args()
     if args.reduced:
@@ -158,16 +131,18 @@ def main() -> None:
     (RESULTS / "validation.html").write_text(render_html(
         table, command=command, replicates=args.replicates, load=load, note=note),
         encoding="utf-8")
-    missed = misses(table)
+    pooled = pool_generated(table)
+    missed = misses(table) + misses(pooled[pooled["world"].str.startswith("generated (")])
+    reading = Path(args.reading).read_text(encoding="utf-8") if args.reading else ""
     body = "\n".join([
         "# Validation matrix (issue 13)", "", f"Command: `{command}`", "",
         f"Machine: {machine()}; load {load}.", "", note, "",
         "Heat map page: `results/validation.html`; the table: `results/validation.csv`.", "",
-        INTERPRETATION, "",
+        reading, "",
         "## Cells (n = 805) that miss a target of docs/validation.md", "",
         *([f"* {m}" for m in missed] or ["* none"]), "",
-        "## The table", "",
-        _markdown(table), ""])
+        "## The table (generated worlds pooled; every world in `results/validation.csv`)", "",
+        _markdown(pooled), ""])
     write_result("validation", body)
     print(body[:3000])
 

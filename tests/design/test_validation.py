@@ -73,3 +73,29 @@ def test_wilson_matches_statsmodels():
     for k, n in ((3, 4), (0, 4), (190, 200), (4, 4)):
         lo, hi = proportion_confint(k, n, alpha=0.05, method="wilson")
         assert wilson(k / n, n) == pytest.approx((lo, hi), abs=1e-3)
+
+
+def test_generated_worlds_are_pooled_over_worlds_with_their_spread():
+    from tailor.design.validation import pool_generated
+
+    rows = [("mood", 805, "gain_captured", 0.05, 0.02, 200)]
+    gains = [0.2, 0.4, 0.9]
+    rows += [(f"world-000{i}", 805, "gain_captured", g, 0.05, 20) for i, g in enumerate(gains)]
+    rows += [(f"world-000{i}", 805, "learned_covered", 0.80, 0.09, 20) for i in range(3)]
+    table = validation_table(_summary(rows))
+    # generated worlds carry only the every-world targets (coverage), not the >= 0.6 gain
+    gen = table[table["world"].str.startswith("world-")]
+    assert gen.loc[gen["metric"] == "gain captured (responder)", "met"].isna().all()
+    pooled = pool_generated(table)
+    assert not pooled["world"].str.startswith("world-").any()
+    row = pooled[(pooled["world"] == "generated (3 worlds)")
+                 & (pooled["metric"] == "gain captured (responder)")].iloc[0]
+    assert row["mean"] == pytest.approx(np.mean(gains))
+    assert row["mc_se"] == pytest.approx(np.std(gains, ddof=1) / np.sqrt(3))
+    assert row["n_ok"] == 60 and row["met"] is None
+    cov = pooled[(pooled["world"] == "generated (3 worlds)")
+                 & (pooled["metric"] == "value coverage")].iloc[0]
+    assert cov["met"] is False  # 0.80 over 60 replicates: Wilson upper bound < 0.93
+    assert (pooled["world"] == "mood").sum() == len(table[table["world"] == "mood"])
+    page = render_html(table, command="c", replicates=20, load="1.0")
+    assert "generated (3 worlds)" in page and "world-0002" in page  # pooled map, full table
