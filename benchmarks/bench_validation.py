@@ -60,6 +60,8 @@ def main() -> None:
     ap.add_argument("--worlds", default="", help="comma-separated library worlds (default all)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--dask-scheduler", default="", help="run on a Dask cluster at ADDR")
+    ap.add_argument("--name", default="validation",
+                    help="stem of the results files (results/NAME.md, .csv, .html)")
     ap.add_argument("--reading", default="",
                     help="a Markdown file with the reading of this run, put in the results")
     ap.add_argument("--dir", default=str(Path(__file__).resolve().parent / ".validation"))
@@ -112,7 +114,7 @@ def main() -> None:
     summary["scenario"] = [Path(s).stem if s.endswith(".yaml") else s
                            for s in summary["scenario"]]
     table = validation_table(summary)
-    table.to_csv(RESULTS / "validation.csv", index=False)
+    table.to_csv(RESULTS / f"{args.name}.csv", index=False)
     load = (f"{', '.join(map(str, timing['loads']))} (1-minute load averages at the start and "
             "end of each invocation that ran replicates; 2 cores shared with other sessions)")
     per_rep = wall * args.workers / ran
@@ -128,7 +130,7 @@ def main() -> None:
                "what is short of it is said above.")
             + " Every share has its Monte-Carlo error in the table (Wilson intervals decide "
             "the misses of 0/1 metrics).")
-    (RESULTS / "validation.html").write_text(render_html(
+    (RESULTS / f"{args.name}.html").write_text(render_html(
         table, command=command, replicates=args.replicates, load=load, note=note),
         encoding="utf-8")
     pooled = pool_generated(table)
@@ -137,13 +139,15 @@ def main() -> None:
     body = "\n".join([
         "# Validation matrix (issue 13)", "", f"Command: `{command}`", "",
         f"Machine: {machine()}; load {load}.", "", note, "",
-        "Heat map page: `results/validation.html`; the table: `results/validation.csv`.", "",
+        f"Heat map page: `results/{args.name}.html`; the table: `results/{args.name}.csv`.",
+        "",
         reading, "",
         "## Cells (n = 805) that miss a target of docs/validation.md", "",
         *([f"* {m}" for m in missed] or ["* none"]), "",
-        "## The table (generated worlds pooled; every world in `results/validation.csv`)", "",
+        f"## The table (generated worlds pooled; every world in `results/{args.name}.csv`)",
+        "",
         _markdown(pooled), ""])
-    write_result("validation", body)
+    write_result(args.name, body)
     print(body[:3000])
 
 

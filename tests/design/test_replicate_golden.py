@@ -36,18 +36,20 @@ BEFORE: dict[str, float | None] = {
     "regime_responder_reject": 1.0,
     "regime_responder_logor": -1.644571183205983,
     "regime_responder_diff": -0.3506130756243725,
+    # the value intervals are site-clustered since 2026-12-03 (as `tailor analyze` reports
+    # them): the *_se and learned_covered below were re-recorded then; *_covered_t added
     "static_covered": 1.0,
     "static_covered_cohort": 1.0,
     "static_error": -0.013144049147216563,
-    "static_se": 0.17416942341100625,
+    "static_se": 0.15856158881190982,
     "randomized_covered": 1.0,
     "randomized_covered_cohort": 1.0,
     "randomized_error": 0.004599912636507053,
-    "randomized_se": 0.0831772723992221,
-    "learned_covered": 1.0,
+    "randomized_se": 0.06694933526230172,
+    "learned_covered": 0.0,
     "learned_covered_cohort": 1.0,
     "learned_error": -0.6006799051401002,
-    "learned_se": 0.32483344129514863,
+    "learned_se": 0.3006701140875296,
     "imbalance": 2.0,
     "imbalance_eligible": 62.0,
     "guess_rate": 0.5996296296296297,
@@ -72,6 +74,9 @@ BEFORE: dict[str, float | None] = {
     "pen_value": 0.605,
     "pen_discovery_power": 0.3333333333333333,
     "pen_false_discovery": 1.0,
+    "static_covered_t": 1.0,
+    "randomized_covered_t": 1.0,
+    "learned_covered_t": 1.0,
 }
 
 

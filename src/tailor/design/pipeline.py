@@ -56,6 +56,7 @@ from tailor.dtr.crossfit import crossfit_value
 from tailor.dtr.data import decide
 from tailor.dtr.embedded import EmbeddedRegime, WeightedReplicated
 from tailor.dtr.formula import parse_options
+from tailor.dtr.inference import clustered
 from tailor.dtr.penalized import PenalizedLinear
 from tailor.dtr.plan import load_plan, resolve_plan
 from tailor.dtr.policytree import PolicyTree, PolicyTreeResult
@@ -111,7 +112,7 @@ METRICS = (
     "regime_responder_p", "regime_responder_reject", "regime_responder_logor",
     "regime_responder_diff",
     *(f"{v}_{m}" for v in ("static", "randomized", "learned")
-      for m in ("covered", "covered_cohort", "error", "se")),
+      for m in ("covered", "covered_cohort", "error", "se", "covered_t")),
     "imbalance", "imbalance_eligible", "guess_rate", "missing_w24",
     "gain_captured", "gain_captured_peg", "deployed_minus_best_single", "tree_gain_captured",
     "tree_minus_best_single", "best_single_value", "oracle_value", "deployed_value",
@@ -474,7 +475,10 @@ def best_trial_pipeline(params: Mapping[str, Any], seed: np.random.SeedSequence
       the AIPW value of always-``STATIC_ARM``-first, of the trial as randomized, and of the
       cross-fitted learned regime cover the population value (for the learned regime: of the
       regime Q-learning fits on the full data); ``*_error`` (estimate - population value) and
-      ``*_se``; ``*_covered_cohort`` against the cohort's own values.
+      ``*_se``; ``*_covered_cohort`` against the cohort's own values. The intervals are the
+      site-clustered (CR1, normal quantile) ones ``tailor analyze`` reports when the trial has
+      sites; ``*_covered_t`` is the same interval with the t quantile on G - 1 degrees of
+      freedom (G sites), recorded to show what that small-sample choice would change.
     * ``imbalance`` (max - min stage-1 arm totals), ``imbalance_eligible`` (among those
       eligible for every arm), ``guess_rate`` (mean largest stage-1 allocation probability),
       ``missing_w24`` (share of week-24 PEG missing).
@@ -746,13 +750,22 @@ def _estimands(r: _Run, learned: _Learned | None
 
 def _step_value(r: _Run, name: str, estimate: Callable[[], Any], v_pop: float,
                 v_cohort: float) -> None:
-    """One value estimate's standard error, error and interval coverage."""
-    est = estimate()
+    """One value estimate's standard error, error and interval coverage: the site-clustered
+    interval ``tailor analyze`` reports when the trial has sites (the plan's ``cluster``)."""
+    clusters = r.wide[r.plan.cluster].to_numpy() if r.plan.cluster else None
+    est = clustered(estimate(), clusters)
     r.out[f"{name}_se"] = est.std_error
     r.out[f"{name}_covered_cohort"] = _covered(est, v_cohort)
     if r.pop is not None:
         r.out[f"{name}_covered"] = _covered(est, v_pop)
         r.out[f"{name}_error"] = est.estimate - v_pop
+        # the same SE with the t quantile on G - 1 degrees of freedom (G sites), the usual
+        # small-sample choice for few clusters (Cameron & Miller 2015, sec. VI.D); recorded
+        # beside the reported (normal) interval to show what it would change
+        g = len(np.unique(clusters)) if clusters is not None else 0
+        q = stats.t.ppf(0.975, g - 1) if g > 1 else stats.norm.ppf(0.975)
+        r.out[f"{name}_covered_t"] = float(abs(est.estimate - v_pop) <= q * est.std_error) \
+            if np.isfinite(v_pop) else NAN
 
 
 def _step_embedded(out: dict[str, float], wide: pd.DataFrame, w: Any) -> None:
