@@ -21,9 +21,9 @@ from tailor.exceptions import ScenarioError
 from tailor.stats.scenarios import load_scenario
 
 TINY = {"truth_n": 1500, "oracle_inner": 16}
-UNIT = [m for m in METRICS if m.endswith(("_covered", "_covered_cohort", "_reject"))]
+UNIT = [m for m in METRICS if m.endswith(("_covered", "_covered_cohort", "_reject", "_claim"))]
 SHARES = [m for m in METRICS if m.startswith(("correct_", "tree_correct"))]
-PVALUES = ["interaction_p", "regime_p"]
+PVALUES = ["interaction_p", "regime_p", "report_p"]
 
 
 def test_registered_as_best() -> None:
@@ -89,7 +89,8 @@ def test_metrics_in_range(tiny_study: pd.DataFrame) -> None:
     assert len(res) == 6
     ok = res[list(METRICS)].notna().mean()
     assert (ok[["correct_first_line", "share_of_oracle", "interaction_p", "regime_p",
-                "static_covered", "randomized_covered", "learned_covered"]] == 1).all()
+                "static_covered", "randomized_covered", "learned_covered", "report_claim",
+                "report_contrast_covered", "best_single_covered"]] == 1).all()
     for m in UNIT:
         v = res[m].dropna()
         assert v.isin([0.0, 1.0]).all(), m
@@ -102,9 +103,9 @@ def test_metrics_in_range(tiny_study: pd.DataFrame) -> None:
     assert res["share_of_oracle"].between(-0.5, 1.5).all()
     assert res["imbalance"].ge(0).all() and res["imbalance_eligible"].ge(0).all()
     # validation metrics (docs/validation.md): discovery shares and family-wise flags
-    for m in ("q_discovery_power", "tree_discovery_power"):
+    for m in ("q_discovery_power", "tree_discovery_power", "report_discovery_power"):
         assert res[m].dropna().between(0, 1).all(), m
-    for m in ("q_false_discovery", "tree_false_discovery"):
+    for m in ("q_false_discovery", "tree_false_discovery", "report_false_discovery"):
         assert res[m].dropna().isin([0.0, 1.0]).all(), m
     assert res.loc[res["scenario"] == "null", "q_discovery_power"].isna().all()  # no modifier
     np.testing.assert_allclose(res["deployed_minus_best_single"],

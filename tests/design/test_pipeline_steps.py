@@ -42,12 +42,13 @@ def test_a_small_trial_says_which_step_failed_and_why():
     # working model rank deficient (found by running seeds 1-3 at n = 45, 60, 200)
     out = best_trial_pipeline(TINY | {"n": 45}, np.random.SeedSequence(3))
     assert isinstance(out, PipelineMetrics)
-    assert set(out.failures) == {"qlearning", "static_value"}
+    # the report's primary contrast (issues 13/14) values the same working model: it fails too
+    assert set(out.failures) == {"qlearning", "static_value", "report_contrast"}
     assert out.failures["qlearning"].startswith("EstimationError: stage 2: the design is "
                                                 "rank deficient")
     # the failed steps' metrics are NaN; the steps that ran have theirs
     for metric in ("correct_first_line", "share_of_oracle", "tree_correct_first_line",
-                   "static_se", "learned_se"):
+                   "static_se", "learned_se", "report_claim", "report_discovery_power"):
         assert math.isnan(out[metric]), metric
     for metric in ("interaction_p", "randomized_se", "imbalance", "regime_p"):
         assert not math.isnan(out[metric]), metric

@@ -77,6 +77,16 @@ BEFORE: dict[str, float | None] = {
     "static_covered_t": 1.0,
     "randomized_covered_t": 1.0,
     "learned_covered_t": 1.0,
+    # the report's own claims (issues 13/14), recorded when added (2026-12-03) by running this
+    # cell after adding the steps; the steps run after every earlier one, so every number
+    # above is unchanged
+    "report_claim": 0.0,
+    "report_p": 0.49125001583762545,
+    "report_contrast": 0.0015747714236126198,
+    "report_contrast_covered": 1.0,
+    "best_single_covered": 1.0,
+    "report_discovery_power": 0.0,
+    "report_false_discovery": 0.0,
 }
 
 

@@ -12,14 +12,18 @@ One replicate (:func:`best_pipeline`):
    two-stage Q-learning of week-24 PEG (IPCW for missing outcomes, HC1 standard errors); a
    depth-2 exact policy tree on cross-fitted doubly robust stage-1 scores; AIPW values of a
    static regime, of the trial as randomized and of the cross-fitted learned regime; the
-   weighted-and-replicated comparison of two embedded regimes. No bootstrap; ``folds``
-   (default 2) folds for cross-fitting.
+   weighted-and-replicated comparison of two embedded regimes. No bootstrap of the fits
+   (the primary contrast's simultaneous intervals reweight influence functions by cluster
+   multipliers, as the analysis does); ``folds`` (default 2) folds for cross-fitting.
 3. **Score** against the truth: the learned regimes (Q-learning on the full data; the tree's
    first step with Q-learning's second) are evaluated exactly by
    :meth:`tailor.stats.truth.Truth.value` on the trial's own cohort and on a fixed population
    of ``truth_n`` participants drawn once per scenario (:func:`population_truth`, cached per
    process). The value intervals target a population value, so their coverage is scored
    against the population truth (and, for comparison, against the cohort's own values).
+4. **Score the report's own claims**: the primary contrast (deployed regime minus the best
+   single treatment) and the per-domain heterogeneity tests, computed with the functions
+   ``tailor analyze`` uses, against the cohort's truth (``report_*`` metrics).
 
 References
 ----------
@@ -31,7 +35,7 @@ al. (2012) Psychol Methods 17:457-77 (embedded regimes).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from pathlib import Path
@@ -49,20 +53,36 @@ from tailor.dtr.analysis import (
     covariate_fill_values,
     default_plan,
     penalized_model,
+    single_treatment_values,
     tree_rewards,
     working_model,
 )
-from tailor.dtr.crossfit import crossfit_value
-from tailor.dtr.data import decide
+from tailor.dtr.crossfit import crossfit_regime, crossfit_value
+from tailor.dtr.data import decide, fold_partition
 from tailor.dtr.embedded import EmbeddedRegime, WeightedReplicated
 from tailor.dtr.formula import parse_options
-from tailor.dtr.inference import clustered
+from tailor.dtr.heterogeneity import domain_tests
+from tailor.dtr.inference import (
+    BestOf,
+    Contrast,
+    best_of,
+    cluster_multipliers,
+    clustered,
+    contrast_with_best,
+)
 from tailor.dtr.penalized import PenalizedLinear
+from tailor.dtr.phenotype import responder_indicator
 from tailor.dtr.plan import load_plan, resolve_plan
 from tailor.dtr.policytree import PolicyTree, PolicyTreeResult
 from tailor.dtr.qlearning import QLearning, QLearningResult, StageFit
 from tailor.dtr.steps import StepGuard
-from tailor.dtr.value import AIPWValue, DRScoring, single_option_regime, value_data
+from tailor.dtr.value import (
+    AIPWValue,
+    DRScores,
+    DRScoring,
+    single_option_regime,
+    value_data,
+)
 from tailor.exceptions import ScenarioError, TailorError
 from tailor.protocol import Protocol, load_protocol
 from tailor.rules import stage_options
@@ -77,7 +97,8 @@ from tailor.stats.truth import TrueRegime, Truth, random_regime, responded
 from tailor.stats.variables import domain_of, measured_domains
 
 __all__ = ["DEFAULTS", "EMBEDDED", "METRICS", "STATIC_ARM", "PipelineMetrics", "StepGuard",
-           "best_pipeline", "best_trial_pipeline", "design_scenario", "dropout_intercept"]
+           "best_pipeline", "best_trial_pipeline", "design_scenario", "dropout_intercept",
+           "primary_outcome", "report_contrast"]
 
 DEFAULTS: dict[str, Any] = {"scenario": "amplifier-guitar", "n": 805, "effect": 1.0,
                             "contraindication": 0.45, "dropout": 0.20, "folds": 2,
@@ -118,7 +139,9 @@ METRICS = (
     "tree_minus_best_single", "best_single_value", "oracle_value", "deployed_value",
     "q_discovery_power", "q_false_discovery", "tree_discovery_power", "tree_false_discovery",
     "pen_gain_captured", "pen_gain_captured_peg", "pen_minus_best_single", "pen_value",
-    "pen_discovery_power", "pen_false_discovery")
+    "pen_discovery_power", "pen_false_discovery",
+    "report_claim", "report_p", "report_contrast", "report_contrast_covered",
+    "best_single_covered", "report_discovery_power", "report_false_discovery")
 """Every metric :func:`best_trial_pipeline` returns, in order (NaN where a step could not be fitted)."""
 # Dropout: the scenario's per-visit logit hazard has 4 visits up to week 24; the offset makes
 # 1 - (1 - h)^4 match the simulated share of missing week-24 PEG (intercept -2.75 -> 20.3%;
@@ -500,10 +523,27 @@ def best_trial_pipeline(params: Mapping[str, Any], seed: np.random.SeedSequence
       ``pen_minus_best_single``, ``pen_value`` (true responder rate of its regime on the
       cohort), ``pen_discovery_power`` / ``pen_false_discovery`` (the domains of the stage-1
       interactions the lasso keeps).
+    * ``report_*``: what the report itself says (``docs/validation.md``: "the report's own
+      words and test"). ``report_claim``: 1 when the primary contrast (:func:`report_contrast`:
+      the deployed regime minus the best single first treatment on the scale
+      ``plans/best.yaml`` names, the responder rate; cross-fitted on ``folds`` folds,
+      site-clustered, one-sided intersection-union test at 2.5%) claims that personalizing
+      beats the best single treatment, as ``tailor analyze`` computes and words it;
+      ``report_p`` its one-sided p, ``report_contrast`` its estimate;
+      ``report_contrast_covered``: its 95% interval covers the cohort's true contrast (the
+      true responder rate of Q-learning's regime fitted on all the data minus the truly best
+      single treatment's, i.e. ``deployed_minus_best_single``); ``best_single_covered``: the
+      selection-aware interval of the best single value covers the truly best single
+      treatment's responder rate on the cohort. ``report_discovery_power`` /
+      ``report_false_discovery``: the domains named by the report's per-domain
+      heterogeneity tests (:func:`tailor.dtr.heterogeneity.domain_tests`, Holm across the
+      built-in plan's domains, site-clustered, on the tree's cross-fitted DR scores; a plan
+      domain's variables mapped to the catalogue's domains by :func:`_named_domains`).
 
     The analysis runs as named steps (``marginal_model``, ``qlearning``, ``policy_tree``,
     ``static_value``, ``randomized_value``, ``learned_value``, ``embedded_regimes``,
-    ``penalized_qlearning``) under one
+    ``penalized_qlearning``, then ``report_contrast`` and ``domain_tests``, whose random
+    draws come after every earlier step's so that the earlier numbers are unchanged) under one
     :class:`~tailor.dtr.steps.StepGuard`: a metric is NaN when its step cannot be fitted to
     that trial (e.g. an option nobody received at a small N), and the returned :class:`PipelineMetrics` says in
     ``failures`` which step failed and why (the study's ``step_errors`` column); the
@@ -558,12 +598,17 @@ def best_trial_pipeline(params: Mapping[str, Any], seed: np.random.SeedSequence
                out=out, v_rand=v_rand, v_orc=v_orc, best_resp=best_resp, best_peg=best_peg,
                true_domains=true_domains, oracle_first=truth.baseline["oracle_A1"].to_numpy())
     learned = guard.run("qlearning", _step_qlearning, run)
+    scores = None
     if learned is not None:
-        guard.run("policy_tree", _step_tree, run, learned.choices)
+        scores = guard.run("policy_tree", _step_tree, run, learned.choices)
     for name, (estimate, v_pop, v_cohort) in _estimands(run, learned).items():
         guard.run(f"{name}_value", _step_value, run, name, estimate, v_pop, v_cohort)
     guard.run("embedded_regimes", _step_embedded, out, wide, w)
     guard.run("penalized_qlearning", _step_penalized, run)
+    # the report's own claims, after every earlier step (their random draws are unchanged)
+    guard.run("report_contrast", _step_report_contrast, run, learned)
+    if scores is not None:
+        guard.run("domain_tests", _step_domain_tests, run, scores)
     return PipelineMetrics({m: float(out.get(m, NAN)) for m in METRICS}, guard.failures)
 
 
@@ -659,8 +704,9 @@ def _step_qlearning(r: _Run) -> _Learned:
     return _Learned(fit, choices, learned_value, learned_value_pop)
 
 
-def _step_tree(r: _Run, choices: _QChoices) -> None:
-    """The interpretable regime: a depth-2 tree on cross-fitted DR scores."""
+def _step_tree(r: _Run, choices: _QChoices) -> DRScores:
+    """The interpretable regime: a depth-2 tree on cross-fitted DR scores (returned: the
+    domain tests use the same scores)."""
     wide, out, truth = r.wide, r.out, r.truth
     scores = DRScoring(qlearning=r.ql, stage=1, folds=r.folds,
                        random_state=int(r.rng.integers(2**31))).fit(
@@ -687,6 +733,7 @@ def _step_tree(r: _Run, choices: _QChoices) -> None:
                tree_minus_best_single=vt["responder_w24"] - r.best_resp)
     named = {d for f in _split_features(tree.tree_) if (d := domain_of(f))}
     out.update(_discovery("tree", named, r.true_domains))
+    return scores
 
 
 def _step_penalized(r: _Run) -> None:
@@ -711,6 +758,98 @@ def _step_penalized(r: _Run) -> None:
             if ":" in str(t) and abs(c) > 1e-12]
     named = {d for t in kept if (d := domain_of(t.split(":", 1)[1]))}
     r.out.update(_discovery("pen", named, r.true_domains))
+
+
+def primary_outcome() -> str:
+    """The outcome scale of the report's primary contrast: ``responder`` or ``value`` (mean
+    week-24 PEG), from the built-in plan's ``primary_contrast.outcome``, as ``tailor
+    analyze``'s report reads it."""
+    return str(load_plan("best").primary_contrast.outcome)
+
+
+def report_contrast(wide: pd.DataFrame, protocol: Protocol, plan: Any, weights: Any,
+                    fold: np.ndarray, multipliers: np.ndarray, outcome: str = "responder"
+                    ) -> tuple[Contrast, BestOf]:
+    """The report's primary contrast on ``wide``, computed as ``tailor analyze``'s values step
+    computes it (:func:`tailor.dtr.analysis.single_treatment_values`,
+    :func:`~tailor.dtr.inference.best_of`, :func:`~tailor.dtr.crossfit.crossfit_regime`,
+    :func:`~tailor.dtr.inference.contrast_with_best`): the deployed regime (Q-learning of the
+    working model on week-24 PEG, both stages, cross-fitted on the partition ``fold``) minus
+    the best single first treatment, valued by AIPW on ``outcome`` (``responder``: the
+    responder rate, larger is better; ``value``: mean week-24 PEG), site-clustered when the
+    plan has a cluster, one-sided intersection-union test at ``plan.alpha / 2``
+    (``Contrast.shows_benefit`` is the report's "the trial shows that personalizing beats the
+    best single treatment"). ``multipliers`` are the cluster-bootstrap multipliers of the
+    simultaneous intervals. Returns the contrast and the selection-aware best single value."""
+    larger = outcome == "responder"
+    data = wide.assign(responder=responder_indicator(
+        wide, baseline=plan.baseline, followup=plan.outcome, threshold=plan.responder_threshold))
+    stages = working_model(protocol, plan)
+    ql = QLearning(stages=stages, coding="dummy", maximize=False)
+    nuisance = QLearning(stages=stages, coding="dummy", maximize=True) if larger else ql
+    column = "responder" if larger else plan.outcome
+    clusters = data[plan.cluster].astype(str).to_numpy() if plan.cluster else None
+    sd = value_data(data, nuisance, outcome=column, propensities=PROPENSITIES, weights=weights)
+    arms = list(protocol.arm_codes)
+    statics = single_treatment_values(sd, nuisance, arms, clusters=clusters, alpha=plan.alpha)
+    best = best_of(statics, larger_is_better=larger, clusters=clusters, alpha=plan.alpha,
+                   multipliers=multipliers, labels=arms)
+    deployed = clustered(crossfit_regime(
+        data, nuisance, regime_outcome=plan.outcome, outcome=column, propensities=PROPENSITIES,
+        weights=weights, folds=fold, alpha=plan.alpha, learner=ql,
+        name="deployed regime (Q-learning on week-24 PEG)").value, clusters, alpha=plan.alpha)
+    c = contrast_with_best(deployed, statics, clusters=clusters, larger_is_better=larger,
+                           alpha=plan.alpha, multipliers=multipliers,
+                           name=f"{deployed.name} - best single treatment")
+    return c, best
+
+
+def _step_report_contrast(r: _Run, learned: _Learned | None) -> None:
+    """The report's claim: its primary contrast (:func:`report_contrast`, on the scale the
+    built-in plan names), whether it claims benefit, and whether its interval and the
+    selection-aware best single value's cover the cohort's true values. The fold partition
+    and the bootstrap multipliers are drawn here, after every earlier step's draws."""
+    plan, n = r.plan, len(r.wide)
+    fold = fold_partition(n, r.folds, r.rng)
+    clusters = r.wide[plan.cluster].astype(str).to_numpy() if plan.cluster else None
+    multipliers = cluster_multipliers(clusters, n, plan.bootstrap, r.rng)
+    outcome = primary_outcome()
+    c, best = report_contrast(r.wide, r.protocol, plan, r.w, fold, multipliers, outcome)
+    measure, true_best = (("responder_w24", r.best_resp) if outcome == "responder"
+                          else ("mean_peg_w24", r.best_peg))
+    r.out.update(report_claim=float(c.shows_benefit), report_p=c.p_one_sided,
+                 report_contrast=c.estimate, best_single_covered=_covered(best, true_best))
+    if learned is not None:  # the deployed regime's truth: Q-learning's regime on all the data
+        r.out["report_contrast_covered"] = _covered(c, learned.value[measure] - true_best)
+
+
+def _step_domain_tests(r: _Run, scores: DRScores) -> None:
+    """The report's heterogeneity tests: one test per domain of the built-in plan, Holm
+    across domains (:func:`tailor.dtr.heterogeneity.domain_tests`, site-clustered, on the
+    cross-fitted DR scores the tree uses, covariates filled as the analysis fills them); the
+    rejected plan domains are named in the catalogue's domains by :func:`_named_domains`."""
+    cand = r.candidates
+    tests = domain_tests(scores, _filled(r.wide, r.fills), cand.domains,
+                         clusters=r.wide[cand.cluster] if cand.cluster else None,
+                         weights=r.w, alpha=cand.alpha)
+    named = _named_domains(tests.loc[tests["modifies"], "domain"], dict(cand.domains),
+                           r.true_domains)
+    r.out.update(_discovery("report", named, r.true_domains))
+
+
+def _named_domains(rejected: Iterable[str], variables: Mapping[str, Sequence[str]],
+                   true: set[str]) -> set[str]:
+    """The catalogue domains (:func:`tailor.stats.variables.domain_of`, those
+    :func:`_true_domains` uses) named by rejecting the plan domains ``rejected``
+    (``variables``: plan domain -> its variables). A plan domain may group variables of
+    several catalogue domains (``imaging_biomechanics_qst``: imaging, biomechanics, QST), so a
+    rejected one names the true modifier domains among its variables' domains when it has
+    any (a true one explains the rejection) and otherwise all of them (a false discovery)."""
+    named: set[str] = set()
+    for domain in rejected:
+        covers = {d for v in variables[domain] if (d := domain_of(v))}
+        named |= (covers & true) or covers
+    return named
 
 
 def _candidate_plan(wide: pd.DataFrame) -> Any:

@@ -53,6 +53,7 @@ from tailor.dtr.crossfit import (
     tree_learner,
     tree_rewards,
 )
+from tailor.dtr.data import SmartData
 from tailor.dtr.decision_model import crossfit_calibration, fit_decision_model
 from tailor.dtr.embedded import WeightedReplicated, embedded_regimes
 from tailor.dtr.heterogeneity import domain_tests
@@ -85,7 +86,7 @@ if TYPE_CHECKING:
 
 __all__ = ["AnalysisPlan", "AnalysisResult", "analyze", "censoring_weights",
            "covariate_fill_values", "default_plan", "interpretable_summary", "penalized_model",
-           "tree_rewards", "working_model"]
+           "single_treatment_values", "tree_rewards", "working_model"]
 
 
 # Candidate features in order of preference; the plan keeps those present in the data.
@@ -567,10 +568,8 @@ def _step_values(a: _Analysis, cf: _CrossFit) -> _Values:
         as_rand = clus(AIPWValue(qlearning=nuisance, outcome_model="zero", alpha=plan.alpha,
                                  name="as randomized").fit(
             sd, {st.treatment: [None] * sd.n for st in sd.stages}))
-        statics = [clus(AIPWValue(qlearning=nuisance, alpha=plan.alpha,
-                                  name=f"always {arm} first").fit(
-            sd, single_option_regime(sd, arm, stage=1)))
-                   for arm in protocol.arm_codes]
+        statics = single_treatment_values(sd, nuisance, protocol.arm_codes,
+                                          clusters=clusters, alpha=plan.alpha)
         best = best_of(statics, larger_is_better=larger, clusters=clusters,
                        alpha=plan.alpha, multipliers=cf.multipliers,
                        labels=list(protocol.arm_codes))
@@ -602,6 +601,16 @@ def _step_values(a: _Analysis, cf: _CrossFit) -> _Values:
             "one_sided_bound": np.nan, "p_one_sided": np.nan, "outcome": label,
             "chosen_best": best.chosen, "shows_benefit": False}]))
     return _Values(tables, pd.concat(contrasts, ignore_index=True), crossfit_rec, chosen_best)
+
+
+def single_treatment_values(sd: SmartData, nuisance: QLearning, arms: Sequence[str], *,
+                            clusters: Any = None, alpha: float = 0.05) -> list[ValueEstimate]:
+    """The AIPW value of each single first treatment ("always ``arm`` first", stage 2 as
+    randomized), site-clustered when ``clusters`` is given: the comparators of the primary
+    contrast (:func:`~tailor.dtr.inference.best_of`,
+    :func:`~tailor.dtr.inference.contrast_with_best`), as the values step computes them."""
+    return [clustered(AIPWValue(qlearning=nuisance, alpha=alpha, name=f"always {arm} first").fit(
+        sd, single_option_regime(sd, arm, stage=1)), clusters, alpha=alpha) for arm in arms]
 
 
 def _regime_specs(plan: AnalysisPlan, cf: _CrossFit) -> list[tuple[str, str, dict[str, Any]]]:
