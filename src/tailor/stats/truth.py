@@ -135,8 +135,8 @@ def _stage2_slots(model: OutcomeModel, tau: np.ndarray, qi: np.ndarray, x: np.nd
     """Per participant, week-12 state (categories, then intolerant) and arm, the permissible
     stage-2 options as J slots (n * states * K, 4, J): the stage-2 mean with the new arm
     tolerated, and not, its intolerance probability, and 1 where the slot holds an option
-    (J: the most options any arm, category and contraindication allows; an empty slot holds
-    zeros)."""
+    (J: the most options any arm, category and contraindication allows; the options fill the
+    first slots, the empty slots after them hold zeros)."""
     k = tau.shape[1]
     n_cat = len(CATEGORIES)
     state_cat = np.array([*range(n_cat), intol_cat])
@@ -161,6 +161,29 @@ def _stage2_slots(model: OutcomeModel, tau: np.ndarray, qi: np.ndarray, x: np.nd
                            axis=-1)
     packed = np.where(valid[..., None, :], np.stack([ok, bad, q, valid], axis=-2), 0.0)
     return packed.reshape(-1, 4, j)
+
+
+def _best_slots(model: OutcomeModel, rows: np.ndarray, filled: np.ndarray, ok: np.ndarray,
+                bad: np.ndarray, q: np.ndarray, known: np.ndarray, peg0: np.ndarray
+                ) -> np.ndarray:
+    """The highest P(week-24 response) over each cell's filled slots (``rows``' shape; -inf
+    for a cell without options). ``rows`` index the slot tables ``ok``, ``bad``, ``q`` (R, J)
+    of :func:`_stage2_slots`, whose row r holds options in its first ``filled[r]`` slots;
+    ``known`` and ``peg0`` broadcast to ``rows``. Only the filled slots are evaluated, each
+    by :func:`_p_stage2` as over the full (cell, slot) table."""
+    r = rows.ravel()
+    count = filled[r]
+    cell = np.repeat(np.arange(r.size), count)  # one entry per (cell, filled slot)
+    start = np.cumsum(count) - count
+    slot = np.arange(cell.size) - np.repeat(start, count)
+    row = r[cell]
+    kn = np.broadcast_to(known, rows.shape).ravel()[cell]
+    p = _p_stage2(model, ok[row, slot] + kn, bad[row, slot] + kn, q[row, slot],
+                  np.broadcast_to(peg0, rows.shape).ravel()[cell])
+    best = np.full(r.size, -np.inf)
+    has = count > 0
+    best[has] = np.maximum.reduceat(p, start[has])
+    return best.reshape(rows.shape)
 
 
 def oracle(model: OutcomeModel, base: Mapping[str, np.ndarray], noise: Mapping[str, np.ndarray],
@@ -205,10 +228,13 @@ def oracle(model: OutcomeModel, base: Mapping[str, np.ndarray], noise: Mapping[s
     # A draw changes stage 2 only through its state under each arm: tolerated with week-12
     # category c (states 0-3) or intolerant (state 4). Each participant's permissible options,
     # their stage-2 means and intolerance probabilities are laid out once per arm and state
-    # (``_stage2_slots``); a draw picks its state's slots. Every probability is computed by
-    # the same elementwise operations as over all (draw, arm, option) cells, and the maximum
-    # over the permissible ones is the same number.
+    # (``_stage2_slots``); a draw picks its state's slots, and only the filled ones (about 40%
+    # of n x draws x K x J) are evaluated, as one flat run of (draw, arm) cells. Every
+    # probability is computed by the same elementwise operations as over all (draw, arm,
+    # option) cells, and the maximum over the permissible ones is the same number.
     slots = _stage2_slots(model, tau, qi, x, intol_cat, contra)  # (n * S * K, 4, J)
+    s_ok, s_bad, s_q = (np.ascontiguousarray(slots[:, i, :]) for i in range(3))
+    filled = (slots[:, 3, :] > 0).sum(axis=1)  # the options fill slots 0 .. filled - 1
     cuts_n = len(ascending)
     n_cat = len(CATEGORIES)
     n_states = n_cat + 1
@@ -223,10 +249,9 @@ def oracle(model: OutcomeModel, base: Mapping[str, np.ndarray], noise: Mapping[s
         code = 1 + (cuts_n - np.searchsorted(ascending, g, side="right"))
         state = np.where(intol, n_cat, cat_of_pgic[code])  # (m, I, K)
         rows = (np.arange(lo, sl.stop)[:, None, None] * n_states + state) * k + arm_k
-        ok, bad, q, valid = np.moveaxis(slots.take(rows, axis=0), -2, 0)  # (m, I, K, J) each
-        kn = (com + ns.persistence * z1[None, :, None])[..., None]  # (m, I, 1, 1)
-        pr = _p_stage2(model, ok + kn, bad + kn, q, peg0[sl][:, None, None, None])
-        value[sl] = np.where(valid > 0, pr, -np.inf).max(axis=-1).mean(axis=1)
+        value[sl] = _best_slots(model, rows, filled, s_ok, s_bad, s_q,
+                                com + ns.persistence * z1[None, :, None],  # (m, I, 1)
+                                peg0[sl][:, None, None]).mean(axis=1)
     a1 = np.argmax(np.where(elig1, value, -np.inf), axis=1)
     return {"a1_w12": a1_w12, "a1": a1, "a2": a2, "p12": p12, "v24": value}
 
