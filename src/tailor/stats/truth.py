@@ -368,8 +368,12 @@ def _code_index(values: Sequence[Any] | pd.Series, codes: tuple[str, ...], what:
     return index
 
 
-def _as_probs(choice: Any, frame: pd.DataFrame, codes: tuple[str, ...], allowed: np.ndarray,
-              what: str, regime: str) -> np.ndarray:
+def _chosen(choice: Any, frame: pd.DataFrame, codes: tuple[str, ...], allowed: np.ndarray,
+            what: str, regime: str) -> np.ndarray:
+    """A chooser's answer on ``frame`` as probabilities (rows, len(codes)), or, when it chose
+    one code per row, as the chosen codes' indices (rows,) (a deterministic choice: one-hot
+    probabilities, see :func:`_as_probs`). Unknown codes, choices that ``allowed`` (rows,
+    len(codes)) forbids and probabilities that do not sum to 1 raise."""
     if isinstance(choice, pd.DataFrame):
         unknown = [c for c in choice.columns if c not in codes]
         if unknown:
@@ -377,21 +381,30 @@ def _as_probs(choice: Any, frame: pd.DataFrame, codes: tuple[str, ...], allowed:
         out = np.zeros((len(frame), len(codes)))
         for c in choice.columns:
             out[:, codes.index(c)] = choice[c].to_numpy(dtype=float)
+        bad = (out > 0) & ~allowed
     else:
         values = choice if isinstance(choice, pd.Series) else list(choice)
         if len(values) != len(frame):
             raise ScenarioError(f"regime '{regime}': {what} chooser returned {len(values)} "
                                 f"choices for {len(frame)} rows")
-        out = np.zeros((len(frame), len(codes)))
-        out[np.arange(len(values)), _code_index(values, codes, what, regime)] = 1.0
-    bad = (out > 0) & ~allowed
+        out = _code_index(values, codes, what, regime)
+        bad = ~allowed[np.arange(len(out)), out]
     if bad.any():
         i = int(np.argwhere(bad)[0][0])
         raise ScenarioError(f"regime '{regime}' chose a non-permissible {what} for row {i} "
                             f"({frame.index[i]}): only eligible arms / permissible options may "
                             "be recommended")
-    if not np.allclose(out.sum(axis=1), 1.0):
+    if out.ndim == 2 and not np.allclose(out.sum(axis=1), 1.0):
         raise ScenarioError(f"regime '{regime}': {what} probabilities must sum to 1 per row")
+    return out
+
+
+def _as_probs(chosen: np.ndarray, width: int) -> np.ndarray:
+    """:func:`_chosen`'s answer as probabilities (rows, ``width``)."""
+    if chosen.ndim == 2:
+        return chosen
+    out = np.zeros((len(chosen), width))
+    out[np.arange(len(chosen)), chosen] = 1.0
     return out
 
 
@@ -432,6 +445,7 @@ class Truth:
             out[f"responder_w{w}"] = responded(peg0[:, None, None], peg)
         for ci in range(len(CATEGORIES)):
             out[f"cat{ci}"] = a["cat"] == ci
+        out["finite_w12"] = np.asarray(np.isfinite(a["peg_w12"]).all())
         return out
 
 
@@ -441,16 +455,23 @@ def regime_outcomes(truth: Truth, regime: TrueRegime) -> dict[str, np.ndarray]:
     randomization, if any, through the potential outcomes)."""
     a = truth.arrays
     n, k = a["peg_w12"].shape
-    w1 = _as_probs(regime.stage1(truth.baseline), truth.baseline, truth.arms, a["eligible1"],
-                   "stage-1 arm", regime.name)
+    c1 = _chosen(regime.stage1(truth.baseline), truth.baseline, truth.arms, a["eligible1"],
+                 "stage-1 arm", regime.name)
     hist = truth.history  # rows ordered participant-major, arm-minor, eligible arms only
     rows = hist["_row"].to_numpy()
-    w2_rows = _as_probs(regime.stage2(hist), hist, truth.options,
-                        a["permissible"].reshape(n * k, -1)[rows], "stage-2 option", regime.name)
-    w2 = np.zeros((n * k, len(truth.options)))
-    w2[rows] = w2_rows
-    w2 = w2.reshape(n, k, -1)
+    c2 = _chosen(regime.stage2(hist), hist, truth.options,
+                 a["permissible"].reshape(n * k, -1)[rows], "stage-2 option", regime.name)
     tab = truth.outcome_tables
+    if c1.ndim == 1 and c2.ndim == 1 and tab["finite_w12"]:
+        option = np.full(n * k, -1)
+        option[rows] = c2
+        path = (np.arange(n), c1, option[np.arange(n) * k + c1])
+        if (path[2] >= 0).all():
+            return _followed(truth, path[:2], path)
+    w1 = _as_probs(c1, len(truth.arms))
+    w2 = np.zeros((n * k, len(truth.options)))
+    w2[rows] = _as_probs(c2, len(truth.options))
+    w2 = w2.reshape(n, k, -1)
     out: dict[str, np.ndarray] = {
         "mean_peg_w12": (w1 * a["peg_w12"]).sum(axis=1),
         "responder_w12": (w1 * tab["responder_w12"]).sum(axis=1)}
@@ -460,6 +481,25 @@ def regime_outcomes(truth: Truth, regime: TrueRegime) -> dict[str, np.ndarray]:
         out[f"responder_w{w}"] = (joint * tab[f"responder_w{w}"]).sum(axis=(1, 2))
     for ci, name in enumerate(CATEGORIES):
         out[f"share_{name}"] = (w1 * tab[f"cat{ci}"]).sum(axis=1)
+    return out
+
+
+def _followed(truth: Truth, arm: tuple[np.ndarray, np.ndarray],
+              path: tuple[np.ndarray, np.ndarray, np.ndarray]) -> dict[str, np.ndarray]:
+    """:func:`regime_outcomes` of a deterministic regime: each participant's outcomes along
+    the one path it chooses (``arm``: participant and arm indices; ``path``: with the
+    option). The general sum over probabilities adds only zeros (0 x a finite outcome) to the
+    chosen path's outcome, so it is that outcome exactly (``+ 0.0`` as in the sum: a -0.0
+    becomes 0.0); the week-12 PEG table must be finite (the other tables are)."""
+    a, tab = truth.arrays, truth.outcome_tables
+    out: dict[str, np.ndarray] = {
+        "mean_peg_w12": a["peg_w12"][arm] + 0.0,
+        "responder_w12": tab["responder_w12"][arm] + 0.0}
+    for w in (24, 36):
+        out[f"mean_peg_w{w}"] = tab[f"peg_w{w}"][path] + 0.0
+        out[f"responder_w{w}"] = tab[f"responder_w{w}"][path] + 0.0
+    for ci, name in enumerate(CATEGORIES):
+        out[f"share_{name}"] = tab[f"cat{ci}"][arm] + 0.0
     return out
 
 
