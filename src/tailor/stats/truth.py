@@ -379,8 +379,7 @@ def _chosen(choice: Any, frame: pd.DataFrame, codes: tuple[str, ...], allowed: n
         if unknown:
             raise ScenarioError(f"regime '{regime}': unknown {what} code(s) {unknown}")
         out = np.zeros((len(frame), len(codes)))
-        for c in choice.columns:
-            out[:, codes.index(c)] = choice[c].to_numpy(dtype=float)
+        out[:, [codes.index(c) for c in choice.columns]] = choice.to_numpy(dtype=float)
         bad = (out > 0) & ~allowed
     else:
         values = choice if isinstance(choice, pd.Series) else list(choice)
