@@ -38,3 +38,19 @@ def test_typed_columns_equal_the_pandas_chain():
     assert out["obj"].tolist() == ["EBEM", None, None, "ACT", None]
     assert out["string"].tolist() == ["EBEM", None, None, "ACT", None]
     assert out["i8"].dtype == np.float64 and out["fi"].dtype == np.int64
+
+
+def test_joined_codes_equal_the_row_by_row_join():
+    """``tables._joined`` (each distinct pattern joined once, issue 18 item 5): the ';'-join
+    of each row's codes in code order, "" for none."""
+    from tailor.stats.tables import _joined
+
+    codes = np.array(["ESC", "ACT", "EBEM", "DUL"])
+    rng = np.random.default_rng(3)
+    mask = rng.random((200, 4)) < 0.5
+    mask[0] = False
+    got = _joined(mask, codes)
+    want = [";".join(str(c) for c, m in zip(codes, row, strict=True) if m) for row in mask]
+    assert got.dtype == object and got.tolist() == want and got[0] == ""
+    assert all(type(v) is str for v in got)
+    assert _joined(np.zeros((0, 4), dtype=bool), codes).tolist() == []

@@ -384,8 +384,8 @@ def standard_regimes(protocol: Protocol) -> list[TrueRegime]:
 
 def _joined(mask: np.ndarray, codes: np.ndarray) -> np.ndarray:
     """Row-wise ';'-join of the codes where ``mask`` (rows, codes) is True."""
-    out = np.full(mask.shape[0], "", dtype=object)
-    for j, code in enumerate(codes):
-        sep = np.where(out == "", "", ";")
-        out = np.where(mask[:, j], out + sep + code, out)
-    return out
+    # rows share few patterns: join each distinct pattern once
+    patterns, inverse = np.unique(np.asarray(mask, dtype=bool), axis=0, return_inverse=True)
+    joined = np.array([";".join(str(c) for c, m in zip(codes, row, strict=True) if m)
+                       for row in patterns] + [""], dtype=object)
+    return joined[inverse.reshape(-1)] if mask.shape[0] else joined[:0]

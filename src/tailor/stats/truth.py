@@ -491,14 +491,17 @@ def _followed(truth: Truth, arm: tuple[np.ndarray, np.ndarray],
     chosen path's outcome, so it is that outcome exactly (``+ 0.0`` as in the sum: a -0.0
     becomes 0.0); the week-12 PEG table must be finite (the other tables are)."""
     a, tab = truth.arrays, truth.outcome_tables
+    _, k, o = tab["peg_w24"].shape
+    cell = arm[0] * k + arm[1]  # flat positions: one take per table
+    leaf = cell * o + path[2]
     out: dict[str, np.ndarray] = {
-        "mean_peg_w12": a["peg_w12"][arm] + 0.0,
-        "responder_w12": tab["responder_w12"][arm] + 0.0}
+        "mean_peg_w12": a["peg_w12"].take(cell) + 0.0,
+        "responder_w12": tab["responder_w12"].take(cell) + 0.0}
     for w in (24, 36):
-        out[f"mean_peg_w{w}"] = tab[f"peg_w{w}"][path] + 0.0
-        out[f"responder_w{w}"] = tab[f"responder_w{w}"][path] + 0.0
+        out[f"mean_peg_w{w}"] = tab[f"peg_w{w}"].take(leaf) + 0.0
+        out[f"responder_w{w}"] = tab[f"responder_w{w}"].take(leaf) + 0.0
     for ci, name in enumerate(CATEGORIES):
-        out[f"share_{name}"] = tab[f"cat{ci}"][arm] + 0.0
+        out[f"share_{name}"] = tab[f"cat{ci}"].take(cell) + 0.0
     return out
 
 
