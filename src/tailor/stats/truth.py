@@ -112,8 +112,19 @@ def responded(peg0: np.ndarray, peg: np.ndarray) -> np.ndarray:
 def _p_stage2(model: OutcomeModel, mean_no_intol: np.ndarray, mean_intol: np.ndarray,
               q: np.ndarray, peg0: np.ndarray) -> np.ndarray:
     """P(week-24 response) from the means without / with intolerance of a new arm."""
+    return _p_response(mean_no_intol, mean_intol, q, _stage2_sd(model, peg0))
+
+
+def _stage2_sd(model: OutcomeModel, peg0: np.ndarray) -> np.ndarray:
+    """SD of the week-24 improvement still to come at week 12 (stage-2 noise and PEG
+    measurement error on the baseline's scale), elementwise in ``peg0``."""
     ns = model.scenario.noise
-    s = np.sqrt(ns.stage2_sd**2 + (ns.peg_measurement_sd / np.maximum(peg0, 0.5))**2)
+    return np.sqrt(ns.stage2_sd**2 + (ns.peg_measurement_sd / np.maximum(peg0, 0.5))**2)
+
+
+def _p_response(mean_no_intol: np.ndarray, mean_intol: np.ndarray, q: np.ndarray,
+                s: np.ndarray) -> np.ndarray:
+    """:func:`_p_stage2` given the SD ``s`` (:func:`_stage2_sd`)."""
     return ((1 - q) * ndtr((mean_no_intol - RESPONSE) / s) + q * ndtr((mean_intol - RESPONSE) / s))
 
 
@@ -169,17 +180,20 @@ def _best_slots(model: OutcomeModel, rows: np.ndarray, filled: np.ndarray, ok: n
     """The highest P(week-24 response) over each cell's filled slots (``rows``' shape; -inf
     for a cell without options). ``rows`` index the slot tables ``ok``, ``bad``, ``q`` (R, J)
     of :func:`_stage2_slots`, whose row r holds options in its first ``filled[r]`` slots;
-    ``known`` and ``peg0`` broadcast to ``rows``. Only the filled slots are evaluated, each
-    by :func:`_p_stage2` as over the full (cell, slot) table."""
+    ``known`` and ``peg0`` broadcast to ``rows``; the tables are C-contiguous. Only the
+    filled slots are evaluated, each by :func:`_p_stage2`'s operations as over the full
+    (cell, slot) table."""
     r = rows.ravel()
     count = filled[r]
     cell = np.repeat(np.arange(r.size), count)  # one entry per (cell, filled slot)
     start = np.cumsum(count) - count
     slot = np.arange(cell.size) - np.repeat(start, count)
-    row = r[cell]
+    at = r[cell] * ok.shape[1] + slot  # flat positions in the (R, J) slot tables
     kn = np.broadcast_to(known, rows.shape).ravel()[cell]
-    p = _p_stage2(model, ok[row, slot] + kn, bad[row, slot] + kn, q[row, slot],
-                  np.broadcast_to(peg0, rows.shape).ravel()[cell])
+    # the SD depends on the participant only: computed once each, then read per slot (the
+    # same elementwise numbers as over every slot)
+    sd = np.broadcast_to(_stage2_sd(model, peg0), rows.shape).ravel()[cell]
+    p = _p_response(ok.take(at) + kn, bad.take(at) + kn, q.take(at), sd)
     best = np.full(r.size, -np.inf)
     has = count > 0
     best[has] = np.maximum.reduceat(p, start[has])
