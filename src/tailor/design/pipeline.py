@@ -319,10 +319,30 @@ def _feasibility(spec_feasible: Any, options: tuple[str, ...], frame: pd.DataFra
 _FEASIBLE: dict[tuple[Any, ...], tuple[pd.DataFrame, _Feasible]] = {}
 
 
+def _history(spec: Any, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """``spec.history(frame, strict=False)``, kept for the last few frames: the fixed
+    population's frames (20,000 and ~70,000 rows) are read in every replicate, and the
+    matrices depend only on the frame and the stage's formulas with their levels (the key;
+    a replicate whose fit saw other levels builds its own). Read-only."""
+    key = (id(frame), repr(spec.main), repr(spec.tailoring), spec.has_intercept)
+    hit = _HISTORY.pop(key, None)
+    if hit is None or hit[0] is not frame:
+        main, tail = spec.history(frame, strict=False)
+        main.flags.writeable = tail.flags.writeable = False
+        hit = (frame, (main, tail))
+    _HISTORY[key] = hit  # most recently used last
+    if len(_HISTORY) > 6:
+        _HISTORY.pop(next(iter(_HISTORY)))
+    return hit[1]
+
+
+_HISTORY: dict[tuple[Any, ...], tuple[pd.DataFrame, tuple[np.ndarray, np.ndarray]]] = {}
+
+
 def _best(stage: StageFit, frame: pd.DataFrame, sign: float) -> np.ndarray:
     """The stage's Q-learning choice for every row of ``frame`` (option codes)."""
     spec = stage.spec
-    main, tail = spec.history(frame, strict=False)
+    main, tail = _history(spec, frame)
     if stage.coef is None:
         q = stage.predict_designs(spec.option_designs(main, tail))
     else:  # Q(h, a) = main' beta + sum_j c_j(a) tail' psi_j without the (d, n, p) designs
