@@ -96,8 +96,9 @@ from tailor.stats.simulation import population_truth, simulate_trial
 from tailor.stats.truth import TrueRegime, Truth, random_regime, responded
 from tailor.stats.variables import domain_of, measured_domains
 
-__all__ = ["DEFAULTS", "EMBEDDED", "METRICS", "STATIC_ARM", "PipelineMetrics", "StepGuard",
-           "best_pipeline", "best_trial_pipeline", "design_scenario", "dropout_intercept",
+__all__ = ["DEFAULTS", "DESIGN_METRICS", "EMBEDDED", "METRICS", "STATIC_ARM", "VALIDATION_ONLY",
+           "PipelineMetrics", "StepGuard", "best_pipeline", "best_trial_pipeline", "design_scenario",
+           "design_trial_pipeline", "dropout_intercept",
            "primary_outcome", "report_contrast"]
 
 DEFAULTS: dict[str, Any] = {"scenario": "amplifier-guitar", "n": 805, "effect": 1.0,
@@ -143,6 +144,12 @@ METRICS = (
     "report_claim", "report_p", "report_contrast", "report_contrast_covered",
     "best_single_covered", "report_discovery_power", "report_false_discovery")
 """Every metric :func:`best_trial_pipeline` returns, in order (NaN where a step could not be fitted)."""
+VALIDATION_ONLY = tuple(m for m in METRICS if m.startswith(("pen_", "report_"))
+                        or m == "best_single_covered")
+"""The metrics of the validation matrix's extra methods (penalized Q-learning, the report's
+primary contrast and domain tests), which :func:`design_trial_pipeline` does not compute."""
+DESIGN_METRICS = tuple(m for m in METRICS if m not in VALIDATION_ONLY)
+"""Every metric :func:`design_trial_pipeline` returns, in order."""
 # Dropout: the scenario's per-visit logit hazard has 4 visits up to week 24; the offset makes
 # 1 - (1 - h)^4 match the simulated share of missing week-24 PEG (intercept -2.75 -> 20.3%;
 # -4.5 -> 4.0%; -2.0 -> 36.4%; checked on 20 x 805 participants per intercept).
@@ -482,9 +489,13 @@ def _covered(est: Any, truth: float) -> float:
     return float(est.lower <= truth <= est.upper) if np.isfinite(truth) else NAN
 
 
-def best_trial_pipeline(params: Mapping[str, Any], seed: np.random.SeedSequence
-                        ) -> PipelineMetrics:
+def best_trial_pipeline(params: Mapping[str, Any], seed: np.random.SeedSequence, *,
+                        validation: bool = True) -> PipelineMetrics:
     """One simulated BEST trial, analysed as ``tailor analyze`` does; metrics vs the truth.
+
+    With ``validation=False`` (:func:`design_trial_pipeline`, what ``tailor design`` runs) the
+    validation matrix's extra methods (penalized Q-learning, the report's primary contrast and
+    domain tests: :data:`VALIDATION_ONLY`) are skipped; every other metric is the same number.
 
     ``params`` (defaults in :data:`DEFAULTS`): ``scenario`` (a built-in name or YAML path),
     ``n`` (participants randomized), ``effect`` (multiplier of the scenario's effect
@@ -624,6 +635,9 @@ def best_trial_pipeline(params: Mapping[str, Any], seed: np.random.SeedSequence
     for name, (estimate, v_pop, v_cohort) in _estimands(run, learned).items():
         guard.run(f"{name}_value", _step_value, run, name, estimate, v_pop, v_cohort)
     guard.run("embedded_regimes", _step_embedded, out, wide, w)
+    if not validation:
+        return PipelineMetrics({m: float(out.get(m, NAN)) for m in DESIGN_METRICS},
+                               guard.failures)
     guard.run("penalized_qlearning", _step_penalized, run)
     # the report's own claims, after every earlier step (their random draws are unchanged)
     guard.run("report_contrast", _step_report_contrast, run, learned)
@@ -632,7 +646,15 @@ def best_trial_pipeline(params: Mapping[str, Any], seed: np.random.SeedSequence
     return PipelineMetrics({m: float(out.get(m, NAN)) for m in METRICS}, guard.failures)
 
 
+def design_trial_pipeline(params: Mapping[str, Any], seed: np.random.SeedSequence
+                          ) -> PipelineMetrics:
+    """:func:`best_trial_pipeline` without the validation matrix's extra methods: the
+    replicate ``tailor design`` runs (metrics :data:`DESIGN_METRICS`, the same numbers)."""
+    return best_trial_pipeline(params, seed, validation=False)
+
+
 best_trial_pipeline.prepare = _prepare  # type: ignore[attr-defined]
+design_trial_pipeline.prepare = _prepare  # type: ignore[attr-defined]
 best_pipeline = best_trial_pipeline
 """Deprecated alias of :func:`best_trial_pipeline` (removed in the next release)."""
 
