@@ -32,7 +32,7 @@ from _common import RESULTS, machine, write_result
 
 from tailor.design.execution import DaskBackend, LocalBackend, run_study
 from tailor.design.grid import Cell
-from tailor.design.pipeline import best_pipeline
+from tailor.design.pipeline import best_trial_pipeline
 from tailor.design.summary import summarize
 from tailor.design.validation import misses, pool_generated, render_html, validation_table
 from tailor.stats.scenarios import builtin_scenarios
@@ -99,7 +99,7 @@ def main() -> None:
         if not part_cells:
             continue
         print(f"{part}: {len(part_cells)} cells x {reps} replicates", file=sys.stderr)
-        studies.append(run_study(best_pipeline, part_cells, replicates=reps, seed=13,
+        studies.append(run_study(best_trial_pipeline, part_cells, replicates=reps, seed=13,
                                  checkpoint=folder / f"checkpoint-{part}.jsonl",
                                  backend=backend, progress=progress))
     ran_now = sum(st.ran for st in studies)
