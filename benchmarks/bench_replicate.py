@@ -57,6 +57,13 @@ def worker(reps: int) -> dict[str, object]:
             "metrics": [{k: repr(v) for k, v in o.items()} for o in outs]}
 
 
+REDEFINED = {f"{v}_{m}" for v in ("static", "randomized", "learned")
+             for m in ("se", "covered", "covered_cohort")}
+"""Metrics whose definition changed on purpose after the baseline 70c9b42: the value
+intervals became the site-clustered ones `tailor analyze` reports (2026-12-03). Left out of the
+same-numbers check (the estimates, ``*_error``, stay in it)."""
+
+
 def metrics_hash(metrics: list[dict[str, str]], names: set[str]) -> str:
     """A hash of the replicates' values of the metrics ``names`` (those both versions report:
     a version may add metrics, e.g. issue 19's binary end point, without changing the others)."""
@@ -119,9 +126,10 @@ def main() -> None:
             runs.append(res["metrics"])  # type: ignore[arg-type]
             print(f"| {r} | {name} | {res['cpu']:.3f} | {res['wall']:.3f} | {res['load']} |",
                   flush=True)
-    common = set.intersection(*(set(m[0]) for m in runs))
+    common = set.intersection(*(set(m[0]) for m in runs)) - REDEFINED
     hashes = {metrics_hash(m, common) for m in runs}
-    print(f"\n{len(common)} metrics compared (those every version reports)")
+    print(f"\n{len(common)} metrics compared (those every version reports, less the "
+          f"{len(REDEFINED)} redefined since the baseline: {', '.join(sorted(REDEFINED))})")
     if len(hashes) != 1:
         raise SystemExit(f"the versions' replicates differ (metric hashes {sorted(hashes)})")
     mean = {name: sum(v) / len(v) for name, v in cpu.items()}

@@ -27,8 +27,29 @@ PVALUES = ["interaction_p", "regime_p", "report_p"]
 
 
 def test_registered_as_best() -> None:
-    assert REPLICATES["best"] is best_pipeline
+    from tailor.design.pipeline import design_trial_pipeline
+
+    assert REPLICATES["best"] is design_trial_pipeline
     assert "best-stage1" in REPLICATES
+
+
+def test_design_replicate_is_the_full_one_without_the_validation_methods() -> None:
+    """``tailor design``'s replicate skips only the validation matrix's extra methods: the
+    metrics it returns are the full pipeline's, to the bit."""
+    from tailor.design.pipeline import (
+        DESIGN_METRICS,
+        VALIDATION_ONLY,
+        best_trial_pipeline,
+        design_trial_pipeline,
+    )
+
+    params = {**TINY, "n": 300, "truth_n": 0}
+    full = best_trial_pipeline(params, np.random.SeedSequence(4))
+    lean = design_trial_pipeline(params, np.random.SeedSequence(4))
+    assert tuple(lean) == DESIGN_METRICS and set(full) == set(DESIGN_METRICS) | set(VALIDATION_ONLY)
+    assert {m for m in VALIDATION_ONLY if not np.isnan(full[m])}  # the full one computes them
+    for m in DESIGN_METRICS:
+        assert repr(lean[m]) == repr(full[m]), m
 
 
 def test_design_scenario_maps_the_parameters() -> None:

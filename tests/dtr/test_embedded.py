@@ -150,3 +150,19 @@ def test_one_site_per_participant_is_the_participant_sandwich_times_n_over_n_min
     with pytest.raises(EstimationError, match="at least 2 clusters"):
         WeightedReplicated().fit(data.assign(site=1), regimes[:5], outcome="peg_w24",
                                  clusters="site")
+
+
+def test_cell_labels_label_each_cell_as_one_at_a_time():
+    """``_cell_labels`` (issue 18 item 5: each distinct value labelled once) gives the
+    row-by-row labels: "" where missing, numbers canonical, text stripped by option_label."""
+    from tailor.dtr.data import is_missing
+    from tailor.dtr.embedded import _cell_labels
+    from tailor.dtr.formula import option_label
+
+    for values in (["EBEM", None, " ACT", "EBEM", np.nan, "ACT"], [1.0, 2.0, np.nan, 1.0],
+                   [["a"], "b", None]):  # the last: unhashable cells
+        series = pd.Series(values, dtype=object)
+        for label in (option_label, str):
+            want = ["" if is_missing(v) else label(v) for v in values]
+            assert _cell_labels(series, label).tolist() == want
+    assert _cell_labels(pd.Series([1.0, np.nan, 2.0]), option_label).tolist() == ["1", "", "2"]

@@ -284,3 +284,45 @@ def test_recommendations_always_feasible(data):
     for i, row in df.iterrows():
         assert row[f"eligible_{rec.A1[i]}"] == 1
         assert rec.A2[i] in row.options2.split(";")
+
+
+def _recommend_row_by_row(fit, df: pd.DataFrame) -> pd.DataFrame:
+    """The definition of ``recommend``, one row at a time: no option -> None, one -> it,
+    several -> the best Q-value among them (lower is better here; ties to the first)."""
+    out = {}
+    for stage_fit in fit.stages:
+        spec = stage_fit.spec
+        q = fit.q_values(df, spec.stage)  # NaN where infeasible
+        col = []
+        for i in range(len(df)):
+            feasible = [o for o in spec.options if np.isfinite(q.iloc[i][o])]
+            declared = spec.feasible_sets(df.iloc[[i]])[0]
+            if len(declared) < 2:
+                col.append(declared[0] if declared else None)
+            else:
+                col.append(min(feasible, key=lambda o: (q.iloc[i][o], spec.options.index(o))))
+        out[spec.treatment] = col
+    return pd.DataFrame(out, index=df.index)
+
+
+def test_recommend_equals_the_row_by_row_definition():
+    """Issue 18 item 5: ``recommend`` resolves each distinct feasible set once; the answer
+    is the row-by-row one (rows with zero, one and several options at stage 2)."""
+    df = best_like(120, seed=5)
+    df.loc[df.index[:3], "options2"] = ""  # no stage-2 decision
+    rec = _fitted().recommend(df)
+    assert rec.A2.isna().sum() >= 3 and (df.options2.str.count(";") == 0).any()
+    pd.testing.assert_frame_equal(rec, _recommend_row_by_row(_fitted(), df))
+
+
+def test_recommend_names_the_first_row_with_an_option_it_cannot_score():
+    df = best_like(40, seed=6)
+    df["options2"] = df["options2"].astype(object)
+    several = np.flatnonzero(df.options2.str.count(";").to_numpy() >= 1)
+    df.loc[df.index[several[1]], "options2"] = "ACT;XYZ"
+    df.loc[df.index[several[3]], "options2"] = "EBEM;QQQ"
+    with pytest.raises(RecordError, match=rf"row {several[1] + 1}: feasible option 'XYZ' "):
+        _fitted().recommend(df)
+    df.loc[df.index[several[1]], "options2"] = "XYZ"  # one option: passed through, no error
+    with pytest.raises(RecordError, match=rf"row {several[3] + 1}: feasible option 'QQQ' "):
+        _fitted().recommend(df)

@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # the design study loads inside the commands (fast --help)
     from tailor.design.execution import Backend
 
 PIPELINE_NOTES = {
-    "best": ("Pipeline best (tailor.design.pipeline.best_pipeline): each replicate simulates a "
+    "best": ("Pipeline best (tailor.design.pipeline.design_trial_pipeline): each replicate simulates a "
              "BEST trial with tailor.stats.simulation (both stages allocated by the protocol's "
              "minimization, MAR dropout), analyses it with the working model of tailor analyze "
              "(two-stage Q-learning of week-24 PEG with IPCW, a depth-2 policy tree on "

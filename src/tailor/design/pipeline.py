@@ -96,8 +96,9 @@ from tailor.stats.simulation import population_truth, simulate_trial
 from tailor.stats.truth import TrueRegime, Truth, random_regime, responded
 from tailor.stats.variables import domain_of, measured_domains
 
-__all__ = ["DEFAULTS", "EMBEDDED", "METRICS", "STATIC_ARM", "PipelineMetrics", "StepGuard",
-           "best_pipeline", "best_trial_pipeline", "design_scenario", "dropout_intercept",
+__all__ = ["DEFAULTS", "DESIGN_METRICS", "EMBEDDED", "METRICS", "STATIC_ARM", "VALIDATION_ONLY",
+           "PipelineMetrics", "StepGuard", "best_pipeline", "best_trial_pipeline", "design_scenario",
+           "design_trial_pipeline", "dropout_intercept",
            "primary_outcome", "report_contrast"]
 
 DEFAULTS: dict[str, Any] = {"scenario": "amplifier-guitar", "n": 805, "effect": 1.0,
@@ -143,6 +144,12 @@ METRICS = (
     "report_claim", "report_p", "report_contrast", "report_contrast_covered",
     "best_single_covered", "report_discovery_power", "report_false_discovery")
 """Every metric :func:`best_trial_pipeline` returns, in order (NaN where a step could not be fitted)."""
+VALIDATION_ONLY = tuple(m for m in METRICS if m.startswith(("pen_", "report_"))
+                        or m == "best_single_covered")
+"""The metrics of the validation matrix's extra methods (penalized Q-learning, the report's
+primary contrast and domain tests), which :func:`design_trial_pipeline` does not compute."""
+DESIGN_METRICS = tuple(m for m in METRICS if m not in VALIDATION_ONLY)
+"""Every metric :func:`design_trial_pipeline` returns, in order."""
 # Dropout: the scenario's per-visit logit hazard has 4 visits up to week 24; the offset makes
 # 1 - (1 - h)^4 match the simulated share of missing week-24 PEG (intercept -2.75 -> 20.3%;
 # -4.5 -> 4.0%; -2.0 -> 36.4%; checked on 20 x 805 participants per intercept).
@@ -319,10 +326,30 @@ def _feasibility(spec_feasible: Any, options: tuple[str, ...], frame: pd.DataFra
 _FEASIBLE: dict[tuple[Any, ...], tuple[pd.DataFrame, _Feasible]] = {}
 
 
+def _history(spec: Any, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """``spec.history(frame, strict=False)``, kept for the last few frames: the fixed
+    population's frames (20,000 and ~70,000 rows) are read in every replicate, and the
+    matrices depend only on the frame and the stage's formulas with their levels (the key;
+    a replicate whose fit saw other levels builds its own). Read-only."""
+    key = (id(frame), repr(spec.main), repr(spec.tailoring), spec.has_intercept)
+    hit = _HISTORY.pop(key, None)
+    if hit is None or hit[0] is not frame:
+        main, tail = spec.history(frame, strict=False)
+        main.flags.writeable = tail.flags.writeable = False
+        hit = (frame, (main, tail))
+    _HISTORY[key] = hit  # most recently used last
+    if len(_HISTORY) > 6:
+        _HISTORY.pop(next(iter(_HISTORY)))
+    return hit[1]
+
+
+_HISTORY: dict[tuple[Any, ...], tuple[pd.DataFrame, tuple[np.ndarray, np.ndarray]]] = {}
+
+
 def _best(stage: StageFit, frame: pd.DataFrame, sign: float) -> np.ndarray:
     """The stage's Q-learning choice for every row of ``frame`` (option codes)."""
     spec = stage.spec
-    main, tail = spec.history(frame, strict=False)
+    main, tail = _history(spec, frame)
     if stage.coef is None:
         q = stage.predict_designs(spec.option_designs(main, tail))
     else:  # Q(h, a) = main' beta + sum_j c_j(a) tail' psi_j without the (d, n, p) designs
@@ -462,9 +489,13 @@ def _covered(est: Any, truth: float) -> float:
     return float(est.lower <= truth <= est.upper) if np.isfinite(truth) else NAN
 
 
-def best_trial_pipeline(params: Mapping[str, Any], seed: np.random.SeedSequence
-                        ) -> PipelineMetrics:
+def best_trial_pipeline(params: Mapping[str, Any], seed: np.random.SeedSequence, *,
+                        validation: bool = True) -> PipelineMetrics:
     """One simulated BEST trial, analysed as ``tailor analyze`` does; metrics vs the truth.
+
+    With ``validation=False`` (:func:`design_trial_pipeline`, what ``tailor design`` runs) the
+    validation matrix's extra methods (penalized Q-learning, the report's primary contrast and
+    domain tests: :data:`VALIDATION_ONLY`) are skipped; every other metric is the same number.
 
     ``params`` (defaults in :data:`DEFAULTS`): ``scenario`` (a built-in name or YAML path),
     ``n`` (participants randomized), ``effect`` (multiplier of the scenario's effect
@@ -604,6 +635,9 @@ def best_trial_pipeline(params: Mapping[str, Any], seed: np.random.SeedSequence
     for name, (estimate, v_pop, v_cohort) in _estimands(run, learned).items():
         guard.run(f"{name}_value", _step_value, run, name, estimate, v_pop, v_cohort)
     guard.run("embedded_regimes", _step_embedded, out, wide, w)
+    if not validation:
+        return PipelineMetrics({m: float(out.get(m, NAN)) for m in DESIGN_METRICS},
+                               guard.failures)
     guard.run("penalized_qlearning", _step_penalized, run)
     # the report's own claims, after every earlier step (their random draws are unchanged)
     guard.run("report_contrast", _step_report_contrast, run, learned)
@@ -612,7 +646,15 @@ def best_trial_pipeline(params: Mapping[str, Any], seed: np.random.SeedSequence
     return PipelineMetrics({m: float(out.get(m, NAN)) for m in METRICS}, guard.failures)
 
 
+def design_trial_pipeline(params: Mapping[str, Any], seed: np.random.SeedSequence
+                          ) -> PipelineMetrics:
+    """:func:`best_trial_pipeline` without the validation matrix's extra methods: the
+    replicate ``tailor design`` runs (metrics :data:`DESIGN_METRICS`, the same numbers)."""
+    return best_trial_pipeline(params, seed, validation=False)
+
+
 best_trial_pipeline.prepare = _prepare  # type: ignore[attr-defined]
+design_trial_pipeline.prepare = _prepare  # type: ignore[attr-defined]
 best_pipeline = best_trial_pipeline
 """Deprecated alias of :func:`best_trial_pipeline` (removed in the next release)."""
 

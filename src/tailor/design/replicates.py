@@ -34,7 +34,7 @@ import numpy as np
 from scipy import stats
 
 from tailor.design.grid import number_param
-from tailor.design.pipeline import best_pipeline
+from tailor.design.pipeline import best_pipeline, design_trial_pipeline
 from tailor.design.sizing import DESIGN_II_REGIMES, design_ii_weights, log_odds_ratio_wald
 from tailor.protocol import Protocol, load_protocol
 from tailor.stats.allocation import OptionSet, allocate, new_stage_state, stage_option_sets
@@ -414,7 +414,7 @@ def best_stage1(params: Mapping[str, Any], seed: np.random.SeedSequence) -> dict
     return out
 
 
-REPLICATES = {"best": best_pipeline, "best-stage1": best_stage1,
+REPLICATES = {"best": design_trial_pipeline, "best-stage1": best_stage1,
               "prototypical": prototypical_smart, "prototypical-binary": prototypical_binary,
               "prototypical-clustered": prototypical_clustered,
               "prototypical-longitudinal": prototypical_longitudinal}

@@ -46,6 +46,7 @@ import enum
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations, product
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -53,7 +54,7 @@ from scipy import stats
 
 from tailor.dtr.clusters import cluster_covariance, n_clusters
 from tailor.dtr.data import SmartData, Stage, is_missing, require_column
-from tailor.dtr.formula import option_label, parse_options
+from tailor.dtr.formula import option_label, options_column, parse_options
 from tailor.dtr.plan import TRIAL_COLUMNS
 from tailor.dtr.result import Params, Summary
 from tailor.exceptions import EstimationError
@@ -68,6 +69,17 @@ class Default(enum.Enum):
 
 
 DEFAULT = Default.TOKEN
+
+
+def _cell_labels(series: pd.Series, label: Callable[[Any], str]) -> np.ndarray:
+    """``label`` of every cell of a column ("" where missing), each distinct value labelled
+    once."""
+    try:
+        codes, uniques = pd.factorize(series)
+    except TypeError:  # unhashable cells
+        return np.array(["" if is_missing(v) else label(v) for v in series])
+    table = np.array([*("" if is_missing(u) else label(u) for u in uniques), ""])
+    return table[codes]
 
 
 def _columns(treatments: Sequence[str] | None, category: str | None,
@@ -257,12 +269,12 @@ class WeightedReplicated(Params):
         require_column(data, category, "response-category")
         w, _ = sd.censoring_weights(covariates=covariates or treatments[0])
         y = np.where(sd.observed, sd.y, 0.0)
-        a1 = np.array([option_label(v) if not is_missing(v) else "" for v in data[treatments[0]]])
-        a2 = np.array([option_label(v) if not is_missing(v) else "" for v in data[treatments[1]]])
+        a1 = _cell_labels(data[treatments[0]], option_label)
+        a2 = _cell_labels(data[treatments[1]], option_label)
         p1 = sd.propensity(1)
         p2 = np.nan_to_num(sd.propensity(2), nan=1.0)
-        cats = np.array([str(v) if not is_missing(v) else "" for v in data[category]])
-        sets = ([set(parse_options(v)) for v in data[feasible]] if feasible
+        cats = _cell_labels(data[category], str)
+        sets = ([set(t) for t in options_column(data[feasible])] if feasible
                 else [None] * len(data))
         n, r = len(data), len(regimes)
         wmat = np.zeros((n, r))

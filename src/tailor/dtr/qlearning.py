@@ -230,10 +230,7 @@ class QLearningResult:
 
     def _mask(self, fit: StageFit, data: pd.DataFrame) -> np.ndarray | None:
         """Feasibility mask from ``data`` when it carries the declared feasibility columns."""
-        feas = fit.spec.feasible
-        present = (isinstance(feas, str) and feas in data.columns) or (
-            isinstance(feas, Mapping) and all(c in data.columns for c in feas.values()))
-        if not present:
+        if not _declares_feasibility(fit, data):
             return None
         return fit.spec.feasible_mask(fit.spec.feasible_sets(data))
 
@@ -247,22 +244,14 @@ class QLearningResult:
         for fit in self.stages:
             spec = fit.spec
             q = self.stage_q(fit, data)
-            if self._mask(fit, data) is None:
-                sets = [spec.options] * len(data)
-            else:
+            if _declares_feasibility(fit, data):
                 sets = spec.feasible_sets(data)
-            index = {o: j for j, o in enumerate(spec.options)}
-            size = np.array([len(s) for s in sets])
-            mask = np.zeros(q.shape, dtype=bool)
-            for row in np.flatnonzero(size >= 2):
-                i = int(row)
-                s = sets[i]
-                js = [index[o] for o in s if o in index]
-                if len(js) != len(s):
-                    unknown = [o for o in s if o not in index]
-                    raise RecordError(f"row {i + 1}: option(s) {unknown} cannot be scored at "
-                                      f"stage {spec.stage}", field=str(spec.feasible))
-                mask[i, js] = True
+                mask = spec.feasible_mask(sets)  # an option nobody received raises
+            else:
+                sets = [spec.options] * len(data)
+                mask = np.ones(q.shape, dtype=bool)
+            size = np.fromiter(map(len, sets), dtype=np.int64, count=len(sets))
+            mask &= (size >= 2)[:, None]  # a row with one option passes it through
             bad = (mask & np.isnan(q)).any(axis=1)
             if bad.any():
                 raise RecordError(
@@ -270,10 +259,10 @@ class QLearningResult:
                     f"covariate among {list(spec.variables)} is missing or has a level "
                     "unseen in training)", field=spec.treatment)
             best = decide(q, mask, maximize=self.maximize, active=size >= 2)
-            col: list[str | None] = [
-                None if size[i] == 0 else sets[i][0] if size[i] == 1 else spec.options[best[i]]
-                for i in range(len(sets))]
-            out[spec.treatment] = col
+            only = np.array([t[0] if len(t) == 1 else None for t in sets], dtype=object)
+            col = np.where(size >= 2, np.array(spec.options, dtype=object)[np.maximum(best, 0)],
+                           only)
+            out[spec.treatment] = col.tolist()
         return pd.DataFrame(out, index=data.index)
 
     def value(self) -> float:
@@ -332,3 +321,11 @@ class QLearningResult:
 
         return bootstrap_qlearning(self, replicates=replicates, m=m, random_state=random_state,
                                    alpha=alpha, clusters=clusters)
+
+
+def _declares_feasibility(fit: StageFit, data: pd.DataFrame) -> bool:
+    """Whether ``data`` carries the feasibility column(s) ``fit``'s stage declares."""
+    feas = fit.spec.feasible
+    return (isinstance(feas, str) and feas in data.columns) or (
+        isinstance(feas, Mapping) and all(c in data.columns for c in feas.values()))
+

@@ -92,8 +92,19 @@ def _typed(df: pd.DataFrame, schema: dict[str, str]) -> pd.DataFrame:
     out: dict[str, pd.Series] = {}
     for col, kind in schema.items():
         s = df[col] if col in df.columns else pd.Series(np.nan, index=df.index)
-        if kind == "str":
+        numpy_kind = s.dtype.kind if isinstance(s.dtype, np.dtype) else ""
+        if kind == "str" and (numpy_kind == "O" or isinstance(s.dtype, pd.StringDtype)):
+            # the pandas chain below, on the column's cells directly: text, None where
+            # missing or empty
+            cells = s.to_numpy(dtype=object, copy=True)
+            cells[pd.isna(cells) | (cells == "")] = None
+            out[col] = pd.Series(cells, index=s.index, dtype=object)
+        elif kind == "str":
             out[col] = s.astype(object).where(s.notna() & (s.astype(str) != ""), None)
+        elif kind == "float" and numpy_kind in ("b", "i", "u", "f"):
+            out[col] = s.astype(float)  # to_numeric leaves NumPy numbers as they are
+        elif kind == "int" and numpy_kind in ("b", "i", "u"):
+            out[col] = s.astype(np.int64)
         elif kind == "float":
             out[col] = pd.to_numeric(s, errors="raise").astype(float)
         elif kind == "int":
@@ -373,8 +384,8 @@ def standard_regimes(protocol: Protocol) -> list[TrueRegime]:
 
 def _joined(mask: np.ndarray, codes: np.ndarray) -> np.ndarray:
     """Row-wise ';'-join of the codes where ``mask`` (rows, codes) is True."""
-    out = np.full(mask.shape[0], "", dtype=object)
-    for j, code in enumerate(codes):
-        sep = np.where(out == "", "", ";")
-        out = np.where(mask[:, j], out + sep + code, out)
-    return out
+    # rows share few patterns: join each distinct pattern once
+    patterns, inverse = np.unique(np.asarray(mask, dtype=bool), axis=0, return_inverse=True)
+    joined = np.array([";".join(str(c) for c, m in zip(codes, row, strict=True) if m)
+                       for row in patterns] + [""], dtype=object)
+    return joined[inverse.reshape(-1)] if mask.shape[0] else joined[:0]

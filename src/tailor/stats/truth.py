@@ -112,8 +112,19 @@ def responded(peg0: np.ndarray, peg: np.ndarray) -> np.ndarray:
 def _p_stage2(model: OutcomeModel, mean_no_intol: np.ndarray, mean_intol: np.ndarray,
               q: np.ndarray, peg0: np.ndarray) -> np.ndarray:
     """P(week-24 response) from the means without / with intolerance of a new arm."""
+    return _p_response(mean_no_intol, mean_intol, q, _stage2_sd(model, peg0))
+
+
+def _stage2_sd(model: OutcomeModel, peg0: np.ndarray) -> np.ndarray:
+    """SD of the week-24 improvement still to come at week 12 (stage-2 noise and PEG
+    measurement error on the baseline's scale), elementwise in ``peg0``."""
     ns = model.scenario.noise
-    s = np.sqrt(ns.stage2_sd**2 + (ns.peg_measurement_sd / np.maximum(peg0, 0.5))**2)
+    return np.sqrt(ns.stage2_sd**2 + (ns.peg_measurement_sd / np.maximum(peg0, 0.5))**2)
+
+
+def _p_response(mean_no_intol: np.ndarray, mean_intol: np.ndarray, q: np.ndarray,
+                s: np.ndarray) -> np.ndarray:
+    """:func:`_p_stage2` given the SD ``s`` (:func:`_stage2_sd`)."""
     return ((1 - q) * ndtr((mean_no_intol - RESPONSE) / s) + q * ndtr((mean_intol - RESPONSE) / s))
 
 
@@ -135,8 +146,8 @@ def _stage2_slots(model: OutcomeModel, tau: np.ndarray, qi: np.ndarray, x: np.nd
     """Per participant, week-12 state (categories, then intolerant) and arm, the permissible
     stage-2 options as J slots (n * states * K, 4, J): the stage-2 mean with the new arm
     tolerated, and not, its intolerance probability, and 1 where the slot holds an option
-    (J: the most options any arm, category and contraindication allows; an empty slot holds
-    zeros)."""
+    (J: the most options any arm, category and contraindication allows; the options fill the
+    first slots, the empty slots after them hold zeros)."""
     k = tau.shape[1]
     n_cat = len(CATEGORIES)
     state_cat = np.array([*range(n_cat), intol_cat])
@@ -161,6 +172,32 @@ def _stage2_slots(model: OutcomeModel, tau: np.ndarray, qi: np.ndarray, x: np.nd
                            axis=-1)
     packed = np.where(valid[..., None, :], np.stack([ok, bad, q, valid], axis=-2), 0.0)
     return packed.reshape(-1, 4, j)
+
+
+def _best_slots(model: OutcomeModel, rows: np.ndarray, filled: np.ndarray, ok: np.ndarray,
+                bad: np.ndarray, q: np.ndarray, known: np.ndarray, peg0: np.ndarray
+                ) -> np.ndarray:
+    """The highest P(week-24 response) over each cell's filled slots (``rows``' shape; -inf
+    for a cell without options). ``rows`` index the slot tables ``ok``, ``bad``, ``q`` (R, J)
+    of :func:`_stage2_slots`, whose row r holds options in its first ``filled[r]`` slots;
+    ``known`` and ``peg0`` broadcast to ``rows``; the tables are C-contiguous. Only the
+    filled slots are evaluated, each by :func:`_p_stage2`'s operations as over the full
+    (cell, slot) table."""
+    r = rows.ravel()
+    count = filled[r]
+    cell = np.repeat(np.arange(r.size), count)  # one entry per (cell, filled slot)
+    start = np.cumsum(count) - count
+    slot = np.arange(cell.size) - np.repeat(start, count)
+    at = r[cell] * ok.shape[1] + slot  # flat positions in the (R, J) slot tables
+    kn = np.broadcast_to(known, rows.shape).ravel()[cell]
+    # the SD depends on the participant only: computed once each, then read per slot (the
+    # same elementwise numbers as over every slot)
+    sd = np.broadcast_to(_stage2_sd(model, peg0), rows.shape).ravel()[cell]
+    p = _p_response(ok.take(at) + kn, bad.take(at) + kn, q.take(at), sd)
+    best = np.full(r.size, -np.inf)
+    has = count > 0
+    best[has] = np.maximum.reduceat(p, start[has])
+    return best.reshape(rows.shape)
 
 
 def oracle(model: OutcomeModel, base: Mapping[str, np.ndarray], noise: Mapping[str, np.ndarray],
@@ -205,10 +242,13 @@ def oracle(model: OutcomeModel, base: Mapping[str, np.ndarray], noise: Mapping[s
     # A draw changes stage 2 only through its state under each arm: tolerated with week-12
     # category c (states 0-3) or intolerant (state 4). Each participant's permissible options,
     # their stage-2 means and intolerance probabilities are laid out once per arm and state
-    # (``_stage2_slots``); a draw picks its state's slots. Every probability is computed by
-    # the same elementwise operations as over all (draw, arm, option) cells, and the maximum
-    # over the permissible ones is the same number.
+    # (``_stage2_slots``); a draw picks its state's slots, and only the filled ones (about 40%
+    # of n x draws x K x J) are evaluated, as one flat run of (draw, arm) cells. Every
+    # probability is computed by the same elementwise operations as over all (draw, arm,
+    # option) cells, and the maximum over the permissible ones is the same number.
     slots = _stage2_slots(model, tau, qi, x, intol_cat, contra)  # (n * S * K, 4, J)
+    s_ok, s_bad, s_q = (np.ascontiguousarray(slots[:, i, :]) for i in range(3))
+    filled = (slots[:, 3, :] > 0).sum(axis=1)  # the options fill slots 0 .. filled - 1
     cuts_n = len(ascending)
     n_cat = len(CATEGORIES)
     n_states = n_cat + 1
@@ -223,10 +263,9 @@ def oracle(model: OutcomeModel, base: Mapping[str, np.ndarray], noise: Mapping[s
         code = 1 + (cuts_n - np.searchsorted(ascending, g, side="right"))
         state = np.where(intol, n_cat, cat_of_pgic[code])  # (m, I, K)
         rows = (np.arange(lo, sl.stop)[:, None, None] * n_states + state) * k + arm_k
-        ok, bad, q, valid = np.moveaxis(slots.take(rows, axis=0), -2, 0)  # (m, I, K, J) each
-        kn = (com + ns.persistence * z1[None, :, None])[..., None]  # (m, I, 1, 1)
-        pr = _p_stage2(model, ok + kn, bad + kn, q, peg0[sl][:, None, None, None])
-        value[sl] = np.where(valid > 0, pr, -np.inf).max(axis=-1).mean(axis=1)
+        value[sl] = _best_slots(model, rows, filled, s_ok, s_bad, s_q,
+                                com + ns.persistence * z1[None, :, None],  # (m, I, 1)
+                                peg0[sl][:, None, None]).mean(axis=1)
     a1 = np.argmax(np.where(elig1, value, -np.inf), axis=1)
     return {"a1_w12": a1_w12, "a1": a1, "a2": a2, "p12": p12, "v24": value}
 
@@ -343,30 +382,42 @@ def _code_index(values: Sequence[Any] | pd.Series, codes: tuple[str, ...], what:
     return index
 
 
-def _as_probs(choice: Any, frame: pd.DataFrame, codes: tuple[str, ...], allowed: np.ndarray,
-              what: str, regime: str) -> np.ndarray:
+def _chosen(choice: Any, frame: pd.DataFrame, codes: tuple[str, ...], allowed: np.ndarray,
+            what: str, regime: str) -> np.ndarray:
+    """A chooser's answer on ``frame`` as probabilities (rows, len(codes)), or, when it chose
+    one code per row, as the chosen codes' indices (rows,) (a deterministic choice: one-hot
+    probabilities, see :func:`_as_probs`). Unknown codes, choices that ``allowed`` (rows,
+    len(codes)) forbids and probabilities that do not sum to 1 raise."""
     if isinstance(choice, pd.DataFrame):
         unknown = [c for c in choice.columns if c not in codes]
         if unknown:
             raise ScenarioError(f"regime '{regime}': unknown {what} code(s) {unknown}")
         out = np.zeros((len(frame), len(codes)))
-        for c in choice.columns:
-            out[:, codes.index(c)] = choice[c].to_numpy(dtype=float)
+        out[:, [codes.index(c) for c in choice.columns]] = choice.to_numpy(dtype=float)
+        bad = (out > 0) & ~allowed
     else:
         values = choice if isinstance(choice, pd.Series) else list(choice)
         if len(values) != len(frame):
             raise ScenarioError(f"regime '{regime}': {what} chooser returned {len(values)} "
                                 f"choices for {len(frame)} rows")
-        out = np.zeros((len(frame), len(codes)))
-        out[np.arange(len(values)), _code_index(values, codes, what, regime)] = 1.0
-    bad = (out > 0) & ~allowed
+        out = _code_index(values, codes, what, regime)
+        bad = ~allowed[np.arange(len(out)), out]
     if bad.any():
         i = int(np.argwhere(bad)[0][0])
         raise ScenarioError(f"regime '{regime}' chose a non-permissible {what} for row {i} "
                             f"({frame.index[i]}): only eligible arms / permissible options may "
                             "be recommended")
-    if not np.allclose(out.sum(axis=1), 1.0):
+    if out.ndim == 2 and not np.allclose(out.sum(axis=1), 1.0):
         raise ScenarioError(f"regime '{regime}': {what} probabilities must sum to 1 per row")
+    return out
+
+
+def _as_probs(chosen: np.ndarray, width: int) -> np.ndarray:
+    """:func:`_chosen`'s answer as probabilities (rows, ``width``)."""
+    if chosen.ndim == 2:
+        return chosen
+    out = np.zeros((len(chosen), width))
+    out[np.arange(len(chosen)), chosen] = 1.0
     return out
 
 
@@ -407,6 +458,7 @@ class Truth:
             out[f"responder_w{w}"] = responded(peg0[:, None, None], peg)
         for ci in range(len(CATEGORIES)):
             out[f"cat{ci}"] = a["cat"] == ci
+        out["finite_w12"] = np.asarray(np.isfinite(a["peg_w12"]).all())
         return out
 
 
@@ -416,16 +468,23 @@ def regime_outcomes(truth: Truth, regime: TrueRegime) -> dict[str, np.ndarray]:
     randomization, if any, through the potential outcomes)."""
     a = truth.arrays
     n, k = a["peg_w12"].shape
-    w1 = _as_probs(regime.stage1(truth.baseline), truth.baseline, truth.arms, a["eligible1"],
-                   "stage-1 arm", regime.name)
+    c1 = _chosen(regime.stage1(truth.baseline), truth.baseline, truth.arms, a["eligible1"],
+                 "stage-1 arm", regime.name)
     hist = truth.history  # rows ordered participant-major, arm-minor, eligible arms only
     rows = hist["_row"].to_numpy()
-    w2_rows = _as_probs(regime.stage2(hist), hist, truth.options,
-                        a["permissible"].reshape(n * k, -1)[rows], "stage-2 option", regime.name)
-    w2 = np.zeros((n * k, len(truth.options)))
-    w2[rows] = w2_rows
-    w2 = w2.reshape(n, k, -1)
+    c2 = _chosen(regime.stage2(hist), hist, truth.options,
+                 a["permissible"].reshape(n * k, -1)[rows], "stage-2 option", regime.name)
     tab = truth.outcome_tables
+    if c1.ndim == 1 and c2.ndim == 1 and tab["finite_w12"]:
+        option = np.full(n * k, -1)
+        option[rows] = c2
+        path = (np.arange(n), c1, option[np.arange(n) * k + c1])
+        if (path[2] >= 0).all():
+            return _followed(truth, path[:2], path)
+    w1 = _as_probs(c1, len(truth.arms))
+    w2 = np.zeros((n * k, len(truth.options)))
+    w2[rows] = _as_probs(c2, len(truth.options))
+    w2 = w2.reshape(n, k, -1)
     out: dict[str, np.ndarray] = {
         "mean_peg_w12": (w1 * a["peg_w12"]).sum(axis=1),
         "responder_w12": (w1 * tab["responder_w12"]).sum(axis=1)}
@@ -435,6 +494,28 @@ def regime_outcomes(truth: Truth, regime: TrueRegime) -> dict[str, np.ndarray]:
         out[f"responder_w{w}"] = (joint * tab[f"responder_w{w}"]).sum(axis=(1, 2))
     for ci, name in enumerate(CATEGORIES):
         out[f"share_{name}"] = (w1 * tab[f"cat{ci}"]).sum(axis=1)
+    return out
+
+
+def _followed(truth: Truth, arm: tuple[np.ndarray, np.ndarray],
+              path: tuple[np.ndarray, np.ndarray, np.ndarray]) -> dict[str, np.ndarray]:
+    """:func:`regime_outcomes` of a deterministic regime: each participant's outcomes along
+    the one path it chooses (``arm``: participant and arm indices; ``path``: with the
+    option). The general sum over probabilities adds only zeros (0 x a finite outcome) to the
+    chosen path's outcome, so it is that outcome exactly (``+ 0.0`` as in the sum: a -0.0
+    becomes 0.0); the week-12 PEG table must be finite (the other tables are)."""
+    a, tab = truth.arrays, truth.outcome_tables
+    _, k, o = tab["peg_w24"].shape
+    cell = arm[0] * k + arm[1]  # flat positions: one take per table
+    leaf = cell * o + path[2]
+    out: dict[str, np.ndarray] = {
+        "mean_peg_w12": a["peg_w12"].take(cell) + 0.0,
+        "responder_w12": tab["responder_w12"].take(cell) + 0.0}
+    for w in (24, 36):
+        out[f"mean_peg_w{w}"] = tab[f"peg_w{w}"].take(leaf) + 0.0
+        out[f"responder_w{w}"] = tab[f"responder_w{w}"].take(leaf) + 0.0
+    for ci, name in enumerate(CATEGORIES):
+        out[f"share_{name}"] = tab[f"cat{ci}"].take(cell) + 0.0
     return out
 
 
