@@ -13,7 +13,7 @@ reading given with ``--reading``), ``results/NAME.html`` (one heat map per metri
 columns method x n; generated worlds pooled) and ``results/NAME.csv`` (every world).
 
 The full setting (``--replicates 200 --generated 100``, 200 replicates per generated world) is
-about 25,600 replicates, 8-9 h on 2 cores at about 1.2 CPU-s a replicate; ``--reduced`` is a
+about 25,600 replicates, 4-5 h on 2 cores at about 1.2 CPU-s a replicate; ``--reduced`` is a
 time-boxed smoke run of the same matrix.
 
 Usage: ``python benchmarks/bench_validation.py --reduced [--workers 2 | --dask-scheduler ADDR]
