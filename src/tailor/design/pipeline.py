@@ -625,6 +625,8 @@ def best_trial_pipeline(params: Mapping[str, Any], seed: np.random.SeedSequence,
     pop = (_population(str(p["protocol"]), scenario_name, effect, contra, dropout, truth_n,
                        inner) if truth_n else None)
     run = _Run(wide=wide, truth=truth, plan=plan, candidates=candidates, fills=fills,
+               filled=_filled(wide, fills),
+               clusters=wide[plan.cluster].astype(str).to_numpy() if plan.cluster else None,
                protocol=proto, ql=ql, w=w, folds=folds, rng=rng, pop=pop,
                out=out, v_rand=v_rand, v_orc=v_orc, best_resp=best_resp, best_peg=best_peg,
                true_domains=true_domains, oracle_first=truth.baseline["oracle_A1"].to_numpy())
@@ -679,6 +681,8 @@ class _Run:
     plan: Any
     candidates: Any
     fills: dict[str, float]
+    filled: pd.DataFrame
+    clusters: np.ndarray | None
     protocol: Protocol
     ql: QLearning
     w: Any
@@ -761,7 +765,7 @@ def _step_tree(r: _Run, choices: _QChoices) -> DRScores:
     cand = r.candidates
     features = list(cand.tree_features)
     tree = PolicyTree(depth=cand.tree_depth, min_node_size=cand.tree_min_node_size).fit(
-        _filled(wide.loc[np.asarray(usable, dtype=bool), features], r.fills),
+        r.filled.loc[np.asarray(usable, dtype=bool), features],
         pd.DataFrame(tree_rewards(scores.rewards, scores.feasible)[usable],
                      columns=list(scores.options)))
     tree_first = _tree_first(tree, features, list(scores.options), r.fills)
@@ -786,7 +790,7 @@ def _step_penalized(r: _Run) -> None:
     ql = QLearning(stages=penalized_model(r.protocol, cand), coding="dummy", maximize=False,
                    regressor=PenalizedLinear(l1_ratio=cand.l1_ratio,
                                              random_state=int(r.rng.integers(2**31))))
-    fit = ql.fit(_filled(r.wide, r.fills), outcome=OUTCOME, weights=r.w)
+    fit = ql.fit(r.filled, outcome=OUTCOME, weights=r.w)
     value = r.truth.value(_QChoices(fit, r.fills).regime("penalized Q-learning"))
     v_orc = r.v_orc
     r.out.update(
@@ -853,8 +857,7 @@ def _step_report_contrast(r: _Run, learned: _Learned | None) -> None:
     and the bootstrap multipliers are drawn here, after every earlier step's draws."""
     plan, n = r.plan, len(r.wide)
     fold = fold_partition(n, r.folds, r.rng)
-    clusters = r.wide[plan.cluster].astype(str).to_numpy() if plan.cluster else None
-    multipliers = cluster_multipliers(clusters, n, plan.bootstrap, r.rng)
+    multipliers = cluster_multipliers(r.clusters, n, plan.bootstrap, r.rng)
     outcome = primary_outcome()
     c, best = report_contrast(r.wide, r.protocol, plan, r.w, fold, multipliers, outcome)
     measure, true_best = (("responder_w24", r.best_resp) if outcome == "responder"
@@ -871,9 +874,8 @@ def _step_domain_tests(r: _Run, scores: DRScores) -> None:
     cross-fitted DR scores the tree uses, covariates filled as the analysis fills them); the
     rejected plan domains are named in the catalogue's domains by :func:`_named_domains`."""
     cand = r.candidates
-    tests = domain_tests(scores, _filled(r.wide, r.fills), cand.domains,
-                         clusters=r.wide[cand.cluster] if cand.cluster else None,
-                         weights=r.w, alpha=cand.alpha)
+    tests = domain_tests(scores, r.filled, cand.domains, clusters=r.clusters, weights=r.w,
+                         alpha=cand.alpha)
     named = _named_domains(tests.loc[tests["modifies"], "domain"], dict(cand.domains),
                            r.true_domains)
     r.out.update(_discovery("report", named, r.true_domains))
@@ -933,7 +935,7 @@ def _step_value(r: _Run, name: str, estimate: Callable[[], Any], v_pop: float,
                 v_cohort: float) -> None:
     """One value estimate's standard error, error and interval coverage: the site-clustered
     interval ``tailor analyze`` reports when the trial has sites (the plan's ``cluster``)."""
-    clusters = r.wide[r.plan.cluster].to_numpy() if r.plan.cluster else None
+    clusters = r.clusters
     est = clustered(estimate(), clusters)
     r.out[f"{name}_se"] = est.std_error
     r.out[f"{name}_covered_cohort"] = _covered(est, v_cohort)
