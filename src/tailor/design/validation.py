@@ -183,14 +183,18 @@ def validation_table(summary: pd.DataFrame) -> pd.DataFrame:
                 if (world, n, metric) not in stats:
                     continue
                 mean, se, ok = stats[(world, n, metric)]
-                target = next((t for t in TARGETS if t.metric == label and t.applies(kind)),
-                              None)
-                rows.append({"world": world, "n": n, "method": method, "metric": label,
-                             "mean": mean, "mc_se": se, "n_ok": ok,
-                             "target": target.text if target else "",
-                             "met": target.met(mean, se, ok) if target and n >= 805
-                             else None})
+                rows.append(_judged(world, n, method, label, kind, mean, se, ok))
     return pd.DataFrame(rows)
+
+
+def _judged(world: str, n: int, method: str, label: str, kind: str, mean: float, se: float,
+            ok: int) -> dict[str, Any]:
+    """A row of the validation table: the figure, the target that applies to a world of
+    ``kind`` (if any) and whether it is met (judged at n >= 805 only)."""
+    target = next((t for t in TARGETS if t.metric == label and t.applies(kind)), None)
+    return {"world": world, "n": n, "method": method, "metric": label, "mean": mean,
+            "mc_se": se, "n_ok": ok, "target": target.text if target else "",
+            "met": target.met(mean, se, ok) if target and n >= 805 else None}
 
 
 def pool_generated(table: pd.DataFrame) -> pd.DataFrame:
@@ -204,19 +208,15 @@ def pool_generated(table: pd.DataFrame) -> pd.DataFrame:
     if gen.empty:
         return table
     rows = []
-    for (n, method, metric), grp in gen.groupby(["n", "method", "metric"], sort=False):
+    for (_, method, metric), grp in gen.groupby(["n", "method", "metric"], sort=False):
         means = grp["mean"].to_numpy(float)
         means = means[np.isfinite(means)]
         k = len(means)
         mean = float(means.mean()) if k else float("nan")
         se = float(means.std(ddof=1) / np.sqrt(k)) if k > 1 else float("nan")
-        ok = int(grp["n_ok"].sum())
-        target = next((t for t in TARGETS if t.metric == metric and t.applies("generated")),
-                      None)
-        rows.append({"world": f"generated ({grp['world'].nunique()} worlds)", "n": n,
-                     "method": method, "metric": metric, "mean": mean, "mc_se": se,
-                     "n_ok": ok, "target": target.text if target else "",
-                     "met": target.met(mean, se, ok) if target and int(str(n)) >= 805 else None})
+        rows.append(_judged(f"generated ({grp['world'].nunique()} worlds)",
+                            int(grp["n"].iloc[0]), str(method), str(metric), "generated", mean,
+                            se, int(grp["n_ok"].sum())))
     return pd.concat([rest, pd.DataFrame(rows)], ignore_index=True)
 
 
