@@ -92,8 +92,11 @@ def main() -> None:
                else LocalBackend(args.workers))
     started = time.perf_counter()
 
+    shown = [0]  # the last count printed: a line each time the count passes a multiple of 50
+
     def progress(done: int, total: int) -> None:
-        if done == total or done % 50 == 0:
+        if done == total or done // 50 > shown[0] // 50:
+            shown[0] = done
             print(f"  {done}/{total} replicates ({time.perf_counter() - started:.0f} s)",
                   file=sys.stderr, flush=True)
 
@@ -103,6 +106,7 @@ def main() -> None:
         if not part_cells:
             continue
         print(f"{part}: {len(part_cells)} cells x {reps} replicates", file=sys.stderr)
+        shown[0] = 0
         studies.append(run_study(best_trial_pipeline, part_cells, replicates=reps, seed=13,
                                  checkpoint=folder / f"checkpoint-{part}.jsonl",
                                  backend=backend, progress=progress))
